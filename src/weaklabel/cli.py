@@ -1,0 +1,267 @@
+"""The weaklabel command line: one command per stage, each one library call.
+
+Heavy libraries (KoNLPy and its JVM, gensim, scikit-learn, Pillow) are imported inside
+the library functions, so ``weaklabel --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from weaklabel import __version__
+from weaklabel.cli_common import (
+    ConfigOpt,
+    ForceOpt,
+    QuietOpt,
+    WorkersOpt,
+    WorkspaceOpt,
+    fail,
+    resolve_config,
+    setup_logging,
+    stage_command,
+)
+from weaklabel.errors import WeaklabelError
+
+app = typer.Typer(
+    name="weaklabel",
+    help="Build labeled image data sets by weak supervision from Korean post captions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"weaklabel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Build labeled image data sets by weak supervision from Korean post captions."""
+
+
+def _workspace(cfg: Any) -> Any:
+    from weaklabel.workspace import Workspace
+
+    return Workspace(Path(cfg.workspace))
+
+
+def _cols(cols: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in cols or []:
+        if "=" not in item:
+            raise WeaklabelError(f"--col {item!r} must look like LOGICAL=NAME, e.g. caption=text")
+        logical, name = item.split("=", 1)
+        from weaklabel.posts import LOGICAL
+
+        if logical not in LOGICAL:
+            raise WeaklabelError(
+                f"--col {item!r}: {logical!r} is not a posts column; valid: {', '.join(LOGICAL)}"
+            )
+        out[f"posts.columns.{logical}"] = name
+    return out
+
+
+@app.command()
+@stage_command
+def tokenize(
+    posts: Annotated[Path | None, typer.Argument(
+        exists=True, dir_okay=False, help="Posts table: CSV, TSV, JSON lines or Parquet.")] = None,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    encoding: Annotated[str | None, typer.Option(
+        help="Text encoding of a CSV/JSONL table [default: detect UTF-8/UTF-8-BOM/CP949].")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv|tsv|jsonl|parquet.")] = None,
+    col: Annotated[list[str] | None, typer.Option(
+        help="Map a column: LOGICAL=NAME (post_id, caption, images, likes, comments, "
+             "created_at). Repeatable.")] = None,
+    links: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="Link table post_id,image instead of the "
+                                          "images column.")] = None,
+    userdict: Annotated[Path | None, typer.Option(
+        file_okay=False, help="User dictionary folder [default: userdict].")] = None,
+    workers: WorkersOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Tokenize captions with Okt + the user dictionary (nouns and hashtags).
+
+    Example: weaklabel tokenize examples/data/posts.csv -w build
+    """
+    setup_logging(quiet)
+    cfg = resolve_config(config, {
+        "workspace": str(workspace) if workspace else None,
+        "posts.path": str(posts) if posts else None, "posts.encoding": encoding,
+        "posts.format": fmt, "posts.links": str(links) if links else None,
+        "tokenize.userdict": str(userdict) if userdict else None,
+        "tokenize.workers": workers, **_cols(col)})
+    if cfg.posts.path is None:
+        raise WeaklabelError("no posts table given; pass POSTS or set posts.path in the config")
+    from weaklabel.text.tokens import run_tokenize
+
+    s = run_tokenize(Path(cfg.posts.path), _workspace(cfg), cfg, force=force, progress=not quiet)
+    if s.get("up_to_date"):
+        typer.echo(f"tokens up to date: {s.get('posts')} posts in {cfg.workspace}")
+        return
+    typer.echo(f"tokenized {s['posts']} posts ({s['tokenized']} new, {s['cached']} from cache, "
+               f"{s['empty']} without tokens, {s['rejects']} rejected), {s['images']} images "
+               f"in {s['elapsed_s']}s → {cfg.workspace}/tokens.parquet")
+
+
+@app.command()
+@stage_command
+def embed(
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    vector_size: Annotated[int | None, typer.Option(min=2)] = None,
+    window: Annotated[int | None, typer.Option(min=1)] = None,
+    min_count: Annotated[int | None, typer.Option(min=1)] = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train Word2Vec word vectors on the tokens.
+
+    Example: weaklabel embed -w build --epochs 15
+    """
+    setup_logging(quiet)
+    cfg = resolve_config(config, {
+        "workspace": str(workspace) if workspace else None, "embed.seed": seed,
+        "embed.vector_size": vector_size, "embed.window": window,
+        "embed.min_count": min_count, "embed.epochs": epochs})
+    from weaklabel.text.embed import run_embed
+
+    s = run_embed(_workspace(cfg), cfg, force=force)
+    if s.get("up_to_date"):
+        typer.echo(f"vectors up to date: {s.get('vocab')} words")
+        return
+    typer.echo(f"vocabulary {s['vocab']} words × {s['vector_size']} dims in {s['elapsed_s']}s "
+               f"→ {cfg.workspace}/vectors.kv")
+
+
+@app.command()
+@stage_command
+def cluster(
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    k: Annotated[int | None, typer.Option("--k", min=2, help="Number of clusters.")] = None,
+    k_range: Annotated[str | None, typer.Option(
+        "--k-range", help="Try every K in A:B and keep the best silhouette.")] = None,
+    seed_keywords: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="YAML label → [keywords]: pre-assign clusters.")] = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Cluster word vectors with KMeans and write a label-map draft.
+
+    Example: weaklabel cluster -w build --k-range 20:40 --seed-keywords examples/seed_keywords.yaml
+    """
+    setup_logging(quiet)
+    cfg = resolve_config(config, {
+        "workspace": str(workspace) if workspace else None, "cluster.k": k,
+        "cluster.k_range": k_range,
+        "seed_keywords": str(seed_keywords) if seed_keywords else None})
+    from weaklabel.labels.cluster import run_cluster
+
+    kw = Path(cfg.seed_keywords) if cfg.seed_keywords else None
+    s = run_cluster(_workspace(cfg), cfg, seed_keywords=kw, force=force)
+    for row in s.get("scores", []):
+        typer.echo(f"k={row['k']:<4} inertia={row['inertia']:.1f}  "
+                   f"silhouette={row['silhouette']:.4f}")
+    typer.echo(f"{s.get('k')} clusters of {s.get('words')} words, {s.get('assigned', 0)} "
+               f"pre-assigned → {cfg.workspace}/clusters.csv, "
+               f"{cfg.workspace}/labelmap.draft.yaml")
+
+
+@app.command()
+@stage_command
+def propagate(
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    labelmap: Annotated[Path | None, typer.Option(
+        "--labelmap", "-l", dir_okay=False, help="The reviewed label map (YAML).")] = None,
+    k: Annotated[int | None, typer.Option("--k", min=1, help="Neighbours in the KNN vote.")] = None,
+    min_confidence: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Abstain below this vote share.")] = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Seed labels from the label map's words, propagate them by KNN, carry them to images.
+
+    Example: weaklabel propagate -w build --labelmap examples/labelmap.yaml
+    """
+    setup_logging(quiet)
+    cfg = resolve_config(config, {
+        "workspace": str(workspace) if workspace else None,
+        "labelmap": str(labelmap) if labelmap else None, "propagate.k": k,
+        "propagate.min_confidence": min_confidence})
+    from weaklabel.labels.propagate import run_propagate
+
+    s = run_propagate(_workspace(cfg), cfg.labelmap, cfg, force=force)
+    if s.get("up_to_date"):
+        typer.echo("labels up to date")
+        return
+    cv = "n/a" if s["cv_accuracy"] is None else f"{s['cv_accuracy']:.3f}"
+    typer.echo(f"{s['posts']} posts: {s['seed']} seeded, {s['knn']} propagated, {s['abstain']} "
+               f"abstained (coverage {s['coverage']:.1%}; keywords alone "
+               f"{s['keyword_coverage']:.1%}); KNN cross-validated accuracy on seeds {cv}")
+    typer.echo("labels: " + ", ".join(f"{k or '(none)'} {v}" for k, v in s["labels"].items()))
+    typer.echo(f"{s['labelled_images']}/{s['images']} images labelled → "
+               f"{cfg.workspace}/post_labels.parquet, {cfg.workspace}/image_labels.parquet")
+
+
+@app.command("eval")
+@stage_command
+def eval_(
+    labels: Annotated[Path, typer.Argument(
+        exists=True, dir_okay=False, help="post_labels.parquet (or a CSV post_id,label).")],
+    gold: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="Gold CSV post_id,label.")],
+    baseline: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="Labels to compare with [default: "
+        "keyword_labels.parquet beside LABELS].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score labels against gold: precision, recall, F1, coverage, per subset.
+
+    Example: weaklabel eval build/post_labels.parquet examples/data/gold.csv
+    """
+    from weaklabel.labels.evaluate import format_report, run_eval
+
+    m = run_eval(labels, gold, baseline=baseline)
+    typer.echo(json.dumps(m, ensure_ascii=False) if as_json else format_report(m))
+
+
+def _register_optional() -> None:
+    """Commands of the image and data-set modules, where they exist."""
+    import importlib
+
+    for name in ("weaklabel.cli_images", "weaklabel.cli_dataset"):
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        mod.register(app)
+
+
+_register_optional()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except WeaklabelError as exc:  # raised outside a command (e.g. while registering)
+        raise SystemExit(fail(str(exc)).exit_code) from None

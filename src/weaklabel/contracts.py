@@ -1,0 +1,140 @@
+"""Data contracts: every artifact's columns, dtypes, key and sort order, in one place.
+
+The "no label" sentinel is :data:`ABSTAIN`, the empty string, everywhere: in post labels,
+image labels, evaluation and exports. A label id can never be empty (the label map
+rejects it), so the sentinel cannot collide with a real label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from weaklabel.errors import WeaklabelError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ABSTAIN = ""
+"""The label of a post or image that has none (abstained, no tokens, no seed)."""
+
+SOURCES = ("seed", "knn", "none")
+"""Where a post label came from: a keyword seed, KNN propagation, or nowhere (abstain)."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Columns (name → kind), unique key and sort order of one artifact.
+
+    Kinds: ``str``, ``str?`` (nullable text), ``int`` (no nulls), ``Int64`` (nullable integer), ``float``,
+    ``list[str]``.
+    """
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...] = ()
+    sort: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+
+POSTS = Schema(
+    "posts",
+    (("post_id", "str"), ("caption", "str"), ("likes", "Int64"), ("comments", "Int64"),
+     ("created_at", "str?")),
+    key=("post_id",),
+)
+POST_IMAGES = Schema("post_images", (("post_id", "str"), ("image", "str")), key=("post_id", "image"))
+TOKENS = Schema(
+    "tokens", (("post_id", "str"), ("tokens", "list[str]"), ("caption_hash", "str")),
+    key=("post_id",),
+)
+WORD_CLUSTERS = Schema(
+    "word_clusters",
+    (("word", "str"), ("cluster", "int"), ("count", "int"), ("similarity", "float")),
+    key=("word",), sort=("cluster", "word"),
+)
+POST_LABELS = Schema(
+    "post_labels",
+    (("post_id", "str"), ("label", "str"), ("confidence", "float"), ("source", "str"),
+     ("evidence", "str"), ("top_label", "str")),
+    key=("post_id",), sort=("post_id",),
+)
+IMAGE_LABELS = Schema(
+    "image_labels",
+    (("image", "str"), ("post_id", "str"), ("label", "str"), ("confidence", "float"),
+     ("likes", "Int64"), ("comments", "Int64")),
+    key=("image", "post_id"), sort=("image", "post_id"),
+)
+GOLD = Schema("gold", (("post_id", "str"), ("label", "str")), key=("post_id",))
+
+def _valid_mask(s: pd.Series, kind: str) -> pd.Series:
+    """Boolean mask of the cells of ``s`` that are of ``kind`` (vectorised where it can)."""
+    import pandas as pd
+    from pandas.api import types as t
+
+    if kind == "int":
+        return pd.Series(t.is_integer_dtype(s) and not s.isna().any(), index=s.index) \
+            if t.is_integer_dtype(s) else s.map(_is_int)
+    if kind == "Int64":
+        if t.is_integer_dtype(s):
+            return pd.Series(True, index=s.index)
+        return s.map(lambda v: _is_int(v) or bool(pd.isna(v)))
+    if kind == "float":
+        if t.is_float_dtype(s) or t.is_integer_dtype(s):
+            return pd.Series(True, index=s.index)
+        return pd.Series(False, index=s.index)
+    if kind == "str":
+        return s.map(lambda v: isinstance(v, str))
+    if kind == "str?":
+        return s.map(lambda v: isinstance(v, str) or v is None or bool(pd.isna(v)))
+    return s.map(  # list[str]
+        lambda v: hasattr(v, "__iter__") and not isinstance(v, str)
+        and all(isinstance(x, str) for x in v)
+    )
+
+
+def _is_int(v: object) -> bool:
+    import numpy as np
+
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def check_frame(df: pd.DataFrame, schema: Schema, where: Path | str) -> None:
+    """Raise :class:`WeaklabelError` if ``df`` breaks ``schema``.
+
+    The message names the file, the column and the first bad rows.
+    """
+    missing = [c for c in schema.names if c not in df.columns]
+    if missing:
+        raise WeaklabelError(
+            f"{where}: {schema.name} lacks column(s) {', '.join(missing)}; "
+            f"expected {', '.join(schema.names)}"
+        )
+    for col, kind in schema.columns:
+        ok = _valid_mask(df[col], kind) if len(df) else None
+        if ok is not None and not bool(ok.all()):
+            bad = df.index[~ok.to_numpy(dtype=bool)][:3].tolist()
+            raise WeaklabelError(
+                f"{where}: column {col!r} of {schema.name} must be {kind}; "
+                f"bad value at row(s) {bad}: {df.loc[bad[0], col]!r}"
+            )
+    if schema.key and len(df):
+        dup = df.duplicated(list(schema.key), keep=False)
+        if dup.any():
+            rows = df.index[dup.to_numpy()][:3].tolist()
+            raise WeaklabelError(
+                f"{where}: key {', '.join(schema.key)} of {schema.name} repeats at row(s) {rows}"
+            )
+
+
+def conform(df: pd.DataFrame, schema: Schema, where: Path | str) -> pd.DataFrame:
+    """Check ``df`` against ``schema`` and return it with the schema's columns, sorted."""
+    check_frame(df, schema, where)
+    out = df[schema.names]
+    if schema.sort:
+        out = out.sort_values(list(schema.sort), kind="mergesort")
+    return out.reset_index(drop=True)

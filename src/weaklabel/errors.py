@@ -1,0 +1,16 @@
+"""The one exception type the CLI turns into a one-line error and exit code 1."""
+
+from __future__ import annotations
+
+
+class WeaklabelError(Exception):
+    """A user's mistake or bad input: says what, where and how to fix it, in one line."""
+
+
+class MissingArtifactError(WeaklabelError):
+    """A stage needs an artifact that an earlier stage has not written yet."""
+
+    def __init__(self, path: object, made_by: str) -> None:
+        super().__init__(f"{path} does not exist; run `weaklabel {made_by}` first")
+        self.path = path
+        self.made_by = made_by

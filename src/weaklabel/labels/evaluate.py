@@ -1,0 +1,190 @@
+"""The eval stage: any post-label file against a gold file.
+
+Metrics are over **all gold posts**: an abstained (or missing) post counts as a miss for
+recall and macro-F1; ``accuracy`` is measured on the covered posts only, and
+``coverage`` is the share of gold posts given a label. The same metrics are computed for
+the seed and KNN subsets and for the keyword-only baseline when it sits beside the
+labels, so propagation's gain is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from weaklabel.contracts import ABSTAIN, GOLD, POST_LABELS, check_frame
+from weaklabel.errors import WeaklabelError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def score_labels(pred: Sequence[str], gold: Sequence[str]) -> dict[str, Any]:
+    """Precision/recall/F1 per gold label, macro-F1, accuracy on covered, coverage.
+
+    ``pred`` uses :data:`ABSTAIN` for no label. Labels predicted but absent from gold
+    count as errors but get no row of their own in the macro average.
+
+    Example:
+        >>> m = score_labels(["a", "", "b"], ["a", "a", "b"])
+        >>> m["coverage"], m["accuracy"], round(m["macro_f1"], 3)
+        (0.667, 1.0, 0.833)
+    """
+    n = len(gold)
+    classes = sorted(set(gold))
+    covered = [i for i in range(n) if pred[i] != ABSTAIN]
+    correct = sum(1 for i in covered if pred[i] == gold[i])
+    per: dict[str, dict[str, float]] = {}
+    for c in classes:
+        tp = sum(1 for i in covered if pred[i] == c and gold[i] == c)
+        npred = sum(1 for i in covered if pred[i] == c)
+        ngold = sum(1 for g in gold if g == c)
+        p = tp / npred if npred else 0.0
+        r = tp / ngold if ngold else 0.0
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        per[c] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4),
+                  "support": ngold, "predicted": npred}
+    macro = sum(v["f1"] for v in per.values()) / len(per) if per else 0.0
+    return {
+        "macro_f1": round(macro, 4),
+        "accuracy": round(correct / len(covered), 4) if covered else 0.0,
+        "coverage": round(len(covered) / n, 3) if n else 0.0,
+        "covered": len(covered),
+        "posts": n,
+        "per_label": per,
+    }
+
+
+def confusion(pred: Sequence[str], gold: Sequence[str]) -> dict[str, dict[str, int]]:
+    """gold label → predicted label (``"(none)"`` for abstain) → count."""
+    out: dict[str, dict[str, int]] = {}
+    for p, g in zip(pred, gold, strict=True):
+        key = p if p != ABSTAIN else "(none)"
+        out.setdefault(g, {}).setdefault(key, 0)
+        out[g][key] += 1
+    return {g: dict(sorted(v.items())) for g, v in sorted(out.items())}
+
+
+def read_labels(path: Path) -> pd.DataFrame:
+    """A post-labels artifact (Parquet) or a CSV with at least ``post_id,label``."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeaklabelError(f"labels file {path} does not exist; run weaklabel propagate")
+    if path.suffix == ".parquet":
+        df = pd.read_parquet(path)
+        check_frame(df, POST_LABELS, path)
+    else:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        check_frame(df, GOLD, path)
+        for col, default in (("source", "seed"), ("confidence", "1.0"), ("top_label", None)):
+            if col not in df.columns:
+                df[col] = df["label"] if default is None else default
+        df["confidence"] = df["confidence"].replace("", "0").astype(float)
+    return df
+
+
+def read_gold(path: Path) -> pd.DataFrame:
+    """Gold CSV ``post_id,label``; every post needs a non-empty label."""
+    import pandas as pd
+
+    from weaklabel.posts import detect_encoding
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeaklabelError(f"gold file {path} does not exist")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=detect_encoding(path))
+    check_frame(df, GOLD, path)
+    empty = df.index[df["label"].str.strip() == ""].tolist()
+    if empty:
+        raise WeaklabelError(f"{path}: row {empty[0] + 1} has an empty gold label")
+    return df
+
+
+def evaluate(labels: pd.DataFrame, gold: pd.DataFrame, *,
+             baseline: pd.DataFrame | None = None) -> dict[str, Any]:
+    """All metrics as one JSON-able dict (see the module docstring)."""
+    merged = gold.merge(labels, on="post_id", how="left", suffixes=("_gold", ""))
+    g = merged["label_gold"].tolist()
+    pred = merged["label"].fillna(ABSTAIN).tolist()
+    source = merged["source"].fillna("none").tolist()
+    conf = merged["confidence"].fillna(0.0).tolist()
+    top = merged["top_label"].fillna(ABSTAIN).tolist()
+    out = score_labels(pred, g)
+    out["confusion"] = confusion(pred, g)
+    out["missing_posts"] = int(merged["source"].isna().sum())
+    out["subsets"] = {}
+    for s in ("seed", "knn"):
+        sub = [p if src == s else ABSTAIN for p, src in zip(pred, source, strict=True)]
+        m = score_labels(sub, g)
+        m.pop("per_label")
+        out["subsets"][s] = m
+    # Honest confidence: how right would the abstained posts' best guesses have been?
+    abst = [i for i in range(len(g)) if pred[i] == ABSTAIN and top[i] != ABSTAIN]
+    out["abstained_guess_accuracy"] = (
+        round(sum(top[i] == g[i] for i in abst) / len(abst), 4) if abst else None)
+    out["abstained_with_guess"] = len(abst)
+    out["confidence_bins"] = _bins(pred, g, conf)
+    if baseline is not None:
+        b = gold.merge(baseline, on="post_id", how="left", suffixes=("_gold", ""))
+        m = score_labels(b["label"].fillna(ABSTAIN).tolist(), b["label_gold"].tolist())
+        m.pop("per_label")
+        out["subsets"]["keyword_baseline"] = m
+    return out
+
+
+def _bins(pred: list[str], gold: list[str], conf: list[float]) -> list[dict[str, Any]]:
+    edges = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01]
+    rows = []
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        idx = [i for i in range(len(gold)) if pred[i] != ABSTAIN and lo <= conf[i] < hi]
+        if idx:
+            acc = sum(pred[i] == gold[i] for i in idx) / len(idx)
+            rows.append({"from": lo, "to": min(hi, 1.0), "posts": len(idx),
+                         "accuracy": round(acc, 4)})
+    return rows
+
+
+def run_eval(labels_path: Path, gold_path: Path, *, baseline: Path | None = None) -> dict[str, Any]:
+    """Read the files and :func:`evaluate`. A ``keyword_labels.parquet`` beside a
+    ``post_labels.parquet`` is used as the baseline unless one is given."""
+    labels = read_labels(labels_path)
+    gold = read_gold(gold_path)
+    if baseline is None:
+        beside = Path(labels_path).with_name("keyword_labels.parquet")
+        if beside.exists() and Path(labels_path).name == "post_labels.parquet":
+            baseline = beside
+    base = read_labels(baseline) if baseline else None
+    overlap = len(set(gold["post_id"]) & set(labels["post_id"]))
+    if overlap == 0:
+        raise WeaklabelError(
+            f"no post_id of {gold_path} occurs in {labels_path}; are they the same data set?"
+        )
+    return evaluate(labels, gold, baseline=base)
+
+
+def format_report(m: dict[str, Any]) -> str:
+    """Plain-text table of :func:`evaluate`'s result."""
+    lines = [f"posts {m['posts']}  coverage {m['coverage']:.1%}  accuracy(covered) "
+             f"{m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}", "",
+             f"{'label':<16}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}{'pred':>7}"]
+    for lab, v in m["per_label"].items():
+        lines.append(f"{lab:<16}{v['precision']:>10.3f}{v['recall']:>8.3f}{v['f1']:>8.3f}"
+                     f"{v['support']:>9}{v['predicted']:>7}")
+    lines += ["", f"{'subset':<18}{'coverage':>9}{'accuracy':>9}{'macro-F1':>9}"]
+    for name, s in m["subsets"].items():
+        lines.append(f"{name:<18}{s['coverage']:>9.1%}{s['accuracy']:>9.3f}{s['macro_f1']:>9.3f}")
+    if m.get("abstained_guess_accuracy") is not None:
+        lines.append(f"\nabstained posts with a best guess: {m['abstained_with_guess']}, "
+                     f"guess accuracy {m['abstained_guess_accuracy']:.3f} "
+                     f"(kept labels: {m['accuracy']:.3f})")
+    if m.get("confidence_bins"):
+        lines.append("confidence  " + "  ".join(
+            f"[{b['from']:.1f},{b['to']:.1f}) n={b['posts']} acc={b['accuracy']:.2f}"
+            for b in m["confidence_bins"]))
+    lines.append("\nconfusion (gold → predicted):")
+    for g, row in m["confusion"].items():
+        lines.append(f"  {g:<14} " + "  ".join(f"{p}:{c}" for p, c in row.items()))
+    return "\n".join(lines)

@@ -1,0 +1,233 @@
+"""The label map: a hand-edited YAML file that turns clusters and keywords into labels.
+
+.. code-block:: yaml
+
+    version: 1
+    labels:
+      lips:
+        name: 입술 화장          # display name (default: the id)
+        clusters: [3, 17]        # cluster ids from clusters.csv
+        keywords: [립스틱, 틴트]  # extra words
+        exclude: [립밤]          # words never counted for this label
+      other:
+        name: 기타
+        background: true         # absorbs non-target posts; optional in sampling
+        clusters: [5, 9, 21]
+
+Every validation error names the file, the line and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from weaklabel.errors import WeaklabelError
+from weaklabel.yamlio import LineDict, load_yaml
+
+log = logging.getLogger(__name__)
+
+LABEL_KEYS = ("name", "clusters", "keywords", "exclude", "background")
+_UNSAFE = re.compile(r"[/\\\x00-\x1f]")
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """One label of the map."""
+
+    id: str
+    name: str
+    clusters: tuple[int, ...] = ()
+    keywords: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    background: bool = False
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Labels in file order; at most one background label."""
+
+    labels: tuple[LabelSpec, ...]
+    path: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[str]:
+        return [lab.id for lab in self.labels]
+
+    @property
+    def background(self) -> str | None:
+        return next((lab.id for lab in self.labels if lab.background), None)
+
+    def get(self, label_id: str) -> LabelSpec:
+        return next(lab for lab in self.labels if lab.id == label_id)
+
+
+def _words(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise WeaklabelError(f"{where} must be a list of words, e.g. [립스틱, 틴트]")
+    out = []
+    for w in value:
+        if isinstance(w, bool) or w is None:
+            raise WeaklabelError(f"{where}: {w!r} is not a word (YAML read it as {w!r}); quote it")
+        text = unicodedata.normalize("NFC", str(w)).strip()
+        if text:
+            out.append(text.lower() if text.isascii() else text)
+    return tuple(dict.fromkeys(out))
+
+
+def parse_labelmap(data: Any, path: str, *, known_clusters: set[int] | None = None) -> LabelMap:
+    """Validate parsed YAML into a :class:`LabelMap`.
+
+    Raises:
+        WeaklabelError: with ``path:line`` and the fix.
+    """
+    if not isinstance(data, LineDict):
+        raise WeaklabelError(f"{path}: a label map is a mapping with 'version' and 'labels'")
+    for key in data:
+        if key not in ("version", "labels"):
+            raise WeaklabelError(
+                f"{path}:{data.key_lines[key]}: unknown top-level key {key!r}; "
+                "expected version and labels"
+            )
+    if data.get("version", 1) != 1:
+        raise WeaklabelError(f"{path}:{data.key_lines.get('version', 1)}: version must be 1")
+    labels = data.get("labels")
+    if not isinstance(labels, LineDict) or not labels:
+        line = data.key_lines.get("labels", 1)
+        raise WeaklabelError(f"{path}:{line}: 'labels' must map label ids to their settings")
+    specs: list[LabelSpec] = []
+    owner: dict[int, tuple[str, int]] = {}
+    for lid, body in labels.items():
+        line = labels.key_lines[lid]
+        lid = str(lid)
+        if not lid.strip() or _UNSAFE.search(lid) or lid in (".", ".."):
+            raise WeaklabelError(
+                f"{path}:{line}: label id {lid!r} is not usable; use letters, digits, _ or -"
+            )
+        if body is None:
+            body = LineDict()
+            body.key_lines = {}
+        if not isinstance(body, LineDict):
+            raise WeaklabelError(
+                f"{path}:{line}: label {lid!r} must be a mapping (name, clusters, keywords, "
+                "exclude, background)"
+            )
+        for key in body:
+            if key not in LABEL_KEYS:
+                hint = _closest(str(key), LABEL_KEYS)
+                raise WeaklabelError(
+                    f"{path}:{body.key_lines[key]}: unknown key {key!r} in label {lid!r}"
+                    + (f"; did you mean {hint!r}?" if hint else f"; valid: {', '.join(LABEL_KEYS)}")
+                )
+        clusters_raw = body.get("clusters") or []
+        cl_line = body.key_lines.get("clusters", line)
+        if isinstance(clusters_raw, int) and not isinstance(clusters_raw, bool):
+            clusters_raw = [clusters_raw]
+        if not isinstance(clusters_raw, list):
+            raise WeaklabelError(f"{path}:{cl_line}: clusters of {lid!r} must be a list of ids")
+        clusters = []
+        for c in clusters_raw:
+            if isinstance(c, bool) or not isinstance(c, int):
+                raise WeaklabelError(
+                    f"{path}:{cl_line}: cluster id {c!r} of {lid!r} is not a whole number"
+                )
+            if known_clusters is not None and c not in known_clusters:
+                hi = max(known_clusters) if known_clusters else -1
+                raise WeaklabelError(
+                    f"{path}:{cl_line}: cluster {c} of {lid!r} does not exist "
+                    f"(clusters.csv has 0..{hi}); fix the id or re-run weaklabel cluster"
+                )
+            if c in owner and owner[c][0] != lid:
+                raise WeaklabelError(
+                    f"{path}:{cl_line}: cluster {c} is claimed by {lid!r} and by "
+                    f"{owner[c][0]!r} (line {owner[c][1]}); give it to one label"
+                )
+            owner[c] = (lid, cl_line)
+            clusters.append(c)
+        bg = body.get("background", False)
+        if not isinstance(bg, bool):
+            raise WeaklabelError(
+                f"{path}:{body.key_lines['background']}: background must be true or false"
+            )
+        name = body.get("name", lid)
+        specs.append(LabelSpec(
+            id=lid, name=str(name if name is not None else lid),
+            clusters=tuple(dict.fromkeys(clusters)),
+            keywords=_words(body.get("keywords"), f"{path}:{body.key_lines.get('keywords', line)}"),
+            exclude=_words(body.get("exclude"), f"{path}:{body.key_lines.get('exclude', line)}"),
+            background=bg, line=line,
+        ))
+    bgs = [s for s in specs if s.background]
+    if len(bgs) > 1:
+        raise WeaklabelError(
+            f"{path}:{bgs[1].line}: labels {bgs[0].id!r} and {bgs[1].id!r} are both background; "
+            "keep one"
+        )
+    for s in specs:
+        if not s.clusters and not s.keywords:
+            raise WeaklabelError(
+                f"{path}:{s.line}: label {s.id!r} has no clusters and no keywords; "
+                "give it at least one, or remove it"
+            )
+    return LabelMap(labels=tuple(specs), path=path)
+
+
+def load_labelmap(path: Path | str, *, known_clusters: set[int] | None = None) -> LabelMap:
+    """Read and validate a label map file."""
+    path = Path(path)
+    return parse_labelmap(load_yaml(path), str(path), known_clusters=known_clusters)
+
+
+def label_words(
+    labelmap: LabelMap, cluster_words: dict[int, list[str]], *, cluster_weight: float
+) -> dict[str, dict[str, float]]:
+    """word → {label: weight}: keywords weigh 1, words of assigned clusters ``cluster_weight``.
+
+    A label's excluded words are removed from it; a word that is a keyword of one label
+    is not counted as a cluster word of another.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for lab in labelmap.labels:
+        for w in lab.keywords:
+            out.setdefault(w, {})[lab.id] = 1.0
+    if cluster_weight > 0:
+        for lab in labelmap.labels:
+            for c in lab.clusters:
+                for w in cluster_words.get(c, []):
+                    if w in out and lab.id not in out[w]:
+                        continue
+                    out.setdefault(w, {}).setdefault(lab.id, cluster_weight)
+    for lab in labelmap.labels:
+        for w in lab.exclude:
+            if w in out:
+                out[w].pop(lab.id, None)
+                if not out[w]:
+                    del out[w]
+    return out
+
+
+def _closest(word: str, options: tuple[str, ...]) -> str | None:
+    import difflib
+
+    hits = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return hits[0] if hits else None
+
+
+def warn_unseeded(labelmap: LabelMap, seed_counts: dict[str, int]) -> list[str]:
+    """Labels with zero seed posts: they can never be predicted. Logged and returned."""
+    missing = [lab.id for lab in labelmap.labels if seed_counts.get(lab.id, 0) == 0]
+    for lid in missing:
+        lab = labelmap.get(lid)
+        log.warning("%s:%d: label %r has no seed posts and cannot be predicted; add keywords "
+                    "that occur in the captions", labelmap.path, lab.line, lid)
+    return missing

@@ -1,0 +1,395 @@
+"""Reading and validating the posts table (CSV, JSON lines or Parquet), in chunks.
+
+The user's column names map onto the logical columns ``post_id, caption, images, likes,
+comments, created_at`` (:class:`~weaklabel.config.ColumnsConfig`). Only ``post_id`` and
+``caption`` are required: a post without images, likes or comments is valid. Images are
+a JSON list or a ``|``-separated string of paths relative to the image root, or come
+from a separate link table ``post_id,image``. Internally the post→image relation is one
+long table (``post_images``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import math
+import posixpath
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from weaklabel.config import PostsConfig
+from weaklabel.errors import WeaklabelError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+           ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+LOGICAL = ("post_id", "caption", "images", "likes", "comments", "created_at")
+REQUIRED = ("post_id", "caption")
+_INT_RE = re.compile(r"^\s*\+?(\d{1,3}(,\d{3})+|\d+)(\.0*)?\s*$")
+
+
+def detect_format(path: Path, fmt: str | None = None) -> str:
+    """The table format, from ``fmt`` or the file name; a clear error otherwise."""
+    if fmt:
+        if fmt not in set(FORMATS.values()):
+            raise WeaklabelError(
+                f"unknown posts format {fmt!r}; use one of csv, tsv, jsonl, parquet"
+            )
+        return fmt
+    suffixes = [s.lower() for s in path.suffixes]
+    for s in reversed(suffixes):
+        if s in FORMATS:
+            return FORMATS[s]
+    raise WeaklabelError(
+        f"{path}: cannot tell the table format from the name; "
+        "name it .csv/.jsonl/.parquet or pass --format"
+    )
+
+
+def detect_encoding(path: Path, *, block: int = 1 << 20) -> str:
+    """UTF-8 (with or without BOM) or CP949, decided by decoding the whole file.
+
+    Raises:
+        WeaklabelError: naming the byte offset and line when neither decodes.
+    """
+    with open(path, "rb") as f:
+        head = f.read(3)
+    if head == codecs.BOM_UTF8:
+        enc = "utf-8-sig"
+    else:
+        enc = "utf-8"
+    err = _first_decode_error(path, enc, block)
+    if err is None:
+        return enc
+    if _first_decode_error(path, "cp949", block) is None:
+        log.info("%s: read as CP949 (it is not UTF-8)", path)
+        return "cp949"
+    offset, line = err
+    raise WeaklabelError(
+        f"{path}: line {line} (byte {offset}) is neither UTF-8 nor CP949; "
+        "pass --encoding NAME (e.g. euc-kr, utf-16) or re-save the file as UTF-8"
+    )
+
+
+def _first_decode_error(path: Path, enc: str, block: int) -> tuple[int, int] | None:
+    dec = codecs.getincrementaldecoder(enc)(errors="strict")
+    offset = 0
+    line = 1
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(block)
+            final = not data
+            try:
+                dec.decode(data, final=final)
+            except UnicodeDecodeError as exc:
+                pos = max(0, exc.start - len(dec.getstate()[0]))
+                return offset + pos, line + data[:pos].count(b"\n")
+            if final:
+                return None
+            offset += len(data)
+            line += data.count(b"\n")
+
+
+@dataclass
+class _Reader:
+    path: Path
+    cfg: PostsConfig
+    chunk_size: int
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        fmt = detect_format(self.path, self.cfg.format)
+        if fmt in ("csv", "tsv"):
+            yield from self._csv(sep="\t" if fmt == "tsv" else ",")
+        elif fmt == "jsonl":
+            yield from self._jsonl()
+        else:
+            yield from self._parquet()
+
+    def _csv(self, sep: str) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        enc = self.cfg.encoding or detect_encoding(self.path)
+        try:
+            reader = pd.read_csv(
+                self.path, sep=sep, encoding=enc, dtype=str, keep_default_na=False,
+                chunksize=self.chunk_size, on_bad_lines="error",
+            )
+            yield from reader
+        except pd.errors.EmptyDataError as exc:
+            raise WeaklabelError(f"{self.path}: the file is empty (no header row)") from exc
+        except pd.errors.ParserError as exc:
+            raise WeaklabelError(
+                f"{self.path}: malformed CSV ({str(exc).strip()}); check quoting of captions"
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise WeaklabelError(
+                f"{self.path}: cannot decode as {enc} ({exc.reason}); pass --encoding"
+            ) from exc
+        except LookupError as exc:
+            raise WeaklabelError(f"unknown encoding {enc!r}; use e.g. utf-8, cp949") from exc
+
+    def _jsonl(self) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        enc = self.cfg.encoding or detect_encoding(self.path)
+        rows: list[dict[str, Any]] = []
+        try:
+            with open(self.path, encoding=enc) as f:
+                for lineno, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise WeaklabelError(
+                            f"{self.path}:{lineno}: invalid JSON ({exc.msg}); "
+                            "each line must be one JSON object"
+                        ) from exc
+                    if not isinstance(obj, dict):
+                        raise WeaklabelError(
+                            f"{self.path}:{lineno}: expected a JSON object, got "
+                            f"{type(obj).__name__}"
+                        )
+                    rows.append(obj)
+                    if len(rows) >= self.chunk_size:
+                        yield pd.DataFrame(rows)
+                        rows = []
+        except LookupError as exc:
+            raise WeaklabelError(f"unknown encoding {enc!r}; use e.g. utf-8, cp949") from exc
+        if rows:
+            yield pd.DataFrame(rows)
+
+    def _parquet(self) -> Iterator[pd.DataFrame]:
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(self.path)
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+            raise WeaklabelError(f"{self.path}: not a readable Parquet file ({exc})") from exc
+        for batch in pf.iter_batches(batch_size=self.chunk_size):
+            yield batch.to_pandas()
+
+
+def _parse_count(value: Any, col: str, row: int, where: Path) -> int | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        raise WeaklabelError(f"{where}: row {row}: {col} must be a whole number, got {value!r}")
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, float) and value.is_integer():
+        n = int(value)
+    else:
+        text = str(value).strip()
+        if text == "" or text.lower() in ("nan", "null", "none"):
+            return None
+        if not _INT_RE.match(text):
+            raise WeaklabelError(
+                f"{where}: row {row}: {col} must be a whole number, got {text!r}; "
+                "fix the cell or leave it empty"
+            )
+        n = int(text.split(".")[0].replace(",", "").replace("+", ""))
+    if n < 0:
+        raise WeaklabelError(f"{where}: row {row}: {col} is negative ({n}); counts are ≥ 0")
+    return n
+
+
+def normalize_image_path(raw: str, *, row: int, where: Path) -> str:
+    """A POSIX path relative to the image root; reject absolute or escaping paths."""
+    p = raw.strip().replace("\\", "/")
+    if p.startswith("/") or re.match(r"^[A-Za-z]:/", p):
+        raise WeaklabelError(
+            f"{where}: row {row}: image path {raw!r} is absolute; "
+            "give paths relative to the image root"
+        )
+    norm = posixpath.normpath(p)
+    if norm == ".." or norm.startswith("../"):
+        raise WeaklabelError(
+            f"{where}: row {row}: image path {raw!r} escapes the image root; "
+            "paths must stay inside it"
+        )
+    return norm
+
+
+def split_images(value: Any, sep: str, *, row: int, where: Path) -> list[str]:
+    """Parse an images cell: a list, a JSON list string, or ``sep``-separated paths."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value if v is not None]
+    else:
+        text = str(value).strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise WeaklabelError(
+                    f"{where}: row {row}: images cell looks like a JSON list but is not "
+                    f"valid JSON ({exc.msg})"
+                ) from exc
+            if not isinstance(parsed, list):
+                raise WeaklabelError(f"{where}: row {row}: images must be a list of paths")
+            items = [str(v) for v in parsed if v is not None]
+        else:
+            items = text.split(sep)
+    return [normalize_image_path(i, row=row, where=where) for i in items if str(i).strip()]
+
+
+def normalize_chunk(
+    raw: pd.DataFrame, cfg: PostsConfig, *, first_row: int, where: Path, has_links: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Map columns and validate one chunk; returns ``(posts, post_images)``.
+
+    ``first_row`` is the 1-based data-row number of the chunk's first row, for messages.
+    """
+    import pandas as pd
+
+    cols = cfg.columns
+    mapping = {logical: getattr(cols, logical) for logical in LOGICAL}
+    for logical in REQUIRED:
+        if mapping[logical] not in raw.columns:
+            avail = ", ".join(map(str, raw.columns[:12]))
+            raise WeaklabelError(
+                f"{where}: missing column {mapping[logical]!r} ({logical}); the table has: "
+                f"{avail}; map yours with --col {logical}=NAME"
+            )
+    n = len(raw)
+    rows = range(first_row, first_row + n)
+    ids = raw[mapping["post_id"]].tolist()
+    out_ids: list[str] = []
+    for r, v in zip(rows, ids, strict=True):
+        s = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip()
+        if isinstance(v, float) and not math.isnan(v) and v.is_integer():
+            s = str(int(v))
+        if not s:
+            raise WeaklabelError(f"{where}: row {r}: post_id is empty; every post needs an id")
+        out_ids.append(s)
+    caps = [
+        "" if c is None or (isinstance(c, float) and math.isnan(c)) else str(c)
+        for c in raw[mapping["caption"]].tolist()
+    ]
+
+    def counts(logical: str) -> list[int | None]:
+        name = mapping[logical]
+        if name not in raw.columns:
+            return [None] * n
+        return [_parse_count(v, name, r, where) for r, v in zip(rows, raw[name], strict=True)]
+
+    created: list[str | None] = [None] * n
+    if mapping["created_at"] in raw.columns:
+        created = [
+            None if v is None or (isinstance(v, float) and math.isnan(v)) or str(v) == ""
+            else str(v)
+            for v in raw[mapping["created_at"]].tolist()
+        ]
+    posts = pd.DataFrame({
+        "post_id": out_ids,
+        "caption": caps,
+        "likes": pd.array(counts("likes"), dtype="Int64"),
+        "comments": pd.array(counts("comments"), dtype="Int64"),
+        "created_at": created,
+    })
+    img_ids: list[str] = []
+    img_paths: list[str] = []
+    if not has_links and mapping["images"] in raw.columns:
+        for r, pid, cell in zip(rows, out_ids, raw[mapping["images"]].tolist(), strict=True):
+            seen: set[str] = set()
+            for p in split_images(cell, cfg.image_sep, row=r, where=where):
+                if p not in seen:
+                    seen.add(p)
+                    img_ids.append(pid)
+                    img_paths.append(p)
+    images = pd.DataFrame({"post_id": img_ids, "image": img_paths}, dtype=object)
+    return posts, images
+
+
+def iter_posts(
+    path: Path, cfg: PostsConfig, *, chunk_size: int = 20_000
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Stream ``(posts, post_images)`` chunks, validated; memory stays flat.
+
+    Raises:
+        WeaklabelError: missing file or column, bad encoding, bad cell, duplicate post_id,
+            an empty table.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise WeaklabelError(f"posts table {path} does not exist")
+    if path.is_dir():
+        raise WeaklabelError(f"posts table {path} is a folder; give the table file")
+    has_links = cfg.links is not None
+    seen: set[str] = set()
+    first = 1
+    for raw in _Reader(path, cfg, chunk_size).chunks():
+        posts, images = normalize_chunk(
+            raw, cfg, first_row=first, where=path, has_links=has_links
+        )
+        for i, pid in enumerate(posts["post_id"].tolist()):
+            if pid in seen:
+                raise WeaklabelError(
+                    f"{path}: row {first + i}: post_id {pid!r} appears twice; ids must be unique"
+                )
+            seen.add(pid)
+        first += len(posts)
+        yield posts, images
+    if first == 1:
+        raise WeaklabelError(f"{path}: the posts table has no rows")
+    if has_links:
+        assert cfg.links is not None
+        yield _empty_posts(), read_links(Path(cfg.links), seen)
+
+
+def _empty_posts() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({
+        "post_id": pd.Series([], dtype=object), "caption": pd.Series([], dtype=object),
+        "likes": pd.array([], dtype="Int64"), "comments": pd.array([], dtype="Int64"),
+        "created_at": pd.Series([], dtype=object),
+    })
+
+
+def read_links(path: Path, known: set[str]) -> pd.DataFrame:
+    """Read a link table ``post_id,image``; every post_id must be a known post."""
+    import pandas as pd
+
+    if not path.exists():
+        raise WeaklabelError(f"link table {path} does not exist")
+    enc = detect_encoding(path)
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
+    for col in ("post_id", "image"):
+        if col not in df.columns:
+            raise WeaklabelError(f"{path}: missing column {col!r}; a link table is post_id,image")
+    out_ids, out_imgs = [], []
+    for i, (pid, img) in enumerate(zip(df["post_id"], df["image"], strict=True), 1):
+        pid = pid.strip()
+        if pid not in known:
+            raise WeaklabelError(f"{path}: row {i}: post_id {pid!r} is not in the posts table")
+        if img.strip():
+            out_ids.append(pid)
+            out_imgs.append(normalize_image_path(img, row=i, where=path))
+    out = pd.DataFrame({"post_id": out_ids, "image": out_imgs}, dtype=object)
+    return out.drop_duplicates().reset_index(drop=True)
+
+
+def read_posts(path: Path, cfg: PostsConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The whole posts table as ``(posts, post_images)`` (for tables that fit in memory)."""
+    import pandas as pd
+
+    cfg = cfg or PostsConfig()
+    parts = list(iter_posts(path, cfg))
+    posts = pd.concat([p for p, _ in parts], ignore_index=True)
+    images = pd.concat([i for _, i in parts], ignore_index=True)
+    return posts, images

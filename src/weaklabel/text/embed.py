@@ -1,0 +1,117 @@
+"""The embed stage: tokens → Word2Vec word vectors (gensim).
+
+With one worker and a fixed seed gensim's training is deterministic, so the same tokens
+and config give byte-identical vectors. The token table is streamed once per epoch
+(:class:`TokenCorpus`), never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from weaklabel.config import Config, EmbedConfig, as_dict
+from weaklabel.errors import WeaklabelError
+from weaklabel.workspace import Workspace, atomic_path, atomic_write_text
+
+if TYPE_CHECKING:
+    from gensim.models import KeyedVectors
+
+log = logging.getLogger(__name__)
+
+
+class TokenCorpus:
+    """Restartable iterable over the token lists of ``tokens.parquet`` (batches)."""
+
+    def __init__(self, path: Path, batch_size: int = 20_000) -> None:
+        self.path = path
+        self.batch_size = batch_size
+
+    def __iter__(self) -> Iterator[list[str]]:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(self.path)
+        for batch in pf.iter_batches(batch_size=self.batch_size, columns=["tokens"]):
+            for toks in batch.column(0).to_pylist():
+                if toks:
+                    yield toks
+
+
+def train_word2vec(sentences: Iterable[list[str]], *, cfg: EmbedConfig) -> KeyedVectors:
+    """Train Word2Vec on token lists and return its KeyedVectors (with counts).
+
+    Raises:
+        WeaklabelError: no word occurs ``min_count`` times.
+    """
+    from gensim.models import Word2Vec
+
+    model = Word2Vec(
+        vector_size=cfg.vector_size, window=cfg.window, min_count=cfg.min_count, sg=cfg.sg,
+        negative=cfg.negative, seed=cfg.seed, workers=cfg.workers,
+    )
+    model.build_vocab(sentences)
+    if len(model.wv) == 0:
+        raise WeaklabelError(
+            f"no word occurs {cfg.min_count}+ times in the tokens; lower embed.min_count "
+            "or give more posts"
+        )
+    model.train(sentences, total_examples=model.corpus_count, epochs=cfg.epochs)
+    return model.wv
+
+
+def save_vectors(kv: KeyedVectors, path: Path) -> None:
+    """Save vectors in word2vec binary format (one portable file), atomically."""
+    with atomic_path(path) as tmp:
+        kv.save_word2vec_format(str(tmp), binary=True)
+
+
+def load_vectors(path: Path) -> KeyedVectors:
+    """Load vectors written by :func:`save_vectors`."""
+    from gensim.models import KeyedVectors
+
+    try:
+        return KeyedVectors.load_word2vec_format(str(path), binary=True)
+    except (OSError, ValueError, EOFError) as exc:
+        raise WeaklabelError(f"{path}: cannot read vectors ({exc}); re-run weaklabel embed") \
+            from exc
+
+
+def run_embed(workspace: Workspace, cfg: Config, *, force: bool = False) -> dict[str, Any]:
+    """Train Word2Vec on the workspace's tokens; write ``vectors.kv`` and ``vocab.csv``."""
+    t0 = time.perf_counter()
+    tokens = workspace.require("tokens.parquet")
+    params = as_dict(cfg.embed)
+    inputs = {"tokens.parquet": workspace.input_digest("tokens.parquet")}
+    with workspace.lock("embed"):
+        if not force and workspace.is_up_to_date("vectors.kv", params=params, inputs=inputs):
+            meta = workspace.read_meta("vectors.kv") or {}
+            log.info("vectors are up to date; use --force to redo")
+            return {"up_to_date": True, "vocab": meta.get("rows")}
+        kv = train_word2vec(TokenCorpus(tokens), cfg=cfg.embed)
+        save_vectors(kv, workspace.path("vectors.kv"))
+        lines = ["word,count"] + [
+            f"{_csv_cell(w)},{kv.get_vecattr(w, 'count')}" for w in kv.index_to_key
+        ]
+        atomic_write_text(workspace.path("vocab.csv"), "\n".join(lines) + "\n")
+        elapsed = time.perf_counter() - t0
+        for name in ("vectors.kv", "vocab.csv"):
+            workspace.write_meta(name, stage="embed", params=params, inputs=inputs,
+                                 rows=len(kv), elapsed=elapsed)
+    return {"vocab": len(kv), "vector_size": kv.vector_size, "elapsed_s": round(elapsed, 2)}
+
+
+def read_vocab_counts(path: Path) -> dict[str, int]:
+    """word → corpus count from ``vocab.csv``."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as f:
+        return {row["word"]: int(row["count"]) for row in csv.DictReader(f)}
+
+
+def _csv_cell(word: str) -> str:
+    if any(c in word for c in ',"\n'):
+        return '"' + word.replace('"', '""') + '"'
+    return word

@@ -1,0 +1,230 @@
+"""The workspace: artifact paths, atomic writes, sidecar meta and up-to-date checks.
+
+Every artifact is written to a temporary file beside its target and renamed into place,
+so an interrupted stage never leaves a half-written file that a later stage (or Make)
+would trust. Beside each artifact ``NAME`` sits ``NAME.meta.json``: tool version,
+parameters, content hashes of the inputs, row count and elapsed time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from weaklabel import __version__
+from weaklabel.contracts import Schema, conform
+from weaklabel.errors import MissingArtifactError, WeaklabelError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# Which command writes each artifact, so a missing one can be named with its cure.
+MADE_BY = {
+    "posts.parquet": "tokenize",
+    "post_images.parquet": "tokenize",
+    "tokens.parquet": "tokenize",
+    "vectors.kv": "embed",
+    "vocab.csv": "embed",
+    "word_clusters.parquet": "cluster",
+    "clusters.csv": "cluster",
+    "labelmap.draft.yaml": "cluster",
+    "post_labels.parquet": "propagate",
+    "keyword_labels.parquet": "propagate",
+    "image_labels.parquet": "propagate",
+    "inventory.sqlite": "purge` or `weaklabel dedup",
+    "purge.csv": "purge",
+    "duplicates.csv": "dedup",
+    "sample.parquet": "sample",
+}
+
+
+def file_digest(path: Path, *, algorithm: str = "sha1", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file's content, read in chunks (never whole into memory)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def digest_json(obj: Any) -> str:
+    """Stable SHA-1 of a JSON-serialisable object (keys sorted)."""
+    data = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()
+    return hashlib.sha1(data).hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
+
+    On any exception the temporary file is removed and ``target`` is left untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            if tmp.is_dir():
+                import shutil
+
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+        raise
+
+
+def atomic_write_text(target: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_parquet(df: pd.DataFrame, target: Path, schema: Schema) -> pd.DataFrame:
+    """Check ``df`` against ``schema``, sort it, and write it atomically as Parquet."""
+    out = conform(df, schema, target)
+    with atomic_path(target) as tmp:
+        out.to_parquet(tmp, index=False)
+    return out
+
+
+def read_parquet(path: Path, schema: Schema, *, made_by: str | None = None) -> pd.DataFrame:
+    """Read a Parquet artifact and check it against ``schema``."""
+    import pandas as pd
+
+    if not path.exists():
+        raise MissingArtifactError(path, made_by or MADE_BY.get(path.name, "the stage before"))
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise WeaklabelError(f"{path}: cannot read Parquet ({exc}); re-run the stage") from exc
+    from weaklabel.contracts import check_frame
+
+    check_frame(df, schema, path)
+    return df
+
+
+class Workspace:
+    """A folder of artifacts with sidecar meta.
+
+    Example:
+        >>> ws = Workspace(Path("build"))
+        >>> ws.path("tokens.parquet")
+        PosixPath('build/tokens.parquet')
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def ensure(self) -> Workspace:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WeaklabelError(f"cannot create workspace {self.root}: {exc.strerror}") from exc
+        return self
+
+    def require(self, name: str) -> Path:
+        """Path of an artifact that must exist; otherwise say which command makes it."""
+        p = self.path(name)
+        if not p.exists():
+            raise MissingArtifactError(p, MADE_BY.get(name, "the stage before"))
+        return p
+
+    def read(self, name: str, schema: Schema) -> pd.DataFrame:
+        return read_parquet(self.require(name), schema)
+
+    def write(self, name: str, df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+        return write_parquet(df, self.path(name), schema)
+
+    # --- sidecar meta -----------------------------------------------------------------
+
+    def meta_path(self, name: str) -> Path:
+        return self.path(f"{name}.meta.json")
+
+    def write_meta(
+        self,
+        name: str,
+        *,
+        stage: str,
+        params: Mapping[str, Any],
+        inputs: Mapping[str, str],
+        rows: int | None = None,
+        elapsed: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write ``NAME.meta.json``: what made the artifact and from what."""
+        meta: dict[str, Any] = {
+            "tool": "weaklabel",
+            "version": __version__,
+            "stage": stage,
+            "params": dict(params),
+            "inputs": dict(inputs),
+            "rows": rows,
+            "elapsed_s": None if elapsed is None else round(elapsed, 3),
+            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if extra:
+            meta.update(extra)
+        atomic_write_text(
+            self.meta_path(name), json.dumps(meta, indent=2, ensure_ascii=False, default=str)
+        )
+
+    def read_meta(self, name: str) -> dict[str, Any] | None:
+        p = self.meta_path(name)
+        if not p.exists():
+            return None
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def is_up_to_date(
+        self, name: str, *, params: Mapping[str, Any], inputs: Mapping[str, str]
+    ) -> bool:
+        """True when ``name`` exists and was made from the same inputs and parameters."""
+        meta = self.read_meta(name)
+        return (
+            meta is not None
+            and self.path(name).exists()
+            and meta.get("version") == __version__
+            and digest_json(meta.get("params")) == digest_json(dict(params))
+            and meta.get("inputs") == dict(inputs)
+        )
+
+    def input_digest(self, name: str) -> str:
+        """Content hash of an artifact used as an input (recorded in the next meta)."""
+        return file_digest(self.require(name))
+
+    @contextlib.contextmanager
+    def lock(self, what: str = "workspace") -> Iterator[None]:
+        """Refuse a second concurrent run on the same workspace (advisory file lock)."""
+        import fcntl
+
+        self.ensure()
+        fd = os.open(self.path(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise WeaklabelError(
+                    f"{self.root} is in use by another weaklabel run ({what}); "
+                    "wait for it to finish"
+                ) from exc
+            yield
+        finally:
+            os.close(fd)

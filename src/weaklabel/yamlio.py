@@ -1,0 +1,78 @@
+"""YAML for hand-edited files: line numbers on every mapping, no silent surprises.
+
+PyYAML's safe loader silently keeps the last of two duplicate keys and reads the keys
+``no``, ``yes``, ``on``, ``off`` and ``null`` as booleans or None (YAML 1.1). For a label
+map either is a mistake a person cannot see, so this loader rejects both with the line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from weaklabel.errors import WeaklabelError
+
+
+class LineDict(dict):  # type: ignore[type-arg]
+    """A dict that remembers the 1-based line of each key and of itself."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+
+def _loader(path: Path) -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> LineDict:
+        loader.flatten_mapping(node)
+        out = LineDict()
+        out.line = node.start_mark.line + 1
+        out.key_lines = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                shown = key_node.value
+                raise WeaklabelError(
+                    f"{path}:{line}: key {shown!r} is read by YAML as {key!r}; "
+                    f"quote it: '{shown}':"
+                )
+            if key in out:
+                raise WeaklabelError(
+                    f"{path}:{line}: duplicate key {key!r} (first on line "
+                    f"{out.key_lines[key]}); merge the two entries"
+                )
+            out[key] = loader.construct_object(value_node, deep=True)
+            out.key_lines[key] = line
+        return out
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return Loader
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file with line-aware mappings; errors name the file and line."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise WeaklabelError(f"{path} does not exist") from exc
+    except UnicodeDecodeError as exc:
+        raise WeaklabelError(f"{path} is not UTF-8 text; save it as UTF-8") from exc
+    except OSError as exc:
+        raise WeaklabelError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return yaml.load(text, Loader=_loader(path))  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else "?"
+        raise WeaklabelError(
+            f"{path}:{line}: invalid YAML: {exc.problem}; check indentation and quoting"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise WeaklabelError(f"{path}: invalid YAML: {exc}") from exc
