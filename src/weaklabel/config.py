@@ -88,6 +88,8 @@ class PropagateConfig:
     seed_margin: float = 1.0
     cluster_word_weight: float = 0.5
     idf: bool = True
+    center: bool = True  # subtract the mean word vector before averaging
+    balance: bool = True  # divide KNN votes by each label's seed count
     cv_folds: int = 5
     seed: int = 42
 
