@@ -87,6 +87,7 @@ class PropagateConfig:
     min_confidence: float = 0.5
     seed_margin: float = 1.0
     cluster_word_weight: float = 0.5
+    cluster_word_similarity: float = 0.5  # a cluster word must be this close to a keyword
     idf: bool = True
     center: bool = True  # subtract the mean word vector before averaging
     balance: bool = True  # divide KNN votes by each label's seed count

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,10 @@ def _words(value: Any, where: str) -> tuple[str, ...]:
     out = []
     for w in value:
         if isinstance(w, bool) or w is None:
-            raise WeaklabelError(f"{where}: {w!r} is not a word (YAML read it as {w!r}); quote it")
+            raise WeaklabelError(
+                f"{where}: YAML reads an unquoted no/yes/on/off/null as {w!r}, not a word; "
+                "quote it, e.g. 'no'"
+            )
         text = unicodedata.normalize("NFC", str(w)).strip()
         if text:
             out.append(text.lower() if text.isascii() else text)
@@ -189,12 +193,14 @@ def load_labelmap(path: Path | str, *, known_clusters: set[int] | None = None) -
 
 
 def label_words(
-    labelmap: LabelMap, cluster_words: dict[int, list[str]], *, cluster_weight: float
+    labelmap: LabelMap, cluster_words: dict[int, list[str]], *, cluster_weight: float,
+    keep: Callable[[str, LabelSpec], bool] | None = None,
 ) -> dict[str, dict[str, float]]:
     """word → {label: weight}: keywords weigh 1, words of assigned clusters ``cluster_weight``.
 
     A label's excluded words are removed from it; a word that is a keyword of one label
-    is not counted as a cluster word of another.
+    is not counted as a cluster word of another; ``keep(word, label)``, when given, must
+    accept a cluster word for it to count.
     """
     out: dict[str, dict[str, float]] = {}
     for lab in labelmap.labels:
@@ -205,6 +211,8 @@ def label_words(
             for c in lab.clusters:
                 for w in cluster_words.get(c, []):
                     if w in out and lab.id not in out[w]:
+                        continue
+                    if keep is not None and w not in lab.keywords and not keep(w, lab):
                         continue
                     out.setdefault(w, {}).setdefault(lab.id, cluster_weight)
     for lab in labelmap.labels:
