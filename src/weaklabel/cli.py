@@ -242,6 +242,42 @@ def eval_(
     typer.echo(json.dumps(m, ensure_ascii=False) if as_json else format_report(m))
 
 
+@app.command()
+@stage_command
+def build(
+    config: Annotated[Path, typer.Option(
+        "--config", "-c", exists=True, dir_okay=False, help="The data set's YAML config.")],
+    workspace: WorkspaceOpt = None,
+    workers: WorkersOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run every stage from one config, skipping what is up to date.
+
+    Example: weaklabel build --config configs/example.yaml
+    """
+    setup_logging(quiet)
+    cfg = resolve_config(config, {
+        "workspace": str(workspace) if workspace else None,
+        "tokenize.workers": workers, "images.workers": workers})
+    from weaklabel.pipeline import StageResult, run_build
+
+    def show(r: StageResult) -> None:
+        state = "up to date" if r.skipped else "done"
+        brief = {k: v for k, v in r.summary.items()
+                 if isinstance(v, (int, float, str)) and k not in ("up_to_date",)}
+        text = ", ".join(f"{k} {v}" for k, v in list(brief.items())[:8])
+        typer.echo(f"{r.stage:<10} {state:<11} {r.seconds:6.1f}s  {text}", err=quiet)
+
+    res = run_build(cfg, force=force, progress=not quiet, on_stage=show)
+    if res.stopped:
+        typer.echo(f"build stopped: {res.stopped}")
+        raise typer.Exit(3)
+    typer.echo(f"workspace: {cfg.workspace}")
+    if cfg.output:
+        typer.echo(f"data set: {cfg.output}")
+
+
 def _register_optional() -> None:
     """Commands of the image and data-set modules, where they exist."""
     import importlib
@@ -265,3 +301,7 @@ def main() -> None:
         app()
     except WeaklabelError as exc:  # raised outside a command (e.g. while registering)
         raise SystemExit(fail(str(exc)).exit_code) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -111,6 +111,11 @@ def read_parquet(path: Path, schema: Schema, *, made_by: str | None = None) -> p
         raise WeaklabelError(f"{path}: cannot read Parquet ({exc}); re-run the stage") from exc
     from weaklabel.contracts import check_frame
 
+    for col, kind in schema.columns:  # Parquet gives nullable ints back as float64
+        if kind == "Int64" and col in df.columns and df[col].dtype.kind == "f":
+            vals = df[col].dropna()
+            if (vals == vals.round()).all():
+                df[col] = df[col].astype("Int64")
     check_frame(df, schema, path)
     return df
 

@@ -1,0 +1,156 @@
+"""Text-pipeline benchmark: posts per second and peak memory per stage.
+
+Generates N posts without images (default 100,000) with the bundled example generator,
+then runs each stage as its own `weaklabel` process and reports wall time, posts per
+second and peak RSS; tokenize with 1 and with 2 worker processes (on a subset, default
+30,000 posts, to keep the run short); a re-run of tokenize on the unchanged table
+(up-to-date check) and a forced re-run served from the token cache; and KNN prediction
+against a plain matrix multiply of the same vectors.
+
+Usage: python bench/bench_text.py [--posts 100000] [--workers-subset 30000]
+Writes bench/out/text.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WEAKLABEL = [sys.executable, "-m", "weaklabel.cli"]
+
+
+def run(args: list[str]) -> tuple[float, float]:
+    """Run one weaklabel command; wall seconds and the process tree's peak RSS in MiB."""
+    cmd = [sys.executable, "-c",
+           "import resource, sys, runpy; sys.argv=['weaklabel']+sys.argv[1:];\n"
+           "try:\n from weaklabel.cli import main; main()\n"
+           "except SystemExit as e:\n code=e.code\n"
+           "else:\n code=0\n"
+           "r=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+           "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+           "print(f'PEAK_KB {r}', file=sys.stderr); sys.exit(code)", *args]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"weaklabel {' '.join(args)} failed:\n{p.stderr[-2000:]}")
+    peak = next((int(line.split()[1]) for line in p.stderr.splitlines()
+                 if line.startswith("PEAK_KB")), 0)
+    return dt, peak / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--posts", type=int, default=100_000)
+    ap.add_argument("--workers-subset", type=int, default=30_000)
+    ap.add_argument("--out", type=Path, default=HERE / "out/text")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "examples"))
+    from generate import generate  # type: ignore[import-not-found]
+
+    out = args.out
+    data = out / f"data{args.posts}"
+    if not (data / "posts.csv").exists():
+        t0 = time.perf_counter()
+        generate(data, posts=args.posts, seed=11, images=False)
+        print(f"generated {args.posts} posts in {time.perf_counter() - t0:.1f}s")
+    posts = str(data / "posts.csv")
+    res: dict[str, dict[str, float]] = {}
+
+    def record(name: str, n: int, dt: float, peak: float) -> None:
+        res[name] = {"seconds": round(dt, 2), "posts_per_s": round(n / dt, 1),
+                     "peak_mib": round(peak, 1)}
+        print(f"{name:<28}{dt:8.1f}s {n / dt:10.0f} posts/s {peak:8.0f} MiB")
+
+    # tokenize with 1 vs 2 workers on a subset (fresh workspaces, no cache)
+    import pandas as pd
+
+    sub = out / f"subset{args.workers_subset}.csv"
+    if not sub.exists():
+        pd.read_csv(posts, dtype=str, keep_default_na=False).head(
+            args.workers_subset).to_csv(sub, index=False)
+    for w in (1, 2):
+        ws = out / f"ws_sub_w{w}"
+        subprocess.run(["rm", "-rf", str(ws)], check=True)
+        dt, peak = run(["tokenize", str(sub), "-w", str(ws), "-j", str(w), "-q"])
+        record(f"tokenize {w} worker(s)", args.workers_subset, dt, peak)
+    res["tokenize_speedup_2_vs_1"] = {
+        "ratio": round(res["tokenize 1 worker(s)"]["seconds"]
+                       / res["tokenize 2 worker(s)"]["seconds"], 2)}
+    print(f"  2 workers vs 1: {res['tokenize_speedup_2_vs_1']['ratio']}×")
+
+    ws = out / "ws"
+    subprocess.run(["rm", "-rf", str(ws)], check=True)
+    n = args.posts
+    total = 0.0
+    dt, peak = run(["tokenize", posts, "-w", str(ws), "-j", "2", "-q"])
+    record("tokenize (2 workers)", n, dt, peak)
+    total += dt
+    dt2, peak2 = run(["tokenize", posts, "-w", str(ws), "-q"])
+    record("tokenize re-run (up to date)", n, dt2, peak2)
+    dt3, peak3 = run(["tokenize", posts, "-w", str(ws), "-q", "--force"])
+    record("tokenize --force (cache)", n, dt3, peak3)
+    res["tokenize_rerun_speedup"] = {"up_to_date": round(dt / dt2, 1),
+                                     "from_cache": round(dt / dt3, 1)}
+    print(f"  re-run speed-up: {res['tokenize_rerun_speedup']}")
+    for stage, extra in (("embed", []),
+                         ("cluster", ["--seed-keywords", str(ROOT / "examples/seed_keywords.yaml")])):
+        dt, peak = run([stage, "-w", str(ws), "-q", *extra])
+        record(stage, n, dt, peak)
+        total += dt
+    labelmap = ws / "labelmap.draft.yaml"
+    dt, peak = run(["propagate", "-w", str(ws), "-q", "--labelmap", str(labelmap)])
+    record("propagate", n, dt, peak)
+    total += dt
+    res["text_pipeline_total"] = {"seconds": round(total, 1)}
+    print(f"text pipeline total: {total:.1f}s for {n} posts")
+
+    # KNN prediction vs the matrix-multiply floor on the same vectors
+    import numpy as np
+
+    from weaklabel.labels.propagate import CosineKNN, post_vectors
+    from weaklabel.text.embed import load_vectors
+
+    kv = load_vectors(ws / "vectors.kv")
+    toks = pd.read_parquet(ws / "tokens.parquet")["tokens"].map(list).tolist()
+    x, has = post_vectors(toks, kv)
+    x = x[has]
+    rng = np.random.default_rng(0)
+    train = x[: len(x) // 2]
+    y = rng.integers(0, 8, len(train)).astype(str)
+    query = x[len(x) // 2:]
+    t0 = time.perf_counter()
+    for s in range(0, len(query), 4096):
+        query[s:s + 4096] @ train.T
+    mm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    CosineKNN(15).fit(train, y).predict_proba(query)
+    knn = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    from sklearn.neighbors import KNeighborsClassifier
+
+    KNeighborsClassifier(15, metric="cosine", weights="distance", algorithm="brute",
+                         n_jobs=1).fit(train, y).predict_proba(query)
+    skl = time.perf_counter() - t0
+    res["knn"] = {"matmul_s": round(mm, 2), "cosine_knn_s": round(knn, 2),
+                  "ratio_to_matmul": round(knn / mm, 2), "sklearn_cosine_s": round(skl, 2),
+                  "train": len(train), "query": len(query)}
+    print(f"KNN {len(query)}×{len(train)}: matmul {mm:.2f}s, CosineKNN {knn:.2f}s "
+          f"({knn / mm:.1f}×), sklearn cosine {skl:.2f}s ({skl / mm:.1f}×)")
+    (HERE / "out").mkdir(exist_ok=True)
+    (HERE / "out/text.json").write_text(json.dumps(res, indent=2))
+    print(f"→ {HERE / 'out/text.json'}  (cores: {os.cpu_count()}, "
+          f"{resource.getpagesize()} B pages)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""``weaklabel build``: every stage in order from one config.
+
+Each stage skips itself when its inputs and parameters are unchanged (the sidecar
+meta), so a second build is quick and an interrupted one resumes. The build stops after
+``cluster`` when the configured label map does not exist yet: a person must review
+the draft first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from weaklabel.config import Config
+from weaklabel.errors import WeaklabelError
+from weaklabel.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageResult:
+    """What one stage of a build did."""
+
+    stage: str
+    summary: dict[str, Any]
+    seconds: float
+    skipped: bool = False
+
+
+@dataclass
+class BuildResult:
+    """Every stage run, and why the build stopped early (if it did)."""
+
+    stages: list[StageResult] = field(default_factory=list)
+    stopped: str | None = None
+
+
+def image_root(cfg: Config) -> Path | None:
+    """The image root from ``images.root`` or ``posts.image_root``."""
+    root = cfg.images.root or cfg.posts.image_root
+    return Path(root) if root else None
+
+
+def run_build(
+    cfg: Config, *, force: bool = False, progress: bool = True,
+    on_stage: Callable[[StageResult], None] | None = None,
+) -> BuildResult:
+    """Run tokenize → embed → cluster → propagate → purge → dedup → sample → export
+    → report (→ eval with a gold file), skipping what is up to date.
+
+    Raises:
+        WeaklabelError: a stage's bad input, or a config without a posts table.
+    """
+    from weaklabel.labels.cluster import run_cluster
+    from weaklabel.labels.propagate import run_propagate
+    from weaklabel.text.embed import run_embed
+    from weaklabel.text.tokens import run_tokenize
+
+    if not cfg.posts.path:
+        raise WeaklabelError("the config has no posts.path; set it to your posts table")
+    ws = Workspace(Path(cfg.workspace)).ensure()
+    result = BuildResult()
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        out = fn()
+        summary = out if isinstance(out, dict) else {"result": out}
+        r = StageResult(name, summary, time.perf_counter() - t0,
+                        skipped=bool(summary.get("up_to_date")))
+        result.stages.append(r)
+        if on_stage:
+            on_stage(r)
+        return out
+
+    step("tokenize", lambda: run_tokenize(Path(cfg.posts.path or ""), ws, cfg, force=force,
+                                          progress=progress))
+    step("embed", lambda: run_embed(ws, cfg, force=force))
+    kw = Path(cfg.seed_keywords) if cfg.seed_keywords else None
+    step("cluster", lambda: run_cluster(ws, cfg, seed_keywords=kw, force=force))
+    if not cfg.labelmap or not Path(cfg.labelmap).is_file():
+        target = cfg.labelmap or "labelmap.yaml"
+        result.stopped = (
+            f"review {ws.path('labelmap.draft.yaml')} (assign clusters to labels, check the "
+            f"keywords), save it as {target}"
+            + ("" if cfg.labelmap else " and set `labelmap:` in the config")
+            + ", then run the build again"
+        )
+        return result
+    step("propagate", lambda: run_propagate(ws, cfg.labelmap, cfg, force=force))
+    root = image_root(cfg)
+    if root is not None:
+        if not root.is_dir():
+            raise WeaklabelError(f"image root {root} is not a folder; fix images.root")
+        from weaklabel.images.dedup import run_dedup
+        from weaklabel.images.purge import run_purge
+
+        step("purge", lambda: _as_dict(run_purge(root, ws.root, cfg, quiet=not progress)))
+        step("dedup", lambda: _as_dict(run_dedup(root, ws.root, cfg, quiet=not progress)))
+    _dataset_stages(cfg, ws, root, step, force=force, progress=progress)
+    if cfg.gold:
+        from weaklabel.labels.evaluate import run_eval
+
+        step("eval", lambda: run_eval(ws.path("post_labels.parquet"), Path(cfg.gold or "")))
+    return result
+
+
+def _dataset_stages(cfg: Config, ws: Workspace, root: Path | None, step: Callable[..., Any],
+                    *, force: bool, progress: bool) -> None:
+    try:
+        from weaklabel.dataset import export, report, sample
+    except ImportError:  # the data-set stages are optional in a minimal install
+        return
+    step("sample", lambda: _as_dict(sample.run_sample(ws, cfg, force=force)))
+    if cfg.output and root is not None:
+        out = Path(cfg.output)
+        step("export", lambda: _as_dict(export.run_export(ws, out, cfg, image_root=root,
+                                                          force=True)))
+    step("report", lambda: _as_dict(report.run_report(
+        ws, cfg, output=ws.path("report.html"), image_root=root,
+        gold=Path(cfg.gold) if cfg.gold else None)))
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    import dataclasses
+
+    if isinstance(obj, dict):
+        return obj
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: v for k, v in dataclasses.asdict(obj).items()
+                if isinstance(v, (int, float, str, bool, type(None), dict))}
+    return {"result": str(obj)}
