@@ -43,6 +43,9 @@ MADE_BY = {
     "inventory.sqlite": "purge` or `weaklabel dedup",
     "purge.csv": "purge",
     "duplicates.csv": "dedup",
+    "dedup_excluded.csv": "dedup",
+    "label_conflicts.csv": "dedup",
+    "image_labels_dedup.parquet": "dedup",
     "sample.parquet": "sample",
 }
 

@@ -1,0 +1,148 @@
+"""CLI commands for image hygiene: ``purge``, ``dedup``, ``restore``.
+
+The lead's ``cli.py`` calls :func:`register`. Only typer and the standard library are
+imported at module level; PIL, imagehash, numpy and pandas load inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from weaklabel.cli_common import (
+    ConfigOpt,
+    QuietOpt,
+    WorkersOpt,
+    WorkspaceOpt,
+    resolve_config,
+    setup_logging,
+    stage_command,
+)
+
+RootArg = Annotated[
+    Path,
+    typer.Argument(exists=True, file_okay=False, dir_okay=True,
+                   help="Image root: the folder of date folders and image files."),
+]
+ApplyOpt = Annotated[
+    bool,
+    typer.Option("--apply", help="Move files into WORKSPACE/quarantine (default: only report)."),
+]
+
+
+def _workspace(cfg: object, workspace: Path | None) -> Path:
+    return workspace if workspace is not None else Path(cfg.workspace)  # type: ignore[attr-defined]
+
+
+def _print_applied(report: object) -> None:
+    if report is None:
+        return
+    moved = len(report.moved)  # type: ignore[attr-defined]
+    typer.echo(f"quarantined {moved} file(s) in run {report.run_id}")  # type: ignore[attr-defined]
+    for path, why in report.cancelled:  # type: ignore[attr-defined]
+        from weaklabel.images.inventory import display_path
+
+        typer.echo(f"not moved: {display_path(path)}: {why}")
+
+
+def purge(
+    root: RootArg,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    apply: ApplyOpt = False,
+    workers: WorkersOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Find corrupt files (empty, not an image, truncated, undecodable, decompression
+    bombs) and write WORKSPACE/purge.csv; with --apply, quarantine them.
+
+    Example: weaklabel purge images/ -w build --apply
+    """
+    setup_logging(quiet)
+    from weaklabel.images.purge import run_purge
+
+    cfg = resolve_config(config, {"images.workers": workers, "images.root": str(root)})
+    res = run_purge(root, _workspace(cfg, workspace), cfg, apply=apply, quiet=quiet)
+    for status, n in res.counts.items():
+        typer.echo(f"{status}\t{n}")
+    typer.echo(f"wrote {res.csv}")
+    _print_applied(res.applied)
+
+
+def dedup(
+    root: RootArg,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    posts: Annotated[
+        Path | None,
+        typer.Option("--posts", exists=True, dir_okay=False,
+                     help="Posts table: keep the copy of the most engaging post."),
+    ] = None,
+    apply: ApplyOpt = False,
+    method: Annotated[
+        str | None,
+        typer.Option("--method", help="Perceptual hash: phash, dhash, ahash or whash."),
+    ] = None,
+    threshold: Annotated[
+        int | None,
+        typer.Option("--threshold", min=0, help="Largest Hamming distance of a near duplicate."),
+    ] = None,
+    workers: WorkersOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Find exact (SHA-1) and near (perceptual hash) duplicates; write
+    WORKSPACE/duplicates.csv; with --apply, quarantine all but one copy per group.
+
+    Example: weaklabel dedup images/ -w build --posts posts.csv --threshold 6
+    """
+    setup_logging(quiet)
+    from weaklabel.images.dedup import run_dedup
+
+    cfg = resolve_config(config, {"images.workers": workers, "images.hash_method": method,
+                                  "images.near_threshold": threshold,
+                                  "images.root": str(root)})
+    res = run_dedup(root, _workspace(cfg, workspace), cfg, posts=posts, apply=apply,
+                    quiet=quiet)
+    typer.echo(f"groups\t{res.groups}")
+    typer.echo(f"exact\t{res.exact}")
+    typer.echo(f"near\t{res.near}")
+    typer.echo(f"excluded\t{res.excluded}")
+    if res.label_conflicts is not None:
+        typer.echo(f"label_conflicts\t{res.label_conflicts}")
+    typer.echo(f"wrote {res.csv}")
+    _print_applied(res.applied)
+
+
+def restore(
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    run: Annotated[
+        str | None, typer.Option("--run", help="Only this run id (default: every run).")
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Put quarantined files back where they were; never overwrites a file that has
+    reappeared at its original path (it is reported instead).
+
+    Example: weaklabel restore -w build --run purge-20240101T120000
+    """
+    setup_logging(quiet)
+    from weaklabel.images.inventory import display_path
+    from weaklabel.images.quarantine import run_restore
+
+    cfg = resolve_config(config, {})
+    res = run_restore(_workspace(cfg, workspace), run=run, quiet=quiet)
+    typer.echo(f"restored {len(res.restored)} file(s)")
+    for path, why in res.conflicts:
+        typer.echo(f"not restored: {display_path(path)}: {why}")
+    if res.conflicts:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``purge``, ``dedup`` and ``restore`` to ``app``."""
+    app.command("purge")(stage_command(purge))
+    app.command("dedup")(stage_command(dedup))
+    app.command("restore")(stage_command(restore))

@@ -1,0 +1,586 @@
+"""``weaklabel dedup``: exact and near-duplicate groups in an image tree.
+
+Three steps, each reusable on its own (compute, group, decide):
+
+1. **Compute** (in the inventory, cached): the size of every file; a partial hash (first
+   and last 64 KiB) only for files whose size collides; a full SHA-1 only where size
+   and partial hash collide; a perceptual hash of each decodable image (EXIF orientation
+   applied; JPEGs decoded at 1/8 scale, plenty for a 32×32 phash).
+2. **Group**: :func:`find_exact_duplicates` (same size and SHA-1; hard links to one inode
+   are one file; zero-byte files are never duplicates); :func:`find_near_duplicates`
+   (perceptual hashes within ``threshold`` bits, found by multi-index hashing,
+   :func:`find_near_pairs`, never by comparing every pair; then connected components).
+3. **Decide**: :func:`choose_keepers` picks one file to keep per group with the keep
+   policy below and, for near groups, guards against chaining: a connected component
+   (A~B, B~C, A far from C) is split into *stars*: the best-ranked member is kept and
+   takes every member within ``threshold`` of it; the best-ranked of the rest starts the
+   next group, and so on. So every duplicate is within ``threshold`` of its kept file.
+
+Keep policy (deterministic): the copy attached to the post with the highest engagement
+(``likes + sample.comment_weight * comments``; from ``--posts`` or, failing that,
+``WORKSPACE/image_labels.parquet``; files of no post rank after those of a post), then
+the oldest date folder (a path component ``YYYYMMDD``; paths without one rank after),
+then the shortest path, then the lexicographically smallest path.
+
+Files excluded from near matching (corrupt per the inventory, undecodable here, uniform
+images such as all-white or 1×1, hashes with all bits equal) are listed with the reason
+in ``dedup_excluded.csv``: a thousand blank images must not become one group.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from weaklabel.config import Config, as_dict, resolve_workers
+from weaklabel.contracts import ABSTAIN, IMAGE_LABELS
+from weaklabel.errors import WeaklabelError
+from weaklabel.images.contracts import (
+    CORRUPT_STATUSES,
+    DEDUP_EXCLUDED,
+    DUPLICATES,
+    LABEL_CONFLICTS,
+)
+from weaklabel.images.inventory import display_path, hash_key, open_inventory
+from weaklabel.images.purge import skip_dirs, write_rows_csv
+from weaklabel.images.quarantine import ApplyReport, Move, apply_moves, plan_moves
+from weaklabel.workspace import Workspace
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+_DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
+
+# --- near-duplicate search: multi-index hashing -----------------------------------------
+
+
+def popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits per element of a uint64 array."""
+    import numpy as np
+
+    return np.bitwise_count(x).astype(np.int64)
+
+
+def band_masks(bits: int, bands: int) -> list[int]:
+    """Split ``bits`` into ``bands`` contiguous, near-equal bit ranges; one mask each."""
+    edges = [round(i * bits / bands) for i in range(bands + 1)]
+    return [((1 << (hi - lo)) - 1) << lo for lo, hi in zip(edges, edges[1:], strict=False)]
+
+
+def choose_bands(n: int, threshold: int, bits: int = 64) -> int:
+    """Number of bands ``m`` (≥ threshold + 1) minimising the estimated search cost.
+
+    Pigeonhole: two hashes within ``t`` bits agree exactly on at least ``m - t`` of ``m``
+    bands, so each of the C(m, m - t) combinations of ``m - t`` bands is one exact-match
+    table. ``m = t + 1`` is classic multi-index hashing (t + 1 tables of single bands);
+    more bands give longer keys (fewer false candidates) at the cost of more tables,
+    which pays off once there are hundreds of thousands of hashes.
+    """
+    best, best_cost = threshold + 1, math.inf
+    for m in range(threshold + 1, min(bits, threshold + 12) + 1):
+        tables = math.comb(m, m - threshold)
+        if tables > 2000:
+            break
+        key_bits = bits * (m - threshold) / m
+        cost = tables * (n * 8 + n * n / 2 ** key_bits)
+        if cost < best_cost:
+            best, best_cost = m, cost
+    return best
+
+
+def _pairs_of_unique(uniq: np.ndarray, threshold: int, bits: int,
+                     bands: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index pairs (i < j) of distinct hashes within ``threshold`` bits, and distances."""
+    import numpy as np
+
+    n = len(uniq)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if n < 2 or threshold <= 0:
+        return empty
+    if threshold >= bits:  # everything matches everything: the search degenerates
+        i, j = np.triu_indices(n, 1)
+        return i.astype(np.int64), j.astype(np.int64), popcount(uniq[i] ^ uniq[j])
+    m = bands or choose_bands(n, threshold, bits)
+    if m < threshold + 1:
+        raise ValueError(f"need at least threshold + 1 = {threshold + 1} bands, got {m}")
+    masks = band_masks(bits, m)
+    found_i, found_j, found_d = [], [], []
+    idx = np.arange(n)
+    for combo in combinations(range(m), m - threshold):
+        mask = np.uint64(sum(masks[c] for c in combo))
+        keys = uniq & mask
+        order = np.argsort(keys, kind="stable")
+        sk = keys[order]
+        starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+        lengths = np.diff(np.r_[starts, n])
+        run_end = np.repeat(starts + lengths, lengths)
+        pos = idx[run_end - idx > 1]
+        d = 1
+        while pos.size:  # pair each position with the one d further on in its run
+            a, b = order[pos], order[pos + d]
+            dist = popcount(uniq[a] ^ uniq[b])
+            ok = dist <= threshold
+            if ok.any():
+                found_i.append(np.minimum(a[ok], b[ok]))
+                found_j.append(np.maximum(a[ok], b[ok]))
+                found_d.append(dist[ok])
+            d += 1
+            pos = pos[run_end[pos] - pos > d]
+    if not found_i:
+        return empty
+    i, j, dd = np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
+    _, first = np.unique(i * n + j, return_index=True)
+    return i[first], j[first], dd[first]
+
+
+def find_near_pairs(hashes: np.ndarray, threshold: int, *, bits: int = 64,
+                    bands: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair ``i < j`` with Hamming distance ≤ ``threshold``, without all-pairs.
+
+    Args:
+        hashes: uint64 array of perceptual hashes.
+        threshold: largest Hamming distance that counts as a near duplicate.
+        bits: hash width (``hash_size ** 2``).
+        bands: force a band count (default: :func:`choose_bands`).
+
+    Returns:
+        ``(i, j, distance)`` int64 arrays, sorted by ``(i, j)``.
+    """
+    import numpy as np
+
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    uniq, inverse = np.unique(hashes, return_inverse=True)
+    ui, uj, ud = _pairs_of_unique(uniq, threshold, bits, bands)
+    members: list[np.ndarray] = [np.zeros(0, np.int64)] * len(uniq)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+    members = [order[bounds[k]:bounds[k + 1]] for k in range(len(uniq))]
+    out_i, out_j, out_d = [], [], []
+    for k in range(len(uniq)):  # identical hashes: distance 0
+        g = members[k]
+        if len(g) > 1:
+            a, b = np.triu_indices(len(g), 1)
+            out_i.append(g[a])
+            out_j.append(g[b])
+            out_d.append(np.zeros(len(a), np.int64))
+    for a, b, d in zip(ui.tolist(), uj.tolist(), ud.tolist(), strict=False):
+        ga, gb = members[a], members[b]
+        x, y = np.meshgrid(ga, gb, indexing="ij")
+        out_i.append(x.ravel())
+        out_j.append(y.ravel())
+        out_d.append(np.full(x.size, d, np.int64))
+    if not out_i:
+        return (np.zeros(0, np.int64),) * 3  # type: ignore[return-value]
+    i, j, d = np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    order2 = np.lexsort((hi, lo))
+    return lo[order2], hi[order2], d[order2]
+
+
+def brute_force_pairs(hashes: np.ndarray, threshold: int) -> set[tuple[int, int, int]]:
+    """All-pairs reference for tests and the benchmark."""
+    import numpy as np
+
+    h = np.asarray(hashes, dtype=np.uint64)
+    out = set()
+    for i in range(len(h)):
+        d = popcount(h[i + 1:] ^ h[i])
+        for k in np.flatnonzero(d <= threshold):
+            out.add((i, i + 1 + int(k), int(d[k])))
+    return out
+
+
+def _components(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    comp: dict[int, list[int]] = {}
+    for x in range(n):
+        comp.setdefault(find(x), []).append(x)
+    return [c for c in comp.values() if len(c) > 1]
+
+
+def find_near_duplicates(hashes: np.ndarray, threshold: int, *, bits: int = 64) -> list[list[int]]:
+    """Connected components (≥ 2 members) of the near-duplicate graph, as index lists.
+
+    Identical hashes are merged first, so a thousand copies cost one search entry.
+    """
+    import numpy as np
+
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    uniq, inverse = np.unique(hashes, return_inverse=True)
+    ui, uj, _ = _pairs_of_unique(uniq, threshold, bits, None)
+    ucomp = _components(len(uniq), zip(ui.tolist(), uj.tolist(), strict=False))
+    label = np.arange(len(uniq))
+    for c in ucomp:
+        label[c] = min(c)
+    item_label = label[inverse]
+    order = np.argsort(item_label, kind="stable")
+    sl = item_label[order]
+    starts = np.flatnonzero(np.r_[True, sl[1:] != sl[:-1]])
+    groups = np.split(order, starts[1:])
+    return sorted((sorted(g.tolist()) for g in groups if len(g) > 1), key=lambda g: g[0])
+
+
+# --- exact duplicates ---------------------------------------------------------------------
+
+
+def find_exact_duplicates(files: pd.DataFrame) -> list[list[str]]:
+    """Groups of byte-identical files.
+
+    Args:
+        files: one row per inode (hard links already merged): ``path``, ``size``,
+            ``sha1`` (None where the funnel proved it unnecessary).
+
+    Returns:
+        Groups (≥ 2 paths, each sorted), sorted by first path. Zero-byte files never
+        group.
+    """
+    f = files[(files["size"] > 0) & files["sha1"].notna()]
+    groups: dict[tuple[int, str], list[str]] = {}
+    for p, s, h in zip(f["path"], f["size"], f["sha1"], strict=False):
+        groups.setdefault((int(s), h), []).append(p)
+    return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+# --- keep policy -------------------------------------------------------------------------
+
+
+def date_folder(path: str) -> int | None:
+    """The first path component that is a date ``YYYYMMDD``, as an int."""
+    for part in path.split("/")[:-1]:
+        if len(part) == 8 and _DATE.fullmatch(part):
+            return int(part)
+    return None
+
+
+def keep_rank(engagement: dict[str, float] | None = None) -> Callable[[str], tuple[Any, ...]]:
+    """Sort key of the keep policy: the smallest key is the file to keep."""
+    eng = engagement or {}
+
+    def rank(path: str) -> tuple[Any, ...]:
+        e = eng.get(path)
+        d = date_folder(path)
+        return ((0, -e) if e is not None else (1, 0.0),
+                (0, d) if d is not None else (1, 0),
+                len(path), path)
+
+    return rank
+
+
+def choose_keepers(
+    groups: Sequence[Sequence[str]],
+    rank: Callable[[str], Any],
+    *,
+    distance: Callable[[str, str], int] | None = None,
+    threshold: int | None = None,
+) -> list[tuple[str, list[tuple[str, int]]]]:
+    """Pick the file to keep in each group; split near groups into stars.
+
+    Args:
+        groups: lists of paths (exact groups, or near components).
+        rank: keep-policy key (:func:`keep_rank`); the smallest is kept.
+        distance, threshold: for near components: every duplicate must be within
+            ``threshold`` of its kept file (chaining guard); members too far start new
+            groups, kept by the same policy. Omit both for exact groups.
+
+    Returns:
+        ``(kept, [(duplicate, distance), ...])`` per group with ≥ 1 duplicate, sorted by
+        kept path; duplicates sorted by path.
+    """
+    out = []
+    for g in groups:
+        rest = sorted(set(g), key=rank)
+        while len(rest) > 1:
+            kept, others = rest[0], rest[1:]
+            if distance is None:
+                dups = [(p, 0) for p in others]
+                rest = []
+            else:
+                assert threshold is not None
+                dd = [(p, distance(kept, p)) for p in others]
+                dups = [(p, d) for p, d in dd if d <= threshold]
+                rest = [p for p, d in dd if d > threshold]
+            if dups:
+                out.append((kept, sorted(dups)))
+    return sorted(out, key=lambda t: t[0])
+
+
+# --- the stage -----------------------------------------------------------------------------
+
+
+@dataclass
+class DedupResult:
+    """What :func:`run_dedup` found and did."""
+
+    groups: int
+    exact: int
+    near: int
+    excluded: int
+    label_conflicts: int | None
+    csv: Path
+    applied: ApplyReport | None = None
+    scan: dict[str, int] = field(default_factory=dict)
+
+
+def engagement_from_posts(posts: pd.DataFrame, post_images: pd.DataFrame,
+                          comment_weight: float) -> dict[str, float]:
+    """Per image: the highest engagement of the posts it belongs to."""
+    p = posts[["post_id", "likes", "comments"]].copy()
+    p["eng"] = (p["likes"].astype("Float64").fillna(0)
+                + comment_weight * p["comments"].astype("Float64").fillna(0))
+    m = post_images[["post_id", "image"]].merge(p[["post_id", "eng"]], on="post_id")
+    return {str(k): float(v) for k, v in m.groupby("image")["eng"].max().items()}
+
+
+def engagement_from_labels(labels: pd.DataFrame, comment_weight: float) -> dict[str, float]:
+    eng = (labels["likes"].astype("Float64").fillna(0)
+           + comment_weight * labels["comments"].astype("Float64").fillna(0))
+    s = eng.groupby(labels["image"]).max()
+    return {str(k): float(v) for k, v in s.items()}
+
+
+def dedup_labels(labels: pd.DataFrame, groups: dict[str, int], kept: dict[int, str]
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Image labels with one copy per group, and the group label conflicts.
+
+    The kept file inherits the group's majority label: votes are the group's rows with a
+    label (abstentions do not vote); ties go to the highest confidence, then the label
+    name. Its post, confidence and engagement come from that label's most confident row.
+    A group whose rows carry two or more labels is a conflict.
+
+    Args:
+        labels: ``IMAGE_LABELS`` rows.
+        groups: image path → group id, for every kept file and duplicate.
+        kept: group id → kept path.
+    """
+    import pandas as pd
+
+    g = labels["image"].map(groups)
+    in_group = labels[g.notna()].assign(group=g[g.notna()].astype(int))
+    rest = labels[g.isna()]
+    new_rows, conflicts = [], []
+    for gid, rows in in_group.groupby("group", sort=True):
+        voted = rows[rows["label"] != ABSTAIN]
+        if voted["label"].nunique() > 1:
+            conflicts.append(rows)
+        if len(voted):
+            stats = voted.groupby("label").agg(n=("label", "size"), c=("confidence", "max"))
+            stats = stats.reset_index().sort_values(["n", "c", "label"],
+                                                    ascending=[False, False, True])
+            winner = stats["label"].iloc[0]
+            pick = voted[voted["label"] == winner]
+        else:
+            pick = rows
+        pick = pick.sort_values(["confidence", "post_id"], ascending=[False, True],
+                                kind="mergesort")
+        row = pick.iloc[0].copy()
+        row["image"] = kept[int(gid)]
+        new_rows.append(row.drop(labels=["group"]))
+    out = pd.concat([rest, pd.DataFrame(new_rows)], ignore_index=True) if new_rows else rest
+    conf = (pd.concat(conflicts, ignore_index=True) if conflicts
+            else in_group.iloc[0:0])
+    return out[IMAGE_LABELS.names], conf
+
+
+def _hash_to_int(h: str) -> int:
+    return int(h, 16)
+
+
+def run_dedup(
+    root: Path,
+    workspace: Path,
+    cfg: Config | None = None,
+    *,
+    posts: Path | None = None,
+    apply: bool = False,
+    quiet: bool = True,
+) -> DedupResult:
+    """Find exact and near duplicates under ``root``; write ``duplicates.csv`` (and the
+    label artifacts); quarantine duplicates if ``apply``.
+
+    Args:
+        root: the image root.
+        workspace: the workspace folder.
+        cfg: pipeline config (``images``: hash_method, hash_size, near_threshold,
+            workers, max_pixels; ``sample.comment_weight``; ``posts`` for ``--posts``).
+        posts: a posts table for the keep policy's engagement.
+        apply: move duplicates into quarantine (default: report only).
+        quiet: no progress bars.
+
+    Raises:
+        WeaklabelError: bad hash settings, unreadable posts, a locked workspace.
+    """
+    import numpy as np
+
+    cfg = cfg or Config()
+    icfg = cfg.images
+    root = Path(root)
+    if not root.is_dir():
+        raise WeaklabelError(f"image root {root} is not a folder")
+    key = hash_key(icfg.hash_method, icfg.hash_size)
+    bits = icfg.hash_size ** 2
+    threshold = icfg.near_threshold
+    if not 0 <= threshold < bits:
+        raise WeaklabelError(
+            f"near threshold {threshold} is out of range for {bits}-bit hashes; "
+            f"use 0 to {bits - 1} (0 = exact duplicates only)")
+    ws = Workspace(workspace).ensure()
+    workers = resolve_workers(icfg.workers)
+    started = time.perf_counter()
+
+    engagement: dict[str, float] = {}
+    labels = None
+    labels_path = ws.path("image_labels.parquet")
+    if labels_path.exists():
+        labels = ws.read("image_labels.parquet", IMAGE_LABELS)
+    if posts is not None:
+        from weaklabel.posts import read_posts
+
+        p_df, pi_df = read_posts(Path(posts), cfg.posts)
+        engagement = engagement_from_posts(p_df, pi_df, cfg.sample.comment_weight)
+    elif labels is not None:
+        engagement = engagement_from_labels(labels, cfg.sample.comment_weight)
+    rank = keep_rank(engagement)
+
+    with ws.lock("dedup"), open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels) as inv:
+        scan = inv.scan(root, check=True, hash_spec=(icfg.hash_method, icfg.hash_size),
+                        max_pixels=icfg.max_pixels, workers=workers, quiet=quiet,
+                        skip=skip_dirs(ws))
+        scan.update(inv.digest_collisions(root, workers=workers, quiet=quiet))
+        files = inv.frame(key)
+        files = files[files["kind"] == "file"].reset_index(drop=True)
+
+        # Hard links: one item per inode, represented by its best-ranked path.
+        by_path = {p: i for i, p in enumerate(files["path"])}
+        inode_paths: dict[tuple[int, int], list[str]] = {}
+        for p, dev, ino in zip(files["path"], files["dev"], files["ino"], strict=False):
+            inode_paths.setdefault((int(dev), int(ino)), []).append(p)
+        aliases: dict[str, list[str]] = {}
+        reps = []
+        for paths in inode_paths.values():
+            paths.sort(key=rank)
+            reps.append(paths[0])
+            if len(paths) > 1:
+                aliases[paths[0]] = paths[1:]
+        items = files.iloc[sorted(by_path[p] for p in reps)].reset_index(drop=True)
+
+        excluded: dict[str, str] = {}
+        status = items["status"]
+        bad = status.isin(CORRUPT_STATUSES) | (status == "unreadable")
+        for p, s in zip(items.loc[bad, "path"], status[bad], strict=False):
+            excluded[p] = f"{s} (see purge)"
+        cand = items[~bad]
+
+        exact_groups = find_exact_duplicates(cand)
+        exact_kept = choose_keepers(exact_groups, rank)
+        exact_dups = {d for _, ds in exact_kept for d, _ in ds}
+
+        near_ok = (~cand["path"].isin(exact_dups)) & (cand["status"] == "ok") \
+            & cand["hash"].notna()
+        for p, s, dg in zip(cand["path"], cand["status"], cand["degenerate"], strict=False):
+            if p in exact_dups:
+                continue
+            if s != "ok":
+                excluded[p] = f"{s}: cannot decode here"
+            elif isinstance(dg, str):
+                excluded[p] = dg
+        near_items = cand[near_ok]
+        near_paths = list(near_items["path"])
+        hashes = np.array([_hash_to_int(h) for h in near_items["hash"]], dtype=np.uint64)
+        hash_of = dict(zip(near_paths, hashes.tolist(), strict=False))
+        comps = find_near_duplicates(hashes, threshold, bits=bits) if threshold > 0 else []
+        near_kept = choose_keepers(
+            [[near_paths[i] for i in c] for c in comps], rank,
+            distance=lambda a, b: (hash_of[a] ^ hash_of[b]).bit_count(), threshold=threshold)
+
+        # Merge: one group per finally kept file. An exact group whose kept copy is a
+        # near duplicate of another file follows it into that file's group.
+        sha = dict(zip(files["path"], files["sha1"], strict=False))
+        exact_of = {k: [d for d, _ in ds] for k, ds in exact_kept}
+        final: dict[str, list[tuple[str, str, int, str]]] = {}
+        for k, ds in exact_kept:
+            final.setdefault(k, []).extend(
+                (d, "exact", 0, f"same SHA-1 {str(sha[k])[:12]}") for d, _ in ds)
+        for k, ds in near_kept:
+            rows = final.setdefault(k, [])
+            for d, dist in ds:
+                rows.append((d, "near", dist,
+                             f"{icfg.hash_method} distance {dist} <= {threshold}"))
+                for e in exact_of.pop(d, []):
+                    rows.append((e, "near", dist, f"identical to {d}, which is near the "
+                                 f"kept file ({icfg.hash_method} distance {dist})"))
+                final.pop(d, None)
+        for rows in final.values():
+            for d, kind, dist, _ in list(rows):
+                for a in aliases.get(d, []):
+                    rows.append((a, kind, dist, f"hard link of {d}"))
+        kept_order = sorted(final, key=lambda k: k)
+        group_of: dict[str, int] = {}
+        kept_of: dict[int, str] = {}
+        out_rows = []
+        for gid, k in enumerate(kept_order, 1):
+            kept_of[gid] = k
+            group_of[k] = gid
+            for d, kind, dist, why in sorted(final[k]):
+                group_of[d] = gid
+                out_rows.append([gid, kind, k, d, dist, why])
+        target = ws.path("duplicates.csv")
+        write_rows_csv(target, DUPLICATES.names,
+                       [[g, kd, display_path(k), display_path(d), dist, why]
+                        for g, kd, k, d, dist, why in out_rows])
+        write_rows_csv(ws.path("dedup_excluded.csv"), DEDUP_EXCLUDED.names,
+                       [[display_path(p), excluded[p]] for p in sorted(excluded)])
+
+        n_conf = None
+        if labels is not None:
+            dedup, conf = dedup_labels(labels, group_of, kept_of)
+            ws.write("image_labels_dedup.parquet", dedup, IMAGE_LABELS)
+            conf = conf.sort_values(["group", "image", "post_id"], kind="mergesort")
+            write_rows_csv(ws.path("label_conflicts.csv"), LABEL_CONFLICTS.names,
+                           conf[LABEL_CONFLICTS.names].values.tolist())
+            n_conf = int(conf["group"].nunique()) if len(conf) else 0
+
+        params = {"hash_method": icfg.hash_method, "hash_size": icfg.hash_size,
+                  "near_threshold": threshold, "max_pixels": icfg.max_pixels,
+                  "comment_weight": cfg.sample.comment_weight,
+                  "posts": str(posts) if posts else None, "apply": apply}
+        n_exact = sum(1 for r in out_rows if r[1] == "exact")
+        ws.write_meta("duplicates.csv", stage="dedup", params=params,
+                      inputs={"root": str(root.resolve())}, rows=len(out_rows),
+                      elapsed=time.perf_counter() - started,
+                      extra={"scan": scan, "groups": len(kept_of), "config": as_dict(icfg)})
+        result = DedupResult(len(kept_of), n_exact, len(out_rows) - n_exact, len(excluded),
+                             n_conf, target, scan=scan)
+        if apply:
+            info = {p: (int(s), int(t)) for p, s, t in
+                    zip(files["path"], files["size"], files["mtime_ns"], strict=False)}
+            plan = plan_moves(
+                Move(src=d, size=info[d][0], mtime_ns=info[d][1],
+                     sha1=sha.get(d) if isinstance(sha.get(d), str) else None,
+                     reason=f"{kind} duplicate of {k}: {why}", group=g, kept=k,
+                     kept_size=info[k][0], kept_mtime_ns=info[k][1],
+                     kept_sha1=sha.get(k) if isinstance(sha.get(k), str) else None)
+                for g, kind, k, d, _dist, why in out_rows
+            )
+            result.applied = apply_moves(root, ws, plan, stage="dedup", quiet=quiet)
+    return result

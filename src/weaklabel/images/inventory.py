@@ -1,0 +1,782 @@
+"""The image inventory: walk a tree once, remember what every file is.
+
+One SQLite database per workspace (``inventory.sqlite``) holds a row per path found
+under the image root: size, mtime, inode, content digests, dimensions, format and the
+decode status. It is a cache: a file whose size and mtime are unchanged is not read
+again, so a re-run over an unchanged million-file tree only walks and stats it.
+
+Paths are relative to the root, POSIX form. In memory they are ``str`` decoded with the
+file-system encoding and ``surrogateescape`` (so non-UTF-8 names round-trip); in SQLite
+they are the raw bytes (``os.fsencode``) because SQLite text must be valid UTF-8; in CSV
+files they go through :func:`display_path`.
+
+Files are recognised by their first bytes, never by extension.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import stat
+import struct
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from weaklabel.errors import WeaklabelError
+
+log = logging.getLogger(__name__)
+
+INVENTORY = "inventory.sqlite"
+SCHEMA_VERSION = 1
+PARTIAL_BLOCK = 64 * 1024
+CHUNK = 1 << 20
+MIN_STD = 2.0
+"""A decoded image whose grey-level standard deviation (0–255) is below this is
+"uniform" (all white, a solid colour, 1×1): its perceptual hash means nothing."""
+
+# Every error class Pillow's plugins raise on bad data, not only OSError.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, SyntaxError, ValueError, TypeError, NotImplementedError, IndexError,
+    KeyError, struct.error, EOFError, ZeroDivisionError, OverflowError, MemoryError,
+    RuntimeError, AttributeError, AssertionError,
+)
+
+# --- content sniffing -------------------------------------------------------------------
+
+
+def sniff(head: bytes) -> tuple[str | None, str]:
+    """What the first bytes of a file say it is.
+
+    Returns:
+        ``(image_format, what)``: an image format name (``JPEG``, ``PNG``…) or None, and
+        a short description (``html``, ``zip archive``…) used as the reason for
+        non-images.
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG", "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG", "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF", "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP", "webp"
+    if head[:2] == b"BM" and len(head) >= 14:
+        return "BMP", "bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF", "tiff"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "AVIF", "avif"
+        if brand in (b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1", b"heim", b"heis"):
+            return "HEIF", "heif"
+        return None, "video or media container"
+    if head.startswith(b"\x00\x00\x00\x0cjP  ") or head.startswith(b"\xff\x4f\xff\x51"):
+        return "JPEG2000", "jpeg 2000"
+    if head[:4] == b"8BPS":
+        return "PSD", "photoshop"
+    if head[:4] == b"\x00\x00\x01\x00":
+        return "ICO", "icon"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if stripped.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return None, "html"
+    if stripped.startswith(b"<?xml") or stripped.startswith(b"<error"):
+        if b"<svg" in stripped:
+            return None, "svg (vector, not decoded)"
+        return None, "xml"
+    if stripped.startswith(b"<svg"):
+        return None, "svg (vector, not decoded)"
+    if stripped.startswith((b"{", b"[")):
+        return None, "json or text"
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return None, "zip archive"
+    if head[:2] == b"\x1f\x8b":
+        return None, "gzip archive"
+    if head[:4] == b"%PDF":
+        return None, "pdf"
+    if head and all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+        return None, "text"
+    return None, "unknown bytes"
+
+
+# Formats this machine may lack a decoder for: "unsupported", not corrupt.
+_FEATURE_OF = {"AVIF": "avif", "WEBP": "webp", "JPEG2000": "jpg_2000", "HEIF": None}
+
+
+def _decoder_available(fmt: str) -> bool:
+    if fmt not in _FEATURE_OF:
+        return True
+    feature = _FEATURE_OF[fmt]
+    if feature is None:
+        try:
+            import pillow_heif  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            return False
+        return True
+    from PIL import features
+
+    return bool(features.check(feature))
+
+
+# --- perceptual hash methods ----------------------------------------------------------
+
+HASH_METHODS = ("ahash", "dhash", "phash", "whash")
+"""Registered perceptual hash methods (imagehash functions of the same name)."""
+
+
+def get_hash_method(name: str) -> Callable[..., Any]:
+    """The imagehash function called ``name``; a wrong name lists the valid ones."""
+    if name not in HASH_METHODS:
+        raise WeaklabelError(
+            f"unknown hash method {name!r}; valid: {', '.join(HASH_METHODS)}"
+        )
+    import imagehash
+
+    return getattr(imagehash, "average_hash" if name == "ahash" else name)
+
+
+def hash_key(method: str, hash_size: int) -> str:
+    """Inventory key of one hash flavour, e.g. ``phash-8``."""
+    get_hash_method(method)
+    if hash_size < 2 or hash_size * hash_size > 64:
+        raise WeaklabelError(
+            f"hash_size {hash_size} is out of range; use 2 to 8 (at most 64-bit hashes)"
+        )
+    if method == "whash" and hash_size & (hash_size - 1):
+        raise WeaklabelError(f"whash needs a power-of-two hash_size (4 or 8), got {hash_size}")
+    return f"{method}-{hash_size}"
+
+
+# --- per-file work (runs in worker processes) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    """One file to examine. ``hash_spec`` is ``(method, hash_size)`` or None."""
+
+    abspath: str
+    rel: str
+    size: int
+    check: bool
+    hash_spec: tuple[str, int] | None
+    max_pixels: int
+
+
+def _open(path: str) -> Any:
+    """Open a regular file for reading without following a symlink swapped in since."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    return os.fdopen(fd, "rb")
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:200]
+    low = msg.lower()
+    if isinstance(exc, EOFError) or "truncat" in low or "premature end" in low:
+        return "truncated", msg
+    return "decode_error", msg
+
+
+def examine(task: Task) -> dict[str, Any]:
+    """Sniff, decode (as far as the check needs) and hash one file.
+
+    Returns a dict with ``path``, ``status``, ``reason``, ``format``, ``width``,
+    ``height`` and, when a hash was asked for, ``hash`` (hex) and ``degenerate``
+    (None or why the hash is meaningless). Never raises for a bad file.
+    """
+    out: dict[str, Any] = {"path": task.rel, "status": None, "reason": "", "format": None,
+                           "width": None, "height": None, "hash": None, "degenerate": None}
+    try:
+        f = _open(task.abspath)
+    except OSError as exc:
+        out.update(status="unreadable", reason=f"cannot open: {exc.strerror or exc}")
+        out["degenerate"] = "unreadable"
+        return out
+    with f:
+        try:
+            head = f.read(64)
+        except OSError as exc:
+            out.update(status="unreadable", reason=f"cannot read: {exc.strerror or exc}")
+            out["degenerate"] = "unreadable"
+            return out
+        if not head:
+            out.update(status="empty", reason="zero bytes", degenerate="empty file")
+            return out
+        fmt, what = sniff(head)
+        out["format"] = fmt
+        if fmt is None:
+            out.update(status="not_an_image", reason=what, degenerate="not an image")
+            return out
+        f.seek(0)
+        _decode(f, fmt, task, out)
+    return out
+
+
+def _decode(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
+    from PIL import Image, ImageFile
+
+    # Truncated data must raise, whatever a caller set; put the caller's values back after.
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    Image.MAX_IMAGE_PIXELS = task.max_pixels
+    try:
+        _decode_checked(f, fmt, task, out)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = saved
+
+
+def _decode_checked(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(f)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            out.update(status="decompression_bomb",
+                       reason=f"header claims more than {task.max_pixels} pixels ({exc})"[:200],
+                       degenerate="decompression bomb")
+            return
+        except Image.UnidentifiedImageError as exc:
+            if not _decoder_available(fmt):
+                out.update(status="unsupported",
+                           reason=f"{fmt}: no decoder for this format installed here")
+            else:
+                out.update(status="decode_error", reason=f"{fmt} header: {exc}"[:200])
+            out["degenerate"] = "not decodable"
+            return
+        except DECODE_ERRORS as exc:
+            out.update(zip(("status", "reason"), _classify(exc), strict=False))
+            out["degenerate"] = "not decodable"
+            return
+        except Exception as exc:  # a plugin bug on a hostile file must not stop the run
+            out.update(status="decode_error",
+                       reason=f"unexpected {type(exc).__name__}: {exc}"[:200],
+                       degenerate="not decodable")
+            return
+        with im:
+            w, h = im.size
+            out.update(width=w, height=h, format=im.format or fmt)
+            # Checked from the header, before a single pixel is allocated.
+            if w * h > task.max_pixels:
+                out.update(status="decompression_bomb",
+                           reason=f"{w}x{h} = {w * h} pixels > limit {task.max_pixels}",
+                           degenerate="decompression bomb")
+                return
+            if w <= 0 or h <= 0:
+                out.update(status="decode_error", reason=f"invalid size {w}x{h}",
+                           degenerate="not decodable")
+                return
+            try:
+                if im.format == "JPEG":
+                    # Reduced-scale DCT decode: every byte of entropy data is still
+                    # parsed (so truncation and bad markers raise), at ~1/64 the pixels.
+                    im.draft("L", (max(1, w // 8), max(1, h // 8)))
+                im.load()
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                out.update(status="decompression_bomb", reason=str(exc)[:200],
+                           degenerate="decompression bomb")
+                return
+            except DECODE_ERRORS as exc:
+                out.update(zip(("status", "reason"), _classify(exc), strict=False))
+                out["degenerate"] = "not decodable"
+                return
+            except Exception as exc:
+                out.update(status="decode_error",
+                           reason=f"unexpected {type(exc).__name__}: {exc}"[:200],
+                           degenerate="not decodable")
+                return
+            out["status"] = "ok"
+            if task.hash_spec is not None:
+                _hash_into(im, task.hash_spec, out)
+
+
+def _hash_into(im: Any, spec: tuple[str, int], out: dict[str, Any]) -> None:
+    from PIL import ImageOps, ImageStat
+
+    method, size = spec
+    try:
+        img = ImageOps.exif_transpose(im)
+        if img.mode not in ("L", "RGB"):
+            img = img.convert("RGBA").convert("RGB") if "A" in img.mode or img.mode == "P" \
+                else img.convert("RGB")
+        grey = img.convert("L")
+        std = ImageStat.Stat(grey).stddev[0]
+        if std < MIN_STD:
+            out["degenerate"] = f"uniform image (pixel std {std:.2f} < {MIN_STD})"
+            return
+        hv = get_hash_method(method)(grey, hash_size=size)
+        bits = hv.hash.flatten()
+        if bits.all() or not bits.any():
+            out["degenerate"] = "degenerate hash (all bits equal)"
+            return
+        out["hash"] = str(hv)
+    except Exception as exc:  # hashing a decodable image should not fail; report, go on
+        out["degenerate"] = f"cannot hash: {type(exc).__name__}: {exc}"[:200]
+
+
+def partial_digest(path: str, size: int) -> tuple[str, str | None]:
+    """SHA-1 of the first and last 64 KiB (and the size); also the full SHA-1 when those
+    cover the whole file, so a small file is read once."""
+    h = hashlib.sha1(str(size).encode())
+    with _open(path) as f:
+        if size <= 2 * PARTIAL_BLOCK:
+            data = f.read()
+            h.update(data)
+            return h.hexdigest(), hashlib.sha1(data).hexdigest()
+        h.update(f.read(PARTIAL_BLOCK))
+        f.seek(-PARTIAL_BLOCK, os.SEEK_END)
+        h.update(f.read(PARTIAL_BLOCK))
+    return h.hexdigest(), None
+
+
+def full_digest(path: str) -> str:
+    """SHA-1 of the whole file, read in 1 MiB chunks."""
+    h = hashlib.sha1()
+    with _open(path) as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _digest_job(job: tuple[str, str, int, str]) -> tuple[str, str | None, str | None, str]:
+    rel, abspath, size, kind = job
+    try:
+        if kind == "partial":
+            part, full = partial_digest(abspath, size)
+            return rel, part, full, ""
+        return rel, None, full_digest(abspath), ""
+    except OSError as exc:
+        return rel, None, None, f"cannot read: {exc.strerror or exc}"
+
+
+# --- walking ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One path found by :func:`walk`.
+
+    ``kind`` is ``file`` (a regular file to examine) or ``problem`` (reported and
+    skipped: symlink, unreadable folder, FIFO…) with ``status`` and ``reason`` set.
+    """
+
+    rel: str
+    abspath: str
+    kind: str
+    size: int = 0
+    mtime_ns: int = 0
+    ino: int = 0
+    dev: int = 0
+    status: str = ""
+    reason: str = ""
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _symlink_problem(rel: str, abspath: str, root_real: str) -> Entry:
+    try:
+        os.stat(abspath)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return Entry(rel, abspath, "problem", status="skipped", reason="symlink loop")
+        return Entry(rel, abspath, "problem", status="skipped",
+                     reason=f"dangling symlink ({exc.strerror})")
+    real = os.path.realpath(abspath)
+    if not _inside(real, root_real):
+        return Entry(rel, abspath, "problem", status="skipped",
+                     reason="symlink leaves the image root (not followed)")
+    return Entry(rel, abspath, "problem", status="skipped",
+                 reason="symlink (not followed; its target is listed under its own path)")
+
+
+_SPECIAL = ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+            (stat.S_ISBLK, "block device"))
+
+
+def walk(root: Path, *, skip: Iterable[Path] = ()) -> Iterator[Entry]:
+    """Every path under ``root``, depth first in name order, without following symlinks.
+
+    Folders in ``skip`` (the workspace and its quarantine) are left out; everything
+    else that is not a regular file is yielded as a ``problem`` entry, never dropped.
+    """
+    root_s = os.fspath(root)
+    root_real = os.path.realpath(root_s)
+    skip_ids = set()
+    for p in skip:
+        try:
+            st = os.stat(p)
+            skip_ids.add((st.st_dev, st.st_ino))
+        except OSError:
+            pass
+    stack: list[tuple[str, str]] = [("", root_s)]
+    while stack:
+        rel_dir, abs_dir = stack.pop()
+        try:
+            with os.scandir(abs_dir) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            yield Entry(rel_dir or ".", abs_dir, "problem", status="unreadable",
+                        reason=f"cannot list folder: {exc.strerror or exc}")
+            continue
+        subdirs = []
+        for e in entries:
+            rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError as exc:
+                yield Entry(rel, e.path, "problem", status="unreadable",
+                            reason=f"cannot stat: {exc.strerror or exc}")
+                continue
+            mode = st.st_mode
+            if stat.S_ISLNK(mode):
+                yield _symlink_problem(rel, e.path, root_real)
+            elif stat.S_ISDIR(mode):
+                if (st.st_dev, st.st_ino) in skip_ids:
+                    log.info("skipping %s: it is the workspace", e.path)
+                    continue
+                subdirs.append((rel, e.path))
+            elif stat.S_ISREG(mode):
+                yield Entry(rel, e.path, "file", st.st_size, st.st_mtime_ns, st.st_ino,
+                            st.st_dev)
+            else:
+                what = next((n for test, n in _SPECIAL if test(mode)), "special file")
+                yield Entry(rel, e.path, "problem", status="unreadable",
+                            reason=f"not a regular file ({what})")
+        stack.extend(reversed(subdirs))
+
+
+def display_path(rel: str) -> str:
+    """A path for CSV/terminal output: undecodable bytes become ``\\xNN``.
+
+    Example:
+        >>> display_path(os.fsdecode(b"a/\\xff.jpg"))
+        'a/\\\\xff.jpg'
+    """
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
+
+
+def _key(rel: str) -> bytes:
+    return os.fsencode(rel)
+
+
+# --- the SQLite inventory ----------------------------------------------------------------
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS files (
+    path BLOB PRIMARY KEY,      -- os.fsencode(relative POSIX path)
+    kind TEXT NOT NULL,         -- file | problem
+    size INTEGER, mtime_ns INTEGER, ino INTEGER, dev INTEGER,
+    sha1 TEXT, partial TEXT,
+    width INTEGER, height INTEGER, format TEXT,
+    status TEXT, reason TEXT,
+    seen INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_size ON files(size);
+CREATE TABLE IF NOT EXISTS hashes (
+    path BLOB NOT NULL, method TEXT NOT NULL,
+    hash TEXT, degenerate TEXT,
+    PRIMARY KEY (path, method)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+class Inventory:
+    """The SQLite inventory of one workspace (WAL mode, batched transactions)."""
+
+    def __init__(self, path: Path, *, root: Path, max_pixels: int) -> None:
+        self.path = Path(path)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_DDL)
+        except sqlite3.DatabaseError as exc:
+            raise WeaklabelError(
+                f"{self.path}: not a usable inventory ({exc}); delete it to rebuild"
+            ) from exc
+        self._bind(os.path.realpath(root), max_pixels)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Inventory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _bind(self, root_real: str, max_pixels: int) -> None:
+        """Reset what no longer holds: another root, schema or decode limit."""
+        self.db.execute("BEGIN")
+        version = self._meta("schema")
+        old_root = self._meta("root")
+        if version != str(SCHEMA_VERSION) or old_root != json.dumps(root_real):
+            if old_root is not None:
+                log.warning("inventory was built for %s; starting a new one for %s",
+                            json.loads(old_root), root_real)
+            self.db.execute("DELETE FROM files")
+            self.db.execute("DELETE FROM hashes")
+        if self._meta("max_pixels") != str(max_pixels):
+            self.db.execute("UPDATE files SET status=NULL, reason=NULL WHERE kind='file'")
+        self._set_meta("schema", str(SCHEMA_VERSION))
+        self._set_meta("root", json.dumps(root_real))
+        self._set_meta("max_pixels", str(max_pixels))
+        self.db.execute("COMMIT")
+
+    # -- reads ------------------------------------------------------------------------
+
+    def rows(self, hash_key: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every row (sorted by path), joined with one hash flavour when given."""
+        cur = self.db.execute(
+            "SELECT f.path, f.kind, f.size, f.mtime_ns, f.ino, f.dev, f.sha1, f.partial, "
+            "f.width, f.height, f.format, f.status, f.reason, h.hash, h.degenerate "
+            "FROM files f LEFT JOIN hashes h ON h.path = f.path AND h.method = ? "
+            "ORDER BY f.path",
+            (hash_key or "",),
+        )
+        names = ("path", "kind", "size", "mtime_ns", "ino", "dev", "sha1", "partial", "width",
+                 "height", "format", "status", "reason", "hash", "degenerate")
+        for r in cur:
+            d = dict(zip(names, r, strict=False))
+            d["path"] = os.fsdecode(d["path"])
+            yield d
+
+    def frame(self, hash_key: str | None = None) -> Any:
+        """The inventory as a pandas DataFrame (paths as ``str``)."""
+        import pandas as pd
+
+        names = ["path", "kind", "size", "mtime_ns", "ino", "dev", "sha1", "partial", "width",
+                 "height", "format", "status", "reason", "hash", "degenerate"]
+        cols: dict[str, list[Any]] = {n: [] for n in names}
+        for r in self.rows(hash_key):
+            for n in names:
+                cols[n].append(r[n])
+        # object dtype: a surrogate-escaped (non-UTF-8) name cannot live in an Arrow string
+        return pd.DataFrame({n: pd.Series(v, dtype=object) for n, v in cols.items()})
+
+    def _lookup(self, rels: list[str], key: str | None) -> dict[str, tuple[Any, ...]]:
+        out: dict[str, tuple[Any, ...]] = {}
+        for i in range(0, len(rels), 500):
+            part = [_key(r) for r in rels[i:i + 500]]
+            marks = ",".join("?" * len(part))
+            for r in self.db.execute(
+                f"SELECT f.path, f.size, f.mtime_ns, f.ino, f.dev, f.status, "  # noqa: S608
+                f"(SELECT COUNT(*) FROM hashes h WHERE h.path=f.path AND h.method=?) "
+                f"FROM files f WHERE f.path IN ({marks})",
+                [key or "", *part],
+            ):
+                out[os.fsdecode(r[0])] = r[1:]
+        return out
+
+    # -- scanning ---------------------------------------------------------------------
+
+    def scan(
+        self,
+        root: Path,
+        *,
+        check: bool,
+        hash_spec: tuple[str, int] | None,
+        max_pixels: int,
+        workers: int,
+        quiet: bool = True,
+        skip: Iterable[Path] = (),
+        batch: int = 4096,
+    ) -> dict[str, int]:
+        """Bring the inventory up to date with the tree under ``root``.
+
+        Only new or changed files (size or mtime differ) and files lacking what is asked
+        for (a decode status when ``check``, a hash of ``hash_spec``) are read, by
+        ``workers`` processes. Rows of paths no longer present are deleted.
+
+        Returns:
+            Counts: ``seen`` paths, ``read`` files examined, ``removed`` stale rows.
+        """
+        from tqdm import tqdm
+
+        key = None if hash_spec is None else hash_key(*hash_spec)
+        gen = int(self._meta("generation") or 0) + 1
+        self._set_meta("generation", str(gen))
+        counts = {"seen": 0, "read": 0, "removed": 0}
+        bar = tqdm(desc="inventory", unit="file", disable=quiet, file=sys.stderr,
+                   dynamic_ncols=True)
+        pool = _Pool(workers)
+        try:
+            buf: list[Entry] = []
+            for entry in walk(root, skip=skip):
+                buf.append(entry)
+                if len(buf) >= batch:
+                    self._scan_batch(buf, gen, check, hash_spec, key, max_pixels, pool,
+                                     counts, bar)
+                    buf = []
+            if buf:
+                self._scan_batch(buf, gen, check, hash_spec, key, max_pixels, pool, counts,
+                                 bar)
+        finally:
+            pool.close()
+            bar.close()
+        self.db.execute("BEGIN")
+        cur = self.db.execute("DELETE FROM files WHERE seen != ?", (gen,))
+        counts["removed"] = cur.rowcount
+        self.db.execute("DELETE FROM hashes WHERE path NOT IN (SELECT path FROM files)")
+        self.db.execute("COMMIT")
+        return counts
+
+    def _scan_batch(self, entries: list[Entry], gen: int, check: bool,
+                    hash_spec: tuple[str, int] | None, key: str | None, max_pixels: int,
+                    pool: _Pool, counts: dict[str, int], bar: Any) -> None:
+        known = self._lookup([e.rel for e in entries if e.kind == "file"], key)
+        tasks: list[Task] = []
+        self.db.execute("BEGIN")
+        for e in entries:
+            counts["seen"] += 1
+            k = _key(e.rel)
+            if e.kind != "file":
+                self.db.execute(
+                    "INSERT OR REPLACE INTO files (path, kind, status, reason, seen) "
+                    "VALUES (?, 'problem', ?, ?, ?)", (k, e.status, e.reason, gen))
+                self.db.execute("DELETE FROM hashes WHERE path=?", (k,))
+                continue
+            old = known.get(e.rel)
+            if old is not None and old[0] == e.size and old[1] == e.mtime_ns:
+                status, has_hash = old[4], old[5]
+                if old[2:4] != (e.ino, e.dev):  # same content, new inode (copied back)
+                    self.db.execute("UPDATE files SET ino=?, dev=?, seen=? WHERE path=?",
+                                    (e.ino, e.dev, gen, k))
+                else:
+                    self.db.execute("UPDATE files SET seen=? WHERE path=?", (gen, k))
+            else:
+                status, has_hash = None, 0
+                self.db.execute(
+                    "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, dev, seen)"
+                    " VALUES (?, 'file', ?, ?, ?, ?, ?)",
+                    (k, e.size, e.mtime_ns, e.ino, e.dev, gen))
+                self.db.execute("DELETE FROM hashes WHERE path=?", (k,))
+            need_check = check and status is None
+            need_hash = key is not None and not has_hash and status in (None, "ok")
+            if need_check or need_hash:
+                tasks.append(Task(e.abspath, e.rel, e.size, True,
+                                  hash_spec if need_hash else None, max_pixels))
+            else:
+                bar.update(1)
+        self.db.execute("COMMIT")
+        if not tasks:
+            return
+        self.db.execute("BEGIN")
+        for n, res in enumerate(pool.imap(examine, tasks), 1):
+            self._store(res, key)
+            bar.update(1)
+            if n % 1000 == 0:
+                self.db.execute("COMMIT")
+                self.db.execute("BEGIN")
+        self.db.execute("COMMIT")
+        counts["read"] += len(tasks)
+
+    def _store(self, res: dict[str, Any], key: str | None) -> None:
+        k = _key(res["path"])
+        self.db.execute(
+            "UPDATE files SET status=?, reason=?, format=?, width=?, height=? WHERE path=?",
+            (res["status"], res["reason"], res["format"], res["width"], res["height"], k))
+        if key is not None and (res["hash"] is not None or res["degenerate"] is not None):
+            self.db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
+                            (k, key, res["hash"], res["degenerate"]))
+
+    # -- the exact-duplicate funnel ----------------------------------------------------
+
+    def digest_collisions(self, root: Path, *, workers: int, quiet: bool = True) -> dict[str, int]:
+        """Fill ``partial`` then ``sha1`` only where needed to find exact duplicates.
+
+        Files of a unique size (counting hard links to one inode once) are never read;
+        same-size files get a partial hash (first + last 64 KiB); only files whose size
+        and partial hash collide get a full, chunked SHA-1. Zero-byte files are skipped.
+        """
+        counts = {"partial": 0, "full": 0}
+        pool = _Pool(workers)
+        try:
+            for stage in ("partial", "full"):
+                if stage == "partial":
+                    sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
+                           "AND partial IS NULL AND size IN (SELECT size FROM files "
+                           "WHERE kind='file' AND size > 0 GROUP BY size "
+                           "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
+                else:
+                    sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
+                           "AND sha1 IS NULL AND partial IS NOT NULL AND (size, partial) IN "
+                           "(SELECT size, partial FROM files WHERE kind='file' AND "
+                           "partial IS NOT NULL GROUP BY size, partial "
+                           "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
+                todo = [(os.fsdecode(p), s) for p, s in self.db.execute(sql)]
+                jobs = [(rel, os.path.join(os.fspath(root), rel), size, stage)
+                        for rel, size in todo]
+                counts[stage] = len(jobs)
+                self._run_digests(pool, jobs, quiet, stage)
+        finally:
+            pool.close()
+        return counts
+
+    def _run_digests(self, pool: _Pool, jobs: list[tuple[str, str, int, str]], quiet: bool,
+                     stage: str) -> None:
+        from tqdm import tqdm
+
+        if not jobs:
+            return
+        self.db.execute("BEGIN")
+        for rel, part, full, err in tqdm(pool.imap(_digest_job, jobs), total=len(jobs),
+                                          desc=f"sha1 ({stage})", unit="file",
+                                          disable=quiet, file=sys.stderr):
+            k = _key(rel)
+            if err:
+                self.db.execute("UPDATE files SET status='unreadable', reason=? WHERE path=?",
+                                (err, k))
+            if part is not None:
+                self.db.execute("UPDATE files SET partial=? WHERE path=?", (part, k))
+            if full is not None:
+                self.db.execute("UPDATE files SET sha1=? WHERE path=?", (full, k))
+        self.db.execute("COMMIT")
+
+
+class _Pool:
+    """``workers`` processes, or plain in-process calls for one worker."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self._pool: Any = None
+
+    def imap(self, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
+        if self.workers == 1 or len(items) < 8:
+            return map(fn, items)
+        if self._pool is None:
+            import multiprocessing
+
+            self._pool = multiprocessing.get_context().Pool(self.workers)
+        chunk = max(1, min(64, len(items) // (self.workers * 8)))
+        return self._pool.imap(fn, items, chunksize=chunk)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+
+def open_inventory(ws_root: Path, *, root: Path, max_pixels: int) -> Inventory:
+    """Open (create) ``WORKSPACE/inventory.sqlite`` bound to the image ``root``."""
+    Path(ws_root).mkdir(parents=True, exist_ok=True)
+    return Inventory(Path(ws_root) / INVENTORY, root=root, max_pixels=max_pixels)

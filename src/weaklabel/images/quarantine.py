@@ -1,0 +1,413 @@
+"""Moving files out of the way without ever losing one.
+
+Nothing is deleted. ``--apply`` moves each planned file to
+``WORKSPACE/quarantine/<run_id>/<relative path>`` and appends to the journal
+``WORKSPACE/quarantine/journal.jsonl``, one fsync'd JSON line per step::
+
+    {"op": "intent", "id": "purge-20240101T120000:3", "action": "quarantine",
+     "run": "purge-20240101T120000", "src": "/abs/orig", "dst": "/abs/quarantine/…",
+     "rel": "20190303/a.jpg", "size": 1234, "mtime_ns": …, "sha1": "…"}
+    {"op": "done", "id": "purge-20240101T120000:3"}
+    {"op": "abort", "id": "…", "why": "…"}          (the move did not happen)
+
+``restore`` writes the same pair with ``"action": "restore"`` and ``"of": <move id>``.
+
+The invariant: after any interruption (Ctrl-C, ``kill -9``, power loss) each file is in
+its original place or in quarantine, and an intent without its ``done``/``abort`` is
+settled by :func:`recover` at the start of the next run, from what is on disk. Within
+one file system a move is one ``os.rename`` (atomic). Across file systems the file is
+copied to ``dst.weaklabel-part``, fsync'd, verified by SHA-1, renamed to ``dst`` and only
+then is the source unlinked; recovery finishes or undoes that sequence.
+
+Right before each move the file is checked again (size, mtime, SHA-1 when the plan
+knows it) and, for a duplicate, its group's kept copy too: a group whose kept copy has
+changed or gone is cancelled, so every group keeps at least one file in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from weaklabel.errors import WeaklabelError
+from weaklabel.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+QUARANTINE = "quarantine"
+JOURNAL = "journal.jsonl"
+PART = ".weaklabel-part"
+DELAY_ENV = "WEAKLABEL_MOVE_DELAY"
+"""Seconds to sleep inside each move (tests use it to ``kill -9`` a run mid-way)."""
+
+
+@dataclass(frozen=True)
+class Move:
+    """One planned move of ``src`` (relative to the image root) into quarantine.
+
+    ``kept`` and its ``kept_*`` facts name the copy that must still be there, unchanged,
+    for the move to go ahead (dedup); they are None for purge.
+    """
+
+    src: str
+    size: int
+    mtime_ns: int
+    sha1: str | None = None
+    reason: str = ""
+    group: int | None = None
+    kept: str | None = None
+    kept_size: int | None = None
+    kept_mtime_ns: int | None = None
+    kept_sha1: str | None = None
+
+
+@dataclass
+class ApplyReport:
+    """What an apply run did: moved paths and cancelled ``(path, why)`` pairs."""
+
+    run_id: str
+    moved: list[str] = field(default_factory=list)
+    cancelled: list[tuple[str, str]] = field(default_factory=list)
+    recovered: int = 0
+
+
+def plan_moves(moves: Iterable[Move]) -> list[Move]:
+    """Validate and order a plan: sorted by group then path, never moving a kept file.
+
+    Raises:
+        ValueError: a path is both kept and moved, or planned twice (a bug upstream).
+    """
+    plan = sorted(moves, key=lambda m: (m.group if m.group is not None else -1, m.src))
+    srcs = [m.src for m in plan]
+    if len(set(srcs)) != len(srcs):
+        raise ValueError("a file is planned to move twice")
+    kept = {m.kept for m in plan if m.kept is not None}
+    if kept & set(srcs):
+        raise ValueError(f"plan would move a kept file: {sorted(kept & set(srcs))[:3]}")
+    return plan
+
+
+# --- journal -----------------------------------------------------------------------------
+
+
+def quarantine_dir(ws: Workspace) -> Path:
+    return ws.path(QUARANTINE)
+
+
+class Journal:
+    """Append-only, fsync'd JSON lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torn = False
+        if path.exists() and path.stat().st_size:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
+        if torn:  # end a line torn by a crash, so the next record starts clean
+            self._f.write("\n")
+
+    def write(self, record: dict[str, Any]) -> None:
+        # ensure_ascii keeps surrogate-escaped (non-UTF-8) names as \udcXX: reversible.
+        self._f.write(json.dumps(record, ensure_ascii=True, sort_keys=True) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """All records; a line torn by a crash while it was written is skipped."""
+    if not path.exists():
+        return []
+    out = []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            # Only a crash mid-write tears a line; its step is settled by recover().
+            log.warning("%s:%d: ignoring a torn journal line", path, n)
+    return out
+
+
+def _open_intents(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    settled = {r["id"] for r in records if r.get("op") in ("done", "abort")}
+    return [r for r in records if r.get("op") == "intent" and r["id"] not in settled]
+
+
+def _sha1(path: str) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def recover(ws: Workspace) -> int:
+    """Settle every intent left open by an interrupted run; return how many.
+
+    Decided from the disk: destination there and source gone → done; source there and
+    destination absent → abort (the move never happened); both there (a cross-device
+    copy that was not yet unlinked) → finish it if the copy verifies, else drop the copy.
+    """
+    jpath = quarantine_dir(ws) / JOURNAL
+    records = read_journal(jpath)
+    todo = _open_intents(records)
+    if not todo:
+        return 0
+    journal = Journal(jpath)
+    try:
+        for r in todo:
+            src, dst = r["src"], r["dst"]
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dst + PART)
+            has_src, has_dst = os.path.lexists(src), os.path.lexists(dst)
+            if has_dst and not has_src:
+                journal.write({"op": "done", "id": r["id"], "recovered": True})
+            elif has_src and not has_dst:
+                journal.write({"op": "abort", "id": r["id"], "why": "interrupted before moving"})
+            elif has_src and has_dst:
+                if r.get("sha1") and _sha1(dst) == r["sha1"] and _sha1(src) == r["sha1"]:
+                    os.unlink(src)  # a verified copy sits at dst: finish the move
+                    journal.write({"op": "done", "id": r["id"], "recovered": True})
+                else:
+                    # Never delete a file whose twin does not verify: leave both, say so.
+                    log.warning("%s: both %s and %s exist and differ; left both", r["id"],
+                                src, dst)
+                    journal.write({"op": "abort", "id": r["id"],
+                                   "why": "source and destination both exist; left both"})
+            else:
+                log.warning("%s: neither %s nor %s exists (removed by someone else?)",
+                            r["id"], src, dst)
+                journal.write({"op": "abort", "id": r["id"], "why": "both paths missing"})
+    finally:
+        journal.close()
+    log.info("recovered %d unfinished move(s) from %s", len(todo), jpath)
+    return len(todo)
+
+
+# --- moving ------------------------------------------------------------------------------
+
+
+def _move_file(src: str, dst: str, sha1: str) -> None:
+    """Atomic rename, or copy + fsync + verify + rename + unlink across devices."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        part = dst + PART
+        with open(src, "rb") as fi, open(part, "wb") as fo:
+            shutil.copyfileobj(fi, fo, 1 << 20)
+            fo.flush()
+            os.fsync(fo.fileno())
+        shutil.copystat(src, part)
+        if _sha1(part) != sha1:
+            os.unlink(part)
+            raise OSError(errno.EIO, f"copy of {src} does not verify") from exc
+        os.rename(part, dst)
+        _fsync_dir(os.path.dirname(dst))
+        os.unlink(src)
+    _fsync_dir(os.path.dirname(dst))
+    _fsync_dir(os.path.dirname(src))
+
+
+def _unchanged(path: str, size: int | None, mtime_ns: int | None) -> str | None:
+    """None when ``path`` is a regular file with that size and mtime, else why not."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "gone"
+    except OSError as exc:
+        return f"cannot stat ({exc.strerror})"
+    if not os.path.isfile(path) or os.path.islink(path):
+        return "no longer a regular file"
+    if st.st_size != size or st.st_mtime_ns != mtime_ns:
+        return "changed since it was examined"
+    return None
+
+
+def new_run_id(ws: Workspace, stage: str) -> str:
+    base = f"{stage}-{time.strftime('%Y%m%dT%H%M%S')}"
+    run, n = base, 1
+    while (quarantine_dir(ws) / run).exists():
+        n += 1
+        run = f"{base}-{n}"
+    return run
+
+
+def apply_moves(
+    root: Path, ws: Workspace, plan: list[Move], *, stage: str, quiet: bool = True
+) -> ApplyReport:
+    """Carry out a plan (the caller holds the workspace lock). Never deletes a file."""
+    from tqdm import tqdm
+
+    recovered = recover(ws)
+    run = new_run_id(ws, stage)
+    report = ApplyReport(run, recovered=recovered)
+    if not plan:
+        return report
+    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+    qdir = quarantine_dir(ws).resolve() / run
+    root_s = os.path.abspath(root)
+    journal = Journal(quarantine_dir(ws) / JOURNAL)
+    cancelled_groups: dict[int, str] = {}
+    checked_kept: set[str] = set()
+    try:
+        for n, m in enumerate(tqdm(plan, desc="quarantine", unit="file", disable=quiet,
+                                   file=__import__("sys").stderr)):
+            src = os.path.join(root_s, m.src)
+            if m.group is not None and m.group in cancelled_groups:
+                report.cancelled.append((m.src, cancelled_groups[m.group]))
+                continue
+            if m.kept is not None:
+                kept = os.path.join(root_s, m.kept)
+                why = _unchanged(kept, m.kept_size, m.kept_mtime_ns)
+                if why is None and m.kept_sha1 and m.kept not in checked_kept:
+                    why = None if _sha1(kept) == m.kept_sha1 else "kept copy's content changed"
+                    checked_kept.add(m.kept)
+                if why is not None:
+                    msg = f"group cancelled: kept copy {m.kept} {why}"
+                    if m.group is not None:
+                        cancelled_groups[m.group] = msg
+                    report.cancelled.append((m.src, msg))
+                    continue
+            why = _unchanged(src, m.size, m.mtime_ns)
+            if why is not None:
+                report.cancelled.append((m.src, f"not moved: {why}"))
+                continue
+            try:
+                sha1 = _sha1(src)
+            except OSError as exc:
+                report.cancelled.append((m.src, f"not moved: cannot read ({exc.strerror})"))
+                continue
+            if m.sha1 is not None and sha1 != m.sha1:
+                report.cancelled.append((m.src, "not moved: content changed"))
+                continue
+            dst = os.path.join(os.fspath(qdir), m.src)
+            mid = f"{run}:{n}"
+            journal.write({"op": "intent", "id": mid, "action": "quarantine", "run": run,
+                           "stage": stage, "src": src, "dst": dst, "rel": m.src,
+                           "size": m.size, "mtime_ns": m.mtime_ns, "sha1": sha1,
+                           "reason": m.reason})
+            if delay:
+                time.sleep(delay)
+            try:
+                _move_file(src, dst, sha1)
+            except OSError as exc:
+                journal.write({"op": "abort", "id": mid, "why": str(exc)})
+                report.cancelled.append((m.src, f"not moved: {exc.strerror or exc}"))
+                continue
+            journal.write({"op": "done", "id": mid})
+            report.moved.append(m.src)
+    finally:
+        journal.close()
+    return report
+
+
+# --- restore -----------------------------------------------------------------------------
+
+
+@dataclass
+class RestoreReport:
+    restored: list[str] = field(default_factory=list)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
+    recovered: int = 0
+
+
+def quarantined(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Move intents that are done and not yet restored, in journal order."""
+    done = {r["id"] for r in records if r.get("op") == "done"}
+    restored = {r["of"] for r in records
+                if r.get("op") == "intent" and r.get("action") == "restore" and r["id"] in done}
+    for r in records:
+        if (r.get("op") == "intent" and r.get("action") == "quarantine" and r["id"] in done
+                and r["id"] not in restored):
+            yield r
+
+
+def run_restore(workspace: Path, *, run: str | None = None, quiet: bool = True) -> RestoreReport:
+    """Put quarantined files back where they were (all runs, or one ``run``).
+
+    A file that has reappeared at its original path is never overwritten: it is reported
+    as a conflict and its quarantined copy stays where it is.
+
+    Raises:
+        WeaklabelError: ``run`` is not in the journal.
+    """
+    ws = Workspace(workspace)
+    if not ws.root.exists():
+        raise WeaklabelError(f"workspace {ws.root} does not exist")
+    with ws.lock("restore"):
+        report = RestoreReport(recovered=recover(ws))
+        jpath = quarantine_dir(ws) / JOURNAL
+        records = read_journal(jpath)
+        runs = {r["run"] for r in records if r.get("action") == "quarantine"}
+        if run is not None and run not in runs:
+            known = ", ".join(sorted(runs)) or "none"
+            raise WeaklabelError(f"run {run!r} is not in {jpath}; known runs: {known}")
+        todo = [r for r in quarantined(records) if run is None or r["run"] == run]
+        if not todo:
+            return report
+        journal = Journal(jpath)
+        stamp = f"restore-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        try:
+            for n, r in enumerate(reversed(todo)):
+                src, dst = r["dst"], r["src"]  # back from quarantine to the original
+                if os.path.lexists(dst):
+                    report.conflicts.append((r["rel"], "a file is back at the original path; "
+                                             f"quarantined copy left at {src}"))
+                    continue
+                if not os.path.lexists(src):
+                    report.conflicts.append((r["rel"], f"quarantined copy {src} is missing"))
+                    continue
+                rid = f"{stamp}:{n}"
+                journal.write({"op": "intent", "id": rid, "action": "restore", "of": r["id"],
+                               "run": r["run"], "src": src, "dst": dst, "rel": r["rel"],
+                               "size": r.get("size"), "sha1": r.get("sha1")})
+                try:
+                    _move_file(src, dst, r.get("sha1") or _sha1(src))
+                except OSError as exc:
+                    journal.write({"op": "abort", "id": rid, "why": str(exc)})
+                    report.conflicts.append((r["rel"], f"cannot restore: {exc}"))
+                    continue
+                journal.write({"op": "done", "id": rid})
+                report.restored.append(r["rel"])
+        finally:
+            journal.close()
+        _prune_empty_dirs(quarantine_dir(ws))
+    return report
+
+
+def _prune_empty_dirs(top: Path) -> None:
+    for dirpath, _dirs, _files in os.walk(top, topdown=False):
+        if Path(dirpath) != top:
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)

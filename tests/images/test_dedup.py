@@ -1,0 +1,173 @@
+"""dedup: multi-index search, grouping, keep policy, label artifacts."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from conftest import jpeg_bytes, photo, write
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from weaklabel.config import Config, ImagesConfig, with_overrides
+from weaklabel.images.dedup import (
+    brute_force_pairs,
+    choose_keepers,
+    find_exact_duplicates,
+    find_near_pairs,
+    keep_rank,
+    run_dedup,
+)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+hash_lists = st.lists(st.integers(0, 2**64 - 1), min_size=0, max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(base=hash_lists, flips=st.lists(st.tuples(st.integers(0, 59), st.integers(0, 2**64 - 1)),
+                                       max_size=40),
+       threshold=st.integers(0, 10), bands=st.one_of(st.none(), st.integers(0, 4)))
+def test_multi_index_search_equals_brute_force(base, flips, threshold, bands) -> None:
+    hashes = list(base)
+    for k, mask in flips:  # plant near neighbours: few-bit flips of existing hashes
+        if hashes:
+            src = hashes[k % len(hashes)]
+            bits = [int(b) for b in np.flatnonzero(np.unpackbits(np.frombuffer(
+                mask.to_bytes(8, "big"), np.uint8)))[: (mask % 9)]]
+            hashes.append(src ^ sum(1 << b for b in bits))
+    arr = np.array(hashes, dtype=np.uint64)
+    m = None if bands is None else threshold + 1 + bands
+    i, j, d = find_near_pairs(arr, threshold, bands=m)
+    found = set(zip(i.tolist(), j.tolist(), d.tolist(), strict=True))
+    assert found == brute_force_pairs(arr, threshold)
+
+
+PATHS = [f"{d}/{n}.jpg" for d in ("20190301", "20190302", "x") for n in "abcdef"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=len(PATHS), max_size=len(PATHS)),
+       st.dictionaries(st.sampled_from(PATHS), st.floats(0, 100), max_size=6))
+def test_every_group_keeps_exactly_one_member(assign, eng) -> None:
+    groups: dict[int, list[str]] = {}
+    for p, g in zip(PATHS, assign, strict=False):
+        groups.setdefault(g, []).append(p)
+    rank = keep_rank(eng)
+    out = choose_keepers(list(groups.values()), rank)
+    assert len(out) == sum(1 for g in groups.values() if len(g) > 1)
+    for kept, dups in out:
+        members = {kept, *(d for d, _ in dups)}
+        assert members in [set(g) for g in groups.values()]  # nobody lost, nobody added
+        assert kept not in {d for d, _ in dups} and len(dups) == len(members) - 1
+        assert kept == min(members, key=rank)
+
+
+def test_chaining_is_split_into_stars() -> None:
+    h = {"a": 0b0, "b": 0b111, "c": 0b111111}  # a~b (3), b~c (3), a far from c (6)
+    out = choose_keepers([["a", "b", "c"]], keep_rank(),
+                         distance=lambda x, y: bin(h[x] ^ h[y]).count("1"), threshold=4)
+    assert out == [("a", [("b", 3)])]  # c is not pulled in through b
+
+
+def test_exact_funnel_zero_bytes_and_hard_links() -> None:
+    df = pd.DataFrame({"path": ["a", "b", "c", "e1", "e2"], "size": [5, 5, 5, 0, 0],
+                       "sha1": ["x", "x", "y", None, None]})
+    assert find_exact_duplicates(df) == [["a", "b"]]
+
+
+def test_keep_policy_order() -> None:
+    rank = keep_rank({"20190305/z.jpg": 10.0, "20190301/long_name.jpg": 1.0})
+    paths = ["x/a.jpg", "20190302/a.jpg", "20190301/long_name.jpg", "20190305/z.jpg",
+             "20190302/ab.jpg"]
+    assert sorted(paths, key=rank) == ["20190305/z.jpg", "20190301/long_name.jpg",
+                                       "20190302/a.jpg", "20190302/ab.jpg", "x/a.jpg"]
+
+
+def test_dedup_tree(tree: Path, tmp_path: Path) -> None:
+    res = run_dedup(tree, tmp_path / "ws")
+    rows = read_csv(res.csv)
+    by_dup = {r["duplicate"]: r for r in rows}
+    assert by_dup["20190304/a_copy.jpg"]["kind"] == "exact"
+    assert by_dup["20190304/a_copy.jpg"]["kept"] == "20190303/a.jpg"  # oldest date folder
+    assert by_dup["20190305/a_reenc.jpg"]["kind"] == "near"
+    assert "misc/c_hardlink.jpg" not in by_dup and "20190303/c.jpg" not in by_dup
+    # uniform images and empty files never group
+    for p in ("misc/white.jpg", "misc/white2.png", "misc/one.png", "bad/empty.jpg"):
+        assert p not in by_dup
+    excluded = {r["path"]: r["reason"] for r in read_csv(tmp_path / "ws" / "dedup_excluded.csv")}
+    assert excluded["misc/white.jpg"].startswith("uniform image")
+    assert excluded["bad/trunc.jpg"].startswith("truncated")
+    assert [(r["group"], r["duplicate"]) for r in rows] == sorted(
+        (r["group"], r["duplicate"]) for r in rows)
+    # same inputs → byte-identical output
+    first = res.csv.read_bytes()
+    run_dedup(tree, tmp_path / "ws")
+    assert res.csv.read_bytes() == first
+
+
+def test_unique_sizes_are_never_hashed(tmp_path: Path) -> None:
+    root = tmp_path / "img"
+    for k in range(5):
+        write(root / f"{k}.jpg", jpeg_bytes(photo(k)))
+    write(root / "dup.jpg", (root / "0.jpg").read_bytes())
+    res = run_dedup(root, tmp_path / "ws")
+    assert res.scan["partial"] == 2  # only the colliding pair
+
+
+def test_image_labels_dedup_and_conflicts(tree: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    labels = pd.DataFrame({
+        "image": ["20190303/a.jpg", "20190304/a_copy.jpg", "20190305/a_reenc.jpg",
+                  "20190305/a_resized.jpg", "20190303/b.png"],
+        "post_id": ["p1", "p2", "p3", "p4", "p5"],
+        "label": ["lips", "nails", "nails", "", "hair"],
+        "confidence": [0.9, 0.6, 0.7, 0.0, 0.8],
+        "likes": pd.array([1, 500, 3, 0, 2], dtype="Int64"),
+        "comments": pd.array([0, 0, 0, 0, 1], dtype="Int64"),
+    })
+    labels.to_parquet(ws / "image_labels.parquet", index=False)
+    res = run_dedup(tree, ws)
+    rows = read_csv(res.csv)
+    kept = {r["kept"] for r in rows}
+    assert "20190304/a_copy.jpg" in kept  # the copy with the most engaging post wins
+    out = pd.read_parquet(ws / "image_labels_dedup.parquet")
+    row = out[out["image"] == "20190304/a_copy.jpg"].iloc[0]
+    assert row["label"] == "nails" and row["post_id"] == "p3"  # majority, then confidence
+    assert set(out["image"]) == {"20190304/a_copy.jpg", "20190303/b.png"}
+    conflicts = read_csv(ws / "label_conflicts.csv")
+    assert {c["label"] for c in conflicts} >= {"lips", "nails"}
+    assert res.label_conflicts == 1
+    assert (ws / "image_labels.parquet").exists()
+
+
+def test_posts_table_drives_the_keep_policy(tree: Path, tmp_path: Path) -> None:
+    posts = tmp_path / "posts.csv"
+    posts.write_text("post_id,caption,images,likes,comments\n"
+                     "p1,립스틱,20190303/a.jpg,1,0\n"
+                     "p2,네일,20190305/a_reenc.jpg,100,5\n", encoding="utf-8")
+    res = run_dedup(tree, tmp_path / "ws", posts=posts)
+    kept = {r["kept"] for r in read_csv(res.csv)}
+    assert "20190305/a_reenc.jpg" in kept
+
+
+def test_threshold_zero_finds_only_exact(tree: Path, tmp_path: Path) -> None:
+    cfg = with_overrides(Config(), {"images.near_threshold": 0})
+    rows = read_csv(run_dedup(tree, tmp_path / "ws", cfg).csv)
+    assert {r["kind"] for r in rows} == {"exact"}
+
+
+def test_other_hash_methods_run(tree: Path, tmp_path: Path) -> None:
+    for m in ("dhash", "ahash", "whash"):
+        cfg = Config(images=ImagesConfig(hash_method=m, workers=1))
+        rows = read_csv(run_dedup(tree, tmp_path / "ws", cfg).csv)
+        assert any(r["duplicate"] == "20190304/a_copy.jpg" for r in rows), m
+    assert os.path.exists(tmp_path / "ws" / "inventory.sqlite")

@@ -1,0 +1,154 @@
+"""Inventory: walking, content sniffing, caching."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import jpeg_bytes, photo, write
+
+from weaklabel.images import inventory
+from weaklabel.images.inventory import Inventory, display_path, sniff, walk
+
+
+def scan(root: Path, ws: Path, **kw: object) -> tuple[Inventory, dict[str, int]]:
+    inv = inventory.open_inventory(ws, root=root, max_pixels=89_478_485)
+    counts = inv.scan(root, check=True, hash_spec=kw.pop("hash_spec", None),  # type: ignore[arg-type]
+                      max_pixels=89_478_485, workers=kw.pop("workers", 1), **kw)  # type: ignore[arg-type]
+    return inv, counts
+
+
+@pytest.mark.parametrize(("head", "fmt", "what"), [
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF", "JPEG", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n....", "PNG", "png"),
+    (b"GIF89a....", "GIF", "gif"),
+    (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "WEBP", "webp"),
+    (b"<!DOCTYPE html><html>", None, "html"),
+    (b'<?xml version="1.0"?><Error>', None, "xml"),
+    (b"PK\x03\x04\x14\x00", None, "zip archive"),
+    (b"\x00\x01\x02\xfe\xfd", None, "unknown bytes"),
+    (b"hello world", None, "text"),
+])
+def test_sniff_by_content(head: bytes, fmt: str | None, what: str) -> None:
+    assert sniff(head) == (fmt, what)
+
+
+def test_walk_reports_every_problem_and_skips_nothing(tree: Path) -> None:
+    entries = {e.rel: e for e in walk(tree)}
+    assert entries["links_loop"].reason == "symlink loop"
+    assert entries["dangling.jpg"].reason.startswith("dangling symlink")
+    assert "leaves the image root" in entries["escape.jpg"].reason
+    assert entries["inside_link.jpg"].status == "skipped"
+    assert entries["sub/up"].status == "skipped"  # folder loop: not followed
+    assert entries["fifo.jpg"].status == "unreadable"
+    assert entries["odd/new\nline.jpg"].kind == "file"
+    assert entries["odd/-leading.jpg"].kind == "file"
+    assert os.fsdecode(b"odd/caf\xe9.jpg") in entries
+    assert not any(r.startswith("dir_named.jpg") and r != "dir_named.jpg" for r in entries)
+    files = sorted(e.rel for e in entries.values() if e.kind == "file")
+    on_disk = sorted(
+        os.path.relpath(os.path.join(d, f), tree)
+        for d, _, fs in os.walk(tree) for f in fs
+        if os.path.isfile(os.path.join(d, f)) and not os.path.islink(os.path.join(d, f))
+    )
+    assert files == on_disk
+
+
+def test_walk_skips_workspace_inside_root(tree: Path) -> None:
+    ws = tree / "build"
+    write(ws / "quarantine" / "run" / "x.jpg", jpeg_bytes(photo(1)))
+    rels = [e.rel for e in walk(tree, skip=[ws])]
+    assert not any(r.startswith("build") for r in rels)
+
+
+def test_unreadable_folder_and_file_are_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "img"
+    write(root / "locked" / "a.jpg", jpeg_bytes(photo(1)))
+    write(root / "secret.jpg", jpeg_bytes(photo(2)))
+    if os.geteuid() == 0:
+        # root ignores permissions: simulate EACCES at the two system calls instead
+        real_scandir, real_open = os.scandir, inventory.os.open
+
+        def scandir(path):  # type: ignore[no-untyped-def]
+            if str(path).endswith("locked"):
+                raise PermissionError(13, "Permission denied")
+            return real_scandir(path)
+
+        def fake_open(path, flags, *a):  # type: ignore[no-untyped-def]
+            if str(path).endswith("secret.jpg"):
+                raise PermissionError(13, "Permission denied")
+            return real_open(path, flags, *a)
+
+        monkeypatch.setattr(inventory.os, "scandir", scandir)
+        monkeypatch.setattr(inventory.os, "open", fake_open)
+    else:
+        (root / "locked").chmod(0)
+        (root / "secret.jpg").chmod(0)
+    try:
+        inv, _ = scan(root, tmp_path / "ws")
+        rows = {r["path"]: r for r in inv.rows()}
+    finally:
+        (root / "locked").chmod(0o755)
+        (root / "secret.jpg").chmod(0o644)
+    assert rows["locked"]["status"] == "unreadable"
+    assert "cannot list folder" in rows["locked"]["reason"]
+    assert rows["secret.jpg"]["status"] == "unreadable"
+    assert "Permission denied" in rows["secret.jpg"]["reason"]
+
+
+def test_second_run_reads_nothing_and_changes_are_read(tree: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    inv, first = scan(tree, ws)
+    assert first["read"] > 20
+    inv.close()
+    inv, second = scan(tree, ws)
+    assert second["read"] == 0 and second["seen"] == first["seen"]
+    inv.close()
+    # a new day's folder and one changed file: only those are read
+    write(tree / "20190306" / "new.jpg", jpeg_bytes(photo(20)))
+    p = tree / "20190303" / "b.png"
+    p.write_bytes(jpeg_bytes(photo(21)))
+    os.utime(p, ns=(time.time_ns(), time.time_ns() + 10**9))
+    (tree / "20190303" / "c.jpg").unlink()
+    inv, third = scan(tree, ws)
+    assert third["read"] == 2
+    assert third["removed"] == 1
+    rows = {r["path"]: r for r in inv.rows()}
+    assert rows["20190303/b.png"]["format"] == "JPEG"  # re-sniffed by content
+    assert "20190303/c.jpg" not in rows
+    inv.close()
+
+
+def test_parallel_scan_equals_serial(tree: Path, tmp_path: Path) -> None:
+    a, _ = scan(tree, tmp_path / "ws1", workers=1, hash_spec=("phash", 8))
+    b, _ = scan(tree, tmp_path / "ws2", workers=2, hash_spec=("phash", 8))
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("ino", "dev")}  # noqa: E731
+                          for r in rows]
+    assert strip(a.rows("phash-8")) == strip(b.rows("phash-8"))
+
+
+def test_another_root_resets_the_inventory(tree: Path, tmp_path: Path) -> None:
+    inv, _ = scan(tree, tmp_path / "ws")
+    inv.close()
+    other = tmp_path / "other"
+    write(other / "x.jpg", jpeg_bytes(photo(1)))
+    inv, counts = scan(other, tmp_path / "ws")
+    assert [r["path"] for r in inv.rows()] == ["x.jpg"] and counts["read"] == 1
+
+
+def test_display_path_escapes_undecodable_bytes() -> None:
+    assert display_path(os.fsdecode(b"a/caf\xe9.jpg")) == "a/caf\\xe9.jpg"
+    assert display_path("a/카페.jpg") == "a/카페.jpg"
+
+
+def test_hash_registry_lists_valid_names() -> None:
+    from weaklabel.errors import WeaklabelError
+
+    with pytest.raises(WeaklabelError, match="valid: ahash, dhash, phash, whash"):
+        inventory.get_hash_method("md5")
+    with pytest.raises(WeaklabelError, match="hash_size"):
+        inventory.hash_key("phash", 16)

@@ -1,0 +1,140 @@
+"""purge: statuses, and proof that the reduced decode catches what a full decode does."""
+
+from __future__ import annotations
+
+import csv
+import io
+import struct
+from pathlib import Path
+
+import pytest
+from conftest import bomb_png, jpeg_bytes, photo, png_bytes, write
+from PIL import Image, ImageFile
+
+from weaklabel.images.inventory import DECODE_ERRORS, Task, examine
+from weaklabel.images.purge import run_purge
+
+
+def status_of(data: bytes, tmp_path: Path, name: str = "x.jpg") -> dict[str, object]:
+    p = write(tmp_path / name, data)
+    return examine(Task(str(p), name, len(data), True, None, 89_478_485))
+
+
+def full_decode_fails(data: bytes) -> bool:
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except (*DECODE_ERRORS, Image.DecompressionBombError):
+        return True
+    return False
+
+
+def test_statuses_of_the_fixture_tree(tree: Path, tmp_path: Path) -> None:
+    res = run_purge(tree, tmp_path / "ws")
+    with open(res.csv, newline="", encoding="utf-8") as f:
+        rows = {r["path"]: r for r in csv.DictReader(f)}
+    expect = {
+        "20190303/a.jpg": "ok", "misc/jpeg_named.png": "ok", "misc/noext": "ok",
+        "bad/trunc.jpg": "truncated", "bad/trunc.png": "truncated",
+        "bad/error.jpg": "not_an_image", "bad/s3.jpg": "not_an_image",
+        "bad/archive.jpg": "not_an_image", "bad/random.jpg": "not_an_image",
+        "bad/empty.jpg": "empty", "bad/bomb.png": "decompression_bomb",
+        "fifo.jpg": "unreadable", "links_loop": "skipped", "escape.jpg": "skipped",
+        "odd/new\nline.jpg": "ok", "odd/caf\\xe9.jpg": "ok", "odd/-leading.jpg": "ok",
+    }
+    for path, status in expect.items():
+        assert rows[path]["status"] == status, path
+    assert rows["bad/error.jpg"]["reason"] == "html"
+    assert rows["bad/s3.jpg"]["reason"] == "xml"
+    assert list(rows) == sorted(rows, key=lambda p: p.encode())  # sorted, one row per path
+    assert res.counts["truncated"] == 2 and res.corrupt == 9
+
+
+def test_bomb_is_caught_from_the_header_with_the_config_limit(tmp_path: Path) -> None:
+    small_bomb = bomb_png(5000, 5000)  # 25 Mpx: under Pillow's limit, over ours
+    p = write(tmp_path / "b.png", small_bomb)
+    out = examine(Task(str(p), "b.png", len(small_bomb), True, None, 10_000_000))
+    assert out["status"] == "decompression_bomb"
+    assert "10000000 pixels" in str(out["reason"])
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_reduced_jpeg_decode_catches_every_truncation_the_full_decode_catches(
+    tmp_path: Path, progressive: bool
+) -> None:
+    data = jpeg_bytes(photo(3, (480, 360)), quality=85, progressive=progressive)
+    cuts = sorted({*range(200, len(data), max(1, len(data) // 60)), len(data) - 1,
+                   len(data) - 2, len(data) - 3})
+    caught_by_full = 0
+    for cut in cuts:
+        damaged = data[:cut]
+        if full_decode_fails(damaged):
+            caught_by_full += 1
+            out = status_of(damaged, tmp_path)
+            assert out["status"] in ("truncated", "decode_error"), (cut, out)
+    assert caught_by_full > len(cuts) // 2
+
+
+def test_reduced_decode_catches_corrupted_bytes_the_full_decode_catches(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    data = jpeg_bytes(photo(4, (400, 300)), quality=90)
+    caught = 0
+    for k in range(60):
+        b = bytearray(data)
+        start = int(rng.integers(600, len(b) - 200))
+        b[start:start + int(rng.integers(1, 40))] = rng.integers(0, 256, 1).tobytes() * 8
+        if full_decode_fails(bytes(b)):
+            caught += 1
+            assert status_of(bytes(b), tmp_path)["status"] != "ok", k
+        else:
+            # and where a full decode passes, the reduced one must not invent a problem
+            assert status_of(bytes(b), tmp_path)["status"] in ("ok", "truncated", "decode_error")
+    assert caught > 0
+
+
+def test_truncated_png_at_many_cut_points(tmp_path: Path) -> None:
+    data = png_bytes(photo(5, (160, 120)))
+    for cut in range(60, len(data) - 1, max(1, len(data) // 40)):
+        if full_decode_fails(data[:cut]):
+            assert status_of(data[:cut], tmp_path, "x.png")["status"] in (
+                "truncated", "decode_error"), cut
+
+
+def test_checks_ignore_a_callers_load_truncated_images(tmp_path: Path) -> None:
+    data = jpeg_bytes(photo(6))
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        assert status_of(data[: len(data) // 2], tmp_path)["status"] == "truncated"
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the caller's setting is restored
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+@pytest.mark.parametrize("exc", [SyntaxError("bad"), ValueError("x"), TypeError("x"),
+                                 IndexError("x"), struct.error("x"), EOFError(),
+                                 NotImplementedError("x"), KeyError("x")])
+def test_every_pillow_error_class_becomes_a_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: BaseException
+) -> None:
+    data = png_bytes(photo(1, (32, 32)))
+
+    def boom(self: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(Image.Image, "load", boom)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", boom)
+    out = status_of(data, tmp_path, "x.png")
+    assert out["status"] in ("decode_error", "truncated")
+
+
+def test_unsupported_format_is_not_corrupt(tmp_path: Path) -> None:
+    heif = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 100
+    out = status_of(heif, tmp_path, "x.heic")
+    assert out["status"] in ("unsupported", "decode_error")
+    try:
+        import pillow_heif  # noqa: F401
+    except ImportError:
+        assert out["status"] == "unsupported"

@@ -1,0 +1,201 @@
+"""Acting safely: apply, restore, re-checks, crash recovery, locking."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import jpeg_bytes, photo, write
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from weaklabel.errors import WeaklabelError
+from weaklabel.images import quarantine
+from weaklabel.images.dedup import run_dedup
+from weaklabel.images.purge import run_purge
+from weaklabel.images.quarantine import Move, plan_moves, read_journal, run_restore
+from weaklabel.workspace import Workspace
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def files_under(root: Path) -> set[str]:
+    return {os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs
+            if not os.path.islink(os.path.join(d, f))}
+
+
+def test_purge_apply_moves_corrupt_files_and_restore_puts_them_back(
+    tree: Path, tmp_path: Path
+) -> None:
+    ws = tmp_path / "ws"
+    before = files_under(tree)
+    res = run_purge(tree, ws)
+    assert res.applied is None and files_under(tree) == before  # plan only
+    res = run_purge(tree, ws, apply=True)
+    assert res.applied is not None and len(res.applied.moved) == 9
+    after = files_under(tree)
+    assert "bad/trunc.jpg" not in after and "20190303/a.jpg" in after
+    qdir = ws / "quarantine" / res.applied.run_id
+    assert (qdir / "bad" / "trunc.jpg").exists()
+    # second run: nothing left to move
+    again = run_purge(tree, ws, apply=True)
+    assert again.applied is not None and again.applied.moved == []
+    rep = run_restore(ws)
+    assert len(rep.restored) == 9 and files_under(tree) == before
+    assert run_restore(ws).restored == []  # idempotent
+
+
+def test_restore_refuses_to_overwrite_a_file_that_came_back(tmp_path: Path) -> None:
+    root = tmp_path / "img"
+    write(root / "bad.jpg", b"<html>")
+    ws = tmp_path / "ws"
+    run_purge(root, ws, apply=True)
+    write(root / "bad.jpg", b"new content")
+    rep = run_restore(ws)
+    assert rep.restored == [] and rep.conflicts[0][0] == "bad.jpg"
+    assert (root / "bad.jpg").read_bytes() == b"new content"
+    with pytest.raises(WeaklabelError, match="known runs"):
+        run_restore(ws, run="nope")
+
+
+def test_dedup_apply_keeps_one_copy_and_cancels_group_if_kept_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "img"
+    data = jpeg_bytes(photo(1))
+    for d in ("20190301", "20190302", "20190303"):
+        write(root / d / "x.jpg", data)
+    other = jpeg_bytes(photo(2))
+    write(root / "20190301" / "y.jpg", other)
+    write(root / "20190302" / "y.jpg", other)
+    ws = tmp_path / "ws"
+    run_dedup(root, ws)  # plan
+    # the kept copy of the y group changes between plan and move: that group is cancelled
+    real = quarantine._unchanged
+
+    def touched(path: str, size: int | None, mtime: int | None) -> str | None:
+        if path.endswith("20190301/y.jpg"):
+            return "changed since it was examined"
+        return real(path, size, mtime)
+
+    monkeypatch.setattr(quarantine, "_unchanged", touched)
+    res = run_dedup(root, ws, apply=True)
+    assert res.applied is not None
+    assert sorted(res.applied.moved) == ["20190302/x.jpg", "20190303/x.jpg"]
+    assert [p for p, _ in res.applied.cancelled] == ["20190302/y.jpg"]
+    assert (root / "20190301" / "x.jpg").exists() and (root / "20190302" / "y.jpg").exists()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from("abcdefgh")), max_size=30))
+def test_plan_never_moves_a_kept_file(pairs) -> None:
+    moves, kept_of = [], {}
+    for g, name in pairs:
+        kept_of.setdefault(g, f"k{g}")
+        moves.append(Move(src=f"{g}/{name}", size=1, mtime_ns=1, group=g, kept=kept_of[g]))
+    uniq = {m.src: m for m in moves}.values()
+    plan = plan_moves(uniq)
+    assert not {m.src for m in plan} & {m.kept for m in plan}
+    with pytest.raises(ValueError):
+        plan_moves([Move(src="k0", size=1, mtime_ns=1, group=0, kept="k1"),
+                    Move(src="k1", size=1, mtime_ns=1, group=1, kept="k0")])
+
+
+def test_cross_device_move_copies_verifies_and_unlinks(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "img"
+    write(root / "d" / "bad.jpg", b"<html>" * 100)
+    real_rename = os.rename
+    calls = []
+
+    def rename(src: str, dst: str) -> None:
+        calls.append(src)
+        if not str(src).endswith(quarantine.PART):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(quarantine.os, "rename", rename)
+    res = run_purge(root, tmp_path / "ws", apply=True)
+    assert res.applied is not None and res.applied.moved == ["d/bad.jpg"]
+    assert not (root / "d" / "bad.jpg").exists()
+    q = tmp_path / "ws" / "quarantine" / res.applied.run_id / "d" / "bad.jpg"
+    assert q.read_bytes() == b"<html>" * 100
+
+
+def test_second_concurrent_run_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "img"
+    write(root / "a.jpg", b"")
+    ws = Workspace(tmp_path / "ws")
+    with ws.lock("test"), pytest.raises(WeaklabelError, match="in use by another"):
+        run_purge(root, ws.root)
+
+
+def test_recover_settles_open_intents(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    j = quarantine.Journal(ws.path("quarantine") / "journal.jsonl")
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"x")  # intent 1: never moved
+    b_dst = tmp_path / "q" / "b"
+    b_dst.parent.mkdir()
+    b_dst.write_bytes(b"y")  # intent 2: moved, done not written
+    j.write({"op": "intent", "id": "r:1", "action": "quarantine", "run": "r", "src": str(a),
+             "dst": str(tmp_path / "q" / "a"), "rel": "a", "sha1": None})
+    j.write({"op": "intent", "id": "r:2", "action": "quarantine", "run": "r", "src": str(b),
+             "dst": str(b_dst), "rel": "b", "sha1": None})
+    j.close()
+    with open(ws.path("quarantine") / "journal.jsonl", "a") as f:
+        f.write('{"op": "do')  # torn last line
+    assert quarantine.recover(ws) == 2
+    recs = read_journal(ws.path("quarantine") / "journal.jsonl")
+    assert {r["op"] for r in recs if r.get("id") == "r:1"} == {"intent", "abort"}
+    assert {r["op"] for r in recs if r.get("id") == "r:2"} == {"intent", "done"}
+
+
+@pytest.mark.slow
+def test_kill_9_mid_apply_loses_nothing_and_rerun_finishes(tmp_path: Path) -> None:
+    root = tmp_path / "img"
+    names = [f"2019030{d}/bad{k}.jpg" for d in range(1, 4) for k in range(8)]
+    for n in names:
+        write(root / n, b"<html>error</html>" + n.encode())
+    write(root / "good.jpg", jpeg_bytes(photo(1)))
+    ws = tmp_path / "ws"
+    code = (f"import sys; sys.path.insert(0, {SRC!r})\n"
+            "from weaklabel.images.purge import run_purge\n"
+            f"run_purge({str(root)!r}, {str(ws)!r}, apply=True)\n")
+    env = {**os.environ, quarantine.DELAY_ENV: "0.15"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    journal = ws / "quarantine" / "journal.jsonl"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if journal.exists() and journal.read_text().count('"intent"') >= 6:
+            break
+        time.sleep(0.02)
+    time.sleep(0.07)  # land inside a move's window
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    qroot = ws / "quarantine"
+
+    def located(n: str) -> int:
+        in_place = (root / n).exists()
+        in_q = sum(1 for run in qroot.iterdir() if run.is_dir() and (run / n).exists())
+        return int(in_place) + in_q
+
+    assert all(located(n) == 1 for n in names)  # never both, never neither
+    moved_before = sum(1 for n in names if not (root / n).exists())
+    assert 0 < moved_before < len(names)
+    res = run_purge(root, ws, apply=True)
+    assert res.applied is not None and res.applied.recovered >= 1
+    assert all(not (root / n).exists() and located(n) == 1 for n in names)
+    recs = read_journal(journal)
+    assert not quarantine._open_intents(recs)
+    assert (root / "good.jpg").exists()
+    rep = run_restore(ws)
+    assert len(rep.restored) == len(names) and all((root / n).exists() for n in names)
+    assert json.loads(journal.read_text().splitlines()[-1])["op"] == "done"
