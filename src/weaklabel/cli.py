@@ -79,7 +79,7 @@ def tokenize(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     encoding: Annotated[str | None, typer.Option(
-        help="Text encoding of a CSV/JSONL table [default: detect UTF-8/UTF-8-BOM/CP949].")] = None,
+        help="Text encoding of a CSV/JSONL table (default: detect UTF-8/UTF-8-BOM/CP949).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv|tsv|jsonl|parquet.")] = None,
     col: Annotated[list[str] | None, typer.Option(
         help="Map a column: LOGICAL=NAME (post_id, caption, images, likes, comments, "
@@ -88,7 +88,7 @@ def tokenize(
         exists=True, dir_okay=False, help="Link table post_id,image instead of the "
                                           "images column.")] = None,
     userdict: Annotated[Path | None, typer.Option(
-        file_okay=False, help="User dictionary folder [default: userdict].")] = None,
+        file_okay=False, help="User dictionary folder (default: userdict).")] = None,
     workers: WorkersOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
@@ -228,8 +228,8 @@ def eval_(
     gold: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
                                          help="Gold CSV post_id,label.")],
     baseline: Annotated[Path | None, typer.Option(
-        exists=True, dir_okay=False, help="Labels to compare with [default: "
-        "keyword_labels.parquet beside LABELS].")] = None,
+        exists=True, dir_okay=False, help="Labels to compare with (default: "
+        "keyword_labels.parquet beside LABELS).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score labels against gold: precision, recall, F1, coverage, per subset.

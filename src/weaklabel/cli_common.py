@@ -28,7 +28,7 @@ ConfigOpt = Annotated[
 ]
 WorkspaceOpt = Annotated[
     Path | None,
-    typer.Option("--workspace", "-w", file_okay=False, help="Workspace folder [default: build]."),
+    typer.Option("--workspace", "-w", file_okay=False, help="Workspace folder (default: build)."),
 ]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Redo the work even if the output is up to date.")

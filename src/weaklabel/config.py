@@ -130,6 +130,7 @@ class ExportConfig:
     link: str = "hardlink"
     source_prefix: str | None = None
     job_name: str = "weaklabel"
+    creation_date: str | None = None  # manifest creation-date (ISO); None: newest created_at
 
 
 @dataclass(frozen=True)

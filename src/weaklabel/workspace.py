@@ -47,6 +47,7 @@ MADE_BY = {
     "label_conflicts.csv": "dedup",
     "image_labels_dedup.parquet": "dedup",
     "sample.parquet": "sample",
+    "sample_funnel.csv": "sample",
 }
 
 

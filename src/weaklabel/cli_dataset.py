@@ -1,0 +1,232 @@
+"""CLI commands for the data set: ``sample``, ``export``, ``report``.
+
+``cli.py`` calls :func:`register`. Only typer and the standard library are imported at
+module level; pandas and PIL load inside the library calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from weaklabel.cli_common import (
+    ConfigOpt,
+    ForceOpt,
+    QuietOpt,
+    WorkspaceOpt,
+    resolve_config,
+    setup_logging,
+    stage_command,
+)
+from weaklabel.errors import WeaklabelError
+
+LabelmapOpt = Annotated[
+    Path | None,
+    typer.Option("--labelmap", "-l", exists=True, dir_okay=False,
+                 help="The label map (display names, background label) (default: config)."),
+]
+ImageRootOpt = Annotated[
+    Path | None,
+    typer.Option("--image-root", exists=True, file_okay=False,
+                 help="Where image paths point (default: images.root or posts.image_root)."),
+]
+
+
+def _workspace(cfg: Any) -> Any:
+    from weaklabel.workspace import Workspace
+
+    return Workspace(Path(cfg.workspace))
+
+
+def _image_root(cfg: Any, given: Path | None) -> Path | None:
+    if given is not None:
+        return given
+    root = getattr(cfg.images, "root", None) or getattr(cfg.posts, "image_root", None)
+    return Path(root) if root else None
+
+
+def parse_quotas(items: list[str] | None) -> dict[str, int]:
+    """``["lips=200", "nails=50"]`` → ``{"lips": 200, "nails": 50}``."""
+    out: dict[str, int] = {}
+    for item in items or []:
+        label, sep, n = item.rpartition("=")
+        if not sep or not label:
+            raise WeaklabelError(f"--quota {item!r} must look like LABEL=N, e.g. lips=200")
+        try:
+            out[label] = int(n)
+        except ValueError:
+            raise WeaklabelError(f"--quota {item!r}: {n!r} is not a whole number") from None
+        if out[label] < 0:
+            raise WeaklabelError(f"--quota {item!r}: use a whole number >= 0")
+    return out
+
+
+def sample(
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    labelmap: LabelmapOpt = None,
+    per_label: Annotated[int | None, typer.Option(
+        "--per-label", "-n", min=0, help="Images per label (default: 1000).")] = None,
+    quota: Annotated[list[str] | None, typer.Option(
+        "--quota", help="LABEL=N: this label's number instead of --per-label. "
+                        "Repeatable.")] = None,
+    balance: Annotated[bool | None, typer.Option(
+        "--balance/--no-balance", help="Cap every label at the smallest one.")] = None,
+    background: Annotated[bool | None, typer.Option(
+        "--background/--no-background",
+        help="Sample the label map's background label too (default: yes).")] = None,
+    min_confidence: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Leave out images whose label confidence is lower.")] = None,
+    per_post: Annotated[int | None, typer.Option(
+        min=0, help="At most this many images of one post (0: no limit) (default: 1).")] = None,
+    comment_weight: Annotated[float | None, typer.Option(
+        min=0.0, help="Engagement = likes + W * comments (default: 2).")] = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Pick the most engaging images of each label; write WORKSPACE/sample.parquet.
+
+    Corrupt files, duplicates, low-confidence labels and extra images of a post go first.
+
+    A table shows per label how many images each of those filters removed.
+
+    Example: weaklabel sample -w build --per-label 500 --quota nails=200 --no-background
+    """
+    setup_logging(quiet)
+    from weaklabel.config import with_overrides
+    from weaklabel.dataset.sample import format_funnel, run_sample
+
+    cfg = resolve_config(config, {
+        "workspace": str(workspace) if workspace else None,
+        "labelmap": str(labelmap) if labelmap else None,
+        "sample.per_label": per_label, "sample.balance": balance,
+        "sample.include_background": background, "sample.min_confidence": min_confidence,
+        "sample.per_post": per_post, "sample.comment_weight": comment_weight})
+    quotas = parse_quotas(quota)
+    if quotas:
+        cfg = with_overrides(cfg, {"sample.quotas": {**cfg.sample.quotas, **quotas}})
+    res = run_sample(_workspace(cfg), cfg, force=force)
+    import pandas as pd
+
+    if res["funnel"]:
+        typer.echo(format_funnel(pd.DataFrame(res["funnel"])))
+    state = "up to date: " if res["up_to_date"] else ""
+    typer.echo(f"{state}{res['rows']} images sampled → {cfg.workspace}/sample.parquet, "
+               f"{cfg.workspace}/sample_funnel.csv")
+
+
+def export(
+    out: Annotated[Path | None, typer.Argument(
+        metavar="OUT",
+        help="Export folder: missing or empty (default: the config's output).")] = None,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="Comma list of imagefolder, manifest, csv (default: all).")] = None,
+    link: Annotated[str | None, typer.Option(
+        help="hardlink (copy across file systems), copy or symlink (default: hardlink).")
+    ] = None,
+    source_prefix: Annotated[str | None, typer.Option(
+        help="Manifest source-ref = PREFIX/<image path>, e.g. s3://bucket/download.")] = None,
+    split: Annotated[str | None, typer.Option(
+        help="train,val,test fractions (default: 0.8,0.1,0.1).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Split seed (default: 42).")] = None,
+    job_name: Annotated[str | None, typer.Option(
+        help="Ground Truth job name: the manifest's label key (default: weaklabel).")] = None,
+    creation_date: Annotated[str | None, typer.Option(
+        help="Manifest creation-date (ISO) (default: newest post created_at).")] = None,
+    image_root: ImageRootOpt = None,
+    labelmap: LabelmapOpt = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an earlier weaklabel export in OUT (only the files its "
+                        "ledger lists; any other file stops the export).")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Export the sample: ImageFolder tree, Ground Truth manifest, CSV.
+
+    Writes OUT/<split>/<label>/<file>, OUT/manifest.jsonl, OUT/classes.json, OUT/dataset.csv.
+
+    Splits are stratified by label; a duplicate group never straddles two splits.
+
+    OUT must be missing or empty; --force replaces only an earlier export's own files.
+
+    Example: weaklabel export -w build dataset/ --image-root download --split 0.8,0.1,0.1
+    """
+    setup_logging(quiet)
+    from weaklabel.dataset.export import FORMATS, format_counts, parse_split, run_export
+
+    formats = None
+    if fmt is not None:
+        formats = tuple(f.strip() for f in fmt.split(",") if f.strip())
+        bad = [f for f in formats if f not in FORMATS]
+        if bad or not formats:
+            raise WeaklabelError(f"--format {fmt!r}: unknown {', '.join(bad) or 'empty'}; "
+                                 f"valid: {', '.join(FORMATS)}")
+    cfg = resolve_config(config, {
+        "workspace": str(workspace) if workspace else None,
+        "labelmap": str(labelmap) if labelmap else None,
+        "export.formats": formats, "export.link": link, "export.source_prefix": source_prefix,
+        "export.split": parse_split(split) if split is not None else None,
+        "export.seed": seed, "export.job_name": job_name})
+    target = out if out is not None else (Path(cfg.output) if cfg.output else None)
+    if target is None:
+        raise WeaklabelError("no export folder given; pass OUT or set output in the config")
+    res = run_export(_workspace(cfg), target, cfg, image_root=_image_root(cfg, image_root),
+                     creation_date=creation_date, force=force)
+    typer.echo(format_counts(res.counts))
+    links = ", ".join(f"{n} {k}" for k, n in sorted(res.links.items()))
+    typer.echo(f"exported {sum(sum(c.values()) for c in res.counts.values())} images "
+               f"({', '.join(res.formats)}{'; ' + links if links else ''}) → {res.out}")
+    if res.replaced:
+        typer.echo(f"replaced {res.replaced} file(s) of the earlier export")
+    if res.missing:
+        typer.echo(f"{len(res.missing)} source image(s) missing, not exported; see "
+                   f"{cfg.workspace}/export.rejects.csv", err=True)
+
+
+def report(
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", dir_okay=False,
+        help="HTML file to write (default: WORKSPACE/report.html).")] = None,
+    gold: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="Gold CSV post_id,label: add eval metrics.")] = None,
+    image_root: ImageRootOpt = None,
+    labelmap: LabelmapOpt = None,
+    thumb_size: Annotated[int, typer.Option(min=32, max=512,
+                                            help="Thumbnail edge in pixels.")] = 128,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write one self-contained HTML report of the workspace.
+
+    Funnel, labels, confidence, contact sheets, clusters, purge, duplicates, eval (--gold).
+
+    Everything is inline (CSS, SVG, thumbnails): the page works offline.
+
+    Example: weaklabel report -w build --image-root download -o build/report.html
+    """
+    setup_logging(quiet)
+    from weaklabel.dataset.report import run_report
+
+    cfg = resolve_config(config, {
+        "workspace": str(workspace) if workspace else None,
+        "labelmap": str(labelmap) if labelmap else None,
+        "gold": str(gold) if gold else None})
+    res = run_report(_workspace(cfg), cfg, output=output,
+                     gold=Path(cfg.gold) if cfg.gold else None,
+                     image_root=_image_root(cfg, image_root), thumb_size=thumb_size)
+    typer.echo(f"thumbnails: {res['made']} made, {res['cached']} cached, "
+               f"{res['failed']} unreadable")
+    if res["not_run"]:
+        typer.echo(f"not run yet: {', '.join(res['not_run'])}")
+    typer.echo(f"wrote {res['path']} ({res['bytes'] // 1024} KiB)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sample``, ``export`` and ``report`` to ``app``."""
+    app.command("sample")(stage_command(sample))
+    app.command("export")(stage_command(export))
+    app.command("report")(stage_command(report))

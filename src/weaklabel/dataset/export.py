@@ -1,0 +1,677 @@
+"""``weaklabel export``: the sample as an ImageFolder tree, a Ground Truth manifest and a CSV.
+
+Splits are stratified by label and decided per *unit*: an image, or every sampled image
+of one exact/near duplicate group (``duplicates.csv``), so no group straddles train and
+val/test. Within a label the units are ordered by ``sha1(seed, first image path)`` and
+cut by the fractions (largest remainder; train gets at least one unit), so a seed gives
+the same split whatever the row order.
+
+Label indices follow the sorted label ids, the order torchvision's ``ImageFolder``
+gives the same folders, so ``classes.json``, the manifest and the tree agree.
+
+The manifest's ``creation-date`` must not change from run to run; it is, in order: the
+``--creation-date`` option, the newest ``created_at`` in ``posts.parquet``, the newest
+date folder (``YYYYMMDD``) among the exported images, else ``1970-01-01T00:00:00``.
+The run time is written only to the ledger ``OUT/.weaklabel-export.json``.
+
+Safety: the export is built in a hidden folder beside ``OUT`` and moved in at the end,
+so a failed run leaves ``OUT`` as it was. A non-empty ``OUT`` is refused; with
+``--force`` only files listed in the ledger of an earlier export are replaced, and any
+other file in ``OUT`` makes the export stop before it writes anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from weaklabel import __version__
+from weaklabel.dataset.contracts import DATASET, EXPORT_REJECTS, LEDGER, SAMPLE, SPLITS
+from weaklabel.errors import WeaklabelError
+from weaklabel.workspace import Workspace, atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("imagefolder", "manifest", "csv")
+LINK_MODES = ("hardlink", "copy", "symlink")
+DEFAULT_CREATION_DATE = "1970-01-01T00:00:00.000000"
+_FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.I)
+_BAD_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
+
+
+# --- pure functions ------------------------------------------------------------------------
+
+
+def parse_split(value: str | Sequence[float]) -> tuple[float, ...]:
+    """Split fractions (train[, val[, test]]) from ``"0.8,0.1,0.1"`` or a sequence.
+
+    Raises:
+        WeaklabelError: not 1–3 numbers, a negative one, or a sum other than 1.
+    """
+    if isinstance(value, str):
+        try:
+            parts = tuple(float(v) for v in value.split(",") if v.strip())
+        except ValueError as exc:
+            raise WeaklabelError(f"--split {value!r} must be numbers like 0.8,0.1,0.1") from exc
+    else:
+        parts = tuple(float(v) for v in value)
+    if not 1 <= len(parts) <= len(SPLITS):
+        raise WeaklabelError(f"split {value!r} needs 1 to 3 fractions (train,val,test)")
+    if any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6:
+        raise WeaklabelError(
+            f"split fractions {', '.join(map(str, parts))} must be >= 0 and add up to 1")
+    return parts
+
+
+def allocate(n: int, fractions: Sequence[float]) -> list[int]:
+    """Cut ``n`` units by ``fractions`` (largest remainder); train gets at least one.
+
+    Example:
+        >>> allocate(10, (0.8, 0.1, 0.1))
+        [8, 1, 1]
+    """
+    raw = [n * f for f in fractions]
+    counts = [int(r) for r in raw]
+    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - counts[i]), i))
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    if n and fractions[0] > 0 and counts[0] == 0:
+        j = max(range(1, len(counts)), key=lambda i: (counts[i], -i))
+        counts[j] -= 1
+        counts[0] += 1
+    return counts
+
+
+def _unit_hash(seed: int, key: str) -> str:
+    return hashlib.sha1(f"{seed}\0{key}".encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def assign_splits(
+    df: pd.DataFrame,
+    *,
+    fractions: Sequence[float],
+    seed: int,
+    groups: Mapping[str, int] | None = None,
+) -> pd.Series:
+    """A split name per row of ``df`` (``image``, ``label``), stratified by label.
+
+    Args:
+        df: one row per image.
+        fractions: train, val, test shares (see :func:`parse_split`).
+        seed: the shuffle seed; the result depends on it, never on row order.
+        groups: image → duplicate group id; the sampled images of a group form one unit
+            and share a split. A unit counts under its most frequent label (ties: the
+            smallest label id).
+
+    Returns:
+        Split names aligned with ``df.index``.
+    """
+    import pandas as pd
+
+    groups = groups or {}
+    unit_of = [f"g{groups[i]}" if i in groups else f"i{i}" for i in df["image"]]
+    members: dict[str, list[tuple[str, str]]] = {}
+    for u, img, lab in zip(unit_of, df["image"], df["label"], strict=True):
+        members.setdefault(u, []).append((img, lab))
+    by_label: dict[str, list[tuple[str, str]]] = {}
+    for u, items in members.items():
+        votes: dict[str, int] = {}
+        for _, lab in items:
+            votes[lab] = votes.get(lab, 0) + 1
+        lab = min(votes, key=lambda k: (-votes[k], k))
+        by_label.setdefault(lab, []).append((_unit_hash(seed, min(i for i, _ in items)), u))
+    split_of: dict[str, str] = {}
+    for _lab, units in by_label.items():
+        units.sort()
+        counts = allocate(len(units), fractions)
+        pos = 0
+        for name, c in zip(SPLITS, counts, strict=False):
+            for _, u in units[pos:pos + c]:
+                split_of[u] = name
+            pos += c
+    return pd.Series([split_of[u] for u in unit_of], index=df.index, dtype=object)
+
+
+def check_label_dirname(label: str) -> None:
+    """Raise :class:`WeaklabelError` when ``label`` cannot safely be a folder name.
+
+    Refused: empty, ``.``/``..``, a path separator, NUL or another control character,
+    a leading dot, a trailing dot or space, ``<>:"|?*`` and Windows-reserved names
+    (``CON``, ``NUL``, ``COM1``…), and names over 255 bytes.
+    """
+    why = None
+    if not label or not label.strip():
+        why = "it is empty"
+    elif label in (".", ".."):
+        why = "it is a relative folder reference"
+    elif "/" in label or "\\" in label:
+        why = "it contains a path separator"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in label):
+        why = "it contains a control character"
+    elif label.startswith("."):
+        why = "a leading dot makes a hidden folder"
+    elif label.endswith((".", " ")):
+        why = "Windows drops a trailing dot or space"
+    elif _BAD_NAME_CHARS.search(label):
+        why = 'it contains one of <>:"|?*'
+    elif _WINDOWS_RESERVED.match(label):
+        why = "it is a reserved device name on Windows"
+    elif len(label.encode("utf-8", "surrogateescape")) > 255:
+        why = "it is longer than 255 bytes"
+    if why:
+        raise WeaklabelError(
+            f"label {label!r} cannot be a folder name ({why}); rename it in the label map "
+            "and re-run weaklabel propagate")
+
+
+def text_path(path: str) -> str:
+    """A path safe for JSON, CSV and file names: undecodable bytes become ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _date_of(path: str) -> str | None:
+    for part in path.split("/")[:-1]:
+        if _DATE.fullmatch(part):
+            return part
+    return None
+
+
+def base_name(image: str) -> str:
+    """``<date>_<basename>`` (or ``<folders>_<basename>``), made safe as a file name.
+
+    Example:
+        >>> base_name("20190303/a.jpg")
+        '20190303_a.jpg'
+    """
+    parts = text_path(image).split("/")
+    prefix = _date_of(image) or "_".join(p for p in parts[:-1] if p not in ("", "."))
+    name = f"{prefix}_{parts[-1]}" if prefix else parts[-1]
+    name = _BAD_NAME_CHARS.sub("_", unicodedata.normalize("NFC", name)).lstrip(". ") or "image"
+    if _WINDOWS_RESERVED.match(name):
+        name = "_" + name
+    stem, ext = os.path.splitext(name)
+    while len(name.encode()) > 200:
+        stem = stem[:-1]
+        name = stem + ext
+    return name
+
+
+def file_names(images: Sequence[str]) -> dict[str, str]:
+    """A unique file name per image of one folder (case-insensitive: safe on macOS).
+
+    Images are named in sorted order; a name taken already gets the first 8 hex digits
+    of the image path's SHA-1 before its extension.
+    """
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for img in sorted(images):
+        name = base_name(img)
+        if name.casefold() in taken:
+            stem, ext = os.path.splitext(name)
+            h = hashlib.sha1(img.encode("utf-8", "surrogateescape")).hexdigest()
+            name = f"{stem}_{h[:8]}{ext}"
+            n = 2
+            while name.casefold() in taken:
+                name = f"{stem}_{h[:8]}_{n}{ext}"
+                n += 1
+        taken.add(name.casefold())
+        out[img] = name
+    return out
+
+
+def escape_cell(value: Any) -> Any:
+    """Prefix text a spreadsheet would run as a formula with ``'`` (OWASP CSV injection)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def creation_date_from(posts: pd.DataFrame | None, images: Sequence[str]) -> str:
+    """The manifest's ``creation-date`` default (see the module docstring)."""
+    import pandas as pd
+
+    if posts is not None and "created_at" in posts and posts["created_at"].notna().any():
+        with contextlib.suppress(ValueError, TypeError):
+            ts = pd.to_datetime(posts["created_at"].dropna().astype(str), errors="coerce",
+                                utc=True, format="mixed")
+            if ts.notna().any():
+                return ts.max().tz_convert(None).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    dates = [d for d in (_date_of(i) for i in images) if d]
+    if dates:
+        d = max(dates)
+        return f"{d[:4]}-{d[4:6]}-{d[6:]}T00:00:00.000000"
+    return DEFAULT_CREATION_DATE
+
+
+def parse_creation_date(text: str) -> str:
+    """Validate an ISO date or date-time and give it in Ground Truth's form."""
+    from datetime import datetime, timezone
+
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise WeaklabelError(
+            f"--creation-date {text!r} is not an ISO date such as 2019-07-31T00:00:00"
+        ) from exc
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def manifest_line(
+    *, source_ref: str, job: str, index: int, class_name: str, confidence: float,
+    creation_date: str, split: str,
+) -> str:
+    """One SageMaker Ground Truth image-classification output line (JSON, no newline)."""
+    obj = {
+        "source-ref": source_ref,
+        job: index,
+        f"{job}-metadata": {
+            "class-name": class_name,
+            "confidence": round(float(confidence), 4),
+            "human-annotated": "no",
+            "type": "groundtruth/image-classification",
+            "job-name": f"labeling-job/{job}",
+            "creation-date": creation_date,
+        },
+        "split": split,
+    }
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def plan_export(
+    sample: pd.DataFrame,
+    *,
+    fractions: Sequence[float],
+    seed: int,
+    groups: Mapping[str, int] | None = None,
+) -> pd.DataFrame:
+    """The sample with ``split``, ``label_index`` and ``path`` (relative to OUT), sorted.
+
+    Raises:
+        WeaklabelError: a label that cannot be a folder name.
+    """
+    labels = sorted(set(sample["label"]))
+    for lab in labels:
+        check_label_dirname(lab)
+    index = {lab: i for i, lab in enumerate(labels)}
+    df = sample.assign(split=assign_splits(sample, fractions=fractions, seed=seed,
+                                           groups=groups),
+                       label_index=sample["label"].map(index).astype("int64"))
+    paths: dict[str, str] = {}
+    for (split, lab), g in df.groupby(["split", "label"], sort=True):
+        for img, name in file_names(list(g["image"])).items():
+            paths[img] = f"{split}/{lab}/{name}"
+    df = df.assign(path=df["image"].map(paths),
+                   _s=df["split"].map({s: i for i, s in enumerate(SPLITS)}))
+    df = df.sort_values(["_s", "label", "image"], kind="mergesort").drop(columns="_s")
+    return df.reset_index(drop=True)
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def place_file(src: Path, dst: Path, mode: str) -> str:
+    """Hard-link, copy or symlink ``src`` to ``dst``; return the mode actually used.
+
+    A hard link that the file system refuses (another device, too many links, not
+    supported) falls back to a copy.
+    """
+    if mode == "symlink":
+        os.symlink(os.path.abspath(src), dst)
+        return "symlink"
+    if mode == "hardlink":
+        try:
+            os.link(src, dst)
+            return "hardlink"
+        except OSError as exc:
+            if exc.errno not in _FALLBACK_ERRNOS:
+                raise
+    shutil.copy2(src, dst)
+    return "copy"
+
+
+def read_ledger(out: Path) -> dict[str, Any] | None:
+    """The ledger of an earlier export in ``out``, or None."""
+    p = out / LEDGER
+    if not p.is_file() or p.is_symlink():
+        return None
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("tool") == "weaklabel" else None
+
+
+def _safe_rel(rel: Any) -> str | None:
+    """A ledger entry as a relative path that stays inside OUT, else None."""
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or "\x00" in rel:
+        return None
+    norm = os.path.normpath(rel)
+    if norm.startswith("..") or os.path.isabs(norm) or norm == ".":
+        return None
+    return norm
+
+
+def _files_in(out: Path) -> list[str]:
+    """Every non-folder entry under ``out`` (symlinks not followed), relative, sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(out):
+        for d in list(dirnames):
+            if os.path.islink(os.path.join(dirpath, d)):
+                filenames.append(d)
+                dirnames.remove(d)
+        for f in filenames:
+            found.append(os.path.relpath(os.path.join(dirpath, f), out))
+    return sorted(found)
+
+
+def preflight_out(out: Path, *, force: bool) -> dict[str, Any] | None:
+    """Check that ``out`` may be written; return the earlier ledger to clear, if any.
+
+    Raises:
+        WeaklabelError: ``out`` is a file or symlink, is not empty (without ``force``),
+            or holds files no earlier export wrote.
+    """
+    if out.is_symlink():
+        raise WeaklabelError(f"export folder {out} is a symbolic link; give the real folder")
+    if out.exists() and not out.is_dir():
+        raise WeaklabelError(f"export folder {out} is a file; pick an empty folder")
+    if not out.exists():
+        return None
+    present = _files_in(out)
+    if not present:
+        return None
+    if not force:
+        raise WeaklabelError(
+            f"export folder {out} is not empty; pick an empty folder, or pass --force to "
+            "replace an earlier weaklabel export there")
+    ledger = read_ledger(out)
+    if ledger is None:
+        raise WeaklabelError(
+            f"export folder {out} is not empty and holds no earlier weaklabel export "
+            f"({LEDGER}); pick an empty folder")
+    listed = {_safe_rel(r) for r in ledger.get("files", [])} | {LEDGER}
+    stray = [p for p in present if os.path.normpath(p) not in listed]
+    if stray:
+        raise WeaklabelError(
+            f"export folder {out} holds {len(stray)} file(s) weaklabel did not write, e.g. "
+            f"{text_path(stray[0])!r}; move them away or pick an empty folder")
+    return ledger
+
+
+def clear_ledger(out: Path, ledger: Mapping[str, Any]) -> int:
+    """Delete the files an earlier export listed in its ledger, inside ``out`` only.
+
+    Returns the number of files deleted. Folders are removed only when empty.
+    """
+    root = os.path.realpath(out)
+    removed = 0
+    for rel in [*ledger.get("files", []), LEDGER]:
+        norm = _safe_rel(rel)
+        if norm is None:
+            continue
+        p = os.path.join(out, norm)
+        parent = os.path.realpath(os.path.dirname(p))
+        if parent != root and not parent.startswith(root + os.sep):
+            continue  # a folder on the way was replaced by a link out of OUT
+        if os.path.lexists(p) and (os.path.islink(p) or not os.path.isdir(p)):
+            os.unlink(p)
+            removed += 1
+    dirs = [d for d in (_safe_rel(r) for r in ledger.get("dirs", [])) if d]
+    for d in sorted(dirs, key=lambda s: -s.count(os.sep)):
+        with contextlib.suppress(OSError):
+            p = os.path.join(out, d)
+            if not os.path.islink(p):
+                os.rmdir(p)
+    return removed
+
+
+def write_csv_rows(target: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def _cell(v: Any) -> Any:
+    import pandas as pd
+
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return ""
+    if isinstance(v, float):
+        return repr(round(v, 6))
+    return escape_cell(v)
+
+
+@dataclass
+class ExportResult:
+    """What :func:`run_export` wrote."""
+
+    out: Path
+    counts: dict[str, dict[str, int]]
+    formats: tuple[str, ...]
+    missing: list[tuple[str, str]] = field(default_factory=list)
+    links: dict[str, int] = field(default_factory=dict)
+    creation_date: str = DEFAULT_CREATION_DATE
+    replaced: int = 0
+    elapsed_s: float = 0.0
+
+
+def _load_optional(ws: Workspace) -> tuple[Any, Any]:
+    from weaklabel.contracts import POSTS
+    from weaklabel.dataset.sample import read_duplicates
+
+    posts = ws.read("posts.parquet", POSTS) if ws.path("posts.parquet").exists() else None
+    dups = (read_duplicates(ws.path("duplicates.csv"))
+            if ws.path("duplicates.csv").exists() else None)
+    return posts, dups
+
+
+def run_export(
+    ws: Workspace,
+    out: Path,
+    cfg: Any,
+    *,
+    image_root: Path | None = None,
+    labelmap: Path | str | None = None,
+    creation_date: str | None = None,
+    force: bool = False,
+) -> ExportResult:
+    """Export ``sample.parquet`` into ``out`` in the configured formats.
+
+    Args:
+        ws: the workspace (``sample.parquet``; ``duplicates.csv``, ``posts.parquet``
+            and the label map are used when present).
+        out: the export folder: missing or empty (or, with ``force``, an earlier
+            export's folder).
+        cfg: the pipeline config (``cfg.export``).
+        image_root: where the sample's relative image paths point (required for the
+            ImageFolder format).
+        labelmap: label map for display names [default: ``cfg.labelmap``].
+        creation_date: the manifest's ``creation-date`` (ISO) [default: see module].
+        force: replace an earlier weaklabel export in ``out``.
+
+    Raises:
+        WeaklabelError: see :func:`preflight_out`, :func:`check_label_dirname`,
+            :func:`parse_split`; an unknown format or link mode; no image root.
+    """
+    from weaklabel.dataset.sample import group_map
+
+    t0 = time.perf_counter()
+    ecfg = cfg.export
+    formats = tuple(dict.fromkeys(getattr(ecfg, "formats", FORMATS)))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise WeaklabelError(f"unknown export format {', '.join(bad) or '(none)'}; "
+                             f"valid: {', '.join(FORMATS)}")
+    link = getattr(ecfg, "link", "hardlink")
+    if link not in LINK_MODES:
+        raise WeaklabelError(f"unknown link mode {link!r}; valid: {', '.join(LINK_MODES)}")
+    job = str(getattr(ecfg, "job_name", "weaklabel"))
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})", job):
+        raise WeaklabelError(f"job name {job!r} must be 1-63 letters, digits or hyphens "
+                             "(a SageMaker labeling-job name)")
+    fractions = parse_split(getattr(ecfg, "split", (0.8, 0.1, 0.1)))
+    seed = int(getattr(ecfg, "seed", 42))
+    prefix = getattr(ecfg, "source_prefix", None)
+    if prefix is not None and not re.match(r"^[a-z][a-z0-9+.-]*://", prefix):
+        raise WeaklabelError(f"--source-prefix {prefix!r} must be a URI such as "
+                             "s3://bucket/path")
+    if "imagefolder" in formats and image_root is None:
+        raise WeaklabelError("no image root: pass --image-root or set images.root in the "
+                             "config (the ImageFolder format copies the image files)")
+    if image_root is not None and not Path(image_root).is_dir():
+        raise WeaklabelError(f"image root {image_root} is not a folder")
+    out = Path(out)
+    sample = ws.read("sample.parquet", SAMPLE)
+    posts, dups = _load_optional(ws)
+    names: dict[str, str] = {}
+    lm_path = labelmap if labelmap is not None else getattr(cfg, "labelmap", None)
+    if lm_path is not None:
+        from weaklabel.labels.labelmap import load_labelmap
+
+        names = {lab.id: lab.name for lab in load_labelmap(lm_path).labels}
+    old = preflight_out(out, force=force)
+    if image_root is not None:
+        ro, oo = os.path.realpath(image_root), os.path.realpath(out)
+        if oo == ro or oo.startswith(ro + os.sep):
+            log.warning("%s is inside the image root; purge and dedup will see the exported "
+                        "copies as images", out)
+
+    plan = plan_export(sample, fractions=fractions, seed=seed,
+                       groups=group_map(dups) if dups is not None else None)
+    creation_date = creation_date or getattr(ecfg, "creation_date", None)
+    cdate = (parse_creation_date(creation_date) if creation_date
+             else creation_date_from(posts, list(plan["image"])))
+
+    missing: list[tuple[str, str]] = []
+    if image_root is not None:
+        exists = [os.path.isfile(os.path.join(image_root, i)) for i in plan["image"]]
+        missing = [(i, "source image not found") for i, ok in
+                   zip(plan["image"], exists, strict=True) if not ok]
+        plan = plan[exists].reset_index(drop=True)
+    if "imagefolder" not in formats:
+        plan = plan.assign(path="")
+
+    out_parent = out.absolute().parent
+    out_parent.mkdir(parents=True, exist_ok=True)
+    staging = out_parent / f".{out.name}.weaklabel-tmp-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)  # our own leftover from a crashed run with this pid
+    links: dict[str, int] = {}
+    written: list[str] = []
+    dirs: set[str] = set()
+    try:
+        staging.mkdir()
+        if "imagefolder" in formats:
+            assert image_root is not None
+            for img, rel in zip(plan["image"], plan["path"], strict=True):
+                dst = staging / rel
+                if str(Path(rel).parent) not in dirs:
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    dirs.update({Path(rel).parts[0], str(Path(rel).parent)})
+                used = place_file(Path(image_root) / img, dst, link)
+                links[used] = links.get(used, 0) + 1
+                written.append(rel)
+        classes = sorted(set(sample["label"]))
+        with open(staging / "classes.json", "w", encoding="utf-8") as f:
+            json.dump({str(i): {"label": lab, "name": names.get(lab, lab)}
+                       for i, lab in enumerate(classes)}, f, ensure_ascii=False, indent=2)
+            f.write("\n")
+        written.append("classes.json")
+        if "manifest" in formats:
+            with open(staging / "manifest.jsonl", "w", encoding="utf-8", newline="\n") as f:
+                for r in plan.itertuples(index=False):
+                    if prefix:
+                        ref = f"{prefix.rstrip('/')}/{text_path(r.image)}"
+                    else:
+                        ref = r.path or text_path(r.image)
+                    f.write(manifest_line(
+                        source_ref=ref, job=job, index=int(r.label_index),
+                        class_name=names.get(r.label, r.label), confidence=r.confidence,
+                        creation_date=cdate, split=r.split) + "\n")
+            written.append("manifest.jsonl")
+        if "csv" in formats:
+            rows = [[_cell(v) for v in (r.split, r.label, int(r.label_index), text_path(r.path),
+                                         text_path(r.image), r.post_id, float(r.confidence),
+                                         r.likes, r.comments)]
+                    for r in plan.itertuples(index=False)]
+            write_csv_rows(staging / "dataset.csv", DATASET.names, rows)
+            written.append("dataset.csv")
+        counts: dict[str, dict[str, int]] = {}
+        for (split, lab), n in plan.groupby(["split", "label"], sort=True).size().items():
+            counts.setdefault(str(split), {})[str(lab)] = int(n)
+        ledger = {
+            "tool": "weaklabel", "version": __version__,
+            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "params": {"formats": list(formats), "split": list(fractions), "seed": seed,
+                       "link": link, "source_prefix": prefix, "job_name": job,
+                       "creation_date": cdate},
+            "workspace": str(ws.root.absolute()),
+            "image_root": str(Path(image_root).absolute()) if image_root else None,
+            "counts": counts, "links": links, "missing": len(missing),
+            "files": sorted(written), "dirs": sorted(dirs),
+        }
+        with open(staging / LEDGER, "w", encoding="utf-8") as f:
+            json.dump(ledger, f, ensure_ascii=False, indent=2)
+        replaced = clear_ledger(out, old) if old is not None else 0
+        out.mkdir(parents=True, exist_ok=True)
+        # The ledger moves in last: an interrupted move leaves no ledger claiming files
+        # that are not there.
+        for entry in sorted(os.listdir(staging), key=lambda e: (e == LEDGER, e)):
+            target = out / entry
+            if target.exists() and not target.is_dir():
+                os.unlink(target)
+            os.rename(staging / entry, target)
+        staging.rmdir()
+    except BaseException:
+        if staging.exists():
+            shutil.rmtree(staging)
+        raise
+    write_csv_rows(ws.path("export.rejects.csv"), EXPORT_REJECTS.names,
+                   [[text_path(i), why] for i, why in sorted(missing)])
+    for i, why in missing[:5]:
+        log.warning("%s: %s", text_path(i), why)
+    return ExportResult(out=out, counts=counts, formats=formats, missing=missing, links=links,
+                        creation_date=cdate, replaced=replaced,
+                        elapsed_s=round(time.perf_counter() - t0, 2))
+
+
+def format_counts(counts: Mapping[str, Mapping[str, int]]) -> str:
+    """Per label × split counts as an aligned text table with totals."""
+    splits = [s for s in SPLITS if s in counts]
+    labels = sorted({lab for c in counts.values() for lab in c})
+    rows = [[lab, *(str(counts[s].get(lab, 0)) for s in splits),
+             str(sum(counts[s].get(lab, 0) for s in splits))] for lab in labels]
+    rows.append(["(total)", *(str(sum(counts[s].values())) for s in splits),
+                 str(sum(sum(c.values()) for c in counts.values()))])
+    heads = ["label", *splits, "total"]
+    from weaklabel.dataset.sample import _width
+
+    w = [max(_width(h), *(_width(r[i]) for r in rows)) for i, h in enumerate(heads)]
+    lines = []
+    for r in [heads, *rows]:
+        first = r[0] + " " * (w[0] - _width(r[0]))
+        lines.append("  ".join([first, *(c.rjust(x) for c, x in zip(r[1:], w[1:],
+                                                                    strict=True))]))
+    return "\n".join(lines)

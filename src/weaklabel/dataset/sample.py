@@ -1,0 +1,449 @@
+"""``weaklabel sample``: the most engaging images of each label, after the hygiene filters.
+
+The labelled images pass, in order, through five filters, and the images left after each
+one are counted per label (the *funnel*, so a person sees where images were lost):
+
+1. **labelled**: images with a label (not :data:`~weaklabel.contracts.ABSTAIN`). An image
+   shared by two posts counts once, under its majority label (ties: the higher
+   confidence, then the label id) and the more engaging of those posts.
+2. **after purge**: images that ``purge.csv`` lists with a status other than ``ok`` are
+   dropped.
+3. **after dedup**: one copy per exact or near duplicate group. When
+   ``image_labels_dedup.parquet`` (from ``weaklabel dedup``) is at least as new as
+   ``image_labels.parquet`` it is used, so the kept copy carries the group's majority
+   label; otherwise ``duplicates.csv`` groups are applied here (the kept file if it is
+   labelled, else the most engaging copy).
+4. **after confidence**: images whose label confidence is below ``min_confidence``.
+5. **after per post**: at most ``per_post`` images of one post.
+
+Then :func:`select_top` keeps the top ``N`` per label by engagement
+(``score = likes + comment_weight * comments``, a missing count is 0), ties broken by
+confidence (higher first), then image path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from weaklabel.contracts import ABSTAIN, IMAGE_LABELS, check_frame
+from weaklabel.dataset.contracts import FUNNEL_STEPS, SAMPLE, SAMPLE_FUNNEL
+from weaklabel.errors import WeaklabelError
+from weaklabel.workspace import Workspace, atomic_path, file_digest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+TOTAL = "(total)"
+"""The label of the funnel's last row: the sum over labels."""
+
+ORDER = (["label", "score", "confidence", "image"], [True, False, False, True])
+"""Sort columns and directions of the engagement order (the tie-breaks included)."""
+
+
+# --- pure functions ------------------------------------------------------------------------
+
+
+def engagement(df: pd.DataFrame, *, comment_weight: float) -> pd.Series:
+    """``likes + comment_weight * comments`` per row; a missing count counts as 0."""
+    likes = df["likes"].astype("Float64").fillna(0)
+    comments = df["comments"].astype("Float64").fillna(0)
+    return (likes + comment_weight * comments).astype(float)
+
+
+def resolve_images(labels: pd.DataFrame, *, comment_weight: float) -> pd.DataFrame:
+    """One row per labelled image, with a ``score`` column.
+
+    Abstained rows are dropped. An image with rows from several posts gets the label
+    most of its rows carry (ties: higher best confidence, then label id) and the row of
+    that label with the highest score (then confidence, then post id).
+    """
+    lab = labels[labels["label"] != ABSTAIN]
+    lab = lab.assign(score=engagement(lab, comment_weight=comment_weight),
+                     confidence=lab["confidence"].astype(float))
+    if lab["image"].duplicated().any():
+        votes = (lab.groupby(["image", "label"], sort=False)
+                 .agg(n=("label", "size"), c=("confidence", "max")).reset_index())
+        votes = votes.sort_values(["image", "n", "c", "label"],
+                                  ascending=[True, False, False, True], kind="mergesort")
+        winners = votes.drop_duplicates("image")[["image", "label"]]
+        lab = lab.merge(winners, on=["image", "label"])
+        lab = lab.sort_values(["image", "score", "confidence", "post_id"],
+                              ascending=[True, False, False, True], kind="mergesort")
+        lab = lab.drop_duplicates("image")
+    return lab.reset_index(drop=True)
+
+
+def drop_corrupt(df: pd.DataFrame, purge: pd.DataFrame | None) -> pd.DataFrame:
+    """Rows whose image ``purge.csv`` does not list with a status other than ``ok``."""
+    if purge is None:
+        return df
+    bad = set(purge.loc[purge["status"] != "ok", "path"])
+    return df[~df["image"].isin(bad)]
+
+
+def drop_duplicates(df: pd.DataFrame, duplicates: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per duplicate group: the kept file when it is here, else the best row.
+
+    "Best" is the engagement order (score, confidence, image path). Images in no group
+    pass unchanged.
+    """
+    if duplicates is None or not len(duplicates) or not len(df):
+        return df
+    group = group_map(duplicates)
+    kept = set(duplicates["kept"])
+    g = df["image"].map(group)
+    grouped = df[g.notna()].assign(_g=g[g.notna()], _k=~df["image"].isin(kept))
+    grouped = grouped.sort_values(["_g", "_k", "score", "confidence", "image"],
+                                  ascending=[True, True, False, False, True], kind="mergesort")
+    best = grouped.drop_duplicates("_g").drop(columns=["_g", "_k"])
+    import pandas as pd
+
+    return pd.concat([df[g.isna()], best]).sort_index()
+
+
+def group_map(duplicates: pd.DataFrame) -> dict[str, int]:
+    """Image path → duplicate group id, for kept files and duplicates alike."""
+    out: dict[str, int] = {}
+    for gid, k, d in zip(duplicates["group"], duplicates["kept"], duplicates["duplicate"],
+                         strict=True):
+        out[str(k)] = int(gid)
+        out[str(d)] = int(gid)
+    return out
+
+
+def limit_per_post(df: pd.DataFrame, per_post: int) -> pd.DataFrame:
+    """At most ``per_post`` images per (label, post), best first; ``0`` = no limit."""
+    if per_post <= 0 or not len(df):
+        return df
+    cols, asc = ORDER
+    d = df.sort_values(cols, ascending=asc, kind="mergesort")
+    return d[d.groupby(["label", "post_id"], sort=False).cumcount() < per_post]
+
+
+def label_caps(
+    available: Mapping[str, int],
+    *,
+    per_label: int,
+    quotas: Mapping[str, int] | None = None,
+    balance: bool = False,
+) -> dict[str, int]:
+    """How many images each label may keep.
+
+    A label's quota (``quotas[label]``) replaces ``per_label``; with ``balance`` every
+    label is capped at the smallest number any label with images can fill.
+
+    Example:
+        >>> label_caps({"a": 10, "b": 3}, per_label=5, balance=True)
+        {'a': 3, 'b': 3}
+    """
+    quotas = quotas or {}
+    caps = {lab: int(quotas.get(lab, per_label)) for lab in available}
+    if balance:
+        fill = [min(caps[lab], n) for lab, n in available.items() if n > 0 and caps[lab] > 0]
+        if fill:
+            low = min(fill)
+            caps = {lab: min(c, low) for lab, c in caps.items()}
+    return caps
+
+
+def select_top(
+    df: pd.DataFrame,
+    *,
+    per_label: int,
+    quotas: Mapping[str, int] | None = None,
+    per_post: int = 1,
+    balance: bool = False,
+) -> pd.DataFrame:
+    """The top images of each label by engagement.
+
+    Args:
+        df: one row per image with ``image``, ``post_id``, ``label``, ``confidence``,
+            ``score`` (see :func:`resolve_images`).
+        per_label: images per label (``quotas`` overrides it per label).
+        quotas: label → images; 0 leaves a label out.
+        per_post: at most this many images of one post (0: no limit).
+        balance: cap every label at the smallest one (see :func:`label_caps`).
+
+    Returns:
+        The chosen rows with a ``rank`` column (1 = most engaging), sorted by label then
+        rank. Order: score (higher first), confidence (higher first), image path.
+
+    Example:
+        >>> top = select_top(images, per_label=100, quotas={"nails": 20}, per_post=1)
+    """
+    cols, asc = ORDER
+    d = limit_per_post(df, per_post).sort_values(cols, ascending=asc, kind="mergesort")
+    avail = d["label"].value_counts().to_dict()
+    caps = label_caps(avail, per_label=per_label, quotas=quotas, balance=balance)
+    rank = d.groupby("label", sort=False).cumcount() + 1
+    cap = d["label"].map(caps).fillna(0).astype(int)
+    out = d.assign(rank=rank.astype("int64"))[rank <= cap]
+    return out.reset_index(drop=True)
+
+
+def check_quotas(quotas: Mapping[str, int], valid: Iterable[str]) -> None:
+    """Raise a one-line :class:`WeaklabelError` for an unknown label or a negative quota."""
+    valid = list(valid)
+    for lab, n in quotas.items():
+        if lab not in valid:
+            raise WeaklabelError(
+                f"quota for unknown label {lab!r}; valid labels: {', '.join(valid) or '(none)'}"
+            )
+        if int(n) < 0:
+            raise WeaklabelError(f"quota for {lab!r} is {n}; use a whole number >= 0")
+
+
+@dataclass
+class SampleResult:
+    """The sample and the funnel of :func:`sample_images`."""
+
+    sample: pd.DataFrame
+    funnel: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def sample_images(
+    labels: pd.DataFrame,
+    *,
+    dedup_labels: pd.DataFrame | None = None,
+    purge: pd.DataFrame | None = None,
+    duplicates: pd.DataFrame | None = None,
+    comment_weight: float = 2.0,
+    min_confidence: float = 0.0,
+    per_post: int = 1,
+    per_label: int = 1000,
+    quotas: Mapping[str, int] | None = None,
+    balance: bool = False,
+    label_order: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> SampleResult:
+    """Every filter of the module docstring, then :func:`select_top`; no I/O.
+
+    Args:
+        labels: ``image_labels.parquet`` rows.
+        dedup_labels: ``image_labels_dedup.parquet`` rows, if used.
+        purge: ``purge.csv`` rows (``path``, ``status``).
+        duplicates: ``duplicates.csv`` rows (``group``, ``kept``, ``duplicate``).
+        label_order: the label map's ids (funnel row order; labels without images get a
+            row of zeros).
+        exclude: labels left out altogether (the background label without
+            ``include_background``).
+
+    Returns:
+        The sample (:data:`SAMPLE` columns) and the funnel (:data:`SAMPLE_FUNNEL`).
+    """
+    import pandas as pd
+
+    notes: list[str] = []
+
+    def keep(df: pd.DataFrame) -> pd.DataFrame:
+        return df[~df["label"].isin(list(exclude))]
+
+    steps: dict[str, pd.DataFrame] = {}
+    steps["labelled"] = keep(resolve_images(labels, comment_weight=comment_weight))
+    steps["after_purge"] = drop_corrupt(steps["labelled"], purge)
+    base = steps["after_purge"]
+    if dedup_labels is not None:
+        base = drop_corrupt(keep(resolve_images(dedup_labels, comment_weight=comment_weight)),
+                            purge)
+    steps["after_dedup"] = drop_duplicates(base, duplicates)
+    d = steps["after_dedup"]
+    steps["after_confidence"] = d[d["confidence"] >= min_confidence]
+    steps["after_per_post"] = limit_per_post(steps["after_confidence"], per_post)
+    top = select_top(steps["after_per_post"], per_label=per_label, quotas=quotas,
+                     per_post=per_post, balance=balance)
+    steps["sampled"] = top
+
+    vc = {s: steps[s]["label"].value_counts().to_dict() for s in FUNNEL_STEPS}
+    seen = {str(lab) for counts in vc.values() for lab in counts}
+    order = [lab for lab in label_order if lab not in exclude]
+    extra = sorted(seen - set(order))
+    if extra and label_order:
+        notes.append(f"label(s) {', '.join(extra)} are not in the label map; "
+                     "re-run weaklabel propagate")
+    rows = []
+    avail = vc["after_per_post"]
+    caps = label_caps({lab: avail.get(lab, 0) for lab in order + extra},
+                      per_label=per_label, quotas=quotas, balance=balance)
+    for lab in order + extra:
+        row: dict[str, Any] = {"label": lab}
+        for s in FUNNEL_STEPS:
+            row[s] = int(vc[s].get(lab, 0))
+        row["quota"] = caps[lab]
+        rows.append(row)
+    total: dict[str, Any] = {"label": TOTAL}
+    for s in [*FUNNEL_STEPS, "quota"]:
+        total[s] = sum(r[s] for r in rows)
+    funnel = pd.DataFrame([*rows, total], columns=SAMPLE_FUNNEL.names)
+    for r in rows:
+        if r["sampled"] < r["quota"]:
+            notes.append(f"{r['label']}: {r['sampled']} of {r['quota']} wanted")
+    return SampleResult(top[SAMPLE.names], funnel, notes)
+
+
+def format_funnel(funnel: pd.DataFrame) -> str:
+    """The funnel as an aligned text table (one line per label, the total last)."""
+    heads = ["label", "labelled", "purge", "dedup", "confidence", "per-post", "sampled",
+             "quota"]
+    cols = ["label", *FUNNEL_STEPS, "quota"]
+    body = [[str(v) for v in row] for row in funnel[cols].itertuples(index=False)]
+    width = [max(len(h), *(_width(r[i]) for r in body)) for i, h in enumerate(heads)]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0] + " " * (width[0] - _width(cells[0]))
+        return "  ".join([first, *(c.rjust(w) for c, w in zip(cells[1:], width[1:],
+                                                               strict=True))])
+
+    return "\n".join([line(heads), *(line(r) for r in body)])
+
+
+def _width(text: str) -> int:
+    """Display width in a terminal: Hangul and other wide characters take two cells."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+# --- I/O -----------------------------------------------------------------------------------
+
+
+def read_purge(path: Path) -> pd.DataFrame:
+    """``purge.csv`` (path, status, reason), checked against its contract."""
+    from weaklabel.images.contracts import PURGE
+
+    return _read_csv(path, PURGE, dtype=str)
+
+
+def read_duplicates(path: Path) -> pd.DataFrame:
+    """``duplicates.csv`` (group, kind, kept, duplicate, distance, reason), checked."""
+    from weaklabel.images.contracts import DUPLICATES
+
+    return _read_csv(path, DUPLICATES, dtype={"kind": str, "kept": str, "duplicate": str,
+                                               "reason": str})
+
+
+def _read_csv(path: Path, schema: Any, *, dtype: Any) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        raise WeaklabelError(f"{path}: cannot read ({exc}); re-run weaklabel "
+                             f"{path.stem}") from exc
+    check_frame(df, schema, path)
+    return df
+
+
+def load_labels_for_sampling(ws: Workspace) -> tuple[pd.DataFrame, pd.DataFrame | None,
+                                                      dict[str, str], list[str]]:
+    """``image_labels.parquet`` (required), the dedup table if fresh, their digests, notes."""
+    notes: list[str] = []
+    labels = ws.read("image_labels.parquet", IMAGE_LABELS)
+    inputs = {"image_labels.parquet": ws.input_digest("image_labels.parquet")}
+    dedup = None
+    dp = ws.path("image_labels_dedup.parquet")
+    if dp.exists():
+        if dp.stat().st_mtime_ns >= ws.path("image_labels.parquet").stat().st_mtime_ns:
+            dedup = ws.read("image_labels_dedup.parquet", IMAGE_LABELS)
+            inputs["image_labels_dedup.parquet"] = file_digest(dp)
+        else:
+            notes.append("image_labels_dedup.parquet is older than image_labels.parquet and "
+                         "was ignored; re-run weaklabel dedup to refresh it")
+    return labels, dedup, inputs, notes
+
+
+def run_sample(
+    ws: Workspace, cfg: Any, *, labelmap: Path | str | None = None, force: bool = False
+) -> dict[str, Any]:
+    """Read the labels and the hygiene reports, sample, write ``sample.parquet`` and
+    ``sample_funnel.csv`` (with meta).
+
+    Args:
+        ws: the workspace.
+        cfg: the pipeline config (``cfg.sample``; ``cfg.labelmap`` if ``labelmap`` is None).
+        labelmap: the label map (label order, background label, valid quota labels).
+        force: redo even if up to date.
+
+    Returns:
+        ``funnel`` (rows as dicts), ``rows``, ``notes``, ``labels_table`` and
+        ``up_to_date``.
+
+    Raises:
+        WeaklabelError: a missing ``image_labels.parquet`` (run ``weaklabel propagate``),
+            an unknown label in a quota, a broken input file.
+    """
+    from weaklabel.config import as_dict
+
+    t0 = time.perf_counter()
+    scfg = cfg.sample
+    labels, dedup, inputs, notes = load_labels_for_sampling(ws)
+    lm_path = labelmap if labelmap is not None else cfg.labelmap
+    ids: list[str] = []
+    background = None
+    if lm_path is not None:
+        from weaklabel.labels.labelmap import load_labelmap
+
+        lm = load_labelmap(lm_path)
+        ids, background = lm.ids, lm.background
+        inputs["labelmap"] = file_digest(Path(lm_path))
+    valid = ids or sorted(set(labels["label"]) - {ABSTAIN})
+    quotas = dict(getattr(scfg, "quotas", {}) or {})
+    check_quotas(quotas, valid)
+    include_bg = getattr(scfg, "include_background", True)
+    exclude = [background] if background and not include_bg else []
+    if not include_bg and background is None:
+        notes.append("no background label known (give --labelmap); nothing left out")
+    purge = duplicates = None
+    for name in ("purge.csv", "duplicates.csv"):
+        if ws.path(name).exists():
+            inputs[name] = ws.input_digest(name)
+    if "purge.csv" in inputs:
+        purge = read_purge(ws.path("purge.csv"))
+    else:
+        notes.append("purge.csv not found: corrupt images are not filtered "
+                     "(run weaklabel purge)")
+    if "duplicates.csv" in inputs:
+        duplicates = read_duplicates(ws.path("duplicates.csv"))
+    elif dedup is None:
+        notes.append("duplicates.csv not found: duplicates are not filtered "
+                     "(run weaklabel dedup)")
+    params = {"sample": as_dict(scfg), "exclude": exclude, "labels": ids}
+    outputs = ("sample.parquet", "sample_funnel.csv")
+    with ws.lock("sample"):
+        if not force and all(ws.is_up_to_date(o, params=params, inputs=inputs)
+                             for o in outputs):
+            meta = ws.read_meta("sample.parquet") or {}
+            log.info("sample is up to date; use --force to redo")
+            return {"up_to_date": True, "funnel": meta.get("funnel", []),
+                    "rows": meta.get("rows"), "notes": [],
+                    "labels_table": meta.get("labels_table")}
+        res = sample_images(
+            labels, dedup_labels=dedup, purge=purge, duplicates=duplicates,
+            comment_weight=float(getattr(scfg, "comment_weight", 2.0)),
+            min_confidence=float(getattr(scfg, "min_confidence", 0.0)),
+            per_post=int(getattr(scfg, "per_post", 1)),
+            per_label=int(getattr(scfg, "per_label", 1000)),
+            quotas=quotas, balance=bool(getattr(scfg, "balance", False)),
+            label_order=ids, exclude=exclude)
+        written = ws.write("sample.parquet", res.sample, SAMPLE)
+        with atomic_path(ws.path("sample_funnel.csv")) as tmp:
+            res.funnel.to_csv(tmp, index=False, lineterminator="\n")
+        funnel = res.funnel.to_dict(orient="records")
+        table = "image_labels_dedup.parquet" if dedup is not None else "image_labels.parquet"
+        elapsed = time.perf_counter() - t0
+        for o in outputs:
+            ws.write_meta(o, stage="sample", params=params, inputs=inputs,
+                          rows=len(written) if o == "sample.parquet" else len(funnel),
+                          elapsed=elapsed, extra={"funnel": funnel, "labels_table": table})
+    for n in notes + res.notes:
+        log.info("%s", n)
+    return {"up_to_date": False, "funnel": funnel, "rows": len(written),
+            "notes": notes + res.notes, "labels_table": table,
+            "elapsed_s": round(elapsed, 2)}

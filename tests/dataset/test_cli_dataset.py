@@ -1,0 +1,163 @@
+"""CLI: sample, export, report through typer's CliRunner (exit code first, then files)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from weaklabel.cli_dataset import register
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """weaklabel (test app)."""
+
+    register(app)
+    return app
+
+
+runner = CliRunner()
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(make_app(), list(args))
+
+
+def test_sample_export_report(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = run("sample", "-c", str(fx.config), "--min-confidence", "0.5", "--quota", "lips=3",
+            "-q")
+    assert r.exit_code == 0, r.output
+    assert (fx.ws / "sample.parquet").exists() and (fx.ws / "sample_funnel.csv").exists()
+    head = r.stdout.splitlines()[0].split()
+    assert head == ["label", "labelled", "purge", "dedup", "confidence", "per-post",
+                    "sampled", "quota"]
+    assert any(ln.split()[:7] == ["lips", "7", "6", "6", "6", "5", "3"]
+               for ln in r.stdout.splitlines())
+    assert "(total)" in r.stdout and "images sampled" in r.stdout
+
+    r = run("sample", "-c", str(fx.config), "--min-confidence", "0.5", "--quota", "lips=3")
+    assert r.exit_code == 0 and "up to date" in r.stdout
+
+    out = tmp_path / "dataset"
+    r = run("export", str(out), "-c", str(fx.config), "--split", "0.5,0.5", "--seed", "7",
+            "--source-prefix", "s3://bucket/dl", "--link", "copy", "-q")
+    assert r.exit_code == 0, r.output
+    assert (out / "manifest.jsonl").exists() and (out / "dataset.csv").exists()
+    assert r.stdout.splitlines()[0].split() == ["label", "train", "val", "total"]
+    assert "copy" in r.stdout
+    first = json.loads((out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert first["source-ref"].startswith("s3://bucket/dl/")
+
+    r = run("export", str(out), "-c", str(fx.config))
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1].startswith(f"Error: export folder {out} is not "
+                                                        "empty; pick an empty folder")
+    r = run("export", str(out), "-c", str(fx.config), "--force", "-q")
+    assert r.exit_code == 0, r.output
+
+    html = tmp_path / "r.html"
+    r = run("report", "-c", str(fx.config), "-o", str(html), "-q")
+    assert r.exit_code == 0, r.output
+    assert html.exists() and "wrote" in r.stdout
+
+
+def test_sample_unknown_quota_label(fx) -> None:  # type: ignore[no-untyped-def]
+    r = run("sample", "-c", str(fx.config), "--quota", "lipz=3")
+    assert r.exit_code == 1
+    assert "Error: quota for unknown label 'lipz'; valid labels: lips, nails, other" in r.output
+    assert not (fx.ws / "sample.parquet").exists()
+
+
+def test_sample_bad_quota_syntax(fx) -> None:  # type: ignore[no-untyped-def]
+    r = run("sample", "-c", str(fx.config), "--quota", "lips")
+    assert r.exit_code == 1 and "must look like LABEL=N" in r.output
+
+
+def test_sample_before_propagate(tmp_path: Path) -> None:
+    r = run("sample", "-w", str(tmp_path / "ws"))
+    assert r.exit_code == 1
+    assert "image_labels.parquet does not exist; run `weaklabel propagate` first" in r.output
+
+
+def test_export_before_sample(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = run("export", str(tmp_path / "o"), "-c", str(fx.config))
+    assert r.exit_code == 1 and "run `weaklabel sample` first" in r.output
+
+
+def test_export_bad_options(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("sample", "-c", str(fx.config), "-q").exit_code == 0
+    r = run("export", str(tmp_path / "o"), "-c", str(fx.config), "--format", "imagefolder,zip")
+    assert r.exit_code == 1 and "unknown zip; valid: imagefolder, manifest, csv" in r.output
+    r = run("export", str(tmp_path / "o"), "-c", str(fx.config), "--split", "0.9,0.2")
+    assert r.exit_code == 1 and "must be >= 0 and add up to 1" in r.output
+    r = run("export", str(tmp_path / "o"), "-c", str(fx.config), "--link", "teleport")
+    assert r.exit_code == 1 and "unknown link mode 'teleport'" in r.output
+    r = run("export", "-c", str(fx.config))
+    assert r.exit_code == 1 and "no export folder given" in r.output
+
+
+def test_export_reports_missing_sources(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("sample", "-c", str(fx.config), "-q").exit_code == 0
+    r = run("export", str(tmp_path / "o"), "-c", str(fx.config), "-q")
+    assert r.exit_code == 0, r.output
+    assert "1 source image(s) missing" in r.output
+    rej = pd.read_csv(fx.ws / "export.rejects.csv")
+    assert rej["image"].tolist() == ["20190303/p04.jpg"]
+
+
+@pytest.mark.parametrize("command", ["sample", "export", "report"])
+def test_help_has_one_example(command: str) -> None:
+    r = run(command, "--help")
+    assert r.exit_code == 0
+    assert r.stdout.count("Example: weaklabel " + command) == 1
+
+
+def test_registered_in_main_app() -> None:
+    from weaklabel.cli import app
+
+    names = {c.name for c in app.registered_commands}
+    assert {"sample", "export", "report"} <= names
+
+
+def test_module_import_is_light() -> None:
+    code = ("import sys, weaklabel.cli_dataset; "
+            "heavy = [m for m in ('pandas', 'PIL', 'numpy', 'pyarrow') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_with_real_purge_and_dedup(fx_bare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """purge.csv and duplicates.csv from the real image stages feed sample and export."""
+    from weaklabel.config import Config, with_overrides
+    from weaklabel.images.dedup import run_dedup
+    from weaklabel.images.purge import run_purge
+
+    cfg = with_overrides(Config(), {"images.workers": 1, "images.near_threshold": 10})
+    run_purge(fx_bare.root, fx_bare.ws, cfg)
+    run_dedup(fx_bare.root, fx_bare.ws, cfg)
+    purge = pd.read_csv(fx_bare.ws / "purge.csv", keep_default_na=False)
+    assert purge.set_index("path").loc["20190303/p05.jpg", "status"] == "truncated"
+    dups = pd.read_csv(fx_bare.ws / "duplicates.csv", keep_default_na=False)
+    assert {"20190304/p06.jpg", "20190305/p07.jpg"} <= set(dups["kept"]) | set(dups["duplicate"])
+    r = run("sample", "-c", str(fx_bare.config), "-q")
+    assert r.exit_code == 0, r.output
+    df = pd.read_parquet(fx_bare.ws / "sample.parquet")
+    assert "20190303/p05.jpg" not in set(df["image"])
+    assert len({"20190304/p06.jpg", "20190305/p07.jpg"} & set(df["image"])) == 1
+    r = run("export", str(tmp_path / "o"), "-c", str(fx_bare.config), "-q")
+    assert r.exit_code == 0, r.output

@@ -1,0 +1,324 @@
+"""Export: splits, names, the tree, the manifest, the CSV, and never clobbering a folder."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from weaklabel.config import Config, with_overrides
+from weaklabel.dataset import export as ex
+from weaklabel.dataset.contracts import DATASET, LEDGER
+from weaklabel.dataset.export import (
+    allocate,
+    assign_splits,
+    base_name,
+    check_label_dirname,
+    creation_date_from,
+    escape_cell,
+    file_names,
+    parse_split,
+    run_export,
+)
+from weaklabel.dataset.sample import run_sample
+from weaklabel.errors import WeaklabelError
+from weaklabel.workspace import Workspace
+
+
+def sampled(fx, **export) -> Config:  # type: ignore[no-untyped-def]
+    cfg = with_overrides(Config(), {"workspace": str(fx.ws), "labelmap": str(fx.labelmap)})
+    cfg = with_overrides(cfg, {f"export.{k}": v for k, v in export.items()})
+    run_sample(Workspace(fx.ws), cfg)
+    return cfg
+
+
+# --- pure functions ------------------------------------------------------------------------
+
+
+def test_parse_split() -> None:
+    assert parse_split("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
+    assert parse_split((0.9, 0.1)) == (0.9, 0.1)
+    for bad in ("0.8,0.3", "a,b", "1,0,0,0", "-0.2,1.2"):
+        with pytest.raises(WeaklabelError):
+            parse_split(bad)
+
+
+@given(st.integers(0, 500), st.sampled_from([(0.8, 0.1, 0.1), (0.5, 0.5), (1.0,),
+                                             (0.05, 0.9, 0.05)]))
+def test_allocate_sums_and_train_first(n, fractions) -> None:  # type: ignore[no-untyped-def]
+    counts = allocate(n, fractions)
+    assert sum(counts) == n and min(counts) >= 0
+    if n:
+        assert counts[0] >= 1
+
+
+@pytest.mark.parametrize("label", ["", ".", "..", "a/b", "a\\b", "a\x00b", "tab\there", ".hidden",
+                                   "CON", "nul.txt", "com1", "trail.", "trail ", "a:b", "x" * 256])
+def test_unsafe_label_folder_names_are_rejected(label: str) -> None:
+    with pytest.raises(WeaklabelError, match="cannot be a folder name"):
+        check_label_dirname(label)
+
+
+@pytest.mark.parametrize("label", ["lips", "입술_화장", "eye-makeup", "other2", "console"])
+def test_safe_label_folder_names(label: str) -> None:
+    check_label_dirname(label)
+
+
+def test_file_names_date_prefix_and_collisions() -> None:
+    assert base_name("20190303/a.jpg") == "20190303_a.jpg"
+    assert base_name("x/y/.b.jpg") == "x_y_.b.jpg"
+    assert base_name(".hidden.jpg") == "hidden.jpg"
+    assert base_name("d/a:b?.jpg") == "d_a_b_.jpg"
+    names = file_names(["20190303/a.jpg", "20190303/sub/a.jpg", "x/20190303/A.JPG",
+                        "20190303/a.jpg".replace("a.jpg", "b.jpg")])
+    assert names["20190303/a.jpg"] == "20190303_a.jpg"
+    assert names["20190303/b.jpg"] == "20190303_b.jpg"
+    # same date folder and base name: the later ones get a short hash, case-insensitively
+    assert names["20190303/sub/a.jpg"].startswith("20190303_a_") and \
+        names["20190303/sub/a.jpg"].endswith(".jpg")
+    assert names["x/20190303/A.JPG"].startswith("20190303_A_")
+    assert len({n.casefold() for n in names.values()}) == 4
+
+
+def test_escape_cell() -> None:
+    for v in ("=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx"):
+        assert escape_cell(v) == "'" + v
+    assert escape_cell("lips") == "lips" and escape_cell(-3) == -3
+
+
+def test_creation_date_fallbacks() -> None:
+    posts = pd.DataFrame({"created_at": ["2019-03-01 10:00:00", None, "2019-03-09T01:02:03Z"]})
+    assert creation_date_from(posts, []) == "2019-03-09T01:02:03.000000"
+    assert creation_date_from(None, ["20190301/a.jpg", "20190405/b.jpg"]) == \
+        "2019-04-05T00:00:00.000000"
+    assert creation_date_from(None, ["a.jpg"]) == ex.DEFAULT_CREATION_DATE
+
+
+# --- split: properties ---------------------------------------------------------------------
+
+group_sets = st.lists(
+    st.tuples(st.sampled_from(["lips", "nails", "other"]), st.integers(1, 3)),  # label, size
+    min_size=1, max_size=40,
+)
+
+
+def _groups_frame(groups: list[tuple[str, int]]) -> tuple[pd.DataFrame, dict[str, int]]:
+    images, labels, gmap = [], [], {}
+    for gid, (lab, size) in enumerate(groups):
+        for j in range(size):
+            img = f"{20190101 + gid % 28}/g{gid}_{j}.jpg"
+            images.append(img)
+            labels.append(lab)
+            if size > 1:
+                gmap[img] = gid
+    return pd.DataFrame({"image": images, "label": labels}), gmap
+
+
+@settings(max_examples=60, deadline=None)
+@given(group_sets, st.integers(0, 2**31), st.randoms(use_true_random=False))
+def test_split_keeps_groups_together_and_is_deterministic(groups, seed, rnd) -> None:  # type: ignore[no-untyped-def]
+    df, gmap = _groups_frame(groups)
+    split = assign_splits(df, fractions=(0.6, 0.2, 0.2), seed=seed, groups=gmap)
+    by_group: dict[int, set[str]] = {}
+    for img, s in zip(df["image"], split, strict=True):
+        if img in gmap:
+            by_group.setdefault(gmap[img], set()).add(s)
+    assert all(len(s) == 1 for s in by_group.values())
+    # same seed, rows in another order: the same split per image
+    order = list(range(len(df)))
+    rnd.shuffle(order)
+    shuffled = df.iloc[order]
+    again = assign_splits(shuffled, fractions=(0.6, 0.2, 0.2), seed=seed, groups=gmap)
+    assert dict(zip(shuffled["image"], again, strict=True)) == \
+        dict(zip(df["image"], split, strict=True))
+    # every label with at least 3 groups (any at all, in fact) is present in train
+    n_groups: dict[str, int] = {}
+    for lab, _ in groups:
+        n_groups[lab] = n_groups.get(lab, 0) + 1
+    train = set(df.loc[(split == "train").to_numpy(), "label"])
+    assert {lab for lab, n in n_groups.items() if n >= 3} <= train
+
+
+def test_split_is_stratified_and_seed_dependent() -> None:
+    df = pd.DataFrame({"image": [f"{i:04d}.jpg" for i in range(200)],
+                       "label": ["a"] * 100 + ["b"] * 100})
+    s1 = assign_splits(df, fractions=(0.8, 0.1, 0.1), seed=1)
+    for lab in ("a", "b"):
+        assert s1[df["label"] == lab].value_counts().to_dict() == \
+            {"train": 80, "val": 10, "test": 10}
+    s2 = assign_splits(df, fractions=(0.8, 0.1, 0.1), seed=2)
+    assert (s1 != s2).any()
+
+
+# --- run_export ----------------------------------------------------------------------------
+
+
+def test_export_tree_manifest_csv(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx, split=(1.0,))
+    out = tmp_path / "dataset"
+    res = run_export(Workspace(fx.ws), out, cfg, image_root=fx.root)
+    # p04's file does not exist: counted, reported, not a crash
+    assert [m[0] for m in res.missing] == ["20190303/p04.jpg"]
+    rejects = (fx.ws / "export.rejects.csv").read_text(encoding="utf-8")
+    assert "20190303/p04.jpg,source image not found" in rejects
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert "train/lips/20190301_p01_a.jpg" in files
+    assert "train/lips/misc_evil.jpg" in files
+    assert "train/nails/20190304_p06.jpg" in files
+    assert {"manifest.jsonl", "classes.json", "dataset.csv", LEDGER} <= set(files)
+    # hard links on one file system
+    assert os.stat(out / "train/nails/20190304_p06.jpg").st_ino == \
+        os.stat(fx.root / "20190304/p06.jpg").st_ino
+    assert res.links == {"hardlink": sum(res.counts["train"].values())}
+
+    classes = json.loads((out / "classes.json").read_text(encoding="utf-8"))
+    assert classes == {"0": {"label": "lips", "name": "입술 화장"},
+                       "1": {"label": "nails", "name": "네일"},
+                       "2": {"label": "other", "name": "기타"}}
+    lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text(encoding="utf-8")
+             .splitlines()]
+    assert len(lines) == len(files) - 4
+    first = lines[0]
+    assert first["source-ref"] == "train/lips/20190301_p01_a.jpg"
+    assert first["weaklabel"] == 0
+    meta = first["weaklabel-metadata"]
+    assert meta == {"class-name": "입술 화장", "confidence": 0.95, "human-annotated": "no",
+                    "type": "groundtruth/image-classification",
+                    "job-name": "labeling-job/weaklabel",
+                    "creation-date": "2019-03-08T23:59:59.000000"}  # newest post
+
+    with open(out / "dataset.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == DATASET.names
+    evil = next(r for r in rows if r["source"] == "misc/evil.jpg")
+    assert evil["post_id"] == "'=cmd"  # a spreadsheet would run =cmd as a formula
+    p04 = [r for r in rows if r["source"] == "20190303/p04.jpg"]
+    assert p04 == []
+    ledger = json.loads((out / LEDGER).read_text(encoding="utf-8"))
+    assert sorted(ledger["files"]) == sorted(f for f in files if f != LEDGER)
+
+
+def test_export_is_deterministic(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx)
+    a, b = tmp_path / "a", tmp_path / "b"
+    run_export(Workspace(fx.ws), a, cfg, image_root=fx.root)
+    run_export(Workspace(fx.ws), b, cfg, image_root=fx.root)
+    for name in ("manifest.jsonl", "dataset.csv", "classes.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    tree = lambda p: sorted(str(x.relative_to(p)) for x in p.rglob("*"))  # noqa: E731
+    assert tree(a) == tree(b)
+
+
+def test_export_source_prefix_and_formats(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx, formats=("manifest",), source_prefix="s3://bucket/download/",
+                  job_name="beauty-v1")
+    out = tmp_path / "m"
+    run_export(Workspace(fx.ws), out, cfg, creation_date="2020-01-02")
+    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.jsonl", "classes.json",
+                                                            LEDGER])
+    line = json.loads((out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert line["source-ref"].startswith("s3://bucket/download/2019")
+    assert "beauty-v1" in line and line["beauty-v1-metadata"]["job-name"] == \
+        "labeling-job/beauty-v1"
+    assert line["beauty-v1-metadata"]["creation-date"] == "2020-01-02T00:00:00.000000"
+
+
+def test_export_copies_when_hard_link_crosses_devices(fx, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_link(src: object, dst: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(ex.os, "link", no_link)
+    cfg = sampled(fx)
+    res = run_export(Workspace(fx.ws), tmp_path / "c", cfg, image_root=fx.root)
+    assert set(res.links) == {"copy"}
+    f = next((tmp_path / "c").rglob("20190304_p06.jpg"))
+    assert os.stat(f).st_ino != os.stat(fx.root / "20190304/p06.jpg").st_ino
+    assert f.read_bytes() == (fx.root / "20190304/p06.jpg").read_bytes()
+
+
+def test_export_symlink_mode(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx, link="symlink")
+    run_export(Workspace(fx.ws), tmp_path / "s", cfg, image_root=fx.root)
+    f = next((tmp_path / "s").rglob("20190304_p06.jpg"))
+    assert f.is_symlink() and f.resolve() == (fx.root / "20190304/p06.jpg").resolve()
+
+
+def test_export_refuses_non_empty_folder(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx)
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    for force in (False, True):
+        with pytest.raises(WeaklabelError, match="not empty"):
+            run_export(Workspace(fx.ws), out, cfg, image_root=fx.root, force=force)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert not list(tmp_path.glob(".busy.weaklabel-tmp-*"))
+
+
+def test_export_force_replaces_only_its_own_files(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx)
+    out = tmp_path / "again"
+    run_export(Workspace(fx.ws), out, cfg, image_root=fx.root)
+    with pytest.raises(WeaklabelError, match="is not empty; pick an empty folder, or pass "
+                                             "--force"):
+        run_export(Workspace(fx.ws), out, cfg, image_root=fx.root)
+    res = run_export(Workspace(fx.ws), out, cfg, image_root=fx.root, force=True)
+    assert res.replaced > 0
+    (out / "train" / "mine.txt").write_text("a person's file")
+    with pytest.raises(WeaklabelError, match="weaklabel did not write, e.g. 'train/mine.txt'"):
+        run_export(Workspace(fx.ws), out, cfg, image_root=fx.root, force=True)
+    assert (out / "train" / "mine.txt").exists()
+    assert (fx.root / "20190304/p06.jpg").exists()  # sources untouched throughout
+
+
+def test_export_ledger_cannot_delete_outside(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx)
+    out = tmp_path / "evil"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / LEDGER).write_text(json.dumps({"tool": "weaklabel", "files": [
+        "../victim.txt", str(victim), "train/x.jpg"], "dirs": ["..", "/"]}))
+    run_export(Workspace(fx.ws), out, cfg, image_root=fx.root, force=True)
+    assert victim.read_text() == "keep me"
+
+
+def test_export_rejects_unsafe_label(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx)
+    df = pd.read_parquet(fx.ws / "sample.parquet")
+    df.loc[df["label"] == "other", "label"] = "../other"
+    df.to_parquet(fx.ws / "sample.parquet", index=False)
+    with pytest.raises(WeaklabelError, match=r"label '\.\./other' cannot be a folder name"):
+        run_export(Workspace(fx.ws), tmp_path / "x", cfg, image_root=fx.root)
+    assert not (tmp_path / "x").exists()
+
+
+def test_export_needs_image_root_for_imagefolder(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx)
+    with pytest.raises(WeaklabelError, match="no image root"):
+        run_export(Workspace(fx.ws), tmp_path / "x", cfg)
+
+
+def test_export_never_splits_a_duplicate_group(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Without dedup filtering at sampling time, the twins are both sampled; export must
+    # still put p06, p07 and p08 in one split.
+    cfg = with_overrides(Config(), {"workspace": str(fx.ws), "labelmap": str(fx.labelmap),
+                                    "export.split": (0.34, 0.33, 0.33)})
+    dups = (fx.ws / "duplicates.csv").read_text()
+    (fx.ws / "duplicates.csv").unlink()
+    run_sample(Workspace(fx.ws), cfg)
+    (fx.ws / "duplicates.csv").write_text(dups)
+    run_export(Workspace(fx.ws), tmp_path / "g", cfg, image_root=fx.root)
+    with open(tmp_path / "g" / "dataset.csv", encoding="utf-8") as f:
+        rows = {r["source"]: r["split"] for r in csv.DictReader(f)}
+    twins = {rows[i] for i in ("20190304/p06.jpg", "20190305/p07.jpg", "20190305/p08.jpg")}
+    assert len(twins) == 1

@@ -1,0 +1,149 @@
+"""The HTML report: content, escaping, missing inputs, thumbnails, and a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from weaklabel.config import Config, with_overrides
+from weaklabel.dataset.report import histogram, make_thumbnail, run_report, thumb_key
+from weaklabel.dataset.sample import run_sample
+from weaklabel.workspace import Workspace
+
+
+def cfg_for(fx) -> Config:  # type: ignore[no-untyped-def]
+    return with_overrides(Config(), {"workspace": str(fx.ws), "labelmap": str(fx.labelmap)})
+
+
+def report(fx, tmp_path: Path, **kw) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
+    out = tmp_path / "report.html"
+    res = run_report(Workspace(fx.ws), cfg_for(fx), output=out, **kw)
+    return out.read_text(encoding="utf-8"), res
+
+
+def test_histogram_bins() -> None:
+    assert histogram([0.0, 0.05, 0.5, 0.99, 1.0], bins=10) == [2, 0, 0, 0, 0, 1, 0, 0, 0, 2]
+
+
+def test_thumbnail_is_small_jpeg_and_cached(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    big = tmp_path / "big.jpg"
+    Image.new("RGB", (1600, 1200), (200, 30, 30)).save(big, "JPEG")
+    data = make_thumbnail(big, 128)
+    assert data[:2] == b"\xff\xd8"
+    import io
+
+    with Image.open(io.BytesIO(data)) as im:
+        assert max(im.size) == 128
+    k1 = thumb_key(big, 128)
+    assert k1 != thumb_key(big, 64)
+    Image.new("RGB", (1600, 1200), (0, 0, 0)).save(big, "JPEG")
+    import os
+
+    os.utime(big, ns=(1, 1))
+    assert thumb_key(big, 128) != k1  # mtime (and size) change the key
+
+
+def test_report_sections_and_escaping(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run_sample(Workspace(fx.ws), cfg_for(fx))
+    page, res = report(fx, tmp_path, image_root=fx.root)
+    assert res["made"] > 0 and res["failed"] == 0
+    for anchor in ("funnel", "labels", "sheets", "clusters", "purge", "duplicates", "eval"):
+        assert f'id="{anchor}"' in page
+    # no external resources; the CSP forbids them anyway
+    assert not re.search(r'(src|href)="(https?:|//)', page)
+    assert "default-src 'none'" in page
+    # user text is escaped: the caption's <script> and the cluster word <b>
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&quot;x&quot;)" in page
+    assert "<b>bold" not in page and "틴트 &lt;b&gt;" in page
+    assert page.count('<img class="thumb"') >= 4
+    assert "image file is truncated" in page  # purge reason
+    assert "입술 화장" in page and "no gold file given" in page
+    # thumbnails cached: the second run makes none
+    _, res2 = report(fx, tmp_path, image_root=fx.root)
+    assert res2["made"] == 0 and res2["cached"] == res["made"] + res["cached"]
+    assert list((fx.ws / "thumbs").rglob("*.jpg"))
+
+
+def test_report_says_not_run_yet(fx_bare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page, res = report(fx_bare, tmp_path)
+    assert set(res["not_run"]) == {"purge", "dedup", "sample"}
+    assert page.count("not run yet") >= 3
+    assert "run <code>weaklabel purge</code>" in page
+    assert "no image root" in page
+
+
+def test_report_on_empty_workspace(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    out = tmp_path / "r.html"
+    res = run_report(ws, Config(workspace=str(ws.root)), output=out)
+    assert out.exists() and "propagate" in res["not_run"]
+
+
+def test_report_with_gold(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    gold = tmp_path / "gold.csv"
+    gold.write_text("post_id,label\np01,lips\np02,nails\np06,nails\n", encoding="utf-8")
+    page, _ = report(fx, tmp_path, gold=gold)
+    assert "Evaluation against gold" in page and "macro-F1" in page
+    assert "no gold file given" not in page
+
+
+def test_report_thumbnail_of_corrupt_or_missing_file_is_a_placeholder(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Without a sample the contact sheets show labelled images: p05 is truncated, p04
+    # is missing; neither may break the page.
+    page, res = report(fx, tmp_path, image_root=fx.root)
+    assert res["failed"] >= 1
+    assert 'class="ph"' in page and "missing" in page
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("chromium is not installed; install it with `apt-get update && apt-get "
+                "install -y chromium` (the Makefile's test set-up does this)")
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    exe = _chromium()
+    run_sample(Workspace(fx.ws), cfg_for(fx))
+    page, res = report(fx, tmp_path, image_root=fx.root)
+    html_path = tmp_path / "report.html"
+    url = html_path.resolve().as_uri()
+    n_imgs = page.count('<img class="thumb"')
+    assert n_imgs > 0
+
+    shot = tmp_path / "report.png"
+    r = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'p1'}",
+                        f"--screenshot={shot}", "--window-size=1280,2000", url],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert shot.exists() and shot.stat().st_size > 20_000
+    with Image.open(shot) as im:
+        assert im.size == (1280, 2000)
+        colors = im.convert("RGB").resize((64, 100)).getcolors(maxcolors=100_000)
+        assert colors is not None and len(colors) > 50  # not a blank page
+
+    r = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'p2'}",
+                        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
+                        "--dump-dom", url], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", r.stdout)
+    assert body, r.stdout[:500]
+    tag = body.group(0)
+    assert f'data-thumbs-total="{n_imgs}"' in tag, tag
+    assert f'data-thumbs-ok="{n_imgs}"' in tag, tag  # every thumbnail decoded
+    assert "data-js-errors" not in tag, tag
+    console = [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln]
+    assert console == [], console  # no console errors or CSP violations
