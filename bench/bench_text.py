@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     res["tokenize_rerun_speedup"] = {"up_to_date": round(dt / dt2, 1),
                                      "from_cache": round(dt / dt3, 1)}
     print(f"  re-run speed-up: {res['tokenize_rerun_speedup']}")
-    for stage, extra in (("embed", []),
-                         ("cluster", ["--seed-keywords", str(ROOT / "examples/seed_keywords.yaml")])):
+    seed_kw = str(ROOT / "examples/seed_keywords.yaml")
+    for stage, extra in (("embed", []), ("cluster", ["--seed-keywords", seed_kw])):
         dt, peak = run([stage, "-w", str(ws), "-q", *extra])
         record(stage, n, dt, peak)
         total += dt

@@ -27,8 +27,8 @@ SOURCES = ("seed", "knn", "none")
 class Schema:
     """Columns (name → kind), unique key and sort order of one artifact.
 
-    Kinds: ``str``, ``str?`` (nullable text), ``int`` (no nulls), ``Int64`` (nullable integer), ``float``,
-    ``list[str]``.
+    Kinds: ``str``, ``str?`` (nullable text), ``int`` (no nulls), ``Int64`` (nullable
+    integer), ``float``, ``list[str]``.
     """
 
     name: str
@@ -47,7 +47,9 @@ POSTS = Schema(
      ("created_at", "str?")),
     key=("post_id",),
 )
-POST_IMAGES = Schema("post_images", (("post_id", "str"), ("image", "str")), key=("post_id", "image"))
+POST_IMAGES = Schema(
+    "post_images", (("post_id", "str"), ("image", "str")), key=("post_id", "image")
+)
 TOKENS = Schema(
     "tokens", (("post_id", "str"), ("tokens", "list[str]"), ("caption_hash", "str")),
     key=("post_id",),
@@ -77,8 +79,8 @@ def _valid_mask(s: pd.Series, kind: str) -> pd.Series:
     from pandas.api import types as t
 
     if kind == "int":
-        return pd.Series(t.is_integer_dtype(s) and not s.isna().any(), index=s.index) \
-            if t.is_integer_dtype(s) else s.map(_is_int)
+        # Per cell, so a nullable Int64 column names its first missing value, not row 0.
+        return ~s.isna() if t.is_integer_dtype(s) else s.map(_is_int)
     if kind == "Int64":
         if t.is_integer_dtype(s):
             return pd.Series(True, index=s.index)
@@ -86,7 +88,7 @@ def _valid_mask(s: pd.Series, kind: str) -> pd.Series:
     if kind == "float":
         if t.is_float_dtype(s) or t.is_integer_dtype(s):
             return pd.Series(True, index=s.index)
-        return pd.Series(False, index=s.index)
+        return s.map(_is_number)  # an object column: find the first non-number
     if kind == "str":
         return s.map(lambda v: isinstance(v, str))
     if kind == "str?":
@@ -95,6 +97,12 @@ def _valid_mask(s: pd.Series, kind: str) -> pd.Series:
         lambda v: hasattr(v, "__iter__") and not isinstance(v, str)
         and all(isinstance(x, str) for x in v)
     )
+
+
+def _is_number(v: object) -> bool:
+    import numpy as np
+
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def _is_int(v: object) -> bool:

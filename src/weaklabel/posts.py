@@ -62,10 +62,7 @@ def detect_encoding(path: Path, *, block: int = 1 << 20) -> str:
     """
     with open(path, "rb") as f:
         head = f.read(3)
-    if head == codecs.BOM_UTF8:
-        enc = "utf-8-sig"
-    else:
-        enc = "utf-8"
+    enc = "utf-8-sig" if head == codecs.BOM_UTF8 else "utf-8"
     err = _first_decode_error(path, enc, block)
     if err is None:
         return enc
@@ -80,10 +77,15 @@ def detect_encoding(path: Path, *, block: int = 1 << 20) -> str:
 
 
 def _first_decode_error(path: Path, enc: str, block: int) -> tuple[int, int] | None:
+    skip = 0
+    if codecs.lookup(enc).name == "utf-8-sig":
+        # Skip the BOM ourselves: utf-8-sig's decoder reports error positions without it.
+        enc, skip = "utf-8", len(codecs.BOM_UTF8)
     dec = codecs.getincrementaldecoder(enc)(errors="strict")
-    offset = 0
+    offset = skip
     line = 1
     with open(path, "rb") as f:
+        f.seek(skip)
         while True:
             data = f.read(block)
             final = not data
@@ -162,6 +164,10 @@ class _Reader:
                     if len(rows) >= self.chunk_size:
                         yield pd.DataFrame(rows)
                         rows = []
+        except UnicodeDecodeError as exc:
+            raise WeaklabelError(
+                f"{self.path}: cannot decode as {enc} ({exc.reason}); pass --encoding"
+            ) from exc
         except LookupError as exc:
             raise WeaklabelError(f"unknown encoding {enc!r}; use e.g. utf-8, cp949") from exc
         if rows:
@@ -178,8 +184,17 @@ class _Reader:
             yield batch.to_pandas()
 
 
+def _is_missing(v: Any) -> bool:
+    """None, NaN, or pandas' NA/NaT (nullable Parquet columns are read as ``pd.NA``)."""
+    if v is None:
+        return True
+    if isinstance(v, float):
+        return math.isnan(v)
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
 def _parse_count(value: Any, col: str, row: int, where: Path) -> int | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _is_missing(value):
         return None
     if isinstance(value, bool):
         raise WeaklabelError(f"{where}: row {row}: {col} must be a whole number, got {value!r}")
@@ -221,7 +236,7 @@ def normalize_image_path(raw: str, *, row: int, where: Path) -> str:
 
 def split_images(value: Any, sep: str, *, row: int, where: Path) -> list[str]:
     """Parse an images cell: a list, a JSON list string, or ``sep``-separated paths."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _is_missing(value):
         return []
     if hasattr(value, "tolist") and not isinstance(value, str):
         value = value.tolist()
@@ -270,14 +285,14 @@ def normalize_chunk(
     ids = raw[mapping["post_id"]].tolist()
     out_ids: list[str] = []
     for r, v in zip(rows, ids, strict=True):
-        s = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip()
+        s = "" if _is_missing(v) else str(v).strip()
         if isinstance(v, float) and not math.isnan(v) and v.is_integer():
             s = str(int(v))
         if not s:
             raise WeaklabelError(f"{where}: row {r}: post_id is empty; every post needs an id")
         out_ids.append(s)
     caps = [
-        "" if c is None or (isinstance(c, float) and math.isnan(c)) else str(c)
+        "" if _is_missing(c) else str(c)
         for c in raw[mapping["caption"]].tolist()
     ]
 
@@ -290,7 +305,7 @@ def normalize_chunk(
     created: list[str | None] = [None] * n
     if mapping["created_at"] in raw.columns:
         created = [
-            None if v is None or (isinstance(v, float) and math.isnan(v)) or str(v) == ""
+            None if _is_missing(v) or str(v) == ""
             else str(v)
             for v in raw[mapping["created_at"]].tolist()
         ]
@@ -336,6 +351,8 @@ def iter_posts(
         posts, images = normalize_chunk(
             raw, cfg, first_row=first, where=path, has_links=has_links
         )
+        if posts.empty:
+            continue  # a header-only CSV gives one empty chunk: checked, nothing to yield
         for i, pid in enumerate(posts["post_id"].tolist()):
             if pid in seen:
                 raise WeaklabelError(

@@ -13,7 +13,7 @@ from typing import Any
 from weaklabel.errors import WeaklabelError
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict[Any, Any]):
     """A dict that remembers the 1-based line of each key and of itself."""
 
     line: int = 0

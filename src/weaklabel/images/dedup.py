@@ -180,7 +180,7 @@ def find_near_pairs(hashes: np.ndarray, threshold: int, *, bits: int = 64,
         out_j.append(y.ravel())
         out_d.append(np.full(x.size, d, np.int64))
     if not out_i:
-        return (np.zeros(0, np.int64),) * 3  # type: ignore[return-value]
+        return (np.zeros(0, np.int64),) * 3
     i, j, d = np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
     lo, hi = np.minimum(i, j), np.maximum(i, j)
     order2 = np.lexsort((hi, lo))
@@ -537,13 +537,13 @@ def run_dedup(
         kept_order = sorted(final, key=lambda k: k)
         group_of: dict[str, int] = {}
         kept_of: dict[int, str] = {}
-        out_rows = []
+        out_rows: list[tuple[int, str, str, str, int, str]] = []
         for gid, k in enumerate(kept_order, 1):
             kept_of[gid] = k
             group_of[k] = gid
             for d, kind, dist, why in sorted(final[k]):
                 group_of[d] = gid
-                out_rows.append([gid, kind, k, d, dist, why])
+                out_rows.append((gid, kind, k, d, dist, why))
         target = ws.path("duplicates.csv")
         write_rows_csv(target, DUPLICATES.names,
                        [[g, kd, display_path(k), display_path(d), dist, why]

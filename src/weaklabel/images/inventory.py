@@ -117,7 +117,7 @@ def _decoder_available(fmt: str) -> bool:
     feature = _FEATURE_OF[fmt]
     if feature is None:
         try:
-            import pillow_heif  # type: ignore[import-not-found]  # noqa: F401
+            import pillow_heif  # noqa: F401
         except ImportError:
             return False
         return True
@@ -615,7 +615,8 @@ class Inventory:
         gen = int(self._meta("generation") or 0) + 1
         self._set_meta("generation", str(gen))
         counts = {"seen": 0, "read": 0, "removed": 0}
-        bar = tqdm(desc="inventory", unit="file", disable=quiet, file=sys.stderr,
+        bar = tqdm(desc="inventory", unit="file", disable=True if quiet else None,
+                   file=sys.stderr,
                    dynamic_ncols=True)
         pool = _Pool(workers)
         try:
@@ -740,7 +741,7 @@ class Inventory:
         self.db.execute("BEGIN")
         for rel, part, full, err in tqdm(pool.imap(_digest_job, jobs), total=len(jobs),
                                           desc=f"sha1 ({stage})", unit="file",
-                                          disable=quiet, file=sys.stderr):
+                                          disable=True if quiet else None, file=sys.stderr):
             k = _key(rel)
             if err:
                 self.db.execute("UPDATE files SET status='unreadable', reason=? WHERE path=?",

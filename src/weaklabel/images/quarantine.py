@@ -281,7 +281,8 @@ def apply_moves(
     cancelled_groups: dict[int, str] = {}
     checked_kept: set[str] = set()
     try:
-        for n, m in enumerate(tqdm(plan, desc="quarantine", unit="file", disable=quiet,
+        for n, m in enumerate(tqdm(plan, desc="quarantine", unit="file",
+                                   disable=True if quiet else None,
                                    file=__import__("sys").stderr)):
             src = os.path.join(root_s, m.src)
             if m.group is not None and m.group in cancelled_groups:

@@ -74,15 +74,25 @@ def read_labels(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise WeaklabelError(f"labels file {path} does not exist; run weaklabel propagate")
     if path.suffix == ".parquet":
-        df = pd.read_parquet(path)
-        check_frame(df, POST_LABELS, path)
-    else:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        check_frame(df, GOLD, path)
-        for col, default in (("source", "seed"), ("confidence", "1.0"), ("top_label", None)):
-            if col not in df.columns:
-                df[col] = df["label"] if default is None else default
-        df["confidence"] = df["confidence"].replace("", "0").astype(float)
+        from weaklabel.workspace import read_parquet
+
+        # read_parquet turns a damaged file into a WeaklabelError and checks the schema.
+        return read_parquet(path, POST_LABELS, made_by="propagate")
+    from weaklabel.posts import detect_encoding
+
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=detect_encoding(path))
+    check_frame(df, GOLD, path)
+    for col, default in (("source", "seed"), ("confidence", "1.0"), ("top_label", None)):
+        if col not in df.columns:
+            df[col] = df["label"] if default is None else default
+    conf = pd.to_numeric(df["confidence"].replace("", "0"), errors="coerce")
+    bad = df.index[conf.isna()].tolist()
+    if bad:
+        raise WeaklabelError(
+            f"{path}: row {bad[0] + 1}: confidence must be a number, got "
+            f"{df.loc[bad[0], 'confidence']!r}"
+        )
+    df["confidence"] = conf.astype(float)
     return df
 
 

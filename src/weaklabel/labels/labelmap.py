@@ -75,7 +75,7 @@ def _words(value: Any, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise WeaklabelError(f"{where} must be a list of words, e.g. [립스틱, 틴트]")
+        raise WeaklabelError(f"{where}: expected a list of words, e.g. [립스틱, 틴트]")
     out = []
     for w in value:
         if isinstance(w, bool) or w is None:
@@ -146,10 +146,15 @@ def parse_labelmap(data: Any, path: str, *, known_clusters: set[int] | None = No
                     f"{path}:{cl_line}: cluster id {c!r} of {lid!r} is not a whole number"
                 )
             if known_clusters is not None and c not in known_clusters:
-                hi = max(known_clusters) if known_clusters else -1
+                if not known_clusters:  # not "0..-1": say what is missing
+                    raise WeaklabelError(
+                        f"{path}:{cl_line}: cluster {c} of {lid!r} does not exist: no "
+                        "clusters yet; run `weaklabel cluster` first or remove the ids"
+                    )
                 raise WeaklabelError(
                     f"{path}:{cl_line}: cluster {c} of {lid!r} does not exist "
-                    f"(clusters.csv has 0..{hi}); fix the id or re-run weaklabel cluster"
+                    f"(clusters.csv has 0..{max(known_clusters)}); fix the id or re-run "
+                    "weaklabel cluster"
                 )
             if c in owner and owner[c][0] != lid:
                 raise WeaklabelError(

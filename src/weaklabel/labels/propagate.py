@@ -2,8 +2,8 @@
 
 1. **Seed.** Each post's tokens are matched against every label's words (its keywords
    weigh 1, words of its assigned clusters ``cluster_word_weight`` when they lie near
-   one of its keywords, excluded words nothing). The best label is a seed when it leads the runner-up by ``seed_margin``;
-   ties abstain.
+   one of its keywords, excluded words nothing). The best label is a seed when it leads
+   the runner-up by ``seed_margin``; ties abstain.
 2. **Embed posts.** A post's vector is the (IDF-weighted) mean of its in-vocabulary,
    L2-normalised word vectors, L2-normalised again.
 3. **Propagate.** A cosine KNN classifier (distance-weighted votes) trained on the seeds
@@ -339,7 +339,6 @@ def run_propagate(
             f"{workspace.path('labelmap.draft.yaml')}, written by weaklabel cluster)"
         )
     ws = workspace
-    tokens_p = ws.require("tokens.parquet")
     vec_p = ws.require("vectors.kv")
     inputs = {"tokens.parquet": ws.input_digest("tokens.parquet"),
               "vectors.kv": ws.input_digest("vectors.kv"),

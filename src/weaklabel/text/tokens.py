@@ -161,6 +161,7 @@ def run_tokenize(
     Raises:
         WeaklabelError: bad posts table, user dictionary or workspace.
     """
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm import tqdm
@@ -191,8 +192,8 @@ def run_tokenize(
                          {"keep_pos": cfg.tokenize.keep_pos, "stem": cfg.tokenize.stem,
                           "min_length": cfg.tokenize.min_length},
                          workers, cfg.tokenize.chunk_size)
-        summary = {"posts": 0, "images": 0, "tokenized": 0, "cached": 0, "rejects": 0,
-                   "empty": 0, "workers": workers}
+        summary: dict[str, Any] = {"posts": 0, "images": 0, "tokenized": 0, "cached": 0,
+                                   "rejects": 0, "empty": 0, "workers": workers}
         rejects: list[tuple[str, str]] = []
         schemas = {
             "posts.parquet": pa.schema([("post_id", pa.string()), ("caption", pa.string()),
@@ -205,7 +206,8 @@ def run_tokenize(
         }
         from weaklabel.posts import iter_posts
 
-        bar = tqdm(desc="tokenize", unit=" posts", disable=not progress, leave=False)
+        bar = tqdm(desc="tokenize", unit=" posts", disable=None if progress else True,
+                   leave=False)  # None: no bar when stderr is not a terminal
         try:
             with ExitStack() as stack:
                 tmp = {n: stack.enter_context(atomic_path(ws.path(n))) for n in schemas}
@@ -215,6 +217,7 @@ def run_tokenize(
                     caps = posts["caption"].tolist()
                     keys = caption_keys(caps, sdigest)
                     known = cache.get_many(keys)
+                    summary["cached"] += sum(1 for k in keys if k in known)
                     todo = list(dict.fromkeys(k for k in keys if k not in known))
                     by_key = dict(zip(keys, caps, strict=True))
                     results = runner.run([by_key[k] for k in todo])
@@ -231,9 +234,10 @@ def run_tokenize(
                                    in zip(posts["post_id"], keys, strict=True) if k in errors)
                     token_lists = [known.get(k, []) for k in keys]
                     summary["tokenized"] += len(fresh)
-                    summary["cached"] += len(posts) - len(todo)
                     summary["empty"] += sum(1 for t in token_lists if not t)
-                    tokens = posts[["post_id"]].assign(tokens=token_lists, caption_hash=keys)
+                    tokens = posts[["post_id"]].assign(
+                        tokens=pd.Series(token_lists, dtype=object, index=posts.index),
+                        caption_hash=pd.Series(keys, dtype=object, index=posts.index))
                     for name, frame, schema in (("posts.parquet", posts, POSTS),
                                                 ("post_images.parquet", images, POST_IMAGES),
                                                 ("tokens.parquet", tokens, TOKENS)):

@@ -1,0 +1,139 @@
+"""The label map: validation errors name file, line and fix; label_words semantics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from weaklabel.errors import WeaklabelError
+from weaklabel.labels.labelmap import label_words, load_labelmap, warn_unseeded
+
+GOOD = """\
+version: 1
+labels:
+  lips:
+    name: 입술 화장
+    clusters: [3, 1, 3]
+    keywords: [립스틱, 틴트, Dior]
+    exclude: [립밤]
+  "42":
+    keywords: 네일
+  other:
+    name: 기타
+    background: true
+    clusters: [5]
+"""
+
+Write = Callable[..., Path]
+
+
+def test_good_map(write_labelmap: Write) -> None:
+    lm = load_labelmap(write_labelmap(GOOD), known_clusters={0, 1, 2, 3, 4, 5})
+    assert lm.ids == ["lips", "42", "other"]
+    lips = lm.get("lips")
+    assert lips.name == "입술 화장" and lips.clusters == (3, 1)  # repeats dropped, order kept
+    assert lips.keywords == ("립스틱", "틴트", "dior") and lips.exclude == ("립밤",)
+    assert lips.line == 3
+    assert lm.get("42").keywords == ("네일",) and lm.get("42").name == "42"
+    assert lm.background == "other"
+
+
+@pytest.mark.parametrize("text, line, fragments", [
+    ("version: 1\nlabels:\n  lips:\n    clusters: [1, 9]\n", 4,
+     ["cluster 9 of 'lips' does not exist (clusters.csv has 0..5)", "re-run weaklabel cluster"]),
+    ("version: 1\nlabels:\n  lips:\n    clusters: [1, 2]\n  hair:\n    clusters: [2]\n", 6,
+     ["cluster 2 is claimed by 'hair' and by 'lips' (line 4); give it to one label"]),
+    ("version: 1\nlabels:\n  no:\n    keywords: [a]\n", 3,
+     ["key 'no' is read by YAML as False; quote it: 'no':"]),
+    ("version: 1\nlabels:\n  lips:\n    keywords: [a]\n  lips:\n    keywords: [b]\n", 5,
+     ["duplicate key 'lips' (first on line 3)"]),
+    ("version: 1\nlabels:\n  lips:\n    keyword: [립스틱]\n", 4,
+     ["unknown key 'keyword' in label 'lips'; did you mean 'keywords'?"]),
+    ("version: 1\nlabels:\n  lips:\n    colour: red\n    keywords: [a]\n", 4,
+     ["unknown key 'colour' in label 'lips'; valid: name, clusters, keywords"]),
+    ("version: 1\nlabels:\n  lips:\n    name: 입술\n", 3,
+     ["label 'lips' has no clusters and no keywords"]),
+    ("version: 1\nlabels:\n  lips:\n", 3, ["label 'lips' has no clusters and no keywords"]),
+    ("version: 1\nlabels:\n  lips:\n    keywords: [no, 립스틱]\n", 4,
+     ["YAML reads an unquoted no/yes/on/off/null as False", "quote it"]),
+    ("version: 1\nlabels:\n  lips:\n    clusters: [a]\n", 4,
+     ["cluster id 'a' of 'lips' is not a whole number"]),
+    ("version: 1\nlabels:\n  lips:\n    clusters: three\n", 4,
+     ["clusters of 'lips' must be a list of ids"]),
+    ("version: 1\nlabels:\n  a:\n    keywords: [x]\n    background: true\n"
+     "  b:\n    keywords: [y]\n    background: true\n", 6,
+     ["labels 'a' and 'b' are both background; keep one"]),
+    ("version: 1\nlabels:\n  lips:\n    keywords: [x]\n    background: maybe\n", 5,
+     ["background must be true or false"]),
+    ("version: 2\nlabels:\n  lips:\n    keywords: [x]\n", 1, ["version must be 1"]),
+    ("version: 1\nlabel:\n  lips:\n    keywords: [x]\n", 2,
+     ["unknown top-level key 'label'; expected version and labels"]),
+    ("version: 1\nlabels: []\n", 2, ["'labels' must map label ids to their settings"]),
+    ("version: 1\nlabels:\n  a/b:\n    keywords: [x]\n", 3, ["label id 'a/b' is not usable"]),
+    ("version: 1\nlabels:\n  lips: [립스틱]\n", 3, ["label 'lips' must be a mapping"]),
+    ("version: 1\nlabels:\n  lips:\n    keywords: {a: 1}\n", 4, ["expected a list of words"]),
+])
+def test_errors_name_file_line_and_fix(write_labelmap: Write, text: str, line: int,
+                                       fragments: list[str]) -> None:
+    p = write_labelmap(text)
+    with pytest.raises(WeaklabelError) as e:
+        load_labelmap(p, known_clusters={0, 1, 2, 3, 4, 5})
+    msg = str(e.value)
+    assert msg.startswith(f"{p}:{line}: "), msg
+    for frag in fragments:
+        assert frag in msg
+    assert "\n" not in msg
+
+
+def test_not_a_mapping(write_labelmap: Write) -> None:
+    p = write_labelmap("- lips\n")
+    with pytest.raises(WeaklabelError, match="a label map is a mapping with 'version' and"):
+        load_labelmap(p)
+
+
+def test_cluster_ids_before_any_clustering(write_labelmap: Write) -> None:
+    p = write_labelmap("labels:\n  lips:\n    clusters: [0]\n")
+    with pytest.raises(WeaklabelError) as e:
+        load_labelmap(p, known_clusters=set())
+    assert str(e.value) == (f"{p}:3: cluster 0 of 'lips' does not exist: no clusters yet; "
+                            "run `weaklabel cluster` first or remove the ids")
+
+
+def test_without_known_clusters_any_id_is_accepted(write_labelmap: Write) -> None:
+    lm = load_labelmap(write_labelmap("labels:\n  lips:\n    clusters: [99]\n"))
+    assert lm.get("lips").clusters == (99,)
+
+
+def test_label_words_weights_exclusions_and_precedence(write_labelmap: Write) -> None:
+    lm = load_labelmap(write_labelmap("""\
+labels:
+  lips:
+    clusters: [0]
+    keywords: [립스틱]
+    exclude: [립밤]
+  hair:
+    clusters: [1]
+    keywords: [틴트]
+"""))
+    cluster_words = {0: ["틴트", "립밤", "글로스"], 1: ["염색", "립스틱"], 2: ["무관"]}
+    words = label_words(lm, cluster_words, cluster_weight=0.5)
+    assert words == {
+        "립스틱": {"lips": 1.0},   # a keyword of lips is not a cluster word of hair
+        "틴트": {"hair": 1.0},     # ... and a keyword of hair is not one of lips
+        "글로스": {"lips": 0.5},
+        "염색": {"hair": 0.5},
+    }                              # 립밤 is excluded from lips; cluster 2 is unassigned
+    assert label_words(lm, cluster_words, cluster_weight=0.0) == {
+        "립스틱": {"lips": 1.0}, "틴트": {"hair": 1.0}}
+
+
+def test_warn_unseeded_logs_the_line(write_labelmap: Write,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    lm = load_labelmap(write_labelmap("labels:\n  lips:\n    keywords: [a]\n"
+                                      "  hair:\n    keywords: [b]\n"))
+    with caplog.at_level(logging.WARNING, logger="weaklabel.labels.labelmap"):
+        assert warn_unseeded(lm, {"lips": 4}) == ["hair"]
+    assert "labelmap.yaml:4: label 'hair' has no seed posts" in caplog.text

@@ -1,0 +1,90 @@
+"""Tokenizers behind one interface: the regex baseline and real Okt (JVM)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from weaklabel.errors import WeaklabelError
+from weaklabel.text.tokenizer import (
+    TOKENIZERS,
+    OktTokenizer,
+    RegexTokenizer,
+    make_tokenizer,
+)
+from weaklabel.text.userdict import UserDict
+
+USER_DICT = UserDict(("꾸안꾸", "데일리룩", "쿠션팩트"), frozenset({"오늘"}))
+
+
+def test_unknown_tokenizer_lists_the_valid_names() -> None:
+    with pytest.raises(WeaklabelError, match=r"unknown tokenizer 'mecab'; valid: okt, regex"):
+        make_tokenizer("mecab", USER_DICT)
+    assert set(TOKENIZERS) == {"okt", "regex"}
+
+
+def test_regex_baseline_drops_stopwords_short_words_and_repeats() -> None:
+    tok = make_tokenizer("regex", USER_DICT, min_length=2)
+    assert isinstance(tok, RegexTokenizer)
+    out = tok.tokenize(["오늘 Lipstick 립스틱 립스틱 a 7 #데일리룩 https://x.co/y", ""])
+    # stop word 오늘, one-letter "a", digits and the URL go; a repeat in a row is kept once;
+    # the hashtag and its plain-text copy are one repeat in a row.
+    assert out == [["lipstick", "립스틱", "데일리룩"], []]
+
+
+def test_settings_change_with_the_dictionary() -> None:
+    a = make_tokenizer("regex", USER_DICT).settings()
+    b = make_tokenizer("regex", UserDict(("립스틱추천",), frozenset())).settings()
+    assert a["tokenizer"] == "regex" and a["userdict"] == USER_DICT.digest
+    assert a != b
+
+
+@pytest.fixture(scope="module")
+def okt() -> OktTokenizer:
+    tok = make_tokenizer("okt", USER_DICT)
+    assert isinstance(tok, OktTokenizer)
+    return tok
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_okt_keeps_dictionary_words_whole(okt: OktTokenizer) -> None:
+    tokens = okt.tokenize(["오늘 데일리룩 쿠션팩트 꾸안꾸 추천"])[0]
+    assert tokens == ["데일리룩", "쿠션팩트", "꾸안꾸", "추천"]  # 오늘 is a stop word
+
+
+@pytest.mark.jvm
+def test_okt_hashtags_emoji_urls_and_latin(okt: OktTokenizer) -> None:
+    caps = ["#립스틱추천 존예 😍😍 https://x.co/a @friend",
+            'NEW Lipstick 쿠션팩트, "인생템"\n줄바꿈', "", "😍😍😍"]
+    out = okt.tokenize(caps)
+    assert out[0][:3] == ["립스틱추천", "립스틱", "추천"]  # the tag, then the nouns inside
+    assert not any("http" in t or "friend" in t or "😍" in t for t in out[0])
+    assert "new" in out[1] and "lipstick" in out[1] and "쿠션팩트" in out[1]
+    assert out[2] == [] and out[3] == []
+
+
+@pytest.mark.jvm
+def test_okt_is_deterministic(okt: OktTokenizer) -> None:
+    caps = ["데일리룩 쿠션팩트 #꾸안꾸 립스틱 발색"] * 2
+    a, b = okt.tokenize(caps)
+    assert a == b == okt.tokenize(caps[:1])[0]
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_without_the_dictionary_okt_splits_the_words() -> None:
+    """A fresh JVM without the user dictionary splits 쿠션팩트: the dictionary does the work."""
+    code = (
+        "from weaklabel.text.tokenizer import make_tokenizer\n"
+        "from weaklabel.text.userdict import UserDict\n"
+        "t = make_tokenizer('okt', UserDict((), frozenset()))\n"
+        "print('|'.join(t.tokenize(['쿠션팩트 데일리룩'])[0]))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    tokens = res.stdout.strip().split("|")
+    assert "쿠션팩트" not in tokens and "데일리룩" not in tokens
+    assert "쿠션" in tokens and "팩트" in tokens

@@ -1,0 +1,207 @@
+"""The tokenize stage: cache keys, the token cache, and run_tokenize on real Okt."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from weaklabel.config import Config, TokenizeConfig
+from weaklabel.errors import WeaklabelError
+from weaklabel.text.normalize import NORMALIZER_VERSION
+from weaklabel.text.tokens import TokenCache, caption_keys, run_tokenize
+from weaklabel.text.userdict import load_userdict
+from weaklabel.workspace import Workspace, file_digest
+
+ARTIFACTS = ("posts.parquet", "post_images.parquet", "tokens.parquet")
+KEYS_PINNED = ["5a04514f8a0e7fa2eaf0", "686483805ac47ca14e03"]
+
+_captions = st.lists(st.one_of(st.text(max_size=20), st.just("\ud800 lone surrogate")),
+                     max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_captions, st.text(min_size=1, max_size=10))
+def test_caption_keys_are_stable_and_per_caption(captions: list[str], digest: str) -> None:
+    keys = caption_keys(captions, digest)
+    assert keys == caption_keys(list(captions), digest)  # same input, same keys
+    assert keys == [k for c in captions for k in caption_keys([c], digest)]  # no batch effect
+    assert all(len(k) == 20 and int(k, 16) >= 0 for k in keys)
+    assert len(set(keys)) == len(set(captions))  # distinct captions, distinct keys
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(max_size=20), st.text(max_size=5), st.text(max_size=5))
+def test_caption_keys_depend_on_the_settings(caption: str, d1: str, d2: str) -> None:
+    same = caption_keys([caption], d1) == caption_keys([caption], d2)
+    assert same == (d1 == d2)
+
+
+def test_caption_keys_are_pinned() -> None:
+    """A changed key silently invalidates every user's cache: pin one."""
+    assert caption_keys(["데일리룩 #꾸안꾸", ""], "abc") == KEYS_PINNED
+
+
+def test_token_cache_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "tokens.sqlite"
+    cache = TokenCache(path)
+    items = [(f"k{i}", [f"w{i}", "데일리룩"]) for i in range(2000)] + [("empty", [])]
+    cache.put_many(items)
+    cache.close()
+    cache = TokenCache(path)  # committed: survives a reopen
+    got = cache.get_many([k for k, _ in items] + ["missing", "k0"])
+    cache.close()
+    assert got == dict(items)
+
+
+# --- run_tokenize (real Okt) -------------------------------------------------------------
+
+
+def _cfg(userdict: Path, **tok: Any) -> Config:
+    return Config(tokenize=TokenizeConfig(userdict=str(userdict), workers=1, **tok))
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["post_id", "caption", "images", "likes", "comments"])
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def _tokens(ws: Path) -> dict[str, list[str]]:
+    df = pd.read_parquet(ws / "tokens.parquet")
+    return {p: list(t) for p, t in zip(df["post_id"], df["tokens"], strict=True)}
+
+
+@pytest.fixture
+def tricky_rows() -> list[dict[str, str]]:
+    return [
+        {"post_id": "p1", "caption": "오늘의 데일리룩 😍 #꾸안꾸 #데일리룩",
+         "images": "20190303/p1_1.jpg|20190303/p1_2.jpg", "likes": "12", "comments": "3"},
+        {"post_id": "p2", "caption": '쿠션팩트 "인생템", 진짜 추천\n둘째 줄', "images": "a/b.jpg",
+         "likes": "1,234", "comments": ""},
+        {"post_id": "p3", "caption": "", "images": "", "likes": "", "comments": "0"},
+        {"post_id": "p4", "caption": "립스틱 발색 ㅋㅋㅋㅋㅋ 💄💄", "images": "", "likes": "7",
+         "comments": "1"},
+    ]
+
+
+@pytest.mark.jvm
+def test_writes_three_artifacts_with_meta(tmp_path: Path, userdict_dir: Path,
+                                         tricky_rows: list[dict[str, str]]) -> None:
+    posts = _write(tmp_path / "posts.csv", tricky_rows)
+    ws = Workspace(tmp_path / "ws")
+    s = run_tokenize(posts, ws, _cfg(userdict_dir), progress=False)
+    assert {k: s[k] for k in ("posts", "images", "tokenized", "cached", "empty", "rejects")} == \
+        {"posts": 4, "images": 3, "tokenized": 4, "cached": 0, "empty": 1, "rejects": 0}
+    for name in ARTIFACTS:
+        assert ws.path(name).is_file()
+        meta = ws.read_meta(name)
+        assert meta is not None and meta["stage"] == "tokenize"
+        assert meta["params"]["tokenize"]["userdict"] == load_userdict(userdict_dir).digest
+        assert meta["params"]["tokenize"]["normalizer"] == NORMALIZER_VERSION
+        assert meta["inputs"]["posts"] == file_digest(posts)
+    toks = _tokens(ws.root)
+    assert "데일리룩" in toks["p1"] and "꾸안꾸" in toks["p1"]
+    assert "쿠션팩트" in toks["p2"]
+    assert toks["p3"] == []
+    posts_df = pd.read_parquet(ws.path("posts.parquet"))
+    assert posts_df["caption"].tolist()[1] == '쿠션팩트 "인생템", 진짜 추천\n둘째 줄'
+    assert posts_df["likes"].tolist()[:2] == [12, 1234]
+    rejects = ws.path("tokenize.rejects.csv").read_text(encoding="utf-8")
+    assert rejects.strip() == "post_id,error"
+
+
+@pytest.mark.jvm
+def test_rerun_is_up_to_date_and_one_changed_caption_is_retokenized(
+        tmp_path: Path, userdict_dir: Path, tricky_rows: list[dict[str, str]]) -> None:
+    posts = _write(tmp_path / "posts.csv", tricky_rows)
+    ws = Workspace(tmp_path / "ws")
+    cfg = _cfg(userdict_dir)
+    run_tokenize(posts, ws, cfg, progress=False)
+    first = ws.path("tokens.parquet").read_bytes()
+    assert run_tokenize(posts, ws, cfg, progress=False)["up_to_date"] is True
+
+    tricky_rows[3]["caption"] = "헤어 염색 #탈색"
+    _write(posts, tricky_rows)
+    s = run_tokenize(posts, ws, cfg, progress=False)
+    assert "up_to_date" not in s
+    assert (s["tokenized"], s["cached"]) == (1, 3)
+    assert _tokens(ws.root)["p4"][:2] == ["헤어", "염색"]
+    assert ws.path("tokens.parquet").read_bytes() != first
+
+
+@pytest.mark.jvm
+def test_changing_the_user_dictionary_retokenizes(
+        tmp_path: Path, userdict_dir: Path, tricky_rows: list[dict[str, str]]) -> None:
+    posts = _write(tmp_path / "posts.csv", tricky_rows)
+    ws = Workspace(tmp_path / "ws")
+    run_tokenize(posts, ws, _cfg(userdict_dir), progress=False)
+    (userdict_dir / "more.txt").write_text("인생템\n", encoding="utf-8")
+    s = run_tokenize(posts, ws, _cfg(userdict_dir), progress=False)
+    assert (s["tokenized"], s["cached"]) == (4, 0)
+    assert "인생템" in _tokens(ws.root)["p2"]
+
+
+@pytest.mark.jvm
+def test_tokens_parquet_is_byte_identical_across_runs(
+        tmp_path: Path, userdict_dir: Path, tricky_rows: list[dict[str, str]]) -> None:
+    posts = _write(tmp_path / "posts.csv", tricky_rows)
+    a, b = Workspace(tmp_path / "a"), Workspace(tmp_path / "b")
+    cfg = _cfg(userdict_dir)
+    run_tokenize(posts, a, cfg, progress=False)
+    run_tokenize(posts, b, cfg, progress=False)
+    s = run_tokenize(posts, a, cfg, force=True, progress=False)  # every caption from cache
+    assert (s["tokenized"], s["cached"]) == (0, 4)
+    for name in ARTIFACTS:
+        assert a.path(name).read_bytes() == b.path(name).read_bytes(), name
+
+
+@pytest.mark.jvm
+def test_a_bad_table_keeps_the_previous_artifacts_whole(
+        tmp_path: Path, userdict_dir: Path, tricky_rows: list[dict[str, str]]) -> None:
+    posts = _write(tmp_path / "posts.csv", tricky_rows)
+    ws = Workspace(tmp_path / "ws")
+    run_tokenize(posts, ws, _cfg(userdict_dir), progress=False)
+    before = {n: ws.path(n).read_bytes() for n in ARTIFACTS}
+    tricky_rows.append({"post_id": "p1", "caption": "중복", "images": "", "likes": "",
+                        "comments": ""})
+    _write(posts, tricky_rows)
+    with pytest.raises(WeaklabelError, match=r"row 5: post_id 'p1' appears twice"):
+        run_tokenize(posts, ws, _cfg(userdict_dir), progress=False)
+    assert {n: ws.path(n).read_bytes() for n in ARTIFACTS} == before
+    assert not [p for p in ws.root.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_missing_table_and_userdict(tmp_path: Path, userdict_dir: Path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    with pytest.raises(WeaklabelError, match="posts table .* does not exist"):
+        run_tokenize(tmp_path / "nope.csv", ws, _cfg(userdict_dir), progress=False)
+    posts = _write(tmp_path / "posts.csv", [{"post_id": "a", "caption": "x"}])
+    with pytest.raises(WeaklabelError, match="user dictionary folder .* does not exist"):
+        run_tokenize(posts, ws, _cfg(tmp_path / "no_dict"), progress=False)
+    assert not ws.root.exists()
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_two_workers_give_the_same_tokens_as_one(tmp_path: Path, userdict_dir: Path,
+                                                corpus: list[dict[str, Any]]) -> None:
+    rows = [{"post_id": r["post_id"], "caption": r["caption"]} for r in corpus[::8]]
+    posts = _write(tmp_path / "posts.csv", rows)
+    one = Workspace(tmp_path / "one")
+    two = Workspace(tmp_path / "two")
+    s1 = run_tokenize(posts, one, _cfg(userdict_dir, chunk_size=10), progress=False)
+    two_cfg = Config(tokenize=TokenizeConfig(userdict=str(userdict_dir), workers=2,
+                                             chunk_size=10))
+    s2 = run_tokenize(posts, two, two_cfg, progress=False)
+    assert s1["workers"] == 1 and s2["workers"] == 2
+    assert len(rows) >= 2 * 10  # enough batches for the process pool to be used
+    assert s2["tokenized"] == s1["tokenized"] == len(rows)
+    assert one.path("tokens.parquet").read_bytes() == two.path("tokens.parquet").read_bytes()
