@@ -91,6 +91,8 @@ class PropagateConfig:
     idf: bool = True
     center: bool = True  # subtract the mean word vector before averaging
     balance: bool = True  # divide KNN votes by each label's seed count
+    prototype_weight: float = 0.5  # share of the keyword-centroid vote in the blend
+    prototype_temperature: float = 0.05  # softmax temperature of that vote
     cv_folds: int = 5
     seed: int = 42
 
