@@ -273,9 +273,19 @@ def build(
     if res.stopped:
         typer.echo(f"build stopped: {res.stopped}")
         raise typer.Exit(3)
-    typer.echo(f"workspace: {cfg.workspace}")
-    if cfg.output:
-        typer.echo(f"data set: {cfg.output}")
+    stages = {r.stage: r.summary for r in res.stages}
+    typer.echo(f"\nworkspace: {cfg.workspace}")
+    if "export" in stages:
+        from weaklabel.dataset.export import format_counts
+
+        typer.echo(f"data set:  {cfg.output}  (images per label and split)")
+        typer.echo(format_counts(stages["export"].get("counts", {})))
+    if "report" in stages:
+        typer.echo(f"report:    {stages['report'].get('path')}")
+    if "eval" in stages:
+        m = stages["eval"]
+        typer.echo(f"eval:      macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} on "
+                   f"{m['coverage']:.1%} of posts labelled (gold: {cfg.gold})")
 
 
 def _register_optional() -> None:
