@@ -2,12 +2,12 @@
 
 Generates N posts without images (default 100,000) with the bundled example generator,
 then runs each stage as its own `weaklabel` process and reports wall time, posts per
-second and peak RSS; tokenize with 1 and with 2 worker processes (on a subset, default
-30,000 posts, to keep the run short); a re-run of tokenize on the unchanged table
-(up-to-date check) and a forced re-run served from the token cache; and KNN prediction
-against a plain matrix multiply of the same vectors.
+second and peak RSS; tokenize with 1 and with 2 worker processes on the same table (each
+worker's JVM warms up for about 10 s, so small tables understate the gain); a re-run of
+tokenize on the unchanged table (up-to-date check) and a forced re-run served from the
+token cache; and KNN prediction against a plain matrix multiply of the same vectors.
 
-Usage: python bench/bench_text.py [--posts 100000] [--workers-subset 30000]
+Usage: python bench/bench_text.py [--posts 100000] [--workers-subset N]
 Writes bench/out/text.json.
 """
 
@@ -50,7 +50,8 @@ def run(args: list[str]) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posts", type=int, default=100_000)
-    ap.add_argument("--workers-subset", type=int, default=30_000)
+    ap.add_argument("--workers-subset", type=int, default=0,
+                    help="posts for the 1-vs-2-worker comparison (0: all)")
     ap.add_argument("--out", type=Path, default=HERE / "out/text")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "examples"))
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     # tokenize with 1 vs 2 workers on a subset (fresh workspaces, no cache)
     import pandas as pd
 
+    args.workers_subset = args.workers_subset or args.posts
     sub = out / f"subset{args.workers_subset}.csv"
     if not sub.exists():
         pd.read_csv(posts, dtype=str, keep_default_na=False).head(

@@ -185,18 +185,26 @@ class CosineKNN:
 
         n, m = len(x), len(self._x)
         k = min(self.k, m)
-        out = np.zeros((n, len(self.classes_)), dtype=np.float64)
+        ncls = len(self.classes_)
+        out = np.zeros((n, ncls), dtype=np.float64)
         xq = np.asarray(x, dtype=np.float32)
-        for s in range(0, n, self.chunk):
-            sims = xq[s : s + self.chunk] @ self._x.T
-            idx = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < m else \
-                np.broadcast_to(np.arange(m), (len(sims), m))
+        # Rows per chunk so one similarity block stays near `chunk` × 4096 floats
+        # (64 MiB by default) whatever the number of training posts.
+        rows = max(1, (self.chunk * 4096) // max(m, 1))
+        for s in range(0, n, rows):
+            sims = xq[s : s + rows] @ self._x.T
+            if k < m:
+                idx = np.argpartition(sims, m - k, axis=1)[:, m - k :]
+            else:
+                idx = np.broadcast_to(np.arange(m), sims.shape)
             top = np.take_along_axis(sims, idx, axis=1)
             w = 1.0 / (1.0 - top + self.eps)
-            rows = np.repeat(np.arange(len(sims)), k)
-            np.add.at(out[s : s + self.chunk], (rows, self._y[idx].ravel()), w.ravel())
+            cls = self._y[idx]
+            block = out[s : s + rows]
+            for c in range(ncls):  # a few classes: one vectorised sum each
+                block[:, c] = np.where(cls == c, w, 0.0).sum(axis=1)
         if self.balance:
-            out /= np.bincount(self._y, minlength=len(self.classes_))
+            out /= np.bincount(self._y, minlength=ncls)
         out /= np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
         return out
 
@@ -205,13 +213,22 @@ class CosineKNN:
 
 
 def cross_val_accuracy(
-    x: np.ndarray, y: Sequence[str], *, k: int, folds: int, seed: int, balance: bool = True
+    x: np.ndarray, y: Sequence[str], *, k: int, folds: int, seed: int, balance: bool = True,
+    max_posts: int = 20_000,
 ) -> float | None:
-    """Stratified k-fold accuracy of :class:`CosineKNN` on the seed posts."""
+    """Stratified k-fold accuracy of :class:`CosineKNN` on the seed posts.
+
+    A diagnostic, so it runs on a stratified sample of at most ``max_posts`` seeds: its
+    cost grows with the square of the number of seeds.
+    """
     import numpy as np
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold, train_test_split
 
     y_arr = np.asarray(y, dtype=object)
+    if len(y_arr) > max_posts:
+        keep, _ = train_test_split(np.arange(len(y_arr)), train_size=max_posts,
+                                   random_state=seed, stratify=y_arr)
+        x, y_arr = x[np.sort(keep)], y_arr[np.sort(keep)]
     _, counts = np.unique(y_arr, return_counts=True)
     folds = min(folds, int(counts.min())) if len(counts) else 0
     if folds < 2 or len(counts) < 2:
