@@ -119,14 +119,14 @@ def test_checks_ignore_a_callers_load_truncated_images(tmp_path: Path) -> None:
 def test_every_pillow_error_class_becomes_a_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: BaseException
 ) -> None:
-    data = png_bytes(photo(1, (32, 32)))
+    data = jpeg_bytes(photo(1, (32, 32)))  # a JPEG: PNGs are checked without load()
 
     def boom(self: object) -> None:
         raise exc
 
     monkeypatch.setattr(Image.Image, "load", boom)
     monkeypatch.setattr(ImageFile.ImageFile, "load", boom)
-    out = status_of(data, tmp_path, "x.png")
+    out = status_of(data, tmp_path, "x.jpg")
     assert out["status"] in ("decode_error", "truncated")
 
 
@@ -138,3 +138,70 @@ def test_unsupported_format_is_not_corrupt(tmp_path: Path) -> None:
         import pillow_heif  # noqa: F401
     except ImportError:
         assert out["status"] == "unsupported"
+
+
+def _png_variants(tmp_path: Path) -> list[bytes]:
+    import io
+
+    out = []
+    for mode, size in (("RGB", (160, 120)), ("RGBA", (64, 48)), ("L", (50, 31)),
+                       ("P", (40, 40)), ("1", (33, 17))):
+        im = photo(8, size).convert(mode)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        out.append(buf.getvalue())
+    return out
+
+
+def test_png_stream_check_agrees_with_the_full_decode_on_damaged_files(tmp_path: Path) -> None:
+    """The PNG fast path (CRCs, zlib stream, size, filter bytes) must catch every file
+    the full decode rejects, and pass every file the full decode accepts."""
+    import numpy as np
+
+    from weaklabel.images.inventory import check_png_stream
+
+    rng = np.random.default_rng(11)
+    checked = caught = 0
+    for data in _png_variants(tmp_path):
+        variants = [data[:cut] for cut in range(40, len(data), max(1, len(data) // 25))]
+        for _ in range(25):
+            b = bytearray(data)
+            at = int(rng.integers(33, len(b) - 12))
+            b[at] ^= int(rng.integers(1, 256))
+            variants.append(bytes(b))
+        variants.append(data)
+        for v in variants:
+            import io
+
+            verdict = check_png_stream(io.BytesIO(v))
+            assert verdict is not None
+            checked += 1
+            if full_decode_fails(v):
+                caught += 1
+                assert verdict[0] in ("truncated", "decode_error"), (len(v), verdict)
+                assert status_of(v, tmp_path, "x.png")["status"] in ("truncated", "decode_error")
+            else:
+                # Stricter than Pillow, which stops reading once it has its pixels: it
+                # skips IDAT checksums, the zlib trailer and damage after the last pixel.
+                stricter = ("CRC mismatch in chunk b'IDAT'", "does not inflate",
+                            "file ends", "image data ends early", "claims")
+                assert verdict == ("ok", "") or any(r in verdict[1] for r in stricter), verdict
+    assert caught > checked // 2
+
+
+def test_interlaced_png_falls_back_to_the_full_decode(tmp_path: Path) -> None:
+    import io
+    import struct
+    import zlib
+
+    from weaklabel.images.inventory import check_png_stream
+
+    data = bytearray(png_bytes(photo(9, (64, 64))))
+    data[28] = 1  # IHDR's interlace byte: Adam7 (its rows are laid out differently)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    data = bytes(data)
+    assert check_png_stream(io.BytesIO(data)) is None
+    # ... so the verdict is the full decode's, whatever it is
+    full = "decode_error" if full_decode_fails(data) else "ok"
+    assert status_of(data, tmp_path, "x.png")["status"] in (
+        (full,) if full == "ok" else ("decode_error", "truncated"))
