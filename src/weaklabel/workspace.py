@@ -124,6 +124,18 @@ def read_parquet(path: Path, schema: Schema, *, made_by: str | None = None) -> p
     return df
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 class Workspace:
     """A folder of artifacts with sidecar meta.
 
@@ -215,6 +227,30 @@ class Workspace:
             and meta.get("inputs") == dict(inputs)
         )
 
+    def remove_stale_tmp(self) -> list[Path]:
+        """Remove ``.NAME.PID.tmp`` files of runs that died (kill -9, power loss).
+
+        Only files of processes that no longer exist are touched, so a live writer's
+        temporary file is safe even outside the lock.
+        """
+        import re
+
+        removed = []
+        for p in self.root.glob(".*.tmp"):
+            m = re.match(r"^\..+\.(\d+)\.tmp$", p.name)
+            if not m or _pid_alive(int(m.group(1))):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if p.is_dir():
+                    import shutil
+
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+                removed.append(p)
+                log.info("removed %s, left by an interrupted run", p)
+        return removed
+
     def input_digest(self, name: str) -> str:
         """Content hash of an artifact used as an input (recorded in the next meta)."""
         return file_digest(self.require(name))
@@ -234,6 +270,7 @@ class Workspace:
                     f"{self.root} is in use by another weaklabel run ({what}); "
                     "wait for it to finish"
                 ) from exc
+            self.remove_stale_tmp()
             yield
         finally:
             os.close(fd)

@@ -205,3 +205,66 @@ def test_two_workers_give_the_same_tokens_as_one(tmp_path: Path, userdict_dir: P
     assert len(rows) >= 2 * 10  # enough batches for the process pool to be used
     assert s2["tokenized"] == s1["tokenized"] == len(rows)
     assert one.path("tokens.parquet").read_bytes() == two.path("tokens.parquet").read_bytes()
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_leaves_no_half_files_and_a_rerun_finishes(
+    tmp_path: Path, userdict_dir: Path, corpus: list[dict[str, Any]], workers: int
+) -> None:
+    """SIGINT to the whole process group mid-run (as a terminal's Ctrl-C does): exit 130
+    with one line, no temporary or half-written artifact, no JVM crash report; the same
+    command then finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rows = [{"post_id": f"{r['post_id']}-{k}", "caption": f"{r['caption']} {k}"}
+            for k in range(12) for r in corpus]
+    posts = _write(tmp_path / "posts.csv", rows)
+    ws = tmp_path / "ws"
+    cmd = [sys.executable, "-m", "weaklabel.cli", "tokenize", str(posts), "-w", str(ws),
+           "-j", str(workers), "--userdict", str(userdict_dir)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True, cwd=tmp_path)
+    deadline = time.time() + 60
+    while not (ws / "cache").exists() and time.time() < deadline:  # work has started
+        time.sleep(0.1)
+    time.sleep(2.0)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, (out, err)
+    assert err.strip().splitlines() == ["Error: interrupted; re-run the same command to finish"]
+    assert out == ""
+    assert not list(ws.glob(".*.tmp")) and not list(ws.glob("*.parquet"))
+    assert not list(tmp_path.glob("hs_err_pid*.log"))
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_parquet(ws / "tokens.parquet")) == len(rows)
+
+
+def test_lock_removes_temporary_files_of_dead_runs_only(tmp_path: Path) -> None:
+    import os
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    dead = _dead_pid()
+    stale = ws.path(f".tokens.parquet.{dead}.tmp")
+    live = ws.path(f".posts.parquet.{os.getppid()}.tmp")
+    other = ws.path(".notes.tmp")
+    for f in (stale, live, other):
+        f.write_bytes(b"x")
+    with ws.lock("test"):
+        pass
+    assert not stale.exists()
+    assert live.exists() and other.exists()
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid

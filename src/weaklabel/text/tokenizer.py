@@ -77,6 +77,8 @@ def okt_with_userdict(userdict: UserDict) -> Any:
             except ImportError as exc:  # pragma: no cover - dependency missing
                 raise WeaklabelError(f"konlpy is not installed ({exc}); run make install") from exc
             try:
+                if not jpype.isJVMStarted():
+                    _start_jvm(jpype)
                 _okt_state["okt"] = Okt()
             except (OSError, RuntimeError, jpype.JVMNotFoundException) as exc:
                 raise WeaklabelError(
@@ -95,6 +97,22 @@ def okt_with_userdict(userdict: UserDict) -> Any:
             _okt_state["words"] = _okt_state["words"] | frozenset(new)
             log.debug("added %d user dictionary words to Okt", len(new))
         return _okt_state["okt"]
+
+
+def _start_jvm(jpype: Any, max_heap_mb: int = 1024) -> None:
+    """Start the JVM on KoNLPy's class path, as ``konlpy.jvm.init_jvm`` does, but leave
+    signals to Python: JPype's default ``interrupt=True`` lets the JVM halt the process on
+    Ctrl-C, so no cleanup runs (no temporary files removed, no message), and without
+    ``-Xrs`` the JVM's own SIGTERM handler crashes a terminated worker inside Python."""
+    import os
+
+    from konlpy import utils
+
+    javadir = os.path.join(utils.installpath, "java")
+    jpype.startJVM(jpype.getDefaultJVMPath(), "-Dfile.encoding=UTF8", "-ea", "-Xrs",
+                   f"-Xmx{max_heap_mb}m",
+                   classpath=[javadir, os.path.join(javadir, "bin"), os.path.join(javadir, "*")],
+                   convertStrings=True, interrupt=False)
 
 
 class OktTokenizer(Tokenizer):

@@ -83,6 +83,11 @@ _worker_tokenizer: Tokenizer | None = None
 
 def _init_worker(name: str, userdict: UserDict, kwargs: dict[str, Any]) -> None:
     global _worker_tokenizer
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent handles it and terminates the
+    # pool; a worker interrupted inside a JVM call would crash the JVM instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_tokenizer = make_tokenizer(name, userdict, **kwargs)
     # The JVM and tokenizer are permanent: keep the collector from rescanning them.
     gc.collect()
@@ -137,10 +142,25 @@ class _Runner:
             out.extend(res)
         return out
 
-    def close(self) -> None:
+    def close(self, *, failed: bool = False) -> None:
         if self.pool is not None:
-            self.pool.close()
+            if failed:  # interrupted or an error: do not wait for queued batches
+                self.pool.terminate()
+            else:
+                self.pool.close()
             self.pool.join()
+
+
+def resolve_userdict(folder: str | None) -> str | None:
+    """The configured dictionary folder, or ``./userdict`` when none is configured and it
+    exists; without either, tokenize runs with no dictionary and says so."""
+    if folder is not None:
+        return folder
+    if Path("userdict").is_dir():
+        return "userdict"
+    log.warning("no user dictionary (./userdict not found): brand names and neologisms "
+                "may be split; pass --userdict DIR or set tokenize.userdict")
+    return None
 
 
 def tokenizer_settings(cfg: Config, userdict: UserDict) -> dict[str, Any]:
@@ -170,7 +190,7 @@ def run_tokenize(
     posts_path = Path(posts_path)
     if not posts_path.is_file():
         raise WeaklabelError(f"posts table {posts_path} does not exist")
-    userdict = load_userdict(cfg.tokenize.userdict)
+    userdict = load_userdict(resolve_userdict(cfg.tokenize.userdict))
     settings = tokenizer_settings(cfg, userdict)
     params = {"tokenize": settings, "posts": as_dict(cfg.posts)}
     inputs = {"posts": file_digest(posts_path)}
@@ -208,6 +228,7 @@ def run_tokenize(
 
         bar = tqdm(desc="tokenize", unit=" posts", disable=None if progress else True,
                    leave=False)  # None: no bar when stderr is not a terminal
+        failed = True
         try:
             with ExitStack() as stack:
                 tmp = {n: stack.enter_context(atomic_path(ws.path(n))) for n in schemas}
@@ -249,9 +270,10 @@ def run_tokenize(
                     bar.update(len(posts))
                 for w in writers.values():
                     w.close()
+            failed = False
         finally:
             bar.close()
-            runner.close()
+            runner.close(failed=failed)
             cache.close()
         summary["rejects"] = len(rejects)
         _write_rejects(ws.path("tokenize.rejects.csv"), rejects)
