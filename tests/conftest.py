@@ -241,10 +241,12 @@ def cli() -> Callable[..., Any]:
 
 @pytest.fixture
 def assert_cli_error() -> Callable[..., str]:
-    """Check a user error: exit 1, one ``Error: …`` line on stderr, no traceback."""
+    """Check a user error: exit 1 (2 for a usage error), one ``Error: …`` line on stderr,
+    no traceback."""
 
-    def check(result: Any, *fragments: str) -> str:
-        assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
+    def check(result: Any, *fragments: str, exit_code: int = 1) -> str:
+        assert result.exit_code == exit_code, (result.exit_code, result.output,
+                                               result.exception)
         assert "Traceback" not in result.output
         assert result.stdout == ""
         # Lines as a terminal shows them: a progress bar erased with "\r" leaves nothing.

@@ -165,9 +165,9 @@ def test_tokenize_column_mapping_errors(cli: Cli, tmp_path: Path, userdict_dir: 
     posts = tmp_path / "posts.csv"
     posts.write_text("id,text\n1,립스틱\n", encoding="utf-8")
     assert_cli_error(_tok(cli, posts, tmp_path / "ws", userdict_dir, "--col", "caption"),
-                     "--col 'caption' must look like LOGICAL=NAME")
+                     "--col 'caption' must look like LOGICAL=NAME", exit_code=2)
     assert_cli_error(_tok(cli, posts, tmp_path / "ws", userdict_dir, "--col", "text=caption"),
-                     "'text' is not a posts column; valid: post_id, caption")
+                     "'text' is not a posts column; valid: post_id, caption", exit_code=2)
     assert_cli_error(_tok(cli, posts, tmp_path / "ws", tmp_path / "no_dict"),
                      "user dictionary folder", "does not exist")
 
@@ -234,7 +234,9 @@ def test_cluster_writes_the_draft(cli: Cli, tmp_path: Path, embedded_workspace: 
 ])
 def test_cluster_errors(cli: Cli, embedded_workspace: Path, assert_cli_error: CheckError,
                         args: tuple[str, ...], fragments: list[str]) -> None:
-    assert_cli_error(cli("cluster", "-w", embedded_workspace, *args), *fragments)
+    usage = args[0] == "--k-range"  # an option that cannot be used: exit 2
+    assert_cli_error(cli("cluster", "-w", embedded_workspace, *args), *fragments,
+                     exit_code=2 if usage else 1)
     assert not (embedded_workspace / "clusters.csv").exists()
 
 
@@ -313,6 +315,33 @@ def test_eval_errors(cli: Cli, tmp_path: Path, assert_cli_error: CheckError) -> 
     broken = tmp_path / "post_labels.parquet"
     broken.write_bytes(b"junk")
     assert_cli_error(cli("eval", broken, gold), "cannot read Parquet")
+    gold.write_text("", encoding="utf-8")
+    assert_cli_error(cli("eval", labels, gold), f"{gold}: the gold file is empty")
+    gold.write_text("post_id,label\n1,a\n2,b,extra,cells\n", encoding="utf-8")
+    assert_cli_error(cli("eval", labels, gold), f"{gold}: malformed CSV", "line 3")
+    gold.write_text("post_id,label\n1,a\n1,b\n", encoding="utf-8")
+    assert_cli_error(cli("eval", labels, gold), "key post_id of gold repeats at rows 1, 2")
+    other = tmp_path / "vocab.csv"
+    other.write_text("word,count\n립,3\n", encoding="utf-8")
+    gold.write_text("post_id,label\n1,a\n", encoding="utf-8")
+    assert_cli_error(cli("eval", other, gold), f"{other}: labels lacks column(s) post_id, label")
+
+
+def test_damaged_artifacts_say_which_command_to_rerun(
+        cli: Cli, token_workspace: Path, assert_cli_error: CheckError) -> None:
+    (token_workspace / "tokens.parquet").write_bytes(b"PAR1 not really")
+    assert_cli_error(cli("embed", "-w", token_workspace, "--force"),
+                     "tokens.parquet: cannot read Parquet", "re-run weaklabel tokenize")
+
+
+def test_an_unwritable_output_is_one_line(cli: Cli, embedded_workspace: Path,
+                                          assert_cli_error: CheckError) -> None:
+    (embedded_workspace / "vocab.csv").write_text("word,count\n립,many\n", encoding="utf-8")
+    assert_cli_error(cli("cluster", "-w", embedded_workspace, "--force"),
+                     "vocab.csv: damaged vocabulary", "re-run weaklabel embed")
+    target = Path("/proc/weaklabel-report.html")
+    assert_cli_error(cli("report", "-w", embedded_workspace, "-o", target),
+                     "cannot read or write", "/proc/")
 
 
 # --- the whole text pipeline on real Okt -------------------------------------------------

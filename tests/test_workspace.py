@@ -201,13 +201,13 @@ def test_missing_column_names_file_and_expected_columns() -> None:
 def test_nullable_int_column_names_the_missing_row() -> None:
     df = _clusters(cluster=pd.array([1, None, 0], dtype="Int64"))
     with pytest.raises(WeaklabelError, match=r"column 'cluster' .* must be int; bad value at "
-                                             r"row\(s\) \[1\]: <NA>"):
+                                             r"row 2: <NA>"):
         check_frame(df, WORD_CLUSTERS, "x")
 
 
 def test_float_column_of_objects_names_the_bad_row() -> None:
     df = _clusters(similarity=pd.Series([0.5, "high", 0.7], dtype=object))
-    with pytest.raises(WeaklabelError, match=r"must be float; bad value at row\(s\) \[1\]: 'high'"):
+    with pytest.raises(WeaklabelError, match=r"must be float; bad value at row 2: 'high'"):
         check_frame(df, WORD_CLUSTERS, "x")
 
 
@@ -232,7 +232,8 @@ _cell = st.one_of(st.integers(-5, 5), st.text(max_size=3), st.none(), st.floats(
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(st.text(max_size=4), _cell), min_size=1, max_size=12), st.data())
 def test_check_frame_reports_the_first_bad_row(words: list[object], data: st.DataObject) -> None:
-    """Whatever the column holds, the error names the first cell that is not text."""
+    """Whatever the column holds, the error names the first cell that is not text, by its
+    1-based position (the index labels are not row numbers a person can find)."""
     n = len(words)
     df = pd.DataFrame({
         "word": pd.Series(words, dtype=object),
@@ -246,6 +247,6 @@ def test_check_frame_reports_the_first_bad_row(words: list[object], data: st.Dat
         return
     with pytest.raises(WeaklabelError) as e:
         check_frame(df, WORD_CLUSTERS, "x")
-    first_label = df.index[bad[0]]
-    assert f"bad value at row(s) [{first_label}" in str(e.value)
+    shown = "row" if len(bad) == 1 else "rows"
+    assert f"bad value at {shown} {bad[0] + 1}" in str(e.value)
     assert "column 'word'" in str(e.value)

@@ -24,7 +24,7 @@ from weaklabel.cli_common import (
     setup_logging,
     stage_command,
 )
-from weaklabel.errors import WeaklabelError
+from weaklabel.errors import UsageError, WeaklabelError
 
 app = typer.Typer(
     name="weaklabel",
@@ -59,12 +59,12 @@ def _cols(cols: list[str] | None) -> dict[str, str]:
     out = {}
     for item in cols or []:
         if "=" not in item:
-            raise WeaklabelError(f"--col {item!r} must look like LOGICAL=NAME, e.g. caption=text")
+            raise UsageError(f"--col {item!r} must look like LOGICAL=NAME, e.g. caption=text")
         logical, name = item.split("=", 1)
         from weaklabel.posts import LOGICAL
 
         if logical not in LOGICAL:
-            raise WeaklabelError(
+            raise UsageError(
                 f"--col {item!r}: {logical!r} is not a posts column; valid: {', '.join(LOGICAL)}"
             )
         out[f"posts.columns.{logical}"] = name
@@ -105,7 +105,7 @@ def tokenize(
         "tokenize.userdict": str(userdict) if userdict else None,
         "tokenize.workers": workers, **_cols(col)})
     if cfg.posts.path is None:
-        raise WeaklabelError("no posts table given; pass POSTS or set posts.path in the config")
+        raise UsageError("no posts table given; pass POSTS or set posts.path in the config")
     from weaklabel.text.tokens import run_tokenize
 
     s = run_tokenize(Path(cfg.posts.path), _workspace(cfg), cfg, force=force, progress=not quiet)
@@ -122,11 +122,15 @@ def tokenize(
 def embed(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    vector_size: Annotated[int | None, typer.Option(min=2)] = None,
-    window: Annotated[int | None, typer.Option(min=1)] = None,
-    min_count: Annotated[int | None, typer.Option(min=1)] = None,
-    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: 42).")] = None,
+    vector_size: Annotated[int | None, typer.Option(
+        min=2, help="Dimensions of a word vector (default: 100).")] = None,
+    window: Annotated[int | None, typer.Option(
+        min=1, help="Context words on each side (default: 5).")] = None,
+    min_count: Annotated[int | None, typer.Option(
+        min=1, help="Ignore words seen fewer times (default: 3).")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        min=1, help="Passes over the tokens (default: 15).")] = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -158,7 +162,8 @@ def cluster(
     k_range: Annotated[str | None, typer.Option(
         "--k-range", help="Try every K in A:B and keep the best silhouette.")] = None,
     seed_keywords: Annotated[Path | None, typer.Option(
-        exists=True, dir_okay=False, help="YAML label → [keywords]: pre-assign clusters.")] = None,
+        exists=True, dir_okay=False,
+        help="YAML mapping each label to a list of keywords: pre-assigns clusters.")] = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -171,7 +176,10 @@ def cluster(
         "workspace": str(workspace) if workspace else None, "cluster.k": k,
         "cluster.k_range": k_range,
         "seed_keywords": str(seed_keywords) if seed_keywords else None})
-    from weaklabel.labels.cluster import run_cluster
+    from weaklabel.labels.cluster import parse_k_range, run_cluster
+
+    if k_range is not None:
+        parse_k_range(k_range)  # a bad range is a usage error, before any work
 
     kw = Path(cfg.seed_keywords) if cfg.seed_keywords else None
     s = run_cluster(_workspace(cfg), cfg, seed_keywords=kw, force=force)
@@ -271,7 +279,7 @@ def build(
 
     res = run_build(cfg, force=force, progress=not quiet, on_stage=show)
     if res.stopped:
-        typer.echo(f"build stopped: {res.stopped}")
+        typer.echo(f"build stopped: {res.stopped}", err=True)
         raise typer.Exit(3)
     stages = {r.stage: r.summary for r in res.stages}
     typer.echo(f"\nworkspace: {cfg.workspace}")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from weaklabel.errors import WeaklabelError
+from weaklabel.errors import UsageError, WeaklabelError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,7 +58,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def stage_command(fn: F) -> F:
-    """Turn a :class:`WeaklabelError` into ``Error: …`` on stderr and exit code 1.
+    """Turn a :class:`WeaklabelError` into ``Error: …`` on stderr and exit code 1 (2 for
+    a :class:`UsageError`: an option that cannot be used).
 
     Anything else is a bug and keeps its traceback.
     """
@@ -67,10 +68,16 @@ def stage_command(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except UsageError as exc:
+            raise fail(str(exc), 2) from None
         except WeaklabelError as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
             raise fail("interrupted; re-run the same command to finish", 130) from None
+        except OSError as exc:  # permissions, a full disk, a path that cannot exist
+            where = exc.filename if exc.filename is not None else "a file"
+            raise fail(f"cannot read or write {where}: {exc.strerror or exc}; check the "
+                       "path, its permissions and free space") from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -20,7 +20,7 @@ from weaklabel.cli_common import (
     setup_logging,
     stage_command,
 )
-from weaklabel.errors import WeaklabelError
+from weaklabel.errors import UsageError, WeaklabelError
 
 LabelmapOpt = Annotated[
     Path | None,
@@ -47,19 +47,29 @@ def _image_root(cfg: Any, given: Path | None) -> Path | None:
     return Path(root) if root else None
 
 
+def _usage(parse: Any, value: Any) -> Any:
+    """Run an option's parser; its complaint is a usage error (exit 2)."""
+    try:
+        return parse(value)
+    except UsageError:
+        raise
+    except WeaklabelError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def parse_quotas(items: list[str] | None) -> dict[str, int]:
     """``["lips=200", "nails=50"]`` → ``{"lips": 200, "nails": 50}``."""
     out: dict[str, int] = {}
     for item in items or []:
         label, sep, n = item.rpartition("=")
         if not sep or not label:
-            raise WeaklabelError(f"--quota {item!r} must look like LABEL=N, e.g. lips=200")
+            raise UsageError(f"--quota {item!r} must look like LABEL=N, e.g. lips=200")
         try:
             out[label] = int(n)
         except ValueError:
-            raise WeaklabelError(f"--quota {item!r}: {n!r} is not a whole number") from None
+            raise UsageError(f"--quota {item!r}: {n!r} is not a whole number") from None
         if out[label] < 0:
-            raise WeaklabelError(f"--quota {item!r}: use a whole number >= 0")
+            raise UsageError(f"--quota {item!r}: use a whole number >= 0")
     return out
 
 
@@ -162,17 +172,21 @@ def export(
         formats = tuple(f.strip() for f in fmt.split(",") if f.strip())
         bad = [f for f in formats if f not in FORMATS]
         if bad or not formats:
-            raise WeaklabelError(f"--format {fmt!r}: unknown {', '.join(bad) or 'empty'}; "
+            raise UsageError(f"--format {fmt!r}: unknown {', '.join(bad) or 'empty'}; "
                                  f"valid: {', '.join(FORMATS)}")
+    from weaklabel.dataset.export import LINK_MODES
+
+    if link is not None and link not in LINK_MODES:
+        raise UsageError(f"unknown link mode {link!r}; valid: {', '.join(LINK_MODES)}")
     cfg = resolve_config(config, {
         "workspace": str(workspace) if workspace else None,
         "labelmap": str(labelmap) if labelmap else None,
         "export.formats": formats, "export.link": link, "export.source_prefix": source_prefix,
-        "export.split": parse_split(split) if split is not None else None,
+        "export.split": _usage(parse_split, split) if split is not None else None,
         "export.seed": seed, "export.job_name": job_name})
     target = out if out is not None else (Path(cfg.output) if cfg.output else None)
     if target is None:
-        raise WeaklabelError("no export folder given; pass OUT or set output in the config")
+        raise UsageError("no export folder given; pass OUT or set output in the config")
     res = run_export(_workspace(cfg), target, cfg, image_root=_image_root(cfg, image_root),
                      creation_date=creation_date, force=force)
     typer.echo(format_counts(res.counts))

@@ -46,7 +46,7 @@ class TokenizeConfig:
     """Okt tokenization. ``workers=0`` means one per core, decided at run time."""
 
     tokenizer: str = "okt"
-    userdict: str = "userdict"
+    userdict: str | None = None  # None: ./userdict when it exists, else no dictionary
     keep_pos: tuple[str, ...] = ("Noun", "Hashtag", "Alpha")
     stem: bool = True
     min_length: int = 1

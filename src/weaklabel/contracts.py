@@ -72,6 +72,8 @@ IMAGE_LABELS = Schema(
     key=("image", "post_id"), sort=("image", "post_id"),
 )
 GOLD = Schema("gold", (("post_id", "str"), ("label", "str")), key=("post_id",))
+LABELS_CSV = Schema("labels", (("post_id", "str"), ("label", "str")), key=("post_id",))
+"""A labels file given as CSV (e.g. another tool's output) to ``weaklabel eval``."""
 
 def _valid_mask(s: pd.Series, kind: str) -> pd.Series:
     """Boolean mask of the cells of ``s`` that are of ``kind`` (vectorised where it can)."""
@@ -125,18 +127,24 @@ def check_frame(df: pd.DataFrame, schema: Schema, where: Path | str) -> None:
     for col, kind in schema.columns:
         ok = _valid_mask(df[col], kind) if len(df) else None
         if ok is not None and not bool(ok.all()):
-            bad = df.index[~ok.to_numpy(dtype=bool)][:3].tolist()
+            pos = [int(i) for i in (~ok.to_numpy(dtype=bool)).nonzero()[0][:3]]
             raise WeaklabelError(
                 f"{where}: column {col!r} of {schema.name} must be {kind}; "
-                f"bad value at row(s) {bad}: {df.loc[bad[0], col]!r}"
+                f"bad value at {_rows(pos)}: {df[col].iloc[pos[0]]!r}"
             )
     if schema.key and len(df):
         dup = df.duplicated(list(schema.key), keep=False)
         if dup.any():
-            rows = df.index[dup.to_numpy()][:3].tolist()
+            pos = [int(i) for i in dup.to_numpy().nonzero()[0][:3]]
             raise WeaklabelError(
-                f"{where}: key {', '.join(schema.key)} of {schema.name} repeats at row(s) {rows}"
+                f"{where}: key {', '.join(schema.key)} of {schema.name} repeats at {_rows(pos)}"
             )
+
+
+def _rows(positions: list[int]) -> str:
+    """1-based data-row numbers (the header is not a row), as a person counts them."""
+    nums = [str(p + 1) for p in positions]
+    return ("row " if len(nums) == 1 else "rows ") + ", ".join(nums)
 
 
 def conform(df: pd.DataFrame, schema: Schema, where: Path | str) -> pd.DataFrame:

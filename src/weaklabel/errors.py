@@ -14,3 +14,7 @@ class MissingArtifactError(WeaklabelError):
         super().__init__(f"{path} does not exist; run `weaklabel {made_by}` first")
         self.path = path
         self.made_by = made_by
+
+
+class UsageError(WeaklabelError):
+    """A command-line option or argument that cannot be used: exit code 2, not 1."""

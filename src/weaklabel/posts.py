@@ -378,14 +378,37 @@ def _empty_posts() -> pd.DataFrame:
     })
 
 
+def read_table_csv(path: Path, *, what: str, encoding: str | None = None,
+                   dtype: Any = str) -> pd.DataFrame:
+    """Read a small CSV a person gave (gold labels, a link table, a labels file) or an
+    artifact; any decoding or parsing problem becomes one line naming the file.
+
+    Raises:
+        WeaklabelError: missing, empty, undecodable or malformed file.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeaklabelError(f"{what} {path} does not exist")
+    enc = encoding or detect_encoding(path)
+    try:
+        return pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding=enc)
+    except pd.errors.EmptyDataError as exc:
+        raise WeaklabelError(f"{path}: the {what} is empty (no header row)") from exc
+    except pd.errors.ParserError as exc:
+        raise WeaklabelError(
+            f"{path}: malformed CSV ({str(exc).strip()}); check the {what}'s quoting and "
+            "commas") from exc
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise WeaklabelError(f"{path}: cannot decode the {what} as {enc} ({exc})") from exc
+
+
 def read_links(path: Path, known: set[str]) -> pd.DataFrame:
     """Read a link table ``post_id,image``; every post_id must be a known post."""
     import pandas as pd
 
-    if not path.exists():
-        raise WeaklabelError(f"link table {path} does not exist")
-    enc = detect_encoding(path)
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
+    df = read_table_csv(path, what="link table")
     for col in ("post_id", "image"):
         if col not in df.columns:
             raise WeaklabelError(f"{path}: missing column {col!r}; a link table is post_id,image")

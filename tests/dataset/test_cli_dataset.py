@@ -82,7 +82,7 @@ def test_sample_unknown_quota_label(fx) -> None:  # type: ignore[no-untyped-def]
 
 def test_sample_bad_quota_syntax(fx) -> None:  # type: ignore[no-untyped-def]
     r = run("sample", "-c", str(fx.config), "--quota", "lips")
-    assert r.exit_code == 1 and "must look like LABEL=N" in r.output
+    assert r.exit_code == 2 and "must look like LABEL=N" in r.output  # a usage error
 
 
 def test_sample_before_propagate(tmp_path: Path) -> None:
@@ -99,13 +99,14 @@ def test_export_before_sample(fx, tmp_path: Path) -> None:  # type: ignore[no-un
 def test_export_bad_options(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert run("sample", "-c", str(fx.config), "-q").exit_code == 0
     r = run("export", str(tmp_path / "o"), "-c", str(fx.config), "--format", "imagefolder,zip")
-    assert r.exit_code == 1 and "unknown zip; valid: imagefolder, manifest, csv" in r.output
+    # options that cannot be used are usage errors: exit 2
+    assert r.exit_code == 2 and "unknown zip; valid: imagefolder, manifest, csv" in r.output
     r = run("export", str(tmp_path / "o"), "-c", str(fx.config), "--split", "0.9,0.2")
-    assert r.exit_code == 1 and "must be >= 0 and add up to 1" in r.output
+    assert r.exit_code == 2 and "must be >= 0 and add up to 1" in r.output
     r = run("export", str(tmp_path / "o"), "-c", str(fx.config), "--link", "teleport")
-    assert r.exit_code == 1 and "unknown link mode 'teleport'" in r.output
+    assert r.exit_code == 2 and "unknown link mode 'teleport'" in r.output
     r = run("export", "-c", str(fx.config))
-    assert r.exit_code == 1 and "no export folder given" in r.output
+    assert r.exit_code == 2 and "no export folder given" in r.output
 
 
 def test_export_reports_missing_sources(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

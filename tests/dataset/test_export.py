@@ -160,6 +160,17 @@ def test_split_is_stratified_and_seed_dependent() -> None:
 # --- run_export ----------------------------------------------------------------------------
 
 
+def test_a_wrong_image_root_is_an_error_not_an_empty_data_set(  # type: ignore[no-untyped-def]
+        fx, tmp_path: Path) -> None:
+    cfg = sampled(fx, split=(1.0,))
+    out = tmp_path / "dataset"
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(WeaklabelError, match=r"none of the \d+ sampled images exists under "
+                                             r".*elsewhere .*check --image-root"):
+        run_export(Workspace(fx.ws), out, cfg, image_root=tmp_path / "elsewhere")
+    assert not out.exists()
+
+
 def test_export_tree_manifest_csv(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = sampled(fx, split=(1.0,))
     out = tmp_path / "dataset"

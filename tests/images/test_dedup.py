@@ -171,3 +171,21 @@ def test_other_hash_methods_run(tree: Path, tmp_path: Path) -> None:
         rows = read_csv(run_dedup(tree, tmp_path / "ws", cfg).csv)
         assert any(r["duplicate"] == "20190304/a_copy.jpg" for r in rows), m
     assert os.path.exists(tmp_path / "ws" / "inventory.sqlite")
+
+
+def test_workspace_posts_keep_the_copy_a_post_uses(tree: Path, tmp_path: Path) -> None:
+    """Without --posts or image labels, tokenize's own posts decide: the copy a post
+    references is kept over an unreferenced one, even from a later date folder."""
+    from weaklabel.contracts import POST_IMAGES, POSTS
+    from weaklabel.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    ws.write("posts.parquet", pd.DataFrame({
+        "post_id": ["p1"], "caption": ["립스틱"], "likes": pd.array([3], dtype="Int64"),
+        "comments": pd.array([0], dtype="Int64"), "created_at": [None]}), POSTS)
+    ws.write("post_images.parquet", pd.DataFrame(
+        {"post_id": ["p1"], "image": ["20190304/a_copy.jpg"]}), POST_IMAGES)
+    res = run_dedup(tree, ws.root)
+    by_dup = {r["duplicate"]: r for r in read_csv(res.csv)}
+    assert by_dup["20190303/a.jpg"]["kept"] == "20190304/a_copy.jpg"
+    assert "20190304/a_copy.jpg" not in by_dup

@@ -161,9 +161,25 @@ def test_gold_errors(tmp_path: Path) -> None:
     with pytest.raises(WeaklabelError, match="row 2 has an empty gold label"):
         read_gold(p)
     p.write_text("post_id,label\n1,a\n1,b\n", encoding="utf-8")
-    with pytest.raises(WeaklabelError, match=r"key post_id of gold repeats at row\(s\) \[0, 1\]"):
+    with pytest.raises(WeaklabelError, match=r"key post_id of gold repeats at rows 1, 2"):
         read_gold(p)
     labels = _labels_parquet(tmp_path / "l.parquet", ["9"], ["a"])
     p.write_text("post_id,label\n1,a\n", encoding="utf-8")
     with pytest.raises(WeaklabelError, match="no post_id of .* occurs in"):
         run_eval(labels, p)
+
+
+def test_stray_label_ids_are_named() -> None:
+    import pandas as pd
+
+    from weaklabel.labels.evaluate import evaluate, format_report
+
+    gold = pd.DataFrame({"post_id": ["1", "2", "3"], "label": ["eye_makeup", "lips", "lips"]})
+    labels = pd.DataFrame({"post_id": ["1", "2", "3"], "label": ["eye_makup", "lips", ""],
+                           "confidence": [1.0, 1.0, 0.0], "source": ["seed", "seed", "none"],
+                           "evidence": ["", "", ""], "top_label": ["eye_makup", "lips", ""]})
+    m = evaluate(labels, gold)
+    assert m["predicted_labels_not_in_gold"] == ["eye_makup"]
+    assert m["gold_labels_never_predicted"] == ["eye_makeup"]
+    text = format_report(m)
+    assert "predicted labels absent from gold: eye_makup (a misspelt label id?)" in text

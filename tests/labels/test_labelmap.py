@@ -137,3 +137,26 @@ def test_warn_unseeded_logs_the_line(write_labelmap: Write,
     with caplog.at_level(logging.WARNING, logger="weaklabel.labels.labelmap"):
         assert warn_unseeded(lm, {"lips": 4}) == ["hair"]
     assert "labelmap.yaml:4: label 'hair' has no seed posts" in caplog.text
+
+
+def test_label_ids_differing_only_by_case_are_rejected(tmp_path):
+    from weaklabel.labels.labelmap import load_labelmap
+
+    p = tmp_path / "map.yaml"
+    p.write_text("version: 1\nlabels:\n  hair:\n    keywords: [헤어]\n"
+                 "  Hair:\n    keywords: [머리]\n", encoding="utf-8")
+    with pytest.raises(WeaklabelError, match=r"map.yaml:5: label 'Hair' differs from 'hair' "
+                                             r"\(line 3\) only by case"):
+        load_labelmap(p)
+
+
+def test_a_keyword_in_two_labels_is_warned_about(tmp_path, caplog):
+    from weaklabel.labels.labelmap import load_labelmap
+
+    p = tmp_path / "map.yaml"
+    p.write_text("version: 1\nlabels:\n  nails:\n    keywords: [네일]\n"
+                 "  swatches:\n    keywords: [네일, 발색]\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        lm = load_labelmap(p)
+    assert lm.ids == ["nails", "swatches"]
+    assert "keyword '네일' belongs to 'nails' and 'swatches'" in caplog.text

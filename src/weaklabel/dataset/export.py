@@ -569,6 +569,10 @@ def run_export(
         exists = [os.path.isfile(os.path.join(image_root, i)) for i in plan["image"]]
         missing = [(i, "source image not found") for i, ok in
                    zip(plan["image"], exists, strict=True) if not ok]
+        if missing and len(missing) == len(exists):
+            raise WeaklabelError(
+                f"none of the {len(exists)} sampled images exists under {image_root} "
+                f"(e.g. {missing[0][0]}); check --image-root")
         plan = plan[exists].reset_index(drop=True)
     if "imagefolder" not in formats:
         plan = plan.assign(path="")

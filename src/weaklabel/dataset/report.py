@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weaklabel.contracts import ABSTAIN, POST_LABELS
+from weaklabel.contracts import ABSTAIN, POST_LABELS, POSTS
 from weaklabel.dataset.contracts import SAMPLE
 from weaklabel.workspace import Workspace, atomic_write_text
 
@@ -463,7 +463,6 @@ def render_report(d: ReportData, *, thumb: Thumb | None) -> str:
 def gather(ws: Workspace, cfg: Any, *, gold: Path | None = None,
            labelmap: Path | str | None = None) -> ReportData:
     """Read whatever artifacts exist in ``ws`` into a :class:`ReportData`."""
-    import pandas as pd
 
     from weaklabel.dataset.sample import (
         load_labels_for_sampling,
@@ -475,7 +474,7 @@ def gather(ws: Workspace, cfg: Any, *, gold: Path | None = None,
     d = ReportData(workspace=str(ws.root))
     has = lambda name: ws.path(name).exists()  # noqa: E731
     if has("posts.parquet"):
-        posts = pd.read_parquet(ws.path("posts.parquet"), columns=["post_id", "caption"])
+        posts = ws.read("posts.parquet", POSTS)[["post_id", "caption"]]
         d.posts = len(posts)
     else:
         posts = None
@@ -492,7 +491,10 @@ def gather(ws: Workspace, cfg: Any, *, gold: Path | None = None,
     if has("sample.parquet"):
         d.sample = ws.read("sample.parquet", SAMPLE)
     if has("clusters.csv"):
-        d.clusters = pd.read_csv(ws.path("clusters.csv"), keep_default_na=False)
+        from weaklabel.posts import read_table_csv
+
+        d.clusters = read_table_csv(ws.path("clusters.csv"), what="clusters table",
+                                    encoding="utf-8", dtype=None)
     lm_path = labelmap if labelmap is not None else getattr(cfg, "labelmap", None)
     if lm_path is not None and Path(lm_path).is_file():
         from weaklabel.labels.labelmap import load_labelmap

@@ -460,6 +460,14 @@ def run_dedup(
         engagement = engagement_from_posts(p_df, pi_df, cfg.sample.comment_weight)
     elif labels is not None:
         engagement = engagement_from_labels(labels, cfg.sample.comment_weight)
+    elif ws.path("posts.parquet").exists() and ws.path("post_images.parquet").exists():
+        # The workspace's own posts (from tokenize): a copy some post uses always
+        # outranks an unreferenced one.
+        from weaklabel.contracts import POST_IMAGES, POSTS
+
+        engagement = engagement_from_posts(ws.read("posts.parquet", POSTS),
+                                           ws.read("post_images.parquet", POST_IMAGES),
+                                           cfg.sample.comment_weight)
     rank = keep_rank(engagement)
 
     with ws.lock("dedup"), open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels) as inv:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from weaklabel.config import ClusterConfig, Config, as_dict
 from weaklabel.contracts import WORD_CLUSTERS
-from weaklabel.errors import WeaklabelError
+from weaklabel.errors import UsageError, WeaklabelError
 from weaklabel.workspace import Workspace, atomic_write_text
 
 if TYPE_CHECKING:
@@ -42,9 +42,9 @@ def parse_k_range(text: str) -> tuple[int, int]:
     try:
         a, b = (int(x) for x in text.split(":"))
     except ValueError:
-        raise WeaklabelError(f"--k-range {text!r} must look like A:B, e.g. 10:40") from None
+        raise UsageError(f"--k-range {text!r} must look like A:B, e.g. 10:40") from None
     if not 2 <= a <= b:
-        raise WeaklabelError(f"--k-range {text!r} needs 2 <= A <= B")
+        raise UsageError(f"--k-range {text!r} needs 2 <= A <= B")
     return a, b
 
 
@@ -80,7 +80,7 @@ def fit_clusters(
         sil = float(silhouette_score(x[sample], km.labels_[sample], metric="euclidean")) \
             if len(set(km.labels_[sample])) > 1 else -1.0
         scores.append({"k": kk, "inertia": float(km.inertia_), "silhouette": sil})
-        log.info("k=%d inertia=%.1f silhouette=%.4f", kk, km.inertia_, sil)
+        log.debug("k=%d inertia=%.1f silhouette=%.4f", kk, km.inertia_, sil)
         if best is None or sil > best[0]:
             best = (sil, km, kk)
     assert best is not None

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weaklabel.contracts import ABSTAIN, GOLD, POST_LABELS, check_frame
+from weaklabel.contracts import ABSTAIN, GOLD, LABELS_CSV, POST_LABELS, check_frame
 from weaklabel.errors import WeaklabelError
 
 if TYPE_CHECKING:
@@ -78,10 +78,10 @@ def read_labels(path: Path) -> pd.DataFrame:
 
         # read_parquet turns a damaged file into a WeaklabelError and checks the schema.
         return read_parquet(path, POST_LABELS, made_by="propagate")
-    from weaklabel.posts import detect_encoding
+    from weaklabel.posts import read_table_csv
 
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=detect_encoding(path))
-    check_frame(df, GOLD, path)
+    df = read_table_csv(path, what="labels file")
+    check_frame(df, LABELS_CSV, path)
     for col, default in (("source", "seed"), ("confidence", "1.0"), ("top_label", None)):
         if col not in df.columns:
             df[col] = df["label"] if default is None else default
@@ -98,14 +98,10 @@ def read_labels(path: Path) -> pd.DataFrame:
 
 def read_gold(path: Path) -> pd.DataFrame:
     """Gold CSV ``post_id,label``; every post needs a non-empty label."""
-    import pandas as pd
 
-    from weaklabel.posts import detect_encoding
+    from weaklabel.posts import read_table_csv
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeaklabelError(f"gold file {path} does not exist")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=detect_encoding(path))
+    df = read_table_csv(Path(path), what="gold file")
     check_frame(df, GOLD, path)
     empty = df.index[df["label"].str.strip() == ""].tolist()
     if empty:
@@ -124,6 +120,10 @@ def evaluate(labels: pd.DataFrame, gold: pd.DataFrame, *,
     top = merged["top_label"].fillna(ABSTAIN).tolist()
     out = score_labels(pred, g)
     out["confusion"] = confusion(pred, g)
+    # A misspelt label on either side silently scores 0: name the strays.
+    predicted = {p for p in pred if p != ABSTAIN}
+    out["gold_labels_never_predicted"] = sorted(set(g) - predicted)
+    out["predicted_labels_not_in_gold"] = sorted(predicted - set(g))
     out["missing_posts"] = int(merged["source"].isna().sum())
     out["subsets"] = {}
     for s in ("seed", "knn"):
@@ -194,6 +194,10 @@ def format_report(m: dict[str, Any]) -> str:
         lines.append("confidence  " + "  ".join(
             f"[{b['from']:.1f},{b['to']:.1f}) n={b['posts']} acc={b['accuracy']:.2f}"
             for b in m["confidence_bins"]))
+    for key, text in (("predicted_labels_not_in_gold", "predicted labels absent from gold"),
+                      ("gold_labels_never_predicted", "gold labels never predicted")):
+        if m.get(key):
+            lines.append(f"note: {text}: {', '.join(m[key])} (a misspelt label id?)")
     lines.append("\nconfusion (gold → predicted):")
     for g, row in m["confusion"].items():
         lines.append(f"  {g:<14} " + "  ".join(f"{p}:{c}" for p, c in row.items()))

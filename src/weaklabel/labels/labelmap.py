@@ -176,6 +176,22 @@ def parse_labelmap(data: Any, path: str, *, known_clusters: set[int] | None = No
             exclude=_words(body.get("exclude"), f"{path}:{body.key_lines.get('exclude', line)}"),
             background=bg, line=line,
         ))
+    seen_ids: dict[str, LabelSpec] = {}
+    for spec in specs:
+        other = seen_ids.setdefault(spec.id.casefold(), spec)
+        if other is not spec:
+            raise WeaklabelError(
+                f"{path}:{spec.line}: label {spec.id!r} differs from {other.id!r} (line "
+                f"{other.line}) only by case; their folders would merge on macOS and Windows"
+            )
+    keyword_of: dict[str, LabelSpec] = {}
+    for spec in specs:
+        for w in spec.keywords:
+            first = keyword_of.setdefault(w, spec)
+            if first is not spec:
+                log.warning("%s:%d: keyword %r belongs to %r and %r (line %d): posts "
+                            "matching it tie between them", path, spec.line, w, first.id,
+                            spec.id, first.line)
     bgs = [s for s in specs if s.background]
     if len(bgs) > 1:
         raise WeaklabelError(

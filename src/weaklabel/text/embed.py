@@ -33,7 +33,14 @@ class TokenCorpus:
     def __iter__(self) -> Iterator[list[str]]:
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(self.path)
+        try:
+            pf = pq.ParquetFile(self.path)
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... on damage
+            raise WeaklabelError(
+                f"{self.path}: cannot read Parquet ({exc}); re-run weaklabel tokenize "
+                "--force") from exc
+        if "tokens" not in pf.schema_arrow.names:
+            raise WeaklabelError(f"{self.path}: no 'tokens' column; re-run weaklabel tokenize")
         for batch in pf.iter_batches(batch_size=self.batch_size, columns=["tokens"]):
             for toks in batch.column(0).to_pylist():
                 if toks:
@@ -107,8 +114,18 @@ def read_vocab_counts(path: Path) -> dict[str, int]:
     """word → corpus count from ``vocab.csv``."""
     import csv
 
-    with open(path, encoding="utf-8", newline="") as f:
-        return {row["word"]: int(row["count"]) for row in csv.DictReader(f)}
+    out: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != ["word", "count"]:
+                raise ValueError(f"header is {reader.fieldnames}, expected word,count")
+            for row in reader:
+                out[row["word"]] = int(row["count"])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WeaklabelError(f"{path}: damaged vocabulary ({exc}); re-run weaklabel embed "
+                             "--force") from exc
+    return out
 
 
 def _csv_cell(word: str) -> str:
