@@ -131,12 +131,14 @@ class _Reader:
             raise WeaklabelError(
                 f"{self.path}: malformed CSV ({str(exc).strip()}); check quoting of captions"
             ) from exc
-        except UnicodeDecodeError as exc:
-            raise WeaklabelError(
-                f"{self.path}: cannot decode as {enc} ({exc.reason}); pass --encoding"
-            ) from exc
-        except LookupError as exc:
-            raise WeaklabelError(f"unknown encoding {enc!r}; use e.g. utf-8, cp949") from exc
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise self._decoding_error(exc, enc) from exc
+
+    def _decoding_error(self, exc: Exception, enc: str) -> WeaklabelError:
+        if isinstance(exc, UnicodeDecodeError):
+            return WeaklabelError(
+                f"{self.path}: cannot decode as {enc} ({exc.reason}); pass --encoding")
+        return WeaklabelError(f"unknown encoding {enc!r}; use e.g. utf-8, cp949")
 
     def _jsonl(self) -> Iterator[pd.DataFrame]:
         import pandas as pd
@@ -164,12 +166,8 @@ class _Reader:
                     if len(rows) >= self.chunk_size:
                         yield pd.DataFrame(rows)
                         rows = []
-        except UnicodeDecodeError as exc:
-            raise WeaklabelError(
-                f"{self.path}: cannot decode as {enc} ({exc.reason}); pass --encoding"
-            ) from exc
-        except LookupError as exc:
-            raise WeaklabelError(f"unknown encoding {enc!r}; use e.g. utf-8, cp949") from exc
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise self._decoding_error(exc, enc) from exc
         if rows:
             yield pd.DataFrame(rows)
 

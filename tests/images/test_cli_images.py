@@ -9,19 +9,13 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from weaklabel.cli_images import register
-
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def make_app() -> typer.Typer:
-    app = typer.Typer()
+    """The real application: proves the commands are registered where users run them."""
+    from weaklabel.cli import app
 
-    @app.callback()
-    def main() -> None:
-        """weaklabel (test app)."""
-
-    register(app)
     return app
 
 
