@@ -319,11 +319,16 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
     import struct
     import zlib
 
+    try:  # ISA-L inflates about 1.6x faster than zlib, and inflating is most of the cost
+        from isal import isal_zlib as inflate_lib
+    except ImportError:  # pragma: no cover - a platform without isal wheels
+        inflate_lib = zlib
+
     f.seek(0)
     if f.read(8) != b"\x89PNG\r\n\x1a\n":
         return None
     stride = expected = 0
-    inflater = zlib.decompressobj()
+    inflater = inflate_lib.decompressobj()
     total = 0
     seen_idat = False
 
@@ -358,7 +363,7 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
             seen_idat = True
             try:
                 piece = inflater.decompress(data)
-            except zlib.error as exc:
+            except inflate_lib.error as exc:
                 return ("decode_error", f"PNG: image data does not inflate ({exc})")
             if total + len(piece) > expected:
                 return ("decode_error", "PNG: more image data than its size needs")
@@ -371,7 +376,7 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
         return ("decode_error", "PNG: no image data")
     try:
         rest = inflater.flush()
-    except zlib.error as exc:
+    except inflate_lib.error as exc:
         return ("decode_error", f"PNG: image data does not inflate ({exc})")
     if rest and not rows_ok(rest, total):
         return ("decode_error", "PNG: invalid row filter type")
