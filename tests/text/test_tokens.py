@@ -268,3 +268,22 @@ def _dead_pid() -> int:
     p = subprocess.Popen(["true"])
     p.wait()
     return p.pid
+
+
+@pytest.mark.jvm
+def test_a_second_dictionary_in_one_process_gives_its_own_tokens(
+        tmp_path: Path, userdict_dir: Path) -> None:
+    """Okt's dictionary only grows: after a run with word X, a run whose dictionary lacks
+    X must still split X (it is tokenized in a fresh process), as a fresh process does."""
+    rows = [{"post_id": "1", "caption": "오늘 쿠션팩트 추천"}]
+    posts = _write(tmp_path / "posts.csv", rows)
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "words.txt").write_text("쿠션팩트\n", encoding="utf-8")
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "words.txt").write_text("데일리룩\n", encoding="utf-8")
+    run_tokenize(posts, Workspace(tmp_path / "a"), _cfg(big), progress=False)
+    assert _tokens(tmp_path / "a")["1"] == ["오늘", "쿠션팩트", "추천"]
+    run_tokenize(posts, Workspace(tmp_path / "b"), _cfg(small), progress=False)
+    assert _tokens(tmp_path / "b")["1"] == ["오늘", "쿠션", "팩트", "추천"]

@@ -319,10 +319,12 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
     import struct
     import zlib
 
+    inflate_lib: Any
     try:  # ISA-L inflates about 1.6x faster than zlib, and inflating is most of the cost
         from isal import isal_zlib as inflate_lib
     except ImportError:  # pragma: no cover - a platform without isal wheels
         inflate_lib = zlib
+    inflate_error: type[Exception] = inflate_lib.error
 
     f.seek(0)
     if f.read(8) != b"\x89PNG\r\n\x1a\n":
@@ -363,7 +365,7 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
             seen_idat = True
             try:
                 piece = inflater.decompress(data)
-            except inflate_lib.error as exc:
+            except inflate_error as exc:
                 return ("decode_error", f"PNG: image data does not inflate ({exc})")
             if total + len(piece) > expected:
                 return ("decode_error", "PNG: more image data than its size needs")
@@ -376,7 +378,7 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
         return ("decode_error", "PNG: no image data")
     try:
         rest = inflater.flush()
-    except inflate_lib.error as exc:
+    except inflate_error as exc:
         return ("decode_error", f"PNG: image data does not inflate ({exc})")
     if rest and not rows_ok(rest, total):
         return ("decode_error", "PNG: invalid row filter type")

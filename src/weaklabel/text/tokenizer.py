@@ -115,6 +115,15 @@ def _start_jvm(jpype: Any, max_heap_mb: int = 1024) -> None:
                    convertStrings=True, interrupt=False)
 
 
+def okt_can_load(userdict: UserDict) -> bool:
+    """Whether this process's Okt can tokenize with exactly ``userdict``.
+
+    Words added to Okt's dictionary cannot be taken out again: once another dictionary
+    has put in a word this one lacks, only a fresh process gives the right tokens.
+    """
+    return _okt_state["okt"] is None or _okt_state["words"] <= set(userdict.words)
+
+
 class OktTokenizer(Tokenizer):
     """KoNLPy Okt: nouns, hashtag bodies and Latin words (lower-cased) by default."""
 

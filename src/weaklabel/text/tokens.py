@@ -24,7 +24,7 @@ from weaklabel.config import Config, as_dict, resolve_workers
 from weaklabel.contracts import POST_IMAGES, POSTS, TOKENS, check_frame
 from weaklabel.errors import WeaklabelError
 from weaklabel.text.normalize import NORMALIZER_VERSION
-from weaklabel.text.tokenizer import Tokenizer, make_tokenizer
+from weaklabel.text.tokenizer import Tokenizer, make_tokenizer, okt_can_load
 from weaklabel.text.userdict import UserDict, load_userdict
 from weaklabel.workspace import Workspace, atomic_path, digest_json, file_digest
 
@@ -122,11 +122,13 @@ class _Runner:
         self.batch = batch
         self.pool: Any = None
         self.local: Tokenizer | None = None
+        # In this process only if its JVM has no word of another dictionary in it.
+        self.local_ok = name != "okt" or okt_can_load(userdict)
 
     def run(self, captions: list[str]) -> list[tuple[list[str] | None, str]]:
         if not captions:
             return []
-        if self.workers <= 1 or len(captions) < 2 * self.batch:
+        if self.local_ok and (self.workers <= 1 or len(captions) < 2 * self.batch):
             if self.local is None:
                 self.local = make_tokenizer(self.args[0], self.args[1], **self.args[2])
             return _tokenize_safe(self.local, captions)
@@ -134,7 +136,7 @@ class _Runner:
             import multiprocessing as mp
 
             self.pool = mp.get_context("spawn").Pool(
-                self.workers, initializer=_init_worker, initargs=self.args
+                max(1, self.workers), initializer=_init_worker, initargs=self.args
             )
         parts = [captions[i : i + self.batch] for i in range(0, len(captions), self.batch)]
         out: list[tuple[list[str] | None, str]] = []
