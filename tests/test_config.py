@@ -117,3 +117,14 @@ def test_as_dict_is_json_able() -> None:
 def test_resolve_workers() -> None:
     assert resolve_workers(3) == 3
     assert resolve_workers(0) >= 1
+
+
+def test_config_errors_name_the_line(tmp_path: Path) -> None:
+    p = _cfg(tmp_path, "workspace: build\nembed:\n  seed: 3\n  epoch: 5\n")
+    with pytest.raises(WeaklabelError, match=r"cfg.yaml:4: embed: unknown setting 'epoch'; "
+                                             r"valid: epochs"):
+        load_config(p)
+    p = _cfg(tmp_path, "embed:\n  seed: 3\n  epochs: many\n")
+    with pytest.raises(WeaklabelError, match=r"cfg.yaml:3: embed.epochs must be a whole "
+                                             r"number, got 'many'"):
+        load_config(p)

@@ -154,7 +154,27 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
+@dataclass(frozen=True)
+class _At:
+    """Where a setting is: the file, the line of its key, its dotted name."""
+
+    file: str
+    line: int | None = None
+    dotted: str = ""
+
+    def child(self, key: object, line: int | None) -> _At:
+        name = f"{self.dotted}.{key}" if self.dotted else str(key)
+        return _At(self.file, line or self.line, name)
+
+    @property
+    def place(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def __str__(self) -> str:
+        return f"{self.place}: {self.dotted}" if self.dotted else self.place
+
+
+def _coerce(value: Any, annotation: Any, where: _At) -> Any:
     """Coerce a YAML value to a dataclass field's type, or raise a clear error."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -174,7 +194,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise WeaklabelError(f"{where} must be a mapping, got {value!r}")
-        return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+        lines = getattr(value, "key_lines", {})
+        return {str(k): _coerce(v, args[1], where.child(k, lines.get(k)))
+                for k, v in value.items()}
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -196,20 +218,24 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def _build(cls: Any, data: Any, where: str) -> Any:
+def _build(cls: Any, data: Any, where: _At) -> Any:
     if data is None:
         return cls()
     if not isinstance(data, dict):
         raise WeaklabelError(f"{where} must be a mapping of settings, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in fields(cls)}
+    lines = getattr(data, "key_lines", {})
     kwargs = {}
     for key, value in data.items():
+        at = where.child(key, lines.get(key))
         if key not in names:
+            section = f"{where.dotted}: " if where.dotted else ""
             raise WeaklabelError(
-                f"{where}: unknown setting {key!r}; valid: {', '.join(sorted(names))}"
+                f"{at.place}: {section}unknown setting {key!r}; valid: "
+                f"{', '.join(sorted(names))}"
             )
-        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+        kwargs[key] = _coerce(value, hints[key], at)
     return cls(**kwargs)
 
 
@@ -220,7 +246,7 @@ def load_config(path: Path | None = None) -> Config:
     from weaklabel.yamlio import load_yaml
 
     data = load_yaml(Path(path))
-    return _build(Config, data or {}, str(path))
+    return _build(Config, data or {}, _At(str(path)))
 
 
 def with_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
