@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weaklabel.config import Config, PropagateConfig, as_dict
@@ -100,6 +101,22 @@ def seed_labels(
     return Seeds(labels, conf, evidence)
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (an all-zero row stays zero)."""
+    import numpy as np
+
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def unit_word_vectors(kv: Any, *, center: bool = True) -> np.ndarray:
+    """The vocabulary's word vectors as float64 unit rows, after subtracting the mean
+    vector when ``center`` (see :func:`post_vectors` for why)."""
+    import numpy as np
+
+    words = np.asarray(kv.vectors, dtype=np.float64)
+    return unit_rows(words - words.mean(axis=0) if center else words)
+
+
 def idf_weights(token_lists: Sequence[Sequence[str]]) -> dict[str, float]:
     """Smoothed inverse document frequency of every token."""
     df: Counter[str] = Counter()
@@ -124,10 +141,7 @@ def post_vectors(
     """
     import numpy as np
 
-    words = np.asarray(kv.vectors, dtype=np.float64)
-    if center:
-        words = words - words.mean(axis=0)
-    units = words / np.maximum(np.linalg.norm(words, axis=1, keepdims=True), 1e-12)
+    units = unit_word_vectors(kv, center=center)
     index = kv.key_to_index
     rows, cols, vals = [], [], []
     for i, toks in enumerate(token_lists):
@@ -258,16 +272,13 @@ def label_prototypes(
     centroid of its seed posts."""
     import numpy as np
 
-    w = np.asarray(kv.vectors, dtype=np.float64)
-    w = w - w.mean(axis=0)
-    w /= np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+    w = unit_word_vectors(kv)
     y = np.asarray(seed_y, dtype=object)
     rows = []
     for c in classes:
         idx = [kv.key_to_index[k] for k in keywords.get(c, ()) if k in kv.key_to_index]
         rows.append(w[idx].mean(axis=0) if idx else seed_vectors[y == c].mean(axis=0))
-    protos = np.stack(rows)
-    return protos / np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-12)
+    return unit_rows(np.stack(rows))
 
 
 def prototype_proba(x: np.ndarray, protos: np.ndarray, *, temperature: float) -> np.ndarray:
@@ -361,11 +372,8 @@ def near_keywords(kv: Any, *, threshold: float) -> Callable[[str, LabelSpec], bo
     macro-F1 from 0.52 to 0.45, while keeping only words near the keywords (0.5) lifted
     macro-F1 to 0.53. A label without keywords in the vocabulary keeps all its words.
     """
-    import numpy as np
 
-    w = np.asarray(kv.vectors, dtype=np.float64)
-    w = w - w.mean(axis=0)
-    w /= np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+    w = unit_word_vectors(kv)
     index = kv.key_to_index
     anchors: dict[str, np.ndarray | None] = {}
 
@@ -406,7 +414,7 @@ def run_propagate(
     vec_p = ws.require("vectors.kv")
     inputs = {"tokens.parquet": ws.input_digest("tokens.parquet"),
               "vectors.kv": ws.input_digest("vectors.kv"),
-              "labelmap": file_digest(labelmap_path) if _exists(labelmap_path) else ""}
+              "labelmap": file_digest(labelmap_path) if Path(labelmap_path).is_file() else ""}
     wc_path = ws.path("word_clusters.parquet")
     word_clusters = None
     if wc_path.exists():
@@ -472,8 +480,3 @@ def run_propagate(
                           elapsed=elapsed, extra={"summary": summary})
     return {**summary, "elapsed_s": round(elapsed, 2)}
 
-
-def _exists(p: Any) -> bool:
-    from pathlib import Path
-
-    return Path(p).is_file()
