@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from weaklabel import __version__
+from weaklabel import __version__, cli_dataset, cli_images
 from weaklabel.cli_common import (
     ConfigOpt,
     ForceOpt,
@@ -296,28 +296,17 @@ def build(
                    f"{m['coverage']:.1%} of posts labelled (gold: {cfg.gold})")
 
 
-def _register_optional() -> None:
-    """Commands of the image and data-set modules, where they exist."""
-    import importlib
-
-    for name in ("weaklabel.cli_images", "weaklabel.cli_dataset"):
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        mod.register(app)
-
-
-_register_optional()
+# The image and data-set commands live beside their stages; both modules import only
+# typer at the top, like this one.
+cli_images.register(app)
+cli_dataset.register(app)
 
 
 def main() -> None:
     """Console-script entry point."""
     try:
         app()
-    except WeaklabelError as exc:  # raised outside a command (e.g. while registering)
+    except WeaklabelError as exc:  # raised outside a command
         raise SystemExit(fail(str(exc)).exit_code) from None
 
 

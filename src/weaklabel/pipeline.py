@@ -111,10 +111,8 @@ def run_build(
 
 def _dataset_stages(cfg: Config, ws: Workspace, root: Path | None, step: Callable[..., Any],
                     *, force: bool, progress: bool) -> None:
-    try:
-        from weaklabel.dataset import export, report, sample
-    except ImportError:  # the data-set stages are optional in a minimal install
-        return
+    from weaklabel.dataset import export, report, sample
+
     step("sample", lambda: _as_dict(sample.run_sample(ws, cfg, force=force)))
     if cfg.output and root is not None:
         out = Path(cfg.output)
