@@ -250,3 +250,19 @@ def test_check_frame_reports_the_first_bad_row(words: list[object], data: st.Dat
     shown = "row" if len(bad) == 1 else "rows"
     assert f"bad value at {shown} {bad[0] + 1}" in str(e.value)
     assert "column 'word'" in str(e.value)
+
+
+def test_atomic_write_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
+    """A link planted at the temporary name must not redirect an artifact (issue 7)."""
+    import os
+
+    from weaklabel.workspace import atomic_write_text
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    target = tmp_path / "ws" / "report.html"
+    target.parent.mkdir()
+    os.symlink(victim, target.with_name(f".report.html.{os.getpid()}.tmp"))
+    atomic_write_text(target, "artifact")
+    assert victim.read_text(encoding="utf-8") == "keep me"
+    assert target.read_text(encoding="utf-8") == "artifact" and not target.is_symlink()

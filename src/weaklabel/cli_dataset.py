@@ -196,7 +196,7 @@ def export(
     if res.replaced:
         typer.echo(f"replaced {res.replaced} file(s) of the earlier export")
     if res.missing:
-        typer.echo(f"{len(res.missing)} source image(s) missing, not exported; see "
+        typer.echo(f"{len(res.missing)} source image(s) missing or unverified, not exported; see "
                    f"{cfg.workspace}/export.rejects.csv", err=True)
 
 

@@ -75,6 +75,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    if os.path.lexists(tmp) and not tmp.is_dir():
+        # Never write through a link planted at our temporary name: it may lead anywhere.
+        tmp.unlink()
     try:
         yield tmp
         os.replace(tmp, target)

@@ -144,15 +144,10 @@ def write_workspace(base: Path, *, purge: bool = True, dedup: bool = True) -> Fi
         "cluster,size,count,top_words,central_words\n"
         "0,3,40,립스틱 틴트 <b>,립스틱\n1,2,20,네일 젤,네일\n2,2,9,일상 카페,카페\n"
         "3,1,2,기타,기타\n", encoding="utf-8")
-    if purge:
-        rows = ["path,status,reason"]
-        for rel in sorted({rel for _, rel in IMAGES}):
-            if rel == "20190303/p04.jpg":
-                continue
-            status, why = ("truncated", "image file is truncated") \
-                if rel.endswith("p05.jpg") else ("ok", "")
-            rows.append(f"{rel},{status},{why}")
-        (ws.root / "purge.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    if purge:  # the real stage: it also writes the inventory export verifies against
+        from weaklabel.images.purge import run_purge
+
+        run_purge(root, ws.root)
     if dedup:
         (ws.root / "duplicates.csv").write_text(textwrap.dedent("""\
             group,kind,kept,duplicate,distance,reason
@@ -169,7 +164,8 @@ def write_workspace(base: Path, *, purge: bool = True, dedup: bool = True) -> Fi
 
 @pytest.fixture
 def fx(tmp_path: Path) -> Fixture:
-    """The full workspace: labels, purge.csv, duplicates.csv, clusters, label map."""
+    """The full workspace: labels, a real purge (purge.csv and the inventory),
+    duplicates.csv, clusters, label map."""
     return write_workspace(tmp_path)
 
 

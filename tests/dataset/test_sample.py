@@ -160,16 +160,16 @@ def test_run_sample_funnel_and_artifact(fx) -> None:  # type: ignore[no-untyped-
     df = pd.read_parquet(fx.ws / "sample.parquet")
     assert list(df.columns) == SAMPLE.names
     lips = df[df["label"] == "lips"]
-    # p05 is truncated, p01's second image is cut by per_post, p03 beats p02 on confidence,
-    # p04 (no counts) and =cmd last.
+    # p05 is truncated and p04's file missing (purge never saw it), p01's second image is
+    # cut by per_post, p03 beats p02 on confidence, =cmd last.
     assert lips["image"].tolist() == ["20190301/p01_a.jpg", "20190302/p03.jpg",
-                                      "20190302/p02.jpg", "misc/evil.jpg", "20190303/p04.jpg"]
-    assert lips["rank"].tolist() == [1, 2, 3, 4, 5]
+                                      "20190302/p02.jpg", "misc/evil.jpg"]
+    assert lips["rank"].tolist() == [1, 2, 3, 4]
     assert df.loc[df["label"] == "nails", "image"].tolist() == ["20190304/p06.jpg"]
     funnel = pd.read_csv(fx.ws / "sample_funnel.csv", keep_default_na=False)
     assert list(funnel.columns) == SAMPLE_FUNNEL.names
     f = funnel.set_index("label")
-    assert f.loc["lips"].tolist()[:6] == [7, 6, 6, 6, 5, 5]
+    assert f.loc["lips"].tolist()[:6] == [7, 5, 5, 5, 4, 4]
     assert f.loc["nails"].tolist()[:6] == [4, 4, 2, 1, 1, 1]
     assert f.loc["(total)", "sampled"] == len(df)
     assert res["funnel"][-1]["label"] == "(total)"

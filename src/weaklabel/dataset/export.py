@@ -18,6 +18,11 @@ Safety: the export is built in a hidden folder beside ``OUT`` and moved in at th
 so a failed run leaves ``OUT`` as it was. A non-empty ``OUT`` is refused; with
 ``--force`` only files listed in the ledger of an earlier export are replaced, and any
 other file in ``OUT`` makes the export stop before it writes anything.
+
+Containment: only images that the inventory (``purge``/``dedup``) saw as ``ok`` files
+under the image root are exported, and each is checked again when it is linked or
+copied (reached without following a symlink, a regular file, the same size, time and
+inode as inventoried). Every image left out is listed in ``export.rejects.csv``.
 """
 
 from __future__ import annotations
@@ -330,24 +335,59 @@ def plan_export(
 # --- files ---------------------------------------------------------------------------------
 
 
-def place_file(src: Path, dst: Path, mode: str) -> str:
-    """Hard-link, copy or symlink ``src`` to ``dst``; return the mode actually used.
+def place_file(root: Path | str, image: str, dst: Path, mode: str,
+               expect: tuple[int, int, int, int]) -> str:
+    """Hard-link, copy or symlink the image ``root/image`` to ``dst``, after checking it
+    at this very moment; return the mode actually used.
 
-    A hard link that the file system refuses (another device, too many links, not
-    supported) falls back to a copy.
+    The file is reached folder by folder without following a symlink
+    (:func:`~weaklabel.containment.open_beneath`), must be a regular file and must be
+    the one the inventory saw: ``expect`` is its ``(size, mtime_ns, ino, dev)``. A
+    hard link is checked again after it is made (same inode); a copy is read from the
+    checked descriptor. A hard link that the file system refuses (another device, too
+    many links, not supported) falls back to a copy.
+
+    Raises:
+        Escape: the file cannot be used; nothing is left at ``dst``.
     """
-    if mode == "symlink":
-        os.symlink(os.path.abspath(src), dst)
-        return "symlink"
-    if mode == "hardlink":
+    from weaklabel.containment import Escape, open_beneath, open_file_beneath, stat_beneath
+
+    with open_beneath(os.fspath(root), image) as (dir_fd, name):
+        st = stat_beneath(dir_fd, name)
+        _same(st, expect)
+        if mode == "symlink":
+            target = os.path.join(os.path.realpath(root), *image.split("/"))
+            os.symlink(target, dst)
+            return "symlink"
+        if mode == "hardlink":
+            try:
+                os.link(name, dst, src_dir_fd=dir_fd, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in _FALLBACK_ERRNOS:
+                    raise
+            else:
+                got = os.lstat(dst)
+                if (got.st_ino, got.st_dev) != (expect[2], expect[3]):
+                    os.unlink(dst)  # swapped between the check and the link
+                    raise Escape("changed while it was linked; re-run weaklabel purge")
+                return "hardlink"
+        fd = open_file_beneath(dir_fd, name)
         try:
-            os.link(src, dst)
-            return "hardlink"
-        except OSError as exc:
-            if exc.errno not in _FALLBACK_ERRNOS:
-                raise
-    shutil.copy2(src, dst)
+            _same(os.fstat(fd), expect)
+            with open(fd, "rb", closefd=False) as fi, open(dst, "xb") as fo:
+                shutil.copyfileobj(fi, fo, 1 << 20)
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(fd)
     return "copy"
+
+
+def _same(st: os.stat_result, expect: tuple[int, int, int, int]) -> None:
+    from weaklabel.containment import Escape
+
+    if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev) != tuple(expect):
+        raise Escape("changed since the inventory saw it (size, time or inode); re-run "
+                     "weaklabel purge")
 
 
 def read_ledger(out: Path) -> dict[str, Any] | None:
@@ -477,6 +517,20 @@ class ExportResult:
     elapsed_s: float = 0.0
 
 
+def _inventoried(ws: Workspace, root: Path, images: list[str]
+                 ) -> tuple[dict[str, tuple[int, int, int, int]], dict[str, str]]:
+    """What the inventory saw of each image (see :func:`inventoried_ok`), or an error
+    that says which command makes the inventory."""
+    from weaklabel.containment import Escape, inventoried_ok
+
+    try:
+        return inventoried_ok(os.fspath(ws.root), os.fspath(root), images)
+    except Escape as exc:
+        raise WeaklabelError(
+            f"cannot verify the sampled images: {exc}; run `weaklabel purge {root} -w "
+            f"{ws.root}` first, so that export links only files it checked") from None
+
+
 def _load_optional(ws: Workspace) -> tuple[Any, Any]:
     from weaklabel.contracts import POSTS
     from weaklabel.dataset.sample import read_duplicates
@@ -565,15 +619,16 @@ def run_export(
              else creation_date_from(posts, list(plan["image"])))
 
     missing: list[tuple[str, str]] = []
+    expect: dict[str, tuple[int, int, int, int]] = {}
     if image_root is not None:
-        exists = [os.path.isfile(os.path.join(image_root, i)) for i in plan["image"]]
-        missing = [(i, "source image not found") for i, ok in
-                   zip(plan["image"], exists, strict=True) if not ok]
-        if missing and len(missing) == len(exists):
+        expect, unverified = _inventoried(ws, Path(image_root), list(plan["image"]))
+        missing = sorted(unverified.items())
+        if missing and len(missing) == len(plan):
             raise WeaklabelError(
-                f"none of the {len(exists)} sampled images exists under {image_root} "
-                f"(e.g. {missing[0][0]}); check --image-root")
-        plan = plan[exists].reset_index(drop=True)
+                f"none of the {len(plan)} sampled images exists under {image_root} as a "
+                f"file the inventory checked (e.g. {text_path(missing[0][0])}: "
+                f"{missing[0][1]}); check --image-root")
+        plan = plan[plan["image"].isin(list(expect))].reset_index(drop=True)
     if "imagefolder" not in formats:
         plan = plan.assign(path="")
 
@@ -589,14 +644,25 @@ def run_export(
         staging.mkdir()
         if "imagefolder" in formats:
             assert image_root is not None
+            from weaklabel.containment import Escape
+
+            placed = []
             for img, rel in zip(plan["image"], plan["path"], strict=True):
                 dst = staging / rel
                 if str(Path(rel).parent) not in dirs:
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     dirs.update({Path(rel).parts[0], str(Path(rel).parent)})
-                used = place_file(Path(image_root) / img, dst, link)
+                try:
+                    used = place_file(image_root, img, dst, link, expect[img])
+                except Escape as exc:
+                    missing.append((img, str(exc)))
+                    placed.append(False)
+                    continue
+                placed.append(True)
                 links[used] = links.get(used, 0) + 1
                 written.append(rel)
+            plan = plan[placed].reset_index(drop=True)
+            missing.sort()
         classes = sorted(set(sample["label"]))
         with open(staging / "classes.json", "w", encoding="utf-8") as f:
             json.dump({str(i): {"label": lab, "name": names.get(lab, lab)}
@@ -653,9 +719,9 @@ def run_export(
             shutil.rmtree(staging)
         raise
     write_csv_rows(ws.path("export.rejects.csv"), EXPORT_REJECTS.names,
-                   [[text_path(i), why] for i, why in sorted(missing)])
-    for i, why in missing[:5]:
-        log.warning("%s: %s", text_path(i), why)
+                   [[text_path(i), reason] for i, reason in sorted(missing)])
+    for i, reason in missing[:5]:
+        log.warning("%s: %s", text_path(i), reason)
     return ExportResult(out=out, counts=counts, formats=formats, missing=missing, links=links,
                         creation_date=cdate, replaced=replaced,
                         elapsed_s=round(time.perf_counter() - t0, 2))

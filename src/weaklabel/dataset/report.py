@@ -547,14 +547,17 @@ def image_locator(ws: Workspace, root: Path) -> Callable[[str], tuple[Path | Non
     runs = sorted((p for p in qroot.iterdir() if p.is_dir()), reverse=True) \
         if qroot.is_dir() else []
 
+    from weaklabel.containment import stays_inside
+
     def locate(image: str) -> tuple[Path | None, str]:
-        p = root / image
-        if p.is_file():
-            return p, ""
+        # Never through a symlink: a folder on the way may lead out of the root.
+        p = stays_inside(os.fspath(root), image)
+        if p is not None and os.path.isfile(p):
+            return Path(p), ""
         for r in runs:
-            q = r / image
-            if q.is_file():
-                return q, "quarantined"
+            q = stays_inside(os.fspath(r), image)
+            if q is not None and os.path.isfile(q):
+                return Path(q), "quarantined"
         return None, "missing"
 
     return locate

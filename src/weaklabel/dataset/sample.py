@@ -6,8 +6,8 @@ one are counted per label (the *funnel*, so a person sees where images were lost
 1. **labelled**: images with a label (not :data:`~weaklabel.contracts.ABSTAIN`). An image
    shared by two posts counts once, under its majority label (ties: the higher
    confidence, then the label id) and the more engaging of those posts.
-2. **after purge**: images that ``purge.csv`` lists with a status other than ``ok`` are
-   dropped.
+2. **after purge**: only images that ``purge.csv`` lists as ``ok`` stay (a file purge
+   never saw, such as one behind a symlinked folder, is dropped).
 3. **after dedup**: one copy per exact or near duplicate group. When
    ``image_labels_dedup.parquet`` (from ``weaklabel dedup``) is at least as new as
    ``image_labels.parquet`` it is used, so the kept copy carries the group's majority
@@ -81,11 +81,23 @@ def resolve_images(labels: pd.DataFrame, *, comment_weight: float) -> pd.DataFra
 
 
 def drop_corrupt(df: pd.DataFrame, purge: pd.DataFrame | None) -> pd.DataFrame:
-    """Rows whose image ``purge.csv`` does not list with a status other than ``ok``."""
+    """Rows whose image ``purge.csv`` lists as ``ok``; every other row is dropped.
+
+    An allow list, not a block list: a path purge never saw (a missing file, one behind
+    a symlinked folder that may leave the image root) is not an image of the data set.
+    ``purge.csv`` writes undecodable name bytes as ``\\xNN``; images are compared in
+    that form.
+    """
     if purge is None:
         return df
-    bad = set(purge.loc[purge["status"] != "ok", "path"])
-    return df[~df["image"].isin(bad)]
+    from weaklabel.dataset.export import text_path
+
+    good = set(purge.loc[purge["status"] == "ok", "path"])
+    keep = df["image"].isin(good)
+    rest = ~keep
+    if rest.any():  # only names with undecodable bytes differ in the \xNN form
+        keep[rest] = df.loc[rest, "image"].map(lambda i: text_path(str(i)) in good)
+    return df[keep.astype(bool)]
 
 
 def drop_duplicates(df: pd.DataFrame, duplicates: pd.DataFrame | None) -> pd.DataFrame:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from weaklabel.containment import is_inside, stays_inside
 from weaklabel.errors import WeaklabelError
 from weaklabel.workspace import Workspace
 
@@ -218,6 +219,9 @@ def recover(ws: Workspace) -> int:
 def _move_file(src: str, dst: str, sha1: str) -> None:
     """Atomic rename, or copy + fsync + verify + rename + unlink across devices."""
     os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if os.path.realpath(os.path.dirname(dst)) != os.path.dirname(dst):
+        # A folder on the way was replaced by a symlink: the file would land elsewhere.
+        raise OSError(errno.ELOOP, f"a folder on the way to {dst} is a symbolic link")
     try:
         os.rename(src, dst)
     except OSError as exc:
@@ -254,6 +258,44 @@ def _unchanged(path: str, size: int | None, mtime_ns: int | None) -> str | None:
     return None
 
 
+OUTSIDE = "a folder on the way is a symbolic link, or the path leaves its root"
+
+
+def checked_quarantine(ws: Workspace) -> str:
+    """The resolved quarantine folder; it must be a real folder inside the workspace.
+
+    Raises:
+        WeaklabelError: ``WORKSPACE/quarantine`` is a symlink or leads out of it.
+    """
+    q = quarantine_dir(ws)
+    ws_real = os.path.realpath(ws.root)
+    if q.is_symlink() or not is_inside(os.path.realpath(q), ws_real):
+        raise WeaklabelError(
+            f"{q} is a symbolic link or leads out of the workspace; make it a plain "
+            "folder (or remove it) so quarantined files stay in the workspace")
+    return os.path.join(ws_real, QUARANTINE)
+
+
+def _restore_paths(r: dict[str, Any], qreal: str) -> tuple[str, str] | str:
+    """``(quarantined copy, original)`` of a journal record, both checked to be where
+    the record says under their roots with no symlink on the way; else why not."""
+    rel, run = r.get("rel"), r.get("run")
+    src, dst = r.get("dst"), r.get("src")
+    if not all(isinstance(v, str) for v in (rel, run, src, dst)):
+        return "damaged journal record"
+    assert isinstance(rel, str) and isinstance(dst, str) and isinstance(src, str)
+    root = r.get("root")
+    if not isinstance(root, str):  # journals before the root was recorded
+        root = dst[: -len(rel) - 1] if dst.endswith("/" + rel) else ""
+    copy = stays_inside(qreal, f"{run}/{rel}")
+    orig = stays_inside(root, rel) if root else None
+    if copy is None or os.path.realpath(src) != copy:
+        return f"quarantined copy {src} is not inside {qreal}; {OUTSIDE}"
+    if orig is None or os.path.realpath(root) != os.path.normpath(root):
+        return f"original path {dst}: {OUTSIDE}"
+    return copy, orig
+
+
 def new_run_id(ws: Workspace, stage: str) -> str:
     base = f"{stage}-{time.strftime('%Y%m%dT%H%M%S')}"
     run, n = base, 1
@@ -275,8 +317,8 @@ def apply_moves(
     if not plan:
         return report
     delay = float(os.environ.get(DELAY_ENV, "0") or 0)
-    qdir = quarantine_dir(ws).resolve() / run
-    root_s = os.path.abspath(root)
+    qdir = Path(checked_quarantine(ws)) / run
+    root_s = os.path.realpath(root)
     journal = Journal(quarantine_dir(ws) / JOURNAL)
     cancelled_groups: dict[int, str] = {}
     checked_kept: set[str] = set()
@@ -284,12 +326,15 @@ def apply_moves(
         for n, m in enumerate(tqdm(plan, desc="quarantine", unit="file",
                                    disable=True if quiet else None,
                                    file=__import__("sys").stderr)):
-            src = os.path.join(root_s, m.src)
             if m.group is not None and m.group in cancelled_groups:
                 report.cancelled.append((m.src, cancelled_groups[m.group]))
                 continue
+            src = stays_inside(root_s, m.src)
+            if src is None:
+                report.cancelled.append((m.src, f"not moved: {OUTSIDE}"))
+                continue
             if m.kept is not None:
-                kept = os.path.join(root_s, m.kept)
+                kept = stays_inside(root_s, m.kept) or ""
                 why = _unchanged(kept, m.kept_size, m.kept_mtime_ns)
                 if why is None and m.kept_sha1 and m.kept not in checked_kept:
                     why = None if _sha1(kept) == m.kept_sha1 else "kept copy's content changed"
@@ -316,6 +361,7 @@ def apply_moves(
             mid = f"{run}:{n}"
             journal.write({"op": "intent", "id": mid, "action": "quarantine", "run": run,
                            "stage": stage, "src": src, "dst": dst, "rel": m.src,
+                           "root": root_s,
                            "size": m.size, "mtime_ns": m.mtime_ns, "sha1": sha1,
                            "reason": m.reason})
             if delay:
@@ -380,8 +426,13 @@ def run_restore(workspace: Path, *, run: str | None = None, quiet: bool = True) 
         journal = Journal(jpath)
         stamp = f"restore-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         try:
+            qreal = checked_quarantine(ws)
             for n, r in enumerate(reversed(todo)):
-                src, dst = r["dst"], r["src"]  # back from quarantine to the original
+                paths = _restore_paths(r, qreal)
+                if isinstance(paths, str):
+                    report.conflicts.append((str(r.get("rel")), f"not restored: {paths}"))
+                    continue
+                src, dst = paths  # back from quarantine to the original
                 if os.path.lexists(dst):
                     report.conflicts.append((r["rel"], "a file is back at the original path; "
                                              f"quarantined copy left at {src}"))

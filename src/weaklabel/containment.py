@@ -1,0 +1,188 @@
+"""Containment: a user's image path is a path *under the image root*, as a property.
+
+A relative path that stays inside the root as text (no ``..``) can still leave it: a
+folder on the way may be a symbolic link (``IMAGEROOT/weird/etc_dir -> /etc``). So every
+stage that opens, links, copies or moves a user's file goes through one of these:
+
+- :func:`open_beneath` opens the path one component at a time, relative to the folder
+  opened before it, with ``O_NOFOLLOW``: no symbolic link anywhere on the way is
+  followed, so what it opens is under the root whatever the tree does meanwhile.
+- :func:`stays_inside` says whether a path, symlinks resolved, is the path it claims
+  to be under a resolved root (the check for paths handed to ``rename``).
+
+Only the standard library is used here: the CLI imports it freely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) \
+    | getattr(os, "O_CLOEXEC", 0)
+_FILE_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
+    | getattr(os, "O_CLOEXEC", 0)
+
+
+class Escape(Exception):  # noqa: N818 - reads as "raise Escape(why)"
+    """A path that cannot be used safely; ``str(exc)`` says why, for a rejects file."""
+
+
+def is_inside(path: str, root: str) -> bool:
+    """True when ``path`` is ``root`` or below it (both already resolved, absolute)."""
+    root = root.rstrip(os.sep) or os.sep
+    return path == root or path.startswith(root if root == os.sep else root + os.sep)
+
+
+def parts_of(rel: str) -> list[str]:
+    """The components of a relative POSIX path; :class:`Escape` for an unsafe one."""
+    if not rel or rel.startswith("/") or "\x00" in rel:
+        raise Escape("not a relative path")
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise Escape("path leaves the image root (..)")
+    return parts
+
+
+def stays_inside(root: str, rel: str) -> str | None:
+    """The absolute path of ``rel`` under the resolved ``root`` when no component on
+    the way is a symbolic link and it stays under the root, else None.
+
+    Example:
+        >>> stays_inside("/", "etc") is not None
+        True
+    """
+    try:
+        parts = parts_of(rel)
+    except Escape:
+        return None
+    root_real = os.path.realpath(root)
+    path = os.path.join(root_real, *parts)
+    if os.path.realpath(path) != path or not is_inside(path, root_real):
+        return None
+    return path
+
+
+@contextlib.contextmanager
+def open_beneath(root: str, rel: str) -> Iterator[tuple[int, str]]:
+    """Open the folders of ``rel`` under ``root`` without following any symlink; yield
+    ``(fd of the last folder, file name)`` for ``*at`` calls (``dir_fd=``).
+
+    Raises:
+        Escape: a component is a symbolic link, not a folder, missing or unreadable.
+    """
+    parts = parts_of(rel)
+    try:
+        fd = os.open(os.path.realpath(root), _DIR_FLAGS)
+    except OSError as exc:
+        raise Escape(f"cannot open the image root ({exc.strerror})") from None
+    try:
+        for name in parts[:-1]:
+            try:
+                nxt = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise Escape(_why(exc, f"folder {name!r}")) from None
+            os.close(fd)
+            fd = nxt
+        yield fd, parts[-1]
+    finally:
+        os.close(fd)
+
+
+def _why(exc: OSError, what: str) -> str:
+    import errno
+
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return f"{what} on the way is a symbolic link or not a folder (not followed)"
+    if exc.errno == errno.ENOENT:
+        return "source image not found"
+    return f"cannot open {what}: {exc.strerror}"
+
+
+def stat_beneath(dir_fd: int, name: str) -> os.stat_result:
+    """``lstat`` of ``name`` in ``dir_fd``; :class:`Escape` unless a regular file."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        raise Escape("source image not found") from None
+    except OSError as exc:
+        raise Escape(f"cannot stat: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise Escape("a symbolic link (not followed)")
+    if not stat.S_ISREG(st.st_mode):
+        raise Escape("not a regular file")
+    return st
+
+
+def open_file_beneath(dir_fd: int, name: str) -> int:
+    """Open ``name`` in ``dir_fd`` for reading: never a symlink, never a FIFO's block."""
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        raise Escape(_why(exc, "the file")) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise Escape("not a regular file")
+    return fd
+
+
+# --- what the inventory saw ----------------------------------------------------------------
+
+
+def inventoried_ok(ws_root: str, image_root: str, images: list[str]
+                   ) -> tuple[dict[str, tuple[int, int, int, int]], dict[str, str]]:
+    """For each image path: its identity where the inventory saw it as a regular,
+    decodable (``ok``) file under this very root, or why not.
+
+    The inventory (``WORKSPACE/inventory.sqlite``, written by ``purge``/``dedup``) is
+    opened read-only; its rows come from a walk that never follows a symlink, so a path
+    through a symlinked folder is never in it.
+
+    Returns:
+        ``(ok, why)``: image → ``(size, mtime_ns, ino, dev)``; image → reason.
+
+    Raises:
+        Escape: no inventory, or one built for another image root.
+    """
+    import json
+    import sqlite3
+
+    db_path = os.path.join(ws_root, "inventory.sqlite")
+    if not os.path.isfile(db_path):
+        raise Escape(f"{db_path} does not exist")
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise Escape(f"{db_path}: cannot open ({exc})") from None
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key='root'").fetchone()
+        root_real = os.path.realpath(image_root)
+        if row is None or row[0] != json.dumps(root_real):
+            raise Escape(f"{db_path} was built for another image root")
+        ok: dict[str, tuple[int, int, int, int]] = {}
+        why: dict[str, str] = {}
+        found: dict[str, tuple[object, ...]] = {}
+        for i in range(0, len(images), 500):
+            part = images[i:i + 500]
+            marks = ",".join("?" * len(part))
+            for r in db.execute(
+                "SELECT path, kind, size, mtime_ns, ino, dev, status, reason FROM files "  # noqa: S608
+                f"WHERE path IN ({marks})", [os.fsencode(p) for p in part]):
+                found[os.fsdecode(r[0])] = r[1:]
+    except sqlite3.Error as exc:
+        raise Escape(f"{db_path}: cannot read ({exc})") from None
+    finally:
+        db.close()
+    for img in images:
+        r = found.get(img)
+        if r is None:
+            why[img] = ("not in the image inventory (missing, behind a symbolic link, or "
+                        "new since purge)")
+        elif r[0] != "file" or r[5] != "ok":
+            why[img] = f"inventory status {r[5] or 'unchecked'}: {r[6] or ''}".rstrip(": ")
+        else:
+            ok[img] = (int(r[1]), int(r[2]), int(r[3]), int(r[4]))  # type: ignore[call-overload]
+    return ok, why

@@ -1,0 +1,78 @@
+"""Quarantine and restore never move a file through a symlink out of its root (issue 7)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from weaklabel.errors import WeaklabelError
+from weaklabel.images.purge import run_purge
+from weaklabel.images.quarantine import Move, apply_moves, run_restore
+from weaklabel.workspace import Workspace
+
+
+def _setup(tmp_path: Path) -> tuple[Path, Path, Path]:
+    root, outside = tmp_path / "img", tmp_path / "outside"
+    (root / "d").mkdir(parents=True)
+    outside.mkdir()
+    (root / "d" / "bad.jpg").write_bytes(b"<html>not an image</html>")
+    (outside / "victim.jpg").write_bytes(b"<html>outside</html>")
+    os.symlink(outside, root / "out")
+    return root, outside, tmp_path / "ws"
+
+
+def test_a_planned_move_through_a_symlinked_folder_is_cancelled(tmp_path: Path) -> None:
+    root, outside, ws = _setup(tmp_path)
+    st = (outside / "victim.jpg").stat()
+    plan = [Move(src="out/victim.jpg", size=st.st_size, mtime_ns=st.st_mtime_ns)]
+    rep = apply_moves(root, Workspace(ws).ensure(), plan, stage="purge")
+    assert rep.moved == [] and "symbolic link" in rep.cancelled[0][1]
+    assert (outside / "victim.jpg").exists()
+
+
+def test_purge_apply_never_moves_what_lies_behind_a_symlink(tmp_path: Path) -> None:
+    root, outside, ws = _setup(tmp_path)
+    res = run_purge(root, ws, apply=True)
+    assert res.applied is not None and res.applied.moved == ["d/bad.jpg"]
+    assert (outside / "victim.jpg").exists()
+
+
+def test_a_quarantine_folder_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    root, outside, ws = _setup(tmp_path)
+    Workspace(ws).ensure()
+    os.symlink(outside, ws / "quarantine")
+    with pytest.raises(WeaklabelError, match=r"quarantine is a symbolic link"):
+        run_purge(root, ws, apply=True)
+    assert (root / "d" / "bad.jpg").exists() and not (outside / "journal.jsonl").exists()
+
+
+def _tamper(ws: Path, **change: str) -> None:
+    j = ws / "quarantine" / "journal.jsonl"
+    lines = [json.loads(x) for x in j.read_text().splitlines()]
+    for r in lines:
+        if r.get("op") == "intent":
+            r.update(change)
+    j.write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+
+def test_restore_refuses_an_original_folder_replaced_by_a_symlink_out(tmp_path: Path) -> None:
+    root, outside, ws = _setup(tmp_path)
+    run_purge(root, ws, apply=True)
+    os.rmdir(root / "d")
+    os.symlink(outside, root / "d")  # restoring d/bad.jpg would write into outside/
+    rep = run_restore(ws)
+    assert rep.restored == [] and "symbolic link" in rep.conflicts[0][1]
+    assert sorted(os.listdir(outside)) == ["victim.jpg"]
+
+
+def test_restore_refuses_a_journal_record_pointing_elsewhere(tmp_path: Path) -> None:
+    root, outside, ws = _setup(tmp_path)
+    run_purge(root, ws, apply=True)
+    _tamper(ws, src=str(outside / "bad.jpg"), root=str(outside))
+    _tamper(ws, rel="../outside/bad.jpg")
+    rep = run_restore(ws)
+    assert rep.restored == [] and rep.conflicts
+    assert sorted(os.listdir(outside)) == ["victim.jpg"]
