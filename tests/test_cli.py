@@ -230,7 +230,7 @@ def test_cluster_writes_the_draft(cli: Cli, tmp_path: Path, embedded_workspace: 
 
 @pytest.mark.parametrize("args, fragments", [
     (("--k", "100"), ["cannot make 100 clusters from 38 words"]),
-    (("--k-range", "9"), ["--k-range '9' must look like A:B"]),
+    (("--k-range", "9"), ["cluster.k_range must look like A:B", "got '9'"]),
 ])
 def test_cluster_errors(cli: Cli, embedded_workspace: Path, assert_cli_error: CheckError,
                         args: tuple[str, ...], fragments: list[str]) -> None:

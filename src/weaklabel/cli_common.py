@@ -84,6 +84,6 @@ def stage_command(fn: F) -> F:
 
 def resolve_config(config: Path | None, overrides: dict[str, Any]) -> Any:
     """Load the config file (or defaults) and apply CLI overrides (None = not given)."""
-    from weaklabel.config import load_config, with_overrides
+    from weaklabel.config import resolve
 
-    return with_overrides(load_config(config), overrides)
+    return resolve(config, overrides)

@@ -7,6 +7,7 @@ Relative paths in a config are relative to the current working directory.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -52,6 +53,9 @@ class TokenizeConfig:
     min_length: int = 1
     workers: int = 0
     chunk_size: int = 250  # captions per task sent to a worker: small tasks balance the JIT warm-up
+    # Longer captions are cut (and counted in the rejects): one 50 MB caption must not
+    # stall Okt for minutes. Real captions are far shorter (Instagram allows 2,200).
+    max_caption_chars: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -161,10 +165,13 @@ class _At:
     file: str
     line: int | None = None
     dotted: str = ""
+    seen: dict[str, int] | None = field(default=None, compare=False)  # dotted key → line
 
     def child(self, key: object, line: int | None) -> _At:
         name = f"{self.dotted}.{key}" if self.dotted else str(key)
-        return _At(self.file, line or self.line, name)
+        if line is not None and self.seen is not None:
+            self.seen[name] = line
+        return _At(self.file, line or self.line, name, self.seen)
 
     @property
     def place(self) -> str:
@@ -240,13 +247,266 @@ def _build(cls: Any, data: Any, where: _At) -> Any:
 
 
 def load_config(path: Path | None = None) -> Config:
-    """Load a YAML config (or the defaults when ``path`` is None) and validate it."""
+    """Load a YAML config (or the defaults when ``path`` is None) and validate it:
+    the type of every setting while reading, then the range of each (:data:`SETTINGS`).
+
+    Raises:
+        WeaklabelError: one line naming the file, the line, the key and what is allowed.
+    """
     if path is None:
         return Config()
     from weaklabel.yamlio import load_yaml
 
     data = load_yaml(Path(path))
-    return _build(Config, data or {}, _At(str(path)))
+    lines: dict[str, int] = {}
+    cfg = _build(Config, data or {}, _At(str(path), seen=lines))
+    return validate_config(cfg, source=str(path), lines=lines)
+
+
+# --- ranges ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """What one setting may be: a type, an inclusive range, a set of choices, or a
+    function that raises :class:`WeaklabelError` (its message says what is allowed).
+
+    ``none`` allows None (the setting's "decide for me" value).
+    """
+
+    kind: type | tuple[type, ...]
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+    check: Any = None  # Callable[[Any], None]
+    none: bool = False
+
+    def allowed(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        what = "a whole number" if self.kind is int else "a number"
+        if self.lo is not None and self.hi is not None:
+            return f"{what} from {_num(self.lo)} to {_num(self.hi)}"
+        if self.lo is not None:
+            return f"{what} >= {_num(self.lo)}"
+        if self.hi is not None:
+            return f"{what} <= {_num(self.hi)}"
+        return what
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _choices(module: str, name: str) -> Any:
+    """A check that the value is one of a registry's names, imported when checked."""
+    def check(value: Any) -> None:
+        import importlib
+
+        valid = tuple(getattr(importlib.import_module(module), name))
+        if value not in valid:
+            raise WeaklabelError(f"must be one of {', '.join(sorted(valid))}")
+    return check
+
+
+def _check_k_range(value: str) -> None:
+    try:
+        a, b = (int(x) for x in value.split(":"))
+    except ValueError:
+        raise WeaklabelError("must look like A:B with whole numbers, e.g. 10:40 (quote it "
+                             "in YAML: '10:40')") from None
+    if not 2 <= a <= b <= 100_000:
+        raise WeaklabelError("must be A:B with 2 <= A <= B <= 100000")
+
+
+def _check_split(value: tuple[float, ...]) -> None:
+    if not 1 <= len(value) <= 3 or any(not math.isfinite(v) or v < 0 for v in value) \
+            or abs(sum(value) - 1.0) > 1e-6:
+        raise WeaklabelError("must be 1 to 3 fractions (train, val, test), each >= 0, "
+                             "adding up to 1, e.g. [0.8, 0.1, 0.1]")
+
+
+def _check_formats(value: tuple[str, ...]) -> None:
+    valid = ("imagefolder", "manifest", "csv")
+    if not value or any(v not in valid for v in value):
+        raise WeaklabelError(f"must be a non-empty list of {', '.join(valid)}")
+
+
+def _check_prefix(value: str) -> None:
+    import re
+
+    if not re.match(r"^[a-z][a-z0-9+.-]*://[^\x00-\x1f\x7f]*$", value):
+        raise WeaklabelError("must be a URI such as s3://bucket/path, without newlines or "
+                             "control characters")
+
+
+def _check_job(value: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})", value):
+        raise WeaklabelError("must be 1-63 letters, digits or hyphens (a SageMaker "
+                             "labeling-job name)")
+
+
+def _check_date(value: str) -> None:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise WeaklabelError("must be an ISO date such as 2019-07-31T00:00:00") from None
+
+
+def _check_encoding(value: str) -> None:
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise WeaklabelError("must be a text encoding such as utf-8, cp949, euc-kr") from None
+
+
+def _check_text(value: str) -> None:
+    if not value.strip() or any(ord(c) < 32 for c in value):
+        raise WeaklabelError("must be non-empty text without newlines or control characters")
+
+
+def _check_sep(value: str) -> None:
+    if not value or len(value) > 8 or any(ord(c) < 32 and c != "\t" for c in value):
+        raise WeaklabelError("must be 1 to 8 characters, no newline (e.g. |)")
+
+
+def _check_keep_pos(value: tuple[str, ...]) -> None:
+    if not value:
+        raise WeaklabelError("must list at least one part of speech, e.g. [Noun, Hashtag]")
+
+
+def _check_quotas(value: dict[str, int]) -> None:
+    for label, n in value.items():
+        if not 0 <= n <= 1_000_000_000:
+            raise WeaklabelError(f"{label!r} is {n}; use a whole number from 0 to 1000000000")
+
+
+_WORKERS = Check(int, 0, 1024)
+_SEED = Check(int, 0, 2**32 - 1)
+_SHARE = Check(float, 0.0, 1.0)
+
+SETTINGS: dict[str, Check] = {
+    # Extend with one line per new setting: "section.key": Check(type, lo, hi, ...).
+    "workspace": Check(str, check=_check_text),
+    "posts.format": Check(str, choices=("csv", "tsv", "jsonl", "parquet"), none=True),
+    "posts.encoding": Check(str, check=_check_encoding, none=True),
+    "posts.image_sep": Check(str, check=_check_sep),
+    "posts.columns.post_id": Check(str, check=_check_text),
+    "posts.columns.caption": Check(str, check=_check_text),
+    "posts.columns.images": Check(str, check=_check_text),
+    "posts.columns.likes": Check(str, check=_check_text),
+    "posts.columns.comments": Check(str, check=_check_text),
+    "posts.columns.created_at": Check(str, check=_check_text),
+    "tokenize.tokenizer": Check(str, check=_choices("weaklabel.text.tokenizer", "TOKENIZERS")),
+    "tokenize.keep_pos": Check(tuple, check=_check_keep_pos),
+    "tokenize.min_length": Check(int, 1, 100),
+    "tokenize.workers": _WORKERS,
+    "tokenize.chunk_size": Check(int, 1, 1_000_000),
+    "tokenize.max_caption_chars": Check(int, 100, 10_000_000),
+    "embed.vector_size": Check(int, 2, 10_000),
+    "embed.window": Check(int, 1, 1_000),
+    "embed.min_count": Check(int, 1, 1_000_000_000),
+    "embed.epochs": Check(int, 1, 10_000),
+    "embed.sg": Check(int, 0, 1),
+    "embed.negative": Check(int, 0, 100),
+    "embed.seed": _SEED,
+    "embed.workers": Check(int, 1, 1024),
+    "cluster.k": Check(int, 2, 100_000),
+    "cluster.k_range": Check(str, check=_check_k_range, none=True),
+    "cluster.top_words": Check(int, 2, 100_000_000),
+    "cluster.seed": _SEED,
+    "cluster.n_init": Check(int, 1, 1_000),
+    "propagate.k": Check(int, 1, 10_000),
+    "propagate.min_confidence": _SHARE,
+    "propagate.seed_margin": Check(float, 0.0, 1_000.0),
+    "propagate.cluster_word_weight": Check(float, 0.0, 100.0),
+    "propagate.cluster_word_similarity": Check(float, -1.0, 1.0),
+    "propagate.prototype_weight": _SHARE,
+    "propagate.prototype_temperature": Check(float, 1e-6, 100.0),
+    "propagate.cv_folds": Check(int, 0, 100),
+    "propagate.seed": _SEED,
+    "images.workers": _WORKERS,
+    "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),
+    "images.hash_size": Check(int, 2, 8),
+    "images.near_threshold": Check(int, 0, 63),
+    # A limit under 100x100 pixels would call every photo a bomb and quarantine it.
+    "images.max_pixels": Check(int, 10_000, 2**40),
+    "sample.per_label": Check(int, 0, 1_000_000_000),
+    "sample.quotas": Check(dict, check=_check_quotas),
+    "sample.comment_weight": Check(float, 0.0, 1_000_000.0),
+    "sample.min_confidence": _SHARE,
+    "sample.per_post": Check(int, 0, 1_000_000),
+    "export.formats": Check(tuple, check=_check_formats),
+    "export.split": Check(tuple, check=_check_split),
+    "export.seed": _SEED,
+    "export.link": Check(str, choices=("hardlink", "copy", "symlink")),
+    "export.source_prefix": Check(str, check=_check_prefix, none=True),
+    "export.job_name": Check(str, check=_check_job),
+    "export.creation_date": Check(str, check=_check_date, none=True),
+}
+"""Every setting's allowed values, checked once by :func:`validate_config` before any
+stage starts. Settings not listed here are checked for their type only."""
+
+
+def _get(cfg: Any, dotted: str) -> tuple[bool, Any]:
+    obj = cfg
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            return False, None
+        obj = getattr(obj, part)
+    return True, obj
+
+
+def validate_config(cfg: Config, *, source: str = "config",
+                    lines: dict[str, int] | None = None) -> Config:
+    """Check every setting of :data:`SETTINGS` (and the ones that depend on each other).
+
+    Raises:
+        WeaklabelError: ``FILE:LINE: KEY must be …, got …`` for the first bad setting.
+    """
+    lines = lines or {}
+
+    def fail(key: str, why: str, value: Any) -> WeaklabelError:
+        line = lines.get(key)
+        place = f"{source}:{line}" if line else source
+        return WeaklabelError(f"{place}: {key} {why}, got {value!r}; fix it in the config")
+
+    for key, rule in SETTINGS.items():
+        present, value = _get(cfg, key)
+        if not present or (value is None and rule.none):
+            continue
+        kinds = rule.kind if isinstance(rule.kind, tuple) else (rule.kind,)
+        if rule.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+            raise fail(key, f"must be {rule.allowed()}", value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise fail(key, f"must be {rule.allowed()}", value)
+        if rule.choices and value not in rule.choices:
+            raise fail(key, f"must be {rule.allowed()}", value)
+        if isinstance(value, (int, float)) and (
+                (rule.lo is not None and value < rule.lo)
+                or (rule.hi is not None and value > rule.hi)):
+            raise fail(key, f"must be {rule.allowed()}", value)
+        if rule.check is not None:
+            try:
+                rule.check(value)
+            except WeaklabelError as exc:
+                raise fail(key, str(exc), value) from None
+    bits = cfg.images.hash_size ** 2
+    if cfg.images.near_threshold >= bits:
+        raise fail("images.near_threshold", f"must be below {bits} for {bits}-bit hashes "
+                   f"(images.hash_size {cfg.images.hash_size})", cfg.images.near_threshold)
+    if cfg.images.hash_method == "whash" and cfg.images.hash_size & (cfg.images.hash_size - 1):
+        raise fail("images.hash_size", "must be 2, 4 or 8 for whash",
+                   cfg.images.hash_size)
+    return cfg
 
 
 def with_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
@@ -262,6 +522,22 @@ def with_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
         parts = dotted.split(".")
         cfg = _set(cfg, parts, value)
     return cfg
+
+
+def resolve(path: Path | None, overrides: dict[str, Any]) -> Config:
+    """Load the config file, apply CLI overrides and validate the result, once.
+
+    Raises:
+        WeaklabelError: a bad setting in the file.
+        UsageError: a bad command-line option (exit code 2).
+    """
+    cfg = with_overrides(load_config(path), overrides)
+    try:
+        return validate_config(cfg, source="command-line option")
+    except WeaklabelError as exc:  # the file passed on its own: a flag is wrong
+        from weaklabel.errors import UsageError
+
+        raise UsageError(str(exc).replace("; fix it in the config", "")) from None
 
 
 def _set(obj: Any, parts: list[str], value: Any) -> Any:

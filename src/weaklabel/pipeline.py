@@ -54,15 +54,21 @@ def run_build(
     → report (→ eval with a gold file), skipping what is up to date.
 
     Raises:
-        WeaklabelError: a stage's bad input, or a config without a posts table.
+        WeaklabelError: a bad setting (before any stage starts), a stage's bad input, or
+            a config without a posts table.
     """
+    from weaklabel.config import validate_config
     from weaklabel.labels.cluster import run_cluster
     from weaklabel.labels.propagate import run_propagate
     from weaklabel.text.embed import run_embed
     from weaklabel.text.tokens import run_tokenize
 
+    validate_config(cfg)  # every setting, before any stage starts
     if not cfg.posts.path:
         raise WeaklabelError("the config has no posts.path; set it to your posts table")
+    root = image_root(cfg)
+    if root is not None and not root.is_dir():
+        raise WeaklabelError(f"image root {root} is not a folder; fix images.root")
     ws = Workspace(Path(cfg.workspace)).ensure()
     result = BuildResult()
 
@@ -92,10 +98,7 @@ def run_build(
         )
         return result
     step("propagate", lambda: run_propagate(ws, cfg.labelmap, cfg, force=force))
-    root = image_root(cfg)
     if root is not None:
-        if not root.is_dir():
-            raise WeaklabelError(f"image root {root} is not a folder; fix images.root")
         from weaklabel.images.dedup import run_dedup
         from weaklabel.images.purge import run_purge
 

@@ -41,9 +41,9 @@ def test_purge_dedup_restore(tree: Path, tmp_path: Path) -> None:
 def test_errors_are_one_line_and_exit_1(tree: Path, tmp_path: Path) -> None:
     app = make_app()
     r = runner.invoke(app, ["dedup", str(tree), "-w", str(tmp_path / "ws"), "--method", "md5"])
-    assert r.exit_code == 1
-    assert r.stderr.strip() == ("Error: unknown hash method 'md5'; valid: ahash, dhash, "
-                                "phash, whash")
+    assert r.exit_code == 2  # a bad option is a usage error
+    assert r.stderr.strip() == ("Error: command-line option: images.hash_method must be one "
+                                "of ahash, dhash, phash, whash, got 'md5'")
     r = runner.invoke(app, ["restore", "-w", str(tmp_path / "nope")])
     assert r.exit_code == 1 and r.stderr.startswith("Error: workspace")
     r = runner.invoke(app, ["purge", str(tmp_path / "missing"), "-w", str(tmp_path / "ws")])

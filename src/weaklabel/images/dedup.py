@@ -39,7 +39,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weaklabel.config import Config, as_dict, resolve_workers
+from weaklabel.config import Config, as_dict, resolve_workers, validate_config
 from weaklabel.contracts import ABSTAIN, IMAGE_LABELS
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.contracts import (
@@ -432,7 +432,7 @@ def run_dedup(
     """
     import numpy as np
 
-    cfg = cfg or Config()
+    cfg = validate_config(cfg or Config())  # a bad limit must not quarantine everything
     icfg = cfg.images
     root = Path(root)
     if not root.is_dir():

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weaklabel.config import Config, as_dict, resolve_workers
+from weaklabel.config import Config, as_dict, resolve_workers, validate_config
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.contracts import CORRUPT_STATUSES, PURGE, PURGE_STATUSES
 from weaklabel.images.inventory import display_path, open_inventory
@@ -108,7 +108,7 @@ def run_purge(
     Raises:
         WeaklabelError: the root is missing or the workspace is locked by another run.
     """
-    cfg = cfg or Config()
+    cfg = validate_config(cfg or Config())  # a bad limit must not quarantine everything
     root = Path(root)
     if not root.is_dir():
         raise WeaklabelError(f"image root {root} is not a folder")
