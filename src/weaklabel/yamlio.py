@@ -66,8 +66,19 @@ def load_yaml(path: Path) -> Any:
         raise WeaklabelError(f"{path} is not UTF-8 text; save it as UTF-8") from exc
     except OSError as exc:
         raise WeaklabelError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(text) > MAX_CHARS:
+        raise WeaklabelError(
+            f"{path} is {len(text):,} characters; a hand-edited YAML file may have at most "
+            f"{MAX_CHARS:,}; split it or check that it is the right file")
+    loader = _loader(path)(text)
     try:
-        return yaml.load(text, Loader=_loader(path))  # noqa: S506 - SafeLoader subclass
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_size(node, path)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise WeaklabelError(f"{path}: YAML nested too deeply; flatten it") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else "?"
@@ -76,3 +87,60 @@ def load_yaml(path: Path) -> Any:
         ) from exc
     except yaml.YAMLError as exc:
         raise WeaklabelError(f"{path}: invalid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
+MAX_CHARS = 16 * 1024 * 1024
+"""Largest hand-edited YAML file read (a label map of 100,000 keywords is ~2 MB)."""
+MAX_NODES = 1_000_000
+"""Most values a YAML document may hold once its aliases are expanded."""
+
+
+def _check_size(root: Any, path: Path) -> None:
+    """Refuse an alias bomb (``&a [*b, *b, …]`` nine levels deep expands to billions of
+    values from a few lines) and a recursive alias, before anything is built.
+
+    Sizes are counted on the node graph, each shared node once, so the check itself
+    stays cheap whatever the expanded size.
+    """
+    import yaml
+
+    size: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            kids = _children(node)
+            total = 1 + sum(size[id(k)] for k in kids)
+            size[key] = total
+            if total > MAX_NODES:
+                line = node.start_mark.line + 1
+                raise WeaklabelError(
+                    f"{path}:{line}: this YAML expands to more than {MAX_NODES:,} values "
+                    "(aliases *name repeated inside each other); write the values out "
+                    "instead of nesting aliases")
+            continue
+        if key in size:
+            continue
+        if key in active:
+            line = node.start_mark.line + 1
+            raise WeaklabelError(f"{path}:{line}: a YAML alias refers to itself; remove the "
+                                 "recursive alias")
+        active.add(key)
+        stack.append((node, True))
+        if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)):
+            stack.extend((k, False) for k in _children(node) if id(k) not in size)
+
+
+def _children(node: Any) -> list[Any]:
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
