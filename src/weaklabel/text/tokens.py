@@ -194,7 +194,8 @@ def run_tokenize(
         raise WeaklabelError(f"posts table {posts_path} does not exist")
     userdict = load_userdict(resolve_userdict(cfg.tokenize.userdict))
     settings = tokenizer_settings(cfg, userdict)
-    params = {"tokenize": settings, "posts": as_dict(cfg.posts)}
+    cap = cfg.tokenize.max_caption_chars
+    params = {"tokenize": settings, "posts": as_dict(cfg.posts), "max_caption_chars": cap}
     inputs = {"posts": file_digest(posts_path)}
     if cfg.posts.links:
         inputs["links"] = file_digest(Path(cfg.posts.links))
@@ -215,7 +216,9 @@ def run_tokenize(
                           "min_length": cfg.tokenize.min_length},
                          workers, cfg.tokenize.chunk_size)
         summary: dict[str, Any] = {"posts": 0, "images": 0, "tokenized": 0, "cached": 0,
-                                   "rejects": 0, "empty": 0, "workers": workers}
+                                   "rejects": 0, "empty": 0, "truncated": 0,
+                                   "workers": workers}
+        empty_captions = 0
         rejects: list[tuple[str, str]] = []
         schemas = {
             "posts.parquet": pa.schema([("post_id", pa.string()), ("caption", pa.string()),
@@ -237,7 +240,11 @@ def run_tokenize(
                 writers = {n: stack.enter_context(pq.ParquetWriter(tmp[n], schemas[n]))
                            for n in schemas}
                 for posts, images in iter_posts(posts_path, cfg.posts):
+                    posts, cut = truncate_captions(posts, cap)
+                    rejects.extend(cut)
+                    summary["truncated"] += len(cut)
                     caps = posts["caption"].tolist()
+                    empty_captions += sum(1 for c in caps if not c.strip())
                     keys = caption_keys(caps, sdigest)
                     known = cache.get_many(keys)
                     summary["cached"] += sum(1 for k in keys if k in known)
@@ -278,6 +285,11 @@ def run_tokenize(
             runner.close(failed=failed)
             cache.close()
         summary["rejects"] = len(rejects)
+        if summary["posts"] and empty_captions == summary["posts"]:
+            col = cfg.posts.columns.caption
+            log.warning("every caption in %s is empty: is %r the caption column? map yours "
+                        "with --col caption=NAME", posts_path, col)
+            summary["warning"] = f"every caption is empty (column {col!r})"
         _write_rejects(ws.path("tokenize.rejects.csv"), rejects)
         elapsed = time.perf_counter() - t0
         for name in schemas:
@@ -287,6 +299,25 @@ def run_tokenize(
                           extra={"summary": summary})
     summary["elapsed_s"] = round(elapsed, 2)
     return summary
+
+
+def truncate_captions(posts: Any, limit: int) -> tuple[Any, list[tuple[str, str]]]:
+    """Cut captions longer than ``limit`` characters; return the posts and one reject
+    row ``(post_id, why)`` per cut caption.
+
+    One 50 MB caption would keep Okt busy for many minutes with no output; real captions
+    are far shorter than any sane limit, so a cut caption is a broken row, not a post.
+    """
+    lengths = posts["caption"].str.len()
+    long = lengths > limit
+    if not long.any():
+        return posts, []
+    rows = [(str(pid), f"caption truncated from {n:,} to {limit:,} characters "
+                       "(tokenize.max_caption_chars)")
+            for pid, n in zip(posts.loc[long, "post_id"], lengths[long], strict=True)]
+    posts = posts.copy()
+    posts.loc[long, "caption"] = posts.loc[long, "caption"].str.slice(0, limit)
+    return posts, rows
 
 
 def _write_rejects(path: Path, rejects: list[tuple[str, str]]) -> None:
