@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 from collections.abc import Iterator
 
@@ -24,6 +25,37 @@ _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLL
     | getattr(os, "O_CLOEXEC", 0)
 _FILE_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
     | getattr(os, "O_CLOEXEC", 0)
+
+
+_BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
+
+
+def text_form(path: str) -> str:
+    """A path as text in every artifact: each byte that is not UTF-8 becomes ``\\xNN``.
+
+    In memory a file name of any bytes is a ``str`` with surrogate escapes
+    (``os.fsdecode``), which Parquet, JSON and CSV cannot hold; this form they can, and
+    :func:`fs_form` turns it back into the name on disk. Image paths never hold a
+    backslash of their own (the posts reader turns ``\\`` into ``/``), so the two
+    forms map one to one.
+
+    Example:
+        >>> text_form(os.fsdecode(b"a/caf\\xe9.jpg"))
+        'a/caf\\\\xe9.jpg'
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def fs_form(path: str) -> str:
+    """The file-system ``str`` of a :func:`text_form` path (surrogate escapes back).
+
+    Example:
+        >>> os.fsencode(fs_form("a/caf\\\\xe9.jpg"))
+        b'a/caf\\xe9.jpg'
+    """
+    if "\\x" not in path:
+        return path
+    return _BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), path)
 
 
 class Escape(Exception):  # noqa: N818 - reads as "raise Escape(why)"
@@ -134,8 +166,8 @@ def open_file_beneath(dir_fd: int, name: str) -> int:
 
 def inventoried_ok(ws_root: str, image_root: str, images: list[str]
                    ) -> tuple[dict[str, tuple[int, int, int, int]], dict[str, str]]:
-    """For each image path: its identity where the inventory saw it as a regular,
-    decodable (``ok``) file under this very root, or why not.
+    """For each image path (:func:`text_form`): its identity where the inventory saw it
+    as a regular, decodable (``ok``) file under this very root, or why not.
 
     The inventory (``WORKSPACE/inventory.sqlite``, written by ``purge``/``dedup``) is
     opened read-only; its rows come from a walk that never follows a symlink, so a path
@@ -170,8 +202,8 @@ def inventoried_ok(ws_root: str, image_root: str, images: list[str]
             marks = ",".join("?" * len(part))
             for r in db.execute(
                 "SELECT path, kind, size, mtime_ns, ino, dev, status, reason FROM files "  # noqa: S608
-                f"WHERE path IN ({marks})", [os.fsencode(p) for p in part]):
-                found[os.fsdecode(r[0])] = r[1:]
+                f"WHERE path IN ({marks})", [os.fsencode(fs_form(p)) for p in part]):
+                found[text_form(os.fsdecode(r[0]))] = r[1:]
     except sqlite3.Error as exc:
         raise Escape(f"{db_path}: cannot read ({exc})") from None
     finally:

@@ -14,6 +14,7 @@ import codecs
 import json
 import logging
 import math
+import os
 import posixpath
 import re
 from collections.abc import Iterator
@@ -215,9 +216,20 @@ def _parse_count(value: Any, col: str, row: int, where: Path) -> int | None:
     return n
 
 
-def normalize_image_path(raw: str, *, row: int, where: Path) -> str:
-    """A POSIX path relative to the image root; reject absolute or escaping paths."""
-    p = raw.strip().replace("\\", "/")
+def normalize_image_path(raw: str | bytes, *, row: int, where: Path) -> str:
+    """A POSIX path relative to the image root; reject absolute or escaping paths.
+
+    File names of any bytes are kept: bytes (a Parquet binary cell) and surrogate
+    escapes (JSON ``"\\udcff"``) become the ``\\xNN`` text form every artifact uses
+    (:func:`weaklabel.containment.text_form`), and ``\\xNN`` written in a table (as
+    ``purge.csv`` shows such names) stays a byte, not a Windows separator.
+    """
+    from weaklabel.containment import text_form
+
+    if isinstance(raw, bytes):
+        raw = os.fsdecode(raw)
+    raw = text_form(raw)
+    p = re.sub(r"\\(?!x[89a-fA-F][0-9a-fA-F])", "/", raw.strip())
     if p.startswith("/") or re.match(r"^[A-Za-z]:/", p):
         raise WeaklabelError(
             f"{where}: row {row}: image path {raw!r} is absolute; "
@@ -239,7 +251,7 @@ def split_images(value: Any, sep: str, *, row: int, where: Path) -> list[str]:
     if hasattr(value, "tolist") and not isinstance(value, str):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
-        items = [str(v) for v in value if v is not None]
+        items = [v if isinstance(v, (str, bytes)) else str(v) for v in value if v is not None]
     else:
         text = str(value).strip()
         if not text:
@@ -257,7 +269,8 @@ def split_images(value: Any, sep: str, *, row: int, where: Path) -> list[str]:
             items = [str(v) for v in parsed if v is not None]
         else:
             items = text.split(sep)
-    return [normalize_image_path(i, row=row, where=where) for i in items if str(i).strip()]
+    return [normalize_image_path(i, row=row, where=where) for i in items
+            if (i.strip() if isinstance(i, (str, bytes)) else str(i).strip())]
 
 
 def normalize_chunk(

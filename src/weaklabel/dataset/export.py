@@ -644,7 +644,7 @@ def run_export(
         staging.mkdir()
         if "imagefolder" in formats:
             assert image_root is not None
-            from weaklabel.containment import Escape
+            from weaklabel.containment import Escape, fs_form
 
             placed = []
             for img, rel in zip(plan["image"], plan["path"], strict=True):
@@ -653,7 +653,7 @@ def run_export(
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     dirs.update({Path(rel).parts[0], str(Path(rel).parent)})
                 try:
-                    used = place_file(image_root, img, dst, link, expect[img])
+                    used = place_file(image_root, fs_form(img), dst, link, expect[img])
                 except Escape as exc:
                     missing.append((img, str(exc)))
                     placed.append(False)

@@ -547,10 +547,11 @@ def image_locator(ws: Workspace, root: Path) -> Callable[[str], tuple[Path | Non
     runs = sorted((p for p in qroot.iterdir() if p.is_dir()), reverse=True) \
         if qroot.is_dir() else []
 
-    from weaklabel.containment import stays_inside
+    from weaklabel.containment import fs_form, stays_inside
 
     def locate(image: str) -> tuple[Path | None, str]:
         # Never through a symlink: a folder on the way may lead out of the root.
+        image = fs_form(image)  # artifacts hold undecodable bytes as \xNN
         p = stays_inside(os.fspath(root), image)
         if p is not None and os.path.isfile(p):
             return Path(p), ""

@@ -278,7 +278,7 @@ def keep_rank(engagement: dict[str, float] | None = None) -> Callable[[str], tup
     eng = engagement or {}
 
     def rank(path: str) -> tuple[Any, ...]:
-        e = eng.get(path)
+        e = eng.get(display_path(path))  # posts name non-UTF-8 bytes as \xNN
         d = date_folder(path)
         return ((0, -e) if e is not None else (1, 0.0),
                 (0, d) if d is not None else (1, 0),
@@ -547,10 +547,12 @@ def run_dedup(
         kept_of: dict[int, str] = {}
         out_rows: list[tuple[int, str, str, str, int, str]] = []
         for gid, k in enumerate(kept_order, 1):
-            kept_of[gid] = k
-            group_of[k] = gid
+            # Labels name images in the text form (\xNN for bytes that are not UTF-8):
+            # key the groups the same way, or a kept non-UTF-8 name cannot be written.
+            kept_of[gid] = display_path(k)
+            group_of[display_path(k)] = gid
             for d, kind, dist, why in sorted(final[k]):
-                group_of[d] = gid
+                group_of[display_path(d)] = gid
                 out_rows.append((gid, kind, k, d, dist, why))
         target = ws.path("duplicates.csv")
         write_rows_csv(target, DUPLICATES.names,
