@@ -19,6 +19,7 @@ from weaklabel.images.dedup import (
     find_exact_duplicates,
     find_near_pairs,
     keep_rank,
+    merge_groups,
     run_dedup,
 )
 
@@ -122,31 +123,47 @@ def test_unique_sizes_are_never_hashed(tmp_path: Path) -> None:
     assert res.scan["partial"] == 2  # only the colliding pair
 
 
-def test_image_labels_dedup_and_conflicts(tree: Path, tmp_path: Path) -> None:
+def test_dedup_knows_no_labels_and_takes_non_utf8_names(tree: Path, tmp_path: Path) -> None:
+    """Image labels in the workspace change nothing, and a duplicate group holding a file
+    whose name is not UTF-8 is written (it used to raise UnicodeEncodeError while
+    writing a label table)."""
+    twin = os.fsencode(tree / "odd") + b"/caf\xe9_twin.jpg"
+    with open(os.fsencode(tree / "odd") + b"/caf\xe9.jpg", "rb") as f, open(twin, "wb") as g:
+        g.write(f.read())
     ws = tmp_path / "ws"
     ws.mkdir()
+    before = run_dedup(tree, ws).csv.read_bytes()
     labels = pd.DataFrame({
-        "image": ["20190303/a.jpg", "20190304/a_copy.jpg", "20190305/a_reenc.jpg",
-                  "20190305/a_resized.jpg", "20190303/b.png"],
-        "post_id": ["p1", "p2", "p3", "p4", "p5"],
-        "label": ["lips", "nails", "nails", "", "hair"],
-        "confidence": [0.9, 0.6, 0.7, 0.0, 0.8],
-        "likes": pd.array([1, 500, 3, 0, 2], dtype="Int64"),
-        "comments": pd.array([0, 0, 0, 0, 1], dtype="Int64"),
+        "image": ["20190303/a.jpg", "20190304/a_copy.jpg", "odd/caf\\xe9.jpg"],
+        "post_id": ["p1", "p2", "p3"], "label": ["lips", "nails", "hair"],
+        "confidence": [0.9, 0.6, 0.7],
+        "likes": pd.array([1, 500, 3], dtype="Int64"),
+        "comments": pd.array([0, 0, 0], dtype="Int64"),
     })
     labels.to_parquet(ws / "image_labels.parquet", index=False)
     res = run_dedup(tree, ws)
-    rows = read_csv(res.csv)
-    kept = {r["kept"] for r in rows}
-    assert "20190304/a_copy.jpg" in kept  # the copy with the most engaging post wins
-    out = pd.read_parquet(ws / "image_labels_dedup.parquet")
-    row = out[out["image"] == "20190304/a_copy.jpg"].iloc[0]
-    assert row["label"] == "nails" and row["post_id"] == "p3"  # majority, then confidence
-    assert set(out["image"]) == {"20190304/a_copy.jpg", "20190303/b.png"}
-    conflicts = read_csv(ws / "label_conflicts.csv")
-    assert {c["label"] for c in conflicts} >= {"lips", "nails"}
-    assert res.label_conflicts == 1
-    assert (ws / "image_labels.parquet").exists()
+    assert res.csv.read_bytes() == before
+    rows = {r["duplicate"]: r for r in read_csv(res.csv)}
+    assert rows["odd/caf\\xe9_twin.jpg"]["kept"] == "odd/caf\\xe9.jpg"
+    assert rows["odd/caf\\xe9_twin.jpg"]["kind"] == "exact"
+    assert not (ws / "image_labels_dedup.parquet").exists()
+    assert not (ws / "label_conflicts.csv").exists()
+
+
+def test_merge_groups_names_each_pair() -> None:
+    exact = [("b", [("b2", 0), ("b3", 0)]), ("z", [("z2", 0)])]
+    near = [("k", [("b", 4), ("m", 2)])]
+    rows = merge_groups(exact, near, {"m": ["m_link"]}, method="phash")
+    assert [(g, kind, kept, dup, dist) for g, kind, kept, dup, dist, _ in rows] == [
+        (1, "near", "k", "b", 4),
+        (1, "exact", "k", "b2", 0),       # byte-identical to b, itself a near copy of k
+        (1, "exact", "k", "b3", 0),
+        (1, "near", "k", "m", 2),
+        (1, "exact", "k", "m_link", 0),   # a hard link of m
+        (2, "exact", "z", "z2", 0),
+    ]
+    assert rows[1][5] == "same bytes as b (a near copy of the kept file)"
+    assert merge_groups([], [], {}) == []
 
 
 def test_posts_table_drives_the_keep_policy(tree: Path, tmp_path: Path) -> None:
@@ -155,8 +172,15 @@ def test_posts_table_drives_the_keep_policy(tree: Path, tmp_path: Path) -> None:
                      "p1,립스틱,20190303/a.jpg,1,0\n"
                      "p2,네일,20190305/a_reenc.jpg,100,5\n", encoding="utf-8")
     res = run_dedup(tree, tmp_path / "ws", posts=posts)
-    kept = {r["kept"] for r in read_csv(res.csv)}
-    assert "20190305/a_reenc.jpg" in kept
+    rows = read_csv(res.csv)
+    assert {r["kept"] for r in rows} == {"20190305/a_reenc.jpg"}
+    by_dup = {r["duplicate"]: r for r in rows}
+    # a and a_copy are byte-identical: one is a near copy of the kept file, the other
+    # stays "exact" inside the near group
+    assert by_dup["20190303/a.jpg"]["kind"] == "near"
+    assert by_dup["20190304/a_copy.jpg"]["kind"] == "exact"
+    assert by_dup["20190304/a_copy.jpg"]["distance"] == "0"
+    assert "20190303/a.jpg" in by_dup["20190304/a_copy.jpg"]["reason"]
 
 
 def test_threshold_zero_finds_only_exact(tree: Path, tmp_path: Path) -> None:
@@ -189,3 +213,14 @@ def test_workspace_posts_keep_the_copy_a_post_uses(tree: Path, tmp_path: Path) -
     by_dup = {r["duplicate"]: r for r in read_csv(res.csv)}
     assert by_dup["20190303/a.jpg"]["kept"] == "20190304/a_copy.jpg"
     assert "20190304/a_copy.jpg" not in by_dup
+
+
+def test_exact_only_decodes_nothing(tree: Path, tmp_path: Path) -> None:
+    res = run_dedup(tree, tmp_path / "ws", exact_only=True)
+    rows = read_csv(res.csv)
+    assert {r["kind"] for r in rows} == {"exact"}
+    assert {r["duplicate"] for r in rows} >= {"20190304/a_copy.jpg"}
+    assert res.scan["read"] == 0  # not one file opened for decoding
+    full = {r["duplicate"] for r in read_csv(run_dedup(tree, tmp_path / "ws2").csv)
+            if r["kind"] == "exact"}
+    assert {r["duplicate"] for r in rows} == full

@@ -35,7 +35,7 @@ from weaklabel.errors import WeaklabelError
 log = logging.getLogger(__name__)
 
 INVENTORY = "inventory.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: JPEGs are no longer drafted below a hash's input size
 PARTIAL_BLOCK = 64 * 1024
 CHUNK = 1 << 20
 MIN_STD = 2.0
@@ -141,6 +141,22 @@ def get_hash_method(name: str) -> Callable[..., Any]:
     import imagehash
 
     return getattr(imagehash, "average_hash" if name == "ahash" else name)
+
+
+def draft_side(spec: tuple[str, int] | None) -> int | None:
+    """Smallest side a JPEG may be reduced to before hashing with ``spec``.
+
+    Twice the side the hash resizes to (phash: ``4 * hash_size``; dhash: ``hash_size +
+    1``; ahash: ``hash_size``), so the final resize still averages several decoded pixels;
+    at exactly the hash's input size a DCT-scaled decode moves pHash by up to 2 more
+    bits. ``0``: no reduction (whash scales with the image's own size). None: no hash
+    wanted, any reduction will do.
+    """
+    if spec is None:
+        return None
+    method, size = spec
+    side = {"phash": 4 * size, "dhash": size + 1, "ahash": size}.get(method)
+    return 0 if side is None else 2 * side
 
 
 def hash_key(method: str, hash_size: int) -> str:
@@ -284,8 +300,13 @@ def _decode_checked(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
             try:
                 if im.format == "JPEG":
                     # Reduced-scale DCT decode: every byte of entropy data is still
-                    # parsed (so truncation and bad markers raise), at ~1/64 the pixels.
-                    im.draft("L", (max(1, w // 8), max(1, h // 8)))
+                    # parsed (so truncation and bad markers raise), at up to 1/64 the
+                    # pixels; never smaller than the hash's own input needs.
+                    side = draft_side(task.hash_spec)
+                    if side is None:
+                        im.draft("L", (max(1, w // 8), max(1, h // 8)))
+                    elif side:
+                        im.draft("L", (side, side))
                 im.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 out.update(status="decompression_bomb", reason=str(exc)[:200],
