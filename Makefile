@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXAMPLE_POSTS ?= 5000
 
-.PHONY: demo test lint bench bench-chatbot docs check-java check-chromium clean help
+.PHONY: demo test lint bench bench-deps bench-chatbot docs check-java check-chromium clean help
 
 help:
 	@echo "make demo    build the bundled example end to end (creates .venv)"
@@ -48,6 +48,12 @@ test: $(STAMP) check-java check-chromium
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy src
+
+# The image benchmark's peers: imagededup (hashing only, so without torch), jdupes, rmlint.
+bench-deps: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet --no-deps 'imagededup>=0.3'
+	command -v jdupes >/dev/null && command -v rmlint >/dev/null || apt-get install -y -qq jdupes rmlint
 
 bench: $(STAMP) check-java
 	$(BIN)/python bench/bench_text.py

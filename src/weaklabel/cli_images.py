@@ -89,6 +89,11 @@ def dedup(
         int | None,
         typer.Option("--threshold", min=0, help="Largest Hamming distance of a near duplicate."),
     ] = None,
+    exact_only: Annotated[
+        bool,
+        typer.Option("--exact-only",
+                     help="Only byte-identical copies: no image is decoded or hashed."),
+    ] = False,
     workers: WorkersOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -104,13 +109,11 @@ def dedup(
                                   "images.near_threshold": threshold,
                                   "images.root": str(root)})
     res = run_dedup(root, _workspace(cfg, workspace), cfg, posts=posts, apply=apply,
-                    quiet=quiet)
+                    exact_only=exact_only, quiet=quiet)
     typer.echo(f"groups\t{res.groups}")
     typer.echo(f"exact\t{res.exact}")
     typer.echo(f"near\t{res.near}")
     typer.echo(f"excluded\t{res.excluded}")
-    if res.label_conflicts is not None:
-        typer.echo(f"label_conflicts\t{res.label_conflicts}")
     typer.echo(f"wrote {res.csv}")
     _print_applied(res.applied)
 

@@ -44,8 +44,7 @@ MADE_BY = {
     "purge.csv": "purge",
     "duplicates.csv": "dedup",
     "dedup_excluded.csv": "dedup",
-    "label_conflicts.csv": "dedup",
-    "image_labels_dedup.parquet": "dedup",
+    "label_conflicts.csv": "sample",
     "sample.parquet": "sample",
     "sample_funnel.csv": "sample",
 }

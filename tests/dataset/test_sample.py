@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from weaklabel.config import Config, SampleConfig, with_overrides
 from weaklabel.contracts import IMAGE_LABELS
-from weaklabel.dataset.contracts import SAMPLE, SAMPLE_FUNNEL
+from weaklabel.dataset.contracts import LABEL_CONFLICTS, SAMPLE, SAMPLE_FUNNEL
 from weaklabel.dataset.sample import (
     check_quotas,
     drop_duplicates,
@@ -62,8 +62,35 @@ def test_drop_duplicates_prefers_kept_file_else_best() -> None:
                        "confidence": [0.5] * 6, "score": [1.0, 9.0, 3.0, 2.0, 7.0, 0.0]})
     dups = pd.DataFrame({"group": [1, 1, 2, 2], "kept": ["k", "k", "e0", "e0"],
                          "duplicate": ["d1", "d2", "e1", "e2"]})
-    out = drop_duplicates(df, dups)
+    out, conflicts = drop_duplicates(df, dups)
     assert sorted(out["image"]) == ["e2", "k", "solo"]  # e0 (kept) unlabelled: best of e*
+    assert conflicts.empty and list(conflicts.columns) == LABEL_CONFLICTS.names
+
+
+def test_drop_duplicates_takes_the_group_majority_label_and_reports_conflicts() -> None:
+    df = pd.DataFrame({"image": ["k", "d1", "d2", "d3", "x1", "x2"],
+                       "label": ["a", "b", "b", "a", "c", "c"], "post_id": list("123456"),
+                       "confidence": [0.9, 0.6, 0.7, 0.5, 0.5, 0.5],
+                       "score": [100.0, 1.0, 2.0, 50.0, 1.0, 2.0]})
+    dups = pd.DataFrame({"group": [1, 1, 1, 2], "kept": ["k", "k", "k", "x1"],
+                         "duplicate": ["d1", "d2", "d3", "x2"]})
+    out, conflicts = drop_duplicates(df, dups)
+    # two 'a' votes against two 'b': the tie goes to the higher best confidence (a, 0.9),
+    # and the kept file carries 'a'
+    assert sorted(out["image"]) == ["k", "x1"]
+    assert out.set_index("image").loc["x1", "label"] == "c"
+    assert conflicts["group"].unique().tolist() == [1]
+    assert conflicts["image"].tolist() == ["d1", "d2", "d3", "k"]
+
+
+def test_drop_duplicates_majority_beats_the_kept_file() -> None:
+    df = pd.DataFrame({"image": ["k", "d1", "d2"], "label": ["a", "b", "b"],
+                       "post_id": list("123"), "confidence": [0.9, 0.6, 0.7],
+                       "score": [100.0, 1.0, 2.0]})
+    dups = pd.DataFrame({"group": [1, 1], "kept": ["k", "k"], "duplicate": ["d1", "d2"]})
+    out, conflicts = drop_duplicates(df, dups)
+    assert out[["image", "label"]].values.tolist() == [["d2", "b"]]  # the best 'b' copy
+    assert set(conflicts["label"]) == {"a", "b"}
 
 
 def test_label_caps_quota_and_balance() -> None:
@@ -211,30 +238,27 @@ def test_run_sample_without_purge_or_dedup(fx_bare) -> None:  # type: ignore[no-
     assert {"20190304/p06.jpg", "20190305/p07.jpg"} <= set(df["image"])
 
 
-def test_run_sample_uses_fresh_dedup_table(fx) -> None:  # type: ignore[no-untyped-def]
+def test_run_sample_owns_the_label_choice_and_the_conflict_report(fx) -> None:  # type: ignore[no-untyped-def]
+    """p06's group (p06 kept, p07 exact, p08 near): p07 and p08 say 'other', so the group
+    is 'other'; the conflict report names the group; decided by content, not mtimes."""
     ws = Workspace(fx.ws)
     il = pd.read_parquet(fx.ws / "image_labels.parquet")
-    dedup = il[~il["image"].isin(["20190305/p07.jpg", "20190305/p08.jpg"])].copy()
-    dedup.loc[dedup["image"] == "20190304/p06.jpg", "label"] = "other"  # majority label
-    ws.write("image_labels_dedup.parquet", dedup, IMAGE_LABELS)
+    il.loc[il["image"].isin(["20190305/p07.jpg", "20190305/p08.jpg"]), "label"] = "other"
+    ws.write("image_labels.parquet", il, IMAGE_LABELS)
     res = run_sample(ws, cfg_for(fx))
-    assert res["labels_table"] == "image_labels_dedup.parquet"
     df = pd.read_parquet(fx.ws / "sample.parquet").set_index("image")
-    assert df.loc["20190304/p06.jpg", "label"] == "other"
-
-
-def test_run_sample_ignores_stale_dedup_table(fx) -> None:  # type: ignore[no-untyped-def]
-    import os
-
-    ws = Workspace(fx.ws)
-    il = pd.read_parquet(fx.ws / "image_labels.parquet")
-    ws.write("image_labels_dedup.parquet", il, IMAGE_LABELS)
-    p = fx.ws / "image_labels_dedup.parquet"
-    st_ = p.stat()
-    os.utime(p, ns=(st_.st_atime_ns, st_.st_mtime_ns - 10**10))
-    res = run_sample(ws, cfg_for(fx))
-    assert res["labels_table"] == "image_labels.parquet"
-    assert any("older than image_labels.parquet" in n for n in res["notes"])
+    group = df.index.intersection(["20190304/p06.jpg", "20190305/p07.jpg", "20190305/p08.jpg"])
+    assert len(group) == 1 and df.loc[group[0], "label"] == "other"
+    conflicts = pd.read_csv(fx.ws / "label_conflicts.csv", keep_default_na=False)
+    assert list(conflicts.columns) == LABEL_CONFLICTS.names
+    assert set(conflicts["image"]) >= {"20190304/p06.jpg", "20190305/p07.jpg"}
+    assert conflicts["group"].nunique() == 1 and res["label_conflicts"] == 1
+    assert not (fx.ws / "image_labels_dedup.parquet").exists()
+    # new label content (same mtime or not) makes the stage run again
+    assert run_sample(ws, cfg_for(fx))["up_to_date"] is True
+    il.loc[il["image"] == "20190305/p08.jpg", "label"] = "nails"
+    ws.write("image_labels.parquet", il, IMAGE_LABELS)
+    assert run_sample(ws, cfg_for(fx))["up_to_date"] is False
 
 
 def test_run_sample_before_propagate(tmp_path: Path) -> None:

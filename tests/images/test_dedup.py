@@ -19,6 +19,7 @@ from weaklabel.images.dedup import (
     find_exact_duplicates,
     find_near_pairs,
     keep_rank,
+    merge_groups,
     run_dedup,
 )
 
@@ -122,31 +123,47 @@ def test_unique_sizes_are_never_hashed(tmp_path: Path) -> None:
     assert res.scan["partial"] == 2  # only the colliding pair
 
 
-def test_image_labels_dedup_and_conflicts(tree: Path, tmp_path: Path) -> None:
+def test_dedup_knows_no_labels_and_takes_non_utf8_names(tree: Path, tmp_path: Path) -> None:
+    """Image labels in the workspace change nothing, and a duplicate group holding a file
+    whose name is not UTF-8 is written (it used to raise UnicodeEncodeError while
+    writing a label table)."""
+    twin = os.fsencode(tree / "odd") + b"/caf\xe9_twin.jpg"
+    with open(os.fsencode(tree / "odd") + b"/caf\xe9.jpg", "rb") as f, open(twin, "wb") as g:
+        g.write(f.read())
     ws = tmp_path / "ws"
     ws.mkdir()
+    before = run_dedup(tree, ws).csv.read_bytes()
     labels = pd.DataFrame({
-        "image": ["20190303/a.jpg", "20190304/a_copy.jpg", "20190305/a_reenc.jpg",
-                  "20190305/a_resized.jpg", "20190303/b.png"],
-        "post_id": ["p1", "p2", "p3", "p4", "p5"],
-        "label": ["lips", "nails", "nails", "", "hair"],
-        "confidence": [0.9, 0.6, 0.7, 0.0, 0.8],
-        "likes": pd.array([1, 500, 3, 0, 2], dtype="Int64"),
-        "comments": pd.array([0, 0, 0, 0, 1], dtype="Int64"),
+        "image": ["20190303/a.jpg", "20190304/a_copy.jpg", "odd/caf\\xe9.jpg"],
+        "post_id": ["p1", "p2", "p3"], "label": ["lips", "nails", "hair"],
+        "confidence": [0.9, 0.6, 0.7],
+        "likes": pd.array([1, 500, 3], dtype="Int64"),
+        "comments": pd.array([0, 0, 0], dtype="Int64"),
     })
     labels.to_parquet(ws / "image_labels.parquet", index=False)
     res = run_dedup(tree, ws)
-    rows = read_csv(res.csv)
-    kept = {r["kept"] for r in rows}
-    assert "20190304/a_copy.jpg" in kept  # the copy with the most engaging post wins
-    out = pd.read_parquet(ws / "image_labels_dedup.parquet")
-    row = out[out["image"] == "20190304/a_copy.jpg"].iloc[0]
-    assert row["label"] == "nails" and row["post_id"] == "p3"  # majority, then confidence
-    assert set(out["image"]) == {"20190304/a_copy.jpg", "20190303/b.png"}
-    conflicts = read_csv(ws / "label_conflicts.csv")
-    assert {c["label"] for c in conflicts} >= {"lips", "nails"}
-    assert res.label_conflicts == 1
-    assert (ws / "image_labels.parquet").exists()
+    assert res.csv.read_bytes() == before
+    rows = {r["duplicate"]: r for r in read_csv(res.csv)}
+    assert rows["odd/caf\\xe9_twin.jpg"]["kept"] == "odd/caf\\xe9.jpg"
+    assert rows["odd/caf\\xe9_twin.jpg"]["kind"] == "exact"
+    assert not (ws / "image_labels_dedup.parquet").exists()
+    assert not (ws / "label_conflicts.csv").exists()
+
+
+def test_merge_groups_names_each_pair() -> None:
+    exact = [("b", [("b2", 0), ("b3", 0)]), ("z", [("z2", 0)])]
+    near = [("k", [("b", 4), ("m", 2)])]
+    rows = merge_groups(exact, near, {"m": ["m_link"]}, method="phash")
+    assert [(g, kind, kept, dup, dist) for g, kind, kept, dup, dist, _ in rows] == [
+        (1, "near", "k", "b", 4),
+        (1, "exact", "k", "b2", 0),       # byte-identical to b, itself a near copy of k
+        (1, "exact", "k", "b3", 0),
+        (1, "near", "k", "m", 2),
+        (1, "exact", "k", "m_link", 0),   # a hard link of m
+        (2, "exact", "z", "z2", 0),
+    ]
+    assert rows[1][5] == "same bytes as b (a near copy of the kept file)"
+    assert merge_groups([], [], {}) == []
 
 
 def test_posts_table_drives_the_keep_policy(tree: Path, tmp_path: Path) -> None:
@@ -155,8 +172,15 @@ def test_posts_table_drives_the_keep_policy(tree: Path, tmp_path: Path) -> None:
                      "p1,립스틱,20190303/a.jpg,1,0\n"
                      "p2,네일,20190305/a_reenc.jpg,100,5\n", encoding="utf-8")
     res = run_dedup(tree, tmp_path / "ws", posts=posts)
-    kept = {r["kept"] for r in read_csv(res.csv)}
-    assert "20190305/a_reenc.jpg" in kept
+    rows = read_csv(res.csv)
+    assert {r["kept"] for r in rows} == {"20190305/a_reenc.jpg"}
+    by_dup = {r["duplicate"]: r for r in rows}
+    # a and a_copy are byte-identical: one is a near copy of the kept file, the other
+    # stays "exact" inside the near group
+    assert by_dup["20190303/a.jpg"]["kind"] == "near"
+    assert by_dup["20190304/a_copy.jpg"]["kind"] == "exact"
+    assert by_dup["20190304/a_copy.jpg"]["distance"] == "0"
+    assert "20190303/a.jpg" in by_dup["20190304/a_copy.jpg"]["reason"]
 
 
 def test_threshold_zero_finds_only_exact(tree: Path, tmp_path: Path) -> None:
@@ -189,3 +213,74 @@ def test_workspace_posts_keep_the_copy_a_post_uses(tree: Path, tmp_path: Path) -
     by_dup = {r["duplicate"]: r for r in read_csv(res.csv)}
     assert by_dup["20190303/a.jpg"]["kept"] == "20190304/a_copy.jpg"
     assert "20190304/a_copy.jpg" not in by_dup
+
+
+def test_exact_only_decodes_nothing(tree: Path, tmp_path: Path) -> None:
+    res = run_dedup(tree, tmp_path / "ws", exact_only=True)
+    rows = read_csv(res.csv)
+    assert {r["kind"] for r in rows} == {"exact"}
+    assert {r["duplicate"] for r in rows} >= {"20190304/a_copy.jpg"}
+    assert res.scan["read"] == 0  # not one file opened for decoding
+    full = {r["duplicate"] for r in read_csv(run_dedup(tree, tmp_path / "ws2").csv)
+            if r["kind"] == "exact"}
+    assert {r["duplicate"] for r in rows} == full
+
+
+def test_reencodes_thumbnails_and_exif_rotation_are_copies(tmp_path: Path) -> None:
+    """One 900 px photo as WebP, PNG, a 150 px thumbnail and a copy stored rotated with
+    an EXIF orientation tag: all one group. The same rotated pixels without the tag, an
+    unrelated photo and uniform images stay apart."""
+    import io
+
+    from PIL import Image
+
+    root = tmp_path / "img"
+    big = photo(21, (900, 700))
+    write(root / "20190301" / "orig.jpg", jpeg_bytes(big, quality=92))
+
+    def encoded(im: Image.Image, fmt: str, **kw: object) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    write(root / "20190302" / "copy.webp", encoded(big, "WEBP", quality=80))
+    write(root / "20190302" / "copy.png", encoded(big, "PNG"))
+    write(root / "20190302" / "thumb.jpg", jpeg_bytes(big.resize((150, 117)), quality=75))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to show": the stored pixels lie on their side
+    turned = big.transpose(Image.Transpose.ROTATE_90)
+    write(root / "20190302" / "rotated.jpg", jpeg_bytes(turned, quality=90, exif=exif))
+    write(root / "20190303" / "sideways.jpg", jpeg_bytes(turned, quality=90))
+    write(root / "20190303" / "other.jpg", jpeg_bytes(photo(22, (900, 700)), quality=92))
+    write(root / "20190303" / "black.jpg", jpeg_bytes(Image.new("RGB", (900, 700), "black")))
+    write(root / "20190303" / "white.png", encoded(Image.new("RGB", (640, 480), "white"), "PNG"))
+    write(root / "20190303" / "white.jpg", jpeg_bytes(Image.new("RGB", (64, 64), "white")))
+    rows = read_csv(run_dedup(root, tmp_path / "ws", Config(images=ImagesConfig(workers=1))).csv)
+    groups: dict[str, set[str]] = {}
+    for r in rows:
+        groups.setdefault(r["group"], {r["kept"]}).add(r["duplicate"])
+    assert list(groups.values()) == [{"20190301/orig.jpg", "20190302/copy.webp",
+                                      "20190302/copy.png", "20190302/thumb.jpg",
+                                      "20190302/rotated.jpg"}]
+    assert {r["kind"] for r in rows} == {"near"}
+
+
+def test_small_and_large_jpeg_hashes_agree_with_a_full_decode(tmp_path: Path) -> None:
+    """The reduced decode never goes below what pHash needs: at every size the hash is
+    within 4 bits of imagehash.phash on the fully decoded image (a 1/8-scale draft of a
+    100 px JPEG used to be 12 bits off)."""
+    import imagehash
+    from PIL import Image
+
+    from weaklabel.images.inventory import Task, draft_side, examine
+
+    assert draft_side(("phash", 8)) == 64 and draft_side(("dhash", 8)) == 18
+    assert draft_side(("whash", 8)) == 0 and draft_side(None) is None
+    for seed in range(6):
+        for side in (100, 160, 240, 480, 900):
+            p = write(tmp_path / f"{seed}_{side}.jpg",
+                      jpeg_bytes(photo(seed, (side, side * 3 // 4)), quality=90))
+            res = examine(Task(str(p), p.name, p.stat().st_size, True, ("phash", 8), 10**9))
+            with Image.open(p) as im:
+                full = imagehash.phash(im.convert("L"))
+            assert (imagehash.hex_to_hash(res["hash"]) - full) <= 4, (seed, side)

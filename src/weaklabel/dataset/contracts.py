@@ -59,3 +59,13 @@ EXPORT_REJECTS = Schema(
 
 LEDGER = ".weaklabel-export.json"
 """The export's ledger file inside OUT."""
+
+LABEL_CONFLICTS = Schema(
+    "label_conflicts",
+    (("group", "int"), ("image", "str"), ("post_id", "str"), ("label", "str"),
+     ("confidence", "float")),
+    key=("group", "image", "post_id"), sort=("group", "image", "post_id"),
+)
+"""``label_conflicts.csv`` (written by ``sample``): every labelled image of a duplicate
+group whose images carry two or more different labels; ``group`` is the id in
+``duplicates.csv``."""

@@ -480,9 +480,8 @@ def gather(ws: Workspace, cfg: Any, *, gold: Path | None = None,
         posts = None
     if has("post_labels.parquet"):
         d.post_labels = ws.read("post_labels.parquet", POST_LABELS)
-    dedup = None
     if has("image_labels.parquet"):
-        d.image_labels, dedup, _, notes = load_labels_for_sampling(ws)
+        d.image_labels, _, notes = load_labels_for_sampling(ws)
         d.notes += notes
     if has("purge.csv"):
         d.purge = read_purge(ws.path("purge.csv"))
@@ -516,14 +515,14 @@ def gather(ws: Workspace, cfg: Any, *, gold: Path | None = None,
         f["seeded"] = int((d.post_labels["source"] == "seed").sum())
         f["propagated"] = int((d.post_labels["label"] != ABSTAIN).sum())
     if d.image_labels is not None:
-        res = sample_images(d.image_labels, dedup_labels=dedup, purge=d.purge,
+        res = sample_images(d.image_labels, purge=d.purge,
                             duplicates=d.duplicates, per_post=0, per_label=2**62,
                             comment_weight=float(cfg.sample.comment_weight))
         total = res.funnel.iloc[-1]
         f["images"] = int(total["labelled"])
         if d.purge is not None:
             f["after purge"] = int(total["after_purge"])
-        if d.duplicates is not None or dedup is not None:
+        if d.duplicates is not None:
             f["after dedup"] = int(total["after_dedup"])
     if d.sample is not None:
         f["sampled"] = len(d.sample)

@@ -8,11 +8,11 @@ one are counted per label (the *funnel*, so a person sees where images were lost
    confidence, then the label id) and the more engaging of those posts.
 2. **after purge**: only images that ``purge.csv`` lists as ``ok`` stay (a file purge
    never saw, such as one behind a symlinked folder, is dropped).
-3. **after dedup**: one copy per exact or near duplicate group. When
-   ``image_labels_dedup.parquet`` (from ``weaklabel dedup``) is at least as new as
-   ``image_labels.parquet`` it is used, so the kept copy carries the group's majority
-   label; otherwise ``duplicates.csv`` groups are applied here (the kept file if it is
-   labelled, else the most engaging copy).
+3. **after dedup**: one copy per exact or near duplicate group of ``duplicates.csv``.
+   dedup knows no labels; the choice is made here (:func:`drop_duplicates`): the group
+   takes the label most of its labelled images carry, and the copy dedup kept when it
+   carries that label, else the most engaging one that does. Groups whose images carry
+   different labels are listed in ``label_conflicts.csv``.
 4. **after confidence**: images whose label confidence is below ``min_confidence``.
 5. **after per post**: at most ``per_post`` images of one post.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weaklabel.contracts import ABSTAIN, IMAGE_LABELS, check_frame
-from weaklabel.dataset.contracts import FUNNEL_STEPS, SAMPLE, SAMPLE_FUNNEL
+from weaklabel.dataset.contracts import FUNNEL_STEPS, LABEL_CONFLICTS, SAMPLE, SAMPLE_FUNNEL
 from weaklabel.errors import WeaklabelError
 from weaklabel.workspace import Workspace, atomic_path, file_digest
 
@@ -100,24 +100,45 @@ def drop_corrupt(df: pd.DataFrame, purge: pd.DataFrame | None) -> pd.DataFrame:
     return df[keep.astype(bool)]
 
 
-def drop_duplicates(df: pd.DataFrame, duplicates: pd.DataFrame | None) -> pd.DataFrame:
-    """One row per duplicate group: the kept file when it is here, else the best row.
+def drop_duplicates(df: pd.DataFrame, duplicates: pd.DataFrame | None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per duplicate group, chosen knowing the labels; and the label conflicts.
 
-    "Best" is the engagement order (score, confidence, image path). Images in no group
-    pass unchanged.
+    A group takes the label most of its images carry (ties: the higher best confidence,
+    then the label id). Its row is the file dedup kept when that file carries the label,
+    else the best image with the label in the engagement order (score, confidence, image
+    path). Images in no group pass unchanged.
+
+    Returns:
+        The rows left, and the rows of every group whose images carry two or more labels
+        (:data:`~weaklabel.dataset.contracts.LABEL_CONFLICTS` columns, sorted).
     """
+    import pandas as pd
+
+    none = pd.DataFrame({c: pd.Series(dtype=object) for c in LABEL_CONFLICTS.names})
     if duplicates is None or not len(duplicates) or not len(df):
-        return df
+        return df, none
     group = group_map(duplicates)
     kept = set(duplicates["kept"])
     g = df["image"].map(group)
-    grouped = df[g.notna()].assign(_g=g[g.notna()], _k=~df["image"].isin(kept))
-    grouped = grouped.sort_values(["_g", "_k", "score", "confidence", "image"],
-                                  ascending=[True, True, False, False, True], kind="mergesort")
-    best = grouped.drop_duplicates("_g").drop(columns=["_g", "_k"])
-    import pandas as pd
-
-    return pd.concat([df[g.isna()], best]).sort_index()
+    grouped = df[g.notna()].assign(_g=g[g.notna()].astype(int))
+    votes = (grouped.groupby(["_g", "label"], sort=False)
+             .agg(n=("label", "size"), c=("confidence", "max")).reset_index()
+             .sort_values(["_g", "n", "c", "label"], ascending=[True, False, False, True],
+                          kind="mergesort"))
+    winner = dict(zip(votes.drop_duplicates("_g")["_g"], votes.drop_duplicates("_g")["label"],
+                      strict=True))
+    labels_per_group = votes.groupby("_g")["label"].size()
+    clash = set(labels_per_group[labels_per_group > 1].index)
+    cand = grouped[grouped["_g"].map(winner) == grouped["label"]]
+    cand = cand.assign(_k=~cand["image"].isin(kept))
+    cand = cand.sort_values(["_g", "_k", "score", "confidence", "image"],
+                            ascending=[True, True, False, False, True], kind="mergesort")
+    best = cand.drop_duplicates("_g").drop(columns=["_g", "_k"])
+    conflicts = (grouped[grouped["_g"].isin(clash)].rename(columns={"_g": "group"})
+                 .sort_values(["group", "image", "post_id"], kind="mergesort"))
+    out = pd.concat([df[g.isna()], best]).sort_index()
+    return out, conflicts[LABEL_CONFLICTS.names].reset_index(drop=True)
 
 
 def group_map(duplicates: pd.DataFrame) -> dict[str, int]:
@@ -219,12 +240,13 @@ class SampleResult:
     sample: pd.DataFrame
     funnel: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    conflicts: pd.DataFrame | None = None
+    """Duplicate groups whose images carry different labels (``LABEL_CONFLICTS``)."""
 
 
 def sample_images(
     labels: pd.DataFrame,
     *,
-    dedup_labels: pd.DataFrame | None = None,
     purge: pd.DataFrame | None = None,
     duplicates: pd.DataFrame | None = None,
     comment_weight: float = 2.0,
@@ -240,7 +262,6 @@ def sample_images(
 
     Args:
         labels: ``image_labels.parquet`` rows.
-        dedup_labels: ``image_labels_dedup.parquet`` rows, if used.
         purge: ``purge.csv`` rows (``path``, ``status``).
         duplicates: ``duplicates.csv`` rows (``group``, ``kept``, ``duplicate``).
         label_order: the label map's ids (funnel row order; labels without images get a
@@ -261,11 +282,7 @@ def sample_images(
     steps: dict[str, pd.DataFrame] = {}
     steps["labelled"] = keep(resolve_images(labels, comment_weight=comment_weight))
     steps["after_purge"] = drop_corrupt(steps["labelled"], purge)
-    base = steps["after_purge"]
-    if dedup_labels is not None:
-        base = drop_corrupt(keep(resolve_images(dedup_labels, comment_weight=comment_weight)),
-                            purge)
-    steps["after_dedup"] = drop_duplicates(base, duplicates)
+    steps["after_dedup"], conflicts = drop_duplicates(steps["after_purge"], duplicates)
     d = steps["after_dedup"]
     steps["after_confidence"] = d[d["confidence"] >= min_confidence]
     steps["after_per_post"] = limit_per_post(steps["after_confidence"], per_post)
@@ -297,7 +314,7 @@ def sample_images(
     for r in rows:
         if r["sampled"] < r["quota"]:
             notes.append(f"{r['label']}: {r['sampled']} of {r['quota']} wanted")
-    return SampleResult(top[SAMPLE.names], funnel, notes)
+    return SampleResult(top[SAMPLE.names], funnel, notes, conflicts)
 
 
 def format_funnel(funnel: pd.DataFrame) -> str:
@@ -353,22 +370,10 @@ def _read_csv(path: Path, schema: Any, *, dtype: Any) -> pd.DataFrame:
     return df
 
 
-def load_labels_for_sampling(ws: Workspace) -> tuple[pd.DataFrame, pd.DataFrame | None,
-                                                      dict[str, str], list[str]]:
-    """``image_labels.parquet`` (required), the dedup table if fresh, their digests, notes."""
-    notes: list[str] = []
+def load_labels_for_sampling(ws: Workspace) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
+    """``image_labels.parquet`` (required), its content digest and notes."""
     labels = ws.read("image_labels.parquet", IMAGE_LABELS)
-    inputs = {"image_labels.parquet": ws.input_digest("image_labels.parquet")}
-    dedup = None
-    dp = ws.path("image_labels_dedup.parquet")
-    if dp.exists():
-        if dp.stat().st_mtime_ns >= ws.path("image_labels.parquet").stat().st_mtime_ns:
-            dedup = ws.read("image_labels_dedup.parquet", IMAGE_LABELS)
-            inputs["image_labels_dedup.parquet"] = file_digest(dp)
-        else:
-            notes.append("image_labels_dedup.parquet is older than image_labels.parquet and "
-                         "was ignored; re-run weaklabel dedup to refresh it")
-    return labels, dedup, inputs, notes
+    return labels, {"image_labels.parquet": ws.input_digest("image_labels.parquet")}, []
 
 
 def run_sample(
@@ -391,11 +396,13 @@ def run_sample(
         WeaklabelError: a missing ``image_labels.parquet`` (run ``weaklabel propagate``),
             an unknown label in a quota, a broken input file.
     """
+    import pandas as pd
+
     from weaklabel.config import as_dict
 
     t0 = time.perf_counter()
     scfg = cfg.sample
-    labels, dedup, inputs, notes = load_labels_for_sampling(ws)
+    labels, inputs, notes = load_labels_for_sampling(ws)
     lm_path = labelmap if labelmap is not None else cfg.labelmap
     ids: list[str] = []
     background = None
@@ -423,11 +430,11 @@ def run_sample(
                      "(run weaklabel purge)")
     if "duplicates.csv" in inputs:
         duplicates = read_duplicates(ws.path("duplicates.csv"))
-    elif dedup is None:
+    else:
         notes.append("duplicates.csv not found: duplicates are not filtered "
                      "(run weaklabel dedup)")
     params = {"sample": as_dict(scfg), "exclude": exclude, "labels": ids}
-    outputs = ("sample.parquet", "sample_funnel.csv")
+    outputs = ("sample.parquet", "sample_funnel.csv", "label_conflicts.csv")
     with ws.lock("sample"):
         if not force and all(ws.is_up_to_date(o, params=params, inputs=inputs)
                              for o in outputs):
@@ -437,7 +444,7 @@ def run_sample(
                     "rows": meta.get("rows"), "notes": [],
                     "labels_table": meta.get("labels_table")}
         res = sample_images(
-            labels, dedup_labels=dedup, purge=purge, duplicates=duplicates,
+            labels, purge=purge, duplicates=duplicates,
             comment_weight=float(getattr(scfg, "comment_weight", 2.0)),
             min_confidence=float(getattr(scfg, "min_confidence", 0.0)),
             per_post=int(getattr(scfg, "per_post", 1)),
@@ -447,15 +454,22 @@ def run_sample(
         written = ws.write("sample.parquet", res.sample, SAMPLE)
         with atomic_path(ws.path("sample_funnel.csv")) as tmp:
             res.funnel.to_csv(tmp, index=False, lineterminator="\n")
+        conflicts = res.conflicts if res.conflicts is not None else pd.DataFrame(
+            columns=LABEL_CONFLICTS.names)
+        with atomic_path(ws.path("label_conflicts.csv")) as tmp:
+            conflicts.to_csv(tmp, index=False, lineterminator="\n")
         funnel = res.funnel.to_dict(orient="records")
-        table = "image_labels_dedup.parquet" if dedup is not None else "image_labels.parquet"
+        table = "image_labels.parquet"
+        n_conflicts = int(conflicts["group"].nunique())
         elapsed = time.perf_counter() - t0
+        rows_of = {"sample.parquet": len(written), "sample_funnel.csv": len(funnel),
+                   "label_conflicts.csv": len(conflicts)}
         for o in outputs:
-            ws.write_meta(o, stage="sample", params=params, inputs=inputs,
-                          rows=len(written) if o == "sample.parquet" else len(funnel),
-                          elapsed=elapsed, extra={"funnel": funnel, "labels_table": table})
+            ws.write_meta(o, stage="sample", params=params, inputs=inputs, rows=rows_of[o],
+                          elapsed=elapsed, extra={"funnel": funnel, "labels_table": table,
+                                                  "label_conflicts": n_conflicts})
     for n in notes + res.notes:
         log.info("%s", n)
     return {"up_to_date": False, "funnel": funnel, "rows": len(written),
-            "notes": notes + res.notes, "labels_table": table,
+            "notes": notes + res.notes, "labels_table": table, "label_conflicts": n_conflicts,
             "elapsed_s": round(elapsed, 2)}

@@ -4,10 +4,8 @@ The CSV artifacts hold paths relative to the image root in POSIX form. A path th
 not valid UTF-8 is written with each undecodable byte as ``\\xNN`` (Python's
 ``backslashreplace``), see :func:`weaklabel.images.inventory.display_path`; a path with
 a newline or comma is quoted by the CSV writer. Rows are sorted so the same tree and
-config give byte-identical files.
-
-``image_labels_dedup.parquet`` uses the shared :data:`weaklabel.contracts.IMAGE_LABELS`
-schema.
+config give byte-identical files. Hygiene knows no labels: the label-conflict report
+belongs to ``sample`` (:data:`weaklabel.dataset.contracts.LABEL_CONFLICTS`).
 """
 
 from __future__ import annotations
@@ -42,8 +40,10 @@ DUPLICATES = Schema(
      ("distance", "int"), ("reason", "str")),
     key=("duplicate",), sort=("group", "duplicate"),
 )
-"""One row per duplicate file; ``kind`` is ``exact`` (same SHA-1 as the kept file) or
-``near`` (perceptual-hash Hamming ``distance`` within the threshold of the kept file)."""
+"""One row per duplicate file, per pair: ``kind`` is ``exact`` (byte-identical to the kept
+file, or to the near copy the reason names; ``distance`` 0) or ``near`` (perceptual-hash
+Hamming ``distance`` of the kept file, within the threshold). Dropping every ``exact``
+row loses no picture; ``near`` rows are the ones to review."""
 
 DEDUP_EXCLUDED = Schema(
     "dedup_excluded",
@@ -52,17 +52,8 @@ DEDUP_EXCLUDED = Schema(
 )
 """Files left out of near-duplicate matching (corrupt, uniform image, degenerate hash)."""
 
-LABEL_CONFLICTS = Schema(
-    "label_conflicts",
-    (("group", "int"), ("image", "str"), ("post_id", "str"), ("label", "str"),
-     ("confidence", "float")),
-    key=("group", "image", "post_id"), sort=("group", "image", "post_id"),
-)
-"""Duplicate groups whose images carry two or more different (non-abstain) labels."""
-
 CSV_ARTIFACTS = {
     "purge.csv": PURGE,
     "duplicates.csv": DUPLICATES,
     "dedup_excluded.csv": DEDUP_EXCLUDED,
-    "label_conflicts.csv": LABEL_CONFLICTS,
 }

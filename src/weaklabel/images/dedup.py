@@ -5,7 +5,8 @@ Three steps, each reusable on its own (compute, group, decide):
 1. **Compute** (in the inventory, cached): the size of every file; a partial hash (first
    and last 64 KiB) only for files whose size collides; a full SHA-1 only where size
    and partial hash collide; a perceptual hash of each decodable image (EXIF orientation
-   applied; JPEGs decoded at 1/8 scale, plenty for a 32×32 phash).
+   applied; JPEGs decoded at reduced scale, never below twice the hash's input size,
+   see :func:`~weaklabel.images.inventory.draft_side`).
 2. **Group**: :func:`find_exact_duplicates` (same size and SHA-1; hard links to one inode
    are one file; zero-byte files are never duplicates); :func:`find_near_duplicates`
    (perceptual hashes within ``threshold`` bits, found by multi-index hashing,
@@ -17,8 +18,8 @@ Three steps, each reusable on its own (compute, group, decide):
    next group, and so on. So every duplicate is within ``threshold`` of its kept file.
 
 Keep policy (deterministic): the copy attached to the post with the highest engagement
-(``likes + sample.comment_weight * comments``; from ``--posts`` or, failing that,
-``WORKSPACE/image_labels.parquet``; files of no post rank after those of a post), then
+(``likes + sample.comment_weight * comments``; from ``--posts`` or, failing that, the
+workspace's ``posts.parquet``; files of no post rank after those of a post), then
 the oldest date folder (a path component ``YYYYMMDD``; paths without one rank after),
 then the shortest path, then the lexicographically smallest path.
 
@@ -40,13 +41,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weaklabel.config import Config, as_dict, resolve_workers, validate_config
-from weaklabel.contracts import ABSTAIN, IMAGE_LABELS
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.contracts import (
     CORRUPT_STATUSES,
     DEDUP_EXCLUDED,
     DUPLICATES,
-    LABEL_CONFLICTS,
 )
 from weaklabel.images.inventory import display_path, hash_key, open_inventory
 from weaklabel.images.purge import skip_dirs, write_rows_csv
@@ -325,6 +324,68 @@ def choose_keepers(
     return sorted(out, key=lambda t: t[0])
 
 
+# --- merging exact and near groups ---------------------------------------------------------
+
+DuplicateRow = tuple[int, str, str, str, int, str]
+"""``(group, kind, kept, duplicate, distance, reason)``: one row of ``duplicates.csv``."""
+
+
+def merge_groups(
+    exact: Sequence[tuple[str, Sequence[tuple[str, int]]]],
+    near: Sequence[tuple[str, Sequence[tuple[str, int]]]],
+    aliases: dict[str, list[str]],
+    *,
+    method: str = "phash",
+) -> list[DuplicateRow]:
+    """One group per finally kept file, each pair named for what it is.
+
+    An exact group whose kept copy is a near duplicate of another file follows it into
+    that file's group; its members stay ``exact`` (byte-identical to a member, which
+    the reason names), so a user can drop every ``exact`` row without looking and
+    review only the ``near`` ones.
+
+    Args:
+        exact: ``(kept, [(duplicate, 0), ...])`` per exact group (:func:`choose_keepers`).
+        near: ``(kept, [(duplicate, distance), ...])`` per near group, over files that are
+            no exact group's duplicate.
+        aliases: path → its other hard-linked paths (one inode); every alias of a listed
+            file is listed as ``exact`` too.
+        method: the perceptual hash's name, for the reasons.
+
+    Returns:
+        Rows sorted by group then duplicate; groups numbered from 1 in kept-path order.
+
+    Example:
+        >>> rows = merge_groups([("a", [("a2", 0)])], [("k", [("a", 3)])], {})
+        >>> [(kind, kept, dup) for _, kind, kept, dup, _, _ in rows]
+        [('near', 'k', 'a'), ('exact', 'k', 'a2')]
+    """
+    from weaklabel.images.inventory import display_path
+
+    final: dict[str, list[tuple[str, str, int, str]]] = {}
+    exact_of = {k: [d for d, _ in ds] for k, ds in exact}
+    for k, ds in exact:
+        final.setdefault(k, []).extend((d, "exact", 0, "same bytes as the kept file")
+                                       for d, _ in ds)
+    for k, ds in near:
+        rows = final.setdefault(k, [])
+        for d, dist in ds:
+            rows.append((d, "near", int(dist), f"{method} distance {dist}"))
+            for e in exact_of.pop(d, []):
+                rows.append((e, "exact", 0, f"same bytes as {display_path(d)} "
+                             "(a near copy of the kept file)"))
+            final.pop(d, None)
+    for rows in final.values():
+        for d, *_ in list(rows):
+            for a in aliases.get(d, []):
+                rows.append((a, "exact", 0, f"hard link of {display_path(d)}"))
+    out: list[DuplicateRow] = []
+    for gid, k in enumerate(sorted(final), 1):
+        for d, kind, dist, why in sorted(final[k], key=lambda r: r[0]):
+            out.append((gid, kind, k, d, dist, why))
+    return out
+
+
 # --- the stage -----------------------------------------------------------------------------
 
 
@@ -336,7 +397,6 @@ class DedupResult:
     exact: int
     near: int
     excluded: int
-    label_conflicts: int | None
     csv: Path
     applied: ApplyReport | None = None
     scan: dict[str, int] = field(default_factory=dict)
@@ -352,56 +412,6 @@ def engagement_from_posts(posts: pd.DataFrame, post_images: pd.DataFrame,
     return {str(k): float(v) for k, v in m.groupby("image")["eng"].max().items()}
 
 
-def engagement_from_labels(labels: pd.DataFrame, comment_weight: float) -> dict[str, float]:
-    eng = (labels["likes"].astype("Float64").fillna(0)
-           + comment_weight * labels["comments"].astype("Float64").fillna(0))
-    s = eng.groupby(labels["image"]).max()
-    return {str(k): float(v) for k, v in s.items()}
-
-
-def dedup_labels(labels: pd.DataFrame, groups: dict[str, int], kept: dict[int, str]
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Image labels with one copy per group, and the group label conflicts.
-
-    The kept file inherits the group's majority label: votes are the group's rows with a
-    label (abstentions do not vote); ties go to the highest confidence, then the label
-    name. Its post, confidence and engagement come from that label's most confident row.
-    A group whose rows carry two or more labels is a conflict.
-
-    Args:
-        labels: ``IMAGE_LABELS`` rows.
-        groups: image path → group id, for every kept file and duplicate.
-        kept: group id → kept path.
-    """
-    import pandas as pd
-
-    g = labels["image"].map(groups)
-    in_group = labels[g.notna()].assign(group=g[g.notna()].astype(int))
-    rest = labels[g.isna()]
-    new_rows, conflicts = [], []
-    for gid, rows in in_group.groupby("group", sort=True):
-        voted = rows[rows["label"] != ABSTAIN]
-        if voted["label"].nunique() > 1:
-            conflicts.append(rows)
-        if len(voted):
-            stats = voted.groupby("label").agg(n=("label", "size"), c=("confidence", "max"))
-            stats = stats.reset_index().sort_values(["n", "c", "label"],
-                                                    ascending=[False, False, True])
-            winner = stats["label"].iloc[0]
-            pick = voted[voted["label"] == winner]
-        else:
-            pick = rows
-        pick = pick.sort_values(["confidence", "post_id"], ascending=[False, True],
-                                kind="mergesort")
-        row = pick.iloc[0].copy()
-        row["image"] = kept[int(gid)]
-        new_rows.append(row.drop(labels=["group"]))
-    out = pd.concat([rest, pd.DataFrame(new_rows)], ignore_index=True) if new_rows else rest
-    conf = (pd.concat(conflicts, ignore_index=True) if conflicts
-            else in_group.iloc[0:0])
-    return out[IMAGE_LABELS.names], conf
-
-
 def _hash_to_int(h: str) -> int:
     return int(h, 16)
 
@@ -413,10 +423,12 @@ def run_dedup(
     *,
     posts: Path | None = None,
     apply: bool = False,
+    exact_only: bool = False,
     quiet: bool = True,
 ) -> DedupResult:
-    """Find exact and near duplicates under ``root``; write ``duplicates.csv`` (and the
-    label artifacts); quarantine duplicates if ``apply``.
+    """Find exact and near duplicates under ``root``; write ``duplicates.csv`` and
+    ``dedup_excluded.csv``; quarantine duplicates if ``apply``. Labels play no part:
+    ``sample`` decides which copy of a group to keep with which label.
 
     Args:
         root: the image root.
@@ -425,6 +437,8 @@ def run_dedup(
             workers, max_pixels; ``sample.comment_weight``; ``posts`` for ``--posts``).
         posts: a posts table for the keep policy's engagement.
         apply: move duplicates into quarantine (default: report only).
+        exact_only: byte-identical copies only: no file is decoded or hashed, only
+            sizes and, where they collide, partial and full SHA-1 digests are read.
         quiet: no progress bars.
 
     Raises:
@@ -449,17 +463,11 @@ def run_dedup(
     started = time.perf_counter()
 
     engagement: dict[str, float] = {}
-    labels = None
-    labels_path = ws.path("image_labels.parquet")
-    if labels_path.exists():
-        labels = ws.read("image_labels.parquet", IMAGE_LABELS)
     if posts is not None:
         from weaklabel.posts import read_posts
 
         p_df, pi_df = read_posts(Path(posts), cfg.posts)
         engagement = engagement_from_posts(p_df, pi_df, cfg.sample.comment_weight)
-    elif labels is not None:
-        engagement = engagement_from_labels(labels, cfg.sample.comment_weight)
     elif ws.path("posts.parquet").exists() and ws.path("post_images.parquet").exists():
         # The workspace's own posts (from tokenize): a copy some post uses always
         # outranks an unreferenced one.
@@ -471,7 +479,8 @@ def run_dedup(
     rank = keep_rank(engagement)
 
     with ws.lock("dedup"), open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels) as inv:
-        scan = inv.scan(root, check=True, hash_spec=(icfg.hash_method, icfg.hash_size),
+        scan = inv.scan(root, check=not exact_only,
+                        hash_spec=None if exact_only else (icfg.hash_method, icfg.hash_size),
                         max_pixels=icfg.max_pixels, workers=workers, quiet=quiet,
                         skip=skip_dirs(ws))
         scan.update(inv.digest_collisions(root, workers=workers, quiet=quiet))
@@ -506,7 +515,7 @@ def run_dedup(
         near_ok = (~cand["path"].isin(exact_dups)) & (cand["status"] == "ok") \
             & cand["hash"].notna()
         for p, s, dg in zip(cand["path"], cand["status"], cand["degenerate"], strict=False):
-            if p in exact_dups:
+            if p in exact_dups or exact_only:
                 continue
             if s != "ok":
                 excluded[p] = f"{s}: cannot decode here"
@@ -516,44 +525,14 @@ def run_dedup(
         near_paths = list(near_items["path"])
         hashes = np.array([_hash_to_int(h) for h in near_items["hash"]], dtype=np.uint64)
         hash_of = dict(zip(near_paths, hashes.tolist(), strict=False))
-        comps = find_near_duplicates(hashes, threshold, bits=bits) if threshold > 0 else []
+        comps = (find_near_duplicates(hashes, threshold, bits=bits)
+                 if threshold > 0 and not exact_only else [])
         near_kept = choose_keepers(
             [[near_paths[i] for i in c] for c in comps], rank,
             distance=lambda a, b: (hash_of[a] ^ hash_of[b]).bit_count(), threshold=threshold)
 
-        # Merge: one group per finally kept file. An exact group whose kept copy is a
-        # near duplicate of another file follows it into that file's group.
-        sha = dict(zip(files["path"], files["sha1"], strict=False))
-        exact_of = {k: [d for d, _ in ds] for k, ds in exact_kept}
-        final: dict[str, list[tuple[str, str, int, str]]] = {}
-        for k, ds in exact_kept:
-            final.setdefault(k, []).extend(
-                (d, "exact", 0, f"same SHA-1 {str(sha[k])[:12]}") for d, _ in ds)
-        for k, ds in near_kept:
-            rows = final.setdefault(k, [])
-            for d, dist in ds:
-                rows.append((d, "near", dist,
-                             f"{icfg.hash_method} distance {dist} <= {threshold}"))
-                for e in exact_of.pop(d, []):
-                    rows.append((e, "near", dist, f"identical to {d}, which is near the "
-                                 f"kept file ({icfg.hash_method} distance {dist})"))
-                final.pop(d, None)
-        for rows in final.values():
-            for d, kind, dist, _ in list(rows):
-                for a in aliases.get(d, []):
-                    rows.append((a, kind, dist, f"hard link of {d}"))
-        kept_order = sorted(final, key=lambda k: k)
-        group_of: dict[str, int] = {}
-        kept_of: dict[int, str] = {}
-        out_rows: list[tuple[int, str, str, str, int, str]] = []
-        for gid, k in enumerate(kept_order, 1):
-            # Labels name images in the text form (\xNN for bytes that are not UTF-8):
-            # key the groups the same way, or a kept non-UTF-8 name cannot be written.
-            kept_of[gid] = display_path(k)
-            group_of[display_path(k)] = gid
-            for d, kind, dist, why in sorted(final[k]):
-                group_of[display_path(d)] = gid
-                out_rows.append((gid, kind, k, d, dist, why))
+        out_rows = merge_groups(exact_kept, near_kept, aliases, method=icfg.hash_method)
+        groups = len({r[0] for r in out_rows})
         target = ws.path("duplicates.csv")
         write_rows_csv(target, DUPLICATES.names,
                        [[g, kd, display_path(k), display_path(d), dist, why]
@@ -561,27 +540,20 @@ def run_dedup(
         write_rows_csv(ws.path("dedup_excluded.csv"), DEDUP_EXCLUDED.names,
                        [[display_path(p), excluded[p]] for p in sorted(excluded)])
 
-        n_conf = None
-        if labels is not None:
-            dedup, conf = dedup_labels(labels, group_of, kept_of)
-            ws.write("image_labels_dedup.parquet", dedup, IMAGE_LABELS)
-            conf = conf.sort_values(["group", "image", "post_id"], kind="mergesort")
-            write_rows_csv(ws.path("label_conflicts.csv"), LABEL_CONFLICTS.names,
-                           conf[LABEL_CONFLICTS.names].values.tolist())
-            n_conf = int(conf["group"].nunique()) if len(conf) else 0
-
         params = {"hash_method": icfg.hash_method, "hash_size": icfg.hash_size,
                   "near_threshold": threshold, "max_pixels": icfg.max_pixels,
                   "comment_weight": cfg.sample.comment_weight,
-                  "posts": str(posts) if posts else None, "apply": apply}
+                  "posts": str(posts) if posts else None, "apply": apply,
+                  "exact_only": exact_only}
         n_exact = sum(1 for r in out_rows if r[1] == "exact")
         ws.write_meta("duplicates.csv", stage="dedup", params=params,
                       inputs={"root": str(root.resolve())}, rows=len(out_rows),
                       elapsed=time.perf_counter() - started,
-                      extra={"scan": scan, "groups": len(kept_of), "config": as_dict(icfg)})
-        result = DedupResult(len(kept_of), n_exact, len(out_rows) - n_exact, len(excluded),
-                             n_conf, target, scan=scan)
+                      extra={"scan": scan, "groups": groups, "config": as_dict(icfg)})
+        result = DedupResult(groups, n_exact, len(out_rows) - n_exact, len(excluded), target,
+                             scan=scan)
         if apply:
+            sha = dict(zip(files["path"], files["sha1"], strict=False))
             info = {p: (int(s), int(t)) for p, s, t in
                     zip(files["path"], files["size"], files["mtime_ns"], strict=False)}
             plan = plan_moves(

@@ -35,7 +35,7 @@ from weaklabel.errors import WeaklabelError
 log = logging.getLogger(__name__)
 
 INVENTORY = "inventory.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3  # 2: no JPEG draft below a hash's input size; 3: reduce first
 PARTIAL_BLOCK = 64 * 1024
 CHUNK = 1 << 20
 MIN_STD = 2.0
@@ -141,6 +141,22 @@ def get_hash_method(name: str) -> Callable[..., Any]:
     import imagehash
 
     return getattr(imagehash, "average_hash" if name == "ahash" else name)
+
+
+def draft_side(spec: tuple[str, int] | None) -> int | None:
+    """Smallest side a JPEG may be reduced to before hashing with ``spec``.
+
+    Twice the side the hash resizes to (phash: ``4 * hash_size``; dhash: ``hash_size +
+    1``; ahash: ``hash_size``), so the final resize still averages several decoded pixels;
+    at exactly the hash's input size a DCT-scaled decode moves pHash by up to 2 more
+    bits. ``0``: no reduction (whash scales with the image's own size). None: no hash
+    wanted, any reduction will do.
+    """
+    if spec is None:
+        return None
+    method, size = spec
+    side = {"phash": 4 * size, "dhash": size + 1, "ahash": size}.get(method)
+    return 0 if side is None else 2 * side
 
 
 def hash_key(method: str, hash_size: int) -> str:
@@ -284,8 +300,13 @@ def _decode_checked(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
             try:
                 if im.format == "JPEG":
                     # Reduced-scale DCT decode: every byte of entropy data is still
-                    # parsed (so truncation and bad markers raise), at ~1/64 the pixels.
-                    im.draft("L", (max(1, w // 8), max(1, h // 8)))
+                    # parsed (so truncation and bad markers raise), at up to 1/64 the
+                    # pixels; never smaller than the hash's own input needs.
+                    side = draft_side(task.hash_spec)
+                    if side is None:
+                        im.draft("L", (max(1, w // 8), max(1, h // 8)))
+                    elif side:
+                        im.draft("L", (side, side))
                 im.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 out.update(status="decompression_bomb", reason=str(exc)[:200],
@@ -388,15 +409,33 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
     return ("ok", "")
 
 
+_ORIENT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+           6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+"""EXIF orientation → the ``Image.Transpose`` that shows the picture upright."""
+
+
 def _hash_into(im: Any, spec: tuple[str, int], out: dict[str, Any]) -> None:
-    from PIL import ImageOps, ImageStat
+    from PIL import Image, ImageStat
 
     method, size = spec
     try:
-        img = ImageOps.exif_transpose(im)
+        try:
+            orientation = int(im.getexif().get(0x0112, 1))
+        except Exception:  # a damaged EXIF block says nothing about the picture
+            orientation = 1
+        img = im
         if img.mode not in ("L", "RGB"):
             img = img.convert("RGBA").convert("RGB") if "A" in img.mode or img.mode == "P" \
                 else img.convert("RGB")
+        # Shrink by whole factors first, never below twice the hash's input: a box
+        # average is as good a start for the hash's own resize and ~10x cheaper than
+        # resizing a full PNG or TIFF.
+        side = draft_side(spec)
+        factor = min(img.size) // side if side else 1
+        if factor >= 2:
+            img = img.reduce(factor)
+        if orientation in _ORIENT:
+            img = img.transpose(getattr(Image.Transpose, _ORIENT[orientation]))
         grey = img.convert("L")
         std = ImageStat.Stat(grey).stddev[0]
         if std < MIN_STD:
