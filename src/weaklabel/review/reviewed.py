@@ -95,6 +95,7 @@ class ReviewedResult:
     images: int
     decisions: int
     changed: list[str]
+    up_to_date: bool = False
 
 
 def _parquet_bytes(df: pd.DataFrame) -> bytes:
@@ -113,7 +114,7 @@ def write_reviewed(ws_root: Path | str) -> ReviewedResult:
 
     root = Path(ws_root)
     if not (root / DECISIONS_DB).exists():
-        return ReviewedResult(0, 0, 0, [])
+        return ReviewedResult(0, 0, 0, [], up_to_date=True)
     with DecisionStore.open(root) as store:
         decisions = store.decisions()
     lf, imf = reviewed_frames(decisions)
@@ -129,7 +130,8 @@ def write_reviewed(ws_root: Path | str) -> ReviewedResult:
     if changed:
         log.info("reviewed labels: %d posts, %d image verdicts from %d decisions",
                  len(lf), len(imf), len(decisions))
-    return ReviewedResult(len(lf), len(imf), len(decisions), changed)
+    return ReviewedResult(len(lf), len(imf), len(decisions), changed,
+                          up_to_date=not changed)
 
 
 def read_reviewed_images(ws_root: Path | str) -> pd.DataFrame | None:
