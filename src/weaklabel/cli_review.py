@@ -122,6 +122,43 @@ def import_decisions(
                f"{s['reviewed_images']} image verdicts → {ws.root}/reviewed_labels.parquet")
 
 
+@review_app.command("serve")
+@stage_command
+def serve(
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    reviewers: Annotated[str, typer.Option(
+        help="Comma list of reviewer names; each gets its own invite link.")] = "reviewer",
+    host: Annotated[str, typer.Option(
+        help="Address to bind; anything but loopback exposes the links to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")
+                    ] = 8765,
+    page_size: Annotated[int, typer.Option(min=40, max=60, help="Thumbnails per page.")
+                         ] = 48,
+    quiet: QuietOpt = False,
+) -> None:
+    """Serve the review grid; print one invite link per reviewer.
+
+    Images come from the workspace's inventory (run purge or dedup first); text-only
+    posts show their caption. Decisions are saved as they are clicked; stopping the
+    server (Ctrl-C) writes reviewed_labels.parquet and reviewed_images.parquet.
+
+    Example: weaklabel review serve -w build --reviewers ana,ben
+    """
+    setup_logging(quiet)
+    from weaklabel.review.server import run_serve
+
+    cfg, ws = _workspace(config, workspace)
+    names = [n.strip() for n in reviewers.split(",") if n.strip()]
+    bad = [n for n in names if not n.replace("-", "").replace("_", "").isalnum()]
+    if not names or bad:
+        raise UsageError(f"--reviewers {reviewers!r}: give names of letters, digits, - or _, "
+                         "separated by commas")
+    run_serve(ws, reviewers=names, host=host, port=port, page_size=page_size,
+              labelmap=cfg.labelmap, echo=typer.echo)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``review`` command group to ``app``."""
     app.add_typer(review_app, name="review")

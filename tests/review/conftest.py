@@ -14,6 +14,7 @@ t2     (none)   (none)              abstained, best guess nails
 from __future__ import annotations
 
 import io
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,3 +109,77 @@ def write_review_workspace(base: Path) -> ReviewFx:
 @pytest.fixture
 def rfx(tmp_path: Path) -> ReviewFx:
     return write_review_workspace(tmp_path)
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    links: dict[str, str]
+    ws: Path
+
+
+def start_server(ws: Path, reviewers: str = "ana,ben", config: Path | None = None) -> Served:
+    """``weaklabel review serve`` in a subprocess on a free loopback port."""
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "weaklabel.cli", "review", "serve", "-w", str(ws),
+         *(["-c", str(config)] if config else []), "--reviewers", reviewers, "--port", "0",
+         "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    links: dict[str, str] = {}
+    deadline = time.monotonic() + 60
+    names = reviewers.split(",")
+    assert proc.stdout is not None
+    while len(links) < len(names):
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"server ended: {proc.stderr.read() if proc.stderr else ''}")
+        name, _, url = line.strip().partition(": ")
+        if name in names:
+            links[name] = url
+        assert time.monotonic() < deadline, "server did not print its links"
+    wait_listening(links[names[0]])
+    return Served(proc, links, ws)
+
+
+def wait_listening(url: str) -> None:
+    import time
+    import urllib.request
+
+    for _ in range(400):
+        try:
+            urllib.request.urlopen(url + "api/state", timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} does not answer")
+
+
+@pytest.fixture
+def serve(rfx: ReviewFx):  # type: ignore[no-untyped-def]
+    """A function starting the review server of ``rfx`` (images in a real inventory made
+    by purge); every server still running is stopped at the end."""
+    from weaklabel.images.purge import run_purge
+
+    run_purge(rfx.root, rfx.ws)
+    started: list[Served] = []
+
+    def start(reviewers: str = "ana,ben") -> Served:
+        started.append(start_server(rfx.ws, reviewers, rfx.config))
+        return started[-1]
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.terminate()
+            s.proc.wait(timeout=30)
+        for f in (s.proc.stdout, s.proc.stderr):
+            if f:
+                f.close()
+
+
+@pytest.fixture
+def served(serve):  # type: ignore[no-untyped-def]
+    return serve()

@@ -87,6 +87,8 @@ class Decision:
 
     def key(self) -> tuple[str, str, str, str, str, str | None]:
         """What must match for a retried id to be the same decision."""
+        if self.action == "undo":  # the stored row also names the item taken back
+            return (self.reviewer, "", "", "undo", "", self.undoes)
         return (self.reviewer, self.post_id, self.image, self.action, self.label, self.undoes)
 
 
