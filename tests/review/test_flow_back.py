@@ -65,10 +65,11 @@ def test_precision_comes_from_the_random_slice_only() -> None:
     items = [f"x{i}" for i in range(3000)]
     ds = []
     for seq, p in enumerate(items, start=1):
-        right = in_random_slice(p, "") and seq % 4 != 0  # 75 % right inside the slice
+        in_slice = in_random_slice(p, "")
+        right = in_slice and seq % 4 != 0  # 75 % right inside the slice
         ds.append(Decision(f"d{seq}", "ana", p, "", "lips",
                            "accept" if right else "reject",
-                           "lips" if right else "", seq=seq))
+                           "lips" if right else "", slice=in_slice, seq=seq))
     s = summarize(ds, posts=6000)
     lab = s["labels"]["lips"]
     n = sum(in_random_slice(p, "") for p in items)

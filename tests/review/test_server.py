@@ -30,9 +30,11 @@ def call(url: str, body: Any = None) -> tuple[int, Any]:
 def test_tokens_paths_and_isolation(served) -> None:  # type: ignore[no-untyped-def]
     ana, ben = served.links["ana"], served.links["ben"]
     wrong = ana.replace("/r/", "/r/x")
-    for rest in ("", "api/state", "api/page?label=lips", "img/1"):
+    for rest in ("", "api/state", "api/page?label=lips", "img/2"):
         assert call(wrong + rest)[0] == 403, rest
-    code, img = call(ana + "img/1")
+    with_image = next(it["id"] for it in call(ana + "api/page?label=lips")[1]["items"]
+                      if it["has_image"])
+    code, img = call(ana + f"img/{with_image}")
     assert code == 200 and img[:3] == b"\xff\xd8\xff"  # a JPEG thumbnail
     base = ana.split("/r/")[0]
     for evil in ("img/../../../../etc/passwd", "img/..%2F..%2F..%2Fetc%2Fpasswd",

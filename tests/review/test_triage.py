@@ -26,7 +26,8 @@ def test_evidence_parsers() -> None:
 def test_queue_puts_disagreement_and_low_confidence_first(rfx) -> None:  # type: ignore[no-untyped-def]
     q = run_queue(Workspace(rfx.ws), random_rate=0.0)
     assert list(q.columns[:5]) == ["post_id", "image", "label", "confidence", "why"]
-    assert q.loc[0, "post_id"] == "k1" and "keywords say nails" in q.loc[0, "why"]
+    assert q.loc[0, "post_id"] == "t2"  # abstained: no label yet, any answer adds one
+    assert q.loc[1, "post_id"] == "k1" and "keywords say nails" in q.loc[1, "why"]
     assert not q["random"].any()
     # t2 abstained: queued with its best guess; t1 has no image: a text item
     t2 = q[q["post_id"] == "t2"].iloc[0]

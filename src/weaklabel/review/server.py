@@ -27,6 +27,7 @@ from typing import Any
 
 from weaklabel.errors import WeaklabelError
 from weaklabel.review.store import Decision, DecisionStore, effective
+from weaklabel.review.triage import RANDOM_WHY
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,8 @@ def create_app(ws_root: Path, *, page_size: int = 48, labelmap: str | None = Non
             (it["label"] if action == "accept" else "")
         if action == "relabel" and label and label not in counts and label not in names:
             raise WeaklabelError(f"unknown label {label!r}")
-        return Decision(did, reviewer, it["post_id"], it["image"], it["label"], action, label)
+        return Decision(did, reviewer, it["post_id"], it["image"], it["label"], action, label,
+                        slice=it["why"] == RANDOM_WHY)
 
     def image(request: Request) -> Response:
         if who(request) is None:

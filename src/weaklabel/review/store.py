@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     label TEXT NOT NULL DEFAULT '', -- accept: shown; relabel: the right one ('' = none)
     undoes TEXT,                    -- undo: the id taken back
     origin TEXT NOT NULL DEFAULT 'web',
+    slice INTEGER NOT NULL DEFAULT 0, -- 1: the item was shown as part of the random slice
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_reviewer ON decisions(reviewer, seq);
@@ -83,6 +84,7 @@ class Decision:
     label: str = ABSTAIN
     undoes: str | None = None
     origin: str = "web"
+    slice: bool = False
     seq: int | None = None
 
     def key(self) -> tuple[str, str, str, str, str, str | None]:
@@ -174,14 +176,14 @@ class DecisionStore:
                 if target is None or target.reviewer != d.reviewer or target.action == "undo":
                     raise WeaklabelError(f"no decision {d.undoes!r} of {d.reviewer} to undo")
                 d = Decision(d.id, d.reviewer, target.post_id, target.image, target.shown,
-                             "undo", target.label, d.undoes, d.origin)
+                             "undo", target.label, d.undoes, d.origin, target.slice)
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 cur = self.db.execute(
                     "INSERT INTO decisions (id, reviewer, post_id, image, shown, action, label, "
-                    "undoes, origin, at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "undoes, origin, slice, at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (d.id, d.reviewer, d.post_id, d.image, d.shown, d.action, d.label,
-                     d.undoes, d.origin, time.time()))
+                     d.undoes, d.origin, int(d.slice), time.time()))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -277,12 +279,14 @@ class DecisionStore:
         return {str(a): int(b) for a, b in rows}
 
 
-_COLS = "id, reviewer, post_id, image, shown, action, label, undoes, origin, seq"
+_COLS = "id, reviewer, post_id, image, shown, action, label, undoes, origin, slice, seq"
 _ITEM_COLS = "id, rank, post_id, image, label, confidence, why, caption, evidence"
 
 
 def _decision(row: Sequence[Any]) -> Decision:
-    return Decision(*row)
+    return Decision(id=row[0], reviewer=row[1], post_id=row[2], image=row[3], shown=row[4],
+                    action=row[5], label=row[6], undoes=row[7], origin=row[8],
+                    slice=bool(row[9]), seq=row[10])
 
 
 def _item(row: Sequence[Any]) -> dict[str, Any]:

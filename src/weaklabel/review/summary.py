@@ -1,9 +1,10 @@
 """What review has measured: reviewed share, precision per label, agreement.
 
-Precision per label comes only from the *random slice* (:func:`~weaklabel.review.triage.
-in_random_slice`): the queue puts likely-wrong items first, so the accept rate of the rest
-of the reviewed items underestimates precision. An item's verdict is *right* when the
-reviewer accepted the shown label (or relabelled it to the same one).
+Precision per label comes only from decisions on the *random slice* (``slice`` set, see
+:func:`~weaklabel.review.triage.in_random_slice`): the queue puts likely-wrong items
+first, so the accept rate of the rest of the reviewed items underestimates precision.
+An item's verdict is *right* when the reviewer accepted the shown label (or relabelled
+it to the same one).
 
 Agreement is Cohen's κ between two reviewers over the items both decided, per label
 (the shown one); a verdict is the label the reviewer gave, or "not <label>" for a reject.
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from weaklabel.review.store import DECISIONS_DB, Decision, DecisionStore, effective
-from weaklabel.review.triage import in_random_slice
 
 
 def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
@@ -67,7 +67,7 @@ def summarize(decisions: Sequence[Decision], *, posts: int | None = None) -> dic
     per_label: dict[str, dict[str, Any]] = {}
     slice_hits: dict[str, list[bool]] = defaultdict(list)
     for d in standing:
-        if d.shown and in_random_slice(d.post_id, d.image):
+        if d.shown and d.slice:
             slice_hits[d.shown].append(_verdict(d) == d.shown)
     labels = sorted({d.shown for d in standing if d.shown})
     for lab in labels:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from weaklabel.contracts import ABSTAIN
 from weaklabel.errors import WeaklabelError
 from weaklabel.review.store import Decision, DecisionStore, effective
+from weaklabel.review.triage import in_random_slice
 
 if TYPE_CHECKING:
     from weaklabel.workspace import Workspace
@@ -80,7 +81,11 @@ def _decide(*, did: str, reviewer: str, post_id: str, image: str, label: str,
         action = "accept" if shown and label == shown else "relabel"
     if action == "accept" and not label:
         label = shown
-    return Decision(did, reviewer, post_id, image, shown, action, label, None, origin)
+    # a random-slice item shown with its own label: it counts towards measured precision
+    in_slice = bool(shown) and shown == cur.post_label.get(post_id) \
+        and in_random_slice(post_id, image)
+    return Decision(did, reviewer, post_id, image, shown, action, label, None, origin,
+                    in_slice)
 
 
 def read_decisions_csv(path: Path, cur: Current) -> list[Decision]:

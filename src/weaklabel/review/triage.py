@@ -10,7 +10,9 @@ Items are ordered by a *suspicion* score, the sum of:
   labels (``keyword_labels.parquet``) against the final label, a keyword tie, and the
   KNN vote's runner-up share;
 - **low confidence**: ``1 - confidence``;
-- **a label conflict inside a duplicate group** (``label_conflicts.csv`` from dedup): 1.
+- **a label conflict inside a duplicate group** (``label_conflicts.csv`` from dedup): 1;
+- **an abstained post** (shown with its best guess): 1, since it has no label yet and any
+  answer adds one.
 
 Every item whose stable hash falls below ``random_rate`` (5 %) is in the *random slice*
 whatever its score: one slice item is placed after every ``1 / random_rate - 1`` scored
@@ -124,6 +126,9 @@ def suspicion(row: Mapping[str, Any], *, keyword_label: str | None,
     if conf < 0.6:
         why.append(f"low confidence {conf:.2f}")
     if not row["label"]:
+        # No source was sure enough: whatever the answer, the item has no label yet, so
+        # a review of it always adds one (a kept label is right about half the time).
+        score += 1.0
         why.append("abstained, best guess shown")
     if conflict:
         score += 1.0
