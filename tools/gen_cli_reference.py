@@ -28,10 +28,14 @@ def reference() -> str:
     runner = CliRunner()
     import typer.main
 
-    names = [c.name for c in typer.main.get_command(app).commands.values()]  # type: ignore[attr-defined]
+    names: list[str] = []
+    for c in typer.main.get_command(app).commands.values():  # type: ignore[attr-defined]
+        names.append(c.name)
+        # a command group (``review``): each of its commands too
+        names += [f"{c.name} {sub}" for sub in getattr(c, "commands", {})]
     parts = []
     for name in [None, *names]:
-        args = [name, "--help"] if name else ["--help"]
+        args = [*name.split(), "--help"] if name else ["--help"]
         res = runner.invoke(app, args, env={"COLUMNS": "100", "NO_COLOR": "1"})
         text = "\n".join(line.rstrip() for line in res.output.strip().splitlines())
         title = f"weaklabel {name}" if name else "weaklabel"

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from weaklabel import __version__, cli_dataset, cli_images
+from weaklabel import __version__, cli_dataset, cli_images, cli_review
 from weaklabel.cli_common import (
     ConfigOpt,
     ForceOpt,
@@ -300,6 +300,7 @@ def build(
 # typer at the top, like this one.
 cli_images.register(app)
 cli_dataset.register(app)
+cli_review.register(app)
 
 
 def main() -> None:

@@ -97,6 +97,12 @@ def run_build(
             + ", then run the build again"
         )
         return result
+    from weaklabel.review.store import DECISIONS_DB
+
+    if ws.path(DECISIONS_DB).exists():  # reviewers' decisions become gold for propagate
+        from weaklabel.review.reviewed import write_reviewed
+
+        step("reviewed", lambda: _as_dict(write_reviewed(ws.root)))
     step("propagate", lambda: run_propagate(ws, cfg.labelmap, cfg, force=force))
     if root is not None:
         from weaklabel.images.dedup import run_dedup

@@ -45,12 +45,13 @@ DATASET = Schema(
     "dataset",
     (("split", "str"), ("label", "str"), ("label_index", "int"), ("path", "str"),
      ("source", "str"), ("post_id", "str"), ("confidence", "float"), ("likes", "Int64"),
-     ("comments", "Int64")),
+     ("comments", "Int64"), ("human_annotated", "str")),
     key=("source",),
 )
 """``OUT/dataset.csv``: ``path`` is relative to OUT (empty without the ImageFolder
 format); ``source`` is the image path relative to the image root. Rows are in split order
-(train, val, test), then label, then source."""
+(train, val, test), then label, then source. ``human_annotated`` is ``yes`` when a
+reviewer confirmed the image's label (``weaklabel review``), else ``no``."""
 
 EXPORT_REJECTS = Schema(
     "export_rejects", (("image", "str"), ("reason", "str")), key=("image",), sort=("image",),

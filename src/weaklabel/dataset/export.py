@@ -284,7 +284,7 @@ def parse_creation_date(text: str) -> str:
 
 def manifest_line(
     *, source_ref: str, job: str, index: int, class_name: str, confidence: float,
-    creation_date: str, split: str,
+    creation_date: str, split: str, human: bool = False,
 ) -> str:
     """One SageMaker Ground Truth image-classification output line (JSON, no newline)."""
     obj = {
@@ -293,7 +293,7 @@ def manifest_line(
         f"{job}-metadata": {
             "class-name": class_name,
             "confidence": round(float(confidence), 4),
-            "human-annotated": "no",
+            "human-annotated": "yes" if human else "no",
             "type": "groundtruth/image-classification",
             "job-name": f"labeling-job/{job}",
             "creation-date": creation_date,
@@ -631,6 +631,10 @@ def run_export(
         plan = plan[plan["image"].isin(list(expect))].reset_index(drop=True)
     if "imagefolder" not in formats:
         plan = plan.assign(path="")
+    from weaklabel.review.reviewed import human_annotated
+
+    plan = plan.assign(human=human_annotated(plan["image"], plan["label"], plan["post_id"],
+                                             ws.root))
 
     out_parent = out.absolute().parent
     out_parent.mkdir(parents=True, exist_ok=True)
@@ -679,12 +683,12 @@ def run_export(
                     f.write(manifest_line(
                         source_ref=ref, job=job, index=int(r.label_index),
                         class_name=names.get(r.label, r.label), confidence=r.confidence,
-                        creation_date=cdate, split=r.split) + "\n")
+                        creation_date=cdate, split=r.split, human=bool(r.human)) + "\n")
             written.append("manifest.jsonl")
         if "csv" in formats:
             rows = [[_cell(v) for v in (r.split, r.label, int(r.label_index), text_path(r.path),
                                          text_path(r.image), r.post_id, float(r.confidence),
-                                         r.likes, r.comments)]
+                                         r.likes, r.comments, "yes" if r.human else "no")]
                     for r in plan.itertuples(index=False)]
             write_csv_rows(staging / "dataset.csv", DATASET.names, rows)
             written.append("dataset.csv")

@@ -212,6 +212,7 @@ class ReportData:
     cluster_labels: dict[int, str] = field(default_factory=dict)
     captions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    review: dict[str, Any] | None = None
 
 
 CSS = """
@@ -436,13 +437,19 @@ def section_eval(d: ReportData) -> str:
     return "".join(out)
 
 
+def _section_review(d: ReportData) -> str:
+    from weaklabel.review.summary import section_html
+
+    return section_html(d.review)
+
+
 def render_report(d: ReportData, *, thumb: Thumb | None) -> str:
     """The whole page as one HTML string (no I/O but ``thumb``)."""
     title = f"weaklabel report — {d.workspace}"
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
         ("funnel", "Funnel"), ("labels", "Labels"), ("sheets", "Contact sheets"),
         ("clusters", "Clusters"), ("purge", "Purge"), ("duplicates", "Duplicates"),
-        ("eval", "Evaluation")))
+        ("review", "Review"), ("eval", "Evaluation")))
     notes = "".join(f'<p class="muted">{esc(n)}</p>' for n in d.notes)
     parts = [
         "<!DOCTYPE html>", '<html lang="ko"><head><meta charset="utf-8">',
@@ -452,7 +459,7 @@ def render_report(d: ReportData, *, thumb: Thumb | None) -> str:
         f"</head><body><h1>{esc(title)}</h1><nav>{nav}</nav>{notes}",
         section_funnel(d), section_labels(d), section_sheets(d, thumb),
         section_clusters(d), section_purge(d), section_duplicates(d, thumb),
-        section_eval(d), "</body></html>\n",
+        _section_review(d), section_eval(d), "</body></html>\n",
     ]
     return "\n".join(parts)
 
@@ -502,6 +509,9 @@ def gather(ws: Workspace, cfg: Any, *, gold: Path | None = None,
         d.names = {lab.id: lab.name for lab in lm.labels}
         d.background = lm.background
         d.cluster_labels = {c: lab.id for lab in lm.labels for c in lab.clusters}
+    from weaklabel.review.summary import review_summary
+
+    d.review = review_summary(ws.root, posts=d.posts)
     if gold is not None:
         from weaklabel.labels.evaluate import run_eval
 

@@ -403,6 +403,12 @@ def run_sample(
     t0 = time.perf_counter()
     scfg = cfg.sample
     labels, inputs, notes = load_labels_for_sampling(ws)
+    from weaklabel.review.reviewed import drop_rejected, read_reviewed_images
+
+    reviewed = read_reviewed_images(ws.root)  # a reviewer's "wrong label" leaves the sample
+    if reviewed is not None:
+        inputs["reviewed_images.parquet"] = ws.input_digest("reviewed_images.parquet")
+        labels = drop_rejected(labels, reviewed)
     lm_path = labelmap if labelmap is not None else cfg.labelmap
     ids: list[str] = []
     background = None

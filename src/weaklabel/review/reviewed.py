@@ -1,0 +1,174 @@
+"""Turn the decisions journal into the artifacts the next build reads.
+
+- ``WORKSPACE/reviewed_labels.parquet`` (:data:`REVIEWED_LABELS`): one row per reviewed
+  post, its label (:data:`~weaklabel.contracts.ABSTAIN` = "none of the labels").
+  ``propagate`` takes these as gold seeds that override every other source.
+- ``WORKSPACE/reviewed_images.parquet`` (:data:`REVIEWED_IMAGES`): per reviewed image
+  and label the verdict ``accept`` or ``reject``. ``sample`` drops a rejected
+  (image, label); ``export`` marks an accepted one ``human-annotated: "yes"``.
+
+How decisions combine: each reviewer's standing decision per item counts (an undone one
+does not). A post's label is the majority of its ``accept`` (the shown label) and
+``relabel`` (the new label) votes over its items and reviewers; a tie goes to the latest
+vote. A ``reject`` says only what the label is not, so it votes at image level only
+(a ``relabel`` there is a reject of the shown label plus an accept of the new one). An
+image's verdict on a label is the majority, a tie rejects.
+
+Both files are rewritten only when their content changes, so a build whose decisions
+did not change finds every later stage up to date.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from weaklabel.contracts import ABSTAIN, Schema, conform
+from weaklabel.review.store import DECISIONS_DB, Decision, DecisionStore, effective
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+REVIEWED_LABELS = Schema(
+    "reviewed_labels", (("post_id", "str"), ("label", "str")), key=("post_id",),
+    sort=("post_id",),
+)
+REVIEWED_IMAGES = Schema(
+    "reviewed_images",
+    (("image", "str"), ("post_id", "str"), ("label", "str"), ("verdict", "str")),
+    key=("image", "post_id", "label"), sort=("image", "post_id", "label"),
+)
+VERDICTS = ("accept", "reject")
+
+
+def reviewed_frames(decisions: Iterable[Decision]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(reviewed_labels, reviewed_images)`` from a journal (see the module docstring)."""
+    import pandas as pd
+
+    standing = sorted(effective(decisions).values(), key=lambda d: d.seq or 0)
+    post_votes: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    image_votes: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+    for d in standing:
+        seq = d.seq or 0
+        if d.action == "accept":
+            if d.post_id:
+                post_votes[d.post_id].append((d.shown, seq))
+            if d.image and d.shown:
+                image_votes[(d.image, d.post_id, d.shown)]["accept"] += 1
+        elif d.action == "relabel":
+            if d.post_id:
+                post_votes[d.post_id].append((d.label, seq))
+            if d.image:
+                if d.shown and d.shown != d.label:
+                    image_votes[(d.image, d.post_id, d.shown)]["reject"] += 1
+                if d.label:
+                    image_votes[(d.image, d.post_id, d.label)]["accept"] += 1
+        elif d.action == "reject" and d.image and d.shown:
+            image_votes[(d.image, d.post_id, d.shown)]["reject"] += 1
+    labels = []
+    for post_id, votes in post_votes.items():
+        count = Counter(lab for lab, _ in votes)
+        last = {lab: seq for lab, seq in votes}
+        best = max(count, key=lambda lab: (count[lab], last[lab]))
+        labels.append({"post_id": post_id, "label": best})
+    images = [{"image": i, "post_id": p, "label": lab,
+               "verdict": "accept" if c["accept"] > c["reject"] else "reject"}
+              for (i, p, lab), c in image_votes.items()]
+    lf = pd.DataFrame(labels, columns=REVIEWED_LABELS.names)
+    imf = pd.DataFrame(images, columns=REVIEWED_IMAGES.names)
+    return (conform(lf, REVIEWED_LABELS, "reviewed_labels.parquet"),
+            conform(imf, REVIEWED_IMAGES, "reviewed_images.parquet"))
+
+
+@dataclass
+class ReviewedResult:
+    """What :func:`write_reviewed` found and wrote."""
+
+    posts: int
+    images: int
+    decisions: int
+    changed: list[str]
+    up_to_date: bool = False
+
+
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def write_reviewed(ws_root: Path | str) -> ReviewedResult:
+    """Materialise ``reviewed_labels.parquet`` and ``reviewed_images.parquet`` from the
+    workspace's decisions, atomically, only where the content changed.
+
+    A workspace without a decisions database gets no files (and nothing is removed).
+    """
+    from weaklabel.workspace import atomic_path
+
+    root = Path(ws_root)
+    if not (root / DECISIONS_DB).exists():
+        return ReviewedResult(0, 0, 0, [], up_to_date=True)
+    with DecisionStore.open(root) as store:
+        decisions = store.decisions()
+    lf, imf = reviewed_frames(decisions)
+    changed = []
+    for name, df in (("reviewed_labels.parquet", lf), ("reviewed_images.parquet", imf)):
+        data = _parquet_bytes(df)
+        target = root / name
+        if target.exists() and target.read_bytes() == data:
+            continue
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
+        changed.append(name)
+    if changed:
+        log.info("reviewed labels: %d posts, %d image verdicts from %d decisions",
+                 len(lf), len(imf), len(decisions))
+    return ReviewedResult(len(lf), len(imf), len(decisions), changed,
+                          up_to_date=not changed)
+
+
+def read_reviewed_images(ws_root: Path | str) -> pd.DataFrame | None:
+    """``reviewed_images.parquet`` of a workspace, checked, or None when absent."""
+    from weaklabel.workspace import read_parquet
+
+    p = Path(ws_root) / "reviewed_images.parquet"
+    return read_parquet(p, REVIEWED_IMAGES) if p.exists() else None
+
+
+def read_reviewed_labels(ws_root: Path | str) -> pd.DataFrame | None:
+    """``reviewed_labels.parquet`` of a workspace, checked, or None when absent."""
+    from weaklabel.workspace import read_parquet
+
+    p = Path(ws_root) / "reviewed_labels.parquet"
+    return read_parquet(p, REVIEWED_LABELS) if p.exists() else None
+
+
+def drop_rejected(labels: pd.DataFrame, reviewed: pd.DataFrame | None) -> pd.DataFrame:
+    """Image-label rows without the (image, label) pairs a reviewer rejected."""
+    if reviewed is None or not len(reviewed) or not len(labels):
+        return labels
+    rej = reviewed[reviewed["verdict"] == "reject"]
+    bad = set(zip(rej["image"], rej["label"], strict=True))
+    keep = [(i, lab) not in bad for i, lab in zip(labels["image"], labels["label"],
+                                                   strict=True)]
+    return labels[keep].reset_index(drop=True)
+
+
+def human_annotated(images: Iterable[str], labels: Iterable[str], post_ids: Iterable[str],
+                    ws_root: Path | str) -> list[bool]:
+    """Per exported row: did a reviewer confirm this image's label (or its post's)?"""
+    imf = read_reviewed_images(ws_root)
+    lf = read_reviewed_labels(ws_root)
+    ok_img = set() if imf is None else {
+        (i, lab) for i, lab, v in zip(imf["image"], imf["label"], imf["verdict"], strict=True)
+        if v == "accept"}
+    ok_post = {} if lf is None else dict(zip(lf["post_id"], lf["label"], strict=True))
+    return [(i, lab) in ok_img or (ok_post.get(p, None) == lab and lab != ABSTAIN)
+            for i, lab, p in zip(images, labels, post_ids, strict=True)]

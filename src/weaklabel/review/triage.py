@@ -1,0 +1,275 @@
+"""The review queue (triage): likely-wrong labels first, plus an honest random slice per label.
+
+One item per labelled image (``image_labels.parquet``) and one per post without images
+(``image`` empty). An abstained post is queued with its best guess (``top_label``).
+Items are ordered by a *suspicion* score, the sum of:
+
+- **disagreement** between the labelling sources: the per-source vote columns
+  ``label_keyword`` / ``label_knn`` / ``label_classifier`` of ``post_labels.parquet``
+  when present (each source that voted for another label adds 1); otherwise the keyword
+  labels (``keyword_labels.parquet``) against the final label, a keyword tie, and the
+  KNN vote's runner-up share;
+- **low confidence**: ``1 - confidence``;
+- **a label conflict inside a duplicate group** (``label_conflicts.csv`` from dedup): 1;
+- **an abstained post** (shown with its best guess): 1, since it has no label yet and any
+  answer adds one.
+
+Every item whose stable hash falls below ``random_rate`` (5 %) is in the *random slice*
+whatever its score: one slice item is placed after every ``1 / random_rate - 1`` scored
+items, so a reviewer who stops anywhere has reviewed a random 5 % whose accept rate is an
+unbiased precision estimate per label. The order is a pure function of the inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from weaklabel.contracts import ABSTAIN, POST_LABELS, Schema
+from weaklabel.errors import WeaklabelError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from weaklabel.workspace import Workspace
+
+QUEUE = Schema(
+    "review_queue",
+    (("post_id", "str"), ("image", "str"), ("label", "str"), ("confidence", "float"),
+     ("why", "str")),
+    key=("post_id", "image"),
+)
+"""``queue.csv``: items in review order; ``image`` is empty for a text-only post."""
+
+RANDOM_WHY = "random slice"
+VOTE_COLUMNS = ("label_keyword", "label_knn", "label_classifier")
+"""Per-source votes in ``post_labels.parquet`` when the label stage writes them
+(:data:`~weaklabel.contracts.ABSTAIN` = the source abstained)."""
+RANDOM_RATE = 0.05
+QUEUE_SEED = 9
+
+
+def in_random_slice(post_id: str, image: str, *, rate: float = RANDOM_RATE,
+                    seed: int = QUEUE_SEED) -> bool:
+    """True when the item belongs to the random slice (stable across runs and builds).
+
+    Example:
+        >>> sum(in_random_slice(str(i), "") for i in range(10000)) // 100
+        5
+    """
+    h = hashlib.sha1(f"{seed}\x1f{post_id}\x1f{image}".encode()).digest()
+    return int.from_bytes(h[:8], "big") < rate * 2**64
+
+
+def _stable(post_id: str, image: str) -> str:
+    return hashlib.sha1(f"{post_id}\x1f{image}".encode()).hexdigest()
+
+
+_KNN = re.compile(r"^knn ((?:\S+:[0-9.]+ ?)+)")
+
+
+def knn_votes(evidence: str) -> list[tuple[str, float]]:
+    """The KNN vote shares recorded in a post label's evidence (``knn a:0.60 b:0.30``)."""
+    m = _KNN.match(evidence or "")
+    if not m:
+        return []
+    out = []
+    for part in m.group(1).split():
+        lab, _, share = part.rpartition(":")
+        try:
+            out.append((lab, float(share)))
+        except ValueError:
+            continue
+    return out
+
+
+def keyword_hits(evidence: str) -> list[str]:
+    """Labels whose keywords the caption matched (``lips: 립스틱; nails: 네일``)."""
+    text = (evidence or "").split(" | ", 1)[-1] if (evidence or "").startswith("knn ") \
+        else (evidence or "")
+    text = text.removeprefix("tie: ")
+    return [p.split(": ", 1)[0] for p in text.split("; ") if ": " in p]
+
+
+def suspicion(row: Mapping[str, Any], *, keyword_label: str | None,
+              conflict: bool) -> tuple[float, list[str]]:
+    """Score one post label (higher = more likely wrong) and say why."""
+    label = row["label"] or row.get("top_label") or ABSTAIN
+    why: list[str] = []
+    score = 0.0
+    votes = {c: row.get(c) for c in VOTE_COLUMNS if isinstance(row.get(c), str)}
+    if votes:
+        against = {c.removeprefix("label_"): v for c, v in votes.items()
+                   if v != ABSTAIN and v != label}
+        if against:
+            score += len(against)
+            why.append("sources disagree (" + ", ".join(f"{k}: {v}" for k, v in
+                                                     sorted(against.items())) + ")")
+    else:
+        ev = str(row.get("evidence") or "")
+        if keyword_label and keyword_label != label:
+            score += 1
+            why.append(f"keywords say {keyword_label}")
+        hits = set(keyword_hits(ev))
+        if len(hits) > 1 or ev.startswith("tie: ") or " | tie: " in ev:
+            score += 0.5
+            why.append("keywords of " + ", ".join(sorted(hits)))
+        votes_knn = knn_votes(ev)
+        if len(votes_knn) > 1:
+            score += votes_knn[1][1]
+            why.append(f"knn runner-up {votes_knn[1][0]} {votes_knn[1][1]:.2f}")
+    conf = float(row.get("confidence") or 0.0)
+    score += 1.0 - conf
+    if conf < 0.6:
+        why.append(f"low confidence {conf:.2f}")
+    if not row["label"]:
+        # No source was sure enough: whatever the answer, the item has no label yet, so
+        # a review of it always adds one (a kept label is right about half the time).
+        score += 1.0
+        why.append("abstained, best guess shown")
+    if conflict:
+        score += 1.0
+        why.append("duplicate group has other labels")
+    return score, why
+
+
+def build_queue(
+    post_labels: pd.DataFrame, *, image_labels: pd.DataFrame | None = None,
+    keyword_labels: pd.DataFrame | None = None, conflicts: pd.DataFrame | None = None,
+    captions: Mapping[str, str] | None = None, random_rate: float = RANDOM_RATE,
+    seed: int = QUEUE_SEED, exclude: set[tuple[str, str]] | None = None,
+) -> pd.DataFrame:
+    """Order every reviewable item, likely-wrong first, with the random slice mixed in.
+
+    Args:
+        post_labels: the post labels (:data:`~weaklabel.contracts.POST_LABELS`, maybe with
+            the per-source vote columns).
+        image_labels: image → post rows; posts absent from it are queued as text items.
+        keyword_labels: keyword-only labels (a second opinion when vote columns lack).
+        conflicts: ``label_conflicts.csv`` rows (``image`` column used).
+        captions: post_id → caption, shown for text items.
+        random_rate: share of items in the random slice.
+        seed: seed of the slice's hash.
+        exclude: (post_id, image) items already decided: left out.
+
+    Returns:
+        A frame with the :data:`QUEUE` columns plus ``caption``, ``evidence`` and
+        ``random`` (bool), in review order.
+    """
+    import pandas as pd
+
+    kw = dict(zip(keyword_labels["post_id"], keyword_labels["label"], strict=True)) \
+        if keyword_labels is not None else {}
+    conflict_images = set(conflicts["image"]) if conflicts is not None else set()
+    captions = captions or {}
+    exclude = exclude or set()
+    by_post = {r["post_id"]: r for r in post_labels.to_dict(orient="records")}
+    pairs: list[tuple[str, str]] = []
+    if image_labels is not None and len(image_labels):
+        pairs = [(str(p), str(i)) for p, i in zip(image_labels["post_id"],
+                                                  image_labels["image"], strict=True)
+                 if p in by_post]
+    with_images = {p for p, _ in pairs}
+    pairs += [(p, "") for p in by_post if p not in with_images]
+    scored, randoms = [], []
+    for post_id, image in dict.fromkeys(pairs):
+        if (post_id, image) in exclude:
+            continue
+        row = by_post[post_id]
+        label = row["label"] or row.get("top_label") or ABSTAIN
+        if not label:
+            continue  # nothing to confirm: no source had a guess
+        s, why = suspicion(row, keyword_label=kw.get(post_id) or None,
+                           conflict=image in conflict_images)
+        item = {"post_id": post_id, "image": image, "label": label,
+                "confidence": float(row.get("confidence") or 0.0),
+                "caption": str(captions.get(post_id, "")), "evidence": str(row["evidence"])}
+        if row["label"] and in_random_slice(post_id, image, rate=random_rate, seed=seed):
+            randoms.append({**item, "why": RANDOM_WHY, "random": True,
+                            "_k": _stable(post_id, image)})
+        else:
+            scored.append({**item, "why": "; ".join(why) or "check", "random": False,
+                           "_s": -round(s, 6), "_k": _stable(post_id, image)})
+    scored.sort(key=lambda r: (r["_s"], r["_k"]))
+    randoms.sort(key=lambda r: r["_k"])
+    every = max(1, round(1 / random_rate) - 1) if random_rate > 0 else len(scored) + 1
+    out: list[dict[str, Any]] = []
+    ri = 0
+    for i, r in enumerate(scored):
+        if i and i % every == 0 and ri < len(randoms):
+            out.append(randoms[ri])
+            ri += 1
+        out.append(r)
+    out.extend(randoms[ri:])
+    cols = [*QUEUE.names, "caption", "evidence", "random"]
+    return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
+
+
+def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
+    """Read what the queue needs from a workspace (post labels required)."""
+    import pandas as pd
+
+    from weaklabel.contracts import IMAGE_LABELS, POSTS
+    from weaklabel.workspace import read_parquet
+
+    p = ws.require("post_labels.parquet")
+    post_labels = pd.read_parquet(p)
+    from weaklabel.contracts import check_frame
+
+    check_frame(post_labels, POST_LABELS, p)
+    out: dict[str, Any] = {"post_labels": post_labels}
+    if ws.path("image_labels.parquet").exists():
+        out["image_labels"] = read_parquet(ws.path("image_labels.parquet"), IMAGE_LABELS)
+    if ws.path("keyword_labels.parquet").exists():
+        out["keyword_labels"] = read_parquet(ws.path("keyword_labels.parquet"), POST_LABELS)
+    lc = ws.path("label_conflicts.csv")
+    if lc.exists():
+        try:
+            out["conflicts"] = pd.read_csv(lc, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as exc:
+            raise WeaklabelError(f"{lc}: cannot read ({exc}); re-run weaklabel dedup") from exc
+        if "image" not in out["conflicts"].columns:
+            raise WeaklabelError(f"{lc}: lacks column image; re-run weaklabel dedup")
+    if ws.path("posts.parquet").exists():
+        posts = read_parquet(ws.path("posts.parquet"), POSTS)
+        out["captions"] = dict(zip(posts["post_id"], posts["caption"], strict=True))
+    return out
+
+
+def decided_items(ws_root: Path) -> set[tuple[str, str]]:
+    """(post_id, image) of every item with a standing decision in the workspace's store."""
+    from weaklabel.review.store import DECISIONS_DB, DecisionStore, effective
+
+    if not (ws_root / DECISIONS_DB).exists():
+        return set()
+    with DecisionStore.open(ws_root) as store:
+        return {(p, i) for (_, p, i) in effective(store.decisions())}
+
+
+def run_queue(ws: Workspace, *, limit: int | None = None, output: Path | None = None,
+              random_rate: float = RANDOM_RATE, include_decided: bool = False) -> pd.DataFrame:
+    """Build the queue of a workspace; write the first ``limit`` items to ``output``.
+
+    Raises:
+        MissingArtifactError: no ``post_labels.parquet`` (run ``weaklabel propagate``).
+    """
+    if not 0.0 <= random_rate < 1.0:
+        raise WeaklabelError(f"random rate {random_rate} must be in [0, 1)")
+    q = build_queue(**load_queue_inputs(ws), random_rate=random_rate,
+                    exclude=None if include_decided else decided_items(ws.root))
+    if limit is not None:
+        q = q.head(limit).reset_index(drop=True)
+    if output is not None:
+        write_csv(q[QUEUE.names], output)
+    return q
+
+
+def write_csv(df: pd.DataFrame, target: Path) -> None:
+    """Write a small CSV atomically (UTF-8, ``\\n`` line ends, same bytes each time)."""
+    from weaklabel.workspace import atomic_path
+
+    with atomic_path(Path(target)) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n", float_format="%.4f")

@@ -1,0 +1,120 @@
+"""The review server over HTTP: tokens, isolation between reviewers, no path from a
+request reaching the disk, idempotent decisions, nothing acknowledged lost on kill -9."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import threading
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from weaklabel.review.store import DECISIONS_DB
+
+
+def call(url: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            raw, code, ctype = r.read(), r.status, r.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as e:
+        raw, code, ctype = e.read(), e.code, e.headers.get("Content-Type", "")
+    return code, json.loads(raw) if "json" in ctype else raw
+
+
+def test_tokens_paths_and_isolation(served) -> None:  # type: ignore[no-untyped-def]
+    ana, ben = served.links["ana"], served.links["ben"]
+    wrong = ana.replace("/r/", "/r/x")
+    for rest in ("", "api/state", "api/page?label=lips", "img/2"):
+        assert call(wrong + rest)[0] == 403, rest
+    with_image = next(it["id"] for it in call(ana + "api/page?label=lips")[1]["items"]
+                      if it["has_image"])
+    code, img = call(ana + f"img/{with_image}")
+    assert code == 200 and img[:3] == b"\xff\xd8\xff"  # a JPEG thumbnail
+    base = ana.split("/r/")[0]
+    for evil in ("img/../../../../etc/passwd", "img/..%2F..%2F..%2Fetc%2Fpasswd",
+                 "img/%2Fetc%2Fpasswd", "img/99999", "img/-1", "../../inventory.sqlite",
+                 "static/..%2f..%2finventory.sqlite"):
+        assert call(ana + evil)[0] == 404, evil
+    assert call(base + "/etc/passwd")[0] == 404
+    assert call(base + "/")[0] == 404
+    code, page = call(ana + "api/page?label=lips")
+    first = page["items"][0]["id"]
+    code, res = call(ana + "api/decide",
+                     {"decisions": [{"id": "a-1", "item": first, "action": "reject"}]})
+    assert code == 200 and res["acked"][0]["new"] is True
+    code, res = call(ana + "api/decide",  # a retry: acknowledged, not doubled
+                     {"decisions": [{"id": "a-1", "item": first, "action": "reject"}]})
+    assert code == 200 and res["acked"][0]["new"] is False
+    # ben sees none of ana's decisions, and can neither undo nor overwrite them
+    code, state = call(ben + "api/state")
+    assert state["reviewer"] == "ben" and all(lab["done"] == 0 for lab in state["labels"])
+    assert call(ben + "api/page?label=lips")[1]["items"][0]["decision"] is None
+    code, res = call(ben + "api/decide",
+                     {"decisions": [{"id": "b-1", "action": "undo", "undoes": "a-1"}]})
+    assert code == 422 and "no decision 'a-1' of ben" in res["errors"][0]["error"]
+    code, res = call(ben + "api/decide",
+                     {"decisions": [{"id": "a-1", "item": first, "action": "reject"}]})
+    assert code == 422 and "already used" in res["errors"][0]["error"]
+    code, res = call(ben + "api/decide", {"decisions": [{"id": "b-2", "action": "undo"}]})
+    assert code == 422 and "nothing to undo" in res["errors"][0]["error"]
+    assert call(ana + "api/page?label=lips")[1]["items"][0]["decision"]["action"] == "reject"
+    assert call(ana + "api/decide", {"nonsense": 1})[0] == 400
+    db = sqlite3.connect(f"file:{served.ws / DECISIONS_DB}?mode=ro", uri=True)
+    assert db.execute("SELECT reviewer, action FROM decisions").fetchall() == [("ana", "reject")]
+
+
+@pytest.mark.slow
+def test_kill_9_loses_no_acknowledged_decision(serve) -> None:  # type: ignore[no-untyped-def]
+    s = serve("w0,w1,w2,w3")
+    items = [it["id"] for lab in ("lips", "nails")
+             for it in call(s.links["w0"] + "api/page?label=" + lab)[1]["items"]]
+    acked: dict[str, set[str]] = {}
+    sent: dict[str, list[dict[str, Any]]] = {}
+
+    def reviewer(name: str) -> None:
+        acked[name], sent[name] = set(), []
+        for n in range(400):  # bounded: the kill comes long before the end
+            d = {"id": f"{name}-{n}", "item": items[n % len(items)],
+                 "action": "reject" if n % 2 else "accept"}
+            sent[name].append(d)
+            try:
+                code, res = call(s.links[name] + "api/decide", {"decisions": [d]})
+            except OSError:
+                return  # the server is gone
+            if code == 200:
+                acked[name].update(a["id"] for a in res["acked"])
+
+    threads = [threading.Thread(target=reviewer, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    import time
+
+    while sum(len(a) for a in acked.values()) < 150:
+        time.sleep(0.01)
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait(timeout=10)
+    for t in threads:
+        t.join(timeout=60)
+    db = sqlite3.connect(f"file:{s.ws / DECISIONS_DB}?mode=ro", uri=True)
+    stored = {r[0] for r in db.execute("SELECT id FROM decisions")}
+    db.close()
+    every_ack = set().union(*acked.values())
+    assert len(every_ack) >= 150
+    assert every_ack <= stored  # nothing acknowledged is lost
+    # a restarted server takes the retries of everything sent: nothing doubles
+    s2 = serve("w0,w1,w2,w3")
+    assert s2.links["w0"] == s.links["w0"].replace(
+        s.links["w0"].split("/r/")[0], s2.links["w0"].split("/r/")[0])  # same tokens
+    for name, ds in sent.items():
+        for start in range(0, len(ds), 100):
+            code, res = call(s2.links[name] + "api/decide", {"decisions": ds[start:start + 100]})
+            assert code == 200, res
+    db = sqlite3.connect(f"file:{s.ws / DECISIONS_DB}?mode=ro", uri=True)
+    n, distinct = db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM decisions").fetchone()
+    assert n == distinct == sum(len(ds) for ds in sent.values())

@@ -1,0 +1,132 @@
+"""Decisions in and out (CSV, Ground Truth) and the reviewed artifacts they make."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from weaklabel.cli import app
+from weaklabel.review.reviewed import drop_rejected, reviewed_frames, write_reviewed
+from weaklabel.review.store import Decision, DecisionStore
+
+runner = CliRunner()
+
+
+def test_reviewed_frames_combine_votes() -> None:
+    ds = [
+        Decision("1", "ana", "p1", "p1.jpg", "lips", "reject", seq=1),
+        Decision("2", "ana", "p2", "p2.jpg", "lips", "relabel", "nails", seq=2),
+        Decision("3", "ben", "p2", "p2.jpg", "lips", "accept", "lips", seq=3),
+        Decision("4", "cy", "p2", "p2.jpg", "lips", "relabel", "nails", seq=4),
+        Decision("5", "ana", "t1", "", "nails", "relabel", "", seq=5),  # none of the labels
+        Decision("6", "ana", "p3", "p3.jpg", "lips", "accept", "lips", seq=6),
+        Decision("7", "ana", "", "", "", "undo", "", undoes="6", seq=7),
+    ]
+    labels, images = reviewed_frames(ds)
+    assert labels.to_dict(orient="records") == [
+        {"post_id": "p2", "label": "nails"}, {"post_id": "t1", "label": ""}]
+    got = {(r.image, r.label): r.verdict for r in images.itertuples()}
+    assert got == {("p1.jpg", "lips"): "reject", ("p2.jpg", "lips"): "reject",
+                   ("p2.jpg", "nails"): "accept"}
+    il = pd.DataFrame({"image": ["p1.jpg", "p2.jpg", "p3.jpg"], "label": ["lips"] * 3})
+    assert drop_rejected(il, images)["image"].tolist() == ["p3.jpg"]
+
+
+def test_write_reviewed_rewrites_only_on_change(rfx) -> None:  # type: ignore[no-untyped-def]
+    assert write_reviewed(rfx.ws).changed == []  # no database: no files
+    with DecisionStore.open(rfx.ws) as s:
+        s.record(Decision("a", "ana", "p01", "d/p01.jpg", "nails", "reject"))
+    r = write_reviewed(rfx.ws)
+    assert r.changed == ["reviewed_labels.parquet", "reviewed_images.parquet"]
+    before = (rfx.ws / "reviewed_images.parquet").stat().st_mtime_ns
+    assert write_reviewed(rfx.ws).changed == []
+    assert (rfx.ws / "reviewed_images.parquet").stat().st_mtime_ns == before
+    with DecisionStore.open(rfx.ws) as s:
+        s.record(Decision("b", "ana", "p02", "", "lips", "accept", "lips"))
+    assert write_reviewed(rfx.ws).changed == ["reviewed_labels.parquet"]
+
+
+def test_csv_import_export_round_trip(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "in.csv"
+    src.write_text("post_id,image,label,reviewer\n"
+                   "p00,,nails,ana\n"          # relabel lips → nails
+                   ",d/p01.jpg,nails,ben\n"     # an image, its post found by the workspace
+                   "t1,,,ana\n",                # none of the labels
+                   encoding="utf-8")
+    r = runner.invoke(app, ["review", "import", str(src), "-c", str(rfx.config)])
+    assert r.exit_code == 0, r.output
+    assert "3 decisions read: 3 new" in r.output
+    r = runner.invoke(app, ["review", "import", str(src), "-c", str(rfx.config)])
+    assert r.exit_code == 0 and "0 new, 3 already imported" in r.output
+    labels = pd.read_parquet(rfx.ws / "reviewed_labels.parquet")
+    assert dict(zip(labels["post_id"], labels["label"], strict=True)) == {
+        "p00": "nails", "p01": "nails", "t1": ""}
+    out = tmp_path / "out.csv"
+    r = runner.invoke(app, ["review", "export", "-w", str(rfx.ws), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "post_id,image,label,reviewer,action,shown,decision_id"
+    assert lines[1].startswith("p00,,nails,ana,relabel,lips,imp-")
+    assert lines[2].startswith("p01,d/p01.jpg,nails,ben,accept,nails,")
+    # the export imported into a fresh store is the same standing decisions
+    other = tmp_path / "ws2"
+    other.mkdir()
+    for f in ("post_labels.parquet", "post_images.parquet"):
+        (other / f).write_bytes((rfx.ws / f).read_bytes())
+    r = runner.invoke(app, ["review", "import", str(out), "-w", str(other)])
+    assert r.exit_code == 0, r.output
+    assert (other / "reviewed_labels.parquet").read_bytes() == \
+        (rfx.ws / "reviewed_labels.parquet").read_bytes()
+
+
+def test_import_errors_name_the_line_and_the_fix(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("post_id,label,reviewer\np00,lips,ana\np01,eyes,ana\n", encoding="utf-8")
+    r = runner.invoke(app, ["review", "import", str(bad), "-c", str(rfx.config)])
+    assert r.exit_code == 1
+    assert "bad.csv, line 3: label 'eyes' is not a label of this workspace" in r.output
+    assert "Traceback" not in r.output
+    bad.write_text("id,verdict\n1,x\n", encoding="utf-8")
+    r = runner.invoke(app, ["review", "import", str(bad), "-c", str(rfx.config)])
+    assert r.exit_code == 1 and "needs columns post_id or image, label" in r.output
+    bad.write_text("image,label,reviewer\nd/nowhere.jpg,lips,ana\n", encoding="utf-8")
+    r = runner.invoke(app, ["review", "import", str(bad), "-c", str(rfx.config)])
+    assert r.exit_code == 1 and "line 2: image 'd/nowhere.jpg' belongs to no post" in r.output
+    with DecisionStore.open(rfx.ws) as s:
+        assert s.count() == 0  # the first good row of a bad file was not half-imported
+
+
+def test_groundtruth_manifest_import(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    def line(ref: str, name: str, human: str) -> str:
+        return json.dumps({"source-ref": ref, "job": 0, "job-metadata": {
+            "class-name": name, "confidence": 0.9, "human-annotated": human,
+            "type": "groundtruth/image-classification", "job-name": "labeling-job/job"}},
+            ensure_ascii=False)
+    m = tmp_path / "output.manifest"
+    m.write_text("\n".join([line("s3://bucket/photos/d/p03.jpg", "입술 화장", "yes"),
+                            line("s3://bucket/photos/d/p04.jpg", "nails", "no")]) + "\n",
+                 encoding="utf-8")
+    r = runner.invoke(app, ["review", "import", str(m), "-c", str(rfx.config)])
+    assert r.exit_code == 0, r.output
+    assert "1 decisions read: 1 new" in r.output and "1 machine-labelled lines skipped" in r.output
+    imgs = pd.read_parquet(rfx.ws / "reviewed_images.parquet")
+    assert imgs.to_dict(orient="records") == [  # shown nails, the worker said lips
+        {"image": "d/p03.jpg", "post_id": "p03", "label": "lips", "verdict": "accept"},
+        {"image": "d/p03.jpg", "post_id": "p03", "label": "nails", "verdict": "reject"}]
+    m.write_text(line("s3://bucket/x/unknown.jpg", "lips", "yes") + "\n", encoding="utf-8")
+    r = runner.invoke(app, ["review", "import", str(m), "-c", str(rfx.config)])
+    assert r.exit_code == 1 and "line 1: source-ref" in r.output
+
+
+def test_queue_cli(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "q.csv"
+    r = runner.invoke(app, ["review", "queue", "-w", str(rfx.ws), "--limit", "5", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[1].startswith("t2,,nails,0.4000,") and "abstained" in lines[1]
+    assert lines[2].startswith("k1,d/k1.jpg,lips,0.9000,keywords say nails")
+    r = runner.invoke(app, ["review", "queue", "-w", str(tmp_path / "nowhere"), "-o", str(out)])
+    assert r.exit_code == 1 and "run `weaklabel propagate` first" in r.output
