@@ -128,7 +128,7 @@ def test_any_config_gives_a_config_or_one_error_line(tmp_path: Path, data: dict)
     try:
         cfg = load_config(p)
     except WeaklabelError as exc:
-        assert "\n" not in str(exc).strip() or "\\n" in repr(str(exc))
+        assert "\n" not in str(exc)  # one line to print
         assert str(p) in str(exc)
     else:
         assert validate_config(cfg) is cfg

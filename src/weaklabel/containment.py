@@ -28,6 +28,12 @@ _FILE_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLO
 
 
 _BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _byte_or_replacement(m: re.Match[str]) -> str:
+    c = ord(m.group(0))
+    return f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else "\ufffd"
 
 
 def text_form(path: str) -> str:
@@ -43,7 +49,11 @@ def text_form(path: str) -> str:
         >>> text_form(os.fsdecode(b"a/caf\\xe9.jpg"))
         'a/caf\\\\xe9.jpg'
     """
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    if not _SURROGATE.search(path):
+        return path
+    # os.fsdecode escapes each undecodable byte as U+DC80..U+DCFF; any other lone
+    # surrogate (a JSON "\\ud800") is no byte of a name and becomes U+FFFD.
+    return _SURROGATE.sub(_byte_or_replacement, path)
 
 
 def fs_form(path: str) -> str:

@@ -163,7 +163,7 @@ class _Reader:
                             f"{self.path}:{lineno}: expected a JSON object, got "
                             f"{type(obj).__name__}"
                         )
-                    rows.append(obj)
+                    rows.append(_valid_text(obj))
                     if len(rows) >= self.chunk_size:
                         yield pd.DataFrame(rows)
                         rows = []
@@ -181,6 +181,21 @@ class _Reader:
             raise WeaklabelError(f"{self.path}: not a readable Parquet file ({exc})") from exc
         for batch in pf.iter_batches(batch_size=self.chunk_size):
             yield batch.to_pandas()
+
+
+def _valid_text(v: Any) -> Any:
+    """JSON may hold lone surrogates (``"\\udcff"``) that no table can store: each
+    becomes the ``\\xNN`` text form of the byte it escapes (a file name of any bytes)
+    or U+FFFD."""
+    from weaklabel.containment import text_form
+
+    if isinstance(v, str):
+        return text_form(v)
+    if isinstance(v, list):
+        return [_valid_text(x) for x in v]
+    if isinstance(v, dict):
+        return {_valid_text(k): _valid_text(x) for k, x in v.items()}
+    return v
 
 
 def _is_missing(v: Any) -> bool:
