@@ -174,6 +174,26 @@ def open_file_beneath(dir_fd: int, name: str) -> int:
 # --- what the inventory saw ----------------------------------------------------------------
 
 
+def inventory_root(ws_root: str) -> str | None:
+    """The resolved image root the workspace's inventory is bound to, or None."""
+    import json
+    import sqlite3
+
+    db_path = os.path.join(ws_root, "inventory.sqlite")
+    if not os.path.isfile(db_path):
+        return None
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='root'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    value = json.loads(row[0]) if row else None
+    return value if isinstance(value, str) else None
+
+
 def inventoried_ok(ws_root: str, image_root: str, images: list[str]
                    ) -> tuple[dict[str, tuple[int, int, int, int]], dict[str, str]]:
     """For each image path (:func:`text_form`): its identity where the inventory saw it

@@ -68,11 +68,17 @@ def test_restore_refuses_an_original_folder_replaced_by_a_symlink_out(tmp_path: 
     assert sorted(os.listdir(outside)) == ["victim.jpg"]
 
 
-def test_restore_refuses_a_journal_record_pointing_elsewhere(tmp_path: Path) -> None:
+@pytest.mark.parametrize("change", [
+    {"src": "{outside}/d/bad.jpg", "root": "{outside}"},   # another root, same rel
+    {"rel": "../outside/bad.jpg"},                          # a rel that climbs out
+    {"src": "{outside}/d/bad.jpg"},                         # src disagrees with root/rel
+])
+def test_restore_refuses_a_journal_record_pointing_elsewhere(
+        tmp_path: Path, change: dict[str, str]) -> None:
     root, outside, ws = _setup(tmp_path)
     run_purge(root, ws, apply=True)
-    _tamper(ws, src=str(outside / "bad.jpg"), root=str(outside))
-    _tamper(ws, rel="../outside/bad.jpg")
+    (outside / "d").mkdir()
+    _tamper(ws, **{k: v.format(outside=outside) for k, v in change.items()})
     rep = run_restore(ws)
     assert rep.restored == [] and rep.conflicts
-    assert sorted(os.listdir(outside)) == ["victim.jpg"]
+    assert sorted(os.listdir(outside / "d")) == []

@@ -310,9 +310,12 @@ def checked_quarantine(ws: Workspace) -> str:
     return os.path.join(ws_real, QUARANTINE)
 
 
-def _restore_paths(r: dict[str, Any], qreal: str) -> tuple[str, str] | str:
+def _restore_paths(r: dict[str, Any], qreal: str, image_root: str | None
+                   ) -> tuple[str, str] | str:
     """``(quarantined copy, original)`` of a journal record, both checked to be where
-    the record says under their roots with no symlink on the way; else why not."""
+    the record says under their roots with no symlink on the way, the original under
+    the workspace's image root (``image_root``, when its inventory names one); else
+    why not."""
     rel, run = r.get("rel"), r.get("run")
     src, dst = r.get("dst"), r.get("src")
     if not all(isinstance(v, str) for v in (rel, run, src, dst)):
@@ -325,8 +328,11 @@ def _restore_paths(r: dict[str, Any], qreal: str) -> tuple[str, str] | str:
     orig = stays_inside(root, rel) if root else None
     if copy is None or os.path.realpath(src) != copy:
         return f"quarantined copy {src} is not inside {qreal}; {OUTSIDE}"
-    if orig is None or os.path.realpath(root) != os.path.normpath(root):
+    if orig is None or os.path.normpath(dst) not in (orig, os.path.join(
+            os.path.normpath(root), *rel.split("/"))):
         return f"original path {dst}: {OUTSIDE}"
+    if image_root is not None and not is_inside(orig, image_root):
+        return f"original path {dst} is not under the image root {image_root}"
     return copy, orig
 
 
@@ -465,8 +471,11 @@ def run_restore(workspace: Path, *, run: str | None = None, quiet: bool = True) 
         stamp = f"restore-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         try:
             qreal = checked_quarantine(ws)
+            from weaklabel.containment import inventory_root
+
+            bound = inventory_root(os.fspath(ws.root))
             for n, r in enumerate(reversed(todo)):
-                paths = _restore_paths(r, qreal)
+                paths = _restore_paths(r, qreal, bound)
                 if isinstance(paths, str):
                     report.conflicts.append((str(r.get("rel")), f"not restored: {paths}"))
                     continue
