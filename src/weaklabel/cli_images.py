@@ -44,7 +44,7 @@ def _print_applied(report: object) -> None:
     from weaklabel.images.inventory import display_path
 
     for path, why in report.cancelled:  # type: ignore[attr-defined]
-        typer.echo(f"not moved: {display_path(path)}: {why}")
+        typer.echo(f"not moved: {display_path(path)}: {why.removeprefix('not moved: ')}")
     failed = report.failed  # type: ignore[attr-defined]
     if failed:
         from weaklabel.errors import WeaklabelError
@@ -52,8 +52,8 @@ def _print_applied(report: object) -> None:
         path, why = failed[0]
         raise WeaklabelError(
             f"{len(failed)} file(s) could not be moved into quarantine, e.g. "
-            f"{display_path(path)}: {why}; fix the cause (free space, permissions) and "
-            "re-run: moved files stay moved, the rest are tried again")
+            f"{display_path(path)}: {why.removeprefix('not moved: ')}; fix the cause (free "
+            "space, permissions) and re-run: moved files stay moved, the rest are tried again")
 
 
 def purge(
