@@ -16,6 +16,7 @@ Only the standard library is used here: the CLI imports it freely.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import stat
@@ -141,6 +142,28 @@ def _why(exc: OSError, what: str) -> str:
     if exc.errno == errno.ENOENT:
         return "source image not found"
     return f"cannot open {what}: {exc.strerror}"
+
+
+def opened_inside(fd: int, path: str, rel: str) -> bool:
+    """Whether the file open as ``fd`` is ``rel`` under the root that ``path`` (root +
+    rel) names, symlinks resolved: checked on the open descriptor (``/proc/self/fd``),
+    so a folder swapped for a symlink after the walk cannot redirect the read.
+
+    True where the system cannot tell (no ``/proc``).
+    """
+    try:
+        actual = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return True
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    root = path[: len(path) - len(rel)] if path.endswith(rel) else os.path.dirname(path)
+    return actual == os.path.join(_real_root(root or "."), *parts)
+
+
+@functools.lru_cache(maxsize=16)
+def _real_root(root: str) -> str:
+    # One image root per run: resolve it once, not once per file (a million files).
+    return os.path.realpath(root)
 
 
 def stat_beneath(dir_fd: int, name: str) -> os.stat_result:
