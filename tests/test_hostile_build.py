@@ -187,6 +187,7 @@ def test_build_on_a_hostile_dump(tmp_path: Path, corpus: list[dict[str, Any]],
     assert sum(meta["counts"].values()) == len(purge)
     report = (ws / "report.html").read_text(encoding="utf-8")
     assert "decompression_bomb" in report and "skipped" in report
+    assert f"Files left out ({int((purge['status'] != 'ok').sum())})" in report
     # the funnel says where the hostile posts' images went: dropped at purge, all of them
     funnel = pd.read_csv(ws / "sample_funnel.csv", keep_default_na=False).set_index("label")
     labels = pd.read_parquet(ws / "image_labels.parquet")

@@ -175,8 +175,10 @@ def test_lock_refuses_a_second_run(tmp_path: Path) -> None:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
-        with pytest.raises(WeaklabelError, match=r"is in use by another weaklabel run \(embed\)"), \
-                Workspace(tmp_path).lock("embed"):
+        # the message names the run that holds the lock, not the one refused (issue 7)
+        with pytest.raises(WeaklabelError, match=rf"is in use by another weaklabel run "
+                           rf"\(`weaklabel test`, pid {holder.pid}\); wait for it to finish "
+                           rf"before `weaklabel embed`"), Workspace(tmp_path).lock("embed"):
             pass
     finally:
         holder.communicate("", timeout=20)

@@ -41,10 +41,19 @@ def _print_applied(report: object) -> None:
         return
     moved = len(report.moved)  # type: ignore[attr-defined]
     typer.echo(f"quarantined {moved} file(s) in run {report.run_id}")  # type: ignore[attr-defined]
-    for path, why in report.cancelled:  # type: ignore[attr-defined]
-        from weaklabel.images.inventory import display_path
+    from weaklabel.images.inventory import display_path
 
-        typer.echo(f"not moved: {display_path(path)}: {why}")
+    for path, why in report.cancelled:  # type: ignore[attr-defined]
+        typer.echo(f"not moved: {display_path(path)}: {why.removeprefix('not moved: ')}")
+    failed = report.failed  # type: ignore[attr-defined]
+    if failed:
+        from weaklabel.errors import WeaklabelError
+
+        path, why = failed[0]
+        raise WeaklabelError(
+            f"{len(failed)} file(s) could not be moved into quarantine, e.g. "
+            f"{display_path(path)}: {why.removeprefix('not moved: ')}; fix the cause (free "
+            "space, permissions) and re-run: moved files stay moved, the rest are tried again")
 
 
 def purge(
@@ -139,7 +148,7 @@ def restore(
     res = run_restore(_workspace(cfg, workspace), run=run, quiet=quiet)
     typer.echo(f"restored {len(res.restored)} file(s)")
     for path, why in res.conflicts:
-        typer.echo(f"not restored: {display_path(path)}: {why}")
+        typer.echo(f"not restored: {display_path(path)}: {why}", err=True)
     if res.conflicts:
         raise typer.Exit(1)
 

@@ -371,6 +371,11 @@ def _check_text(value: str) -> None:
         raise WeaklabelError("must be non-empty text without newlines or control characters")
 
 
+def _check_path(value: str) -> None:
+    if not value.strip() or "\x00" in value or "\n" in value:
+        raise WeaklabelError("must be a file or folder path (not empty, no NUL or newline)")
+
+
 def _check_sep(value: str) -> None:
     if not value or len(value) > 8 or any(ord(c) < 32 and c != "\t" for c in value):
         raise WeaklabelError("must be 1 to 8 characters, no newline (e.g. |)")
@@ -391,9 +396,19 @@ _WORKERS = Check(int, 0, 1024)
 _SEED = Check(int, 0, 2**32 - 1)
 _SHARE = Check(float, 0.0, 1.0)
 
+_PATH = Check(str, check=_check_path, none=True)
+_BOOL = Check(bool)
+
 SETTINGS: dict[str, Check] = {
     # Extend with one line per new setting: "section.key": Check(type, lo, hi, ...).
-    "workspace": Check(str, check=_check_text),
+    "workspace": Check(str, check=_check_path),
+    "labelmap": _PATH,
+    "seed_keywords": _PATH,
+    "gold": _PATH,
+    "output": _PATH,
+    "posts.path": _PATH,
+    "posts.links": _PATH,
+    "posts.image_root": _PATH,
     "posts.format": Check(str, choices=("csv", "tsv", "jsonl", "parquet"), none=True),
     "posts.encoding": Check(str, check=_check_encoding, none=True),
     "posts.image_sep": Check(str, check=_check_sep),
@@ -404,7 +419,9 @@ SETTINGS: dict[str, Check] = {
     "posts.columns.comments": Check(str, check=_check_text),
     "posts.columns.created_at": Check(str, check=_check_text),
     "tokenize.tokenizer": Check(str, check=_choices("weaklabel.text.tokenizer", "TOKENIZERS")),
+    "tokenize.userdict": _PATH,
     "tokenize.keep_pos": Check(tuple, check=_check_keep_pos),
+    "tokenize.stem": _BOOL,
     "tokenize.min_length": Check(int, 1, 100),
     "tokenize.workers": _WORKERS,
     "tokenize.chunk_size": Check(int, 1, 1_000_000),
@@ -429,8 +446,12 @@ SETTINGS: dict[str, Check] = {
     "propagate.cluster_word_similarity": Check(float, -1.0, 1.0),
     "propagate.prototype_weight": _SHARE,
     "propagate.prototype_temperature": Check(float, 1e-6, 100.0),
+    "propagate.idf": _BOOL,
+    "propagate.center": _BOOL,
+    "propagate.balance": _BOOL,
     "propagate.cv_folds": Check(int, 0, 100),
     "propagate.seed": _SEED,
+    "images.root": _PATH,
     "images.workers": _WORKERS,
     "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),
     "images.hash_size": Check(int, 2, 8),
@@ -442,6 +463,8 @@ SETTINGS: dict[str, Check] = {
     "sample.comment_weight": Check(float, 0.0, 1_000_000.0),
     "sample.min_confidence": _SHARE,
     "sample.per_post": Check(int, 0, 1_000_000),
+    "sample.balance": _BOOL,
+    "sample.include_background": _BOOL,
     "export.formats": Check(tuple, check=_check_formats),
     "export.split": Check(tuple, check=_check_split),
     "export.seed": _SEED,

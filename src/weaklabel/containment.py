@@ -16,6 +16,7 @@ Only the standard library is used here: the CLI imports it freely.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import stat
@@ -28,6 +29,12 @@ _FILE_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLO
 
 
 _BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _byte_or_replacement(m: re.Match[str]) -> str:
+    c = ord(m.group(0))
+    return f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else "\ufffd"
 
 
 def text_form(path: str) -> str:
@@ -43,7 +50,11 @@ def text_form(path: str) -> str:
         >>> text_form(os.fsdecode(b"a/caf\\xe9.jpg"))
         'a/caf\\\\xe9.jpg'
     """
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    if not _SURROGATE.search(path):
+        return path
+    # os.fsdecode escapes each undecodable byte as U+DC80..U+DCFF; any other lone
+    # surrogate (a JSON "\\ud800") is no byte of a name and becomes U+FFFD.
+    return _SURROGATE.sub(_byte_or_replacement, path)
 
 
 def fs_form(path: str) -> str:
@@ -133,6 +144,28 @@ def _why(exc: OSError, what: str) -> str:
     return f"cannot open {what}: {exc.strerror}"
 
 
+def opened_inside(fd: int, path: str, rel: str) -> bool:
+    """Whether the file open as ``fd`` is ``rel`` under the root that ``path`` (root +
+    rel) names, symlinks resolved: checked on the open descriptor (``/proc/self/fd``),
+    so a folder swapped for a symlink after the walk cannot redirect the read.
+
+    True where the system cannot tell (no ``/proc``).
+    """
+    try:
+        actual = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return True
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    root = path[: len(path) - len(rel)] if path.endswith(rel) else os.path.dirname(path)
+    return actual == os.path.join(_real_root(root or "."), *parts)
+
+
+@functools.lru_cache(maxsize=16)
+def _real_root(root: str) -> str:
+    # One image root per run: resolve it once, not once per file (a million files).
+    return os.path.realpath(root)
+
+
 def stat_beneath(dir_fd: int, name: str) -> os.stat_result:
     """``lstat`` of ``name`` in ``dir_fd``; :class:`Escape` unless a regular file."""
     try:
@@ -162,6 +195,26 @@ def open_file_beneath(dir_fd: int, name: str) -> int:
 
 
 # --- what the inventory saw ----------------------------------------------------------------
+
+
+def inventory_root(ws_root: str) -> str | None:
+    """The resolved image root the workspace's inventory is bound to, or None."""
+    import json
+    import sqlite3
+
+    db_path = os.path.join(ws_root, "inventory.sqlite")
+    if not os.path.isfile(db_path):
+        return None
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='root'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    value = json.loads(row[0]) if row else None
+    return value if isinstance(value, str) else None
 
 
 def inventoried_ok(ws_root: str, image_root: str, images: list[str]

@@ -163,7 +163,7 @@ class _Reader:
                             f"{self.path}:{lineno}: expected a JSON object, got "
                             f"{type(obj).__name__}"
                         )
-                    rows.append(obj)
+                    rows.append(_valid_text(obj))
                     if len(rows) >= self.chunk_size:
                         yield pd.DataFrame(rows)
                         rows = []
@@ -181,6 +181,21 @@ class _Reader:
             raise WeaklabelError(f"{self.path}: not a readable Parquet file ({exc})") from exc
         for batch in pf.iter_batches(batch_size=self.chunk_size):
             yield batch.to_pandas()
+
+
+def _valid_text(v: Any) -> Any:
+    """JSON may hold lone surrogates (``"\\udcff"``) that no table can store: each
+    becomes the ``\\xNN`` text form of the byte it escapes (a file name of any bytes)
+    or U+FFFD."""
+    from weaklabel.containment import text_form
+
+    if isinstance(v, str):
+        return text_form(v)
+    if isinstance(v, list):
+        return [_valid_text(x) for x in v]
+    if isinstance(v, dict):
+        return {_valid_text(k): _valid_text(x) for k, x in v.items()}
+    return v
 
 
 def _is_missing(v: Any) -> bool:
@@ -251,7 +266,8 @@ def split_images(value: Any, sep: str, *, row: int, where: Path) -> list[str]:
     if hasattr(value, "tolist") and not isinstance(value, str):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
-        items = [v if isinstance(v, (str, bytes)) else str(v) for v in value if v is not None]
+        items: list[str | bytes] = [v if isinstance(v, (str, bytes)) else str(v)
+                                    for v in value if v is not None]
     else:
         text = str(value).strip()
         if not text:
@@ -268,7 +284,7 @@ def split_images(value: Any, sep: str, *, row: int, where: Path) -> list[str]:
                 raise WeaklabelError(f"{where}: row {row}: images must be a list of paths")
             items = [str(v) for v in parsed if v is not None]
         else:
-            items = text.split(sep)
+            items = list(text.split(sep))
     return [normalize_image_path(i, row=row, where=where) for i in items
             if (i.strip() if isinstance(i, (str, bytes)) else str(i).strip())]
 
@@ -351,10 +367,7 @@ def iter_posts(
             an empty table.
     """
     path = Path(path)
-    if not path.exists():
-        raise WeaklabelError(f"posts table {path} does not exist")
-    if path.is_dir():
-        raise WeaklabelError(f"posts table {path} is a folder; give the table file")
+    check_table_file(path, "posts table")
     has_links = cfg.links is not None
     seen: set[str] = set()
     first = 1
@@ -379,6 +392,31 @@ def iter_posts(
         yield _empty_posts(), read_links(Path(cfg.links), seen)
 
 
+def check_table_file(path: Path, what: str) -> None:
+    """A table must be a regular file: a folder, a FIFO or ``/dev/zero`` would hang or
+    read forever.
+
+    Raises:
+        WeaklabelError: missing, a folder, or not a regular file (naming which).
+    """
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise WeaklabelError(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise WeaklabelError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise WeaklabelError(f"{what} {path} is a folder; give the table file")
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+                "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise WeaklabelError(f"{what} {path} is {kind}, not a file; save the table to a "
+                             "file and give its path")
+
+
 def _empty_posts() -> pd.DataFrame:
     import pandas as pd
 
@@ -400,8 +438,7 @@ def read_table_csv(path: Path, *, what: str, encoding: str | None = None,
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
-        raise WeaklabelError(f"{what} {path} does not exist")
+    check_table_file(path, what)
     enc = encoding or detect_encoding(path)
     try:
         return pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding=enc)

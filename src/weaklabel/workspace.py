@@ -253,6 +253,20 @@ class Workspace:
                 log.info("removed %s, left by an interrupted run", p)
         return removed
 
+    def check_writable(self) -> None:
+        """Fail before any work when no new file can be made in the workspace (a
+        read-only or full file system), rather than after the work is done."""
+        import tempfile
+
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".probe.", dir=self.root)
+        except OSError as exc:
+            raise WeaklabelError(
+                f"cannot write to the workspace {self.root} ({exc.strerror}); make it "
+                "writable or pass another --workspace") from exc
+        os.close(fd)
+        os.unlink(tmp)
+
     def input_digest(self, name: str) -> str:
         """Content hash of an artifact used as an input (recorded in the next meta)."""
         return file_digest(self.require(name))
@@ -263,15 +277,26 @@ class Workspace:
         import fcntl
 
         self.ensure()
-        fd = os.open(self.path(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise WeaklabelError(
+                f"cannot write to the workspace {self.root} ({exc.strerror}); make it "
+                "writable or pass another --workspace") from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
                 raise WeaklabelError(
-                    f"{self.root} is in use by another weaklabel run ({what}); "
-                    "wait for it to finish"
+                    f"{self.root} is in use by another weaklabel run "
+                    f"({holder or 'unknown command'}); wait for it to finish before "
+                    f"`weaklabel {what}`"
                 ) from exc
+            # Say who holds the lock, for the run that finds it taken.
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"`weaklabel {what}`, pid {os.getpid()}".encode(), 0)
+            self.check_writable()
             self.remove_stale_tmp()
             yield
         finally:

@@ -68,11 +68,36 @@ def test_restore_refuses_an_original_folder_replaced_by_a_symlink_out(tmp_path: 
     assert sorted(os.listdir(outside)) == ["victim.jpg"]
 
 
-def test_restore_refuses_a_journal_record_pointing_elsewhere(tmp_path: Path) -> None:
+@pytest.mark.parametrize("change", [
+    {"src": "{outside}/d/bad.jpg", "root": "{outside}"},   # another root, same rel
+    {"rel": "../outside/bad.jpg"},                          # a rel that climbs out
+    {"src": "{outside}/d/bad.jpg"},                         # src disagrees with root/rel
+])
+def test_restore_refuses_a_journal_record_pointing_elsewhere(
+        tmp_path: Path, change: dict[str, str]) -> None:
     root, outside, ws = _setup(tmp_path)
     run_purge(root, ws, apply=True)
-    _tamper(ws, src=str(outside / "bad.jpg"), root=str(outside))
-    _tamper(ws, rel="../outside/bad.jpg")
+    (outside / "d").mkdir()
+    _tamper(ws, **{k: v.format(outside=outside) for k, v in change.items()})
     rep = run_restore(ws)
     assert rep.restored == [] and rep.conflicts
-    assert sorted(os.listdir(outside)) == ["victim.jpg"]
+    assert sorted(os.listdir(outside / "d")) == []
+
+
+def test_the_inventory_never_reads_through_a_folder_swapped_after_the_walk(
+        tmp_path: Path) -> None:
+    """The walk saw a plain folder; by the time the file is read it is a link out."""
+    from weaklabel.images.inventory import Task, examine, partial_digest
+
+    root, outside, _ = _setup(tmp_path)
+    (outside / "d").mkdir()
+    (outside / "d" / "bad.jpg").write_bytes((root / "d" / "bad.jpg").read_bytes())
+    task = Task(abspath=str(root / "d" / "bad.jpg"), rel="d/bad.jpg", size=1, check=True,
+                hash_spec=None, max_pixels=10**8)
+    assert examine(task)["status"] == "not_an_image"  # read while the folder is real
+    os.rename(root / "d", tmp_path / "d.away")
+    os.symlink(outside / "d", root / "d")
+    res = examine(task)
+    assert res["status"] == "unreadable" and "symbolic link" in res["reason"]
+    with pytest.raises(OSError, match="symbolic link"):
+        partial_digest(task.abspath, 10, task.rel)

@@ -569,8 +569,6 @@ def run_export(
         WeaklabelError: see :func:`preflight_out`, :func:`check_label_dirname`,
             :func:`parse_split`; an unknown format or link mode; no image root.
     """
-    from weaklabel.dataset.sample import group_map
-
     t0 = time.perf_counter()
     ecfg = cfg.export
     formats = tuple(dict.fromkeys(getattr(ecfg, "formats", FORMATS)))
@@ -588,19 +586,40 @@ def run_export(
     fractions = parse_split(getattr(ecfg, "split", (0.8, 0.1, 0.1)))
     seed = int(getattr(ecfg, "seed", 42))
     prefix = getattr(ecfg, "source_prefix", None)
-    if prefix is not None and not re.match(r"^[a-z][a-z0-9+.-]*://", prefix):
+    if prefix is not None and not re.match(r"^[a-z][a-z0-9+.-]*://[^\x00-\x1f\x7f]*$",
+                                           prefix):
         raise WeaklabelError(f"--source-prefix {prefix!r} must be a URI such as "
-                             "s3://bucket/path")
+                             "s3://bucket/path, without newlines or control characters")
     if "imagefolder" in formats and image_root is None:
         raise WeaklabelError("no image root: pass --image-root or set images.root in the "
                              "config (the ImageFolder format copies the image files)")
     if image_root is not None and not Path(image_root).is_dir():
         raise WeaklabelError(f"image root {image_root} is not a folder")
     out = Path(out)
+    # The lock first: never while dedup --apply moves files, never into a workspace
+    # that cannot take the rejects file after the whole data set is written.
+    with ws.lock("export"):
+        return _export_locked(ws, out, cfg, image_root=image_root, labelmap=_labelmap_of(
+            labelmap, cfg), creation_date=creation_date, force=force, formats=formats,
+            link=link, job=job, fractions=fractions, seed=seed, prefix=prefix, t0=t0)
+
+
+def _labelmap_of(labelmap: Path | str | None, cfg: Any) -> Path | str | None:
+    return labelmap if labelmap is not None else getattr(cfg, "labelmap", None)
+
+
+def _export_locked(ws: Workspace, out: Path, cfg: Any, *, image_root: Path | None,
+                   labelmap: Path | str | None, creation_date: str | None, force: bool,
+                   formats: tuple[str, ...], link: str, job: str,
+                   fractions: tuple[float, ...], seed: int, prefix: str | None,
+                   t0: float) -> ExportResult:
+    from weaklabel.dataset.sample import group_map
+
+    ecfg = cfg.export
     sample = ws.read("sample.parquet", SAMPLE)
     posts, dups = _load_optional(ws)
     names: dict[str, str] = {}
-    lm_path = labelmap if labelmap is not None else getattr(cfg, "labelmap", None)
+    lm_path = labelmap
     if lm_path is not None:
         from weaklabel.labels.labelmap import load_labelmap
 

@@ -186,9 +186,16 @@ class Task:
     max_pixels: int
 
 
-def _open(path: str) -> Any:
-    """Open a regular file for reading without following a symlink swapped in since."""
+def _open(path: str, rel: str | None = None) -> Any:
+    """Open a regular file for reading without following a symlink swapped in since,
+    at the end or (given ``rel``, the path under the root) on the way."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    if rel is not None:
+        from weaklabel.containment import opened_inside
+
+        if not opened_inside(fd, path, rel):
+            os.close(fd)
+            raise OSError(errno.ELOOP, "a folder on the way became a symbolic link")
     return os.fdopen(fd, "rb")
 
 
@@ -210,7 +217,7 @@ def examine(task: Task) -> dict[str, Any]:
     out: dict[str, Any] = {"path": task.rel, "status": None, "reason": "", "format": None,
                            "width": None, "height": None, "hash": None, "degenerate": None}
     try:
-        f = _open(task.abspath)
+        f = _open(task.abspath, task.rel)
     except OSError as exc:
         out.update(status="unreadable", reason=f"cannot open: {exc.strerror or exc}")
         out["degenerate"] = "unreadable"
@@ -451,11 +458,11 @@ def _hash_into(im: Any, spec: tuple[str, int], out: dict[str, Any]) -> None:
         out["degenerate"] = f"cannot hash: {type(exc).__name__}: {exc}"[:200]
 
 
-def partial_digest(path: str, size: int) -> tuple[str, str | None]:
+def partial_digest(path: str, size: int, rel: str | None = None) -> tuple[str, str | None]:
     """SHA-1 of the first and last 64 KiB (and the size); also the full SHA-1 when those
     cover the whole file, so a small file is read once."""
     h = hashlib.sha1(str(size).encode())
-    with _open(path) as f:
+    with _open(path, rel) as f:
         if size <= 2 * PARTIAL_BLOCK:
             data = f.read()
             h.update(data)
@@ -466,10 +473,10 @@ def partial_digest(path: str, size: int) -> tuple[str, str | None]:
     return h.hexdigest(), None
 
 
-def full_digest(path: str) -> str:
+def full_digest(path: str, rel: str | None = None) -> str:
     """SHA-1 of the whole file, read in 1 MiB chunks."""
     h = hashlib.sha1()
-    with _open(path) as f:
+    with _open(path, rel) as f:
         while block := f.read(CHUNK):
             h.update(block)
     return h.hexdigest()
@@ -479,9 +486,9 @@ def _digest_job(job: tuple[str, str, int, str]) -> tuple[str, str | None, str | 
     rel, abspath, size, kind = job
     try:
         if kind == "partial":
-            part, full = partial_digest(abspath, size)
+            part, full = partial_digest(abspath, size, rel)
             return rel, part, full, ""
-        return rel, None, full_digest(abspath), ""
+        return rel, None, full_digest(abspath, rel), ""
     except OSError as exc:
         return rel, None, None, f"cannot read: {exc.strerror or exc}"
 

@@ -80,6 +80,8 @@ class ApplyReport:
     moved: list[str] = field(default_factory=list)
     cancelled: list[tuple[str, str]] = field(default_factory=list)
     recovered: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """Moves that the system refused (a full disk, permissions): the run failed."""
 
 
 def plan_moves(moves: Iterable[Move]) -> list[Move]:
@@ -111,23 +113,50 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        torn = False
         if path.exists() and path.stat().st_size:
-            with open(path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                torn = f.read(1) != b"\n"
+            _drop_torn_tail(path)
         self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
-        if torn:  # end a line torn by a crash, so the next record starts clean
-            self._f.write("\n")
 
     def write(self, record: dict[str, Any]) -> None:
         # ensure_ascii keeps surrogate-escaped (non-UTF-8) names as \udcXX: reversible.
-        self._f.write(json.dumps(record, ensure_ascii=True, sort_keys=True) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        try:
+            self._f.write(json.dumps(record, ensure_ascii=True, sort_keys=True) + "\n")
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as exc:  # a full disk: say which file could not be written
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def close(self) -> None:
         self._f.close()
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line that a crash tore mid-write, once, so it is never read again.
+
+    Only the line being written can tear. Its step is settled from the disk by
+    :func:`recover` (an intent that was torn was never acted on; a torn ``done`` leaves
+    its intent open), so the fragment carries nothing to keep.
+    """
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        end = f.tell()
+        f.seek(max(0, end - 1))
+        if f.read(1) == b"\n":
+            return
+        pos = end
+        while pos > 0:
+            step = min(pos, 1 << 16)
+            f.seek(pos - step)
+            block = f.read(step)
+            i = block.rfind(b"\n")
+            if i >= 0:
+                pos = pos - step + i + 1
+                break
+            pos -= step
+        log.warning("%s: dropped a journal line torn by an interrupted run", path)
+        f.truncate(pos)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
@@ -228,11 +257,16 @@ def _move_file(src: str, dst: str, sha1: str) -> None:
         if exc.errno != errno.EXDEV:
             raise
         part = dst + PART
-        with open(src, "rb") as fi, open(part, "wb") as fo:
-            shutil.copyfileobj(fi, fo, 1 << 20)
-            fo.flush()
-            os.fsync(fo.fileno())
-        shutil.copystat(src, part)
+        try:
+            with open(src, "rb") as fi, open(part, "wb") as fo:
+                shutil.copyfileobj(fi, fo, 1 << 20)
+                fo.flush()
+                os.fsync(fo.fileno())
+            shutil.copystat(src, part)
+        except OSError as err:  # a full disk: leave no half copy behind
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(part)
+            raise OSError(err.errno, err.strerror, part) from exc
         if _sha1(part) != sha1:
             os.unlink(part)
             raise OSError(errno.EIO, f"copy of {src} does not verify") from exc
@@ -276,9 +310,12 @@ def checked_quarantine(ws: Workspace) -> str:
     return os.path.join(ws_real, QUARANTINE)
 
 
-def _restore_paths(r: dict[str, Any], qreal: str) -> tuple[str, str] | str:
+def _restore_paths(r: dict[str, Any], qreal: str, image_root: str | None
+                   ) -> tuple[str, str] | str:
     """``(quarantined copy, original)`` of a journal record, both checked to be where
-    the record says under their roots with no symlink on the way; else why not."""
+    the record says under their roots with no symlink on the way, the original under
+    the workspace's image root (``image_root``, when its inventory names one); else
+    why not."""
     rel, run = r.get("rel"), r.get("run")
     src, dst = r.get("dst"), r.get("src")
     if not all(isinstance(v, str) for v in (rel, run, src, dst)):
@@ -291,8 +328,11 @@ def _restore_paths(r: dict[str, Any], qreal: str) -> tuple[str, str] | str:
     orig = stays_inside(root, rel) if root else None
     if copy is None or os.path.realpath(src) != copy:
         return f"quarantined copy {src} is not inside {qreal}; {OUTSIDE}"
-    if orig is None or os.path.realpath(root) != os.path.normpath(root):
+    if orig is None or os.path.normpath(dst) not in (orig, os.path.join(
+            os.path.normpath(root), *rel.split("/"))):
         return f"original path {dst}: {OUTSIDE}"
+    if image_root is not None and not is_inside(orig, image_root):
+        return f"original path {dst} is not under the image root {image_root}"
     return copy, orig
 
 
@@ -370,7 +410,11 @@ def apply_moves(
                 _move_file(src, dst, sha1)
             except OSError as exc:
                 journal.write({"op": "abort", "id": mid, "why": str(exc)})
-                report.cancelled.append((m.src, f"not moved: {exc.strerror or exc}"))
+                why = f"not moved: {exc.strerror or exc}"
+                if exc.filename and exc.filename != src:
+                    why += f" ({exc.filename})"
+                report.cancelled.append((m.src, why))
+                report.failed.append((m.src, why))
                 continue
             journal.write({"op": "done", "id": mid})
             report.moved.append(m.src)
@@ -427,8 +471,11 @@ def run_restore(workspace: Path, *, run: str | None = None, quiet: bool = True) 
         stamp = f"restore-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         try:
             qreal = checked_quarantine(ws)
+            from weaklabel.containment import inventory_root
+
+            bound = inventory_root(os.fspath(ws.root))
             for n, r in enumerate(reversed(todo)):
-                paths = _restore_paths(r, qreal)
+                paths = _restore_paths(r, qreal, bound)
                 if isinstance(paths, str):
                     report.conflicts.append((str(r.get("rel")), f"not restored: {paths}"))
                     continue

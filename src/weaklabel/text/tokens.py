@@ -22,7 +22,6 @@ from typing import Any
 
 from weaklabel.config import Config, as_dict, resolve_workers
 from weaklabel.contracts import POST_IMAGES, POSTS, TOKENS, check_frame
-from weaklabel.errors import WeaklabelError
 from weaklabel.text.normalize import NORMALIZER_VERSION
 from weaklabel.text.tokenizer import Tokenizer, make_tokenizer, okt_can_load
 from weaklabel.text.userdict import UserDict, load_userdict
@@ -190,8 +189,11 @@ def run_tokenize(
 
     t0 = time.perf_counter()
     posts_path = Path(posts_path)
-    if not posts_path.is_file():
-        raise WeaklabelError(f"posts table {posts_path} does not exist")
+    from weaklabel.posts import check_table_file
+
+    check_table_file(posts_path, "posts table")
+    if cfg.posts.links:
+        check_table_file(Path(cfg.posts.links), "link table")
     userdict = load_userdict(resolve_userdict(cfg.tokenize.userdict))
     settings = tokenizer_settings(cfg, userdict)
     cap = cfg.tokenize.max_caption_chars
