@@ -126,6 +126,24 @@ def _decoder_available(fmt: str) -> bool:
     return bool(features.check(feature))
 
 
+def check_formats(names: Iterable[str]) -> tuple[str, ...]:
+    """``images.formats`` as Pillow format names (upper case, sorted); a name Pillow does
+    not read raises a :class:`WeaklabelError` that lists the ones it does."""
+    wanted = tuple(sorted({str(n).upper() for n in names}))
+    if not wanted:
+        return ()
+    from PIL import Image
+
+    Image.init()
+    readable = set(Image.OPEN)
+    unknown = [n for n in wanted if n not in readable]
+    if unknown:
+        raise WeaklabelError(
+            f"images.formats: Pillow reads no format {', '.join(map(repr, unknown))}; "
+            f"use names from: {', '.join(sorted(readable))}")
+    return wanted
+
+
 # --- perceptual hash methods ----------------------------------------------------------
 
 HASH_METHODS = ("ahash", "dhash", "phash", "whash")
@@ -184,6 +202,9 @@ class Task:
     check: bool
     hash_spec: tuple[str, int] | None
     max_pixels: int
+    formats: tuple[str, ...] = ()
+    """Pillow format names wanted (empty: every format Pillow reads); others are
+    ``unsupported``."""
 
 
 def _open(path: str) -> Any:
@@ -227,15 +248,13 @@ def examine(task: Task) -> dict[str, Any]:
             return out
         fmt, what = sniff(head)
         out["format"] = fmt
-        if fmt is None:
-            out.update(status="not_an_image", reason=what, degenerate="not an image")
-            return out
         f.seek(0)
-        _decode(f, fmt, task, out)
+        # Pillow has the last word: the sniff only names what Pillow cannot open.
+        _decode(f, fmt, what, task, out)
     return out
 
 
-def _decode(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
+def _decode(f: Any, fmt: str | None, what: str, task: Task, out: dict[str, Any]) -> None:
     from PIL import Image, ImageFile
 
     # Truncated data must raise, whatever a caller set; put the caller's values back after.
@@ -243,15 +262,17 @@ def _decode(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     Image.MAX_IMAGE_PIXELS = task.max_pixels
     try:
-        _decode_checked(f, fmt, task, out)
+        _decode_checked(f, fmt, what, task, out)
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = saved
 
 
-def _decode_checked(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
+def _decode_checked(f: Any, fmt: str | None, what: str, task: Task,
+                    out: dict[str, Any]) -> None:
     from PIL import Image
 
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": the status says it
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(f)
@@ -261,6 +282,9 @@ def _decode_checked(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
                        degenerate="decompression bomb")
             return
         except Image.UnidentifiedImageError as exc:
+            if fmt is None:
+                out.update(status="not_an_image", reason=what, degenerate="not an image")
+                return
             if not _decoder_available(fmt):
                 out.update(status="unsupported",
                            reason=f"{fmt}: no decoder for this format installed here")
@@ -280,6 +304,11 @@ def _decode_checked(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
         with im:
             w, h = im.size
             out.update(width=w, height=h, format=im.format or fmt)
+            if task.formats and im.format not in task.formats:
+                out.update(status="unsupported", degenerate="format not wanted",
+                           reason=f"{im.format}: not in images.formats "
+                                  f"({', '.join(task.formats)})")
+                return
             # Checked from the header, before a single pixel is allocated.
             if w * h > task.max_pixels:
                 out.update(status="decompression_bomb",
@@ -308,22 +337,27 @@ def _decode_checked(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
                     elif side:
                         im.draft("L", (side, side))
                 im.load()
+                if task.hash_spec is not None:
+                    _hash_into(im, task.hash_spec, out)  # of the first frame
+                # Pillow opens an animation at its first frame; a broken later frame
+                # (an APNG missing an fcTL chunk) only raises when reached.
+                for k in range(1, getattr(im, "n_frames", 1)):
+                    im.seek(k)
+                    im.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 out.update(status="decompression_bomb", reason=str(exc)[:200],
-                           degenerate="decompression bomb")
+                           degenerate="decompression bomb", hash=None)
                 return
             except DECODE_ERRORS as exc:
                 out.update(zip(("status", "reason"), _classify(exc), strict=False))
-                out["degenerate"] = "not decodable"
+                out.update(degenerate="not decodable", hash=None)
                 return
             except Exception as exc:
                 out.update(status="decode_error",
                            reason=f"unexpected {type(exc).__name__}: {exc}"[:200],
-                           degenerate="not decodable")
+                           degenerate="not decodable", hash=None)
                 return
             out["status"] = "ok"
-            if task.hash_spec is not None:
-                _hash_into(im, task.hash_spec, out)
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -362,6 +396,8 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
     while True:
         head = f.read(8)
         if len(head) < 8:
+            if seen_idat and inflater.eof:
+                break  # all image data is there; Pillow needs no IEND, neither do we
             return ("truncated", "PNG: file ends before IEND")
         length, ctype = struct.unpack(">I4s", head)
         if length > 0x7FFFFFFF:
@@ -369,6 +405,8 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
         data = f.read(length)
         crc = f.read(4)
         if len(data) < length or len(crc) < 4:
+            if seen_idat and inflater.eof:
+                break  # only a chunk after the complete image data is cut, as Pillow sees
             return ("truncated", f"PNG: file ends inside chunk {ctype!r}")
         if zlib.crc32(ctype + data) != struct.unpack(">I", crc)[0]:
             return ("decode_error", f"PNG: CRC mismatch in chunk {ctype!r}")
@@ -393,6 +431,8 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
             if not rows_ok(piece, total):
                 return ("decode_error", "PNG: invalid row filter type")
             total += len(piece)
+        elif ctype == b"acTL":
+            return None  # an animation: every frame is decoded in full instead
         elif ctype == b"IEND":
             break
     if not seen_idat:
@@ -623,8 +663,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 class Inventory:
     """The SQLite inventory of one workspace (WAL mode, batched transactions)."""
 
-    def __init__(self, path: Path, *, root: Path, max_pixels: int) -> None:
+    def __init__(self, path: Path, *, root: Path, max_pixels: int,
+                 formats: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
+        self.formats = tuple(formats)
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -663,8 +705,11 @@ class Inventory:
                             json.loads(old_root), root_real)
             self.db.execute("DELETE FROM files")
             self.db.execute("DELETE FROM hashes")
-        if self._meta("max_pixels") != str(max_pixels):
+        wanted = json.dumps(sorted(self.formats))
+        if self._meta("max_pixels") != str(max_pixels) or self._meta("formats") != wanted:
             self.db.execute("UPDATE files SET status=NULL, reason=NULL WHERE kind='file'")
+            self.db.execute("DELETE FROM hashes")
+        self._set_meta("formats", wanted)
         self._set_meta("schema", str(SCHEMA_VERSION))
         self._set_meta("root", json.dumps(root_real))
         self._set_meta("max_pixels", str(max_pixels))
@@ -803,7 +848,7 @@ class Inventory:
             need_hash = key is not None and not has_hash and status in (None, "ok")
             if need_check or need_hash:
                 tasks.append(Task(e.abspath, e.rel, e.size, True,
-                                  hash_spec if need_hash else None, max_pixels))
+                                  hash_spec if need_hash else None, max_pixels, self.formats))
             else:
                 bar.update(1)
         self.db.execute("COMMIT")
@@ -906,7 +951,10 @@ class _Pool:
             self._pool = None
 
 
-def open_inventory(ws_root: Path, *, root: Path, max_pixels: int) -> Inventory:
-    """Open (create) ``WORKSPACE/inventory.sqlite`` bound to the image ``root``."""
+def open_inventory(ws_root: Path, *, root: Path, max_pixels: int,
+                   formats: tuple[str, ...] = ()) -> Inventory:
+    """Open (create) ``WORKSPACE/inventory.sqlite`` bound to the image ``root``; statuses
+    are reset when ``max_pixels`` or the wanted ``formats`` change."""
     Path(ws_root).mkdir(parents=True, exist_ok=True)
-    return Inventory(Path(ws_root) / INVENTORY, root=root, max_pixels=max_pixels)
+    return Inventory(Path(ws_root) / INVENTORY, root=root, max_pixels=max_pixels,
+                     formats=formats)
