@@ -359,16 +359,14 @@ def main() -> None:
             tree = many_files(args.dir.parent / f"many{args.many}", args.many)
 
             def funnel(ws: Path) -> None:
-                with open_inventory(ws, root=tree, max_pixels=icfg.max_pixels) as inv:
-                    inv.scan(tree, check=False, hash_spec=None, max_pixels=icfg.max_pixels,
-                             workers=workers)
-                    inv.digest_collisions(tree, workers=workers)
+                run_dedup(tree, ws, Config(images=ImagesConfig(workers=workers)),
+                          exact_only=True)
 
             t, _ = timed(funnel, tmp / "many")
-            row(f"exact, {args.many:,} files", "weaklabel exact funnel (cold)", "", t)
+            row(f"exact, {args.many:,} files", "weaklabel dedup --exact-only (cold)", "", t)
             res["many_cold_s"] = t
             t, _ = timed(funnel, tmp / "many")
-            row(f"exact, {args.many:,} files", "weaklabel exact funnel (warm)", "", t)
+            row(f"exact, {args.many:,} files", "weaklabel dedup --exact-only (warm)", "", t)
             res["many_warm_s"] = t
             if shutil.which("jdupes"):
                 t, _ = timed(subprocess.run, ["jdupes", "-r", "-q", str(tree)],

@@ -284,3 +284,21 @@ def test_small_and_large_jpeg_hashes_agree_with_a_full_decode(tmp_path: Path) ->
             with Image.open(p) as im:
                 full = imagehash.phash(im.convert("L"))
             assert (imagehash.hex_to_hash(res["hash"]) - full) <= 4, (seed, side)
+
+
+def test_exact_rerun_notices_a_new_twin_and_a_removed_one(tmp_path: Path) -> None:
+    """The funnel is skipped when nothing changed, and runs again when a file comes or
+    goes: a cached answer must never hide a new copy."""
+    root = tmp_path / "img"
+    for k in range(4):
+        write(root / f"{k}.jpg", jpeg_bytes(photo(k)))
+    ws = tmp_path / "ws"
+    assert read_csv(run_dedup(root, ws, exact_only=True).csv) == []
+    again = run_dedup(root, ws, exact_only=True)
+    assert again.scan["read"] == 0 and again.scan["partial"] == 0
+    write(root / "sub" / "twin.jpg", (root / "2.jpg").read_bytes())
+    rows = read_csv(run_dedup(root, ws, exact_only=True).csv)
+    assert [(r["kept"], r["duplicate"], r["kind"]) for r in rows] == [
+        ("2.jpg", "sub/twin.jpg", "exact")]
+    (root / "sub" / "twin.jpg").unlink()
+    assert read_csv(run_dedup(root, ws, exact_only=True).csv) == []

@@ -486,7 +486,7 @@ def run_dedup(
                         max_pixels=icfg.max_pixels, workers=workers, quiet=quiet,
                         skip=skip_dirs(ws))
         scan.update(inv.digest_collisions(root, workers=workers, quiet=quiet))
-        files = inv.frame(key)
+        files = inv.frame(None if exact_only else key, duplicates_only=exact_only)
         files = files[files["kind"] == "file"].reset_index(drop=True)
 
         # Hard links: one item per inode, represented by its best-ranked path.

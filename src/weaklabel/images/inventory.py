@@ -28,14 +28,14 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from weaklabel.errors import WeaklabelError
 
 log = logging.getLogger(__name__)
 
 INVENTORY = "inventory.sqlite"
-SCHEMA_VERSION = 3  # 2: no JPEG draft below a hash's input size; 3: reduce first
+SCHEMA_VERSION = 4  # 2: no JPEG draft below a hash's input size; 3: reduce first; 4: no `seen`
 PARTIAL_BLOCK = 64 * 1024
 CHUNK = 1 << 20
 MIN_STD = 2.0
@@ -529,12 +529,12 @@ def _digest_job(job: tuple[str, str, int, str]) -> tuple[str, str | None, str | 
 # --- walking ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One path found by :func:`walk`.
 
     ``kind`` is ``file`` (a regular file to examine) or ``problem`` (reported and
     skipped: symlink, unreadable folder, FIFO…) with ``status`` and ``reason`` set.
+    A named tuple, not a dataclass: a walk makes one per file, a million a day.
     """
 
     rel: str
@@ -647,8 +647,7 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER, mtime_ns INTEGER, ino INTEGER, dev INTEGER,
     sha1 TEXT, partial TEXT,
     width INTEGER, height INTEGER, format TEXT,
-    status TEXT, reason TEXT,
-    seen INTEGER NOT NULL DEFAULT 0
+    status TEXT, reason TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_size ON files(size);
 CREATE TABLE IF NOT EXISTS hashes (
@@ -667,6 +666,7 @@ class Inventory:
                  formats: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
         self.formats = tuple(formats)
+        self._changed = False
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -717,13 +717,24 @@ class Inventory:
 
     # -- reads ------------------------------------------------------------------------
 
-    def rows(self, hash_key: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every row (sorted by path), joined with one hash flavour when given."""
+    def rows(self, hash_key: str | None = None, *, duplicates_only: bool = False
+             ) -> Iterator[dict[str, Any]]:
+        """Every row (sorted by path), joined with one hash flavour when given.
+
+        ``duplicates_only``: only rows that can be in an exact duplicate group (a full
+        SHA-1 was needed, or another path shares the inode) or that dedup excludes
+        (a known bad status): the few rows ``dedup --exact-only`` needs.
+        """
+        where = ""
+        if duplicates_only:
+            where = ("WHERE f.kind = 'file' AND (f.sha1 IS NOT NULL OR (f.status IS NOT NULL "
+                     "AND f.status != 'ok') OR (f.dev, f.ino) IN (SELECT dev, ino FROM files "
+                     "WHERE kind = 'file' GROUP BY dev, ino HAVING COUNT(*) > 1)) ")
         cur = self.db.execute(
             "SELECT f.path, f.kind, f.size, f.mtime_ns, f.ino, f.dev, f.sha1, f.partial, "
             "f.width, f.height, f.format, f.status, f.reason, h.hash, h.degenerate "
             "FROM files f LEFT JOIN hashes h ON h.path = f.path AND h.method = ? "
-            "ORDER BY f.path",
+            f"{where}ORDER BY f.path",
             (hash_key or "",),
         )
         names = ("path", "kind", "size", "mtime_ns", "ino", "dev", "sha1", "partial", "width",
@@ -733,32 +744,18 @@ class Inventory:
             d["path"] = os.fsdecode(d["path"])
             yield d
 
-    def frame(self, hash_key: str | None = None) -> Any:
-        """The inventory as a pandas DataFrame (paths as ``str``)."""
+    def frame(self, hash_key: str | None = None, *, duplicates_only: bool = False) -> Any:
+        """The inventory as a pandas DataFrame (paths as ``str``); see :meth:`rows`."""
         import pandas as pd
 
         names = ["path", "kind", "size", "mtime_ns", "ino", "dev", "sha1", "partial", "width",
                  "height", "format", "status", "reason", "hash", "degenerate"]
         cols: dict[str, list[Any]] = {n: [] for n in names}
-        for r in self.rows(hash_key):
+        for r in self.rows(hash_key, duplicates_only=duplicates_only):
             for n in names:
                 cols[n].append(r[n])
         # object dtype: a surrogate-escaped (non-UTF-8) name cannot live in an Arrow string
         return pd.DataFrame({n: pd.Series(v, dtype=object) for n, v in cols.items()})
-
-    def _lookup(self, rels: list[str], key: str | None) -> dict[str, tuple[Any, ...]]:
-        out: dict[str, tuple[Any, ...]] = {}
-        for i in range(0, len(rels), 500):
-            part = [_key(r) for r in rels[i:i + 500]]
-            marks = ",".join("?" * len(part))
-            for r in self.db.execute(
-                f"SELECT f.path, f.size, f.mtime_ns, f.ino, f.dev, f.status, "  # noqa: S608
-                f"(SELECT COUNT(*) FROM hashes h WHERE h.path=f.path AND h.method=?) "
-                f"FROM files f WHERE f.path IN ({marks})",
-                [key or "", *part],
-            ):
-                out[os.fsdecode(r[0])] = r[1:]
-        return out
 
     # -- scanning ---------------------------------------------------------------------
 
@@ -778,7 +775,8 @@ class Inventory:
 
         Only new or changed files (size or mtime differ) and files lacking what is asked
         for (a decode status when ``check``, a hash of ``hash_spec``) are read, by
-        ``workers`` processes. Rows of paths no longer present are deleted.
+        ``workers`` processes. Rows of paths no longer present are deleted. An unchanged
+        file costs one ``lstat`` and a dictionary look-up: nothing is written for it.
 
         Returns:
             Counts: ``seen`` paths, ``read`` files examined, ``removed`` stale rows.
@@ -786,64 +784,74 @@ class Inventory:
         from tqdm import tqdm
 
         key = None if hash_spec is None else hash_key(*hash_spec)
-        gen = int(self._meta("generation") or 0) + 1
-        self._set_meta("generation", str(gen))
+        known = self._known(key)
+        self._changed = False
         counts = {"seen": 0, "read": 0, "removed": 0}
         bar = tqdm(desc="inventory", unit="file", disable=True if quiet else None,
-                   file=sys.stderr,
-                   dynamic_ncols=True)
+                   file=sys.stderr, dynamic_ncols=True)
         pool = _Pool(workers)
         try:
             buf: list[Entry] = []
             for entry in walk(root, skip=skip):
                 buf.append(entry)
                 if len(buf) >= batch:
-                    self._scan_batch(buf, gen, check, hash_spec, key, max_pixels, pool,
+                    self._scan_batch(buf, known, check, hash_spec, key, max_pixels, pool,
                                      counts, bar)
                     buf = []
             if buf:
-                self._scan_batch(buf, gen, check, hash_spec, key, max_pixels, pool, counts,
+                self._scan_batch(buf, known, check, hash_spec, key, max_pixels, pool, counts,
                                  bar)
         finally:
             pool.close()
             bar.close()
-        self.db.execute("BEGIN")
-        cur = self.db.execute("DELETE FROM files WHERE seen != ?", (gen,))
-        counts["removed"] = cur.rowcount
-        self.db.execute("DELETE FROM hashes WHERE path NOT IN (SELECT path FROM files)")
-        self.db.execute("COMMIT")
+        # ``_scan_batch`` pops every path it sees: what is left is gone from the tree.
+        if known:
+            self._changed = True
+            self.db.execute("BEGIN")
+            stale = [(k,) for k in known]
+            self.db.executemany("DELETE FROM files WHERE path=?", stale)
+            self.db.executemany("DELETE FROM hashes WHERE path=?", stale)
+            self.db.execute("COMMIT")
+        counts["removed"] = len(known)
+        if self._changed:
+            self._set_meta("funnel", "stale")
         return counts
 
-    def _scan_batch(self, entries: list[Entry], gen: int, check: bool,
-                    hash_spec: tuple[str, int] | None, key: str | None, max_pixels: int,
-                    pool: _Pool, counts: dict[str, int], bar: Any) -> None:
-        known = self._lookup([e.rel for e in entries if e.kind == "file"], key)
+    def _known(self, key: str | None) -> dict[bytes, tuple[Any, ...]]:
+        """Every row as ``path -> (kind, size, mtime_ns, ino, dev, status, has_hash,
+        reason)``."""
+        if key is None:
+            cur = self.db.execute("SELECT path, kind, size, mtime_ns, ino, dev, status, 0, "
+                                  "reason FROM files")
+        else:
+            cur = self.db.execute(
+                "SELECT f.path, f.kind, f.size, f.mtime_ns, f.ino, f.dev, f.status, "
+                "h.path IS NOT NULL, f.reason FROM files f LEFT JOIN hashes h "
+                "ON h.path = f.path AND h.method = ?", (key,))
+        return {r[0]: r[1:] for r in cur}
+
+    def _scan_batch(self, entries: list[Entry], known: dict[bytes, tuple[Any, ...]],
+                    check: bool, hash_spec: tuple[str, int] | None, key: str | None,
+                    max_pixels: int, pool: _Pool, counts: dict[str, int], bar: Any) -> None:
         tasks: list[Task] = []
-        self.db.execute("BEGIN")
+        problems, new, moved, fresh = [], [], [], []
         for e in entries:
             counts["seen"] += 1
-            k = _key(e.rel)
+            k = os.fsencode(e.rel)
+            old = known.pop(k, None)
             if e.kind != "file":
-                self.db.execute(
-                    "INSERT OR REPLACE INTO files (path, kind, status, reason, seen) "
-                    "VALUES (?, 'problem', ?, ?, ?)", (k, e.status, e.reason, gen))
-                self.db.execute("DELETE FROM hashes WHERE path=?", (k,))
+                if old is None or old[0] != "problem" or old[5:8:2] != (e.status, e.reason):
+                    problems.append((k, e.status, e.reason))
                 continue
-            old = known.get(e.rel)
-            if old is not None and old[0] == e.size and old[1] == e.mtime_ns:
-                status, has_hash = old[4], old[5]
-                if old[2:4] != (e.ino, e.dev):  # same content, new inode (copied back)
-                    self.db.execute("UPDATE files SET ino=?, dev=?, seen=? WHERE path=?",
-                                    (e.ino, e.dev, gen, k))
-                else:
-                    self.db.execute("UPDATE files SET seen=? WHERE path=?", (gen, k))
+            if (old is not None and old[0] == "file" and old[1] == e.size
+                    and old[2] == e.mtime_ns):
+                status, has_hash = old[5], old[6]
+                if (old[3], old[4]) != (e.ino, e.dev):  # same content, new inode (copied back)
+                    moved.append((e.ino, e.dev, k))
             else:
                 status, has_hash = None, 0
-                self.db.execute(
-                    "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, dev, seen)"
-                    " VALUES (?, 'file', ?, ?, ?, ?, ?)",
-                    (k, e.size, e.mtime_ns, e.ino, e.dev, gen))
-                self.db.execute("DELETE FROM hashes WHERE path=?", (k,))
+                new.append((k, e.size, e.mtime_ns, e.ino, e.dev))
+                fresh.append((k,))
             need_check = check and status is None
             need_hash = key is not None and not has_hash and status in (None, "ok")
             if need_check or need_hash:
@@ -851,27 +859,45 @@ class Inventory:
                                   hash_spec if need_hash else None, max_pixels, self.formats))
             else:
                 bar.update(1)
-        self.db.execute("COMMIT")
+        if problems or new or moved:
+            self._changed = True
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files (path, kind, status, reason) "
+                "VALUES (?, 'problem', ?, ?)", problems)
+            self.db.executemany("DELETE FROM hashes WHERE path=?", [p[:1] for p in problems])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, dev)"
+                " VALUES (?, 'file', ?, ?, ?, ?)", new)
+            self.db.executemany("DELETE FROM hashes WHERE path=?", fresh)
+            self.db.executemany("UPDATE files SET ino=?, dev=? WHERE path=?", moved)
+            self.db.execute("COMMIT")
         if not tasks:
             return
-        self.db.execute("BEGIN")
-        for n, res in enumerate(pool.imap(examine, tasks), 1):
-            self._store(res, key)
+        results: list[dict[str, Any]] = []
+        for res in pool.imap(examine, tasks):
+            results.append(res)
             bar.update(1)
-            if n % 1000 == 0:
-                self.db.execute("COMMIT")
-                self.db.execute("BEGIN")
-        self.db.execute("COMMIT")
+            if len(results) >= 1000:
+                self._store(results, key)
+                results = []
+        self._store(results, key)
         counts["read"] += len(tasks)
 
-    def _store(self, res: dict[str, Any], key: str | None) -> None:
-        k = _key(res["path"])
-        self.db.execute(
+    def _store(self, results: list[dict[str, Any]], key: str | None) -> None:
+        if not results:
+            return
+        self.db.execute("BEGIN")
+        self.db.executemany(
             "UPDATE files SET status=?, reason=?, format=?, width=?, height=? WHERE path=?",
-            (res["status"], res["reason"], res["format"], res["width"], res["height"], k))
-        if key is not None and (res["hash"] is not None or res["degenerate"] is not None):
-            self.db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
-                            (k, key, res["hash"], res["degenerate"]))
+            [(r["status"], r["reason"], r["format"], r["width"], r["height"],
+              os.fsencode(r["path"])) for r in results])
+        if key is not None:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
+                [(os.fsencode(r["path"]), key, r["hash"], r["degenerate"]) for r in results
+                 if r["hash"] is not None or r["degenerate"] is not None])
+        self.db.execute("COMMIT")
 
     # -- the exact-duplicate funnel ----------------------------------------------------
 
@@ -881,49 +907,56 @@ class Inventory:
         Files of a unique size (counting hard links to one inode once) are never read;
         same-size files get a partial hash (first + last 64 KiB); only files whose size
         and partial hash collide get a full, chunked SHA-1. Zero-byte files are skipped.
+        Reading and SHA-1 release the GIL, so ``workers`` threads share the work with no
+        process to start.
         """
         counts = {"partial": 0, "full": 0}
-        pool = _Pool(workers)
-        try:
-            for stage in ("partial", "full"):
-                if stage == "partial":
-                    sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
-                           "AND partial IS NULL AND size IN (SELECT size FROM files "
-                           "WHERE kind='file' AND size > 0 GROUP BY size "
-                           "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
-                else:
-                    sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
-                           "AND sha1 IS NULL AND partial IS NOT NULL AND (size, partial) IN "
-                           "(SELECT size, partial FROM files WHERE kind='file' AND "
-                           "partial IS NOT NULL GROUP BY size, partial "
-                           "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
-                todo = [(os.fsdecode(p), s) for p, s in self.db.execute(sql)]
-                jobs = [(rel, os.path.join(os.fspath(root), rel), size, stage)
-                        for rel, size in todo]
-                counts[stage] = len(jobs)
-                self._run_digests(pool, jobs, quiet, stage)
-        finally:
-            pool.close()
+        if self._meta("funnel") == "done":
+            return counts  # no file came, went or changed since the last complete funnel
+        for stage in ("partial", "full"):
+            if stage == "partial":
+                sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
+                       "AND partial IS NULL AND size IN (SELECT size FROM files "
+                       "WHERE kind='file' AND size > 0 GROUP BY size "
+                       "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
+            else:
+                sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
+                       "AND sha1 IS NULL AND partial IS NOT NULL AND (size, partial) IN "
+                       "(SELECT size, partial FROM files WHERE kind='file' AND "
+                       "partial IS NOT NULL GROUP BY size, partial "
+                       "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
+            base = os.fspath(root)
+            jobs = [(os.fsdecode(p), os.path.join(base, os.fsdecode(p)), size, stage)
+                    for p, size in self.db.execute(sql)]
+            counts[stage] = len(jobs)
+            self._run_digests(jobs, workers, quiet, stage)
+        self._set_meta("funnel", "done")
         return counts
 
-    def _run_digests(self, pool: _Pool, jobs: list[tuple[str, str, int, str]], quiet: bool,
+    def _run_digests(self, jobs: list[tuple[str, str, int, str]], workers: int, quiet: bool,
                      stage: str) -> None:
         from tqdm import tqdm
 
         if not jobs:
             return
+        if workers > 1 and len(jobs) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as ex:
+                results = list(tqdm(ex.map(_digest_job, jobs, chunksize=64), total=len(jobs),
+                                    desc=f"sha1 ({stage})", unit="file",
+                                    disable=True if quiet else None, file=sys.stderr))
+        else:
+            results = [_digest_job(j) for j in jobs]
         self.db.execute("BEGIN")
-        for rel, part, full, err in tqdm(pool.imap(_digest_job, jobs), total=len(jobs),
-                                          desc=f"sha1 ({stage})", unit="file",
-                                          disable=True if quiet else None, file=sys.stderr):
-            k = _key(rel)
-            if err:
-                self.db.execute("UPDATE files SET status='unreadable', reason=? WHERE path=?",
-                                (err, k))
-            if part is not None:
-                self.db.execute("UPDATE files SET partial=? WHERE path=?", (part, k))
-            if full is not None:
-                self.db.execute("UPDATE files SET sha1=? WHERE path=?", (full, k))
+        self.db.executemany("UPDATE files SET status='unreadable', reason=? WHERE path=?",
+                            [(err, _key(rel)) for rel, _, _, err in results if err])
+        self.db.executemany("UPDATE files SET partial=? WHERE path=?",
+                            [(part, _key(rel)) for rel, part, _, _ in results
+                             if part is not None])
+        self.db.executemany("UPDATE files SET sha1=? WHERE path=?",
+                            [(full, _key(rel)) for rel, _, full, _ in results
+                             if full is not None])
         self.db.execute("COMMIT")
 
 
