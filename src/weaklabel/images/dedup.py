@@ -3,7 +3,7 @@
 Three steps, each reusable on its own (compute, group, decide):
 
 1. **Compute** (in the inventory, cached): the size of every file; a partial hash (first
-   and last 64 KiB) only for files whose size collides; a full SHA-1 only where size
+   and last 4 KiB) only for files whose size collides; a full SHA-1 only where size
    and partial hash collide; a perceptual hash of each decodable image (EXIF orientation
    applied; JPEGs decoded at reduced scale, never below twice the hash's input size,
    see :func:`~weaklabel.images.inventory.draft_side`).

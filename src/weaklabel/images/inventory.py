@@ -35,8 +35,8 @@ from weaklabel.errors import WeaklabelError
 log = logging.getLogger(__name__)
 
 INVENTORY = "inventory.sqlite"
-SCHEMA_VERSION = 4  # 2: no JPEG draft below a hash's input size; 3: reduce first; 4: no `seen`
-PARTIAL_BLOCK = 64 * 1024
+SCHEMA_VERSION = 5  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial
+PARTIAL_BLOCK = 4096  # as jdupes: a page at each end tells most same-size files apart
 CHUNK = 1 << 20
 MIN_STD = 2.0
 """A decoded image whose grey-level standard deviation (0–255) is below this is
@@ -492,7 +492,7 @@ def _hash_into(im: Any, spec: tuple[str, int], out: dict[str, Any]) -> None:
 
 
 def partial_digest(path: str, size: int) -> tuple[str, str | None]:
-    """SHA-1 of the first and last 64 KiB (and the size); also the full SHA-1 when those
+    """SHA-1 of the first and last 4 KiB (and the size); also the full SHA-1 when those
     cover the whole file, so a small file is read once."""
     h = hashlib.sha1(str(size).encode())
     with _open(path) as f:
@@ -905,7 +905,7 @@ class Inventory:
         """Fill ``partial`` then ``sha1`` only where needed to find exact duplicates.
 
         Files of a unique size (counting hard links to one inode once) are never read;
-        same-size files get a partial hash (first + last 64 KiB); only files whose size
+        same-size files get a partial hash (first + last 4 KiB); only files whose size
         and partial hash collide get a full, chunked SHA-1. Zero-byte files are skipped.
         Reading and SHA-1 release the GIL, so ``workers`` threads share the work with no
         process to start.
@@ -939,7 +939,10 @@ class Inventory:
 
         if not jobs:
             return
-        if workers > 1 and len(jobs) > 1:
+        # Threads pay off only when there is real reading to share out.
+        to_read = sum(min(size, 2 * PARTIAL_BLOCK) if kind == "partial" else size
+                      for _, _, size, kind in jobs)
+        if workers > 1 and len(jobs) > 1 and to_read > 16 * CHUNK:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(workers) as ex:
