@@ -721,14 +721,16 @@ class Inventory:
              ) -> Iterator[dict[str, Any]]:
         """Every row (sorted by path), joined with one hash flavour when given.
 
-        ``duplicates_only``: only rows that can be in an exact duplicate group (a full
-        SHA-1 was needed, or another path shares the inode) or that dedup excludes
+        ``duplicates_only``: only rows that are in an exact duplicate group (another
+        path has the same size and SHA-1, or shares the inode) or that dedup excludes
         (a known bad status): the few rows ``dedup --exact-only`` needs.
         """
         where = ""
         if duplicates_only:
-            where = ("WHERE f.kind = 'file' AND (f.sha1 IS NOT NULL OR (f.status IS NOT NULL "
-                     "AND f.status != 'ok') OR (f.dev, f.ino) IN (SELECT dev, ino FROM files "
+            where = ("WHERE f.kind = 'file' AND ((f.status IS NOT NULL AND f.status != 'ok') "
+                     "OR (f.size, f.sha1) IN (SELECT size, sha1 FROM files WHERE sha1 IS NOT "
+                     "NULL GROUP BY size, sha1 HAVING COUNT(*) > 1) "
+                     "OR (f.dev, f.ino) IN (SELECT dev, ino FROM files "
                      "WHERE kind = 'file' GROUP BY dev, ino HAVING COUNT(*) > 1)) ")
         cur = self.db.execute(
             "SELECT f.path, f.kind, f.size, f.mtime_ns, f.ino, f.dev, f.sha1, f.partial, "
