@@ -111,6 +111,7 @@ class ImagesConfig:
     hash_size: int = 8
     near_threshold: int = 6
     max_pixels: int = 89_478_485  # Pillow's own decompression-bomb limit
+    formats: tuple[str, ...] = ()  # Pillow format names to accept (JPEG, PNG…); () = all
 
 
 @dataclass(frozen=True)

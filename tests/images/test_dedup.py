@@ -284,3 +284,55 @@ def test_small_and_large_jpeg_hashes_agree_with_a_full_decode(tmp_path: Path) ->
             with Image.open(p) as im:
                 full = imagehash.phash(im.convert("L"))
             assert (imagehash.hex_to_hash(res["hash"]) - full) <= 4, (seed, side)
+
+
+def test_exact_rerun_notices_a_new_twin_and_a_removed_one(tmp_path: Path) -> None:
+    """The funnel is skipped when nothing changed, and runs again when a file comes or
+    goes: a cached answer must never hide a new copy."""
+    root = tmp_path / "img"
+    for k in range(4):
+        write(root / f"{k}.jpg", jpeg_bytes(photo(k)))
+    ws = tmp_path / "ws"
+    assert read_csv(run_dedup(root, ws, exact_only=True).csv) == []
+    again = run_dedup(root, ws, exact_only=True)
+    assert again.scan["read"] == 0 and again.scan["partial"] == 0
+    write(root / "sub" / "twin.jpg", (root / "2.jpg").read_bytes())
+    rows = read_csv(run_dedup(root, ws, exact_only=True).csv)
+    assert [(r["kept"], r["duplicate"], r["kind"]) for r in rows] == [
+        ("2.jpg", "sub/twin.jpg", "exact")]
+    (root / "sub" / "twin.jpg").unlink()
+    assert read_csv(run_dedup(root, ws, exact_only=True).csv) == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=12, max_size=12),
+       st.lists(st.integers(0, 3), min_size=12, max_size=12),
+       st.lists(st.integers(0, 6), min_size=12, max_size=12))
+def test_merge_groups_lists_every_file_once_and_never_the_kept(exact_of, near_of, dist) -> None:
+    """Whatever the exact and near groups: each duplicate is listed once, no kept file is
+    listed as a duplicate, and a row is 'near' only if its file is not byte-identical
+    to another member."""
+    paths = [f"f{k:02d}" for k in range(12)]
+    exact_groups: dict[int, list[str]] = {}
+    for p, g in zip(paths, exact_of, strict=True):
+        if g:
+            exact_groups.setdefault(g, []).append(p)
+    exact = [(g[0], [(d, 0) for d in g[1:]]) for g in exact_groups.values() if len(g) > 1]
+    exact_dups = {d for _, ds in exact for d, _ in ds}
+    reps = [p for p in paths if p not in exact_dups]
+    near_groups: dict[int, list[str]] = {}
+    for p in reps:
+        g = near_of[paths.index(p)]
+        if g:
+            near_groups.setdefault(g, []).append(p)
+    near = [(g[0], [(d, dist[paths.index(d)]) for d in g[1:]])
+            for g in near_groups.values() if len(g) > 1]
+    rows = merge_groups(exact, near, {})
+    dups = [r[3] for r in rows]
+    kept = {r[2] for r in rows}
+    assert len(dups) == len(set(dups))
+    assert not kept & set(dups)
+    assert set(dups) == exact_dups | {d for _, ds in near for d, _ in ds}
+    for _, kind, _, d, distance, _ in rows:
+        assert (kind == "exact") == (d in exact_dups)
+        assert kind == "near" or distance == 0

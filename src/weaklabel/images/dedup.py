@@ -3,7 +3,7 @@
 Three steps, each reusable on its own (compute, group, decide):
 
 1. **Compute** (in the inventory, cached): the size of every file; a partial hash (first
-   and last 64 KiB) only for files whose size collides; a full SHA-1 only where size
+   and last 4 KiB) only for files whose size collides; a full SHA-1 only where size
    and partial hash collide; a perceptual hash of each decodable image (EXIF orientation
    applied; JPEGs decoded at reduced scale, never below twice the hash's input size,
    see :func:`~weaklabel.images.inventory.draft_side`).
@@ -47,7 +47,7 @@ from weaklabel.images.contracts import (
     DEDUP_EXCLUDED,
     DUPLICATES,
 )
-from weaklabel.images.inventory import display_path, hash_key, open_inventory
+from weaklabel.images.inventory import check_formats, display_path, hash_key, open_inventory
 from weaklabel.images.purge import skip_dirs, write_rows_csv
 from weaklabel.images.quarantine import ApplyReport, Move, apply_moves, plan_moves
 from weaklabel.workspace import Workspace
@@ -460,6 +460,7 @@ def run_dedup(
             f"use 0 to {bits - 1} (0 = exact duplicates only)")
     ws = Workspace(workspace).ensure()
     workers = resolve_workers(icfg.workers)
+    formats = check_formats(icfg.formats)
     started = time.perf_counter()
 
     engagement: dict[str, float] = {}
@@ -478,13 +479,14 @@ def run_dedup(
                                            cfg.sample.comment_weight)
     rank = keep_rank(engagement)
 
-    with ws.lock("dedup"), open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels) as inv:
+    with ws.lock("dedup"), open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels,
+                                        formats=formats) as inv:
         scan = inv.scan(root, check=not exact_only,
                         hash_spec=None if exact_only else (icfg.hash_method, icfg.hash_size),
                         max_pixels=icfg.max_pixels, workers=workers, quiet=quiet,
                         skip=skip_dirs(ws))
         scan.update(inv.digest_collisions(root, workers=workers, quiet=quiet))
-        files = inv.frame(key)
+        files = inv.frame(None if exact_only else key, duplicates_only=exact_only)
         files = files[files["kind"] == "file"].reset_index(drop=True)
 
         # Hard links: one item per inode, represented by its best-ranked path.
@@ -541,6 +543,7 @@ def run_dedup(
                        [[display_path(p), excluded[p]] for p in sorted(excluded)])
 
         params = {"hash_method": icfg.hash_method, "hash_size": icfg.hash_size,
+                  "formats": list(formats),
                   "near_threshold": threshold, "max_pixels": icfg.max_pixels,
                   "comment_weight": cfg.sample.comment_weight,
                   "posts": str(posts) if posts else None, "apply": apply,

@@ -28,15 +28,15 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from weaklabel.errors import WeaklabelError
 
 log = logging.getLogger(__name__)
 
 INVENTORY = "inventory.sqlite"
-SCHEMA_VERSION = 3  # 2: no JPEG draft below a hash's input size; 3: reduce first
-PARTIAL_BLOCK = 64 * 1024
+SCHEMA_VERSION = 5  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial
+PARTIAL_BLOCK = 4096  # as jdupes: a page at each end tells most same-size files apart
 CHUNK = 1 << 20
 MIN_STD = 2.0
 """A decoded image whose grey-level standard deviation (0–255) is below this is
@@ -126,6 +126,24 @@ def _decoder_available(fmt: str) -> bool:
     return bool(features.check(feature))
 
 
+def check_formats(names: Iterable[str]) -> tuple[str, ...]:
+    """``images.formats`` as Pillow format names (upper case, sorted); a name Pillow does
+    not read raises a :class:`WeaklabelError` that lists the ones it does."""
+    wanted = tuple(sorted({str(n).upper() for n in names}))
+    if not wanted:
+        return ()
+    from PIL import Image
+
+    Image.init()
+    readable = set(Image.OPEN)
+    unknown = [n for n in wanted if n not in readable]
+    if unknown:
+        raise WeaklabelError(
+            f"images.formats: Pillow reads no format {', '.join(map(repr, unknown))}; "
+            f"use names from: {', '.join(sorted(readable))}")
+    return wanted
+
+
 # --- perceptual hash methods ----------------------------------------------------------
 
 HASH_METHODS = ("ahash", "dhash", "phash", "whash")
@@ -184,6 +202,9 @@ class Task:
     check: bool
     hash_spec: tuple[str, int] | None
     max_pixels: int
+    formats: tuple[str, ...] = ()
+    """Pillow format names wanted (empty: every format Pillow reads); others are
+    ``unsupported``."""
 
 
 def _open(path: str, rel: str | None = None) -> Any:
@@ -234,15 +255,13 @@ def examine(task: Task) -> dict[str, Any]:
             return out
         fmt, what = sniff(head)
         out["format"] = fmt
-        if fmt is None:
-            out.update(status="not_an_image", reason=what, degenerate="not an image")
-            return out
         f.seek(0)
-        _decode(f, fmt, task, out)
+        # Pillow has the last word: the sniff only names what Pillow cannot open.
+        _decode(f, fmt, what, task, out)
     return out
 
 
-def _decode(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
+def _decode(f: Any, fmt: str | None, what: str, task: Task, out: dict[str, Any]) -> None:
     from PIL import Image, ImageFile
 
     # Truncated data must raise, whatever a caller set; put the caller's values back after.
@@ -250,15 +269,17 @@ def _decode(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     Image.MAX_IMAGE_PIXELS = task.max_pixels
     try:
-        _decode_checked(f, fmt, task, out)
+        _decode_checked(f, fmt, what, task, out)
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = saved
 
 
-def _decode_checked(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
+def _decode_checked(f: Any, fmt: str | None, what: str, task: Task,
+                    out: dict[str, Any]) -> None:
     from PIL import Image
 
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": the status says it
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(f)
@@ -268,6 +289,9 @@ def _decode_checked(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
                        degenerate="decompression bomb")
             return
         except Image.UnidentifiedImageError as exc:
+            if fmt is None:
+                out.update(status="not_an_image", reason=what, degenerate="not an image")
+                return
             if not _decoder_available(fmt):
                 out.update(status="unsupported",
                            reason=f"{fmt}: no decoder for this format installed here")
@@ -287,6 +311,11 @@ def _decode_checked(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
         with im:
             w, h = im.size
             out.update(width=w, height=h, format=im.format or fmt)
+            if task.formats and im.format not in task.formats:
+                out.update(status="unsupported", degenerate="format not wanted",
+                           reason=f"{im.format}: not in images.formats "
+                                  f"({', '.join(task.formats)})")
+                return
             # Checked from the header, before a single pixel is allocated.
             if w * h > task.max_pixels:
                 out.update(status="decompression_bomb",
@@ -315,22 +344,27 @@ def _decode_checked(f: Any, fmt: str, task: Task, out: dict[str, Any]) -> None:
                     elif side:
                         im.draft("L", (side, side))
                 im.load()
+                if task.hash_spec is not None:
+                    _hash_into(im, task.hash_spec, out)  # of the first frame
+                # Pillow opens an animation at its first frame; a broken later frame
+                # (an APNG missing an fcTL chunk) only raises when reached.
+                for k in range(1, getattr(im, "n_frames", 1)):
+                    im.seek(k)
+                    im.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 out.update(status="decompression_bomb", reason=str(exc)[:200],
-                           degenerate="decompression bomb")
+                           degenerate="decompression bomb", hash=None)
                 return
             except DECODE_ERRORS as exc:
                 out.update(zip(("status", "reason"), _classify(exc), strict=False))
-                out["degenerate"] = "not decodable"
+                out.update(degenerate="not decodable", hash=None)
                 return
             except Exception as exc:
                 out.update(status="decode_error",
                            reason=f"unexpected {type(exc).__name__}: {exc}"[:200],
-                           degenerate="not decodable")
+                           degenerate="not decodable", hash=None)
                 return
             out["status"] = "ok"
-            if task.hash_spec is not None:
-                _hash_into(im, task.hash_spec, out)
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -369,6 +403,8 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
     while True:
         head = f.read(8)
         if len(head) < 8:
+            if seen_idat and inflater.eof:
+                break  # all image data is there; Pillow needs no IEND, neither do we
             return ("truncated", "PNG: file ends before IEND")
         length, ctype = struct.unpack(">I4s", head)
         if length > 0x7FFFFFFF:
@@ -376,6 +412,8 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
         data = f.read(length)
         crc = f.read(4)
         if len(data) < length or len(crc) < 4:
+            if seen_idat and inflater.eof:
+                break  # only a chunk after the complete image data is cut, as Pillow sees
             return ("truncated", f"PNG: file ends inside chunk {ctype!r}")
         if zlib.crc32(ctype + data) != struct.unpack(">I", crc)[0]:
             return ("decode_error", f"PNG: CRC mismatch in chunk {ctype!r}")
@@ -400,6 +438,8 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
             if not rows_ok(piece, total):
                 return ("decode_error", "PNG: invalid row filter type")
             total += len(piece)
+        elif ctype == b"acTL":
+            return None  # an animation: every frame is decoded in full instead
         elif ctype == b"IEND":
             break
     if not seen_idat:
@@ -459,7 +499,7 @@ def _hash_into(im: Any, spec: tuple[str, int], out: dict[str, Any]) -> None:
 
 
 def partial_digest(path: str, size: int, rel: str | None = None) -> tuple[str, str | None]:
-    """SHA-1 of the first and last 64 KiB (and the size); also the full SHA-1 when those
+    """SHA-1 of the first and last 4 KiB (and the size); also the full SHA-1 when those
     cover the whole file, so a small file is read once."""
     h = hashlib.sha1(str(size).encode())
     with _open(path, rel) as f:
@@ -496,12 +536,12 @@ def _digest_job(job: tuple[str, str, int, str]) -> tuple[str, str | None, str | 
 # --- walking ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One path found by :func:`walk`.
 
     ``kind`` is ``file`` (a regular file to examine) or ``problem`` (reported and
     skipped: symlink, unreadable folder, FIFO…) with ``status`` and ``reason`` set.
+    A named tuple, not a dataclass: a walk makes one per file, a million a day.
     """
 
     rel: str
@@ -614,8 +654,7 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER, mtime_ns INTEGER, ino INTEGER, dev INTEGER,
     sha1 TEXT, partial TEXT,
     width INTEGER, height INTEGER, format TEXT,
-    status TEXT, reason TEXT,
-    seen INTEGER NOT NULL DEFAULT 0
+    status TEXT, reason TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_size ON files(size);
 CREATE TABLE IF NOT EXISTS hashes (
@@ -630,8 +669,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 class Inventory:
     """The SQLite inventory of one workspace (WAL mode, batched transactions)."""
 
-    def __init__(self, path: Path, *, root: Path, max_pixels: int) -> None:
+    def __init__(self, path: Path, *, root: Path, max_pixels: int,
+                 formats: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
+        self.formats = tuple(formats)
+        self._changed = False
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -670,8 +712,11 @@ class Inventory:
                             json.loads(old_root), root_real)
             self.db.execute("DELETE FROM files")
             self.db.execute("DELETE FROM hashes")
-        if self._meta("max_pixels") != str(max_pixels):
+        wanted = json.dumps(sorted(self.formats))
+        if self._meta("max_pixels") != str(max_pixels) or self._meta("formats") != wanted:
             self.db.execute("UPDATE files SET status=NULL, reason=NULL WHERE kind='file'")
+            self.db.execute("DELETE FROM hashes")
+        self._set_meta("formats", wanted)
         self._set_meta("schema", str(SCHEMA_VERSION))
         self._set_meta("root", json.dumps(root_real))
         self._set_meta("max_pixels", str(max_pixels))
@@ -679,13 +724,26 @@ class Inventory:
 
     # -- reads ------------------------------------------------------------------------
 
-    def rows(self, hash_key: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every row (sorted by path), joined with one hash flavour when given."""
+    def rows(self, hash_key: str | None = None, *, duplicates_only: bool = False
+             ) -> Iterator[dict[str, Any]]:
+        """Every row (sorted by path), joined with one hash flavour when given.
+
+        ``duplicates_only``: only rows that are in an exact duplicate group (another
+        path has the same size and SHA-1, or shares the inode) or that dedup excludes
+        (a known bad status): the few rows ``dedup --exact-only`` needs.
+        """
+        where = ""
+        if duplicates_only:
+            where = ("WHERE f.kind = 'file' AND ((f.status IS NOT NULL AND f.status != 'ok') "
+                     "OR (f.size, f.sha1) IN (SELECT size, sha1 FROM files WHERE sha1 IS NOT "
+                     "NULL GROUP BY size, sha1 HAVING COUNT(*) > 1) "
+                     "OR (f.dev, f.ino) IN (SELECT dev, ino FROM files "
+                     "WHERE kind = 'file' GROUP BY dev, ino HAVING COUNT(*) > 1)) ")
         cur = self.db.execute(
             "SELECT f.path, f.kind, f.size, f.mtime_ns, f.ino, f.dev, f.sha1, f.partial, "
             "f.width, f.height, f.format, f.status, f.reason, h.hash, h.degenerate "
             "FROM files f LEFT JOIN hashes h ON h.path = f.path AND h.method = ? "
-            "ORDER BY f.path",
+            f"{where}ORDER BY f.path",
             (hash_key or "",),
         )
         names = ("path", "kind", "size", "mtime_ns", "ino", "dev", "sha1", "partial", "width",
@@ -695,32 +753,18 @@ class Inventory:
             d["path"] = os.fsdecode(d["path"])
             yield d
 
-    def frame(self, hash_key: str | None = None) -> Any:
-        """The inventory as a pandas DataFrame (paths as ``str``)."""
+    def frame(self, hash_key: str | None = None, *, duplicates_only: bool = False) -> Any:
+        """The inventory as a pandas DataFrame (paths as ``str``); see :meth:`rows`."""
         import pandas as pd
 
         names = ["path", "kind", "size", "mtime_ns", "ino", "dev", "sha1", "partial", "width",
                  "height", "format", "status", "reason", "hash", "degenerate"]
         cols: dict[str, list[Any]] = {n: [] for n in names}
-        for r in self.rows(hash_key):
+        for r in self.rows(hash_key, duplicates_only=duplicates_only):
             for n in names:
                 cols[n].append(r[n])
         # object dtype: a surrogate-escaped (non-UTF-8) name cannot live in an Arrow string
         return pd.DataFrame({n: pd.Series(v, dtype=object) for n, v in cols.items()})
-
-    def _lookup(self, rels: list[str], key: str | None) -> dict[str, tuple[Any, ...]]:
-        out: dict[str, tuple[Any, ...]] = {}
-        for i in range(0, len(rels), 500):
-            part = [_key(r) for r in rels[i:i + 500]]
-            marks = ",".join("?" * len(part))
-            for r in self.db.execute(
-                f"SELECT f.path, f.size, f.mtime_ns, f.ino, f.dev, f.status, "  # noqa: S608
-                f"(SELECT COUNT(*) FROM hashes h WHERE h.path=f.path AND h.method=?) "
-                f"FROM files f WHERE f.path IN ({marks})",
-                [key or "", *part],
-            ):
-                out[os.fsdecode(r[0])] = r[1:]
-        return out
 
     # -- scanning ---------------------------------------------------------------------
 
@@ -740,7 +784,8 @@ class Inventory:
 
         Only new or changed files (size or mtime differ) and files lacking what is asked
         for (a decode status when ``check``, a hash of ``hash_spec``) are read, by
-        ``workers`` processes. Rows of paths no longer present are deleted.
+        ``workers`` processes. Rows of paths no longer present are deleted. An unchanged
+        file costs one ``lstat`` and a dictionary look-up: nothing is written for it.
 
         Returns:
             Counts: ``seen`` paths, ``read`` files examined, ``removed`` stale rows.
@@ -748,92 +793,120 @@ class Inventory:
         from tqdm import tqdm
 
         key = None if hash_spec is None else hash_key(*hash_spec)
-        gen = int(self._meta("generation") or 0) + 1
-        self._set_meta("generation", str(gen))
+        known = self._known(key)
+        self._changed = False
         counts = {"seen": 0, "read": 0, "removed": 0}
         bar = tqdm(desc="inventory", unit="file", disable=True if quiet else None,
-                   file=sys.stderr,
-                   dynamic_ncols=True)
+                   file=sys.stderr, dynamic_ncols=True)
         pool = _Pool(workers)
         try:
             buf: list[Entry] = []
             for entry in walk(root, skip=skip):
                 buf.append(entry)
                 if len(buf) >= batch:
-                    self._scan_batch(buf, gen, check, hash_spec, key, max_pixels, pool,
+                    self._scan_batch(buf, known, check, hash_spec, key, max_pixels, pool,
                                      counts, bar)
                     buf = []
             if buf:
-                self._scan_batch(buf, gen, check, hash_spec, key, max_pixels, pool, counts,
+                self._scan_batch(buf, known, check, hash_spec, key, max_pixels, pool, counts,
                                  bar)
         finally:
             pool.close()
             bar.close()
-        self.db.execute("BEGIN")
-        cur = self.db.execute("DELETE FROM files WHERE seen != ?", (gen,))
-        counts["removed"] = cur.rowcount
-        self.db.execute("DELETE FROM hashes WHERE path NOT IN (SELECT path FROM files)")
-        self.db.execute("COMMIT")
+        # ``_scan_batch`` pops every path it sees: what is left is gone from the tree.
+        if known:
+            self._changed = True
+            self.db.execute("BEGIN")
+            stale = [(k,) for k in known]
+            self.db.executemany("DELETE FROM files WHERE path=?", stale)
+            self.db.executemany("DELETE FROM hashes WHERE path=?", stale)
+            self.db.execute("COMMIT")
+        counts["removed"] = len(known)
+        if self._changed:
+            self._set_meta("funnel", "stale")
         return counts
 
-    def _scan_batch(self, entries: list[Entry], gen: int, check: bool,
-                    hash_spec: tuple[str, int] | None, key: str | None, max_pixels: int,
-                    pool: _Pool, counts: dict[str, int], bar: Any) -> None:
-        known = self._lookup([e.rel for e in entries if e.kind == "file"], key)
+    def _known(self, key: str | None) -> dict[bytes, tuple[Any, ...]]:
+        """Every row as ``path -> (kind, size, mtime_ns, ino, dev, status, has_hash,
+        reason)``."""
+        if key is None:
+            cur = self.db.execute("SELECT path, kind, size, mtime_ns, ino, dev, status, 0, "
+                                  "reason FROM files")
+        else:
+            cur = self.db.execute(
+                "SELECT f.path, f.kind, f.size, f.mtime_ns, f.ino, f.dev, f.status, "
+                "h.path IS NOT NULL, f.reason FROM files f LEFT JOIN hashes h "
+                "ON h.path = f.path AND h.method = ?", (key,))
+        return {r[0]: r[1:] for r in cur}
+
+    def _scan_batch(self, entries: list[Entry], known: dict[bytes, tuple[Any, ...]],
+                    check: bool, hash_spec: tuple[str, int] | None, key: str | None,
+                    max_pixels: int, pool: _Pool, counts: dict[str, int], bar: Any) -> None:
         tasks: list[Task] = []
-        self.db.execute("BEGIN")
+        problems, new, moved, fresh = [], [], [], []
         for e in entries:
             counts["seen"] += 1
-            k = _key(e.rel)
+            k = os.fsencode(e.rel)
+            old = known.pop(k, None)
             if e.kind != "file":
-                self.db.execute(
-                    "INSERT OR REPLACE INTO files (path, kind, status, reason, seen) "
-                    "VALUES (?, 'problem', ?, ?, ?)", (k, e.status, e.reason, gen))
-                self.db.execute("DELETE FROM hashes WHERE path=?", (k,))
+                if old is None or old[0] != "problem" or old[5:8:2] != (e.status, e.reason):
+                    problems.append((k, e.status, e.reason))
                 continue
-            old = known.get(e.rel)
-            if old is not None and old[0] == e.size and old[1] == e.mtime_ns:
-                status, has_hash = old[4], old[5]
-                if old[2:4] != (e.ino, e.dev):  # same content, new inode (copied back)
-                    self.db.execute("UPDATE files SET ino=?, dev=?, seen=? WHERE path=?",
-                                    (e.ino, e.dev, gen, k))
-                else:
-                    self.db.execute("UPDATE files SET seen=? WHERE path=?", (gen, k))
+            if (old is not None and old[0] == "file" and old[1] == e.size
+                    and old[2] == e.mtime_ns):
+                status, has_hash = old[5], old[6]
+                if (old[3], old[4]) != (e.ino, e.dev):  # same content, new inode (copied back)
+                    moved.append((e.ino, e.dev, k))
             else:
                 status, has_hash = None, 0
-                self.db.execute(
-                    "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, dev, seen)"
-                    " VALUES (?, 'file', ?, ?, ?, ?, ?)",
-                    (k, e.size, e.mtime_ns, e.ino, e.dev, gen))
-                self.db.execute("DELETE FROM hashes WHERE path=?", (k,))
+                new.append((k, e.size, e.mtime_ns, e.ino, e.dev))
+                fresh.append((k,))
             need_check = check and status is None
             need_hash = key is not None and not has_hash and status in (None, "ok")
             if need_check or need_hash:
                 tasks.append(Task(e.abspath, e.rel, e.size, True,
-                                  hash_spec if need_hash else None, max_pixels))
+                                  hash_spec if need_hash else None, max_pixels, self.formats))
             else:
                 bar.update(1)
-        self.db.execute("COMMIT")
+        if problems or new or moved:
+            self._changed = True
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files (path, kind, status, reason) "
+                "VALUES (?, 'problem', ?, ?)", problems)
+            self.db.executemany("DELETE FROM hashes WHERE path=?", [p[:1] for p in problems])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, dev)"
+                " VALUES (?, 'file', ?, ?, ?, ?)", new)
+            self.db.executemany("DELETE FROM hashes WHERE path=?", fresh)
+            self.db.executemany("UPDATE files SET ino=?, dev=? WHERE path=?", moved)
+            self.db.execute("COMMIT")
         if not tasks:
             return
-        self.db.execute("BEGIN")
-        for n, res in enumerate(pool.imap(examine, tasks), 1):
-            self._store(res, key)
+        results: list[dict[str, Any]] = []
+        for res in pool.imap(examine, tasks):
+            results.append(res)
             bar.update(1)
-            if n % 1000 == 0:
-                self.db.execute("COMMIT")
-                self.db.execute("BEGIN")
-        self.db.execute("COMMIT")
+            if len(results) >= 1000:
+                self._store(results, key)
+                results = []
+        self._store(results, key)
         counts["read"] += len(tasks)
 
-    def _store(self, res: dict[str, Any], key: str | None) -> None:
-        k = _key(res["path"])
-        self.db.execute(
+    def _store(self, results: list[dict[str, Any]], key: str | None) -> None:
+        if not results:
+            return
+        self.db.execute("BEGIN")
+        self.db.executemany(
             "UPDATE files SET status=?, reason=?, format=?, width=?, height=? WHERE path=?",
-            (res["status"], res["reason"], res["format"], res["width"], res["height"], k))
-        if key is not None and (res["hash"] is not None or res["degenerate"] is not None):
-            self.db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
-                            (k, key, res["hash"], res["degenerate"]))
+            [(r["status"], r["reason"], r["format"], r["width"], r["height"],
+              os.fsencode(r["path"])) for r in results])
+        if key is not None:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
+                [(os.fsencode(r["path"]), key, r["hash"], r["degenerate"]) for r in results
+                 if r["hash"] is not None or r["degenerate"] is not None])
+        self.db.execute("COMMIT")
 
     # -- the exact-duplicate funnel ----------------------------------------------------
 
@@ -841,51 +914,61 @@ class Inventory:
         """Fill ``partial`` then ``sha1`` only where needed to find exact duplicates.
 
         Files of a unique size (counting hard links to one inode once) are never read;
-        same-size files get a partial hash (first + last 64 KiB); only files whose size
+        same-size files get a partial hash (first + last 4 KiB); only files whose size
         and partial hash collide get a full, chunked SHA-1. Zero-byte files are skipped.
+        Reading and SHA-1 release the GIL, so ``workers`` threads share the work with no
+        process to start.
         """
         counts = {"partial": 0, "full": 0}
-        pool = _Pool(workers)
-        try:
-            for stage in ("partial", "full"):
-                if stage == "partial":
-                    sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
-                           "AND partial IS NULL AND size IN (SELECT size FROM files "
-                           "WHERE kind='file' AND size > 0 GROUP BY size "
-                           "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
-                else:
-                    sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
-                           "AND sha1 IS NULL AND partial IS NOT NULL AND (size, partial) IN "
-                           "(SELECT size, partial FROM files WHERE kind='file' AND "
-                           "partial IS NOT NULL GROUP BY size, partial "
-                           "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
-                todo = [(os.fsdecode(p), s) for p, s in self.db.execute(sql)]
-                jobs = [(rel, os.path.join(os.fspath(root), rel), size, stage)
-                        for rel, size in todo]
-                counts[stage] = len(jobs)
-                self._run_digests(pool, jobs, quiet, stage)
-        finally:
-            pool.close()
+        if self._meta("funnel") == "done":
+            return counts  # no file came, went or changed since the last complete funnel
+        for stage in ("partial", "full"):
+            if stage == "partial":
+                sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
+                       "AND partial IS NULL AND size IN (SELECT size FROM files "
+                       "WHERE kind='file' AND size > 0 GROUP BY size "
+                       "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
+            else:
+                sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
+                       "AND sha1 IS NULL AND partial IS NOT NULL AND (size, partial) IN "
+                       "(SELECT size, partial FROM files WHERE kind='file' AND "
+                       "partial IS NOT NULL GROUP BY size, partial "
+                       "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
+            base = os.fspath(root)
+            jobs = [(os.fsdecode(p), os.path.join(base, os.fsdecode(p)), size, stage)
+                    for p, size in self.db.execute(sql)]
+            counts[stage] = len(jobs)
+            self._run_digests(jobs, workers, quiet, stage)
+        self._set_meta("funnel", "done")
         return counts
 
-    def _run_digests(self, pool: _Pool, jobs: list[tuple[str, str, int, str]], quiet: bool,
+    def _run_digests(self, jobs: list[tuple[str, str, int, str]], workers: int, quiet: bool,
                      stage: str) -> None:
         from tqdm import tqdm
 
         if not jobs:
             return
+        # Threads pay off only when there is real reading to share out.
+        to_read = sum(min(size, 2 * PARTIAL_BLOCK) if kind == "partial" else size
+                      for _, _, size, kind in jobs)
+        if workers > 1 and len(jobs) > 1 and to_read > 16 * CHUNK:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as ex:
+                results = list(tqdm(ex.map(_digest_job, jobs, chunksize=64), total=len(jobs),
+                                    desc=f"sha1 ({stage})", unit="file",
+                                    disable=True if quiet else None, file=sys.stderr))
+        else:
+            results = [_digest_job(j) for j in jobs]
         self.db.execute("BEGIN")
-        for rel, part, full, err in tqdm(pool.imap(_digest_job, jobs), total=len(jobs),
-                                          desc=f"sha1 ({stage})", unit="file",
-                                          disable=True if quiet else None, file=sys.stderr):
-            k = _key(rel)
-            if err:
-                self.db.execute("UPDATE files SET status='unreadable', reason=? WHERE path=?",
-                                (err, k))
-            if part is not None:
-                self.db.execute("UPDATE files SET partial=? WHERE path=?", (part, k))
-            if full is not None:
-                self.db.execute("UPDATE files SET sha1=? WHERE path=?", (full, k))
+        self.db.executemany("UPDATE files SET status='unreadable', reason=? WHERE path=?",
+                            [(err, _key(rel)) for rel, _, _, err in results if err])
+        self.db.executemany("UPDATE files SET partial=? WHERE path=?",
+                            [(part, _key(rel)) for rel, part, _, _ in results
+                             if part is not None])
+        self.db.executemany("UPDATE files SET sha1=? WHERE path=?",
+                            [(full, _key(rel)) for rel, _, full, _ in results
+                             if full is not None])
         self.db.execute("COMMIT")
 
 
@@ -913,7 +996,10 @@ class _Pool:
             self._pool = None
 
 
-def open_inventory(ws_root: Path, *, root: Path, max_pixels: int) -> Inventory:
-    """Open (create) ``WORKSPACE/inventory.sqlite`` bound to the image ``root``."""
+def open_inventory(ws_root: Path, *, root: Path, max_pixels: int,
+                   formats: tuple[str, ...] = ()) -> Inventory:
+    """Open (create) ``WORKSPACE/inventory.sqlite`` bound to the image ``root``; statuses
+    are reset when ``max_pixels`` or the wanted ``formats`` change."""
     Path(ws_root).mkdir(parents=True, exist_ok=True)
-    return Inventory(Path(ws_root) / INVENTORY, root=root, max_pixels=max_pixels)
+    return Inventory(Path(ws_root) / INVENTORY, root=root, max_pixels=max_pixels,
+                     formats=formats)

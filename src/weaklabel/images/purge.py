@@ -2,15 +2,19 @@
 
 Each file gets one status (see :data:`weaklabel.images.contracts.PURGE_STATUSES`):
 
-- ``ok``: decodes completely.
+- ``ok``: Pillow opens it and decodes it completely, every frame of an animation.
 - ``empty``: zero bytes.
-- ``not_an_image``: the bytes are not an image whatever the name says (an HTML error
-  page, S3 error XML, a zip, random bytes); the reason says what it looks like.
+- ``not_an_image``: no Pillow plugin opens it, whatever the name says (an HTML error
+  page, S3 error XML, a zip, random bytes); the reason says what the bytes look like.
+  Content sniffing only names the file: it never overrules Pillow, so TGA, PCX, PPM,
+  DDS, QOI or ICNS files (no magic number, or one sniffing does not know) are judged
+  by decoding them like any other.
 - ``truncated``: the data ends before the image does (a failed upload).
 - ``decode_error``: the decoder rejects the data.
 - ``decompression_bomb``: the header claims more pixels than ``images.max_pixels``;
   decided from the header, before any pixel is allocated.
-- ``unsupported``: a real image in a format this machine has no decoder for.
+- ``unsupported``: a real image in a format this machine has no decoder for, or one
+  outside ``images.formats`` when the user restricts them.
 - ``unreadable``: permissions, or not a regular file (FIFO, socket, device).
 - ``skipped``: a symlink (never followed) or a folder that could not be listed.
 
@@ -34,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from weaklabel.config import Config, as_dict, resolve_workers, validate_config
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.contracts import CORRUPT_STATUSES, PURGE, PURGE_STATUSES
-from weaklabel.images.inventory import display_path, open_inventory
+from weaklabel.images.inventory import check_formats, display_path, open_inventory
 from weaklabel.images.quarantine import ApplyReport, Move, apply_moves, plan_moves
 from weaklabel.workspace import Workspace, atomic_path
 
@@ -115,8 +119,10 @@ def run_purge(
     ws = Workspace(workspace).ensure()
     icfg = cfg.images
     workers = resolve_workers(icfg.workers)
+    formats = check_formats(icfg.formats)
     started = time.perf_counter()
-    with ws.lock("purge"), open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels) as inv:
+    with ws.lock("purge"), open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels,
+                                        formats=formats) as inv:
         scan = inv.scan(root, check=True, hash_spec=None, max_pixels=icfg.max_pixels,
                         workers=workers, quiet=quiet, skip=skip_dirs(ws))
         files = inv.frame()
@@ -128,7 +134,8 @@ def run_purge(
         ])
         corrupt = find_corrupt(files)
         ws.write_meta("purge.csv", stage="purge",
-                      params={"max_pixels": icfg.max_pixels, "apply": apply},
+                      params={"max_pixels": icfg.max_pixels, "formats": list(formats),
+                              "apply": apply},
                       inputs={"root": str(root.resolve())}, rows=len(files),
                       elapsed=time.perf_counter() - started,
                       extra={"counts": counts, "scan": scan, "config": as_dict(icfg)})
