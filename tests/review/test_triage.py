@@ -73,3 +73,19 @@ def test_decided_items_leave_the_queue(rfx, tmp_path) -> None:  # type: ignore[n
     run_queue(ws, limit=10, output=tmp_path / "again.csv")
     assert (tmp_path / "again.csv").read_bytes() == out.read_bytes()
     assert len(run_queue(ws, include_decided=True)) == 63
+
+
+def test_weak_keyword_hits_vote_for_or_against_the_label() -> None:
+    from weaklabel.review.triage import suspicion
+
+    row = {"label": "lips", "confidence": 0.6, "top_label": "lips"}
+    against, why = suspicion({**row, "evidence": "knn lips:0.60 nails:0.40 | tie: nails: 네일"},
+                             keyword_label=None, conflict=False)
+    agree, why2 = suspicion({**row, "evidence": "knn lips:0.60 nails:0.40 | tie: lips: 립밤"},
+                            keyword_label=None, conflict=False)
+    split, why3 = suspicion({**row, "evidence": "knn lips:0.60 nails:0.40 | tie: lips: 립밤; "
+                                                 "nails: 네일"}, keyword_label=None,
+                            conflict=False)
+    assert "keywords point to nails" in why and not any("keywords" in w for w in why2)
+    assert "keywords of lips, nails" in why3
+    assert against > split > agree

@@ -7,8 +7,8 @@ Items are ordered by a *suspicion* score, the sum of:
 - **disagreement** between the labelling sources: the per-source vote columns
   ``label_keyword`` / ``label_knn`` / ``label_classifier`` of ``post_labels.parquet``
   when present (each source that voted for another label adds 1); otherwise the keyword
-  labels (``keyword_labels.parquet``) against the final label, a keyword tie, and the
-  KNN vote's runner-up share;
+  labels (``keyword_labels.parquet``) against the final label, keyword hits too weak to
+  seed that name other labels, and the KNN vote's runner-up share;
 - **low confidence**: ``1 - confidence``;
 - **a label conflict inside a duplicate group** (``label_conflicts.csv`` from dedup): 1;
 - **an abstained post** (shown with its best guess): 1, since it has no label yet and any
@@ -113,8 +113,13 @@ def suspicion(row: Mapping[str, Any], *, keyword_label: str | None,
         if keyword_label and keyword_label != label:
             score += 1
             why.append(f"keywords say {keyword_label}")
-        hits = set(keyword_hits(ev))
-        if len(hits) > 1 or ev.startswith("tie: ") or " | tie: " in ev:
+        # Keyword hits too weak to seed are still a vote: against the label when they
+        # name only other labels, split when they name it and others.
+        hits = set(keyword_hits(ev)) - ({keyword_label} if keyword_label else set())
+        if hits and label not in hits:
+            score += 1
+            why.append("keywords point to " + ", ".join(sorted(hits)))
+        elif len(hits) > 1:
             score += 0.5
             why.append("keywords of " + ", ".join(sorted(hits)))
         votes_knn = knn_votes(ev)
