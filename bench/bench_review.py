@@ -50,10 +50,19 @@ def build(data: Path, out: Path, keywords: Path, config: Path) -> Any:
         "seed_keywords": str(keywords)})
     res = run_build(cfg, progress=False)
     if res.stopped:  # first run: accept the keyword-seeded draft as it stands
-        labelmap.write_text((Path(cfg.workspace) / "labelmap.draft.yaml").read_text("utf-8"),
-                            encoding="utf-8")
+        import re
+
+        draft = (Path(cfg.workspace) / "labelmap.draft.yaml").read_text("utf-8")
+        # the label map's ids allow no "/" (petition categories have it): "/" → "_"
+        draft = re.sub(r"(?m)^(\s+)(\S[^:\n]*/[^:\n]*):(\s*)$",
+                       lambda m: f"{m[1]}{safe_id(m[2])}:{m[3]}", draft)
+        labelmap.write_text(draft, encoding="utf-8")
         run_build(cfg, progress=False)
     return cfg
+
+
+def safe_id(label: str) -> str:
+    return label.replace("/", "_")
 
 
 class Repropagate:
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = build(args.data, args.out, args.keywords, args.config)
     ws = Path(cfg.workspace)
     df = pd.read_csv(args.data, dtype=str, keep_default_na=False)
-    gold = dict(zip(df["id"], df["label"], strict=True))
+    gold = dict(zip(df["id"], df["label"].map(safe_id), strict=True))
     base = pd.read_parquet(ws / "post_labels.parquet")
     kw = pd.read_parquet(ws / "keyword_labels.parquet")
     f1_base = macro_f1(base, gold)
