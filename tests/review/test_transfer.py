@@ -130,3 +130,13 @@ def test_queue_cli(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert lines[2].startswith("k1,d/k1.jpg,lips,0.9000,keywords say nails")
     r = runner.invoke(app, ["review", "queue", "-w", str(tmp_path / "nowhere"), "-o", str(out)])
     assert r.exit_code == 1 and "run `weaklabel propagate` first" in r.output
+
+
+def test_serve_and_export_errors_are_one_line(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["review", "serve", "-w", str(tmp_path / "empty")])
+    assert r.exit_code == 1 and "post_labels.parquet does not exist" in r.output
+    r = runner.invoke(app, ["review", "serve", "-w", str(tmp_path), "--reviewers", "a b,c"])
+    assert r.exit_code == 2 and "--reviewers 'a b,c'" in r.output
+    r = runner.invoke(app, ["review", "export", "-w", str(tmp_path), "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "review something first" in r.output
+    assert "Traceback" not in r.output
