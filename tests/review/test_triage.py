@@ -26,8 +26,11 @@ def test_evidence_parsers() -> None:
 def test_queue_puts_disagreement_and_low_confidence_first(rfx) -> None:  # type: ignore[no-untyped-def]
     q = run_queue(Workspace(rfx.ws), random_rate=0.0)
     assert list(q.columns[:5]) == ["post_id", "image", "label", "confidence", "why"]
-    assert q.loc[0, "post_id"] == "t2"  # abstained: no label yet, any answer adds one
-    assert q.loc[1, "post_id"] == "k1" and "keywords say nails" in q.loc[1, "why"]
+    # labels take turns, each in suspicion order: lips (k1: keywords disagree), then nails
+    # (t2: abstained, no label yet, so any answer adds one)
+    assert q.loc[0, "post_id"] == "k1" and "keywords say nails" in q.loc[0, "why"]
+    assert q.loc[1, "post_id"] == "t2"
+    assert q["label"].head(20).tolist() == ["lips", "nails"] * 10
     assert not q["random"].any()
     # t2 abstained: queued with its best guess; t1 has no image: a text item
     t2 = q[q["post_id"] == "t2"].iloc[0]
@@ -36,7 +39,8 @@ def test_queue_puts_disagreement_and_low_confidence_first(rfx) -> None:  # type:
     assert t1["image"] == "" and t1["caption"] == "네일 글만"
     # among the plain posts, lower confidence comes first
     plain = q[q["post_id"].str.startswith("p")]
-    assert plain["confidence"].is_monotonic_increasing
+    for _, g in plain.groupby("label"):
+        assert g["confidence"].is_monotonic_increasing
     assert len(q) == 63
 
 

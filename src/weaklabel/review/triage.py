@@ -14,7 +14,9 @@ Items are ordered by a *suspicion* score, the sum of:
 - **an abstained post** (shown with its best guess): 1, since it has no label yet and any
   answer adds one.
 
-Every item whose stable hash falls below ``random_rate`` (5 %) is in the *random slice*
+The labels take turns (one item of each, in label order), each in suspicion order, so
+every label gets the same share of the first reviews. Every item whose stable hash falls
+below ``random_rate`` (5 %) is in the *random slice*
 whatever its score: one slice item is placed after every ``1 / random_rate - 1`` scored
 items, so a reviewer who stops anywhere has reviewed a random 5 % whose accept rate is an
 unbiased precision estimate per label. The order is a pure function of the inputs.
@@ -199,6 +201,7 @@ def build_queue(
             scored.append({**item, "why": "; ".join(why) or "check", "random": False,
                            "_s": -round(s, 6), "_k": _stable(post_id, image)})
     scored.sort(key=lambda r: (r["_s"], r["_k"]))
+    scored = _round_robin(scored)
     randoms.sort(key=lambda r: r["_k"])
     every = max(1, round(1 / random_rate) - 1) if random_rate > 0 else len(scored) + 1
     out: list[dict[str, Any]] = []
@@ -211,6 +214,23 @@ def build_queue(
     out.extend(randoms[ri:])
     cols = [*QUEUE.names, "caption", "evidence", "random"]
     return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
+
+
+def _round_robin(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Interleave the labels (in id order), each in its own suspicion order.
+
+    Every label gets the same share of the first reviews however many posts it has:
+    macro-averaged quality and a data set's smallest class depend on each label alike,
+    and the review page shows one label at a time anyway.
+    """
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_label.setdefault(r["label"], []).append(r)
+    lists = [by_label[k] for k in sorted(by_label)]
+    out: list[dict[str, Any]] = []
+    for i in range(max((len(x) for x in lists), default=0)):
+        out.extend(x[i] for x in lists if i < len(x))
+    return out
 
 
 def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
