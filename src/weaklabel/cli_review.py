@@ -136,6 +136,9 @@ def serve(
                     ] = 8765,
     page_size: Annotated[int, typer.Option(min=40, max=60, help="Thumbnails per page.")
                          ] = 48,
+    per_item: Annotated[int, typer.Option(
+        min=0, max=5, help="Reviewers per item (0: everyone reviews everything); with 2 or "
+                           "more, a disagreement goes to one more reviewer.")] = 1,
     quiet: QuietOpt = False,
 ) -> None:
     """Serve the review grid; print one invite link per reviewer.
@@ -156,7 +159,7 @@ def serve(
         raise UsageError(f"--reviewers {reviewers!r}: give names of letters, digits, - or _, "
                          "separated by commas")
     run_serve(ws, reviewers=names, host=host, port=port, page_size=page_size,
-              labelmap=cfg.labelmap, echo=typer.echo)
+              labelmap=cfg.labelmap, per_item=per_item, echo=typer.echo)
 
 
 def register(app: typer.Typer) -> None:

@@ -94,11 +94,16 @@ def test_flag_relabel_accept_reload(served, browser) -> None:  # type: ignore[no
     assert Counter(a for _, a, _ in rows) == {"reject": 3, "relabel": 2, "undo": 2,
                                               "accept": 28}
     assert ("ana", "relabel", "nails") in rows and {r for r, _, _ in rows} == {"ana"}
-    # the second reviewer's link opens a fresh session on the same items
+    # the second reviewer's link opens a session of its own: lips is done (one reviewer
+    # per item by default), so ben starts on nails, with none of ana's decisions
     other = browser.new_page()
     other.goto(served.links["ben"])
     settle(other)
-    assert set(states(other)) == {""} and other.inner_text(".tab.on .prog") == "0/31"
+    assert other.inner_text(".tab.on").startswith("네일")
+    assert set(states(other)) == {""} and other.inner_text(".tab.on .prog") == "0/32"
+    other.keyboard.press("[")
+    other.wait_for_selector("#done:not([hidden])")
+    assert other.inner_text(".tab.on .prog") == "31/31"
     wrong = browser.new_page()
     resp = wrong.goto(served.links["ana"].replace("/r/", "/r/nope"))
     assert resp is not None and resp.status == 403

@@ -3,6 +3,7 @@ request reaching the disk, idempotent decisions, nothing acknowledged lost on ki
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import sqlite3
@@ -53,8 +54,11 @@ def test_tokens_paths_and_isolation(served) -> None:  # type: ignore[no-untyped-
     assert code == 200 and res["acked"][0]["new"] is False
     # ben sees none of ana's decisions, and can neither undo nor overwrite them
     code, state = call(ben + "api/state")
-    assert state["reviewer"] == "ben" and all(lab["done"] == 0 for lab in state["labels"])
-    assert call(ben + "api/page?label=lips")[1]["items"][0]["decision"] is None
+    assert state["reviewer"] == "ben"
+    assert {lab["id"]: lab["done"] for lab in state["labels"]} == {"lips": 1, "nails": 0}
+    bens = call(ben + "api/page?label=lips")[1]["items"]  # ana holds the lips page
+    assert first not in [it["id"] for it in bens]
+    assert all(it["decision"] is None for it in call(ben + "api/page?label=nails")[1]["items"])
     code, res = call(ben + "api/decide",
                      {"decisions": [{"id": "b-1", "action": "undo", "undoes": "a-1"}]})
     assert code == 422 and "no decision 'a-1' of ben" in res["errors"][0]["error"]
@@ -85,7 +89,7 @@ def test_kill_9_loses_no_acknowledged_decision(serve) -> None:  # type: ignore[n
             sent[name].append(d)
             try:
                 code, res = call(s.links[name] + "api/decide", {"decisions": [d]})
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 return  # the server is gone
             if code == 200:
                 acked[name].update(a["id"] for a in res["acked"])
@@ -118,3 +122,38 @@ def test_kill_9_loses_no_acknowledged_decision(serve) -> None:  # type: ignore[n
     db = sqlite3.connect(f"file:{s.ws / DECISIONS_DB}?mode=ro", uri=True)
     n, distinct = db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM decisions").fetchone()
     assert n == distinct == sum(len(ds) for ds in sent.values())
+
+
+def test_assigner_splits_the_queue_and_sends_disagreements_to_a_third() -> None:
+    from weaklabel.review.server import Assigner
+    from weaklabel.review.store import Decision
+
+    items = [{"id": i, "post_id": f"p{i}", "image": "", "label": "lips"} for i in range(10)]
+    votes: dict[tuple[str, str], dict[str, Decision]] = {}
+
+    def decide(who: str, i: int, action: str, seq: int) -> None:
+        votes.setdefault((f"p{i}", ""), {})[who] = Decision(
+            f"{who}{i}", who, f"p{i}", "", "lips", action, "lips" if action == "accept" else "",
+            seq=seq)
+
+    one = Assigner({"lips": items}, per_item=1, page_size=4)
+    a = [it["id"] for it in one.page("ana", "lips", votes)]
+    b = [it["id"] for it in one.page("ben", "lips", votes)]
+    assert a == [0, 1, 2, 3] and b == [4, 5, 6, 7]  # held pages are not handed out twice
+    assert [it["id"] for it in one.page("ana", "lips", votes)] == a  # a reload: same page
+    for seq, i in enumerate(a):
+        decide("ana", i, "accept", seq)
+    assert [it["id"] for it in one.page("ana", "lips", votes)] == [8, 9]
+    assert one.done("lips", votes, "ben") == 4
+
+    two = Assigner({"lips": items[:2]}, per_item=2, page_size=4)
+    votes.clear()
+    decide("ana", 0, "accept", 1)
+    decide("ben", 0, "reject", 2)   # p0: ana and ben disagree → a third reviewer
+    decide("ana", 1, "accept", 3)
+    decide("ben", 1, "accept", 4)   # p1: they agree → done
+    assert [it["id"] for it in two.page("cy", "lips", votes)] == [0]
+    assert two.done("lips", votes, "cy") == 1
+    everyone = Assigner({"lips": items[:2]}, per_item=0, page_size=4)
+    assert [it["id"] for it in everyone.page("dee", "lips", votes)] == [0, 1]
+    assert everyone.done("lips", votes, "ana") == 2 and everyone.done("lips", votes, "dee") == 0

@@ -126,7 +126,17 @@ def test_queue_cli(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     r = runner.invoke(app, ["review", "queue", "-w", str(rfx.ws), "--limit", "5", "-o", str(out)])
     assert r.exit_code == 0, r.output
     lines = out.read_text(encoding="utf-8").splitlines()
-    assert lines[1].startswith("t2,,nails,0.4000,") and "abstained" in lines[1]
-    assert lines[2].startswith("k1,d/k1.jpg,lips,0.9000,keywords say nails")
+    assert lines[1].startswith("k1,d/k1.jpg,lips,0.9000,keywords say nails")
+    assert lines[2].startswith("t2,,nails,0.4000,") and "abstained" in lines[2]
     r = runner.invoke(app, ["review", "queue", "-w", str(tmp_path / "nowhere"), "-o", str(out)])
     assert r.exit_code == 1 and "run `weaklabel propagate` first" in r.output
+
+
+def test_serve_and_export_errors_are_one_line(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["review", "serve", "-w", str(tmp_path / "empty")])
+    assert r.exit_code == 1 and "post_labels.parquet does not exist" in r.output
+    r = runner.invoke(app, ["review", "serve", "-w", str(tmp_path), "--reviewers", "a b,c"])
+    assert r.exit_code == 2 and "--reviewers 'a b,c'" in r.output
+    r = runner.invoke(app, ["review", "export", "-w", str(tmp_path), "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "review something first" in r.output
+    assert "Traceback" not in r.output

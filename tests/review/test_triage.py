@@ -26,8 +26,11 @@ def test_evidence_parsers() -> None:
 def test_queue_puts_disagreement_and_low_confidence_first(rfx) -> None:  # type: ignore[no-untyped-def]
     q = run_queue(Workspace(rfx.ws), random_rate=0.0)
     assert list(q.columns[:5]) == ["post_id", "image", "label", "confidence", "why"]
-    assert q.loc[0, "post_id"] == "t2"  # abstained: no label yet, any answer adds one
-    assert q.loc[1, "post_id"] == "k1" and "keywords say nails" in q.loc[1, "why"]
+    # labels take turns, each in suspicion order: lips (k1: keywords disagree), then nails
+    # (t2: abstained, no label yet, so any answer adds one)
+    assert q.loc[0, "post_id"] == "k1" and "keywords say nails" in q.loc[0, "why"]
+    assert q.loc[1, "post_id"] == "t2"
+    assert q["label"].head(20).tolist() == ["lips", "nails"] * 10
     assert not q["random"].any()
     # t2 abstained: queued with its best guess; t1 has no image: a text item
     t2 = q[q["post_id"] == "t2"].iloc[0]
@@ -36,7 +39,8 @@ def test_queue_puts_disagreement_and_low_confidence_first(rfx) -> None:  # type:
     assert t1["image"] == "" and t1["caption"] == "네일 글만"
     # among the plain posts, lower confidence comes first
     plain = q[q["post_id"].str.startswith("p")]
-    assert plain["confidence"].is_monotonic_increasing
+    for _, g in plain.groupby("label"):
+        assert g["confidence"].is_monotonic_increasing
     assert len(q) == 63
 
 
@@ -73,3 +77,19 @@ def test_decided_items_leave_the_queue(rfx, tmp_path) -> None:  # type: ignore[n
     run_queue(ws, limit=10, output=tmp_path / "again.csv")
     assert (tmp_path / "again.csv").read_bytes() == out.read_bytes()
     assert len(run_queue(ws, include_decided=True)) == 63
+
+
+def test_weak_keyword_hits_vote_for_or_against_the_label() -> None:
+    from weaklabel.review.triage import suspicion
+
+    row = {"label": "lips", "confidence": 0.6, "top_label": "lips"}
+    against, why = suspicion({**row, "evidence": "knn lips:0.60 nails:0.40 | tie: nails: 네일"},
+                             keyword_label=None, conflict=False)
+    agree, why2 = suspicion({**row, "evidence": "knn lips:0.60 nails:0.40 | tie: lips: 립밤"},
+                            keyword_label=None, conflict=False)
+    split, why3 = suspicion({**row, "evidence": "knn lips:0.60 nails:0.40 | tie: lips: 립밤; "
+                                                 "nails: 네일"}, keyword_label=None,
+                            conflict=False)
+    assert "keywords point to nails" in why and not any("keywords" in w for w in why2)
+    assert "keywords of lips, nails" in why3
+    assert against > split > agree

@@ -144,7 +144,7 @@ async function loadPage(label) {
   const p = await api("page?label=" + encodeURIComponent(label));
   S.items = p.items; S.labels = p.labels; S.cur = 0;
   renderTabs(); renderGrid();
-  document.body.dataset.ready = "1"; document.body.dataset.page = String(p.page);
+  document.body.dataset.ready = "1";
   history.replaceState(null, "", "#" + encodeURIComponent(label));
 }
 function toggle(i) {

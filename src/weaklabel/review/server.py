@@ -21,7 +21,8 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +75,76 @@ class ImageSource:
             return ThumbCache(self.thumbs_dir, self.size).get(Path(path))
 
 
-def _page_of(items: list[dict[str, Any]], decided: dict[tuple[str, str], Decision],
-             size: int) -> tuple[int, list[dict[str, Any]]]:
-    for start in range(0, len(items), size):
-        chunk = items[start:start + size]
-        if any((it["post_id"], it["image"]) not in decided for it in chunk):
-            return start // size, chunk
-    return -1, []
+def _key(it: Mapping[str, Any]) -> tuple[str, str]:
+    return (it["post_id"], it["image"])
 
 
-def create_app(ws_root: Path, *, page_size: int = 48, labelmap: str | None = None) -> Any:
+class Assigner:
+    """Which items each reviewer's page holds.
+
+    ``per_item`` reviewers decide each item (0: every reviewer reviews everything). With
+    two or more, items whose first ``per_item`` verdicts disagree go to one more
+    reviewer. A page is held for its reviewer until all its items are decided (so a
+    reload shows the same page, flags and all), and the items it holds are not offered to
+    others meanwhile, so a team splits the queue instead of repeating each other.
+    """
+
+    def __init__(self, by_label: Mapping[str, list[dict[str, Any]]], *, per_item: int,
+                 page_size: int) -> None:
+        self.by_label = by_label
+        self.per_item = per_item
+        self.page_size = page_size
+        self.pages: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def need(self, votes: Mapping[str, Decision]) -> int:
+        """How many reviewers an item needs, given its standing decisions."""
+        from weaklabel.review.summary import verdict
+
+        if self.per_item <= 0:
+            return 1 << 30
+        first = sorted(votes.values(), key=lambda d: d.seq or 0)[:self.per_item]
+        if self.per_item >= 2 and len(first) == self.per_item and \
+                len({verdict(d) for d in first}) > 1:
+            return self.per_item + 1
+        return self.per_item
+
+    def done(self, label: str, votes: Mapping[tuple[str, str], Mapping[str, Decision]],
+             reviewer: str) -> int:
+        """Items of ``label`` finished: by this reviewer (per_item 0) or by the team."""
+        items = self.by_label.get(label, [])
+        if self.per_item <= 0:
+            return sum(reviewer in votes.get(_key(it), {}) for it in items)
+        return sum(len(votes.get(_key(it), {})) >= self.need(votes.get(_key(it), {}))
+                   for it in items)
+
+    def page(self, reviewer: str, label: str,
+             votes: Mapping[tuple[str, str], Mapping[str, Decision]]) -> list[dict[str, Any]]:
+        """The reviewer's current page of ``label`` (a new one when the last is done)."""
+
+        def open_(who: str, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [it for it in page if who not in votes.get(_key(it), {})]
+
+        with self._lock:
+            cur = self.pages.get((reviewer, label))
+            if cur and open_(reviewer, cur):
+                return cur
+            held: Counter[tuple[str, str]] = Counter(
+                _key(it) for (who, lab), page in self.pages.items()
+                if who != reviewer and lab == label for it in open_(who, page))
+            out = []
+            for it in self.by_label.get(label, []):
+                v = votes.get(_key(it), {})
+                if reviewer not in v and len(v) + held[_key(it)] < self.need(v):
+                    out.append(it)
+                    if len(out) == self.page_size:
+                        break
+            self.pages[(reviewer, label)] = out
+            return out
+
+
+def create_app(ws_root: Path, *, page_size: int = 48, labelmap: str | None = None,
+               per_item: int = 1) -> Any:
     """The Starlette application of one workspace's review."""
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -119,13 +180,18 @@ def create_app(ws_root: Path, *, page_size: int = 48, labelmap: str | None = Non
         return Response("unknown or revoked invite link\n", status_code=403,
                         media_type="text/plain", headers=headers)
 
-    def standing(reviewer: str) -> dict[tuple[str, str], Decision]:
-        return {(p, i): d for (_, p, i), d in effective(store.decisions(reviewer)).items()}
+    assigner = Assigner(by_label, per_item=per_item, page_size=page_size)
 
-    def progress(decided: dict[tuple[str, str], Decision]) -> list[dict[str, Any]]:
+    def votes() -> dict[tuple[str, str], dict[str, Decision]]:
+        out: dict[tuple[str, str], dict[str, Decision]] = {}
+        for (r, p, i), d in effective(store.decisions()).items():
+            out.setdefault((p, i), {})[r] = d
+        return out
+
+    def progress(reviewer: str, v: Mapping[tuple[str, str], Mapping[str, Decision]]
+                 ) -> list[dict[str, Any]]:
         return [{"id": lab, "name": names.get(lab, lab), "total": len(by_label.get(lab, [])),
-                 "done": sum((it["post_id"], it["image"]) in decided
-                             for it in by_label.get(lab, []))}
+                 "done": assigner.done(lab, v, reviewer)}
                 for lab in order if lab in by_label]
 
     def page(request: Request) -> Response:
@@ -137,8 +203,7 @@ def create_app(ws_root: Path, *, page_size: int = 48, labelmap: str | None = Non
         reviewer = who(request)
         if reviewer is None:
             return forbidden()
-        decided = standing(reviewer)
-        return JSONResponse({"reviewer": reviewer, "labels": progress(decided),
+        return JSONResponse({"reviewer": reviewer, "labels": progress(reviewer, votes()),
                              "choices": [{"id": lab, "name": names.get(lab, lab)}
                                          for lab in order],
                              "page_size": page_size}, headers=headers)
@@ -148,8 +213,9 @@ def create_app(ws_root: Path, *, page_size: int = 48, labelmap: str | None = Non
         if reviewer is None:
             return forbidden()
         label = request.query_params.get("label", "")
-        decided = standing(reviewer)
-        number, chunk = _page_of(by_label.get(label, []), decided, page_size)
+        v = votes()
+        decided = {k: mine[reviewer] for k, mine in v.items() if reviewer in mine}
+        chunk = assigner.page(reviewer, label, v)
         out = []
         for it in chunk:
             d = decided.get((it["post_id"], it["image"]))
@@ -160,8 +226,8 @@ def create_app(ws_root: Path, *, page_size: int = 48, labelmap: str | None = Non
                         "image": it["image"],
                         "decision": None if d is None else
                         {"id": d.id, "action": d.action, "label": d.label}})
-        return JSONResponse({"label": label, "page": number, "items": out,
-                             "labels": progress(decided)}, headers=headers)
+        return JSONResponse({"label": label, "items": out, "labels": progress(reviewer, v)},
+                            headers=headers)
 
     async def decide(request: Request) -> Response:
         reviewer = who(request)
@@ -254,7 +320,7 @@ def prepare(ws_root: Path, reviewers: list[str]) -> dict[str, str]:
 
 
 def run_serve(ws: Any, *, reviewers: list[str], host: str = "127.0.0.1", port: int = 8765,
-              page_size: int = 48, labelmap: str | None = None,
+              page_size: int = 48, labelmap: str | None = None, per_item: int = 1,
               echo: Callable[[str], None] = print) -> None:
     """Serve until interrupted; then write the reviewed artifacts for the next build."""
     import uvicorn
@@ -263,7 +329,7 @@ def run_serve(ws: Any, *, reviewers: list[str], host: str = "127.0.0.1", port: i
 
     ws.require("post_labels.parquet")
     tokens = prepare(ws.root, reviewers)
-    app = create_app(ws.root, page_size=page_size, labelmap=labelmap)
+    app = create_app(ws.root, page_size=page_size, labelmap=labelmap, per_item=per_item)
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

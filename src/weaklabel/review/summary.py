@@ -52,7 +52,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (round(max(0.0, c - h), 4), round(min(1.0, c + h), 4))
 
 
-def _verdict(d: Decision) -> str:
+def verdict(d: Decision) -> str:
+    """What a decision says the item is: a label, ``(none)``, or ``not <label>``."""
     if d.action == "accept":
         return d.shown
     if d.action == "relabel":
@@ -68,7 +69,7 @@ def summarize(decisions: Sequence[Decision], *, posts: int | None = None) -> dic
     slice_hits: dict[str, list[bool]] = defaultdict(list)
     for d in standing:
         if d.shown and d.slice:
-            slice_hits[d.shown].append(_verdict(d) == d.shown)
+            slice_hits[d.shown].append(verdict(d) == d.shown)
     labels = sorted({d.shown for d in standing if d.shown})
     for lab in labels:
         hits = slice_hits.get(lab, [])
@@ -90,10 +91,10 @@ def summarize(decisions: Sequence[Decision], *, posts: int | None = None) -> dic
         for votes in by_item.values():
             if ra in votes and rb in votes:
                 lab = votes[ra].shown
-                pairs[lab][0].append(_verdict(votes[ra]))
-                pairs[lab][1].append(_verdict(votes[rb]))
-                overall[0].append(_verdict(votes[ra]))
-                overall[1].append(_verdict(votes[rb]))
+                pairs[lab][0].append(verdict(votes[ra]))
+                pairs[lab][1].append(verdict(votes[rb]))
+                overall[0].append(verdict(votes[ra]))
+                overall[1].append(verdict(votes[rb]))
     for lab, (a, b) in pairs.items():
         if lab in per_label:
             per_label[lab]["kappa"] = cohen_kappa(a, b)

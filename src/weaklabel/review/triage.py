@@ -7,14 +7,16 @@ Items are ordered by a *suspicion* score, the sum of:
 - **disagreement** between the labelling sources: the per-source vote columns
   ``label_keyword`` / ``label_knn`` / ``label_classifier`` of ``post_labels.parquet``
   when present (each source that voted for another label adds 1); otherwise the keyword
-  labels (``keyword_labels.parquet``) against the final label, a keyword tie, and the
-  KNN vote's runner-up share;
+  labels (``keyword_labels.parquet``) against the final label, keyword hits too weak to
+  seed that name other labels, and the KNN vote's runner-up share;
 - **low confidence**: ``1 - confidence``;
 - **a label conflict inside a duplicate group** (``label_conflicts.csv`` from dedup): 1;
 - **an abstained post** (shown with its best guess): 1, since it has no label yet and any
   answer adds one.
 
-Every item whose stable hash falls below ``random_rate`` (5 %) is in the *random slice*
+The labels take turns (one item of each, in label order), each in suspicion order, so
+every label gets the same share of the first reviews. Every item whose stable hash falls
+below ``random_rate`` (5 %) is in the *random slice*
 whatever its score: one slice item is placed after every ``1 / random_rate - 1`` scored
 items, so a reviewer who stops anywhere has reviewed a random 5 % whose accept rate is an
 unbiased precision estimate per label. The order is a pure function of the inputs.
@@ -113,8 +115,13 @@ def suspicion(row: Mapping[str, Any], *, keyword_label: str | None,
         if keyword_label and keyword_label != label:
             score += 1
             why.append(f"keywords say {keyword_label}")
-        hits = set(keyword_hits(ev))
-        if len(hits) > 1 or ev.startswith("tie: ") or " | tie: " in ev:
+        # Keyword hits too weak to seed are still a vote: against the label when they
+        # name only other labels, split when they name it and others.
+        hits = set(keyword_hits(ev)) - ({keyword_label} if keyword_label else set())
+        if hits and label not in hits:
+            score += 1
+            why.append("keywords point to " + ", ".join(sorted(hits)))
+        elif len(hits) > 1:
             score += 0.5
             why.append("keywords of " + ", ".join(sorted(hits)))
         votes_knn = knn_votes(ev)
@@ -194,6 +201,7 @@ def build_queue(
             scored.append({**item, "why": "; ".join(why) or "check", "random": False,
                            "_s": -round(s, 6), "_k": _stable(post_id, image)})
     scored.sort(key=lambda r: (r["_s"], r["_k"]))
+    scored = _round_robin(scored)
     randoms.sort(key=lambda r: r["_k"])
     every = max(1, round(1 / random_rate) - 1) if random_rate > 0 else len(scored) + 1
     out: list[dict[str, Any]] = []
@@ -206,6 +214,23 @@ def build_queue(
     out.extend(randoms[ri:])
     cols = [*QUEUE.names, "caption", "evidence", "random"]
     return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
+
+
+def _round_robin(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Interleave the labels (in id order), each in its own suspicion order.
+
+    Every label gets the same share of the first reviews however many posts it has:
+    macro-averaged quality and a data set's smallest class depend on each label alike,
+    and the review page shows one label at a time anyway.
+    """
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_label.setdefault(r["label"], []).append(r)
+    lists = [by_label[k] for k in sorted(by_label)]
+    out: list[dict[str, Any]] = []
+    for i in range(max((len(x) for x in lists), default=0)):
+        out.extend(x[i] for x in lists if i < len(x))
+    return out
 
 
 def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
