@@ -135,8 +135,8 @@ _keys = st.sampled_from(sorted({k.split(".")[0] for k in SETTINGS} | {"x"}))
 _sub = st.sampled_from(sorted({k.split(".")[-1] for k in SETTINGS} | {"y"}))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(_keys, st.one_of(_scalars, st.dictionaries(_sub, _scalars, max_size=4)),
                        max_size=4))
 def test_any_config_gives_a_config_or_one_error_line(tmp_path: Path, data: dict) -> None:  # type: ignore[type-arg]

@@ -53,7 +53,9 @@ def setup_logging(quiet: bool) -> None:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"Error: {message}", err=True)
+    # One line, whatever a file name or a cell in the message holds.
+    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+    typer.echo(f"Error: {one_line}", err=True)
     return typer.Exit(code)
 
 

@@ -302,7 +302,8 @@ def normalize_chunk(
     mapping = {logical: getattr(cols, logical) for logical in LOGICAL}
     for logical in REQUIRED:
         if mapping[logical] not in raw.columns:
-            avail = ", ".join(map(str, raw.columns[:12]))
+            avail = ", ".join(str(c) if str(c).isprintable() else repr(c)
+                              for c in raw.columns[:12])
             raise WeaklabelError(
                 f"{where}: missing column {mapping[logical]!r} ({logical}); the table has: "
                 f"{avail}; map yours with --col {logical}=NAME"
