@@ -8,13 +8,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXAMPLE_POSTS ?= 5000
 
-.PHONY: demo test lint bench bench-deps bench-chatbot docs check-java check-chromium clean help
+.PHONY: demo test lint bench bench-deps bench-quality docs check-java check-chromium clean help
 
 help:
 	@echo "make demo    build the bundled example end to end (creates .venv)"
 	@echo "make test    run the test suite"
 	@echo "make lint    ruff + mypy"
 	@echo "make bench   text-pipeline and image benchmarks (bench/)"
+	@echo "make bench-quality   label quality on every dev corpus (bench/bench_quality.py)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,8 +60,9 @@ bench: $(STAMP) check-java
 	$(BIN)/python bench/bench_text.py
 	$(BIN)/python bench/bench_images.py
 
-bench-chatbot: $(STAMP) check-java
-	$(BIN)/python bench/bench_chatbot.py
+# Label quality on every dev corpus (chatbot, petitions, the bundled example) in one table.
+bench-quality: $(STAMP) check-java
+	$(BIN)/python bench/bench_quality.py
 
 docs: $(STAMP)
 	$(BIN)/python tools/gen_cli_reference.py README.md

@@ -228,6 +228,33 @@ def test_cluster_writes_the_draft(cli: Cli, tmp_path: Path, embedded_workspace: 
         assert (embedded_workspace / name).is_file()
 
 
+def test_a_seeded_draft_with_slashes_in_label_names_is_accepted_as_written(
+        cli: Cli, tmp_path: Path, embedded_workspace: Path,
+        corpus: list[dict[str, Any]]) -> None:
+    kw = tmp_path / "seed_keywords.yaml"
+    kw.write_text("입술/립: [립스틱, 틴트]\n헤어/미용: [염색, 미용실]\n"
+                  "네일|아트: [젤네일, 매니큐어]\n", encoding="utf-8")
+    assert cli("cluster", "-w", embedded_workspace, "--k", "4", "--seed-keywords", kw,
+               "-q").exit_code == 0
+    draft = embedded_workspace / "labelmap.draft.yaml"
+    text = draft.read_text("utf-8")
+    assert '"입술_립":\n    name: "입술/립"' in text and '"네일_아트":' in text
+    res = cli("propagate", "-w", embedded_workspace, "--labelmap", draft, "-q")
+    assert res.exit_code == 0, res.output
+    labels = pd.read_parquet(embedded_workspace / "post_labels.parquet")
+    assert set(labels["label"]) - {""} == {"입술_립", "헤어_미용", "네일_아트"}
+    # a gold file that names labels as a person does scores against the ids
+    names = {"lips": "입술/립", "hair": "헤어/미용", "nails": "네일|아트"}
+    gold = tmp_path / "gold.csv"
+    gold.write_text("post_id,label\n" + "".join(f"{r['post_id']},{names[r['topic']]}\n"
+                                                for r in corpus), encoding="utf-8")
+    res = cli("eval", embedded_workspace / "post_labels.parquet", gold, "--labelmap", draft,
+              "--json")
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.stdout)
+    assert m["accuracy"] > 0.9 and not m["gold_labels_never_predicted"]
+
+
 @pytest.mark.parametrize("args, fragments", [
     (("--k", "100"), ["cannot make 100 clusters from 38 words"]),
     (("--k-range", "9"), ["cluster.k_range must look like A:B", "got '9'"]),

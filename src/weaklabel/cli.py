@@ -200,7 +200,10 @@ def propagate(
         "--labelmap", "-l", dir_okay=False, help="The reviewed label map (YAML).")] = None,
     k: Annotated[int | None, typer.Option("--k", min=1, help="Neighbours in the KNN vote.")] = None,
     min_confidence: Annotated[float | None, typer.Option(
-        min=0.0, max=1.0, help="Abstain below this vote share.")] = None,
+        min=0.0, max=1.0, help="Abstain below this calibrated confidence.")] = None,
+    target_precision: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Keep only the labels estimated (from held-out seeds, not "
+        "gold) to be this precise; 0 uses --min-confidence.")] = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -212,7 +215,8 @@ def propagate(
     cfg = resolve_config(config, {
         "workspace": str(workspace) if workspace else None,
         "labelmap": str(labelmap) if labelmap else None, "propagate.k": k,
-        "propagate.min_confidence": min_confidence})
+        "propagate.min_confidence": min_confidence,
+        "propagate.target_precision": target_precision})
     from weaklabel.labels.propagate import run_propagate
 
     s = run_propagate(_workspace(cfg), cfg.labelmap, cfg, force=force)
@@ -222,7 +226,11 @@ def propagate(
     cv = "n/a" if s["cv_accuracy"] is None else f"{s['cv_accuracy']:.3f}"
     typer.echo(f"{s['posts']} posts: {s['seed']} seeded, {s['knn']} propagated, {s['abstain']} "
                f"abstained (coverage {s['coverage']:.1%}; keywords alone "
-               f"{s['keyword_coverage']:.1%}); KNN cross-validated accuracy on seeds {cv}")
+               f"{s['keyword_coverage']:.1%}); held-out seeds recovered {cv}")
+    if s.get("estimated_precision") is not None:
+        typer.echo(f"combined by {s['combine']} after {s['rounds']} self-training round(s); "
+                   f"kept at confidence >= {s['threshold']:.2f}: estimated precision "
+                   f"{s['estimated_precision']:.3f} at coverage {s['coverage']:.1%}")
     typer.echo("labels: " + ", ".join(f"{k or '(none)'} {v}" for k, v in s["labels"].items()))
     typer.echo(f"{s['labelled_images']}/{s['images']} images labelled → "
                f"{cfg.workspace}/post_labels.parquet, {cfg.workspace}/image_labels.parquet")
@@ -238,6 +246,9 @@ def eval_(
     baseline: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="Labels to compare with (default: "
         "keyword_labels.parquet beside LABELS).")] = None,
+    labelmap: Annotated[Path | None, typer.Option(
+        "--labelmap", "-l", exists=True, dir_okay=False,
+        help="The label map, so gold may name labels by display name (IT/과학).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score labels against gold: precision, recall, F1, coverage, per subset.
@@ -246,7 +257,7 @@ def eval_(
     """
     from weaklabel.labels.evaluate import format_report, run_eval
 
-    m = run_eval(labels, gold, baseline=baseline)
+    m = run_eval(labels, gold, baseline=baseline, labelmap=labelmap)
     typer.echo(json.dumps(m, ensure_ascii=False) if as_json else format_report(m))
 
 

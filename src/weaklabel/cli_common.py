@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from weaklabel.errors import UsageError, WeaklabelError
+from weaklabel.errors import ReviewNeeded, UsageError, WeaklabelError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,6 +72,8 @@ def stage_command(fn: F) -> F:
             return fn(*args, **kwargs)
         except UsageError as exc:
             raise fail(str(exc), 2) from None
+        except ReviewNeeded as exc:
+            raise fail(str(exc), 3) from None
         except WeaklabelError as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:

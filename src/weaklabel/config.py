@@ -99,6 +99,20 @@ class PropagateConfig:
     prototype_temperature: float = 0.05  # softmax temperature of that vote
     cv_folds: int = 5
     seed: int = 42
+    # The discriminative second stage (labels/sources.py): which sources vote, how
+    # their votes combine (auto: by held-out seeds), at most how many self-training
+    # rounds (the held-out seeds pick how many), the confidence a label needs to be
+    # learnt from, the classifier's regularisation and sample cap, the share of seeds
+    # held out to choose by, and a target precision (0: keep min_confidence).
+    compounds: bool = True  # a token containing a keyword counts for it (미니스커트: 스커트)
+    sources: tuple[str, ...] = ("keyword", "knn", "prototype", "classifier")
+    combine: str = "auto"
+    rounds: int = 3
+    self_train_confidence: float = 0.7
+    classifier_c: float = 1.0
+    classifier_max_posts: int = 30_000
+    holdout: float = 0.2
+    target_precision: float = 0.0
 
 
 @dataclass(frozen=True)

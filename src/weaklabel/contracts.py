@@ -19,8 +19,13 @@ if TYPE_CHECKING:
 ABSTAIN = ""
 """The label of a post or image that has none (abstained, no tokens, no seed)."""
 
-SOURCES = ("seed", "knn", "none")
-"""Where a post label came from: a keyword seed, KNN propagation, or nowhere (abstain)."""
+SOURCES = ("seed", "knn", "reviewed", "none")
+"""Where a post label came from: a keyword seed, propagation (``knn``: the combined vote of
+the labelling sources; the name is kept from when KNN was the only one), a person's
+review (``reviewed_labels.parquet``), or nowhere (abstain)."""
+
+LABEL_SOURCES = ("keyword", "knn", "prototype", "classifier")
+"""The labelling sources whose own votes ``post_labels`` keeps as ``label_<source>``."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class Schema:
     columns: tuple[tuple[str, str], ...]
     key: tuple[str, ...] = ()
     sort: tuple[str, ...] = ()
+    defaults: tuple[tuple[str, object], ...] = ()
+    """Columns that may be missing (an older artifact, a hand-made frame) and their fill."""
 
     @property
     def names(self) -> list[str]:
@@ -62,9 +69,18 @@ WORD_CLUSTERS = Schema(
 POST_LABELS = Schema(
     "post_labels",
     (("post_id", "str"), ("label", "str"), ("confidence", "float"), ("source", "str"),
-     ("evidence", "str"), ("top_label", "str")),
+     ("evidence", "str"), ("top_label", "str"),
+     *((f"label_{s}", "str") for s in LABEL_SOURCES)),
     key=("post_id",), sort=("post_id",),
+    defaults=tuple((f"label_{s}", ABSTAIN) for s in LABEL_SOURCES),
 )
+"""``label_<source>``: that source's own top label, :data:`ABSTAIN` where it abstained or
+did not run; the review queue ranks their disagreement."""
+REVIEWED_LABELS = Schema(
+    "reviewed_labels", (("post_id", "str"), ("label", "str")), key=("post_id",),
+)
+"""``WORKSPACE/reviewed_labels.parquet``, written by review: a person's label per post;
+:data:`ABSTAIN` means "none of the labels"."""
 IMAGE_LABELS = Schema(
     "image_labels",
     (("image", "str"), ("post_id", "str"), ("label", "str"), ("confidence", "float"),
@@ -118,6 +134,7 @@ def check_frame(df: pd.DataFrame, schema: Schema, where: Path | str) -> None:
 
     The message names the file, the column and the first bad rows.
     """
+    fill_defaults(df, schema)
     missing = [c for c in schema.names if c not in df.columns]
     if missing:
         raise WeaklabelError(
@@ -141,6 +158,13 @@ def check_frame(df: pd.DataFrame, schema: Schema, where: Path | str) -> None:
             )
 
 
+def fill_defaults(df: pd.DataFrame, schema: Schema) -> None:
+    """Add, in place, each missing column that ``schema`` gives a default."""
+    for col, value in schema.defaults:
+        if col not in df.columns:
+            df[col] = value
+
+
 def _rows(positions: list[int]) -> str:
     """1-based data-row numbers (the header is not a row), as a person counts them."""
     nums = [str(p + 1) for p in positions]
@@ -149,6 +173,8 @@ def _rows(positions: list[int]) -> str:
 
 def conform(df: pd.DataFrame, schema: Schema, where: Path | str) -> pd.DataFrame:
     """Check ``df`` against ``schema`` and return it with the schema's columns, sorted."""
+    if any(c not in df.columns for c, _ in schema.defaults):
+        df = df.copy()
     check_frame(df, schema, where)
     out = df[schema.names]
     if schema.sort:

@@ -18,3 +18,8 @@ class MissingArtifactError(WeaklabelError):
 
 class UsageError(WeaklabelError):
     """A command-line option or argument that cannot be used: exit code 2, not 1."""
+
+
+class ReviewNeeded(WeaklabelError):
+    """The data moved under a reviewed file (a label map's clusters): a person must look
+    again. The CLI exits with code 3, as a build does while the label map is missing."""

@@ -114,7 +114,8 @@ def run_build(
     if cfg.gold:
         from weaklabel.labels.evaluate import run_eval
 
-        step("eval", lambda: run_eval(ws.path("post_labels.parquet"), Path(cfg.gold or "")))
+        step("eval", lambda: run_eval(ws.path("post_labels.parquet"), Path(cfg.gold or ""),
+                                      labelmap=Path(cfg.labelmap or "")))
     return result
 
 

@@ -72,7 +72,14 @@ def test_good_map(write_labelmap: Write) -> None:
     ("version: 1\nlabel:\n  lips:\n    keywords: [x]\n", 2,
      ["unknown top-level key 'label'; expected version and labels"]),
     ("version: 1\nlabels: []\n", 2, ["'labels' must map label ids to their settings"]),
-    ("version: 1\nlabels:\n  a/b:\n    keywords: [x]\n", 3, ["label id 'a/b' is not usable"]),
+    ("version: 1\nlabels:\n  a/b:\n    keywords: [x]\n", 3,
+     ["label id 'a/b' holds '/', which a folder name cannot", "use an id like 'a_b'",
+      "a_b: {name: 'a/b'}"]),
+    ("labels:\n  ok:\n    keywords: [y]\n  '<a|b>':\n    keywords: [x]\n", 4,
+     ["label id '<a|b>' holds '<', '>', '|'"]),
+    ("labels:\n  'say \"hi\"':\n    keywords: [x]\n", 2, ["holds '\"'"]),
+    ("labels:\n  nul:\n    keywords: [x]\n", 2, ["reserved device name on Windows"]),
+    ("labels:\n  'x.':\n    keywords: [x]\n", 2, ["starts or ends with a space or a dot"]),
     ("version: 1\nlabels:\n  lips: [립스틱]\n", 3, ["label 'lips' must be a mapping"]),
     ("version: 1\nlabels:\n  lips:\n    keywords: {a: 1}\n", 4, ["expected a list of words"]),
 ])
@@ -160,3 +167,23 @@ def test_a_keyword_in_two_labels_is_warned_about(tmp_path, caplog):
         lm = load_labelmap(p)
     assert lm.ids == ["nails", "swatches"]
     assert "keyword '네일' belongs to 'nails' and 'swatches'" in caplog.text
+
+
+def test_label_ids_from_names() -> None:
+    from weaklabel.labels.labelmap import label_id_from_name, label_id_problem
+
+    assert label_id_from_name("교통/건축/국토") == "교통_건축_국토"
+    assert label_id_from_name("원피스/스커트") == "원피스_스커트"
+    assert label_id_from_name("IT / 과학") == "IT_과학"
+    assert label_id_from_name("a/b", {"A_b"}) == "a_b_2"  # folders ignore case
+    assert label_id_from_name("///") == "label"
+    for name in ("교통/건축/국토", 'a"b', "con", "x|y<z>", " . "):
+        assert label_id_problem(label_id_from_name(name)) is None
+    assert label_id_problem("이별(부정)") is None  # parentheses are folder-safe
+
+
+def test_a_name_with_a_slash_lives_in_name(write_labelmap: Callable[..., Path]) -> None:
+    lm = load_labelmap(write_labelmap("labels:\n  IT_과학:\n    name: IT/과학\n"
+                                      "    keywords: [인공지능]\n"))
+    assert lm.ids == ["IT_과학"] and lm.get("IT_과학").name == "IT/과학"
+    assert lm.id_of() == {"IT/과학": "IT_과학", "IT_과학": "IT_과학"}

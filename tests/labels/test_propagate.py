@@ -25,6 +25,7 @@ from weaklabel.labels.propagate import (
     run_propagate,
     seed_labels,
 )
+from weaklabel.labels.sources import COMBINERS
 from weaklabel.workspace import Workspace
 
 KEYWORDS = {"립스틱": {"lips": 1.0}, "틴트": {"lips": 1.0}, "염색": {"hair": 1.0},
@@ -106,7 +107,16 @@ def test_propagation_labels_the_corpus(kv: Any, corpus: list[dict[str, Any]]) ->
     assert prop.cv_accuracy is not None and prop.cv_accuracy > 0.9
     assert set(prop.seed_counts) == {"lips", "hair", "nails"}
     knn_rows = df[df["source"] == "knn"]
-    assert knn_rows["evidence"].str.startswith("knn ").all()
+    combiners = tuple(f"{c} " for c in COMBINERS)
+    assert knn_rows["evidence"].map(lambda e: e.startswith(combiners)).all()
+    # every source's own vote is kept beside the combined label
+    assert (df.loc[df["source"] == "seed", "label_keyword"] ==
+            df.loc[df["source"] == "seed", "label"]).all()
+    assert (df.loc[df["source"] == "knn", "label_keyword"] == ABSTAIN).all()
+    for s in ("knn", "prototype", "classifier"):
+        agree = (df[f"label_{s}"] == pd.Series(gold)).mean()
+        assert agree > 0.8, s
+    assert prop.estimates["combine"] in COMBINERS
 
 
 def test_one_seeded_label_means_no_knn(kv: Any, corpus: list[dict[str, Any]],
@@ -155,8 +165,7 @@ def test_propagation_never_changes_a_seed_label(kv: Any, vocab: list[str],
     for i, lab in enumerate(seeds.labels):
         row = df.iloc[i]
         if lab != ABSTAIN:
-            assert (row["label"], row["source"], row["confidence"]) == \
-                (lab, "seed", seeds.confidence[i])
+            assert (row["label"], row["source"]) == (lab, "seed")
         else:
             assert row["source"] in ("knn", "none")
         assert row["source"] in SOURCES

@@ -155,9 +155,17 @@ def draft_labelmap(
              "# labelmap.yaml (this draft is rewritten by every `weaklabel cluster`).",
              "version: 1", "labels:"]
     if seed_keywords:
+        from weaklabel.labels.labelmap import label_id_from_name, label_id_problem
+
+        taken: set[str] = set()
         for label, kws in seed_keywords.items():
             mine = sorted(c for c, lab in assigned.items() if lab == label)
-            lines.append(f"  {_yaml_str(label)}:")
+            # the keywords file names labels as a person writes them (원피스/스커트);
+            # the id must also name a folder, so an unsafe name gets a derived id
+            lid = label if label_id_problem(label) is None and label.casefold() not in \
+                {t.casefold() for t in taken} else label_id_from_name(label, taken)
+            taken.add(lid)
+            lines.append(f"  {_yaml_str(lid)}:")
             lines.append(f"    name: {_yaml_str(label)}")
             if label == background:
                 lines.append("    background: true")
@@ -206,7 +214,8 @@ def run_cluster(
     counts = read_vocab_counts(workspace.require("vocab.csv"))
     ccfg: ClusterConfig = cfg.cluster
     kw = load_seed_keywords(seed_keywords) if seed_keywords else None
-    params = {"cluster": as_dict(ccfg), "seed_keywords": kw}
+    # draft 2: label ids derived from unsafe names (the names kept in name:)
+    params = {"cluster": as_dict(ccfg), "seed_keywords": kw, "draft": 2}
     inputs = {"vectors.kv": workspace.input_digest("vectors.kv")}
     with workspace.lock("cluster"):
         if not force and workspace.is_up_to_date("word_clusters.parquet", params=params,

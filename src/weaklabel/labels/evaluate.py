@@ -110,8 +110,15 @@ def read_gold(path: Path) -> pd.DataFrame:
 
 
 def evaluate(labels: pd.DataFrame, gold: pd.DataFrame, *,
-             baseline: pd.DataFrame | None = None) -> dict[str, Any]:
-    """All metrics as one JSON-able dict (see the module docstring)."""
+             baseline: pd.DataFrame | None = None,
+             names: dict[str, str] | None = None) -> dict[str, Any]:
+    """All metrics as one JSON-able dict (see the module docstring).
+
+    ``names`` (a label map's :meth:`~weaklabel.labels.labelmap.LabelMap.id_of`) lets a
+    gold file name labels by their display names (교통/건축/국토) instead of their ids.
+    """
+    if names:
+        gold = gold.assign(label=gold["label"].map(lambda g: names.get(g, g)))
     merged = gold.merge(labels, on="post_id", how="left", suffixes=("_gold", ""))
     g = merged["label_gold"].tolist()
     pred = merged["label"].fillna(ABSTAIN).tolist()
@@ -137,6 +144,7 @@ def evaluate(labels: pd.DataFrame, gold: pd.DataFrame, *,
         round(sum(top[i] == g[i] for i in abst) / len(abst), 4) if abst else None)
     out["abstained_with_guess"] = len(abst)
     out["confidence_bins"] = _bins(pred, g, conf)
+    out["calibration"] = calibration(pred, g, conf)
     if baseline is not None:
         b = gold.merge(baseline, on="post_id", how="left", suffixes=("_gold", ""))
         m = score_labels(b["label"].fillna(ABSTAIN).tolist(), b["label_gold"].tolist())
@@ -157,9 +165,39 @@ def _bins(pred: list[str], gold: list[str], conf: list[float]) -> list[dict[str,
     return rows
 
 
-def run_eval(labels_path: Path, gold_path: Path, *, baseline: Path | None = None) -> dict[str, Any]:
+def calibration(pred: Sequence[str], gold: Sequence[str], conf: Sequence[float], *,
+                bins: int = 10) -> dict[str, Any]:
+    """Reliability table and expected calibration error of the labels kept.
+
+    Kept labels are put in ``bins`` equal-width confidence bins; each bin's mean
+    confidence is set beside its accuracy. ECE is the post-weighted mean absolute gap
+    (0 when a label kept at confidence c is right c of the time).
+
+    Example:
+        >>> calibration(["a", "a", "b", ""], ["a", "b", "b", "a"], [0.95, 0.95, 0.55, 0.0])["ece"]
+        0.45
+    """
+    kept = [i for i in range(len(gold)) if pred[i] != ABSTAIN]
+    table = []
+    gap = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        idx = [i for i in kept if lo <= conf[i] < hi or (b == bins - 1 and conf[i] >= hi)]
+        if not idx:
+            continue
+        acc = sum(pred[i] == gold[i] for i in idx) / len(idx)
+        mean_c = sum(conf[i] for i in idx) / len(idx)
+        gap += len(idx) * abs(acc - mean_c)
+        table.append({"from": round(lo, 2), "to": round(hi, 2), "posts": len(idx),
+                      "confidence": round(mean_c, 4), "accuracy": round(acc, 4)})
+    return {"ece": round(gap / len(kept), 4) if kept else None, "bins": table}
+
+
+def run_eval(labels_path: Path, gold_path: Path, *, baseline: Path | None = None,
+             labelmap: Path | None = None) -> dict[str, Any]:
     """Read the files and :func:`evaluate`. A ``keyword_labels.parquet`` beside a
-    ``post_labels.parquet`` is used as the baseline unless one is given."""
+    ``post_labels.parquet`` is used as the baseline unless one is given; with a
+    ``labelmap`` gold labels may be display names."""
     labels = read_labels(labels_path)
     gold = read_gold(gold_path)
     if baseline is None:
@@ -172,7 +210,12 @@ def run_eval(labels_path: Path, gold_path: Path, *, baseline: Path | None = None
         raise WeaklabelError(
             f"no post_id of {gold_path} occurs in {labels_path}; are they the same data set?"
         )
-    return evaluate(labels, gold, baseline=base)
+    names = None
+    if labelmap is not None:
+        from weaklabel.labels.labelmap import load_labelmap
+
+        names = load_labelmap(labelmap).id_of()
+    return evaluate(labels, gold, baseline=base, names=names)
 
 
 def format_report(m: dict[str, Any]) -> str:
@@ -194,6 +237,13 @@ def format_report(m: dict[str, Any]) -> str:
         lines.append("confidence  " + "  ".join(
             f"[{b['from']:.1f},{b['to']:.1f}) n={b['posts']} acc={b['accuracy']:.2f}"
             for b in m["confidence_bins"]))
+    cal = m.get("calibration") or {}
+    if cal.get("bins"):
+        lines.append(f"\nreliability (kept labels; ECE {cal['ece']:.3f}):")
+        lines.append(f"  {'confidence':<12}{'posts':>7}{'mean conf':>11}{'accuracy':>10}")
+        for b in cal["bins"]:
+            lines.append(f"  [{b['from']:.1f},{b['to']:.1f}){'':<3}{b['posts']:>7}"
+                         f"{b['confidence']:>11.3f}{b['accuracy']:>10.3f}")
     for key, text in (("predicted_labels_not_in_gold", "predicted labels absent from gold"),
                       ("gold_labels_never_predicted", "gold labels never predicted")):
         if m.get(key):

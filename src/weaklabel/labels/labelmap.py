@@ -33,7 +33,62 @@ from weaklabel.yamlio import LineDict, load_yaml
 log = logging.getLogger(__name__)
 
 LABEL_KEYS = ("name", "clusters", "keywords", "exclude", "background")
-_UNSAFE = re.compile(r"[/\\\x00-\x1f]")
+_UNSAFE = re.compile(r'[/\\<>:"|?*\x00-\x1f\x7f]')
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+             *(f"lpt{i}" for i in range(1, 10))}
+
+
+def label_id_problem(lid: str) -> str | None:
+    """Why ``lid`` cannot be a label id, or None when it can.
+
+    A label id names a folder of the exported data set on every system, so it may not
+    be empty, ``.`` or ``..``, hold ``/ \\ < > : " | ? *`` or control characters, start
+    or end with a space or a dot, or be a reserved Windows device name (``con``, ``nul``,
+    ``com1`` …). Hangul, letters, digits and ``_ - ( ) &`` are all fine. This is the one
+    rule for ids, wherever they come from.
+    """
+    if not lid or lid in (".", ".."):
+        return "is empty" if not lid else "is a path component"
+    bad = sorted(set(_UNSAFE.findall(lid)))
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        return f"holds {shown}, which a folder name cannot"
+    if lid != lid.strip() or lid.endswith(".") or lid.startswith("."):
+        return "starts or ends with a space or a dot"
+    if lid.split(".")[0].casefold() in _RESERVED:
+        return "is a reserved device name on Windows"
+    return None
+
+
+def check_label_id(lid: str, where: str) -> str:
+    """``lid`` when it is a valid label id; else one-line error naming ``where``."""
+    why = label_id_problem(lid)
+    if why:
+        raise WeaklabelError(
+            f"{where}: label id {lid!r} {why}; use an id like {label_id_from_name(lid)!r} "
+            f"and put the display name in name:, e.g. {label_id_from_name(lid)}: "
+            f"{{name: {lid.strip()!r}}}")
+    return lid
+
+
+def label_id_from_name(name: str, taken: set[str] | None = None) -> str:
+    """A folder-safe label id from a display name: every unsafe character or run of
+    spaces becomes ``_`` (``교통/건축/국토`` → ``교통_건축_국토``); ``_2``, ``_3`` … is
+    appended while the id (ignoring case) is in ``taken``.
+
+    Example:
+        >>> label_id_from_name("IT/과학"), label_id_from_name("a b", {"a_b"})
+        ('IT_과학', 'a_b_2')
+    """
+    base = re.sub(r"[\s_]+", "_", _UNSAFE.sub("_", unicodedata.normalize("NFC", name)))
+    base = base.strip("_. ") or "label"
+    if base.split(".")[0].casefold() in _RESERVED:
+        base = f"{base}_"
+    taken_cf = {t.casefold() for t in (taken or set())}
+    out, i = base, 2
+    while out.casefold() in taken_cf:
+        out, i = f"{base}_{i}", i + 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -60,6 +115,12 @@ class LabelMap:
     @property
     def ids(self) -> list[str]:
         return [lab.id for lab in self.labels]
+
+    def id_of(self) -> dict[str, str]:
+        """Every id and display name → its id (a gold file may use either)."""
+        out = {lab.name: lab.id for lab in self.labels}
+        out.update({lab.id: lab.id for lab in self.labels})
+        return out
 
     @property
     def background(self) -> str | None:
@@ -114,10 +175,7 @@ def parse_labelmap(data: Any, path: str, *, known_clusters: set[int] | None = No
     for lid, body in labels.items():
         line = labels.key_lines[lid]
         lid = str(lid)
-        if not lid.strip() or _UNSAFE.search(lid) or lid in (".", ".."):
-            raise WeaklabelError(
-                f"{path}:{line}: label id {lid!r} is not usable; use letters, digits, _ or -"
-            )
+        check_label_id(lid, f"{path}:{line}")
         if body is None:
             body = LineDict()
             body.key_lines = {}

@@ -1,21 +1,25 @@
-"""The propagate stage: keyword seeds, then KNN over post vectors, then image labels.
+"""The propagate stage: keyword seeds, labelling sources combined, calibrated, to images.
 
 1. **Seed.** Each post's tokens are matched against every label's words (its keywords
    weigh 1, words of its assigned clusters ``cluster_word_weight`` when they lie near
-   one of its keywords, excluded words nothing). The best label is a seed when it leads
-   the runner-up by ``seed_margin``; ties abstain.
-2. **Embed posts.** A post's vector is the (IDF-weighted) mean of its in-vocabulary,
-   L2-normalised word vectors, L2-normalised again.
-3. **Propagate.** A cosine KNN classifier (distance-weighted votes) trained on the seeds
-   labels every other post, its vote shares blended (``prototype_weight``) with each
-   post's similarity to every label's keyword centroid; confidence is the winning
-   label's share and a post below ``min_confidence`` abstains. Seeds keep their labels.
-   The KNN alone learns what seed posts look like, and seed posts are dominated by their
-   keywords; the prototype vote asks what the label's words mean. On the chatbot
-   benchmark the blend moved macro-F1 from 0.53 to 0.57 (the example: 0.952 → 0.953).
-4. **Carry to images.** Every image of a post gets the post's label.
+   one of its keywords, tokens containing a keyword as that keyword; excluded words
+   nothing). The best label is a seed when it leads the runner-up by ``seed_margin``;
+   ties abstain. Reviewed labels (``reviewed_labels.parquet``) override seeds.
+2. **Vote.** Every labelling source of ``cfg.sources`` (:mod:`weaklabel.labels.sources`:
+   keyword, KNN over post vectors, keyword prototypes, a self-trained char n-gram
+   classifier) gives each post a probability row.
+3. **Choose by held-out seeds.** A stratified share (``holdout``) of the seeds is hidden
+   from every source, with its label words masked so it looks like a post the keywords
+   missed; the combiner and the number of self-training rounds that recover it best are
+   used, and the combined confidence is calibrated on it (Platt scaling). No gold label
+   is involved anywhere.
+4. **Keep.** A post whose calibrated confidence reaches ``min_confidence`` — or the
+   threshold that ``target_precision`` picks — is labelled; the rest abstain. Seeds keep
+   their labels; their confidence is the estimated precision of their label's seeds.
+5. **Carry to images.** Every image of a post gets the post's label.
 
-Every label records its source (seed / knn / none), confidence and evidence.
+Every label records its source (seed / knn / reviewed / none), confidence, evidence and
+each source's own vote (``label_<source>``).
 """
 
 from __future__ import annotations
@@ -25,12 +29,20 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weaklabel.config import Config, PropagateConfig, as_dict
-from weaklabel.contracts import ABSTAIN, IMAGE_LABELS, POST_IMAGES, POST_LABELS, POSTS, TOKENS
+from weaklabel.contracts import (
+    ABSTAIN,
+    IMAGE_LABELS,
+    LABEL_SOURCES,
+    POST_IMAGES,
+    POST_LABELS,
+    POSTS,
+    TOKENS,
+)
 from weaklabel.errors import WeaklabelError
 from weaklabel.labels.labelmap import (
     LabelMap,
@@ -39,7 +51,8 @@ from weaklabel.labels.labelmap import (
     load_labelmap,
     warn_unseeded,
 )
-from weaklabel.workspace import Workspace, file_digest
+from weaklabel.labels.sources import SourceInput
+from weaklabel.workspace import Workspace, atomic_write_text, file_digest
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,6 +112,43 @@ def seed_labels(
             ev = "tie: " + ev
         evidence.append(ev)
     return Seeds(labels, conf, evidence)
+
+
+def compound_words(
+    words: Mapping[str, Mapping[str, float]], vocab: Sequence[str] | set[str], *,
+    min_hangul: int = 2, min_latin: int = 3, labelmap: LabelMap | None = None,
+    keep: Callable[[str, LabelSpec], bool] | None = None,
+) -> dict[str, dict[str, float]]:
+    """``words`` plus every vocabulary token that contains a weight-1 keyword: 미니스커트
+    and 스커트추천 count for 스커트, nikeair for nike.
+
+    Okt keeps compounds and brand or model names whole when they are in its dictionary or
+    unknown to it, so an exact match misses them. A Hangul keyword needs ``min_hangul``
+    syllables and may sit anywhere in the token; a Latin one ``min_latin`` letters and
+    must start the token (``s`` inside every English word would be noise). A token that
+    is itself a label word, or holds keywords of two labels, is left as it is; with
+    ``keep`` (see :func:`near_keywords`) a compound must also lie near the label's
+    keywords in the word vectors, as cluster words must: 남자친구 holds 친구 but means
+    a boyfriend, not friends.
+    """
+    keys = [(w, labs) for w, labs in words.items()
+            if len(labs) == 1 and next(iter(labs.values())) >= 1.0 and
+            (len(w) >= min_latin if w.isascii() else len(w) >= min_hangul)]
+    out = {w: dict(v) for w, v in words.items()}
+    for tok in vocab:
+        if tok in words:
+            continue
+        hit: dict[str, float] = {}
+        for k, labs in keys:
+            if len(tok) > len(k) and (tok.startswith(k) if k.isascii() else k in tok):
+                for lab, wt in labs.items():
+                    hit[lab] = max(hit.get(lab, 0.0), wt)
+        if len(hit) == 1:
+            lab = next(iter(hit))
+            if keep is not None and labelmap is not None and not keep(tok, labelmap.get(lab)):
+                continue
+            out[tok] = hit
+    return out
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -194,7 +244,10 @@ class CosineKNN:
         self._x = np.ascontiguousarray(x, dtype=np.float32)
         return self
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, *, self_index: np.ndarray | None = None
+                      ) -> np.ndarray:
+        """Vote shares per class. ``self_index[i]`` (a training row, or -1) is left out
+        of query ``i``'s neighbours, so a training post does not vote for itself."""
         import numpy as np
 
         n, m = len(x), len(self._x)
@@ -207,12 +260,16 @@ class CosineKNN:
         rows = max(1, (self.chunk * 4096) // max(m, 1))
         for s in range(0, n, rows):
             sims = xq[s : s + rows] @ self._x.T
+            if self_index is not None:
+                own = np.asarray(self_index[s : s + rows])
+                hit = np.nonzero(own >= 0)[0]
+                sims[hit, own[hit]] = -2.0  # below any cosine: never a neighbour
             if k < m:
                 idx = np.argpartition(sims, m - k, axis=1)[:, m - k :]
             else:
                 idx = np.broadcast_to(np.arange(m), sims.shape)
             top = np.take_along_axis(sims, idx, axis=1)
-            w = 1.0 / (1.0 - top + self.eps)
+            w = np.where(top > -1.5, 1.0 / (1.0 - top + self.eps), 0.0)
             cls = self._y[idx]
             block = out[s : s + rows]
             for c in range(ncls):  # a few classes: one vectorised sum each
@@ -254,15 +311,6 @@ def cross_val_accuracy(
     return correct / len(y_arr)
 
 
-@dataclass
-class Propagation:
-    """Post labels plus the KNN's cross-validated seed accuracy."""
-
-    labels: pd.DataFrame  # POST_LABELS
-    cv_accuracy: float | None
-    seed_counts: dict[str, int]
-
-
 def label_prototypes(
     classes: Sequence[str], kv: Any, keywords: Mapping[str, Sequence[str]],
     seed_vectors: np.ndarray, seed_y: Sequence[str],
@@ -291,64 +339,323 @@ def prototype_proba(x: np.ndarray, protos: np.ndarray, *, temperature: float) ->
     return z / z.sum(axis=1, keepdims=True)
 
 
+@dataclass
+class Propagation:
+    """Post labels plus what the run decided and estimated (no gold involved)."""
+
+    labels: pd.DataFrame  # POST_LABELS
+    cv_accuracy: float | None
+    seed_counts: dict[str, int]
+    estimates: dict[str, Any] = field(default_factory=dict)
+
+
+def _macro_f1(pred: np.ndarray, true: np.ndarray, ncls: int) -> float:
+    """Macro-F1 of class indices (-1: abstained, a miss) over the classes present."""
+    import numpy as np
+
+    f1s = []
+    for c in np.unique(true):
+        tp = float(((pred == c) & (true == c)).sum())
+        npred, ntrue = float((pred == c).sum()), float((true == c).sum())
+        p = tp / npred if npred else 0.0
+        r = tp / ntrue if ntrue else 0.0
+        f1s.append(2 * p * r / (p + r) if p + r else 0.0)
+    return float(np.mean(f1s)) if f1s else 0.0
+
+
+def _run_sources(inp: SourceInput, *, sources: Sequence[str], combiners: Sequence[str],
+                 rounds: int, cfg: PropagateConfig,
+                 score: Callable[[np.ndarray], float] | None = None,
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray, list[dict[str, Any]]]:
+    """The sources' votes and the combined posterior after ``rounds`` self-training
+    rounds. With ``score`` (a held-out criterion), every combiner is scored after every
+    round; the round's best combiner gives the labels the next round learns from.
+
+    Returns ``(votes, posterior, trials)``; ``trials`` lists round, combiner, score.
+    """
+    import numpy as np
+
+    from weaklabel.labels.sources import get_combiner, get_source
+
+    base = [s for s in sources if s != "classifier"]
+    votes = {s: get_source(s).votes(inp) for s in base}
+    trials: list[dict[str, Any]] = []
+
+    def best(v: dict[str, np.ndarray], r: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the best combination, the best one to learn the next round from): the
+        classifier never learns from its own vote alone, which would only confirm it."""
+        scored: list[tuple[float, int, str, np.ndarray]] = []
+        for name in combiners:
+            post = get_combiner(name)(v, cfg)
+            s = score(post) if score is not None and len(combiners) > 1 else 0.0
+            if score is not None and len(combiners) > 1:
+                trials.append({"round": r, "combine": name, "score": round(s, 4)})
+            scored.append((s, -len(scored), name, post))
+        top = max(scored, key=lambda t: (t[0], t[1]))
+        feed = [t for t in scored if t[2] != "classifier"]
+        return top[3], (max(feed, key=lambda t: (t[0], t[1]))[3] if feed
+                        else get_combiner("blend")(v, cfg))
+
+    post, feed = best(votes, 0)
+    if "classifier" in sources:
+        for r in range(1, rounds + 1):
+            cur = np.where(feed.sum(axis=1) > 0, feed.argmax(axis=1), -1)
+            cur = np.where(inp.train, inp.seed, cur)
+            conf = np.where(inp.train, 1.0, feed.max(axis=1))
+            inp.current, inp.current_conf = cur, conf
+            votes["classifier"] = get_source("classifier").votes(inp)
+            post, feed = best(votes, r)
+    return votes, post, trials
+
+
+def calibrate_confidence(raw: np.ndarray, correct: np.ndarray
+                         ) -> Callable[[np.ndarray], np.ndarray]:
+    """A monotone map from raw combined confidence to the probability of being right:
+    Platt scaling (a logistic curve over ``raw``) fitted on held-out
+    seeds; ``correct`` may be soft (the estimated probability that each label is
+    right). Two parameters: smooth, and never a certainty drawn from a few posts the way
+    isotonic steps at the ends are.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    def logit(x: np.ndarray) -> np.ndarray:  # the raw confidence itself: bounded at 1
+        return np.asarray(x, dtype=float)[:, None]
+
+    correct = np.asarray(correct, dtype=float)
+    if len(raw) < 10 or float(np.ptp(correct)) == 0.0:
+        return lambda x: np.asarray(x, dtype=float)
+    z = logit(raw)
+    model = LogisticRegression(C=100.0)
+    model.fit(np.vstack([z, z]), np.r_[np.ones(len(z)), np.zeros(len(z))],
+              sample_weight=np.r_[correct, 1 - correct])
+    if model.coef_[0, 0] <= 0:  # no signal in the raw confidence: its mean for every post
+        mean = float(correct.mean())
+        return lambda x: np.full(len(np.atleast_1d(x)), mean)
+    return lambda x: np.asarray(model.predict_proba(logit(np.atleast_1d(x)))[:, 1],
+                                dtype=float)
+
+
 def propagate_labels(
     post_ids: Sequence[str], token_lists: Sequence[Sequence[str]], kv: Any,
     words: Mapping[str, Mapping[str, float]], *, cfg: PropagateConfig,
     keywords: Mapping[str, Sequence[str]] | None = None,
+    texts: Sequence[str] | None = None, reviewed: Mapping[str, str] | None = None,
+    background: str | None = None,
 ) -> Propagation:
-    """Seed, embed and propagate; see the module docstring.
+    """Seed, embed, let every labelling source vote, combine; see the module docstring.
 
-    ``keywords`` (label → keywords) enables the prototype vote: with
-    ``cfg.prototype_weight`` > 0 the KNN vote shares are blended with a softmax of each
-    post's similarity to every label's keyword centroid.
+    ``texts`` are the captions the classifier reads (default: the tokens joined);
+    ``reviewed`` maps post id → a person's label (:data:`ABSTAIN`: none of the labels,
+    which becomes ``background`` when the map has one).
     """
     import numpy as np
     import pandas as pd
 
+    from weaklabel.contracts import LABEL_SOURCES
+    from weaklabel.labels.sources import (
+        COMBINERS,
+        SourceInput,
+        fit_label_model,
+        get_combiner,
+        get_source,
+    )
+
+    for s in cfg.sources:
+        get_source(s)  # a typo fails before any work
+    combiners = list(COMBINERS) if cfg.combine == "auto" else [cfg.combine]
+    for c in combiners:
+        get_combiner(c)
     seeds = seed_labels(token_lists, words, margin=cfg.seed_margin)
     n = len(post_ids)
     label = list(seeds.labels)
-    conf = list(seeds.confidence)
+    conf = [float(c) for c in seeds.confidence]
     source = ["seed" if lab != ABSTAIN else "none" for lab in label]
     evidence = list(seeds.evidence)
+    reviewed = dict(reviewed or {})
+    for i, pid in enumerate(post_ids):
+        if pid in reviewed:
+            lab = reviewed[pid] or (background or ABSTAIN)
+            label[i], conf[i], source[i] = lab, 1.0, "reviewed"
+            evidence[i] = "reviewed" + (f" | {evidence[i]}" if evidence[i] else "")
     top_label = list(label)
-    idf = idf_weights(token_lists) if cfg.idf else None
-    vecs, has = post_vectors(token_lists, kv, idf=idf, center=cfg.center)
-    seed_idx = np.array([i for i in range(n) if label[i] != ABSTAIN and has[i]], dtype=int)
-    seed_y = [label[i] for i in seed_idx]
-    seed_counts = dict(Counter(label[i] for i in range(n) if label[i] != ABSTAIN))
+    seed_counts = dict(Counter(label[i] for i in range(n)
+                               if label[i] != ABSTAIN and source[i] == "seed"))
+    per_source = {s: [ABSTAIN] * n for s in LABEL_SOURCES}
+    per_source["keyword"] = [lab if src == "seed" else ABSTAIN
+                             for lab, src in zip(seeds.labels, source, strict=True)]
+    classes = sorted({lab for lab in label if lab != ABSTAIN})
+    estimates: dict[str, Any] = {}
     cv = None
-    if len(set(seed_y)) >= 2:
-        cv = cross_val_accuracy(vecs[seed_idx], seed_y, k=cfg.k, folds=cfg.cv_folds,
-                                seed=cfg.seed, balance=cfg.balance)
-        query = np.array([i for i in range(n) if label[i] == ABSTAIN and has[i]], dtype=int)
-        if len(query):
-            knn = CosineKNN(cfg.k, balance=cfg.balance).fit(vecs[seed_idx], seed_y)
-            proba = knn.predict_proba(vecs[query])
-            if keywords is not None and cfg.prototype_weight > 0:
-                protos = label_prototypes(list(knn.classes_), kv, keywords,
-                                          vecs[seed_idx], seed_y)
-                a = cfg.prototype_weight
-                proba = (1 - a) * proba + a * prototype_proba(
-                    vecs[query], protos, temperature=cfg.prototype_temperature)
-            order = np.argsort(-proba, axis=1)[:, :3]
-            for row, i in enumerate(query):
-                best = order[row, 0]
-                share = float(proba[row, best])
-                votes = " ".join(f"{knn.classes_[j]}:{proba[row, j]:.2f}"
-                                 for j in order[row] if proba[row, j] > 0)
-                top_label[i] = str(knn.classes_[best])
-                conf[i] = round(share, 4)
-                evidence[i] = f"knn {votes}" + (f" | {evidence[i]}" if evidence[i] else "")
-                if share >= cfg.min_confidence:
-                    label[i] = top_label[i]
-                    source[i] = "knn"
-    elif len(set(seed_y)) == 1:
-        log.warning("only one label has seed posts; KNN needs two or more, so only seeds "
-                    "are labelled")
+    if len(classes) >= 2 and not (set(cfg.sources) <= {"keyword"}):
+        idf = idf_weights(token_lists) if cfg.idf else None
+        vecs, has = post_vectors(token_lists, kv, idf=idf, center=cfg.center)
+        cidx = {c: j for j, c in enumerate(classes)}
+        seed = np.array([cidx[lab] if lab != ABSTAIN else -1 for lab in label], dtype=int)
+        fixed = seed >= 0
+        # A seed post without its label words: what a post the keywords missed looks
+        # like. Non-seed posts hold no label word, so the classifier learns from seeds
+        # with those words masked (else it learns only the keywords), and held-out seeds
+        # are recognised with them masked (else recovering them is trivial).
+        is_seed = np.array([s == "seed" for s in source])
+        masked_toks = [[w for w in toks if w not in words] if is_seed[i] else list(toks)
+                       for i, toks in enumerate(token_lists)]
+        mvecs, mhas = post_vectors(masked_toks, kv, idf=idf, center=cfg.center)
+        raw_texts = list(texts) if texts is not None else [" ".join(t) for t in token_lists]
+        clf_texts = [mask_words(raw_texts[i], [w for w in token_lists[i] if w in words])
+                     if is_seed[i] else raw_texts[i] for i in range(n)]
+        inp = SourceInput(classes=classes, seed=seed, train=fixed.copy(), vecs=vecs, has=has,
+                          texts=clf_texts, kv=kv, keywords=dict(keywords or {}), cfg=cfg)
+        # Held-out seeds: a stratified share of the keyword seeds is hidden from every
+        # source; how well a setting recovers them chooses the combiner and the rounds
+        # and calibrates the confidence. Reviewed posts are never held out.
+        rng = np.random.default_rng(cfg.seed)
+        held = np.zeros(n, dtype=bool)
+        for ci in range(len(classes)):
+            rows = np.nonzero(is_seed & (seed == ci))[0]
+            if len(rows) >= 5:
+                held[rng.choice(rows, int(round(len(rows) * cfg.holdout)), replace=False)] = True
+        chosen_combine, chosen_rounds = combiners[0], cfg.rounds
+        seed_precision: dict[str, float] = {}
+        calib: Callable[[np.ndarray], np.ndarray] = lambda x: np.asarray(x, dtype=float)  # noqa: E731
+        if held.sum() >= 10 and cfg.holdout > 0:
+            inp.train = fixed & ~held
+            inp.vecs = np.where(held[:, None], mvecs, vecs)
+            inp.has = np.where(held, mhas, has)
+            truth = seed[held]
+
+            def score(post: np.ndarray) -> float:
+                p = post[held]
+                return _macro_f1(np.where(p.sum(axis=1) > 0, p.argmax(axis=1), -1), truth,
+                                 len(classes))
+
+            _, _, trials = _run_sources(inp, sources=cfg.sources, combiners=combiners,
+                                        rounds=cfg.rounds, cfg=cfg, score=score)
+            top = max(trials, key=lambda t: (t["score"], -t["round"]), default=None)
+            if top is not None:
+                chosen_combine, chosen_rounds = top["combine"], top["round"]
+            # Replay the chosen setting on the held-out seeds. A seed label is itself
+            # noisy, so a label model over the seed and the other sources' (masked)
+            # votes there estimates how often each seed label is right.
+            votes_h, post_h, _ = _run_sources(inp, sources=cfg.sources,
+                                              combiners=[chosen_combine],
+                                              rounds=chosen_rounds, cfg=cfg)
+            ph = post_h[held]
+            ok = ph.sum(axis=1) > 0
+            lm_votes = {s: v[held] for s, v in votes_h.items() if s != "keyword"}
+            lm_votes["keyword"] = np.eye(len(classes))[truth]
+            lm_h, _ = fit_label_model(lm_votes)
+            pred_h = ph.argmax(axis=1)
+            # Calibrated to agreement with the (noisy) seed label, not to the label
+            # model's belief: held-out seeds are easier than the posts the keywords
+            # missed, and the seed noise offsets part of that optimism.
+            calib = calibrate_confidence(ph[ok].max(axis=1), pred_h[ok] == truth[ok])
+            for ci, c in enumerate(classes):
+                rows = truth == ci
+                if rows.any():
+                    seed_precision[c] = round(float(lm_h[rows, ci].mean()), 4)
+            cv = float(np.mean(np.where(ok, pred_h, -1) == truth))
+            estimates.update({"trials": trials, "heldout_seeds": int(held.sum()),
+                              "heldout_agreement": round(cv, 4),
+                              "seed_precision": dict(seed_precision)})
+        inp.train, inp.vecs, inp.has = fixed, vecs, has
+        inp.current = inp.current_conf = None
+        votes, post, _ = _run_sources(inp, sources=cfg.sources, combiners=[chosen_combine],
+                                      rounds=chosen_rounds, cfg=cfg)
+        if "classifier" in cfg.sources and "classifier" not in votes:
+            # no round was chosen: still record what the classifier says, for review
+            cur = np.where(post.sum(axis=1) > 0, post.argmax(axis=1), -1)
+            inp.current = np.where(fixed, seed, cur)
+            inp.current_conf = np.where(fixed, 1.0, post.max(axis=1))
+            votes = {**votes, "classifier": get_source("classifier").votes(inp)}
+        for s, v in votes.items():
+            if s in per_source:
+                top_s = np.where(v.sum(axis=1) > 0, v.argmax(axis=1), -1)
+                per_source[s] = [classes[j] if j >= 0 else ABSTAIN for j in top_s]
+        lm_post, accuracy = fit_label_model(votes)
+        estimates.update({"combine": chosen_combine, "rounds": chosen_rounds,
+                          "source_accuracy": accuracy})
+        best_j = post.argmax(axis=1)
+        raw = post.max(axis=1)
+        cal = calib(raw)
+        order = np.argsort(-post, axis=1)[:, :3]
+        for i in range(n):
+            if source[i] == "seed":
+                # a seed keeps its label; its confidence is its label's estimated seed
+                # precision (the label model's belief in it when nothing was held out)
+                conf[i] = seed_precision.get(label[i]) or round(
+                    float(lm_post[i, seed[i]]) if lm_post[i].sum() > 0 else 1.0, 4)
+                continue
+            if source[i] == "reviewed" or raw[i] <= 0:
+                continue
+            top_label[i] = classes[best_j[i]]
+            conf[i] = round(float(cal[i]), 4)
+            votes_txt = " ".join(f"{classes[j]}:{post[i, j]:.2f}" for j in order[i]
+                                 if post[i, j] > 0)
+            evidence[i] = f"{chosen_combine} {votes_txt}" + \
+                (f" | {evidence[i]}" if evidence[i] else "")
+        threshold = cfg.min_confidence
+        prop_rows = [i for i in range(n) if source[i] == "none" and top_label[i] != ABSTAIN]
+        fixed_conf = [conf[i] for i in range(n) if source[i] in ("seed", "reviewed")
+                      and label[i] != ABSTAIN]
+        if cfg.target_precision > 0:
+            threshold = pick_threshold(fixed_conf, [conf[i] for i in prop_rows],
+                                       target=cfg.target_precision)
+            kept_c = fixed_conf + [conf[i] for i in prop_rows if conf[i] >= threshold - 1e-9]
+            if kept_c and float(np.mean(kept_c)) < cfg.target_precision - 1e-9:
+                log.warning("no confidence threshold reaches the target precision %.2f (the "
+                            "seeds alone are estimated %.3f precise); kept the most precise "
+                            "labels, estimated %.3f; review the label map's keywords or lower "
+                            "the target", cfg.target_precision,
+                            float(np.mean(fixed_conf)) if fixed_conf else 0.0,
+                            float(np.mean(kept_c)))
+        for i in prop_rows:
+            if conf[i] >= threshold - 1e-9:
+                label[i], source[i] = top_label[i], "knn"
+        kept = fixed_conf + [conf[i] for i in prop_rows if source[i] == "knn"]
+        estimates.update({
+            "threshold": round(float(threshold), 4),
+            "estimated_precision": round(float(np.mean(kept)), 4) if kept else None,
+            "coverage": round(sum(lab != ABSTAIN for lab in label) / n, 4) if n else 0.0})
+    elif len(classes) == 1:
+        log.warning("only one label has seed posts; propagation needs two or more, so only "
+                    "seeds are labelled")
     df = pd.DataFrame({"post_id": list(post_ids), "label": label, "confidence": conf,
-                       "source": source, "evidence": evidence, "top_label": top_label})
-    return Propagation(df, cv, seed_counts)
+                       "source": source, "evidence": evidence, "top_label": top_label,
+                       **{f"label_{s}": per_source[s] for s in LABEL_SOURCES}})
+    return Propagation(df, cv, seed_counts, estimates)
+
+
+def mask_words(text: str, words: Sequence[str]) -> str:
+    """``text`` with every occurrence of ``words`` (longest first) blanked out."""
+    for w in sorted(set(words), key=lambda w: (-len(w), w)):
+        text = text.replace(w, " ")
+    return text
+
+
+def pick_threshold(fixed: Sequence[float], candidates: Sequence[float], *,
+                   target: float) -> float:
+    """The lowest confidence threshold whose kept labels (the fixed ones plus every
+    candidate at or above it) have a mean confidence — their estimated precision — of at
+    least ``target``. When no threshold reaches it, the one with the highest estimated
+    precision (above every candidate if the fixed labels alone are best).
+
+    Example:
+        >>> pick_threshold([1.0], [0.9, 0.5, 0.2], target=0.8)
+        0.5
+    """
+    total, count = float(sum(fixed)), len(fixed)
+    above = max(candidates, default=1.0) + 1e-6
+    reached, best, best_mean = None, above, total / count if count else -1.0
+    for c in sorted(candidates, reverse=True):
+        total += c
+        count += 1
+        mean = total / count
+        if mean >= target - 1e-12:
+            reached = c
+        if mean > best_mean + 1e-12:
+            best, best_mean = c, mean
+    return reached if reached is not None else best
 
 
 def image_labels(
@@ -395,14 +702,85 @@ def unknown_keywords(labelmap: LabelMap, vocab: set[str]) -> list[tuple[str, str
     return [(lab.id, w) for lab in labelmap.labels for w in lab.keywords if w not in vocab]
 
 
-def run_propagate(
-    workspace: Workspace, labelmap_path: Any, cfg: Config, *, force: bool = False
-) -> dict[str, Any]:
-    """Validate the label map, seed, propagate; write post, keyword and image labels."""
+def read_reviewed(ws: Workspace, labelmap: LabelMap) -> dict[str, str]:
+    """``reviewed_labels.parquet`` as post id → label ({} when absent). A label the map
+    does not have is an error naming the file and the row."""
+    from weaklabel.contracts import REVIEWED_LABELS
+
+    path = ws.path("reviewed_labels.parquet")
+    if not path.exists():
+        return {}
+    df = ws.read("reviewed_labels.parquet", REVIEWED_LABELS)
+    ids = set(labelmap.ids)
+    bad = [i for i, lab in enumerate(df["label"]) if lab != ABSTAIN and lab not in ids]
+    if bad:
+        raise WeaklabelError(
+            f"{path}: row {bad[0] + 1}: label {df['label'].iloc[bad[0]]!r} is not in "
+            f"{labelmap.path} (labels: {', '.join(labelmap.ids)}); fix the review or the map")
+    return dict(zip(df["post_id"], df["label"], strict=True))
+
+
+def label_posts(
+    ws: Workspace, labelmap: LabelMap, cfg: Config
+) -> tuple[Propagation, pd.DataFrame]:
+    """The labels of every post of the workspace (nothing written): the propagation and
+    the keyword-only baseline (``keyword_labels.parquet``)."""
     import pandas as pd
 
     from weaklabel.contracts import WORD_CLUSTERS
     from weaklabel.text.embed import load_vectors
+
+    word_clusters = None
+    if ws.path("word_clusters.parquet").exists():
+        word_clusters = ws.read("word_clusters.parquet", WORD_CLUSTERS)
+    tokens = ws.read("tokens.parquet", TOKENS)
+    token_lists = [list(t) for t in tokens["tokens"]]
+    kv = load_vectors(ws.require("vectors.kv"))
+    cluster_words: dict[int, list[str]] = {}
+    if word_clusters is not None:
+        for c, g in word_clusters.groupby("cluster"):
+            cluster_words[int(c)] = g["word"].tolist()
+    keep = near_keywords(kv, threshold=cfg.propagate.cluster_word_similarity) \
+        if cfg.propagate.cluster_word_similarity > 0 else None
+    words = label_words(labelmap, cluster_words,
+                        cluster_weight=cfg.propagate.cluster_word_weight, keep=keep)
+    vocab = {w for t in token_lists for w in t}
+    if cfg.propagate.compounds:
+        words = compound_words(words, sorted(vocab), labelmap=labelmap, keep=keep)
+    for lab, w in unknown_keywords(labelmap, vocab):
+        log.warning("%s: keyword %r of %r never occurs as a token; if the tokenizer splits "
+                    "it, add it to the user dictionary", labelmap.path, w, lab)
+    texts = None
+    if "classifier" in cfg.propagate.sources:
+        from weaklabel.text.normalize import normalize_caption
+
+        posts = ws.read("posts.parquet", POSTS)[["post_id", "caption"]]
+        cap = tokens[["post_id"]].merge(posts, on="post_id", how="left")["caption"]
+        texts = [normalize_caption(c) if isinstance(c, str) else "" for c in cap]
+    prop = propagate_labels(tokens["post_id"].tolist(), token_lists, kv, words,
+                            cfg=cfg.propagate,
+                            keywords={lab.id: lab.keywords for lab in labelmap.labels},
+                            texts=texts, reviewed=read_reviewed(ws, labelmap),
+                            background=labelmap.background)
+    warn_unseeded(labelmap, prop.seed_counts)
+    kw_only = label_words(labelmap, {}, cluster_weight=0.0)
+    ks = seed_labels(token_lists, kw_only, margin=cfg.propagate.seed_margin)
+    keyword = pd.DataFrame({
+        "post_id": tokens["post_id"].tolist(), "label": ks.labels,
+        "confidence": ks.confidence,
+        "source": ["seed" if lab else "none" for lab in ks.labels],
+        "evidence": ks.evidence, "top_label": ks.labels,
+        **{f"label_{s}": ks.labels if s == "keyword" else [ABSTAIN] * len(ks.labels)
+           for s in LABEL_SOURCES}})
+    return prop, keyword
+
+
+def run_propagate(
+    workspace: Workspace, labelmap_path: Any, cfg: Config, *, force: bool = False
+) -> dict[str, Any]:
+    """Validate the label map, seed, propagate; write post, keyword and image labels."""
+
+    from weaklabel.contracts import WORD_CLUSTERS
 
     t0 = time.perf_counter()
     if labelmap_path is None:
@@ -411,7 +789,7 @@ def run_propagate(
             f"{workspace.path('labelmap.draft.yaml')}, written by weaklabel cluster)"
         )
     ws = workspace
-    vec_p = ws.require("vectors.kv")
+    ws.require("vectors.kv")
     inputs = {"tokens.parquet": ws.input_digest("tokens.parquet"),
               "vectors.kv": ws.input_digest("vectors.kv"),
               "labelmap": file_digest(labelmap_path) if Path(labelmap_path).is_file() else ""}
@@ -420,8 +798,28 @@ def run_propagate(
     if wc_path.exists():
         word_clusters = ws.read("word_clusters.parquet", WORD_CLUSTERS)
         inputs["word_clusters.parquet"] = ws.input_digest("word_clusters.parquet")
-    known = set(word_clusters["cluster"].astype(int)) if word_clusters is not None else set()
+    if "classifier" in cfg.propagate.sources:  # the classifier reads the captions
+        inputs["posts.parquet"] = ws.input_digest("posts.parquet")
+    if ws.path("reviewed_labels.parquet").exists():
+        inputs["reviewed_labels.parquet"] = ws.input_digest("reviewed_labels.parquet")
+    from weaklabel.labels.drift import map_clusters, pin_text, read_pin, remapped
+
+    current: dict[int, list[str]] = {}
+    if word_clusters is not None:
+        for c, g in word_clusters.groupby("cluster"):
+            current[int(c)] = g["word"].tolist()
+    # a reviewed map names clusters of the run it was reviewed against (see drift.py)
+    pin_path = ws.path("labelmap.pin.json")
+    pinned = read_pin(pin_path, inputs["labelmap"]) if word_clusters is not None else None
+    known = set(current) | set(pinned or {}) if word_clusters is not None else set()
     labelmap = load_labelmap(labelmap_path, known_clusters=known)
+    moved: list[str] = []
+    if pinned is not None:
+        drift = map_clusters(labelmap, pinned, current)
+        moved = drift.moved
+        for line in moved:
+            log.warning("%s: cluster drift since review: %s", labelmap.path, line)
+        labelmap = remapped(labelmap, drift)
     params = as_dict(cfg.propagate)
     outputs = ("post_labels.parquet", "keyword_labels.parquet", "image_labels.parquet")
     with ws.lock("propagate"):
@@ -429,32 +827,7 @@ def run_propagate(
             meta = ws.read_meta("post_labels.parquet") or {}
             log.info("labels are up to date; use --force to redo")
             return {"up_to_date": True, **(meta.get("summary") or {})}
-        tokens = ws.read("tokens.parquet", TOKENS)
-        token_lists = [list(t) for t in tokens["tokens"]]
-        kv = load_vectors(vec_p)
-        cluster_words: dict[int, list[str]] = {}
-        if word_clusters is not None:
-            for c, g in word_clusters.groupby("cluster"):
-                cluster_words[int(c)] = g["word"].tolist()
-        keep = near_keywords(kv, threshold=cfg.propagate.cluster_word_similarity) \
-            if cfg.propagate.cluster_word_similarity > 0 else None
-        words = label_words(labelmap, cluster_words,
-                            cluster_weight=cfg.propagate.cluster_word_weight, keep=keep)
-        vocab = {w for t in token_lists for w in t}
-        for lab, w in unknown_keywords(labelmap, vocab):
-            log.warning("%s: keyword %r of %r never occurs as a token; if the tokenizer splits "
-                        "it, add it to the user dictionary", labelmap.path, w, lab)
-        prop = propagate_labels(tokens["post_id"].tolist(), token_lists, kv, words,
-                                cfg=cfg.propagate,
-                                keywords={lab.id: lab.keywords for lab in labelmap.labels})
-        warn_unseeded(labelmap, prop.seed_counts)
-        kw_only = label_words(labelmap, {}, cluster_weight=0.0)
-        ks = seed_labels(token_lists, kw_only, margin=cfg.propagate.seed_margin)
-        keyword = pd.DataFrame({
-            "post_id": tokens["post_id"].tolist(), "label": ks.labels,
-            "confidence": ks.confidence,
-            "source": ["seed" if lab else "none" for lab in ks.labels],
-            "evidence": ks.evidence, "top_label": ks.labels})
+        prop, keyword = label_posts(ws, labelmap, cfg)
         posts = ws.read("posts.parquet", POSTS)
         post_images = ws.read("post_images.parquet", POST_IMAGES)
         written = ws.write("post_labels.parquet", prop.labels, POST_LABELS)
@@ -462,14 +835,18 @@ def run_propagate(
         imgs = ws.write("image_labels.parquet", image_labels(written, post_images, posts),
                         IMAGE_LABELS)
         src = Counter(written["source"])
-        summary = {
+        summary: dict[str, Any] = {
             "posts": len(written), "seed": src.get("seed", 0), "knn": src.get("knn", 0),
-            "abstain": src.get("none", 0),
+            "abstain": src.get("none", 0), "reviewed": src.get("reviewed", 0),
             "coverage": round(float((written["label"] != ABSTAIN).mean()), 4),
             "keyword_coverage": round(float((keyword["label"] != ABSTAIN).mean()), 4),
             "cv_accuracy": None if prop.cv_accuracy is None else round(prop.cv_accuracy, 4),
             "labels": dict(sorted(Counter(written["label"]).items())),
             "seed_counts": dict(sorted(prop.seed_counts.items())),
+            **{k: prop.estimates[k] for k in ("combine", "rounds", "threshold",
+                                                "estimated_precision", "source_accuracy")
+               if k in prop.estimates},
+            "cluster_drift": moved,
             "images": len(imgs),
             "labelled_images": int((imgs["label"] != ABSTAIN).sum()),
         }
@@ -478,5 +855,7 @@ def run_propagate(
             ws.write_meta(o, stage="propagate", params=params, inputs=inputs,
                           rows=len(imgs) if o == "image_labels.parquet" else len(written),
                           elapsed=elapsed, extra={"summary": summary})
+        if pinned is None and word_clusters is not None:
+            atomic_write_text(pin_path, pin_text(labelmap, inputs["labelmap"], current))
     return {**summary, "elapsed_s": round(elapsed, 2)}
 

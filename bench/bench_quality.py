@@ -1,0 +1,195 @@
+"""Label quality on every dev corpus, in one table: ``make bench-quality``.
+
+Corpora: the chatbot questions and the petition titles of ../shared/data (real Korean
+text with gold labels; the label map is the keyword-seeded draft as it stands, as a new
+user would start) and the bundled example (its reviewed ``examples/labelmap.yaml``).
+Per corpus, rows:
+
+* keywords alone: the label map's keywords, nothing else (``keyword_labels.parquet``);
+* seeds+KNN: the pipeline before the discriminative stage (sources keyword, knn,
+  prototype);
+* weaklabel: the full pipeline at its defaults;
+* supervised ceiling: TF-IDF character 2–4-grams + logistic regression trained on all
+  gold labels, 5-fold cross-validated predictions.
+
+* weaklabel p>=0.95: the full pipeline with ``--target-precision 0.95``.
+
+Columns: macro-F1 over all posts (an abstained post counts as a miss), accuracy of the
+kept labels (the measured precision), coverage, the expected calibration error of the
+kept labels' confidence, and the precision the pipeline estimated for its kept labels
+without gold. Nothing here feeds back into any setting: gold labels are only scored.
+
+Usage: python bench/bench_quality.py [--corpus chatbot petitions example]
+       [--petition-rows N] [--out bench/out/quality]
+Writes bench/out/quality/quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SHARED = ROOT.parent / "shared/data"
+
+CORPORA: dict[str, dict[str, Any]] = {
+    "chatbot": {"data": SHARED / "chatbot_topics.csv", "config": HERE / "chatbot/config.yaml",
+                "keywords": HERE / "chatbot/seed_keywords.yaml"},
+    "petitions": {"data": SHARED / "petition_titles.csv",
+                  "config": HERE / "petitions/config.yaml",
+                  "keywords": SHARED / "petition_keywords.yaml"},
+    "example": {"data": ROOT / "examples/data/posts.csv", "gold": ROOT / "examples/data/gold.csv",
+                "config": ROOT / "configs/example.yaml",
+                "keywords": ROOT / "examples/seed_keywords.yaml",
+                "labelmap": ROOT / "examples/labelmap.yaml"},
+}
+
+# Pipeline variants scored per corpus: propagate overrides on the corpus's config.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "seeds+KNN": {"propagate.sources": ("keyword", "knn", "prototype"),
+                  "propagate.combine": "blend", "propagate.compounds": False,
+                  "propagate.holdout": 0.0},
+    "weaklabel": {},
+    "weaklabel p>=0.95": {"propagate.target_precision": 0.95},
+}
+
+
+def ceiling(texts: list[str], gold: list[str], cache: Path) -> dict[str, Any]:
+    """The supervised reference: 5-fold cross-validated TF-IDF char n-gram + LR."""
+    import hashlib
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    from weaklabel.labels.evaluate import score_labels
+
+    key = hashlib.sha1(json.dumps([texts, gold], ensure_ascii=False).encode()).hexdigest()
+    if cache.exists():
+        got = json.loads(cache.read_text("utf-8"))
+        if got.get("key") == key:
+            return dict(got["score"])
+    x = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2,
+                        sublinear_tf=True).fit_transform(texts)
+    pred = cross_val_predict(LogisticRegression(max_iter=2000, C=4.0), x, gold, cv=5)
+    score = score_labels(list(pred), gold)
+    score.pop("per_label")
+    score["calibration"] = {"ece": None}
+    cache.write_text(json.dumps({"key": key, "score": score}), "utf-8")
+    return score
+
+
+def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int) -> dict:
+    import pandas as pd
+
+    from weaklabel.config import load_config, with_overrides
+    from weaklabel.labels.cluster import run_cluster
+    from weaklabel.labels.evaluate import evaluate
+    from weaklabel.labels.labelmap import load_labelmap
+    from weaklabel.labels.propagate import label_posts
+    from weaklabel.text.embed import run_embed
+    from weaklabel.text.tokens import run_tokenize
+    from weaklabel.workspace import Workspace
+
+    d = out / name
+    d.mkdir(parents=True, exist_ok=True)
+    data = Path(spec["data"])
+    if name == "example" and not data.exists():
+        import subprocess
+
+        subprocess.run([sys.executable, str(ROOT / "examples/generate.py"), str(data.parent),
+                        "--posts", "5000", "--workers", "2"], check=True)
+    if "gold" in spec:
+        gold = pd.read_csv(spec["gold"], dtype=str)
+        texts_df = pd.read_csv(data, dtype=str).rename(columns={"caption": "text"})
+        texts_df = gold.merge(texts_df[["post_id", "text"]], on="post_id")
+    else:
+        df = pd.read_csv(data, dtype=str)
+        if name == "petitions" and petition_rows and petition_rows < len(df):
+            df = df.sample(petition_rows, random_state=7).sort_index()
+            data = d / "petitions_sample.csv"
+            df.to_csv(data, index=False)
+        gold = df.rename(columns={"id": "post_id"})[["post_id", "label"]]
+        texts_df = df.rename(columns={"id": "post_id"})
+    cfg = with_overrides(load_config(spec["config"]), {
+        "workspace": str(d / "ws"), "posts.path": str(data),
+        "tokenize.userdict": str(ROOT / "userdict"), "tokenize.workers": 2})
+    ws = Workspace(Path(cfg.workspace)).ensure()
+    t0 = time.perf_counter()
+    run_tokenize(data, ws, cfg, progress=False)
+    run_embed(ws, cfg)
+    run_cluster(ws, cfg, seed_keywords=Path(spec["keywords"]))
+    text_s = time.perf_counter() - t0
+    lm_path = Path(spec.get("labelmap") or ws.path("labelmap.draft.yaml"))
+    from weaklabel.contracts import WORD_CLUSTERS
+
+    known = set(ws.read("word_clusters.parquet", WORD_CLUSTERS)["cluster"].astype(int))
+    labelmap = load_labelmap(lm_path, known_clusters=known)
+    rows: dict[str, Any] = {}
+    keyword = None
+    for vname, overrides in VARIANTS.items():
+        vcfg = with_overrides(cfg, overrides)
+        t1 = time.perf_counter()
+        prop, keyword = label_posts(ws, labelmap, vcfg)
+        m = evaluate(prop.labels, gold, names=labelmap.id_of())
+        rows[vname] = {**{k: m[k] for k in ("macro_f1", "accuracy", "coverage")},
+                       "ece": m["calibration"]["ece"],
+                       "estimated_precision": prop.estimates.get("estimated_precision"),
+                       "seconds": round(time.perf_counter() - t1, 1),
+                       "reliability": m["calibration"]["bins"],
+                       "abstained_guess_accuracy": m["abstained_guess_accuracy"],
+                       **({"estimates": prop.estimates} if getattr(prop, "estimates", None)
+                          else {})}
+    assert keyword is not None
+    k = evaluate(keyword, gold, names=labelmap.id_of())
+    rows = {"keywords alone": {**{x: k[x] for x in ("macro_f1", "accuracy", "coverage")},
+                               "ece": k["calibration"]["ece"]}, **rows}
+    c = ceiling(texts_df["text"].fillna("").tolist(), texts_df["label"].tolist(),
+                d / "ceiling.json")
+    rows["supervised ceiling"] = {x: c[x] for x in ("macro_f1", "accuracy", "coverage")}
+    rows["supervised ceiling"]["ece"] = None
+    return {"posts": len(gold), "labels": len(labelmap.labels), "text_seconds": round(text_s, 1),
+            "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", nargs="+", choices=sorted(CORPORA), default=list(CORPORA))
+    ap.add_argument("--petition-rows", type=int, default=0,
+                    help="a fixed-seed sample of the petitions (0: all 60,000)")
+    ap.add_argument("--out", type=Path, default=HERE / "out/quality")
+    args = ap.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    report = {}
+    for name in args.corpus:
+        spec = CORPORA[name]
+        if not Path(spec["data"]).exists() and name != "example":
+            print(f"no data at {spec['data']}", file=sys.stderr)
+            return 1
+        report[name] = run_corpus(name, spec, args.out, petition_rows=args.petition_rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "quality.json").write_text(json.dumps(report, indent=2, ensure_ascii=False),
+                                           "utf-8")
+    print(f"{'corpus (posts)':<18}{'labels':<21}{'macro-F1':>9}{'accuracy':>9}{'coverage':>9}"
+          f"{'ECE':>7}{'est.prec':>9}")
+    for name, r in report.items():
+        for i, (row, v) in enumerate(r["rows"].items()):
+            ece = "" if v["ece"] is None else f"{v['ece']:.3f}"
+            est = "" if v.get("estimated_precision") is None else \
+                f"{v['estimated_precision']:.3f}"
+            head = f"{name} ({r['posts']})" if i == 0 else ""
+            print(f"{head:<18}{row:<21}{v['macro_f1']:>9.3f}{v['accuracy']:>9.3f}"
+                  f"{v['coverage']:>9.1%}{ece:>7}{est:>9}")
+    print(f"→ {args.out / 'quality.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

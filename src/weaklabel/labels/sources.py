@@ -1,0 +1,364 @@
+"""Labelling sources and the ways their votes combine.
+
+A labelling source looks at every post and returns one probability row over the labels
+per post (an all-zero row: the source abstains on that post). Four sources exist:
+
+* ``keyword``: the label map's words (the seeds): one-hot where a post is seeded;
+* ``knn``: a cosine KNN over post vectors trained on the seeds (a seed does not vote
+  for itself);
+* ``prototype``: a softmax of each post's similarity to every label's keyword centroid;
+* ``classifier``: a TF-IDF character n-gram logistic regression self-trained on the
+  pipeline's own confident labels (cross-fitted: a post it learns from is predicted by
+  the half that did not see it).
+
+Combiners turn the sources' rows into one posterior per post: ``blend`` (the KNN and
+prototype blend of earlier versions, averaged with the classifier when present),
+``classifier`` (the classifier's own vote, as in plain self-training),
+``vote`` (majority of the sources' top labels), ``weighted`` (probabilities weighted by
+each source's agreement with the others) and ``label_model`` (a one-coin Dawid–Skene
+model fitted by EM on the sources' top labels). Which one is used — and how many
+self-training rounds — is decided by held-out seeds (see :mod:`propagate`), never by
+gold labels.
+
+Both are registries: a wrong name lists the valid ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from weaklabel.errors import WeaklabelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from weaklabel.config import PropagateConfig
+
+
+@dataclass
+class SourceInput:
+    """What every source may look at. Arrays have one row per post."""
+
+    classes: list[str]
+    seed: np.ndarray  # int: class index of the post's keyword seed, -1 for none
+    train: np.ndarray  # bool: seeds the sources may learn from (held-out seeds are False)
+    vecs: np.ndarray  # unit post vectors
+    has: np.ndarray  # bool: the post has a vector
+    texts: Sequence[str]  # normalised captions, for the classifier
+    kv: Any
+    keywords: Mapping[str, Sequence[str]]
+    cfg: PropagateConfig
+    current: np.ndarray | None = None  # int: the pipeline's current label (-1 none)
+    current_conf: np.ndarray | None = None
+
+
+class LabellingSource(Protocol):
+    """One labelling source: ``votes`` returns float [n, classes], zero rows abstain."""
+
+    name: str
+
+    def votes(self, inp: SourceInput) -> np.ndarray: ...
+
+
+def _onehot(idx: np.ndarray, ncls: int) -> np.ndarray:
+    import numpy as np
+
+    out = np.zeros((len(idx), ncls))
+    ok = idx >= 0
+    out[np.nonzero(ok)[0], idx[ok]] = 1.0
+    return out
+
+
+class KeywordSource:
+    """The keyword seeds, one-hot."""
+
+    name = "keyword"
+
+    def votes(self, inp: SourceInput) -> np.ndarray:
+        import numpy as np
+
+        return _onehot(np.where(inp.train, inp.seed, -1), len(inp.classes))
+
+
+class KNNSource:
+    """Cosine KNN on post vectors, trained on the (training) seeds."""
+
+    name = "knn"
+
+    def votes(self, inp: SourceInput) -> np.ndarray:
+        import numpy as np
+
+        from weaklabel.labels.propagate import CosineKNN
+
+        ncls = len(inp.classes)
+        out = np.zeros((len(inp.seed), ncls))
+        tr = np.nonzero(inp.train & inp.has)[0]
+        if len(set(inp.seed[tr].tolist())) < 2:
+            return out
+        knn = CosineKNN(inp.cfg.k, balance=inp.cfg.balance).fit(inp.vecs[tr],
+                                                                 inp.seed[tr].tolist())
+        query = np.nonzero(inp.has)[0]
+        pos = np.full(len(inp.seed), -1)
+        pos[tr] = np.arange(len(tr))
+        proba = knn.predict_proba(inp.vecs[query], self_index=pos[query])
+        cols = np.asarray(knn.classes_, dtype=int)
+        out[np.ix_(query, cols)] = proba
+        return out
+
+
+class PrototypeSource:
+    """Similarity to each label's keyword centroid, as a softmax."""
+
+    name = "prototype"
+
+    def votes(self, inp: SourceInput) -> np.ndarray:
+        import numpy as np
+
+        from weaklabel.labels.propagate import label_prototypes, prototype_proba
+
+        out = np.zeros((len(inp.seed), len(inp.classes)))
+        tr = np.nonzero(inp.train & inp.has)[0]
+        if not len(tr):
+            return out
+        seed_y = [inp.classes[i] for i in inp.seed[tr]]
+        protos = label_prototypes(inp.classes, inp.kv, inp.keywords, inp.vecs[tr], seed_y)
+        q = np.nonzero(inp.has)[0]
+        out[q] = prototype_proba(inp.vecs[q], protos, temperature=inp.cfg.prototype_temperature)
+        return np.nan_to_num(out)
+
+
+class ClassifierSource:
+    """TF-IDF char_wb 2–4-gram logistic regression on the current labels, cross-fitted.
+
+    Learns from the training seeds and from the posts whose current label reaches
+    ``cfg.self_train_confidence``, at most ``cfg.classifier_max_posts`` of them (a
+    fixed-seed sample; the cost stays bounded as the corpus grows). Characters reach
+    inside Korean compounds and brand or model codes that the tokenizer splits or drops.
+    """
+
+    name = "classifier"
+
+    def votes(self, inp: SourceInput) -> np.ndarray:
+        import numpy as np
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        n, ncls = len(inp.seed), len(inp.classes)
+        out = np.zeros((n, ncls))
+        y = np.where(inp.train, inp.seed, -1)
+        if inp.current is not None and inp.current_conf is not None:
+            extra = (y < 0) & (inp.current >= 0) & \
+                (inp.current_conf >= inp.cfg.self_train_confidence)
+            y = np.where(extra, inp.current, y)
+        learn = np.nonzero(y >= 0)[0]
+        rng = np.random.default_rng(inp.cfg.seed)
+        if len(learn) > inp.cfg.classifier_max_posts:
+            learn = np.sort(rng.choice(learn, inp.cfg.classifier_max_posts, replace=False))
+        if len(set(y[learn].tolist())) < 2:
+            return out
+        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2,
+                              sublinear_tf=True, max_features=200_000, dtype=np.float32)
+        x = vec.fit_transform(inp.texts)
+        fold = rng.integers(0, 2, size=len(learn))
+        seen = np.zeros(n, dtype=bool)
+        seen[learn] = True
+        rest = np.nonzero(~seen)[0]
+        for f in (0, 1):
+            fit_rows, held = learn[fold != f], learn[fold == f]
+            if len(set(y[fit_rows].tolist())) < 2:
+                fit_rows, held = learn, learn[:0]
+            model = LogisticRegression(C=inp.cfg.classifier_c, max_iter=300,
+                                       class_weight="balanced")
+            model.fit(x[fit_rows], y[fit_rows])
+            cols = np.asarray(model.classes_, dtype=int)
+            if len(held):
+                out[np.ix_(held, cols)] = model.predict_proba(x[held])
+            if len(rest):
+                out[np.ix_(rest, cols)] += model.predict_proba(x[rest]) / 2
+        return out
+
+
+SOURCES: dict[str, Callable[[], LabellingSource]] = {
+    "keyword": KeywordSource, "knn": KNNSource, "prototype": PrototypeSource,
+    "classifier": ClassifierSource,
+}
+"""name → labelling source."""
+
+
+def get_source(name: str) -> LabellingSource:
+    """The source called ``name``; a wrong name lists the valid ones."""
+    try:
+        return SOURCES[name]()
+    except KeyError:
+        raise WeaklabelError(
+            f"unknown labelling source {name!r}; valid: {', '.join(SOURCES)}") from None
+
+
+# ---- combiners: votes of every source → one posterior per post -------------------------
+
+Votes = Mapping[str, "np.ndarray"]
+
+
+def _normalise(p: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    s = p.sum(axis=1, keepdims=True)
+    return np.divide(p, s, out=np.zeros_like(p), where=s > 0)
+
+
+def combine_blend(votes: Votes, cfg: PropagateConfig) -> np.ndarray:
+    """The blend of earlier versions: ``(1 - a) · knn + a · prototype`` (a =
+    ``prototype_weight``), averaged with the classifier when it votes."""
+    import numpy as np
+
+    any_v = next(iter(votes.values()))
+    a = cfg.prototype_weight
+    knn, proto = votes.get("knn"), votes.get("prototype")
+    if knn is not None and proto is not None:
+        base = np.where(knn.sum(axis=1, keepdims=True) > 0, (1 - a) * knn + a * proto, proto)
+    else:
+        base = knn if knn is not None else proto if proto is not None else np.zeros_like(any_v)
+    clf = votes.get("classifier")
+    if clf is not None:
+        both = (base.sum(axis=1) > 0) & (clf.sum(axis=1) > 0)
+        base = np.where(both[:, None], (base + clf) / 2, np.maximum(base, clf))
+    return _normalise(base)
+
+
+def _tops(votes: Votes, *, skip: Sequence[str] = ()) -> tuple[list[str], np.ndarray]:
+    """Each voting source's top label per post (-1 where it abstains)."""
+    import numpy as np
+
+    names = [s for s in votes if s not in skip]
+    cols = []
+    for s in names:
+        v = votes[s]
+        cols.append(np.where(v.sum(axis=1) > 0, v.argmax(axis=1), -1))
+    return names, np.stack(cols, axis=1) if cols else np.zeros((0, 0), dtype=int)
+
+
+def combine_vote(votes: Votes, cfg: PropagateConfig) -> np.ndarray:
+    """Majority vote of the sources' top labels; ties split by summed probability."""
+    import numpy as np
+
+    n, ncls = next(iter(votes.values())).shape
+    _, tops = _tops(votes)
+    out = np.zeros((n, ncls))
+    for j in range(tops.shape[1]):
+        ok = tops[:, j] >= 0
+        out[np.nonzero(ok)[0], tops[ok, j]] += 1.0
+    tie = 1e-3 * sum(votes.values())
+    return _normalise(out + np.where(out.sum(axis=1, keepdims=True) > 0, tie, 0.0))
+
+
+def source_agreement(votes: Votes) -> dict[str, float]:
+    """Each source's agreement with the majority of the other sources, on the posts where
+    both vote: an estimate of its accuracy that needs no gold."""
+
+    names, tops = _tops(votes)
+    out = {}
+    for j, s in enumerate(names):
+        others = {t: votes[t] for t in names if t != s}
+        if not others:
+            out[s] = 1.0
+            continue
+        maj = combine_vote(others, None)  # type: ignore[arg-type]
+        ok = (tops[:, j] >= 0) & (maj.sum(axis=1) > 0)
+        out[s] = float((maj[ok].argmax(axis=1) == tops[ok, j]).mean()) if ok.any() else 0.5
+    return out
+
+
+def combine_weighted(votes: Votes, cfg: PropagateConfig) -> np.ndarray:
+    """Probabilities weighted by each source's log-odds of agreeing with the others."""
+    import math
+
+    agree = source_agreement(votes)
+    ncls = next(iter(votes.values())).shape[1]
+    chance = 1.0 / ncls
+    total = None
+    for s, v in votes.items():
+        a = min(max(agree[s], chance + 1e-3), 0.99)
+        w = math.log(a / (1 - a)) - math.log(chance / (1 - chance))
+        total = w * v if total is None else total + w * v
+    assert total is not None
+    return _normalise(total)
+
+
+def fit_label_model(votes: Votes, *, iterations: int = 50) -> tuple[np.ndarray, dict[str, float]]:
+    """One-coin Dawid–Skene by EM on the sources' top labels.
+
+    Each source s is right with probability ``acc_s`` and otherwise picks one of the other
+    labels uniformly; the label prior is learnt too. Returns the posterior [n, classes]
+    (zero rows where no source votes) and every source's estimated accuracy.
+    """
+    import numpy as np
+
+    names, tops = _tops(votes)
+    n, ncls = next(iter(votes.values())).shape
+    acc = np.full(len(names), 0.7)
+    prior = np.full(ncls, 1.0 / ncls)
+    voted = (tops >= 0).any(axis=1)
+    post = np.zeros((n, ncls))
+    for _ in range(iterations):
+        logp = np.tile(np.log(prior), (n, 1))
+        for j in range(len(names)):
+            ok = tops[:, j] >= 0
+            wrong = math_log((1 - acc[j]) / max(ncls - 1, 1))
+            logp[ok] += wrong
+            logp[np.nonzero(ok)[0], tops[ok, j]] += math_log(acc[j]) - wrong
+        logp -= logp.max(axis=1, keepdims=True)
+        post = np.exp(logp)
+        post /= post.sum(axis=1, keepdims=True)
+        new = np.array([post[tops[:, j] >= 0, tops[tops[:, j] >= 0, j]].mean()
+                        if (tops[:, j] >= 0).any() else 0.5 for j in range(len(names))])
+        new = np.clip(new, 1.0 / ncls + 1e-3, 0.995)
+        prior = np.clip(post[voted].mean(axis=0), 1e-4, None) if voted.any() else prior
+        prior /= prior.sum()
+        if np.abs(new - acc).max() < 1e-5:
+            acc = new
+            break
+        acc = new
+    post[~voted] = 0.0
+    return post, {s: round(float(a), 4) for s, a in zip(names, acc, strict=True)}
+
+
+def math_log(x: float) -> float:
+    import math
+
+    return math.log(max(x, 1e-12))
+
+
+def combine_label_model(votes: Votes, cfg: PropagateConfig) -> np.ndarray:
+    """The label model's posterior (see :func:`fit_label_model`)."""
+    return fit_label_model(votes)[0]
+
+
+def combine_classifier(votes: Votes, cfg: PropagateConfig) -> np.ndarray:
+    """The self-trained classifier's own vote (the blend where it abstains or has not
+    run yet). It learnt from what the other sources agreed on; its next round learns
+    from another combiner, never from this one."""
+    import numpy as np
+
+    clf = votes.get("classifier")
+    base = combine_blend(votes, cfg)
+    if clf is None:
+        return base
+    return _normalise(np.where(clf.sum(axis=1, keepdims=True) > 0, clf, base))
+
+
+COMBINERS: dict[str, Callable[[Votes, PropagateConfig], np.ndarray]] = {
+    "blend": combine_blend, "classifier": combine_classifier, "vote": combine_vote,
+    "weighted": combine_weighted, "label_model": combine_label_model,
+}
+"""name → combiner; ``auto`` (the default) picks one by held-out seeds."""
+
+
+def get_combiner(name: str) -> Callable[[Votes, PropagateConfig], np.ndarray]:
+    """The combiner called ``name``; a wrong name lists the valid ones."""
+    try:
+        return COMBINERS[name]
+    except KeyError:
+        raise WeaklabelError(
+            f"unknown combiner {name!r}; valid: auto, {', '.join(COMBINERS)}") from None
