@@ -62,3 +62,17 @@ def test_importing_the_cli_loads_no_heavy_module() -> None:
             "print(sorted(m for m in ('PIL', 'numpy', 'pandas', 'imagehash') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_dedup_exact_only_and_a_wrong_format_name(tree: Path, tmp_path: Path) -> None:
+    app = make_app()
+    ws = tmp_path / "ws"
+    r = runner.invoke(app, ["dedup", str(tree), "-w", str(ws), "-q", "--exact-only"])
+    assert r.exit_code == 0, r.output
+    assert "near\t0" in r.stdout and "exact\t0" not in r.stdout
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("images:\n  formats: [JPG]\n", encoding="utf-8")
+    r = runner.invoke(app, ["purge", str(tree), "-w", str(ws), "-q", "-c", str(cfg)])
+    assert r.exit_code == 1
+    assert "Error: images.formats: Pillow reads no format 'JPG'" in r.output
+    assert "Traceback" not in r.output

@@ -133,12 +133,11 @@ def pillow_loads(path: Path) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            im = Image.open(path)
-        with im:
-            im.load()
-            for k in range(1, getattr(im, "n_frames", 1)):
-                im.seek(k)
+            with Image.open(path) as im:
                 im.load()
+                for k in range(1, getattr(im, "n_frames", 1)):
+                    im.seek(k)
+                    im.load()
         return True
     except Exception:
         return False

@@ -16,6 +16,9 @@ Three steps, each reusable on its own (compute, group, decide):
    (A~B, B~C, A far from C) is split into *stars*: the best-ranked member is kept and
    takes every member within ``threshold`` of it; the best-ranked of the rest starts the
    next group, and so on. So every duplicate is within ``threshold`` of its kept file.
+   :func:`merge_groups` then folds exact groups into the near groups they belong to and
+   names each pair ``exact`` or ``near``. Which copy enters a data set, with which
+   label, is ``sample``'s choice: hygiene knows no labels.
 
 Keep policy (deterministic): the copy attached to the post with the highest engagement
 (``likes + sample.comment_weight * comments``; from ``--posts`` or, failing that, the
