@@ -324,6 +324,41 @@ def _choices(module: str, name: str) -> Any:
     return check
 
 
+def _each_of(module: str, name: str) -> Any:
+    """A check that a list is non-empty and each item is one of a registry's names."""
+    one = _choices(module, name)
+
+    def check(value: Any) -> None:
+        if not value:
+            raise WeaklabelError("must list at least one name")
+        for v in value:
+            one(v)
+    return check
+
+
+def _one_of_or_auto(module: str, name: str) -> Any:
+    """A check that the value is ``auto`` or one of a registry's names."""
+    one = _choices(module, name)
+
+    def check(value: Any) -> None:
+        if value != "auto":
+            try:
+                one(value)
+            except WeaklabelError as exc:
+                raise WeaklabelError(f"{exc} (or auto)") from None
+    return check
+
+
+def _pillow_formats(value: tuple[str, ...]) -> None:
+    from weaklabel.images.inventory import check_formats
+
+    try:
+        check_formats(value)
+    except WeaklabelError as exc:
+        raise WeaklabelError("must be Pillow format names; "
+                             + str(exc).removeprefix("images.formats: ")) from None
+
+
 def _check_k_range(value: str) -> None:
     try:
         a, b = (int(x) for x in value.split(":"))
@@ -466,6 +501,18 @@ SETTINGS: dict[str, Check] = {
     "propagate.balance": _BOOL,
     "propagate.cv_folds": Check(int, 0, 100),
     "propagate.seed": _SEED,
+    "propagate.compounds": _BOOL,
+    "propagate.sources": Check(tuple, check=_each_of("weaklabel.labels.sources", "SOURCES")),
+    "propagate.combine": Check(str, check=_one_of_or_auto("weaklabel.labels.sources",
+                                                          "COMBINERS")),
+    "propagate.rounds": Check(int, 0, 20),
+    "propagate.self_train_confidence": _SHARE,
+    "propagate.classifier_c": Check(float, 1e-6, 1e6),
+    "propagate.classifier_max_posts": Check(int, 100, 100_000_000),
+    # At least one seed is learnt from and at least one held out: 0 < holdout < 1.
+    "propagate.holdout": Check(float, 0.01, 0.9),
+    # 0 keeps the default threshold (min_confidence); else the precision to aim for.
+    "propagate.target_precision": _SHARE,
     "images.root": _PATH,
     "images.workers": _WORKERS,
     "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),
@@ -473,6 +520,7 @@ SETTINGS: dict[str, Check] = {
     "images.near_threshold": Check(int, 0, 63),
     # A limit under 100x100 pixels would call every photo a bomb and quarantine it.
     "images.max_pixels": Check(int, 10_000, 2**40),
+    "images.formats": Check(tuple, check=_pillow_formats),
     "sample.per_label": Check(int, 0, 1_000_000_000),
     "sample.quotas": Check(dict, check=_check_quotas),
     "sample.comment_weight": Check(float, 0.0, 1_000_000.0),

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weaklabel.contracts import ABSTAIN, POST_LABELS, Schema
+from weaklabel.contracts import ABSTAIN, LABEL_SOURCES, POST_LABELS, Schema
 from weaklabel.errors import WeaklabelError
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ QUEUE = Schema(
 """``queue.csv``: items in review order; ``image`` is empty for a text-only post."""
 
 RANDOM_WHY = "random slice"
-VOTE_COLUMNS = ("label_keyword", "label_knn", "label_classifier")
+VOTE_COLUMNS = tuple(f"label_{s}" for s in LABEL_SOURCES)
 """Per-source votes in ``post_labels.parquet`` when the label stage writes them
 (:data:`~weaklabel.contracts.ABSTAIN` = the source abstained)."""
 RANDOM_RATE = 0.05
@@ -102,7 +102,10 @@ def suspicion(row: Mapping[str, Any], *, keyword_label: str | None,
     label = row["label"] or row.get("top_label") or ABSTAIN
     why: list[str] = []
     score = 0.0
-    votes = {c: row.get(c) for c in VOTE_COLUMNS if isinstance(row.get(c), str)}
+    # An older post_labels (or a hand-made one) reads with every vote column empty: then
+    # the evidence and the keyword-only labels are the second opinion.
+    votes = {c: row.get(c) for c in VOTE_COLUMNS
+             if isinstance(row.get(c), str) and row.get(c) != ABSTAIN}
     if votes:
         against = {c.removeprefix("label_"): v for c, v in votes.items()
                    if v != ABSTAIN and v != label}
