@@ -507,6 +507,18 @@ SETTINGS: dict[str, Check] = {
     "propagate.balance": _BOOL,
     "propagate.cv_folds": Check(int, 0, 100),
     "propagate.seed": _SEED,
+    # Lines for settings the labels and image merges added without one (the table test
+    # asks for every setting); their owners may tighten them.
+    "propagate.compounds": _BOOL,
+    "propagate.sources": Check(tuple),
+    "propagate.combine": Check(str),
+    "propagate.rounds": Check(int, 0, 1_000),
+    "propagate.self_train_confidence": _SHARE,
+    "propagate.classifier_c": Check(float, 1e-9, 1e9),
+    "propagate.classifier_max_posts": Check(int, 1, 1_000_000_000),
+    "propagate.holdout": _SHARE,
+    "propagate.target_precision": _SHARE,
+    "images.formats": Check(tuple),
     "images.root": _PATH,
     "images.workers": _WORKERS,
     "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),
