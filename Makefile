@@ -59,6 +59,7 @@ bench-deps: $(STAMP)
 bench: $(STAMP) check-java
 	$(BIN)/python bench/bench_text.py
 	$(BIN)/python bench/bench_images.py
+	$(BIN)/python bench/bench_storage.py
 
 # Label quality on every dev corpus (chatbot, petitions, the bundled example) in one table.
 bench-quality: $(STAMP) check-java

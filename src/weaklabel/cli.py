@@ -270,15 +270,30 @@ def build(
     workers: WorkersOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    since: Annotated[str | None, typer.Option(
+        "--since", metavar="YYYYMMDD",
+        help="Object storage: list only date folders from this day on (storage.since); "
+             "older days are what the workspace holds.")] = None,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", metavar="local|dask",
+        help="Where per-partition work runs (engine.name): local process pools or Dask.")
+    ] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", metavar="tcp://HOST:8786|local",
+        help="The Dask scheduler (engine.scheduler); local starts a LocalCluster.")] = None,
 ) -> None:
     """Run every stage from one config, skipping what is up to date.
+
+    Paths in the config may be s3:// (or any fsspec) URLs.
 
     Example: weaklabel build --config configs/example.yaml
     """
     setup_logging(quiet)
     cfg = resolve_config(config, {
         "workspace": str(workspace) if workspace else None,
-        "tokenize.workers": workers, "images.workers": workers})
+        "tokenize.workers": workers, "images.workers": workers,
+        "storage.since": since, "engine.name": engine, "engine.scheduler": scheduler,
+        "engine.workers": workers})
     from weaklabel.pipeline import StageResult, run_build
 
     def show(r: StageResult) -> None:

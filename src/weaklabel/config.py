@@ -155,6 +155,24 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    """Object storage (``s3://…`` inputs): where the endpoint is and what to list."""
+
+    endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL, else the AWS default
+    since: str | None = None  # YYYYMMDD: list only date folders from that day on
+    fetch_workers: int = 16  # parallel listings and fetches (network-bound threads)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where per-partition work runs: ``local`` process pools or a ``dask`` cluster."""
+
+    name: str = "local"
+    scheduler: str = "local"  # tcp://HOST:8786, or local: a LocalCluster for the run
+    workers: int = 0  # LocalCluster worker processes; 0: one per core
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole pipeline's configuration."""
 
@@ -171,6 +189,8 @@ class Config:
     images: ImagesConfig = field(default_factory=ImagesConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
 
 @dataclass(frozen=True)
@@ -426,6 +446,27 @@ def _check_path(value: str) -> None:
         raise WeaklabelError("must be a file or folder path (not empty, no NUL or newline)")
 
 
+def _check_since(value: str) -> None:
+    import datetime
+
+    try:
+        datetime.datetime.strptime(value, "%Y%m%d")
+    except ValueError:
+        raise WeaklabelError("must be a day as YYYYMMDD, e.g. 20190303") from None
+    if len(value) != 8:
+        raise WeaklabelError("must be a day as YYYYMMDD, e.g. 20190303")
+
+
+def _check_url(value: str) -> None:
+    if not value.startswith(("http://", "https://")) or any(c in value for c in " \n\x00"):
+        raise WeaklabelError("must be an http(s) URL, e.g. http://127.0.0.1:9000")
+
+
+def _check_scheduler(value: str) -> None:
+    if value != "local" and not value.startswith(("tcp://", "tls://")):
+        raise WeaklabelError("must be tcp://HOST:8786 or local")
+
+
 def _check_sep(value: str) -> None:
     if not value or len(value) > 8 or any(ord(c) < 32 and c != "\t" for c in value):
         raise WeaklabelError("must be 1 to 8 characters, no newline (e.g. |)")
@@ -535,6 +576,12 @@ SETTINGS: dict[str, Check] = {
     "export.source_prefix": Check(str, check=_check_prefix, none=True),
     "export.job_name": Check(str, check=_check_job),
     "export.creation_date": Check(str, check=_check_date, none=True),
+    "storage.endpoint_url": Check(str, check=_check_url, none=True),
+    "storage.since": Check(str, check=_check_since, none=True),
+    "storage.fetch_workers": Check(int, 1, 256),
+    "engine.name": Check(str, choices=("local", "dask")),
+    "engine.scheduler": Check(str, check=_check_scheduler),
+    "engine.workers": _WORKERS,
 }
 """Every setting's allowed values, checked once by :func:`validate_config` before any
 stage starts. Settings not listed here are checked for their type only."""

@@ -58,14 +58,34 @@ def run_build(
             a config without a posts table.
     """
     from weaklabel.config import validate_config
+
+    validate_config(cfg)  # every setting, before any stage starts
+    if not cfg.posts.path:
+        raise WeaklabelError("the config has no posts.path; set it to your posts table")
+    from weaklabel.config import resolve_workers
+    from weaklabel.engine import use_engine
+    from weaklabel.storage import stage_inputs
+
+    t0 = time.perf_counter()
+    cfg, fetched = stage_inputs(cfg, progress=progress)  # s3://… inputs into the workspace
+    fetch = None if fetched is None else StageResult("fetch", fetched, time.perf_counter() - t0)
+    if fetch is not None and on_stage:
+        on_stage(fetch)
+    with use_engine(cfg.engine.name, scheduler=cfg.engine.scheduler,
+                    workers=resolve_workers(cfg.engine.workers)):
+        result = _run_stages(cfg, force=force, progress=progress, on_stage=on_stage)
+    if fetch is not None:
+        result.stages.insert(0, fetch)
+    return result
+
+
+def _run_stages(cfg: Config, *, force: bool, progress: bool,
+                on_stage: Callable[[StageResult], None] | None) -> BuildResult:
     from weaklabel.labels.cluster import run_cluster
     from weaklabel.labels.propagate import run_propagate
     from weaklabel.text.embed import run_embed
     from weaklabel.text.tokens import run_tokenize
 
-    validate_config(cfg)  # every setting, before any stage starts
-    if not cfg.posts.path:
-        raise WeaklabelError("the config has no posts.path; set it to your posts table")
     root = image_root(cfg)
     if root is not None and not root.is_dir():
         raise WeaklabelError(f"image root {root} is not a folder; fix images.root")

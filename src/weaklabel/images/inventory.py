@@ -972,6 +972,11 @@ class Inventory:
         self.db.execute("COMMIT")
 
 
+def _map_part(items: list[Any], fn: Callable[[Any], Any]) -> list[Any]:
+    """``fn`` over one partition, on an engine's worker."""
+    return [fn(x) for x in items]
+
+
 class _Pool:
     """``workers`` processes, or plain in-process calls for one worker."""
 
@@ -980,6 +985,13 @@ class _Pool:
         self._pool: Any = None
 
     def imap(self, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
+        from weaklabel.engine import current
+
+        eng = current()
+        if eng is not None and items:  # the Dask engine: chunks of files on the cluster
+            size = max(1, min(256, -(-len(items) // (eng.workers * 4))))
+            parts = [items[i : i + size] for i in range(0, len(items), size)]
+            return (r for part in eng.imap(_map_part, parts, fn) for r in part)
         if self.workers == 1 or len(items) < 8:
             return map(fn, items)
         if self._pool is None:

@@ -98,6 +98,22 @@ def _work(captions: list[str]) -> list[tuple[list[str] | None, str]]:
     return _tokenize_safe(_worker_tokenizer, captions)
 
 
+def _dask_work(captions: list[str], args: tuple[str, UserDict, dict[str, Any]]
+               ) -> list[tuple[list[str] | None, str]]:
+    """One chunk on a Dask worker: its tokenizer is made once per worker process."""
+    global _worker_tokenizer, _worker_args
+    if _worker_tokenizer is None or _worker_args != args:
+        if args[0] == "okt" and not okt_can_load(args[1]):
+            raise RuntimeError("this Dask worker's Okt holds another user dictionary; "
+                               "restart the workers (Okt words cannot be taken out)")
+        _worker_tokenizer = make_tokenizer(args[0], args[1], **args[2])
+        _worker_args = args
+    return _tokenize_safe(_worker_tokenizer, captions)
+
+
+_worker_args: tuple[str, UserDict, dict[str, Any]] | None = None
+
+
 def _tokenize_safe(tok: Tokenizer, captions: list[str]) -> list[tuple[list[str] | None, str]]:
     try:
         return [(t, "") for t in tok.tokenize(captions)]
@@ -127,6 +143,15 @@ class _Runner:
     def run(self, captions: list[str]) -> list[tuple[list[str] | None, str]]:
         if not captions:
             return []
+        from weaklabel.engine import current
+
+        eng = current()
+        if eng is not None:  # the Dask engine: every chunk on the cluster
+            parts = [captions[i : i + self.batch] for i in range(0, len(captions), self.batch)]
+            done: list[tuple[list[str] | None, str]] = []
+            for res in eng.imap(_dask_work, parts, self.args):
+                done.extend(res)
+            return done
         if self.local_ok and (self.workers <= 1 or len(captions) < 2 * self.batch):
             if self.local is None:
                 self.local = make_tokenizer(self.args[0], self.args[1], **self.args[2])

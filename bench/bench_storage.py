@@ -1,0 +1,218 @@
+"""Object storage and the Dask engine: throughput and memory on a local S3 endpoint.
+
+    PYTHONPATH=src python bench/bench_storage.py                      # defaults below
+    PYTHONPATH=src python bench/bench_storage.py --objects 100000 --images 1200
+
+Three measurements, on moto's S3 server (``ThreadedMotoServer``) on 127.0.0.1 and a Dask
+``LocalCluster`` of 2 worker processes started here:
+
+- **fetch**: ``--images`` small JPEGs in date folders, synced cold into a workspace
+  mirror (objects/s, MB/s), then again warm (listing only: nothing changed);
+- **engine**: purge (check + perceptual hash of every image, a fresh inventory) and
+  tokenize (Okt over ``--posts`` captions, a fresh token cache) on the local process
+  pool vs the Dask LocalCluster, same worker count; artifacts compared byte for byte;
+- **memory**: ``--objects`` tiny objects in 100 date folders listed and synced, with
+  Python's peak traced allocation at a tenth of them and at all of them (the listing
+  is held one prefix at a time, so the peak follows the largest day, not the bucket),
+  each count synced in a fresh process whose peak RSS is reported.
+
+The endpoint is an in-process Python server, far slower per request than S3 itself:
+the objects/s here are a floor for one client, not a property of S3.
+Writes a table on stdout and bench/out/storage.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def jpeg(seed: int, side: int = 96) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    im = Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).resize(
+        (side, side * 3 // 4), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=88)
+    return buf.getvalue()
+
+
+def put_many(client: Any, bucket: str, items: list[tuple[str, bytes]]) -> None:
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda kv: client.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]),
+                    items))
+
+
+def bench_fetch(client: Any, endpoint: str, n: int, work: Path) -> dict[str, Any]:
+    from weaklabel.storage import sync_tree
+
+    items = [(f"img/2019{3 + i % 2:02d}{1 + i % 28:02d}/i{i:06d}.jpg", jpeg(i))
+             for i in range(n)]
+    put_many(client, "bench", items)
+    t0 = time.perf_counter()
+    cold = sync_tree("s3://bench/img", work / "fetch_ws", endpoint_url=endpoint)
+    t1 = time.perf_counter()
+    warm = sync_tree("s3://bench/img", work / "fetch_ws", endpoint_url=endpoint)
+    t2 = time.perf_counter()
+    return {"objects": n, "prefixes": cold.prefixes, "cold_s": t1 - t0,
+            "cold_objects_per_s": cold.fetched / (t1 - t0),
+            "cold_mb_per_s": cold.bytes_fetched / 1e6 / (t1 - t0),
+            "warm_s": t2 - t1, "warm_fetched": warm.fetched,
+            "warm_listed_per_s": warm.listed / (t2 - t1),
+            "mirror": cold.mirror}
+
+
+def bench_engine(mirror: Path, posts: int, work: Path) -> dict[str, Any]:
+    from conftest import make_corpus, write_posts_csv  # type: ignore[import-not-found]
+    from distributed import LocalCluster
+
+    from weaklabel.config import Config, ImagesConfig, PostsConfig, TokenizeConfig
+    from weaklabel.engine import use_engine
+    from weaklabel.images.purge import run_purge
+    from weaklabel.text.tokens import run_tokenize
+    from weaklabel.workspace import Workspace
+
+    rows = make_corpus(per_topic=max(1, posts // 3))
+    for r in rows:
+        r.update(images="", likes="1", comments="0")
+    table = write_posts_csv(work / "posts.csv", rows)
+    cfg = Config(images=ImagesConfig(workers=2), posts=PostsConfig(path=str(table)),
+                 tokenize=TokenizeConfig(workers=2, chunk_size=250, userdict=None))
+    out: dict[str, Any] = {"images": sum(1 for _ in mirror.rglob("*.jpg")),
+                           "posts": len(rows)}
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    try:
+        for engine in ("local", "dask"):
+            ws = work / f"engine_{engine}"
+            with use_engine(engine, scheduler=cluster.scheduler_address):
+                t0 = time.perf_counter()
+                run_purge(mirror, ws, cfg)
+                t1 = time.perf_counter()
+                # Two rounds: the first also starts each worker's JVM, the second is
+                # the steady state (a fresh token cache both times).
+                for rnd in (1, 2):
+                    shutil.rmtree(ws / "cache", ignore_errors=True)
+                    s = time.perf_counter()
+                    run_tokenize(table, Workspace(ws), cfg, force=True, progress=False)
+                    out[f"{engine}_tokenize_round{rnd}_s"] = time.perf_counter() - s
+            out[f"{engine}_purge_s"] = t1 - t0
+            out[f"{engine}_purge_files_per_s"] = out["images"] / (t1 - t0)
+            out[f"{engine}_tokenize_posts_per_s"] = len(rows) / out[
+                f"{engine}_tokenize_round2_s"]
+    finally:
+        cluster.close()
+    same = all((work / "engine_local" / n).read_bytes() == (work / "engine_dask" / n)
+               .read_bytes() for n in ("purge.csv", "tokens.parquet"))
+    out["artifacts_identical"] = same
+    return out
+
+
+def _sync_child(url: str, ws: str, endpoint: str) -> None:
+    """In a fresh process: sync ``url``, print the objects and the peak RSS (MiB)."""
+    import resource
+
+    from weaklabel.storage import sync_tree
+
+    t0 = time.perf_counter()
+    rep = sync_tree(url, Path(ws), endpoint_url=endpoint, workers=16)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"listed": rep.listed, "fetched": rep.fetched,
+                      "seconds": time.perf_counter() - t0, "peak_rss_mib": peak}))
+
+
+def bench_memory(client: Any, endpoint: str, n: int, work: Path) -> dict[str, Any]:
+    import subprocess
+
+    out: dict[str, Any] = {}
+    for count in (n // 10, n):
+        url = f"s3://bench/mem{count}"
+        put_many(client, "bench", [(f"mem{count}/2019{i % 100:04d}/o{i:07d}.bin", b"x" * 16)
+                                   for i in range(count)])
+        res = subprocess.run(
+            [sys.executable, __file__, "--child", url, str(work / f"mem_ws{count}"), endpoint],
+            check=True, capture_output=True, text=True, env={**os.environ})
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        r["objects_per_s"] = r["fetched"] / r["seconds"]
+        out[str(count)] = r
+        print(f"memory  {count:>7} objects listed+synced in {r['seconds']:.1f}s "
+              f"({r['objects_per_s']:.0f} obj/s), peak RSS {r['peak_rss_mib']:.0f} MiB",
+              flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=600)
+    ap.add_argument("--posts", type=int, default=1500)
+    ap.add_argument("--objects", type=int, default=5_000)
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        _sync_child(*args.child)
+        return
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_DEFAULT_REGION="us-east-1")
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket="bench")
+    work = Path(tempfile.mkdtemp(prefix="bench_storage_"))
+    result: dict[str, Any] = {}
+    try:
+        result["fetch"] = f = bench_fetch(client, endpoint, args.images, work)
+        print(f"fetch   {f['objects']} objects in {f['prefixes']} date folders: cold "
+              f"{f['cold_objects_per_s']:.0f} obj/s ({f['cold_mb_per_s']:.2f} MB/s); warm "
+              f"re-run {f['warm_s']:.2f}s, {f['warm_fetched']} fetched "
+              f"({f['warm_listed_per_s']:.0f} listed/s)", flush=True)
+        result["engine"] = e = bench_engine(Path(f["mirror"]), args.posts, work)
+        report_engine(e)
+        result["memory"] = bench_memory(client, endpoint, args.objects, work)
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "storage.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def report_engine(e: dict[str, Any]) -> None:
+    for engine in ("local", "dask"):
+        print(f"{engine:<6}  purge {e[f'{engine}_purge_files_per_s']:.0f} files/s; tokenize "
+              f"{e[f'{engine}_tokenize_posts_per_s']:.0f} posts/s (first round "
+              f"{e[f'{engine}_tokenize_round1_s']:.1f}s with JVM start)")
+    print(f"        artifacts identical: {e['artifacts_identical']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,426 @@
+"""Inputs straight from object storage: ``s3://…`` (any fsspec URL) for the posts table
+and the image root.
+
+An object is known by its key, size and ETag. :func:`sync_tree` lists the image root one
+top-level prefix at a time, in parallel threads (date folders ``YYYYMMDD/`` in a real
+bucket: never one flat listing of millions of keys), and fetches into the workspace's
+mirror only the objects whose (size, ETag) the workspace has not seen; the ETag is a
+change signal, not a content hash, so SHA-1 of the fetched bytes stays the dedup key.
+With ``since`` only date folders from that day on are listed: the older days are what the
+workspace already holds, and every later stage (purge, dedup, propagate) sees old and new
+images together.
+
+The stages then run on the mirror exactly as on a local tree (the containment checks
+included), and the manifest's ``source-ref`` points at the original objects
+(``export.source_prefix`` defaults to the image root's URL).
+
+Credentials come the standard way (``AWS_ACCESS_KEY_ID``…, ``AWS_PROFILE``, instance
+roles); the endpoint from ``storage.endpoint_url`` or ``AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import os
+import re
+import sqlite3
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from weaklabel.errors import WeaklabelError
+
+log = logging.getLogger(__name__)
+
+STATE = "storage/objects.sqlite"
+MIRROR = "storage/mirror"
+DATE_PREFIX = re.compile(r"^\d{8}$")
+READ_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True, order=True)
+class ObjectInfo:
+    """One object under a root: its key (POSIX, relative to the root), size and ETag."""
+
+    key: str
+    size: int
+    etag: str
+
+
+@dataclass
+class SyncReport:
+    """What one :func:`sync_tree` did."""
+
+    url: str
+    mirror: str
+    prefixes: int = 0
+    listed: int = 0
+    fetched: int = 0
+    bytes_fetched: int = 0
+    removed: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    rejects: list[tuple[str, str]] = field(default_factory=list)
+
+
+def is_remote(url: str | os.PathLike[str] | None) -> bool:
+    """Whether ``url`` names object storage (``s3://``, ``gs://``…) rather than a local
+    path or a ``file://`` URL."""
+    if url is None:
+        return False
+    text = os.fspath(url)
+    return "://" in text and not text.startswith("file://")
+
+
+def local_path(url: str) -> str:
+    """A local path or ``file://`` URL as a plain path."""
+    return url[len("file://"):] if url.startswith("file://") else url
+
+
+def open_fs(url: str, *, endpoint_url: str | None = None) -> tuple[Any, str]:
+    """The fsspec file system of ``url`` and the path inside it.
+
+    Raises:
+        WeaklabelError: fsspec (or the protocol's driver, e.g. s3fs) is not installed.
+    """
+    try:
+        import fsspec
+    except ImportError:
+        raise WeaklabelError(f"{url}: reading object storage needs fsspec and s3fs; install "
+                             "them with: pip install 'weaklabel[s3]'") from None
+    protocol = url.split("://", 1)[0]
+    opts: dict[str, Any] = {"skip_instance_cache": True}
+    if protocol in ("s3", "s3a"):
+        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            opts["client_kwargs"] = {"endpoint_url": endpoint}
+        opts["use_listings_cache"] = False
+        # Objects are fetched many at a time already; one GET each, no HEAD for its size.
+        opts["max_concurrency"] = 1
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **opts)
+    except ImportError as exc:
+        raise WeaklabelError(f"{url}: no driver for {protocol}:// ({exc}); for s3:// install: "
+                             "pip install 'weaklabel[s3]'") from None
+    except ValueError as exc:
+        raise WeaklabelError(f"{url}: not a storage URL fsspec knows ({exc})") from None
+    return fs, path.rstrip("/")
+
+
+def _etag(info: dict[str, Any]) -> str:
+    tag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
+    if tag:
+        return str(tag).strip('"')
+    # A store without ETags: the modification time is the change signal.
+    return f"mtime:{info.get('mtime') or info.get('LastModified') or info.get('updated') or ''}"
+
+
+def _safe_key(key: str) -> str | None:
+    """Why ``key`` cannot become a path under the mirror, or None when it can."""
+    parts = key.split("/")
+    if not key or any(p in ("", ".", "..") for p in parts) or "\x00" in key:
+        return "empty, '.' or '..' path segment"
+    if any("\\" in p for p in parts):
+        return "backslash in the key"
+    return None
+
+
+def list_top(fs: Any, root: str, *, since: str | None = None
+             ) -> tuple[list[ObjectInfo], list[str]]:
+    """One delimiter listing of ``root``: the objects right under it and its top-level
+    prefixes (sorted). ``since`` (``YYYYMMDD``): date prefixes before that day are left
+    out (other prefixes never are).
+
+    Raises:
+        WeaklabelError: no such bucket or prefix, or access denied.
+    """
+    try:
+        top = fs.ls(root, detail=True)
+    except FileNotFoundError:
+        raise WeaklabelError(f"{root}: no such bucket or prefix; check images.root") from None
+    except PermissionError as exc:
+        raise WeaklabelError(f"{root}: access denied ({exc}); check the AWS credentials "
+                             "(AWS_PROFILE, AWS_ACCESS_KEY_ID)") from None
+    objects: list[ObjectInfo] = []
+    prefixes: list[str] = []
+    base = root.rstrip("/") + "/"
+    for info in top:
+        name = str(info["name"]).rstrip("/")
+        rel = name[len(base):] if name.startswith(base) else name.rsplit("/", 1)[-1]
+        if info.get("type") == "directory":
+            if since and DATE_PREFIX.match(rel) and rel < since:
+                continue
+            prefixes.append(rel)
+        elif rel:
+            objects.append(ObjectInfo(rel, int(info.get("size") or 0), _etag(info)))
+    return sorted(objects), sorted(prefixes)
+
+
+def list_prefix(fs: Any, root: str, prefix: str) -> list[ObjectInfo]:
+    """Every object under ``root/prefix/`` (one recursive listing), sorted by key."""
+    base = root.rstrip("/") + "/"
+    found = fs.find(base + prefix, detail=True)
+    return sorted(ObjectInfo(str(n)[len(base):], int(i.get("size") or 0), _etag(i))
+                  for n, i in found.items() if i.get("type") != "directory")
+
+
+def iter_partitions(fs: Any, root: str, *, since: str | None = None, workers: int = 16
+                    ) -> Iterator[tuple[str, list[ObjectInfo]]]:
+    """``(prefix, objects)`` for the root's own objects (prefix ``""``) and then each
+    top-level prefix in order, listed ``workers`` at a time with at most ``workers``
+    listings held ahead: memory follows the largest prefix, not the bucket."""
+    own, prefixes = list_top(fs, root, since=since)
+    yield "", own
+    if not prefixes:
+        return
+    with ThreadPoolExecutor(max(1, min(workers, len(prefixes)))) as ex:
+        ahead: deque[tuple[str, Future[list[ObjectInfo]]]] = deque()
+        todo = iter(prefixes)
+        for p in itertools.islice(todo, workers):
+            ahead.append((p, ex.submit(list_prefix, fs, root, p)))
+        while ahead:
+            p, fut = ahead.popleft()
+            nxt = next(todo, None)
+            if nxt is not None:
+                ahead.append((nxt, ex.submit(list_prefix, fs, root, nxt)))
+            yield p, fut.result()
+
+
+def list_objects(fs: Any, root: str, *, since: str | None = None, workers: int = 16
+                 ) -> list[ObjectInfo]:
+    """Every object under ``root`` (see :func:`iter_partitions`), sorted by key."""
+    return sorted(o for _, part in iter_partitions(fs, root, since=since, workers=workers)
+                  for o in part)
+
+
+class ObjectState:
+    """``WORKSPACE/storage/objects.sqlite``: the (size, ETag) of every object mirrored."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS objects (url TEXT, key TEXT, size INTEGER,"
+                        " etag TEXT, PRIMARY KEY (url, key))")
+
+    def known(self, url: str, prefix: str | None = None) -> dict[str, tuple[int, str]]:
+        """``key -> (size, etag)`` of ``url``'s objects; with ``prefix``, only those under
+        it (``""``: only the objects right under the root)."""
+        if prefix is None:
+            cur = self.db.execute("SELECT key, size, etag FROM objects WHERE url=?", (url,))
+        elif prefix == "":
+            cur = self.db.execute("SELECT key, size, etag FROM objects WHERE url=? AND "
+                                  "instr(key, '/') = 0", (url,))
+        else:  # keys in [prefix/, prefix0): '0' sorts right after '/'
+            cur = self.db.execute("SELECT key, size, etag FROM objects WHERE url=? AND "
+                                  "key >= ? AND key < ?", (url, prefix + "/", prefix + "0"))
+        return {k: (s, e) for k, s, e in cur}
+
+    def put(self, url: str, objs: list[ObjectInfo]) -> None:
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
+                            [(url, o.key, o.size, o.etag) for o in objs])
+        self.db.execute("COMMIT")
+
+    def drop(self, url: str, keys: list[str]) -> None:
+        self.db.execute("BEGIN")
+        self.db.executemany("DELETE FROM objects WHERE url=? AND key=?",
+                            [(url, k) for k in keys])
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def mirror_dir(ws_root: Path, url: str) -> Path:
+    """The workspace folder that mirrors ``url`` (named by a digest of the URL)."""
+    tag = hashlib.sha1(url.rstrip("/").encode()).hexdigest()[:12]
+    return Path(ws_root) / MIRROR / tag
+
+
+def _fetch(fs: Any, src: str, dest: Path, *, whole: bool = True) -> int:
+    """Copy one object to ``dest`` atomically (temporary file beside it, then rename).
+
+    ``whole``: one GET of the whole object (an image: a few MB at most, and no HEAD
+    request first); otherwise streamed in blocks (a posts table of any size).
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part")
+    n = 0
+    if whole:
+        data = fs.cat_file(src)
+        tmp.write_bytes(data)
+        n = len(data)
+    else:
+        with fs.open(src, "rb", block_size=READ_BLOCK) as r, open(tmp, "wb") as w:
+            while True:
+                block = r.read(READ_BLOCK)
+                if not block:
+                    break
+                w.write(block)
+                n += len(block)
+    os.replace(tmp, dest)
+    return n
+
+
+def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
+              since: str | None = None, workers: int = 16, progress: bool = False,
+              on_fetch: Callable[[str], None] | None = None) -> SyncReport:
+    """Bring the workspace's mirror of the image root ``url`` up to date.
+
+    Prefix by prefix (see :func:`iter_partitions`): only objects new or changed (size or
+    ETag differ) since the last sync are fetched, ``workers`` at a time; objects gone
+    from a listed prefix are removed from the mirror; prefixes not listed (before
+    ``since``) keep what the workspace holds. Keys that cannot be a path (``..``, empty
+    segments) are not fetched and are reported in ``rejects``.
+
+    Raises:
+        WeaklabelError: the bucket or prefix does not exist, or access is denied.
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    url = url.rstrip("/")
+    fs, root = open_fs(url, endpoint_url=endpoint_url)
+    mirror = mirror_dir(ws_root, url)
+    rep = SyncReport(url=url, mirror=str(mirror))
+    state = ObjectState(Path(ws_root) / STATE)
+    bar = tqdm(desc="fetch", unit="obj", file=sys.stderr,
+               disable=None if progress else True, leave=False)
+
+    def get(o: ObjectInfo) -> int:
+        n = _fetch(fs, f"{root}/{o.key}", mirror / o.key)
+        if on_fetch is not None:
+            on_fetch(o.key)
+        return n
+
+    try:
+        with ThreadPoolExecutor(max(1, workers)) as ex:
+            for prefix, objects in iter_partitions(fs, root, since=since, workers=workers):
+                rep.prefixes += prefix != ""
+                rep.listed += len(objects)
+                _sync_partition(state, url, prefix, objects, mirror, rep, ex, get, bar)
+    finally:
+        bar.close()
+        state.close()
+    rep.rejected = len(rep.rejects)
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def _sync_partition(state: ObjectState, url: str, prefix: str, objects: list[ObjectInfo],
+                    mirror: Path, rep: SyncReport, ex: ThreadPoolExecutor,
+                    get: Callable[[ObjectInfo], int], bar: Any) -> None:
+    known = state.known(url, prefix)
+    todo: list[ObjectInfo] = []
+    keys: set[str] = set()
+    for o in objects:
+        why = _safe_key(o.key)
+        if why is None and any(k in keys for k in _parents(o.key)):
+            why = "a key is also a folder of another key"
+        if why is not None:
+            rep.rejects.append((o.key, why))
+            continue
+        keys.add(o.key)
+        if known.get(o.key) != (o.size, o.etag) or not (mirror / o.key).is_file():
+            todo.append(o)
+    gone = [k for k in known if k not in keys]
+    for k in gone:
+        (mirror / k).unlink(missing_ok=True)
+    state.drop(url, gone)
+    rep.removed += len(gone)
+    bar.total = (bar.total or 0) + len(todo)
+    done: list[ObjectInfo] = []
+    try:
+        for o, n in zip(todo, ex.map(get, todo), strict=True):
+            rep.fetched += 1
+            rep.bytes_fetched += n
+            done.append(o)
+            bar.update(1)
+            if len(done) >= 1000:
+                state.put(url, done)
+                done = []
+    finally:
+        state.put(url, done)  # what was fetched before a failure stays known
+
+
+def _parents(key: str) -> list[str]:
+    parts = key.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def fetch_file(url: str, ws_root: Path, *, endpoint_url: str | None = None) -> Path:
+    """A local copy of one object (the posts table), fetched again only when its size or
+    ETag changed.
+
+    Raises:
+        WeaklabelError: the object does not exist.
+    """
+    fs, path = open_fs(url, endpoint_url=endpoint_url)
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        raise WeaklabelError(f"{url}: no such object; check posts.path") from None
+    obj = ObjectInfo(path.rsplit("/", 1)[-1], int(info.get("size") or 0), _etag(info))
+    parent = url.rsplit("/", 1)[0]
+    dest = mirror_dir(ws_root, parent) / obj.key
+    state = ObjectState(Path(ws_root) / STATE)
+    try:
+        if state.known(parent).get(obj.key) != (obj.size, obj.etag) or not dest.is_file():
+            _fetch(fs, path, dest, whole=False)
+            state.put(parent, [obj])
+    finally:
+        state.close()
+    return dest
+
+
+def stage_inputs(cfg: Any, *, progress: bool = False) -> tuple[Any, dict[str, Any] | None]:
+    """The config with every remote input replaced by its workspace mirror.
+
+    The posts table (and link table) is fetched when changed; the image root is synced
+    with :func:`sync_tree` (``storage.since`` limits the listing). ``export.source_prefix``
+    defaults to the image root's URL, so the manifest names the original objects.
+
+    Returns:
+        ``(config, summary)``; the summary is None when nothing is remote.
+    """
+    ws_root = Path(cfg.workspace)
+    st = cfg.storage
+    summary: dict[str, Any] = {}
+    posts = cfg.posts
+    for name in ("path", "links"):
+        value = getattr(posts, name)
+        if is_remote(value):
+            posts = replace(posts, **{name: str(fetch_file(value, ws_root,
+                                                             endpoint_url=st.endpoint_url))})
+            summary[f"posts_{name}"] = value
+        elif value and value.startswith("file://"):
+            posts = replace(posts, **{name: local_path(value)})
+    images = cfg.images
+    export = cfg.export
+    root_url = images.root or posts.image_root
+    if is_remote(root_url):
+        rep = sync_tree(root_url, ws_root, endpoint_url=st.endpoint_url, since=st.since,
+                        workers=st.fetch_workers, progress=progress)
+        for key, why in rep.rejects[:20]:
+            log.warning("%s/%s: not fetched (%s)", rep.url, key, why)
+        images = replace(images, root=rep.mirror)
+        posts = replace(posts, image_root=rep.mirror if posts.image_root else None)
+        if export.source_prefix is None:
+            export = replace(export, source_prefix=rep.url)
+        summary.update(prefixes=rep.prefixes, listed=rep.listed, fetched=rep.fetched,
+                       bytes=rep.bytes_fetched, removed=rep.removed, rejected=rep.rejected)
+    elif root_url and root_url.startswith("file://"):
+        images = replace(images, root=local_path(root_url))
+        if posts.image_root:
+            posts = replace(posts, image_root=local_path(posts.image_root))
+    if not summary:
+        return replace(cfg, posts=posts, images=images), None
+    return replace(cfg, posts=posts, images=images, export=export), summary
