@@ -74,5 +74,6 @@ def test_dedup_exact_only_and_a_wrong_format_name(tree: Path, tmp_path: Path) ->
     cfg.write_text("images:\n  formats: [JPG]\n", encoding="utf-8")
     r = runner.invoke(app, ["purge", str(tree), "-w", str(ws), "-q", "-c", str(cfg)])
     assert r.exit_code == 1
-    assert "Error: images.formats: Pillow reads no format 'JPG'" in r.output
+    assert "cfg.yaml:2: images.formats must be Pillow format names; Pillow reads no " \
+        "format 'JPG'" in r.output
     assert "Traceback" not in r.output
