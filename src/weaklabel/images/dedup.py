@@ -13,8 +13,8 @@ Three steps, each reusable on its own (compute, group, decide):
    bits (multi-index hashing, :func:`find_near_pairs`, never every pair), of which a
    pair within ``threshold`` is a copy outright and one beyond it only when the stored
    32 × 32 grey thumbnails agree (:func:`thumb_agreement`: the correlation of their
-   detail, brightness, contrast and the broad light gradient taken out, at least
-   :data:`MIN_AGREEMENT`). A brightened copy whose highlights clip moves pHash by 8–10
+   detail at two scales, brightness, contrast and the broad light gradient taken out,
+   at least :data:`MIN_AGREEMENT`). A brightened copy whose highlights clip moves pHash by 8–10
    bits, as far as some unrelated photos of similar light; their detail does not agree.
    Then connected components.
 3. **Decide**: :func:`choose_keepers` picks one file to keep per group with the keep
@@ -257,10 +257,15 @@ def find_near_duplicates(hashes: np.ndarray, threshold: int, *, bits: int = 64) 
 
 # --- verifying candidates beyond the threshold -------------------------------------------
 
-MIN_AGREEMENT = 0.85
+MIN_AGREEMENT = 0.88
 """Least :func:`thumb_agreement` for a candidate pair beyond the hash threshold. Planted
-brightened copies (pHash 8–10 bits apart) agree at 0.92–0.96; unrelated photos of
-similar light within 14 bits at most 0.79 (``bench/bench_images.py``'s dump)."""
+brightened copies (pHash 8–10 bits apart) agree at 0.91–0.96; unrelated photos of
+similar light within 14 bits at most 0.73 on ``bench/bench_images.py``'s 900 px dump and
+0.86 on the bundled example's 160 px pictures."""
+
+DETAIL_BLOCKS = (4, 8)
+"""Detail scales compared: the thumbnail less its 4 × 4 and its 8 × 8 block means. A copy
+agrees at both; a look-alike of similar light and layout rarely agrees at the finer."""
 
 MIN_DETAIL = 1.0
 """Least standard deviation (grey levels) of a thumbnail's detail: a nearly flat picture
@@ -296,10 +301,16 @@ def thumb_detail(thumbs: np.ndarray, blocks: int = 4) -> np.ndarray:
     return detail
 
 
-def thumb_agreement(detail: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+def thumb_agreement(detail: np.ndarray | Sequence[np.ndarray], i: np.ndarray,
+                    j: np.ndarray) -> np.ndarray:
     """Correlation of the details (:func:`thumb_detail`) of pairs ``(i[k], j[k])``, -1…1;
-    0 when either is flat."""
-    return (detail[i] * detail[j]).sum(axis=1)
+    0 when either is flat. ``detail`` may be a sequence of detail arrays (one per scale,
+    :data:`DETAIL_BLOCKS`): then the least of the correlations counts."""
+    import numpy as np
+
+    if isinstance(detail, np.ndarray):
+        return (detail[i] * detail[j]).sum(axis=1)
+    return np.min([(d[i] * d[j]).sum(axis=1) for d in detail], axis=0)
 
 
 # --- exact duplicates ---------------------------------------------------------------------
@@ -603,7 +614,7 @@ def run_dedup(
         thumbs = np.array([np.frombuffer(t, np.uint8) if isinstance(t, bytes)
                            and len(t) == side2 else np.zeros(side2, np.uint8)
                            for t in near_items["thumb"]], dtype=np.uint8).reshape(-1, side2)
-        detail = thumb_detail(thumbs)
+        detail = [thumb_detail(thumbs, b) for b in DETAIL_BLOCKS]
         index_of = {p: k for k, p in enumerate(near_paths)}
         agreement: dict[tuple[int, int], float] = {}
         comps: list[list[int]] = []
