@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -336,3 +337,101 @@ def test_merge_groups_lists_every_file_once_and_never_the_kept(exact_of, near_of
     for _, kind, _, d, distance, _ in rows:
         assert (kind == "exact") == (d in exact_dups)
         assert kind == "near" or distance == 0
+
+
+def _drawing(post: int, side: int, topic: int | None = None) -> Any:
+    """A picture from the example generator (light gradient, sensor noise, objects): the
+    kind whose brightened copies move pHash by 8–10 bits."""
+    import sys
+
+    repo = str(Path(__file__).resolve().parents[2])
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    from examples.generate import draw_image
+
+    return draw_image(7, post, 0, post % 13 if topic is None else topic, side)
+
+
+def _lookalike(a: Any, c: Any, radius: float) -> Any:
+    """``a``'s broad light and layout with ``c``'s detail: an unrelated photo that pHash
+    places near ``a``."""
+    from PIL import Image, ImageFilter
+
+    low = np.asarray(a.filter(ImageFilter.GaussianBlur(radius)), np.float32)
+    cc = np.asarray(c.resize(a.size), np.float32)
+    cl = np.asarray(c.resize(a.size).filter(ImageFilter.GaussianBlur(radius)), np.float32)
+    return Image.fromarray(np.clip(low + cc - cl, 0, 255).astype(np.uint8))
+
+
+def test_copies_beyond_the_threshold_verify_and_lookalikes_stay_apart(tmp_path: Path) -> None:
+    """Two stages: a brightened copy whose highlights clip sits 10 pHash bits from its
+    original (beyond the threshold of 6) and joins its group because the thumbnails'
+    detail agrees; contrast, re-encoded and thumbnail copies join too. Look-alikes (one
+    photo's light with another's detail) within the candidate radius stay apart."""
+    from PIL import ImageEnhance
+
+    from weaklabel.images.dedup import candidate_radius
+    from weaklabel.images.inventory import Task, examine
+
+    root = tmp_path / "img"
+    orig = _drawing(2, 600)
+    write(root / "a" / "orig.jpg", jpeg_bytes(orig, quality=85))
+    write(root / "b" / "bright.jpg",
+          jpeg_bytes(ImageEnhance.Brightness(orig).enhance(1.15), quality=75))
+    write(root / "b" / "contrast.jpg",
+          jpeg_bytes(ImageEnhance.Contrast(orig).enhance(0.7), quality=85))
+    write(root / "b" / "reenc.jpg", jpeg_bytes(orig, quality=40))
+    write(root / "b" / "thumb.jpg", jpeg_bytes(orig.resize((150, orig.height * 150 // orig.width)),
+                                               quality=75))
+    pairs = []
+    for s in (3, 4, 11, 12):
+        a = _drawing(s, 900)
+        write(root / "c" / f"photo{s}.jpg", jpeg_bytes(a, quality=85))
+        write(root / "c" / f"lookalike{s}.jpg",
+              jpeg_bytes(_lookalike(a, _drawing(100 + s, 900, s % 13), 45), quality=85))
+        pairs.append((f"c/photo{s}.jpg", f"c/lookalike{s}.jpg"))
+
+    def phash(rel: str) -> int:
+        p = root / rel
+        return int(examine(Task(str(p), rel, p.stat().st_size, True, ("phash", 8),
+                                10**9))["hash"], 16)
+
+    threshold = ImagesConfig().near_threshold
+    radius = candidate_radius(threshold)
+    # the cases are the ones the second stage decides: beyond the threshold, within reach
+    assert threshold < (phash("a/orig.jpg") ^ phash("b/bright.jpg")).bit_count() <= radius
+    for a, b in pairs:
+        assert threshold < (phash(a) ^ phash(b)).bit_count() <= radius, (a, b)
+
+    rows = read_csv(run_dedup(root, tmp_path / "ws", Config(images=ImagesConfig(workers=1))).csv)
+    groups: dict[str, set[str]] = {}
+    for r in rows:
+        groups.setdefault(r["group"], {r["kept"]}).add(r["duplicate"])
+    assert {"a/orig.jpg", "b/bright.jpg", "b/contrast.jpg", "b/reenc.jpg",
+            "b/thumb.jpg"} in groups.values()
+    for a, b in pairs:
+        assert not any(a in g and b in g for g in groups.values()), (a, b)
+    bright = next(r for r in rows if r["duplicate"] == "b/bright.jpg")
+    assert bright["kind"] == "near" and "thumbnails agree" in bright["reason"]
+
+
+def test_flat_thumbnails_never_verify() -> None:
+    """A nearly flat picture has only noise as detail: never verified by thumbnails."""
+    from weaklabel.images.dedup import MIN_AGREEMENT, thumb_agreement, thumb_detail
+
+    rng = np.random.default_rng(0)
+    shapes = np.tile(np.linspace(0, 200, 32), (32, 1))
+    shapes[4:12, 4:12] += 50
+    other = shapes.copy()
+    other[4:12, 4:12] -= 50
+    other[20:28, 18:30] += 50
+    thumbs = np.clip(np.stack([
+        np.full(1024, 128.0) + rng.normal(0, 0.3, 1024),        # flat grey, noise only
+        shapes.ravel(), (shapes * 0.8 + 20).ravel(),            # detail, contrast changed
+        other.ravel(),                                          # same light, other objects
+    ]), 0, 255).astype(np.uint8)
+    d = thumb_detail(thumbs)
+    agree = thumb_agreement(d, np.array([0, 1, 1]), np.array([0, 2, 3]))
+    assert agree[0] == 0.0                                 # nothing to agree on
+    assert agree[1] > 0.99                                 # detail survives contrast
+    assert agree[2] < MIN_AGREEMENT

@@ -35,12 +35,17 @@ from weaklabel.errors import WeaklabelError
 log = logging.getLogger(__name__)
 
 INVENTORY = "inventory.sqlite"
-SCHEMA_VERSION = 5  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial
+SCHEMA_VERSION = 6  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial;
+#                    6: a thumbnail beside each hash (near-pair verification)
 PARTIAL_BLOCK = 4096  # as jdupes: a page at each end tells most same-size files apart
 CHUNK = 1 << 20
 MIN_STD = 2.0
 """A decoded image whose grey-level standard deviation (0–255) is below this is
 "uniform" (all white, a solid colour, 1×1): its perceptual hash means nothing."""
+THUMB_SIDE = 32
+"""Side of the grey thumbnail stored beside each hash (``THUMB_SIDE ** 2`` bytes, box
+averaged from the same upright, reduced picture the hash saw): dedup verifies candidate
+pairs beyond the hash threshold on it (:func:`weaklabel.images.dedup.thumb_agreement`)."""
 
 # Every error class Pillow's plugins raise on bad data, not only OSError.
 DECODE_ERRORS: tuple[type[BaseException], ...] = (
@@ -236,7 +241,8 @@ def examine(task: Task) -> dict[str, Any]:
     (None or why the hash is meaningless). Never raises for a bad file.
     """
     out: dict[str, Any] = {"path": task.rel, "status": None, "reason": "", "format": None,
-                           "width": None, "height": None, "hash": None, "degenerate": None}
+                           "width": None, "height": None, "hash": None, "degenerate": None,
+                           "thumb": None}
     try:
         f = _open(task.abspath, task.rel)
     except OSError as exc:
@@ -353,16 +359,16 @@ def _decode_checked(f: Any, fmt: str | None, what: str, task: Task,
                     im.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 out.update(status="decompression_bomb", reason=str(exc)[:200],
-                           degenerate="decompression bomb", hash=None)
+                           degenerate="decompression bomb", hash=None, thumb=None)
                 return
             except DECODE_ERRORS as exc:
                 out.update(zip(("status", "reason"), _classify(exc), strict=False))
-                out.update(degenerate="not decodable", hash=None)
+                out.update(degenerate="not decodable", hash=None, thumb=None)
                 return
             except Exception as exc:
                 out.update(status="decode_error",
                            reason=f"unexpected {type(exc).__name__}: {exc}"[:200],
-                           degenerate="not decodable", hash=None)
+                           degenerate="not decodable", hash=None, thumb=None)
                 return
             out["status"] = "ok"
 
@@ -494,6 +500,7 @@ def _hash_into(im: Any, spec: tuple[str, int], out: dict[str, Any]) -> None:
             out["degenerate"] = "degenerate hash (all bits equal)"
             return
         out["hash"] = str(hv)
+        out["thumb"] = grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes()
     except Exception as exc:  # hashing a decodable image should not fail; report, go on
         out["degenerate"] = f"cannot hash: {type(exc).__name__}: {exc}"[:200]
 
@@ -660,6 +667,7 @@ CREATE INDEX IF NOT EXISTS files_size ON files(size);
 CREATE TABLE IF NOT EXISTS hashes (
     path BLOB NOT NULL, method TEXT NOT NULL,
     hash TEXT, degenerate TEXT,
+    thumb BLOB,                 -- THUMB_SIDE^2 grey bytes, beside a hash
     PRIMARY KEY (path, method)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -703,8 +711,12 @@ class Inventory:
 
     def _bind(self, root_real: str, max_pixels: int) -> None:
         """Reset what no longer holds: another root, schema or decode limit."""
-        self.db.execute("BEGIN")
         version = self._meta("schema")
+        if version is not None and version != str(SCHEMA_VERSION):
+            # Columns may differ between versions; the rows are reset below anyway.
+            self.db.execute("DROP TABLE IF EXISTS hashes")
+            self.db.executescript(_DDL)
+        self.db.execute("BEGIN")
         old_root = self._meta("root")
         if version != str(SCHEMA_VERSION) or old_root != json.dumps(root_real):
             if old_root is not None:
@@ -741,13 +753,13 @@ class Inventory:
                      "WHERE kind = 'file' GROUP BY dev, ino HAVING COUNT(*) > 1)) ")
         cur = self.db.execute(
             "SELECT f.path, f.kind, f.size, f.mtime_ns, f.ino, f.dev, f.sha1, f.partial, "
-            "f.width, f.height, f.format, f.status, f.reason, h.hash, h.degenerate "
+            "f.width, f.height, f.format, f.status, f.reason, h.hash, h.degenerate, h.thumb "
             "FROM files f LEFT JOIN hashes h ON h.path = f.path AND h.method = ? "
             f"{where}ORDER BY f.path",
             (hash_key or "",),
         )
         names = ("path", "kind", "size", "mtime_ns", "ino", "dev", "sha1", "partial", "width",
-                 "height", "format", "status", "reason", "hash", "degenerate")
+                 "height", "format", "status", "reason", "hash", "degenerate", "thumb")
         for r in cur:
             d = dict(zip(names, r, strict=False))
             d["path"] = os.fsdecode(d["path"])
@@ -758,7 +770,7 @@ class Inventory:
         import pandas as pd
 
         names = ["path", "kind", "size", "mtime_ns", "ino", "dev", "sha1", "partial", "width",
-                 "height", "format", "status", "reason", "hash", "degenerate"]
+                 "height", "format", "status", "reason", "hash", "degenerate", "thumb"]
         cols: dict[str, list[Any]] = {n: [] for n in names}
         for r in self.rows(hash_key, duplicates_only=duplicates_only):
             for n in names:
@@ -903,8 +915,9 @@ class Inventory:
               os.fsencode(r["path"])) for r in results])
         if key is not None:
             self.db.executemany(
-                "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
-                [(os.fsencode(r["path"]), key, r["hash"], r["degenerate"]) for r in results
+                "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
+                [(os.fsencode(r["path"]), key, r["hash"], r["degenerate"], r.get("thumb"))
+                 for r in results
                  if r["hash"] is not None or r["degenerate"] is not None])
         self.db.execute("COMMIT")
 
