@@ -6,6 +6,8 @@ the shown label when gold agrees, else the gold one. For N = 1 % and 5 % of the 
 
 * **queue**: the first N items of ``weaklabel review queue`` (likely-wrong first, its 5 %
   random slice mixed in, exactly as a person would get them);
+* **queue, suspicion only**: the same queue without its density and diversity (what they
+  add);
 * **random**: N posts drawn at random (the mean of three seeds).
 
 The answers go through the real path: a decisions CSV → ``review import`` →
@@ -135,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keywords", type=Path, default=HERE / "chatbot/seed_keywords.yaml")
     ap.add_argument("--out", type=Path, default=HERE / "out/review")
     ap.add_argument("--fractions", default="0.01,0.05")
+    ap.add_argument("--tag", default="",
+                    help="suffix of the report and scratch names (runs side by side)")
+    ap.add_argument("--no-plain", dest="plain", action="store_false",
+                    help="skip the queue ranked by suspicion alone (two more propagates)")
     ap.add_argument("--no-rounds", dest="rounds", action="store_false",
                     help="skip the review-rebuild-review workflow (five more propagates)")
     args = ap.parse_args(argv)
@@ -156,17 +162,25 @@ def main(argv: list[str] | None = None) -> int:
     gold = dict(zip(df["id"], df["label"].map(safe_id), strict=True))
     base = pd.read_parquet(ws / "post_labels.parquet")
     f1_base = macro_f1(base, gold)
-    tmp = args.out / "tmp"
-    queue = build_queue(**load_queue_inputs(Workspace(ws)))  # as `weaklabel review queue`
+    tmp = args.out / ("tmp" + (f"-{args.tag}" if args.tag else ""))
+    inputs = load_queue_inputs(Workspace(ws))
+    queue = build_queue(**inputs)  # as `weaklabel review queue`
     order = list(zip(queue["post_id"], queue["label"], strict=True))
+    # the same queue ranked by suspicion alone (no density, no diversity): what it adds
+    plain = build_queue(**{k: v for k, v in inputs.items() if k != "density"})
+    plain_order = list(zip(plain["post_id"], plain["label"], strict=True))
     # propagate re-run with no reviews: the baseline every gain is measured from
     f1_repro = macro_f1(repropagate(review_workspace(ws, tmp, "none"), cfg), gold)
+    print(f"macro-F1 {f1_base:.4f} built, {f1_repro:.4f} re-propagated without reviews",
+          flush=True)
     shown = dict(zip(base["post_id"], base["label"], strict=True))
     n_posts = len(base)
     rows: list[dict[str, Any]] = []
     for frac in (float(x) for x in args.fractions.split(",")):
         n = round(frac * n_posts)
         runs = {"queue": [order[:n]]}
+        if args.plain:
+            runs["queue, suspicion only"] = [plain_order[:n]]
         ids = sorted(gold)
         runs["random"] = [[(p, shown.get(p, "")) for p in random.Random(seed).sample(ids, n)]
                           for seed in (0, 1, 2)]
@@ -185,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                          "gain_corrections_only": round(sum(direct) / len(direct), 4),
                          "gain": round(sum(gains) / len(gains), 4),
                          "macro_f1_after": round(f1_repro + sum(gains) / len(gains), 4)})
+            print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     # the workflow the product invites: review 1 %, rebuild, review the new queue's top
     n1 = round(0.01 * n_posts)
     rounds = max(1, round(max(float(x) for x in args.fractions.split(",")) / 0.01)) \
@@ -224,13 +239,13 @@ def main(argv: list[str] | None = None) -> int:
               "macro_f1_repropagated_without_reviews": round(f1_repro, 4), "runs": rows,
               "precision_from_random_slice": precision,
               "seconds": round(time.perf_counter() - t0, 1)}
-    out = args.out.parent / f"{args.out.name}.json"
+    out = args.out.parent / f"{args.out.name}{'-' + args.tag if args.tag else ''}.json"
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"{args.data.name}: {n_posts} posts, macro-F1 {f1_base:.3f} before review")
-    print(f"{'reviews':>8} {'strategy':<8} {'wrong shown':>11} {'gain (fix only)':>16} "
+    print(f"{'reviews':>8} {'strategy':<22} {'wrong shown':>11} {'gain (fix only)':>16} "
           f"{'gain (re-propagated)':>21} {'macro-F1':>9}")
     for r in rows:
-        print(f"{r['reviews']:>8} {r['strategy'][:8]:<8} {r['shown_wrong']:>11.1%} "
+        print(f"{r['reviews']:>8} {r['strategy'][:22]:<22} {r['shown_wrong']:>11.1%} "
               f"{r['gain_corrections_only']:>+16.4f} {r['gain']:>+21.4f} "
               f"{r['macro_f1_after']:>9.3f}")
     for q in rows:
