@@ -6,15 +6,15 @@ the shown label when gold agrees, else the gold one. For N = 1 % and 5 % of the 
 
 * **queue**: the first N items of ``weaklabel review queue`` (likely-wrong first, its 5 %
   random slice mixed in, exactly as a person would get them);
+* **queue, suspicion only**: the same queue without its density and diversity (what they
+  add);
 * **random**: N posts drawn at random (the mean of three seeds).
 
-The answers go through the real import (a decisions CSV → ``review import`` →
-``reviewed_labels.parquet``), then propagate runs again with the reviewed labels as
-seeds that override everything. Until the label stage reads ``reviewed_labels.parquet``
-itself (issue 12), the bench applies them through the public propagate API:
-``propagate_labels`` is called unchanged, with its seeding step wrapped so that every
-reviewed post is a seed with its reviewed label (confidence 1) and every other post is
-seeded by keywords as usual; the KNN then learns from both, and seeds keep their labels.
+The answers go through the real path: a decisions CSV → ``review import`` →
+``reviewed_labels.parquet`` in a review workspace (every built artifact linked, see
+:func:`review_workspace`) → the real ``propagate`` stage, which reads the reviewed labels
+itself as gold seeds that override every source and that its classifier learns from.
+Gains are measured from propagate re-run with no reviews.
 
 Reported per N and strategy: macro-F1 before/after and the gain, plus the gain from the
 corrections alone (no re-propagation). Also: precision per label estimated from the
@@ -65,52 +65,36 @@ def safe_id(label: str) -> str:
     return label.replace("/", "_")
 
 
-class Repropagate:
-    """propagate_labels with reviewed labels as overriding seeds (see the docstring)."""
+KEEP_OUT = ("review", "reviewed_labels.parquet", "reviewed_images.parquet")
+"""What a review workspace does not share with the built one: its own decisions."""
 
-    def __init__(self, cfg: Any) -> None:
-        from weaklabel.contracts import TOKENS, WORD_CLUSTERS
-        from weaklabel.labels.labelmap import label_words, load_labelmap
-        from weaklabel.labels.propagate import near_keywords
-        from weaklabel.text.embed import load_vectors
-        from weaklabel.workspace import Workspace
 
-        ws = Workspace(Path(cfg.workspace))
-        self.cfg = cfg
-        tokens = ws.read("tokens.parquet", TOKENS)
-        self.post_ids = tokens["post_id"].tolist()
-        self.token_lists = [list(t) for t in tokens["tokens"]]
-        self.kv = load_vectors(ws.path("vectors.kv"))
-        wc = ws.read("word_clusters.parquet", WORD_CLUSTERS)
-        cluster_words = {int(c): g["word"].tolist() for c, g in wc.groupby("cluster")}
-        self.lm = load_labelmap(cfg.labelmap)
-        pc = cfg.propagate
-        keep = near_keywords(self.kv, threshold=pc.cluster_word_similarity) \
-            if pc.cluster_word_similarity > 0 else None
-        self.words = label_words(self.lm, cluster_words, cluster_weight=pc.cluster_word_weight,
-                                 keep=keep)
+def review_workspace(base_ws: Path, tmp: Path, name: str) -> Path:
+    """A workspace beside the built one: every artifact linked, no decisions yet.
 
-    def __call__(self, reviewed: dict[str, str]) -> Any:
-        from weaklabel.labels import propagate as prop
+    The stages write atomically (a rename onto the name), so a re-run propagate replaces
+    the link with its own file and the built workspace is never changed.
+    """
+    ws = tmp / name
+    if ws.exists():
+        shutil.rmtree(ws)
+    ws.mkdir(parents=True)
+    for f in sorted(base_ws.iterdir()):
+        if f.name in KEEP_OUT or f.name.endswith(".lock") or f.name.startswith("."):
+            continue
+        (ws / f.name).symlink_to(f.resolve())
+    return ws
 
-        original = prop.seed_labels
-        order = [reviewed.get(p) for p in self.post_ids]
 
-        def seeded(token_lists: Any, words: Any, *, margin: float = 1.0) -> Any:
-            s = original(token_lists, words, margin=margin)
-            for i, lab in enumerate(order):
-                if lab is not None:
-                    s.labels[i], s.confidence[i] = lab, 1.0
-                    s.evidence[i] = "reviewed"
-            return s
+def repropagate(ws: Path, cfg: Any) -> Any:
+    """The real stage: ``propagate`` reads ``reviewed_labels.parquet`` itself."""
+    import pandas as pd
 
-        prop.seed_labels = seeded  # type: ignore[assignment]
-        try:
-            return prop.propagate_labels(
-                self.post_ids, self.token_lists, self.kv, self.words, cfg=self.cfg.propagate,
-                keywords={lab.id: lab.keywords for lab in self.lm.labels}).labels
-        finally:
-            prop.seed_labels = original  # type: ignore[assignment]
+    from weaklabel.labels.propagate import run_propagate
+    from weaklabel.workspace import Workspace
+
+    run_propagate(Workspace(ws), cfg.labelmap, cfg, force=True)
+    return pd.read_parquet(ws / "post_labels.parquet")
 
 
 def macro_f1(labels: Any, gold: dict[str, str]) -> float:
@@ -122,19 +106,18 @@ def macro_f1(labels: Any, gold: dict[str, str]) -> float:
 
 
 def review(items: list[tuple[str, str]], gold: dict[str, str], base_ws: Path, tmp: Path,
-           name: str) -> dict[str, str]:
-    """Answer from gold, write a decisions CSV, import it for real; the reviewed labels."""
+           name: str) -> tuple[dict[str, str], Path]:
+    """Answer from gold, write a decisions CSV, import it for real into a review workspace.
+
+    Returns the reviewed labels (``reviewed_labels.parquet``) and that workspace.
+    """
     import csv
 
     from weaklabel.review.reviewed import read_reviewed_labels
     from weaklabel.review.transfer import run_import
     from weaklabel.workspace import Workspace
 
-    ws = tmp / name
-    if ws.exists():
-        shutil.rmtree(ws)
-    ws.mkdir(parents=True)
-    shutil.copy(base_ws / "post_labels.parquet", ws / "post_labels.parquet")
+    ws = review_workspace(base_ws, tmp, name)
     path = tmp / f"{name}.csv"
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
@@ -144,7 +127,7 @@ def review(items: list[tuple[str, str]], gold: dict[str, str], base_ws: Path, tm
     run_import(Workspace(ws), path)
     df = read_reviewed_labels(ws)
     assert df is not None
-    return dict(zip(df["post_id"], df["label"], strict=True))
+    return dict(zip(df["post_id"], df["label"], strict=True)), ws
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,12 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keywords", type=Path, default=HERE / "chatbot/seed_keywords.yaml")
     ap.add_argument("--out", type=Path, default=HERE / "out/review")
     ap.add_argument("--fractions", default="0.01,0.05")
+    ap.add_argument("--tag", default="",
+                    help="suffix of the report and scratch names (runs side by side)")
+    ap.add_argument("--no-plain", dest="plain", action="store_false",
+                    help="skip the queue ranked by suspicion alone (two more propagates)")
+    ap.add_argument("--no-rounds", dest="rounds", action="store_false",
+                    help="skip the review-rebuild-review workflow (five more propagates)")
     args = ap.parse_args(argv)
     import pandas as pd
 
     from weaklabel.review.store import Decision
     from weaklabel.review.summary import summarize
-    from weaklabel.review.triage import build_queue
+    from weaklabel.review.triage import build_queue, load_queue_inputs
+    from weaklabel.workspace import Workspace
 
     if not args.data.exists():
         print(f"no data at {args.data}", file=sys.stderr)
@@ -171,57 +161,69 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.read_csv(args.data, dtype=str, keep_default_na=False)
     gold = dict(zip(df["id"], df["label"].map(safe_id), strict=True))
     base = pd.read_parquet(ws / "post_labels.parquet")
-    kw = pd.read_parquet(ws / "keyword_labels.parquet")
     f1_base = macro_f1(base, gold)
-    queue = build_queue(base, keyword_labels=kw)
+    tmp = args.out / ("tmp" + (f"-{args.tag}" if args.tag else ""))
+    inputs = load_queue_inputs(Workspace(ws))
+    queue = build_queue(**inputs)  # as `weaklabel review queue`
     order = list(zip(queue["post_id"], queue["label"], strict=True))
-    repro = Repropagate(cfg)
-    f1_repro = macro_f1(repro({}), gold)  # the wrapper with no reviews = propagate as is
+    # the same queue ranked by suspicion alone (no density, no diversity): what it adds
+    plain = build_queue(**{k: v for k, v in inputs.items() if k != "density"})
+    plain_order = list(zip(plain["post_id"], plain["label"], strict=True))
+    # propagate re-run with no reviews: the baseline every gain is measured from
+    f1_repro = macro_f1(repropagate(review_workspace(ws, tmp, "none"), cfg), gold)
+    print(f"macro-F1 {f1_base:.4f} built, {f1_repro:.4f} re-propagated without reviews",
+          flush=True)
     shown = dict(zip(base["post_id"], base["label"], strict=True))
     n_posts = len(base)
     rows: list[dict[str, Any]] = []
     for frac in (float(x) for x in args.fractions.split(",")):
         n = round(frac * n_posts)
         runs = {"queue": [order[:n]]}
+        if args.plain:
+            runs["queue, suspicion only"] = [plain_order[:n]]
         ids = sorted(gold)
         runs["random"] = [[(p, shown.get(p, "")) for p in random.Random(seed).sample(ids, n)]
                           for seed in (0, 1, 2)]
         for strategy, picks in runs.items():
             gains, direct, wrong = [], [], []
             for k, items in enumerate(picks):
-                reviewed = review(items, gold, ws, args.out / "tmp", f"{strategy}-{n}-{k}")
+                reviewed, rws = review(items, gold, ws, tmp, f"{strategy}-{n}-{k}")
                 wrong.append(sum(shown.get(p, "") != gold[p] for p, _ in items) / n)
                 corrected = base.assign(label=[reviewed.get(p, lab) for p, lab in
                                                zip(base["post_id"], base["label"],
                                                    strict=True)])
                 direct.append(macro_f1(corrected, gold) - f1_base)
-                gains.append(macro_f1(repro(reviewed), gold) - f1_repro)
+                gains.append(macro_f1(repropagate(rws, cfg), gold) - f1_repro)
             rows.append({"fraction": frac, "reviews": n, "strategy": strategy,
                          "shown_wrong": round(sum(wrong) / len(wrong), 4),
                          "gain_corrections_only": round(sum(direct) / len(direct), 4),
                          "gain": round(sum(gains) / len(gains), 4),
                          "macro_f1_after": round(f1_repro + sum(gains) / len(gains), 4)})
+            print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     # the workflow the product invites: review 1 %, rebuild, review the new queue's top
     n1 = round(0.01 * n_posts)
-    rounds = max(1, round(max(float(x) for x in args.fractions.split(",")) / 0.01))
+    rounds = max(1, round(max(float(x) for x in args.fractions.split(",")) / 0.01)) \
+        if args.rounds else 0
     reviewed: dict[str, str] = {}
-    labels, items_all = base, []
+    labels, items_all, rws = base, [], ws
     for r in range(rounds):
-        q = build_queue(labels, keyword_labels=kw,
+        q = build_queue(**load_queue_inputs(Workspace(rws)),
                         exclude={(p, "") for p in reviewed})
         items = list(zip(q["post_id"], q["label"], strict=True))[:n1]
         items_all += items
-        reviewed = review(items_all, gold, ws, args.out / "tmp", f"rounds-{r}")
-        labels = repro(reviewed)
-    n = len(items_all)
-    corrected = base.assign(label=[reviewed.get(p, lab) for p, lab in
-                                   zip(base["post_id"], base["label"], strict=True)])
-    gain = macro_f1(labels, gold) - f1_repro
-    rows.append({"fraction": round(n / n_posts, 4), "reviews": n,
-                 "strategy": f"queue, {rounds} rounds of 1 % with a rebuild between",
-                 "shown_wrong": round(sum(shown.get(p, "") != gold[p] for p in reviewed) / n, 4),
-                 "gain_corrections_only": round(macro_f1(corrected, gold) - f1_base, 4),
-                 "gain": round(gain, 4), "macro_f1_after": round(f1_repro + gain, 4)})
+        reviewed, rws = review(items_all, gold, ws, tmp, f"rounds-{r}")
+        labels = repropagate(rws, cfg)
+    if rounds:
+        n = len(items_all)
+        corrected = base.assign(label=[reviewed.get(p, lab) for p, lab in
+                                       zip(base["post_id"], base["label"], strict=True)])
+        gain = macro_f1(labels, gold) - f1_repro
+        rows.append({"fraction": round(n / n_posts, 4), "reviews": n,
+                     "strategy": f"queue, {rounds} rounds of 1 % with a rebuild between",
+                     "shown_wrong": round(sum(shown.get(p, "") != gold[p]
+                                              for p in reviewed) / n, 4),
+                     "gain_corrections_only": round(macro_f1(corrected, gold) - f1_base, 4),
+                     "gain": round(gain, 4), "macro_f1_after": round(f1_repro + gain, 4)})
     # precision from the random slice of the first 5 % of the queue vs the truth
     n5 = round(0.05 * n_posts)
     rnd = queue["random"].tolist()
@@ -237,13 +239,13 @@ def main(argv: list[str] | None = None) -> int:
               "macro_f1_repropagated_without_reviews": round(f1_repro, 4), "runs": rows,
               "precision_from_random_slice": precision,
               "seconds": round(time.perf_counter() - t0, 1)}
-    out = args.out.parent / f"{args.out.name}.json"
+    out = args.out.parent / f"{args.out.name}{'-' + args.tag if args.tag else ''}.json"
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"{args.data.name}: {n_posts} posts, macro-F1 {f1_base:.3f} before review")
-    print(f"{'reviews':>8} {'strategy':<8} {'wrong shown':>11} {'gain (fix only)':>16} "
+    print(f"{'reviews':>8} {'strategy':<22} {'wrong shown':>11} {'gain (fix only)':>16} "
           f"{'gain (re-propagated)':>21} {'macro-F1':>9}")
     for r in rows:
-        print(f"{r['reviews']:>8} {r['strategy'][:8]:<8} {r['shown_wrong']:>11.1%} "
+        print(f"{r['reviews']:>8} {r['strategy'][:22]:<22} {r['shown_wrong']:>11.1%} "
               f"{r['gain_corrections_only']:>+16.4f} {r['gain']:>+21.4f} "
               f"{r['macro_f1_after']:>9.3f}")
     for q in rows:

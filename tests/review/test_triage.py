@@ -93,3 +93,72 @@ def test_weak_keyword_hits_vote_for_or_against_the_label() -> None:
     assert "keywords point to nails" in why and not any("keywords" in w for w in why2)
     assert "keywords of lips, nails" in why3
     assert against > split > agree
+
+
+def test_density_and_diversity_change_the_order() -> None:
+    """Suspicion alone: a4 (least confident) first. With density and diversity: the dense
+    a1 first, then a3 from another group before a1's near twin a2, the isolated a4 last."""
+    pl = pd.DataFrame({"post_id": ["a1", "a2", "a3", "a4"], "label": "a",
+                       "confidence": [0.2, 0.25, 0.4, 0.1], "source": "knn", "evidence": "",
+                       "top_label": "a"})
+    plain = build_queue(pl, random_rate=0.0)
+    assert plain["post_id"].tolist() == ["a4", "a1", "a2", "a3"]
+    density = {"a1": ("cluster 0", 1.0), "a2": ("cluster 0", 1.0), "a3": ("cluster 1", 1.0),
+               "a4": ("post a4", 0.1)}
+    q = build_queue(pl, random_rate=0.0, density=density)
+    assert q["post_id"].tolist() == ["a1", "a3", "a2", "a4"]
+    why = dict(zip(q["post_id"], q["why"], strict=True))
+    assert "density 1.00 (cluster 0)" in why["a1"] and "item 2 of its group" in why["a2"]
+    assert "density 0.10" in why["a4"] and "item" not in why["a3"]
+    # without the diversity rule a2 (0.75) would come before a3 (0.6): the rule decides
+    assert q.loc[1, "confidence"] > q.loc[2, "confidence"]
+
+
+def test_margin_of_the_combined_label_ranks_uncertain_posts_first() -> None:
+    votes = {"label_keyword": "", "label_knn": "a", "label_prototype": "a",
+             "label_classifier": "a"}
+    pl = pd.DataFrame([
+        {"post_id": "sure", "label": "a", "confidence": 0.5, "source": "knn",
+         "evidence": "blend a:0.90 b:0.10", "top_label": "a", **votes},
+        {"post_id": "close", "label": "a", "confidence": 0.5, "source": "knn",
+         "evidence": "blend a:0.52 b:0.48", "top_label": "a", **votes}])
+    q = build_queue(pl, random_rate=0.0)
+    assert q["post_id"].tolist() == ["close", "sure"]
+    assert "margin 0.04 over b" in q.loc[0, "why"]
+    assert knn_votes("blend a:0.52 b:0.48 | a: 말") == [("a", 0.52), ("b", 0.48)]
+
+
+def test_workspace_density_from_real_vectors(rfx) -> None:  # type: ignore[no-untyped-def]
+    """Real gensim vectors and word clusters in the workspace: the queue reads them; a
+    post alone in its cluster has density 0, posts with many similar ones the most."""
+    import numpy as np
+    from gensim.models import KeyedVectors
+
+    from weaklabel.contracts import TOKENS, WORD_CLUSTERS
+    from weaklabel.review.triage import workspace_density
+    from weaklabel.text.embed import save_vectors
+
+    ws = Workspace(rfx.ws)
+    pl = pd.read_parquet(rfx.ws / "post_labels.parquet")
+    ids = pl["post_id"].tolist()
+    # p00…p59 share 립스틱 + one of two near words; t2 alone uses 애매
+    toks = [["애매"] if p == "t2" else ["립스틱", "색" if i % 2 else "빛"]
+            for i, p in enumerate(ids)]
+    ws.write("tokens.parquet", pd.DataFrame({"post_id": ids, "tokens": toks,
+                                             "caption_hash": ids}), TOKENS)
+    kv = KeyedVectors(vector_size=3)
+    kv.add_vectors(["립스틱", "색", "빛", "애매"],
+                   np.array([[1, 0, 0], [0.9, 0.1, 0], [0.9, 0, 0.1], [0, 0, 1]], dtype=float))
+    save_vectors(kv, rfx.ws / "vectors.kv")
+    ws.write("word_clusters.parquet", pd.DataFrame(
+        {"word": ["립스틱", "색", "빛", "애매"], "cluster": [0, 0, 0, 1], "count": 1,
+         "similarity": 1.0}), WORD_CLUSTERS)
+    dens = workspace_density(ws)
+    assert dens is not None
+    assert dens["t2"] == ("cluster 1", 0.0)
+    assert max(d for _, d in dens.values()) == 1.0 and dens["p00"][0] == "cluster 0"
+    assert dens["p00"][1] > 0.9
+    q = run_queue(ws, random_rate=0.0)
+    # t2 (abstained, isolated) no longer leads nails' turn; the dense posts do
+    assert q.loc[1, "post_id"] != "t2" and "density" in q.loc[1, "why"]
+    assert len(q) == 63

@@ -2,19 +2,31 @@
 
 One item per labelled image (``image_labels.parquet``) and one per post without images
 (``image`` empty). An abstained post is queued with its best guess (``top_label``).
-Items are ordered by a *suspicion* score, the sum of:
+Items are ordered by a *priority*: a *suspicion* score times the post's *density*.
+Suspicion is the sum of:
 
 - **disagreement** between the labelling sources: the per-source vote columns
-  ``label_keyword`` / ``label_knn`` / ``label_classifier`` of ``post_labels.parquet``
-  when present (each source that voted for another label adds 1); otherwise the keyword
-  labels (``keyword_labels.parquet``) against the final label, keyword hits too weak to
-  seed that name other labels, and the KNN vote's runner-up share;
-- **low confidence**: ``1 - confidence``;
+  ``label_<source>`` of ``post_labels.parquet`` when present (each source that voted for
+  another label adds 1); otherwise the keyword labels (``keyword_labels.parquet``)
+  against the final label, keyword hits too weak to seed that name other labels, and the
+  KNN vote's runner-up share;
+- **uncertainty of the combined label**: ``1 - margin`` between the top two combined
+  vote shares recorded in the evidence (margin sampling) when the vote columns are
+  there, else ``1 - confidence``;
 - **a label conflict inside a duplicate group** (``label_conflicts.csv`` from dedup): 1;
 - **an abstained post** (shown with its best guess): 1, since it has no label yet and any
   answer adds one.
 
-The labels take turns (one item of each, in label order), each in suspicion order, so
+**Density** (when the workspace has tokens, vectors and word clusters,
+:func:`post_density`): information density, a post's mean similarity to the corpus
+counting only the posts of its own word cluster, scaled to [0, 1]. A correction of a
+post with many similar captions moves many neighbours' votes when propagate re-runs; an
+isolated one moves few, however suspicious. **Diversity**: within a label, the n-th item
+taken from one word cluster counts 1/n of its priority, so a page is not spent on
+near-identical posts. Both are fixed defaults (Settles & Craven's weight 1, diminishing
+returns 1/n), not tuned on any corpus.
+
+The labels take turns (one item of each, in label order), each in priority order, so
 every label gets the same share of the first reviews. Every item whose stable hash falls
 below ``random_rate`` (5 %) is in the *random slice*
 whatever its score: one slice item is placed after every ``1 / random_rate - 1`` scored
@@ -70,12 +82,16 @@ def _stable(post_id: str, image: str) -> str:
     return hashlib.sha1(f"{post_id}\x1f{image}".encode()).hexdigest()
 
 
-_KNN = re.compile(r"^knn ((?:\S+:[0-9.]+ ?)+)")
+_SHARES = re.compile(r"^(?:knn|blend|classifier|vote|weighted|label_model) "
+                     r"((?:\S+:[0-9.]+ ?)+)")
+"""The vote shares propagate records first in a label's evidence: the KNN's (older
+labels) or the chosen combiner's (``blend a:0.60 b:0.30``)."""
 
 
 def knn_votes(evidence: str) -> list[tuple[str, float]]:
-    """The KNN vote shares recorded in a post label's evidence (``knn a:0.60 b:0.30``)."""
-    m = _KNN.match(evidence or "")
+    """The combined vote shares recorded in a post label's evidence (``knn a:0.60 b:0.30``,
+    ``blend a:0.60 b:0.30``), best first."""
+    m = _SHARES.match(evidence or "")
     if not m:
         return []
     out = []
@@ -90,7 +106,7 @@ def knn_votes(evidence: str) -> list[tuple[str, float]]:
 
 def keyword_hits(evidence: str) -> list[str]:
     """Labels whose keywords the caption matched (``lips: 립스틱; nails: 네일``)."""
-    text = (evidence or "").split(" | ", 1)[-1] if (evidence or "").startswith("knn ") \
+    text = (evidence or "").split(" | ", 1)[-1] if _SHARES.match(evidence or "") \
         else (evidence or "")
     text = text.removeprefix("tie: ")
     return [p.split(": ", 1)[0] for p in text.split("; ") if ": " in p]
@@ -113,6 +129,14 @@ def suspicion(row: Mapping[str, Any], *, keyword_label: str | None,
             score += len(against)
             why.append("sources disagree (" + ", ".join(f"{k}: {v}" for k, v in
                                                      sorted(against.items())) + ")")
+        shares = knn_votes(str(row.get("evidence") or ""))
+        if shares:
+            # margin sampling: how far the combined label leads its runner-up
+            second = shares[1][1] if len(shares) > 1 else 0.0
+            margin = max(0.0, shares[0][1] - second)
+            score += 1.0 - margin
+            if margin < 0.2 and len(shares) > 1:
+                why.append(f"margin {margin:.2f} over {shares[1][0]}")
     else:
         ev = str(row.get("evidence") or "")
         if keyword_label and keyword_label != label:
@@ -132,7 +156,8 @@ def suspicion(row: Mapping[str, Any], *, keyword_label: str | None,
             score += votes_knn[1][1]
             why.append(f"knn runner-up {votes_knn[1][0]} {votes_knn[1][1]:.2f}")
     conf = float(row.get("confidence") or 0.0)
-    score += 1.0 - conf
+    if not (votes and knn_votes(str(row.get("evidence") or ""))):
+        score += 1.0 - conf
     if conf < 0.6:
         why.append(f"low confidence {conf:.2f}")
     if not row["label"]:
@@ -151,6 +176,7 @@ def build_queue(
     keyword_labels: pd.DataFrame | None = None, conflicts: pd.DataFrame | None = None,
     captions: Mapping[str, str] | None = None, random_rate: float = RANDOM_RATE,
     seed: int = QUEUE_SEED, exclude: set[tuple[str, str]] | None = None,
+    density: Mapping[str, tuple[str, float]] | None = None,
 ) -> pd.DataFrame:
     """Order every reviewable item, likely-wrong first, with the random slice mixed in.
 
@@ -164,6 +190,9 @@ def build_queue(
         random_rate: share of items in the random slice.
         seed: seed of the slice's hash.
         exclude: (post_id, image) items already decided: left out.
+        density: post_id → (group, density in [0, 1]) from :func:`post_density`; when
+            given, an item's priority is its suspicion times its density, and within a
+            label the n-th item taken from one group counts 1/n (diversity).
 
     Returns:
         A frame with the :data:`QUEUE` columns plus ``caption``, ``evidence`` and
@@ -194,6 +223,11 @@ def build_queue(
             continue  # nothing to confirm: no source had a guess
         s, why = suspicion(row, keyword_label=kw.get(post_id) or None,
                            conflict=image in conflict_images)
+        group, dens = f"post {post_id}", 1.0
+        if density is not None:
+            group, dens = density.get(post_id, (f"post {post_id}", 0.0))
+            why.append(f"density {dens:.2f}" + (f" ({group})" if group.startswith("cluster")
+                                                else ""))
         item = {"post_id": post_id, "image": image, "label": label,
                 "confidence": float(row.get("confidence") or 0.0),
                 "caption": str(captions.get(post_id, "")), "evidence": str(row["evidence"])}
@@ -202,9 +236,10 @@ def build_queue(
                             "_k": _stable(post_id, image)})
         else:
             scored.append({**item, "why": "; ".join(why) or "check", "random": False,
-                           "_s": -round(s, 6), "_k": _stable(post_id, image)})
-    scored.sort(key=lambda r: (r["_s"], r["_k"]))
-    scored = _round_robin(scored)
+                           "_s": -round(s * dens, 6), "_t": -round(s, 6), "_g": group,
+                           "_k": _stable(post_id, image)})
+    scored.sort(key=lambda r: (r["_s"], r["_t"], r["_k"]))
+    scored = _round_robin(scored, diverse=density is not None)
     randoms.sort(key=lambda r: r["_k"])
     every = max(1, round(1 / random_rate) - 1) if random_rate > 0 else len(scored) + 1
     out: list[dict[str, Any]] = []
@@ -219,21 +254,119 @@ def build_queue(
     return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
 
 
-def _round_robin(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Interleave the labels (in id order), each in its own suspicion order.
+def _diverse(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Re-order one label's items (in priority order) so that the n-th item taken from
+    one group counts 1/n of its priority: a page is not spent on near-identical posts
+    while another group has items nearly as suspicious (greedy, diminishing returns)."""
+    import heapq
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["_g"], []).append(r)
+    heap = [(g[0]["_s"], g[0]["_t"], g[0]["_k"], name, 0) for name, g in groups.items()]
+    heapq.heapify(heap)
+    out: list[dict[str, Any]] = []
+    while heap:
+        _, _, _, name, i = heapq.heappop(heap)
+        r = groups[name][i]
+        if i:
+            r = {**r, "why": f"{r['why']}; item {i + 1} of its group"}
+        out.append(r)
+        if i + 1 < len(groups[name]):
+            nxt = groups[name][i + 1]
+            heapq.heappush(heap, (nxt["_s"] / (i + 2), nxt["_t"], nxt["_k"], name, i + 1))
+    return out
+
+
+def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False
+                 ) -> list[dict[str, Any]]:
+    """Interleave the labels (in id order), each in its own priority order.
 
     Every label gets the same share of the first reviews however many posts it has:
     macro-averaged quality and a data set's smallest class depend on each label alike,
-    and the review page shows one label at a time anyway.
+    and the review page shows one label at a time anyway. With ``diverse`` each label's
+    order spreads over the groups first (:func:`_diverse`).
     """
     by_label: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_label.setdefault(r["label"], []).append(r)
-    lists = [by_label[k] for k in sorted(by_label)]
+    lists = [_diverse(by_label[k]) if diverse else by_label[k] for k in sorted(by_label)]
     out: list[dict[str, Any]] = []
     for i in range(max((len(x) for x in lists), default=0)):
         out.extend(x[i] for x in lists if i < len(x))
     return out
+
+
+def post_density(post_ids: list[str], token_lists: list[list[str]],
+                 word_cluster: Mapping[str, int], vecs: Any, has: Any
+                 ) -> dict[str, tuple[str, float]]:
+    """Each post's group (its dominant word cluster) and information density in [0, 1].
+
+    Information density (Settles & Craven 2008, weight 1): a post's mean similarity to
+    every post, here with posts outside its group counted as 0, so
+    ``density = (sum of cosines to the other posts of its group) / posts``, scaled so the
+    densest post has 1. A correction of a dense post moves many similar neighbours'
+    votes; an isolated post (alone in its group, or without a known word) has 0.
+
+    Args:
+        post_ids: the posts, in the rows' order.
+        token_lists: their tokens.
+        word_cluster: word → its cluster (``word_clusters.parquet``).
+        vecs: unit post vectors ``[n, d]`` (``post_vectors``); rows without ``has`` are 0.
+        has: which posts have a vector.
+
+    Example:
+        >>> import numpy as np
+        >>> v = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+        >>> d = post_density(["a", "b", "c"], [["x"], ["x"], ["y"]], {"x": 0, "y": 1},
+        ...                  v, np.array([True, True, True]))
+        >>> d["a"], d["c"]
+        (('cluster 0', 1.0), ('cluster 1', 0.0))
+    """
+    import numpy as np
+
+    n = len(post_ids)
+    group = np.full(n, -1, dtype=np.int64)
+    for i, toks in enumerate(token_lists):
+        counts: dict[int, int] = {}
+        for w in toks:
+            c = word_cluster.get(w)
+            if c is not None:
+                counts[c] = counts.get(c, 0) + 1
+        if counts:
+            group[i] = min(counts, key=lambda c: (-counts[c], c))
+    x = np.where(np.asarray(has)[:, None], np.asarray(vecs, dtype=np.float64), 0.0)
+    raw = np.zeros(n)
+    for c in np.unique(group[group >= 0]):
+        rows = np.nonzero(group == c)[0]
+        total = x[rows].sum(axis=0)
+        raw[rows] = x[rows] @ total - (x[rows] * x[rows]).sum(axis=1)  # without itself
+    raw = np.maximum(raw, 0.0) / max(n, 1)
+    top = float(raw.max()) if n else 0.0
+    dens = raw / top if top > 0 else raw
+    return {p: (f"cluster {int(group[i])}" if group[i] >= 0 else f"post {p}",
+                round(float(dens[i]), 4)) for i, p in enumerate(post_ids)}
+
+
+def workspace_density(ws: Workspace) -> dict[str, tuple[str, float]] | None:
+    """:func:`post_density` of a workspace's posts (None without tokens, vectors or word
+    clusters: the queue is then ordered by suspicion alone)."""
+    from weaklabel.contracts import TOKENS, WORD_CLUSTERS
+
+    names = ("tokens.parquet", "vectors.kv", "word_clusters.parquet")
+    if not all(ws.path(n).exists() for n in names):
+        return None
+    from weaklabel.labels.propagate import idf_weights, post_vectors
+    from weaklabel.text.embed import load_vectors
+
+    tokens = ws.read("tokens.parquet", TOKENS)
+    wc = ws.read("word_clusters.parquet", WORD_CLUSTERS)
+    token_lists = [list(t) for t in tokens["tokens"]]
+    kv = load_vectors(ws.path("vectors.kv"))
+    vecs, has = post_vectors(token_lists, kv, idf=idf_weights(token_lists))
+    return post_density(tokens["post_id"].tolist(), token_lists,
+                        dict(zip(wc["word"], wc["cluster"].astype(int), strict=True)),
+                        vecs, has)
 
 
 def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
@@ -264,6 +397,9 @@ def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
     if ws.path("posts.parquet").exists():
         posts = read_parquet(ws.path("posts.parquet"), POSTS)
         out["captions"] = dict(zip(posts["post_id"], posts["caption"], strict=True))
+    dens = workspace_density(ws)
+    if dens is not None:
+        out["density"] = dens
     return out
 
 
