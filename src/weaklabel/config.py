@@ -370,6 +370,8 @@ def _one_of_or_auto(module: str, name: str) -> Any:
 
 
 def _pillow_formats(value: tuple[str, ...]) -> None:
+    if not value:  # every format: nothing to look up, so no image module at start-up
+        return
     from weaklabel.images.inventory import check_formats
 
     try:
