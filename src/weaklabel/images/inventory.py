@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from weaklabel.containment import is_inside
 from weaklabel.errors import WeaklabelError
 
 log = logging.getLogger(__name__)
@@ -562,10 +563,6 @@ class Entry(NamedTuple):
     reason: str = ""
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def _symlink_problem(rel: str, abspath: str, root_real: str) -> Entry:
     try:
         os.stat(abspath)
@@ -575,7 +572,7 @@ def _symlink_problem(rel: str, abspath: str, root_real: str) -> Entry:
         return Entry(rel, abspath, "problem", status="skipped",
                      reason=f"dangling symlink ({exc.strerror})")
     real = os.path.realpath(abspath)
-    if not _inside(real, root_real):
+    if not is_inside(real, root_real):
         return Entry(rel, abspath, "problem", status="skipped",
                      reason="symlink leaves the image root (not followed)")
     return Entry(rel, abspath, "problem", status="skipped",
