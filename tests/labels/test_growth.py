@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -43,10 +44,15 @@ def test_a_grown_corpus_keeps_the_reviewed_map_or_stops(tmp_path: Path) -> None:
         w = csv.DictWriter(fh, header)
         w.writeheader()
         w.writerows(rows)
-    cfg = with_overrides(load_config(ROOT / "configs/example.yaml"), {
+    base = load_config(ROOT / "configs/example.yaml")
+    # with_overrides ignores None, so the example's image roots, gold file and output are
+    # cleared here: this corpus has no images and no gold (and examples/data may not exist)
+    base = replace(base, gold=None, output=None,
+                   posts=replace(base.posts, image_root=None),
+                   images=replace(base.images, root=None))
+    cfg = with_overrides(base, {
         "workspace": str(tmp_path / "ws"), "posts.path": str(posts),
-        "labelmap": str(tmp_path / "labelmap.yaml"), "gold": None, "output": None,
-        "posts.image_root": None, "images.root": None, "cluster.k": 12,
+        "labelmap": str(tmp_path / "labelmap.yaml"), "cluster.k": 12,
         "seed_keywords": str(ROOT / "examples/seed_keywords.yaml"),
         "tokenize.userdict": str(ROOT / "userdict"), "tokenize.workers": 1})
     first = run_build(cfg, progress=False)
