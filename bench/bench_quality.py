@@ -121,7 +121,7 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
         "tokenize.userdict": str(ROOT / "userdict"), "tokenize.workers": 2})
     ws = Workspace(Path(cfg.workspace)).ensure()
     t0 = time.perf_counter()
-    run_tokenize(data, ws, cfg, progress=False)
+    run_tokenize(ws, cfg, progress=False)
     run_embed(ws, cfg)
     run_cluster(ws, cfg, seed_keywords=Path(spec["keywords"]))
     text_s = time.perf_counter() - t0

@@ -104,13 +104,7 @@ def tokenize(
         raise UsageError("no posts table given; pass POSTS or set posts.path in the config")
     from weaklabel.text.tokens import run_tokenize
 
-    s = run_tokenize(Path(cfg.posts.path), workspace_of(cfg), cfg, force=force, progress=not quiet)
-    if s.get("up_to_date"):
-        typer.echo(f"tokens up to date: {s.get('posts')} posts in {cfg.workspace}")
-        return
-    typer.echo(f"tokenized {s['posts']} posts ({s['tokenized']} new, {s['cached']} from cache, "
-               f"{s['empty']} without tokens, {s['rejects']} rejected), {s['images']} images "
-               f"in {s['elapsed_s']}s → {cfg.workspace}/tokens.parquet")
+    echo_report(run_tokenize(workspace_of(cfg), cfg, force=force, progress=not quiet))
 
 
 @app.command()

@@ -15,6 +15,7 @@ from weaklabel.errors import WeaklabelError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 ABSTAIN = ""
 """The label of a post or image that has none (abstained, no tokens, no seed)."""
@@ -90,6 +91,16 @@ IMAGE_LABELS = Schema(
 GOLD = Schema("gold", (("post_id", "str"), ("label", "str")), key=("post_id",))
 LABELS_CSV = Schema("labels", (("post_id", "str"), ("label", "str")), key=("post_id",))
 """A labels file given as CSV (e.g. another tool's output) to ``weaklabel eval``."""
+
+def arrow_schema(schema: Schema) -> pa.Schema:
+    """The pyarrow schema of ``schema``, for writers that stream Parquet partition by
+    partition (the contract is stated once, here)."""
+    import pyarrow as pa
+
+    kinds = {"str": pa.string(), "str?": pa.string(), "int": pa.int64(),
+             "Int64": pa.int64(), "float": pa.float64(), "list[str]": pa.list_(pa.string())}
+    return pa.schema([(col, kinds[kind]) for col, kind in schema.columns])
+
 
 def _valid_mask(s: pd.Series, kind: str) -> pd.Series:
     """Boolean mask of the cells of ``s`` that are of ``kind`` (vectorised where it can)."""
