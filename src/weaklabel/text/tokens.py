@@ -164,10 +164,21 @@ class _Runner:
             return _tokenize_safe(self.local, captions)
         if self.pool is None:
             import multiprocessing as mp
+            import signal
+            import threading
 
-            self.pool = mp.get_context("spawn").Pool(
-                max(1, self.workers), initializer=_init_worker, initargs=self.args
-            )
+            # Workers start with SIGINT ignored (an ignored signal survives exec), so a
+            # Ctrl-C while one is still starting up cannot print its traceback; the
+            # parent handles it and terminates the pool. Only the main thread may.
+            main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                self.pool = mp.get_context("spawn").Pool(
+                    max(1, self.workers), initializer=_init_worker, initargs=self.args
+                )
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, previous)
         parts = [captions[i : i + self.batch] for i in range(0, len(captions), self.batch)]
         out: list[tuple[list[str] | None, str]] = []
         for res in self.pool.imap(_work, parts):
