@@ -49,6 +49,13 @@ def _main(
     """Build labeled image data sets by weak supervision from Korean post captions."""
 
 
+# Kept words change with the tokenizer, so switching re-runs tokenize and what follows.
+TokenizerOpt = Annotated[str | None, typer.Option(
+    "--tokenizer", metavar="okt|kiwi|regex",
+    help="Tokenizer (tokenize.tokenizer): okt (default, needs Java), kiwi (no JVM) or the "
+         "regex baseline.")]
+
+
 def _workspace(cfg: Any) -> Any:
     from weaklabel.workspace import Workspace
 
@@ -89,6 +96,7 @@ def tokenize(
                                           "images column.")] = None,
     userdict: Annotated[Path | None, typer.Option(
         file_okay=False, help="User dictionary folder (default: userdict).")] = None,
+    tokenizer: TokenizerOpt = None,
     workers: WorkersOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
@@ -103,7 +111,7 @@ def tokenize(
         "posts.path": str(posts) if posts else None, "posts.encoding": encoding,
         "posts.format": fmt, "posts.links": str(links) if links else None,
         "tokenize.userdict": str(userdict) if userdict else None,
-        "tokenize.workers": workers, **_cols(col)})
+        "tokenize.tokenizer": tokenizer, "tokenize.workers": workers, **_cols(col)})
     if cfg.posts.path is None:
         raise UsageError("no posts table given; pass POSTS or set posts.path in the config")
     from weaklabel.text.tokens import run_tokenize
@@ -281,6 +289,7 @@ def build(
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", metavar="tcp://HOST:8786|local",
         help="The Dask scheduler (engine.scheduler); local starts a LocalCluster.")] = None,
+    tokenizer: TokenizerOpt = None,
 ) -> None:
     """Run every stage from one config, skipping what is up to date.
 
@@ -293,7 +302,7 @@ def build(
         "workspace": str(workspace) if workspace else None,
         "tokenize.workers": workers, "images.workers": workers,
         "storage.since": since, "engine.name": engine, "engine.scheduler": scheduler,
-        "engine.workers": workers})
+        "engine.workers": workers, "tokenize.tokenizer": tokenizer})
     from weaklabel.pipeline import StageResult, run_build
 
     def show(r: StageResult) -> None:
