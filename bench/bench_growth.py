@@ -120,10 +120,12 @@ def scenario(name: str, out: Path, n_posts: int, n_new: int, k: int) -> dict[str
         res.update(outcome="stopped", message=grown.stopped)
         return res
     after = pd.read_parquet(root / "ws/post_labels.parquet")
-    prop = next(r for r in grown.stages if r.stage == "propagate")
+    from weaklabel.workspace import Workspace
+
+    meta = Workspace(root / "ws").read_meta("post_labels.parquet") or {}
     res.update(outcome="continued", **seed_figures(before, after),
                seed_share_after=round(float((after["source"] == "seed").mean()), 4),
-               cluster_drift=prop.summary.get("cluster_drift"))
+               cluster_drift=(meta.get("summary") or {}).get("cluster_drift"))
     return res
 
 

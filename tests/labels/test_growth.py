@@ -5,8 +5,7 @@ The bundled generator makes the first corpus and the new day (another seed, its 
 ids); Okt, Word2Vec and KMeans re-run, so cluster ids change. The reviewed map must keep
 at least 90 % of the earlier seeds with the same label, or the build must stop with exit
 3 naming the label map. Word2Vec (one worker, fixed seed) and KMeans (fixed seed) are
-deterministic, so each scenario has one outcome, and the tests say which.
-(``bench/bench_growth.py`` runs the same at the example's full size, 5,000 + 1,000.)
+deterministic, so each scenario has one outcome, and the test says which.
 """
 
 from __future__ import annotations
@@ -107,8 +106,9 @@ def test_a_changed_corpus_stops_for_review_at_this_size(
     """At 600 posts and 12 clusters both changes move the reviewed clusters' words into
     clusters two labels share: the meaning cannot be kept, so the build stops (exit 3)
     naming the map and what to review, and the earlier labels stay as they were — no
-    post is relabelled silently. (At the example's full size, 5,000 + 1,000 posts and 40
-    clusters, ``bench/bench_growth.py`` measures the other outcome.)"""
+    post is relabelled silently. (``bench/bench_growth.py`` runs the same at the
+    example's full size, 5,000 + 1,000 posts and 40 clusters with the reviewed
+    ``examples/labelmap.yaml``: the outcome there is the same stop.)"""
     cfg, posts, _ = _reviewed_build(tmp_path)
     labels = tmp_path / "ws/post_labels.parquet"
     earlier = labels.read_bytes()
