@@ -3,12 +3,13 @@
 Generates N posts without images (default 100,000) with the bundled example generator,
 then runs each stage as its own `weaklabel` process and reports wall time, posts per
 second and peak RSS; tokenize with 1 and with 2 worker processes on the same table (each
-worker's JVM warms up for about 10 s, so small tables understate the gain); a re-run of
+worker's JVM warms up for about 10 s, so small tables understate the gain); Kiwi beside
+Okt on the same captions (one worker each, and each tokenizer's rate on one core); a re-run of
 tokenize on the unchanged table (up-to-date check) and a forced re-run served from the
 token cache; and KNN prediction against a plain matrix multiply of the same vectors.
 
-Usage: python bench/bench_text.py [--posts 100000] [--workers-subset N]
-Writes bench/out/text.json.
+Usage: python bench/bench_text.py [--posts 100000] [--workers-subset N] [--only knn|tokenizers]
+Writes bench/out/text.json (text_knn.json, text_tokenizers.json with --only).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -47,12 +49,75 @@ def run(args: list[str]) -> tuple[float, float]:
     return dt, peak / 1024
 
 
+def knn_compare(ws: Path) -> dict[str, float]:
+    """KNN prediction against a plain matrix multiply of the same post vectors (half the
+    posts train, half query), and scikit-learn's brute-force cosine KNN."""
+    import numpy as np
+    import pandas as pd
+
+    from weaklabel.labels.propagate import CosineKNN, post_vectors
+    from weaklabel.text.embed import load_vectors
+
+    kv = load_vectors(ws / "vectors.kv")
+    toks = pd.read_parquet(ws / "tokens.parquet")["tokens"].map(list).tolist()
+    x, has = post_vectors(toks, kv)
+    x = x[has]
+    rng = np.random.default_rng(0)
+    train = x[: len(x) // 2]
+    y = rng.integers(0, 8, len(train)).astype(str)
+    query = x[len(x) // 2:]
+    t0 = time.perf_counter()
+    for s in range(0, len(query), 4096):
+        query[s:s + 4096] @ train.T
+    mm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    CosineKNN(15).fit(train, y).predict_proba(query)
+    knn = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    from sklearn.neighbors import KNeighborsClassifier
+
+    KNeighborsClassifier(15, metric="cosine", weights="distance", algorithm="brute",
+                         n_jobs=1).fit(train, y).predict_proba(query)
+    skl = time.perf_counter() - t0
+    print(f"KNN {len(query)}×{len(train)}: matmul {mm:.2f}s, CosineKNN {knn:.2f}s "
+          f"({knn / mm:.1f}×), sklearn cosine {skl:.2f}s ({skl / mm:.1f}×)", flush=True)
+    return {"matmul_s": round(mm, 2), "cosine_knn_s": round(knn, 2),
+            "ratio_to_matmul": round(knn / mm, 2), "sklearn_cosine_s": round(skl, 2),
+            "train": len(train), "query": len(query)}
+
+
+def per_core_rates(posts_csv: Path, n: int) -> dict[str, float]:
+    """Captions per second of each tokenizer in this process on the first ``n`` captions
+    (the same ones), after a warm-up batch: the tokenizers' own speed on one core."""
+    import pandas as pd
+
+    from weaklabel.text.tokenizer import make_tokenizer
+    from weaklabel.text.userdict import load_userdict
+
+    caps = pd.read_csv(posts_csv, dtype=str, keep_default_na=False)["caption"].head(n).tolist()
+    ud = load_userdict(ROOT / "userdict")
+    rates = {}
+    for name in ("okt", "kiwi"):
+        tok = make_tokenizer(name, ud)
+        tok.tokenize(caps[:2000])  # JIT / caches warm
+        t0 = time.perf_counter()
+        tok.tokenize(caps)
+        rates[f"{name}_posts_per_s"] = round(len(caps) / (time.perf_counter() - t0), 1)
+    rates["kiwi_vs_okt"] = round(rates["kiwi_posts_per_s"] / rates["okt_posts_per_s"], 2)
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posts", type=int, default=100_000)
     ap.add_argument("--workers-subset", type=int, default=0,
                     help="posts for the 1-vs-2-worker comparison (0: all)")
     ap.add_argument("--out", type=Path, default=HERE / "out/text")
+    ap.add_argument("--only", choices=("knn", "tokenizers"), default=None,
+                    help="knn: only the KNN comparison, on vectors of --knn-tokenizer tokens; "
+                         "tokenizers: only Kiwi beside Okt in this process")
+    ap.add_argument("--knn-tokenizer", default="regex",
+                    help="tokenizer of the vectors for --only knn (the shape is what counts)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "examples"))
     from generate import generate  # type: ignore[import-not-found]
@@ -65,11 +130,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated {args.posts} posts in {time.perf_counter() - t0:.1f}s")
     posts = str(data / "posts.csv")
     res: dict[str, dict[str, float]] = {}
+    if args.only == "knn":
+        ws = out / f"ws_knn_{args.knn_tokenizer}"
+        for cmd in (["tokenize", posts, "--tokenizer", args.knn_tokenizer], ["embed"]):
+            run([*cmd, "-w", str(ws), "-q"])
+        res["knn"] = knn_compare(ws)
+        return _write(res, "text_knn.json")
+    if args.only == "tokenizers":
+        res["tokenizer_per_core"] = per_core_rates(Path(posts), args.workers_subset or 20_000)
+        print(res["tokenizer_per_core"], flush=True)
+        return _write(res, "text_tokenizers.json")
 
     def record(name: str, n: int, dt: float, peak: float) -> None:
         res[name] = {"seconds": round(dt, 2), "posts_per_s": round(n / dt, 1),
                      "peak_mib": round(peak, 1)}
-        print(f"{name:<28}{dt:8.1f}s {n / dt:10.0f} posts/s {peak:8.0f} MiB")
+        print(f"{name:<28}{dt:8.1f}s {n / dt:10.0f} posts/s {peak:8.0f} MiB", flush=True)
 
     # tokenize with 1 vs 2 workers on a subset (fresh workspaces, no cache)
     import pandas as pd
@@ -84,6 +159,18 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["rm", "-rf", str(ws)], check=True)
         dt, peak = run(["tokenize", str(sub), "-w", str(ws), "-j", str(w), "-q"])
         record(f"tokenize {w} worker(s)", args.workers_subset, dt, peak)
+    # Kiwi beside Okt: one worker each on the same captions, fresh workspaces (the JVM's
+    # start and warm-up are part of Okt's figure, as a user pays them), then the pure
+    # per-core rate of each tokenizer in this process, start-up excluded.
+    ws = out / "ws_sub_kiwi"
+    subprocess.run(["rm", "-rf", str(ws)], check=True)
+    dt, peak = run(["tokenize", str(sub), "-w", str(ws), "-j", "1", "-q", "--tokenizer", "kiwi"])
+    record("tokenize kiwi 1 worker", args.workers_subset, dt, peak)
+    res["kiwi_vs_okt_1_worker"] = {"ratio": round(res["tokenize 1 worker(s)"]["seconds"] / dt,
+                                                  2)}
+    res["tokenizer_per_core"] = per_core_rates(sub, min(args.workers_subset, 20_000))
+    print(f"  kiwi vs okt, 1 worker: {res['kiwi_vs_okt_1_worker']['ratio']}× faster; "
+          f"per core in-process: {res['tokenizer_per_core']}")
     res["tokenize_speedup_2_vs_1"] = {
         "ratio": round(res["tokenize 1 worker(s)"]["seconds"]
                        / res["tokenize 2 worker(s)"]["seconds"], 2)}
@@ -115,41 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     res["text_pipeline_total"] = {"seconds": round(total, 1)}
     print(f"text pipeline total: {total:.1f}s for {n} posts")
 
-    # KNN prediction vs the matrix-multiply floor on the same vectors
-    import numpy as np
+    res["knn"] = knn_compare(ws)
+    return _write(res, "text.json")
 
-    from weaklabel.labels.propagate import CosineKNN, post_vectors
-    from weaklabel.text.embed import load_vectors
 
-    kv = load_vectors(ws / "vectors.kv")
-    toks = pd.read_parquet(ws / "tokens.parquet")["tokens"].map(list).tolist()
-    x, has = post_vectors(toks, kv)
-    x = x[has]
-    rng = np.random.default_rng(0)
-    train = x[: len(x) // 2]
-    y = rng.integers(0, 8, len(train)).astype(str)
-    query = x[len(x) // 2:]
-    t0 = time.perf_counter()
-    for s in range(0, len(query), 4096):
-        query[s:s + 4096] @ train.T
-    mm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    CosineKNN(15).fit(train, y).predict_proba(query)
-    knn = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    from sklearn.neighbors import KNeighborsClassifier
-
-    KNeighborsClassifier(15, metric="cosine", weights="distance", algorithm="brute",
-                         n_jobs=1).fit(train, y).predict_proba(query)
-    skl = time.perf_counter() - t0
-    res["knn"] = {"matmul_s": round(mm, 2), "cosine_knn_s": round(knn, 2),
-                  "ratio_to_matmul": round(knn / mm, 2), "sklearn_cosine_s": round(skl, 2),
-                  "train": len(train), "query": len(query)}
-    print(f"KNN {len(query)}×{len(train)}: matmul {mm:.2f}s, CosineKNN {knn:.2f}s "
-          f"({knn / mm:.1f}×), sklearn cosine {skl:.2f}s ({skl / mm:.1f}×)")
+def _write(res: dict[str, Any], name: str) -> int:
     (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out/text.json").write_text(json.dumps(res, indent=2))
-    print(f"→ {HERE / 'out/text.json'}  (cores: {os.cpu_count()}, "
+    (HERE / "out" / name).write_text(json.dumps(res, indent=2))
+    print(f"→ {HERE / 'out' / name}  (cores: {os.cpu_count()}, "
           f"{resource.getpagesize()} B pages)")
     return 0
 

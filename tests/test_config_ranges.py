@@ -40,7 +40,7 @@ def _cfg(tmp_path: Path, text: str) -> Path:
     ("export:\n  source_prefix: \"s3://b/\\nx\"\n", r"export.source_prefix must be a URI"),
     ("cluster:\n  k_range: '9:3'\n", r"cluster.k_range must be A:B with 2 <= A <= B"),
     ("cluster:\n  k_range: 9:3\n", r"cluster.k_range must look like A:B .*quote it"),
-    ("tokenize:\n  tokenizer: mecab\n", r"tokenize.tokenizer must be one of okt, regex"),
+    ("tokenize:\n  tokenizer: mecab\n", r"tokenize.tokenizer must be one of kiwi, okt, regex"),
     ("posts:\n  encoding: klingon\n", r"posts.encoding must be a text encoding"),
     ("sample:\n  quotas: {lips: -3}\n", r"sample.quotas 'lips' is -3"),
     ("posts:\n  path: \"a\\0b.csv\"\n", r"posts.path must be a file or folder path"),

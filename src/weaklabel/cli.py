@@ -51,6 +51,13 @@ def _main(
     """Build labeled image data sets by weak supervision from Korean post captions."""
 
 
+# Kept words change with the tokenizer, so switching re-runs tokenize and what follows.
+TokenizerOpt = Annotated[str | None, typer.Option(
+    "--tokenizer", metavar="okt|kiwi|regex",
+    help="Tokenizer (tokenize.tokenizer): okt (default, needs Java), kiwi (no JVM) or the "
+         "regex baseline.")]
+
+
 def _cols(cols: list[str] | None) -> dict[str, str]:
     out = {}
     for item in cols or []:
@@ -85,6 +92,7 @@ def tokenize(
                                           "images column.")] = None,
     userdict: Annotated[Path | None, typer.Option(
         file_okay=False, help="User dictionary folder (default: userdict).")] = None,
+    tokenizer: TokenizerOpt = None,
     workers: WorkersOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
@@ -99,7 +107,7 @@ def tokenize(
         "posts.path": str(posts) if posts else None, "posts.encoding": encoding,
         "posts.format": fmt, "posts.links": str(links) if links else None,
         "tokenize.userdict": str(userdict) if userdict else None,
-        "tokenize.workers": workers, **_cols(col)})
+        "tokenize.tokenizer": tokenizer, "tokenize.workers": workers, **_cols(col)})
     if cfg.posts.path is None:
         raise UsageError("no posts table given; pass POSTS or set posts.path in the config")
     from weaklabel.text.tokens import run_tokenize
@@ -262,6 +270,7 @@ def build(
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", metavar="tcp://HOST:8786|local",
         help="The Dask scheduler (engine.scheduler); local starts a LocalCluster.")] = None,
+    tokenizer: TokenizerOpt = None,
 ) -> None:
     """Run every stage from one config, skipping what is up to date.
 
@@ -274,7 +283,7 @@ def build(
         "workspace": str(workspace) if workspace else None,
         "tokenize.workers": workers, "images.workers": workers,
         "storage.since": since, "engine.name": engine, "engine.scheduler": scheduler,
-        "engine.workers": workers})
+        "engine.workers": workers, "tokenize.tokenizer": tokenizer})
     from weaklabel.pipeline import run_build
     from weaklabel.stage import StageReport, format_report
 

@@ -1,4 +1,4 @@
-"""Tokenizers behind one interface: the regex baseline and real Okt (JVM)."""
+"""Tokenizers behind one interface: the regex baseline, real Okt (JVM) and real Kiwi."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import pytest
 from weaklabel.errors import WeaklabelError
 from weaklabel.text.tokenizer import (
     TOKENIZERS,
+    KiwiTokenizer,
     OktTokenizer,
     RegexTokenizer,
     make_tokenizer,
+    tokenizer_version,
 )
 from weaklabel.text.userdict import UserDict
 
@@ -20,9 +22,9 @@ USER_DICT = UserDict(("꾸안꾸", "데일리룩", "쿠션팩트"), frozenset({"
 
 
 def test_unknown_tokenizer_lists_the_valid_names() -> None:
-    with pytest.raises(WeaklabelError, match=r"unknown tokenizer 'mecab'; valid: okt, regex"):
+    with pytest.raises(WeaklabelError, match=r"unknown tokenizer 'mecab'; valid: kiwi, okt, regex"):
         make_tokenizer("mecab", USER_DICT)
-    assert set(TOKENIZERS) == {"okt", "regex"}
+    assert set(TOKENIZERS) == {"okt", "kiwi", "regex"}
 
 
 def test_regex_baseline_drops_stopwords_short_words_and_repeats() -> None:
@@ -88,3 +90,58 @@ def test_without_the_dictionary_okt_splits_the_words() -> None:
     tokens = res.stdout.strip().split("|")
     assert "쿠션팩트" not in tokens and "데일리룩" not in tokens
     assert "쿠션" in tokens and "팩트" in tokens
+
+
+@pytest.fixture(scope="module")
+def kiwi() -> KiwiTokenizer:
+    tok = make_tokenizer("kiwi", USER_DICT)
+    assert isinstance(tok, KiwiTokenizer)
+    return tok
+
+
+def test_kiwi_keeps_dictionary_words_whole(kiwi: KiwiTokenizer) -> None:
+    tokens = kiwi.tokenize(["오늘 데일리룩 쿠션팩트 꾸안꾸 추천"])[0]
+    assert tokens == ["데일리룩", "쿠션팩트", "꾸안꾸", "추천"]  # 오늘 is a stop word
+
+
+def test_without_the_dictionary_kiwi_splits_the_word() -> None:
+    """The same model without the user words splits 데일리룩: add_user_word does the work."""
+    bare = make_tokenizer("kiwi", UserDict((), frozenset()))
+    tokens = bare.tokenize(["오늘 데일리룩 추천"])[0]
+    assert "데일리룩" not in tokens and "룩" in tokens
+
+
+def test_kiwi_hashtags_emoji_urls_latin_and_verbs(kiwi: KiwiTokenizer) -> None:
+    caps = ["#립스틱추천 존예 😍😍 https://x.co/a @friend",
+            'NEW Lipstick 쿠션팩트, "인생템"\n줄바꿈', "", "😍😍😍", "미니스커트 샀어요"]
+    out = kiwi.tokenize(caps)
+    assert out[0][:3] == ["립스틱추천", "립스틱", "추천"]  # the tag, then the nouns inside
+    assert not any("http" in t or "friend" in t or "😍" in t for t in out[0])
+    assert "new" in out[1] and "lipstick" in out[1] and "쿠션팩트" in out[1]
+    assert out[2] == [] and out[3] == []
+    assert "사다" not in out[4]  # verbs are not kept by default
+    verbs = make_tokenizer("kiwi", USER_DICT, keep_pos=("Noun", "Verb")).tokenize(caps[4:])
+    assert "사다" in verbs[0]  # stem=True: the dictionary form, as Okt gives it
+
+
+def test_kiwi_is_deterministic(kiwi: KiwiTokenizer) -> None:
+    caps = ["데일리룩 쿠션팩트 #꾸안꾸 립스틱 발색"] * 2
+    a, b = kiwi.tokenize(caps)
+    assert a == b == kiwi.tokenize(caps[:1])[0]
+
+
+def test_kiwi_names_a_part_of_speech_it_does_not_know() -> None:
+    with pytest.raises(WeaklabelError, match=r"tokenize.keep_pos: 'noun' is not a part of "
+                                             r"speech the kiwi tokenizer knows; use Noun"):
+        make_tokenizer("kiwi", USER_DICT, keep_pos=("noun",))
+
+
+def test_the_tokenizer_and_its_version_are_in_the_settings(kiwi: KiwiTokenizer) -> None:
+    from importlib import metadata
+
+    s = kiwi.settings()
+    assert s["tokenizer"] == "kiwi"
+    assert s["version"] == tokenizer_version("kiwi")
+    assert metadata.version("kiwipiepy") in s["version"]
+    assert "kiwipiepy_model" in s["version"]  # the model decides the output too
+    assert make_tokenizer("regex", USER_DICT).settings()["version"] == ""

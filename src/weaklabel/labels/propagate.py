@@ -44,6 +44,7 @@ from weaklabel.contracts import (
     TOKENS,
 )
 from weaklabel.errors import WeaklabelError
+from weaklabel.labels.knn import CosineKNN  # lives in knn.py; importable from here too
 from weaklabel.labels.labelmap import (
     LabelMap,
     LabelSpec,
@@ -209,78 +210,6 @@ def post_vectors(
     has = norms > 1e-9
     out[has] /= norms[has, None]
     return out, has
-
-
-class CosineKNN:
-    """k-nearest-neighbour classifier on unit vectors, distance-weighted votes.
-
-    Cosine similarity of unit vectors is one matrix multiply, done in row chunks so
-    memory stays bounded; a vote weighs ``1 / (1 - cos + eps)``. With ``balance`` each
-    class's votes are divided by its number of training posts: keyword seeds are not a
-    sample of the true label mix (a vague background topic gets few seeds), and without
-    this correction the best-seeded label swallows the neighbourhood. Follows the
-    scikit-learn estimator interface (``fit``, ``predict_proba``, ``predict``).
-    """
-
-    def __init__(self, k: int = 15, *, balance: bool = True, chunk: int = 4096,
-                 eps: float = 1e-3) -> None:
-        self.k = k
-        self.balance = balance
-        self.chunk = chunk
-        self.eps = eps
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"k": self.k, "balance": self.balance, "chunk": self.chunk, "eps": self.eps}
-
-    def set_params(self, **params: Any) -> CosineKNN:
-        for k, v in params.items():
-            setattr(self, k, v)
-        return self
-
-    def fit(self, x: np.ndarray, y: Sequence[str]) -> CosineKNN:
-        import numpy as np
-
-        self.classes_, self._y = np.unique(np.asarray(y, dtype=object), return_inverse=True)
-        self._x = np.ascontiguousarray(x, dtype=np.float32)
-        return self
-
-    def predict_proba(self, x: np.ndarray, *, self_index: np.ndarray | None = None
-                      ) -> np.ndarray:
-        """Vote shares per class. ``self_index[i]`` (a training row, or -1) is left out
-        of query ``i``'s neighbours, so a training post does not vote for itself."""
-        import numpy as np
-
-        n, m = len(x), len(self._x)
-        k = min(self.k, m)
-        ncls = len(self.classes_)
-        out = np.zeros((n, ncls), dtype=np.float64)
-        xq = np.asarray(x, dtype=np.float32)
-        # Rows per chunk so one similarity block stays near `chunk` × 4096 floats
-        # (64 MiB by default) whatever the number of training posts.
-        rows = max(1, (self.chunk * 4096) // max(m, 1))
-        for s in range(0, n, rows):
-            sims = xq[s : s + rows] @ self._x.T
-            if self_index is not None:
-                own = np.asarray(self_index[s : s + rows])
-                hit = np.nonzero(own >= 0)[0]
-                sims[hit, own[hit]] = -2.0  # below any cosine: never a neighbour
-            if k < m:
-                idx = np.argpartition(sims, m - k, axis=1)[:, m - k :]
-            else:
-                idx = np.broadcast_to(np.arange(m), sims.shape)
-            top = np.take_along_axis(sims, idx, axis=1)
-            w = np.where(top > -1.5, 1.0 / (1.0 - top + self.eps), 0.0)
-            cls = self._y[idx]
-            block = out[s : s + rows]
-            for c in range(ncls):  # a few classes: one vectorised sum each
-                block[:, c] = np.where(cls == c, w, 0.0).sum(axis=1)
-        if self.balance:
-            out /= np.bincount(self._y, minlength=ncls)
-        out /= np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
-        return out
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.classes_[self.predict_proba(x).argmax(axis=1)]
 
 
 def cross_val_accuracy(

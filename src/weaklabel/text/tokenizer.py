@@ -1,8 +1,11 @@
 """Tokenizers behind one interface, and the one place Okt's JVM is started.
 
 A tokenizer turns normalised captions into lists of kept words. ``okt`` (KoNLPy's Open
-Korean Text) is the default; ``regex`` splits on non-word characters and is a baseline
-that needs no JVM. :func:`make_tokenizer` lists the valid names when given a wrong one.
+Korean Text) is the default; ``kiwi`` (kiwipiepy, a C++ morphological analyser with its
+own model, no JVM) keeps the same parts of speech; ``regex`` splits on non-word
+characters and is a baseline. :func:`make_tokenizer` lists the valid names when given a
+wrong one; :func:`tokenizer_version` names the library version behind each, which is
+part of the token cache key.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -53,7 +57,8 @@ class Tokenizer(ABC):
 
     def settings(self) -> dict[str, Any]:
         """Everything that changes the output: part of the token cache key."""
-        return {"tokenizer": self.name, "keep_pos": list(self.keep_pos), "stem": self.stem,
+        return {"tokenizer": self.name, "version": tokenizer_version(self.name),
+                "keep_pos": list(self.keep_pos), "stem": self.stem,
                 "min_length": self.min_length, "userdict": self.userdict.digest}
 
 
@@ -159,7 +164,104 @@ class RegexTokenizer(Tokenizer):
         return [w.lower() for w in _WORD.findall(text)]
 
 
-TOKENIZERS: dict[str, type[Tokenizer]] = {"okt": OktTokenizer, "regex": RegexTokenizer}
+# Okt's part-of-speech names (the config's ``tokenize.keep_pos``) as Kiwi's Sejong tags.
+KIWI_TAGS: dict[str, tuple[str, ...]] = {
+    "Noun": ("NNG", "NNP"), "Hashtag": ("W_HASHTAG",), "Alpha": ("SL",),
+    "Verb": ("VV",), "Adjective": ("VA",), "Adverb": ("MAG",), "Number": ("SN",),
+    "Foreign": ("SL", "SH"), "Determiner": ("MM",), "Exclamation": ("IC",),
+}
+_KIWI_TAG = re.compile(r"[A-Z][A-Z_-]*")  # one of Kiwi's own tags, e.g. NNB, XR
+
+_kiwi_lock = threading.Lock()
+_kiwi_state: dict[str, Any] = {"words": None, "kiwi": None}
+
+
+def kiwi_with_userdict(userdict: UserDict) -> Any:
+    """A Kiwi analyser with the user dictionary's words added as proper nouns.
+
+    Unlike Okt's, Kiwi's dictionary belongs to one ``Kiwi`` object, so a new dictionary
+    gets a new analyser (loading the model takes about 1.5 s; the last one is kept).
+    """
+    with _kiwi_lock:
+        if _kiwi_state["words"] == userdict.words:
+            return _kiwi_state["kiwi"]
+        try:
+            from kiwipiepy import Kiwi
+        except ImportError as exc:  # pragma: no cover - dependency missing
+            raise WeaklabelError(f"kiwipiepy is not installed ({exc}); run "
+                                 "pip install -e . (it is a main dependency)") from exc
+        with warnings.catch_warnings():
+            # 0 threads: tokenize in the calling thread; worker processes give the
+            # parallelism, as with Okt. (kiwipiepy warns that 0 meant "all cores" once.)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            kiwi = Kiwi(num_workers=0)
+        for w in userdict.words:
+            kiwi.add_user_word(w, "NNP")
+        _kiwi_state.update(words=userdict.words, kiwi=kiwi)
+        log.debug("Kiwi loaded with %d user dictionary words", len(userdict.words))
+        return kiwi
+
+
+class KiwiTokenizer(Tokenizer):
+    """kiwipiepy's Kiwi: the same kept parts of speech as Okt (names mapped by
+    :data:`KIWI_TAGS`; Kiwi's own tags such as ``NNB`` work too), user words whole."""
+
+    name = "kiwi"
+
+    def __init__(self, userdict: UserDict, **kwargs: Any) -> None:
+        super().__init__(userdict, **kwargs)
+        keep: set[str] = set()
+        for pos in self.keep_pos:
+            if pos in KIWI_TAGS:
+                keep.update(KIWI_TAGS[pos])
+            elif _KIWI_TAG.fullmatch(pos):
+                keep.add(pos)
+            else:
+                raise WeaklabelError(
+                    f"tokenize.keep_pos: {pos!r} is not a part of speech the kiwi tokenizer "
+                    f"knows; use {', '.join(KIWI_TAGS)} or a Kiwi tag such as NNG")
+        self._keep = frozenset(keep)
+        self._kiwi = kiwi_with_userdict(userdict)
+
+    def words(self, text: str) -> list[str]:
+        out = []
+        for tok in self._kiwi.tokenize(text):
+            tag = tok.tag
+            if tag not in self._keep:
+                continue
+            if tag == "W_HASHTAG":
+                word = tok.form.lstrip("#").lower()
+            elif tag in ("SL", "SH"):
+                word = tok.form.lower()
+            elif self.stem and tag in ("VV", "VA"):
+                word = tok.lemma  # 샀 → 사다, as Okt's stem=True
+            else:
+                word = tok.form
+            if word:
+                out.append(word)
+        return out
+
+TOKENIZERS: dict[str, type[Tokenizer]] = {"okt": OktTokenizer, "kiwi": KiwiTokenizer,
+                                          "regex": RegexTokenizer}
+
+# The distribution whose version decides each tokenizer's output (its model included).
+_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {"okt": ("konlpy",),
+                                              "kiwi": ("kiwipiepy", "kiwipiepy_model")}
+
+
+def tokenizer_version(name: str) -> str:
+    """The library (and model) version behind tokenizer ``name``, e.g.
+    ``"kiwipiepy 0.24.1, kiwipiepy_model 0.24.0"``; read from the installed package
+    metadata, so nothing heavy is imported. A new version re-tokenises."""
+    from importlib import metadata
+
+    parts = []
+    for dist in _DISTRIBUTIONS.get(name, ()):
+        try:
+            parts.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{dist} missing")
+    return ", ".join(parts)
 
 
 def make_tokenizer(name: str, userdict: UserDict, **kwargs: Any) -> Tokenizer:
