@@ -324,3 +324,191 @@ def test_unreachable_scheduler_is_one_error() -> None:
     with pytest.raises(WeaklabelError, match="cannot reach the Dask scheduler"), \
             use_engine("dask", scheduler=f"tcp://127.0.0.1:{port}"):
         pass
+
+
+# --- s3:// for the single-stage commands and the manifest's target ------------------------
+
+LABELMAP = """\
+version: 1
+labels:
+  lips:
+    name: 입술
+    clusters: [0]
+  other:
+    name: 기타
+    background: true
+    clusters: [1]
+"""
+
+
+def _cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from weaklabel.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def _small_dump(base: Path) -> dict[str, bytes]:
+    """Two days of photos, a byte copy across the days and a truncated file."""
+    images = {f"{d}/p{i}.jpg": photo(100 + i) for i, d in enumerate(DAYS[:2] * 3)}
+    images[f"{DAYS[1]}/copy.jpg"] = images[f"{DAYS[0]}/p0.jpg"]
+    images[f"{DAYS[0]}/broken.jpg"] = photo(7)[:200]
+    for key, data in images.items():
+        (base / key).parent.mkdir(parents=True, exist_ok=True)
+        (base / key).write_bytes(data)
+    return images
+
+
+def _put_tree(client: Any, prefix: str, images: dict[str, bytes]) -> None:
+    for key, data in images.items():
+        client.put_object(Bucket=BUCKET, Key=f"{prefix}/{key}", Body=data)
+
+
+@pytest.mark.slow
+def test_purge_dedup_and_export_take_s3_urls_and_match_the_local_run(
+        tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import pandas as pd
+
+    from weaklabel.contracts import IMAGE_LABELS, POST_LABELS, POSTS
+    from weaklabel.workspace import Workspace
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])  # the standard way
+    local_root = tmp_path / "local_images"
+    images = _small_dump(local_root)
+    _put_tree(s3["client"], "cli", images)
+    posts = tmp_path / "posts.csv"
+    keys = sorted(images)
+    posts.write_text("post_id,caption,images,likes,comments\n" + "".join(
+        f"q{i},립스틱 {i},{k},{i},0\n" for i, k in enumerate(keys)), encoding="utf-8")
+    s3["client"].put_object(Bucket=BUCKET, Key="tables/cli.csv", Body=posts.read_bytes())
+    lm = tmp_path / "labelmap.yaml"
+    lm.write_text(LABELMAP, encoding="utf-8")
+
+    for name, root, table in (("local", str(local_root), str(posts)),
+                              ("remote", f"s3://{BUCKET}/cli", f"s3://{BUCKET}/tables/cli.csv")):
+        ws = tmp_path / name
+        r = _cli("purge", root, "-w", str(ws), "-q")
+        assert r.exit_code == 0, r.output
+        r = _cli("dedup", root, "-w", str(ws), "--posts", table, "--exact-only", "-q")
+        assert r.exit_code == 0, r.output
+        # Labels as propagate writes them, so sample and export have something to take.
+        w = Workspace(ws)
+        ids = [f"q{i}" for i in range(len(keys))]
+        w.write("posts.parquet", pd.DataFrame({
+            "post_id": ids, "caption": ids, "likes": pd.array(range(len(keys)), dtype="Int64"),
+            "comments": pd.array([0] * len(keys), dtype="Int64"),
+            "created_at": ["2019-03-03 10:00:00"] * len(keys)}), POSTS)
+        w.write("post_labels.parquet", pd.DataFrame({
+            "post_id": ids, "label": ["lips"] * len(keys), "confidence": [0.9] * len(keys),
+            "source": ["seed"] * len(keys), "evidence": [""] * len(keys),
+            "top_label": ["lips"] * len(keys)}), POST_LABELS)
+        w.write("image_labels.parquet", pd.DataFrame({
+            "post_id": ids, "image": keys, "label": ["lips"] * len(keys),
+            "confidence": [0.9] * len(keys), "likes": pd.array(range(len(keys)), dtype="Int64"),
+            "comments": pd.array([0] * len(keys), dtype="Int64")}), IMAGE_LABELS)
+        r = _cli("sample", "-w", str(ws), "-l", str(lm), "-q")
+        assert r.exit_code == 0, r.output
+        extra = (["--manifest-url", f"s3://{BUCKET}/exports/{name}/manifest.jsonl"]
+                 if name == "remote" else ["--source-prefix", f"s3://{BUCKET}/cli"])
+        r = _cli("export", str(tmp_path / f"{name}_out"), "-w", str(ws), "-l", str(lm),
+                 "--image-root", root, "--link", "copy", *extra, "-q")
+        assert r.exit_code == 0, r.output
+
+    for artifact in ("purge.csv", "duplicates.csv", "sample.parquet"):
+        assert (tmp_path / "remote" / artifact).read_bytes() == \
+            (tmp_path / "local" / artifact).read_bytes(), artifact
+    dups = pd.read_csv(tmp_path / "remote" / "duplicates.csv")
+    assert {(r.kept, r.duplicate) for r in dups.itertuples()} == \
+        {(f"{DAYS[1]}/copy.jpg", f"{DAYS[0]}/p0.jpg")}  # the more engaging post's copy kept
+    assert f"{DAYS[0]}/broken.jpg" in set(pd.read_csv(tmp_path / "remote" / "purge.csv")["path"])
+    assert tree(tmp_path / "remote_out") == tree(tmp_path / "local_out")
+    # The manifest's object in the bucket: the exported file's bytes, refs to the originals.
+    manifest = (tmp_path / "remote_out" / "manifest.jsonl").read_bytes()
+    uploaded = s3["client"].get_object(Bucket=BUCKET, Key="exports/remote/manifest.jsonl")
+    assert uploaded["Body"].read() == manifest
+    refs = [json.loads(line)["source-ref"] for line in manifest.decode().splitlines()]
+    assert refs and all(ref.startswith(f"s3://{BUCKET}/cli/2019030") for ref in refs)
+    for ref in refs:  # every ref names an object that is there
+        s3["client"].head_object(Bucket=BUCKET, Key=ref.split("/", 3)[3])
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_tokenize_reads_the_posts_table_from_the_bucket(
+        tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    posts = tmp_path / "posts.csv"
+    posts.write_text("post_id,caption,images,likes,comments\n"
+                     "a,오늘의 립스틱 #데일리룩,20190303/a.jpg,3,1\n"
+                     "b,네일 젤 컬러 추천,20190303/b.jpg,5,0\n", encoding="utf-8")
+    s3["client"].put_object(Bucket=BUCKET, Key="tables/tok.csv", Body=posts.read_bytes())
+    r = _cli("tokenize", str(posts), "-w", str(tmp_path / "local"), "-q", "-j", "1")
+    assert r.exit_code == 0, r.output
+    r = _cli("tokenize", f"s3://{BUCKET}/tables/tok.csv", "-w", str(tmp_path / "remote"),
+             "-q", "-j", "1")
+    assert r.exit_code == 0, r.output
+    for name in ("tokens.parquet", "posts.parquet", "post_images.parquet"):
+        assert (tmp_path / "remote" / name).read_bytes() == \
+            (tmp_path / "local" / name).read_bytes(), name
+
+
+def _error(r: Any) -> str:
+    assert r.exit_code == 1, r.output
+    # The endpoint's own request log shares the stream; the error is the one last line.
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("Error: ")]
+    assert errors == lines[-1:], r.output
+    return errors[0]
+
+
+@pytest.mark.slow
+def test_storage_mistakes_are_one_line_each(
+        tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    ws = str(tmp_path / "ws")
+    assert "no such bucket" in _error(_cli("purge", "s3://no-such-bucket/x", "-w", ws, "-q"))
+    assert "no such object; check posts.path" in _error(
+        _cli("tokenize", f"s3://{BUCKET}/tables/none.csv", "-w", ws, "-q"))
+    line = _error(_cli("dedup", "s3:///nobucket", "-w", ws, "-q"))
+    assert "is not a storage URL" in line and "s3://BUCKET/PREFIX" in line
+    # No credentials anywhere (variables, profile files, instance metadata).
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    line = _error(_cli("purge", f"s3://{BUCKET}/cli", "-w", ws, "-q"))
+    assert "no valid AWS credentials" in line and "AWS_ACCESS_KEY_ID" in line
+
+
+def test_a_missing_s3_extra_says_what_to_install(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # fsspec made unimportable, as on an install without the extra.
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('fsspec', 's3fs'):\n"
+            "            raise ImportError(name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from weaklabel.cli import main\n"
+            f"sys.argv = ['weaklabel', 'purge', 's3://photos/x', '-w', {str(tmp_path)!r}]\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "Error: s3://photos/x: reading object storage needs fsspec and s3fs; install them "
+        "with: pip install 'weaklabel[s3]'"]
+
+
+def test_manifest_url_must_name_an_object() -> None:
+    from weaklabel.config import Config, ExportConfig, validate_config
+
+    with pytest.raises(WeaklabelError, match="export.manifest_url must name an object"):
+        validate_config(Config(export=ExportConfig(manifest_url="s3://bucket/")))
+

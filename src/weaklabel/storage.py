@@ -20,6 +20,7 @@ roles); the endpoint from ``storage.endpoint_url`` or ``AWS_ENDPOINT_URL``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -43,6 +44,8 @@ STATE = "storage/objects.sqlite"
 MIRROR = "storage/mirror"
 DATE_PREFIX = re.compile(r"^\d{8}$")
 READ_BLOCK = 1 << 20
+QUARANTINE_PREFIX = ".weaklabel-quarantine"
+"""The prefix under an image root that holds its quarantined objects; never listed."""
 
 
 @dataclass(frozen=True, order=True)
@@ -84,12 +87,65 @@ def local_path(url: str) -> str:
     return url[len("file://"):] if url.startswith("file://") else url
 
 
+URL = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/\s]+)(/[^\x00-\x1f\x7f]*)?$")
+
+
+def check_url(url: str, *, setting: str = "the path") -> None:
+    """A storage URL must name a bucket: ``s3://bucket`` or ``s3://bucket/prefix``.
+
+    Raises:
+        WeaklabelError: the URL has no bucket, a space or control character in it.
+    """
+    if not URL.match(url):
+        raise WeaklabelError(f"{url!r} is not a storage URL; write {setting} as "
+                             "s3://BUCKET/PREFIX (a bucket name, then the key's prefix)")
+
+
+def storage_error(exc: BaseException, url: str, *, setting: str = "the path"
+                  ) -> WeaklabelError | None:
+    """The one-line :class:`WeaklabelError` for a storage failure, or None when ``exc`` is
+    not one (a bug, left to surface as it is)."""
+    name = type(exc).__name__
+    text = str(exc).split("\n", 1)[0][:200]
+    if name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError") \
+            or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+        return WeaklabelError(
+            f"{url}: no valid AWS credentials ({text}); set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, for the account that owns the bucket")
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError",
+                "ConnectionRefusedError", "ServerDisconnectedError"):
+        return WeaklabelError(f"{url}: cannot reach the storage endpoint ({text}); check "
+                              "storage.endpoint_url or AWS_ENDPOINT_URL and the network")
+    if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
+        return WeaklabelError(f"{url}: no such bucket, prefix or object; check {setting}")
+    if isinstance(exc, PermissionError):
+        return WeaklabelError(f"{url}: access denied ({text}); check the AWS credentials "
+                              "(AWS_PROFILE, AWS_ACCESS_KEY_ID) and the bucket's policy")
+    return None
+
+
+@contextlib.contextmanager
+def storage_errors(url: str, *, setting: str = "the path") -> Iterator[None]:
+    """Turn a storage failure inside the block into one :class:`WeaklabelError` line."""
+    try:
+        yield
+    except WeaklabelError:
+        raise
+    except Exception as exc:
+        err = storage_error(exc, url, setting=setting)
+        if err is None:
+            raise
+        raise err from None
+
+
 def open_fs(url: str, *, endpoint_url: str | None = None) -> tuple[Any, str]:
     """The fsspec file system of ``url`` and the path inside it.
 
     Raises:
-        WeaklabelError: fsspec (or the protocol's driver, e.g. s3fs) is not installed.
+        WeaklabelError: fsspec (or the protocol's driver, e.g. s3fs) is not installed,
+            or the URL names no bucket.
     """
+    check_url(url)
     try:
         import fsspec
     except ImportError:
@@ -145,9 +201,11 @@ def list_top(fs: Any, root: str, *, since: str | None = None
         top = fs.ls(root, detail=True)
     except FileNotFoundError:
         raise WeaklabelError(f"{root}: no such bucket or prefix; check images.root") from None
-    except PermissionError as exc:
-        raise WeaklabelError(f"{root}: access denied ({exc}); check the AWS credentials "
-                             "(AWS_PROFILE, AWS_ACCESS_KEY_ID)") from None
+    except Exception as exc:
+        err = storage_error(exc, root, setting="images.root")
+        if err is None:
+            raise
+        raise err from None
     objects: list[ObjectInfo] = []
     prefixes: list[str] = []
     base = root.rstrip("/") + "/"
@@ -156,6 +214,8 @@ def list_top(fs: Any, root: str, *, since: str | None = None
         rel = name[len(base):] if name.startswith(base) else name.rsplit("/", 1)[-1]
         if info.get("type") == "directory":
             if since and DATE_PREFIX.match(rel) and rel < since:
+                continue
+            if rel == QUARANTINE_PREFIX:  # quarantined objects are not images of the root
                 continue
             prefixes.append(rel)
         elif rel:
@@ -209,6 +269,16 @@ class ObjectState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS objects (url TEXT, key TEXT, size INTEGER,"
                         " etag TEXT, PRIMARY KEY (url, key))")
+        # Which URL a mirror folder holds, so purge --apply on a mirror moves the objects.
+        self.db.execute("CREATE TABLE IF NOT EXISTS mirrors (tag TEXT PRIMARY KEY, url TEXT,"
+                        " endpoint TEXT)")
+
+    def add_mirror(self, tag: str, url: str, endpoint: str | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO mirrors VALUES (?, ?, ?)", (tag, url, endpoint))
+
+    def mirror_of(self, tag: str) -> tuple[str, str | None] | None:
+        row = self.db.execute("SELECT url, endpoint FROM mirrors WHERE tag=?", (tag,)).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def known(self, url: str, prefix: str | None = None) -> dict[str, tuple[int, str]]:
         """``key -> (size, etag)`` of ``url``'s objects; with ``prefix``, only those under
@@ -292,6 +362,7 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
     mirror = mirror_dir(ws_root, url)
     rep = SyncReport(url=url, mirror=str(mirror))
     state = ObjectState(Path(ws_root) / STATE)
+    state.add_mirror(mirror.name, url, endpoint_url)
     bar = tqdm(desc="fetch", unit="obj", file=sys.stderr,
                disable=None if progress else True, leave=False)
 
@@ -302,7 +373,7 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
         return n
 
     try:
-        with ThreadPoolExecutor(max(1, workers)) as ex:
+        with storage_errors(url, setting="images.root"), ThreadPoolExecutor(max(1, workers)) as ex:
             for prefix, objects in iter_partitions(fs, root, since=since, workers=workers):
                 rep.prefixes += prefix != ""
                 rep.listed += len(objects)
@@ -356,7 +427,8 @@ def _parents(key: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def fetch_file(url: str, ws_root: Path, *, endpoint_url: str | None = None) -> Path:
+def fetch_file(url: str, ws_root: Path, *, endpoint_url: str | None = None,
+               setting: str = "posts.path") -> Path:
     """A local copy of one object (the posts table), fetched again only when its size or
     ETag changed.
 
@@ -364,29 +436,93 @@ def fetch_file(url: str, ws_root: Path, *, endpoint_url: str | None = None) -> P
         WeaklabelError: the object does not exist.
     """
     fs, path = open_fs(url, endpoint_url=endpoint_url)
-    try:
-        info = fs.info(path)
-    except FileNotFoundError:
-        raise WeaklabelError(f"{url}: no such object; check posts.path") from None
-    obj = ObjectInfo(path.rsplit("/", 1)[-1], int(info.get("size") or 0), _etag(info))
-    parent = url.rsplit("/", 1)[0]
-    dest = mirror_dir(ws_root, parent) / obj.key
-    state = ObjectState(Path(ws_root) / STATE)
-    try:
-        if state.known(parent).get(obj.key) != (obj.size, obj.etag) or not dest.is_file():
-            _fetch(fs, path, dest, whole=False)
-            state.put(parent, [obj])
-    finally:
-        state.close()
+    with storage_errors(url, setting=setting):
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            raise WeaklabelError(f"{url}: no such object; check {setting}") from None
+        if info.get("type") == "directory":
+            raise WeaklabelError(f"{url} is a prefix, not an object; {setting} names one "
+                                 "table, e.g. s3://bucket/tables/posts.csv")
+        obj = ObjectInfo(path.rsplit("/", 1)[-1], int(info.get("size") or 0), _etag(info))
+        parent = url.rsplit("/", 1)[0]
+        dest = mirror_dir(ws_root, parent) / obj.key
+        state = ObjectState(Path(ws_root) / STATE)
+        try:
+            if state.known(parent).get(obj.key) != (obj.size, obj.etag) or not dest.is_file():
+                _fetch(fs, path, dest, whole=False)
+                state.put(parent, [obj])
+        finally:
+            state.close()
     return dest
 
 
-def stage_inputs(cfg: Any, *, progress: bool = False) -> tuple[Any, dict[str, Any] | None]:
+def put_file(local: Path, url: str, *, endpoint_url: str | None = None,
+             setting: str = "the target") -> ObjectInfo:
+    """Upload ``local`` to the object ``url`` so that it exists whole or not at all.
+
+    On S3 one PUT (or a completed multipart upload) makes the object appear at once,
+    never in part; on other stores the bytes go to a temporary key that is then moved.
+    The uploaded size is checked against the file's.
+
+    Raises:
+        WeaklabelError: no bucket, no credentials, access denied, or a size mismatch.
+    """
+    fs, path = open_fs(url, endpoint_url=endpoint_url)
+    if path.count("/") < 1 or path.endswith("/"):
+        raise WeaklabelError(f"{url}: {setting} must name an object under a bucket, e.g. "
+                             "s3://bucket/exports/manifest.jsonl")
+    size = Path(local).stat().st_size
+    with storage_errors(url, setting=setting):
+        bucket = path.split("/", 1)[0]
+        if not fs.exists(bucket):
+            raise WeaklabelError(f"{url}: no such bucket {bucket!r}; create it or fix "
+                                 f"{setting}")
+        protocol = url.split("://", 1)[0]
+        if protocol in ("s3", "s3a"):
+            fs.put_file(os.fspath(local), path)
+        else:
+            tmp = f"{path}.weaklabel-part"
+            fs.put_file(os.fspath(local), tmp)
+            fs.mv(tmp, path)
+        info = fs.info(path)
+    if int(info.get("size") or 0) != size:
+        raise WeaklabelError(f"{url}: uploaded {info.get('size')} bytes of {size}; run the "
+                             "export again")
+    return ObjectInfo(path, size, _etag(info))
+
+
+def local_images(url: str, ws_root: Path, storage: Any, *, progress: bool = False
+                 ) -> SyncReport:
+    """Sync the image root ``url`` into the workspace mirror (see :func:`sync_tree`) with
+    the config's ``storage`` settings, logging the keys that were not fetched."""
+    rep = sync_tree(url, ws_root, endpoint_url=storage.endpoint_url, since=storage.since,
+                    workers=storage.fetch_workers, progress=progress)
+    for key, why in rep.rejects[:20]:
+        log.warning("%s/%s: not fetched (%s)", rep.url, key, why)
+    return rep
+
+
+def local_input(value: str | None, ws_root: Path, storage: Any, *,
+                setting: str = "posts.path") -> str | None:
+    """A local path for one input table: an object fetched into the workspace (when it
+    changed), a ``file://`` URL as a path, a path as it is."""
+    if value is None:
+        return None
+    if is_remote(value):
+        return str(fetch_file(value, ws_root, endpoint_url=storage.endpoint_url,
+                              setting=setting))
+    return local_path(value)
+
+
+def stage_inputs(cfg: Any, *, progress: bool = False, posts: bool = True,
+                 images: bool = True) -> tuple[Any, dict[str, Any] | None]:
     """The config with every remote input replaced by its workspace mirror.
 
     The posts table (and link table) is fetched when changed; the image root is synced
     with :func:`sync_tree` (``storage.since`` limits the listing). ``export.source_prefix``
-    defaults to the image root's URL, so the manifest names the original objects.
+    defaults to the image root's URL, so the manifest names the original objects. A
+    single-stage command stages only what it reads (``posts``, ``images``).
 
     Returns:
         ``(config, summary)``; the summary is None when nothing is remote.
@@ -394,33 +530,31 @@ def stage_inputs(cfg: Any, *, progress: bool = False) -> tuple[Any, dict[str, An
     ws_root = Path(cfg.workspace)
     st = cfg.storage
     summary: dict[str, Any] = {}
-    posts = cfg.posts
-    for name in ("path", "links"):
-        value = getattr(posts, name)
-        if is_remote(value):
-            posts = replace(posts, **{name: str(fetch_file(value, ws_root,
-                                                             endpoint_url=st.endpoint_url))})
-            summary[f"posts_{name}"] = value
-        elif value and value.startswith("file://"):
-            posts = replace(posts, **{name: local_path(value)})
-    images = cfg.images
+    pcfg = cfg.posts
+    if posts:
+        for name in ("path", "links"):
+            value = getattr(pcfg, name)
+            if value is not None:
+                pcfg = replace(pcfg, **{name: local_input(value, ws_root, st,
+                                                            setting=f"posts.{name}")})
+                if is_remote(value):
+                    summary[f"posts_{name}"] = value
+    icfg = cfg.images
     export = cfg.export
-    root_url = images.root or posts.image_root
-    if is_remote(root_url):
-        rep = sync_tree(root_url, ws_root, endpoint_url=st.endpoint_url, since=st.since,
-                        workers=st.fetch_workers, progress=progress)
-        for key, why in rep.rejects[:20]:
-            log.warning("%s/%s: not fetched (%s)", rep.url, key, why)
-        images = replace(images, root=rep.mirror)
-        posts = replace(posts, image_root=rep.mirror if posts.image_root else None)
+    root_url = icfg.root or pcfg.image_root
+    if images and is_remote(root_url):
+        assert root_url is not None
+        rep = local_images(root_url, ws_root, st, progress=progress)
+        icfg = replace(icfg, root=rep.mirror)
+        pcfg = replace(pcfg, image_root=rep.mirror if pcfg.image_root else None)
         if export.source_prefix is None:
             export = replace(export, source_prefix=rep.url)
         summary.update(prefixes=rep.prefixes, listed=rep.listed, fetched=rep.fetched,
                        bytes=rep.bytes_fetched, removed=rep.removed, rejected=rep.rejected)
     elif root_url and root_url.startswith("file://"):
-        images = replace(images, root=local_path(root_url))
-        if posts.image_root:
-            posts = replace(posts, image_root=local_path(posts.image_root))
+        icfg = replace(icfg, root=local_path(root_url))
+        if pcfg.image_root:
+            pcfg = replace(pcfg, image_root=local_path(pcfg.image_root))
     if not summary:
-        return replace(cfg, posts=posts, images=images), None
-    return replace(cfg, posts=posts, images=images, export=export), summary
+        return replace(cfg, posts=pcfg, images=icfg), None
+    return replace(cfg, posts=pcfg, images=icfg, export=export), summary
