@@ -512,3 +512,154 @@ def test_manifest_url_must_name_an_object() -> None:
     with pytest.raises(WeaklabelError, match="export.manifest_url must name an object"):
         validate_config(Config(export=ExportConfig(manifest_url="s3://bucket/")))
 
+
+# --- the quarantine in the bucket --------------------------------------------------------
+
+QPREFIX = ".weaklabel-quarantine"
+
+
+def _keys(client: Any, prefix: str) -> dict[str, bytes]:
+    out = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        for o in page.get("Contents", []):
+            key = o["Key"]
+            out[key[len(prefix):]] = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return out
+
+
+@pytest.mark.slow
+def test_purge_apply_on_a_bucket_quarantines_objects_and_restore_brings_them_back(
+        tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from weaklabel.images.quarantine import JOURNAL, read_journal
+    from weaklabel.storage import mirror_dir
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    client, reqs = s3["client"], s3["requests"]
+    images = _small_dump(tmp_path / "dump")
+    _put_tree(client, "q1", images)
+    url, ws = f"s3://{BUCKET}/q1", tmp_path / "ws"
+    broken = f"{DAYS[0]}/broken.jpg"
+    r = _cli("purge", url, "-w", str(ws), "--apply", "-q")
+    assert r.exit_code == 0, r.output
+    assert "quarantined 1 file(s)" in r.output
+    run = read_journal(ws / "quarantine" / JOURNAL)[0]["run"]
+    bucket = _keys(client, "q1/")
+    assert broken not in bucket  # moved: copied, verified, then deleted
+    assert bucket[f"{QPREFIX}/{run}/{broken}"] == images[broken]
+    assert {k: v for k, v in bucket.items() if not k.startswith(QPREFIX)} == \
+        {k: v for k, v in images.items() if k != broken}
+    mirror = mirror_dir(ws, url)
+    assert not (mirror / broken).exists()  # the mirror follows the bucket
+    assert (ws / "quarantine" / run / broken).read_bytes() == images[broken]
+
+    # A second run neither fetches anything nor sees the quarantine prefix as images.
+    reqs.clear()
+    r = _cli("purge", url, "-w", str(ws), "-q")
+    assert r.exit_code == 0, r.output
+    assert reqs.gets("q1/") == []
+    assert broken not in set(pd.read_csv(ws / "purge.csv")["path"])
+    assert not any(p.startswith(QPREFIX) for p in pd.read_csv(ws / "purge.csv")["path"])
+
+    r = _cli("restore", "-w", str(ws), "-q")
+    assert r.exit_code == 0, r.output
+    assert "restored 1 file(s)" in r.output
+    assert _keys(client, "q1/") == images  # back at its key, the quarantine prefix empty
+    assert (mirror / broken).read_bytes() == images[broken]
+    reqs.clear()
+    r = _cli("purge", url, "-w", str(ws), "-q")
+    assert r.exit_code == 0, r.output
+    assert reqs.gets("q1/") == []  # the restored object is known again: not fetched
+    assert broken in set(pd.read_csv(ws / "purge.csv")["path"])
+
+    # Restore never overwrites an object that reappeared at the original key.
+    r = _cli("purge", url, "-w", str(ws), "--apply", "-q")
+    assert r.exit_code == 0, r.output
+    client.put_object(Bucket=BUCKET, Key=f"q1/{broken}", Body=b"someone else's")
+    r = _cli("restore", "-w", str(ws), "-q")
+    assert r.exit_code == 1
+    assert "an object is back at" in r.output
+    assert client.get_object(Bucket=BUCKET, Key=f"q1/{broken}")["Body"].read() == \
+        b"someone else's"
+    run2 = [x for x in read_journal(ws / "quarantine" / JOURNAL)
+            if x.get("action") == "quarantine"][-1]["run"]
+    assert _keys(client, f"q1/{QPREFIX}/")[f"{run2}/{broken}"] == images[broken]
+
+
+@pytest.mark.slow
+def test_an_interrupted_bucket_move_is_settled_by_the_next_run(
+        tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from weaklabel.images.quarantine import JOURNAL, Journal, read_journal
+    from weaklabel.storage import mirror_dir
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    client = s3["client"]
+    images = _small_dump(tmp_path / "dump")
+    images[f"{DAYS[1]}/broken2.jpg"] = photo(8)[:150]
+    _put_tree(client, "q2", images)
+    url, ws = f"s3://{BUCKET}/q2", tmp_path / "ws"
+    jpath = ws / "quarantine" / JOURNAL
+
+    # kill -9 while the first move waits between its journal intent and the move.
+    code = ("import sys\nfrom weaklabel.cli import main\n"
+            f"sys.argv = ['weaklabel', 'purge', {url!r}, '-w', {str(ws)!r}, '--apply', '-q']\n"
+            "main()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={
+        **os.environ, "WEAKLABEL_MOVE_DELAY": "30"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (jpath.exists() and '"intent"' in jpath.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert len(_keys(client, f"q2/{QPREFIX}/")) == 0  # killed before the object moved
+
+    # A crash between the bucket's copy and its delete: the copy verified, the original
+    # and its mirrored file still there.
+    mirror = mirror_dir(ws, url)
+    half = f"{DAYS[1]}/broken2.jpg"
+    run = "purge-19990101T000000"
+    client.copy_object(Bucket=BUCKET, Key=f"q2/{QPREFIX}/{run}/{half}",
+                       CopySource={"Bucket": BUCKET, "Key": f"q2/{half}"})
+    etag = client.head_object(Bucket=BUCKET, Key=f"q2/{half}")["ETag"].strip('"')
+    import hashlib
+
+    j = Journal(jpath)
+    j.write({"op": "intent", "id": f"{run}:0", "action": "quarantine", "run": run,
+             "stage": "purge", "src": os.path.realpath(mirror / half),
+             "dst": os.path.join(os.path.realpath(ws / "quarantine"), run, half), "rel": half,
+             "root": os.path.realpath(mirror), "size": len(images[half]),
+             "mtime_ns": (mirror / half).stat().st_mtime_ns,
+             "sha1": hashlib.sha1(images[half]).hexdigest(), "reason": "truncated",
+             "remote": {"url": url, "endpoint": s3["endpoint"], "src": half,
+                        "dst": f"{QPREFIX}/{run}/{half}", "size": len(images[half]),
+                        "etag": etag}})
+    j.close()
+
+    r = _cli("purge", url, "-w", str(ws), "--apply", "-q")
+    assert r.exit_code == 0, r.output
+    records = read_journal(jpath)
+    opened = {x["id"] for x in records if x["op"] == "intent"}
+    settled = {x["id"] for x in records if x["op"] in ("done", "abort")}
+    assert opened == settled  # every step closed
+    assert [x["op"] for x in records if x["id"] == f"{run}:0"] == ["intent", "done"]
+    bucket = _keys(client, "q2/")
+    assert f"{DAYS[0]}/broken.jpg" not in bucket and half not in bucket
+    quarantined = {k.split("/", 2)[2] for k in bucket if k.startswith(QPREFIX)}
+    assert quarantined == {f"{DAYS[0]}/broken.jpg", half}
+    assert not (mirror / half).exists() and (ws / "quarantine" / run / half).is_file()
+
+    r = _cli("restore", "-w", str(ws), "-q")
+    assert r.exit_code == 0, r.output
+    assert _keys(client, "q2/") == images
+    assert (mirror / half).read_bytes() == images[half]

@@ -293,6 +293,12 @@ class ObjectState:
                                   "key >= ? AND key < ?", (url, prefix + "/", prefix + "0"))
         return {k: (s, e) for k, s, e in cur}
 
+    def get(self, url: str, key: str) -> tuple[int, str] | None:
+        """``(size, etag)`` of one object, or None when it is not known."""
+        row = self.db.execute("SELECT size, etag FROM objects WHERE url=? AND key=?",
+                              (url, key)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
     def put(self, url: str, objs: list[ObjectInfo]) -> None:
         self.db.execute("BEGIN")
         self.db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
@@ -449,7 +455,7 @@ def fetch_file(url: str, ws_root: Path, *, endpoint_url: str | None = None,
         dest = mirror_dir(ws_root, parent) / obj.key
         state = ObjectState(Path(ws_root) / STATE)
         try:
-            if state.known(parent).get(obj.key) != (obj.size, obj.etag) or not dest.is_file():
+            if state.get(parent, obj.key) != (obj.size, obj.etag) or not dest.is_file():
                 _fetch(fs, path, dest, whole=False)
                 state.put(parent, [obj])
         finally:
