@@ -663,3 +663,61 @@ def test_an_interrupted_bucket_move_is_settled_by_the_next_run(
     assert r.exit_code == 0, r.output
     assert _keys(client, "q2/") == images
     assert (mirror / half).read_bytes() == images[half]
+
+
+@pytest.mark.slow
+def test_a_prefix_is_synced_page_by_page_against_the_known_rows(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    from weaklabel.storage import PAGE, sync_tree
+
+    client, reqs = s3["client"], s3["requests"]
+    n = 2 * PAGE + 500  # three listing pages in one date folder
+    bodies = {f"{DAYS[0]}/o{i:05d}.bin": f"v1 {i}".encode() for i in range(n)}
+    with __import__("concurrent.futures").futures.ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda kv: client.put_object(Bucket=BUCKET, Key=f"paged/{kv[0]}",
+                                                 Body=kv[1]), bodies.items()))
+    url = f"s3://{BUCKET}/paged"
+    reqs.clear()
+    first = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert (first.listed, first.fetched, first.removed) == (n, n, 0)
+    lists = [ln for ln in reqs.lines if "list-type=2" in ln and "prefix=paged/2019" in ln]
+    assert len(lists) == 3  # one request per page, never one listing of all
+    # Changes on every page, at both ends of a page and past the last known key.
+    keys = sorted(bodies)
+    deleted = [keys[0], keys[PAGE - 1], keys[PAGE], keys[-1]]
+    changed = [keys[1], keys[PAGE + 1], keys[2 * PAGE + 3]]
+    added = [f"{DAYS[0]}/o{n + 7:05d}.bin", f"{DAYS[0]}/o{PAGE:05d}a.bin"]
+    for key in deleted:
+        client.delete_object(Bucket=BUCKET, Key=f"paged/{key}")
+        del bodies[key]
+    for key in changed + added:
+        bodies[key] = f"v2 {key}".encode()
+        client.put_object(Bucket=BUCKET, Key=f"paged/{key}", Body=bodies[key])
+    again = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert (again.listed, again.fetched, again.removed) == \
+        (len(bodies), len(changed) + len(added), len(deleted))
+    assert tree(Path(again.mirror)) == bodies
+    warm = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert (warm.fetched, warm.removed) == (0, 0)
+
+
+@pytest.mark.slow
+def test_an_inventory_only_sync_records_objects_and_a_later_sync_fetches_them(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    import sqlite3
+
+    from weaklabel.storage import STATE, sync_tree
+
+    client, reqs = s3["client"], s3["requests"]
+    for i, day in enumerate(DAYS):
+        client.put_object(Bucket=BUCKET, Key=f"inv/{day}/a.jpg", Body=photo(40 + i))
+    url = f"s3://{BUCKET}/inv"
+    reqs.clear()
+    rep = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"], fetch=False)
+    assert (rep.listed, rep.fetched) == (3, 0) and reqs.gets("inv/") == []
+    with sqlite3.connect(tmp_path / STATE) as db:
+        rows = db.execute("SELECT key, size FROM objects WHERE url=? ORDER BY key",
+                          (url,)).fetchall()
+    assert rows == [(f"{d}/a.jpg", len(photo(40 + i))) for i, d in enumerate(DAYS)]
+    full = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert full.fetched == 3 and sorted(reqs.gets("inv/")) == [f"inv/{d}/a.jpg" for d in DAYS]

@@ -25,13 +25,15 @@ import hashlib
 import itertools
 import logging
 import os
+import queue
 import re
 import sqlite3
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,8 @@ STATE = "storage/objects.sqlite"
 MIRROR = "storage/mirror"
 DATE_PREFIX = re.compile(r"^\d{8}$")
 READ_BLOCK = 1 << 20
+MAX_REJECTS = 1000
+"""Rejected keys kept by name in a :class:`SyncReport` (all are counted)."""
 QUARANTINE_PREFIX = ".weaklabel-quarantine"
 """The prefix under an image root that holds its quarantined objects; never listed."""
 
@@ -223,41 +227,112 @@ def list_top(fs: Any, root: str, *, since: str | None = None
     return sorted(objects), sorted(prefixes)
 
 
-def list_prefix(fs: Any, root: str, prefix: str) -> list[ObjectInfo]:
-    """Every object under ``root/prefix/`` (one recursive listing), sorted by key."""
+PAGE = 1000
+"""Objects per listing page (S3's own page size) and per chunk of known rows read."""
+
+
+def iter_prefix(fs: Any, root: str, prefix: str) -> Iterator[list[ObjectInfo]]:
+    """The objects under ``root/prefix/``, one listing page at a time, in key order.
+
+    On S3 the pages come straight from ``ListObjectsV2`` (1,000 keys each), so a prefix
+    of any size is never held whole; other stores are listed by ``fs.find``.
+    """
     base = root.rstrip("/") + "/"
+    if hasattr(fs, "call_s3"):  # s3fs: its own client, region and retries
+        bucket, _, inner = base.partition("/")
+        cut = len(inner)
+        args: dict[str, Any] = {"Bucket": bucket, "Prefix": inner + prefix + "/",
+                                "MaxKeys": PAGE}
+        while True:
+            page = fs.call_s3("list_objects_v2", **args)
+            yield [ObjectInfo(str(o["Key"])[cut:], int(o.get("Size") or 0),
+                              str(o.get("ETag") or "").strip('"'))
+                   for o in page.get("Contents", []) if not str(o["Key"]).endswith("/")]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            args["ContinuationToken"] = token
     found = fs.find(base + prefix, detail=True)
-    return sorted(ObjectInfo(str(n)[len(base):], int(i.get("size") or 0), _etag(i))
-                  for n, i in found.items() if i.get("type") != "directory")
+    yield sorted(ObjectInfo(str(n)[len(base):], int(i.get("size") or 0), _etag(i))
+                 for n, i in found.items() if i.get("type") != "directory")
+
+
+def list_prefix(fs: Any, root: str, prefix: str) -> list[ObjectInfo]:
+    """Every object under ``root/prefix/``, sorted by key (a small prefix only: see
+    :func:`iter_prefix`)."""
+    return [o for page in iter_prefix(fs, root, prefix) for o in page]
+
+
+_DONE = object()
+
+
+def _pump(pages: Iterator[list[ObjectInfo]], q: queue.Queue[Any], stop: threading.Event
+          ) -> None:
+    """Feed a prefix's pages into its bounded queue (a listing thread's whole job)."""
+    try:
+        for page in pages:
+            while not stop.is_set():
+                try:
+                    q.put(page, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        q.put(_DONE)
+    except BaseException as exc:  # handed to the consumer, raised there
+        q.put(exc)
+
+
+def _drain(q: queue.Queue[Any]) -> Iterator[list[ObjectInfo]]:
+    while True:
+        item = q.get()
+        if item is _DONE:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def iter_partitions(fs: Any, root: str, *, since: str | None = None, workers: int = 16
-                    ) -> Iterator[tuple[str, list[ObjectInfo]]]:
-    """``(prefix, objects)`` for the root's own objects (prefix ``""``) and then each
-    top-level prefix in order, listed ``workers`` at a time with at most ``workers``
-    listings held ahead: memory follows the largest prefix, not the bucket."""
+                    ) -> Iterator[tuple[str, Iterator[list[ObjectInfo]]]]:
+    """``(prefix, pages)`` for the root's own objects (prefix ``""``) and then each
+    top-level prefix in order. ``workers`` prefixes are listed at once in threads, each
+    at most two pages ahead of the consumer: memory follows ``workers`` pages, not the
+    bucket. Each prefix's pages must be consumed before the next prefix is asked for."""
     own, prefixes = list_top(fs, root, since=since)
-    yield "", own
+    yield "", iter([own])
     if not prefixes:
         return
+    stop = threading.Event()
     with ThreadPoolExecutor(max(1, min(workers, len(prefixes)))) as ex:
-        ahead: deque[tuple[str, Future[list[ObjectInfo]]]] = deque()
+        ahead: deque[tuple[str, queue.Queue[Any]]] = deque()
         todo = iter(prefixes)
-        for p in itertools.islice(todo, workers):
-            ahead.append((p, ex.submit(list_prefix, fs, root, p)))
-        while ahead:
-            p, fut = ahead.popleft()
-            nxt = next(todo, None)
-            if nxt is not None:
-                ahead.append((nxt, ex.submit(list_prefix, fs, root, nxt)))
-            yield p, fut.result()
+
+        def start(p: str) -> None:
+            q: queue.Queue[Any] = queue.Queue(maxsize=2)
+            ex.submit(_pump, iter_prefix(fs, root, p), q, stop)
+            ahead.append((p, q))
+
+        try:
+            for p in itertools.islice(todo, workers):
+                start(p)
+            while ahead:
+                p, q = ahead.popleft()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    start(nxt)
+                yield p, _drain(q)
+        finally:
+            stop.set()
 
 
 def list_objects(fs: Any, root: str, *, since: str | None = None, workers: int = 16
                  ) -> list[ObjectInfo]:
-    """Every object under ``root`` (see :func:`iter_partitions`), sorted by key."""
-    return sorted(o for _, part in iter_partitions(fs, root, since=since, workers=workers)
-                  for o in part)
+    """Every object under ``root`` (see :func:`iter_partitions`), sorted by key; for
+    tests and small roots, since it holds the whole listing."""
+    return sorted(o for _, pages in iter_partitions(fs, root, since=since, workers=workers)
+                  for page in pages for o in page)
 
 
 class ObjectState:
@@ -265,6 +340,7 @@ class ObjectState:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS objects (url TEXT, key TEXT, size INTEGER,"
@@ -279,6 +355,23 @@ class ObjectState:
     def mirror_of(self, tag: str) -> tuple[str, str | None] | None:
         row = self.db.execute("SELECT url, endpoint FROM mirrors WHERE tag=?", (tag,)).fetchone()
         return None if row is None else (row[0], row[1])
+
+    def iter_known(self, url: str, prefix: str) -> Iterator[tuple[str, int, str]]:
+        """``(key, size, etag)`` of ``url``'s objects under ``prefix`` (``""``: right
+        under the root) in key order, read :data:`PAGE` rows at a time on a connection
+        of its own: a snapshot, unchanged by the writes a sync makes meanwhile."""
+        db = sqlite3.connect(self.path)
+        try:
+            if prefix == "":
+                cur = db.execute("SELECT key, size, etag FROM objects WHERE url=? AND "
+                                 "instr(key, '/') = 0 ORDER BY key", (url,))
+            else:
+                cur = db.execute("SELECT key, size, etag FROM objects WHERE url=? AND key >= ?"
+                                 " AND key < ? ORDER BY key", (url, prefix + "/", prefix + "0"))
+            while rows := cur.fetchmany(PAGE):
+                yield from rows
+        finally:
+            db.close()
 
     def known(self, url: str, prefix: str | None = None) -> dict[str, tuple[int, str]]:
         """``key -> (size, etag)`` of ``url``'s objects; with ``prefix``, only those under
@@ -348,14 +441,16 @@ def _fetch(fs: Any, src: str, dest: Path, *, whole: bool = True) -> int:
 
 def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
               since: str | None = None, workers: int = 16, progress: bool = False,
-              on_fetch: Callable[[str], None] | None = None) -> SyncReport:
+              on_fetch: Callable[[str], None] | None = None, fetch: bool = True
+              ) -> SyncReport:
     """Bring the workspace's mirror of the image root ``url`` up to date.
 
     Prefix by prefix (see :func:`iter_partitions`): only objects new or changed (size or
     ETag differ) since the last sync are fetched, ``workers`` at a time; objects gone
     from a listed prefix are removed from the mirror; prefixes not listed (before
     ``since``) keep what the workspace holds. Keys that cannot be a path (``..``, empty
-    segments) are not fetched and are reported in ``rejects``.
+    segments) are not fetched and are reported in ``rejects``. ``fetch=False`` only
+    inventories (key, size, ETag): a later sync still fetches what the mirror lacks.
 
     Raises:
         WeaklabelError: the bucket or prefix does not exist, or access is denied.
@@ -380,39 +475,79 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
 
     try:
         with storage_errors(url, setting="images.root"), ThreadPoolExecutor(max(1, workers)) as ex:
-            for prefix, objects in iter_partitions(fs, root, since=since, workers=workers):
+            for prefix, pages in iter_partitions(fs, root, since=since, workers=workers):
                 rep.prefixes += prefix != ""
-                rep.listed += len(objects)
-                _sync_partition(state, url, prefix, objects, mirror, rep, ex, get, bar)
+                _sync_partition(state, url, prefix, pages, mirror, rep, ex,
+                                get if fetch else None, bar)
     finally:
         bar.close()
         state.close()
-    rep.rejected = len(rep.rejects)
     rep.seconds = time.perf_counter() - t0
     return rep
 
 
-def _sync_partition(state: ObjectState, url: str, prefix: str, objects: list[ObjectInfo],
-                    mirror: Path, rep: SyncReport, ex: ThreadPoolExecutor,
-                    get: Callable[[ObjectInfo], int], bar: Any) -> None:
-    known = state.known(url, prefix)
-    todo: list[ObjectInfo] = []
-    keys: set[str] = set()
-    for o in objects:
-        why = _safe_key(o.key)
-        if why is None and any(k in keys for k in _parents(o.key)):
-            why = "a key is also a folder of another key"
-        if why is not None:
-            rep.rejects.append((o.key, why))
-            continue
-        keys.add(o.key)
-        if known.get(o.key) != (o.size, o.etag) or not (mirror / o.key).is_file():
-            todo.append(o)
-    gone = [k for k in known if k not in keys]
-    for k in gone:
-        (mirror / k).unlink(missing_ok=True)
-    state.drop(url, gone)
+def _sync_partition(state: ObjectState, url: str, prefix: str,
+                    pages: Iterator[list[ObjectInfo]], mirror: Path, rep: SyncReport,
+                    ex: ThreadPoolExecutor, get: Callable[[ObjectInfo], int] | None, bar: Any
+                    ) -> None:
+    """One prefix: its listing pages merged, in key order, with the rows the workspace
+    knows (read in chunks), so neither side is ever held whole. Per page: the objects
+    gone are removed, the new or changed ones fetched and recorded."""
+    known = state.iter_known(url, prefix)
+    k = next(known, None)
+    chain: list[str] = []  # keys that are string prefixes of the next: folder clashes
+    for page in pages:
+        rep.listed += len(page)
+        todo: list[ObjectInfo] = []
+        gone: list[str] = []
+        for o in page:
+            while k is not None and k[0] < o.key:
+                gone.append(k[0])
+                k = next(known, None)
+            was = None
+            if k is not None and k[0] == o.key:
+                was = (k[1], k[2])
+                k = next(known, None)
+            why = _safe_key(o.key)
+            if why is None:
+                while chain and not o.key.startswith(chain[-1]):
+                    chain.pop()
+                if any(o.key.startswith(c + "/") for c in chain):
+                    why = "a key is also a folder of another key"
+            if why is not None:
+                rep.rejected += 1
+                if len(rep.rejects) < MAX_REJECTS:
+                    rep.rejects.append((o.key, why))
+                if was is not None:
+                    gone.append(o.key)
+                continue
+            chain.append(o.key)
+            if was != (o.size, o.etag) or not (mirror / o.key).is_file():
+                todo.append(o)
+        _apply_page(state, url, mirror, rep, ex, get, bar, todo, gone)
+    rest = []
+    while k is not None:  # known rows after the last listed key: gone
+        rest.append(k[0])
+        if len(rest) >= PAGE:
+            _apply_page(state, url, mirror, rep, ex, get, bar, [], rest)
+            rest = []
+        k = next(known, None)
+    _apply_page(state, url, mirror, rep, ex, get, bar, [], rest)
+
+
+def _apply_page(state: ObjectState, url: str, mirror: Path, rep: SyncReport,
+                ex: ThreadPoolExecutor, get: Callable[[ObjectInfo], int] | None, bar: Any,
+                todo: list[ObjectInfo], gone: list[str]) -> None:
+    for key in gone:
+        (mirror / key).unlink(missing_ok=True)
+    if gone:
+        state.drop(url, gone)
     rep.removed += len(gone)
+    if not todo:
+        return
+    if get is None:  # inventory only
+        state.put(url, todo)
+        return
     bar.total = (bar.total or 0) + len(todo)
     done: list[ObjectInfo] = []
     try:
@@ -421,9 +556,6 @@ def _sync_partition(state: ObjectState, url: str, prefix: str, objects: list[Obj
             rep.bytes_fetched += n
             done.append(o)
             bar.update(1)
-            if len(done) >= 1000:
-                state.put(url, done)
-                done = []
     finally:
         state.put(url, done)  # what was fetched before a failure stays known
 
