@@ -131,22 +131,32 @@ def bench_engine(mirror: Path, posts: int, work: Path) -> dict[str, Any]:
     return out
 
 
+def _peak_rss_mib() -> float:
+    """This process's own peak RSS. Not ``ru_maxrss``: Linux carries that over from the
+    forked copy of the parent (holding the whole moto bucket) across ``exec``."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _sync_child(url: str, ws: str, endpoint: str, since: str) -> None:
     """In a fresh process: list and inventory ``url`` (from ``since`` on), twice, and
     print the objects, the seconds and the peak RSS (MiB)."""
-    import resource
-
     from weaklabel.storage import sync_tree
 
     day = since or None
     t0 = time.perf_counter()
     rep = sync_tree(url, Path(ws), endpoint_url=endpoint, workers=16, since=day, fetch=False)
     t1 = time.perf_counter()
-    cold_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cold_peak = _peak_rss_mib()
     # Again: the whole listing merged with every known row, nothing new to record.
     warm = sync_tree(url, Path(ws), endpoint_url=endpoint, workers=16, since=day,
                      fetch=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mib()
     print(json.dumps({"listed": rep.listed, "prefixes": rep.prefixes, "seconds": t1 - t0,
                       "warm_seconds": time.perf_counter() - t1, "warm_listed": warm.listed,
                       "cold_peak_rss_mib": cold_peak, "peak_rss_mib": peak}))
