@@ -10,9 +10,15 @@ With ``since`` only date folders from that day on are listed: the older days are
 workspace already holds, and every later stage (purge, dedup, propagate) sees old and new
 images together.
 
+Each prefix is read one listing page (1,000 keys) at a time and merged in key order with
+the rows the workspace knows, read back in chunks: memory follows the pages in flight,
+never the number of objects.
+
 The stages then run on the mirror exactly as on a local tree (the containment checks
 included), and the manifest's ``source-ref`` points at the original objects
-(``export.source_prefix`` defaults to the image root's URL).
+(``export.source_prefix`` defaults to the image root's URL); :func:`put_file` uploads the
+manifest to a bucket whole or not at all. ``--apply`` on a mirror moves the objects too
+(:mod:`weaklabel.storage_quarantine`).
 
 Credentials come the standard way (``AWS_ACCESS_KEY_ID``…, ``AWS_PROFILE``, instance
 roles); the endpoint from ``storage.endpoint_url`` or ``AWS_ENDPOINT_URL``.
