@@ -1,7 +1,7 @@
 """Object storage and the Dask engine: throughput and memory on a local S3 endpoint.
 
     PYTHONPATH=src python bench/bench_storage.py                      # defaults below
-    PYTHONPATH=src python bench/bench_storage.py --objects 100000 --images 1200
+    PYTHONPATH=src python bench/bench_storage.py --objects 20000 --images 1200
 
 Three measurements, on moto's S3 server (``ThreadedMotoServer``) on 127.0.0.1 and a Dask
 ``LocalCluster`` of 2 worker processes started here:
@@ -11,10 +11,11 @@ Three measurements, on moto's S3 server (``ThreadedMotoServer``) on 127.0.0.1 an
 - **engine**: purge (check + perceptual hash of every image, a fresh inventory) and
   tokenize (Okt over ``--posts`` captions, a fresh token cache) on the local process
   pool vs the Dask LocalCluster, same worker count; artifacts compared byte for byte;
-- **memory**: ``--objects`` tiny objects in 100 date folders listed and synced, with
-  Python's peak traced allocation at a tenth of them and at all of them (the listing
-  is held one prefix at a time, so the peak follows the largest day, not the bucket),
-  each count synced in a fresh process whose peak RSS is reported.
+- **memory**: a tenth, a half and all of ``--objects`` (default 100,000) tiny objects
+  in 100 date folders, each count listed, inventoried (``storage/objects.sqlite``) and
+  synced cold in a fresh process whose peak RSS is reported: listing pages stream into
+  SQLite and the known rows are read back in chunks, so the peak must not grow with the
+  count (it follows the pages held in flight, not the bucket).
 
 The endpoint is an in-process Python server, far slower per request than S3 itself:
 the objects/s here are a floor for one client, not a property of S3.
@@ -60,7 +61,7 @@ def jpeg(seed: int, side: int = 96) -> bytes:
 
 
 def put_many(client: Any, bucket: str, items: list[tuple[str, bytes]]) -> None:
-    with ThreadPoolExecutor(8) as ex:
+    with ThreadPoolExecutor(16) as ex:
         list(ex.map(lambda kv: client.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]),
                     items))
 
@@ -130,36 +131,70 @@ def bench_engine(mirror: Path, posts: int, work: Path) -> dict[str, Any]:
     return out
 
 
-def _sync_child(url: str, ws: str, endpoint: str) -> None:
-    """In a fresh process: sync ``url``, print the objects and the peak RSS (MiB)."""
+def _peak_rss_mib() -> float:
+    """This process's own peak RSS. Not ``ru_maxrss``: Linux carries that over from the
+    forked copy of the parent (holding the whole moto bucket) across ``exec``."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _sync_child(url: str, ws: str, endpoint: str, since: str) -> None:
+    """In a fresh process: list and inventory ``url`` (from ``since`` on), twice, and
+    print the objects, the seconds and the peak RSS (MiB)."""
     from weaklabel.storage import sync_tree
 
+    day = since or None
     t0 = time.perf_counter()
-    rep = sync_tree(url, Path(ws), endpoint_url=endpoint, workers=16)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"listed": rep.listed, "fetched": rep.fetched,
-                      "seconds": time.perf_counter() - t0, "peak_rss_mib": peak}))
+    rep = sync_tree(url, Path(ws), endpoint_url=endpoint, workers=16, since=day, fetch=False)
+    t1 = time.perf_counter()
+    cold_peak = _peak_rss_mib()
+    # Again: the whole listing merged with every known row, nothing new to record.
+    warm = sync_tree(url, Path(ws), endpoint_url=endpoint, workers=16, since=day,
+                     fetch=False)
+    peak = _peak_rss_mib()
+    print(json.dumps({"listed": rep.listed, "prefixes": rep.prefixes, "seconds": t1 - t0,
+                      "warm_seconds": time.perf_counter() - t1, "warm_listed": warm.listed,
+                      "cold_peak_rss_mib": cold_peak, "peak_rss_mib": peak}))
 
 
-def bench_memory(client: Any, endpoint: str, n: int, work: Path) -> dict[str, Any]:
+def put_direct(bucket: str, items: Any) -> None:
+    """Objects straight into the in-process moto backend the endpoint serves (100,000
+    PUTs over HTTP would take longer than the measurement itself)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
+    for key, body in items:
+        backend.put_object(bucket, key, body)
+
+
+def bench_memory(endpoint: str, n: int, work: Path) -> dict[str, Any]:
+    """``n`` tiny objects in 100 date folders; a tenth, a half and all of them listed and
+    inventoried, each in a fresh process (``--since`` picks the last days)."""
     import subprocess
 
+    days = 100
+    put_direct("bench", ((f"mem/{20190000 + i % days}/o{i:07d}.bin", b"x" * 16)
+                         for i in range(n)))
     out: dict[str, Any] = {}
-    for count in (n // 10, n):
-        url = f"s3://bench/mem{count}"
-        put_many(client, "bench", [(f"mem{count}/2019{i % 100:04d}/o{i:07d}.bin", b"x" * 16)
-                                   for i in range(count)])
+    for share in (10, 50, 100):
+        since = str(20190000 + days - share) if share < days else ""
         res = subprocess.run(
-            [sys.executable, __file__, "--child", url, str(work / f"mem_ws{count}"), endpoint],
-            check=True, capture_output=True, text=True, env={**os.environ})
+            [sys.executable, __file__, "--child", "s3://bench/mem", str(work / f"mem{share}"),
+             endpoint, since], check=True, capture_output=True, text=True, env={**os.environ})
         r = json.loads(res.stdout.strip().splitlines()[-1])
-        r["objects_per_s"] = r["fetched"] / r["seconds"]
-        out[str(count)] = r
-        print(f"memory  {count:>7} objects listed+synced in {r['seconds']:.1f}s "
-              f"({r['objects_per_s']:.0f} obj/s), peak RSS {r['peak_rss_mib']:.0f} MiB",
-              flush=True)
+        r["listed_per_s"] = r["listed"] / r["seconds"]
+        r["warm_listed_per_s"] = r["warm_listed"] / r["warm_seconds"]
+        out[str(r["listed"])] = r
+        print(f"memory  {r['listed']:>7} objects in {r['prefixes']} date folders listed + "
+              f"inventoried in {r['seconds']:.1f}s ({r['listed_per_s']:.0f} obj/s), again "
+              f"{r['warm_seconds']:.1f}s ({r['warm_listed_per_s']:.0f} obj/s); peak RSS "
+              f"{r['peak_rss_mib']:.0f} MiB", flush=True)
     return out
 
 
@@ -167,8 +202,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=600)
     ap.add_argument("--posts", type=int, default=1500)
-    ap.add_argument("--objects", type=int, default=5_000)
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--objects", type=int, default=100_000)
+    ap.add_argument("--only", choices=("fetch", "engine", "memory"), action="append",
+                    help="Run only these parts (repeatable; default: all).")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _sync_child(*args.child)
@@ -190,20 +227,25 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_storage_"))
     result: dict[str, Any] = {}
     try:
-        result["fetch"] = f = bench_fetch(client, endpoint, args.images, work)
-        print(f"fetch   {f['objects']} objects in {f['prefixes']} date folders: cold "
-              f"{f['cold_objects_per_s']:.0f} obj/s ({f['cold_mb_per_s']:.2f} MB/s); warm "
-              f"re-run {f['warm_s']:.2f}s, {f['warm_fetched']} fetched "
-              f"({f['warm_listed_per_s']:.0f} listed/s)", flush=True)
-        result["engine"] = e = bench_engine(Path(f["mirror"]), args.posts, work)
-        report_engine(e)
-        result["memory"] = bench_memory(client, endpoint, args.objects, work)
+        parts = args.only or ["fetch", "engine", "memory"]
+        if "fetch" in parts or "engine" in parts:
+            result["fetch"] = f = bench_fetch(client, endpoint, args.images, work)
+            print(f"fetch   {f['objects']} objects in {f['prefixes']} date folders: cold "
+                  f"{f['cold_objects_per_s']:.0f} obj/s ({f['cold_mb_per_s']:.2f} MB/s); warm "
+                  f"re-run {f['warm_s']:.2f}s, {f['warm_fetched']} fetched "
+                  f"({f['warm_listed_per_s']:.0f} listed/s)", flush=True)
+        if "engine" in parts:
+            result["engine"] = e = bench_engine(Path(f["mirror"]), args.posts, work)
+            report_engine(e)
+        if "memory" in parts:
+            result["memory"] = bench_memory(endpoint, args.objects, work)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "storage.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    name = "storage" + ("_" + "_".join(args.only) if args.only else "")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 def report_engine(e: dict[str, Any]) -> None:

@@ -324,3 +324,400 @@ def test_unreachable_scheduler_is_one_error() -> None:
     with pytest.raises(WeaklabelError, match="cannot reach the Dask scheduler"), \
             use_engine("dask", scheduler=f"tcp://127.0.0.1:{port}"):
         pass
+
+
+# --- s3:// for the single-stage commands and the manifest's target ------------------------
+
+LABELMAP = """\
+version: 1
+labels:
+  lips:
+    name: 입술
+    clusters: [0]
+  other:
+    name: 기타
+    background: true
+    clusters: [1]
+"""
+
+
+def _cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from weaklabel.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def _small_dump(base: Path) -> dict[str, bytes]:
+    """Two days of photos, a byte copy across the days and a truncated file."""
+    images = {f"{d}/p{i}.jpg": photo(100 + i) for i, d in enumerate(DAYS[:2] * 3)}
+    images[f"{DAYS[1]}/copy.jpg"] = images[f"{DAYS[0]}/p0.jpg"]
+    images[f"{DAYS[0]}/broken.jpg"] = photo(7)[:200]
+    for key, data in images.items():
+        (base / key).parent.mkdir(parents=True, exist_ok=True)
+        (base / key).write_bytes(data)
+    return images
+
+
+def _put_tree(client: Any, prefix: str, images: dict[str, bytes]) -> None:
+    for key, data in images.items():
+        client.put_object(Bucket=BUCKET, Key=f"{prefix}/{key}", Body=data)
+
+
+@pytest.mark.slow
+def test_purge_dedup_and_export_take_s3_urls_and_match_the_local_run(
+        tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import pandas as pd
+
+    from weaklabel.contracts import IMAGE_LABELS, POST_LABELS, POSTS
+    from weaklabel.workspace import Workspace
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])  # the standard way
+    local_root = tmp_path / "local_images"
+    images = _small_dump(local_root)
+    _put_tree(s3["client"], "cli", images)
+    posts = tmp_path / "posts.csv"
+    keys = sorted(images)
+    posts.write_text("post_id,caption,images,likes,comments\n" + "".join(
+        f"q{i},립스틱 {i},{k},{i},0\n" for i, k in enumerate(keys)), encoding="utf-8")
+    s3["client"].put_object(Bucket=BUCKET, Key="tables/cli.csv", Body=posts.read_bytes())
+    lm = tmp_path / "labelmap.yaml"
+    lm.write_text(LABELMAP, encoding="utf-8")
+
+    for name, root, table in (("local", str(local_root), str(posts)),
+                              ("remote", f"s3://{BUCKET}/cli", f"s3://{BUCKET}/tables/cli.csv")):
+        ws = tmp_path / name
+        r = _cli("purge", root, "-w", str(ws), "-q")
+        assert r.exit_code == 0, r.output
+        r = _cli("dedup", root, "-w", str(ws), "--posts", table, "--exact-only", "-q")
+        assert r.exit_code == 0, r.output
+        # Labels as propagate writes them, so sample and export have something to take.
+        w = Workspace(ws)
+        ids = [f"q{i}" for i in range(len(keys))]
+        w.write("posts.parquet", pd.DataFrame({
+            "post_id": ids, "caption": ids, "likes": pd.array(range(len(keys)), dtype="Int64"),
+            "comments": pd.array([0] * len(keys), dtype="Int64"),
+            "created_at": ["2019-03-03 10:00:00"] * len(keys)}), POSTS)
+        w.write("post_labels.parquet", pd.DataFrame({
+            "post_id": ids, "label": ["lips"] * len(keys), "confidence": [0.9] * len(keys),
+            "source": ["seed"] * len(keys), "evidence": [""] * len(keys),
+            "top_label": ["lips"] * len(keys)}), POST_LABELS)
+        w.write("image_labels.parquet", pd.DataFrame({
+            "post_id": ids, "image": keys, "label": ["lips"] * len(keys),
+            "confidence": [0.9] * len(keys), "likes": pd.array(range(len(keys)), dtype="Int64"),
+            "comments": pd.array([0] * len(keys), dtype="Int64")}), IMAGE_LABELS)
+        r = _cli("sample", "-w", str(ws), "-l", str(lm), "-q")
+        assert r.exit_code == 0, r.output
+        extra = (["--manifest-url", f"s3://{BUCKET}/exports/{name}/manifest.jsonl"]
+                 if name == "remote" else ["--source-prefix", f"s3://{BUCKET}/cli"])
+        r = _cli("export", str(tmp_path / f"{name}_out"), "-w", str(ws), "-l", str(lm),
+                 "--image-root", root, "--link", "copy", *extra, "-q")
+        assert r.exit_code == 0, r.output
+
+    for artifact in ("purge.csv", "duplicates.csv", "sample.parquet"):
+        assert (tmp_path / "remote" / artifact).read_bytes() == \
+            (tmp_path / "local" / artifact).read_bytes(), artifact
+    dups = pd.read_csv(tmp_path / "remote" / "duplicates.csv")
+    assert {(r.kept, r.duplicate) for r in dups.itertuples()} == \
+        {(f"{DAYS[1]}/copy.jpg", f"{DAYS[0]}/p0.jpg")}  # the more engaging post's copy kept
+    assert f"{DAYS[0]}/broken.jpg" in set(pd.read_csv(tmp_path / "remote" / "purge.csv")["path"])
+    assert tree(tmp_path / "remote_out") == tree(tmp_path / "local_out")
+    # The manifest's object in the bucket: the exported file's bytes, refs to the originals.
+    manifest = (tmp_path / "remote_out" / "manifest.jsonl").read_bytes()
+    uploaded = s3["client"].get_object(Bucket=BUCKET, Key="exports/remote/manifest.jsonl")
+    assert uploaded["Body"].read() == manifest
+    refs = [json.loads(line)["source-ref"] for line in manifest.decode().splitlines()]
+    assert refs and all(ref.startswith(f"s3://{BUCKET}/cli/2019030") for ref in refs)
+    for ref in refs:  # every ref names an object that is there
+        s3["client"].head_object(Bucket=BUCKET, Key=ref.split("/", 3)[3])
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_tokenize_reads_the_posts_table_from_the_bucket(
+        tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    posts = tmp_path / "posts.csv"
+    posts.write_text("post_id,caption,images,likes,comments\n"
+                     "a,오늘의 립스틱 #데일리룩,20190303/a.jpg,3,1\n"
+                     "b,네일 젤 컬러 추천,20190303/b.jpg,5,0\n", encoding="utf-8")
+    s3["client"].put_object(Bucket=BUCKET, Key="tables/tok.csv", Body=posts.read_bytes())
+    r = _cli("tokenize", str(posts), "-w", str(tmp_path / "local"), "-q", "-j", "1")
+    assert r.exit_code == 0, r.output
+    r = _cli("tokenize", f"s3://{BUCKET}/tables/tok.csv", "-w", str(tmp_path / "remote"),
+             "-q", "-j", "1")
+    assert r.exit_code == 0, r.output
+    for name in ("tokens.parquet", "posts.parquet", "post_images.parquet"):
+        assert (tmp_path / "remote" / name).read_bytes() == \
+            (tmp_path / "local" / name).read_bytes(), name
+
+
+def _error(r: Any) -> str:
+    assert r.exit_code == 1, r.output
+    # The endpoint's own request log shares the stream; the error is the one last line.
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("Error: ")]
+    assert errors == lines[-1:], r.output
+    return errors[0]
+
+
+@pytest.mark.slow
+def test_storage_mistakes_are_one_line_each(
+        tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    ws = str(tmp_path / "ws")
+    assert "no such bucket" in _error(_cli("purge", "s3://no-such-bucket/x", "-w", ws, "-q"))
+    assert "no such object; check posts.path" in _error(
+        _cli("tokenize", f"s3://{BUCKET}/tables/none.csv", "-w", ws, "-q"))
+    line = _error(_cli("dedup", "s3:///nobucket", "-w", ws, "-q"))
+    assert "is not a storage URL" in line and "s3://BUCKET/PREFIX" in line
+    # No credentials anywhere (variables, profile files, instance metadata).
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    line = _error(_cli("purge", f"s3://{BUCKET}/cli", "-w", ws, "-q"))
+    assert "no valid AWS credentials" in line and "AWS_ACCESS_KEY_ID" in line
+
+
+def test_a_missing_s3_extra_says_what_to_install(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # fsspec made unimportable, as on an install without the extra.
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('fsspec', 's3fs'):\n"
+            "            raise ImportError(name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from weaklabel.cli import main\n"
+            f"sys.argv = ['weaklabel', 'purge', 's3://photos/x', '-w', {str(tmp_path)!r}]\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "Error: s3://photos/x: reading object storage needs fsspec and s3fs; install them "
+        "with: pip install 'weaklabel[s3]'"]
+
+
+def test_manifest_url_must_name_an_object() -> None:
+    from weaklabel.config import Config, ExportConfig, validate_config
+
+    with pytest.raises(WeaklabelError, match="export.manifest_url must name an object"):
+        validate_config(Config(export=ExportConfig(manifest_url="s3://bucket/")))
+
+
+# --- the quarantine in the bucket --------------------------------------------------------
+
+QPREFIX = ".weaklabel-quarantine"
+
+
+def _keys(client: Any, prefix: str) -> dict[str, bytes]:
+    out = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        for o in page.get("Contents", []):
+            key = o["Key"]
+            out[key[len(prefix):]] = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return out
+
+
+@pytest.mark.slow
+def test_purge_apply_on_a_bucket_quarantines_objects_and_restore_brings_them_back(
+        tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from weaklabel.images.quarantine import JOURNAL, read_journal
+    from weaklabel.storage import mirror_dir
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    client, reqs = s3["client"], s3["requests"]
+    images = _small_dump(tmp_path / "dump")
+    _put_tree(client, "q1", images)
+    url, ws = f"s3://{BUCKET}/q1", tmp_path / "ws"
+    broken = f"{DAYS[0]}/broken.jpg"
+    r = _cli("purge", url, "-w", str(ws), "--apply", "-q")
+    assert r.exit_code == 0, r.output
+    assert "quarantined 1 file(s)" in r.output
+    run = read_journal(ws / "quarantine" / JOURNAL)[0]["run"]
+    bucket = _keys(client, "q1/")
+    assert broken not in bucket  # moved: copied, verified, then deleted
+    assert bucket[f"{QPREFIX}/{run}/{broken}"] == images[broken]
+    assert {k: v for k, v in bucket.items() if not k.startswith(QPREFIX)} == \
+        {k: v for k, v in images.items() if k != broken}
+    mirror = mirror_dir(ws, url)
+    assert not (mirror / broken).exists()  # the mirror follows the bucket
+    assert (ws / "quarantine" / run / broken).read_bytes() == images[broken]
+
+    # A second run neither fetches anything nor sees the quarantine prefix as images.
+    reqs.clear()
+    r = _cli("purge", url, "-w", str(ws), "-q")
+    assert r.exit_code == 0, r.output
+    assert reqs.gets("q1/") == []
+    assert broken not in set(pd.read_csv(ws / "purge.csv")["path"])
+    assert not any(p.startswith(QPREFIX) for p in pd.read_csv(ws / "purge.csv")["path"])
+
+    r = _cli("restore", "-w", str(ws), "-q")
+    assert r.exit_code == 0, r.output
+    assert "restored 1 file(s)" in r.output
+    assert _keys(client, "q1/") == images  # back at its key, the quarantine prefix empty
+    assert (mirror / broken).read_bytes() == images[broken]
+    reqs.clear()
+    r = _cli("purge", url, "-w", str(ws), "-q")
+    assert r.exit_code == 0, r.output
+    assert reqs.gets("q1/") == []  # the restored object is known again: not fetched
+    assert broken in set(pd.read_csv(ws / "purge.csv")["path"])
+
+    # Restore never overwrites an object that reappeared at the original key.
+    r = _cli("purge", url, "-w", str(ws), "--apply", "-q")
+    assert r.exit_code == 0, r.output
+    client.put_object(Bucket=BUCKET, Key=f"q1/{broken}", Body=b"someone else's")
+    r = _cli("restore", "-w", str(ws), "-q")
+    assert r.exit_code == 1
+    assert "an object is back at" in r.output
+    assert client.get_object(Bucket=BUCKET, Key=f"q1/{broken}")["Body"].read() == \
+        b"someone else's"
+    run2 = [x for x in read_journal(ws / "quarantine" / JOURNAL)
+            if x.get("action") == "quarantine"][-1]["run"]
+    assert _keys(client, f"q1/{QPREFIX}/")[f"{run2}/{broken}"] == images[broken]
+
+
+@pytest.mark.slow
+def test_an_interrupted_bucket_move_is_settled_by_the_next_run(
+        tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from weaklabel.images.quarantine import JOURNAL, Journal, read_journal
+    from weaklabel.storage import mirror_dir
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    client = s3["client"]
+    images = _small_dump(tmp_path / "dump")
+    images[f"{DAYS[1]}/broken2.jpg"] = photo(8)[:150]
+    _put_tree(client, "q2", images)
+    url, ws = f"s3://{BUCKET}/q2", tmp_path / "ws"
+    jpath = ws / "quarantine" / JOURNAL
+
+    # kill -9 while the first move waits between its journal intent and the move.
+    code = ("import sys\nfrom weaklabel.cli import main\n"
+            f"sys.argv = ['weaklabel', 'purge', {url!r}, '-w', {str(ws)!r}, '--apply', '-q']\n"
+            "main()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={
+        **os.environ, "WEAKLABEL_MOVE_DELAY": "30"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (jpath.exists() and '"intent"' in jpath.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert len(_keys(client, f"q2/{QPREFIX}/")) == 0  # killed before the object moved
+
+    # A crash between the bucket's copy and its delete: the copy verified, the original
+    # and its mirrored file still there.
+    mirror = mirror_dir(ws, url)
+    half = f"{DAYS[1]}/broken2.jpg"
+    run = "purge-19990101T000000"
+    client.copy_object(Bucket=BUCKET, Key=f"q2/{QPREFIX}/{run}/{half}",
+                       CopySource={"Bucket": BUCKET, "Key": f"q2/{half}"})
+    etag = client.head_object(Bucket=BUCKET, Key=f"q2/{half}")["ETag"].strip('"')
+    import hashlib
+
+    j = Journal(jpath)
+    j.write({"op": "intent", "id": f"{run}:0", "action": "quarantine", "run": run,
+             "stage": "purge", "src": os.path.realpath(mirror / half),
+             "dst": os.path.join(os.path.realpath(ws / "quarantine"), run, half), "rel": half,
+             "root": os.path.realpath(mirror), "size": len(images[half]),
+             "mtime_ns": (mirror / half).stat().st_mtime_ns,
+             "sha1": hashlib.sha1(images[half]).hexdigest(), "reason": "truncated",
+             "remote": {"url": url, "endpoint": s3["endpoint"], "src": half,
+                        "dst": f"{QPREFIX}/{run}/{half}", "size": len(images[half]),
+                        "etag": etag}})
+    j.close()
+
+    r = _cli("purge", url, "-w", str(ws), "--apply", "-q")
+    assert r.exit_code == 0, r.output
+    records = read_journal(jpath)
+    opened = {x["id"] for x in records if x["op"] == "intent"}
+    settled = {x["id"] for x in records if x["op"] in ("done", "abort")}
+    assert opened == settled  # every step closed
+    assert [x["op"] for x in records if x["id"] == f"{run}:0"] == ["intent", "done"]
+    bucket = _keys(client, "q2/")
+    assert f"{DAYS[0]}/broken.jpg" not in bucket and half not in bucket
+    quarantined = {k.split("/", 2)[2] for k in bucket if k.startswith(QPREFIX)}
+    assert quarantined == {f"{DAYS[0]}/broken.jpg", half}
+    assert not (mirror / half).exists() and (ws / "quarantine" / run / half).is_file()
+
+    r = _cli("restore", "-w", str(ws), "-q")
+    assert r.exit_code == 0, r.output
+    assert _keys(client, "q2/") == images
+    assert (mirror / half).read_bytes() == images[half]
+
+
+@pytest.mark.slow
+def test_a_prefix_is_synced_page_by_page_against_the_known_rows(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    from weaklabel.storage import PAGE, sync_tree
+
+    client, reqs = s3["client"], s3["requests"]
+    n = 2 * PAGE + 500  # three listing pages in one date folder
+    bodies = {f"{DAYS[0]}/o{i:05d}.bin": f"v1 {i}".encode() for i in range(n)}
+    with __import__("concurrent.futures").futures.ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda kv: client.put_object(Bucket=BUCKET, Key=f"paged/{kv[0]}",
+                                                 Body=kv[1]), bodies.items()))
+    url = f"s3://{BUCKET}/paged"
+    reqs.clear()
+    first = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert (first.listed, first.fetched, first.removed) == (n, n, 0)
+    lists = [ln for ln in reqs.lines if "list-type=2" in ln and "prefix=paged/2019" in ln]
+    assert len(lists) == 3  # one request per page, never one listing of all
+    # Changes on every page, at both ends of a page and past the last known key.
+    keys = sorted(bodies)
+    deleted = [keys[0], keys[PAGE - 1], keys[PAGE], keys[-1]]
+    changed = [keys[1], keys[PAGE + 1], keys[2 * PAGE + 3]]
+    added = [f"{DAYS[0]}/o{n + 7:05d}.bin", f"{DAYS[0]}/o{PAGE:05d}a.bin"]
+    for key in deleted:
+        client.delete_object(Bucket=BUCKET, Key=f"paged/{key}")
+        del bodies[key]
+    for key in changed + added:
+        bodies[key] = f"v2 {key}".encode()
+        client.put_object(Bucket=BUCKET, Key=f"paged/{key}", Body=bodies[key])
+    again = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert (again.listed, again.fetched, again.removed) == \
+        (len(bodies), len(changed) + len(added), len(deleted))
+    assert tree(Path(again.mirror)) == bodies
+    warm = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert (warm.fetched, warm.removed) == (0, 0)
+
+
+@pytest.mark.slow
+def test_an_inventory_only_sync_records_objects_and_a_later_sync_fetches_them(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    import sqlite3
+
+    from weaklabel.storage import STATE, sync_tree
+
+    client, reqs = s3["client"], s3["requests"]
+    for i, day in enumerate(DAYS):
+        client.put_object(Bucket=BUCKET, Key=f"inv/{day}/a.jpg", Body=photo(40 + i))
+    url = f"s3://{BUCKET}/inv"
+    reqs.clear()
+    rep = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"], fetch=False)
+    assert (rep.listed, rep.fetched) == (3, 0) and reqs.gets("inv/") == []
+    with sqlite3.connect(tmp_path / STATE) as db:
+        rows = db.execute("SELECT key, size FROM objects WHERE url=? ORDER BY key",
+                          (url,)).fetchall()
+    assert rows == [(f"{d}/a.jpg", len(photo(40 + i))) for i, d in enumerate(DAYS)]
+    full = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert full.fetched == 3 and sorted(reqs.gets("inv/")) == [f"inv/{d}/a.jpg" for d in DAYS]

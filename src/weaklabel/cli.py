@@ -16,6 +16,7 @@ from weaklabel import __version__, cli_dataset, cli_images, cli_review
 from weaklabel.cli_common import (
     ConfigOpt,
     ForceOpt,
+    PathOrURL,
     QuietOpt,
     WorkersOpt,
     WorkspaceOpt,
@@ -77,8 +78,10 @@ def _cols(cols: list[str] | None) -> dict[str, str]:
 @app.command()
 @stage_command
 def tokenize(
-    posts: Annotated[Path | None, typer.Argument(
-        exists=True, dir_okay=False, help="Posts table: CSV, TSV, JSON lines or Parquet.")] = None,
+    posts: Annotated[str | None, typer.Argument(
+        callback=PathOrURL(dir_okay=False),
+        help="Posts table: CSV, TSV, JSON lines or Parquet; a path or s3://bucket/key.")
+    ] = None,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     encoding: Annotated[str | None, typer.Option(
@@ -87,9 +90,10 @@ def tokenize(
     col: Annotated[list[str] | None, typer.Option(
         help="Map a column: LOGICAL=NAME (post_id, caption, images, likes, comments, "
              "created_at). Repeatable.")] = None,
-    links: Annotated[Path | None, typer.Option(
-        exists=True, dir_okay=False, help="Link table post_id,image instead of the "
-                                          "images column.")] = None,
+    links: Annotated[str | None, typer.Option(
+        callback=PathOrURL(dir_okay=False), help="Link table post_id,image instead of the "
+                                                   "images column (path or s3:// URL).")
+    ] = None,
     userdict: Annotated[Path | None, typer.Option(
         file_okay=False, help="User dictionary folder (default: userdict).")] = None,
     tokenizer: TokenizerOpt = None,
@@ -104,14 +108,16 @@ def tokenize(
     setup_logging(quiet)
     cfg = resolve_config(config, {
         "workspace": str(workspace) if workspace else None,
-        "posts.path": str(posts) if posts else None, "posts.encoding": encoding,
-        "posts.format": fmt, "posts.links": str(links) if links else None,
+        "posts.path": posts, "posts.encoding": encoding,
+        "posts.format": fmt, "posts.links": links,
         "tokenize.userdict": str(userdict) if userdict else None,
         "tokenize.tokenizer": tokenizer, "tokenize.workers": workers, **_cols(col)})
     if cfg.posts.path is None:
         raise UsageError("no posts table given; pass POSTS or set posts.path in the config")
+    from weaklabel.storage import stage_inputs
     from weaklabel.text.tokens import run_tokenize
 
+    cfg, _ = stage_inputs(cfg, images=False)  # an s3:// table: its workspace copy
     echo_report(run_tokenize(workspace_of(cfg), cfg, force=force, progress=not quiet))
 
 

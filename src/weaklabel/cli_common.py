@@ -24,6 +24,35 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def PathOrURL(*, file_okay: bool = True, dir_okay: bool = True  # noqa: N802
+              ) -> Callable[[Any], Any]:
+    """A typer ``callback``: a local path must exist (and be a file or a folder, as
+    asked); a storage URL (``s3://bucket/key``) passes on as text, checked when read."""
+    kind = "File" if not dir_okay else "Directory" if not file_okay else "Path"
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        text = str(value)
+        if "://" in text and not text.startswith("file://"):
+            return text
+        path = Path(text.removeprefix("file://"))
+        if not path.exists():
+            raise typer.BadParameter(f"{kind} '{path}' does not exist.")
+        if not file_okay and not path.is_dir():
+            raise typer.BadParameter(f"{kind} '{path}' is a file.")
+        if not dir_okay and path.is_dir():
+            raise typer.BadParameter(f"{kind} '{path}' is a directory.")
+        return str(path)
+
+    return check
+
+
+def is_url(value: str | None) -> bool:
+    """Whether a command-line value names object storage rather than a local path."""
+    return value is not None and "://" in value and not value.startswith("file://")
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(

@@ -14,6 +14,7 @@ import typer
 from weaklabel.cli_common import (
     ConfigOpt,
     ForceOpt,
+    PathOrURL,
     QuietOpt,
     WorkspaceOpt,
     resolve_config,
@@ -29,17 +30,29 @@ LabelmapOpt = Annotated[
                  help="The label map (display names, background label) (default: config)."),
 ]
 ImageRootOpt = Annotated[
-    Path | None,
-    typer.Option("--image-root", exists=True, file_okay=False,
-                 help="Where image paths point (default: images.root or posts.image_root)."),
+    str | None,
+    typer.Option("--image-root", callback=PathOrURL(file_okay=False),
+                 help="Where image paths point, a folder or s3://bucket/prefix (default: "
+                      "images.root or posts.image_root)."),
 ]
 
 
-def _image_root(cfg: Any, given: Path | None) -> Path | None:
-    if given is not None:
-        return given
-    root = getattr(cfg.images, "root", None) or getattr(cfg.posts, "image_root", None)
-    return Path(root) if root else None
+def _image_root(cfg: Any, given: str | None, *, quiet: bool = True) -> tuple[Any, Path | None]:
+    """The config and the local image root: an ``s3://`` root is synced into the
+    workspace's mirror first, and the manifest's source-ref then names its objects."""
+    root = given or getattr(cfg.images, "root", None) or getattr(cfg.posts, "image_root", None)
+    if root is None:
+        return cfg, None
+    from weaklabel.storage import is_remote, local_path
+
+    if not is_remote(root):
+        return cfg, Path(local_path(root))
+    from weaklabel.config import with_overrides
+    from weaklabel.storage import stage_inputs
+
+    cfg, _ = stage_inputs(with_overrides(cfg, {"images.root": root}), posts=False,
+                          progress=not quiet)
+    return cfg, Path(cfg.images.root)
 
 
 def _usage(parse: Any, value: Any) -> Any:
@@ -135,6 +148,9 @@ def export(
     ] = None,
     source_prefix: Annotated[str | None, typer.Option(
         help="Manifest source-ref = PREFIX/<image path>, e.g. s3://bucket/download.")] = None,
+    manifest_url: Annotated[str | None, typer.Option(
+        help="Also upload the manifest to this object, e.g. "
+             "s3://bucket/exports/manifest.jsonl (whole or not at all).")] = None,
     split: Annotated[str | None, typer.Option(
         help="train,val,test fractions (default: 0.8,0.1,0.1).")] = None,
     seed: Annotated[int | None, typer.Option(help="Split seed (default: 42).")] = None,
@@ -177,17 +193,23 @@ def export(
         "workspace": str(workspace) if workspace else None,
         "labelmap": str(labelmap) if labelmap else None,
         "export.formats": formats, "export.link": link, "export.source_prefix": source_prefix,
+        "export.manifest_url": manifest_url,
         "export.split": _usage(parse_split, split) if split is not None else None,
         "export.seed": seed, "export.job_name": job_name})
     target = out if out is not None else (Path(cfg.output) if cfg.output else None)
     if target is None:
         raise UsageError("no export folder given; pass OUT or set output in the config")
-    res = run_export(workspace_of(cfg), target, cfg, image_root=_image_root(cfg, image_root),
+    if cfg.export.manifest_url and "manifest" not in cfg.export.formats:
+        raise UsageError("--manifest-url needs the manifest format; add manifest to --format")
+    cfg, root = _image_root(cfg, image_root, quiet=quiet)
+    res = run_export(workspace_of(cfg), target, cfg, image_root=root,
                      creation_date=creation_date, force=force)
     typer.echo(format_counts(res.counts))
     links = ", ".join(f"{n} {k}" for k, n in sorted(res.links.items()))
     typer.echo(f"exported {sum(sum(c.values()) for c in res.counts.values())} images "
                f"({', '.join(res.formats)}{'; ' + links if links else ''}) → {res.out}")
+    if cfg.export.manifest_url:
+        typer.echo(f"uploaded {res.out}/manifest.jsonl → {cfg.export.manifest_url}")
     if res.replaced:
         typer.echo(f"replaced {res.replaced} file(s) of the earlier export")
     if res.missing:
@@ -224,9 +246,10 @@ def report(
         "workspace": str(workspace) if workspace else None,
         "labelmap": str(labelmap) if labelmap else None,
         "gold": str(gold) if gold else None})
+    cfg, root = _image_root(cfg, image_root, quiet=quiet)
     res = run_report(workspace_of(cfg), cfg, output=output,
                      gold=Path(cfg.gold) if cfg.gold else None,
-                     image_root=_image_root(cfg, image_root), thumb_size=thumb_size)
+                     image_root=root, thumb_size=thumb_size)
     typer.echo(f"thumbnails: {res['made']} made, {res['cached']} cached, "
                f"{res['failed']} unreadable")
     if res["not_run"]:

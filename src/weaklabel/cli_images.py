@@ -7,12 +7,13 @@ imported at module level; PIL, imagehash, numpy and pandas load inside the comma
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from weaklabel.cli_common import (
     ConfigOpt,
+    PathOrURL,
     QuietOpt,
     WorkersOpt,
     WorkspaceOpt,
@@ -22,15 +23,32 @@ from weaklabel.cli_common import (
     workspace_of,
 )
 
+if TYPE_CHECKING:
+    from weaklabel.config import Config
+
 RootArg = Annotated[
-    Path,
-    typer.Argument(exists=True, file_okay=False, dir_okay=True,
-                   help="Image root: the folder of date folders and image files."),
+    str,
+    typer.Argument(callback=PathOrURL(file_okay=False),
+                   help="Image root: the folder of date folders and image files, or "
+                        "s3://bucket/prefix."),
 ]
 ApplyOpt = Annotated[
     bool,
     typer.Option("--apply", help="Move files into WORKSPACE/quarantine (default: only report)."),
 ]
+
+
+def _local_root(cfg: Config, root: str, quiet: bool) -> tuple[Config, Path]:
+    """The config and the local folder to examine: an ``s3://`` root is first synced into
+    the workspace's mirror (only new or changed objects are fetched)."""
+    from weaklabel.storage import is_remote, local_path
+
+    if not is_remote(root):
+        return cfg, Path(local_path(root))
+    from weaklabel.storage import stage_inputs
+
+    cfg, _ = stage_inputs(cfg, posts=False, progress=not quiet)
+    return cfg, Path(cfg.images.root)
 
 
 def _print_applied(report: object) -> None:
@@ -70,8 +88,9 @@ def purge(
     from weaklabel.images.purge import run_purge
 
     cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None,
-                                  "images.workers": workers, "images.root": str(root)})
-    res = run_purge(root, workspace_of(cfg).root, cfg, apply=apply, quiet=quiet)
+                                  "images.workers": workers, "images.root": root})
+    cfg, local = _local_root(cfg, root, quiet)
+    res = run_purge(local, workspace_of(cfg).root, cfg, apply=apply, quiet=quiet)
     for status, n in res.counts.items():
         typer.echo(f"{status}\t{n}")
     typer.echo(f"wrote {res.csv}")
@@ -83,9 +102,10 @@ def dedup(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     posts: Annotated[
-        Path | None,
-        typer.Option("--posts", exists=True, dir_okay=False,
-                     help="Posts table: keep the copy of the most engaging post."),
+        str | None,
+        typer.Option("--posts", callback=PathOrURL(dir_okay=False),
+                     help="Posts table (path or s3:// URL): keep the copy of the most "
+                          "engaging post."),
     ] = None,
     apply: ApplyOpt = False,
     method: Annotated[
@@ -115,8 +135,15 @@ def dedup(
     cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None,
                                   "images.workers": workers, "images.hash_method": method,
                                   "images.near_threshold": threshold,
-                                  "images.root": str(root)})
-    res = run_dedup(root, workspace_of(cfg).root, cfg, posts=posts, apply=apply,
+                                  "images.root": root})
+    cfg, local = _local_root(cfg, root, quiet)
+    table = None
+    if posts is not None:
+        from weaklabel.storage import local_input
+
+        table = Path(local_input(posts, workspace_of(cfg).root, cfg.storage, setting="--posts")
+                     or posts)
+    res = run_dedup(local, workspace_of(cfg).root, cfg, posts=table, apply=apply,
                     exact_only=exact_only, quiet=quiet)
     typer.echo(f"groups\t{res.groups}")
     typer.echo(f"exact\t{res.exact}")

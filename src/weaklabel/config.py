@@ -152,6 +152,7 @@ class ExportConfig:
     source_prefix: str | None = None
     job_name: str = "weaklabel"
     creation_date: str | None = None  # manifest creation-date (ISO); None: newest created_at
+    manifest_url: str | None = None  # s3://bucket/key: also upload the manifest there
 
 
 @dataclass(frozen=True)
@@ -464,6 +465,13 @@ def _check_url(value: str) -> None:
         raise WeaklabelError("must be an http(s) URL, e.g. http://127.0.0.1:9000")
 
 
+def _check_object_url(value: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/\s]+/[^\x00-\x1f\x7f]*[^/]", value):
+        raise WeaklabelError("must name an object, e.g. s3://bucket/exports/manifest.jsonl")
+
+
 def _check_scheduler(value: str) -> None:
     if value != "local" and not value.startswith(("tcp://", "tls://")):
         raise WeaklabelError("must be tcp://HOST:8786 or local")
@@ -578,6 +586,7 @@ SETTINGS: dict[str, Check] = {
     "export.source_prefix": Check(str, check=_check_prefix, none=True),
     "export.job_name": Check(str, check=_check_job),
     "export.creation_date": Check(str, check=_check_date, none=True),
+    "export.manifest_url": Check(str, check=_check_object_url, none=True),
     "storage.endpoint_url": Check(str, check=_check_url, none=True),
     "storage.since": Check(str, check=_check_since, none=True),
     "storage.fetch_workers": Check(int, 1, 256),

@@ -10,9 +10,15 @@ With ``since`` only date folders from that day on are listed: the older days are
 workspace already holds, and every later stage (purge, dedup, propagate) sees old and new
 images together.
 
+Each prefix is read one listing page (1,000 keys) at a time and merged in key order with
+the rows the workspace knows, read back in chunks: memory follows the pages in flight,
+never the number of objects.
+
 The stages then run on the mirror exactly as on a local tree (the containment checks
 included), and the manifest's ``source-ref`` points at the original objects
-(``export.source_prefix`` defaults to the image root's URL).
+(``export.source_prefix`` defaults to the image root's URL); :func:`put_file` uploads the
+manifest to a bucket whole or not at all. ``--apply`` on a mirror moves the objects too
+(:mod:`weaklabel.storage_quarantine`).
 
 Credentials come the standard way (``AWS_ACCESS_KEY_ID``…, ``AWS_PROFILE``, instance
 roles); the endpoint from ``storage.endpoint_url`` or ``AWS_ENDPOINT_URL``.
@@ -20,17 +26,20 @@ roles); the endpoint from ``storage.endpoint_url`` or ``AWS_ENDPOINT_URL``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
 import os
+import queue
 import re
 import sqlite3
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +52,10 @@ STATE = "storage/objects.sqlite"
 MIRROR = "storage/mirror"
 DATE_PREFIX = re.compile(r"^\d{8}$")
 READ_BLOCK = 1 << 20
+MAX_REJECTS = 1000
+"""Rejected keys kept by name in a :class:`SyncReport` (all are counted)."""
+QUARANTINE_PREFIX = ".weaklabel-quarantine"
+"""The prefix under an image root that holds its quarantined objects; never listed."""
 
 
 @dataclass(frozen=True, order=True)
@@ -84,12 +97,65 @@ def local_path(url: str) -> str:
     return url[len("file://"):] if url.startswith("file://") else url
 
 
+URL = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/\s]+)(/[^\x00-\x1f\x7f]*)?$")
+
+
+def check_url(url: str, *, setting: str = "the path") -> None:
+    """A storage URL must name a bucket: ``s3://bucket`` or ``s3://bucket/prefix``.
+
+    Raises:
+        WeaklabelError: the URL has no bucket, a space or control character in it.
+    """
+    if not URL.match(url):
+        raise WeaklabelError(f"{url!r} is not a storage URL; write {setting} as "
+                             "s3://BUCKET/PREFIX (a bucket name, then the key's prefix)")
+
+
+def storage_error(exc: BaseException, url: str, *, setting: str = "the path"
+                  ) -> WeaklabelError | None:
+    """The one-line :class:`WeaklabelError` for a storage failure, or None when ``exc`` is
+    not one (a bug, left to surface as it is)."""
+    name = type(exc).__name__
+    text = str(exc).split("\n", 1)[0][:200]
+    if name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError") \
+            or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+        return WeaklabelError(
+            f"{url}: no valid AWS credentials ({text}); set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, for the account that owns the bucket")
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError",
+                "ConnectionRefusedError", "ServerDisconnectedError"):
+        return WeaklabelError(f"{url}: cannot reach the storage endpoint ({text}); check "
+                              "storage.endpoint_url or AWS_ENDPOINT_URL and the network")
+    if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
+        return WeaklabelError(f"{url}: no such bucket, prefix or object; check {setting}")
+    if isinstance(exc, PermissionError):
+        return WeaklabelError(f"{url}: access denied ({text}); check the AWS credentials "
+                              "(AWS_PROFILE, AWS_ACCESS_KEY_ID) and the bucket's policy")
+    return None
+
+
+@contextlib.contextmanager
+def storage_errors(url: str, *, setting: str = "the path") -> Iterator[None]:
+    """Turn a storage failure inside the block into one :class:`WeaklabelError` line."""
+    try:
+        yield
+    except WeaklabelError:
+        raise
+    except Exception as exc:
+        err = storage_error(exc, url, setting=setting)
+        if err is None:
+            raise
+        raise err from None
+
+
 def open_fs(url: str, *, endpoint_url: str | None = None) -> tuple[Any, str]:
     """The fsspec file system of ``url`` and the path inside it.
 
     Raises:
-        WeaklabelError: fsspec (or the protocol's driver, e.g. s3fs) is not installed.
+        WeaklabelError: fsspec (or the protocol's driver, e.g. s3fs) is not installed,
+            or the URL names no bucket.
     """
+    check_url(url)
     try:
         import fsspec
     except ImportError:
@@ -145,9 +211,11 @@ def list_top(fs: Any, root: str, *, since: str | None = None
         top = fs.ls(root, detail=True)
     except FileNotFoundError:
         raise WeaklabelError(f"{root}: no such bucket or prefix; check images.root") from None
-    except PermissionError as exc:
-        raise WeaklabelError(f"{root}: access denied ({exc}); check the AWS credentials "
-                             "(AWS_PROFILE, AWS_ACCESS_KEY_ID)") from None
+    except Exception as exc:
+        err = storage_error(exc, root, setting="images.root")
+        if err is None:
+            raise
+        raise err from None
     objects: list[ObjectInfo] = []
     prefixes: list[str] = []
     base = root.rstrip("/") + "/"
@@ -157,47 +225,120 @@ def list_top(fs: Any, root: str, *, since: str | None = None
         if info.get("type") == "directory":
             if since and DATE_PREFIX.match(rel) and rel < since:
                 continue
+            if rel == QUARANTINE_PREFIX:  # quarantined objects are not images of the root
+                continue
             prefixes.append(rel)
         elif rel:
             objects.append(ObjectInfo(rel, int(info.get("size") or 0), _etag(info)))
     return sorted(objects), sorted(prefixes)
 
 
-def list_prefix(fs: Any, root: str, prefix: str) -> list[ObjectInfo]:
-    """Every object under ``root/prefix/`` (one recursive listing), sorted by key."""
+PAGE = 1000
+"""Objects per listing page (S3's own page size) and per chunk of known rows read."""
+
+
+def iter_prefix(fs: Any, root: str, prefix: str) -> Iterator[list[ObjectInfo]]:
+    """The objects under ``root/prefix/``, one listing page at a time, in key order.
+
+    On S3 the pages come straight from ``ListObjectsV2`` (1,000 keys each), so a prefix
+    of any size is never held whole; other stores are listed by ``fs.find``.
+    """
     base = root.rstrip("/") + "/"
+    if hasattr(fs, "call_s3"):  # s3fs: its own client, region and retries
+        bucket, _, inner = base.partition("/")
+        cut = len(inner)
+        args: dict[str, Any] = {"Bucket": bucket, "Prefix": inner + prefix + "/",
+                                "MaxKeys": PAGE}
+        while True:
+            page = fs.call_s3("list_objects_v2", **args)
+            yield [ObjectInfo(str(o["Key"])[cut:], int(o.get("Size") or 0),
+                              str(o.get("ETag") or "").strip('"'))
+                   for o in page.get("Contents", []) if not str(o["Key"]).endswith("/")]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            args["ContinuationToken"] = token
     found = fs.find(base + prefix, detail=True)
-    return sorted(ObjectInfo(str(n)[len(base):], int(i.get("size") or 0), _etag(i))
-                  for n, i in found.items() if i.get("type") != "directory")
+    yield sorted(ObjectInfo(str(n)[len(base):], int(i.get("size") or 0), _etag(i))
+                 for n, i in found.items() if i.get("type") != "directory")
+
+
+def list_prefix(fs: Any, root: str, prefix: str) -> list[ObjectInfo]:
+    """Every object under ``root/prefix/``, sorted by key (a small prefix only: see
+    :func:`iter_prefix`)."""
+    return [o for page in iter_prefix(fs, root, prefix) for o in page]
+
+
+_DONE = object()
+
+
+def _pump(pages: Iterator[list[ObjectInfo]], q: queue.Queue[Any], stop: threading.Event
+          ) -> None:
+    """Feed a prefix's pages into its bounded queue (a listing thread's whole job)."""
+    try:
+        for page in pages:
+            while not stop.is_set():
+                try:
+                    q.put(page, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        q.put(_DONE)
+    except BaseException as exc:  # handed to the consumer, raised there
+        q.put(exc)
+
+
+def _drain(q: queue.Queue[Any]) -> Iterator[list[ObjectInfo]]:
+    while True:
+        item = q.get()
+        if item is _DONE:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def iter_partitions(fs: Any, root: str, *, since: str | None = None, workers: int = 16
-                    ) -> Iterator[tuple[str, list[ObjectInfo]]]:
-    """``(prefix, objects)`` for the root's own objects (prefix ``""``) and then each
-    top-level prefix in order, listed ``workers`` at a time with at most ``workers``
-    listings held ahead: memory follows the largest prefix, not the bucket."""
+                    ) -> Iterator[tuple[str, Iterator[list[ObjectInfo]]]]:
+    """``(prefix, pages)`` for the root's own objects (prefix ``""``) and then each
+    top-level prefix in order. ``workers`` prefixes are listed at once in threads, each
+    at most two pages ahead of the consumer: memory follows ``workers`` pages, not the
+    bucket. Each prefix's pages must be consumed before the next prefix is asked for."""
     own, prefixes = list_top(fs, root, since=since)
-    yield "", own
+    yield "", iter([own])
     if not prefixes:
         return
+    stop = threading.Event()
     with ThreadPoolExecutor(max(1, min(workers, len(prefixes)))) as ex:
-        ahead: deque[tuple[str, Future[list[ObjectInfo]]]] = deque()
+        ahead: deque[tuple[str, queue.Queue[Any]]] = deque()
         todo = iter(prefixes)
-        for p in itertools.islice(todo, workers):
-            ahead.append((p, ex.submit(list_prefix, fs, root, p)))
-        while ahead:
-            p, fut = ahead.popleft()
-            nxt = next(todo, None)
-            if nxt is not None:
-                ahead.append((nxt, ex.submit(list_prefix, fs, root, nxt)))
-            yield p, fut.result()
+
+        def start(p: str) -> None:
+            q: queue.Queue[Any] = queue.Queue(maxsize=2)
+            ex.submit(_pump, iter_prefix(fs, root, p), q, stop)
+            ahead.append((p, q))
+
+        try:
+            for p in itertools.islice(todo, workers):
+                start(p)
+            while ahead:
+                p, q = ahead.popleft()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    start(nxt)
+                yield p, _drain(q)
+        finally:
+            stop.set()
 
 
 def list_objects(fs: Any, root: str, *, since: str | None = None, workers: int = 16
                  ) -> list[ObjectInfo]:
-    """Every object under ``root`` (see :func:`iter_partitions`), sorted by key."""
-    return sorted(o for _, part in iter_partitions(fs, root, since=since, workers=workers)
-                  for o in part)
+    """Every object under ``root`` (see :func:`iter_partitions`), sorted by key; for
+    tests and small roots, since it holds the whole listing."""
+    return sorted(o for _, pages in iter_partitions(fs, root, since=since, workers=workers)
+                  for page in pages for o in page)
 
 
 class ObjectState:
@@ -205,10 +346,38 @@ class ObjectState:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS objects (url TEXT, key TEXT, size INTEGER,"
                         " etag TEXT, PRIMARY KEY (url, key))")
+        # Which URL a mirror folder holds, so purge --apply on a mirror moves the objects.
+        self.db.execute("CREATE TABLE IF NOT EXISTS mirrors (tag TEXT PRIMARY KEY, url TEXT,"
+                        " endpoint TEXT)")
+
+    def add_mirror(self, tag: str, url: str, endpoint: str | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO mirrors VALUES (?, ?, ?)", (tag, url, endpoint))
+
+    def mirror_of(self, tag: str) -> tuple[str, str | None] | None:
+        row = self.db.execute("SELECT url, endpoint FROM mirrors WHERE tag=?", (tag,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def iter_known(self, url: str, prefix: str) -> Iterator[tuple[str, int, str]]:
+        """``(key, size, etag)`` of ``url``'s objects under ``prefix`` (``""``: right
+        under the root) in key order, read :data:`PAGE` rows at a time on a connection
+        of its own: a snapshot, unchanged by the writes a sync makes meanwhile."""
+        db = sqlite3.connect(self.path)
+        try:
+            if prefix == "":
+                cur = db.execute("SELECT key, size, etag FROM objects WHERE url=? AND "
+                                 "instr(key, '/') = 0 ORDER BY key", (url,))
+            else:
+                cur = db.execute("SELECT key, size, etag FROM objects WHERE url=? AND key >= ?"
+                                 " AND key < ? ORDER BY key", (url, prefix + "/", prefix + "0"))
+            while rows := cur.fetchmany(PAGE):
+                yield from rows
+        finally:
+            db.close()
 
     def known(self, url: str, prefix: str | None = None) -> dict[str, tuple[int, str]]:
         """``key -> (size, etag)`` of ``url``'s objects; with ``prefix``, only those under
@@ -222,6 +391,12 @@ class ObjectState:
             cur = self.db.execute("SELECT key, size, etag FROM objects WHERE url=? AND "
                                   "key >= ? AND key < ?", (url, prefix + "/", prefix + "0"))
         return {k: (s, e) for k, s, e in cur}
+
+    def get(self, url: str, key: str) -> tuple[int, str] | None:
+        """``(size, etag)`` of one object, or None when it is not known."""
+        row = self.db.execute("SELECT size, etag FROM objects WHERE url=? AND key=?",
+                              (url, key)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
 
     def put(self, url: str, objs: list[ObjectInfo]) -> None:
         self.db.execute("BEGIN")
@@ -272,14 +447,16 @@ def _fetch(fs: Any, src: str, dest: Path, *, whole: bool = True) -> int:
 
 def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
               since: str | None = None, workers: int = 16, progress: bool = False,
-              on_fetch: Callable[[str], None] | None = None) -> SyncReport:
+              on_fetch: Callable[[str], None] | None = None, fetch: bool = True
+              ) -> SyncReport:
     """Bring the workspace's mirror of the image root ``url`` up to date.
 
     Prefix by prefix (see :func:`iter_partitions`): only objects new or changed (size or
     ETag differ) since the last sync are fetched, ``workers`` at a time; objects gone
     from a listed prefix are removed from the mirror; prefixes not listed (before
     ``since``) keep what the workspace holds. Keys that cannot be a path (``..``, empty
-    segments) are not fetched and are reported in ``rejects``.
+    segments) are not fetched and are reported in ``rejects``. ``fetch=False`` only
+    inventories (key, size, ETag): a later sync still fetches what the mirror lacks.
 
     Raises:
         WeaklabelError: the bucket or prefix does not exist, or access is denied.
@@ -292,6 +469,7 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
     mirror = mirror_dir(ws_root, url)
     rep = SyncReport(url=url, mirror=str(mirror))
     state = ObjectState(Path(ws_root) / STATE)
+    state.add_mirror(mirror.name, url, endpoint_url)
     bar = tqdm(desc="fetch", unit="obj", file=sys.stderr,
                disable=None if progress else True, leave=False)
 
@@ -302,40 +480,80 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
         return n
 
     try:
-        with ThreadPoolExecutor(max(1, workers)) as ex:
-            for prefix, objects in iter_partitions(fs, root, since=since, workers=workers):
+        with storage_errors(url, setting="images.root"), ThreadPoolExecutor(max(1, workers)) as ex:
+            for prefix, pages in iter_partitions(fs, root, since=since, workers=workers):
                 rep.prefixes += prefix != ""
-                rep.listed += len(objects)
-                _sync_partition(state, url, prefix, objects, mirror, rep, ex, get, bar)
+                _sync_partition(state, url, prefix, pages, mirror, rep, ex,
+                                get if fetch else None, bar)
     finally:
         bar.close()
         state.close()
-    rep.rejected = len(rep.rejects)
     rep.seconds = time.perf_counter() - t0
     return rep
 
 
-def _sync_partition(state: ObjectState, url: str, prefix: str, objects: list[ObjectInfo],
-                    mirror: Path, rep: SyncReport, ex: ThreadPoolExecutor,
-                    get: Callable[[ObjectInfo], int], bar: Any) -> None:
-    known = state.known(url, prefix)
-    todo: list[ObjectInfo] = []
-    keys: set[str] = set()
-    for o in objects:
-        why = _safe_key(o.key)
-        if why is None and any(k in keys for k in _parents(o.key)):
-            why = "a key is also a folder of another key"
-        if why is not None:
-            rep.rejects.append((o.key, why))
-            continue
-        keys.add(o.key)
-        if known.get(o.key) != (o.size, o.etag) or not (mirror / o.key).is_file():
-            todo.append(o)
-    gone = [k for k in known if k not in keys]
-    for k in gone:
-        (mirror / k).unlink(missing_ok=True)
-    state.drop(url, gone)
+def _sync_partition(state: ObjectState, url: str, prefix: str,
+                    pages: Iterator[list[ObjectInfo]], mirror: Path, rep: SyncReport,
+                    ex: ThreadPoolExecutor, get: Callable[[ObjectInfo], int] | None, bar: Any
+                    ) -> None:
+    """One prefix: its listing pages merged, in key order, with the rows the workspace
+    knows (read in chunks), so neither side is ever held whole. Per page: the objects
+    gone are removed, the new or changed ones fetched and recorded."""
+    known = state.iter_known(url, prefix)
+    k = next(known, None)
+    chain: list[str] = []  # keys that are string prefixes of the next: folder clashes
+    for page in pages:
+        rep.listed += len(page)
+        todo: list[ObjectInfo] = []
+        gone: list[str] = []
+        for o in page:
+            while k is not None and k[0] < o.key:
+                gone.append(k[0])
+                k = next(known, None)
+            was = None
+            if k is not None and k[0] == o.key:
+                was = (k[1], k[2])
+                k = next(known, None)
+            why = _safe_key(o.key)
+            if why is None:
+                while chain and not o.key.startswith(chain[-1]):
+                    chain.pop()
+                if any(o.key.startswith(c + "/") for c in chain):
+                    why = "a key is also a folder of another key"
+            if why is not None:
+                rep.rejected += 1
+                if len(rep.rejects) < MAX_REJECTS:
+                    rep.rejects.append((o.key, why))
+                if was is not None:
+                    gone.append(o.key)
+                continue
+            chain.append(o.key)
+            if was != (o.size, o.etag) or not (mirror / o.key).is_file():
+                todo.append(o)
+        _apply_page(state, url, mirror, rep, ex, get, bar, todo, gone)
+    rest = []
+    while k is not None:  # known rows after the last listed key: gone
+        rest.append(k[0])
+        if len(rest) >= PAGE:
+            _apply_page(state, url, mirror, rep, ex, get, bar, [], rest)
+            rest = []
+        k = next(known, None)
+    _apply_page(state, url, mirror, rep, ex, get, bar, [], rest)
+
+
+def _apply_page(state: ObjectState, url: str, mirror: Path, rep: SyncReport,
+                ex: ThreadPoolExecutor, get: Callable[[ObjectInfo], int] | None, bar: Any,
+                todo: list[ObjectInfo], gone: list[str]) -> None:
+    for key in gone:
+        (mirror / key).unlink(missing_ok=True)
+    if gone:
+        state.drop(url, gone)
     rep.removed += len(gone)
+    if not todo:
+        return
+    if get is None:  # inventory only
+        state.put(url, todo)
+        return
     bar.total = (bar.total or 0) + len(todo)
     done: list[ObjectInfo] = []
     try:
@@ -344,9 +562,6 @@ def _sync_partition(state: ObjectState, url: str, prefix: str, objects: list[Obj
             rep.bytes_fetched += n
             done.append(o)
             bar.update(1)
-            if len(done) >= 1000:
-                state.put(url, done)
-                done = []
     finally:
         state.put(url, done)  # what was fetched before a failure stays known
 
@@ -356,7 +571,8 @@ def _parents(key: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def fetch_file(url: str, ws_root: Path, *, endpoint_url: str | None = None) -> Path:
+def fetch_file(url: str, ws_root: Path, *, endpoint_url: str | None = None,
+               setting: str = "posts.path") -> Path:
     """A local copy of one object (the posts table), fetched again only when its size or
     ETag changed.
 
@@ -364,29 +580,93 @@ def fetch_file(url: str, ws_root: Path, *, endpoint_url: str | None = None) -> P
         WeaklabelError: the object does not exist.
     """
     fs, path = open_fs(url, endpoint_url=endpoint_url)
-    try:
-        info = fs.info(path)
-    except FileNotFoundError:
-        raise WeaklabelError(f"{url}: no such object; check posts.path") from None
-    obj = ObjectInfo(path.rsplit("/", 1)[-1], int(info.get("size") or 0), _etag(info))
-    parent = url.rsplit("/", 1)[0]
-    dest = mirror_dir(ws_root, parent) / obj.key
-    state = ObjectState(Path(ws_root) / STATE)
-    try:
-        if state.known(parent).get(obj.key) != (obj.size, obj.etag) or not dest.is_file():
-            _fetch(fs, path, dest, whole=False)
-            state.put(parent, [obj])
-    finally:
-        state.close()
+    with storage_errors(url, setting=setting):
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            raise WeaklabelError(f"{url}: no such object; check {setting}") from None
+        if info.get("type") == "directory":
+            raise WeaklabelError(f"{url} is a prefix, not an object; {setting} names one "
+                                 "table, e.g. s3://bucket/tables/posts.csv")
+        obj = ObjectInfo(path.rsplit("/", 1)[-1], int(info.get("size") or 0), _etag(info))
+        parent = url.rsplit("/", 1)[0]
+        dest = mirror_dir(ws_root, parent) / obj.key
+        state = ObjectState(Path(ws_root) / STATE)
+        try:
+            if state.get(parent, obj.key) != (obj.size, obj.etag) or not dest.is_file():
+                _fetch(fs, path, dest, whole=False)
+                state.put(parent, [obj])
+        finally:
+            state.close()
     return dest
 
 
-def stage_inputs(cfg: Any, *, progress: bool = False) -> tuple[Any, dict[str, Any] | None]:
+def put_file(local: Path, url: str, *, endpoint_url: str | None = None,
+             setting: str = "the target") -> ObjectInfo:
+    """Upload ``local`` to the object ``url`` so that it exists whole or not at all.
+
+    On S3 one PUT (or a completed multipart upload) makes the object appear at once,
+    never in part; on other stores the bytes go to a temporary key that is then moved.
+    The uploaded size is checked against the file's.
+
+    Raises:
+        WeaklabelError: no bucket, no credentials, access denied, or a size mismatch.
+    """
+    fs, path = open_fs(url, endpoint_url=endpoint_url)
+    if path.count("/") < 1 or path.endswith("/"):
+        raise WeaklabelError(f"{url}: {setting} must name an object under a bucket, e.g. "
+                             "s3://bucket/exports/manifest.jsonl")
+    size = Path(local).stat().st_size
+    with storage_errors(url, setting=setting):
+        bucket = path.split("/", 1)[0]
+        if not fs.exists(bucket):
+            raise WeaklabelError(f"{url}: no such bucket {bucket!r}; create it or fix "
+                                 f"{setting}")
+        protocol = url.split("://", 1)[0]
+        if protocol in ("s3", "s3a"):
+            fs.put_file(os.fspath(local), path)
+        else:
+            tmp = f"{path}.weaklabel-part"
+            fs.put_file(os.fspath(local), tmp)
+            fs.mv(tmp, path)
+        info = fs.info(path)
+    if int(info.get("size") or 0) != size:
+        raise WeaklabelError(f"{url}: uploaded {info.get('size')} bytes of {size}; run the "
+                             "export again")
+    return ObjectInfo(path, size, _etag(info))
+
+
+def local_images(url: str, ws_root: Path, storage: Any, *, progress: bool = False
+                 ) -> SyncReport:
+    """Sync the image root ``url`` into the workspace mirror (see :func:`sync_tree`) with
+    the config's ``storage`` settings, logging the keys that were not fetched."""
+    rep = sync_tree(url, ws_root, endpoint_url=storage.endpoint_url, since=storage.since,
+                    workers=storage.fetch_workers, progress=progress)
+    for key, why in rep.rejects[:20]:
+        log.warning("%s/%s: not fetched (%s)", rep.url, key, why)
+    return rep
+
+
+def local_input(value: str | None, ws_root: Path, storage: Any, *,
+                setting: str = "posts.path") -> str | None:
+    """A local path for one input table: an object fetched into the workspace (when it
+    changed), a ``file://`` URL as a path, a path as it is."""
+    if value is None:
+        return None
+    if is_remote(value):
+        return str(fetch_file(value, ws_root, endpoint_url=storage.endpoint_url,
+                              setting=setting))
+    return local_path(value)
+
+
+def stage_inputs(cfg: Any, *, progress: bool = False, posts: bool = True,
+                 images: bool = True) -> tuple[Any, dict[str, Any] | None]:
     """The config with every remote input replaced by its workspace mirror.
 
     The posts table (and link table) is fetched when changed; the image root is synced
     with :func:`sync_tree` (``storage.since`` limits the listing). ``export.source_prefix``
-    defaults to the image root's URL, so the manifest names the original objects.
+    defaults to the image root's URL, so the manifest names the original objects. A
+    single-stage command stages only what it reads (``posts``, ``images``).
 
     Returns:
         ``(config, summary)``; the summary is None when nothing is remote.
@@ -394,33 +674,31 @@ def stage_inputs(cfg: Any, *, progress: bool = False) -> tuple[Any, dict[str, An
     ws_root = Path(cfg.workspace)
     st = cfg.storage
     summary: dict[str, Any] = {}
-    posts = cfg.posts
-    for name in ("path", "links"):
-        value = getattr(posts, name)
-        if is_remote(value):
-            posts = replace(posts, **{name: str(fetch_file(value, ws_root,
-                                                             endpoint_url=st.endpoint_url))})
-            summary[f"posts_{name}"] = value
-        elif value and value.startswith("file://"):
-            posts = replace(posts, **{name: local_path(value)})
-    images = cfg.images
+    pcfg = cfg.posts
+    if posts:
+        for name in ("path", "links"):
+            value = getattr(pcfg, name)
+            if value is not None:
+                pcfg = replace(pcfg, **{name: local_input(value, ws_root, st,
+                                                            setting=f"posts.{name}")})
+                if is_remote(value):
+                    summary[f"posts_{name}"] = value
+    icfg = cfg.images
     export = cfg.export
-    root_url = images.root or posts.image_root
-    if is_remote(root_url):
-        rep = sync_tree(root_url, ws_root, endpoint_url=st.endpoint_url, since=st.since,
-                        workers=st.fetch_workers, progress=progress)
-        for key, why in rep.rejects[:20]:
-            log.warning("%s/%s: not fetched (%s)", rep.url, key, why)
-        images = replace(images, root=rep.mirror)
-        posts = replace(posts, image_root=rep.mirror if posts.image_root else None)
+    root_url = icfg.root or pcfg.image_root
+    if images and is_remote(root_url):
+        assert root_url is not None
+        rep = local_images(root_url, ws_root, st, progress=progress)
+        icfg = replace(icfg, root=rep.mirror)
+        pcfg = replace(pcfg, image_root=rep.mirror if pcfg.image_root else None)
         if export.source_prefix is None:
             export = replace(export, source_prefix=rep.url)
         summary.update(prefixes=rep.prefixes, listed=rep.listed, fetched=rep.fetched,
                        bytes=rep.bytes_fetched, removed=rep.removed, rejected=rep.rejected)
     elif root_url and root_url.startswith("file://"):
-        images = replace(images, root=local_path(root_url))
-        if posts.image_root:
-            posts = replace(posts, image_root=local_path(posts.image_root))
+        icfg = replace(icfg, root=local_path(root_url))
+        if pcfg.image_root:
+            pcfg = replace(pcfg, image_root=local_path(pcfg.image_root))
     if not summary:
-        return replace(cfg, posts=posts, images=images), None
-    return replace(cfg, posts=posts, images=images, export=export), summary
+        return replace(cfg, posts=pcfg, images=icfg), None
+    return replace(cfg, posts=pcfg, images=icfg, export=export), summary

@@ -273,7 +273,8 @@ def test_small_and_large_jpeg_hashes_agree_with_a_full_decode(tmp_path: Path) ->
     import imagehash
     from PIL import Image
 
-    from weaklabel.images.inventory import Task, draft_side, examine
+    from weaklabel.images.checks import Task, examine
+    from weaklabel.images.hashes import draft_side
 
     assert draft_side(("phash", 8)) == 64 and draft_side(("dhash", 8)) == 18
     assert draft_side(("whash", 8)) == 0 and draft_side(None) is None
@@ -371,7 +372,7 @@ def test_copies_beyond_the_threshold_verify_and_lookalikes_stay_apart(tmp_path: 
     from PIL import ImageEnhance
 
     from weaklabel.images.dedup import candidate_radius
-    from weaklabel.images.inventory import Task, examine
+    from weaklabel.images.checks import Task, examine
 
     root = tmp_path / "img"
     orig = _drawing(2, 600)

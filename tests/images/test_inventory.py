@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import jpeg_bytes, photo, write
 
-from weaklabel.images import inventory
-from weaklabel.images.inventory import Inventory, display_path, sniff, walk
+from weaklabel.images import hashes, inventory
+from weaklabel.images.checks import sniff
+from weaklabel.images.inventory import Inventory
+from weaklabel.images.walk import display_path, walk
 
 
 def scan(root: Path, ws: Path, **kw: object) -> tuple[Inventory, dict[str, int]]:
@@ -149,6 +151,9 @@ def test_hash_registry_lists_valid_names() -> None:
     from weaklabel.errors import WeaklabelError
 
     with pytest.raises(WeaklabelError, match="valid: ahash, dhash, phash, whash"):
-        inventory.get_hash_method("md5")
+        hashes.get_hash_method("md5")
+    with pytest.raises(WeaklabelError, match="valid: ahash, dhash, phash, whash"):
+        hashes.draft_side(("phahs", 8))
     with pytest.raises(WeaklabelError, match="hash_size"):
-        inventory.hash_key("phash", 16)
+        hashes.hash_key("phash", 16)
+    assert hashes.draft_side(("phash", 8)) == 64 and hashes.draft_side(("whash", 8)) == 0

@@ -16,7 +16,7 @@ from PIL import Image, ImageFile, features
 
 from weaklabel.config import Config, ImagesConfig
 from weaklabel.errors import WeaklabelError
-from weaklabel.images.inventory import check_formats
+from weaklabel.images.checks import check_formats
 from weaklabel.images.purge import run_purge
 
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import bomb_png, jpeg_bytes, photo, png_bytes, write
 from PIL import Image, ImageFile
 
-from weaklabel.images.inventory import DECODE_ERRORS, Task, examine
+from weaklabel.images.checks import DECODE_ERRORS, Task, examine
 from weaklabel.images.purge import run_purge
 
 
@@ -158,7 +158,7 @@ def test_png_stream_check_agrees_with_the_full_decode_on_damaged_files(tmp_path:
     the full decode rejects, and pass every file the full decode accepts."""
     import numpy as np
 
-    from weaklabel.images.inventory import check_png_stream
+    from weaklabel.images.checks import check_png_stream
 
     rng = np.random.default_rng(11)
     checked = caught = 0
@@ -194,7 +194,7 @@ def test_interlaced_png_falls_back_to_the_full_decode(tmp_path: Path) -> None:
     import struct
     import zlib
 
-    from weaklabel.images.inventory import check_png_stream
+    from weaklabel.images.checks import check_png_stream
 
     data = bytearray(png_bytes(photo(9, (64, 64))))
     data[28] = 1  # IHDR's interlace byte: Adam7 (its rows are laid out differently)

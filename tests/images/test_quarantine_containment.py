@@ -87,7 +87,8 @@ def test_restore_refuses_a_journal_record_pointing_elsewhere(
 def test_the_inventory_never_reads_through_a_folder_swapped_after_the_walk(
         tmp_path: Path) -> None:
     """The walk saw a plain folder; by the time the file is read it is a link out."""
-    from weaklabel.images.inventory import Task, examine, partial_digest
+    from weaklabel.images.checks import Task, examine
+    from weaklabel.images.digests import partial_digest
 
     root, outside, _ = _setup(tmp_path)
     (outside / "d").mkdir()

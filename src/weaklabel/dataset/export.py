@@ -741,6 +741,8 @@ def _export_locked(ws: Workspace, out: Path, cfg: Any, *, image_root: Path | Non
         if staging.exists():
             shutil.rmtree(staging)
         raise
+    if "manifest" in formats and getattr(ecfg, "manifest_url", None):
+        upload_manifest(out / "manifest.jsonl", ecfg.manifest_url, cfg)
     write_csv_rows(ws.path("export.rejects.csv"), EXPORT_REJECTS.names,
                    [[text_path(i), reason] for i, reason in sorted(missing)])
     for i, reason in missing[:5]:
@@ -748,6 +750,16 @@ def _export_locked(ws: Workspace, out: Path, cfg: Any, *, image_root: Path | Non
     return ExportResult(out=out, counts=counts, formats=formats, missing=missing, links=links,
                         creation_date=cdate, replaced=replaced,
                         elapsed_s=round(time.perf_counter() - t0, 2))
+
+
+def upload_manifest(manifest: Path, url: str, cfg: Any) -> None:
+    """Upload the written manifest to the object ``url`` (``export.manifest_url``): it
+    appears whole or not at all (see :func:`weaklabel.storage.put_file`)."""
+    from weaklabel.storage import put_file
+
+    put_file(manifest, url, endpoint_url=cfg.storage.endpoint_url,
+             setting="export.manifest_url")
+    log.info("uploaded %s → %s", manifest, url)
 
 
 def format_counts(counts: Mapping[str, Mapping[str, int]]) -> str:

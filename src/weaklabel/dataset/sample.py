@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weaklabel.contracts import ABSTAIN, IMAGE_LABELS, check_frame
+from weaklabel.contracts import ABSTAIN, IMAGE_LABELS
 from weaklabel.dataset.contracts import FUNNEL_STEPS, LABEL_CONFLICTS, SAMPLE, SAMPLE_FUNNEL
 from weaklabel.errors import WeaklabelError
 from weaklabel.workspace import Workspace, atomic_path, file_digest
@@ -343,31 +343,8 @@ def _width(text: str) -> int:
 # --- I/O -----------------------------------------------------------------------------------
 
 
-def read_purge(path: Path) -> pd.DataFrame:
-    """``purge.csv`` (path, status, reason), checked against its contract."""
-    from weaklabel.images.contracts import PURGE
-
-    return _read_csv(path, PURGE, dtype=str)
-
-
-def read_duplicates(path: Path) -> pd.DataFrame:
-    """``duplicates.csv`` (group, kind, kept, duplicate, distance, reason), checked."""
-    from weaklabel.images.contracts import DUPLICATES
-
-    return _read_csv(path, DUPLICATES, dtype={"kind": str, "kept": str, "duplicate": str,
-                                               "reason": str})
-
-
-def _read_csv(path: Path, schema: Any, *, dtype: Any) -> pd.DataFrame:
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding="utf-8")
-    except (OSError, ValueError) as exc:
-        raise WeaklabelError(f"{path}: cannot read ({exc}); re-run weaklabel "
-                             f"{path.stem}") from exc
-    check_frame(df, schema, path)
-    return df
+from weaklabel.images.dedup import read_duplicates  # noqa: E402  re-export
+from weaklabel.images.purge import read_purge  # noqa: E402  re-export
 
 
 def load_labels_for_sampling(ws: Workspace) -> tuple[pd.DataFrame, dict[str, str], list[str]]:

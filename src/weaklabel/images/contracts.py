@@ -2,7 +2,7 @@
 
 The CSV artifacts hold paths relative to the image root in POSIX form. A path that is
 not valid UTF-8 is written with each undecodable byte as ``\\xNN`` (Python's
-``backslashreplace``), see :func:`weaklabel.images.inventory.display_path`; a path with
+``backslashreplace``), see :func:`weaklabel.images.walk.display_path`; a path with
 a newline or comma is quoted by the CSV writer. Rows are sorted so the same tree and
 config give byte-identical files. Hygiene knows no labels: the label-conflict report
 belongs to ``sample`` (:data:`weaklabel.dataset.contracts.LABEL_CONFLICTS`).

@@ -6,7 +6,7 @@ Three steps, each reusable on its own (compute, group, decide):
    and last 4 KiB) only for files whose size collides; a full SHA-1 only where size
    and partial hash collide; a perceptual hash of each decodable image (EXIF orientation
    applied; JPEGs decoded at reduced scale, never below twice the hash's input size,
-   see :func:`~weaklabel.images.inventory.draft_side`).
+   see :func:`~weaklabel.images.hashes.draft_side`).
 2. **Group**: :func:`find_exact_duplicates` (same size and SHA-1; hard links to one inode
    are one file; zero-byte files are never duplicates); near duplicates in two stages:
    candidate pairs whose perceptual hashes are within ``candidate_radius(threshold)``
@@ -51,20 +51,18 @@ from typing import TYPE_CHECKING, Any
 
 from weaklabel.config import Config, as_dict, resolve_workers, validate_config
 from weaklabel.errors import WeaklabelError
+from weaklabel.images.checks import check_formats
 from weaklabel.images.contracts import (
     CORRUPT_STATUSES,
     DEDUP_EXCLUDED,
     DUPLICATES,
 )
-from weaklabel.images.inventory import (
-    THUMB_SIDE,
-    check_formats,
-    display_path,
-    hash_key,
-    open_inventory,
-)
-from weaklabel.images.purge import skip_dirs, write_rows_csv
+from weaklabel.images.hashes import THUMB_SIDE, hash_key
+from weaklabel.images.inventory import open_inventory
+from weaklabel.images.purge import skip_dirs
 from weaklabel.images.quarantine import ApplyReport, Move, apply_moves, plan_moves
+from weaklabel.images.tables import read_rows_csv, write_rows_csv
+from weaklabel.images.walk import display_path
 from weaklabel.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -440,8 +438,6 @@ def merge_groups(
         >>> [(kind, kept, dup) for _, kind, kept, dup, _, _ in rows]
         [('near', 'k', 'a'), ('exact', 'k', 'a2')]
     """
-    from weaklabel.images.inventory import display_path
-
     final: dict[str, list[tuple[str, str, int, str]]] = {}
     exact_of = {k: [d for d, _ in ds] for k, ds in exact}
     for k, ds in exact:
@@ -483,6 +479,13 @@ class DedupResult:
     csv: Path
     applied: ApplyReport | None = None
     scan: dict[str, int] = field(default_factory=dict)
+
+
+def read_duplicates(path: Path) -> pd.DataFrame:
+    """``duplicates.csv`` (group, kind, kept, duplicate, distance, reason), checked."""
+    return read_rows_csv(path, DUPLICATES, dtype={"kind": str, "kept": str,
+                                                  "duplicate": str, "reason": str},
+                         stage="dedup")
 
 
 def engagement_from_posts(posts: pd.DataFrame, post_images: pd.DataFrame,

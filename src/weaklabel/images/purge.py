@@ -28,19 +28,21 @@ prove it on truncated and damaged files). Other formats are fully decoded.
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from weaklabel.config import Config, as_dict, resolve_workers, validate_config
 from weaklabel.errors import WeaklabelError
+from weaklabel.images.checks import check_formats
 from weaklabel.images.contracts import CORRUPT_STATUSES, PURGE, PURGE_STATUSES
-from weaklabel.images.inventory import check_formats, display_path, open_inventory
+from weaklabel.images.inventory import open_inventory
 from weaklabel.images.quarantine import ApplyReport, Move, apply_moves, plan_moves
-from weaklabel.workspace import Workspace, atomic_path
+from weaklabel.images.tables import read_rows_csv, write_rows_csv
+from weaklabel.images.walk import display_path
+from weaklabel.workspace import Workspace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,12 +80,9 @@ def count_statuses(files: pd.DataFrame) -> dict[str, int]:
     return {s: int(vc.get(s, 0)) for s in PURGE_STATUSES}
 
 
-def write_rows_csv(target: Path, header: list[str], rows: list[list[Any]]) -> None:
-    """Write a CSV artifact atomically (UTF-8, ``\\n`` line ends, quoted as needed)."""
-    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(rows)
+def read_purge(path: Path) -> pd.DataFrame:
+    """``purge.csv`` (path, status, reason), checked against its contract."""
+    return read_rows_csv(path, PURGE, dtype=str, stage="purge")
 
 
 def skip_dirs(ws: Workspace) -> list[Path]:

@@ -217,6 +217,9 @@ def recover(ws: Workspace) -> int:
             src, dst = r["src"], r["dst"]
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(dst + PART)
+            if r.get("remote") is not None:  # an object in a bucket: its mirror follows it
+                journal.write(_recover_remote(ws, r))
+                continue
             has_src, has_dst = os.path.lexists(src), os.path.lexists(dst)
             if has_dst and not has_src:
                 journal.write({"op": "done", "id": r["id"], "recovered": True})
@@ -240,6 +243,32 @@ def recover(ws: Workspace) -> int:
         journal.close()
     log.info("recovered %d unfinished move(s) from %s", len(todo), jpath)
     return len(todo)
+
+
+def _recover_remote(ws: Workspace, r: dict[str, Any]) -> dict[str, Any]:
+    """Settle an open move of a bucket's object and its mirrored file: the bucket says
+    where the object is (see :func:`weaklabel.storage_quarantine.settle`), the mirror
+    is brought to the same side, and the step is closed."""
+    from weaklabel import storage_quarantine as sq
+
+    rem, src, dst = r["remote"], r["src"], r["dst"]
+    where = sq.settle(rem)
+    if where is None:
+        log.warning("%s: the bucket holds %s/%s and %s in a state that does not verify; "
+                    "left both", r["id"], rem["url"], rem["src"], rem["dst"])
+        return {"op": "abort", "id": r["id"], "why": "bucket copy does not verify; left both"}
+    # The object is on one side only; the mirrored file moves after it, so it is on the
+    # same side or still on the other.
+    here, there = (dst, src) if where else (src, dst)
+    if os.path.lexists(there) and not os.path.lexists(here):
+        _move_file(there, here, r.get("sha1") or _sha1(there))
+    elif os.path.lexists(there) and r.get("sha1") and _sha1(there) == r["sha1"] \
+            and _sha1(here) == r["sha1"]:
+        os.unlink(there)
+    if not where:
+        return {"op": "abort", "id": r["id"], "why": "interrupted before moving"}
+    sq.record_state(ws.root, rem, quarantined=r.get("action") == "quarantine")
+    return {"op": "done", "id": r["id"], "recovered": True}
 
 
 # --- moving ------------------------------------------------------------------------------
@@ -275,6 +304,27 @@ def _move_file(src: str, dst: str, sha1: str) -> None:
         os.unlink(src)
     _fsync_dir(os.path.dirname(dst))
     _fsync_dir(os.path.dirname(src))
+
+
+def _move_both(src: str, dst: str, sha1: str, rem: dict[str, Any] | None) -> None:
+    """Move the file; for a bucket's mirror the object first (copy, verify, delete), and
+    back again when the file then cannot move, so both stay on the same side."""
+    if rem is None:
+        _move_file(src, dst, sha1)
+        return
+    from weaklabel import storage_quarantine as sq
+
+    try:
+        sq.move(rem)
+    except OSError:
+        raise
+    except Exception as exc:  # the store's own errors (credentials, network): not moved
+        raise OSError(errno.EIO, f"{rem['url']}/{rem['src']}: {exc}") from exc
+    try:
+        _move_file(src, dst, sha1)
+    except OSError:
+        sq.move(sq.reverse(rem))
+        raise
 
 
 def _unchanged(path: str, size: int | None, mtime_ns: int | None) -> str | None:
@@ -359,6 +409,9 @@ def apply_moves(
     delay = float(os.environ.get(DELAY_ENV, "0") or 0)
     qdir = Path(checked_quarantine(ws)) / run
     root_s = os.path.realpath(root)
+    from weaklabel import storage_quarantine as sq
+
+    remote = sq.remote_for(root, ws.root)  # a mirror of a bucket: the objects move too
     journal = Journal(quarantine_dir(ws) / JOURNAL)
     cancelled_groups: dict[int, str] = {}
     checked_kept: set[str] = set()
@@ -397,17 +450,21 @@ def apply_moves(
             if m.sha1 is not None and sha1 != m.sha1:
                 report.cancelled.append((m.src, "not moved: content changed"))
                 continue
+            rem = None if remote is None else remote.record(m.src, run)
+            if isinstance(rem, str):
+                report.cancelled.append((m.src, f"not moved: {rem}"))
+                continue
             dst = os.path.join(os.fspath(qdir), m.src)
             mid = f"{run}:{n}"
             journal.write({"op": "intent", "id": mid, "action": "quarantine", "run": run,
                            "stage": stage, "src": src, "dst": dst, "rel": m.src,
                            "root": root_s,
                            "size": m.size, "mtime_ns": m.mtime_ns, "sha1": sha1,
-                           "reason": m.reason})
+                           "reason": m.reason, **({"remote": rem} if rem else {})})
             if delay:
                 time.sleep(delay)
             try:
-                _move_file(src, dst, sha1)
+                _move_both(src, dst, sha1, rem)
             except OSError as exc:
                 journal.write({"op": "abort", "id": mid, "why": str(exc)})
                 why = f"not moved: {exc.strerror or exc}"
@@ -416,6 +473,8 @@ def apply_moves(
                 report.cancelled.append((m.src, why))
                 report.failed.append((m.src, why))
                 continue
+            if rem:
+                sq.record_state(ws.root, rem, quarantined=True)
             journal.write({"op": "done", "id": mid})
             report.moved.append(m.src)
     finally:
@@ -487,12 +546,25 @@ def run_restore(workspace: Path, *, run: str | None = None, quiet: bool = True) 
                 if not os.path.lexists(src):
                     report.conflicts.append((r["rel"], f"quarantined copy {src} is missing"))
                     continue
+                back = None
+                if r.get("remote") is not None:
+                    from weaklabel import storage_quarantine as sq
+
+                    back = sq.reverse(r["remote"])
+                    if sq.exists(back, back["dst"]):
+                        report.conflicts.append((r["rel"], "an object is back at "
+                                                 f"{back['url']}/{back['dst']}; quarantined "
+                                                 f"object left at {back['src']}"))
+                        continue
                 rid = f"{stamp}:{n}"
                 journal.write({"op": "intent", "id": rid, "action": "restore", "of": r["id"],
                                "run": r["run"], "src": src, "dst": dst, "rel": r["rel"],
-                               "size": r.get("size"), "sha1": r.get("sha1")})
+                               "size": r.get("size"), "sha1": r.get("sha1"),
+                               **({"remote": back} if back else {})})
                 try:
-                    _move_file(src, dst, r.get("sha1") or _sha1(src))
+                    _move_both(src, dst, r.get("sha1") or _sha1(src), back)
+                    if back:
+                        sq.record_state(ws.root, back, quarantined=False)
                 except OSError as exc:
                     journal.write({"op": "abort", "id": rid, "why": str(exc)})
                     report.conflicts.append((r["rel"], f"cannot restore: {exc}"))
