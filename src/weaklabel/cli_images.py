@@ -7,7 +7,7 @@ imported at module level; PIL, imagehash, numpy and pandas load inside the comma
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -48,7 +48,7 @@ def _local_root(cfg: Config, root: str, quiet: bool) -> tuple[Config, Path]:
     from weaklabel.storage import stage_inputs
 
     cfg, _ = stage_inputs(cfg, posts=False, progress=not quiet)
-    return cfg, Path(cfg.images.root)
+    return cfg, Path(cfg.images.root or root)
 
 
 def _print_applied(report: object) -> None:

@@ -371,8 +371,8 @@ def test_copies_beyond_the_threshold_verify_and_lookalikes_stay_apart(tmp_path: 
     photo's light with another's detail) within the candidate radius stay apart."""
     from PIL import ImageEnhance
 
-    from weaklabel.images.dedup import candidate_radius
     from weaklabel.images.checks import Task, examine
+    from weaklabel.images.dedup import candidate_radius
 
     root = tmp_path / "img"
     orig = _drawing(2, 600)
