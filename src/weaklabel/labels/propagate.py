@@ -51,7 +51,7 @@ from weaklabel.labels.labelmap import (
     load_labelmap,
     warn_unseeded,
 )
-from weaklabel.labels.sources import SourceInput
+from weaklabel.labels.sources import SourceInput, keyword_baseline
 from weaklabel.workspace import Workspace, atomic_write_text, file_digest
 
 if TYPE_CHECKING:
@@ -468,7 +468,6 @@ class _Posts:
     def frame(self) -> pd.DataFrame:
         import pandas as pd
 
-        from weaklabel.contracts import LABEL_SOURCES
 
         return pd.DataFrame({
             "post_id": self.ids, "label": self.label, "confidence": self.conf,
@@ -481,7 +480,6 @@ def _seeded(post_ids: Sequence[str], token_lists: Sequence[Sequence[str]],
             reviewed: Mapping[str, str], background: str | None) -> _Posts:
     """Keyword seeds, then reviewed labels over them (``""``: none of the labels, which
     is the background label when the map has one)."""
-    from weaklabel.contracts import LABEL_SOURCES
 
     seeds = seed_labels(token_lists, words, margin=margin)
     n = len(post_ids)
@@ -827,7 +825,6 @@ def label_posts(
 ) -> tuple[Propagation, pd.DataFrame]:
     """The labels of every post of the workspace (nothing written): the propagation and
     the keyword-only baseline (``keyword_labels.parquet``)."""
-    import pandas as pd
 
     from weaklabel.contracts import WORD_CLUSTERS
     from weaklabel.text.embed import load_vectors
@@ -865,24 +862,73 @@ def label_posts(
                             texts=texts, reviewed=read_reviewed(ws, labelmap),
                             background=labelmap.background)
     warn_unseeded(labelmap, prop.seed_counts)
-    kw_only = label_words(labelmap, {}, cluster_weight=0.0)
-    ks = seed_labels(token_lists, kw_only, margin=cfg.propagate.seed_margin)
-    keyword = pd.DataFrame({
-        "post_id": tokens["post_id"].tolist(), "label": ks.labels,
-        "confidence": ks.confidence,
-        "source": ["seed" if lab else "none" for lab in ks.labels],
-        "evidence": ks.evidence, "top_label": ks.labels,
-        **{f"label_{s}": ks.labels if s == "keyword" else [ABSTAIN] * len(ks.labels)
-           for s in LABEL_SOURCES}})
+    keyword = keyword_baseline(tokens["post_id"].tolist(), token_lists, labelmap,
+                               margin=cfg.propagate.seed_margin)
     return prop, keyword
+
+
+def _propagate_inputs(ws: Workspace, labelmap_path: Any, cfg: Config) -> dict[str, str]:
+    """Content digests of everything propagate reads (its up-to-date key)."""
+    inputs = {"tokens.parquet": ws.input_digest("tokens.parquet"),
+              "vectors.kv": ws.input_digest("vectors.kv"),
+              "labelmap": file_digest(labelmap_path) if Path(labelmap_path).is_file() else ""}
+    for name, needed in (("word_clusters.parquet", True),
+                         # the classifier reads the captions
+                         ("posts.parquet", "classifier" in cfg.propagate.sources),
+                         ("reviewed_labels.parquet", True)):
+        if needed and ws.path(name).exists():
+            inputs[name] = ws.input_digest(name)
+    return inputs
+
+
+def _current_labelmap(ws: Workspace, labelmap_path: Any, digest: str
+                      ) -> tuple[LabelMap, dict[int, list[str]] | None, bool, list[str]]:
+    """The label map, validated and carried over any cluster drift since it was reviewed
+    (see drift.py). Returns ``(labelmap, clusters now, pinned, drift lines)``."""
+    from weaklabel.contracts import WORD_CLUSTERS
+    from weaklabel.labels.drift import map_clusters, read_pin, remapped
+
+    if not ws.path("word_clusters.parquet").exists():
+        return load_labelmap(labelmap_path, known_clusters=set()), None, False, []
+    current: dict[int, list[str]] = {}
+    for c, g in ws.read("word_clusters.parquet", WORD_CLUSTERS).groupby("cluster"):
+        current[int(c)] = g["word"].tolist()
+    # a reviewed map names clusters of the run it was reviewed against
+    pinned = read_pin(ws.path("labelmap.pin.json"), digest)
+    labelmap = load_labelmap(labelmap_path, known_clusters=set(current) | set(pinned or {}))
+    if pinned is None:
+        return labelmap, current, False, []
+    drift = map_clusters(labelmap, pinned, current)
+    for line in drift.moved:
+        log.warning("%s: cluster drift since review: %s", labelmap.path, line)
+    return remapped(labelmap, drift), current, True, drift.moved
+
+
+def _summary(written: pd.DataFrame, keyword: pd.DataFrame, imgs: pd.DataFrame,
+             prop: Propagation, moved: list[str]) -> dict[str, Any]:
+    src = Counter(written["source"])
+    return {
+        "posts": len(written), "seed": src.get("seed", 0), "knn": src.get("knn", 0),
+        "abstain": src.get("none", 0), "reviewed": src.get("reviewed", 0),
+        "coverage": round(float((written["label"] != ABSTAIN).mean()), 4),
+        "keyword_coverage": round(float((keyword["label"] != ABSTAIN).mean()), 4),
+        "cv_accuracy": None if prop.cv_accuracy is None else round(prop.cv_accuracy, 4),
+        "labels": dict(sorted(Counter(written["label"]).items())),
+        "seed_counts": dict(sorted(prop.seed_counts.items())),
+        **{k: prop.estimates[k] for k in ("combine", "rounds", "threshold",
+                                            "estimated_precision", "source_accuracy")
+           if k in prop.estimates},
+        "cluster_drift": moved,
+        "images": len(imgs),
+        "labelled_images": int((imgs["label"] != ABSTAIN).sum()),
+    }
 
 
 def run_propagate(
     workspace: Workspace, labelmap_path: Any, cfg: Config, *, force: bool = False
 ) -> dict[str, Any]:
     """Validate the label map, seed, propagate; write post, keyword and image labels."""
-
-    from weaklabel.contracts import WORD_CLUSTERS
+    from weaklabel.labels.drift import pin_text
 
     t0 = time.perf_counter()
     if labelmap_path is None:
@@ -892,36 +938,9 @@ def run_propagate(
         )
     ws = workspace
     ws.require("vectors.kv")
-    inputs = {"tokens.parquet": ws.input_digest("tokens.parquet"),
-              "vectors.kv": ws.input_digest("vectors.kv"),
-              "labelmap": file_digest(labelmap_path) if Path(labelmap_path).is_file() else ""}
-    wc_path = ws.path("word_clusters.parquet")
-    word_clusters = None
-    if wc_path.exists():
-        word_clusters = ws.read("word_clusters.parquet", WORD_CLUSTERS)
-        inputs["word_clusters.parquet"] = ws.input_digest("word_clusters.parquet")
-    if "classifier" in cfg.propagate.sources:  # the classifier reads the captions
-        inputs["posts.parquet"] = ws.input_digest("posts.parquet")
-    if ws.path("reviewed_labels.parquet").exists():
-        inputs["reviewed_labels.parquet"] = ws.input_digest("reviewed_labels.parquet")
-    from weaklabel.labels.drift import map_clusters, pin_text, read_pin, remapped
-
-    current: dict[int, list[str]] = {}
-    if word_clusters is not None:
-        for c, g in word_clusters.groupby("cluster"):
-            current[int(c)] = g["word"].tolist()
-    # a reviewed map names clusters of the run it was reviewed against (see drift.py)
-    pin_path = ws.path("labelmap.pin.json")
-    pinned = read_pin(pin_path, inputs["labelmap"]) if word_clusters is not None else None
-    known = set(current) | set(pinned or {}) if word_clusters is not None else set()
-    labelmap = load_labelmap(labelmap_path, known_clusters=known)
-    moved: list[str] = []
-    if pinned is not None:
-        drift = map_clusters(labelmap, pinned, current)
-        moved = drift.moved
-        for line in moved:
-            log.warning("%s: cluster drift since review: %s", labelmap.path, line)
-        labelmap = remapped(labelmap, drift)
+    inputs = _propagate_inputs(ws, labelmap_path, cfg)
+    labelmap, current, pinned, moved = _current_labelmap(ws, labelmap_path,
+                                                         inputs["labelmap"])
     params = as_dict(cfg.propagate)
     outputs = ("post_labels.parquet", "keyword_labels.parquet", "image_labels.parquet")
     with ws.lock("propagate"):
@@ -936,28 +955,13 @@ def run_propagate(
         ws.write("keyword_labels.parquet", keyword, POST_LABELS)
         imgs = ws.write("image_labels.parquet", image_labels(written, post_images, posts),
                         IMAGE_LABELS)
-        src = Counter(written["source"])
-        summary: dict[str, Any] = {
-            "posts": len(written), "seed": src.get("seed", 0), "knn": src.get("knn", 0),
-            "abstain": src.get("none", 0), "reviewed": src.get("reviewed", 0),
-            "coverage": round(float((written["label"] != ABSTAIN).mean()), 4),
-            "keyword_coverage": round(float((keyword["label"] != ABSTAIN).mean()), 4),
-            "cv_accuracy": None if prop.cv_accuracy is None else round(prop.cv_accuracy, 4),
-            "labels": dict(sorted(Counter(written["label"]).items())),
-            "seed_counts": dict(sorted(prop.seed_counts.items())),
-            **{k: prop.estimates[k] for k in ("combine", "rounds", "threshold",
-                                                "estimated_precision", "source_accuracy")
-               if k in prop.estimates},
-            "cluster_drift": moved,
-            "images": len(imgs),
-            "labelled_images": int((imgs["label"] != ABSTAIN).sum()),
-        }
+        summary = _summary(written, keyword, imgs, prop, moved)
         elapsed = time.perf_counter() - t0
         for o in outputs:
             ws.write_meta(o, stage="propagate", params=params, inputs=inputs,
                           rows=len(imgs) if o == "image_labels.parquet" else len(written),
                           elapsed=elapsed, extra={"summary": summary})
-        if pinned is None and word_clusters is not None:
-            atomic_write_text(pin_path, pin_text(labelmap, inputs["labelmap"], current))
+        if not pinned and current is not None:
+            atomic_write_text(ws.path("labelmap.pin.json"),
+                              pin_text(labelmap, inputs["labelmap"], current))
     return {**summary, "elapsed_s": round(elapsed, 2)}
-

@@ -33,8 +33,10 @@ from weaklabel.errors import WeaklabelError
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
 
     from weaklabel.config import PropagateConfig
+    from weaklabel.labels.labelmap import LabelMap
 
 
 @dataclass
@@ -203,6 +205,46 @@ SOURCES: dict[str, Callable[[], LabellingSource]] = {
     "classifier": ClassifierSource,
 }
 """name → labelling source."""
+
+
+def keyword_baseline(post_ids: Sequence[str], token_lists: Sequence[Sequence[str]],
+                     labelmap: LabelMap, *, margin: float) -> pd.DataFrame:
+    """The floor every source is compared with: the label map's keywords alone (no
+    cluster words, no compounds), as a ``POST_LABELS`` table."""
+    import pandas as pd
+
+    from weaklabel.contracts import ABSTAIN, LABEL_SOURCES
+    from weaklabel.labels.labelmap import label_words
+    from weaklabel.labels.propagate import seed_labels
+
+    ks = seed_labels(token_lists, label_words(labelmap, {}, cluster_weight=0.0),
+                     margin=margin)
+    return pd.DataFrame({
+        "post_id": list(post_ids), "label": ks.labels, "confidence": ks.confidence,
+        "source": ["seed" if lab else "none" for lab in ks.labels],
+        "evidence": ks.evidence, "top_label": ks.labels,
+        **{f"label_{s}": ks.labels if s == "keyword" else [ABSTAIN] * len(ks.labels)
+           for s in LABEL_SOURCES}})
+
+
+def source_labels(post_labels: pd.DataFrame, source: str) -> pd.DataFrame:
+    """One labelling source alone, as a ``POST_LABELS`` table that ``eval`` scores like
+    any other: its own top label (``label_<source>``) on every post it votes on.
+    Confidence is 1.0 where it votes: a source alone has no calibrated confidence."""
+    from weaklabel.contracts import ABSTAIN, LABEL_SOURCES
+
+    col = f"label_{source}"
+    if source not in LABEL_SOURCES or col not in post_labels:
+        raise WeaklabelError(f"no votes of source {source!r} in these labels; valid: "
+                             f"{', '.join(LABEL_SOURCES)}")
+    out = post_labels.copy()
+    lab = out[col].fillna(ABSTAIN)
+    out["label"], out["top_label"] = lab, lab
+    out["confidence"] = (lab != ABSTAIN).astype(float)
+    out["source"] = ["seed" if s == "seed" and x != ABSTAIN else "knn" if x != ABSTAIN
+                     else "none" for s, x in zip(out["source"], lab, strict=True)]
+    out["evidence"] = source
+    return out
 
 
 def get_source(name: str) -> LabellingSource:
