@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from weaklabel.labels.labelmap import (
     warn_unseeded,
 )
 from weaklabel.labels.sources import SourceInput, keyword_baseline
+from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace, atomic_write_text, file_digest
 
 if TYPE_CHECKING:
@@ -904,64 +904,99 @@ def _current_labelmap(ws: Workspace, labelmap_path: Any, digest: str
     return remapped(labelmap, drift), current, True, drift.moved
 
 
+@dataclass(frozen=True)
+class PropagateSummary(Summary):
+    """What ``propagate`` labelled, how, and what it estimated (no gold involved)."""
+
+    posts: int
+    seed: int
+    knn: int
+    abstain: int
+    reviewed: int
+    coverage: float
+    keyword_coverage: float
+    images: int
+    labelled_images: int
+    cv_accuracy: float | None = None
+    combine: str | None = None
+    rounds: int | None = None
+    threshold: float | None = None
+    estimated_precision: float | None = None
+    labels: Mapping[str, int] = field(default_factory=dict)
+    seed_counts: Mapping[str, int] = field(default_factory=dict)
+    source_accuracy: Mapping[str, float] = field(default_factory=dict)
+    cluster_drift: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        cv = "n/a" if self.cv_accuracy is None else f"{self.cv_accuracy:.3f}"
+        out = (f"{self.posts} posts: {self.seed} seeded, {self.knn} propagated, "
+               f"{self.abstain} abstained (coverage {self.coverage:.1%}; keywords alone "
+               f"{self.keyword_coverage:.1%}); held-out seeds recovered {cv}")
+        if self.estimated_precision is not None:
+            out += (f"; combined by {self.combine} after {self.rounds} self-training "
+                    f"round(s), kept at confidence >= {self.threshold:.2f}: estimated "
+                    f"precision {self.estimated_precision:.3f}")
+        labels = ", ".join(f"{k or '(none)'} {v}" for k, v in self.labels.items())
+        return f"{out}; labels: {labels}; {self.labelled_images}/{self.images} images labelled"
+
+
 def _summary(written: pd.DataFrame, keyword: pd.DataFrame, imgs: pd.DataFrame,
-             prop: Propagation, moved: list[str]) -> dict[str, Any]:
+             prop: Propagation, moved: list[str]) -> PropagateSummary:
     src = Counter(written["source"])
-    return {
-        "posts": len(written), "seed": src.get("seed", 0), "knn": src.get("knn", 0),
-        "abstain": src.get("none", 0), "reviewed": src.get("reviewed", 0),
-        "coverage": round(float((written["label"] != ABSTAIN).mean()), 4),
-        "keyword_coverage": round(float((keyword["label"] != ABSTAIN).mean()), 4),
-        "cv_accuracy": None if prop.cv_accuracy is None else round(prop.cv_accuracy, 4),
-        "labels": dict(sorted(Counter(written["label"]).items())),
-        "seed_counts": dict(sorted(prop.seed_counts.items())),
-        **{k: prop.estimates[k] for k in ("combine", "rounds", "threshold",
-                                            "estimated_precision", "source_accuracy")
-           if k in prop.estimates},
-        "cluster_drift": moved,
-        "images": len(imgs),
-        "labelled_images": int((imgs["label"] != ABSTAIN).sum()),
-    }
+    est = prop.estimates
+    return PropagateSummary(
+        posts=len(written), seed=src.get("seed", 0), knn=src.get("knn", 0),
+        abstain=src.get("none", 0), reviewed=src.get("reviewed", 0),
+        coverage=round(float((written["label"] != ABSTAIN).mean()), 4),
+        keyword_coverage=round(float((keyword["label"] != ABSTAIN).mean()), 4),
+        images=len(imgs), labelled_images=int((imgs["label"] != ABSTAIN).sum()),
+        cv_accuracy=None if prop.cv_accuracy is None else round(prop.cv_accuracy, 4),
+        combine=est.get("combine"), rounds=est.get("rounds"), threshold=est.get("threshold"),
+        estimated_precision=est.get("estimated_precision"),
+        labels=dict(sorted(Counter(written["label"]).items())),
+        seed_counts=dict(sorted(prop.seed_counts.items())),
+        source_accuracy=dict(est.get("source_accuracy") or {}), cluster_drift=tuple(moved))
 
 
-def run_propagate(
-    workspace: Workspace, labelmap_path: Any, cfg: Config, *, force: bool = False
-) -> dict[str, Any]:
-    """Validate the label map, seed, propagate; write post, keyword and image labels."""
+PROPAGATE_OUTPUTS = ("post_labels.parquet", "keyword_labels.parquet", "image_labels.parquet")
+
+
+def run_propagate(ws: Workspace, cfg: Config, *, force: bool = False,
+                  progress: bool = True) -> StageReport[PropagateSummary]:
+    """Validate ``cfg.labelmap``, seed, propagate; write post, keyword and image labels.
+
+    Raises:
+        WeaklabelError: no label map, or one that does not validate.
+        MissingArtifactError: no vectors yet (run ``weaklabel embed``).
+        ReviewNeeded: the map's clusters drifted beyond mapping since it was reviewed.
+    """
     from weaklabel.labels.drift import pin_text
 
-    t0 = time.perf_counter()
+    labelmap_path = cfg.labelmap
     if labelmap_path is None:
         raise WeaklabelError(
             "no label map given; pass --labelmap FILE (start from "
-            f"{workspace.path('labelmap.draft.yaml')}, written by weaklabel cluster)"
+            f"{ws.path('labelmap.draft.yaml')}, written by weaklabel cluster)"
         )
-    ws = workspace
     ws.require("vectors.kv")
     inputs = _propagate_inputs(ws, labelmap_path, cfg)
     labelmap, current, pinned, moved = _current_labelmap(ws, labelmap_path,
                                                          inputs["labelmap"])
-    params = as_dict(cfg.propagate)
-    outputs = ("post_labels.parquet", "keyword_labels.parquet", "image_labels.parquet")
-    with ws.lock("propagate"):
-        if not force and all(ws.is_up_to_date(o, params=params, inputs=inputs) for o in outputs):
-            meta = ws.read_meta("post_labels.parquet") or {}
-            log.info("labels are up to date; use --force to redo")
-            return {"up_to_date": True, **(meta.get("summary") or {})}
-        prop, keyword = label_posts(ws, labelmap, cfg)
-        posts = ws.read("posts.parquet", POSTS)
-        post_images = ws.read("post_images.parquet", POST_IMAGES)
-        written = ws.write("post_labels.parquet", prop.labels, POST_LABELS)
-        ws.write("keyword_labels.parquet", keyword, POST_LABELS)
-        imgs = ws.write("image_labels.parquet", image_labels(written, post_images, posts),
-                        IMAGE_LABELS)
-        summary = _summary(written, keyword, imgs, prop, moved)
-        elapsed = time.perf_counter() - t0
-        for o in outputs:
-            ws.write_meta(o, stage="propagate", params=params, inputs=inputs,
-                          rows=len(imgs) if o == "image_labels.parquet" else len(written),
-                          elapsed=elapsed, extra={"summary": summary})
-        if not pinned and current is not None:
-            atomic_write_text(ws.path("labelmap.pin.json"),
-                              pin_text(labelmap, inputs["labelmap"], current))
-    return {**summary, "elapsed_s": round(elapsed, 2)}
+    with ws.stage("propagate", outputs=PROPAGATE_OUTPUTS, params=as_dict(cfg.propagate),
+                  inputs=inputs, summary=PropagateSummary, force=force) as st:
+        if st.todo:
+            prop, keyword = label_posts(ws, labelmap, cfg)
+            posts = ws.read("posts.parquet", POSTS)
+            post_images = ws.read("post_images.parquet", POST_IMAGES)
+            written = ws.write("post_labels.parquet", prop.labels, POST_LABELS)
+            ws.write("keyword_labels.parquet", keyword, POST_LABELS)
+            imgs = ws.write("image_labels.parquet", image_labels(written, post_images, posts),
+                            IMAGE_LABELS)
+            st.done(_summary(written, keyword, imgs, prop, moved),
+                    rows={"post_labels.parquet": len(written),
+                          "keyword_labels.parquet": len(keyword),
+                          "image_labels.parquet": len(imgs)})
+            if not pinned and current is not None:
+                atomic_write_text(ws.path("labelmap.pin.json"),
+                                  pin_text(labelmap, inputs["labelmap"], current))
+    return st.report
