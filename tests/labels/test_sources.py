@@ -141,6 +141,39 @@ def test_reviewed_labels_override_every_source(
         run_propagate(ws, _with_map(cfg, keyword_labelmap))
 
 
+def test_every_source_alone_is_a_label_table_eval_scores(
+        kv: Any, corpus: list[dict[str, Any]], tmp_path: Path,
+        write_labelmap: Callable[..., Path]) -> None:
+    from weaklabel.contracts import check_frame
+    from weaklabel.labels.labelmap import load_labelmap
+    from weaklabel.labels.sources import keyword_baseline, source_labels
+
+    ids = [r["post_id"] for r in corpus]
+    toks = [r["tokens"] for r in corpus]
+    prop = propagate_labels(ids, toks, kv, KEYWORDS, cfg=PropagateConfig(k=5))
+    assert set(prop.votes) == set(SOURCES) and prop.posterior is not None
+    assert prop.posterior.shape == (len(ids), len(prop.classes))
+    for name in SOURCES:
+        alone = source_labels(prop.labels, name)
+        check_frame(alone, POST_LABELS, f"{name} alone")
+        assert alone["label"].tolist() == prop.labels[f"label_{name}"].tolist()
+        assert ((alone["label"] == ABSTAIN) == (alone["source"] == "none")).all()
+    # the keyword source votes on seeds only; the classifier on every post
+    assert (source_labels(prop.labels, "keyword")["label"] != ABSTAIN).sum() == \
+        (prop.labels["source"] == "seed").sum()
+    assert (source_labels(prop.labels, "classifier")["label"] != ABSTAIN).all()
+    with pytest.raises(WeaklabelError,
+                       match="no votes of source 'knnn' in these labels; valid: keyword"):
+        source_labels(prop.labels, "knnn")
+    lm = load_labelmap(write_labelmap("labels:\n  lips:\n    keywords: [립스틱, 틴트]\n"
+                                      "  hair:\n    keywords: [염색]\n"))
+    base = keyword_baseline(ids, toks, lm, margin=1.0)
+    check_frame(base, POST_LABELS, "keywords alone")
+    hit = [i for i, t in enumerate(toks) if ("립스틱" in t or "틴트" in t) and "염색" not in t]
+    assert hit and (base["label"].iloc[hit] == "lips").all()
+    assert set(base["label"]) == {"lips", "hair", ABSTAIN}  # nails has no keyword here
+
+
 def test_reviewed_none_becomes_the_background_label(
         kv: Any, corpus: list[dict[str, Any]]) -> None:
     ids = [r["post_id"] for r in corpus]
