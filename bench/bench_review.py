@@ -93,7 +93,7 @@ def repropagate(ws: Path, cfg: Any) -> Any:
     from weaklabel.labels.propagate import run_propagate
     from weaklabel.workspace import Workspace
 
-    run_propagate(Workspace(ws), cfg.labelmap, cfg, force=True)
+    run_propagate(Workspace(ws), cfg, force=True)
     return pd.read_parquet(ws / "post_labels.parquet")
 
 

@@ -214,21 +214,7 @@ def propagate(
         "propagate.target_precision": target_precision})
     from weaklabel.labels.propagate import run_propagate
 
-    s = run_propagate(workspace_of(cfg), cfg.labelmap, cfg, force=force)
-    if s.get("up_to_date"):
-        typer.echo("labels up to date")
-        return
-    cv = "n/a" if s["cv_accuracy"] is None else f"{s['cv_accuracy']:.3f}"
-    typer.echo(f"{s['posts']} posts: {s['seed']} seeded, {s['knn']} propagated, {s['abstain']} "
-               f"abstained (coverage {s['coverage']:.1%}; keywords alone "
-               f"{s['keyword_coverage']:.1%}); held-out seeds recovered {cv}")
-    if s.get("estimated_precision") is not None:
-        typer.echo(f"combined by {s['combine']} after {s['rounds']} self-training round(s); "
-                   f"kept at confidence >= {s['threshold']:.2f}: estimated precision "
-                   f"{s['estimated_precision']:.3f} at coverage {s['coverage']:.1%}")
-    typer.echo("labels: " + ", ".join(f"{k or '(none)'} {v}" for k, v in s["labels"].items()))
-    typer.echo(f"{s['labelled_images']}/{s['images']} images labelled → "
-               f"{cfg.workspace}/post_labels.parquet, {cfg.workspace}/image_labels.parquet")
+    echo_report(run_propagate(workspace_of(cfg), cfg, force=force, progress=not quiet))
 
 
 @app.command("eval")

@@ -150,7 +150,7 @@ def _run_stages(cfg: Config, *, force: bool, progress: bool,
         from weaklabel.review.reviewed import write_reviewed
 
         step("reviewed", lambda: write_reviewed(ws.root))
-    step("propagate", lambda: run_propagate(ws, cfg.labelmap, cfg, force=force))
+    step("propagate", lambda: run_propagate(ws, cfg, force=force, progress=progress))
     if root is not None:
         from weaklabel.images.dedup import run_dedup
         from weaklabel.images.purge import run_purge

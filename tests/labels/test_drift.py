@@ -26,6 +26,13 @@ MAP = ("labels:\n  lips:\n    clusters: [0]\n    keywords: [립스틱]\n"
        "  nails:\n    clusters: [2]\n    keywords: [젤네일]\n")
 
 
+def _with_map(cfg: Config, labelmap: Path | None) -> Config:
+    """``cfg`` naming ``labelmap`` (run_propagate reads the map from the config)."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, labelmap=None if labelmap is None else str(labelmap))
+
+
 def _write_clusters(ws: Workspace, clusters: dict[int, list[str]]) -> None:
     rows = [{"word": w, "cluster": c, "count": 5, "similarity": 0.9}
             for c, ws_ in clusters.items() for w in ws_]
@@ -38,17 +45,17 @@ def test_a_reclustered_corpus_keeps_the_reviewed_meaning(
     lm = write_labelmap(MAP)
     cfg = Config(propagate=PropagateConfig(k=5))
     _write_clusters(ws, CLUSTERS)
-    first = run_propagate(ws, lm, cfg)
+    first = run_propagate(ws, _with_map(cfg, lm))
     before = pd.read_parquet(ws.path("post_labels.parquet"))
-    assert ws.path("labelmap.pin.json").is_file() and first["cluster_drift"] == []
+    assert ws.path("labelmap.pin.json").is_file() and first.summary.cluster_drift == ()
     # the grown corpus re-clusters: the same topics under other ids, a new word joins
     _write_clusters(ws, {7: CLUSTERS[2], 3: [*CLUSTERS[0], "글로스"], 5: CLUSTERS[1][:3],
                          0: ["주말", "데일리"]})
-    second = run_propagate(ws, lm, cfg)
-    assert "up_to_date" not in second
-    assert sorted(second["cluster_drift"]) == ["hair cluster 1 → 5 (75% of its words)",
-                                               "lips cluster 0 → 3 (100% of its words)",
-                                               "nails cluster 2 → 7 (100% of its words)"]
+    second = run_propagate(ws, _with_map(cfg, lm))
+    assert not second.up_to_date
+    assert sorted(second.summary.cluster_drift) == [
+        "hair cluster 1 → 5 (75% of its words)", "lips cluster 0 → 3 (100% of its words)",
+        "nails cluster 2 → 7 (100% of its words)"]
     after = pd.read_parquet(ws.path("post_labels.parquet"))
     seeded = before["source"] == "seed"
     same = (after.loc[seeded, "label"] == before.loc[seeded, "label"]).mean()
@@ -59,10 +66,10 @@ def test_a_reclustered_corpus_keeps_the_reviewed_meaning(
     with pytest.raises(ReviewNeeded, match=rf"{lm}: the clusters it names changed since it "
                                            r"was reviewed \('hair' cluster 1: its words are "
                                            r"split over clusters"):
-        run_propagate(ws, lm, cfg)
+        run_propagate(ws, _with_map(cfg, lm))
     # the person reviews the map again (a new digest): it is pinned anew and runs
     lm.write_text(MAP.replace("keywords: [립스틱]", "keywords: [립스틱, 틴트]"), "utf-8")
-    assert run_propagate(ws, lm, cfg)["cluster_drift"] == []
+    assert run_propagate(ws, _with_map(cfg, lm)).summary.cluster_drift == ()
 
 
 def test_two_labels_landing_in_one_cluster_need_review(write_labelmap: Any) -> None:

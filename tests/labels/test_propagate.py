@@ -32,6 +32,13 @@ KEYWORDS = {"립스틱": {"lips": 1.0}, "틴트": {"lips": 1.0}, "염색": {"hai
             "미용실": {"hair": 1.0}, "젤네일": {"nails": 1.0}, "매니큐어": {"nails": 1.0}}
 
 
+def _with_map(cfg: Config, labelmap: Path | None) -> Config:
+    """``cfg`` naming ``labelmap`` (run_propagate reads the map from the config)."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, labelmap=None if labelmap is None else str(labelmap))
+
+
 def test_seed_labels_margin_ties_and_evidence() -> None:
     words = {"립스틱": {"lips": 1.0}, "틴트": {"lips": 1.0}, "염색": {"hair": 1.0},
              "글로스": {"lips": 0.5}}
@@ -197,20 +204,20 @@ def test_run_propagate_writes_labels_baseline_and_images(
         embedded_workspace: Path, keyword_labelmap: Path) -> None:
     ws = Workspace(embedded_workspace)
     cfg = Config(propagate=PropagateConfig(k=5, cv_folds=3))
-    s = run_propagate(ws, keyword_labelmap, cfg)
+    s = run_propagate(ws, _with_map(cfg, keyword_labelmap))
     post = pd.read_parquet(ws.path("post_labels.parquet"))
     kw = pd.read_parquet(ws.path("keyword_labels.parquet"))
     img = pd.read_parquet(ws.path("image_labels.parquet"))
     assert post.columns.tolist() == POST_LABELS.names
     assert img.columns.tolist() == IMAGE_LABELS.names
     assert post["post_id"].is_monotonic_increasing
-    assert s["posts"] == len(post) == 450 and s["images"] == len(img) == 460
-    assert s["seed"] + s["knn"] + s["abstain"] == 450
-    assert s["coverage"] > s["keyword_coverage"] > 0
+    assert s.summary.posts == len(post) == 450 and s.summary.images == len(img) == 460
+    assert s.summary.seed + s.summary.knn + s.summary.abstain == 450
+    assert s.summary.coverage > s.summary.keyword_coverage > 0
     assert set(kw["source"]) <= {"seed", "none"}
     seeded = kw["label"] != ABSTAIN  # with no clusters, keyword seeds are the post seeds
     assert (post.loc[seeded, "label"] == kw.loc[seeded, "label"]).all()
-    assert run_propagate(ws, keyword_labelmap, cfg)["up_to_date"] is True
+    assert run_propagate(ws, _with_map(cfg, keyword_labelmap)).up_to_date is True
 
 
 def test_run_propagate_reruns_when_the_labelmap_changes(
@@ -218,12 +225,12 @@ def test_run_propagate_reruns_when_the_labelmap_changes(
     ws = Workspace(embedded_workspace)
     lm = write_labelmap("labels:\n  lips:\n    keywords: [립스틱]\n"
                         "  hair:\n    keywords: [염색]\n")
-    first = run_propagate(ws, lm, Config())
+    first = run_propagate(ws, _with_map(Config(), lm))
     lm.write_text("labels:\n  lips:\n    keywords: [립스틱, 틴트]\n"
                   "  hair:\n    keywords: [염색]\n", encoding="utf-8")
-    second = run_propagate(ws, lm, Config())
-    assert "up_to_date" not in second
-    assert second["seed"] > first["seed"]
+    second = run_propagate(ws, _with_map(Config(), lm))
+    assert not second.up_to_date
+    assert second.summary.seed > first.summary.seed
 
 
 def test_run_propagate_errors(embedded_workspace: Path, token_workspace: Path,
@@ -231,15 +238,16 @@ def test_run_propagate_errors(embedded_workspace: Path, token_workspace: Path,
                               keyword_labelmap: Path) -> None:
     ws = Workspace(embedded_workspace)
     with pytest.raises(WeaklabelError, match="no label map given; pass --labelmap"):
-        run_propagate(ws, None, Config())
+        run_propagate(ws, _with_map(Config(), None))
     with pytest.raises(WeaklabelError, match="missing.yaml does not exist"):
-        run_propagate(ws, embedded_workspace / "missing.yaml", Config())
+        run_propagate(ws, _with_map(Config(), embedded_workspace / "missing.yaml"))
     with pytest.raises(WeaklabelError, match="run `weaklabel embed` first"):
-        run_propagate(Workspace(token_workspace), keyword_labelmap, Config())
+        run_propagate(Workspace(token_workspace), _with_map(Config(), keyword_labelmap))
     lm = write_labelmap("labels:\n  lips:\n    clusters: [0]\n", name="clusters.yaml")
     with pytest.raises(WeaklabelError, match="cluster 0 of 'lips' does not exist: no clusters "
                                              "yet; run `weaklabel cluster` first"):
-        run_propagate(ws, lm, Config())  # no word_clusters.parquet: no cluster exists yet
+        # no word_clusters.parquet: no cluster exists yet
+        run_propagate(ws, _with_map(Config(), lm))
     assert not ws.path("post_labels.parquet").exists()
 
 
@@ -249,10 +257,10 @@ def test_run_propagate_warns_about_keywords_that_never_occur(
     lm = write_labelmap("labels:\n  lips:\n    keywords: [립스틱, 립스틱추천]\n"
                         "  hair:\n    keywords: [염색]\n  eyes:\n    keywords: [아이라이너]\n")
     with caplog.at_level(logging.WARNING):
-        s = run_propagate(Workspace(embedded_workspace), lm, Config())
+        s = run_propagate(Workspace(embedded_workspace), _with_map(Config(), lm))
     assert "keyword '립스틱추천' of 'lips' never occurs as a token" in caplog.text
     assert "label 'eyes' has no seed posts" in caplog.text
-    assert "eyes" not in s["labels"]
+    assert "eyes" not in s.summary.labels
 
 
 def test_near_keywords_filters_cluster_words(kv: Any, write_labelmap: Callable[..., Path]) -> None:

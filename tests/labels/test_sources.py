@@ -35,6 +35,13 @@ KEYWORDS = {"립스틱": {"lips": 1.0}, "틴트": {"lips": 1.0}, "염색": {"hai
             "미용실": {"hair": 1.0}, "젤네일": {"nails": 1.0}, "매니큐어": {"nails": 1.0}}
 
 
+def _with_map(cfg: Config, labelmap: Path | None) -> Config:
+    """``cfg`` naming ``labelmap`` (run_propagate reads the map from the config)."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, labelmap=None if labelmap is None else str(labelmap))
+
+
 def test_registries_name_the_valid_choices_on_a_typo() -> None:
     assert set(SOURCES) == {"keyword", "knn", "prototype", "classifier"}
     assert get_source("knn").name == "knn"
@@ -112,14 +119,14 @@ def test_reviewed_labels_override_every_source(
         embedded_workspace: Path, keyword_labelmap: Path) -> None:
     ws = Workspace(embedded_workspace)
     cfg = Config(propagate=PropagateConfig(k=5))
-    first = run_propagate(ws, keyword_labelmap, cfg)
+    first = run_propagate(ws, _with_map(cfg, keyword_labelmap))
     before = pd.read_parquet(ws.path("post_labels.parquet")).set_index("post_id")
     seed_post = before.index[before["source"] == "seed"][0]  # a lips/hair/nails seed
     other = "hair" if before.loc[seed_post, "label"] != "hair" else "lips"
     _reviewed(ws, {seed_post: other, "nails0003": ABSTAIN})
-    second = run_propagate(ws, keyword_labelmap, cfg)
-    assert "up_to_date" not in second  # the review is an input: propagate ran again
-    assert first["reviewed"] == 0 and second["reviewed"] == 2
+    second = run_propagate(ws, _with_map(cfg, keyword_labelmap))
+    assert not second.up_to_date  # the review is an input: propagate ran again
+    assert first.summary.reviewed == 0 and second.summary.reviewed == 2
     after = pd.read_parquet(ws.path("post_labels.parquet")).set_index("post_id")
     assert after.columns.tolist() == POST_LABELS.names[1:]
     assert (after.loc[seed_post, "label"], after.loc[seed_post, "source"],
@@ -127,11 +134,44 @@ def test_reviewed_labels_override_every_source(
     # "none of the labels" with no background label in the map: abstain
     assert (after.loc["nails0003", "label"], after.loc["nails0003", "source"]) == \
         (ABSTAIN, "reviewed")
-    assert run_propagate(ws, keyword_labelmap, cfg)["up_to_date"] is True
+    assert run_propagate(ws, _with_map(cfg, keyword_labelmap)).up_to_date is True
     _reviewed(ws, {seed_post: "lipz"})
     with pytest.raises(WeaklabelError, match=r"reviewed_labels.parquet: row 1: label 'lipz' is "
                                              r"not in .*labelmap.yaml"):
-        run_propagate(ws, keyword_labelmap, cfg)
+        run_propagate(ws, _with_map(cfg, keyword_labelmap))
+
+
+def test_every_source_alone_is_a_label_table_eval_scores(
+        kv: Any, corpus: list[dict[str, Any]], tmp_path: Path,
+        write_labelmap: Callable[..., Path]) -> None:
+    from weaklabel.contracts import check_frame
+    from weaklabel.labels.labelmap import load_labelmap
+    from weaklabel.labels.sources import keyword_baseline, source_labels
+
+    ids = [r["post_id"] for r in corpus]
+    toks = [r["tokens"] for r in corpus]
+    prop = propagate_labels(ids, toks, kv, KEYWORDS, cfg=PropagateConfig(k=5))
+    assert set(prop.votes) == set(SOURCES) and prop.posterior is not None
+    assert prop.posterior.shape == (len(ids), len(prop.classes))
+    for name in SOURCES:
+        alone = source_labels(prop.labels, name)
+        check_frame(alone, POST_LABELS, f"{name} alone")
+        assert alone["label"].tolist() == prop.labels[f"label_{name}"].tolist()
+        assert ((alone["label"] == ABSTAIN) == (alone["source"] == "none")).all()
+    # the keyword source votes on seeds only; the classifier on every post
+    assert (source_labels(prop.labels, "keyword")["label"] != ABSTAIN).sum() == \
+        (prop.labels["source"] == "seed").sum()
+    assert (source_labels(prop.labels, "classifier")["label"] != ABSTAIN).all()
+    with pytest.raises(WeaklabelError,
+                       match="no votes of source 'knnn' in these labels; valid: keyword"):
+        source_labels(prop.labels, "knnn")
+    lm = load_labelmap(write_labelmap("labels:\n  lips:\n    keywords: [립스틱, 틴트]\n"
+                                      "  hair:\n    keywords: [염색]\n"))
+    base = keyword_baseline(ids, toks, lm, margin=1.0)
+    check_frame(base, POST_LABELS, "keywords alone")
+    hit = [i for i, t in enumerate(toks) if ("립스틱" in t or "틴트" in t) and "염색" not in t]
+    assert hit and (base["label"].iloc[hit] == "lips").all()
+    assert set(base["label"]) == {"lips", "hair", ABSTAIN}  # nails has no keyword here
 
 
 def test_reviewed_none_becomes_the_background_label(

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +51,8 @@ from weaklabel.labels.labelmap import (
     load_labelmap,
     warn_unseeded,
 )
-from weaklabel.labels.sources import SourceInput
+from weaklabel.labels.sources import SourceInput, keyword_baseline
+from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace, atomic_write_text, file_digest
 
 if TYPE_CHECKING:
@@ -270,12 +270,19 @@ def prototype_proba(x: np.ndarray, protos: np.ndarray, *, temperature: float) ->
 
 @dataclass
 class Propagation:
-    """Post labels plus what the run decided and estimated (no gold involved)."""
+    """Post labels plus what the run decided and estimated (no gold involved).
+
+    ``votes`` (every source's probability rows) and ``posterior`` (the combined one)
+    follow ``classes``; they stay in memory for ``eval`` and benchmarks, never written.
+    """
 
     labels: pd.DataFrame  # POST_LABELS
     cv_accuracy: float | None
     seed_counts: dict[str, int]
     estimates: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
+    votes: dict[str, np.ndarray] = field(default_factory=dict)
+    posterior: np.ndarray | None = None
 
 
 def _macro_f1(pred: np.ndarray, true: np.ndarray, ncls: int) -> float:
@@ -292,49 +299,59 @@ def _macro_f1(pred: np.ndarray, true: np.ndarray, ncls: int) -> float:
     return float(np.mean(f1s)) if f1s else 0.0
 
 
+@dataclass
+class _Best:
+    """The best (round, combiner) seen by a held-out run, with what it saw then."""
+
+    score: float = -1.0
+    round: int = 0
+    combine: str = ""
+    votes: dict[str, np.ndarray] = field(default_factory=dict)
+    posterior: np.ndarray | None = None
+
+
 def _run_sources(inp: SourceInput, *, sources: Sequence[str], combiners: Sequence[str],
                  rounds: int, cfg: PropagateConfig,
                  score: Callable[[np.ndarray], float] | None = None,
-                 ) -> tuple[dict[str, np.ndarray], np.ndarray, list[dict[str, Any]]]:
+                 trials: list[dict[str, Any]] | None = None,
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray, _Best]:
     """The sources' votes and the combined posterior after ``rounds`` self-training
-    rounds. With ``score`` (a held-out criterion), every combiner is scored after every
-    round; the round's best combiner gives the labels the next round learns from.
+    rounds. Every round's classifier learns from the blend of the round before: graded
+    probabilities, so ``self_train_confidence`` means something (a vote or the label
+    model is near 0 or 1 everywhere and lets nearly every post through; fed by the
+    held-out seeds' favourite it recovered more of them and labelled the chatbot's
+    non-seed posts worse, 0.52 against 0.59 right), and never from its own vote, which
+    would only confirm it. With ``score`` (a held-out criterion) every combiner is
+    scored after every round and the best (round, combiner) is returned with the votes
+    it saw.
 
-    Returns ``(votes, posterior, trials)``; ``trials`` lists round, combiner, score.
+    Returns ``(votes, posterior of combiners[0], best)``.
     """
     import numpy as np
 
     from weaklabel.labels.sources import get_combiner, get_source
 
-    base = [s for s in sources if s != "classifier"]
-    votes = {s: get_source(s).votes(inp) for s in base}
-    trials: list[dict[str, Any]] = []
-
-    def best(v: dict[str, np.ndarray], r: int) -> tuple[np.ndarray, np.ndarray]:
-        """(the best combination, the best one to learn the next round from): the
-        classifier never learns from its own vote alone, which would only confirm it."""
-        scored: list[tuple[float, int, str, np.ndarray]] = []
-        for name in combiners:
-            post = get_combiner(name)(v, cfg)
-            s = score(post) if score is not None and len(combiners) > 1 else 0.0
-            if score is not None and len(combiners) > 1:
-                trials.append({"round": r, "combine": name, "score": round(s, 4)})
-            scored.append((s, -len(scored), name, post))
-        top = max(scored, key=lambda t: (t[0], t[1]))
-        feed = [t for t in scored if t[2] != "classifier"]
-        return top[3], (max(feed, key=lambda t: (t[0], t[1]))[3] if feed
-                        else get_combiner("blend")(v, cfg))
-
-    post, feed = best(votes, 0)
-    if "classifier" in sources:
-        for r in range(1, rounds + 1):
+    votes = {s: get_source(s).votes(inp) for s in sources if s != "classifier"}
+    best = _Best()
+    post = np.zeros(0)
+    for r in range(rounds + 1 if "classifier" in sources else 1):
+        if r:
+            feed = get_combiner("blend")(votes, cfg)
             cur = np.where(feed.sum(axis=1) > 0, feed.argmax(axis=1), -1)
-            cur = np.where(inp.train, inp.seed, cur)
-            conf = np.where(inp.train, 1.0, feed.max(axis=1))
-            inp.current, inp.current_conf = cur, conf
+            inp.current = np.where(inp.train, inp.seed, cur)
+            inp.current_conf = np.where(inp.train, 1.0, feed.max(axis=1))
             votes["classifier"] = get_source("classifier").votes(inp)
-            post, feed = best(votes, r)
-    return votes, post, trials
+        for name in combiners if score is not None else combiners[:1]:
+            p = get_combiner(name)(votes, cfg)
+            post = p if name == combiners[0] else post
+            if score is None:
+                continue
+            s = score(p)
+            if trials is not None:
+                trials.append({"round": r, "combine": name, "score": round(s, 4)})
+            if s > best.score + 1e-12:
+                best = _Best(s, r, name, dict(votes), p)
+    return votes, post, best
 
 
 def calibrate_confidence(raw: np.ndarray, correct: np.ndarray
@@ -365,6 +382,236 @@ def calibrate_confidence(raw: np.ndarray, correct: np.ndarray
                                 dtype=float)
 
 
+@dataclass
+class _Posts:
+    """Every post's label while propagate works: label, confidence, source, why."""
+
+    ids: list[str]
+    label: list[str]
+    conf: list[float]
+    source: list[str]
+    evidence: list[str]
+    top_label: list[str]
+    per_source: dict[str, list[str]]
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+
+        return pd.DataFrame({
+            "post_id": self.ids, "label": self.label, "confidence": self.conf,
+            "source": self.source, "evidence": self.evidence, "top_label": self.top_label,
+            **{f"label_{s}": self.per_source[s] for s in LABEL_SOURCES}})
+
+
+def _seeded(post_ids: Sequence[str], token_lists: Sequence[Sequence[str]],
+            words: Mapping[str, Mapping[str, float]], *, margin: float,
+            reviewed: Mapping[str, str], background: str | None) -> _Posts:
+    """Keyword seeds, then reviewed labels over them (``""``: none of the labels, which
+    is the background label when the map has one)."""
+
+    seeds = seed_labels(token_lists, words, margin=margin)
+    n = len(post_ids)
+    st = _Posts(list(post_ids), list(seeds.labels), [float(c) for c in seeds.confidence],
+                ["seed" if lab != ABSTAIN else "none" for lab in seeds.labels],
+                list(seeds.evidence), [], {s: [ABSTAIN] * n for s in LABEL_SOURCES})
+    for i, pid in enumerate(post_ids):
+        if pid in reviewed:
+            st.label[i] = reviewed[pid] or (background or ABSTAIN)
+            st.conf[i], st.source[i] = 1.0, "reviewed"
+            st.evidence[i] = "reviewed" + (f" | {st.evidence[i]}" if st.evidence[i] else "")
+    st.top_label = list(st.label)
+    st.per_source["keyword"] = [lab if src == "seed" else ABSTAIN
+                                for lab, src in zip(seeds.labels, st.source, strict=True)]
+    return st
+
+
+def _source_input(st: _Posts, token_lists: Sequence[Sequence[str]], kv: Any,
+                  words: Mapping[str, Mapping[str, float]], classes: list[str], *,
+                  cfg: PropagateConfig, keywords: Mapping[str, Sequence[str]],
+                  texts: Sequence[str] | None) -> tuple[SourceInput, np.ndarray, np.ndarray]:
+    """What the sources see, plus the masked post vectors ``(vecs, has)`` of seeds.
+
+    A seed post without its label words is what a post the keywords missed looks like.
+    Non-seed posts hold no label word, so the classifier learns from seeds with those
+    words masked (else it learns only the keywords), and held-out seeds are recognised
+    with them masked (else recovering them is trivial).
+    """
+    import numpy as np
+
+    n = len(st.ids)
+    idf = idf_weights(token_lists) if cfg.idf else None
+    vecs, has = post_vectors(token_lists, kv, idf=idf, center=cfg.center)
+    cidx = {c: j for j, c in enumerate(classes)}
+    seed = np.array([cidx[lab] if lab != ABSTAIN else -1 for lab in st.label], dtype=int)
+    is_seed = np.array([s == "seed" for s in st.source])
+    masked_toks = [[w for w in toks if w not in words] if is_seed[i] else list(toks)
+                   for i, toks in enumerate(token_lists)]
+    mvecs, mhas = post_vectors(masked_toks, kv, idf=idf, center=cfg.center)
+    raw_texts = list(texts) if texts is not None else [" ".join(t) for t in token_lists]
+    clf_texts = [mask_words(raw_texts[i], [w for w in token_lists[i] if w in words])
+                 if is_seed[i] else raw_texts[i] for i in range(n)]
+    inp = SourceInput(classes=classes, seed=seed, train=seed >= 0, vecs=vecs, has=has,
+                      texts=clf_texts, kv=kv, keywords=dict(keywords), cfg=cfg,
+                      is_seed=is_seed,
+                      seed_texts={i: raw_texts[i] for i in range(n)
+                                  if is_seed[i] and clf_texts[i] != raw_texts[i]})
+    return inp, mvecs, mhas
+
+
+def _held_out(inp: SourceInput, cfg: PropagateConfig) -> np.ndarray:
+    """A stratified share (``cfg.holdout``) of each label's keyword seeds, fixed by
+    ``cfg.seed``; reviewed posts are never held out."""
+    import numpy as np
+
+    rng = np.random.default_rng(cfg.seed)
+    held = np.zeros(len(inp.seed), dtype=bool)
+    for ci in range(len(inp.classes)):
+        rows = np.nonzero(inp.is_seed & (inp.seed == ci))[0]
+        if len(rows) >= 5:
+            held[rng.choice(rows, int(round(len(rows) * cfg.holdout)), replace=False)] = True
+    return held
+
+
+@dataclass
+class _Choice:
+    """What the held-out seeds decided: combiner, rounds, calibration."""
+
+    combine: str
+    rounds: int
+    calib: Callable[[np.ndarray], np.ndarray] | None = None
+    seed_precision: dict[str, float] = field(default_factory=dict)
+    agreement: float | None = None
+    estimates: dict[str, Any] = field(default_factory=dict)
+
+
+def _choose(inp: SourceInput, held: np.ndarray, mvecs: np.ndarray, mhas: np.ndarray,
+            combiners: Sequence[str], cfg: PropagateConfig) -> _Choice:
+    """Hide ``held`` (masked) from every source; the combiner and round that recover it
+    best are chosen, and the combined confidence is calibrated on it."""
+    import numpy as np
+
+    from weaklabel.labels.sources import fit_label_model
+
+    fixed, vecs, has = inp.train, inp.vecs, inp.has
+    inp.train = fixed & ~held
+    inp.vecs = np.where(held[:, None], mvecs, vecs)
+    inp.has = np.where(held, mhas, has)
+    truth = inp.seed[held]
+    ncls = len(inp.classes)
+
+    def score(post: np.ndarray) -> float:
+        p = post[held]
+        return _macro_f1(np.where(p.sum(axis=1) > 0, p.argmax(axis=1), -1), truth, ncls)
+
+    trials: list[dict[str, Any]] = []
+    _, _, best = _run_sources(inp, sources=cfg.sources, combiners=combiners,
+                              rounds=cfg.rounds, cfg=cfg, score=score, trials=trials)
+    inp.train, inp.vecs, inp.has = fixed, vecs, has
+    inp.current = inp.current_conf = None
+    assert best.posterior is not None
+    ph = best.posterior[held]
+    ok = ph.sum(axis=1) > 0
+    # A seed label is itself noisy, so a label model over the seed and the other
+    # sources' (masked) votes there estimates how often each seed label is right.
+    lm_votes = {s: v[held] for s, v in best.votes.items() if s != "keyword"}
+    lm_votes["keyword"] = np.eye(ncls)[truth]
+    lm_h, _ = fit_label_model(lm_votes)
+    pred_h = ph.argmax(axis=1)
+    # Calibrated to agreement with the (noisy) seed label, not to the label model's
+    # belief: held-out seeds are easier than the posts the keywords missed, and the
+    # seed noise offsets part of that optimism.
+    calib = calibrate_confidence(ph[ok].max(axis=1), pred_h[ok] == truth[ok])
+    seed_precision = {c: round(float(lm_h[truth == ci, ci].mean()), 4)
+                      for ci, c in enumerate(inp.classes) if (truth == ci).any()}
+    cv = float(np.mean(np.where(ok, pred_h, -1) == truth))
+    return _Choice(best.combine, best.round, calib, seed_precision, cv,
+                   {"trials": trials, "heldout_seeds": int(held.sum()),
+                    "heldout_agreement": round(cv, 4), "seed_precision": seed_precision})
+
+
+def _final_votes(inp: SourceInput, choice: _Choice, cfg: PropagateConfig
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every source's votes and the chosen combination, learnt from all seeds; the
+    classifier always votes, for review."""
+    import numpy as np
+
+    from weaklabel.labels.sources import get_source
+
+    votes, post, _ = _run_sources(inp, sources=cfg.sources, combiners=[choice.combine],
+                                  rounds=choice.rounds, cfg=cfg)
+    if "classifier" in cfg.sources and "classifier" not in votes:
+        cur = np.where(post.sum(axis=1) > 0, post.argmax(axis=1), -1)
+        inp.current = np.where(inp.train, inp.seed, cur)
+        inp.current_conf = np.where(inp.train, 1.0, post.max(axis=1))
+        votes = {**votes, "classifier": get_source("classifier").votes(inp)}
+    return votes, post
+
+
+def _assign(st: _Posts, votes: Mapping[str, np.ndarray], post: np.ndarray,
+            seed: np.ndarray, classes: list[str], choice: _Choice) -> dict[str, Any]:
+    """Each post's top label, calibrated confidence and evidence from the posterior;
+    seeds keep their labels, with their label's estimated seed precision as confidence
+    (the label model's belief in it when nothing was held out)."""
+    import numpy as np
+
+    from weaklabel.labels.sources import fit_label_model
+
+    for s, v in votes.items():
+        if s in st.per_source:
+            top_s = np.where(v.sum(axis=1) > 0, v.argmax(axis=1), -1)
+            st.per_source[s] = [classes[j] if j >= 0 else ABSTAIN for j in top_s]
+    lm_post, accuracy = fit_label_model(votes)
+    best_j, raw = post.argmax(axis=1), post.max(axis=1)
+    cal = choice.calib(raw) if choice.calib is not None else raw
+    order = np.argsort(-post, axis=1)[:, :3]
+    for i in range(len(st.ids)):
+        if st.source[i] == "seed":
+            st.conf[i] = choice.seed_precision.get(st.label[i]) or round(
+                float(lm_post[i, seed[i]]) if lm_post[i].sum() > 0 else 1.0, 4)
+            continue
+        if st.source[i] == "reviewed" or raw[i] <= 0:
+            continue
+        st.top_label[i] = classes[best_j[i]]
+        st.conf[i] = round(float(cal[i]), 4)
+        votes_txt = " ".join(f"{classes[j]}:{post[i, j]:.2f}" for j in order[i]
+                             if post[i, j] > 0)
+        st.evidence[i] = f"{choice.combine} {votes_txt}" + \
+            (f" | {st.evidence[i]}" if st.evidence[i] else "")
+    return {"combine": choice.combine, "rounds": choice.rounds, "source_accuracy": accuracy}
+
+
+def _keep(st: _Posts, cfg: PropagateConfig) -> dict[str, Any]:
+    """Label the propagated posts whose confidence reaches ``min_confidence`` or the
+    threshold ``target_precision`` picks; the kept labels' mean confidence is their
+    estimated precision."""
+    import numpy as np
+
+    n = len(st.ids)
+    threshold = cfg.min_confidence
+    prop_rows = [i for i in range(n) if st.source[i] == "none" and st.top_label[i] != ABSTAIN]
+    fixed_conf = [st.conf[i] for i in range(n) if st.source[i] in ("seed", "reviewed")
+                  and st.label[i] != ABSTAIN]
+    if cfg.target_precision > 0:
+        threshold = pick_threshold(fixed_conf, [st.conf[i] for i in prop_rows],
+                                   target=cfg.target_precision)
+        kept_c = fixed_conf + [st.conf[i] for i in prop_rows if st.conf[i] >= threshold - 1e-9]
+        if kept_c and float(np.mean(kept_c)) < cfg.target_precision - 1e-9:
+            log.warning("no confidence threshold reaches the target precision %.2f (the "
+                        "seeds alone are estimated %.3f precise); kept the most precise "
+                        "labels, estimated %.3f; review the label map's keywords or lower "
+                        "the target", cfg.target_precision,
+                        float(np.mean(fixed_conf)) if fixed_conf else 0.0,
+                        float(np.mean(kept_c)))
+    for i in prop_rows:
+        if st.conf[i] >= threshold - 1e-9:
+            st.label[i], st.source[i] = st.top_label[i], "knn"
+    kept = fixed_conf + [st.conf[i] for i in prop_rows if st.source[i] == "knn"]
+    return {"threshold": round(float(threshold), 4),
+            "estimated_precision": round(float(np.mean(kept)), 4) if kept else None,
+            "coverage": round(sum(lab != ABSTAIN for lab in st.label) / n, 4) if n else 0.0}
+
+
 def propagate_labels(
     post_ids: Sequence[str], token_lists: Sequence[Sequence[str]], kv: Any,
     words: Mapping[str, Mapping[str, float]], *, cfg: PropagateConfig,
@@ -378,181 +625,34 @@ def propagate_labels(
     ``reviewed`` maps post id → a person's label (:data:`ABSTAIN`: none of the labels,
     which becomes ``background`` when the map has one).
     """
-    import numpy as np
-    import pandas as pd
-
-    from weaklabel.contracts import LABEL_SOURCES
-    from weaklabel.labels.sources import (
-        COMBINERS,
-        SourceInput,
-        fit_label_model,
-        get_combiner,
-        get_source,
-    )
+    from weaklabel.labels.sources import COMBINERS, get_combiner, get_source
 
     for s in cfg.sources:
         get_source(s)  # a typo fails before any work
     combiners = list(COMBINERS) if cfg.combine == "auto" else [cfg.combine]
     for c in combiners:
         get_combiner(c)
-    seeds = seed_labels(token_lists, words, margin=cfg.seed_margin)
-    n = len(post_ids)
-    label = list(seeds.labels)
-    conf = [float(c) for c in seeds.confidence]
-    source = ["seed" if lab != ABSTAIN else "none" for lab in label]
-    evidence = list(seeds.evidence)
-    reviewed = dict(reviewed or {})
-    for i, pid in enumerate(post_ids):
-        if pid in reviewed:
-            lab = reviewed[pid] or (background or ABSTAIN)
-            label[i], conf[i], source[i] = lab, 1.0, "reviewed"
-            evidence[i] = "reviewed" + (f" | {evidence[i]}" if evidence[i] else "")
-    top_label = list(label)
-    seed_counts = dict(Counter(label[i] for i in range(n)
-                               if label[i] != ABSTAIN and source[i] == "seed"))
-    per_source = {s: [ABSTAIN] * n for s in LABEL_SOURCES}
-    per_source["keyword"] = [lab if src == "seed" else ABSTAIN
-                             for lab, src in zip(seeds.labels, source, strict=True)]
-    classes = sorted({lab for lab in label if lab != ABSTAIN})
-    estimates: dict[str, Any] = {}
-    cv = None
-    if len(classes) >= 2 and not (set(cfg.sources) <= {"keyword"}):
-        idf = idf_weights(token_lists) if cfg.idf else None
-        vecs, has = post_vectors(token_lists, kv, idf=idf, center=cfg.center)
-        cidx = {c: j for j, c in enumerate(classes)}
-        seed = np.array([cidx[lab] if lab != ABSTAIN else -1 for lab in label], dtype=int)
-        fixed = seed >= 0
-        # A seed post without its label words: what a post the keywords missed looks
-        # like. Non-seed posts hold no label word, so the classifier learns from seeds
-        # with those words masked (else it learns only the keywords), and held-out seeds
-        # are recognised with them masked (else recovering them is trivial).
-        is_seed = np.array([s == "seed" for s in source])
-        masked_toks = [[w for w in toks if w not in words] if is_seed[i] else list(toks)
-                       for i, toks in enumerate(token_lists)]
-        mvecs, mhas = post_vectors(masked_toks, kv, idf=idf, center=cfg.center)
-        raw_texts = list(texts) if texts is not None else [" ".join(t) for t in token_lists]
-        clf_texts = [mask_words(raw_texts[i], [w for w in token_lists[i] if w in words])
-                     if is_seed[i] else raw_texts[i] for i in range(n)]
-        inp = SourceInput(classes=classes, seed=seed, train=fixed.copy(), vecs=vecs, has=has,
-                          texts=clf_texts, kv=kv, keywords=dict(keywords or {}), cfg=cfg)
-        # Held-out seeds: a stratified share of the keyword seeds is hidden from every
-        # source; how well a setting recovers them chooses the combiner and the rounds
-        # and calibrates the confidence. Reviewed posts are never held out.
-        rng = np.random.default_rng(cfg.seed)
-        held = np.zeros(n, dtype=bool)
-        for ci in range(len(classes)):
-            rows = np.nonzero(is_seed & (seed == ci))[0]
-            if len(rows) >= 5:
-                held[rng.choice(rows, int(round(len(rows) * cfg.holdout)), replace=False)] = True
-        chosen_combine, chosen_rounds = combiners[0], cfg.rounds
-        seed_precision: dict[str, float] = {}
-        calib: Callable[[np.ndarray], np.ndarray] = lambda x: np.asarray(x, dtype=float)  # noqa: E731
-        if held.sum() >= 10 and cfg.holdout > 0:
-            inp.train = fixed & ~held
-            inp.vecs = np.where(held[:, None], mvecs, vecs)
-            inp.has = np.where(held, mhas, has)
-            truth = seed[held]
-
-            def score(post: np.ndarray) -> float:
-                p = post[held]
-                return _macro_f1(np.where(p.sum(axis=1) > 0, p.argmax(axis=1), -1), truth,
-                                 len(classes))
-
-            _, _, trials = _run_sources(inp, sources=cfg.sources, combiners=combiners,
-                                        rounds=cfg.rounds, cfg=cfg, score=score)
-            top = max(trials, key=lambda t: (t["score"], -t["round"]), default=None)
-            if top is not None:
-                chosen_combine, chosen_rounds = top["combine"], top["round"]
-            # Replay the chosen setting on the held-out seeds. A seed label is itself
-            # noisy, so a label model over the seed and the other sources' (masked)
-            # votes there estimates how often each seed label is right.
-            votes_h, post_h, _ = _run_sources(inp, sources=cfg.sources,
-                                              combiners=[chosen_combine],
-                                              rounds=chosen_rounds, cfg=cfg)
-            ph = post_h[held]
-            ok = ph.sum(axis=1) > 0
-            lm_votes = {s: v[held] for s, v in votes_h.items() if s != "keyword"}
-            lm_votes["keyword"] = np.eye(len(classes))[truth]
-            lm_h, _ = fit_label_model(lm_votes)
-            pred_h = ph.argmax(axis=1)
-            # Calibrated to agreement with the (noisy) seed label, not to the label
-            # model's belief: held-out seeds are easier than the posts the keywords
-            # missed, and the seed noise offsets part of that optimism.
-            calib = calibrate_confidence(ph[ok].max(axis=1), pred_h[ok] == truth[ok])
-            for ci, c in enumerate(classes):
-                rows = truth == ci
-                if rows.any():
-                    seed_precision[c] = round(float(lm_h[rows, ci].mean()), 4)
-            cv = float(np.mean(np.where(ok, pred_h, -1) == truth))
-            estimates.update({"trials": trials, "heldout_seeds": int(held.sum()),
-                              "heldout_agreement": round(cv, 4),
-                              "seed_precision": dict(seed_precision)})
-        inp.train, inp.vecs, inp.has = fixed, vecs, has
-        inp.current = inp.current_conf = None
-        votes, post, _ = _run_sources(inp, sources=cfg.sources, combiners=[chosen_combine],
-                                      rounds=chosen_rounds, cfg=cfg)
-        if "classifier" in cfg.sources and "classifier" not in votes:
-            # no round was chosen: still record what the classifier says, for review
-            cur = np.where(post.sum(axis=1) > 0, post.argmax(axis=1), -1)
-            inp.current = np.where(fixed, seed, cur)
-            inp.current_conf = np.where(fixed, 1.0, post.max(axis=1))
-            votes = {**votes, "classifier": get_source("classifier").votes(inp)}
-        for s, v in votes.items():
-            if s in per_source:
-                top_s = np.where(v.sum(axis=1) > 0, v.argmax(axis=1), -1)
-                per_source[s] = [classes[j] if j >= 0 else ABSTAIN for j in top_s]
-        lm_post, accuracy = fit_label_model(votes)
-        estimates.update({"combine": chosen_combine, "rounds": chosen_rounds,
-                          "source_accuracy": accuracy})
-        best_j = post.argmax(axis=1)
-        raw = post.max(axis=1)
-        cal = calib(raw)
-        order = np.argsort(-post, axis=1)[:, :3]
-        for i in range(n):
-            if source[i] == "seed":
-                # a seed keeps its label; its confidence is its label's estimated seed
-                # precision (the label model's belief in it when nothing was held out)
-                conf[i] = seed_precision.get(label[i]) or round(
-                    float(lm_post[i, seed[i]]) if lm_post[i].sum() > 0 else 1.0, 4)
-                continue
-            if source[i] == "reviewed" or raw[i] <= 0:
-                continue
-            top_label[i] = classes[best_j[i]]
-            conf[i] = round(float(cal[i]), 4)
-            votes_txt = " ".join(f"{classes[j]}:{post[i, j]:.2f}" for j in order[i]
-                                 if post[i, j] > 0)
-            evidence[i] = f"{chosen_combine} {votes_txt}" + \
-                (f" | {evidence[i]}" if evidence[i] else "")
-        threshold = cfg.min_confidence
-        prop_rows = [i for i in range(n) if source[i] == "none" and top_label[i] != ABSTAIN]
-        fixed_conf = [conf[i] for i in range(n) if source[i] in ("seed", "reviewed")
-                      and label[i] != ABSTAIN]
-        if cfg.target_precision > 0:
-            threshold = pick_threshold(fixed_conf, [conf[i] for i in prop_rows],
-                                       target=cfg.target_precision)
-            kept_c = fixed_conf + [conf[i] for i in prop_rows if conf[i] >= threshold - 1e-9]
-            if kept_c and float(np.mean(kept_c)) < cfg.target_precision - 1e-9:
-                log.warning("no confidence threshold reaches the target precision %.2f (the "
-                            "seeds alone are estimated %.3f precise); kept the most precise "
-                            "labels, estimated %.3f; review the label map's keywords or lower "
-                            "the target", cfg.target_precision,
-                            float(np.mean(fixed_conf)) if fixed_conf else 0.0,
-                            float(np.mean(kept_c)))
-        for i in prop_rows:
-            if conf[i] >= threshold - 1e-9:
-                label[i], source[i] = top_label[i], "knn"
-        kept = fixed_conf + [conf[i] for i in prop_rows if source[i] == "knn"]
-        estimates.update({
-            "threshold": round(float(threshold), 4),
-            "estimated_precision": round(float(np.mean(kept)), 4) if kept else None,
-            "coverage": round(sum(lab != ABSTAIN for lab in label) / n, 4) if n else 0.0})
-    elif len(classes) == 1:
-        log.warning("only one label has seed posts; propagation needs two or more, so only "
-                    "seeds are labelled")
-    df = pd.DataFrame({"post_id": list(post_ids), "label": label, "confidence": conf,
-                       "source": source, "evidence": evidence, "top_label": top_label,
-                       **{f"label_{s}": per_source[s] for s in LABEL_SOURCES}})
-    return Propagation(df, cv, seed_counts, estimates)
+    st = _seeded(post_ids, token_lists, words, margin=cfg.seed_margin,
+                 reviewed=dict(reviewed or {}), background=background)
+    seed_counts = dict(Counter(lab for lab, src in zip(st.label, st.source, strict=True)
+                               if lab != ABSTAIN and src == "seed"))
+    classes = sorted({lab for lab in st.label if lab != ABSTAIN})
+    if len(classes) < 2 or set(cfg.sources) <= {"keyword"}:
+        if len(classes) == 1:
+            log.warning("only one label has seed posts; propagation needs two or more, so "
+                        "only seeds are labelled")
+        return Propagation(st.frame(), None, seed_counts, {}, classes)
+    inp, mvecs, mhas = _source_input(st, token_lists, kv, words, classes, cfg=cfg,
+                                     keywords=keywords or {}, texts=texts)
+    held = _held_out(inp, cfg)
+    choice = _Choice(combiners[0], cfg.rounds)
+    if held.sum() >= 10 and cfg.holdout > 0:
+        choice = _choose(inp, held, mvecs, mhas, combiners, cfg)
+    votes, post = _final_votes(inp, choice, cfg)
+    estimates = {**choice.estimates, **_assign(st, votes, post, inp.seed, classes, choice)}
+    estimates.update(_keep(st, cfg))
+    return Propagation(st.frame(), choice.agreement, seed_counts, estimates, classes,
+                       dict(votes), post)
 
 
 def mask_words(text: str, words: Sequence[str]) -> str:
@@ -654,7 +754,6 @@ def label_posts(
 ) -> tuple[Propagation, pd.DataFrame]:
     """The labels of every post of the workspace (nothing written): the propagation and
     the keyword-only baseline (``keyword_labels.parquet``)."""
-    import pandas as pd
 
     from weaklabel.contracts import WORD_CLUSTERS
     from weaklabel.text.embed import load_vectors
@@ -692,99 +791,141 @@ def label_posts(
                             texts=texts, reviewed=read_reviewed(ws, labelmap),
                             background=labelmap.background)
     warn_unseeded(labelmap, prop.seed_counts)
-    kw_only = label_words(labelmap, {}, cluster_weight=0.0)
-    ks = seed_labels(token_lists, kw_only, margin=cfg.propagate.seed_margin)
-    keyword = pd.DataFrame({
-        "post_id": tokens["post_id"].tolist(), "label": ks.labels,
-        "confidence": ks.confidence,
-        "source": ["seed" if lab else "none" for lab in ks.labels],
-        "evidence": ks.evidence, "top_label": ks.labels,
-        **{f"label_{s}": ks.labels if s == "keyword" else [ABSTAIN] * len(ks.labels)
-           for s in LABEL_SOURCES}})
+    keyword = keyword_baseline(tokens["post_id"].tolist(), token_lists, labelmap,
+                               margin=cfg.propagate.seed_margin)
     return prop, keyword
 
 
-def run_propagate(
-    workspace: Workspace, labelmap_path: Any, cfg: Config, *, force: bool = False
-) -> dict[str, Any]:
-    """Validate the label map, seed, propagate; write post, keyword and image labels."""
-
-    from weaklabel.contracts import WORD_CLUSTERS
-
-    t0 = time.perf_counter()
-    if labelmap_path is None:
-        raise WeaklabelError(
-            "no label map given; pass --labelmap FILE (start from "
-            f"{workspace.path('labelmap.draft.yaml')}, written by weaklabel cluster)"
-        )
-    ws = workspace
-    ws.require("vectors.kv")
+def _propagate_inputs(ws: Workspace, labelmap_path: Any, cfg: Config) -> dict[str, str]:
+    """Content digests of everything propagate reads (its up-to-date key)."""
     inputs = {"tokens.parquet": ws.input_digest("tokens.parquet"),
               "vectors.kv": ws.input_digest("vectors.kv"),
               "labelmap": file_digest(labelmap_path) if Path(labelmap_path).is_file() else ""}
-    wc_path = ws.path("word_clusters.parquet")
-    word_clusters = None
-    if wc_path.exists():
-        word_clusters = ws.read("word_clusters.parquet", WORD_CLUSTERS)
-        inputs["word_clusters.parquet"] = ws.input_digest("word_clusters.parquet")
-    if "classifier" in cfg.propagate.sources:  # the classifier reads the captions
-        inputs["posts.parquet"] = ws.input_digest("posts.parquet")
-    if ws.path("reviewed_labels.parquet").exists():
-        inputs["reviewed_labels.parquet"] = ws.input_digest("reviewed_labels.parquet")
-    from weaklabel.labels.drift import map_clusters, pin_text, read_pin, remapped
+    for name, needed in (("word_clusters.parquet", True),
+                         # the classifier reads the captions
+                         ("posts.parquet", "classifier" in cfg.propagate.sources),
+                         ("reviewed_labels.parquet", True)):
+        if needed and ws.path(name).exists():
+            inputs[name] = ws.input_digest(name)
+    return inputs
 
+
+def _current_labelmap(ws: Workspace, labelmap_path: Any, digest: str
+                      ) -> tuple[LabelMap, dict[int, list[str]] | None, bool, list[str]]:
+    """The label map, validated and carried over any cluster drift since it was reviewed
+    (see drift.py). Returns ``(labelmap, clusters now, pinned, drift lines)``."""
+    from weaklabel.contracts import WORD_CLUSTERS
+    from weaklabel.labels.drift import map_clusters, read_pin, remapped
+
+    if not ws.path("word_clusters.parquet").exists():
+        return load_labelmap(labelmap_path, known_clusters=set()), None, False, []
     current: dict[int, list[str]] = {}
-    if word_clusters is not None:
-        for c, g in word_clusters.groupby("cluster"):
-            current[int(c)] = g["word"].tolist()
-    # a reviewed map names clusters of the run it was reviewed against (see drift.py)
-    pin_path = ws.path("labelmap.pin.json")
-    pinned = read_pin(pin_path, inputs["labelmap"]) if word_clusters is not None else None
-    known = set(current) | set(pinned or {}) if word_clusters is not None else set()
-    labelmap = load_labelmap(labelmap_path, known_clusters=known)
-    moved: list[str] = []
-    if pinned is not None:
-        drift = map_clusters(labelmap, pinned, current)
-        moved = drift.moved
-        for line in moved:
-            log.warning("%s: cluster drift since review: %s", labelmap.path, line)
-        labelmap = remapped(labelmap, drift)
-    params = as_dict(cfg.propagate)
-    outputs = ("post_labels.parquet", "keyword_labels.parquet", "image_labels.parquet")
-    with ws.lock("propagate"):
-        if not force and all(ws.is_up_to_date(o, params=params, inputs=inputs) for o in outputs):
-            meta = ws.read_meta("post_labels.parquet") or {}
-            log.info("labels are up to date; use --force to redo")
-            return {"up_to_date": True, **(meta.get("summary") or {})}
-        prop, keyword = label_posts(ws, labelmap, cfg)
-        posts = ws.read("posts.parquet", POSTS)
-        post_images = ws.read("post_images.parquet", POST_IMAGES)
-        written = ws.write("post_labels.parquet", prop.labels, POST_LABELS)
-        ws.write("keyword_labels.parquet", keyword, POST_LABELS)
-        imgs = ws.write("image_labels.parquet", image_labels(written, post_images, posts),
-                        IMAGE_LABELS)
-        src = Counter(written["source"])
-        summary: dict[str, Any] = {
-            "posts": len(written), "seed": src.get("seed", 0), "knn": src.get("knn", 0),
-            "abstain": src.get("none", 0), "reviewed": src.get("reviewed", 0),
-            "coverage": round(float((written["label"] != ABSTAIN).mean()), 4),
-            "keyword_coverage": round(float((keyword["label"] != ABSTAIN).mean()), 4),
-            "cv_accuracy": None if prop.cv_accuracy is None else round(prop.cv_accuracy, 4),
-            "labels": dict(sorted(Counter(written["label"]).items())),
-            "seed_counts": dict(sorted(prop.seed_counts.items())),
-            **{k: prop.estimates[k] for k in ("combine", "rounds", "threshold",
-                                                "estimated_precision", "source_accuracy")
-               if k in prop.estimates},
-            "cluster_drift": moved,
-            "images": len(imgs),
-            "labelled_images": int((imgs["label"] != ABSTAIN).sum()),
-        }
-        elapsed = time.perf_counter() - t0
-        for o in outputs:
-            ws.write_meta(o, stage="propagate", params=params, inputs=inputs,
-                          rows=len(imgs) if o == "image_labels.parquet" else len(written),
-                          elapsed=elapsed, extra={"summary": summary})
-        if pinned is None and word_clusters is not None:
-            atomic_write_text(pin_path, pin_text(labelmap, inputs["labelmap"], current))
-    return {**summary, "elapsed_s": round(elapsed, 2)}
+    for c, g in ws.read("word_clusters.parquet", WORD_CLUSTERS).groupby("cluster"):
+        current[int(c)] = g["word"].tolist()
+    # a reviewed map names clusters of the run it was reviewed against
+    pinned = read_pin(ws.path("labelmap.pin.json"), digest)
+    labelmap = load_labelmap(labelmap_path, known_clusters=set(current) | set(pinned or {}))
+    if pinned is None:
+        return labelmap, current, False, []
+    drift = map_clusters(labelmap, pinned, current)
+    for line in drift.moved:
+        log.warning("%s: cluster drift since review: %s", labelmap.path, line)
+    return remapped(labelmap, drift), current, True, drift.moved
 
+
+@dataclass(frozen=True)
+class PropagateSummary(Summary):
+    """What ``propagate`` labelled, how, and what it estimated (no gold involved)."""
+
+    posts: int
+    seed: int
+    knn: int
+    abstain: int
+    reviewed: int
+    coverage: float
+    keyword_coverage: float
+    images: int
+    labelled_images: int
+    cv_accuracy: float | None = None
+    combine: str | None = None
+    rounds: int | None = None
+    threshold: float | None = None
+    estimated_precision: float | None = None
+    labels: Mapping[str, int] = field(default_factory=dict)
+    seed_counts: Mapping[str, int] = field(default_factory=dict)
+    source_accuracy: Mapping[str, float] = field(default_factory=dict)
+    cluster_drift: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        cv = "n/a" if self.cv_accuracy is None else f"{self.cv_accuracy:.3f}"
+        out = (f"{self.posts} posts: {self.seed} seeded, {self.knn} propagated, "
+               f"{self.abstain} abstained (coverage {self.coverage:.1%}; keywords alone "
+               f"{self.keyword_coverage:.1%}); held-out seeds recovered {cv}")
+        if self.estimated_precision is not None:
+            out += (f"; combined by {self.combine} after {self.rounds} self-training "
+                    f"round(s), kept at confidence >= {self.threshold:.2f}: estimated "
+                    f"precision {self.estimated_precision:.3f}")
+        labels = ", ".join(f"{k or '(none)'} {v}" for k, v in self.labels.items())
+        return f"{out}; labels: {labels}; {self.labelled_images}/{self.images} images labelled"
+
+
+def _summary(written: pd.DataFrame, keyword: pd.DataFrame, imgs: pd.DataFrame,
+             prop: Propagation, moved: list[str]) -> PropagateSummary:
+    src = Counter(written["source"])
+    est = prop.estimates
+    return PropagateSummary(
+        posts=len(written), seed=src.get("seed", 0), knn=src.get("knn", 0),
+        abstain=src.get("none", 0), reviewed=src.get("reviewed", 0),
+        coverage=round(float((written["label"] != ABSTAIN).mean()), 4),
+        keyword_coverage=round(float((keyword["label"] != ABSTAIN).mean()), 4),
+        images=len(imgs), labelled_images=int((imgs["label"] != ABSTAIN).sum()),
+        cv_accuracy=None if prop.cv_accuracy is None else round(prop.cv_accuracy, 4),
+        combine=est.get("combine"), rounds=est.get("rounds"), threshold=est.get("threshold"),
+        estimated_precision=est.get("estimated_precision"),
+        labels=dict(sorted(Counter(written["label"]).items())),
+        seed_counts=dict(sorted(prop.seed_counts.items())),
+        source_accuracy=dict(est.get("source_accuracy") or {}), cluster_drift=tuple(moved))
+
+
+PROPAGATE_OUTPUTS = ("post_labels.parquet", "keyword_labels.parquet", "image_labels.parquet")
+
+
+def run_propagate(ws: Workspace, cfg: Config, *, force: bool = False,
+                  progress: bool = True) -> StageReport[PropagateSummary]:
+    """Validate ``cfg.labelmap``, seed, propagate; write post, keyword and image labels.
+
+    Raises:
+        WeaklabelError: no label map, or one that does not validate.
+        MissingArtifactError: no vectors yet (run ``weaklabel embed``).
+        ReviewNeeded: the map's clusters drifted beyond mapping since it was reviewed.
+    """
+    from weaklabel.labels.drift import pin_text
+
+    labelmap_path = cfg.labelmap
+    if labelmap_path is None:
+        raise WeaklabelError(
+            "no label map given; pass --labelmap FILE (start from "
+            f"{ws.path('labelmap.draft.yaml')}, written by weaklabel cluster)"
+        )
+    ws.require("vectors.kv")
+    inputs = _propagate_inputs(ws, labelmap_path, cfg)
+    labelmap, current, pinned, moved = _current_labelmap(ws, labelmap_path,
+                                                         inputs["labelmap"])
+    with ws.stage("propagate", outputs=PROPAGATE_OUTPUTS, params=as_dict(cfg.propagate),
+                  inputs=inputs, summary=PropagateSummary, force=force) as st:
+        if st.todo:
+            prop, keyword = label_posts(ws, labelmap, cfg)
+            posts = ws.read("posts.parquet", POSTS)
+            post_images = ws.read("post_images.parquet", POST_IMAGES)
+            written = ws.write("post_labels.parquet", prop.labels, POST_LABELS)
+            ws.write("keyword_labels.parquet", keyword, POST_LABELS)
+            imgs = ws.write("image_labels.parquet", image_labels(written, post_images, posts),
+                            IMAGE_LABELS)
+            st.done(_summary(written, keyword, imgs, prop, moved),
+                    rows={"post_labels.parquet": len(written),
+                          "keyword_labels.parquet": len(keyword),
+                          "image_labels.parquet": len(imgs)})
+            if not pinned and current is not None:
+                atomic_write_text(ws.path("labelmap.pin.json"),
+                                  pin_text(labelmap, inputs["labelmap"], current))
+    return st.report
