@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 
 from weaklabel.config import Config, ImagesConfig, with_overrides
 from weaklabel.images.dedup import (
+    NearSearch,
     brute_force_pairs,
     choose_keepers,
     find_exact_duplicates,
+    find_groups,
     find_near_pairs,
     keep_rank,
     merge_groups,
@@ -113,6 +115,24 @@ def test_dedup_tree(tree: Path, tmp_path: Path) -> None:
     first = res.csv.read_bytes()
     run_dedup(tree, tmp_path / "ws")
     assert res.csv.read_bytes() == first
+
+
+def test_a_notebook_reproduces_duplicates_csv_from_the_inventory(tree: Path,
+                                                                 tmp_path: Path) -> None:
+    from weaklabel.images.inventory import open_inventory
+    from weaklabel.images.walk import display_path
+
+    res = run_dedup(tree, tmp_path / "ws")
+    with open_inventory(tmp_path / "ws", root=tree, max_pixels=89_478_485) as inv:
+        files = inv.frame("phash-8")
+    files = files[files["kind"] == "file"].reset_index(drop=True)
+    rows, excluded = find_groups(files, keep_rank(), near=NearSearch("phash", 64, 6))
+    assert [[str(g), k, display_path(a), display_path(b), str(d), why]
+            for g, k, a, b, d, why in rows] == [list(r.values()) for r in read_csv(res.csv)]
+    assert {r["path"] for r in read_csv(tmp_path / "ws" / "dedup_excluded.csv")} == {
+        display_path(p) for p in excluded}
+    exact_rows, _ = find_groups(files, keep_rank(), near=None)
+    assert exact_rows and {r[1] for r in exact_rows} == {"exact"}
 
 
 def test_unique_sizes_are_never_hashed(tmp_path: Path) -> None:
@@ -371,8 +391,8 @@ def test_copies_beyond_the_threshold_verify_and_lookalikes_stay_apart(tmp_path: 
     photo's light with another's detail) within the candidate radius stay apart."""
     from PIL import ImageEnhance
 
-    from weaklabel.images.dedup import candidate_radius
     from weaklabel.images.checks import Task, examine
+    from weaklabel.images.dedup import candidate_radius
 
     root = tmp_path / "img"
     orig = _drawing(2, 600)

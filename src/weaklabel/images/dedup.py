@@ -502,6 +502,183 @@ def _hash_to_int(h: str) -> int:
     return int(h, 16)
 
 
+def one_per_inode(files: pd.DataFrame, rank: Callable[[str], Any]
+                  ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Hard links: one row per inode, represented by its best-ranked path.
+
+    Args:
+        files: inventory rows of kind ``file`` (``path``, ``dev``, ``ino``…).
+        rank: the keep policy (:func:`keep_rank`).
+
+    Returns:
+        The representatives' rows (in path order) and ``representative → its other
+        paths``.
+    """
+    by_path = {p: i for i, p in enumerate(files["path"])}
+    inode_paths: dict[tuple[int, int], list[str]] = {}
+    for p, dev, ino in zip(files["path"], files["dev"], files["ino"], strict=False):
+        inode_paths.setdefault((int(dev), int(ino)), []).append(p)
+    aliases: dict[str, list[str]] = {}
+    reps = []
+    for paths in inode_paths.values():
+        paths.sort(key=rank)
+        reps.append(paths[0])
+        if len(paths) > 1:
+            aliases[paths[0]] = paths[1:]
+    return files.iloc[sorted(by_path[p] for p in reps)].reset_index(drop=True), aliases
+
+
+@dataclass(frozen=True)
+class NearSearch:
+    """Near-duplicate settings: the hash's name and width, the Hamming threshold."""
+
+    method: str = "phash"
+    bits: int = 64
+    threshold: int = 6
+
+
+def _near_groups(cand: pd.DataFrame, rank: Callable[[str], Any], near: NearSearch
+                 ) -> tuple[list[tuple[str, list[tuple[str, int]]]], dict[str, float]]:
+    """Near groups (kept, duplicates) over rows with a hash and thumb, and the thumbnail
+    agreement of each duplicate verified beyond the threshold."""
+    import numpy as np
+
+    paths = list(cand["path"])
+    hashes = np.array([_hash_to_int(h) for h in cand["hash"]], dtype=np.uint64)
+    hash_of = dict(zip(paths, hashes.tolist(), strict=False))
+    side2 = THUMB_SIDE * THUMB_SIDE
+    thumbs = np.array([np.frombuffer(t, np.uint8) if isinstance(t, bytes)
+                       and len(t) == side2 else np.zeros(side2, np.uint8)
+                       for t in cand["thumb"]], dtype=np.uint8).reshape(-1, side2)
+    detail = [thumb_detail(thumbs, b) for b in DETAIL_BLOCKS]
+    index_of = {p: k for k, p in enumerate(paths)}
+    threshold = near.threshold
+    ci, cj, cd = find_near_pairs(hashes, candidate_radius(threshold, near.bits), bits=near.bits)
+    agree = thumb_agreement(detail, ci, cj)
+    ok = (cd <= threshold) | (agree >= MIN_AGREEMENT)
+    agreement = {(a, b): float(r) for a, b, r, far in
+                 zip(ci.tolist(), cj.tolist(), agree.tolist(), (cd > threshold).tolist(),
+                     strict=False) if far}
+    comps = _components(len(paths), zip(ci[ok].tolist(), cj[ok].tolist(), strict=False))
+
+    def dist(a: str, b: str) -> int:
+        return int((hash_of[a] ^ hash_of[b]).bit_count())
+
+    def pair(a: str, b: str) -> tuple[int, int]:
+        ia, ib = sorted((index_of[a], index_of[b]))
+        return ia, ib
+
+    def linked(a: str, b: str) -> bool:
+        return dist(a, b) <= threshold or agreement.get(pair(a, b), -1.0) >= MIN_AGREEMENT
+
+    kept = choose_keepers([[paths[i] for i in c] for c in comps], rank,
+                          distance=dist, threshold=threshold, linked=linked)
+    verified = {d: agreement[pair(k, d)] for k, ds in kept for d, hd in ds if hd > threshold}
+    return kept, verified
+
+
+def find_groups(files: pd.DataFrame, rank: Callable[[str], Any], *,
+                near: NearSearch | None) -> tuple[list[DuplicateRow], dict[str, str]]:
+    """The rows of ``duplicates.csv`` and the files left out, from inventory rows.
+
+    Pure: a notebook holding :meth:`Inventory.frame` reproduces ``duplicates.csv``
+    with it (and :func:`display_path` on the paths).
+
+    Args:
+        files: inventory rows of kind ``file`` (``path``, ``size``, ``dev``, ``ino``,
+            ``sha1``, ``status``, and for near search ``hash``, ``degenerate``,
+            ``thumb``).
+        rank: the keep policy (:func:`keep_rank`).
+        near: near-duplicate settings; None for exact duplicates only.
+
+    Returns:
+        ``(rows, excluded)``: :data:`DuplicateRow` rows, and path → why it was left out.
+    """
+    items, aliases = one_per_inode(files, rank)
+    excluded: dict[str, str] = {}
+    status = items["status"]
+    bad = status.isin(CORRUPT_STATUSES) | (status == "unreadable")
+    for p, s in zip(items.loc[bad, "path"], status[bad], strict=False):
+        excluded[p] = f"{s} (see purge)"
+    cand = items[~bad]
+    exact_kept = choose_keepers(find_exact_duplicates(cand), rank)
+    if near is None:
+        return merge_groups(exact_kept, [], aliases), excluded
+    exact_dups = {d for _, ds in exact_kept for d, _ in ds}
+    for p, s, dg in zip(cand["path"], cand["status"], cand["degenerate"], strict=False):
+        if p in exact_dups:
+            continue
+        if s != "ok":
+            excluded[p] = f"{s}: cannot decode here"
+        elif isinstance(dg, str):
+            excluded[p] = dg
+    near_ok = (~cand["path"].isin(exact_dups)) & (cand["status"] == "ok") \
+        & cand["hash"].notna()
+    near_kept: list[tuple[str, list[tuple[str, int]]]] = []
+    verified: dict[str, float] = {}
+    if near.threshold > 0:
+        near_kept, verified = _near_groups(cand[near_ok], rank, near)
+    rows = merge_groups(exact_kept, near_kept, aliases, method=near.method, verified=verified)
+    return rows, excluded
+
+
+def _engagement(ws: Workspace, cfg: Config, posts: Path | None) -> dict[str, float]:
+    """Per image, its best post's engagement: from ``posts`` or the workspace's own."""
+    if posts is not None:
+        from weaklabel.posts import read_posts
+
+        p_df, pi_df = read_posts(Path(posts), cfg.posts)
+        return engagement_from_posts(p_df, pi_df, cfg.sample.comment_weight)
+    if ws.path("posts.parquet").exists() and ws.path("post_images.parquet").exists():
+        # The workspace's own posts (from tokenize): a copy some post uses always
+        # outranks an unreferenced one.
+        from weaklabel.contracts import POST_IMAGES, POSTS
+
+        return engagement_from_posts(ws.read("posts.parquet", POSTS),
+                                     ws.read("post_images.parquet", POST_IMAGES),
+                                     cfg.sample.comment_weight)
+    return {}
+
+
+def _near_settings(cfg: Config) -> NearSearch:
+    icfg = cfg.images
+    hash_key(icfg.hash_method, icfg.hash_size)
+    bits = icfg.hash_size ** 2
+    if not 0 <= icfg.near_threshold < bits:
+        raise WeaklabelError(
+            f"near threshold {icfg.near_threshold} is out of range for {bits}-bit hashes; "
+            f"use 0 to {bits - 1} (0 = exact duplicates only)")
+    return NearSearch(icfg.hash_method, bits, icfg.near_threshold)
+
+
+def _write_groups(ws: Workspace, rows: list[DuplicateRow], excluded: dict[str, str]) -> Path:
+    target = ws.path("duplicates.csv")
+    write_rows_csv(target, DUPLICATES.names,
+                   [[g, kd, display_path(k), display_path(d), dist, why]
+                    for g, kd, k, d, dist, why in rows])
+    write_rows_csv(ws.path("dedup_excluded.csv"), DEDUP_EXCLUDED.names,
+                   [[display_path(p), excluded[p]] for p in sorted(excluded)])
+    return target
+
+
+def _quarantine(root: Path, ws: Workspace, files: pd.DataFrame, rows: list[DuplicateRow],
+                quiet: bool) -> ApplyReport:
+    sha = dict(zip(files["path"], files["sha1"], strict=False))
+    info = {p: (int(s), int(t)) for p, s, t in
+            zip(files["path"], files["size"], files["mtime_ns"], strict=False)}
+
+    def digest(p: str) -> str | None:
+        return sha.get(p) if isinstance(sha.get(p), str) else None
+
+    plan = plan_moves(
+        Move(src=d, size=info[d][0], mtime_ns=info[d][1], sha1=digest(d),
+             reason=f"{kind} duplicate of {k}: {why}", group=g, kept=k,
+             kept_size=info[k][0], kept_mtime_ns=info[k][1], kept_sha1=digest(k))
+        for g, kind, k, d, _dist, why in rows
+    )
+    return apply_moves(root, ws, plan, stage="dedup", quiet=quiet)
+
+
 def run_dedup(
     root: Path,
     workspace: Path,
@@ -530,40 +707,18 @@ def run_dedup(
     Raises:
         WeaklabelError: bad hash settings, unreadable posts, a locked workspace.
     """
-    import numpy as np
-
     cfg = validate_config(cfg or Config())  # a bad limit must not quarantine everything
     icfg = cfg.images
     root = Path(root)
     if not root.is_dir():
         raise WeaklabelError(f"image root {root} is not a folder")
+    near = _near_settings(cfg)
     key = hash_key(icfg.hash_method, icfg.hash_size)
-    bits = icfg.hash_size ** 2
-    threshold = icfg.near_threshold
-    if not 0 <= threshold < bits:
-        raise WeaklabelError(
-            f"near threshold {threshold} is out of range for {bits}-bit hashes; "
-            f"use 0 to {bits - 1} (0 = exact duplicates only)")
     ws = Workspace(workspace).ensure()
     workers = resolve_workers(icfg.workers)
     formats = check_formats(icfg.formats)
     started = time.perf_counter()
-
-    engagement: dict[str, float] = {}
-    if posts is not None:
-        from weaklabel.posts import read_posts
-
-        p_df, pi_df = read_posts(Path(posts), cfg.posts)
-        engagement = engagement_from_posts(p_df, pi_df, cfg.sample.comment_weight)
-    elif ws.path("posts.parquet").exists() and ws.path("post_images.parquet").exists():
-        # The workspace's own posts (from tokenize): a copy some post uses always
-        # outranks an unreferenced one.
-        from weaklabel.contracts import POST_IMAGES, POSTS
-
-        engagement = engagement_from_posts(ws.read("posts.parquet", POSTS),
-                                           ws.read("post_images.parquet", POST_IMAGES),
-                                           cfg.sample.comment_weight)
-    rank = keep_rank(engagement)
+    rank = keep_rank(_engagement(ws, cfg, posts))
 
     with ws.lock("dedup"), open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels,
                                         formats=formats) as inv:
@@ -574,95 +729,12 @@ def run_dedup(
         scan.update(inv.digest_collisions(root, workers=workers, quiet=quiet))
         files = inv.frame(None if exact_only else key, duplicates_only=exact_only)
         files = files[files["kind"] == "file"].reset_index(drop=True)
-
-        # Hard links: one item per inode, represented by its best-ranked path.
-        by_path = {p: i for i, p in enumerate(files["path"])}
-        inode_paths: dict[tuple[int, int], list[str]] = {}
-        for p, dev, ino in zip(files["path"], files["dev"], files["ino"], strict=False):
-            inode_paths.setdefault((int(dev), int(ino)), []).append(p)
-        aliases: dict[str, list[str]] = {}
-        reps = []
-        for paths in inode_paths.values():
-            paths.sort(key=rank)
-            reps.append(paths[0])
-            if len(paths) > 1:
-                aliases[paths[0]] = paths[1:]
-        items = files.iloc[sorted(by_path[p] for p in reps)].reset_index(drop=True)
-
-        excluded: dict[str, str] = {}
-        status = items["status"]
-        bad = status.isin(CORRUPT_STATUSES) | (status == "unreadable")
-        for p, s in zip(items.loc[bad, "path"], status[bad], strict=False):
-            excluded[p] = f"{s} (see purge)"
-        cand = items[~bad]
-
-        exact_groups = find_exact_duplicates(cand)
-        exact_kept = choose_keepers(exact_groups, rank)
-        exact_dups = {d for _, ds in exact_kept for d, _ in ds}
-
-        near_ok = (~cand["path"].isin(exact_dups)) & (cand["status"] == "ok") \
-            & cand["hash"].notna()
-        for p, s, dg in zip(cand["path"], cand["status"], cand["degenerate"], strict=False):
-            if p in exact_dups or exact_only:
-                continue
-            if s != "ok":
-                excluded[p] = f"{s}: cannot decode here"
-            elif isinstance(dg, str):
-                excluded[p] = dg
-        near_items = cand[near_ok]
-        near_paths = list(near_items["path"])
-        hashes = np.array([_hash_to_int(h) for h in near_items["hash"]], dtype=np.uint64)
-        hash_of = dict(zip(near_paths, hashes.tolist(), strict=False))
-        side2 = THUMB_SIDE * THUMB_SIDE
-        thumbs = np.array([np.frombuffer(t, np.uint8) if isinstance(t, bytes)
-                           and len(t) == side2 else np.zeros(side2, np.uint8)
-                           for t in near_items["thumb"]], dtype=np.uint8).reshape(-1, side2)
-        detail = [thumb_detail(thumbs, b) for b in DETAIL_BLOCKS]
-        index_of = {p: k for k, p in enumerate(near_paths)}
-        agreement: dict[tuple[int, int], float] = {}
-        comps: list[list[int]] = []
-        if threshold > 0 and not exact_only:
-            ci, cj, cd = find_near_pairs(hashes, candidate_radius(threshold, bits), bits=bits)
-            agree = thumb_agreement(detail, ci, cj)
-            ok = (cd <= threshold) | (agree >= MIN_AGREEMENT)
-            agreement = {(a, b): float(r) for a, b, r, far in
-                         zip(ci.tolist(), cj.tolist(), agree.tolist(), (cd > threshold).tolist(),
-                             strict=False) if far}
-            comps = _components(len(near_paths),
-                                zip(ci[ok].tolist(), cj[ok].tolist(), strict=False))
-
-        def dist(a: str, b: str) -> int:
-            return int((hash_of[a] ^ hash_of[b]).bit_count())
-
-        def linked(a: str, b: str) -> bool:
-            if dist(a, b) <= threshold:
-                return True
-            ia, ib = sorted((index_of[a], index_of[b]))
-            return agreement.get((ia, ib), -1.0) >= MIN_AGREEMENT
-
-        near_kept = choose_keepers(
-            [[near_paths[i] for i in c] for c in comps], rank,
-            distance=dist, threshold=threshold, linked=linked)
-        verified = {}
-        for k, ds in near_kept:
-            for d, hd in ds:
-                if hd > threshold:
-                    ia, ib = sorted((index_of[k], index_of[d]))
-                    verified[d] = agreement[(ia, ib)]
-
-        out_rows = merge_groups(exact_kept, near_kept, aliases, method=icfg.hash_method,
-                                verified=verified)
+        out_rows, excluded = find_groups(files, rank, near=None if exact_only else near)
+        target = _write_groups(ws, out_rows, excluded)
         groups = len({r[0] for r in out_rows})
-        target = ws.path("duplicates.csv")
-        write_rows_csv(target, DUPLICATES.names,
-                       [[g, kd, display_path(k), display_path(d), dist, why]
-                        for g, kd, k, d, dist, why in out_rows])
-        write_rows_csv(ws.path("dedup_excluded.csv"), DEDUP_EXCLUDED.names,
-                       [[display_path(p), excluded[p]] for p in sorted(excluded)])
-
         params = {"hash_method": icfg.hash_method, "hash_size": icfg.hash_size,
                   "formats": list(formats),
-                  "near_threshold": threshold, "max_pixels": icfg.max_pixels,
+                  "near_threshold": near.threshold, "max_pixels": icfg.max_pixels,
                   "comment_weight": cfg.sample.comment_weight,
                   "posts": str(posts) if posts else None, "apply": apply,
                   "exact_only": exact_only}
@@ -674,16 +746,5 @@ def run_dedup(
         result = DedupResult(groups, n_exact, len(out_rows) - n_exact, len(excluded), target,
                              scan=scan)
         if apply:
-            sha = dict(zip(files["path"], files["sha1"], strict=False))
-            info = {p: (int(s), int(t)) for p, s, t in
-                    zip(files["path"], files["size"], files["mtime_ns"], strict=False)}
-            plan = plan_moves(
-                Move(src=d, size=info[d][0], mtime_ns=info[d][1],
-                     sha1=sha.get(d) if isinstance(sha.get(d), str) else None,
-                     reason=f"{kind} duplicate of {k}: {why}", group=g, kept=k,
-                     kept_size=info[k][0], kept_mtime_ns=info[k][1],
-                     kept_sha1=sha.get(k) if isinstance(sha.get(k), str) else None)
-                for g, kind, k, d, _dist, why in out_rows
-            )
-            result.applied = apply_moves(root, ws, plan, stage="dedup", quiet=quiet)
+            result.applied = _quarantine(root, ws, files, out_rows, quiet)
     return result
