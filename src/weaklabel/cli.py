@@ -19,10 +19,12 @@ from weaklabel.cli_common import (
     QuietOpt,
     WorkersOpt,
     WorkspaceOpt,
+    echo_report,
     fail,
     resolve_config,
     setup_logging,
     stage_command,
+    workspace_of,
 )
 from weaklabel.errors import UsageError, WeaklabelError
 
@@ -47,12 +49,6 @@ def _main(
                                           help="Show the version and exit.")] = False,
 ) -> None:
     """Build labeled image data sets by weak supervision from Korean post captions."""
-
-
-def _workspace(cfg: Any) -> Any:
-    from weaklabel.workspace import Workspace
-
-    return Workspace(Path(cfg.workspace))
 
 
 def _cols(cols: list[str] | None) -> dict[str, str]:
@@ -108,7 +104,7 @@ def tokenize(
         raise UsageError("no posts table given; pass POSTS or set posts.path in the config")
     from weaklabel.text.tokens import run_tokenize
 
-    s = run_tokenize(Path(cfg.posts.path), _workspace(cfg), cfg, force=force, progress=not quiet)
+    s = run_tokenize(Path(cfg.posts.path), workspace_of(cfg), cfg, force=force, progress=not quiet)
     if s.get("up_to_date"):
         typer.echo(f"tokens up to date: {s.get('posts')} posts in {cfg.workspace}")
         return
@@ -145,12 +141,7 @@ def embed(
         "embed.min_count": min_count, "embed.epochs": epochs})
     from weaklabel.text.embed import run_embed
 
-    s = run_embed(_workspace(cfg), cfg, force=force)
-    if s.get("up_to_date"):
-        typer.echo(f"vectors up to date: {s.get('vocab')} words")
-        return
-    typer.echo(f"vocabulary {s['vocab']} words × {s['vector_size']} dims in {s['elapsed_s']}s "
-               f"→ {cfg.workspace}/vectors.kv")
+    echo_report(run_embed(workspace_of(cfg), cfg, force=force, progress=not quiet))
 
 
 @app.command()
@@ -182,7 +173,7 @@ def cluster(
         parse_k_range(k_range)  # a bad range is a usage error, before any work
 
     kw = Path(cfg.seed_keywords) if cfg.seed_keywords else None
-    s = run_cluster(_workspace(cfg), cfg, seed_keywords=kw, force=force)
+    s = run_cluster(workspace_of(cfg), cfg, seed_keywords=kw, force=force)
     for row in s.get("scores", []):
         typer.echo(f"k={row['k']:<4} inertia={row['inertia']:.1f}  "
                    f"silhouette={row['silhouette']:.4f}")
@@ -219,7 +210,7 @@ def propagate(
         "propagate.target_precision": target_precision})
     from weaklabel.labels.propagate import run_propagate
 
-    s = run_propagate(_workspace(cfg), cfg.labelmap, cfg, force=force)
+    s = run_propagate(workspace_of(cfg), cfg.labelmap, cfg, force=force)
     if s.get("up_to_date"):
         typer.echo("labels up to date")
         return
@@ -294,14 +285,11 @@ def build(
         "tokenize.workers": workers, "images.workers": workers,
         "storage.since": since, "engine.name": engine, "engine.scheduler": scheduler,
         "engine.workers": workers})
-    from weaklabel.pipeline import StageResult, run_build
+    from weaklabel.pipeline import run_build
+    from weaklabel.stage import StageReport, format_report
 
-    def show(r: StageResult) -> None:
-        state = "up to date" if r.skipped else "done"
-        brief = {k: v for k, v in r.summary.items()
-                 if isinstance(v, (int, float, str)) and k not in ("up_to_date",)}
-        text = ", ".join(f"{k} {v}" for k, v in list(brief.items())[:8])
-        typer.echo(f"{r.stage:<10} {state:<11} {r.seconds:6.1f}s  {text}", err=quiet)
+    def show(r: StageReport[Any]) -> None:
+        typer.echo(format_report(r, table=True), err=quiet)
 
     res = run_build(cfg, force=force, progress=not quiet, on_stage=show)
     if res.stopped:

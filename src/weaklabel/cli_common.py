@@ -11,11 +11,16 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from weaklabel.errors import ReviewNeeded, UsageError, WeaklabelError
+
+if TYPE_CHECKING:
+    from weaklabel.config import Config
+    from weaklabel.stage import StageReport
+    from weaklabel.workspace import Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,8 +91,23 @@ def stage_command(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def resolve_config(config: Path | None, overrides: dict[str, Any]) -> Any:
+def resolve_config(config: Path | None, overrides: dict[str, Any]) -> Config:
     """Load the config file (or defaults) and apply CLI overrides (None = not given)."""
     from weaklabel.config import resolve
 
     return resolve(config, overrides)
+
+
+def workspace_of(cfg: Config) -> Workspace:
+    """The workspace of a resolved config: every command passes ``-w`` into the config
+    (key ``workspace``) first, so the config, its metas and this agree."""
+    from weaklabel.workspace import Workspace
+
+    return Workspace(Path(cfg.workspace))
+
+
+def echo_report(report: StageReport[Any], *, err: bool = False) -> None:
+    """Print a stage's report with the house's one printer (:func:`format_report`)."""
+    from weaklabel.stage import format_report
+
+    typer.echo(format_report(report), err=err)

@@ -19,6 +19,7 @@ from weaklabel.cli_common import (
     resolve_config,
     setup_logging,
     stage_command,
+    workspace_of,
 )
 from weaklabel.errors import UsageError, WeaklabelError
 
@@ -32,12 +33,6 @@ ImageRootOpt = Annotated[
     typer.Option("--image-root", exists=True, file_okay=False,
                  help="Where image paths point (default: images.root or posts.image_root)."),
 ]
-
-
-def _workspace(cfg: Any) -> Any:
-    from weaklabel.workspace import Workspace
-
-    return Workspace(Path(cfg.workspace))
 
 
 def _image_root(cfg: Any, given: Path | None) -> Path | None:
@@ -117,7 +112,7 @@ def sample(
     quotas = parse_quotas(quota)
     if quotas:
         cfg = with_overrides(cfg, {"sample.quotas": {**cfg.sample.quotas, **quotas}})
-    res = run_sample(_workspace(cfg), cfg, force=force)
+    res = run_sample(workspace_of(cfg), cfg, force=force)
     import pandas as pd
 
     if res["funnel"]:
@@ -187,7 +182,7 @@ def export(
     target = out if out is not None else (Path(cfg.output) if cfg.output else None)
     if target is None:
         raise UsageError("no export folder given; pass OUT or set output in the config")
-    res = run_export(_workspace(cfg), target, cfg, image_root=_image_root(cfg, image_root),
+    res = run_export(workspace_of(cfg), target, cfg, image_root=_image_root(cfg, image_root),
                      creation_date=creation_date, force=force)
     typer.echo(format_counts(res.counts))
     links = ", ".join(f"{n} {k}" for k, n in sorted(res.links.items()))
@@ -229,7 +224,7 @@ def report(
         "workspace": str(workspace) if workspace else None,
         "labelmap": str(labelmap) if labelmap else None,
         "gold": str(gold) if gold else None})
-    res = run_report(_workspace(cfg), cfg, output=output,
+    res = run_report(workspace_of(cfg), cfg, output=output,
                      gold=Path(cfg.gold) if cfg.gold else None,
                      image_root=_image_root(cfg, image_root), thumb_size=thumb_size)
     typer.echo(f"thumbnails: {res['made']} made, {res['cached']} cached, "

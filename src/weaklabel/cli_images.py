@@ -19,6 +19,7 @@ from weaklabel.cli_common import (
     resolve_config,
     setup_logging,
     stage_command,
+    workspace_of,
 )
 
 RootArg = Annotated[
@@ -30,10 +31,6 @@ ApplyOpt = Annotated[
     bool,
     typer.Option("--apply", help="Move files into WORKSPACE/quarantine (default: only report)."),
 ]
-
-
-def _workspace(cfg: object, workspace: Path | None) -> Path:
-    return workspace if workspace is not None else Path(cfg.workspace)  # type: ignore[attr-defined]
 
 
 def _print_applied(report: object) -> None:
@@ -72,8 +69,9 @@ def purge(
     setup_logging(quiet)
     from weaklabel.images.purge import run_purge
 
-    cfg = resolve_config(config, {"images.workers": workers, "images.root": str(root)})
-    res = run_purge(root, _workspace(cfg, workspace), cfg, apply=apply, quiet=quiet)
+    cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None,
+                                  "images.workers": workers, "images.root": str(root)})
+    res = run_purge(root, workspace_of(cfg).root, cfg, apply=apply, quiet=quiet)
     for status, n in res.counts.items():
         typer.echo(f"{status}\t{n}")
     typer.echo(f"wrote {res.csv}")
@@ -114,10 +112,11 @@ def dedup(
     setup_logging(quiet)
     from weaklabel.images.dedup import run_dedup
 
-    cfg = resolve_config(config, {"images.workers": workers, "images.hash_method": method,
+    cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None,
+                                  "images.workers": workers, "images.hash_method": method,
                                   "images.near_threshold": threshold,
                                   "images.root": str(root)})
-    res = run_dedup(root, _workspace(cfg, workspace), cfg, posts=posts, apply=apply,
+    res = run_dedup(root, workspace_of(cfg).root, cfg, posts=posts, apply=apply,
                     exact_only=exact_only, quiet=quiet)
     typer.echo(f"groups\t{res.groups}")
     typer.echo(f"exact\t{res.exact}")
@@ -144,8 +143,8 @@ def restore(
     from weaklabel.images.inventory import display_path
     from weaklabel.images.quarantine import run_restore
 
-    cfg = resolve_config(config, {})
-    res = run_restore(_workspace(cfg, workspace), run=run, quiet=quiet)
+    cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None})
+    res = run_restore(workspace_of(cfg).root, run=run, quiet=quiet)
     typer.echo(f"restored {len(res.restored)} file(s)")
     for path, why in res.conflicts:
         typer.echo(f"not restored: {display_path(path)}: {why}", err=True)

@@ -7,7 +7,7 @@ module level; pandas, SQLite work and the web server load inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,8 +18,13 @@ from weaklabel.cli_common import (
     resolve_config,
     setup_logging,
     stage_command,
+    workspace_of,
 )
 from weaklabel.errors import UsageError
+
+if TYPE_CHECKING:
+    from weaklabel.config import Config
+    from weaklabel.workspace import Workspace
 
 review_app = typer.Typer(
     name="review",
@@ -30,11 +35,9 @@ review_app = typer.Typer(
 )
 
 
-def _workspace(config: Path | None, workspace: Path | None) -> tuple[Any, Any]:
-    from weaklabel.workspace import Workspace
-
+def _resolve(config: Path | None, workspace: Path | None) -> tuple[Config, Workspace]:
     cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None})
-    return cfg, Workspace(Path(cfg.workspace))
+    return cfg, workspace_of(cfg)
 
 
 @review_app.command("queue")
@@ -59,7 +62,7 @@ def queue(
     setup_logging(quiet)
     from weaklabel.review.triage import run_queue
 
-    _, ws = _workspace(config, workspace)
+    _, ws = _resolve(config, workspace)
     q = run_queue(ws, limit=limit, output=output, random_rate=random_rate,
                   include_decided=include_decided)
     typer.echo(f"{len(q)} items ({int(q['random'].sum())} in the random slice) → {output}")
@@ -82,7 +85,7 @@ def export_decisions(
     from weaklabel.review.store import DECISIONS_DB
     from weaklabel.review.transfer import run_export_decisions
 
-    _, ws = _workspace(config, workspace)
+    _, ws = _resolve(config, workspace)
     if not ws.path(DECISIONS_DB).exists():
         raise UsageError(f"{ws.path(DECISIONS_DB)} does not exist; review something first "
                          "(weaklabel review serve) or import decisions")
@@ -113,7 +116,7 @@ def import_decisions(
     setup_logging(quiet)
     from weaklabel.review.transfer import run_import
 
-    cfg, ws = _workspace(config, workspace)
+    cfg, ws = _resolve(config, workspace)
     ws.require("post_labels.parquet")
     s = run_import(ws, file, labelmap=labelmap or cfg.labelmap)
     extra = f", {s['skipped']} machine-labelled lines skipped" if s["skipped"] else ""
@@ -152,7 +155,7 @@ def serve(
     setup_logging(quiet)
     from weaklabel.review.server import run_serve
 
-    cfg, ws = _workspace(config, workspace)
+    cfg, ws = _resolve(config, workspace)
     names = [n.strip() for n in reviewers.split(",") if n.strip()]
     bad = [n for n in names if not n.replace("-", "").replace("_", "").isalnum()]
     if not names or bad:

@@ -10,34 +10,65 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from weaklabel.config import Config
 from weaklabel.errors import WeaklabelError
+from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class StageResult:
-    """What one stage of a build did."""
+@dataclass(frozen=True)
+class Facts(Summary):
+    """The summary of a stage not yet on the contract (it returns a dict or a dataclass):
+    its scalar values in order. Goes away when every ``run_*`` returns a StageReport."""
 
-    stage: str
-    summary: dict[str, Any]
-    seconds: float
-    skipped: bool = False
+    values: tuple[tuple[str, int | float | str | bool | None], ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def text(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.values[:8])
+
+    def __getitem__(self, key: str) -> Any:  # for callers that still read by key
+        return self.raw[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+
+def as_report(stage: str, out: Any, seconds: float) -> StageReport[Any]:
+    """``out`` as a :class:`StageReport`: as it is when it already is one, else wrapped
+    (the adapter for stages whose owners have not converted them yet)."""
+    if isinstance(out, StageReport):
+        return out
+    import dataclasses
+
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        raw = {k: v for k, v in dataclasses.asdict(out).items()
+               if isinstance(v, (int, float, str, bool, type(None), dict))}
+    else:
+        raw = dict(out) if isinstance(out, Mapping) else {"result": str(out)}
+    values = tuple((k, v) for k, v in raw.items()
+                   if isinstance(v, (int, float, str)) and k != "up_to_date")
+    return StageReport(stage, (), {}, Facts(values, raw),
+                       up_to_date=bool(raw.get("up_to_date")), elapsed=seconds)
 
 
 @dataclass
 class BuildResult:
     """Every stage run, and why the build stopped early (if it did)."""
 
-    stages: list[StageResult] = field(default_factory=list)
+    stages: list[StageReport[Any]] = field(default_factory=list)
     stopped: str | None = None
+
+    def report(self, stage: str) -> StageReport[Any] | None:
+        """The report of ``stage`` in this build, if it ran."""
+        return next((r for r in self.stages if r.stage == stage), None)
 
 
 def image_root(cfg: Config) -> Path | None:
@@ -48,7 +79,7 @@ def image_root(cfg: Config) -> Path | None:
 
 def run_build(
     cfg: Config, *, force: bool = False, progress: bool = True,
-    on_stage: Callable[[StageResult], None] | None = None,
+    on_stage: Callable[[StageReport[Any]], None] | None = None,
 ) -> BuildResult:
     """Run tokenize → embed → cluster → propagate → purge → dedup → sample → export
     → report (→ eval with a gold file), skipping what is up to date.
@@ -68,7 +99,7 @@ def run_build(
 
     t0 = time.perf_counter()
     cfg, fetched = stage_inputs(cfg, progress=progress)  # s3://… inputs into the workspace
-    fetch = None if fetched is None else StageResult("fetch", fetched, time.perf_counter() - t0)
+    fetch = None if fetched is None else as_report("fetch", fetched, time.perf_counter() - t0)
     if fetch is not None and on_stage:
         on_stage(fetch)
     with use_engine(cfg.engine.name, scheduler=cfg.engine.scheduler,
@@ -80,7 +111,7 @@ def run_build(
 
 
 def _run_stages(cfg: Config, *, force: bool, progress: bool,
-                on_stage: Callable[[StageResult], None] | None) -> BuildResult:
+                on_stage: Callable[[StageReport[Any]], None] | None) -> BuildResult:
     from weaklabel.labels.cluster import run_cluster
     from weaklabel.labels.propagate import run_propagate
     from weaklabel.text.embed import run_embed
@@ -95,9 +126,7 @@ def _run_stages(cfg: Config, *, force: bool, progress: bool,
     def step(name: str, fn: Callable[[], Any]) -> Any:
         t0 = time.perf_counter()
         out = fn()
-        summary = out if isinstance(out, dict) else {"result": out}
-        r = StageResult(name, summary, time.perf_counter() - t0,
-                        skipped=bool(summary.get("up_to_date")))
+        r = as_report(name, out, time.perf_counter() - t0)
         result.stages.append(r)
         if on_stage:
             on_stage(r)
@@ -105,7 +134,7 @@ def _run_stages(cfg: Config, *, force: bool, progress: bool,
 
     step("tokenize", lambda: run_tokenize(Path(cfg.posts.path or ""), ws, cfg, force=force,
                                           progress=progress))
-    step("embed", lambda: run_embed(ws, cfg, force=force))
+    step("embed", lambda: run_embed(ws, cfg, force=force, progress=progress))
     kw = Path(cfg.seed_keywords) if cfg.seed_keywords else None
     step("cluster", lambda: run_cluster(ws, cfg, seed_keywords=kw, force=force))
     if not cfg.labelmap or not Path(cfg.labelmap).is_file():
@@ -122,14 +151,14 @@ def _run_stages(cfg: Config, *, force: bool, progress: bool,
     if ws.path(DECISIONS_DB).exists():  # reviewers' decisions become gold for propagate
         from weaklabel.review.reviewed import write_reviewed
 
-        step("reviewed", lambda: _as_dict(write_reviewed(ws.root)))
+        step("reviewed", lambda: write_reviewed(ws.root))
     step("propagate", lambda: run_propagate(ws, cfg.labelmap, cfg, force=force))
     if root is not None:
         from weaklabel.images.dedup import run_dedup
         from weaklabel.images.purge import run_purge
 
-        step("purge", lambda: _as_dict(run_purge(root, ws.root, cfg, quiet=not progress)))
-        step("dedup", lambda: _as_dict(run_dedup(root, ws.root, cfg, quiet=not progress)))
+        step("purge", lambda: run_purge(root, ws.root, cfg, quiet=not progress))
+        step("dedup", lambda: run_dedup(root, ws.root, cfg, quiet=not progress))
     _dataset_stages(cfg, ws, root, step, force=force, progress=progress)
     if cfg.gold:
         from weaklabel.labels.evaluate import run_eval
@@ -143,22 +172,10 @@ def _dataset_stages(cfg: Config, ws: Workspace, root: Path | None, step: Callabl
                     *, force: bool, progress: bool) -> None:
     from weaklabel.dataset import export, report, sample
 
-    step("sample", lambda: _as_dict(sample.run_sample(ws, cfg, force=force)))
+    step("sample", lambda: sample.run_sample(ws, cfg, force=force))
     if cfg.output and root is not None:
         out = Path(cfg.output)
-        step("export", lambda: _as_dict(export.run_export(ws, out, cfg, image_root=root,
-                                                          force=True)))
-    step("report", lambda: _as_dict(report.run_report(
+        step("export", lambda: export.run_export(ws, out, cfg, image_root=root, force=True))
+    step("report", lambda: report.run_report(
         ws, cfg, output=ws.path("report.html"), image_root=root,
-        gold=Path(cfg.gold) if cfg.gold else None)))
-
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    import dataclasses
-
-    if isinstance(obj, dict):
-        return obj
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {k: v for k, v in dataclasses.asdict(obj).items()
-                if isinstance(v, (int, float, str, bool, type(None), dict))}
-    return {"result": str(obj)}
+        gold=Path(cfg.gold) if cfg.gold else None))

@@ -14,9 +14,9 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from weaklabel import __version__
 from weaklabel.contracts import Schema, conform
@@ -24,6 +24,10 @@ from weaklabel.errors import MissingArtifactError, WeaklabelError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from weaklabel.stage import StageReport, StageRun, Summary
+
+S = TypeVar("S", bound="Summary")
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +179,18 @@ class Workspace:
 
     # --- sidecar meta -----------------------------------------------------------------
 
-    def meta_path(self, name: str) -> Path:
-        return self.path(f"{name}.meta.json")
+    def target(self, name: str | Path) -> Path:
+        """An artifact's path: a name is inside the workspace, a :class:`Path` is taken
+        as it is (an output folder elsewhere, such as the exported data set)."""
+        return name if isinstance(name, Path) else self.path(name)
+
+    def meta_path(self, name: str | Path) -> Path:
+        t = self.target(name)
+        return t.with_name(f"{t.name}.meta.json")
 
     def write_meta(
         self,
-        name: str,
+        name: str | Path,
         *,
         stage: str,
         params: Mapping[str, Any],
@@ -206,7 +216,7 @@ class Workspace:
             self.meta_path(name), json.dumps(meta, indent=2, ensure_ascii=False, default=str)
         )
 
-    def read_meta(self, name: str) -> dict[str, Any] | None:
+    def read_meta(self, name: str | Path) -> dict[str, Any] | None:
         p = self.meta_path(name)
         if not p.exists():
             return None
@@ -217,13 +227,13 @@ class Workspace:
         return data if isinstance(data, dict) else None
 
     def is_up_to_date(
-        self, name: str, *, params: Mapping[str, Any], inputs: Mapping[str, str]
+        self, name: str | Path, *, params: Mapping[str, Any], inputs: Mapping[str, str]
     ) -> bool:
         """True when ``name`` exists and was made from the same inputs and parameters."""
         meta = self.read_meta(name)
         return (
             meta is not None
-            and self.path(name).exists()
+            and self.target(name).exists()
             and meta.get("version") == __version__
             and digest_json(meta.get("params")) == digest_json(dict(params))
             and meta.get("inputs") == dict(inputs)
@@ -301,3 +311,81 @@ class Workspace:
             yield
         finally:
             os.close(fd)
+
+    # --- the stage contract -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def stage(
+        self,
+        name: str,
+        *,
+        outputs: Sequence[str | Path],
+        params: Mapping[str, Any],
+        inputs: Mapping[str, Path | str],
+        summary: type[S],
+        force: bool = False,
+    ) -> Iterator[StageRun[S]]:
+        """Run one stage's body under the contract (see :mod:`weaklabel.stage`).
+
+        Takes the workspace lock, hashes ``inputs`` (a :class:`Path` is read and
+        hashed; a ``str`` is a digest the stage computed itself), and decides
+        up-to-date: every output exists and its meta records the same tool version,
+        ``params`` and input digests, and a summary of type ``summary``. Then the
+        yielded run has ``todo`` False and its report is the previous run's. Otherwise
+        the outputs' old metas are removed first (a stage stopped half-way is never up
+        to date), the body runs and calls ``run.done(...)``, and one meta per output is
+        written with its rows, the elapsed time and the summary.
+
+        Raises:
+            MissingArtifactError: an input file does not exist (names its command).
+            RuntimeError: the body finished without calling ``done`` (a bug).
+        """
+        from weaklabel.stage import StageReport, StageRun
+
+        t0 = time.perf_counter()
+        targets = tuple(self.target(o) for o in outputs)
+        for p in inputs.values():
+            if isinstance(p, Path) and not p.exists():
+                raise MissingArtifactError(p, MADE_BY.get(p.name, "the stage before"))
+        with self.lock(name):
+            digests = {k: file_digest(v) if isinstance(v, Path) else v
+                       for k, v in inputs.items()}
+            previous = None if force else self._previous(name, outputs, targets, params,
+                                                         digests, summary)
+            run = StageRun(name, targets, summary, todo=previous is None, previous=previous)
+            if previous is not None:
+                log.info("%s is up to date; use --force to redo", name)
+                run._report = StageReport(name, targets, previous.rows, previous.summary,
+                                          up_to_date=True,
+                                          elapsed=time.perf_counter() - t0)
+                yield run
+                return
+            for o in outputs:
+                with contextlib.suppress(FileNotFoundError):
+                    self.meta_path(o).unlink()
+            yield run
+            if run.summary is None:
+                raise RuntimeError(f"stage {name} finished without calling done()")
+            elapsed = time.perf_counter() - t0
+            for o, t in zip(outputs, targets, strict=True):
+                self.write_meta(o, stage=name, params=params, inputs=digests,
+                                rows=run.rows.get(t.name), elapsed=elapsed,
+                                extra={"summary": run.summary.to_meta()})
+            run._report = StageReport(name, targets, dict(run.rows), run.summary,
+                                      up_to_date=False, elapsed=time.perf_counter() - t0)
+
+    def _previous(self, name: str, outputs: Sequence[str | Path], targets: Sequence[Path],
+                  params: Mapping[str, Any], inputs: Mapping[str, str],
+                  summary: type[S]) -> StageReport[S] | None:
+        """The report of the run that made the outputs, if they are up to date."""
+        from weaklabel.stage import StageReport
+
+        if not all(self.is_up_to_date(o, params=params, inputs=inputs) for o in outputs):
+            return None
+        metas = [self.read_meta(o) or {} for o in outputs]
+        found = summary.from_meta(metas[0].get("summary")) if metas else None
+        if found is None:
+            return None
+        rows = {t.name: m["rows"] for t, m in zip(targets, metas, strict=True)
+                if isinstance(m.get("rows"), int)}
+        return StageReport(name, tuple(targets), rows, found, up_to_date=True)

@@ -74,7 +74,7 @@ def test_a_grown_corpus_keeps_the_reviewed_map_or_stops(tmp_path: Path) -> None:
         return
     assert grown.stopped is None
     cluster = next(r for r in grown.stages if r.stage == "cluster")
-    assert not cluster.skipped  # the clusters really were made again
+    assert not cluster.up_to_date  # the clusters really were made again
     after = pd.read_parquet(tmp_path / "ws/post_labels.parquet").set_index("post_id")
     seeds = before[before["source"] == "seed"].set_index("post_id")
     kept = (after.loc[seeds.index, "label"] == seeds["label"]).mean()

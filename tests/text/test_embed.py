@@ -77,18 +77,23 @@ def test_run_embed_writes_vectors_vocab_and_meta(token_workspace: Path,
                                                  corpus: list[dict[str, Any]]) -> None:
     ws = Workspace(token_workspace)
     cfg = Config(embed=small_embed_cfg)
-    s = run_embed(ws, cfg)
+    r = run_embed(ws, cfg)
     kv = load_vectors(ws.path("vectors.kv"))
-    assert s["vocab"] == len(kv) == 38 and s["vector_size"] == 24
+    assert r.summary.vocab == len(kv) == 38 and r.summary.vector_size == 24
+    assert not r.up_to_date and r.stage == "embed"
+    assert r.outputs == (ws.path("vectors.kv"), ws.path("vocab.csv"))
+    assert r.rows == {"vectors.kv": 38, "vocab.csv": 38}
     counts = read_vocab_counts(ws.path("vocab.csv"))
     assert list(counts) == kv.index_to_key
     # the word2vec file keeps no counts: vocab.csv carries the real ones
     assert counts["립스틱"] == sum(r["tokens"].count("립스틱") for r in corpus)
     meta = ws.read_meta("vectors.kv")
     assert meta is not None and meta["params"]["seed"] == 1 and meta["rows"] == 38
-    assert run_embed(ws, cfg) == {"up_to_date": True, "vocab": 38}
-    assert run_embed(ws, dataclasses.replace(cfg, embed=dataclasses.replace(
-        small_embed_cfg, epochs=2)))["vocab"] == 38  # a changed parameter re-trains
+    again = run_embed(ws, cfg)
+    assert again.up_to_date and again.summary == r.summary and again.rows == r.rows
+    redone = run_embed(ws, dataclasses.replace(cfg, embed=dataclasses.replace(
+        small_embed_cfg, epochs=2)))  # a changed parameter re-trains
+    assert not redone.up_to_date and redone.summary.vocab == 38
 
 
 def test_vocab_csv_quotes_awkward_words(tmp_path: Path) -> None:

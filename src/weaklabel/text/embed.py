@@ -8,13 +8,14 @@ and config give byte-identical vectors. The token table is streamed once per epo
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from weaklabel.config import Config, EmbedConfig, as_dict
 from weaklabel.errors import WeaklabelError
+from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace, atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
@@ -86,28 +87,49 @@ def load_vectors(path: Path) -> KeyedVectors:
             from exc
 
 
-def run_embed(workspace: Workspace, cfg: Config, *, force: bool = False) -> dict[str, Any]:
-    """Train Word2Vec on the workspace's tokens; write ``vectors.kv`` and ``vocab.csv``."""
-    t0 = time.perf_counter()
-    tokens = workspace.require("tokens.parquet")
-    params = as_dict(cfg.embed)
-    inputs = {"tokens.parquet": workspace.input_digest("tokens.parquet")}
-    with workspace.lock("embed"):
-        if not force and workspace.is_up_to_date("vectors.kv", params=params, inputs=inputs):
-            meta = workspace.read_meta("vectors.kv") or {}
-            log.info("vectors are up to date; use --force to redo")
-            return {"up_to_date": True, "vocab": meta.get("rows")}
-        kv = train_word2vec(TokenCorpus(tokens), cfg=cfg.embed)
-        save_vectors(kv, workspace.path("vectors.kv"))
-        lines = ["word,count"] + [
-            f"{_csv_cell(w)},{kv.get_vecattr(w, 'count')}" for w in kv.index_to_key
-        ]
-        atomic_write_text(workspace.path("vocab.csv"), "\n".join(lines) + "\n")
-        elapsed = time.perf_counter() - t0
-        for name in ("vectors.kv", "vocab.csv"):
-            workspace.write_meta(name, stage="embed", params=params, inputs=inputs,
-                                 rows=len(kv), elapsed=elapsed)
-    return {"vocab": len(kv), "vector_size": kv.vector_size, "elapsed_s": round(elapsed, 2)}
+@dataclass(frozen=True)
+class EmbedSummary(Summary):
+    """What ``embed`` trained: the vocabulary size and the vector dimensions."""
+
+    vocab: int
+    vector_size: int
+
+    def text(self) -> str:
+        return f"vocabulary {self.vocab} words × {self.vector_size} dims"
+
+
+EMBED_OUTPUTS = ("vectors.kv", "vocab.csv")
+
+
+def run_embed(ws: Workspace, cfg: Config, *, force: bool = False,
+              progress: bool = True) -> StageReport[EmbedSummary]:
+    """Train Word2Vec on the workspace's tokens; write ``vectors.kv`` and ``vocab.csv``.
+
+    The worked example of the stage contract (:mod:`weaklabel.stage`).
+
+    Raises:
+        MissingArtifactError: no ``tokens.parquet`` (run ``weaklabel tokenize``).
+        WeaklabelError: no word occurs ``embed.min_count`` times.
+    """
+    tokens = ws.path("tokens.parquet")
+    with ws.stage("embed", outputs=EMBED_OUTPUTS, params=as_dict(cfg.embed),
+                  inputs={"tokens.parquet": tokens}, summary=EmbedSummary,
+                  force=force) as st:
+        if st.todo:
+            kv = train_word2vec(TokenCorpus(tokens), cfg=cfg.embed)
+            save_vectors(kv, ws.path("vectors.kv"))
+            write_vocab(kv, ws.path("vocab.csv"))
+            st.done(EmbedSummary(vocab=len(kv), vector_size=kv.vector_size),
+                    rows=dict.fromkeys(EMBED_OUTPUTS, len(kv)))
+    return st.report
+
+
+def write_vocab(kv: KeyedVectors, path: Path) -> None:
+    """``vocab.csv``: ``word,count`` in the vectors' order, atomically."""
+    lines = ["word,count"] + [
+        f"{_csv_cell(w)},{kv.get_vecattr(w, 'count')}" for w in kv.index_to_key
+    ]
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def read_vocab_counts(path: Path) -> dict[str, int]:
