@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python bench/bench_images.py                 # 1,500 posts, ~900 px
     PYTHONPATH=src python bench/bench_images.py --posts 300 --many 0
+    PYTHONPATH=src python bench/bench_images.py --exact-tree examples/data/images
 
 The dump is the bundled example generator's (``examples/generate.py --image-size 900``):
 realistic-size JPEG/PNG pictures with planted faults listed in ``image_faults.csv``
@@ -260,6 +261,71 @@ def many_files(out: Path, n: int) -> Path:
     return tree
 
 
+# --- exact duplicates only, beside jdupes and rmlint -------------------------------------------
+
+
+def _median_run(fn: Callable[[], Any], reps: int) -> tuple[float, float, Any]:
+    """Median wall and CPU seconds of ``reps`` calls (the machine is shared)."""
+    runs = []
+    for _ in range(reps):
+        wall, out = timed(fn)
+        runs.append((wall, LAST_CPU[0], out))
+    runs.sort(key=lambda r: r[0])
+    wall, cpu, out = runs[len(runs) // 2]
+    return wall, sorted(r[1] for r in runs)[len(runs) // 2], out
+
+
+def _dup_files(groups: list[list[str]] | None) -> int | None:
+    return None if groups is None else sum(len(set(g)) - 1 for g in groups)
+
+
+def exact_bench(tree: Path, workers: int, reps: int) -> None:
+    """``dedup --exact-only`` on ``tree`` as a library call and as the command, cold (a
+    fresh inventory) and warm, beside jdupes and rmlint: median of ``reps`` runs."""
+    from weaklabel.config import Config, ImagesConfig
+    from weaklabel.images.dedup import run_dedup
+
+    cfg = Config(images=ImagesConfig(workers=workers))
+    tmp = Path(tempfile.mkdtemp(prefix="wl-exact-"))
+    wl = str(ROOT / ".venv" / "bin" / "weaklabel")
+    n_files = sum(len(f) for _, _, f in os.walk(tree))
+    rows: list[tuple[str, float, float, int | None]] = []
+    try:
+        def lib(cold: bool) -> list[list[str]]:
+            ws = tmp / "lib"
+            if cold:
+                shutil.rmtree(ws, ignore_errors=True)
+            return weaklabel_groups(run_dedup(tree, ws, cfg, exact_only=True).csv, ("exact",))
+
+        def cli(cold: bool) -> list[list[str]]:
+            ws = tmp / "cli"
+            if cold:
+                shutil.rmtree(ws, ignore_errors=True)
+            subprocess.run([wl, "dedup", str(tree), "-w", str(ws), "-q", "--exact-only",
+                            "-j", str(workers)], check=True, capture_output=True)
+            return weaklabel_groups(ws / "duplicates.csv", ("exact",))
+
+        for name, fn in (("weaklabel run_dedup(exact_only) cold", lambda: lib(True)),
+                         ("weaklabel run_dedup(exact_only) warm", lambda: lib(False)),
+                         ("weaklabel dedup --exact-only cold", lambda: cli(True)),
+                         ("weaklabel dedup --exact-only warm", lambda: cli(False)),
+                         ("jdupes -r", lambda: jdupes_groups(tree)),
+                         ("rmlint -T df", lambda: rmlint_groups(tree, tmp))):
+            if name.endswith("warm"):
+                fn()  # make sure the inventory is there
+            wall, cpu, groups = _median_run(fn, reps)
+            rows.append((name, wall, cpu, _dup_files(groups)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"exact duplicates, {n_files:,} files under {tree}, {workers} worker(s), "
+          f"median of {reps}\n")
+    print(f"| {'tool':40} | {'seconds':>8} | {'CPU s':>8} | {'copies found':>12} |")
+    print(f"|{'-' * 42}|{'-' * 10}|{'-' * 10}|{'-' * 14}|")
+    for name, wall, cpu, dups in rows:
+        found = "-" if dups is None else f"{dups:,}"
+        print(f"| {name:40} | {wall:8.3f} | {cpu:8.3f} | {found:>12} |")
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -275,7 +341,15 @@ def main() -> None:
                     help="files in the warm exact re-run tree (0: skip)")
     ap.add_argument("--hashes", type=int, default=1_000_000)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--exact-tree", type=Path, default=None,
+                    help="only the exact-duplicate table, on this tree")
+    ap.add_argument("--reps", type=int, default=3, help="runs per contender (--exact-tree)")
     args = ap.parse_args()
+    if args.exact_tree is not None:
+        from weaklabel.config import resolve_workers as _rw
+
+        exact_bench(args.exact_tree.resolve(), _rw(args.workers), args.reps)
+        return
 
     import numpy as np
 

@@ -43,7 +43,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -314,21 +314,34 @@ def thumb_agreement(detail: np.ndarray | Sequence[np.ndarray], i: np.ndarray,
 # --- exact duplicates ---------------------------------------------------------------------
 
 
-def find_exact_duplicates(files: pd.DataFrame) -> list[list[str]]:
+FileRow = Mapping[str, Any]
+"""One inventory row (:meth:`Inventory.rows`): ``path``, ``size``, ``sha1``, ``status``…"""
+
+
+def as_rows(files: pd.DataFrame | Iterable[FileRow]) -> list[FileRow]:
+    """Inventory rows as a list of mappings, from a DataFrame (:meth:`Inventory.frame`)
+    or any iterable of rows (:meth:`Inventory.rows`)."""
+    if hasattr(files, "to_dict"):
+        return list(files.to_dict("records"))
+    return list(files)
+
+
+def find_exact_duplicates(files: pd.DataFrame | Iterable[FileRow]) -> list[list[str]]:
     """Groups of byte-identical files.
 
     Args:
         files: one row per inode (hard links already merged): ``path``, ``size``,
-            ``sha1`` (None where the funnel proved it unnecessary).
+            ``sha1`` (None where the funnel proved it unnecessary); a DataFrame or rows.
 
     Returns:
         Groups (≥ 2 paths, each sorted), sorted by first path. Zero-byte files never
         group.
     """
-    f = files[(files["size"] > 0) & files["sha1"].notna()]
     groups: dict[tuple[int, str], list[str]] = {}
-    for p, s, h in zip(f["path"], f["size"], f["sha1"], strict=False):
-        groups.setdefault((int(s), h), []).append(p)
+    for r in as_rows(files):
+        s, h = r["size"], r["sha1"]
+        if isinstance(h, str) and s is not None and s > 0:
+            groups.setdefault((int(s), h), []).append(r["path"])
     return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
@@ -502,8 +515,8 @@ def _hash_to_int(h: str) -> int:
     return int(h, 16)
 
 
-def one_per_inode(files: pd.DataFrame, rank: Callable[[str], Any]
-                  ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def one_per_inode(files: Sequence[FileRow], rank: Callable[[str], Any]
+                  ) -> tuple[list[FileRow], dict[str, list[str]]]:
     """Hard links: one row per inode, represented by its best-ranked path.
 
     Args:
@@ -511,21 +524,20 @@ def one_per_inode(files: pd.DataFrame, rank: Callable[[str], Any]
         rank: the keep policy (:func:`keep_rank`).
 
     Returns:
-        The representatives' rows (in path order) and ``representative → its other
-        paths``.
+        The representatives' rows (in the given order) and ``representative → its
+        other paths``.
     """
-    by_path = {p: i for i, p in enumerate(files["path"])}
     inode_paths: dict[tuple[int, int], list[str]] = {}
-    for p, dev, ino in zip(files["path"], files["dev"], files["ino"], strict=False):
-        inode_paths.setdefault((int(dev), int(ino)), []).append(p)
+    for r in files:
+        inode_paths.setdefault((int(r["dev"]), int(r["ino"])), []).append(r["path"])
     aliases: dict[str, list[str]] = {}
-    reps = []
+    reps = set()
     for paths in inode_paths.values():
         paths.sort(key=rank)
-        reps.append(paths[0])
+        reps.add(paths[0])
         if len(paths) > 1:
             aliases[paths[0]] = paths[1:]
-    return files.iloc[sorted(by_path[p] for p in reps)].reset_index(drop=True), aliases
+    return [r for r in files if r["path"] in reps], aliases
 
 
 @dataclass(frozen=True)
@@ -537,19 +549,19 @@ class NearSearch:
     threshold: int = 6
 
 
-def _near_groups(cand: pd.DataFrame, rank: Callable[[str], Any], near: NearSearch
+def _near_groups(cand: Sequence[FileRow], rank: Callable[[str], Any], near: NearSearch
                  ) -> tuple[list[tuple[str, list[tuple[str, int]]]], dict[str, float]]:
     """Near groups (kept, duplicates) over rows with a hash and thumb, and the thumbnail
     agreement of each duplicate verified beyond the threshold."""
     import numpy as np
 
-    paths = list(cand["path"])
-    hashes = np.array([_hash_to_int(h) for h in cand["hash"]], dtype=np.uint64)
+    paths = [r["path"] for r in cand]
+    hashes = np.array([_hash_to_int(r["hash"]) for r in cand], dtype=np.uint64)
     hash_of = dict(zip(paths, hashes.tolist(), strict=False))
     side2 = THUMB_SIDE * THUMB_SIDE
     thumbs = np.array([np.frombuffer(t, np.uint8) if isinstance(t, bytes)
                        and len(t) == side2 else np.zeros(side2, np.uint8)
-                       for t in cand["thumb"]], dtype=np.uint8).reshape(-1, side2)
+                       for t in (r["thumb"] for r in cand)], dtype=np.uint8).reshape(-1, side2)
     detail = [thumb_detail(thumbs, b) for b in DETAIL_BLOCKS]
     index_of = {p: k for k, p in enumerate(paths)}
     threshold = near.threshold
@@ -577,47 +589,49 @@ def _near_groups(cand: pd.DataFrame, rank: Callable[[str], Any], near: NearSearc
     return kept, verified
 
 
-def find_groups(files: pd.DataFrame, rank: Callable[[str], Any], *,
+def find_groups(files: pd.DataFrame | Iterable[FileRow], rank: Callable[[str], Any], *,
                 near: NearSearch | None) -> tuple[list[DuplicateRow], dict[str, str]]:
     """The rows of ``duplicates.csv`` and the files left out, from inventory rows.
 
-    Pure: a notebook holding :meth:`Inventory.frame` reproduces ``duplicates.csv``
-    with it (and :func:`display_path` on the paths).
+    Pure: a notebook holding :meth:`Inventory.frame` (or :meth:`Inventory.rows`)
+    reproduces ``duplicates.csv`` with it (and :func:`display_path` on the paths).
 
     Args:
         files: inventory rows of kind ``file`` (``path``, ``size``, ``dev``, ``ino``,
             ``sha1``, ``status``, and for near search ``hash``, ``degenerate``,
-            ``thumb``).
+            ``thumb``), as a DataFrame or rows.
         rank: the keep policy (:func:`keep_rank`).
         near: near-duplicate settings; None for exact duplicates only.
 
     Returns:
         ``(rows, excluded)``: :data:`DuplicateRow` rows, and path → why it was left out.
     """
-    items, aliases = one_per_inode(files, rank)
+    items, aliases = one_per_inode(as_rows(files), rank)
     excluded: dict[str, str] = {}
-    status = items["status"]
-    bad = status.isin(CORRUPT_STATUSES) | (status == "unreadable")
-    for p, s in zip(items.loc[bad, "path"], status[bad], strict=False):
-        excluded[p] = f"{s} (see purge)"
-    cand = items[~bad]
+    cand = []
+    for r in items:
+        if r["status"] in CORRUPT_STATUSES or r["status"] == "unreadable":
+            excluded[r["path"]] = f"{r['status']} (see purge)"
+        else:
+            cand.append(r)
     exact_kept = choose_keepers(find_exact_duplicates(cand), rank)
     if near is None:
         return merge_groups(exact_kept, [], aliases), excluded
     exact_dups = {d for _, ds in exact_kept for d, _ in ds}
-    for p, s, dg in zip(cand["path"], cand["status"], cand["degenerate"], strict=False):
-        if p in exact_dups:
+    near_items = []
+    for r in cand:
+        if r["path"] in exact_dups:
             continue
-        if s != "ok":
-            excluded[p] = f"{s}: cannot decode here"
-        elif isinstance(dg, str):
-            excluded[p] = dg
-    near_ok = (~cand["path"].isin(exact_dups)) & (cand["status"] == "ok") \
-        & cand["hash"].notna()
+        if r["status"] != "ok":
+            excluded[r["path"]] = f"{r['status']}: cannot decode here"
+        elif isinstance(r["degenerate"], str):
+            excluded[r["path"]] = r["degenerate"]
+        if r["status"] == "ok" and r["hash"] is not None:
+            near_items.append(r)
     near_kept: list[tuple[str, list[tuple[str, int]]]] = []
     verified: dict[str, float] = {}
     if near.threshold > 0:
-        near_kept, verified = _near_groups(cand[near_ok], rank, near)
+        near_kept, verified = _near_groups(near_items, rank, near)
     rows = merge_groups(exact_kept, near_kept, aliases, method=near.method, verified=verified)
     return rows, excluded
 
@@ -661,11 +675,10 @@ def _write_groups(ws: Workspace, rows: list[DuplicateRow], excluded: dict[str, s
     return target
 
 
-def _quarantine(root: Path, ws: Workspace, files: pd.DataFrame, rows: list[DuplicateRow],
+def _quarantine(root: Path, ws: Workspace, files: Sequence[FileRow], rows: list[DuplicateRow],
                 quiet: bool) -> ApplyReport:
-    sha = dict(zip(files["path"], files["sha1"], strict=False))
-    info = {p: (int(s), int(t)) for p, s, t in
-            zip(files["path"], files["size"], files["mtime_ns"], strict=False)}
+    sha = {r["path"]: r["sha1"] for r in files}
+    info = {r["path"]: (int(r["size"]), int(r["mtime_ns"])) for r in files}
 
     def digest(p: str) -> str | None:
         return sha.get(p) if isinstance(sha.get(p), str) else None
@@ -727,8 +740,9 @@ def run_dedup(
                         max_pixels=icfg.max_pixels, workers=workers, quiet=quiet,
                         skip=skip_dirs(ws))
         scan.update(inv.digest_collisions(root, workers=workers, quiet=quiet))
-        files = inv.frame(None if exact_only else key, duplicates_only=exact_only)
-        files = files[files["kind"] == "file"].reset_index(drop=True)
+        # Plain rows, no DataFrame: --exact-only must not pay for importing pandas.
+        files = [r for r in inv.rows(None if exact_only else key, duplicates_only=exact_only)
+                 if r["kind"] == "file"]
         out_rows, excluded = find_groups(files, rank, near=None if exact_only else near)
         target = _write_groups(ws, out_rows, excluded)
         groups = len({r[0] for r in out_rows})
