@@ -35,9 +35,11 @@ def _normalise(obj: Any) -> Any:
 
 
 def digest(path: Path) -> str:
-    """SHA-1 of a file; a ``*.meta.json`` is hashed with its volatile fields blanked."""
+    """SHA-1 of a file; a ``*.meta.json`` or the export ledger is hashed with its
+    volatile fields blanked (the ledger also records absolute folders: compare builds
+    made in the same checkout)."""
     data = path.read_bytes()
-    if path.name.endswith(".meta.json"):
+    if path.name.endswith(".meta.json") or path.name == ".weaklabel-export.json":
         meta = json.loads(data)
         data = json.dumps(_normalise(meta), indent=2, ensure_ascii=False).encode()
     return hashlib.sha1(data).hexdigest()

@@ -118,12 +118,13 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
         texts_df = df.rename(columns={"id": "post_id"})
     cfg = with_overrides(load_config(spec["config"]), {
         "workspace": str(d / "ws"), "posts.path": str(data),
+        "seed_keywords": str(spec["keywords"]),
         "tokenize.userdict": str(ROOT / "userdict"), "tokenize.workers": 2})
     ws = Workspace(Path(cfg.workspace)).ensure()
     t0 = time.perf_counter()
-    run_tokenize(data, ws, cfg, progress=False)
+    run_tokenize(ws, cfg, progress=False)
     run_embed(ws, cfg)
-    run_cluster(ws, cfg, seed_keywords=Path(spec["keywords"]))
+    run_cluster(ws, cfg)
     text_s = time.perf_counter() - t0
     lm_path = Path(spec.get("labelmap") or ws.path("labelmap.draft.yaml"))
     from weaklabel.contracts import WORD_CLUSTERS

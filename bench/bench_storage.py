@@ -116,7 +116,7 @@ def bench_engine(mirror: Path, posts: int, work: Path) -> dict[str, Any]:
                 for rnd in (1, 2):
                     shutil.rmtree(ws / "cache", ignore_errors=True)
                     s = time.perf_counter()
-                    run_tokenize(table, Workspace(ws), cfg, force=True, progress=False)
+                    run_tokenize(Workspace(ws), cfg, force=True, progress=False)
                     out[f"{engine}_tokenize_round{rnd}_s"] = time.perf_counter() - s
             out[f"{engine}_purge_s"] = t1 - t0
             out[f"{engine}_purge_files_per_s"] = out["images"] / (t1 - t0)

@@ -78,7 +78,8 @@ def test_tokenize_writes_artifacts_then_is_up_to_date(
     assert res.exit_code == 0, res.output
     assert res.stdout.startswith("tokenized 5 posts (5 new, 0 from cache, 1 without tokens, "
                                  "0 rejected), 4 images in ")
-    assert res.stdout.rstrip().endswith(f"→ {ws}/tokens.parquet")
+    assert res.stdout.rstrip().endswith(
+        f"→ {ws}/posts.parquet, {ws}/post_images.parquet, {ws}/tokens.parquet")
     for name in ("posts.parquet", "post_images.parquet", "tokens.parquet",
                  "tokens.parquet.meta.json", "tokenize.rejects.csv"):
         assert (ws / name).is_file(), name
@@ -89,7 +90,8 @@ def test_tokenize_writes_artifacts_then_is_up_to_date(
 
     again = _tok(cli, tricky_csv, ws, userdict_dir)
     assert again.exit_code == 0
-    assert again.stdout == f"tokens up to date: 5 posts in {ws}\n"
+    assert again.stdout == ("tokenize up to date: tokenized 5 posts (5 new, 0 from cache, "
+                            "1 without tokens, 0 rejected), 4 images\n")
 
     forced = _tok(cli, tricky_csv, ws, userdict_dir, "--force", "-q")
     assert forced.exit_code == 0

@@ -143,3 +143,27 @@ def test_format_report_is_the_one_printer(tmp_path: Path) -> None:
     up = StageReport("count", (), {}, CountSummary(3), up_to_date=True, elapsed=0.01)
     assert format_report(up) == "count up to date: 3 lines"
     assert format_report(up, table=True) == "count      up to date     0.0s  3 lines"
+
+
+def test_contracts_stages_agree_with_made_by_and_the_readme() -> None:
+    """The newcomer's map (contracts.STAGES, README "How it works") names every
+    artifact a missing-input error points to, with the stage that writes it."""
+    from weaklabel.contracts import STAGES
+    from weaklabel.workspace import MADE_BY
+
+    writers: dict[str, list[str]] = {}
+    for s in STAGES:
+        for out in s.outputs:
+            writers.setdefault(out, []).append(s.stage)
+    for artifact, made_by in MADE_BY.items():
+        assert artifact in writers, artifact
+        assert writers[artifact][0] in made_by, (artifact, made_by, writers[artifact])
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    how = readme.split("## How it works", 1)[1].split("\n## ", 1)[0]
+    for s in STAGES:
+        row = next((line for line in how.splitlines() if line.startswith(f"| {s.stage} |")),
+                   None)
+        assert row is not None, s.stage
+        for out in s.outputs:
+            if not out.startswith("cfg."):
+                assert f"`{out}`" in row, (s.stage, out)

@@ -104,13 +104,7 @@ def tokenize(
         raise UsageError("no posts table given; pass POSTS or set posts.path in the config")
     from weaklabel.text.tokens import run_tokenize
 
-    s = run_tokenize(Path(cfg.posts.path), workspace_of(cfg), cfg, force=force, progress=not quiet)
-    if s.get("up_to_date"):
-        typer.echo(f"tokens up to date: {s.get('posts')} posts in {cfg.workspace}")
-        return
-    typer.echo(f"tokenized {s['posts']} posts ({s['tokenized']} new, {s['cached']} from cache, "
-               f"{s['empty']} without tokens, {s['rejects']} rejected), {s['images']} images "
-               f"in {s['elapsed_s']}s → {cfg.workspace}/tokens.parquet")
+    echo_report(run_tokenize(workspace_of(cfg), cfg, force=force, progress=not quiet))
 
 
 @app.command()
@@ -172,14 +166,10 @@ def cluster(
     if k_range is not None:
         parse_k_range(k_range)  # a bad range is a usage error, before any work
 
-    kw = Path(cfg.seed_keywords) if cfg.seed_keywords else None
-    s = run_cluster(workspace_of(cfg), cfg, seed_keywords=kw, force=force)
-    for row in s.get("scores", []):
-        typer.echo(f"k={row['k']:<4} inertia={row['inertia']:.1f}  "
-                   f"silhouette={row['silhouette']:.4f}")
-    typer.echo(f"{s.get('k')} clusters of {s.get('words')} words, {s.get('assigned', 0)} "
-               f"pre-assigned → {cfg.workspace}/clusters.csv, "
-               f"{cfg.workspace}/labelmap.draft.yaml")
+    r = run_cluster(workspace_of(cfg), cfg, force=force, progress=not quiet)
+    for row in r.summary.scores:
+        typer.echo(f"k={row.k:<4} inertia={row.inertia:.1f}  silhouette={row.silhouette:.4f}")
+    echo_report(r)
 
 
 @app.command()

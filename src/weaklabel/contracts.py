@@ -15,6 +15,7 @@ from weaklabel.errors import WeaklabelError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 ABSTAIN = ""
 """The label of a post or image that has none (abstained, no tokens, no seed)."""
@@ -90,6 +91,69 @@ IMAGE_LABELS = Schema(
 GOLD = Schema("gold", (("post_id", "str"), ("label", "str")), key=("post_id",))
 LABELS_CSV = Schema("labels", (("post_id", "str"), ("label", "str")), key=("post_id",))
 """A labels file given as CSV (e.g. another tool's output) to ``weaklabel eval``."""
+
+@dataclass(frozen=True)
+class StageIO:
+    """One stage's place in the house: what it reads and what it writes.
+
+    Names without a folder are workspace artifacts; ``cfg.<key>`` names a path the
+    config gives (the posts table, the label map, the image root, the output folder).
+    """
+
+    stage: str
+    run: str  # the module and function a notebook calls
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+STAGES = (
+    StageIO("tokenize", "weaklabel.text.tokens.run_tokenize",
+            ("cfg.posts.path", "cfg.posts.links", "cfg.tokenize.userdict"),
+            ("posts.parquet", "post_images.parquet", "tokens.parquet",
+             "tokenize.rejects.csv", "cache/tokens.sqlite")),
+    StageIO("embed", "weaklabel.text.embed.run_embed",
+            ("tokens.parquet",), ("vectors.kv", "vocab.csv")),
+    StageIO("cluster", "weaklabel.labels.cluster.run_cluster",
+            ("vectors.kv", "vocab.csv", "cfg.seed_keywords"),
+            ("word_clusters.parquet", "clusters.csv", "labelmap.draft.yaml")),
+    StageIO("reviewed", "weaklabel.review.reviewed.write_reviewed",
+            ("review/decisions.sqlite",),
+            ("reviewed_labels.parquet", "reviewed_images.parquet")),
+    StageIO("propagate", "weaklabel.labels.propagate.run_propagate",
+            ("tokens.parquet", "vectors.kv", "word_clusters.parquet", "post_images.parquet",
+             "posts.parquet", "reviewed_labels.parquet", "cfg.labelmap"),
+            ("post_labels.parquet", "keyword_labels.parquet", "image_labels.parquet",
+             "labelmap.pin.json")),
+    StageIO("purge", "weaklabel.images.purge.run_purge",
+            ("cfg.images.root",), ("inventory.sqlite", "purge.csv")),
+    StageIO("dedup", "weaklabel.images.dedup.run_dedup",
+            ("cfg.images.root", "inventory.sqlite"),
+            ("inventory.sqlite", "duplicates.csv", "dedup_excluded.csv")),
+    StageIO("sample", "weaklabel.dataset.sample.run_sample",
+            ("image_labels.parquet", "purge.csv", "duplicates.csv", "dedup_excluded.csv",
+             "reviewed_images.parquet", "cfg.labelmap"),
+            ("sample.parquet", "sample_funnel.csv", "label_conflicts.csv")),
+    StageIO("export", "weaklabel.dataset.export.run_export",
+            ("sample.parquet", "duplicates.csv", "inventory.sqlite", "cfg.images.root"),
+            ("cfg.output", "export.rejects.csv")),
+    StageIO("report", "weaklabel.dataset.report.run_report",
+            ("every artifact above", "cfg.gold"), ("report.html", "thumbs/")),
+    StageIO("eval", "weaklabel.labels.evaluate.run_eval",
+            ("post_labels.parquet", "keyword_labels.parquet", "cfg.gold"), ()),
+)
+"""Every stage in build order with its inputs and outputs: the newcomer's map of the
+house (README "How it works" shows the same). ``workspace.MADE_BY`` must agree."""
+
+
+def arrow_schema(schema: Schema) -> pa.Schema:
+    """The pyarrow schema of ``schema``, for writers that stream Parquet partition by
+    partition (the contract is stated once, here)."""
+    import pyarrow as pa
+
+    kinds = {"str": pa.string(), "str?": pa.string(), "int": pa.int64(),
+             "Int64": pa.int64(), "float": pa.float64(), "list[str]": pa.list_(pa.string())}
+    return pa.schema([(col, kinds[kind]) for col, kind in schema.columns])
+
 
 def _valid_mask(s: pd.Series, kind: str) -> pd.Series:
     """Boolean mask of the cells of ``s`` that are of ``kind`` (vectorised where it can)."""

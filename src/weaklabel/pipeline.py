@@ -132,11 +132,9 @@ def _run_stages(cfg: Config, *, force: bool, progress: bool,
             on_stage(r)
         return out
 
-    step("tokenize", lambda: run_tokenize(Path(cfg.posts.path or ""), ws, cfg, force=force,
-                                          progress=progress))
+    step("tokenize", lambda: run_tokenize(ws, cfg, force=force, progress=progress))
     step("embed", lambda: run_embed(ws, cfg, force=force, progress=progress))
-    kw = Path(cfg.seed_keywords) if cfg.seed_keywords else None
-    step("cluster", lambda: run_cluster(ws, cfg, seed_keywords=kw, force=force))
+    step("cluster", lambda: run_cluster(ws, cfg, force=force, progress=progress))
     if not cfg.labelmap or not Path(cfg.labelmap).is_file():
         target = cfg.labelmap or "labelmap.yaml"
         result.stopped = (

@@ -127,9 +127,10 @@ def test_run_cluster_writes_table_summary_and_draft(embedded_workspace: Path,
     kw = tmp_path / "kw.yaml"
     kw.write_text(SEED_KEYWORDS, encoding="utf-8")
     ws = Workspace(embedded_workspace)
-    cfg = Config(cluster=ClusterConfig(k=4, seed=1, n_init=2))
-    s = run_cluster(ws, cfg, seed_keywords=kw)
-    assert s["k"] == 4 and s["words"] == 38
+    cfg = Config(cluster=ClusterConfig(k=4, seed=1, n_init=2), seed_keywords=str(kw))
+    r = run_cluster(ws, cfg)
+    assert r.summary.k == 4 and r.summary.words == 38 and r.summary.assigned == 3
+    assert [s.k for s in r.summary.scores] == [4]
     wc = pd.read_parquet(ws.path("word_clusters.parquet"))
     assert wc[["cluster", "word"]].values.tolist() == \
         wc.sort_values(["cluster", "word"])[["cluster", "word"]].values.tolist()
@@ -138,7 +139,8 @@ def test_run_cluster_writes_table_summary_and_draft(embedded_workspace: Path,
     assert set(clusters["label"].dropna()) == {"lips", "hair", "nails"}
     lm = load_labelmap(ws.path("labelmap.draft.yaml"), known_clusters=set(wc["cluster"]))
     assert lm.ids == ["lips", "hair", "nails"]
-    assert run_cluster(ws, cfg, seed_keywords=kw)["up_to_date"] is True
+    again = run_cluster(ws, cfg)
+    assert again.up_to_date and again.summary == r.summary  # scores rebuilt as KScore
 
 
 def test_run_cluster_needs_vectors(token_workspace: Path) -> None:

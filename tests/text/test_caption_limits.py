@@ -6,13 +6,24 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from weaklabel.config import Config, TokenizeConfig
-from weaklabel.text.tokens import run_tokenize, truncate_captions
+from weaklabel.text.tokens import truncate_captions
 from weaklabel.workspace import Workspace
+
+
+def tokenize_table(posts: Path, ws: Workspace, cfg: Config, **kw: Any) -> Any:
+    """run_tokenize on ``posts`` (the table's path goes in the config, as in a build)."""
+    import dataclasses
+
+    from weaklabel.text.tokens import run_tokenize
+
+    cfg = dataclasses.replace(cfg, posts=dataclasses.replace(cfg.posts, path=str(posts)))
+    return run_tokenize(ws, cfg, **kw)
 
 
 def _write(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -40,8 +51,8 @@ def test_a_50_mb_caption_is_cut_and_counted_in_the_rejects(tmp_path: Path,
     posts = _write(tmp_path / "posts.csv", [("p1", "오늘의 립스틱 추천"), ("p2", huge)])
     ws = Workspace(tmp_path / "ws")
     cfg = Config(tokenize=TokenizeConfig(userdict=str(userdict_dir), workers=1))
-    s = run_tokenize(posts, ws, cfg, progress=False)
-    assert s["posts"] == 2 and s["truncated"] == 1 and s["rejects"] == 1
+    s = tokenize_table(posts, ws, cfg, progress=False)
+    assert s.summary.posts == 2 and s.summary.truncated == 1 and s.summary.rejects == 1
     rejects = pd.read_csv(ws.path("tokenize.rejects.csv"))
     assert rejects["post_id"].tolist() == ["p2"]
     assert f"caption truncated from {len(huge):,} to 20,000 characters" in rejects["error"][0]
@@ -57,7 +68,7 @@ def test_an_all_empty_caption_column_is_warned_about(tmp_path: Path, userdict_di
     posts = _write(tmp_path / "posts.csv", [("p1", ""), ("p2", "  ")])
     cfg = Config(tokenize=TokenizeConfig(userdict=str(userdict_dir), workers=1))
     with caplog.at_level(logging.WARNING):
-        s = run_tokenize(posts, Workspace(tmp_path / "ws"), cfg, progress=False)
-    assert s["warning"] == "every caption is empty (column 'caption')"
+        s = tokenize_table(posts, Workspace(tmp_path / "ws"), cfg, progress=False)
+    assert s.summary.warning == "every caption is empty (column 'caption')"
     assert any("every caption in" in r.message and "--col caption=NAME" in r.message
                for r in caplog.records)

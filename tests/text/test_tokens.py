@@ -14,9 +14,19 @@ from hypothesis import strategies as st
 from weaklabel.config import Config, TokenizeConfig
 from weaklabel.errors import WeaklabelError
 from weaklabel.text.normalize import NORMALIZER_VERSION
-from weaklabel.text.tokens import TokenCache, caption_keys, run_tokenize
+from weaklabel.text.tokens import TokenCache, caption_keys
 from weaklabel.text.userdict import load_userdict
 from weaklabel.workspace import Workspace, file_digest
+
+
+def tokenize_table(posts: Path, ws: Workspace, cfg: Config, **kw: Any) -> Any:
+    """run_tokenize on ``posts`` (the table's path goes in the config, as in a build)."""
+    import dataclasses
+
+    from weaklabel.text.tokens import run_tokenize
+
+    cfg = dataclasses.replace(cfg, posts=dataclasses.replace(cfg.posts, path=str(posts)))
+    return run_tokenize(ws, cfg, **kw)
 
 ARTIFACTS = ("posts.parquet", "post_images.parquet", "tokens.parquet")
 KEYS_PINNED = ["5a04514f8a0e7fa2eaf0", "686483805ac47ca14e03"]
@@ -97,8 +107,9 @@ def test_writes_three_artifacts_with_meta(tmp_path: Path, userdict_dir: Path,
                                          tricky_rows: list[dict[str, str]]) -> None:
     posts = _write(tmp_path / "posts.csv", tricky_rows)
     ws = Workspace(tmp_path / "ws")
-    s = run_tokenize(posts, ws, _cfg(userdict_dir), progress=False)
-    assert {k: s[k] for k in ("posts", "images", "tokenized", "cached", "empty", "rejects")} == \
+    s = tokenize_table(posts, ws, _cfg(userdict_dir), progress=False)
+    assert {k: getattr(s.summary, k) for k in ("posts", "images", "tokenized", "cached",
+                                               "empty", "rejects")} == \
         {"posts": 4, "images": 3, "tokenized": 4, "cached": 0, "empty": 1, "rejects": 0}
     for name in ARTIFACTS:
         assert ws.path(name).is_file()
@@ -107,6 +118,7 @@ def test_writes_three_artifacts_with_meta(tmp_path: Path, userdict_dir: Path,
         assert meta["params"]["tokenize"]["userdict"] == load_userdict(userdict_dir).digest
         assert meta["params"]["tokenize"]["normalizer"] == NORMALIZER_VERSION
         assert meta["inputs"]["posts"] == file_digest(posts)
+        assert meta["rows"] == s.rows[name] == (3 if name == "post_images.parquet" else 4)
     toks = _tokens(ws.root)
     assert "데일리룩" in toks["p1"] and "꾸안꾸" in toks["p1"]
     assert "쿠션팩트" in toks["p2"]
@@ -124,15 +136,15 @@ def test_rerun_is_up_to_date_and_one_changed_caption_is_retokenized(
     posts = _write(tmp_path / "posts.csv", tricky_rows)
     ws = Workspace(tmp_path / "ws")
     cfg = _cfg(userdict_dir)
-    run_tokenize(posts, ws, cfg, progress=False)
+    tokenize_table(posts, ws, cfg, progress=False)
     first = ws.path("tokens.parquet").read_bytes()
-    assert run_tokenize(posts, ws, cfg, progress=False)["up_to_date"] is True
+    assert tokenize_table(posts, ws, cfg, progress=False).up_to_date
 
     tricky_rows[3]["caption"] = "헤어 염색 #탈색"
     _write(posts, tricky_rows)
-    s = run_tokenize(posts, ws, cfg, progress=False)
-    assert "up_to_date" not in s
-    assert (s["tokenized"], s["cached"]) == (1, 3)
+    s = tokenize_table(posts, ws, cfg, progress=False)
+    assert not s.up_to_date
+    assert (s.summary.tokenized, s.summary.cached) == (1, 3)
     assert _tokens(ws.root)["p4"][:2] == ["헤어", "염색"]
     assert ws.path("tokens.parquet").read_bytes() != first
 
@@ -142,10 +154,10 @@ def test_changing_the_user_dictionary_retokenizes(
         tmp_path: Path, userdict_dir: Path, tricky_rows: list[dict[str, str]]) -> None:
     posts = _write(tmp_path / "posts.csv", tricky_rows)
     ws = Workspace(tmp_path / "ws")
-    run_tokenize(posts, ws, _cfg(userdict_dir), progress=False)
+    tokenize_table(posts, ws, _cfg(userdict_dir), progress=False)
     (userdict_dir / "more.txt").write_text("인생템\n", encoding="utf-8")
-    s = run_tokenize(posts, ws, _cfg(userdict_dir), progress=False)
-    assert (s["tokenized"], s["cached"]) == (4, 0)
+    s = tokenize_table(posts, ws, _cfg(userdict_dir), progress=False)
+    assert (s.summary.tokenized, s.summary.cached) == (4, 0)
     assert "인생템" in _tokens(ws.root)["p2"]
 
 
@@ -155,10 +167,10 @@ def test_tokens_parquet_is_byte_identical_across_runs(
     posts = _write(tmp_path / "posts.csv", tricky_rows)
     a, b = Workspace(tmp_path / "a"), Workspace(tmp_path / "b")
     cfg = _cfg(userdict_dir)
-    run_tokenize(posts, a, cfg, progress=False)
-    run_tokenize(posts, b, cfg, progress=False)
-    s = run_tokenize(posts, a, cfg, force=True, progress=False)  # every caption from cache
-    assert (s["tokenized"], s["cached"]) == (0, 4)
+    tokenize_table(posts, a, cfg, progress=False)
+    tokenize_table(posts, b, cfg, progress=False)
+    s = tokenize_table(posts, a, cfg, force=True, progress=False)  # every caption from cache
+    assert (s.summary.tokenized, s.summary.cached) == (0, 4)
     for name in ARTIFACTS:
         assert a.path(name).read_bytes() == b.path(name).read_bytes(), name
 
@@ -168,13 +180,13 @@ def test_a_bad_table_keeps_the_previous_artifacts_whole(
         tmp_path: Path, userdict_dir: Path, tricky_rows: list[dict[str, str]]) -> None:
     posts = _write(tmp_path / "posts.csv", tricky_rows)
     ws = Workspace(tmp_path / "ws")
-    run_tokenize(posts, ws, _cfg(userdict_dir), progress=False)
+    tokenize_table(posts, ws, _cfg(userdict_dir), progress=False)
     before = {n: ws.path(n).read_bytes() for n in ARTIFACTS}
     tricky_rows.append({"post_id": "p1", "caption": "중복", "images": "", "likes": "",
                         "comments": ""})
     _write(posts, tricky_rows)
     with pytest.raises(WeaklabelError, match=r"row 5: post_id 'p1' appears twice"):
-        run_tokenize(posts, ws, _cfg(userdict_dir), progress=False)
+        tokenize_table(posts, ws, _cfg(userdict_dir), progress=False)
     assert {n: ws.path(n).read_bytes() for n in ARTIFACTS} == before
     assert not [p for p in ws.root.iterdir() if p.name.endswith(".tmp")]
 
@@ -182,10 +194,10 @@ def test_a_bad_table_keeps_the_previous_artifacts_whole(
 def test_missing_table_and_userdict(tmp_path: Path, userdict_dir: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     with pytest.raises(WeaklabelError, match="posts table .* does not exist"):
-        run_tokenize(tmp_path / "nope.csv", ws, _cfg(userdict_dir), progress=False)
+        tokenize_table(tmp_path / "nope.csv", ws, _cfg(userdict_dir), progress=False)
     posts = _write(tmp_path / "posts.csv", [{"post_id": "a", "caption": "x"}])
     with pytest.raises(WeaklabelError, match="user dictionary folder .* does not exist"):
-        run_tokenize(posts, ws, _cfg(tmp_path / "no_dict"), progress=False)
+        tokenize_table(posts, ws, _cfg(tmp_path / "no_dict"), progress=False)
     assert not ws.root.exists()
 
 
@@ -197,13 +209,13 @@ def test_two_workers_give_the_same_tokens_as_one(tmp_path: Path, userdict_dir: P
     posts = _write(tmp_path / "posts.csv", rows)
     one = Workspace(tmp_path / "one")
     two = Workspace(tmp_path / "two")
-    s1 = run_tokenize(posts, one, _cfg(userdict_dir, chunk_size=10), progress=False)
+    s1 = tokenize_table(posts, one, _cfg(userdict_dir, chunk_size=10), progress=False)
     two_cfg = Config(tokenize=TokenizeConfig(userdict=str(userdict_dir), workers=2,
                                              chunk_size=10))
-    s2 = run_tokenize(posts, two, two_cfg, progress=False)
-    assert s1["workers"] == 1 and s2["workers"] == 2
+    s2 = tokenize_table(posts, two, two_cfg, progress=False)
+    assert s1.summary.workers == 1 and s2.summary.workers == 2
     assert len(rows) >= 2 * 10  # enough batches for the process pool to be used
-    assert s2["tokenized"] == s1["tokenized"] == len(rows)
+    assert s2.summary.tokenized == s1.summary.tokenized == len(rows)
     assert one.path("tokens.parquet").read_bytes() == two.path("tokens.parquet").read_bytes()
 
 
@@ -283,7 +295,7 @@ def test_a_second_dictionary_in_one_process_gives_its_own_tokens(
     small = tmp_path / "small"
     small.mkdir()
     (small / "words.txt").write_text("데일리룩\n", encoding="utf-8")
-    run_tokenize(posts, Workspace(tmp_path / "a"), _cfg(big), progress=False)
+    tokenize_table(posts, Workspace(tmp_path / "a"), _cfg(big), progress=False)
     assert _tokens(tmp_path / "a")["1"] == ["오늘", "쿠션팩트", "추천"]
-    run_tokenize(posts, Workspace(tmp_path / "b"), _cfg(small), progress=False)
+    tokenize_table(posts, Workspace(tmp_path / "b"), _cfg(small), progress=False)
     assert _tokens(tmp_path / "b")["1"] == ["오늘", "쿠션", "팩트", "추천"]

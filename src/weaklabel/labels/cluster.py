@@ -8,7 +8,6 @@ Euclidean distance ranks like cosine similarity.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from weaklabel.config import ClusterConfig, Config, as_dict
 from weaklabel.contracts import WORD_CLUSTERS
 from weaklabel.errors import UsageError, WeaklabelError
+from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace, atomic_write_text
 
 if TYPE_CHECKING:
@@ -201,50 +201,83 @@ def load_seed_keywords(path: Path) -> dict[str, list[str]]:
     return out
 
 
-def run_cluster(
-    workspace: Workspace, cfg: Config, *, seed_keywords: Path | None = None, force: bool = False
-) -> dict[str, Any]:
-    """Cluster the vocabulary; write ``clusters.csv``, ``word_clusters.parquet`` and the draft."""
+@dataclass(frozen=True)
+class KScore:
+    """One K tried: KMeans' inertia and the silhouette of a sample of words."""
+
+    k: int
+    inertia: float
+    silhouette: float
+
+
+@dataclass(frozen=True)
+class ClusterSummary(Summary):
+    """What ``cluster`` made: K, the words clustered, every K tried, and how many
+    clusters the seed keywords pre-assigned to a label."""
+
+    k: int
+    words: int
+    scores: tuple[KScore, ...] = ()
+    assigned: int = 0
+
+    def text(self) -> str:
+        return f"{self.k} clusters of {self.words} words, {self.assigned} pre-assigned"
+
+
+CLUSTER_OUTPUTS = ("word_clusters.parquet", "clusters.csv", "labelmap.draft.yaml")
+
+
+def run_cluster(ws: Workspace, cfg: Config, *, force: bool = False,
+                progress: bool = True) -> StageReport[ClusterSummary]:
+    """Cluster the vocabulary; write ``word_clusters.parquet``, ``clusters.csv`` and the
+    label-map draft (clusters pre-assigned by the ``seed_keywords`` file, if set).
+
+    Raises:
+        MissingArtifactError: no vectors (run ``weaklabel embed``).
+        WeaklabelError: a bad seed-keywords file, too few words for K.
+    """
+    from weaklabel.text.embed import read_vocab_counts
+
+    vec_path = ws.require("vectors.kv")
+    counts = read_vocab_counts(ws.require("vocab.csv"))
+    kw = load_seed_keywords(Path(cfg.seed_keywords)) if cfg.seed_keywords else None
+    # draft 2: label ids derived from unsafe names (the names kept in name:)
+    params = {"cluster": as_dict(cfg.cluster), "seed_keywords": kw, "draft": 2}
+    with ws.stage("cluster", outputs=CLUSTER_OUTPUTS, params=params,
+                  inputs={"vectors.kv": vec_path}, summary=ClusterSummary,
+                  force=force) as st:
+        if st.todo:
+            summary = _cluster_words(ws, cfg.cluster, vec_path, counts, kw)
+            st.done(summary, rows=dict.fromkeys(CLUSTER_OUTPUTS, summary.k))
+    return st.report
+
+
+def _cluster_words(ws: Workspace, ccfg: ClusterConfig, vec_path: Path,
+                   counts: Mapping[str, int], kw: dict[str, list[str]] | None
+                   ) -> ClusterSummary:
     import numpy as np
 
-    from weaklabel.text.embed import load_vectors, read_vocab_counts
+    from weaklabel.text.embed import load_vectors
 
-    t0 = time.perf_counter()
-    vec_path = workspace.require("vectors.kv")
-    counts = read_vocab_counts(workspace.require("vocab.csv"))
-    ccfg: ClusterConfig = cfg.cluster
-    kw = load_seed_keywords(seed_keywords) if seed_keywords else None
-    # draft 2: label ids derived from unsafe names (the names kept in name:)
-    params = {"cluster": as_dict(ccfg), "seed_keywords": kw, "draft": 2}
-    inputs = {"vectors.kv": workspace.input_digest("vectors.kv")}
-    with workspace.lock("cluster"):
-        if not force and workspace.is_up_to_date("word_clusters.parquet", params=params,
-                                                 inputs=inputs):
-            meta = workspace.read_meta("word_clusters.parquet") or {}
-            log.info("clusters are up to date; use --force to redo")
-            return {"up_to_date": True, **(meta.get("summary") or {})}
-        kv = load_vectors(vec_path)
-        words = sorted(kv.index_to_key, key=lambda w: (-counts.get(w, 0), w))[: ccfg.top_words]
-        if kw:  # a person's keywords are always clustered, however rare
-            words += [w for ws in kw.values() for w in ws if w in kv.key_to_index
-                      and w not in set(words)]
-        vectors = np.stack([kv[w] for w in words])
-        k_range = parse_k_range(ccfg.k_range) if ccfg.k_range else None
-        cl = fit_clusters(words, vectors, [counts.get(w, 0) for w in words], k=ccfg.k,
-                          k_range=k_range, seed=ccfg.seed, n_init=ccfg.n_init)
-        summary = summarize_clusters(cl.words)
-        assigned = assign_clusters(cl.words, kw) if kw else {}
-        if kw:
-            summary["label"] = summary["cluster"].map(lambda c: assigned.get(int(c), ""))
-        workspace.write("word_clusters.parquet", cl.words, WORD_CLUSTERS)
-        atomic_write_text(workspace.path("clusters.csv"), summary.to_csv(index=False))
-        bg = "other" if kw and "other" in kw else None
-        atomic_write_text(workspace.path("labelmap.draft.yaml"),
-                          draft_labelmap(summary, kw, assigned, background=bg))
-        elapsed = time.perf_counter() - t0
-        result = {"k": cl.k, "words": len(words), "scores": cl.scores,
-                  "assigned": len(assigned)}
-        for name in ("word_clusters.parquet", "clusters.csv", "labelmap.draft.yaml"):
-            workspace.write_meta(name, stage="cluster", params=params, inputs=inputs,
-                                 rows=cl.k, elapsed=elapsed, extra={"summary": result})
-    return {**result, "elapsed_s": round(elapsed, 2)}
+    kv = load_vectors(vec_path)
+    words = sorted(kv.index_to_key, key=lambda w: (-counts.get(w, 0), w))[: ccfg.top_words]
+    if kw:  # a person's keywords are always clustered, however rare
+        words += [w for ws_ in kw.values() for w in ws_ if w in kv.key_to_index
+                  and w not in set(words)]
+    vectors = np.stack([kv[w] for w in words])
+    k_range = parse_k_range(ccfg.k_range) if ccfg.k_range else None
+    cl = fit_clusters(words, vectors, [counts.get(w, 0) for w in words], k=ccfg.k,
+                      k_range=k_range, seed=ccfg.seed, n_init=ccfg.n_init)
+    table = summarize_clusters(cl.words)
+    assigned = assign_clusters(cl.words, kw) if kw else {}
+    if kw:
+        table["label"] = table["cluster"].map(lambda c: assigned.get(int(c), ""))
+    ws.write("word_clusters.parquet", cl.words, WORD_CLUSTERS)
+    atomic_write_text(ws.path("clusters.csv"), table.to_csv(index=False))
+    bg = "other" if kw and "other" in kw else None
+    atomic_write_text(ws.path("labelmap.draft.yaml"),
+                      draft_labelmap(table, kw, assigned, background=bg))
+    return ClusterSummary(k=cl.k, words=len(words),
+                          scores=tuple(KScore(int(s["k"]), s["inertia"], s["silhouette"])
+                                       for s in cl.scores),
+                          assigned=len(assigned))

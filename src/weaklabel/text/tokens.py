@@ -10,22 +10,28 @@ caption's tokens from it.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import logging
 import sqlite3
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from weaklabel.config import Config, as_dict, resolve_workers
 from weaklabel.contracts import POST_IMAGES, POSTS, TOKENS, check_frame
+from weaklabel.errors import WeaklabelError
+from weaklabel.stage import StageReport, Summary
 from weaklabel.text.normalize import NORMALIZER_VERSION
 from weaklabel.text.tokenizer import Tokenizer, make_tokenizer, okt_can_load
 from weaklabel.text.userdict import UserDict, load_userdict
-from weaklabel.workspace import Workspace, atomic_path, digest_json, file_digest
+from weaklabel.workspace import Workspace, atomic_path, digest_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -196,136 +202,208 @@ def tokenizer_settings(cfg: Config, userdict: UserDict) -> dict[str, Any]:
             "normalizer": NORMALIZER_VERSION}
 
 
-def run_tokenize(
-    posts_path: Path, workspace: Workspace, cfg: Config, *, force: bool = False,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Read, validate and tokenise the posts table; write the three text artifacts.
+@dataclass(frozen=True)
+class TokenizeSummary(Summary):
+    """What ``tokenize`` read and did: posts and images, captions tokenised now or found
+    in the cache, posts without tokens, rejected or cut captions, worker processes."""
 
-    Returns a summary dict (posts, images, tokenized now, from cache, rejects, vocab).
+    posts: int = 0
+    images: int = 0
+    tokenized: int = 0
+    cached: int = 0
+    rejects: int = 0
+    empty: int = 0
+    truncated: int = 0
+    workers: int = 0
+    warning: str | None = None
 
-    Raises:
-        WeaklabelError: bad posts table, user dictionary or workspace.
+    def text(self) -> str:
+        return (f"tokenized {self.posts} posts ({self.tokenized} new, {self.cached} from "
+                f"cache, {self.empty} without tokens, {self.rejects} rejected), "
+                f"{self.images} images")
+
+
+TEXT_OUTPUTS = {"posts.parquet": POSTS, "post_images.parquet": POST_IMAGES,
+                "tokens.parquet": TOKENS}
+"""The tokenize stage's tables and their contracts, in the order they are written."""
+
+
+@dataclass
+class Partition:
+    """What one chunk of the posts table gives: its three tables, the cache entries it
+    made, its rejects and its counts. :func:`tokenize_partition` makes one; the
+    stage merges them in order (:class:`_TableSink`, :func:`merge_counts`)."""
+
+    posts: pd.DataFrame
+    images: pd.DataFrame
+    tokens: pd.DataFrame
+    fresh: list[tuple[str, list[str]]]
+    rejects: list[tuple[str, str]]
+    counts: TokenizeSummary
+    empty_captions: int
+
+
+Lookup = Callable[[Sequence[str]], dict[str, list[str]]]
+Tokenize = Callable[[list[str]], list[tuple[list[str] | None, str]]]
+
+
+def tokenize_partition(posts: pd.DataFrame, images: pd.DataFrame, *, settings_digest: str,
+                       max_chars: int, lookup: Lookup, tokenize: Tokenize) -> Partition:
+    """Tokenise one chunk of posts: the captions ``lookup`` does not know go to
+    ``tokenize`` (a local tokenizer, a process pool or a Dask cluster), once each.
+
+    Pure apart from the two callables: the same chunk and the same answers give the
+    same tables, wherever it runs.
     """
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm import tqdm
 
-    t0 = time.perf_counter()
-    posts_path = Path(posts_path)
+    posts, cut = truncate_captions(posts, max_chars)
+    caps = posts["caption"].tolist()
+    keys = caption_keys(caps, settings_digest)
+    known = lookup(keys)
+    cached = sum(1 for k in keys if k in known)
+    todo = list(dict.fromkeys(k for k in keys if k not in known))
+    by_key = dict(zip(keys, caps, strict=True))
+    fresh: list[tuple[str, list[str]]] = []
+    errors: dict[str, str] = {}
+    for k, (toks, err) in zip(todo, tokenize([by_key[k] for k in todo]), strict=True):
+        if toks is None:
+            errors[k] = err
+        else:
+            known[k] = toks
+            fresh.append((k, toks))
+    rejects = cut + [(pid, errors[k]) for pid, k in zip(posts["post_id"], keys, strict=True)
+                     if k in errors]
+    token_lists = [known.get(k, []) for k in keys]
+    tokens = posts[["post_id"]].assign(
+        tokens=pd.Series(token_lists, dtype=object, index=posts.index),
+        caption_hash=pd.Series(keys, dtype=object, index=posts.index))
+    counts = TokenizeSummary(
+        posts=len(posts), images=len(images), tokenized=len(fresh),
+        cached=cached,
+        empty=sum(1 for t in token_lists if not t), truncated=len(cut))
+    return Partition(posts, images, tokens, fresh, rejects, counts,
+                     empty_captions=sum(1 for c in caps if not c.strip()))
+
+
+def merge_counts(a: TokenizeSummary, b: TokenizeSummary) -> TokenizeSummary:
+    """The counts of two partitions together (the merge step's arithmetic)."""
+    return dataclasses.replace(a, **{f: getattr(a, f) + getattr(b, f) for f in (
+        "posts", "images", "tokenized", "cached", "empty", "truncated")})
+
+
+class _TableSink:
+    """The three Parquet files of the stage, written partition by partition, each
+    checked against its contract; renamed into place only when all are complete."""
+
+    def __init__(self, ws: Workspace, stack: ExitStack) -> None:
+        import pyarrow.parquet as pq
+
+        from weaklabel.contracts import arrow_schema
+
+        self.ws = ws
+        self.schemas = {n: arrow_schema(s) for n, s in TEXT_OUTPUTS.items()}
+        tmp = {n: stack.enter_context(atomic_path(ws.path(n))) for n in TEXT_OUTPUTS}
+        self.writers = {n: stack.enter_context(pq.ParquetWriter(tmp[n], self.schemas[n]))
+                        for n in TEXT_OUTPUTS}
+
+    def write(self, part: Partition) -> None:
+        import pyarrow as pa
+
+        frames = {"posts.parquet": part.posts, "post_images.parquet": part.images,
+                  "tokens.parquet": part.tokens}
+        for name, schema in TEXT_OUTPUTS.items():
+            frame = frames[name]
+            check_frame(frame, schema, self.ws.path(name))
+            self.writers[name].write_table(pa.Table.from_pandas(
+                frame[schema.names], schema=self.schemas[name], preserve_index=False))
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+
+
+def run_tokenize(ws: Workspace, cfg: Config, *, force: bool = False,
+                 progress: bool = True) -> StageReport[TokenizeSummary]:
+    """Read, validate and tokenise the posts table (``posts.path``); write
+    ``posts.parquet``, ``post_images.parquet``, ``tokens.parquet`` and the rejects.
+
+    Raises:
+        WeaklabelError: no, or a bad, posts table, user dictionary or workspace.
+    """
+    if not cfg.posts.path:
+        raise WeaklabelError("no posts table given; pass POSTS or set posts.path in the "
+                             "config")
+    posts_path = Path(cfg.posts.path)
     from weaklabel.posts import check_table_file
 
     check_table_file(posts_path, "posts table")
+    inputs: dict[str, Path | str] = {"posts": posts_path}
     if cfg.posts.links:
         check_table_file(Path(cfg.posts.links), "link table")
+        inputs["links"] = Path(cfg.posts.links)
     userdict = load_userdict(resolve_userdict(cfg.tokenize.userdict))
     settings = tokenizer_settings(cfg, userdict)
-    cap = cfg.tokenize.max_caption_chars
-    params = {"tokenize": settings, "posts": as_dict(cfg.posts), "max_caption_chars": cap}
-    inputs = {"posts": file_digest(posts_path)}
-    if cfg.posts.links:
-        inputs["links"] = file_digest(Path(cfg.posts.links))
-    ws = workspace.ensure()
-    with ws.lock("tokenize"):
-        if not force and all(
-            ws.is_up_to_date(n, params=params, inputs=inputs)
-            for n in ("tokens.parquet", "posts.parquet", "post_images.parquet")
-        ):
-            meta = ws.read_meta("tokens.parquet") or {}
-            log.info("tokens are up to date (%s posts); use --force to redo", meta.get("rows"))
-            return {"up_to_date": True, **(meta.get("summary") or {})}
-        sdigest = digest_json(settings)
-        cache = TokenCache(ws.path("cache/tokens.sqlite"))
-        workers = resolve_workers(cfg.tokenize.workers)
-        runner = _Runner(cfg.tokenize.tokenizer, userdict,
-                         {"keep_pos": cfg.tokenize.keep_pos, "stem": cfg.tokenize.stem,
-                          "min_length": cfg.tokenize.min_length},
-                         workers, cfg.tokenize.chunk_size)
-        summary: dict[str, Any] = {"posts": 0, "images": 0, "tokenized": 0, "cached": 0,
-                                   "rejects": 0, "empty": 0, "truncated": 0,
-                                   "workers": workers}
-        empty_captions = 0
-        rejects: list[tuple[str, str]] = []
-        schemas = {
-            "posts.parquet": pa.schema([("post_id", pa.string()), ("caption", pa.string()),
-                                        ("likes", pa.int64()), ("comments", pa.int64()),
-                                        ("created_at", pa.string())]),
-            "post_images.parquet": pa.schema([("post_id", pa.string()), ("image", pa.string())]),
-            "tokens.parquet": pa.schema([("post_id", pa.string()),
-                                         ("tokens", pa.list_(pa.string())),
-                                         ("caption_hash", pa.string())]),
-        }
-        from weaklabel.posts import iter_posts
+    params = {"tokenize": settings, "posts": as_dict(cfg.posts),
+              "max_caption_chars": cfg.tokenize.max_caption_chars}
+    with ws.ensure().stage("tokenize", outputs=tuple(TEXT_OUTPUTS), params=params,
+                           inputs=inputs, summary=TokenizeSummary, force=force) as st:
+        if st.todo:
+            summary = _tokenize_table(ws, cfg, posts_path, userdict, settings,
+                                      progress=progress)
+            st.done(summary, rows={"posts.parquet": summary.posts,
+                                   "post_images.parquet": summary.images,
+                                   "tokens.parquet": summary.posts})
+    return st.report
 
-        bar = tqdm(desc="tokenize", unit=" posts", disable=None if progress else True,
-                   leave=False)  # None: no bar when stderr is not a terminal
-        failed = True
-        try:
-            with ExitStack() as stack:
-                tmp = {n: stack.enter_context(atomic_path(ws.path(n))) for n in schemas}
-                writers = {n: stack.enter_context(pq.ParquetWriter(tmp[n], schemas[n]))
-                           for n in schemas}
-                for posts, images in iter_posts(posts_path, cfg.posts):
-                    posts, cut = truncate_captions(posts, cap)
-                    rejects.extend(cut)
-                    summary["truncated"] += len(cut)
-                    caps = posts["caption"].tolist()
-                    empty_captions += sum(1 for c in caps if not c.strip())
-                    keys = caption_keys(caps, sdigest)
-                    known = cache.get_many(keys)
-                    summary["cached"] += sum(1 for k in keys if k in known)
-                    todo = list(dict.fromkeys(k for k in keys if k not in known))
-                    by_key = dict(zip(keys, caps, strict=True))
-                    results = runner.run([by_key[k] for k in todo])
-                    fresh = []
-                    errors: dict[str, str] = {}
-                    for k, (toks, err) in zip(todo, results, strict=True):
-                        if toks is None:
-                            errors[k] = err
-                        else:
-                            known[k] = toks
-                            fresh.append((k, toks))
-                    cache.put_many(fresh)
-                    rejects.extend((pid, errors[k]) for pid, k
-                                   in zip(posts["post_id"], keys, strict=True) if k in errors)
-                    token_lists = [known.get(k, []) for k in keys]
-                    summary["tokenized"] += len(fresh)
-                    summary["empty"] += sum(1 for t in token_lists if not t)
-                    tokens = posts[["post_id"]].assign(
-                        tokens=pd.Series(token_lists, dtype=object, index=posts.index),
-                        caption_hash=pd.Series(keys, dtype=object, index=posts.index))
-                    for name, frame, schema in (("posts.parquet", posts, POSTS),
-                                                ("post_images.parquet", images, POST_IMAGES),
-                                                ("tokens.parquet", tokens, TOKENS)):
-                        check_frame(frame, schema, ws.path(name))
-                        writers[name].write_table(pa.Table.from_pandas(
-                            frame[schema.names], schema=schemas[name], preserve_index=False))
-                    summary["posts"] += len(posts)
-                    summary["images"] += len(images)
-                    bar.update(len(posts))
-                for w in writers.values():
-                    w.close()
-            failed = False
-        finally:
-            bar.close()
-            runner.close(failed=failed)
-            cache.close()
-        summary["rejects"] = len(rejects)
-        if summary["posts"] and empty_captions == summary["posts"]:
-            col = cfg.posts.columns.caption
-            log.warning("every caption in %s is empty: is %r the caption column? map yours "
-                        "with --col caption=NAME", posts_path, col)
-            summary["warning"] = f"every caption is empty (column {col!r})"
-        _write_rejects(ws.path("tokenize.rejects.csv"), rejects)
-        elapsed = time.perf_counter() - t0
-        for name in schemas:
-            ws.write_meta(name, stage="tokenize", params=params, inputs=inputs,
-                          rows=summary["posts"] if name != "post_images.parquet"
-                          else summary["images"], elapsed=elapsed,
-                          extra={"summary": summary})
-    summary["elapsed_s"] = round(elapsed, 2)
-    return summary
+
+def _tokenize_table(ws: Workspace, cfg: Config, posts_path: Path, userdict: UserDict,
+                    settings: dict[str, Any], *, progress: bool) -> TokenizeSummary:
+    """Stream the table through :func:`tokenize_partition` and merge the partitions."""
+    from tqdm import tqdm
+
+    from weaklabel.posts import iter_posts
+
+    t = cfg.tokenize
+    workers = resolve_workers(t.workers)
+    runner = _Runner(t.tokenizer, userdict, {"keep_pos": t.keep_pos, "stem": t.stem,
+                                             "min_length": t.min_length},
+                     workers, t.chunk_size)
+    cache = TokenCache(ws.path("cache/tokens.sqlite"))
+    sdigest = digest_json(settings)
+    total = TokenizeSummary(workers=workers)
+    empty_captions = 0
+    rejects: list[tuple[str, str]] = []
+    bar = tqdm(desc="tokenize", unit=" posts", disable=None if progress else True,
+               leave=False)  # None: no bar when stderr is not a terminal
+    failed = True
+    try:
+        with ExitStack() as stack:
+            sink = _TableSink(ws, stack)
+            for posts, images in iter_posts(posts_path, cfg.posts):
+                part = tokenize_partition(posts, images, settings_digest=sdigest,
+                                          max_chars=t.max_caption_chars,
+                                          lookup=cache.get_many, tokenize=runner.run)
+                cache.put_many(part.fresh)
+                sink.write(part)
+                total = merge_counts(total, part.counts)
+                rejects.extend(part.rejects)
+                empty_captions += part.empty_captions
+                bar.update(part.counts.posts)
+            sink.close()
+        failed = False
+    finally:
+        bar.close()
+        runner.close(failed=failed)
+        cache.close()
+    _write_rejects(ws.path("tokenize.rejects.csv"), rejects)
+    total = dataclasses.replace(total, rejects=len(rejects))
+    if total.posts and empty_captions == total.posts:
+        col = cfg.posts.columns.caption
+        log.warning("every caption in %s is empty: is %r the caption column? map yours "
+                    "with --col caption=NAME", posts_path, col)
+        total = dataclasses.replace(total, warning=f"every caption is empty (column {col!r})")
+    return total
 
 
 def truncate_captions(posts: Any, limit: int) -> tuple[Any, list[tuple[str, str]]]:
