@@ -284,6 +284,7 @@ def exact_bench(tree: Path, workers: int, reps: int) -> None:
     fresh inventory) and warm, beside jdupes and rmlint: median of ``reps`` runs."""
     from weaklabel.config import Config, ImagesConfig
     from weaklabel.images.dedup import run_dedup
+    from weaklabel.images.purge import image_stage
 
     cfg = Config(images=ImagesConfig(workers=workers))
     tmp = Path(tempfile.mkdtemp(prefix="wl-exact-"))
@@ -295,7 +296,8 @@ def exact_bench(tree: Path, workers: int, reps: int) -> None:
             ws = tmp / "lib"
             if cold:
                 shutil.rmtree(ws, ignore_errors=True)
-            return weaklabel_groups(run_dedup(tree, ws, cfg, exact_only=True).csv, ("exact",))
+            return weaklabel_groups(run_dedup(*image_stage(tree, ws, cfg), progress=False,
+                                              exact_only=True).outputs[0], ("exact",))
 
         def cli(cold: bool) -> list[list[str]]:
             ws = tmp / "cli"
@@ -356,7 +358,7 @@ def main() -> None:
     from weaklabel.config import Config, ImagesConfig, resolve_workers
     from weaklabel.images.dedup import find_near_duplicates, run_dedup
     from weaklabel.images.inventory import open_inventory
-    from weaklabel.images.purge import run_purge
+    from weaklabel.images.purge import image_stage, run_purge
 
     workers = resolve_workers(args.workers)
     icfg = ImagesConfig(workers=workers)
@@ -377,11 +379,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wl-bench-"))
     try:
         # near duplicates
-        t, d = timed(run_dedup, root, tmp / "dedup", cfg)
-        f, n, false = truth.score_groups(weaklabel_groups(d.csv), truth.near)
+        t, d = timed(lambda: run_dedup(*image_stage(root, tmp / "dedup", cfg), progress=False))
+        f, n, false = truth.score_groups(weaklabel_groups(d.outputs[0]), truth.near)
         row("near copies", "weaklabel dedup", f"{f}/{n}", t, f"{false} false merges")
         res.update(wl_dedup_s=t, wl_near_found=f, wl_near_false=false)
-        t2, _ = timed(run_dedup, root, tmp / "dedup", cfg)
+        t2, _ = timed(lambda: run_dedup(*image_stage(root, tmp / "dedup", cfg), progress=False))
         row("near copies", "weaklabel dedup (warm)", f"{f}/{n}", t2)
         res["wl_dedup_warm_s"] = t2
         t, g = timed(imagededup_groups, root, threshold, workers)
@@ -396,9 +398,9 @@ def main() -> None:
         # exact duplicates
         def exact(ws: Path) -> list[list[str]]:
             if "exact_only" in inspect.signature(run_dedup).parameters:
-                run = run_dedup(root, ws, Config(images=ImagesConfig(workers=workers)),
-                                exact_only=True)
-                return weaklabel_groups(run.csv, ("exact",))
+                plain = Config(images=ImagesConfig(workers=workers))
+                run = run_dedup(*image_stage(root, ws, plain), progress=False, exact_only=True)
+                return weaklabel_groups(run.outputs[0], ("exact",))
             # before --exact-only existed: the inventory's exact funnel alone
             from weaklabel.images.dedup import find_exact_duplicates
 
@@ -428,14 +430,14 @@ def main() -> None:
             res[f"{name.split()[0]}_exact_s"] = t
 
         # corrupt files
-        t, p = timed(run_purge, root, tmp / "purge", cfg)
-        with open(p.csv, newline="", encoding="utf-8") as fh:
+        t, p = timed(lambda: run_purge(*image_stage(root, tmp / "purge", cfg), progress=False))
+        with open(p.outputs[0], newline="", encoding="utf-8") as fh:
             flagged = {r["path"] for r in csv.DictReader(fh) if r["status"] != "ok"}
         hit = len(truth.corrupt & flagged)
         row("corrupt files", "weaklabel purge", f"{hit}/{len(truth.corrupt)}", t,
             f"{len(flagged - truth.corrupt)} valid files flagged")
         res["wl_purge_s"] = t
-        t2, _ = timed(run_purge, root, tmp / "purge", cfg)
+        t2, _ = timed(lambda: run_purge(*image_stage(root, tmp / "purge", cfg), progress=False))
         row("corrupt files", "weaklabel purge (warm)", "", t2)
         t, bad = timed(seed_load_loop, root, files)
         hit = len(truth.corrupt & bad)
@@ -448,8 +450,8 @@ def main() -> None:
             tree = many_files(args.dir.parent / f"many{args.many}", args.many)
 
             def funnel(ws: Path) -> None:
-                run_dedup(tree, ws, Config(images=ImagesConfig(workers=workers)),
-                          exact_only=True)
+                run_dedup(*image_stage(tree, ws, Config(images=ImagesConfig(workers=workers))),
+                          progress=False, exact_only=True)
 
             t, _ = timed(funnel, tmp / "many")
             row(f"exact, {args.many:,} files", "weaklabel dedup --exact-only (cold)", "", t)

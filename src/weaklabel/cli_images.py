@@ -7,7 +7,7 @@ imported at module level; PIL, imagehash, numpy and pandas load inside the comma
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,11 +16,15 @@ from weaklabel.cli_common import (
     QuietOpt,
     WorkersOpt,
     WorkspaceOpt,
+    echo_report,
     resolve_config,
     setup_logging,
     stage_command,
     workspace_of,
 )
+
+if TYPE_CHECKING:
+    from weaklabel.images.purge import Applied
 
 RootArg = Annotated[
     Path,
@@ -33,22 +37,20 @@ ApplyOpt = Annotated[
 ]
 
 
-def _print_applied(report: object) -> None:
-    if report is None:
+def _print_applied(applied: Applied | None) -> None:
+    if applied is None:
         return
-    moved = len(report.moved)  # type: ignore[attr-defined]
-    typer.echo(f"quarantined {moved} file(s) in run {report.run_id}")  # type: ignore[attr-defined]
-    from weaklabel.images.inventory import display_path
+    typer.echo(f"quarantined {len(applied.moved)} file(s) in run {applied.run_id}")
+    from weaklabel.images.walk import display_path
 
-    for path, why in report.cancelled:  # type: ignore[attr-defined]
+    for path, why in applied.cancelled:
         typer.echo(f"not moved: {display_path(path)}: {why.removeprefix('not moved: ')}")
-    failed = report.failed  # type: ignore[attr-defined]
-    if failed:
+    if applied.failed:
         from weaklabel.errors import WeaklabelError
 
-        path, why = failed[0]
+        path, why = applied.failed[0]
         raise WeaklabelError(
-            f"{len(failed)} file(s) could not be moved into quarantine, e.g. "
+            f"{len(applied.failed)} file(s) could not be moved into quarantine, e.g. "
             f"{display_path(path)}: {why.removeprefix('not moved: ')}; fix the cause (free "
             "space, permissions) and re-run: moved files stay moved, the rest are tried again")
 
@@ -71,11 +73,11 @@ def purge(
 
     cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None,
                                   "images.workers": workers, "images.root": str(root)})
-    res = run_purge(root, workspace_of(cfg).root, cfg, apply=apply, quiet=quiet)
-    for status, n in res.counts.items():
+    res = run_purge(workspace_of(cfg), cfg, progress=not quiet, apply=apply)
+    for status, n in res.summary.counts.items():
         typer.echo(f"{status}\t{n}")
-    typer.echo(f"wrote {res.csv}")
-    _print_applied(res.applied)
+    echo_report(res)
+    _print_applied(res.summary.applied)
 
 
 def dedup(
@@ -116,14 +118,10 @@ def dedup(
                                   "images.workers": workers, "images.hash_method": method,
                                   "images.near_threshold": threshold,
                                   "images.root": str(root)})
-    res = run_dedup(root, workspace_of(cfg).root, cfg, posts=posts, apply=apply,
-                    exact_only=exact_only, quiet=quiet)
-    typer.echo(f"groups\t{res.groups}")
-    typer.echo(f"exact\t{res.exact}")
-    typer.echo(f"near\t{res.near}")
-    typer.echo(f"excluded\t{res.excluded}")
-    typer.echo(f"wrote {res.csv}")
-    _print_applied(res.applied)
+    res = run_dedup(workspace_of(cfg), cfg, progress=not quiet, posts=posts, apply=apply,
+                    exact_only=exact_only)
+    echo_report(res)
+    _print_applied(res.summary.applied)
 
 
 def restore(
@@ -144,7 +142,7 @@ def restore(
     from weaklabel.images.quarantine import run_restore
 
     cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None})
-    res = run_restore(workspace_of(cfg).root, run=run, quiet=quiet)
+    res = run_restore(workspace_of(cfg), cfg, progress=not quiet, run=run).summary
     typer.echo(f"restored {len(res.restored)} file(s)")
     for path, why in res.conflicts:
         typer.echo(f"not restored: {display_path(path)}: {why}", err=True)

@@ -42,14 +42,13 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weaklabel.config import Config, as_dict, resolve_workers, validate_config
+from weaklabel.config import Config, resolve_workers, validate_config
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.checks import check_formats
 from weaklabel.images.contracts import (
@@ -59,10 +58,11 @@ from weaklabel.images.contracts import (
 )
 from weaklabel.images.hashes import THUMB_SIDE, hash_key
 from weaklabel.images.inventory import open_inventory
-from weaklabel.images.purge import skip_dirs
+from weaklabel.images.purge import Applied, skip_dirs, tree_root
 from weaklabel.images.quarantine import ApplyReport, Move, apply_moves, plan_moves
 from weaklabel.images.tables import read_rows_csv, write_rows_csv
 from weaklabel.images.walk import display_path
+from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -481,17 +481,24 @@ def merge_groups(
 # --- the stage -----------------------------------------------------------------------------
 
 
-@dataclass
-class DedupResult:
-    """What :func:`run_dedup` found and did."""
+@dataclass(frozen=True)
+class DedupSummary(Summary):
+    """What :func:`run_dedup` found and did: groups, duplicate rows by kind, files left
+    out of the near search, the walk's counts and what ``apply`` moved."""
 
-    groups: int
-    exact: int
-    near: int
-    excluded: int
-    csv: Path
-    applied: ApplyReport | None = None
-    scan: dict[str, int] = field(default_factory=dict)
+    groups: int = 0
+    exact: int = 0
+    near: int = 0
+    excluded: int = 0
+    scan: Mapping[str, int] = field(default_factory=dict)
+    applied: Applied | None = None
+
+    def text(self) -> str:
+        out = (f"dedup: {self.groups} groups, {self.exact} exact and {self.near} near "
+               f"duplicates, {self.excluded} excluded")
+        if self.applied is not None:
+            out += f", {len(self.applied.moved)} quarantined"
+        return out
 
 
 def read_duplicates(path: Path) -> pd.DataFrame:
@@ -693,72 +700,75 @@ def _quarantine(root: Path, ws: Workspace, files: Sequence[FileRow], rows: list[
 
 
 def run_dedup(
-    root: Path,
-    workspace: Path,
-    cfg: Config | None = None,
+    ws: Workspace,
+    cfg: Config,
     *,
+    force: bool = False,
+    progress: bool = True,
     posts: Path | None = None,
     apply: bool = False,
     exact_only: bool = False,
-    quiet: bool = True,
-) -> DedupResult:
-    """Find exact and near duplicates under ``root``; write ``duplicates.csv`` and
-    ``dedup_excluded.csv``; quarantine duplicates if ``apply``. Labels play no part:
-    ``sample`` decides which copy of a group to keep with which label.
+) -> StageReport[DedupSummary]:
+    """Find exact and near duplicates under ``cfg.images.root``; write
+    ``duplicates.csv`` and ``dedup_excluded.csv``; quarantine duplicates if ``apply``.
+    Labels play no part: ``sample`` decides which copy of a group to keep with which
+    label.
+
+    Up to date: never, as :func:`~weaklabel.images.purge.run_purge`: the tree has no
+    digest before the walk, and the inventory makes a re-run hash only new or changed
+    files. The stage still runs under :meth:`Workspace.stage` (lock, timing, metas);
+    ``force`` changes nothing.
 
     Args:
-        root: the image root.
-        workspace: the workspace folder.
-        cfg: pipeline config (``images``: hash_method, hash_size, near_threshold,
-            workers, max_pixels; ``sample.comment_weight``; ``posts`` for ``--posts``).
-        posts: a posts table for the keep policy's engagement.
+        ws: the workspace.
+        cfg: pipeline config (``images``: root, hash_method, hash_size, near_threshold,
+            workers, max_pixels; ``sample.comment_weight``; ``posts`` for ``posts``).
+        progress: progress bars on stderr.
+        posts: a posts table for the keep policy's engagement (default: the
+            workspace's own posts, if tokenize made them).
         apply: move duplicates into quarantine (default: report only).
         exact_only: byte-identical copies only: no file is decoded or hashed, only
             sizes and, where they collide, partial and full SHA-1 digests are read.
-        quiet: no progress bars.
 
     Raises:
-        WeaklabelError: bad hash settings, unreadable posts, a locked workspace.
+        WeaklabelError: no image root, bad hash settings, unreadable posts, a locked
+            workspace.
     """
-    cfg = validate_config(cfg or Config())  # a bad limit must not quarantine everything
+    cfg = validate_config(cfg)  # a bad limit must not quarantine everything
     icfg = cfg.images
-    root = Path(root)
-    if not root.is_dir():
-        raise WeaklabelError(f"image root {root} is not a folder")
+    root = tree_root(cfg)
     near = _near_settings(cfg)
     key = hash_key(icfg.hash_method, icfg.hash_size)
-    ws = Workspace(workspace).ensure()
+    ws.ensure()
     workers = resolve_workers(icfg.workers)
     formats = check_formats(icfg.formats)
-    started = time.perf_counter()
     rank = keep_rank(_engagement(ws, cfg, posts))
-
-    with ws.lock("dedup"), open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels,
-                                        formats=formats) as inv:
+    params = {"hash_method": icfg.hash_method, "hash_size": icfg.hash_size,
+              "formats": list(formats),
+              "near_threshold": near.threshold, "max_pixels": icfg.max_pixels,
+              "comment_weight": cfg.sample.comment_weight,
+              "posts": str(posts) if posts else None, "apply": apply,
+              "exact_only": exact_only}
+    with ws.stage("dedup", outputs=("duplicates.csv", "dedup_excluded.csv"), params=params,
+                  inputs={"root": str(root.resolve())}, summary=DedupSummary,
+                  force=True) as st, \
+            open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels,
+                           formats=formats) as inv:
         scan = inv.scan(root, check=not exact_only,
                         hash_spec=None if exact_only else (icfg.hash_method, icfg.hash_size),
-                        max_pixels=icfg.max_pixels, workers=workers, quiet=quiet,
+                        max_pixels=icfg.max_pixels, workers=workers, quiet=not progress,
                         skip=skip_dirs(ws))
-        scan.update(inv.digest_collisions(root, workers=workers, quiet=quiet))
+        scan.update(inv.digest_collisions(root, workers=workers, quiet=not progress))
         # Plain rows, no DataFrame: --exact-only must not pay for importing pandas.
         files = [r for r in inv.rows(None if exact_only else key, duplicates_only=exact_only)
                  if r["kind"] == "file"]
         out_rows, excluded = find_groups(files, rank, near=None if exact_only else near)
-        target = _write_groups(ws, out_rows, excluded)
-        groups = len({r[0] for r in out_rows})
-        params = {"hash_method": icfg.hash_method, "hash_size": icfg.hash_size,
-                  "formats": list(formats),
-                  "near_threshold": near.threshold, "max_pixels": icfg.max_pixels,
-                  "comment_weight": cfg.sample.comment_weight,
-                  "posts": str(posts) if posts else None, "apply": apply,
-                  "exact_only": exact_only}
+        _write_groups(ws, out_rows, excluded)
         n_exact = sum(1 for r in out_rows if r[1] == "exact")
-        ws.write_meta("duplicates.csv", stage="dedup", params=params,
-                      inputs={"root": str(root.resolve())}, rows=len(out_rows),
-                      elapsed=time.perf_counter() - started,
-                      extra={"scan": scan, "groups": groups, "config": as_dict(icfg)})
-        result = DedupResult(groups, n_exact, len(out_rows) - n_exact, len(excluded), target,
-                             scan=scan)
+        applied = None
         if apply:
-            result.applied = _quarantine(root, ws, files, out_rows, quiet)
-    return result
+            applied = Applied.of(_quarantine(root, ws, files, out_rows, not progress))
+        st.done(DedupSummary(len({r[0] for r in out_rows}), n_exact, len(out_rows) - n_exact,
+                             len(excluded), scan, applied),
+                rows={"duplicates.csv": len(out_rows), "dedup_excluded.csv": len(excluded)})
+    return st.report
