@@ -154,8 +154,9 @@ def _png_variants(tmp_path: Path) -> list[bytes]:
 
 
 def test_png_stream_check_agrees_with_the_full_decode_on_damaged_files(tmp_path: Path) -> None:
-    """The PNG fast path (CRCs, zlib stream, size, filter bytes) must catch every file
-    the full decode rejects, and pass every file the full decode accepts."""
+    """The PNG fast path (zlib stream, size, filter bytes) must catch every file the
+    full decode rejects, and pass every file the full decode accepts (a damaged IDAT
+    checksum or zlib trailer included: Pillow loads those)."""
     import numpy as np
 
     from weaklabel.images.checks import check_png_stream
@@ -180,12 +181,8 @@ def test_png_stream_check_agrees_with_the_full_decode_on_damaged_files(tmp_path:
                 caught += 1
                 assert verdict[0] in ("truncated", "decode_error"), (len(v), verdict)
                 assert status_of(v, tmp_path, "x.png")["status"] in ("truncated", "decode_error")
-            else:
-                # Stricter than Pillow, which stops reading once it has its pixels: it
-                # skips IDAT checksums, the zlib trailer and damage after the last pixel.
-                stricter = ("CRC mismatch in chunk b'IDAT'", "does not inflate",
-                            "file ends", "image data ends early", "claims")
-                assert verdict == ("ok", "") or any(r in verdict[1] for r in stricter), verdict
+            else:  # what Pillow loads is ok: no stricter verdict of our own
+                assert verdict == ("ok", ""), (len(v), verdict)
     assert caught > checked // 2
 
 
