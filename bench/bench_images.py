@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python bench/bench_images.py                 # 1,500 posts, ~900 px
     PYTHONPATH=src python bench/bench_images.py --posts 300 --many 0
+    PYTHONPATH=src python bench/bench_images.py --exact-tree examples/data/images
 
 The dump is the bundled example generator's (``examples/generate.py --image-size 900``):
 realistic-size JPEG/PNG pictures with planted faults listed in ``image_faults.csv``
@@ -260,6 +261,73 @@ def many_files(out: Path, n: int) -> Path:
     return tree
 
 
+# --- exact duplicates only, beside jdupes and rmlint -------------------------------------------
+
+
+def _median_run(fn: Callable[[], Any], reps: int) -> tuple[float, float, Any]:
+    """Median wall and CPU seconds of ``reps`` calls (the machine is shared)."""
+    runs = []
+    for _ in range(reps):
+        wall, out = timed(fn)
+        runs.append((wall, LAST_CPU[0], out))
+    runs.sort(key=lambda r: r[0])
+    wall, cpu, out = runs[len(runs) // 2]
+    return wall, sorted(r[1] for r in runs)[len(runs) // 2], out
+
+
+def _dup_files(groups: list[list[str]] | None) -> int | None:
+    return None if groups is None else sum(len(set(g)) - 1 for g in groups)
+
+
+def exact_bench(tree: Path, workers: int, reps: int) -> None:
+    """``dedup --exact-only`` on ``tree`` as a library call and as the command, cold (a
+    fresh inventory) and warm, beside jdupes and rmlint: median of ``reps`` runs."""
+    from weaklabel.config import Config, ImagesConfig
+    from weaklabel.images.dedup import run_dedup
+    from weaklabel.images.purge import image_stage
+
+    cfg = Config(images=ImagesConfig(workers=workers))
+    tmp = Path(tempfile.mkdtemp(prefix="wl-exact-"))
+    wl = str(ROOT / ".venv" / "bin" / "weaklabel")
+    n_files = sum(len(f) for _, _, f in os.walk(tree))
+    rows: list[tuple[str, float, float, int | None]] = []
+    try:
+        def lib(cold: bool) -> list[list[str]]:
+            ws = tmp / "lib"
+            if cold:
+                shutil.rmtree(ws, ignore_errors=True)
+            return weaklabel_groups(run_dedup(*image_stage(tree, ws, cfg), progress=False,
+                                              exact_only=True).outputs[0], ("exact",))
+
+        def cli(cold: bool) -> list[list[str]]:
+            ws = tmp / "cli"
+            if cold:
+                shutil.rmtree(ws, ignore_errors=True)
+            subprocess.run([wl, "dedup", str(tree), "-w", str(ws), "-q", "--exact-only",
+                            "-j", str(workers)], check=True, capture_output=True)
+            return weaklabel_groups(ws / "duplicates.csv", ("exact",))
+
+        for name, fn in (("weaklabel run_dedup(exact_only) cold", lambda: lib(True)),
+                         ("weaklabel run_dedup(exact_only) warm", lambda: lib(False)),
+                         ("weaklabel dedup --exact-only cold", lambda: cli(True)),
+                         ("weaklabel dedup --exact-only warm", lambda: cli(False)),
+                         ("jdupes -r", lambda: jdupes_groups(tree)),
+                         ("rmlint -T df", lambda: rmlint_groups(tree, tmp))):
+            if name.endswith("warm"):
+                fn()  # make sure the inventory is there
+            wall, cpu, groups = _median_run(fn, reps)
+            rows.append((name, wall, cpu, _dup_files(groups)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"exact duplicates, {n_files:,} files under {tree}, {workers} worker(s), "
+          f"median of {reps}\n")
+    print(f"| {'tool':40} | {'seconds':>8} | {'CPU s':>8} | {'copies found':>12} |")
+    print(f"|{'-' * 42}|{'-' * 10}|{'-' * 10}|{'-' * 14}|")
+    for name, wall, cpu, dups in rows:
+        found = "-" if dups is None else f"{dups:,}"
+        print(f"| {name:40} | {wall:8.3f} | {cpu:8.3f} | {found:>12} |")
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -275,14 +343,22 @@ def main() -> None:
                     help="files in the warm exact re-run tree (0: skip)")
     ap.add_argument("--hashes", type=int, default=1_000_000)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--exact-tree", type=Path, default=None,
+                    help="only the exact-duplicate table, on this tree")
+    ap.add_argument("--reps", type=int, default=3, help="runs per contender (--exact-tree)")
     args = ap.parse_args()
+    if args.exact_tree is not None:
+        from weaklabel.config import resolve_workers as _rw
+
+        exact_bench(args.exact_tree.resolve(), _rw(args.workers), args.reps)
+        return
 
     import numpy as np
 
     from weaklabel.config import Config, ImagesConfig, resolve_workers
     from weaklabel.images.dedup import find_near_duplicates, run_dedup
     from weaklabel.images.inventory import open_inventory
-    from weaklabel.images.purge import run_purge
+    from weaklabel.images.purge import image_stage, run_purge
 
     workers = resolve_workers(args.workers)
     icfg = ImagesConfig(workers=workers)
@@ -303,11 +379,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wl-bench-"))
     try:
         # near duplicates
-        t, d = timed(run_dedup, root, tmp / "dedup", cfg)
-        f, n, false = truth.score_groups(weaklabel_groups(d.csv), truth.near)
+        t, d = timed(lambda: run_dedup(*image_stage(root, tmp / "dedup", cfg), progress=False))
+        f, n, false = truth.score_groups(weaklabel_groups(d.outputs[0]), truth.near)
         row("near copies", "weaklabel dedup", f"{f}/{n}", t, f"{false} false merges")
         res.update(wl_dedup_s=t, wl_near_found=f, wl_near_false=false)
-        t2, _ = timed(run_dedup, root, tmp / "dedup", cfg)
+        t2, _ = timed(lambda: run_dedup(*image_stage(root, tmp / "dedup", cfg), progress=False))
         row("near copies", "weaklabel dedup (warm)", f"{f}/{n}", t2)
         res["wl_dedup_warm_s"] = t2
         t, g = timed(imagededup_groups, root, threshold, workers)
@@ -322,9 +398,9 @@ def main() -> None:
         # exact duplicates
         def exact(ws: Path) -> list[list[str]]:
             if "exact_only" in inspect.signature(run_dedup).parameters:
-                run = run_dedup(root, ws, Config(images=ImagesConfig(workers=workers)),
-                                exact_only=True)
-                return weaklabel_groups(run.csv, ("exact",))
+                plain = Config(images=ImagesConfig(workers=workers))
+                run = run_dedup(*image_stage(root, ws, plain), progress=False, exact_only=True)
+                return weaklabel_groups(run.outputs[0], ("exact",))
             # before --exact-only existed: the inventory's exact funnel alone
             from weaklabel.images.dedup import find_exact_duplicates
 
@@ -354,14 +430,14 @@ def main() -> None:
             res[f"{name.split()[0]}_exact_s"] = t
 
         # corrupt files
-        t, p = timed(run_purge, root, tmp / "purge", cfg)
-        with open(p.csv, newline="", encoding="utf-8") as fh:
+        t, p = timed(lambda: run_purge(*image_stage(root, tmp / "purge", cfg), progress=False))
+        with open(p.outputs[0], newline="", encoding="utf-8") as fh:
             flagged = {r["path"] for r in csv.DictReader(fh) if r["status"] != "ok"}
         hit = len(truth.corrupt & flagged)
         row("corrupt files", "weaklabel purge", f"{hit}/{len(truth.corrupt)}", t,
             f"{len(flagged - truth.corrupt)} valid files flagged")
         res["wl_purge_s"] = t
-        t2, _ = timed(run_purge, root, tmp / "purge", cfg)
+        t2, _ = timed(lambda: run_purge(*image_stage(root, tmp / "purge", cfg), progress=False))
         row("corrupt files", "weaklabel purge (warm)", "", t2)
         t, bad = timed(seed_load_loop, root, files)
         hit = len(truth.corrupt & bad)
@@ -374,8 +450,8 @@ def main() -> None:
             tree = many_files(args.dir.parent / f"many{args.many}", args.many)
 
             def funnel(ws: Path) -> None:
-                run_dedup(tree, ws, Config(images=ImagesConfig(workers=workers)),
-                          exact_only=True)
+                run_dedup(*image_stage(tree, ws, Config(images=ImagesConfig(workers=workers))),
+                          progress=False, exact_only=True)
 
             t, _ = timed(funnel, tmp / "many")
             row(f"exact, {args.many:,} files", "weaklabel dedup --exact-only (cold)", "", t)

@@ -91,7 +91,7 @@ def bench_engine(mirror: Path, posts: int, work: Path) -> dict[str, Any]:
 
     from weaklabel.config import Config, ImagesConfig, PostsConfig, TokenizeConfig
     from weaklabel.engine import use_engine
-    from weaklabel.images.purge import run_purge
+    from weaklabel.images.purge import image_stage, run_purge
     from weaklabel.text.tokens import run_tokenize
     from weaklabel.workspace import Workspace
 
@@ -110,7 +110,7 @@ def bench_engine(mirror: Path, posts: int, work: Path) -> dict[str, Any]:
             ws = work / f"engine_{engine}"
             with use_engine(engine, scheduler=cluster.scheduler_address):
                 t0 = time.perf_counter()
-                run_purge(mirror, ws, cfg)
+                run_purge(*image_stage(mirror, ws, cfg), progress=False)
                 t1 = time.perf_counter()
                 # Two rounds: the first also starts each worker's JVM, the second is
                 # the steady state (a fresh token cache both times).

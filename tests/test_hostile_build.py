@@ -182,9 +182,9 @@ def test_build_on_a_hostile_dump(tmp_path: Path, corpus: list[dict[str, Any]],
     assert status["20190305/trunc.jpg"] == "truncated"
     assert status["20190304/dup\\xff\\xfe.jpg"] == "ok" and status[NEWLINE] == "ok"
     meta = json.loads((ws / "purge.csv.meta.json").read_text(encoding="utf-8"))
-    assert meta["counts"]["skipped"] == 6  # 3 links out, 2 looping, 1 folder loop
-    assert meta["counts"]["unreadable"] >= 2
-    assert sum(meta["counts"].values()) == len(purge)
+    assert meta["summary"]["counts"]["skipped"] == 6  # 3 links out, 2 looping, 1 folder loop
+    assert meta["summary"]["counts"]["unreadable"] >= 2
+    assert sum(meta["summary"]["counts"].values()) == len(purge)
     report = (ws / "report.html").read_text(encoding="utf-8")
     assert "decompression_bomb" in report and "skipped" in report
     assert f"Files left out ({int((purge['status'] != 'ok').sum())})" in report

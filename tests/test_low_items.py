@@ -116,7 +116,7 @@ def _sampled(fx_ws: Path, tmp_path: Path) -> Path:
     from weaklabel.config import Config, with_overrides
     from weaklabel.contracts import IMAGE_LABELS
     from weaklabel.dataset.sample import run_sample
-    from weaklabel.images.purge import run_purge
+    from weaklabel.images.purge import image_stage, run_purge
 
     root = tmp_path / "img"
     (root / "20190301").mkdir(parents=True)
@@ -128,7 +128,7 @@ def _sampled(fx_ws: Path, tmp_path: Path) -> Path:
         "image": ["20190301/a.jpg"], "post_id": ["p1"], "label": ["lips"],
         "confidence": [0.9], "likes": pd.array([1], dtype="Int64"),
         "comments": pd.array([0], dtype="Int64")}), IMAGE_LABELS)
-    run_purge(root, ws.root)
+    run_purge(*image_stage(root, ws.root))
     run_sample(ws, with_overrides(Config(), {"workspace": str(ws.root)}))
     return root
 

@@ -17,6 +17,7 @@ from weaklabel.cli_common import (
     QuietOpt,
     WorkersOpt,
     WorkspaceOpt,
+    echo_report,
     resolve_config,
     setup_logging,
     stage_command,
@@ -25,6 +26,7 @@ from weaklabel.cli_common import (
 
 if TYPE_CHECKING:
     from weaklabel.config import Config
+    from weaklabel.images.purge import Applied
 
 RootArg = Annotated[
     str,
@@ -38,35 +40,34 @@ ApplyOpt = Annotated[
 ]
 
 
-def _local_root(cfg: Config, root: str, quiet: bool) -> tuple[Config, Path]:
-    """The config and the local folder to examine: an ``s3://`` root is first synced into
-    the workspace's mirror (only new or changed objects are fetched)."""
+def _local_root(cfg: Config, root: str, quiet: bool) -> Config:
+    """The config with a local image root: an ``s3://`` root is first synced into the
+    workspace's mirror (only new or changed objects are fetched)."""
+    from weaklabel.config import with_overrides
     from weaklabel.storage import is_remote, local_path
 
     if not is_remote(root):
-        return cfg, Path(local_path(root))
+        return with_overrides(cfg, {"images.root": local_path(root)})
     from weaklabel.storage import stage_inputs
 
     cfg, _ = stage_inputs(cfg, posts=False, progress=not quiet)
-    return cfg, Path(cfg.images.root or root)
+    return cfg
 
 
-def _print_applied(report: object) -> None:
-    if report is None:
+def _print_applied(applied: Applied | None) -> None:
+    if applied is None:
         return
-    moved = len(report.moved)  # type: ignore[attr-defined]
-    typer.echo(f"quarantined {moved} file(s) in run {report.run_id}")  # type: ignore[attr-defined]
-    from weaklabel.images.inventory import display_path
+    typer.echo(f"quarantined {len(applied.moved)} file(s) in run {applied.run_id}")
+    from weaklabel.images.walk import display_path
 
-    for path, why in report.cancelled:  # type: ignore[attr-defined]
+    for path, why in applied.cancelled:
         typer.echo(f"not moved: {display_path(path)}: {why.removeprefix('not moved: ')}")
-    failed = report.failed  # type: ignore[attr-defined]
-    if failed:
+    if applied.failed:
         from weaklabel.errors import WeaklabelError
 
-        path, why = failed[0]
+        path, why = applied.failed[0]
         raise WeaklabelError(
-            f"{len(failed)} file(s) could not be moved into quarantine, e.g. "
+            f"{len(applied.failed)} file(s) could not be moved into quarantine, e.g. "
             f"{display_path(path)}: {why.removeprefix('not moved: ')}; fix the cause (free "
             "space, permissions) and re-run: moved files stay moved, the rest are tried again")
 
@@ -89,12 +90,12 @@ def purge(
 
     cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None,
                                   "images.workers": workers, "images.root": root})
-    cfg, local = _local_root(cfg, root, quiet)
-    res = run_purge(local, workspace_of(cfg).root, cfg, apply=apply, quiet=quiet)
-    for status, n in res.counts.items():
+    cfg = _local_root(cfg, root, quiet)
+    res = run_purge(workspace_of(cfg), cfg, progress=not quiet, apply=apply)
+    for status, n in res.summary.counts.items():
         typer.echo(f"{status}\t{n}")
-    typer.echo(f"wrote {res.csv}")
-    _print_applied(res.applied)
+    echo_report(res)
+    _print_applied(res.summary.applied)
 
 
 def dedup(
@@ -136,21 +137,17 @@ def dedup(
                                   "images.workers": workers, "images.hash_method": method,
                                   "images.near_threshold": threshold,
                                   "images.root": root})
-    cfg, local = _local_root(cfg, root, quiet)
+    cfg = _local_root(cfg, root, quiet)
     table = None
     if posts is not None:
         from weaklabel.storage import local_input
 
         table = Path(local_input(posts, workspace_of(cfg).root, cfg.storage, setting="--posts")
                      or posts)
-    res = run_dedup(local, workspace_of(cfg).root, cfg, posts=table, apply=apply,
-                    exact_only=exact_only, quiet=quiet)
-    typer.echo(f"groups\t{res.groups}")
-    typer.echo(f"exact\t{res.exact}")
-    typer.echo(f"near\t{res.near}")
-    typer.echo(f"excluded\t{res.excluded}")
-    typer.echo(f"wrote {res.csv}")
-    _print_applied(res.applied)
+    res = run_dedup(workspace_of(cfg), cfg, progress=not quiet, posts=table, apply=apply,
+                    exact_only=exact_only)
+    echo_report(res)
+    _print_applied(res.summary.applied)
 
 
 def restore(
@@ -171,7 +168,7 @@ def restore(
     from weaklabel.images.quarantine import run_restore
 
     cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None})
-    res = run_restore(workspace_of(cfg).root, run=run, quiet=quiet)
+    res = run_restore(workspace_of(cfg), cfg, progress=not quiet, run=run).summary
     typer.echo(f"restored {len(res.restored)} file(s)")
     for path, why in res.conflicts:
         typer.echo(f"not restored: {display_path(path)}: {why}", err=True)

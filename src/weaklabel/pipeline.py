@@ -8,6 +8,7 @@ the draft first.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -155,8 +156,10 @@ def _run_stages(cfg: Config, *, force: bool, progress: bool,
         from weaklabel.images.dedup import run_dedup
         from weaklabel.images.purge import run_purge
 
-        step("purge", lambda: run_purge(root, ws.root, cfg, quiet=not progress))
-        step("dedup", lambda: run_dedup(root, ws.root, cfg, quiet=not progress))
+        # The stages read images.root; posts.image_root is the fallback this sets.
+        icfg = dataclasses.replace(cfg, images=dataclasses.replace(cfg.images, root=str(root)))
+        step("purge", lambda: run_purge(ws, icfg, force=force, progress=progress))
+        step("dedup", lambda: run_dedup(ws, icfg, force=force, progress=progress))
     _dataset_stages(cfg, ws, root, step, force=force, progress=progress)
     if cfg.gold:
         from weaklabel.labels.evaluate import run_eval

@@ -145,9 +145,9 @@ def write_workspace(base: Path, *, purge: bool = True, dedup: bool = True) -> Fi
         "0,3,40,립스틱 틴트 <b>,립스틱\n1,2,20,네일 젤,네일\n2,2,9,일상 카페,카페\n"
         "3,1,2,기타,기타\n", encoding="utf-8")
     if purge:  # the real stage: it also writes the inventory export verifies against
-        from weaklabel.images.purge import run_purge
+        from weaklabel.images.purge import image_stage, run_purge
 
-        run_purge(root, ws.root)
+        run_purge(*image_stage(root, ws.root))
     if dedup:
         (ws.root / "duplicates.csv").write_text(textwrap.dedent("""\
             group,kind,kept,duplicate,distance,reason

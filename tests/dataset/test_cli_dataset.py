@@ -141,11 +141,11 @@ def test_with_real_purge_and_dedup(fx_bare, tmp_path: Path) -> None:  # type: ig
     """purge.csv and duplicates.csv from the real image stages feed sample and export."""
     from weaklabel.config import Config, with_overrides
     from weaklabel.images.dedup import run_dedup
-    from weaklabel.images.purge import run_purge
+    from weaklabel.images.purge import image_stage, run_purge
 
     cfg = with_overrides(Config(), {"images.workers": 1, "images.near_threshold": 10})
-    run_purge(fx_bare.root, fx_bare.ws, cfg)
-    run_dedup(fx_bare.root, fx_bare.ws, cfg)
+    run_purge(*image_stage(fx_bare.root, fx_bare.ws, cfg))
+    run_dedup(*image_stage(fx_bare.root, fx_bare.ws, cfg))
     purge = pd.read_csv(fx_bare.ws / "purge.csv", keep_default_na=False)
     assert purge.set_index("path").loc["20190303/p05.jpg", "status"] == "truncated"
     dups = pd.read_csv(fx_bare.ws / "duplicates.csv", keep_default_na=False)

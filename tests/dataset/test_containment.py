@@ -22,7 +22,7 @@ from weaklabel.dataset.export import run_export
 from weaklabel.dataset.report import run_report
 from weaklabel.dataset.sample import run_sample
 from weaklabel.errors import WeaklabelError
-from weaklabel.images.purge import run_purge
+from weaklabel.images.purge import image_stage, run_purge
 from weaklabel.workspace import Workspace
 
 
@@ -74,7 +74,7 @@ def _exported(out: Path) -> list[Path]:
 def test_export_never_takes_a_file_from_outside_the_root(tmp_path: Path, link: str) -> None:
     root, ws, cfg, _ = _tree(tmp_path)
     cfg = with_overrides(cfg, {"export.link": link})
-    run_purge(root, ws, cfg)
+    run_purge(*image_stage(root, ws, cfg))
     run_sample(Workspace(ws), cfg)
     out = tmp_path / "dataset"
     res = run_export(Workspace(ws), out, cfg, image_root=root)
@@ -95,7 +95,7 @@ def test_export_never_takes_a_file_from_outside_the_root(tmp_path: Path, link: s
 
 def test_sample_takes_only_images_purge_saw_and_marked_ok(tmp_path: Path) -> None:
     root, ws, cfg, images = _tree(tmp_path)
-    run_purge(root, ws, cfg)
+    run_purge(*image_stage(root, ws, cfg))
     res = run_sample(Workspace(ws), cfg)
     df = pd.read_parquet(ws / "sample.parquet")
     assert sorted(df["image"]) == images[:3]
@@ -107,7 +107,7 @@ def test_export_rechecks_every_file_at_link_time(tmp_path: Path) -> None:
     """A file swapped for a symlink, or a folder for a link out, after purge and sample:
     export's own check at link time catches it and lists it in the rejects."""
     root, ws, cfg, _ = _tree(tmp_path)
-    run_purge(root, ws, cfg)
+    run_purge(*image_stage(root, ws, cfg))
     run_sample(Workspace(ws), cfg)
     (root / "20190301" / "ok0.jpg").unlink()
     os.symlink(PASSWD, root / "20190301" / "ok0.jpg")

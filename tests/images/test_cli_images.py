@@ -69,7 +69,7 @@ def test_dedup_exact_only_and_a_wrong_format_name(tree: Path, tmp_path: Path) ->
     ws = tmp_path / "ws"
     r = runner.invoke(app, ["dedup", str(tree), "-w", str(ws), "-q", "--exact-only"])
     assert r.exit_code == 0, r.output
-    assert "near\t0" in r.stdout and "exact\t0" not in r.stdout
+    assert "and 0 near duplicates" in r.stdout and ", 0 exact" not in r.stdout
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("images:\n  formats: [JPG]\n", encoding="utf-8")
     r = runner.invoke(app, ["purge", str(tree), "-w", str(ws), "-q", "-c", str(cfg)])

@@ -15,14 +15,17 @@ from hypothesis import strategies as st
 
 from weaklabel.config import Config, ImagesConfig, with_overrides
 from weaklabel.images.dedup import (
+    NearSearch,
     brute_force_pairs,
     choose_keepers,
     find_exact_duplicates,
+    find_groups,
     find_near_pairs,
     keep_rank,
     merge_groups,
     run_dedup,
 )
+from weaklabel.images.purge import image_stage
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -94,8 +97,8 @@ def test_keep_policy_order() -> None:
 
 
 def test_dedup_tree(tree: Path, tmp_path: Path) -> None:
-    res = run_dedup(tree, tmp_path / "ws")
-    rows = read_csv(res.csv)
+    res = run_dedup(*image_stage(tree, tmp_path / "ws"))
+    rows = read_csv(res.outputs[0])
     by_dup = {r["duplicate"]: r for r in rows}
     assert by_dup["20190304/a_copy.jpg"]["kind"] == "exact"
     assert by_dup["20190304/a_copy.jpg"]["kept"] == "20190303/a.jpg"  # oldest date folder
@@ -110,9 +113,27 @@ def test_dedup_tree(tree: Path, tmp_path: Path) -> None:
     assert [(r["group"], r["duplicate"]) for r in rows] == sorted(
         (r["group"], r["duplicate"]) for r in rows)
     # same inputs → byte-identical output
-    first = res.csv.read_bytes()
-    run_dedup(tree, tmp_path / "ws")
-    assert res.csv.read_bytes() == first
+    first = res.outputs[0].read_bytes()
+    run_dedup(*image_stage(tree, tmp_path / "ws"))
+    assert res.outputs[0].read_bytes() == first
+
+
+def test_a_notebook_reproduces_duplicates_csv_from_the_inventory(tree: Path,
+                                                                 tmp_path: Path) -> None:
+    from weaklabel.images.inventory import open_inventory
+    from weaklabel.images.walk import display_path
+
+    res = run_dedup(*image_stage(tree, tmp_path / "ws"))
+    with open_inventory(tmp_path / "ws", root=tree, max_pixels=89_478_485) as inv:
+        files = inv.frame("phash-8")
+    files = files[files["kind"] == "file"].reset_index(drop=True)
+    rows, excluded = find_groups(files, keep_rank(), near=NearSearch("phash", 64, 6))
+    assert [[str(g), k, display_path(a), display_path(b), str(d), why]
+            for g, k, a, b, d, why in rows] == [list(r.values()) for r in read_csv(res.outputs[0])]
+    assert {r["path"] for r in read_csv(tmp_path / "ws" / "dedup_excluded.csv")} == {
+        display_path(p) for p in excluded}
+    exact_rows, _ = find_groups(files, keep_rank(), near=None)
+    assert exact_rows and {r[1] for r in exact_rows} == {"exact"}
 
 
 def test_unique_sizes_are_never_hashed(tmp_path: Path) -> None:
@@ -120,8 +141,8 @@ def test_unique_sizes_are_never_hashed(tmp_path: Path) -> None:
     for k in range(5):
         write(root / f"{k}.jpg", jpeg_bytes(photo(k)))
     write(root / "dup.jpg", (root / "0.jpg").read_bytes())
-    res = run_dedup(root, tmp_path / "ws")
-    assert res.scan["partial"] == 2  # only the colliding pair
+    res = run_dedup(*image_stage(root, tmp_path / "ws"))
+    assert res.summary.scan["partial"] == 2  # only the colliding pair
 
 
 def test_dedup_knows_no_labels_and_takes_non_utf8_names(tree: Path, tmp_path: Path) -> None:
@@ -133,7 +154,7 @@ def test_dedup_knows_no_labels_and_takes_non_utf8_names(tree: Path, tmp_path: Pa
         g.write(f.read())
     ws = tmp_path / "ws"
     ws.mkdir()
-    before = run_dedup(tree, ws).csv.read_bytes()
+    before = run_dedup(*image_stage(tree, ws)).outputs[0].read_bytes()
     labels = pd.DataFrame({
         "image": ["20190303/a.jpg", "20190304/a_copy.jpg", "odd/caf\\xe9.jpg"],
         "post_id": ["p1", "p2", "p3"], "label": ["lips", "nails", "hair"],
@@ -142,9 +163,9 @@ def test_dedup_knows_no_labels_and_takes_non_utf8_names(tree: Path, tmp_path: Pa
         "comments": pd.array([0, 0, 0], dtype="Int64"),
     })
     labels.to_parquet(ws / "image_labels.parquet", index=False)
-    res = run_dedup(tree, ws)
-    assert res.csv.read_bytes() == before
-    rows = {r["duplicate"]: r for r in read_csv(res.csv)}
+    res = run_dedup(*image_stage(tree, ws))
+    assert res.outputs[0].read_bytes() == before
+    rows = {r["duplicate"]: r for r in read_csv(res.outputs[0])}
     assert rows["odd/caf\\xe9_twin.jpg"]["kept"] == "odd/caf\\xe9.jpg"
     assert rows["odd/caf\\xe9_twin.jpg"]["kind"] == "exact"
     assert not (ws / "image_labels_dedup.parquet").exists()
@@ -172,8 +193,8 @@ def test_posts_table_drives_the_keep_policy(tree: Path, tmp_path: Path) -> None:
     posts.write_text("post_id,caption,images,likes,comments\n"
                      "p1,립스틱,20190303/a.jpg,1,0\n"
                      "p2,네일,20190305/a_reenc.jpg,100,5\n", encoding="utf-8")
-    res = run_dedup(tree, tmp_path / "ws", posts=posts)
-    rows = read_csv(res.csv)
+    res = run_dedup(*image_stage(tree, tmp_path / "ws"), posts=posts)
+    rows = read_csv(res.outputs[0])
     assert {r["kept"] for r in rows} == {"20190305/a_reenc.jpg"}
     by_dup = {r["duplicate"]: r for r in rows}
     # a and a_copy are byte-identical: one is a near copy of the kept file, the other
@@ -186,14 +207,14 @@ def test_posts_table_drives_the_keep_policy(tree: Path, tmp_path: Path) -> None:
 
 def test_threshold_zero_finds_only_exact(tree: Path, tmp_path: Path) -> None:
     cfg = with_overrides(Config(), {"images.near_threshold": 0})
-    rows = read_csv(run_dedup(tree, tmp_path / "ws", cfg).csv)
+    rows = read_csv(run_dedup(*image_stage(tree, tmp_path / "ws", cfg)).outputs[0])
     assert {r["kind"] for r in rows} == {"exact"}
 
 
 def test_other_hash_methods_run(tree: Path, tmp_path: Path) -> None:
     for m in ("dhash", "ahash", "whash"):
         cfg = Config(images=ImagesConfig(hash_method=m, workers=1))
-        rows = read_csv(run_dedup(tree, tmp_path / "ws", cfg).csv)
+        rows = read_csv(run_dedup(*image_stage(tree, tmp_path / "ws", cfg)).outputs[0])
         assert any(r["duplicate"] == "20190304/a_copy.jpg" for r in rows), m
     assert os.path.exists(tmp_path / "ws" / "inventory.sqlite")
 
@@ -210,20 +231,20 @@ def test_workspace_posts_keep_the_copy_a_post_uses(tree: Path, tmp_path: Path) -
         "comments": pd.array([0], dtype="Int64"), "created_at": [None]}), POSTS)
     ws.write("post_images.parquet", pd.DataFrame(
         {"post_id": ["p1"], "image": ["20190304/a_copy.jpg"]}), POST_IMAGES)
-    res = run_dedup(tree, ws.root)
-    by_dup = {r["duplicate"]: r for r in read_csv(res.csv)}
+    res = run_dedup(*image_stage(tree, ws.root))
+    by_dup = {r["duplicate"]: r for r in read_csv(res.outputs[0])}
     assert by_dup["20190303/a.jpg"]["kept"] == "20190304/a_copy.jpg"
     assert "20190304/a_copy.jpg" not in by_dup
 
 
 def test_exact_only_decodes_nothing(tree: Path, tmp_path: Path) -> None:
-    res = run_dedup(tree, tmp_path / "ws", exact_only=True)
-    rows = read_csv(res.csv)
+    res = run_dedup(*image_stage(tree, tmp_path / "ws"), exact_only=True)
+    rows = read_csv(res.outputs[0])
     assert {r["kind"] for r in rows} == {"exact"}
     assert {r["duplicate"] for r in rows} >= {"20190304/a_copy.jpg"}
-    assert res.scan["read"] == 0  # not one file opened for decoding
-    full = {r["duplicate"] for r in read_csv(run_dedup(tree, tmp_path / "ws2").csv)
-            if r["kind"] == "exact"}
+    assert res.summary.scan["read"] == 0  # not one file opened for decoding
+    again = run_dedup(*image_stage(tree, tmp_path / "ws2"))
+    full = {r["duplicate"] for r in read_csv(again.outputs[0]) if r["kind"] == "exact"}
     assert {r["duplicate"] for r in rows} == full
 
 
@@ -256,7 +277,8 @@ def test_reencodes_thumbnails_and_exif_rotation_are_copies(tmp_path: Path) -> No
     write(root / "20190303" / "black.jpg", jpeg_bytes(Image.new("RGB", (900, 700), "black")))
     write(root / "20190303" / "white.png", encoded(Image.new("RGB", (640, 480), "white"), "PNG"))
     write(root / "20190303" / "white.jpg", jpeg_bytes(Image.new("RGB", (64, 64), "white")))
-    rows = read_csv(run_dedup(root, tmp_path / "ws", Config(images=ImagesConfig(workers=1))).csv)
+    one = Config(images=ImagesConfig(workers=1))
+    rows = read_csv(run_dedup(*image_stage(root, tmp_path / "ws", one)).outputs[0])
     groups: dict[str, set[str]] = {}
     for r in rows:
         groups.setdefault(r["group"], {r["kept"]}).add(r["duplicate"])
@@ -295,15 +317,15 @@ def test_exact_rerun_notices_a_new_twin_and_a_removed_one(tmp_path: Path) -> Non
     for k in range(4):
         write(root / f"{k}.jpg", jpeg_bytes(photo(k)))
     ws = tmp_path / "ws"
-    assert read_csv(run_dedup(root, ws, exact_only=True).csv) == []
-    again = run_dedup(root, ws, exact_only=True)
-    assert again.scan["read"] == 0 and again.scan["partial"] == 0
+    assert read_csv(run_dedup(*image_stage(root, ws), exact_only=True).outputs[0]) == []
+    again = run_dedup(*image_stage(root, ws), exact_only=True)
+    assert again.summary.scan["read"] == 0 and again.summary.scan["partial"] == 0
     write(root / "sub" / "twin.jpg", (root / "2.jpg").read_bytes())
-    rows = read_csv(run_dedup(root, ws, exact_only=True).csv)
+    rows = read_csv(run_dedup(*image_stage(root, ws), exact_only=True).outputs[0])
     assert [(r["kept"], r["duplicate"], r["kind"]) for r in rows] == [
         ("2.jpg", "sub/twin.jpg", "exact")]
     (root / "sub" / "twin.jpg").unlink()
-    assert read_csv(run_dedup(root, ws, exact_only=True).csv) == []
+    assert read_csv(run_dedup(*image_stage(root, ws), exact_only=True).outputs[0]) == []
 
 
 @settings(max_examples=80, deadline=None)
@@ -404,7 +426,8 @@ def test_copies_beyond_the_threshold_verify_and_lookalikes_stay_apart(tmp_path: 
     for a, b in pairs:
         assert threshold < (phash(a) ^ phash(b)).bit_count() <= radius, (a, b)
 
-    rows = read_csv(run_dedup(root, tmp_path / "ws", Config(images=ImagesConfig(workers=1))).csv)
+    one = Config(images=ImagesConfig(workers=1))
+    rows = read_csv(run_dedup(*image_stage(root, tmp_path / "ws", one)).outputs[0])
     groups: dict[str, set[str]] = {}
     for r in rows:
         groups.setdefault(r["group"], {r["kept"]}).add(r["duplicate"])

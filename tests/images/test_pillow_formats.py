@@ -17,7 +17,7 @@ from PIL import Image, ImageFile, features
 from weaklabel.config import Config, ImagesConfig
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.checks import check_formats
-from weaklabel.images.purge import run_purge
+from weaklabel.images.purge import image_stage, run_purge
 
 
 def saved(im: Image.Image, fmt: str, **kw: object) -> bytes:
@@ -149,8 +149,8 @@ def statuses(root: Path, tmp_path: Path, **images: object) -> dict[str, tuple[st
     import csv
 
     cfg = Config(images=ImagesConfig(workers=1, **images))  # type: ignore[arg-type]
-    res = run_purge(root, tmp_path / "ws", cfg)
-    with open(res.csv, newline="", encoding="utf-8") as f:
+    res = run_purge(*image_stage(root, tmp_path / "ws", cfg))
+    with open(res.outputs[0], newline="", encoding="utf-8") as f:
         return {r["path"]: (r["status"], r["reason"]) for r in csv.DictReader(f)}
 
 

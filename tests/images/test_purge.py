@@ -12,7 +12,7 @@ from conftest import bomb_png, jpeg_bytes, photo, png_bytes, write
 from PIL import Image, ImageFile
 
 from weaklabel.images.checks import DECODE_ERRORS, Task, examine
-from weaklabel.images.purge import run_purge
+from weaklabel.images.purge import image_stage, run_purge
 
 
 def status_of(data: bytes, tmp_path: Path, name: str = "x.jpg") -> dict[str, object]:
@@ -31,8 +31,8 @@ def full_decode_fails(data: bytes) -> bool:
 
 
 def test_statuses_of_the_fixture_tree(tree: Path, tmp_path: Path) -> None:
-    res = run_purge(tree, tmp_path / "ws")
-    with open(res.csv, newline="", encoding="utf-8") as f:
+    res = run_purge(*image_stage(tree, tmp_path / "ws"))
+    with open(res.outputs[0], newline="", encoding="utf-8") as f:
         rows = {r["path"]: r for r in csv.DictReader(f)}
     expect = {
         "20190303/a.jpg": "ok", "misc/jpeg_named.png": "ok", "misc/noext": "ok",
@@ -48,7 +48,7 @@ def test_statuses_of_the_fixture_tree(tree: Path, tmp_path: Path) -> None:
     assert rows["bad/error.jpg"]["reason"] == "html"
     assert rows["bad/s3.jpg"]["reason"] == "xml"
     assert list(rows) == sorted(rows, key=lambda p: p.encode())  # sorted, one row per path
-    assert res.counts["truncated"] == 2 and res.corrupt == 9
+    assert res.summary.counts["truncated"] == 2 and res.summary.corrupt == 9
 
 
 def test_bomb_is_caught_from_the_header_with_the_config_limit(tmp_path: Path) -> None:
@@ -154,8 +154,9 @@ def _png_variants(tmp_path: Path) -> list[bytes]:
 
 
 def test_png_stream_check_agrees_with_the_full_decode_on_damaged_files(tmp_path: Path) -> None:
-    """The PNG fast path (CRCs, zlib stream, size, filter bytes) must catch every file
-    the full decode rejects, and pass every file the full decode accepts."""
+    """The PNG fast path (zlib stream, size, filter bytes) must catch every file the
+    full decode rejects, and pass every file the full decode accepts (a damaged IDAT
+    checksum or zlib trailer included: Pillow loads those)."""
     import numpy as np
 
     from weaklabel.images.checks import check_png_stream
@@ -180,12 +181,8 @@ def test_png_stream_check_agrees_with_the_full_decode_on_damaged_files(tmp_path:
                 caught += 1
                 assert verdict[0] in ("truncated", "decode_error"), (len(v), verdict)
                 assert status_of(v, tmp_path, "x.png")["status"] in ("truncated", "decode_error")
-            else:
-                # Stricter than Pillow, which stops reading once it has its pixels: it
-                # skips IDAT checksums, the zlib trailer and damage after the last pixel.
-                stricter = ("CRC mismatch in chunk b'IDAT'", "does not inflate",
-                            "file ends", "image data ends early", "claims")
-                assert verdict == ("ok", "") or any(r in verdict[1] for r in stricter), verdict
+            else:  # what Pillow loads is ok: no stricter verdict of our own
+                assert verdict == ("ok", ""), (len(v), verdict)
     assert caught > checked // 2
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from weaklabel.errors import WeaklabelError
 from weaklabel.images import quarantine
 from weaklabel.images.dedup import run_dedup
-from weaklabel.images.purge import run_purge
+from weaklabel.images.purge import image_stage, run_purge
 from weaklabel.images.quarantine import Move, plan_moves, read_journal, run_restore
 from weaklabel.workspace import Workspace
 
@@ -36,33 +36,33 @@ def test_purge_apply_moves_corrupt_files_and_restore_puts_them_back(
 ) -> None:
     ws = tmp_path / "ws"
     before = files_under(tree)
-    res = run_purge(tree, ws)
-    assert res.applied is None and files_under(tree) == before  # plan only
-    res = run_purge(tree, ws, apply=True)
-    assert res.applied is not None and len(res.applied.moved) == 9
+    res = run_purge(*image_stage(tree, ws))
+    assert res.summary.applied is None and files_under(tree) == before  # plan only
+    res = run_purge(*image_stage(tree, ws), apply=True)
+    assert res.summary.applied is not None and len(res.summary.applied.moved) == 9
     after = files_under(tree)
     assert "bad/trunc.jpg" not in after and "20190303/a.jpg" in after
-    qdir = ws / "quarantine" / res.applied.run_id
+    qdir = ws / "quarantine" / res.summary.applied.run_id
     assert (qdir / "bad" / "trunc.jpg").exists()
     # second run: nothing left to move
-    again = run_purge(tree, ws, apply=True)
-    assert again.applied is not None and again.applied.moved == []
-    rep = run_restore(ws)
-    assert len(rep.restored) == 9 and files_under(tree) == before
-    assert run_restore(ws).restored == []  # idempotent
+    again = run_purge(*image_stage(tree, ws), apply=True)
+    assert again.summary.applied is not None and again.summary.applied.moved == ()
+    rep = run_restore(Workspace(ws))
+    assert len(rep.summary.restored) == 9 and files_under(tree) == before
+    assert run_restore(Workspace(ws)).summary.restored == ()  # idempotent
 
 
 def test_restore_refuses_to_overwrite_a_file_that_came_back(tmp_path: Path) -> None:
     root = tmp_path / "img"
     write(root / "bad.jpg", b"<html>")
     ws = tmp_path / "ws"
-    run_purge(root, ws, apply=True)
+    run_purge(*image_stage(root, ws), apply=True)
     write(root / "bad.jpg", b"new content")
-    rep = run_restore(ws)
-    assert rep.restored == [] and rep.conflicts[0][0] == "bad.jpg"
+    rep = run_restore(Workspace(ws))
+    assert rep.summary.restored == () and rep.summary.conflicts[0][0] == "bad.jpg"
     assert (root / "bad.jpg").read_bytes() == b"new content"
     with pytest.raises(WeaklabelError, match="known runs"):
-        run_restore(ws, run="nope")
+        run_restore(Workspace(ws), run="nope")
 
 
 def test_dedup_apply_keeps_one_copy_and_cancels_group_if_kept_changed(
@@ -76,7 +76,7 @@ def test_dedup_apply_keeps_one_copy_and_cancels_group_if_kept_changed(
     write(root / "20190301" / "y.jpg", other)
     write(root / "20190302" / "y.jpg", other)
     ws = tmp_path / "ws"
-    run_dedup(root, ws)  # plan
+    run_dedup(*image_stage(root, ws))  # plan
     # the kept copy of the y group changes between plan and move: that group is cancelled
     real = quarantine._unchanged
 
@@ -86,10 +86,10 @@ def test_dedup_apply_keeps_one_copy_and_cancels_group_if_kept_changed(
         return real(path, size, mtime)
 
     monkeypatch.setattr(quarantine, "_unchanged", touched)
-    res = run_dedup(root, ws, apply=True)
-    assert res.applied is not None
-    assert sorted(res.applied.moved) == ["20190302/x.jpg", "20190303/x.jpg"]
-    assert [p for p, _ in res.applied.cancelled] == ["20190302/y.jpg"]
+    res = run_dedup(*image_stage(root, ws), apply=True)
+    assert res.summary.applied is not None
+    assert sorted(res.summary.applied.moved) == ["20190302/x.jpg", "20190303/x.jpg"]
+    assert [p for p, _ in res.summary.applied.cancelled] == ["20190302/y.jpg"]
     assert (root / "20190301" / "x.jpg").exists() and (root / "20190302" / "y.jpg").exists()
 
 
@@ -122,10 +122,10 @@ def test_cross_device_move_copies_verifies_and_unlinks(tmp_path: Path,
         real_rename(src, dst)
 
     monkeypatch.setattr(quarantine.os, "rename", rename)
-    res = run_purge(root, tmp_path / "ws", apply=True)
-    assert res.applied is not None and res.applied.moved == ["d/bad.jpg"]
+    res = run_purge(*image_stage(root, tmp_path / "ws"), apply=True)
+    assert res.summary.applied is not None and res.summary.applied.moved == ("d/bad.jpg",)
     assert not (root / "d" / "bad.jpg").exists()
-    q = tmp_path / "ws" / "quarantine" / res.applied.run_id / "d" / "bad.jpg"
+    q = tmp_path / "ws" / "quarantine" / res.summary.applied.run_id / "d" / "bad.jpg"
     assert q.read_bytes() == b"<html>" * 100
 
 
@@ -134,7 +134,7 @@ def test_second_concurrent_run_is_refused(tmp_path: Path) -> None:
     write(root / "a.jpg", b"")
     ws = Workspace(tmp_path / "ws")
     with ws.lock("test"), pytest.raises(WeaklabelError, match="in use by another"):
-        run_purge(root, ws.root)
+        run_purge(*image_stage(root, ws.root))
 
 
 def test_recover_settles_open_intents(tmp_path: Path) -> None:
@@ -167,8 +167,8 @@ def test_kill_9_mid_apply_loses_nothing_and_rerun_finishes(tmp_path: Path) -> No
     write(root / "good.jpg", jpeg_bytes(photo(1)))
     ws = tmp_path / "ws"
     code = (f"import sys; sys.path.insert(0, {SRC!r})\n"
-            "from weaklabel.images.purge import run_purge\n"
-            f"run_purge({str(root)!r}, {str(ws)!r}, apply=True)\n")
+            "from weaklabel.images.purge import image_stage, run_purge\n"
+            f"run_purge(*image_stage({str(root)!r}, {str(ws)!r}), apply=True)\n")
     env = {**os.environ, quarantine.DELAY_ENV: "0.15"}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     journal = ws / "quarantine" / "journal.jsonl"
@@ -190,12 +190,12 @@ def test_kill_9_mid_apply_loses_nothing_and_rerun_finishes(tmp_path: Path) -> No
     assert all(located(n) == 1 for n in names)  # never both, never neither
     moved_before = sum(1 for n in names if not (root / n).exists())
     assert 0 < moved_before < len(names)
-    res = run_purge(root, ws, apply=True)
-    assert res.applied is not None and res.applied.recovered >= 1
+    res = run_purge(*image_stage(root, ws), apply=True)
+    assert res.summary.applied is not None and res.summary.applied.recovered >= 1
     assert all(not (root / n).exists() and located(n) == 1 for n in names)
     recs = read_journal(journal)
     assert not quarantine._open_intents(recs)
     assert (root / "good.jpg").exists()
-    rep = run_restore(ws)
-    assert len(rep.restored) == len(names) and all((root / n).exists() for n in names)
+    rep = run_restore(Workspace(ws))
+    assert len(rep.summary.restored) == len(names) and all((root / n).exists() for n in names)
     assert json.loads(journal.read_text().splitlines()[-1])["op"] == "done"

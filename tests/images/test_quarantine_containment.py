@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from weaklabel.errors import WeaklabelError
-from weaklabel.images.purge import run_purge
+from weaklabel.images.purge import image_stage, run_purge
 from weaklabel.images.quarantine import Move, apply_moves, run_restore
 from weaklabel.workspace import Workspace
 
@@ -35,8 +35,8 @@ def test_a_planned_move_through_a_symlinked_folder_is_cancelled(tmp_path: Path) 
 
 def test_purge_apply_never_moves_what_lies_behind_a_symlink(tmp_path: Path) -> None:
     root, outside, ws = _setup(tmp_path)
-    res = run_purge(root, ws, apply=True)
-    assert res.applied is not None and res.applied.moved == ["d/bad.jpg"]
+    res = run_purge(*image_stage(root, ws), apply=True)
+    assert res.summary.applied is not None and res.summary.applied.moved == ("d/bad.jpg",)
     assert (outside / "victim.jpg").exists()
 
 
@@ -45,7 +45,7 @@ def test_a_quarantine_folder_that_is_a_symlink_is_refused(tmp_path: Path) -> Non
     Workspace(ws).ensure()
     os.symlink(outside, ws / "quarantine")
     with pytest.raises(WeaklabelError, match=r"quarantine is a symbolic link"):
-        run_purge(root, ws, apply=True)
+        run_purge(*image_stage(root, ws), apply=True)
     assert (root / "d" / "bad.jpg").exists() and not (outside / "journal.jsonl").exists()
 
 
@@ -60,11 +60,11 @@ def _tamper(ws: Path, **change: str) -> None:
 
 def test_restore_refuses_an_original_folder_replaced_by_a_symlink_out(tmp_path: Path) -> None:
     root, outside, ws = _setup(tmp_path)
-    run_purge(root, ws, apply=True)
+    run_purge(*image_stage(root, ws), apply=True)
     os.rmdir(root / "d")
     os.symlink(outside, root / "d")  # restoring d/bad.jpg would write into outside/
-    rep = run_restore(ws)
-    assert rep.restored == [] and "symbolic link" in rep.conflicts[0][1]
+    rep = run_restore(Workspace(ws))
+    assert rep.summary.restored == () and "symbolic link" in rep.summary.conflicts[0][1]
     assert sorted(os.listdir(outside)) == ["victim.jpg"]
 
 
@@ -76,11 +76,11 @@ def test_restore_refuses_an_original_folder_replaced_by_a_symlink_out(tmp_path: 
 def test_restore_refuses_a_journal_record_pointing_elsewhere(
         tmp_path: Path, change: dict[str, str]) -> None:
     root, outside, ws = _setup(tmp_path)
-    run_purge(root, ws, apply=True)
+    run_purge(*image_stage(root, ws), apply=True)
     (outside / "d").mkdir()
     _tamper(ws, **{k: v.format(outside=outside) for k, v in change.items()})
-    rep = run_restore(ws)
-    assert rep.restored == [] and rep.conflicts
+    rep = run_restore(Workspace(ws))
+    assert rep.summary.restored == () and rep.summary.conflicts
     assert sorted(os.listdir(outside / "d")) == []
 
 

@@ -161,9 +161,9 @@ def wait_listening(url: str) -> None:
 def serve(rfx: ReviewFx):  # type: ignore[no-untyped-def]
     """A function starting the review server of ``rfx`` (images in a real inventory made
     by purge); every server still running is stopped at the end."""
-    from weaklabel.images.purge import run_purge
+    from weaklabel.images.purge import image_stage, run_purge
 
-    run_purge(rfx.root, rfx.ws)
+    run_purge(*image_stage(rfx.root, rfx.ws))
     started: list[Served] = []
 
     def start(reviewers: str = "ana,ben") -> Served:

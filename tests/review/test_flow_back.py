@@ -11,7 +11,7 @@ from weaklabel.config import Config, with_overrides
 from weaklabel.dataset.export import run_export
 from weaklabel.dataset.report import run_report
 from weaklabel.dataset.sample import run_sample
-from weaklabel.images.purge import run_purge
+from weaklabel.images.purge import image_stage, run_purge
 from weaklabel.review.reviewed import write_reviewed
 from weaklabel.review.store import Decision, DecisionStore
 from weaklabel.review.summary import cohen_kappa, summarize, wilson
@@ -48,7 +48,7 @@ def test_export_marks_reviewed_images_human_annotated(rfx, tmp_path: Path) -> No
         s.record(Decision("r2", "ana", "p01", "d/p01.jpg", "nails", "accept", "nails"))
         s.record(Decision("r3", "ana", "t1", "", "nails", "accept", "nails"))
     write_reviewed(rfx.ws)
-    run_purge(rfx.root, rfx.ws)  # export links only files the inventory checked
+    run_purge(*image_stage(rfx.root, rfx.ws))  # export links only files the inventory checked
     run_sample(ws, cfg)
     out = tmp_path / "out"
     run_export(ws, out, cfg, image_root=rfx.root)

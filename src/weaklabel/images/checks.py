@@ -340,23 +340,31 @@ class _FileEnds(Exception):
     """The file ends before the chunk being read does (the message says where)."""
 
 
-def _next_chunk(f: Any) -> tuple[bytes, bytes, tuple[str, str] | None]:
+def _next_chunk(f: Any, end: int, crc: bool) -> tuple[bytes, bytes, tuple[str, str] | None]:
     """``(type, data, None)``, or ``(type, b"", verdict)`` for a chunk that is bad.
 
+    As Pillow reads: an IDAT chunk the file cuts short (or whose length field claims
+    more than the file holds) yields the bytes that are there, since the pixels may
+    need no more. The CRC is checked only when ``crc`` (the chunks before the image
+    data, which Pillow checks when it opens the file); Pillow never checks those of
+    IDAT or later chunks, so a file whose only fault is such a checksum is ``ok``.
+
     Raises:
-        _FileEnds: the file ends first.
+        _FileEnds: the file ends first (outside an IDAT chunk's data).
     """
     head = f.read(8)
     if len(head) < 8:
         raise _FileEnds("PNG: file ends before IEND")
     length, ctype = struct.unpack(">I4s", head)
+    if ctype == b"IDAT":
+        return ctype, f.read(max(0, min(length, end - f.tell()))), None
     if length > 0x7FFFFFFF:
         return ctype, b"", ("decode_error", f"PNG: chunk {ctype!r} claims {length} bytes")
     data = f.read(length)
-    crc = f.read(4)
-    if len(data) < length or len(crc) < 4:
+    check = f.read(4)
+    if len(data) < length or len(check) < 4:
         raise _FileEnds(f"PNG: file ends inside chunk {ctype!r}")
-    if zlib.crc32(ctype + data) != struct.unpack(">I", crc)[0]:
+    if crc and zlib.crc32(ctype + data) != struct.unpack(">I", check)[0]:
         return ctype, b"", ("decode_error", f"PNG: CRC mismatch in chunk {ctype!r}")
     return ctype, data, None
 
@@ -369,10 +377,6 @@ class _ImageData:
         self.inflater = self.lib.decompressobj()
         self.stride = self.expected = self.total = 0
         self.seen = False
-
-    @property
-    def complete(self) -> bool:
-        return self.seen and bool(self.inflater.eof)
 
     def header(self, data: bytes) -> bool:
         """Read IHDR; False for an interlaced or unusual file (decoded in full)."""
@@ -387,17 +391,22 @@ class _ImageData:
 
     def _rows_ok(self, piece: bytes) -> bool:
         first = (-self.total) % self.stride
-        return all(b <= 4 for b in piece[first::self.stride])
+        return max(piece[first::self.stride], default=0) <= 4
+
+    @property
+    def full(self) -> bool:
+        """Every byte the pixels need is here: Pillow stops reading at this point."""
+        return self.seen and self.total >= self.expected
 
     def feed(self, data: bytes) -> tuple[str, str] | None:
         """One IDAT chunk; a verdict when it is bad."""
         self.seen = True
         try:
-            piece = self.inflater.decompress(data)
+            # No further than the pixels' last byte: Pillow's decoder stops there, so
+            # surplus data and the zlib trailer's checksum never count.
+            piece = self.inflater.decompress(data, self.expected - self.total)
         except self.lib.error as exc:
             return ("decode_error", f"PNG: image data does not inflate ({exc})")
-        if self.total + len(piece) > self.expected:
-            return ("decode_error", "PNG: more image data than its size needs")
         if not self._rows_ok(piece):
             return ("decode_error", "PNG: invalid row filter type")
         self.total += len(piece)
@@ -406,37 +415,32 @@ class _ImageData:
     def finish(self) -> tuple[str, str]:
         if not self.seen:
             return ("decode_error", "PNG: no image data")
-        try:
-            rest = self.inflater.flush()
-        except self.lib.error as exc:
-            return ("decode_error", f"PNG: image data does not inflate ({exc})")
-        if rest and not self._rows_ok(rest):
-            return ("decode_error", "PNG: invalid row filter type")
-        self.total += len(rest)
-        if not self.inflater.eof or self.total < self.expected:
+        if self.total < self.expected:
             return ("truncated",
                     f"PNG: image data ends early ({self.total} of {self.expected} bytes)")
         return ("ok", "")
 
 
 def check_png_stream(f: Any) -> tuple[str, str] | None:
-    """Check a PNG without building its pixels: every chunk's CRC, the zlib stream of
-    the image data to its end, its exact inflated size and every row's filter byte.
+    """Check a PNG without building its pixels, as far as Pillow's own decoder reads:
+    the zlib stream of the image data up to the last byte the pixels need, and every
+    row's filter byte; the file may end, or its data be damaged, after that point.
 
     That is everything a full decode checks short of un-filtering the rows, at about a
-    third of the time. Returns ``(status, reason)``, or None for an interlaced or
-    unusual file, which the caller decodes in full instead.
+    third of the time, and the same verdict: what Pillow loads is ``ok`` (a bad IDAT
+    checksum, a damaged zlib trailer or surplus data included). Returns ``(status,
+    reason)``, or None for an interlaced or unusual file, which the caller decodes in
+    full instead.
     """
+    end = f.seek(0, 2)
     f.seek(0)
     if f.read(8) != PNG_SIGNATURE:
         return None
     idat = _ImageData()
-    while True:
+    while not idat.full:
         try:
-            ctype, data, bad = _next_chunk(f)
+            ctype, data, bad = _next_chunk(f, end, crc=not idat.seen)
         except _FileEnds as cut:
-            if idat.complete:
-                break  # all image data is there; Pillow needs no IEND, neither do we
             return ("truncated", str(cut))
         if bad is not None:
             return bad
@@ -449,8 +453,11 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
             bad = idat.feed(data)
             if bad is not None:
                 return bad
+            if not idat.full and f.tell() >= end:
+                return ("truncated", "PNG: file ends inside chunk b'IDAT'")
+            f.read(4)  # its CRC, which Pillow never checks
         elif ctype == b"acTL":
             return None  # an animation: every frame is decoded in full instead
-        elif ctype == b"IEND":
-            break
+        elif idat.seen or ctype == b"IEND":
+            break  # the image data ended before the pixels did
     return idat.finish()

@@ -42,14 +42,13 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weaklabel.config import Config, as_dict, resolve_workers, validate_config
+from weaklabel.config import Config, resolve_workers, validate_config
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.checks import check_formats
 from weaklabel.images.contracts import (
@@ -59,10 +58,11 @@ from weaklabel.images.contracts import (
 )
 from weaklabel.images.hashes import THUMB_SIDE, hash_key
 from weaklabel.images.inventory import open_inventory
-from weaklabel.images.purge import skip_dirs
+from weaklabel.images.purge import Applied, skip_dirs, tree_root
 from weaklabel.images.quarantine import ApplyReport, Move, apply_moves, plan_moves
 from weaklabel.images.tables import read_rows_csv, write_rows_csv
 from weaklabel.images.walk import display_path
+from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -314,21 +314,34 @@ def thumb_agreement(detail: np.ndarray | Sequence[np.ndarray], i: np.ndarray,
 # --- exact duplicates ---------------------------------------------------------------------
 
 
-def find_exact_duplicates(files: pd.DataFrame) -> list[list[str]]:
+FileRow = Mapping[str, Any]
+"""One inventory row (:meth:`Inventory.rows`): ``path``, ``size``, ``sha1``, ``status``…"""
+
+
+def as_rows(files: pd.DataFrame | Iterable[FileRow]) -> list[FileRow]:
+    """Inventory rows as a list of mappings, from a DataFrame (:meth:`Inventory.frame`)
+    or any iterable of rows (:meth:`Inventory.rows`)."""
+    if hasattr(files, "to_dict"):
+        return list(files.to_dict("records"))
+    return list(files)
+
+
+def find_exact_duplicates(files: pd.DataFrame | Iterable[FileRow]) -> list[list[str]]:
     """Groups of byte-identical files.
 
     Args:
         files: one row per inode (hard links already merged): ``path``, ``size``,
-            ``sha1`` (None where the funnel proved it unnecessary).
+            ``sha1`` (None where the funnel proved it unnecessary); a DataFrame or rows.
 
     Returns:
         Groups (≥ 2 paths, each sorted), sorted by first path. Zero-byte files never
         group.
     """
-    f = files[(files["size"] > 0) & files["sha1"].notna()]
     groups: dict[tuple[int, str], list[str]] = {}
-    for p, s, h in zip(f["path"], f["size"], f["sha1"], strict=False):
-        groups.setdefault((int(s), h), []).append(p)
+    for r in as_rows(files):
+        s, h = r["size"], r["sha1"]
+        if isinstance(h, str) and s is not None and s > 0:
+            groups.setdefault((int(s), h), []).append(r["path"])
     return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
@@ -468,17 +481,24 @@ def merge_groups(
 # --- the stage -----------------------------------------------------------------------------
 
 
-@dataclass
-class DedupResult:
-    """What :func:`run_dedup` found and did."""
+@dataclass(frozen=True)
+class DedupSummary(Summary):
+    """What :func:`run_dedup` found and did: groups, duplicate rows by kind, files left
+    out of the near search, the walk's counts and what ``apply`` moved."""
 
-    groups: int
-    exact: int
-    near: int
-    excluded: int
-    csv: Path
-    applied: ApplyReport | None = None
-    scan: dict[str, int] = field(default_factory=dict)
+    groups: int = 0
+    exact: int = 0
+    near: int = 0
+    excluded: int = 0
+    scan: Mapping[str, int] = field(default_factory=dict)
+    applied: Applied | None = None
+
+    def text(self) -> str:
+        out = (f"dedup: {self.groups} groups, {self.exact} exact and {self.near} near "
+               f"duplicates, {self.excluded} excluded")
+        if self.applied is not None:
+            out += f", {len(self.applied.moved)} quarantined"
+        return out
 
 
 def read_duplicates(path: Path) -> pd.DataFrame:
@@ -502,188 +522,253 @@ def _hash_to_int(h: str) -> int:
     return int(h, 16)
 
 
-def run_dedup(
-    root: Path,
-    workspace: Path,
-    cfg: Config | None = None,
-    *,
-    posts: Path | None = None,
-    apply: bool = False,
-    exact_only: bool = False,
-    quiet: bool = True,
-) -> DedupResult:
-    """Find exact and near duplicates under ``root``; write ``duplicates.csv`` and
-    ``dedup_excluded.csv``; quarantine duplicates if ``apply``. Labels play no part:
-    ``sample`` decides which copy of a group to keep with which label.
+def one_per_inode(files: Sequence[FileRow], rank: Callable[[str], Any]
+                  ) -> tuple[list[FileRow], dict[str, list[str]]]:
+    """Hard links: one row per inode, represented by its best-ranked path.
 
     Args:
-        root: the image root.
-        workspace: the workspace folder.
-        cfg: pipeline config (``images``: hash_method, hash_size, near_threshold,
-            workers, max_pixels; ``sample.comment_weight``; ``posts`` for ``--posts``).
-        posts: a posts table for the keep policy's engagement.
-        apply: move duplicates into quarantine (default: report only).
-        exact_only: byte-identical copies only: no file is decoded or hashed, only
-            sizes and, where they collide, partial and full SHA-1 digests are read.
-        quiet: no progress bars.
+        files: inventory rows of kind ``file`` (``path``, ``dev``, ``ino``…).
+        rank: the keep policy (:func:`keep_rank`).
 
-    Raises:
-        WeaklabelError: bad hash settings, unreadable posts, a locked workspace.
+    Returns:
+        The representatives' rows (in the given order) and ``representative → its
+        other paths``.
     """
+    inode_paths: dict[tuple[int, int], list[str]] = {}
+    for r in files:
+        inode_paths.setdefault((int(r["dev"]), int(r["ino"])), []).append(r["path"])
+    aliases: dict[str, list[str]] = {}
+    reps = set()
+    for paths in inode_paths.values():
+        paths.sort(key=rank)
+        reps.add(paths[0])
+        if len(paths) > 1:
+            aliases[paths[0]] = paths[1:]
+    return [r for r in files if r["path"] in reps], aliases
+
+
+@dataclass(frozen=True)
+class NearSearch:
+    """Near-duplicate settings: the hash's name and width, the Hamming threshold."""
+
+    method: str = "phash"
+    bits: int = 64
+    threshold: int = 6
+
+
+def _near_groups(cand: Sequence[FileRow], rank: Callable[[str], Any], near: NearSearch
+                 ) -> tuple[list[tuple[str, list[tuple[str, int]]]], dict[str, float]]:
+    """Near groups (kept, duplicates) over rows with a hash and thumb, and the thumbnail
+    agreement of each duplicate verified beyond the threshold."""
     import numpy as np
 
-    cfg = validate_config(cfg or Config())  # a bad limit must not quarantine everything
-    icfg = cfg.images
-    root = Path(root)
-    if not root.is_dir():
-        raise WeaklabelError(f"image root {root} is not a folder")
-    key = hash_key(icfg.hash_method, icfg.hash_size)
-    bits = icfg.hash_size ** 2
-    threshold = icfg.near_threshold
-    if not 0 <= threshold < bits:
-        raise WeaklabelError(
-            f"near threshold {threshold} is out of range for {bits}-bit hashes; "
-            f"use 0 to {bits - 1} (0 = exact duplicates only)")
-    ws = Workspace(workspace).ensure()
-    workers = resolve_workers(icfg.workers)
-    formats = check_formats(icfg.formats)
-    started = time.perf_counter()
+    paths = [r["path"] for r in cand]
+    hashes = np.array([_hash_to_int(r["hash"]) for r in cand], dtype=np.uint64)
+    hash_of = dict(zip(paths, hashes.tolist(), strict=False))
+    side2 = THUMB_SIDE * THUMB_SIDE
+    thumbs = np.array([np.frombuffer(t, np.uint8) if isinstance(t, bytes)
+                       and len(t) == side2 else np.zeros(side2, np.uint8)
+                       for t in (r["thumb"] for r in cand)], dtype=np.uint8).reshape(-1, side2)
+    detail = [thumb_detail(thumbs, b) for b in DETAIL_BLOCKS]
+    index_of = {p: k for k, p in enumerate(paths)}
+    threshold = near.threshold
+    ci, cj, cd = find_near_pairs(hashes, candidate_radius(threshold, near.bits), bits=near.bits)
+    agree = thumb_agreement(detail, ci, cj)
+    ok = (cd <= threshold) | (agree >= MIN_AGREEMENT)
+    agreement = {(a, b): float(r) for a, b, r, far in
+                 zip(ci.tolist(), cj.tolist(), agree.tolist(), (cd > threshold).tolist(),
+                     strict=False) if far}
+    comps = _components(len(paths), zip(ci[ok].tolist(), cj[ok].tolist(), strict=False))
 
-    engagement: dict[str, float] = {}
+    def dist(a: str, b: str) -> int:
+        return int((hash_of[a] ^ hash_of[b]).bit_count())
+
+    def pair(a: str, b: str) -> tuple[int, int]:
+        ia, ib = sorted((index_of[a], index_of[b]))
+        return ia, ib
+
+    def linked(a: str, b: str) -> bool:
+        return dist(a, b) <= threshold or agreement.get(pair(a, b), -1.0) >= MIN_AGREEMENT
+
+    kept = choose_keepers([[paths[i] for i in c] for c in comps], rank,
+                          distance=dist, threshold=threshold, linked=linked)
+    verified = {d: agreement[pair(k, d)] for k, ds in kept for d, hd in ds if hd > threshold}
+    return kept, verified
+
+
+def find_groups(files: pd.DataFrame | Iterable[FileRow], rank: Callable[[str], Any], *,
+                near: NearSearch | None) -> tuple[list[DuplicateRow], dict[str, str]]:
+    """The rows of ``duplicates.csv`` and the files left out, from inventory rows.
+
+    Pure: a notebook holding :meth:`Inventory.frame` (or :meth:`Inventory.rows`)
+    reproduces ``duplicates.csv`` with it (and :func:`display_path` on the paths).
+
+    Args:
+        files: inventory rows of kind ``file`` (``path``, ``size``, ``dev``, ``ino``,
+            ``sha1``, ``status``, and for near search ``hash``, ``degenerate``,
+            ``thumb``), as a DataFrame or rows.
+        rank: the keep policy (:func:`keep_rank`).
+        near: near-duplicate settings; None for exact duplicates only.
+
+    Returns:
+        ``(rows, excluded)``: :data:`DuplicateRow` rows, and path → why it was left out.
+    """
+    items, aliases = one_per_inode(as_rows(files), rank)
+    excluded: dict[str, str] = {}
+    cand = []
+    for r in items:
+        if r["status"] in CORRUPT_STATUSES or r["status"] == "unreadable":
+            excluded[r["path"]] = f"{r['status']} (see purge)"
+        else:
+            cand.append(r)
+    exact_kept = choose_keepers(find_exact_duplicates(cand), rank)
+    if near is None:
+        return merge_groups(exact_kept, [], aliases), excluded
+    exact_dups = {d for _, ds in exact_kept for d, _ in ds}
+    near_items = []
+    for r in cand:
+        if r["path"] in exact_dups:
+            continue
+        if r["status"] != "ok":
+            excluded[r["path"]] = f"{r['status']}: cannot decode here"
+        elif isinstance(r["degenerate"], str):
+            excluded[r["path"]] = r["degenerate"]
+        if r["status"] == "ok" and r["hash"] is not None:
+            near_items.append(r)
+    near_kept: list[tuple[str, list[tuple[str, int]]]] = []
+    verified: dict[str, float] = {}
+    if near.threshold > 0:
+        near_kept, verified = _near_groups(near_items, rank, near)
+    rows = merge_groups(exact_kept, near_kept, aliases, method=near.method, verified=verified)
+    return rows, excluded
+
+
+def _engagement(ws: Workspace, cfg: Config, posts: Path | None) -> dict[str, float]:
+    """Per image, its best post's engagement: from ``posts`` or the workspace's own."""
     if posts is not None:
         from weaklabel.posts import read_posts
 
         p_df, pi_df = read_posts(Path(posts), cfg.posts)
-        engagement = engagement_from_posts(p_df, pi_df, cfg.sample.comment_weight)
-    elif ws.path("posts.parquet").exists() and ws.path("post_images.parquet").exists():
+        return engagement_from_posts(p_df, pi_df, cfg.sample.comment_weight)
+    if ws.path("posts.parquet").exists() and ws.path("post_images.parquet").exists():
         # The workspace's own posts (from tokenize): a copy some post uses always
         # outranks an unreferenced one.
         from weaklabel.contracts import POST_IMAGES, POSTS
 
-        engagement = engagement_from_posts(ws.read("posts.parquet", POSTS),
-                                           ws.read("post_images.parquet", POST_IMAGES),
-                                           cfg.sample.comment_weight)
-    rank = keep_rank(engagement)
+        return engagement_from_posts(ws.read("posts.parquet", POSTS),
+                                     ws.read("post_images.parquet", POST_IMAGES),
+                                     cfg.sample.comment_weight)
+    return {}
 
-    with ws.lock("dedup"), open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels,
-                                        formats=formats) as inv:
+
+def _near_settings(cfg: Config) -> NearSearch:
+    icfg = cfg.images
+    hash_key(icfg.hash_method, icfg.hash_size)
+    bits = icfg.hash_size ** 2
+    if not 0 <= icfg.near_threshold < bits:
+        raise WeaklabelError(
+            f"near threshold {icfg.near_threshold} is out of range for {bits}-bit hashes; "
+            f"use 0 to {bits - 1} (0 = exact duplicates only)")
+    return NearSearch(icfg.hash_method, bits, icfg.near_threshold)
+
+
+def _write_groups(ws: Workspace, rows: list[DuplicateRow], excluded: dict[str, str]) -> Path:
+    target = ws.path("duplicates.csv")
+    write_rows_csv(target, DUPLICATES.names,
+                   [[g, kd, display_path(k), display_path(d), dist, why]
+                    for g, kd, k, d, dist, why in rows])
+    write_rows_csv(ws.path("dedup_excluded.csv"), DEDUP_EXCLUDED.names,
+                   [[display_path(p), excluded[p]] for p in sorted(excluded)])
+    return target
+
+
+def _quarantine(root: Path, ws: Workspace, files: Sequence[FileRow], rows: list[DuplicateRow],
+                quiet: bool) -> ApplyReport:
+    sha = {r["path"]: r["sha1"] for r in files}
+    info = {r["path"]: (int(r["size"]), int(r["mtime_ns"])) for r in files}
+
+    def digest(p: str) -> str | None:
+        return sha.get(p) if isinstance(sha.get(p), str) else None
+
+    plan = plan_moves(
+        Move(src=d, size=info[d][0], mtime_ns=info[d][1], sha1=digest(d),
+             reason=f"{kind} duplicate of {k}: {why}", group=g, kept=k,
+             kept_size=info[k][0], kept_mtime_ns=info[k][1], kept_sha1=digest(k))
+        for g, kind, k, d, _dist, why in rows
+    )
+    return apply_moves(root, ws, plan, stage="dedup", quiet=quiet)
+
+
+def run_dedup(
+    ws: Workspace,
+    cfg: Config,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    posts: Path | None = None,
+    apply: bool = False,
+    exact_only: bool = False,
+) -> StageReport[DedupSummary]:
+    """Find exact and near duplicates under ``cfg.images.root``; write
+    ``duplicates.csv`` and ``dedup_excluded.csv``; quarantine duplicates if ``apply``.
+    Labels play no part: ``sample`` decides which copy of a group to keep with which
+    label.
+
+    Up to date: never, as :func:`~weaklabel.images.purge.run_purge`: the tree has no
+    digest before the walk, and the inventory makes a re-run hash only new or changed
+    files. The stage still runs under :meth:`Workspace.stage` (lock, timing, metas);
+    ``force`` changes nothing.
+
+    Args:
+        ws: the workspace.
+        cfg: pipeline config (``images``: root, hash_method, hash_size, near_threshold,
+            workers, max_pixels; ``sample.comment_weight``; ``posts`` for ``posts``).
+        progress: progress bars on stderr.
+        posts: a posts table for the keep policy's engagement (default: the
+            workspace's own posts, if tokenize made them).
+        apply: move duplicates into quarantine (default: report only).
+        exact_only: byte-identical copies only: no file is decoded or hashed, only
+            sizes and, where they collide, partial and full SHA-1 digests are read.
+
+    Raises:
+        WeaklabelError: no image root, bad hash settings, unreadable posts, a locked
+            workspace.
+    """
+    cfg = validate_config(cfg)  # a bad limit must not quarantine everything
+    icfg = cfg.images
+    root = tree_root(cfg)
+    near = _near_settings(cfg)
+    key = hash_key(icfg.hash_method, icfg.hash_size)
+    ws.ensure()
+    workers = resolve_workers(icfg.workers)
+    formats = check_formats(icfg.formats)
+    rank = keep_rank(_engagement(ws, cfg, posts))
+    params = {"hash_method": icfg.hash_method, "hash_size": icfg.hash_size,
+              "formats": list(formats),
+              "near_threshold": near.threshold, "max_pixels": icfg.max_pixels,
+              "comment_weight": cfg.sample.comment_weight,
+              "posts": str(posts) if posts else None, "apply": apply,
+              "exact_only": exact_only}
+    with ws.stage("dedup", outputs=("duplicates.csv", "dedup_excluded.csv"), params=params,
+                  inputs={"root": str(root.resolve())}, summary=DedupSummary,
+                  force=True) as st, \
+            open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels,
+                           formats=formats) as inv:
         scan = inv.scan(root, check=not exact_only,
                         hash_spec=None if exact_only else (icfg.hash_method, icfg.hash_size),
-                        max_pixels=icfg.max_pixels, workers=workers, quiet=quiet,
+                        max_pixels=icfg.max_pixels, workers=workers, quiet=not progress,
                         skip=skip_dirs(ws))
-        scan.update(inv.digest_collisions(root, workers=workers, quiet=quiet))
-        files = inv.frame(None if exact_only else key, duplicates_only=exact_only)
-        files = files[files["kind"] == "file"].reset_index(drop=True)
-
-        # Hard links: one item per inode, represented by its best-ranked path.
-        by_path = {p: i for i, p in enumerate(files["path"])}
-        inode_paths: dict[tuple[int, int], list[str]] = {}
-        for p, dev, ino in zip(files["path"], files["dev"], files["ino"], strict=False):
-            inode_paths.setdefault((int(dev), int(ino)), []).append(p)
-        aliases: dict[str, list[str]] = {}
-        reps = []
-        for paths in inode_paths.values():
-            paths.sort(key=rank)
-            reps.append(paths[0])
-            if len(paths) > 1:
-                aliases[paths[0]] = paths[1:]
-        items = files.iloc[sorted(by_path[p] for p in reps)].reset_index(drop=True)
-
-        excluded: dict[str, str] = {}
-        status = items["status"]
-        bad = status.isin(CORRUPT_STATUSES) | (status == "unreadable")
-        for p, s in zip(items.loc[bad, "path"], status[bad], strict=False):
-            excluded[p] = f"{s} (see purge)"
-        cand = items[~bad]
-
-        exact_groups = find_exact_duplicates(cand)
-        exact_kept = choose_keepers(exact_groups, rank)
-        exact_dups = {d for _, ds in exact_kept for d, _ in ds}
-
-        near_ok = (~cand["path"].isin(exact_dups)) & (cand["status"] == "ok") \
-            & cand["hash"].notna()
-        for p, s, dg in zip(cand["path"], cand["status"], cand["degenerate"], strict=False):
-            if p in exact_dups or exact_only:
-                continue
-            if s != "ok":
-                excluded[p] = f"{s}: cannot decode here"
-            elif isinstance(dg, str):
-                excluded[p] = dg
-        near_items = cand[near_ok]
-        near_paths = list(near_items["path"])
-        hashes = np.array([_hash_to_int(h) for h in near_items["hash"]], dtype=np.uint64)
-        hash_of = dict(zip(near_paths, hashes.tolist(), strict=False))
-        side2 = THUMB_SIDE * THUMB_SIDE
-        thumbs = np.array([np.frombuffer(t, np.uint8) if isinstance(t, bytes)
-                           and len(t) == side2 else np.zeros(side2, np.uint8)
-                           for t in near_items["thumb"]], dtype=np.uint8).reshape(-1, side2)
-        detail = [thumb_detail(thumbs, b) for b in DETAIL_BLOCKS]
-        index_of = {p: k for k, p in enumerate(near_paths)}
-        agreement: dict[tuple[int, int], float] = {}
-        comps: list[list[int]] = []
-        if threshold > 0 and not exact_only:
-            ci, cj, cd = find_near_pairs(hashes, candidate_radius(threshold, bits), bits=bits)
-            agree = thumb_agreement(detail, ci, cj)
-            ok = (cd <= threshold) | (agree >= MIN_AGREEMENT)
-            agreement = {(a, b): float(r) for a, b, r, far in
-                         zip(ci.tolist(), cj.tolist(), agree.tolist(), (cd > threshold).tolist(),
-                             strict=False) if far}
-            comps = _components(len(near_paths),
-                                zip(ci[ok].tolist(), cj[ok].tolist(), strict=False))
-
-        def dist(a: str, b: str) -> int:
-            return int((hash_of[a] ^ hash_of[b]).bit_count())
-
-        def linked(a: str, b: str) -> bool:
-            if dist(a, b) <= threshold:
-                return True
-            ia, ib = sorted((index_of[a], index_of[b]))
-            return agreement.get((ia, ib), -1.0) >= MIN_AGREEMENT
-
-        near_kept = choose_keepers(
-            [[near_paths[i] for i in c] for c in comps], rank,
-            distance=dist, threshold=threshold, linked=linked)
-        verified = {}
-        for k, ds in near_kept:
-            for d, hd in ds:
-                if hd > threshold:
-                    ia, ib = sorted((index_of[k], index_of[d]))
-                    verified[d] = agreement[(ia, ib)]
-
-        out_rows = merge_groups(exact_kept, near_kept, aliases, method=icfg.hash_method,
-                                verified=verified)
-        groups = len({r[0] for r in out_rows})
-        target = ws.path("duplicates.csv")
-        write_rows_csv(target, DUPLICATES.names,
-                       [[g, kd, display_path(k), display_path(d), dist, why]
-                        for g, kd, k, d, dist, why in out_rows])
-        write_rows_csv(ws.path("dedup_excluded.csv"), DEDUP_EXCLUDED.names,
-                       [[display_path(p), excluded[p]] for p in sorted(excluded)])
-
-        params = {"hash_method": icfg.hash_method, "hash_size": icfg.hash_size,
-                  "formats": list(formats),
-                  "near_threshold": threshold, "max_pixels": icfg.max_pixels,
-                  "comment_weight": cfg.sample.comment_weight,
-                  "posts": str(posts) if posts else None, "apply": apply,
-                  "exact_only": exact_only}
+        scan.update(inv.digest_collisions(root, workers=workers, quiet=not progress))
+        # Plain rows, no DataFrame: --exact-only must not pay for importing pandas.
+        files = [r for r in inv.rows(None if exact_only else key, duplicates_only=exact_only)
+                 if r["kind"] == "file"]
+        out_rows, excluded = find_groups(files, rank, near=None if exact_only else near)
+        _write_groups(ws, out_rows, excluded)
         n_exact = sum(1 for r in out_rows if r[1] == "exact")
-        ws.write_meta("duplicates.csv", stage="dedup", params=params,
-                      inputs={"root": str(root.resolve())}, rows=len(out_rows),
-                      elapsed=time.perf_counter() - started,
-                      extra={"scan": scan, "groups": groups, "config": as_dict(icfg)})
-        result = DedupResult(groups, n_exact, len(out_rows) - n_exact, len(excluded), target,
-                             scan=scan)
+        applied = None
         if apply:
-            sha = dict(zip(files["path"], files["sha1"], strict=False))
-            info = {p: (int(s), int(t)) for p, s, t in
-                    zip(files["path"], files["size"], files["mtime_ns"], strict=False)}
-            plan = plan_moves(
-                Move(src=d, size=info[d][0], mtime_ns=info[d][1],
-                     sha1=sha.get(d) if isinstance(sha.get(d), str) else None,
-                     reason=f"{kind} duplicate of {k}: {why}", group=g, kept=k,
-                     kept_size=info[k][0], kept_mtime_ns=info[k][1],
-                     kept_sha1=sha.get(k) if isinstance(sha.get(k), str) else None)
-                for g, kind, k, d, _dist, why in out_rows
-            )
-            result.applied = apply_moves(root, ws, plan, stage="dedup", quiet=quiet)
-    return result
+            applied = Applied.of(_quarantine(root, ws, files, out_rows, not progress))
+        st.done(DedupSummary(len({r[0] for r in out_rows}), n_exact, len(out_rows) - n_exact,
+                             len(excluded), scan, applied),
+                rows={"duplicates.csv": len(out_rows), "dedup_excluded.csv": len(excluded)})
+    return st.report

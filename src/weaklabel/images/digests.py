@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from weaklabel.images.walk import open_regular
+from weaklabel.images.walk import open_fd, open_regular
 
 PARTIAL_BLOCK = 4096  # as jdupes: a page at each end tells most same-size files apart
 CHUNK = 1 << 20
@@ -19,17 +19,31 @@ DigestResult = tuple[str, str | None, str | None, str]
 
 def partial_digest(path: str, size: int, rel: str | None = None) -> tuple[str, str | None]:
     """SHA-1 of the first and last 4 KiB (and the size); also the full SHA-1 when those
-    cover the whole file, so a small file is read once."""
+    cover the whole file, so a small file is read once.
+
+    Two ``pread`` calls on a raw descriptor: no file object, no seek (a cold run makes
+    one call per same-size file, thousands).
+    """
     h = hashlib.sha1(str(size).encode())
-    with open_regular(path, rel) as f:
+    fd = open_fd(path, rel)
+    try:
         if size <= 2 * PARTIAL_BLOCK:
-            data = f.read()
+            data = _read_all(fd, size)
             h.update(data)
             return h.hexdigest(), hashlib.sha1(data).hexdigest()
-        h.update(f.read(PARTIAL_BLOCK))
-        f.seek(-PARTIAL_BLOCK, os.SEEK_END)
-        h.update(f.read(PARTIAL_BLOCK))
+        h.update(os.pread(fd, PARTIAL_BLOCK, 0))
+        h.update(os.pread(fd, PARTIAL_BLOCK, max(0, os.fstat(fd).st_size - PARTIAL_BLOCK)))
+    finally:
+        os.close(fd)
     return h.hexdigest(), None
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The whole (small) file, also when it grew since the walk saw ``size``."""
+    parts = []
+    while block := os.read(fd, max(size, PARTIAL_BLOCK) + 1):
+        parts.append(block)
+    return b"".join(parts)
 
 
 def full_digest(path: str, rel: str | None = None) -> str:
@@ -51,6 +65,11 @@ def digest_job(job: DigestJob) -> DigestResult:
         return rel, None, full_digest(abspath, rel), ""
     except OSError as exc:
         return rel, None, None, f"cannot read: {exc.strerror or exc}"
+
+
+def digest_batch(jobs: list[DigestJob]) -> list[DigestResult]:
+    """:func:`digest_job` over a batch (one thread-pool task)."""
+    return [digest_job(j) for j in jobs]
 
 
 def bytes_to_read(jobs: list[DigestJob]) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.checks import Task, check_formats, examine
-from weaklabel.images.digests import CHUNK, DigestJob, bytes_to_read, digest_job
+from weaklabel.images.digests import CHUNK, DigestJob, bytes_to_read, digest_batch, digest_job
 from weaklabel.images.hashes import hash_key
 from weaklabel.images.pool import WorkerPool
 from weaklabel.images.walk import Entry, display_path, path_key, walk
@@ -354,10 +354,17 @@ class Inventory:
         if workers > 1 and len(jobs) > 1 and to_read > 16 * CHUNK:
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(workers) as ex:
-                results = list(tqdm(ex.map(digest_job, jobs, chunksize=64), total=len(jobs),
-                                    desc=f"sha1 ({stage})", unit="file",
-                                    disable=True if quiet else None, file=sys.stderr))
+            # A thread pool's map takes no chunks: one future per file cost more than
+            # reading a 4 KiB block, so each future digests a batch of files.
+            size = max(1, min(256, len(jobs) // (workers * 4)))
+            batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+            results = []
+            with ThreadPoolExecutor(workers) as ex, \
+                    tqdm(total=len(jobs), desc=f"sha1 ({stage})", unit="file",
+                         disable=True if quiet else None, file=sys.stderr) as bar:
+                for done in ex.map(digest_batch, batches):
+                    results.extend(done)
+                    bar.update(len(done))
         else:
             results = [digest_job(j) for j in jobs]
         self.db.execute("BEGIN")

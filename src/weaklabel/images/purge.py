@@ -28,13 +28,14 @@ prove it on truncated and damaged files). Other formats are fully decoded.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from weaklabel.config import Config, as_dict, resolve_workers, validate_config
+from weaklabel.config import Config, resolve_workers, validate_config
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.checks import check_formats
 from weaklabel.images.contracts import CORRUPT_STATUSES, PURGE, PURGE_STATUSES
@@ -42,6 +43,7 @@ from weaklabel.images.inventory import open_inventory
 from weaklabel.images.quarantine import ApplyReport, Move, apply_moves, plan_moves
 from weaklabel.images.tables import read_rows_csv, write_rows_csv
 from weaklabel.images.walk import display_path
+from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -50,15 +52,63 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PurgeResult:
+@dataclass(frozen=True)
+class Applied(Summary):
+    """What ``--apply`` did: the quarantine run, the moved paths and the ``(path, why)``
+    pairs not moved (``failed``: the system refused, so the run failed)."""
+
+    run_id: str = ""
+    moved: tuple[str, ...] = ()
+    cancelled: tuple[tuple[str, str], ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()
+    recovered: int = 0
+
+    @classmethod
+    def of(cls, report: ApplyReport) -> Applied:
+        return cls(report.run_id, tuple(report.moved),
+                   tuple((p, w) for p, w in report.cancelled),
+                   tuple((p, w) for p, w in report.failed), report.recovered)
+
+
+@dataclass(frozen=True)
+class PurgeSummary(Summary):
     """What :func:`run_purge` found and did."""
 
-    counts: dict[str, int]
-    corrupt: int
-    csv: Path
-    applied: ApplyReport | None = None
-    scan: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+    corrupt: int = 0
+    counts: Mapping[str, int] = field(default_factory=dict)
+    scan: Mapping[str, int] = field(default_factory=dict)
+    applied: Applied | None = None
+
+    def text(self) -> str:
+        out = f"purge: {self.files} files checked, {self.corrupt} corrupt"
+        if self.applied is not None:
+            out += f", {len(self.applied.moved)} quarantined"
+        return out
+
+
+def image_stage(root: Path | str, workspace: Path | str,
+                cfg: Config | None = None) -> tuple[Workspace, Config]:
+    """The workspace and config to run ``purge`` or ``dedup`` on ``root`` (the config's
+    ``images.root`` set to it), for a notebook or a test.
+
+    Example:
+        >>> report = run_purge(*image_stage("images/", "build"))  # doctest: +SKIP
+    """
+    cfg = cfg or Config()
+    cfg = dataclasses.replace(cfg, images=dataclasses.replace(cfg.images, root=str(root)))
+    return Workspace(Path(workspace)), cfg
+
+
+def tree_root(cfg: Config) -> Path:
+    """``images.root`` as a folder, or a :class:`WeaklabelError` saying how to set it."""
+    if not cfg.images.root:
+        raise WeaklabelError("no image root: set images.root in the config "
+                             "(or pass ROOT to the command)")
+    root = Path(cfg.images.root)
+    if not root.is_dir():
+        raise WeaklabelError(f"image root {root} is not a folder; fix images.root")
+    return root
 
 
 def find_corrupt(files: pd.DataFrame) -> pd.DataFrame:
@@ -91,60 +141,62 @@ def skip_dirs(ws: Workspace) -> list[Path]:
 
 
 def run_purge(
-    root: Path,
-    workspace: Path,
-    cfg: Config | None = None,
+    ws: Workspace,
+    cfg: Config,
     *,
+    force: bool = False,
+    progress: bool = True,
     apply: bool = False,
-    quiet: bool = True,
-) -> PurgeResult:
-    """Check every file under ``root``; write ``purge.csv``; quarantine corrupt files if
-    ``apply``.
+) -> StageReport[PurgeSummary]:
+    """Check every file under ``cfg.images.root``; write ``purge.csv``; quarantine
+    corrupt files if ``apply``.
+
+    Up to date: never. An image tree has no digest until it is walked, and the walk is
+    the stage: the inventory (SQLite, keyed by path, size, mtime and inode) already
+    makes a re-run check only new or changed files, so the stage always runs, under
+    :meth:`Workspace.stage` for the lock, the timing and the meta. ``force`` is accepted
+    for the contract and changes nothing.
 
     Args:
-        root: the image root (date folders and files).
-        workspace: the workspace folder (inventory, CSV, quarantine live here).
-        cfg: pipeline config; ``cfg.images`` is used (workers, max_pixels).
+        ws: the workspace (inventory, CSV, quarantine live here).
+        cfg: pipeline config; ``cfg.images`` is used (root, workers, max_pixels, formats).
+        progress: a progress bar on stderr.
         apply: move corrupt files into quarantine (default: report only).
-        quiet: no progress bar.
 
     Raises:
-        WeaklabelError: the root is missing or the workspace is locked by another run.
+        WeaklabelError: no or a missing image root, a bad setting, a locked workspace.
     """
-    cfg = validate_config(cfg or Config())  # a bad limit must not quarantine everything
-    root = Path(root)
-    if not root.is_dir():
-        raise WeaklabelError(f"image root {root} is not a folder")
-    ws = Workspace(workspace).ensure()
+    cfg = validate_config(cfg)  # a bad limit must not quarantine everything
+    root = tree_root(cfg)
+    ws.ensure()
     icfg = cfg.images
-    workers = resolve_workers(icfg.workers)
     formats = check_formats(icfg.formats)
-    started = time.perf_counter()
-    with ws.lock("purge"), open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels,
-                                        formats=formats) as inv:
+    params = {"max_pixels": icfg.max_pixels, "formats": list(formats), "apply": apply}
+    with ws.stage("purge", outputs=("purge.csv",), params=params,
+                  inputs={"root": str(root.resolve())}, summary=PurgeSummary,
+                  force=True) as st, \
+            open_inventory(ws.root, root=root, max_pixels=icfg.max_pixels,
+                           formats=formats) as inv:
         scan = inv.scan(root, check=True, hash_spec=None, max_pixels=icfg.max_pixels,
-                        workers=workers, quiet=quiet, skip=skip_dirs(ws))
+                        workers=resolve_workers(icfg.workers), quiet=not progress,
+                        skip=skip_dirs(ws))
         files = inv.frame()
         counts = count_statuses(files)
-        target = ws.path("purge.csv")
-        write_rows_csv(target, PURGE.names, [
+        write_rows_csv(ws.path("purge.csv"), PURGE.names, [
             [display_path(p), s, r or ""]
             for p, s, r in zip(files["path"], files["status"], files["reason"], strict=False)
         ])
         corrupt = find_corrupt(files)
-        ws.write_meta("purge.csv", stage="purge",
-                      params={"max_pixels": icfg.max_pixels, "formats": list(formats),
-                              "apply": apply},
-                      inputs={"root": str(root.resolve())}, rows=len(files),
-                      elapsed=time.perf_counter() - started,
-                      extra={"counts": counts, "scan": scan, "config": as_dict(icfg)})
-        result = PurgeResult(counts, len(corrupt), target, scan=scan)
+        applied = None
         if apply:
             plan = plan_moves(
-                Move(src=p, size=int(s), mtime_ns=int(t), reason=f"{st}: {r}")
-                for p, s, t, st, r in zip(corrupt["path"], corrupt["size"],
-                                          corrupt["mtime_ns"], corrupt["status"],
-                                          corrupt["reason"], strict=False)
+                Move(src=p, size=int(s), mtime_ns=int(t), reason=f"{st_}: {r}")
+                for p, s, t, st_, r in zip(corrupt["path"], corrupt["size"],
+                                           corrupt["mtime_ns"], corrupt["status"],
+                                           corrupt["reason"], strict=False)
             )
-            result.applied = apply_moves(root, ws, plan, stage="purge", quiet=quiet)
-    return result
+            applied = Applied.of(apply_moves(root, ws, plan, stage="purge",
+                                             quiet=not progress))
+        st.done(PurgeSummary(len(files), len(corrupt), counts, scan, applied),
+                rows={"purge.csv": len(files)})
+    return st.report

@@ -37,11 +37,15 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from weaklabel.containment import is_inside, stays_inside
 from weaklabel.errors import WeaklabelError
+from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace
+
+if TYPE_CHECKING:
+    from weaklabel.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -492,6 +496,21 @@ class RestoreReport:
     recovered: int = 0
 
 
+@dataclass(frozen=True)
+class RestoreSummary(Summary):
+    """What :func:`run_restore` put back, and the ``(path, why)`` pairs it left."""
+
+    restored: tuple[str, ...] = ()
+    conflicts: tuple[tuple[str, str], ...] = ()
+    recovered: int = 0
+
+    def text(self) -> str:
+        out = f"restored {len(self.restored)} file(s)"
+        if self.conflicts:
+            out += f", {len(self.conflicts)} not restored"
+        return out
+
+
 def quarantined(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Move intents that are done and not yet restored, in journal order."""
     done = {r["id"] for r in records if r.get("op") == "done"}
@@ -503,77 +522,89 @@ def quarantined(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             yield r
 
 
-def run_restore(workspace: Path, *, run: str | None = None, quiet: bool = True) -> RestoreReport:
+def run_restore(ws: Workspace, cfg: Config | None = None, *, force: bool = False,
+                progress: bool = True, run: str | None = None) -> StageReport[RestoreSummary]:
     """Put quarantined files back where they were (all runs, or one ``run``).
 
     A file that has reappeared at its original path is never overwritten: it is reported
-    as a conflict and its quarantined copy stays where it is.
+    as a conflict and its quarantined copy stays where it is. The stage writes no
+    artifact (the journal is its record), so it is never up to date: it runs under
+    :meth:`Workspace.stage` for the lock and the timing; ``cfg``, ``force`` and
+    ``progress`` are accepted for the contract and change nothing.
 
     Raises:
-        WeaklabelError: ``run`` is not in the journal.
+        WeaklabelError: the workspace does not exist, or ``run`` is not in the journal.
     """
-    ws = Workspace(workspace)
     if not ws.root.exists():
         raise WeaklabelError(f"workspace {ws.root} does not exist")
-    with ws.lock("restore"):
-        report = RestoreReport(recovered=recover(ws))
-        jpath = quarantine_dir(ws) / JOURNAL
-        records = read_journal(jpath)
-        runs = {r["run"] for r in records if r.get("action") == "quarantine"}
-        if run is not None and run not in runs:
-            known = ", ".join(sorted(runs)) or "none"
-            raise WeaklabelError(f"run {run!r} is not in {jpath}; known runs: {known}")
-        todo = [r for r in quarantined(records) if run is None or r["run"] == run]
-        if not todo:
-            return report
-        journal = Journal(jpath)
-        stamp = f"restore-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        try:
-            qreal = checked_quarantine(ws)
-            from weaklabel.containment import inventory_root
+    with ws.stage("restore", outputs=(), params={"run": run}, inputs={},
+                  summary=RestoreSummary, force=True) as st:
+        report = _restore(ws, run)
+        st.done(RestoreSummary(tuple(report.restored), tuple(report.conflicts),
+                               report.recovered))
+    return st.report
 
-            bound = inventory_root(os.fspath(ws.root))
-            for n, r in enumerate(reversed(todo)):
-                paths = _restore_paths(r, qreal, bound)
-                if isinstance(paths, str):
-                    report.conflicts.append((str(r.get("rel")), f"not restored: {paths}"))
-                    continue
-                src, dst = paths  # back from quarantine to the original
-                if os.path.lexists(dst):
-                    report.conflicts.append((r["rel"], "a file is back at the original path; "
-                                             f"quarantined copy left at {src}"))
-                    continue
-                if not os.path.lexists(src):
-                    report.conflicts.append((r["rel"], f"quarantined copy {src} is missing"))
-                    continue
-                back = None
-                if r.get("remote") is not None:
-                    from weaklabel import storage_quarantine as sq
 
-                    back = sq.reverse(r["remote"])
-                    if sq.exists(back, back["dst"]):
-                        report.conflicts.append((r["rel"], "an object is back at "
-                                                 f"{back['url']}/{back['dst']}; quarantined "
-                                                 f"object left at {back['src']}"))
-                        continue
-                rid = f"{stamp}:{n}"
-                journal.write({"op": "intent", "id": rid, "action": "restore", "of": r["id"],
-                               "run": r["run"], "src": src, "dst": dst, "rel": r["rel"],
-                               "size": r.get("size"), "sha1": r.get("sha1"),
-                               **({"remote": back} if back else {})})
-                try:
-                    _move_both(src, dst, r.get("sha1") or _sha1(src), back)
-                    if back:
-                        sq.record_state(ws.root, back, quarantined=False)
-                except OSError as exc:
-                    journal.write({"op": "abort", "id": rid, "why": str(exc)})
-                    report.conflicts.append((r["rel"], f"cannot restore: {exc}"))
+def _restore(ws: Workspace, run: str | None) -> RestoreReport:
+    """The body of :func:`run_restore`, under its lock."""
+    report = RestoreReport(recovered=recover(ws))
+    jpath = quarantine_dir(ws) / JOURNAL
+    records = read_journal(jpath)
+    runs = {r["run"] for r in records if r.get("action") == "quarantine"}
+    if run is not None and run not in runs:
+        known = ", ".join(sorted(runs)) or "none"
+        raise WeaklabelError(f"run {run!r} is not in {jpath}; known runs: {known}")
+    todo = [r for r in quarantined(records) if run is None or r["run"] == run]
+    if not todo:
+        return report
+    journal = Journal(jpath)
+    stamp = f"restore-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    try:
+        qreal = checked_quarantine(ws)
+        from weaklabel.containment import inventory_root
+
+        bound = inventory_root(os.fspath(ws.root))
+        for n, r in enumerate(reversed(todo)):
+            paths = _restore_paths(r, qreal, bound)
+            if isinstance(paths, str):
+                report.conflicts.append((str(r.get("rel")), f"not restored: {paths}"))
+                continue
+            src, dst = paths  # back from quarantine to the original
+            if os.path.lexists(dst):
+                report.conflicts.append((r["rel"], "a file is back at the original path; "
+                                         f"quarantined copy left at {src}"))
+                continue
+            if not os.path.lexists(src):
+                report.conflicts.append((r["rel"], f"quarantined copy {src} is missing"))
+                continue
+            back = None
+            if r.get("remote") is not None:
+                from weaklabel import storage_quarantine as sq
+
+                back = sq.reverse(r["remote"])
+                if sq.exists(back, back["dst"]):
+                    report.conflicts.append((r["rel"], "an object is back at "
+                                             f"{back['url']}/{back['dst']}; quarantined "
+                                             f"object left at {back['src']}"))
                     continue
-                journal.write({"op": "done", "id": rid})
-                report.restored.append(r["rel"])
-        finally:
-            journal.close()
-        _prune_empty_dirs(quarantine_dir(ws))
+            rid = f"{stamp}:{n}"
+            journal.write({"op": "intent", "id": rid, "action": "restore", "of": r["id"],
+                           "run": r["run"], "src": src, "dst": dst, "rel": r["rel"],
+                           "size": r.get("size"), "sha1": r.get("sha1"),
+                           **({"remote": back} if back else {})})
+            try:
+                _move_both(src, dst, r.get("sha1") or _sha1(src), back)
+                if back:
+                    sq.record_state(ws.root, back, quarantined=False)
+            except OSError as exc:
+                journal.write({"op": "abort", "id": rid, "why": str(exc)})
+                report.conflicts.append((r["rel"], f"cannot restore: {exc}"))
+                continue
+            journal.write({"op": "done", "id": rid})
+            report.restored.append(r["rel"])
+    finally:
+        journal.close()
+    _prune_empty_dirs(quarantine_dir(ws))
     return report
 
 

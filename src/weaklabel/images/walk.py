@@ -117,9 +117,9 @@ def walk(root: Path, *, skip: Iterable[Path] = ()) -> Iterator[Entry]:
         stack.extend(reversed(subdirs))
 
 
-def open_regular(path: str, rel: str | None = None) -> Any:
-    """Open a regular file for reading (binary) without following a symlink swapped in
-    since, at the end or (given ``rel``, the path under the root) on the way.
+def open_fd(path: str, rel: str | None = None) -> int:
+    """Open a regular file read-only as a raw descriptor, without following a symlink
+    swapped in since, at the end or (given ``rel``, the path under the root) on the way.
 
     Raises:
         OSError: the file cannot be opened, or a folder on the way became a symlink.
@@ -131,7 +131,12 @@ def open_regular(path: str, rel: str | None = None) -> Any:
         if not opened_inside(fd, path, rel):
             os.close(fd)
             raise OSError(errno.ELOOP, "a folder on the way became a symbolic link")
-    return os.fdopen(fd, "rb")
+    return fd
+
+
+def open_regular(path: str, rel: str | None = None) -> Any:
+    """:func:`open_fd` as a binary file object."""
+    return os.fdopen(open_fd(path, rel), "rb")
 
 
 def display_path(rel: str) -> str:
