@@ -17,6 +17,7 @@ from weaklabel.cli_common import (
     PathOrURL,
     QuietOpt,
     WorkspaceOpt,
+    echo_report,
     resolve_config,
     setup_logging,
     stage_command,
@@ -125,14 +126,10 @@ def sample(
     quotas = parse_quotas(quota)
     if quotas:
         cfg = with_overrides(cfg, {"sample.quotas": {**cfg.sample.quotas, **quotas}})
-    res = run_sample(workspace_of(cfg), cfg, force=force)
-    import pandas as pd
-
-    if res["funnel"]:
-        typer.echo(format_funnel(pd.DataFrame(res["funnel"])))
-    state = "up to date: " if res["up_to_date"] else ""
-    typer.echo(f"{state}{res['rows']} images sampled → {cfg.workspace}/sample.parquet, "
-               f"{cfg.workspace}/sample_funnel.csv")
+    report = run_sample(workspace_of(cfg), cfg, force=force)
+    if report.summary.funnel:
+        typer.echo(format_funnel(report.summary.funnel_frame()))
+    echo_report(report)
 
 
 def export(

@@ -771,12 +771,6 @@ def format_counts(counts: Mapping[str, Mapping[str, int]]) -> str:
     rows.append(["(total)", *(str(sum(counts[s].values())) for s in splits),
                  str(sum(sum(c.values()) for c in counts.values()))])
     heads = ["label", *splits, "total"]
-    from weaklabel.dataset.sample import _width
+    from weaklabel.tables import format_table
 
-    w = [max(_width(h), *(_width(r[i]) for r in rows)) for i, h in enumerate(heads)]
-    lines = []
-    for r in [heads, *rows]:
-        first = r[0] + " " * (w[0] - _width(r[0]))
-        lines.append("  ".join([first, *(c.rjust(x) for c, x in zip(r[1:], w[1:],
-                                                                    strict=True))]))
-    return "\n".join(lines)
+    return format_table(heads, rows)
