@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weaklabel import __version__
+from weaklabel.containment import display_path as text_path  # one home of the \xNN form
 from weaklabel.dataset.contracts import DATASET, EXPORT_REJECTS, LEDGER, SAMPLE, SPLITS
 from weaklabel.errors import WeaklabelError
 from weaklabel.workspace import Workspace, atomic_path
@@ -188,11 +189,6 @@ def check_label_dirname(label: str) -> None:
         raise WeaklabelError(
             f"label {label!r} cannot be a folder name ({why}); rename it in the label map "
             "and re-run weaklabel propagate")
-
-
-def text_path(path: str) -> str:
-    """A path safe for JSON, CSV and file names: undecodable bytes become ``\\xNN``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _date_of(path: str) -> str | None:

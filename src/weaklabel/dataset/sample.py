@@ -93,13 +93,13 @@ def drop_corrupt(df: pd.DataFrame, purge: pd.DataFrame | None) -> pd.DataFrame:
     """
     if purge is None:
         return df
-    from weaklabel.dataset.export import text_path
+    from weaklabel.containment import display_path
 
     good = set(purge.loc[purge["status"] == "ok", "path"])
     keep = df["image"].isin(good)
     rest = ~keep
     if rest.any():  # only names with undecodable bytes differ in the \xNN form
-        keep[rest] = df.loc[rest, "image"].map(lambda i: text_path(str(i)) in good)
+        keep[rest] = df.loc[rest, "image"].map(lambda i: display_path(str(i)) in good)
     return df[keep.astype(bool)]
 
 
