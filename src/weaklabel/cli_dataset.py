@@ -17,6 +17,7 @@ from weaklabel.cli_common import (
     PathOrURL,
     QuietOpt,
     WorkspaceOpt,
+    echo_report,
     resolve_config,
     setup_logging,
     stage_command,
@@ -125,14 +126,10 @@ def sample(
     quotas = parse_quotas(quota)
     if quotas:
         cfg = with_overrides(cfg, {"sample.quotas": {**cfg.sample.quotas, **quotas}})
-    res = run_sample(workspace_of(cfg), cfg, force=force)
-    import pandas as pd
-
-    if res["funnel"]:
-        typer.echo(format_funnel(pd.DataFrame(res["funnel"])))
-    state = "up to date: " if res["up_to_date"] else ""
-    typer.echo(f"{state}{res['rows']} images sampled → {cfg.workspace}/sample.parquet, "
-               f"{cfg.workspace}/sample_funnel.csv")
+    report = run_sample(workspace_of(cfg), cfg, force=force)
+    if report.summary.funnel:
+        typer.echo(format_funnel(report.summary.funnel_frame()))
+    echo_report(report)
 
 
 def export(
@@ -176,19 +173,10 @@ def export(
     Example: weaklabel export -w build dataset/ --image-root download --split 0.8,0.1,0.1
     """
     setup_logging(quiet)
-    from weaklabel.dataset.export import FORMATS, format_counts, parse_split, run_export
+    from weaklabel.dataset.export import format_counts, parse_split, run_export
 
-    formats = None
-    if fmt is not None:
-        formats = tuple(f.strip() for f in fmt.split(",") if f.strip())
-        bad = [f for f in formats if f not in FORMATS]
-        if bad or not formats:
-            raise UsageError(f"--format {fmt!r}: unknown {', '.join(bad) or 'empty'}; "
-                                 f"valid: {', '.join(FORMATS)}")
-    from weaklabel.dataset.export import LINK_MODES
-
-    if link is not None and link not in LINK_MODES:
-        raise UsageError(f"unknown link mode {link!r}; valid: {', '.join(LINK_MODES)}")
+    # formats and link mode are checked once, by the config's validation
+    formats = None if fmt is None else tuple(f.strip() for f in fmt.split(",") if f.strip())
     cfg = resolve_config(config, {
         "workspace": str(workspace) if workspace else None,
         "labelmap": str(labelmap) if labelmap else None,

@@ -400,9 +400,19 @@ def _check_split(value: tuple[float, ...]) -> None:
 
 
 def _check_formats(value: tuple[str, ...]) -> None:
-    valid = ("imagefolder", "manifest", "csv")
-    if not value or any(v not in valid for v in value):
-        raise WeaklabelError(f"must be a non-empty list of {', '.join(valid)}")
+    from weaklabel.dataset.export import FORMATS  # the registry; export checks nothing again
+
+    bad = [v for v in value if v not in FORMATS]
+    if not value or bad:
+        raise WeaklabelError(f"must be a non-empty list of {', '.join(FORMATS)} "
+                             f"(unknown: {', '.join(map(str, bad)) or 'none given'})")
+
+
+def _check_link(value: str) -> None:
+    from weaklabel.dataset.export import LINK_MODES
+
+    if value not in LINK_MODES:
+        raise WeaklabelError(f"must be one of {', '.join(LINK_MODES)}")
 
 
 def _check_prefix(value: str) -> None:
@@ -582,7 +592,7 @@ SETTINGS: dict[str, Check] = {
     "export.formats": Check(tuple, check=_check_formats),
     "export.split": Check(tuple, check=_check_split),
     "export.seed": _SEED,
-    "export.link": Check(str, choices=("hardlink", "copy", "symlink")),
+    "export.link": Check(str, check=_check_link),
     "export.source_prefix": Check(str, check=_check_prefix, none=True),
     "export.job_name": Check(str, check=_check_job),
     "export.creation_date": Check(str, check=_check_date, none=True),

@@ -271,3 +271,15 @@ def inventoried_ok(ws_root: str, image_root: str, images: list[str]
         else:
             ok[img] = (int(r[1]), int(r[2]), int(r[3]), int(r[4]))  # type: ignore[call-overload]
     return ok, why
+
+
+def display_path(rel: str) -> str:
+    """A path for CSV, JSON, file names and the terminal: undecodable bytes become
+    ``\\xNN``. The one home of that form (``export.text_path`` and
+    ``images.walk.display_path`` are this function).
+
+    Example:
+        >>> display_path(os.fsdecode(b"a/\\xff.jpg"))
+        'a/\\\\xff.jpg'
+    """
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")

@@ -175,16 +175,22 @@ class StageRun(Generic[S]):
     previous: StageReport[S] | None = None
     summary: S | None = None
     rows: dict[str, int] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0
     _report: StageReport[S] | None = None
 
-    def done(self, summary: S, *, rows: Mapping[str, int] | None = None) -> None:
-        """Record the work's summary and each output's row count (by file name)."""
+    def done(self, summary: S, *, rows: Mapping[str, int] | None = None,
+             meta: Mapping[str, Any] | None = None) -> None:
+        """Record the work's summary and each output's row count (by file name).
+
+        ``meta``: further keys for every output's meta, before ``summary`` (the keys a
+        stage wrote before it was on the contract, so its metas stay as they were)."""
         if not isinstance(summary, self.summary_type):
             raise TypeError(f"stage {self.name} reports a {type(summary).__name__}, "
                             f"not a {self.summary_type.__name__}")
         self.summary = summary
         self.rows = dict(rows or {})
+        self.meta = dict(meta or {})
 
     @property
     def report(self) -> StageReport[S]:

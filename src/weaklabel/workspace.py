@@ -370,7 +370,7 @@ class Workspace:
             for o, t in zip(outputs, targets, strict=True):
                 self.write_meta(o, stage=name, params=params, inputs=digests,
                                 rows=run.rows.get(t.name), elapsed=elapsed,
-                                extra={"summary": run.summary.to_meta()})
+                                extra={**run.meta, "summary": run.summary.to_meta()})
             run._report = StageReport(name, targets, dict(run.rows), run.summary,
                                       up_to_date=False, elapsed=time.perf_counter() - t0)
 

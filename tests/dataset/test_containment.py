@@ -99,8 +99,8 @@ def test_sample_takes_only_images_purge_saw_and_marked_ok(tmp_path: Path) -> Non
     res = run_sample(Workspace(ws), cfg)
     df = pd.read_parquet(ws / "sample.parquet")
     assert sorted(df["image"]) == images[:3]
-    total = res["funnel"][-1]
-    assert total["labelled"] == 6 and total["after_purge"] == 3
+    total = res.summary.funnel[-1]
+    assert total.labelled == 6 and total.after_purge == 3
 
 
 def test_export_rechecks_every_file_at_link_time(tmp_path: Path) -> None:

@@ -199,19 +199,23 @@ def test_run_sample_funnel_and_artifact(fx) -> None:  # type: ignore[no-untyped-
     assert f.loc["lips"].tolist()[:6] == [7, 5, 5, 5, 4, 4]
     assert f.loc["nails"].tolist()[:6] == [4, 4, 2, 1, 1, 1]
     assert f.loc["(total)", "sampled"] == len(df)
-    assert res["funnel"][-1]["label"] == "(total)"
+    assert res.summary.funnel[-1].label == "(total)"
+    assert res.summary.sampled == len(df) == res.rows["sample.parquet"]
     meta = json.loads((fx.ws / "sample.parquet.meta.json").read_text())
     assert meta["stage"] == "sample" and meta["rows"] == len(df)
+    assert meta["funnel"][-1]["sampled"] == len(df)  # the meta keeps its pre-contract keys
+    again = run_sample(ws, cfg_for(fx, min_confidence=0.5))  # up to date: the same summary
+    assert again.up_to_date and again.summary == res.summary
 
 
 def test_run_sample_is_up_to_date_then_byte_identical_when_forced(fx) -> None:  # type: ignore[no-untyped-def]
     ws = Workspace(fx.ws)
     run_sample(ws, cfg_for(fx))
     first = (fx.ws / "sample.parquet").read_bytes()
-    assert run_sample(ws, cfg_for(fx))["up_to_date"] is True
-    assert run_sample(ws, cfg_for(fx), force=True)["up_to_date"] is False
+    assert run_sample(ws, cfg_for(fx)).up_to_date is True
+    assert run_sample(ws, cfg_for(fx), force=True).up_to_date is False
     assert (fx.ws / "sample.parquet").read_bytes() == first
-    assert run_sample(ws, cfg_for(fx, per_label=1))["up_to_date"] is False
+    assert run_sample(ws, cfg_for(fx, per_label=1)).up_to_date is False
 
 
 def test_run_sample_quotas_balance_background(fx) -> None:  # type: ignore[no-untyped-def]
@@ -232,7 +236,7 @@ def test_run_sample_unknown_quota_label(fx) -> None:  # type: ignore[no-untyped-
 
 def test_run_sample_without_purge_or_dedup(fx_bare) -> None:  # type: ignore[no-untyped-def]
     res = run_sample(Workspace(fx_bare.ws), cfg_for(fx_bare))
-    assert any("purge.csv not found" in n for n in res["notes"])
+    assert any("purge.csv not found" in n for n in res.summary.notes)
     df = pd.read_parquet(fx_bare.ws / "sample.parquet")
     assert "20190303/p05.jpg" in set(df["image"])  # truncated, but nobody said so
     assert {"20190304/p06.jpg", "20190305/p07.jpg"} <= set(df["image"])
@@ -252,13 +256,13 @@ def test_run_sample_owns_the_label_choice_and_the_conflict_report(fx) -> None:  
     conflicts = pd.read_csv(fx.ws / "label_conflicts.csv", keep_default_na=False)
     assert list(conflicts.columns) == LABEL_CONFLICTS.names
     assert set(conflicts["image"]) >= {"20190304/p06.jpg", "20190305/p07.jpg"}
-    assert conflicts["group"].nunique() == 1 and res["label_conflicts"] == 1
+    assert conflicts["group"].nunique() == 1 and res.summary.label_conflicts == 1
     assert not (fx.ws / "image_labels_dedup.parquet").exists()
     # new label content (same mtime or not) makes the stage run again
-    assert run_sample(ws, cfg_for(fx))["up_to_date"] is True
+    assert run_sample(ws, cfg_for(fx)).up_to_date is True
     il.loc[il["image"] == "20190305/p08.jpg", "label"] = "nails"
     ws.write("image_labels.parquet", il, IMAGE_LABELS)
-    assert run_sample(ws, cfg_for(fx))["up_to_date"] is False
+    assert run_sample(ws, cfg_for(fx)).up_to_date is False
 
 
 def test_run_sample_before_propagate(tmp_path: Path) -> None:

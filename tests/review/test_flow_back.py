@@ -27,19 +27,19 @@ def cfg_for(rfx, **sample) -> Config:  # type: ignore[no-untyped-def]
 def test_sample_drops_what_a_reviewer_rejected_and_reruns_only_then(rfx) -> None:  # type: ignore[no-untyped-def]
     ws, cfg = Workspace(rfx.ws), cfg_for(rfx)
     first = run_sample(ws, cfg)
-    assert first["rows"] == 61 and not first["up_to_date"]
-    assert run_sample(ws, cfg)["up_to_date"]
+    assert first.summary.sampled == 61 and not first.up_to_date
+    assert run_sample(ws, cfg).up_to_date
     with DecisionStore.open(rfx.ws) as s:
         s.record(Decision("r1", "ana", "p00", "d/p00.jpg", "lips", "reject"))
         s.record(Decision("r2", "ana", "p01", "d/p01.jpg", "nails", "accept", "nails"))
     write_reviewed(rfx.ws)
     again = run_sample(ws, cfg)
-    assert not again["up_to_date"] and again["rows"] == 60
+    assert not again.up_to_date and again.summary.sampled == 60
     import pandas as pd
 
     assert "d/p00.jpg" not in set(pd.read_parquet(rfx.ws / "sample.parquet")["image"])
     write_reviewed(rfx.ws)  # nothing new decided: the sample stays up to date
-    assert run_sample(ws, cfg)["up_to_date"]
+    assert run_sample(ws, cfg).up_to_date
 
 
 def test_export_marks_reviewed_images_human_annotated(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

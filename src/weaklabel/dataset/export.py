@@ -44,12 +44,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weaklabel import __version__
+from weaklabel.containment import display_path as text_path  # one home of the \xNN form
 from weaklabel.dataset.contracts import DATASET, EXPORT_REJECTS, LEDGER, SAMPLE, SPLITS
 from weaklabel.errors import WeaklabelError
 from weaklabel.workspace import Workspace, atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from weaklabel.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +189,6 @@ def check_label_dirname(label: str) -> None:
         raise WeaklabelError(
             f"label {label!r} cannot be a folder name ({why}); rename it in the label map "
             "and re-run weaklabel propagate")
-
-
-def text_path(path: str) -> str:
-    """A path safe for JSON, CSV and file names: undecodable bytes become ``\\xNN``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _date_of(path: str) -> str | None:
@@ -544,7 +542,7 @@ def _load_optional(ws: Workspace) -> tuple[Any, Any]:
 def run_export(
     ws: Workspace,
     out: Path,
-    cfg: Any,
+    cfg: Config,
     *,
     image_root: Path | None = None,
     labelmap: Path | str | None = None,
@@ -569,27 +567,14 @@ def run_export(
         WeaklabelError: see :func:`preflight_out`, :func:`check_label_dirname`,
             :func:`parse_split`; an unknown format or link mode; no image root.
     """
+    from weaklabel.config import validate_config
+
     t0 = time.perf_counter()
+    validate_config(cfg)  # formats, link mode, split, job name, prefix: checked there once
     ecfg = cfg.export
-    formats = tuple(dict.fromkeys(getattr(ecfg, "formats", FORMATS)))
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise WeaklabelError(f"unknown export format {', '.join(bad) or '(none)'}; "
-                             f"valid: {', '.join(FORMATS)}")
-    link = getattr(ecfg, "link", "hardlink")
-    if link not in LINK_MODES:
-        raise WeaklabelError(f"unknown link mode {link!r}; valid: {', '.join(LINK_MODES)}")
-    job = str(getattr(ecfg, "job_name", "weaklabel"))
-    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})", job):
-        raise WeaklabelError(f"job name {job!r} must be 1-63 letters, digits or hyphens "
-                             "(a SageMaker labeling-job name)")
-    fractions = parse_split(getattr(ecfg, "split", (0.8, 0.1, 0.1)))
-    seed = int(getattr(ecfg, "seed", 42))
-    prefix = getattr(ecfg, "source_prefix", None)
-    if prefix is not None and not re.match(r"^[a-z][a-z0-9+.-]*://[^\x00-\x1f\x7f]*$",
-                                           prefix):
-        raise WeaklabelError(f"--source-prefix {prefix!r} must be a URI such as "
-                             "s3://bucket/path, without newlines or control characters")
+    formats = tuple(dict.fromkeys(ecfg.formats))
+    link, job, seed, prefix = ecfg.link, ecfg.job_name, ecfg.seed, ecfg.source_prefix
+    fractions = parse_split(ecfg.split)
     if "imagefolder" in formats and image_root is None:
         raise WeaklabelError("no image root: pass --image-root or set images.root in the "
                              "config (the ImageFolder format copies the image files)")
@@ -604,11 +589,11 @@ def run_export(
             link=link, job=job, fractions=fractions, seed=seed, prefix=prefix, t0=t0)
 
 
-def _labelmap_of(labelmap: Path | str | None, cfg: Any) -> Path | str | None:
-    return labelmap if labelmap is not None else getattr(cfg, "labelmap", None)
+def _labelmap_of(labelmap: Path | str | None, cfg: Config) -> Path | str | None:
+    return labelmap if labelmap is not None else cfg.labelmap
 
 
-def _export_locked(ws: Workspace, out: Path, cfg: Any, *, image_root: Path | None,
+def _export_locked(ws: Workspace, out: Path, cfg: Config, *, image_root: Path | None,
                    labelmap: Path | str | None, creation_date: str | None, force: bool,
                    formats: tuple[str, ...], link: str, job: str,
                    fractions: tuple[float, ...], seed: int, prefix: str | None,
@@ -633,7 +618,7 @@ def _export_locked(ws: Workspace, out: Path, cfg: Any, *, image_root: Path | Non
 
     plan = plan_export(sample, fractions=fractions, seed=seed,
                        groups=group_map(dups) if dups is not None else None)
-    creation_date = creation_date or getattr(ecfg, "creation_date", None)
+    creation_date = creation_date or ecfg.creation_date
     cdate = (parse_creation_date(creation_date) if creation_date
              else creation_date_from(posts, list(plan["image"])))
 
@@ -741,7 +726,7 @@ def _export_locked(ws: Workspace, out: Path, cfg: Any, *, image_root: Path | Non
         if staging.exists():
             shutil.rmtree(staging)
         raise
-    if "manifest" in formats and getattr(ecfg, "manifest_url", None):
+    if "manifest" in formats and ecfg.manifest_url:
         upload_manifest(out / "manifest.jsonl", ecfg.manifest_url, cfg)
     write_csv_rows(ws.path("export.rejects.csv"), EXPORT_REJECTS.names,
                    [[text_path(i), reason] for i, reason in sorted(missing)])
@@ -752,7 +737,7 @@ def _export_locked(ws: Workspace, out: Path, cfg: Any, *, image_root: Path | Non
                         elapsed_s=round(time.perf_counter() - t0, 2))
 
 
-def upload_manifest(manifest: Path, url: str, cfg: Any) -> None:
+def upload_manifest(manifest: Path, url: str, cfg: Config) -> None:
     """Upload the written manifest to the object ``url`` (``export.manifest_url``): it
     appears whole or not at all (see :func:`weaklabel.storage.put_file`)."""
     from weaklabel.storage import put_file
@@ -771,12 +756,6 @@ def format_counts(counts: Mapping[str, Mapping[str, int]]) -> str:
     rows.append(["(total)", *(str(sum(counts[s].values())) for s in splits),
                  str(sum(sum(c.values()) for c in counts.values()))])
     heads = ["label", *splits, "total"]
-    from weaklabel.dataset.sample import _width
+    from weaklabel.tables import format_table
 
-    w = [max(_width(h), *(_width(r[i]) for r in rows)) for i, h in enumerate(heads)]
-    lines = []
-    for r in [heads, *rows]:
-        first = r[0] + " " * (w[0] - _width(r[0]))
-        lines.append("  ".join([first, *(c.rjust(x) for c, x in zip(r[1:], w[1:],
-                                                                    strict=True))]))
-    return "\n".join(lines)
+    return format_table(heads, rows)

@@ -24,7 +24,6 @@ confidence (higher first), then image path.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +32,14 @@ from typing import TYPE_CHECKING, Any
 from weaklabel.contracts import ABSTAIN, IMAGE_LABELS
 from weaklabel.dataset.contracts import FUNNEL_STEPS, LABEL_CONFLICTS, SAMPLE, SAMPLE_FUNNEL
 from weaklabel.errors import WeaklabelError
+from weaklabel.stage import StageReport, Summary
+from weaklabel.tables import format_table
 from weaklabel.workspace import Workspace, atomic_path, file_digest
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from weaklabel.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +93,13 @@ def drop_corrupt(df: pd.DataFrame, purge: pd.DataFrame | None) -> pd.DataFrame:
     """
     if purge is None:
         return df
-    from weaklabel.dataset.export import text_path
+    from weaklabel.containment import display_path
 
     good = set(purge.loc[purge["status"] == "ok", "path"])
     keep = df["image"].isin(good)
     rest = ~keep
     if rest.any():  # only names with undecodable bytes differ in the \xNN form
-        keep[rest] = df.loc[rest, "image"].map(lambda i: text_path(str(i)) in good)
+        keep[rest] = df.loc[rest, "image"].map(lambda i: display_path(str(i)) in good)
     return df[keep.astype(bool)]
 
 
@@ -323,21 +326,7 @@ def format_funnel(funnel: pd.DataFrame) -> str:
              "quota"]
     cols = ["label", *FUNNEL_STEPS, "quota"]
     body = [[str(v) for v in row] for row in funnel[cols].itertuples(index=False)]
-    width = [max(len(h), *(_width(r[i]) for r in body)) for i, h in enumerate(heads)]
-
-    def line(cells: list[str]) -> str:
-        first = cells[0] + " " * (width[0] - _width(cells[0]))
-        return "  ".join([first, *(c.rjust(w) for c, w in zip(cells[1:], width[1:],
-                                                               strict=True))])
-
-    return "\n".join([line(heads), *(line(r) for r in body)])
-
-
-def _width(text: str) -> int:
-    """Display width in a terminal: Hangul and other wide characters take two cells."""
-    import unicodedata
-
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return format_table(heads, body)
 
 
 # --- I/O -----------------------------------------------------------------------------------
@@ -353,21 +342,107 @@ def load_labels_for_sampling(ws: Workspace) -> tuple[pd.DataFrame, dict[str, str
     return labels, {"image_labels.parquet": ws.input_digest("image_labels.parquet")}, []
 
 
-def run_sample(
-    ws: Workspace, cfg: Any, *, labelmap: Path | str | None = None, force: bool = False
-) -> dict[str, Any]:
-    """Read the labels and the hygiene reports, sample, write ``sample.parquet`` and
-    ``sample_funnel.csv`` (with meta).
+@dataclass(frozen=True)
+class FunnelRow:
+    """One row of ``sample_funnel.csv``: a label's images after each filter."""
 
-    Args:
-        ws: the workspace.
-        cfg: the pipeline config (``cfg.sample``; ``cfg.labelmap`` if ``labelmap`` is None).
-        labelmap: the label map (label order, background label, valid quota labels).
-        force: redo even if up to date.
+    label: str
+    labelled: int
+    after_purge: int
+    after_dedup: int
+    after_confidence: int
+    after_per_post: int
+    sampled: int
+    quota: int
 
-    Returns:
-        ``funnel`` (rows as dicts), ``rows``, ``notes``, ``labels_table`` and
-        ``up_to_date``.
+
+@dataclass(frozen=True)
+class SampleSummary(Summary):
+    """What ``sample`` chose: the images sampled, the funnel (one row per label, the
+    total last), the duplicate groups whose images carry different labels, and notes
+    (a missing hygiene report, a label short of its quota)."""
+
+    sampled: int
+    label_conflicts: int = 0
+    funnel: tuple[FunnelRow, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        return f"{self.sampled} images sampled, {self.label_conflicts} label conflict(s)"
+
+    def funnel_frame(self) -> pd.DataFrame:
+        """The funnel as ``sample_funnel.csv``'s table (for :func:`format_funnel`)."""
+        import dataclasses
+
+        import pandas as pd
+
+        return pd.DataFrame([dataclasses.asdict(r) for r in self.funnel],
+                            columns=SAMPLE_FUNNEL.names)
+
+
+SAMPLE_OUTPUTS = ("sample.parquet", "sample_funnel.csv", "label_conflicts.csv")
+
+
+@dataclass
+class _SampleInputs:
+    """What :func:`run_sample` reads before it samples."""
+
+    labels: pd.DataFrame
+    inputs: dict[str, Path | str]
+    notes: list[str]
+    ids: list[str]
+    exclude: list[str]
+    purge: pd.DataFrame | None = None
+    duplicates: pd.DataFrame | None = None
+
+
+def _read_inputs(ws: Workspace, cfg: Config) -> _SampleInputs:
+    """The labels (less reviewers' rejections), the label map and the hygiene reports."""
+    from weaklabel.review.reviewed import drop_rejected, read_reviewed_images
+
+    labels, digests, notes = load_labels_for_sampling(ws)
+    inputs: dict[str, Path | str] = dict(digests)
+    reviewed = read_reviewed_images(ws.root)  # a reviewer's "wrong label" leaves the sample
+    if reviewed is not None:
+        inputs["reviewed_images.parquet"] = ws.input_digest("reviewed_images.parquet")
+        labels = drop_rejected(labels, reviewed)
+    ids: list[str] = []
+    background = None
+    if cfg.labelmap is not None:
+        from weaklabel.labels.labelmap import load_labelmap
+
+        lm = load_labelmap(cfg.labelmap)
+        ids, background = lm.ids, lm.background
+        inputs["labelmap"] = file_digest(Path(cfg.labelmap))
+    check_quotas(cfg.sample.quotas, ids or sorted(set(labels["label"]) - {ABSTAIN}))
+    include_bg = cfg.sample.include_background
+    exclude = [background] if background and not include_bg else []
+    if not include_bg and background is None:
+        notes.append("no background label known (give --labelmap); nothing left out")
+    got = _SampleInputs(labels, inputs, notes, ids, exclude)
+    for name in ("purge.csv", "duplicates.csv"):
+        if ws.path(name).exists():
+            inputs[name] = ws.input_digest(name)
+    if "purge.csv" in inputs:
+        got.purge = read_purge(ws.path("purge.csv"))
+    else:
+        notes.append("purge.csv not found: corrupt images are not filtered "
+                     "(run weaklabel purge)")
+    if "duplicates.csv" in inputs:
+        got.duplicates = read_duplicates(ws.path("duplicates.csv"))
+    else:
+        notes.append("duplicates.csv not found: duplicates are not filtered "
+                     "(run weaklabel dedup)")
+    return got
+
+
+def run_sample(ws: Workspace, cfg: Config, *, force: bool = False,
+               progress: bool = True) -> StageReport[SampleSummary]:
+    """Read the labels and the hygiene reports, sample, write ``sample.parquet``,
+    ``sample_funnel.csv`` and ``label_conflicts.csv`` (with metas).
+
+    Settings come from ``cfg.sample``; the label map (label order, background label,
+    valid quota labels) from ``cfg.labelmap``.
 
     Raises:
         WeaklabelError: a missing ``image_labels.parquet`` (run ``weaklabel propagate``),
@@ -377,82 +452,34 @@ def run_sample(
 
     from weaklabel.config import as_dict
 
-    t0 = time.perf_counter()
+    got = _read_inputs(ws, cfg)
     scfg = cfg.sample
-    labels, inputs, notes = load_labels_for_sampling(ws)
-    from weaklabel.review.reviewed import drop_rejected, read_reviewed_images
-
-    reviewed = read_reviewed_images(ws.root)  # a reviewer's "wrong label" leaves the sample
-    if reviewed is not None:
-        inputs["reviewed_images.parquet"] = ws.input_digest("reviewed_images.parquet")
-        labels = drop_rejected(labels, reviewed)
-    lm_path = labelmap if labelmap is not None else cfg.labelmap
-    ids: list[str] = []
-    background = None
-    if lm_path is not None:
-        from weaklabel.labels.labelmap import load_labelmap
-
-        lm = load_labelmap(lm_path)
-        ids, background = lm.ids, lm.background
-        inputs["labelmap"] = file_digest(Path(lm_path))
-    valid = ids or sorted(set(labels["label"]) - {ABSTAIN})
-    quotas = dict(getattr(scfg, "quotas", {}) or {})
-    check_quotas(quotas, valid)
-    include_bg = getattr(scfg, "include_background", True)
-    exclude = [background] if background and not include_bg else []
-    if not include_bg and background is None:
-        notes.append("no background label known (give --labelmap); nothing left out")
-    purge = duplicates = None
-    for name in ("purge.csv", "duplicates.csv"):
-        if ws.path(name).exists():
-            inputs[name] = ws.input_digest(name)
-    if "purge.csv" in inputs:
-        purge = read_purge(ws.path("purge.csv"))
-    else:
-        notes.append("purge.csv not found: corrupt images are not filtered "
-                     "(run weaklabel purge)")
-    if "duplicates.csv" in inputs:
-        duplicates = read_duplicates(ws.path("duplicates.csv"))
-    else:
-        notes.append("duplicates.csv not found: duplicates are not filtered "
-                     "(run weaklabel dedup)")
-    params = {"sample": as_dict(scfg), "exclude": exclude, "labels": ids}
-    outputs = ("sample.parquet", "sample_funnel.csv", "label_conflicts.csv")
-    with ws.lock("sample"):
-        if not force and all(ws.is_up_to_date(o, params=params, inputs=inputs)
-                             for o in outputs):
-            meta = ws.read_meta("sample.parquet") or {}
-            log.info("sample is up to date; use --force to redo")
-            return {"up_to_date": True, "funnel": meta.get("funnel", []),
-                    "rows": meta.get("rows"), "notes": [],
-                    "labels_table": meta.get("labels_table")}
-        res = sample_images(
-            labels, purge=purge, duplicates=duplicates,
-            comment_weight=float(getattr(scfg, "comment_weight", 2.0)),
-            min_confidence=float(getattr(scfg, "min_confidence", 0.0)),
-            per_post=int(getattr(scfg, "per_post", 1)),
-            per_label=int(getattr(scfg, "per_label", 1000)),
-            quotas=quotas, balance=bool(getattr(scfg, "balance", False)),
-            label_order=ids, exclude=exclude)
-        written = ws.write("sample.parquet", res.sample, SAMPLE)
-        with atomic_path(ws.path("sample_funnel.csv")) as tmp:
-            res.funnel.to_csv(tmp, index=False, lineterminator="\n")
-        conflicts = res.conflicts if res.conflicts is not None else pd.DataFrame(
-            columns=LABEL_CONFLICTS.names)
-        with atomic_path(ws.path("label_conflicts.csv")) as tmp:
-            conflicts.to_csv(tmp, index=False, lineterminator="\n")
-        funnel = res.funnel.to_dict(orient="records")
-        table = "image_labels.parquet"
-        n_conflicts = int(conflicts["group"].nunique())
-        elapsed = time.perf_counter() - t0
-        rows_of = {"sample.parquet": len(written), "sample_funnel.csv": len(funnel),
-                   "label_conflicts.csv": len(conflicts)}
-        for o in outputs:
-            ws.write_meta(o, stage="sample", params=params, inputs=inputs, rows=rows_of[o],
-                          elapsed=elapsed, extra={"funnel": funnel, "labels_table": table,
-                                                  "label_conflicts": n_conflicts})
-    for n in notes + res.notes:
-        log.info("%s", n)
-    return {"up_to_date": False, "funnel": funnel, "rows": len(written),
-            "notes": notes + res.notes, "labels_table": table, "label_conflicts": n_conflicts,
-            "elapsed_s": round(elapsed, 2)}
+    params = {"sample": as_dict(scfg), "exclude": got.exclude, "labels": got.ids}
+    with ws.stage("sample", outputs=SAMPLE_OUTPUTS, params=params, inputs=got.inputs,
+                  summary=SampleSummary, force=force) as st:
+        if st.todo:
+            res = sample_images(
+                got.labels, purge=got.purge, duplicates=got.duplicates,
+                comment_weight=scfg.comment_weight, min_confidence=scfg.min_confidence,
+                per_post=scfg.per_post, per_label=scfg.per_label, quotas=scfg.quotas,
+                balance=scfg.balance, label_order=got.ids, exclude=got.exclude)
+            written = ws.write("sample.parquet", res.sample, SAMPLE)
+            with atomic_path(ws.path("sample_funnel.csv")) as tmp:
+                res.funnel.to_csv(tmp, index=False, lineterminator="\n")
+            conflicts = res.conflicts if res.conflicts is not None else pd.DataFrame(
+                columns=LABEL_CONFLICTS.names)
+            with atomic_path(ws.path("label_conflicts.csv")) as tmp:
+                conflicts.to_csv(tmp, index=False, lineterminator="\n")
+            funnel = res.funnel.to_dict(orient="records")
+            n_conflicts = int(conflicts["group"].nunique())
+            notes = got.notes + res.notes
+            for n in notes:
+                log.info("%s", n)
+            st.done(SampleSummary(sampled=len(written), label_conflicts=n_conflicts,
+                                  funnel=tuple(FunnelRow(**r) for r in funnel),
+                                  notes=tuple(notes)),
+                    rows={"sample.parquet": len(written), "sample_funnel.csv": len(funnel),
+                          "label_conflicts.csv": len(conflicts)},
+                    meta={"funnel": funnel, "labels_table": "image_labels.parquet",
+                          "label_conflicts": n_conflicts})
+    return st.report

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from weaklabel.containment import is_inside
+from weaklabel.containment import display_path, is_inside  # noqa: F401  display_path: re-export
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +137,6 @@ def open_fd(path: str, rel: str | None = None) -> int:
 def open_regular(path: str, rel: str | None = None) -> Any:
     """:func:`open_fd` as a binary file object."""
     return os.fdopen(open_fd(path, rel), "rb")
-
-
-def display_path(rel: str) -> str:
-    """A path for CSV/terminal output: undecodable bytes become ``\\xNN``.
-
-    Example:
-        >>> display_path(os.fsdecode(b"a/\\xff.jpg"))
-        'a/\\\\xff.jpg'
-    """
-    return os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 def path_key(rel: str) -> bytes:
