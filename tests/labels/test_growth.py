@@ -101,22 +101,22 @@ def _edit_userdict(tmp_path: Path, posts: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("change", [_append_day, _edit_userdict],
                          ids=["a-day-appended", "userdict-edited"])
-def test_a_changed_corpus_stops_for_review_at_this_size(
+def test_a_changed_corpus_keeps_the_reviewed_seeds(
         tmp_path: Path, change: Callable[[Path, Path], None]) -> None:
-    """At 600 posts and 12 clusters both changes move the reviewed clusters' words into
-    clusters two labels share: the meaning cannot be kept, so the build stops (exit 3)
-    naming the map and what to review, and the earlier labels stay as they were — no
-    post is relabelled silently. (``bench/bench_growth.py`` runs the same at the
-    example's full size, 5,000 + 1,000 posts and 40 clusters with the reviewed
-    ``examples/labelmap.yaml``: the outcome there is the same stop.)"""
-    cfg, posts, _ = _reviewed_build(tmp_path)
-    labels = tmp_path / "ws/post_labels.parquet"
-    earlier = labels.read_bytes()
+    """Both changes re-make the clusters (new ids), and the build goes on: the reviewed
+    words of every cluster the map names keep their label (the pin is the meaning,
+    drift.py), so at least 90 % of the earlier seeds keep their label. The dictionary
+    edit takes out three words and adds two compounds: far fewer than half of any
+    reviewed cluster's words leave the vocabulary, so by the rule the meaning is still
+    there and the build does not stop (measured at this size: 98–99 % kept both ways).
+    The pin stays as it was: joined words never creep into it."""
+    cfg, posts, before = _reviewed_build(tmp_path)
+    pin = (tmp_path / "ws/labelmap.pin.json").read_bytes()
     change(tmp_path, posts)
-    stopped = _rebuild(cfg)
-    assert isinstance(stopped, ReviewNeeded), "the rebuild went on"
-    msg = str(stopped)
-    assert msg.startswith(f"{tmp_path / 'labelmap.yaml'}: the clusters it names changed")
-    assert "review clusters.csv and the label map's clusters" in msg
-    assert "cluster" in msg.split(": ", 1)[1]  # which label's cluster went where
-    assert labels.read_bytes() == earlier
+    out = _rebuild(cfg)
+    assert not isinstance(out, ReviewNeeded), f"the rebuild stopped: {out}"
+    assert out.stopped is None
+    cluster = next(r for r in out.stages if r.stage == "cluster")
+    assert not cluster.up_to_date  # the clusters really were made again
+    assert _kept(before, tmp_path / "ws") >= 0.9
+    assert (tmp_path / "ws/labelmap.pin.json").read_bytes() == pin

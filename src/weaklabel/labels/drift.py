@@ -3,24 +3,42 @@
 Cluster ids are positions in one KMeans run: add a day of posts (or change the user
 dictionary) and Word2Vec and KMeans run again, and cluster 20 is now some other set of
 words. So the first time a label map is used, the words of every cluster it names are
-pinned beside the workspace (``labelmap.pin.json``: the map's digest and, per cluster
-id, its words: the cluster's fingerprint). Later runs with the same map compare:
+pinned beside the workspace (``labelmap.pin.json``: the map's digest and, per cluster id
+the map names, that cluster's words). The pin is the meaning: later runs with the same
+map label with the pinned words, not with whatever the new KMeans put under those ids.
 
-* a cluster whose words are (almost) the same keeps its id;
-* a cluster whose words moved, most of them (``min_share``) into one new cluster that no
-  other label claims, is mapped to it, and the drift is reported;
-* otherwise the meaning cannot be kept: :class:`~weaklabel.errors.ReviewNeeded` (exit 3)
-  names the label map, the label, the cluster and where its words went.
+* **Pinned words keep their id.** Every pinned word still in the vocabulary (the words
+  clustered now) stays a word of its pinned cluster id, wherever the new KMeans put it:
+  the seeds of earlier posts stay what the person reviewed.
+* **A new word joins by majority.** A word in no pinned cluster joins labelled cluster id
+  ``c`` when at least ``join_share`` (half) of the words of its new KMeans cluster are
+  ``c``'s pinned words: its cluster is mostly made of what the person put under ``c``.
+  Counting the whole new cluster, not only its pinned words, keeps one pinned word from
+  pulling a cluster of strangers into a label. Otherwise the word stays unlabelled.
+* **Unlabelled clusters** (ids the map does not name) are the new KMeans clusters, as
+  before: nobody reviewed them.
+* **Stop only when the meaning is gone.** When more than ``lost_share`` (half) of a
+  labelled cluster's pinned words are no longer in the vocabulary (a user-dictionary
+  change merged or split them, the corpus lost them), the run stops with
+  :class:`~weaklabel.errors.ReviewNeeded` (exit 3) naming the label map, the label, the
+  cluster and the words to review.
 
-Editing the map (a new digest) means a person looked at the current clusters: the pin
-is renewed.
+Drift (words joined, words lost per label) is reported by :func:`drift_lines`.
+
+**Renewal:** the pin belongs to one version of the map (its content digest). Editing
+the map gives a new digest, which means a person looked at the current clusters: the
+next run pins the current clusters anew. An unchanged map keeps its pin however many
+days of posts are added; joined words are not written into the pin, so the meaning never
+creeps away from what was reviewed.
+
+The functions here are pure: word lists in, word lists out.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,71 +46,79 @@ from weaklabel.errors import ReviewNeeded
 from weaklabel.labels.labelmap import LabelMap
 
 
-@dataclass
+@dataclass(frozen=True)
 class Drift:
-    """How the clusters of a reviewed map moved: old id → new id, and the report."""
+    """The cluster words to label with, and per labelled cluster id what changed."""
 
-    mapping: dict[int, int]
-    moved: list[str]
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a | b else 1.0
+    clusters: dict[int, list[str]]
+    joined: dict[int, list[str]]
+    lost: dict[int, list[str]]
 
 
-def map_clusters(labelmap: LabelMap, pinned: dict[int, list[str]],
-                 current: dict[int, list[str]], *, min_share: float = 0.6,
-                 same: float = 0.8) -> Drift:
-    """Map every cluster the map names from its pinned words to the current clusters.
+def pinned_clusters(labelmap: LabelMap, pinned: dict[int, list[str]],
+                    current: dict[int, list[str]], *, join_share: float = 0.5,
+                    lost_share: float = 0.5) -> Drift:
+    """The words of every cluster id the map names, carried over a re-cluster.
+
+    ``pinned``: cluster id → words when the map was reviewed; ``current``: cluster id →
+    words of the new KMeans run. Returns the clusters to label with: ``current`` with
+    every labelled id replaced by its pinned words still in the vocabulary plus the new
+    words that join it (module docstring), and the words each labelled id gained or lost.
 
     Raises:
-        ReviewNeeded: a cluster's words are scattered, gone, or landed in a cluster
-            another label claims.
+        ReviewNeeded: most of a labelled cluster's pinned words left the vocabulary.
     """
-    where = {w: c for c, ws in current.items() for w in ws}
-    mapping: dict[int, int] = {}
-    owner: dict[int, str] = {}
-    moved: list[str] = []
+    labelled = sorted({c for lab in labelmap.labels for c in lab.clusters if c in pinned})
+    vocab = {w for ws in current.values() for w in ws}
+    owner = {w: c for c in labelled for w in pinned[c]}
     problems: list[str] = []
     for lab in labelmap.labels:
         for c in lab.clusters:
-            old = set(pinned.get(c, current.get(c, [])))
-            if c in current and jaccard(old, set(current[c])) >= same:
-                new = c
-            else:
-                hits = Counter(where[w] for w in sorted(old) if w in where)
-                if not hits:
-                    problems.append(f"{lab.id!r} cluster {c}: none of its words is "
-                                    "clustered any more")
-                    continue
-                new, n = hits.most_common(1)[0]
-                share = n / max(len(old), 1)
-                if share < min_share:
-                    spread = ", ".join(f"{k} ({v / len(old):.0%})"
-                                       for k, v in hits.most_common(3))
-                    problems.append(f"{lab.id!r} cluster {c}: its words are split over "
-                                    f"clusters {spread}")
-                    continue
-                moved.append(f"{lab.id} cluster {c} → {new} ({share:.0%} of its words)")
-            if owner.setdefault(new, lab.id) != lab.id:
-                problems.append(f"{lab.id!r} cluster {c} and {owner[new]!r} both landed in "
-                                f"cluster {new}")
-                continue
-            mapping[c] = new
+            old = pinned.get(c, [])
+            gone = sorted(w for w in old if w not in vocab)
+            if old and len(gone) > lost_share * len(old):
+                problems.append(
+                    f"{lab.id!r} cluster {c}: {len(gone)} of its {len(old)} reviewed words "
+                    f"are no longer in the vocabulary ({', '.join(gone[:5])}"
+                    + (" …" if len(gone) > 5 else "") + ")")
     if problems:
         raise ReviewNeeded(
             f"{labelmap.path}: the clusters it names changed since it was reviewed ("
             + "; ".join(problems[:4]) + (" …" if len(problems) > 4 else "")
-            + "); review clusters.csv and the label map's clusters, then run again")
-    return Drift(mapping, moved)
+            + "); a user-dictionary change may have merged or split them: review "
+            "clusters.csv and the label map's clusters, then run again (an edited map is "
+            "pinned anew)")
+    joined: dict[int, list[str]] = {c: [] for c in labelled}
+    for _, words in sorted(current.items()):
+        hits = Counter(owner[w] for w in words if w in owner)
+        if not hits:
+            continue
+        c, n = min(hits.items(), key=lambda kv: (-kv[1], kv[0]))
+        if n >= join_share * len(words):
+            joined[c].extend(w for w in words if w not in owner)
+    out = {k: list(ws) for k, ws in current.items()}
+    for c in labelled:
+        out[c] = sorted(w for w in pinned[c] if w in vocab) + sorted(joined[c])
+    lost = {c: sorted(w for w in pinned[c] if w not in vocab) for c in labelled}
+    return Drift(out, {c: sorted(v) for c, v in joined.items()}, lost)
 
 
-def remapped(labelmap: LabelMap, drift: Drift) -> LabelMap:
-    """The label map with every cluster id replaced by the one it maps to."""
-    return replace(labelmap, labels=tuple(
-        replace(lab, clusters=tuple(dict.fromkeys(drift.mapping.get(c, c)
-                                                  for c in lab.clusters)))
-        for lab in labelmap.labels))
+def drift_lines(labelmap: LabelMap, drift: Drift) -> list[str]:
+    """One line per label whose clusters gained or lost words since review."""
+    out = []
+    for lab in labelmap.labels:
+        joined = sorted({w for c in lab.clusters for w in drift.joined.get(c, [])})
+        lost = sorted({w for c in lab.clusters for w in drift.lost.get(c, [])})
+        if joined or lost:
+            out.append(f"{lab.id}: {len(joined)} new word(s) joined"
+                       + (f" ({_few(joined)})" if joined else "")
+                       + f", {len(lost)} reviewed word(s) lost"
+                       + (f" ({_few(lost)})" if lost else ""))
+    return out
+
+
+def _few(words: list[str], n: int = 5) -> str:
+    return ", ".join(words[:n]) + (" …" if len(words) > n else "")
 
 
 def read_pin(path: Path, digest: str) -> dict[int, list[str]] | None:

@@ -803,21 +803,24 @@ def read_reviewed(ws: Workspace, labelmap: LabelMap) -> dict[str, str]:
 
 
 def label_posts(
-    ws: Workspace, labelmap: LabelMap, cfg: Config
+    ws: Workspace, labelmap: LabelMap, cfg: Config, *,
+    clusters: dict[int, list[str]] | None = None,
 ) -> tuple[Propagation, pd.DataFrame]:
     """The labels of every post of the workspace (nothing written): the propagation and
-    the keyword-only baseline (``keyword_labels.parquet``)."""
+    the keyword-only baseline (``keyword_labels.parquet``). ``clusters`` (cluster id →
+    words, e.g. the reviewed words carried over a re-cluster) replaces the workspace's
+    ``word_clusters.parquet`` when given."""
 
     from weaklabel.contracts import WORD_CLUSTERS
     from weaklabel.text.embed import load_vectors
 
     word_clusters = None
-    if ws.path("word_clusters.parquet").exists():
+    if clusters is None and ws.path("word_clusters.parquet").exists():
         word_clusters = ws.read("word_clusters.parquet", WORD_CLUSTERS)
     tokens = ws.read("tokens.parquet", TOKENS)
     token_lists = [list(t) for t in tokens["tokens"]]
     kv = load_vectors(ws.require("vectors.kv"))
-    cluster_words: dict[int, list[str]] = {}
+    cluster_words: dict[int, list[str]] = dict(clusters or {})
     if word_clusters is not None:
         for c, g in word_clusters.groupby("cluster"):
             cluster_words[int(c)] = g["word"].tolist()
@@ -865,10 +868,11 @@ def _propagate_inputs(ws: Workspace, labelmap_path: Any, cfg: Config) -> dict[st
 
 def _current_labelmap(ws: Workspace, labelmap_path: Any, digest: str
                       ) -> tuple[LabelMap, dict[int, list[str]] | None, bool, list[str]]:
-    """The label map, validated and carried over any cluster drift since it was reviewed
-    (see drift.py). Returns ``(labelmap, clusters now, pinned, drift lines)``."""
+    """The label map, validated, and the cluster words to label with: the reviewed
+    (pinned) words of every cluster it names, carried over any re-cluster since (see
+    drift.py). Returns ``(labelmap, cluster words, pinned, drift lines)``."""
     from weaklabel.contracts import WORD_CLUSTERS
-    from weaklabel.labels.drift import map_clusters, read_pin, remapped
+    from weaklabel.labels.drift import drift_lines, pinned_clusters, read_pin
 
     if not ws.path("word_clusters.parquet").exists():
         return load_labelmap(labelmap_path, known_clusters=set()), None, False, []
@@ -880,10 +884,12 @@ def _current_labelmap(ws: Workspace, labelmap_path: Any, digest: str
     labelmap = load_labelmap(labelmap_path, known_clusters=set(current) | set(pinned or {}))
     if pinned is None:
         return labelmap, current, False, []
-    drift = map_clusters(labelmap, pinned, current)
-    for line in drift.moved:
-        log.warning("%s: cluster drift since review: %s", labelmap.path, line)
-    return remapped(labelmap, drift), current, True, drift.moved
+    drift = pinned_clusters(labelmap, pinned, current)
+    lines = drift_lines(labelmap, drift)
+    if lines:
+        log.warning("%s: clusters re-made since review, labelling with the reviewed words: "
+                    "%s", labelmap.path, "; ".join(lines))
+    return labelmap, drift.clusters, True, lines
 
 
 @dataclass(frozen=True)
@@ -919,6 +925,8 @@ class PropagateSummary(Summary):
                     f"round(s), kept at confidence >= {self.threshold:.2f}: estimated "
                     f"precision {self.estimated_precision:.3f}")
         labels = ", ".join(f"{k or '(none)'} {v}" for k, v in self.labels.items())
+        if self.cluster_drift:
+            out += "; drift since the map was reviewed: " + "; ".join(self.cluster_drift)
         return f"{out}; labels: {labels}; {self.labelled_images}/{self.images} images labelled"
 
 
@@ -950,7 +958,7 @@ def run_propagate(ws: Workspace, cfg: Config, *, force: bool = False,
     Raises:
         WeaklabelError: no label map, or one that does not validate.
         MissingArtifactError: no vectors yet (run ``weaklabel embed``).
-        ReviewNeeded: the map's clusters drifted beyond mapping since it was reviewed.
+        ReviewNeeded: most reviewed words of a cluster the map names left the vocabulary.
     """
     from weaklabel.labels.drift import pin_text
 
@@ -967,7 +975,7 @@ def run_propagate(ws: Workspace, cfg: Config, *, force: bool = False,
     with ws.stage("propagate", outputs=PROPAGATE_OUTPUTS, params=as_dict(cfg.propagate),
                   inputs=inputs, summary=PropagateSummary, force=force) as st:
         if st.todo:
-            prop, keyword = label_posts(ws, labelmap, cfg)
+            prop, keyword = label_posts(ws, labelmap, cfg, clusters=current)
             posts = ws.read("posts.parquet", POSTS)
             post_images = ws.read("post_images.parquet", POST_IMAGES)
             written = ws.write("post_labels.parquet", prop.labels, POST_LABELS)
