@@ -55,11 +55,12 @@ def test_few_heldout_seeds_keep_the_default_and_its_coverage(tmp_path: Path) -> 
     gold = df.rename(columns={"id": "post_id"})[["post_id", "label"]]
     cfg = with_overrides(load_config(ROOT / "bench/petitions/config.yaml"), {
         "workspace": str(tmp_path / "ws"), "posts.path": str(data),
-        "tokenize.userdict": str(ROOT / "userdict"), "tokenize.workers": 1})
+        "tokenize.userdict": str(ROOT / "userdict"), "tokenize.workers": 1,
+        "seed_keywords": str(SHARED / "petition_keywords.yaml")})
     ws = Workspace(Path(cfg.workspace)).ensure()
-    run_tokenize(data, ws, cfg, progress=False)
+    run_tokenize(ws, cfg, progress=False)
     run_embed(ws, cfg)
-    run_cluster(ws, cfg, seed_keywords=SHARED / "petition_keywords.yaml")
+    run_cluster(ws, cfg)
     from weaklabel.contracts import WORD_CLUSTERS
 
     known = set(ws.read("word_clusters.parquet", WORD_CLUSTERS)["cluster"].astype(int))

@@ -118,5 +118,10 @@ def test_text_posts_show_their_caption(served, browser) -> None:  # type: ignore
     assert page.inner_text(".tab.on").startswith("네일")
     texts = [t.inner_text() for t in page.query_selector_all(".card .text")]
     assert "네일 글만" in texts and "애매한 글" in texts
+    # lazy thumbnails load after the grid is drawn: wait for the first five (a slow machine
+    # may take seconds), then check each one really decoded
+    page.wait_for_function("() => { const i = [...document.querySelectorAll('.card img')]"
+                           ".slice(0, 5); return i.length > 0 && i.every(e => e.complete); }",
+                           timeout=30_000)
     imgs = page.query_selector_all(".card img")
     assert imgs and all(i.evaluate("e => e.naturalWidth") > 0 for i in imgs[:5])

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from weaklabel.config import Config, TokenizeConfig, load_config
+from weaklabel.config import Config, PostsConfig, TokenizeConfig, load_config
 from weaklabel.text.tokenizer import tokenizer_version
 from weaklabel.text.tokens import run_tokenize
 from weaklabel.workspace import Workspace
@@ -46,15 +46,19 @@ def test_cli_tokenize_with_kiwi(cli: Callable[..., Any], tricky_csv: Path,
 def test_switching_the_tokenizer_retokenizes(tricky_csv: Path, userdict_dir: Path,
                                              tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
-    regex = Config(tokenize=TokenizeConfig(userdict=str(userdict_dir), tokenizer="regex"))
-    kiwi = Config(tokenize=TokenizeConfig(userdict=str(userdict_dir), tokenizer="kiwi"))
-    run_tokenize(tricky_csv, ws, regex, progress=False)
+    posts = PostsConfig(path=str(tricky_csv))
+    regex = Config(posts=posts,
+                   tokenize=TokenizeConfig(userdict=str(userdict_dir), tokenizer="regex"))
+    kiwi = Config(posts=posts,
+                  tokenize=TokenizeConfig(userdict=str(userdict_dir), tokenizer="kiwi"))
+    run_tokenize(ws, regex, progress=False)
     before = _tokens(ws.root)
-    s = run_tokenize(tricky_csv, ws, kiwi, progress=False)
-    assert "up_to_date" not in s
-    assert s["cached"] == 0 and s["tokenized"] == s["posts"]  # the key holds the tokenizer
+    r = run_tokenize(ws, kiwi, progress=False)
+    assert not r.up_to_date
+    s = r.summary
+    assert s.cached == 0 and s.tokenized == s.posts  # the key holds the tokenizer
     assert _tokens(ws.root) != before
-    assert run_tokenize(tricky_csv, ws, kiwi, progress=False)["up_to_date"] is True
+    assert run_tokenize(ws, kiwi, progress=False).up_to_date is True
 
 
 def test_two_kiwi_workers_give_the_same_tokens_as_one(
@@ -66,10 +70,11 @@ def test_two_kiwi_workers_give_the_same_tokens_as_one(
     out = {}
     for w in (1, 2):
         ws = Workspace(tmp_path / f"ws{w}")
-        cfg = Config(tokenize=TokenizeConfig(userdict=str(userdict_dir), tokenizer="kiwi",
+        cfg = Config(posts=PostsConfig(path=str(posts)),
+                     tokenize=TokenizeConfig(userdict=str(userdict_dir), tokenizer="kiwi",
                                              workers=w, chunk_size=10))
-        s = run_tokenize(posts, ws, cfg, progress=False)
-        assert s["workers"] == w and s["tokenized"] == len(rows)
+        s = run_tokenize(ws, cfg, progress=False).summary
+        assert s.workers == w and s.tokenized == len(rows)
         out[w] = ws.path("tokens.parquet").read_bytes()
     assert len(rows) >= 2 * 10  # enough batches for the process pool to be used
     assert out[1] == out[2]
