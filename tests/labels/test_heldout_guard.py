@@ -1,10 +1,11 @@
 """Few held-out seeds a label must not steer propagate: the default choice stands.
 
-Real text: 2,000 petition titles (tests/data/petition_sample.csv, from ../shared/data/petition_titles.csv, 16 noisy author-chosen
-categories) with the five keywords a category as given (petition_keywords.yaml), the label
-map the keyword-seeded draft as it stands. Here every label has only a handful of held-out
-seeds. Before the guard the held-out choice picked the label model with no classifier round
-and a calibration that abstained on nearly every non-seed post (on a 5,000-title sample:
+Real text: 2,000 petition titles (tests/data/petition_sample.csv, a sample of the dev
+corpus petition_titles.csv; 16 noisy author-chosen categories) with the five keywords a
+category as given (petition_keywords.yaml), the label map the keyword-seeded draft as it
+stands. Here every label has only a handful of held-out seeds. Before the guard the
+held-out choice picked the label model with no classifier round and a calibration that
+abstained on nearly every non-seed post (on a 5,000-title sample:
 macro-F1 0.138 at 22 % coverage, against 0.198 at 69 % for seeds+KNN).
 """
 

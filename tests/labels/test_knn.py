@@ -22,7 +22,8 @@ from weaklabel.text.embed import train_word2vec
 from weaklabel.text.tokenizer import make_tokenizer
 from weaklabel.text.userdict import UserDict
 
-CHATBOT = Path(__file__).resolve().parents[1] / "data/chatbot_sample.csv"  # bundled: CI has no ../shared
+# bundled real text: a clean clone on CI has no ../shared
+CHATBOT = Path(__file__).resolve().parents[1] / "data/chatbot_sample.csv"
 
 
 @pytest.fixture(scope="module")
