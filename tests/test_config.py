@@ -67,7 +67,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text, match", [
-    ("embedd: {}\n", "unknown setting 'embedd'; valid: cluster, embed, engine, export"),
+    ("embedd: {}\n", "unknown setting 'embedd'; valid: cluster, embed, engine, eval, export"),
     ("embed:\n  sed: 1\n", "unknown setting 'sed'; valid: epochs, min_count"),
     ("embed:\n  seed: x\n", "embed.seed must be a whole number, got 'x'"),
     ("embed:\n  seed: true\n", "embed.seed must be a whole number, got True"),

@@ -42,7 +42,7 @@ def test_propagation_beats_keywords_on_real_korean_text(tmp_path: Path) -> None:
     labelmap.write_text((tmp_path / "ws/labelmap.draft.yaml").read_text("utf-8"), "utf-8")
     res = run_build(cfg, progress=False)
     assert res.stopped is None
-    m = next(r.summary for r in res.stages if r.stage == "eval")
+    m = next(r.summary.metrics for r in res.stages if r.stage == "eval")
     floor = m["subsets"]["keyword_baseline"]
     assert floor["coverage"] < 0.25
     assert m["coverage"] > 0.85

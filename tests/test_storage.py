@@ -221,8 +221,8 @@ def test_s3_on_dask_equals_local_and_a_new_day_fetches_only_itself(
     remote = run_build(load_config(remote_cfg), progress=False)
     assert remote.stopped is None
     stages = {r.stage: r.summary for r in remote.stages}
-    assert stages["fetch"]["listed"] == len(old) and stages["fetch"]["fetched"] == len(old)
-    assert stages["fetch"]["prefixes"] == 2  # one listing per date folder
+    assert stages["fetch"].listed == len(old) and stages["fetch"].fetched == len(old)
+    assert stages["fetch"].prefixes == 2  # one listing per date folder
     assert sorted(reqs.gets("review/")) == [f"review/{k}" for k in old]  # one GET each
     for name in ARTIFACTS:
         assert (tmp_path / "remote" / name).read_bytes() == \
@@ -246,7 +246,7 @@ def test_s3_on_dask_equals_local_and_a_new_day_fetches_only_itself(
     fetched = sorted(reqs.gets("review/"))
     assert fetched == [f"review/{k}" for k in new]
     summary = {r.stage: r.summary for r in again.stages}["fetch"]
-    assert summary["fetched"] == len(new) and summary["listed"] == len(old) + len(new)
+    assert summary.fetched == len(new) and summary.listed == len(old) + len(new)
     dups = pd.read_csv(tmp_path / "remote" / "duplicates.csv")
     exact = {frozenset((r.kept, r.duplicate)) for r in dups.itertuples() if r.kind == "exact"}
     for copy, original in dump["copies"].items():  # a new day's copy of an old day's image

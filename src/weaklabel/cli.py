@@ -220,10 +220,13 @@ def propagate(
 @app.command("eval")
 @stage_command
 def eval_(
-    labels: Annotated[Path, typer.Argument(
-        exists=True, dir_okay=False, help="post_labels.parquet (or a CSV post_id,label).")],
-    gold: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
-                                         help="Gold CSV post_id,label.")],
+    labels: Annotated[Path | None, typer.Argument(
+        exists=True, dir_okay=False, help="post_labels.parquet (or a CSV post_id,label) "
+        "(default: eval.labels, else WORKSPACE/post_labels.parquet).")] = None,
+    gold: Annotated[Path | None, typer.Argument(
+        exists=True, dir_okay=False, help="Gold CSV post_id,label (default: gold).")] = None,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
     baseline: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="Labels to compare with (default: "
         "keyword_labels.parquet beside LABELS).")] = None,
@@ -236,10 +239,15 @@ def eval_(
 
     Example: weaklabel eval build/post_labels.parquet examples/data/gold.csv
     """
+    cfg = resolve_config(config, {
+        "workspace": str(workspace) if workspace else None,
+        "eval.labels": str(labels) if labels else None, "gold": str(gold) if gold else None,
+        "eval.baseline": str(baseline) if baseline else None,
+        "labelmap": str(labelmap) if labelmap else None})
     from weaklabel.labels.evaluate import format_report, run_eval
 
-    m = run_eval(labels, gold, baseline=baseline, labelmap=labelmap)
-    typer.echo(json.dumps(m, ensure_ascii=False) if as_json else format_report(m))
+    m = run_eval(workspace_of(cfg), cfg).summary.metrics
+    typer.echo(json.dumps(m, ensure_ascii=False) if as_json else format_report(dict(m)))
 
 
 @app.command()
@@ -286,19 +294,21 @@ def build(
     if res.stopped:
         typer.echo(f"build stopped: {res.stopped}", err=True)
         raise typer.Exit(3)
-    stages = {r.stage: r.summary for r in res.stages}
     typer.echo(f"\nworkspace: {cfg.workspace}")
-    if "export" in stages:
-        from weaklabel.dataset.export import format_counts
+    from weaklabel.dataset.export import ExportSummary, format_counts
+    from weaklabel.dataset.report import ReportSummary
+    from weaklabel.labels.evaluate import EvalSummary
 
-        typer.echo(f"data set:  {cfg.output}  (images per label and split)")
-        typer.echo(format_counts(stages["export"].get("counts", {})))
-    if "report" in stages:
-        typer.echo(f"report:    {stages['report'].get('path')}")
-    if "eval" in stages:
-        m = stages["eval"]
-        typer.echo(f"eval:      macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} on "
-                   f"{m['coverage']:.1%} of posts labelled (gold: {cfg.gold})")
+    for r in res.stages:
+        s = r.summary
+        if isinstance(s, ExportSummary):
+            typer.echo(f"data set:  {cfg.output}  (images per label and split)")
+            typer.echo(format_counts(s.counts))
+        elif isinstance(s, ReportSummary):
+            typer.echo(f"report:    {s.path}")
+        elif isinstance(s, EvalSummary):
+            typer.echo(f"eval:      macro-F1 {s.macro_f1:.3f}, accuracy {s.accuracy:.3f} on "
+                       f"{s.coverage:.1%} of posts labelled (gold: {cfg.gold})")
 
 
 # The image and data-set commands live beside their stages; both modules import only

@@ -7,7 +7,7 @@ module level; pandas and PIL load inside the library calls.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,6 +25,9 @@ from weaklabel.cli_common import (
 )
 from weaklabel.errors import UsageError, WeaklabelError
 
+if TYPE_CHECKING:
+    from weaklabel.config import Config
+
 LabelmapOpt = Annotated[
     Path | None,
     typer.Option("--labelmap", "-l", exists=True, dir_okay=False,
@@ -38,22 +41,24 @@ ImageRootOpt = Annotated[
 ]
 
 
-def _image_root(cfg: Any, given: str | None, *, quiet: bool = True) -> tuple[Any, Path | None]:
-    """The config and the local image root: an ``s3://`` root is synced into the
-    workspace's mirror first, and the manifest's source-ref then names its objects."""
-    root = given or getattr(cfg.images, "root", None) or getattr(cfg.posts, "image_root", None)
+def _image_root(cfg: Config, given: str | None, *, quiet: bool = True) -> Config:
+    """The config with the local image root in ``images.root``: an ``s3://`` root is
+    synced into the workspace's mirror first, and the manifest's source-ref then names
+    its objects."""
+    from weaklabel.config import image_root_of, with_overrides
+
+    root = given or (str(image_root_of(cfg)) if image_root_of(cfg) else None)
     if root is None:
-        return cfg, None
+        return cfg
     from weaklabel.storage import is_remote, local_path
 
     if not is_remote(root):
-        return cfg, Path(local_path(root))
-    from weaklabel.config import with_overrides
+        return with_overrides(cfg, {"images.root": local_path(root)})
     from weaklabel.storage import stage_inputs
 
     cfg, _ = stage_inputs(with_overrides(cfg, {"images.root": root}), posts=False,
                           progress=not quiet)
-    return cfg, Path(cfg.images.root)
+    return cfg
 
 
 def _usage(parse: Any, value: Any) -> Any:
@@ -158,7 +163,8 @@ def export(
     image_root: ImageRootOpt = None,
     labelmap: LabelmapOpt = None,
     force: Annotated[bool, typer.Option(
-        "--force", help="Replace an earlier weaklabel export in OUT (only the files its "
+        "--force", help="Export again even when up to date, and replace an earlier "
+                        "export that another workspace made in OUT (only the files its "
                         "ledger lists; any other file stops the export).")] = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -168,7 +174,8 @@ def export(
 
     Splits are stratified by label; a duplicate group never straddles two splits.
 
-    OUT must be missing or empty; --force replaces only an earlier export's own files.
+    OUT must be missing or empty, or hold an earlier export of this workspace (replaced
+    when stale); --force replaces any earlier export's own files.
 
     Example: weaklabel export -w build dataset/ --image-root download --split 0.8,0.1,0.1
     """
@@ -180,28 +187,27 @@ def export(
     cfg = resolve_config(config, {
         "workspace": str(workspace) if workspace else None,
         "labelmap": str(labelmap) if labelmap else None,
+        "output": str(out) if out is not None else None,
         "export.formats": formats, "export.link": link, "export.source_prefix": source_prefix,
         "export.manifest_url": manifest_url,
         "export.split": _usage(parse_split, split) if split is not None else None,
-        "export.seed": seed, "export.job_name": job_name})
-    target = out if out is not None else (Path(cfg.output) if cfg.output else None)
-    if target is None:
+        "export.seed": seed, "export.job_name": job_name,
+        "export.creation_date": creation_date})
+    if not cfg.output:
         raise UsageError("no export folder given; pass OUT or set output in the config")
     if cfg.export.manifest_url and "manifest" not in cfg.export.formats:
         raise UsageError("--manifest-url needs the manifest format; add manifest to --format")
-    cfg, root = _image_root(cfg, image_root, quiet=quiet)
-    res = run_export(workspace_of(cfg), target, cfg, image_root=root,
-                     creation_date=creation_date, force=force)
-    typer.echo(format_counts(res.counts))
-    links = ", ".join(f"{n} {k}" for k, n in sorted(res.links.items()))
-    typer.echo(f"exported {sum(sum(c.values()) for c in res.counts.values())} images "
-               f"({', '.join(res.formats)}{'; ' + links if links else ''}) → {res.out}")
-    if cfg.export.manifest_url:
-        typer.echo(f"uploaded {res.out}/manifest.jsonl → {cfg.export.manifest_url}")
-    if res.replaced:
-        typer.echo(f"replaced {res.replaced} file(s) of the earlier export")
-    if res.missing:
-        typer.echo(f"{len(res.missing)} source image(s) missing or unverified, not exported; see "
+    cfg = _image_root(cfg, image_root, quiet=quiet)
+    r = run_export(workspace_of(cfg), cfg, force=force, progress=not quiet)
+    s = r.summary
+    typer.echo(format_counts(s.counts))
+    echo_report(r)
+    if cfg.export.manifest_url and not r.up_to_date:
+        typer.echo(f"uploaded {s.out}/manifest.jsonl → {cfg.export.manifest_url}")
+    if s.replaced and not r.up_to_date:
+        typer.echo(f"replaced {s.replaced} file(s) of the earlier export")
+    if s.missing:
+        typer.echo(f"{s.missing} source image(s) missing or unverified, not exported; see "
                    f"{cfg.workspace}/export.rejects.csv", err=True)
 
 
@@ -210,13 +216,14 @@ def report(
     config: ConfigOpt = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", dir_okay=False,
-        help="HTML file to write (default: WORKSPACE/report.html).")] = None,
+        help="HTML file to write (default: report.output, else WORKSPACE/report.html).")
+    ] = None,
     gold: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="Gold CSV post_id,label: add eval metrics.")] = None,
     image_root: ImageRootOpt = None,
     labelmap: LabelmapOpt = None,
-    thumb_size: Annotated[int, typer.Option(min=32, max=512,
-                                            help="Thumbnail edge in pixels.")] = 128,
+    thumb_size: Annotated[int | None, typer.Option(
+        min=32, max=512, help="Thumbnail edge in pixels (default: 128).")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Write one self-contained HTML report of the workspace.
@@ -233,16 +240,15 @@ def report(
     cfg = resolve_config(config, {
         "workspace": str(workspace) if workspace else None,
         "labelmap": str(labelmap) if labelmap else None,
-        "gold": str(gold) if gold else None})
-    cfg, root = _image_root(cfg, image_root, quiet=quiet)
-    res = run_report(workspace_of(cfg), cfg, output=output,
-                     gold=Path(cfg.gold) if cfg.gold else None,
-                     image_root=root, thumb_size=thumb_size)
-    typer.echo(f"thumbnails: {res['made']} made, {res['cached']} cached, "
-               f"{res['failed']} unreadable")
-    if res["not_run"]:
-        typer.echo(f"not run yet: {', '.join(res['not_run'])}")
-    typer.echo(f"wrote {res['path']} ({res['bytes'] // 1024} KiB)")
+        "gold": str(gold) if gold else None,
+        "report.output": str(output) if output else None, "report.thumb_size": thumb_size})
+    cfg = _image_root(cfg, image_root, quiet=quiet)
+    r = run_report(workspace_of(cfg), cfg, progress=not quiet)
+    s = r.summary
+    typer.echo(f"thumbnails: {s.made} made, {s.cached} cached, {s.failed} unreadable")
+    if s.not_run:
+        typer.echo(f"not run yet: {', '.join(s.not_run)}")
+    typer.echo(f"wrote {s.path} ({s.bytes // 1024} KiB)")
 
 
 def register(app: typer.Typer) -> None:

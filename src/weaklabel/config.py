@@ -156,6 +156,22 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """The HTML report (``weaklabel report``)."""
+
+    output: str | None = None  # the HTML file; None: WORKSPACE/report.html
+    thumb_size: int = 128  # thumbnail edge in pixels
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """``weaklabel eval``: which labels are scored against ``gold``, beside which baseline."""
+
+    labels: str | None = None  # post_labels.parquet or a CSV; None: WORKSPACE/post_labels.parquet
+    baseline: str | None = None  # None: keyword_labels.parquet beside post_labels.parquet
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     """Object storage (``s3://…`` inputs): where the endpoint is and what to list."""
 
@@ -192,6 +208,8 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 @dataclass(frozen=True)
@@ -603,6 +621,10 @@ SETTINGS: dict[str, Check] = {
     "engine.name": Check(str, choices=("local", "dask")),
     "engine.scheduler": Check(str, check=_check_scheduler),
     "engine.workers": _WORKERS,
+    "report.output": _PATH,
+    "report.thumb_size": Check(int, 32, 512),
+    "eval.labels": _PATH,
+    "eval.baseline": _PATH,
 }
 """Every setting's allowed values, checked once by :func:`validate_config` before any
 stage starts. Settings not listed here are checked for their type only."""
@@ -661,6 +683,12 @@ def validate_config(cfg: Config, *, source: str = "config",
         raise fail("images.hash_size", "must be 2, 4 or 8 for whash",
                    cfg.images.hash_size)
     return cfg
+
+
+def image_root_of(cfg: Config) -> Path | None:
+    """The image root: ``images.root``, else ``posts.image_root``, else None."""
+    root = cfg.images.root or cfg.posts.image_root
+    return Path(root) if root else None
 
 
 def with_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:

@@ -98,6 +98,10 @@ class StageIO:
 
     Names without a folder are workspace artifacts; ``cfg.<key>`` names a path the
     config gives (the posts table, the label map, the image root, the output folder).
+    An output outside the workspace (``cfg.output``: the exported data set) gets its
+    meta beside it (``OUT.meta.json``) and, inside it, the ledger of the files it holds;
+    ``cfg.eval.labels`` defaults to the workspace's ``post_labels.parquet`` and
+    ``cfg.report.output`` to ``report.html``.
     """
 
     stage: str
@@ -134,12 +138,18 @@ STAGES = (
              "reviewed_images.parquet", "cfg.labelmap"),
             ("sample.parquet", "sample_funnel.csv", "label_conflicts.csv")),
     StageIO("export", "weaklabel.dataset.export.run_export",
-            ("sample.parquet", "duplicates.csv", "inventory.sqlite", "cfg.images.root"),
+            ("sample.parquet", "duplicates.csv", "posts.parquet", "purge.csv",
+             "reviewed_labels.parquet", "reviewed_images.parquet", "inventory.sqlite",
+             "cfg.labelmap", "cfg.images.root"),
             ("cfg.output", "export.rejects.csv")),
     StageIO("report", "weaklabel.dataset.report.run_report",
-            ("every artifact above", "cfg.gold"), ("report.html", "thumbs/")),
+            ("posts.parquet", "post_labels.parquet", "keyword_labels.parquet",
+             "image_labels.parquet", "reviewed_images.parquet", "purge.csv",
+             "duplicates.csv", "sample.parquet", "clusters.csv", "review/decisions.sqlite",
+             "cfg.labelmap", "cfg.gold", "cfg.images.root"),
+            ("cfg.report.output", "thumbs/")),
     StageIO("eval", "weaklabel.labels.evaluate.run_eval",
-            ("post_labels.parquet", "keyword_labels.parquet", "cfg.gold"), ()),
+            ("cfg.eval.labels", "cfg.eval.baseline", "cfg.gold", "cfg.labelmap"), ()),
 )
 """Every stage in build order with its inputs and outputs: the newcomer's map of the
 house (README "How it works" shows the same). ``workspace.MADE_BY`` must agree."""

@@ -16,48 +16,68 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from weaklabel.config import Config
+from weaklabel.config import Config, image_root_of
 from weaklabel.errors import WeaklabelError
-from weaklabel.stage import StageReport, Summary
+from weaklabel.stage import StageFn, StageReport, Summary
 from weaklabel.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Facts(Summary):
-    """The summary of a stage not yet on the contract (it returns a dict or a dataclass):
-    its scalar values in order. Goes away when every ``run_*`` returns a StageReport."""
+class FetchSummary(Summary):
+    """What ``build`` fetched from object storage before the stages (``fetch`` is not a
+    command: it mirrors ``s3://…`` inputs into the workspace)."""
 
-    values: tuple[tuple[str, int | float | str | bool | None], ...] = ()
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    listed: int = 0
+    fetched: int = 0
+    prefixes: int = 0
+    bytes: int = 0
+    removed: int = 0
+    rejected: int = 0
+    posts_path: str | None = None
+    posts_links: str | None = None
 
     def text(self) -> str:
-        return ", ".join(f"{k} {v}" for k, v in self.values[:8])
-
-    def __getitem__(self, key: str) -> Any:  # for callers that still read by key
-        return self.raw[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.raw.get(key, default)
+        return (f"{self.fetched} of {self.listed} objects fetched ({self.bytes} bytes), "
+                f"{self.removed} removed, {self.rejected} rejected")
 
 
-def as_report(stage: str, out: Any, seconds: float) -> StageReport[Any]:
-    """``out`` as a :class:`StageReport`: as it is when it already is one, else wrapped
-    (the adapter for stages whose owners have not converted them yet)."""
-    if isinstance(out, StageReport):
-        return out
-    import dataclasses
+@dataclass(frozen=True)
+class ReviewedSummary(Summary):
+    """What the reviewers' decisions became (``reviewed_labels.parquet`` and
+    ``reviewed_images.parquet``)."""
 
-    if dataclasses.is_dataclass(out) and not isinstance(out, type):
-        raw = {k: v for k, v in dataclasses.asdict(out).items()
-               if isinstance(v, (int, float, str, bool, type(None), dict))}
-    else:
-        raw = dict(out) if isinstance(out, Mapping) else {"result": str(out)}
-    values = tuple((k, v) for k, v in raw.items()
-                   if isinstance(v, (int, float, str)) and k != "up_to_date")
-    return StageReport(stage, (), {}, Facts(values, raw),
-                       up_to_date=bool(raw.get("up_to_date")), elapsed=seconds)
+    posts: int
+    images: int
+    decisions: int
+
+    def text(self) -> str:
+        return (f"{self.decisions} decisions: {self.posts} reviewed posts, "
+                f"{self.images} image verdicts")
+
+
+def _fetch_report(fetched: Mapping[str, Any], seconds: float) -> StageReport[FetchSummary]:
+    """:func:`~weaklabel.storage.stage_inputs`'s summary as the build's first report."""
+    known = {f.name for f in dataclasses.fields(FetchSummary)}
+    summary = FetchSummary(**{k: v for k, v in fetched.items() if k in known})
+    return StageReport("fetch", (), {}, summary, up_to_date=not summary.fetched,
+                       elapsed=seconds)
+
+
+def _reviewed_report(ws: Workspace) -> StageReport[ReviewedSummary]:
+    """Materialise the reviewers' decisions (:func:`~weaklabel.review.reviewed.write_reviewed`)
+    and report it like a stage."""
+    from weaklabel.review.reviewed import write_reviewed
+
+    t0 = time.perf_counter()
+    res = write_reviewed(ws.root)
+    outputs = tuple(ws.path(n) for n in ("reviewed_labels.parquet", "reviewed_images.parquet"))
+    return StageReport("reviewed", outputs,
+                       {"reviewed_labels.parquet": res.posts,
+                        "reviewed_images.parquet": res.images},
+                       ReviewedSummary(res.posts, res.images, res.decisions),
+                       up_to_date=res.up_to_date, elapsed=time.perf_counter() - t0)
 
 
 @dataclass
@@ -70,12 +90,6 @@ class BuildResult:
     def report(self, stage: str) -> StageReport[Any] | None:
         """The report of ``stage`` in this build, if it ran."""
         return next((r for r in self.stages if r.stage == stage), None)
-
-
-def image_root(cfg: Config) -> Path | None:
-    """The image root from ``images.root`` or ``posts.image_root``."""
-    root = cfg.images.root or cfg.posts.image_root
-    return Path(root) if root else None
 
 
 def run_build(
@@ -100,7 +114,7 @@ def run_build(
 
     t0 = time.perf_counter()
     cfg, fetched = stage_inputs(cfg, progress=progress)  # s3://… inputs into the workspace
-    fetch = None if fetched is None else as_report("fetch", fetched, time.perf_counter() - t0)
+    fetch = None if fetched is None else _fetch_report(fetched, time.perf_counter() - t0)
     if fetch is not None and on_stage:
         on_stage(fetch)
     with use_engine(cfg.engine.name, scheduler=cfg.engine.scheduler,
@@ -118,24 +132,22 @@ def _run_stages(cfg: Config, *, force: bool, progress: bool,
     from weaklabel.text.embed import run_embed
     from weaklabel.text.tokens import run_tokenize
 
-    root = image_root(cfg)
+    root = image_root_of(cfg)
     if root is not None and not root.is_dir():
         raise WeaklabelError(f"image root {root} is not a folder; fix images.root")
     ws = Workspace(Path(cfg.workspace)).ensure()
     result = BuildResult()
 
-    def step(name: str, fn: Callable[[], Any]) -> Any:
-        t0 = time.perf_counter()
-        out = fn()
-        r = as_report(name, out, time.perf_counter() - t0)
+    def note(r: StageReport[Any]) -> None:
         result.stages.append(r)
         if on_stage:
             on_stage(r)
-        return out
 
-    step("tokenize", lambda: run_tokenize(ws, cfg, force=force, progress=progress))
-    step("embed", lambda: run_embed(ws, cfg, force=force, progress=progress))
-    step("cluster", lambda: run_cluster(ws, cfg, force=force, progress=progress))
+    def step(fn: StageFn[Any], c: Config = cfg) -> None:
+        note(fn(ws, c, force=force, progress=progress))
+
+    for fn in (run_tokenize, run_embed, run_cluster):
+        step(fn)
     if not cfg.labelmap or not Path(cfg.labelmap).is_file():
         target = cfg.labelmap or "labelmap.yaml"
         result.stopped = (
@@ -148,35 +160,26 @@ def _run_stages(cfg: Config, *, force: bool, progress: bool,
     from weaklabel.review.store import DECISIONS_DB
 
     if ws.path(DECISIONS_DB).exists():  # reviewers' decisions become gold for propagate
-        from weaklabel.review.reviewed import write_reviewed
-
-        step("reviewed", lambda: write_reviewed(ws.root))
-    step("propagate", lambda: run_propagate(ws, cfg, force=force, progress=progress))
+        note(_reviewed_report(ws))
+    step(run_propagate)
     if root is not None:
         from weaklabel.images.dedup import run_dedup
         from weaklabel.images.purge import run_purge
 
         # The stages read images.root; posts.image_root is the fallback this sets.
         icfg = dataclasses.replace(cfg, images=dataclasses.replace(cfg.images, root=str(root)))
-        step("purge", lambda: run_purge(ws, icfg, force=force, progress=progress))
-        step("dedup", lambda: run_dedup(ws, icfg, force=force, progress=progress))
-    _dataset_stages(cfg, ws, root, step, force=force, progress=progress)
+        step(run_purge, icfg)
+        step(run_dedup, icfg)
+    from weaklabel.dataset.export import run_export
+    from weaklabel.dataset.report import run_report
+    from weaklabel.dataset.sample import run_sample
+
+    step(run_sample)
+    if cfg.output and root is not None:
+        step(run_export)
+    step(run_report)
     if cfg.gold:
         from weaklabel.labels.evaluate import run_eval
 
-        step("eval", lambda: run_eval(ws.path("post_labels.parquet"), Path(cfg.gold or ""),
-                                      labelmap=Path(cfg.labelmap or "")))
+        step(run_eval)
     return result
-
-
-def _dataset_stages(cfg: Config, ws: Workspace, root: Path | None, step: Callable[..., Any],
-                    *, force: bool, progress: bool) -> None:
-    from weaklabel.dataset import export, report, sample
-
-    step("sample", lambda: sample.run_sample(ws, cfg, force=force))
-    if cfg.output and root is not None:
-        out = Path(cfg.output)
-        step("export", lambda: export.run_export(ws, out, cfg, image_root=root, force=True))
-    step("report", lambda: report.run_report(
-        ws, cfg, output=ws.path("report.html"), image_root=root,
-        gold=Path(cfg.gold) if cfg.gold else None))

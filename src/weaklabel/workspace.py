@@ -51,6 +51,7 @@ MADE_BY = {
     "label_conflicts.csv": "sample",
     "sample.parquet": "sample",
     "sample_funnel.csv": "sample",
+    "export.rejects.csv": "export",
 }
 
 
@@ -327,8 +328,9 @@ class Workspace:
     ) -> Iterator[StageRun[S]]:
         """Run one stage's body under the contract (see :mod:`weaklabel.stage`).
 
-        Takes the workspace lock, hashes ``inputs`` (a :class:`Path` is read and
-        hashed; a ``str`` is a digest the stage computed itself), and decides
+        Takes the workspace lock (when there are outputs), hashes ``inputs`` (a
+        :class:`Path` is read and hashed; a ``str`` is a digest the stage computed
+        itself), and decides
         up-to-date: every output exists and its meta records the same tool version,
         ``params`` and input digests, and a summary of type ``summary``. Then the
         yielded run has ``todo`` False and its report is the previous run's. Otherwise
@@ -347,7 +349,9 @@ class Workspace:
         for p in inputs.values():
             if isinstance(p, Path) and not p.exists():
                 raise MissingArtifactError(p, MADE_BY.get(p.name, "the stage before"))
-        with self.lock(name):
+        # A stage that writes nothing (eval) only reads files written atomically: it
+        # takes no lock, so it neither waits for a build nor creates the workspace.
+        with self.lock(name) if outputs else contextlib.nullcontext():
             digests = {k: file_digest(v) if isinstance(v, Path) else v
                        for k, v in inputs.items()}
             previous = None if force else self._previous(name, outputs, targets, params,

@@ -54,12 +54,20 @@ def test_sample_export_report(fx, tmp_path: Path) -> None:  # type: ignore[no-un
     first = json.loads((out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert first["source-ref"].startswith("s3://bucket/dl/")
 
-    r = run("export", str(out), "-c", str(fx.config))
-    assert r.exit_code == 1
-    assert r.output.strip().splitlines()[-1].startswith(f"Error: export folder {out} is not "
-                                                        "empty; pick an empty folder")
-    r = run("export", str(out), "-c", str(fx.config), "--force", "-q")
+    assert r.stdout.splitlines()[-1].endswith(f"→ {out}, {fx.ws / 'export.rejects.csv'}")
+    r = run("export", str(out), "-c", str(fx.config), "--split", "0.5,0.5", "--seed", "7",
+            "--source-prefix", "s3://bucket/dl", "--link", "copy", "-q")
+    assert r.exit_code == 0 and "export up to date: exported" in r.stdout, r.output
+    r = run("export", str(out), "-c", str(fx.config), "-q")  # other settings: re-exported
     assert r.exit_code == 0, r.output
+    assert "replaced" in r.stdout and "hardlink" in r.stdout
+    r = run("export", str(out), "-c", str(fx.config), "--force", "-q")
+    assert r.exit_code == 0 and "up to date" not in r.stdout, r.output
+    (out / "mine.txt").write_text("a person's file")
+    r = run("export", str(out), "-c", str(fx.config), "--seed", "8")
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1].startswith(f"Error: export folder {out} holds 1 "
+                                                        "file(s) weaklabel did not write")
 
     html = tmp_path / "r.html"
     r = run("report", "-c", str(fx.config), "-o", str(html), "-q")

@@ -77,7 +77,8 @@ def test_export_never_takes_a_file_from_outside_the_root(tmp_path: Path, link: s
     run_purge(*image_stage(root, ws, cfg))
     run_sample(Workspace(ws), cfg)
     out = tmp_path / "dataset"
-    res = run_export(Workspace(ws), out, cfg, image_root=root)
+    res = run_export(Workspace(ws), with_overrides(cfg, {"output": str(out),
+                                                         "images.root": str(root)})).summary
     assert sum(sum(c.values()) for c in res.counts.values()) == 3
     passwd = PASSWD.stat()
     secret = (tmp_path / "outside" / "secret.jpg").read_bytes()
@@ -114,9 +115,10 @@ def test_export_rechecks_every_file_at_link_time(tmp_path: Path) -> None:
     p1 = root / "20190301" / "ok1.jpg"
     p1.write_bytes(p1.read_bytes() + b"\0")        # changed since the inventory saw it
     out = tmp_path / "dataset"
-    res = run_export(Workspace(ws), out, cfg, image_root=root)
+    res = run_export(Workspace(ws), with_overrides(cfg, {"output": str(out),
+                                                         "images.root": str(root)})).summary
     assert sum(sum(c.values()) for c in res.counts.values()) == 1
-    why = dict(res.missing)
+    why = dict(res.rejects)
     assert "symbolic link" in why["20190301/ok0.jpg"]
     assert "changed" in why["20190301/ok1.jpg"]
     rejects = (ws / "export.rejects.csv").read_text(encoding="utf-8")
@@ -130,7 +132,8 @@ def test_export_without_an_inventory_refuses_to_link(tmp_path: Path) -> None:
     root, ws, cfg, _ = _tree(tmp_path)
     run_sample(Workspace(ws), cfg)  # no purge: sample keeps every row, with a note
     with pytest.raises(WeaklabelError, match=r"inventory.sqlite.*run `weaklabel purge"):
-        run_export(Workspace(ws), tmp_path / "dataset", cfg, image_root=root)
+        run_export(Workspace(ws), with_overrides(cfg, {"output": str(tmp_path / "dataset"),
+                                                       "images.root": str(root)}))
     assert not (tmp_path / "dataset").exists()
 
 
@@ -138,7 +141,7 @@ def test_report_shows_no_thumbnail_from_outside_the_root(tmp_path: Path) -> None
     root, ws, cfg, _ = _tree(tmp_path)
     cfg = with_overrides(cfg, {"sample.per_label": 100})
     run_sample(Workspace(ws), cfg)  # every row sampled, the hostile ones first
-    res = run_report(Workspace(ws), cfg, image_root=root)
-    assert res["made"] == 3, res
+    res = run_report(Workspace(ws), with_overrides(cfg, {"images.root": str(root)})).summary
+    assert res.made == 3, res
     thumbs = [json.dumps(p.name) for p in (ws / "thumbs").rglob("*") if p.is_file()]
     assert len(thumbs) == 3

@@ -32,6 +32,14 @@ from weaklabel.errors import WeaklabelError
 from weaklabel.workspace import Workspace
 
 
+def export(fx, out: Path, cfg: Config, *, image_root: Path | None = None,  # type: ignore[no-untyped-def]
+           creation_date: str | None = None, force: bool = False):
+    """``run_export`` into ``out`` (the config's ``output``) from ``image_root``."""
+    cfg = with_overrides(cfg, {"output": str(out), "export.creation_date": creation_date,
+                               "images.root": str(image_root) if image_root else None})
+    return run_export(Workspace(fx.ws), cfg, force=force)
+
+
 def sampled(fx, **export) -> Config:  # type: ignore[no-untyped-def]
     cfg = with_overrides(Config(), {"workspace": str(fx.ws), "labelmap": str(fx.labelmap)})
     cfg = with_overrides(cfg, {f"export.{k}": v for k, v in export.items()})
@@ -168,7 +176,7 @@ def test_a_wrong_image_root_is_an_error_not_an_empty_data_set(  # type: ignore[n
     with pytest.raises(WeaklabelError, match=r"cannot verify the sampled images: .* built "
                                              r"for another image root; run `weaklabel purge "
                                              r".*elsewhere"):
-        run_export(Workspace(fx.ws), out, cfg, image_root=tmp_path / "elsewhere")
+        export(fx, out, cfg, image_root=tmp_path / "elsewhere")
     assert not out.exists()
 
 
@@ -176,9 +184,9 @@ def test_export_tree_manifest_csv(fx, tmp_path: Path) -> None:  # type: ignore[n
     cfg = sampled(fx, split=(1.0,))
     out = tmp_path / "dataset"
     (fx.root / "20190302/p02.jpg").unlink()  # sampled, then gone before export
-    res = run_export(Workspace(fx.ws), out, cfg, image_root=fx.root)
+    res = export(fx, out, cfg, image_root=fx.root)
     # counted, reported, not a crash
-    assert [m[0] for m in res.missing] == ["20190302/p02.jpg"]
+    assert [m[0] for m in res.summary.rejects] == ["20190302/p02.jpg"]
     rejects = (fx.ws / "export.rejects.csv").read_text(encoding="utf-8")
     assert "20190302/p02.jpg,source image not found" in rejects
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
@@ -189,7 +197,7 @@ def test_export_tree_manifest_csv(fx, tmp_path: Path) -> None:  # type: ignore[n
     # hard links on one file system
     assert os.stat(out / "train/nails/20190304_p06.jpg").st_ino == \
         os.stat(fx.root / "20190304/p06.jpg").st_ino
-    assert res.links == {"hardlink": sum(res.counts["train"].values())}
+    assert res.summary.links == {"hardlink": sum(res.summary.counts["train"].values())}
 
     classes = json.loads((out / "classes.json").read_text(encoding="utf-8"))
     assert classes == {"0": {"label": "lips", "name": "입술 화장"},
@@ -221,8 +229,8 @@ def test_export_tree_manifest_csv(fx, tmp_path: Path) -> None:  # type: ignore[n
 def test_export_is_deterministic(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = sampled(fx)
     a, b = tmp_path / "a", tmp_path / "b"
-    run_export(Workspace(fx.ws), a, cfg, image_root=fx.root)
-    run_export(Workspace(fx.ws), b, cfg, image_root=fx.root)
+    export(fx, a, cfg, image_root=fx.root)
+    export(fx, b, cfg, image_root=fx.root)
     for name in ("manifest.jsonl", "dataset.csv", "classes.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
     tree = lambda p: sorted(str(x.relative_to(p)) for x in p.rglob("*"))  # noqa: E731
@@ -233,7 +241,7 @@ def test_export_source_prefix_and_formats(fx, tmp_path: Path) -> None:  # type: 
     cfg = sampled(fx, formats=("manifest",), source_prefix="s3://bucket/download/",
                   job_name="beauty-v1")
     out = tmp_path / "m"
-    run_export(Workspace(fx.ws), out, cfg, creation_date="2020-01-02")
+    export(fx, out, cfg, creation_date="2020-01-02")
     assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.jsonl", "classes.json",
                                                             LEDGER])
     line = json.loads((out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()[0])
@@ -250,8 +258,8 @@ def test_export_copies_when_hard_link_crosses_devices(fx, tmp_path: Path,  # typ
 
     monkeypatch.setattr(ex.os, "link", no_link)
     cfg = sampled(fx)
-    res = run_export(Workspace(fx.ws), tmp_path / "c", cfg, image_root=fx.root)
-    assert set(res.links) == {"copy"}
+    res = export(fx, tmp_path / "c", cfg, image_root=fx.root)
+    assert set(res.summary.links) == {"copy"}
     f = next((tmp_path / "c").rglob("20190304_p06.jpg"))
     assert os.stat(f).st_ino != os.stat(fx.root / "20190304/p06.jpg").st_ino
     assert f.read_bytes() == (fx.root / "20190304/p06.jpg").read_bytes()
@@ -259,7 +267,7 @@ def test_export_copies_when_hard_link_crosses_devices(fx, tmp_path: Path,  # typ
 
 def test_export_symlink_mode(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = sampled(fx, link="symlink")
-    run_export(Workspace(fx.ws), tmp_path / "s", cfg, image_root=fx.root)
+    export(fx, tmp_path / "s", cfg, image_root=fx.root)
     f = next((tmp_path / "s").rglob("20190304_p06.jpg"))
     assert f.is_symlink() and f.resolve() == (fx.root / "20190304/p06.jpg").resolve()
 
@@ -271,7 +279,7 @@ def test_export_refuses_non_empty_folder(fx, tmp_path: Path) -> None:  # type: i
     (out / "notes.txt").write_text("mine")
     for force in (False, True):
         with pytest.raises(WeaklabelError, match="not empty"):
-            run_export(Workspace(fx.ws), out, cfg, image_root=fx.root, force=force)
+            export(fx, out, cfg, image_root=fx.root, force=force)
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     assert not list(tmp_path.glob(".busy.weaklabel-tmp-*"))
@@ -280,17 +288,48 @@ def test_export_refuses_non_empty_folder(fx, tmp_path: Path) -> None:  # type: i
 def test_export_force_replaces_only_its_own_files(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = sampled(fx)
     out = tmp_path / "again"
-    run_export(Workspace(fx.ws), out, cfg, image_root=fx.root)
-    with pytest.raises(WeaklabelError, match="is not empty; pick an empty folder, or pass "
-                                             "--force"):
-        run_export(Workspace(fx.ws), out, cfg, image_root=fx.root)
-    res = run_export(Workspace(fx.ws), out, cfg, image_root=fx.root, force=True)
-    assert res.replaced > 0
+    first = export(fx, out, cfg, image_root=fx.root)
+    assert not first.up_to_date and first.summary.replaced == 0
+    assert json.loads((tmp_path / "again.meta.json").read_text())["stage"] == "export"
+    again = export(fx, out, cfg, image_root=fx.root)  # same inputs and settings
+    assert again.up_to_date and again.summary == first.summary
+    # stale, and this workspace's own export: replaced without --force
+    res = export(fx, out, with_overrides(cfg, {"export.seed": 7}), image_root=fx.root)
+    assert not res.up_to_date and res.summary.replaced > 0
+    res = export(fx, out, cfg, image_root=fx.root, force=True)  # --force re-exports
+    assert not res.up_to_date and res.summary.replaced > 0
     (out / "train" / "mine.txt").write_text("a person's file")
     with pytest.raises(WeaklabelError, match="weaklabel did not write, e.g. 'train/mine.txt'"):
-        run_export(Workspace(fx.ws), out, cfg, image_root=fx.root, force=True)
+        export(fx, out, cfg, image_root=fx.root, force=True)
     assert (out / "train" / "mine.txt").exists()
     assert (fx.root / "20190304/p06.jpg").exists()  # sources untouched throughout
+
+
+def test_an_export_another_workspace_made_is_replaced_only_with_force(  # type: ignore[no-untyped-def]
+        fx, tmp_path: Path) -> None:
+    cfg = sampled(fx)
+    out = tmp_path / "theirs"
+    export(fx, out, cfg, image_root=fx.root)
+    ledger = json.loads((out / LEDGER).read_text(encoding="utf-8"))
+    (out / LEDGER).write_text(json.dumps({**ledger, "workspace": "/elsewhere"}))
+    before = (out / "manifest.jsonl").read_bytes()
+    with pytest.raises(WeaklabelError, match="is not empty; pick an empty folder, or pass "
+                                             "--force"):
+        export(fx, out, with_overrides(cfg, {"export.seed": 7}), image_root=fx.root)
+    assert (out / "manifest.jsonl").read_bytes() == before
+    res = export(fx, out, cfg, image_root=fx.root, force=True)
+    assert res.summary.replaced > 0
+
+
+def test_an_emptied_export_folder_is_not_up_to_date(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx)
+    out = tmp_path / "gone"
+    export(fx, out, cfg, image_root=fx.root)
+    import shutil
+
+    shutil.rmtree(out)
+    res = export(fx, out, cfg, image_root=fx.root)
+    assert not res.up_to_date and (out / "manifest.jsonl").is_file()
 
 
 def test_export_ledger_cannot_delete_outside(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -301,7 +340,7 @@ def test_export_ledger_cannot_delete_outside(fx, tmp_path: Path) -> None:  # typ
     victim.write_text("keep me")
     (out / LEDGER).write_text(json.dumps({"tool": "weaklabel", "files": [
         "../victim.txt", str(victim), "train/x.jpg"], "dirs": ["..", "/"]}))
-    run_export(Workspace(fx.ws), out, cfg, image_root=fx.root, force=True)
+    export(fx, out, cfg, image_root=fx.root, force=True)
     assert victim.read_text() == "keep me"
 
 
@@ -311,14 +350,14 @@ def test_export_rejects_unsafe_label(fx, tmp_path: Path) -> None:  # type: ignor
     df.loc[df["label"] == "other", "label"] = "../other"
     df.to_parquet(fx.ws / "sample.parquet", index=False)
     with pytest.raises(WeaklabelError, match=r"label '\.\./other' cannot be a folder name"):
-        run_export(Workspace(fx.ws), tmp_path / "x", cfg, image_root=fx.root)
+        export(fx, tmp_path / "x", cfg, image_root=fx.root)
     assert not (tmp_path / "x").exists()
 
 
 def test_export_needs_image_root_for_imagefolder(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = sampled(fx)
     with pytest.raises(WeaklabelError, match="no image root"):
-        run_export(Workspace(fx.ws), tmp_path / "x", cfg)
+        export(fx, tmp_path / "x", cfg)
 
 
 def test_export_never_splits_a_duplicate_group(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -330,7 +369,7 @@ def test_export_never_splits_a_duplicate_group(fx, tmp_path: Path) -> None:  # t
     (fx.ws / "duplicates.csv").unlink()
     run_sample(Workspace(fx.ws), cfg)
     (fx.ws / "duplicates.csv").write_text(dups)
-    run_export(Workspace(fx.ws), tmp_path / "g", cfg, image_root=fx.root)
+    export(fx, tmp_path / "g", cfg, image_root=fx.root)
     with open(tmp_path / "g" / "dataset.csv", encoding="utf-8") as f:
         rows = {r["source"]: r["split"] for r in csv.DictReader(f)}
     twins = {rows[i] for i in ("20190304/p06.jpg", "20190305/p07.jpg", "20190305/p08.jpg")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -10,8 +11,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from weaklabel.config import Config, with_overrides
-from weaklabel.dataset.report import histogram, make_thumbnail, run_report, thumb_key
+from weaklabel.config import Config, ReportConfig, with_overrides
+from weaklabel.dataset.report import (
+    ReportSummary,
+    histogram,
+    make_thumbnail,
+    run_report,
+    thumb_key,
+)
 from weaklabel.dataset.sample import run_sample
 from weaklabel.workspace import Workspace
 
@@ -20,10 +27,15 @@ def cfg_for(fx) -> Config:  # type: ignore[no-untyped-def]
     return with_overrides(Config(), {"workspace": str(fx.ws), "labelmap": str(fx.labelmap)})
 
 
-def report(fx, tmp_path: Path, **kw) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
+def report(fx, tmp_path: Path, *, image_root: Path | None = None,  # type: ignore[no-untyped-def]
+           gold: Path | None = None) -> tuple[str, ReportSummary]:
     out = tmp_path / "report.html"
-    res = run_report(Workspace(fx.ws), cfg_for(fx), output=out, **kw)
-    return out.read_text(encoding="utf-8"), res
+    cfg = with_overrides(cfg_for(fx), {
+        "report.output": str(out), "images.root": str(image_root) if image_root else None,
+        "gold": str(gold) if gold else None})
+    res = run_report(Workspace(fx.ws), cfg)
+    assert res.outputs == (out,) and not res.up_to_date
+    return out.read_text(encoding="utf-8"), res.summary
 
 
 def test_histogram_bins() -> None:
@@ -51,7 +63,7 @@ def test_thumbnail_is_small_jpeg_and_cached(fx, tmp_path: Path) -> None:  # type
 def test_report_sections_and_escaping(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run_sample(Workspace(fx.ws), cfg_for(fx))
     page, res = report(fx, tmp_path, image_root=fx.root)
-    assert res["made"] > 0 and res["failed"] == 0
+    assert res.made > 0 and res.failed == 0
     for anchor in ("funnel", "labels", "sheets", "clusters", "purge", "duplicates", "eval"):
         assert f'id="{anchor}"' in page
     # no external resources; the CSP forbids them anyway
@@ -65,13 +77,13 @@ def test_report_sections_and_escaping(fx, tmp_path: Path) -> None:  # type: igno
     assert "입술 화장" in page and "no gold file given" in page
     # thumbnails cached: the second run makes none
     _, res2 = report(fx, tmp_path, image_root=fx.root)
-    assert res2["made"] == 0 and res2["cached"] == res["made"] + res["cached"]
+    assert res2.made == 0 and res2.cached == res.made + res.cached
     assert list((fx.ws / "thumbs").rglob("*.jpg"))
 
 
 def test_report_says_not_run_yet(fx_bare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     page, res = report(fx_bare, tmp_path)
-    assert set(res["not_run"]) == {"purge", "dedup", "sample"}
+    assert set(res.not_run) == {"purge", "dedup", "sample"}
     assert page.count("not run yet") >= 3
     assert "run <code>weaklabel purge</code>" in page
     assert "no image root" in page
@@ -80,8 +92,9 @@ def test_report_says_not_run_yet(fx_bare, tmp_path: Path) -> None:  # type: igno
 def test_report_on_empty_workspace(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws").ensure()
     out = tmp_path / "r.html"
-    res = run_report(ws, Config(workspace=str(ws.root)), output=out)
-    assert out.exists() and "propagate" in res["not_run"]
+    res = run_report(ws, Config(workspace=str(ws.root), report=ReportConfig(output=str(out))))
+    assert out.exists() and "propagate" in res.summary.not_run
+    assert json.loads((tmp_path / "r.html.meta.json").read_text())["stage"] == "report"
 
 
 def test_report_with_gold(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -96,7 +109,7 @@ def test_report_thumbnail_of_corrupt_or_missing_file_is_a_placeholder(fx, tmp_pa
     # Without a sample the contact sheets show labelled images: p05 is truncated, p04
     # is missing; neither may break the page.
     page, res = report(fx, tmp_path, image_root=fx.root)
-    assert res["failed"] >= 1
+    assert res.failed >= 1
     assert 'class="ph"' in page and "missing" in page
 
 

@@ -9,10 +9,12 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from weaklabel.config import Config, with_overrides
 from weaklabel.contracts import ABSTAIN, POST_LABELS
 from weaklabel.errors import WeaklabelError
 from weaklabel.labels.evaluate import (
     confusion,
+    eval_files,
     evaluate,
     format_report,
     read_gold,
@@ -20,7 +22,7 @@ from weaklabel.labels.evaluate import (
     run_eval,
     score_labels,
 )
-from weaklabel.workspace import write_parquet
+from weaklabel.workspace import Workspace, write_parquet
 
 LABELS = ["lips", "hair", "nails"]
 _gold = st.lists(st.sampled_from(LABELS), min_size=1, max_size=30)
@@ -125,11 +127,33 @@ def _labels_parquet(path: Path, ids: list[str], labels: list[str]) -> Path:
 def test_run_eval_uses_the_keyword_baseline_beside_the_labels(tmp_path: Path) -> None:
     gold = tmp_path / "gold.csv"
     gold.write_text("post_id,label\n1,a\n2,b\n3,b\n", encoding="utf-8")
-    labels = _labels_parquet(tmp_path / "post_labels.parquet", ["1", "2", "3"], ["a", "b", "a"])
+    _labels_parquet(tmp_path / "post_labels.parquet", ["1", "2", "3"], ["a", "b", "a"])
     _labels_parquet(tmp_path / "keyword_labels.parquet", ["1", "2", "3"], ["a", "", ""])
-    m = run_eval(labels, gold)
+    r = run_eval(Workspace(tmp_path), Config(workspace=str(tmp_path), gold=str(gold)))
+    m = r.summary.metrics
     assert m["accuracy"] == 0.6667 and m["coverage"] == 1.0
     assert m["subsets"]["keyword_baseline"]["coverage"] == 0.333
+    assert (r.stage, r.outputs, r.up_to_date) == ("eval", (), False)
+    assert r.summary.text() == "macro-F1 0.667, accuracy 0.667 on 100.0% of 3 gold posts labelled"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [  # eval writes nothing, no lock
+        "gold.csv", "keyword_labels.parquet", "post_labels.parquet"]
+
+
+def test_run_eval_takes_labels_and_baseline_from_the_config(tmp_path: Path) -> None:
+    gold = tmp_path / "gold.csv"
+    gold.write_text("post_id,label\n1,a\n2,b\n3,b\n", encoding="utf-8")
+    labels = _labels_parquet(tmp_path / "mine.parquet", ["1", "2", "3"], ["a", "b", "b"])
+    base = _labels_parquet(tmp_path / "base.parquet", ["1", "2", "3"], ["a", "", ""])
+    cfg = with_overrides(Config(), {"workspace": str(tmp_path / "nowhere"), "gold": str(gold),
+                                    "eval.labels": str(labels), "eval.baseline": str(base)})
+    m = run_eval(Workspace(tmp_path / "nowhere"), cfg).summary.metrics
+    assert m["macro_f1"] == 1.0 and m["subsets"]["keyword_baseline"]["coverage"] == 0.333
+    assert not (tmp_path / "nowhere").exists()
+    with pytest.raises(WeaklabelError, match="no gold file"):
+        run_eval(Workspace(tmp_path), Config(workspace=str(tmp_path)))
+    with pytest.raises(WeaklabelError, match=r"gold file .*missing.csv does not exist; fix "
+                                             r"gold in the config"):
+        run_eval(Workspace(tmp_path), with_overrides(cfg, {"gold": str(tmp_path / "missing.csv")}))
 
 
 def test_read_labels_csv_defaults_and_errors(tmp_path: Path) -> None:
@@ -166,7 +190,7 @@ def test_gold_errors(tmp_path: Path) -> None:
     labels = _labels_parquet(tmp_path / "l.parquet", ["9"], ["a"])
     p.write_text("post_id,label\n1,a\n", encoding="utf-8")
     with pytest.raises(WeaklabelError, match="no post_id of .* occurs in"):
-        run_eval(labels, p)
+        eval_files(labels, p)
 
 
 def test_stray_label_ids_are_named() -> None:

@@ -44,7 +44,7 @@ def test_build_materialises_decisions(tmp_path: Path, corpus: list[dict[str, Any
         s.record(Decision("d2", "ana", corpus[1]["post_id"], "", "lips", "relabel", "hair"))
     second = run_build(cfg, progress=False)
     stages = {r.stage: r for r in second.stages}
-    assert not stages["reviewed"].up_to_date and stages["reviewed"].summary["posts"] == 1
+    assert not stages["reviewed"].up_to_date and stages["reviewed"].summary.posts == 1
     assert list(stages)[list(stages).index("reviewed") + 1] == "propagate"
     assert pd.read_parquet(ws / "reviewed_labels.parquet").to_dict(orient="records") == [
         {"post_id": corpus[1]["post_id"], "label": "hair"}]

@@ -51,7 +51,7 @@ def test_export_marks_reviewed_images_human_annotated(rfx, tmp_path: Path) -> No
     run_purge(*image_stage(rfx.root, rfx.ws))  # export links only files the inventory checked
     run_sample(ws, cfg)
     out = tmp_path / "out"
-    run_export(ws, out, cfg, image_root=rfx.root)
+    run_export(ws, with_overrides(cfg, {"output": str(out), "images.root": str(rfx.root)}))
     lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
     human = {x["source-ref"].rsplit("/", 1)[-1]: x["weaklabel-metadata"]["human-annotated"]
              for x in lines}
@@ -98,11 +98,11 @@ def test_agreement_kappa() -> None:
 def test_report_shows_the_review_section(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ws, cfg = Workspace(rfx.ws), cfg_for(rfx)
     out = tmp_path / "r.html"
-    run_report(ws, cfg, output=out)
+    run_report(ws, with_overrides(cfg, {"report.output": str(out)}))
     assert "nobody has reviewed labels yet" in out.read_text(encoding="utf-8")
     with DecisionStore.open(rfx.ws) as s:
         s.record(Decision("r2", "ana", "p01", "d/p01.jpg", "nails", "accept", "nails"))
-    run_report(ws, cfg, output=out)
+    run_report(ws, with_overrides(cfg, {"report.output": str(out)}))
     page = out.read_text(encoding="utf-8")
     assert 'id="review"' in page and "1 standing decisions by 1 reviewer(s) on 1 posts" in page
     assert "(1.6% of posts)" in page

@@ -47,12 +47,13 @@ from weaklabel import __version__
 from weaklabel.containment import display_path as text_path  # one home of the \xNN form
 from weaklabel.dataset.contracts import DATASET, EXPORT_REJECTS, LEDGER, SAMPLE, SPLITS
 from weaklabel.errors import WeaklabelError
+from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace, atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from weaklabel.config import Config
+    from weaklabel.config import Config, ExportConfig
 
 log = logging.getLogger(__name__)
 
@@ -501,18 +502,43 @@ def _cell(v: Any) -> Any:
     return escape_cell(v)
 
 
-@dataclass
-class ExportResult:
-    """What :func:`run_export` wrote."""
+REJECTS_KEPT = 100
+"""Rejected images the summary (and the meta) lists; ``export.rejects.csv`` has all."""
 
-    out: Path
-    counts: dict[str, dict[str, int]]
-    formats: tuple[str, ...]
-    missing: list[tuple[str, str]] = field(default_factory=list)
-    links: dict[str, int] = field(default_factory=dict)
+
+@dataclass(frozen=True)
+class ExportSummary(Summary):
+    """What ``export`` wrote: the folder, the images per split and label, how each file
+    got there (hard link, copy, symbolic link), the images left out, the manifest's
+    creation date and how many files of an earlier export were replaced."""
+
+    out: str
+    images: int
+    formats: tuple[str, ...] = ()
+    counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    links: Mapping[str, int] = field(default_factory=dict)
+    missing: int = 0
+    rejects: tuple[tuple[str, str], ...] = ()
+    """The first :data:`REJECTS_KEPT` (image, reason) pairs left out."""
     creation_date: str = DEFAULT_CREATION_DATE
     replaced: int = 0
-    elapsed_s: float = 0.0
+
+    def text(self) -> str:
+        links = ", ".join(f"{n} {k}" for k, n in sorted(self.links.items()))
+        return (f"exported {self.images} images ({', '.join(self.formats)}"
+                f"{'; ' + links if links else ''})")
+
+
+@dataclass
+class _Plan:
+    """The rows to export and what goes with them (see :func:`_prepare`)."""
+
+    rows: pd.DataFrame
+    classes: list[str]
+    names: dict[str, str]
+    creation_date: str
+    expect: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    missing: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _inventoried(ws: Workspace, root: Path, images: list[str]
@@ -539,202 +565,239 @@ def _load_optional(ws: Workspace) -> tuple[Any, Any]:
     return posts, dups
 
 
-def run_export(
-    ws: Workspace,
-    out: Path,
-    cfg: Config,
-    *,
-    image_root: Path | None = None,
-    labelmap: Path | str | None = None,
-    creation_date: str | None = None,
-    force: bool = False,
-) -> ExportResult:
-    """Export ``sample.parquet`` into ``out`` in the configured formats.
+EXPORT_READS = ("duplicates.csv", "posts.parquet", "purge.csv", "reviewed_labels.parquet",
+                "reviewed_images.parquet")
+"""Workspace artifacts export reads when present (beside the required sample)."""
 
-    Args:
-        ws: the workspace (``sample.parquet``; ``duplicates.csv``, ``posts.parquet``
-            and the label map are used when present).
-        out: the export folder: missing or empty (or, with ``force``, an earlier
-            export's folder).
-        cfg: the pipeline config (``cfg.export``).
-        image_root: where the sample's relative image paths point (required for the
-            ImageFolder format).
-        labelmap: label map for display names [default: ``cfg.labelmap``].
-        creation_date: the manifest's ``creation-date`` (ISO) [default: see module].
-        force: replace an earlier weaklabel export in ``out``.
+
+def run_export(ws: Workspace, cfg: Config, *, force: bool = False,
+               progress: bool = True) -> StageReport[ExportSummary]:
+    """Export ``sample.parquet`` into the folder ``cfg.output`` in ``cfg.export.formats``.
+
+    The export folder is an output outside the workspace: it is up to date when the
+    inputs (the sample, and ``duplicates.csv``, ``posts.parquet``, ``purge.csv``, the
+    reviewed labels and the label map when present), the settings (``cfg.export``, the
+    image root) and the folder's meta (``OUT.meta.json`` beside it) agree and the
+    folder still holds its ledger. A stale export this workspace made is replaced;
+    one made elsewhere only with ``force``, which also re-exports when up to date.
+    Only files an earlier ledger lists are ever replaced (see :func:`preflight_out`).
+
+    Images come from ``images.root`` (else ``posts.image_root``), display names from
+    ``cfg.labelmap``; ``progress`` is the contract's and changes nothing.
 
     Raises:
-        WeaklabelError: see :func:`preflight_out`, :func:`check_label_dirname`,
-            :func:`parse_split`; an unknown format or link mode; no image root.
+        WeaklabelError: no ``output``; no image root for the ImageFolder format; see
+            :func:`preflight_out`, :func:`check_label_dirname`, :func:`parse_split`.
     """
-    from weaklabel.config import validate_config
+    from weaklabel.config import as_dict, image_root_of, validate_config
 
-    t0 = time.perf_counter()
     validate_config(cfg)  # formats, link mode, split, job name, prefix: checked there once
-    ecfg = cfg.export
-    formats = tuple(dict.fromkeys(ecfg.formats))
-    link, job, seed, prefix = ecfg.link, ecfg.job_name, ecfg.seed, ecfg.source_prefix
-    fractions = parse_split(ecfg.split)
-    if "imagefolder" in formats and image_root is None:
+    if not cfg.output:
+        raise WeaklabelError("no export folder: pass OUT or set output in the config")
+    out, root = Path(cfg.output), image_root_of(cfg)
+    if "imagefolder" in cfg.export.formats and root is None:
         raise WeaklabelError("no image root: pass --image-root or set images.root in the "
                              "config (the ImageFolder format copies the image files)")
-    if image_root is not None and not Path(image_root).is_dir():
-        raise WeaklabelError(f"image root {image_root} is not a folder")
-    out = Path(out)
+    if root is not None and not root.is_dir():
+        raise WeaklabelError(f"image root {root} is not a folder")
+    inputs: dict[str, Path | str] = {"sample.parquet": ws.path("sample.parquet")}
+    inputs.update({n: ws.path(n) for n in EXPORT_READS if ws.path(n).exists()})
+    if cfg.labelmap is not None:
+        inputs["labelmap"] = Path(cfg.labelmap)
+    params = {"export": as_dict(cfg.export), "workspace": str(ws.root.absolute()),
+              "image_root": str(root.absolute()) if root else None}
+    ledger = read_ledger(out) if out.is_dir() and not out.is_symlink() else None
+    ours = ledger is not None and ledger.get("workspace") == params["workspace"]
     # The lock first: never while dedup --apply moves files, never into a workspace
     # that cannot take the rejects file after the whole data set is written.
-    with ws.lock("export"):
-        return _export_locked(ws, out, cfg, image_root=image_root, labelmap=_labelmap_of(
-            labelmap, cfg), creation_date=creation_date, force=force, formats=formats,
-            link=link, job=job, fractions=fractions, seed=seed, prefix=prefix, t0=t0)
+    with ws.stage("export", outputs=(out, "export.rejects.csv"), params=params,
+                  inputs=inputs, summary=ExportSummary, force=force or ledger is None) as st:
+        if st.todo:
+            summary = export_sample(ws, cfg, out, root, replace=force or ours)
+            st.done(summary, rows={out.name: summary.images,
+                                   "export.rejects.csv": summary.missing})
+    return st.report
 
 
-def _labelmap_of(labelmap: Path | str | None, cfg: Config) -> Path | str | None:
-    return labelmap if labelmap is not None else cfg.labelmap
+def export_sample(ws: Workspace, cfg: Config, out: Path, root: Path | None, *,
+                  replace: bool) -> ExportSummary:
+    """Build the export in a hidden folder beside ``out``, move it in, write the
+    rejects; the work of :func:`run_export` under its lock.
 
-
-def _export_locked(ws: Workspace, out: Path, cfg: Config, *, image_root: Path | None,
-                   labelmap: Path | str | None, creation_date: str | None, force: bool,
-                   formats: tuple[str, ...], link: str, job: str,
-                   fractions: tuple[float, ...], seed: int, prefix: str | None,
-                   t0: float) -> ExportResult:
-    from weaklabel.dataset.sample import group_map
-
+    Args:
+        replace: an earlier weaklabel export in ``out`` may be replaced.
+    """
     ecfg = cfg.export
-    sample = ws.read("sample.parquet", SAMPLE)
-    posts, dups = _load_optional(ws)
-    names: dict[str, str] = {}
-    lm_path = labelmap
-    if lm_path is not None:
-        from weaklabel.labels.labelmap import load_labelmap
-
-        names = {lab.id: lab.name for lab in load_labelmap(lm_path).labels}
-    old = preflight_out(out, force=force)
-    if image_root is not None:
-        ro, oo = os.path.realpath(image_root), os.path.realpath(out)
+    formats = tuple(dict.fromkeys(ecfg.formats))
+    fractions = parse_split(ecfg.split)
+    old = preflight_out(out, force=replace)
+    if root is not None:
+        ro, oo = os.path.realpath(root), os.path.realpath(out)
         if oo == ro or oo.startswith(ro + os.sep):
             log.warning("%s is inside the image root; purge and dedup will see the exported "
                         "copies as images", out)
-
-    plan = plan_export(sample, fractions=fractions, seed=seed,
-                       groups=group_map(dups) if dups is not None else None)
-    creation_date = creation_date or ecfg.creation_date
-    cdate = (parse_creation_date(creation_date) if creation_date
-             else creation_date_from(posts, list(plan["image"])))
-
-    missing: list[tuple[str, str]] = []
-    expect: dict[str, tuple[int, int, int, int]] = {}
-    if image_root is not None:
-        expect, unverified = _inventoried(ws, Path(image_root), list(plan["image"]))
-        missing = sorted(unverified.items())
-        if missing and len(missing) == len(plan):
-            raise WeaklabelError(
-                f"none of the {len(plan)} sampled images exists under {image_root} as a "
-                f"file the inventory checked (e.g. {text_path(missing[0][0])}: "
-                f"{missing[0][1]}); check --image-root")
-        plan = plan[plan["image"].isin(list(expect))].reset_index(drop=True)
-    if "imagefolder" not in formats:
-        plan = plan.assign(path="")
-    from weaklabel.review.reviewed import human_annotated
-
-    plan = plan.assign(human=human_annotated(plan["image"], plan["label"], plan["post_id"],
-                                             ws.root))
-
+    p = _prepare(ws, cfg, root, formats=formats, fractions=fractions)
     out_parent = out.absolute().parent
     out_parent.mkdir(parents=True, exist_ok=True)
     staging = out_parent / f".{out.name}.weaklabel-tmp-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)  # our own leftover from a crashed run with this pid
-    links: dict[str, int] = {}
-    written: list[str] = []
-    dirs: set[str] = set()
     try:
         staging.mkdir()
-        if "imagefolder" in formats:
-            assert image_root is not None
-            from weaklabel.containment import Escape, fs_form
-
-            placed = []
-            for img, rel in zip(plan["image"], plan["path"], strict=True):
-                dst = staging / rel
-                if str(Path(rel).parent) not in dirs:
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    dirs.update({Path(rel).parts[0], str(Path(rel).parent)})
-                try:
-                    used = place_file(image_root, fs_form(img), dst, link, expect[img])
-                except Escape as exc:
-                    missing.append((img, str(exc)))
-                    placed.append(False)
-                    continue
-                placed.append(True)
-                links[used] = links.get(used, 0) + 1
-                written.append(rel)
-            plan = plan[placed].reset_index(drop=True)
-            missing.sort()
-        classes = sorted(set(sample["label"]))
-        with open(staging / "classes.json", "w", encoding="utf-8") as f:
-            json.dump({str(i): {"label": lab, "name": names.get(lab, lab)}
-                       for i, lab in enumerate(classes)}, f, ensure_ascii=False, indent=2)
-            f.write("\n")
-        written.append("classes.json")
-        if "manifest" in formats:
-            with open(staging / "manifest.jsonl", "w", encoding="utf-8", newline="\n") as f:
-                for r in plan.itertuples(index=False):
-                    if prefix:
-                        ref = f"{prefix.rstrip('/')}/{text_path(r.image)}"
-                    else:
-                        ref = r.path or text_path(r.image)
-                    f.write(manifest_line(
-                        source_ref=ref, job=job, index=int(r.label_index),
-                        class_name=names.get(r.label, r.label), confidence=r.confidence,
-                        creation_date=cdate, split=r.split, human=bool(r.human)) + "\n")
-            written.append("manifest.jsonl")
-        if "csv" in formats:
-            rows = [[_cell(v) for v in (r.split, r.label, int(r.label_index), text_path(r.path),
-                                         text_path(r.image), r.post_id, float(r.confidence),
-                                         r.likes, r.comments, "yes" if r.human else "no")]
-                    for r in plan.itertuples(index=False)]
-            write_csv_rows(staging / "dataset.csv", DATASET.names, rows)
-            written.append("dataset.csv")
+        written, dirs, links = _write_files(staging, p, ecfg, root, formats)
         counts: dict[str, dict[str, int]] = {}
-        for (split, lab), n in plan.groupby(["split", "label"], sort=True).size().items():
+        for (split, lab), n in p.rows.groupby(["split", "label"], sort=True).size().items():
             counts.setdefault(str(split), {})[str(lab)] = int(n)
         ledger = {
             "tool": "weaklabel", "version": __version__,
             "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "params": {"formats": list(formats), "split": list(fractions), "seed": seed,
-                       "link": link, "source_prefix": prefix, "job_name": job,
-                       "creation_date": cdate},
+            "params": {"formats": list(formats), "split": list(fractions), "seed": ecfg.seed,
+                       "link": ecfg.link, "source_prefix": ecfg.source_prefix,
+                       "job_name": ecfg.job_name, "creation_date": p.creation_date},
             "workspace": str(ws.root.absolute()),
-            "image_root": str(Path(image_root).absolute()) if image_root else None,
-            "counts": counts, "links": links, "missing": len(missing),
+            "image_root": str(Path(root).absolute()) if root else None,
+            "counts": counts, "links": links, "missing": len(p.missing),
             "files": sorted(written), "dirs": sorted(dirs),
         }
         with open(staging / LEDGER, "w", encoding="utf-8") as f:
             json.dump(ledger, f, ensure_ascii=False, indent=2)
         replaced = clear_ledger(out, old) if old is not None else 0
-        out.mkdir(parents=True, exist_ok=True)
-        # The ledger moves in last: an interrupted move leaves no ledger claiming files
-        # that are not there.
-        for entry in sorted(os.listdir(staging), key=lambda e: (e == LEDGER, e)):
-            target = out / entry
-            if target.exists() and not target.is_dir():
-                os.unlink(target)
-            os.rename(staging / entry, target)
-        staging.rmdir()
+        _move_in(staging, out)
     except BaseException:
         if staging.exists():
             shutil.rmtree(staging)
         raise
     if "manifest" in formats and ecfg.manifest_url:
         upload_manifest(out / "manifest.jsonl", ecfg.manifest_url, cfg)
+    missing = sorted(p.missing)
     write_csv_rows(ws.path("export.rejects.csv"), EXPORT_REJECTS.names,
-                   [[text_path(i), reason] for i, reason in sorted(missing)])
+                   [[text_path(i), reason] for i, reason in missing])
     for i, reason in missing[:5]:
         log.warning("%s: %s", text_path(i), reason)
-    return ExportResult(out=out, counts=counts, formats=formats, missing=missing, links=links,
-                        creation_date=cdate, replaced=replaced,
-                        elapsed_s=round(time.perf_counter() - t0, 2))
+    return ExportSummary(out=str(out), images=len(p.rows), formats=formats, counts=counts,
+                         links=links, missing=len(missing),
+                         rejects=tuple((i, r) for i, r in missing[:REJECTS_KEPT]),
+                         creation_date=p.creation_date, replaced=replaced)
+
+
+def _prepare(ws: Workspace, cfg: Config, root: Path | None, *, formats: tuple[str, ...],
+             fractions: tuple[float, ...]) -> _Plan:
+    """The planned rows (split, label index, path), less the images the inventory did
+    not check, with each row's human-annotated flag; the classes and display names."""
+    from weaklabel.dataset.sample import group_map
+    from weaklabel.review.reviewed import human_annotated
+
+    ecfg = cfg.export
+    sample = ws.read("sample.parquet", SAMPLE)
+    posts, dups = _load_optional(ws)
+    names: dict[str, str] = {}
+    if cfg.labelmap is not None:
+        from weaklabel.labels.labelmap import load_labelmap
+
+        names = {lab.id: lab.name for lab in load_labelmap(cfg.labelmap).labels}
+    plan = plan_export(sample, fractions=fractions, seed=ecfg.seed,
+                       groups=group_map(dups) if dups is not None else None)
+    cdate = (parse_creation_date(ecfg.creation_date) if ecfg.creation_date
+             else creation_date_from(posts, list(plan["image"])))
+    p = _Plan(plan, sorted(set(sample["label"])), names, cdate)
+    if root is not None:
+        p.expect, unverified = _inventoried(ws, Path(root), list(plan["image"]))
+        p.missing = sorted(unverified.items())
+        if p.missing and len(p.missing) == len(plan):
+            raise WeaklabelError(
+                f"none of the {len(plan)} sampled images exists under {root} as a "
+                f"file the inventory checked (e.g. {text_path(p.missing[0][0])}: "
+                f"{p.missing[0][1]}); check --image-root")
+        plan = plan[plan["image"].isin(list(p.expect))].reset_index(drop=True)
+    if "imagefolder" not in formats:
+        plan = plan.assign(path="")
+    p.rows = plan.assign(human=human_annotated(plan["image"], plan["label"], plan["post_id"],
+                                               ws.root))
+    return p
+
+
+def _write_files(staging: Path, p: _Plan, ecfg: ExportConfig, root: Path | None,
+                 formats: tuple[str, ...]) -> tuple[list[str], set[str], dict[str, int]]:
+    """Every file of the export into ``staging``: the images, ``classes.json``, the
+    manifest and the CSV. Returns the files written, the folders made and the count
+    per link mode; images that fail their check move from ``p.rows`` to ``p.missing``."""
+    written: list[str] = []
+    dirs: set[str] = set()
+    links: dict[str, int] = {}
+    if "imagefolder" in formats:
+        assert root is not None
+        written, dirs, links = _place_images(staging, p, root, ecfg.link)
+    with open(staging / "classes.json", "w", encoding="utf-8") as f:
+        json.dump({str(i): {"label": lab, "name": p.names.get(lab, lab)}
+                   for i, lab in enumerate(p.classes)}, f, ensure_ascii=False, indent=2)
+        f.write("\n")
+    written.append("classes.json")
+    if "manifest" in formats:
+        _write_manifest(staging / "manifest.jsonl", p, ecfg)
+        written.append("manifest.jsonl")
+    if "csv" in formats:
+        rows = [[_cell(v) for v in (r.split, r.label, int(r.label_index), text_path(r.path),
+                                     text_path(r.image), r.post_id, float(r.confidence),
+                                     r.likes, r.comments, "yes" if r.human else "no")]
+                for r in p.rows.itertuples(index=False)]
+        write_csv_rows(staging / "dataset.csv", DATASET.names, rows)
+        written.append("dataset.csv")
+    return written, dirs, links
+
+
+def _place_images(staging: Path, p: _Plan, root: Path, link: str
+                  ) -> tuple[list[str], set[str], dict[str, int]]:
+    """Link or copy each planned image into ``staging`` (see :func:`place_file`)."""
+    from weaklabel.containment import Escape, fs_form
+
+    written: list[str] = []
+    dirs: set[str] = set()
+    links: dict[str, int] = {}
+    placed = []
+    for img, rel in zip(p.rows["image"], p.rows["path"], strict=True):
+        dst = staging / rel
+        if str(Path(rel).parent) not in dirs:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dirs.update({Path(rel).parts[0], str(Path(rel).parent)})
+        try:
+            used = place_file(root, fs_form(img), dst, link, p.expect[img])
+        except Escape as exc:
+            p.missing.append((img, str(exc)))
+            placed.append(False)
+            continue
+        placed.append(True)
+        links[used] = links.get(used, 0) + 1
+        written.append(rel)
+    p.rows = p.rows[placed].reset_index(drop=True)
+    p.missing.sort()
+    return written, dirs, links
+
+
+def _write_manifest(target: Path, p: _Plan, ecfg: ExportConfig) -> None:
+    prefix, job = ecfg.source_prefix, ecfg.job_name
+    with open(target, "w", encoding="utf-8", newline="\n") as f:
+        for r in p.rows.itertuples(index=False):
+            if prefix:
+                ref = f"{prefix.rstrip('/')}/{text_path(r.image)}"
+            else:
+                ref = r.path or text_path(r.image)
+            f.write(manifest_line(
+                source_ref=ref, job=job, index=int(r.label_index),
+                class_name=p.names.get(r.label, r.label), confidence=r.confidence,
+                creation_date=p.creation_date, split=r.split, human=bool(r.human)) + "\n")
+
+
+def _move_in(staging: Path, out: Path) -> None:
+    """Move the staged export into ``out`` (the earlier export's files are gone)."""
+    out.mkdir(parents=True, exist_ok=True)
+    # The ledger moves in last: an interrupted move leaves no ledger claiming files
+    # that are not there.
+    for entry in sorted(os.listdir(staging), key=lambda e: (e == LEDGER, e)):
+        target = out / entry
+        if target.exists() and not target.is_dir():
+            os.unlink(target)
+        os.rename(staging / entry, target)
+    staging.rmdir()
 
 
 def upload_manifest(manifest: Path, url: str, cfg: Config) -> None:

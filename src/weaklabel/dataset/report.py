@@ -22,7 +22,6 @@ import hashlib
 import html
 import logging
 import os
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from weaklabel.contracts import ABSTAIN, POST_LABELS, POSTS
 from weaklabel.dataset.contracts import SAMPLE
+from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace, atomic_write_text
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from weaklabel.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -467,24 +469,33 @@ def render_report(d: ReportData, *, thumb: Thumb | None) -> str:
 # --- I/O -----------------------------------------------------------------------------------
 
 
-def gather(ws: Workspace, cfg: Any, *, gold: Path | None = None,
-           labelmap: Path | str | None = None) -> ReportData:
-    """Read whatever artifacts exist in ``ws`` into a :class:`ReportData`."""
-
-    from weaklabel.dataset.sample import (
-        load_labels_for_sampling,
-        read_duplicates,
-        read_purge,
-        sample_images,
-    )
-
+def gather(ws: Workspace, cfg: Config) -> ReportData:
+    """Read whatever artifacts exist in ``ws`` into a :class:`ReportData` (the label map
+    from ``cfg.labelmap``, the eval section from ``cfg.gold``)."""
     d = ReportData(workspace=str(ws.root))
+    posts = _read_artifacts(ws, d)
+    _read_labelmap(d, cfg.labelmap)
+    from weaklabel.review.summary import review_summary
+
+    d.review = review_summary(ws.root, posts=d.posts)
+    if cfg.gold:
+        from weaklabel.labels.evaluate import eval_files
+
+        d.eval = eval_files(ws.require("post_labels.parquet"), Path(cfg.gold))
+    d.funnel = _funnel(d, comment_weight=float(cfg.sample.comment_weight))
+    d.captions = _captions(d, posts)
+    return d
+
+
+def _read_artifacts(ws: Workspace, d: ReportData) -> pd.DataFrame | None:
+    """Fill ``d`` with the artifacts present; return the posts' ids and captions."""
+    from weaklabel.dataset.sample import load_labels_for_sampling, read_duplicates, read_purge
+
     has = lambda name: ws.path(name).exists()  # noqa: E731
+    posts = None
     if has("posts.parquet"):
         posts = ws.read("posts.parquet", POSTS)[["post_id", "caption"]]
         d.posts = len(posts)
-    else:
-        posts = None
     if has("post_labels.parquet"):
         d.post_labels = ws.read("post_labels.parquet", POST_LABELS)
     if has("image_labels.parquet"):
@@ -501,7 +512,10 @@ def gather(ws: Workspace, cfg: Any, *, gold: Path | None = None,
 
         d.clusters = read_table_csv(ws.path("clusters.csv"), what="clusters table",
                                     encoding="utf-8", dtype=None)
-    lm_path = labelmap if labelmap is not None else getattr(cfg, "labelmap", None)
+    return posts
+
+
+def _read_labelmap(d: ReportData, lm_path: str | None) -> None:
     if lm_path is not None and Path(lm_path).is_file():
         from weaklabel.labels.labelmap import load_labelmap
 
@@ -509,13 +523,12 @@ def gather(ws: Workspace, cfg: Any, *, gold: Path | None = None,
         d.names = {lab.id: lab.name for lab in lm.labels}
         d.background = lm.background
         d.cluster_labels = {c: lab.id for lab in lm.labels for c in lab.clusters}
-    from weaklabel.review.summary import review_summary
 
-    d.review = review_summary(ws.root, posts=d.posts)
-    if gold is not None:
-        from weaklabel.labels.evaluate import run_eval
 
-        d.eval = run_eval(ws.require("post_labels.parquet"), Path(gold))
+def _funnel(d: ReportData, *, comment_weight: float) -> dict[str, int | None]:
+    """Posts → seeded → propagated → images → after purge/dedup → sampled (None: the
+    stage has not run)."""
+    from weaklabel.dataset.sample import sample_images
 
     f: dict[str, int | None] = dict.fromkeys(
         ("posts", "seeded", "propagated", "images", "after purge", "after dedup", "sampled"))
@@ -527,7 +540,7 @@ def gather(ws: Workspace, cfg: Any, *, gold: Path | None = None,
     if d.image_labels is not None:
         res = sample_images(d.image_labels, purge=d.purge,
                             duplicates=d.duplicates, per_post=0, per_label=2**62,
-                            comment_weight=float(cfg.sample.comment_weight))
+                            comment_weight=comment_weight)
         total = res.funnel.iloc[-1]
         f["images"] = int(total["labelled"])
         if d.purge is not None:
@@ -536,18 +549,21 @@ def gather(ws: Workspace, cfg: Any, *, gold: Path | None = None,
             f["after dedup"] = int(total["after_dedup"])
     if d.sample is not None:
         f["sampled"] = len(d.sample)
-    d.funnel = f
+    return f
 
+
+def _captions(d: ReportData, posts: pd.DataFrame | None) -> dict[str, str]:
+    """Caption snippets of the posts the contact sheets show."""
     shown: set[str] = set()
     if d.sample is not None:
         shown |= set(d.sample["post_id"])
     elif d.image_labels is not None:
         shown |= set(d.image_labels["post_id"])
-    if posts is not None and shown:
-        sel = posts[posts["post_id"].isin(shown)]
-        d.captions = {str(p): _snippet(c or "") for p, c in
-                      zip(sel["post_id"], sel["caption"], strict=True)}
-    return d
+    if posts is None or not shown:
+        return {}
+    sel = posts[posts["post_id"].isin(shown)]
+    return {str(p): _snippet(c or "") for p, c in zip(sel["post_id"], sel["caption"],
+                                                       strict=True)}
 
 
 def image_locator(ws: Workspace, root: Path) -> Callable[[str], tuple[Path | None, str]]:
@@ -573,54 +589,79 @@ def image_locator(ws: Workspace, root: Path) -> Callable[[str], tuple[Path | Non
     return locate
 
 
-def run_report(
-    ws: Workspace,
-    cfg: Any,
-    *,
-    output: Path | None = None,
-    gold: Path | None = None,
-    image_root: Path | None = None,
-    labelmap: Path | str | None = None,
-    thumb_size: int = 128,
-) -> dict[str, Any]:
-    """Write the HTML report and return what it holds.
+REPORT_READS = ("posts.parquet", "post_labels.parquet", "keyword_labels.parquet",
+                "image_labels.parquet", "reviewed_images.parquet", "purge.csv",
+                "duplicates.csv", "sample.parquet", "clusters.csv")
+"""The workspace artifacts the report shows (each optional), recorded in its meta."""
 
-    Args:
-        ws: the workspace (every artifact is optional).
-        cfg: the pipeline config.
-        output: the HTML file [default: ``WORKSPACE/report.html``].
-        gold: a gold CSV ``post_id,label`` for the eval section.
-        image_root: the image root for thumbnails (without it, placeholders).
-        labelmap: label map [default: ``cfg.labelmap``].
-        thumb_size: thumbnail edge in pixels.
 
-    Returns:
-        ``path``, ``thumbnails`` (made, cached, failed), ``sections_not_run``.
+@dataclass(frozen=True)
+class ReportSummary(Summary):
+    """What ``report`` wrote: the page, its size, the thumbnails and the stages whose
+    sections say "not run yet"."""
+
+    path: str
+    bytes: int
+    made: int = 0
+    cached: int = 0
+    failed: int = 0
+    not_run: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        return (f"report of {self.bytes // 1024} KiB; thumbnails: {self.made} made, "
+                f"{self.cached} cached, {self.failed} unreadable")
+
+
+def run_report(ws: Workspace, cfg: Config, *, force: bool = False,
+               progress: bool = True) -> StageReport[ReportSummary]:
+    """Write the HTML report of whatever the workspace holds.
+
+    Settings: ``cfg.report.output`` (default ``WORKSPACE/report.html``) and
+    ``thumb_size``; thumbnails come from the image root (``images.root``, else
+    ``posts.image_root``; without one, placeholders), display names from
+    ``cfg.labelmap``, the eval section from ``cfg.gold``.
+
+    The report is a view, never an input: it is redrawn on every call (its thumbnails
+    come from image files no meta hashes, its review section from a live decisions
+    database), which the thumbnail cache keeps cheap. ``force`` changes nothing.
     """
-    t0 = time.perf_counter()
+    from weaklabel.config import as_dict, image_root_of
+
+    root = image_root_of(cfg)
+    target = Path(cfg.report.output) if cfg.report.output else ws.path("report.html")
+    inputs: dict[str, Path | str] = {n: ws.path(n) for n in REPORT_READS
+                                     if ws.path(n).exists()}
+    for key, given in (("labelmap", cfg.labelmap), ("gold", cfg.gold)):
+        if given and Path(given).is_file():
+            inputs[key] = Path(given)
     ws.ensure()
-    target = Path(output) if output is not None else ws.path("report.html")
-    with ws.lock("report"):
-        d = gather(ws, cfg, gold=gold, labelmap=labelmap)
-        cache = ThumbCache(ws.path(THUMBS), thumb_size)
-        thumb: Thumb | None = None
-        if image_root is not None:
-            locate = image_locator(ws, Path(image_root))
-
-            def from_cache(image: str) -> tuple[bytes | None, str]:
-                p, note = locate(image)
-                if p is None:
-                    return None, note
-                data = cache.get(p)
-                return data, (note if data is not None else "unreadable")
-
-            thumb = from_cache
-        page = render_report(d, thumb=thumb)
+    params = {"report": as_dict(cfg.report), "image_root": str(root) if root else None}
+    with ws.stage("report", outputs=(target,), params=params, inputs=inputs,
+                  summary=ReportSummary, force=True) as st:
+        d = gather(ws, cfg)
+        cache = ThumbCache(ws.path(THUMBS), cfg.report.thumb_size)
+        page = render_report(d, thumb=_thumbs(ws, root, cache))
         atomic_write_text(target, page)
-    not_run = [k for k, v in (("propagate", d.post_labels), ("purge", d.purge),
-                              ("dedup", d.duplicates), ("sample", d.sample),
-                              ("cluster", d.clusters)) if v is None]
-    return {"path": target, "bytes": len(page.encode()), "made": cache.made,
-            "cached": cache.cached, "failed": len(cache.failed), "not_run": not_run,
-            "elapsed_s": round(time.perf_counter() - t0, 2)}
+        not_run = tuple(k for k, v in (("propagate", d.post_labels), ("purge", d.purge),
+                                       ("dedup", d.duplicates), ("sample", d.sample),
+                                       ("cluster", d.clusters)) if v is None)
+        st.done(ReportSummary(path=str(target), bytes=len(page.encode()), made=cache.made,
+                              cached=cache.cached, failed=len(cache.failed),
+                              not_run=not_run))
+    return st.report
 
+
+def _thumbs(ws: Workspace, root: Path | None, cache: ThumbCache) -> Thumb | None:
+    """image path → (thumbnail JPEG or None, note), from the cache; None without a root."""
+    if root is None:
+        return None
+    locate = image_locator(ws, root)
+
+    def from_cache(image: str) -> tuple[bytes | None, str]:
+        p, note = locate(image)
+        if p is None:
+            return None, note
+        data = cache.get(p)
+        return data, (note if data is not None else "unreadable")
+
+    return from_cache

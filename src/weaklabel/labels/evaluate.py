@@ -9,15 +9,20 @@ labels, so propagation's gain is visible.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weaklabel.contracts import ABSTAIN, GOLD, LABELS_CSV, POST_LABELS, check_frame
 from weaklabel.errors import WeaklabelError
+from weaklabel.stage import StageReport, Summary
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from weaklabel.config import Config
+    from weaklabel.workspace import Workspace
 
 
 def score_labels(pred: Sequence[str], gold: Sequence[str]) -> dict[str, Any]:
@@ -193,8 +198,8 @@ def calibration(pred: Sequence[str], gold: Sequence[str], conf: Sequence[float],
     return {"ece": round(gap / len(kept), 4) if kept else None, "bins": table}
 
 
-def run_eval(labels_path: Path, gold_path: Path, *, baseline: Path | None = None,
-             labelmap: Path | None = None) -> dict[str, Any]:
+def eval_files(labels_path: Path, gold_path: Path, *, baseline: Path | None = None,
+               labelmap: Path | str | None = None) -> dict[str, Any]:
     """Read the files and :func:`evaluate`. A ``keyword_labels.parquet`` beside a
     ``post_labels.parquet`` is used as the baseline unless one is given; with a
     ``labelmap`` gold labels may be display names."""
@@ -216,6 +221,59 @@ def run_eval(labels_path: Path, gold_path: Path, *, baseline: Path | None = None
 
         names = load_labelmap(labelmap).id_of()
     return evaluate(labels, gold, baseline=base, names=names)
+
+
+@dataclass(frozen=True)
+class EvalSummary(Summary):
+    """The headline of :func:`evaluate` and, in ``metrics``, all of it (what
+    ``weaklabel eval --json`` prints)."""
+
+    macro_f1: float
+    accuracy: float
+    coverage: float
+    posts: int
+    gold: str = ""
+    metrics: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def text(self) -> str:
+        return (f"macro-F1 {self.macro_f1:.3f}, accuracy {self.accuracy:.3f} on "
+                f"{self.coverage:.1%} of {self.posts} gold posts labelled")
+
+
+def run_eval(ws: Workspace, cfg: Config, *, force: bool = False,
+             progress: bool = True) -> StageReport[EvalSummary]:
+    """Score ``cfg.eval.labels`` (default: the workspace's ``post_labels.parquet``)
+    against ``cfg.gold``, beside ``cfg.eval.baseline`` (default: the
+    ``keyword_labels.parquet`` beside the labels); ``cfg.labelmap`` lets gold name
+    labels by display name.
+
+    eval writes nothing, so it is never up to date: it scores every time (``force`` and
+    ``progress`` are the contract's and change nothing).
+
+    Raises:
+        WeaklabelError: no ``gold`` in the config; a missing or broken labels or gold
+            file; no post of gold among the labels.
+    """
+    if not cfg.gold:
+        raise WeaklabelError("no gold file: pass GOLD or set gold in the config")
+    labels = Path(cfg.eval.labels) if cfg.eval.labels else ws.path("post_labels.parquet")
+    gold = Path(cfg.gold)
+    baseline = Path(cfg.eval.baseline) if cfg.eval.baseline else None
+    if not labels.exists():
+        raise WeaklabelError(f"labels file {labels} does not exist; run weaklabel propagate")
+    for key, given in (("gold", gold), ("eval.baseline", baseline)):
+        if given is not None and not given.is_file():
+            raise WeaklabelError(f"{key} file {given} does not exist; fix {key} in the config")
+    inputs: dict[str, Path | str] = {"labels": labels, "gold": gold}
+    if baseline is not None:
+        inputs["baseline"] = baseline
+    with ws.stage("eval", outputs=(), params={}, inputs=inputs, summary=EvalSummary,
+                  force=force) as st:
+        m = eval_files(labels, gold, baseline=baseline, labelmap=cfg.labelmap)
+        st.done(EvalSummary(macro_f1=float(m["macro_f1"]), accuracy=float(m["accuracy"]),
+                            coverage=float(m["coverage"]), posts=int(m["posts"]),
+                            gold=str(gold), metrics=m))
+    return st.report
 
 
 def format_report(m: dict[str, Any]) -> str:
