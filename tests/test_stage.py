@@ -167,3 +167,32 @@ def test_contracts_stages_agree_with_made_by_and_the_readme() -> None:
         for out in s.outputs:
             if not out.startswith("cfg."):
                 assert f"`{out}`" in row, (s.stage, out)
+
+
+def test_every_stage_has_the_one_signature() -> None:
+    """Every ``run_<stage>`` in contracts.STAGES is ``(ws, cfg, *, force, progress) ->
+    StageReport[...]``, so build calls each through :class:`StageFn`; further options
+    (purge's ``apply``) are keyword-only with a default. The review stage's writer is
+    not a ``run_*`` yet."""
+    import importlib
+    import inspect
+
+    from weaklabel.contracts import STAGES
+
+    checked = []
+    for s in STAGES:
+        module, name = s.run.rsplit(".", 1)
+        fn = getattr(importlib.import_module(module), name)
+        if s.stage == "reviewed":
+            continue
+        sig = inspect.signature(fn)
+        params = list(sig.parameters.values())
+        shape = [(p.name, p.kind) for p in params[:4]]
+        assert all(p.kind == p.KEYWORD_ONLY and p.default is not p.empty for p in params[4:])
+        assert shape == [("ws", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                         ("cfg", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                         ("force", inspect.Parameter.KEYWORD_ONLY),
+                         ("progress", inspect.Parameter.KEYWORD_ONLY)], s.run
+        assert str(sig.return_annotation).startswith("StageReport["), s.run
+        checked.append(s.stage)
+    assert {"tokenize", "sample", "export", "report", "eval"} <= set(checked)
