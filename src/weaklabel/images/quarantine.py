@@ -402,7 +402,12 @@ def new_run_id(ws: Workspace, stage: str) -> str:
 def apply_moves(
     root: Path, ws: Workspace, plan: list[Move], *, stage: str, quiet: bool = True
 ) -> ApplyReport:
-    """Carry out a plan (the caller holds the workspace lock). Never deletes a file."""
+    """Carry out a plan (the caller holds the workspace lock). Never deletes a file.
+
+    Each move is checked first (the source, and a duplicate's kept copy, are still what
+    the plan saw), then journalled as an intent *before* the file moves and marked done
+    after (:func:`_move_journaled`), so a crash at any point is recovered by the next run.
+    """
     from tqdm import tqdm
 
     recovered = recover(ws)
@@ -410,7 +415,6 @@ def apply_moves(
     report = ApplyReport(run, recovered=recovered)
     if not plan:
         return report
-    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
     qdir = Path(checked_quarantine(ws)) / run
     root_s = os.path.realpath(root)
     from weaklabel import storage_quarantine as sq
@@ -430,60 +434,91 @@ def apply_moves(
             if src is None:
                 report.cancelled.append((m.src, f"not moved: {OUTSIDE}"))
                 continue
-            if m.kept is not None:
-                kept = stays_inside(root_s, m.kept) or ""
-                why = _unchanged(kept, m.kept_size, m.kept_mtime_ns)
-                if why is None and m.kept_sha1 and m.kept not in checked_kept:
-                    why = None if _sha1(kept) == m.kept_sha1 else "kept copy's content changed"
-                    checked_kept.add(m.kept)
-                if why is not None:
-                    msg = f"group cancelled: kept copy {m.kept} {why}"
-                    if m.group is not None:
-                        cancelled_groups[m.group] = msg
-                    report.cancelled.append((m.src, msg))
-                    continue
-            why = _unchanged(src, m.size, m.mtime_ns)
-            if why is not None:
-                report.cancelled.append((m.src, f"not moved: {why}"))
+            msg = _kept_problem(m, root_s, checked_kept)
+            if msg is not None:
+                if m.group is not None:
+                    cancelled_groups[m.group] = msg
+                report.cancelled.append((m.src, msg))
                 continue
-            try:
-                sha1 = _sha1(src)
-            except OSError as exc:
-                report.cancelled.append((m.src, f"not moved: cannot read ({exc.strerror})"))
-                continue
-            if m.sha1 is not None and sha1 != m.sha1:
-                report.cancelled.append((m.src, "not moved: content changed"))
+            sha1, why = _source_problem(m, src)
+            if sha1 is None:
+                report.cancelled.append((m.src, why))
                 continue
             rem = None if remote is None else remote.record(m.src, run)
             if isinstance(rem, str):
                 report.cancelled.append((m.src, f"not moved: {rem}"))
                 continue
-            dst = os.path.join(os.fspath(qdir), m.src)
-            mid = f"{run}:{n}"
-            journal.write({"op": "intent", "id": mid, "action": "quarantine", "run": run,
-                           "stage": stage, "src": src, "dst": dst, "rel": m.src,
-                           "root": root_s,
-                           "size": m.size, "mtime_ns": m.mtime_ns, "sha1": sha1,
-                           "reason": m.reason, **({"remote": rem} if rem else {})})
-            if delay:
-                time.sleep(delay)
-            try:
-                _move_both(src, dst, sha1, rem)
-            except OSError as exc:
-                journal.write({"op": "abort", "id": mid, "why": str(exc)})
-                why = f"not moved: {exc.strerror or exc}"
-                if exc.filename and exc.filename != src:
-                    why += f" ({exc.filename})"
-                report.cancelled.append((m.src, why))
-                report.failed.append((m.src, why))
+            failed = _move_journaled(journal, ws, m, mid=f"{run}:{n}", run=run, stage=stage,
+                                     src=src, dst=os.path.join(os.fspath(qdir), m.src),
+                                     root_s=root_s, sha1=sha1, rem=rem)
+            if failed is not None:
+                report.cancelled.append((m.src, failed))
+                report.failed.append((m.src, failed))
                 continue
-            if rem:
-                sq.record_state(ws.root, rem, quarantined=True)
-            journal.write({"op": "done", "id": mid})
             report.moved.append(m.src)
     finally:
         journal.close()
     return report
+
+
+def _kept_problem(m: Move, root_s: str, checked_kept: set[str]) -> str | None:
+    """Why the kept copy of ``m``'s duplicate group no longer stands (its whole group is
+    then cancelled), or None. Each kept copy's content is hashed once per run."""
+    if m.kept is None:
+        return None
+    kept = stays_inside(root_s, m.kept) or ""
+    why = _unchanged(kept, m.kept_size, m.kept_mtime_ns)
+    if why is None and m.kept_sha1 and m.kept not in checked_kept:
+        why = None if _sha1(kept) == m.kept_sha1 else "kept copy's content changed"
+        checked_kept.add(m.kept)
+    return None if why is None else f"group cancelled: kept copy {m.kept} {why}"
+
+
+def _source_problem(m: Move, src: str) -> tuple[str | None, str]:
+    """``(sha1, "")`` when the file to move is still what the plan saw, else
+    ``(None, why not)``."""
+    why = _unchanged(src, m.size, m.mtime_ns)
+    if why is not None:
+        return None, f"not moved: {why}"
+    try:
+        sha1 = _sha1(src)
+    except OSError as exc:
+        return None, f"not moved: cannot read ({exc.strerror})"
+    if m.sha1 is not None and sha1 != m.sha1:
+        return None, "not moved: content changed"
+    return sha1, ""
+
+
+def _move_journaled(journal: Journal, ws: Workspace, m: Move, *, mid: str, run: str,
+                    stage: str, src: str, dst: str, root_s: str, sha1: str,
+                    rem: Any) -> str | None:
+    """Journal the intent, move the file (and its object), journal done; None on
+    success, else why not (the intent is then aborted in the journal).
+
+    The intent is written and flushed *before* the move: the crash-safety of the
+    quarantine rests on this order (see :func:`recover`)."""
+    journal.write({"op": "intent", "id": mid, "action": "quarantine", "run": run,
+                   "stage": stage, "src": src, "dst": dst, "rel": m.src,
+                   "root": root_s,
+                   "size": m.size, "mtime_ns": m.mtime_ns, "sha1": sha1,
+                   "reason": m.reason, **({"remote": rem} if rem else {})})
+    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+    if delay:
+        time.sleep(delay)
+    try:
+        _move_both(src, dst, sha1, rem)
+    except OSError as exc:
+        journal.write({"op": "abort", "id": mid, "why": str(exc)})
+        why = f"not moved: {exc.strerror or exc}"
+        if exc.filename and exc.filename != src:
+            why += f" ({exc.filename})"
+        return why
+    if rem:
+        from weaklabel import storage_quarantine as sq
+
+        sq.record_state(ws.root, rem, quarantined=True)
+    journal.write({"op": "done", "id": mid})
+    return None
 
 
 # --- restore -----------------------------------------------------------------------------
