@@ -151,7 +151,8 @@ def _words(value: Any, where: str) -> tuple[str, ...]:
 
 
 def parse_labelmap(data: Any, path: str, *, known_clusters: set[int] | None = None) -> LabelMap:
-    """Validate parsed YAML into a :class:`LabelMap`.
+    """Validate parsed YAML into a :class:`LabelMap`: the top level, then each label
+    (:func:`_parse_label`), then what no label can check alone (:func:`_check_labels`).
 
     Raises:
         WeaklabelError: with ``path:line`` and the fix.
@@ -170,70 +171,90 @@ def parse_labelmap(data: Any, path: str, *, known_clusters: set[int] | None = No
     if not isinstance(labels, LineDict) or not labels:
         line = data.key_lines.get("labels", 1)
         raise WeaklabelError(f"{path}:{line}: 'labels' must map label ids to their settings")
-    specs: list[LabelSpec] = []
-    owner: dict[int, tuple[str, int]] = {}
-    for lid, body in labels.items():
-        line = labels.key_lines[lid]
-        lid = str(lid)
-        check_label_id(lid, f"{path}:{line}")
-        if body is None:
-            body = LineDict()
-            body.key_lines = {}
-        if not isinstance(body, LineDict):
+    owner: dict[int, tuple[str, int]] = {}  # cluster id → (label, line) that claimed it
+    specs = [_parse_label(str(lid), body, labels.key_lines[lid], path,
+                          known_clusters=known_clusters, owner=owner)
+             for lid, body in labels.items()]
+    _check_labels(specs, path)
+    return LabelMap(labels=tuple(specs), path=path)
+
+
+def _parse_label(lid: str, body: Any, line: int, path: str, *,
+                 known_clusters: set[int] | None,
+                 owner: dict[int, tuple[str, int]]) -> LabelSpec:
+    """One label's settings (name, clusters, keywords, exclude, background)."""
+    check_label_id(lid, f"{path}:{line}")
+    if body is None:
+        body = LineDict()
+        body.key_lines = {}
+    if not isinstance(body, LineDict):
+        raise WeaklabelError(
+            f"{path}:{line}: label {lid!r} must be a mapping (name, clusters, keywords, "
+            "exclude, background)"
+        )
+    for key in body:
+        if key not in LABEL_KEYS:
+            hint = _closest(str(key), LABEL_KEYS)
             raise WeaklabelError(
-                f"{path}:{line}: label {lid!r} must be a mapping (name, clusters, keywords, "
-                "exclude, background)"
+                f"{path}:{body.key_lines[key]}: unknown key {key!r} in label {lid!r}"
+                + (f"; did you mean {hint!r}?" if hint else f"; valid: {', '.join(LABEL_KEYS)}")
             )
-        for key in body:
-            if key not in LABEL_KEYS:
-                hint = _closest(str(key), LABEL_KEYS)
-                raise WeaklabelError(
-                    f"{path}:{body.key_lines[key]}: unknown key {key!r} in label {lid!r}"
-                    + (f"; did you mean {hint!r}?" if hint else f"; valid: {', '.join(LABEL_KEYS)}")
-                )
-        clusters_raw = body.get("clusters") or []
-        cl_line = body.key_lines.get("clusters", line)
-        if isinstance(clusters_raw, int) and not isinstance(clusters_raw, bool):
-            clusters_raw = [clusters_raw]
-        if not isinstance(clusters_raw, list):
-            raise WeaklabelError(f"{path}:{cl_line}: clusters of {lid!r} must be a list of ids")
-        clusters = []
-        for c in clusters_raw:
-            if isinstance(c, bool) or not isinstance(c, int):
-                raise WeaklabelError(
-                    f"{path}:{cl_line}: cluster id {c!r} of {lid!r} is not a whole number"
-                )
-            if known_clusters is not None and c not in known_clusters:
-                if not known_clusters:  # not "0..-1": say what is missing
-                    raise WeaklabelError(
-                        f"{path}:{cl_line}: cluster {c} of {lid!r} does not exist: no "
-                        "clusters yet; run `weaklabel cluster` first or remove the ids"
-                    )
-                raise WeaklabelError(
-                    f"{path}:{cl_line}: cluster {c} of {lid!r} does not exist "
-                    f"(clusters.csv has 0..{max(known_clusters)}); fix the id or re-run "
-                    "weaklabel cluster"
-                )
-            if c in owner and owner[c][0] != lid:
-                raise WeaklabelError(
-                    f"{path}:{cl_line}: cluster {c} is claimed by {lid!r} and by "
-                    f"{owner[c][0]!r} (line {owner[c][1]}); give it to one label"
-                )
-            owner[c] = (lid, cl_line)
-            clusters.append(c)
-        bg = body.get("background", False)
-        if not isinstance(bg, bool):
+    clusters = _parse_clusters(lid, body.get("clusters") or [],
+                               body.key_lines.get("clusters", line), path,
+                               known_clusters=known_clusters, owner=owner)
+    bg = body.get("background", False)
+    if not isinstance(bg, bool):
+        raise WeaklabelError(
+            f"{path}:{body.key_lines['background']}: background must be true or false"
+        )
+    name = body.get("name", lid)
+    return LabelSpec(
+        id=lid, name=str(name if name is not None else lid),
+        clusters=tuple(dict.fromkeys(clusters)),
+        keywords=_words(body.get("keywords"), f"{path}:{body.key_lines.get('keywords', line)}"),
+        exclude=_words(body.get("exclude"), f"{path}:{body.key_lines.get('exclude', line)}"),
+        background=bg, line=line,
+    )
+
+
+def _parse_clusters(lid: str, clusters_raw: Any, cl_line: int, path: str, *,
+                    known_clusters: set[int] | None,
+                    owner: dict[int, tuple[str, int]]) -> list[int]:
+    """A label's cluster ids: whole numbers, existing, claimed by no other label."""
+    if isinstance(clusters_raw, int) and not isinstance(clusters_raw, bool):
+        clusters_raw = [clusters_raw]
+    if not isinstance(clusters_raw, list):
+        raise WeaklabelError(f"{path}:{cl_line}: clusters of {lid!r} must be a list of ids")
+    clusters = []
+    for c in clusters_raw:
+        if isinstance(c, bool) or not isinstance(c, int):
             raise WeaklabelError(
-                f"{path}:{body.key_lines['background']}: background must be true or false"
+                f"{path}:{cl_line}: cluster id {c!r} of {lid!r} is not a whole number"
             )
-        name = body.get("name", lid)
-        specs.append(LabelSpec(
-            id=lid, name=str(name if name is not None else lid),
-            clusters=tuple(dict.fromkeys(clusters)),
-            keywords=_words(body.get("keywords"), f"{path}:{body.key_lines.get('keywords', line)}"),
-            exclude=_words(body.get("exclude"), f"{path}:{body.key_lines.get('exclude', line)}"),
-            background=bg, line=line,
-        ))
+        if known_clusters is not None and c not in known_clusters:
+            if not known_clusters:  # not "0..-1": say what is missing
+                raise WeaklabelError(
+                    f"{path}:{cl_line}: cluster {c} of {lid!r} does not exist: no "
+                    "clusters yet; run `weaklabel cluster` first or remove the ids"
+                )
+            raise WeaklabelError(
+                f"{path}:{cl_line}: cluster {c} of {lid!r} does not exist "
+                f"(clusters.csv has 0..{max(known_clusters)}); fix the id or re-run "
+                "weaklabel cluster"
+            )
+        if c in owner and owner[c][0] != lid:
+            raise WeaklabelError(
+                f"{path}:{cl_line}: cluster {c} is claimed by {lid!r} and by "
+                f"{owner[c][0]!r} (line {owner[c][1]}); give it to one label"
+            )
+        owner[c] = (lid, cl_line)
+        clusters.append(c)
+    return clusters
+
+
+def _check_labels(specs: list[LabelSpec], path: str) -> None:
+    """What only the whole map shows: ids equal but for case, a keyword of two labels
+    (a warning), two background labels, a label with nothing to match."""
     seen_ids: dict[str, LabelSpec] = {}
     for spec in specs:
         other = seen_ids.setdefault(spec.id.casefold(), spec)
@@ -262,7 +283,6 @@ def parse_labelmap(data: Any, path: str, *, known_clusters: set[int] | None = No
                 f"{path}:{s.line}: label {s.id!r} has no clusters and no keywords; "
                 "give it at least one, or remove it"
             )
-    return LabelMap(labels=tuple(specs), path=path)
 
 
 def load_labelmap(path: Path | str, *, known_clusters: set[int] | None = None) -> LabelMap:
