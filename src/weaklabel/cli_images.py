@@ -58,7 +58,7 @@ def _print_applied(applied: Applied | None) -> None:
     if applied is None:
         return
     typer.echo(f"quarantined {len(applied.moved)} file(s) in run {applied.run_id}")
-    from weaklabel.images.walk import display_path
+    from weaklabel.containment import display_path
 
     for path, why in applied.cancelled:
         typer.echo(f"not moved: {display_path(path)}: {why.removeprefix('not moved: ')}")
@@ -164,7 +164,7 @@ def restore(
     Example: weaklabel restore -w build --run purge-20240101T120000
     """
     setup_logging(quiet)
-    from weaklabel.images.inventory import display_path
+    from weaklabel.containment import display_path
     from weaklabel.images.quarantine import run_restore
 
     cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None})

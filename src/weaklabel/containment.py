@@ -275,8 +275,8 @@ def inventoried_ok(ws_root: str, image_root: str, images: list[str]
 
 def display_path(rel: str) -> str:
     """A path for CSV, JSON, file names and the terminal: undecodable bytes become
-    ``\\xNN``. The one home of that form (``export.text_path`` and
-    ``images.walk.display_path`` are this function).
+    ``\\xNN``. The one home of that form (``images.walk.display_path`` re-exports it
+    for the image stages' older imports).
 
     Example:
         >>> display_path(os.fsdecode(b"a/\\xff.jpg"))

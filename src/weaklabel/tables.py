@@ -1,10 +1,22 @@
-"""The one aligned text table of the commands' output (the sample funnel, the export
-counts): the first column left-aligned, the others right-aligned, widths measured in
-terminal cells so Hangul lines up."""
+"""The house's tables for people and for files: the one aligned text table of the
+commands' output (the sample funnel, the export counts: the first column left-aligned,
+the others right-aligned, widths measured in terminal cells so Hangul lines up), and the
+one CSV writer and checked reader of the CSV artifacts (``purge.csv``,
+``duplicates.csv``, ``dedup_excluded.csv``, ``export.rejects.csv``, ``dataset.csv``)."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from weaklabel.contracts import Schema, check_frame
+from weaklabel.errors import WeaklabelError
+from weaklabel.workspace import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def display_width(text: str) -> int:
@@ -32,3 +44,29 @@ def format_table(heads: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
                                                                strict=True))])
 
     return "\n".join(line(r) for r in [heads, *rows])
+
+
+def write_rows_csv(target: Path, header: Sequence[str],
+                   rows: Sequence[Sequence[Any]]) -> None:
+    """Write a CSV artifact atomically (UTF-8, ``\\n`` line ends, quoted as needed)."""
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def read_rows_csv(path: Path, schema: Schema, *, dtype: Any, stage: str) -> pd.DataFrame:
+    """A CSV artifact, checked against ``schema``; ``stage`` is the command that
+    writes it (named in the error).
+
+    Raises:
+        WeaklabelError: the file cannot be read or breaks its contract.
+    """
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        raise WeaklabelError(f"{path}: cannot read ({exc}); re-run weaklabel {stage}") from exc
+    check_frame(df, schema, path)
+    return df

@@ -28,7 +28,6 @@ inode as inventoried). Every image left out is listed in ``export.rejects.csv``.
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
 import hashlib
 import json
@@ -44,11 +43,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weaklabel import __version__
-from weaklabel.containment import display_path as text_path  # one home of the \xNN form
+from weaklabel.containment import display_path
 from weaklabel.dataset.contracts import DATASET, EXPORT_REJECTS, LEDGER, SAMPLE, SPLITS
 from weaklabel.errors import WeaklabelError
 from weaklabel.stage import StageReport, Summary
-from weaklabel.workspace import Workspace, atomic_path
+from weaklabel.tables import format_table, write_rows_csv
+from weaklabel.workspace import Workspace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -206,7 +206,7 @@ def base_name(image: str) -> str:
         >>> base_name("20190303/a.jpg")
         '20190303_a.jpg'
     """
-    parts = text_path(image).split("/")
+    parts = display_path(image).split("/")
     prefix = _date_of(image) or "_".join(p for p in parts[:-1] if p not in ("", "."))
     name = f"{prefix}_{parts[-1]}" if prefix else parts[-1]
     name = _BAD_NAME_CHARS.sub("_", unicodedata.normalize("NFC", name)).lstrip(". ") or "image"
@@ -454,7 +454,7 @@ def preflight_out(out: Path, *, force: bool) -> dict[str, Any] | None:
     if stray:
         raise WeaklabelError(
             f"export folder {out} holds {len(stray)} file(s) weaklabel did not write, e.g. "
-            f"{text_path(stray[0])!r}; move them away or pick an empty folder")
+            f"{display_path(stray[0])!r}; move them away or pick an empty folder")
     return ledger
 
 
@@ -483,13 +483,6 @@ def clear_ledger(out: Path, ledger: Mapping[str, Any]) -> int:
             if not os.path.islink(p):
                 os.rmdir(p)
     return removed
-
-
-def write_csv_rows(target: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(rows)
 
 
 def _cell(v: Any) -> Any:
@@ -670,10 +663,10 @@ def export_sample(ws: Workspace, cfg: Config, out: Path, root: Path | None, *,
     if "manifest" in formats and ecfg.manifest_url:
         upload_manifest(out / "manifest.jsonl", ecfg.manifest_url, cfg)
     missing = sorted(p.missing)
-    write_csv_rows(ws.path("export.rejects.csv"), EXPORT_REJECTS.names,
-                   [[text_path(i), reason] for i, reason in missing])
+    write_rows_csv(ws.path("export.rejects.csv"), EXPORT_REJECTS.names,
+                   [[display_path(i), reason] for i, reason in missing])
     for i, reason in missing[:5]:
-        log.warning("%s: %s", text_path(i), reason)
+        log.warning("%s: %s", display_path(i), reason)
     return ExportSummary(out=str(out), images=len(p.rows), formats=formats, counts=counts,
                          links=links, missing=len(missing),
                          rejects=tuple((i, r) for i, r in missing[:REJECTS_KEPT]),
@@ -706,7 +699,7 @@ def _prepare(ws: Workspace, cfg: Config, root: Path | None, *, formats: tuple[st
         if p.missing and len(p.missing) == len(plan):
             raise WeaklabelError(
                 f"none of the {len(plan)} sampled images exists under {root} as a "
-                f"file the inventory checked (e.g. {text_path(p.missing[0][0])}: "
+                f"file the inventory checked (e.g. {display_path(p.missing[0][0])}: "
                 f"{p.missing[0][1]}); check --image-root")
         plan = plan[plan["image"].isin(list(p.expect))].reset_index(drop=True)
     if "imagefolder" not in formats:
@@ -736,11 +729,11 @@ def _write_files(staging: Path, p: _Plan, ecfg: ExportConfig, root: Path | None,
         _write_manifest(staging / "manifest.jsonl", p, ecfg)
         written.append("manifest.jsonl")
     if "csv" in formats:
-        rows = [[_cell(v) for v in (r.split, r.label, int(r.label_index), text_path(r.path),
-                                     text_path(r.image), r.post_id, float(r.confidence),
+        rows = [[_cell(v) for v in (r.split, r.label, int(r.label_index), display_path(r.path),
+                                     display_path(r.image), r.post_id, float(r.confidence),
                                      r.likes, r.comments, "yes" if r.human else "no")]
                 for r in p.rows.itertuples(index=False)]
-        write_csv_rows(staging / "dataset.csv", DATASET.names, rows)
+        write_rows_csv(staging / "dataset.csv", DATASET.names, rows)
         written.append("dataset.csv")
     return written, dirs, links
 
@@ -778,9 +771,9 @@ def _write_manifest(target: Path, p: _Plan, ecfg: ExportConfig) -> None:
     with open(target, "w", encoding="utf-8", newline="\n") as f:
         for r in p.rows.itertuples(index=False):
             if prefix:
-                ref = f"{prefix.rstrip('/')}/{text_path(r.image)}"
+                ref = f"{prefix.rstrip('/')}/{display_path(r.image)}"
             else:
-                ref = r.path or text_path(r.image)
+                ref = r.path or display_path(r.image)
             f.write(manifest_line(
                 source_ref=ref, job=job, index=int(r.label_index),
                 class_name=p.names.get(r.label, r.label), confidence=r.confidence,
@@ -819,6 +812,4 @@ def format_counts(counts: Mapping[str, Mapping[str, int]]) -> str:
     rows.append(["(total)", *(str(sum(counts[s].values())) for s in splits),
                  str(sum(sum(c.values()) for c in counts.values()))])
     heads = ["label", *splits, "total"]
-    from weaklabel.tables import format_table
-
     return format_table(heads, rows)
