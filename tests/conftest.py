@@ -213,6 +213,32 @@ labels:
 """
 
 
+STAGE_LABELMAP = """\
+version: 1
+labels:
+  lips:
+    name: 입술 화장
+    clusters: [0]
+    keywords: [립스틱]
+  nails:
+    name: 네일
+    clusters: [1]
+    keywords: [네일]
+  other:
+    name: 기타
+    background: true
+    clusters: [2]
+"""
+
+
+@pytest.fixture
+def stage_labelmap() -> str:
+    """The label map of the data-set and review workspaces (``tests/dataset``,
+    ``tests/review``): clusters 0-2 of their ``clusters.csv``, a keyword per label for
+    the review queue's seeds, and the background label the sample leaves out."""
+    return STAGE_LABELMAP
+
+
 @pytest.fixture
 def keyword_labelmap(write_labelmap: Callable[[str], Path]) -> Path:
     return write_labelmap(KEYWORD_LABELMAP)

@@ -36,22 +36,6 @@ from PIL import Image
 from weaklabel.contracts import IMAGE_LABELS, POST_LABELS, POSTS
 from weaklabel.workspace import Workspace
 
-LABELMAP = """\
-version: 1
-labels:
-  lips:
-    name: 입술 화장
-    clusters: [0]
-    keywords: [립스틱]
-  nails:
-    name: 네일
-    clusters: [1]
-  other:
-    name: 기타
-    background: true
-    clusters: [2]
-"""
-
 #        post_id  label   conf  source  likes comments created_at
 POSTS_ROWS = [
     ("p01", "lips", 0.95, "seed", 100, 5, "2019-03-01 10:00:00"),
@@ -118,7 +102,8 @@ def write_images(root: Path) -> None:
             p.write_bytes(jpeg(photo(int(pid[1:]) if pid[1:].isdigit() else 99 + i)))
 
 
-def write_workspace(base: Path, *, purge: bool = True, dedup: bool = True) -> Fixture:
+def write_workspace(base: Path, labelmap: str, *, purge: bool = True,
+                    dedup: bool = True) -> Fixture:
     ws = Workspace(base / "ws").ensure()
     root = base / "images"
     write_images(root)
@@ -155,7 +140,7 @@ def write_workspace(base: Path, *, purge: bool = True, dedup: bool = True) -> Fi
             1,near,20190304/p06.jpg,20190305/p08.jpg,2,phash distance 2 <= 6
             """), encoding="utf-8")
     lm = base / "labelmap.yaml"
-    lm.write_text(LABELMAP, encoding="utf-8")
+    lm.write_text(labelmap, encoding="utf-8")
     cfg = base / "config.yaml"
     cfg.write_text(f"workspace: {ws.root}\nlabelmap: {lm}\nimages:\n  root: {root}\n",
                    encoding="utf-8")
@@ -163,13 +148,13 @@ def write_workspace(base: Path, *, purge: bool = True, dedup: bool = True) -> Fi
 
 
 @pytest.fixture
-def fx(tmp_path: Path) -> Fixture:
+def fx(tmp_path: Path, stage_labelmap: str) -> Fixture:
     """The full workspace: labels, a real purge (purge.csv and the inventory),
     duplicates.csv, clusters, label map."""
-    return write_workspace(tmp_path)
+    return write_workspace(tmp_path, stage_labelmap)
 
 
 @pytest.fixture
-def fx_bare(tmp_path: Path) -> Fixture:
+def fx_bare(tmp_path: Path, stage_labelmap: str) -> Fixture:
     """Labels only: purge and dedup not run."""
-    return write_workspace(tmp_path, purge=False, dedup=False)
+    return write_workspace(tmp_path, stage_labelmap, purge=False, dedup=False)

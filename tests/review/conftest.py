@@ -26,23 +26,6 @@ from PIL import Image
 from weaklabel.contracts import IMAGE_LABELS, POST_IMAGES, POST_LABELS, POSTS
 from weaklabel.workspace import Workspace
 
-LABELMAP = """\
-version: 1
-labels:
-  lips:
-    name: 입술 화장
-    clusters: [0]
-    keywords: [립스틱]
-  nails:
-    name: 네일
-    clusters: [1]
-    keywords: [네일]
-  other:
-    name: 기타
-    background: true
-    clusters: [2]
-"""
-
 
 def jpeg(seed: int) -> bytes:
     rng = np.random.default_rng(seed)
@@ -61,7 +44,7 @@ class ReviewFx:
     config: Path
 
 
-def write_review_workspace(base: Path) -> ReviewFx:
+def write_review_workspace(base: Path, labelmap: str) -> ReviewFx:
     ws = Workspace(base / "ws").ensure()
     root = base / "images"
     (root / "d").mkdir(parents=True)
@@ -99,7 +82,7 @@ def write_review_workspace(base: Path) -> ReviewFx:
         posts[["post_id", "likes", "comments"]], on="post_id")
     ws.write("image_labels.parquet", il, IMAGE_LABELS)
     lm = base / "labelmap.yaml"
-    lm.write_text(LABELMAP, encoding="utf-8")
+    lm.write_text(labelmap, encoding="utf-8")
     cfg = base / "config.yaml"
     cfg.write_text(f"workspace: {ws.root}\nlabelmap: {lm}\nimages:\n  root: {root}\n",
                    encoding="utf-8")
@@ -107,8 +90,8 @@ def write_review_workspace(base: Path) -> ReviewFx:
 
 
 @pytest.fixture
-def rfx(tmp_path: Path) -> ReviewFx:
-    return write_review_workspace(tmp_path)
+def rfx(tmp_path: Path, stage_labelmap: str) -> ReviewFx:
+    return write_review_workspace(tmp_path, stage_labelmap)
 
 
 @dataclass
