@@ -19,43 +19,17 @@ Writes bench/out/growth.json.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
-import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+# The scenarios' set-up is shared with tests/labels/test_growth.py; a script's own folder
+# is on sys.path, so the sibling module imports as it is.
+from scenarios import ADDED, REMOVED, ROOT, append_day, edit_userdict, generate, growth_config
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
-# The dictionary change of scenario `userdict`: words a person adds after reading the
-# tokens (compounds the generator writes) and words they take out again.
-ADDED = ("립스틱추천", "네일아트추천")
-REMOVED = ("꾸안꾸", "쿠션팩트", "오오티디")
-
-
-def append_day(posts: Path, day: Path) -> int:
-    """Append ``day``'s posts to ``posts`` under new ids (``n…``); returns the count."""
-    rows = list(csv.DictReader(day.open(encoding="utf-8")))
-    with posts.open("a", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, list(rows[0]))
-        for r in rows:
-            w.writerow({**r, "post_id": "n" + r["post_id"][1:]})
-    return len(rows)
-
-
-def edit_userdict(folder: Path) -> None:
-    """Add :data:`ADDED` and take :data:`REMOVED` out of a copied user dictionary."""
-    for path in folder.glob("*.txt"):
-        if path.name == "stopwords.txt":
-            continue
-        lines = path.read_text("utf-8").splitlines()
-        path.write_text("\n".join(ln for ln in lines if ln.strip() not in REMOVED) + "\n",
-                        "utf-8")
-    (folder / "added.txt").write_text("\n".join(ADDED) + "\n", "utf-8")
 
 
 def seed_figures(before: Any, after: Any) -> dict[str, float]:
@@ -74,29 +48,17 @@ def seed_figures(before: Any, after: Any) -> dict[str, float]:
 def scenario(name: str, out: Path, n_posts: int, n_new: int, k: int) -> dict[str, Any]:
     import pandas as pd
 
-    from weaklabel.config import load_config, with_overrides
     from weaklabel.errors import ReviewNeeded
     from weaklabel.pipeline import run_build
 
-    sys.path.insert(0, str(ROOT / "examples"))
-    from generate import generate  # type: ignore[import-not-found]
-
     root = out / name
     shutil.rmtree(root, ignore_errors=True)
-    generate(root / "day1", posts=n_posts, seed=7, images=False)
     posts = root / "posts.csv"
-    shutil.copy(root / "day1/posts.csv", posts)
+    shutil.copy(generate(root / "day1", posts=n_posts, seed=7), posts)
     userdict = root / "userdict"
     shutil.copytree(ROOT / "userdict", userdict)
-    base = load_config(ROOT / "configs/example.yaml")
-    base = replace(base, gold=None, output=None,
-                   posts=replace(base.posts, image_root=None),
-                   images=replace(base.images, root=None))
-    cfg = with_overrides(base, {
-        "workspace": str(root / "ws"), "posts.path": str(posts),
-        "labelmap": str(ROOT / "examples/labelmap.yaml"), "cluster.k": k,
-        "seed_keywords": str(ROOT / "examples/seed_keywords.yaml"),
-        "tokenize.userdict": str(userdict), "tokenize.workers": 2})
+    cfg = growth_config(root / "ws", posts, userdict, ROOT / "examples/labelmap.yaml",
+                        k=k, workers=2)
     t0 = time.perf_counter()
     first = run_build(cfg, progress=False)
     res: dict[str, Any] = {"posts": n_posts, "first_build_s": round(time.perf_counter() - t0, 1),
@@ -105,7 +67,7 @@ def scenario(name: str, out: Path, n_posts: int, n_new: int, k: int) -> dict[str
         return res
     before = pd.read_parquet(root / "ws/post_labels.parquet")
     if name == "growth":
-        res["appended"] = append_day(posts, _day2(root, n_new, generate))
+        res["appended"] = append_day(posts, generate(root / "day2", posts=n_new, seed=11))
     else:
         edit_userdict(userdict)
         res["userdict_added"], res["userdict_removed"] = list(ADDED), list(REMOVED)
@@ -127,11 +89,6 @@ def scenario(name: str, out: Path, n_posts: int, n_new: int, k: int) -> dict[str
                seed_share_after=round(float((after["source"] == "seed").mean()), 4),
                cluster_drift=(meta.get("summary") or {}).get("cluster_drift"))
     return res
-
-
-def _day2(root: Path, n_new: int, generate: Any) -> Path:
-    generate(root / "day2", posts=n_new, seed=11, images=False)
-    return root / "day2/posts.csv"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,51 +10,41 @@ deterministic, so each scenario has one outcome, and the test says which.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import shutil
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from weaklabel.config import load_config, with_overrides
 from weaklabel.errors import ReviewNeeded
 from weaklabel.pipeline import BuildResult, run_build
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _generator() -> Any:  # examples/ is not a package
-    spec = importlib.util.spec_from_file_location("generate", ROOT / "examples/generate.py")
+def _load(path: Path) -> Any:  # examples/ and bench/ are not packages
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
+# The scenarios' set-up, shared with bench/bench_growth.py (there at full size).
+scenarios = _load(ROOT / "bench/scenarios.py")
+
+
 def _reviewed_build(tmp_path: Path) -> tuple[Any, Path, pd.DataFrame]:
     """600 generated posts built with a reviewed map (the draft, taken as it is)."""
-    gen = _generator()
-    gen.generate(tmp_path / "day1", posts=600, seed=7, images=False)
     posts = tmp_path / "posts.csv"
-    shutil.copy(tmp_path / "day1/posts.csv", posts)
+    shutil.copy(scenarios.generate(tmp_path / "day1", posts=600, seed=7), posts)
     userdict = tmp_path / "userdict"
     shutil.copytree(ROOT / "userdict", userdict)
-    base = load_config(ROOT / "configs/example.yaml")
-    # with_overrides ignores None, so the example's image roots, gold file and output are
-    # cleared here: this corpus has no images and no gold (and examples/data may not exist)
-    base = replace(base, gold=None, output=None,
-                   posts=replace(base.posts, image_root=None),
-                   images=replace(base.images, root=None))
-    cfg = with_overrides(base, {
-        "workspace": str(tmp_path / "ws"), "posts.path": str(posts),
-        "labelmap": str(tmp_path / "labelmap.yaml"), "cluster.k": 12,
-        "seed_keywords": str(ROOT / "examples/seed_keywords.yaml"),
-        "tokenize.userdict": str(userdict), "tokenize.workers": 1})
+    cfg = scenarios.growth_config(tmp_path / "ws", posts, userdict, tmp_path / "labelmap.yaml",
+                                  k=12, workers=1)
     first = run_build(cfg, progress=False)
     assert first.stopped  # no label map yet: the person reviews the draft
     (tmp_path / "labelmap.yaml").write_text(
@@ -78,23 +68,13 @@ def _rebuild(cfg: Any) -> BuildResult | ReviewNeeded:
 
 
 def _append_day(tmp_path: Path, posts: Path) -> None:
-    _generator().generate(tmp_path / "day2", posts=150, seed=11, images=False)
-    new = list(csv.DictReader((tmp_path / "day2/posts.csv").open(encoding="utf-8")))
-    with posts.open("a", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, list(new[0]))
-        for r in new:  # the next day's posts, appended under new ids
-            w.writerow({**r, "post_id": "n" + r["post_id"][1:]})
+    # the next day's posts, appended under new ids
+    scenarios.append_day(posts, scenarios.generate(tmp_path / "day2", posts=150, seed=11))
 
 
 def _edit_userdict(tmp_path: Path, posts: Path) -> None:
     # a person adds two compounds the posts use and takes three words out
-    folder = tmp_path / "userdict"
-    removed = {"꾸안꾸", "쿠션팩트", "오오티디"}
-    for path in folder.glob("*.txt"):
-        lines = path.read_text("utf-8").splitlines()
-        path.write_text("\n".join(ln for ln in lines if ln.strip() not in removed) + "\n",
-                        "utf-8")
-    (folder / "added.txt").write_text("립스틱추천\n네일아트추천\n", "utf-8")
+    scenarios.edit_userdict(tmp_path / "userdict")
 
 
 @pytest.mark.jvm
