@@ -35,6 +35,11 @@ How to write a stage
    config keys the CLI overrides, so ``build``, a notebook and the command agree.
 4. The CLI prints ``format_report(report)``; ``build`` prints
    ``format_report(report, table=True)``. Neither reads a summary by string key.
+5. Three ends of the line show the contract's corners. An output outside the workspace
+   (``export``'s folder) is a :class:`~pathlib.Path` in ``outputs``: its meta sits
+   beside it. A view whose inputs no meta can hash (``report``: image files, a live
+   review database) passes ``force=True`` and is redrawn every time. A stage that
+   writes nothing (``eval``) has no outputs: it is never up to date and takes no lock.
 """
 
 from __future__ import annotations
