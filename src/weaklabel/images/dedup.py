@@ -2,7 +2,7 @@
 
 Three steps, each reusable on its own (compute, group, decide):
 
-1. **Compute** (in the inventory, cached): the size of every file; a partial hash (first
+1. **Compute** (in the inventory, cached): the size of every file; a partial CRC-32 (first
    and last 4 KiB) only for files whose size collides; a full SHA-1 only where size
    and partial hash collide; a perceptual hash of each decodable image (EXIF orientation
    applied; JPEGs decoded at reduced scale, never below twice the hash's input size,
@@ -60,7 +60,6 @@ from weaklabel.images.contracts import (
 from weaklabel.images.hashes import THUMB_SIDE, hash_key
 from weaklabel.images.inventory import open_inventory
 from weaklabel.images.purge import Applied, skip_dirs, tree_root
-from weaklabel.images.quarantine import ApplyReport, Move, apply_moves, plan_moves
 from weaklabel.images.tables import read_rows_csv, write_rows_csv
 from weaklabel.images.walk import display_path
 from weaklabel.stage import StageReport, Summary
@@ -69,6 +68,8 @@ from weaklabel.workspace import Workspace
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+    from weaklabel.images.quarantine import ApplyReport
 
 log = logging.getLogger(__name__)
 
@@ -811,6 +812,8 @@ def _write_groups(ws: Workspace, rows: list[DuplicateRow], excluded: dict[str, s
 
 def _quarantine(root: Path, ws: Workspace, files: Sequence[FileRow], rows: list[DuplicateRow],
                 quiet: bool) -> ApplyReport:
+    from weaklabel.images.quarantine import Move, apply_moves, plan_moves
+
     sha = {r["path"]: r["sha1"] for r in files}
     info = {r["path"]: (int(r["size"]), int(r["mtime_ns"])) for r in files}
 
