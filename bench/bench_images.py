@@ -3,6 +3,7 @@
     PYTHONPATH=src python bench/bench_images.py                 # 1,500 posts, ~900 px
     PYTHONPATH=src python bench/bench_images.py --posts 300 --many 0
     PYTHONPATH=src python bench/bench_images.py --exact-tree examples/data/images
+    PYTHONPATH=src python bench/bench_images.py --only near-edits --originals 40
 
 The dump is the bundled example generator's (``examples/generate.py --image-size 900``):
 realistic-size JPEG/PNG pictures with planted faults listed in ``image_faults.csv``
@@ -15,7 +16,14 @@ those planted faults:
   reported pair of files that no chain of planted copies links;
 - exact copies: weaklabel (``dedup --exact-only``'s funnel: sizes, partial hashes,
   SHA-1 where needed) vs jdupes, rmlint and a whole-file SHA-1 loop;
-- corrupt files: weaklabel purge vs the ``Image.open().load()`` loop.
+- corrupt files: weaklabel purge vs the ``Image.open().load()`` loop;
+- near copies by edit (``--only near-edits`` for this table alone): ``--originals``
+  generated scenes, each with 18 planted edits (JPEG q 50/75/95, WebP, PNG, resized to
+  0.5 and 0.25, a 160 px thumbnail, 2/5/10 % crops, EXIF orientation with rotated
+  pixels, grey, brighter/darker, more/less contrast, a watermark) and hard negatives
+  (another scene of the same topic, the same layout in another topic's colours,
+  uniform black/white/grey images): recall per edit for weaklabel and imagededup
+  PHash at the same threshold, files wrongly merged, time.
 
 ``--many N`` adds a tree of N small files (2 % byte copies) for the warm re-run of the
 exact funnel against jdupes. Peers are optional (``pip install -e '.[bench]'`` for
@@ -583,7 +591,7 @@ def main() -> None:
     ap.add_argument("--only", choices=("near-edits",), default=None,
                     help="near-edits: only the per-edit near-duplicate table")
     ap.add_argument("--originals", type=int, default=40,
-                    help="scenes in the near-edits tree, each with every edit")
+                    help="scenes in the near-edits tree, each with every edit (0: skip)")
     args = ap.parse_args()
     if args.only == "near-edits":
         from weaklabel.config import resolve_workers as _rw
@@ -742,6 +750,11 @@ def main() -> None:
         print(f"{k:66} {v:6.2f}")
     res["table"] = table
     res["ratios"] = ratios
+    if args.originals:
+        print()
+        res["near_edits"] = near_edits_bench(args.dir.parent / f"edits{args.originals}",
+                                             args.originals, args.size, args.threshold,
+                                             workers)
     out = Path("bench/out/images.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
