@@ -4,7 +4,7 @@ Three steps, each reusable on its own (compute, group, decide):
 
 1. **Compute** (in the inventory, cached): the size of every file; a partial CRC-32 (first
    and last 4 KiB) only for files whose size collides; a full SHA-1 only where size
-   and partial hash collide; a perceptual hash of each decodable image (EXIF orientation
+   and partial digest collide; a perceptual hash of each decodable image (EXIF orientation
    applied; JPEGs decoded at reduced scale, never below twice the hash's input size,
    see :func:`~weaklabel.images.hashes.draft_side`).
 2. **Group**: :func:`find_exact_duplicates` (same size and SHA-1; hard links to one inode
@@ -14,14 +14,17 @@ Three steps, each reusable on its own (compute, group, decide):
    pair within ``threshold`` is a copy outright and one beyond it only when the stored
    32 × 32 grey thumbnails agree (:func:`thumb_agreement`: the correlation of their
    detail at two scales, brightness, contrast and the broad light gradient taken out,
-   at least :data:`MIN_AGREEMENT`). A brightened copy whose highlights clip moves pHash by 8–10
-   bits, as far as some unrelated photos of similar light; their detail does not agree.
-   Then connected components.
+   at least :data:`MIN_AGREEMENT`), or agree once one is cropped to match the other
+   (:func:`aligned_agreement`, at least :data:`MIN_ALIGNED`). A brightened copy whose
+   highlights clip moves pHash by 8–10 bits, a 5–10 % crop by up to 20, as far as some
+   unrelated photos of similar light; their detail does not agree. Then connected
+   components.
 3. **Decide**: :func:`choose_keepers` picks one file to keep per group with the keep
    policy below and, for near groups, guards against chaining: a connected component
    (A~B, B~C, A far from C) is split into *stars*: the best-ranked member is kept and
-   takes every member within ``threshold`` of it; the best-ranked of the rest starts the
-   next group, and so on. So every duplicate is within ``threshold`` of its kept file.
+   takes every member within ``threshold`` of it or verified against it by the
+   thumbnails; the best-ranked of the rest starts the next group, and so on. So every
+   duplicate is within ``threshold`` of its kept file, or its thumbnails agree with it.
    :func:`merge_groups` then folds exact groups into the near groups they belong to and
    names each pair ``exact`` or ``near``. Which copy enters a data set, with which
    label, is ``sample``'s choice: hygiene knows no labels.
