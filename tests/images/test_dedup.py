@@ -535,3 +535,34 @@ def test_a_cropped_copy_beyond_the_threshold_verifies_once_aligned(tmp_path: Pat
             (f"{post}/crop.jpg", f"{post}/orig.jpg")]
         assert r["kind"] == "near" and "aligned for a crop" in r["reason"]
     assert len(rows) == 2  # the two pictures stay apart
+
+
+def test_a_chain_beyond_the_candidate_radius_is_verified_against_the_kept_file() -> None:
+    """A~B~C~D, each 6 bits from the next, D 18 bits from A (beyond the candidate
+    search's reach): with the same picture in every thumbnail D still joins A's group,
+    verified against the kept file on the thumbnails; with D's thumbnail another
+    picture, D is split off instead of riding the chain."""
+    rng = np.random.default_rng(5)
+    picture = np.clip(rng.normal(0, 30, (32, 32)).cumsum(axis=1) + 128, 0, 255)
+    other = np.clip(rng.normal(0, 30, (32, 32)).cumsum(axis=0) + 128, 0, 255)
+    base = 0x0F0F_0F0F_3333_5555
+    hashes = {"a.jpg": base, "b.jpg": base ^ 0x3F, "c.jpg": base ^ 0x3F ^ (0x3F << 6),
+              "d.jpg": base ^ 0x3F ^ (0x3F << 6) ^ (0x3F << 12)}
+
+    def rows(d_thumb: np.ndarray) -> list[dict[str, Any]]:
+        out = []
+        for k, (p, h) in enumerate(hashes.items()):
+            thumb = d_thumb if p == "d.jpg" else picture
+            out.append({"path": p, "size": 1000 + k, "dev": 1, "ino": k, "sha1": None,
+                        "status": "ok", "hash": f"{h:016x}", "degenerate": None,
+                        "thumb": thumb.astype(np.uint8).tobytes()})
+        return out
+
+    near = NearSearch("phash", 64, 6)
+    same, _ = find_groups(rows(picture), keep_rank(), near=near)
+    assert {(r[2], r[3]) for r in same} == {("a.jpg", "b.jpg"), ("a.jpg", "c.jpg"),
+                                            ("a.jpg", "d.jpg")}
+    d_row = next(r for r in same if r[3] == "d.jpg")
+    assert d_row[4] == 18 and "thumbnails agree" in d_row[5]
+    apart, _ = find_groups(rows(other), keep_rank(), near=near)
+    assert "d.jpg" not in {r[3] for r in apart if r[2] == "a.jpg"}
