@@ -3,6 +3,7 @@
     PYTHONPATH=src python bench/bench_images.py                 # 1,500 posts, ~900 px
     PYTHONPATH=src python bench/bench_images.py --posts 300 --many 0
     PYTHONPATH=src python bench/bench_images.py --exact-tree examples/data/images
+    PYTHONPATH=src python bench/bench_images.py --only near-edits --originals 40
 
 The dump is the bundled example generator's (``examples/generate.py --image-size 900``):
 realistic-size JPEG/PNG pictures with planted faults listed in ``image_faults.csv``
@@ -15,7 +16,14 @@ those planted faults:
   reported pair of files that no chain of planted copies links;
 - exact copies: weaklabel (``dedup --exact-only``'s funnel: sizes, partial hashes,
   SHA-1 where needed) vs jdupes, rmlint and a whole-file SHA-1 loop;
-- corrupt files: weaklabel purge vs the ``Image.open().load()`` loop.
+- corrupt files: weaklabel purge vs the ``Image.open().load()`` loop;
+- near copies by edit (``--only near-edits`` for this table alone): ``--originals``
+  generated scenes, each with 18 planted edits (JPEG q 50/75/95, WebP, PNG, resized to
+  0.5 and 0.25, a 160 px thumbnail, 2/5/10 % crops, EXIF orientation with rotated
+  pixels, grey, brighter/darker, more/less contrast, a watermark) and hard negatives
+  (another scene of the same topic, the same layout in another topic's colours,
+  uniform black/white/grey images): recall per edit for weaklabel and imagededup
+  PHash at the same threshold, files wrongly merged, time.
 
 ``--many N`` adds a tree of N small files (2 % byte copies) for the warm re-run of the
 exact funnel against jdupes. Peers are optional (``pip install -e '.[bench]'`` for
@@ -29,7 +37,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import inspect
 import json
 import os
 import resource
@@ -39,6 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -328,6 +336,240 @@ def exact_bench(tree: Path, workers: int, reps: int) -> None:
         print(f"| {name:40} | {wall:8.3f} | {cpu:8.3f} | {found:>12} |")
 
 
+# --- near duplicates by edit type, beside imagededup -------------------------------------------
+
+EDITS = ("jpeg_q50", "jpeg_q75", "jpeg_q95", "webp", "png", "resize_0.5", "resize_0.25",
+         "thumb_160", "crop_2", "crop_5", "crop_10", "exif_rotate", "grey", "brighter",
+         "darker", "more_contrast", "less_contrast", "watermark")
+"""Edits planted for every original: each is a copy a user wants grouped with it."""
+NEGATIVES = ("similar_scene", "recoloured", "uniform")
+"""Files that must stay apart: another picture of the same topic, the same layout drawn in
+another topic's colours, and all-black / all-white / all-grey images."""
+
+
+def _generator() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("wl_generate", ROOT / "examples" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("wl_generate", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _save(img: Any, path: Path, fmt: str, **kw: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, fmt, **kw)
+
+
+def _edit(img: Any, edit: str, rng: Any, path: Path) -> None:
+    """Write ``img`` with ``edit`` applied to ``path`` (its suffix set by the caller)."""
+    from PIL import Image, ImageDraw, ImageEnhance
+
+    w, h = img.size
+    if edit.startswith("jpeg_q"):
+        _save(img, path, "JPEG", quality=int(edit[6:]))
+    elif edit == "webp":
+        _save(img, path, "WEBP", quality=80)
+    elif edit == "png":
+        _save(img, path, "PNG", compress_level=1)
+    elif edit.startswith("resize_"):
+        f = float(edit[7:])
+        _save(img.resize((max(1, round(w * f)), max(1, round(h * f))),
+                         Image.Resampling.LANCZOS), path, "JPEG", quality=85)
+    elif edit == "thumb_160":
+        t = img.copy()
+        t.thumbnail((160, 160), Image.Resampling.LANCZOS)
+        _save(t, path, "JPEG", quality=85)
+    elif edit.startswith("crop_"):
+        frac = int(edit[5:]) / 100  # that share of each side's length goes, unevenly
+        left, top = rng.uniform(0.2, 0.8) * frac * w, rng.uniform(0.2, 0.8) * frac * h
+        box = (round(left), round(top), round(left + (1 - frac) * w),
+               round(top + (1 - frac) * h))
+        _save(img.crop(box), path, "JPEG", quality=85)
+    elif edit == "exif_rotate":
+        # Stored sideways (or upside down) with the EXIF tag that shows it upright.
+        tag = int(rng.choice([3, 6, 8]))
+        stored = img.transpose({3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90,
+                                8: Image.Transpose.ROTATE_270}[tag])
+        exif = Image.Exif()
+        exif[0x0112] = tag
+        _save(stored, path, "JPEG", quality=85, exif=exif.tobytes())
+    elif edit == "grey":
+        _save(img.convert("L"), path, "JPEG", quality=85)
+    elif edit in ("brighter", "darker"):
+        f = rng.uniform(1.15, 1.3) if edit == "brighter" else rng.uniform(0.7, 0.85)
+        _save(ImageEnhance.Brightness(img).enhance(f), path, "JPEG", quality=85)
+    elif edit in ("more_contrast", "less_contrast"):
+        f = rng.uniform(1.2, 1.4) if edit == "more_contrast" else rng.uniform(0.65, 0.8)
+        _save(ImageEnhance.Contrast(img).enhance(f), path, "JPEG", quality=85)
+    elif edit == "watermark":
+        # A small semi-opaque caption and logo in a corner, as a reposting account adds.
+        over = Image.new("RGBA", img.size, (0, 0, 0, 0))
+        d = ImageDraw.Draw(over)
+        s = max(8, min(w, h) // 18)
+        x0, y0 = (round(w * 0.62), round(h * 0.9)) if rng.random() < 0.5 else (
+            round(w * 0.04), round(h * 0.04))
+        d.rectangle([x0, y0, x0 + 2 * s, y0 + s], fill=(255, 255, 255, 150))
+        d.text((x0 + 2 * s + s // 3, y0), "@daily_repost", fill=(255, 255, 255, 190),
+               font_size=s)
+        _save(Image.alpha_composite(img.convert("RGBA"), over).convert("RGB"), path,
+              "JPEG", quality=85)
+    else:
+        raise ValueError(edit)
+
+
+def near_edits_tree(out: Path, originals: int, size: int) -> tuple[Path, list[dict[str, str]]]:
+    """``originals`` generated ~``size`` px scenes, each with every edit in :data:`EDITS`
+    and the hard negatives of :data:`NEGATIVES`; returns the tree and its truth rows
+    (``path``, ``role``: original / edit / negative, ``kind``, ``family``)."""
+    import numpy as np
+    from PIL import Image
+
+    marker, truth_csv = out / ".bench", out / "truth.csv"
+    want = f"near-edits {originals} {size} v1"
+    tree = out / "images"
+    if marker.exists() and marker.read_text() == want:
+        with open(truth_csv, newline="", encoding="utf-8") as f:
+            return tree, list(csv.DictReader(f))
+    shutil.rmtree(out, ignore_errors=True)
+    gen = _generator()
+    rows: list[dict[str, str]] = []
+    seed = 11
+    topics = len(gen.TOPICS)
+    t0 = time.perf_counter()
+    for k in range(originals):
+        topic = k % topics
+        fam = f"o{k:03d}"
+        rng = np.random.default_rng([seed, k])
+        img = gen.draw_image(seed, k, 0, topic, size)
+        p = tree / fam / "original.jpg"
+        _save(img, p, "JPEG", quality=90)
+        rows.append({"path": p.relative_to(tree).as_posix(), "role": "original",
+                     "kind": "original", "family": fam})
+        for edit in EDITS:
+            ext = {"webp": ".webp", "png": ".png"}.get(edit, ".jpg")
+            p = tree / fam / f"{edit}{ext}"
+            _edit(img, edit, rng, p)
+            rows.append({"path": p.relative_to(tree).as_posix(), "role": "edit", "kind": edit,
+                         "family": fam})
+        # hard negatives, each its own family
+        p = tree / "neg" / f"{fam}_similar_scene.jpg"
+        _save(gen.draw_image(seed, 10_000 + k, 0, topic, size), p, "JPEG", quality=90)
+        rows.append({"path": p.relative_to(tree).as_posix(), "role": "negative",
+                     "kind": "similar_scene", "family": f"{fam}-similar"})
+        name, other = gen.TOPICS[topic], gen.TOPICS[(topic + 5) % topics]
+        saved = gen._PALETTES[name]
+        gen._PALETTES[name] = gen._PALETTES[other]  # same drawing calls, other colours
+        try:
+            recol = gen.draw_image(seed, k, 0, topic, size)
+        finally:
+            gen._PALETTES[name] = saved
+        p = tree / "neg" / f"{fam}_recoloured.jpg"
+        _save(recol, p, "JPEG", quality=90)
+        rows.append({"path": p.relative_to(tree).as_posix(), "role": "negative",
+                     "kind": "recoloured", "family": f"{fam}-recoloured"})
+    for value, name in ((0, "black"), (255, "white"), (128, "grey")):
+        for side, fmt in ((size, "JPEG"), (160, "PNG")):
+            p = tree / "neg" / f"uniform_{name}_{side}.{fmt.lower().replace('jpeg', 'jpg')}"
+            _save(Image.new("RGB", (side, side * 3 // 4), (value,) * 3), p, fmt)
+            rows.append({"path": p.relative_to(tree).as_posix(), "role": "negative",
+                         "kind": "uniform", "family": p.stem})
+    with open(truth_csv, "w", newline="", encoding="utf-8") as f:
+        wr = csv.DictWriter(f, ["path", "role", "kind", "family"])
+        wr.writeheader()
+        wr.writerows(rows)
+    marker.write_text(want)
+    print(f"near-edits tree: {len(rows)} files in {time.perf_counter() - t0:.1f}s",
+          file=sys.stderr)
+    return tree, rows
+
+
+def score_edits(groups: Iterable[Iterable[str]], rows: list[dict[str, str]]
+                ) -> tuple[dict[str, tuple[int, int]], dict[str, int], int]:
+    """Per edit kind ``(found, planted)`` (an edit is found when it shares a group with
+    its original); per kind the files wrongly merged (in a group with a file of another
+    family); and the reported pairs of files from different families."""
+    family = {r["path"]: r["family"] for r in rows}
+    kind = {r["path"]: r["kind"] for r in rows}
+    group_of: dict[str, int] = {}
+    wrong: dict[str, int] = {}
+    false_pairs = 0
+    for gid, g in enumerate(groups):
+        members = sorted(set(g))
+        for p in members:
+            group_of[p] = gid
+        fams = [family.get(p, p) for p in members]
+        for p, f in zip(members, fams, strict=True):
+            if any(o != f for o in fams):
+                wrong[kind.get(p, "?")] = wrong.get(kind.get(p, "?"), 0) + 1
+        false_pairs += sum(1 for a, b in combinations(fams, 2) if a != b)
+    originals = {r["family"]: r["path"] for r in rows if r["role"] == "original"}
+    found: dict[str, tuple[int, int]] = {}
+    for r in rows:
+        if r["role"] != "edit":
+            continue
+        f, n = found.get(r["kind"], (0, 0))
+        o = originals[r["family"]]
+        hit = r["path"] in group_of and group_of.get(o) == group_of[r["path"]]
+        found[r["kind"]] = (f + int(hit), n + 1)
+    return found, wrong, false_pairs
+
+
+def near_edits_bench(out: Path, originals: int, size: int, threshold: int | None,
+                     workers: int) -> dict[str, Any]:
+    """Recall per edit kind and false merges, weaklabel dedup beside imagededup PHash at
+    the same Hamming threshold, on :func:`near_edits_tree`; prints a table."""
+    from weaklabel.config import Config, ImagesConfig
+    from weaklabel.images.dedup import run_dedup
+    from weaklabel.images.purge import image_stage
+
+    tree, rows = near_edits_tree(out, originals, size)
+    icfg = ImagesConfig(workers=workers)
+    thr = icfg.near_threshold if threshold is None else threshold
+    cfg = Config(images=ImagesConfig(workers=workers, near_threshold=thr))
+    tmp = Path(tempfile.mkdtemp(prefix="wl-edits-"))
+    res: dict[str, Any] = {"files": len(rows), "originals": originals, "threshold": thr}
+    try:
+        t, d = timed(lambda: run_dedup(*image_stage(tree, tmp / "ws", cfg), progress=False))
+        wl = score_edits(weaklabel_groups(d.outputs[0]), rows)
+        res["weaklabel"] = {"seconds": t, "cpu": LAST_CPU[0], "found": wl[0], "false": wl[1],
+                            "false_pairs": wl[2]}
+        t, g = timed(imagededup_groups, tree, thr, workers)
+        if g is not None:
+            idd = score_edits(g, rows)
+            res["imagededup"] = {"seconds": t, "cpu": LAST_CPU[0], "found": idd[0],
+                                 "false": idd[1], "false_pairs": idd[2]}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    tools = [k for k in ("weaklabel", "imagededup") if k in res]
+    print(f"near copies by edit, {len(rows)} files ({originals} originals at ~{size} px, "
+          f"{len(EDITS)} edits each, hard negatives), pHash <= {thr} bits, {workers} workers\n")
+    print("| edit | " + " | ".join(f"{t} found" for t in tools) + " | "
+          + " | ".join(f"{t} files wrongly merged" for t in tools) + " |")
+    print("|---" * (1 + 2 * len(tools)) + "|")
+    for kind in (*EDITS, *NEGATIVES, "original"):
+        found = [res[t]["found"].get(kind) for t in tools]
+        false = [res[t]["false"].get(kind, 0) for t in tools]
+        if all(f is None for f in found) and not any(false):
+            continue
+        cells = [("" if f is None else f"{f[0]}/{f[1]}") for f in found]
+        print(f"| {kind} | " + " | ".join(cells) + " | "
+              + " | ".join(str(x) for x in false) + " |")
+    total = [(sum(f for f, _ in res[t]["found"].values()),
+              sum(n for _, n in res[t]["found"].values()),
+              sum(res[t]["false"].values())) for t in tools]
+    print("| **all** | " + " | ".join(f"{f}/{n}" for f, n, _ in total) + " | "
+          + " | ".join(str(x) for *_, x in total) + " |")
+    print("| pairs across families | " + " | ".join("" for _ in tools) + " | "
+          + " | ".join(str(res[t]["false_pairs"]) for t in tools) + " |")
+    print()
+    for t in tools:
+        print(f"{t}: {res[t]['seconds']:.2f} s, {res[t]['cpu']:.2f} CPU s")
+    return res
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -346,7 +588,20 @@ def main() -> None:
     ap.add_argument("--exact-tree", type=Path, default=None,
                     help="only the exact-duplicate table, on this tree")
     ap.add_argument("--reps", type=int, default=3, help="runs per contender (--exact-tree)")
+    ap.add_argument("--only", choices=("near-edits",), default=None,
+                    help="near-edits: only the per-edit near-duplicate table")
+    ap.add_argument("--originals", type=int, default=40,
+                    help="scenes in the near-edits tree, each with every edit (0: skip)")
     args = ap.parse_args()
+    if args.only == "near-edits":
+        from weaklabel.config import resolve_workers as _rw
+
+        res = near_edits_bench(args.dir.parent / f"edits{args.originals}", args.originals,
+                               args.size, args.threshold, _rw(args.workers))
+        out = Path("bench/out/images_edits.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2))
+        return
     if args.exact_tree is not None:
         from weaklabel.config import resolve_workers as _rw
 
@@ -357,7 +612,6 @@ def main() -> None:
 
     from weaklabel.config import Config, ImagesConfig, resolve_workers
     from weaklabel.images.dedup import find_near_duplicates, run_dedup
-    from weaklabel.images.inventory import open_inventory
     from weaklabel.images.purge import image_stage, run_purge
 
     workers = resolve_workers(args.workers)
@@ -397,18 +651,9 @@ def main() -> None:
 
         # exact duplicates
         def exact(ws: Path) -> list[list[str]]:
-            if "exact_only" in inspect.signature(run_dedup).parameters:
-                plain = Config(images=ImagesConfig(workers=workers))
-                run = run_dedup(*image_stage(root, ws, plain), progress=False, exact_only=True)
-                return weaklabel_groups(run.outputs[0], ("exact",))
-            # before --exact-only existed: the inventory's exact funnel alone
-            from weaklabel.images.dedup import find_exact_duplicates
-
-            with open_inventory(ws, root=root, max_pixels=icfg.max_pixels) as inv:
-                inv.scan(root, check=False, hash_spec=None, max_pixels=icfg.max_pixels,
-                         workers=workers)
-                inv.digest_collisions(root, workers=workers)
-                return find_exact_duplicates(inv.frame())
+            plain = Config(images=ImagesConfig(workers=workers))
+            run = run_dedup(*image_stage(root, ws, plain), progress=False, exact_only=True)
+            return weaklabel_groups(run.outputs[0], ("exact",))
 
         t, g = timed(exact, tmp / "exact")
         f, n, false = truth.score_groups(g, truth.exact)
@@ -505,6 +750,11 @@ def main() -> None:
         print(f"{k:66} {v:6.2f}")
     res["table"] = table
     res["ratios"] = ratios
+    if args.originals:
+        print()
+        res["near_edits"] = near_edits_bench(args.dir.parent / f"edits{args.originals}",
+                                             args.originals, args.size, args.threshold,
+                                             workers)
     out = Path("bench/out/images.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2))

@@ -459,3 +459,110 @@ def test_flat_thumbnails_never_verify() -> None:
     assert agree[0] == 0.0                                 # nothing to agree on
     assert agree[1] > 0.99                                 # detail survives contrast
     assert agree[2] < MIN_AGREEMENT
+
+
+def test_aligned_agreement_equals_cropping_each_window() -> None:
+    """The matrix-product shortcut gives what building every crop window, taking its
+    detail and correlating it would give: the best window, either picture cropped."""
+    from weaklabel.images.dedup import (
+        DETAIL_BLOCKS,
+        _window_matrices,
+        aligned_agreement,
+        thumb_agreement,
+        thumb_detail,
+    )
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(128, 40, (6, 32, 32)).cumsum(axis=2) / 8 + 100  # some structure
+    thumbs = np.clip(base, 0, 255).astype(np.uint8).reshape(6, -1)
+    thumbs[5] = 128  # flat: correlates with nothing
+    i, j = np.array([0, 1, 2, 0]), np.array([1, 3, 4, 5])
+    m = _window_matrices(32)
+    want = []
+    for a, b in zip(i, j, strict=True):
+        best = -1.0
+        for src, dst in ((a, b), (b, a)):
+            t = thumbs[src].astype(np.float64).reshape(32, 32)
+            wins = [m[y] @ t @ m[x].T for y in range(len(m)) for x in range(len(m))
+                    if (y, x) != (0, 0)]
+            stack = np.vstack([np.array(wins).reshape(len(wins), -1),
+                               thumbs[dst].astype(np.float64)[None]])
+            details = [thumb_detail(stack, blocks) for blocks in DETAIL_BLOCKS]
+            last = np.full(len(wins), len(wins))
+            best = max(best, float(thumb_agreement(details, np.arange(len(wins)), last).max()))
+        want.append(best)
+    got = aligned_agreement(thumbs, i, j, chunk=3)
+    assert np.allclose(got, want, atol=1e-6)
+    assert got[3] == 0.0
+
+
+def test_a_cropped_copy_beyond_the_threshold_verifies_once_aligned(tmp_path: Path) -> None:
+    """A copy with 2–5 % cut from its edges sits 8 pHash bits from its original and its
+    thumbnails do not agree as they are; cropped to match, they do, so it joins its
+    original's group, the reason saying so."""
+    from weaklabel.images.checks import Task, examine
+    from weaklabel.images.dedup import MIN_AGREEMENT
+
+    root = tmp_path / "img"
+    for post in (21, 30):
+        a = _drawing(post, 600)
+        w, h = a.size
+        write(root / f"{post}" / "orig.jpg", jpeg_bytes(a, quality=85))
+        write(root / f"{post}" / "crop.jpg",
+              jpeg_bytes(a.crop((w * 3 // 100, h * 2 // 100, w * 97 // 100, h * 95 // 100)),
+                         quality=85))
+
+    def seen(rel: str) -> dict[str, Any]:
+        p = root / rel
+        return examine(Task(str(p), rel, p.stat().st_size, True, ("phash", 8), 10**9))
+
+    threshold = ImagesConfig().near_threshold
+    for post in (21, 30):
+        a, c = seen(f"{post}/orig.jpg"), seen(f"{post}/crop.jpg")
+        assert (int(a["hash"], 16) ^ int(c["hash"], 16)).bit_count() > threshold
+        thumbs = np.array([np.frombuffer(a["thumb"], np.uint8),
+                           np.frombuffer(c["thumb"], np.uint8)])
+        from weaklabel.images.dedup import DETAIL_BLOCKS, thumb_agreement, thumb_detail
+
+        plain = thumb_agreement([thumb_detail(thumbs, b) for b in DETAIL_BLOCKS],
+                                np.array([0]), np.array([1]))
+        assert plain[0] < MIN_AGREEMENT  # only the aligned check can join them
+    one = Config(images=ImagesConfig(workers=1))
+    rows = read_csv(run_dedup(*image_stage(root, tmp_path / "ws", one)).outputs[0])
+    pairs = {(r["kept"], r["duplicate"]): r for r in rows}
+    for post in (21, 30):
+        r = pairs.get((f"{post}/orig.jpg", f"{post}/crop.jpg")) or pairs[
+            (f"{post}/crop.jpg", f"{post}/orig.jpg")]
+        assert r["kind"] == "near" and "aligned for a crop" in r["reason"]
+    assert len(rows) == 2  # the two pictures stay apart
+
+
+def test_a_chain_beyond_the_candidate_radius_is_verified_against_the_kept_file() -> None:
+    """A~B~C~D, each 6 bits from the next, D 18 bits from A (beyond the candidate
+    search's reach): with the same picture in every thumbnail D still joins A's group,
+    verified against the kept file on the thumbnails; with D's thumbnail another
+    picture, D is split off instead of riding the chain."""
+    rng = np.random.default_rng(5)
+    picture = np.clip(rng.normal(0, 30, (32, 32)).cumsum(axis=1) + 128, 0, 255)
+    other = np.clip(rng.normal(0, 30, (32, 32)).cumsum(axis=0) + 128, 0, 255)
+    base = 0x0F0F_0F0F_3333_5555
+    hashes = {"a.jpg": base, "b.jpg": base ^ 0x3F, "c.jpg": base ^ 0x3F ^ (0x3F << 6),
+              "d.jpg": base ^ 0x3F ^ (0x3F << 6) ^ (0x3F << 12)}
+
+    def rows(d_thumb: np.ndarray) -> list[dict[str, Any]]:
+        out = []
+        for k, (p, h) in enumerate(hashes.items()):
+            thumb = d_thumb if p == "d.jpg" else picture
+            out.append({"path": p, "size": 1000 + k, "dev": 1, "ino": k, "sha1": None,
+                        "status": "ok", "hash": f"{h:016x}", "degenerate": None,
+                        "thumb": thumb.astype(np.uint8).tobytes()})
+        return out
+
+    near = NearSearch("phash", 64, 6)
+    same, _ = find_groups(rows(picture), keep_rank(), near=near)
+    assert {(r[2], r[3]) for r in same} == {("a.jpg", "b.jpg"), ("a.jpg", "c.jpg"),
+                                            ("a.jpg", "d.jpg")}
+    d_row = next(r for r in same if r[3] == "d.jpg")
+    assert d_row[4] == 18 and "thumbnails agree" in d_row[5]
+    apart, _ = find_groups(rows(other), keep_rank(), near=near)
+    assert "d.jpg" not in {r[3] for r in apart if r[2] == "a.jpg"}

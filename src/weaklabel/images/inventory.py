@@ -37,8 +37,8 @@ __all__ = ["INVENTORY", "SCHEMA_VERSION", "Inventory", "open_inventory",
 log = logging.getLogger(__name__)
 
 INVENTORY = "inventory.sqlite"
-SCHEMA_VERSION = 6  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial;
-#                    6: a thumbnail beside each hash (near-pair verification)
+SCHEMA_VERSION = 7  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial;
+#                    6: a thumbnail beside each hash (near-pair verification); 7: CRC-32 partial
 
 # --- the SQLite inventory ----------------------------------------------------------------
 
@@ -190,14 +190,11 @@ class Inventory:
         Returns:
             Counts: ``seen`` paths, ``read`` files examined, ``removed`` stale rows.
         """
-        from tqdm import tqdm
-
         key = None if hash_spec is None else hash_key(*hash_spec)
         known = self._known(key)
         self._changed = False
         counts = {"seen": 0, "read": 0, "removed": 0}
-        bar = tqdm(desc="inventory", unit="file", disable=True if quiet else None,
-                   file=sys.stderr, dynamic_ncols=True)
+        bar = _progress(quiet, desc="inventory", unit="file", dynamic_ncols=True)
         pool = WorkerPool(workers)
         try:
             buf: list[Entry] = []
@@ -260,7 +257,8 @@ class Inventory:
             else:
                 status, has_hash = None, 0
                 new.append((k, e.size, e.mtime_ns, e.ino, e.dev))
-                fresh.append((k,))
+                if old is not None:  # a changed file's old hashes go; a new one has none
+                    fresh.append((k,))
             need_check = check and status is None
             need_hash = key is not None and not has_hash and status in (None, "ok")
             if need_check or need_hash:
@@ -315,8 +313,9 @@ class Inventory:
         """Fill ``partial`` then ``sha1`` only where needed to find exact duplicates.
 
         Files of a unique size (counting hard links to one inode once) are never read;
-        same-size files get a partial hash (first + last 4 KiB); only files whose size
-        and partial hash collide get a full, chunked SHA-1. Zero-byte files are skipped.
+        same-size files get a partial digest (CRC-32 of the first and last 4 KiB); only
+        files whose size and partial digest collide get a full, chunked SHA-1. Zero-byte
+        files are skipped.
         Reading and SHA-1 release the GIL, so ``workers`` threads share the work with no
         process to start.
         """
@@ -325,16 +324,17 @@ class Inventory:
             return counts  # no file came, went or changed since the last complete funnel
         for stage in ("partial", "full"):
             if stage == "partial":
+                # sizes held by more than one inode (DISTINCT rows, not a string key)
                 sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
-                       "AND partial IS NULL AND size IN (SELECT size FROM files "
-                       "WHERE kind='file' AND size > 0 GROUP BY size "
-                       "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
+                       "AND partial IS NULL AND size IN (SELECT size FROM (SELECT DISTINCT "
+                       "size, dev, ino FROM files WHERE kind='file' AND size > 0) "
+                       "GROUP BY size HAVING COUNT(*) > 1)")
             else:
                 sql = ("SELECT path, size FROM files WHERE kind='file' AND size > 0 "
                        "AND sha1 IS NULL AND partial IS NOT NULL AND (size, partial) IN "
-                       "(SELECT size, partial FROM files WHERE kind='file' AND "
-                       "partial IS NOT NULL GROUP BY size, partial "
-                       "HAVING COUNT(DISTINCT ino || ':' || dev) > 1)")
+                       "(SELECT size, partial FROM (SELECT DISTINCT size, partial, dev, ino "
+                       "FROM files WHERE kind='file' AND partial IS NOT NULL) "
+                       "GROUP BY size, partial HAVING COUNT(*) > 1)")
             base = os.fspath(root)
             jobs = [(os.fsdecode(p), os.path.join(base, os.fsdecode(p)), size, stage)
                     for p, size in self.db.execute(sql)]
@@ -345,8 +345,6 @@ class Inventory:
 
     def _run_digests(self, jobs: list[DigestJob], workers: int, quiet: bool,
                      stage: str) -> None:
-        from tqdm import tqdm
-
         if not jobs:
             return
         # Threads pay off only when there is real reading to share out.
@@ -360,8 +358,7 @@ class Inventory:
             batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
             results = []
             with ThreadPoolExecutor(workers) as ex, \
-                    tqdm(total=len(jobs), desc=f"sha1 ({stage})", unit="file",
-                         disable=True if quiet else None, file=sys.stderr) as bar:
+                    _progress(quiet, total=len(jobs), desc=f"sha1 ({stage})", unit="file") as bar:
                 for done in ex.map(digest_batch, batches):
                     results.extend(done)
                     bar.update(len(done))
@@ -370,14 +367,38 @@ class Inventory:
         self.db.execute("BEGIN")
         self.db.executemany("UPDATE files SET status='unreadable', reason=? WHERE path=?",
                             [(err, path_key(rel)) for rel, _, _, err in results if err])
-        self.db.executemany("UPDATE files SET partial=? WHERE path=?",
-                            [(part, path_key(rel)) for rel, part, _, _ in results
-                             if part is not None])
-        self.db.executemany("UPDATE files SET sha1=? WHERE path=?",
-                            [(full, path_key(rel)) for rel, _, full, _ in results
-                             if full is not None])
+        # One statement per file (a small file's partial digest comes with its full one).
+        self.db.executemany("UPDATE files SET partial=coalesce(?, partial), "
+                            "sha1=coalesce(?, sha1) WHERE path=?",
+                            [(part, full, path_key(rel)) for rel, part, full, err in results
+                             if not err])
         self.db.execute("COMMIT")
 
+
+
+class _NoBar:
+    """What a quiet run counts progress with: nothing (and no tqdm to import)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _progress(quiet: bool, **kw: Any) -> Any:
+    """A tqdm bar on stderr, or :class:`_NoBar` when ``quiet``."""
+    if quiet:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(file=sys.stderr, disable=None, **kw)
 
 
 def open_inventory(ws_root: Path, *, root: Path, max_pixels: int,

@@ -40,7 +40,6 @@ from weaklabel.errors import WeaklabelError
 from weaklabel.images.checks import check_formats
 from weaklabel.images.contracts import CORRUPT_STATUSES, PURGE, PURGE_STATUSES
 from weaklabel.images.inventory import open_inventory
-from weaklabel.images.quarantine import ApplyReport, Move, apply_moves, plan_moves
 from weaklabel.images.tables import read_rows_csv, write_rows_csv
 from weaklabel.images.walk import display_path
 from weaklabel.stage import StageReport, Summary
@@ -48,6 +47,8 @@ from weaklabel.workspace import Workspace
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from weaklabel.images.quarantine import ApplyReport
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,9 @@ def run_purge(
         corrupt = find_corrupt(files)
         applied = None
         if apply:
+            # Only --apply moves files: a report-only run never imports the quarantine.
+            from weaklabel.images.quarantine import Move, apply_moves, plan_moves
+
             plan = plan_moves(
                 Move(src=p, size=int(s), mtime_ns=int(t), reason=f"{st_}: {r}")
                 for p, s, t, st_, r in zip(corrupt["path"], corrupt["size"],
