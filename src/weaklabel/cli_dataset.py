@@ -50,9 +50,11 @@ def _image_root(cfg: Any, given: str | None, *, quiet: bool = True) -> tuple[Any
         return cfg, Path(local_path(root))
     from weaklabel.config import with_overrides
     from weaklabel.storage import stage_inputs
+    from weaklabel.storage_inplace import materialize_sample
 
     cfg, _ = stage_inputs(with_overrides(cfg, {"images.root": root}), posts=False,
                           progress=not quiet)
+    materialize_sample(cfg.workspace, cfg.images.root)  # read in place: the sample as files
     return cfg, Path(cfg.images.root)
 
 

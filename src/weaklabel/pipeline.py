@@ -174,6 +174,10 @@ def _dataset_stages(cfg: Config, ws: Workspace, root: Path | None, step: Callabl
     from weaklabel.dataset import export, report, sample
 
     step("sample", lambda: sample.run_sample(ws, cfg, force=force))
+    if root is not None:  # an s3:// root read in place: the sampled images as files
+        from weaklabel.storage_inplace import materialize_sample
+
+        materialize_sample(ws.root, root)
     if cfg.output and root is not None:
         out = Path(cfg.output)
         step("export", lambda: export.run_export(ws, out, cfg, image_root=root, force=True))
