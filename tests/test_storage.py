@@ -920,3 +920,57 @@ def test_in_place_on_dask_reads_each_object_once_and_equals_the_local_build(
     assert (tmp_path / "small" / "purge.csv").read_bytes() == \
         (tmp_path / "local" / "purge.csv").read_bytes()
 
+
+@pytest.mark.slow
+def test_bucket_moves_in_parallel_are_journalled_first_and_all_verified(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from weaklabel.images.quarantine import Journal, read_journal
+    from weaklabel.storage_quarantine import move_many
+
+    client = s3["client"]
+    url = f"s3://{BUCKET}/par"
+    bodies = {f"{DAYS[i % 3]}/o{i:03d}.bin": f"body {i}".encode() * (1 + i % 5)
+              for i in range(60)}
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda kv: client.put_object(Bucket=BUCKET, Key=f"par/{kv[0]}",
+                                                 Body=kv[1]), bodies.items()))
+    taken = f"{DAYS[0]}/o000.bin"  # something already sits at this one's destination
+    client.put_object(Bucket=BUCKET, Key=f"par/{QPREFIX}/run/{taken}", Body=b"other")
+    rems = []
+    for key, data in sorted(bodies.items()):
+        etag = client.head_object(Bucket=BUCKET, Key=f"par/{key}")["ETag"].strip('"')
+        rems.append({"url": url, "endpoint": s3["endpoint"], "src": key,
+                     "dst": f"{QPREFIX}/run/{key}", "size": len(data), "etag": etag})
+    journal = Journal(tmp_path / "journal.jsonl")
+    open_now: set[int] = set()
+    most = 0
+
+    def before(i: int) -> None:
+        nonlocal most
+        journal.write({"op": "intent", "id": i})
+        open_now.add(i)
+        most = max(most, len(open_now))
+
+    def after(i: int, exc: BaseException | None) -> None:
+        journal.write({"op": "abort" if exc else "done", "id": i})
+        open_now.discard(i)
+
+    errors = move_many(rems, workers=8, before=before, after=after)
+    journal.close()
+    records = read_journal(tmp_path / "journal.jsonl")
+    first = {}
+    for n, r in enumerate(records):
+        first.setdefault((r["id"], r["op"]), n)
+    for i in range(len(rems)):  # each move's intent is on disk before its end
+        end = first.get((i, "done"), first.get((i, "abort")))
+        assert end is not None and first[(i, "intent")] < end
+    assert 1 < most <= 8  # moves overlapped, never more than the pool
+    failed = [rems[i]["src"] for i, e in enumerate(errors) if e is not None]
+    assert failed == [taken] and "already exists" in str(errors[0])
+    left = _keys(client, "par/")
+    assert left[taken] == bodies[taken] and left[f"{QPREFIX}/run/{taken}"] == b"other"
+    for key, data in bodies.items():
+        if key != taken:
+            assert key not in left and left[f"{QPREFIX}/run/{key}"] == data
