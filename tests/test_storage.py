@@ -974,3 +974,35 @@ def test_bucket_moves_in_parallel_are_journalled_first_and_all_verified(
     for key, data in bodies.items():
         if key != taken:
             assert key not in left and left[f"{QPREFIX}/run/{key}"] == data
+
+
+@pytest.mark.slow
+def test_purge_in_place_reports_from_the_bucket_and_apply_moves_nothing_it_cannot_check(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    """On the local pool too: purge reads the objects in place (one GET each, nothing
+    written under the mirror); --apply needs files on the driver, so every move is
+    reported as not made, and the bucket is left as it was."""
+    import pandas as pd
+
+    from weaklabel.storage import mirror_dir
+
+    client, served = s3["client"], s3["served"]
+    images = _small_dump(tmp_path / "dump")
+    _put_tree(client, "ip1", images)
+    url, ws = f"s3://{BUCKET}/ip1", tmp_path / "ws"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"storage:\n  endpoint_url: {s3['endpoint']}\n  read: in_place\n"
+                   f"  cache_dir: {tmp_path / 'cache'}\nimages:\n  workers: 2\n",
+                   encoding="utf-8")
+    served.clear()
+    r = _cli("purge", url, "-w", str(ws), "-c", str(cfg), "-q")
+    assert r.exit_code == 0, r.output
+    assert served.gets("ip1/") == sorted((f"ip1/{k}", len(v)) for k, v in images.items())
+    purge = pd.read_csv(ws / "purge.csv").set_index("path")
+    assert purge.loc[f"{DAYS[0]}/broken.jpg", "status"] == "truncated"
+    assert set(purge.index) == set(images)
+    assert not any(p.is_file() for p in mirror_dir(ws, url).rglob("*"))
+    r = _cli("purge", url, "-w", str(ws), "-c", str(cfg), "--apply", "-q")
+    assert r.exit_code == 0, r.output
+    assert "quarantined 0 file(s)" in r.output
+    assert _keys(client, "ip1/") == images
