@@ -14,9 +14,12 @@ Each prefix is read one listing page (1,000 keys) at a time and merged in key or
 the rows the workspace knows, read back in chunks: memory follows the pages in flight,
 never the number of objects.
 
-The stages then run on the mirror exactly as on a local tree (the containment checks
-included), and the manifest's ``source-ref`` points at the original objects
-(``export.source_prefix`` defaults to the image root's URL); :func:`put_file` uploads the
+With ``storage.read: in_place`` nothing is fetched here: the sync only lists and
+inventories, and the workers read each object from the store themselves
+(:mod:`weaklabel.storage_inplace`). Otherwise the stages run on the mirror exactly as
+on a local tree (the containment checks included). The manifest's ``source-ref``
+points at the original objects (``export.source_prefix`` defaults to the image root's
+URL); :func:`put_file` uploads the
 manifest to a bucket whole or not at all. ``--apply`` on a mirror moves the objects too
 (:mod:`weaklabel.storage_quarantine`).
 

@@ -297,26 +297,44 @@ def _examine_file(f: Any, task: Any) -> dict[str, Any]:
     return out
 
 
-def examine_object(ot: ObjectTask) -> dict[str, Any]:
+def _open_body(ot: ObjectTask) -> tuple[bytes | None, RangedBody | None, OSError | None]:
+    """The I/O half of :func:`examine_object`: the body from the cache, or the object's
+    head from the store (the rest is fetched when the check reads past it)."""
+    src, task = ot.source, ot.task
+    cache = src.cache()
+    ident = ObjectCache.ident(src.url, task.rel, task.size, ot.etag)
+    body = cache.get(ident, task.size) if cache is not None else None
+    if body is not None:
+        return body, None, None
+    try:
+        fs, root = _fs(src.url, src.endpoint)
+        return None, RangedBody(fs, f"{root}/{task.rel}", task.size), None
+    except OSError as exc:
+        return None, None, exc
+
+
+def examine_object(ot: ObjectTask, opened: tuple[bytes | None, RangedBody | None,
+                                                 OSError | None] | None = None
+                   ) -> dict[str, Any]:
     """Check (and hash) one object where it lies, on the worker running this.
 
-    The body comes from the worker's cache or the store (see :class:`RangedBody`); the
-    result is :func:`~weaklabel.images.checks.examine`'s, plus ``partial`` and ``sha1``
-    of the body, ``fetched`` (bytes read from the store) and, during purge, ``extra_hash``
-    (the row dedup would compute, from the same body). Never raises for a bad object.
+    The body comes from the worker's cache or the store (see :class:`RangedBody`;
+    ``opened``: what :func:`_open_body` already got); the result is
+    :func:`~weaklabel.images.checks.examine`'s, plus ``partial`` and ``sha1`` of the
+    body, ``fetched`` (bytes read from the store) and, during purge, ``extra_hash`` (the
+    row dedup would compute, from the same body). Never raises for a bad object.
     """
     from dataclasses import replace
 
     src, task = ot.source, ot.task
     cache = src.cache()
-    fs, root = _fs(src.url, src.endpoint)
     ident = ObjectCache.ident(src.url, task.rel, task.size, ot.etag)
-    body = cache.get(ident, task.size) if cache is not None else None
-    reader: RangedBody | None = None
+    body, reader, err = opened if opened is not None else _open_body(ot)
     fetched = 0
     try:
-        if body is None:
-            reader = RangedBody(fs, f"{root}/{task.rel}", task.size)
+        if err is not None:
+            raise err
+        if reader is not None:
             out = _examine_file(reader, task)
             # A check that stopped early on an ok image (data after a JPEG's end marker)
             # still needs every byte for the SHA-1.
@@ -324,6 +342,7 @@ def examine_object(ot: ObjectTask) -> dict[str, Any]:
                 body = reader.whole()
             fetched = reader.fetched
         else:
+            assert body is not None
             out = _examine_file(io.BytesIO(body), task)
     except OSError as exc:
         why = "cannot open: gone from the store" if isinstance(exc, FileNotFoundError) \
@@ -349,6 +368,24 @@ def examine_object(ot: ObjectTask) -> dict[str, Any]:
             out["extra_hash"] = (hash_key(*src.hash_spec), again["hash"],
                                  again["degenerate"], again.get("thumb"))
     return out
+
+
+READ_THREADS = 8
+"""Objects one worker process reads at once: a GET is mostly waiting on the network,
+so a process with one thread would leave its core idle between objects."""
+
+
+def examine_batch(batch: list[ObjectTask]) -> list[dict[str, Any]]:
+    """:func:`examine_object` over a batch: the heads fetched :data:`READ_THREADS` at a
+    time in threads while this worker examines them one by one, in batch order (Pillow
+    and its process-wide settings stay on one thread)."""
+    if len(batch) <= 1:
+        return [examine_object(t) for t in batch]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(READ_THREADS, len(batch))) as ex:
+        return [examine_object(t, opened)
+                for t, opened in zip(batch, ex.map(_open_body, batch), strict=True)]
 
 
 # --- the inventory's side -------------------------------------------------------------
@@ -399,7 +436,14 @@ class InPlace:
 
     def __init__(self, ws_root: Path, mirror: Path, source: Source) -> None:
         self.ws_root, self.mirror, self.source = Path(ws_root), Path(mirror), source
-        self.examine = examine_object
+
+    def imap(self, pool: Any, tasks: list[Any]) -> Iterator[dict[str, Any]]:
+        """The results of the inventory's ``tasks`` in order, read and examined on
+        ``pool``'s workers (or the Dask engine's) in batches of objects read at once."""
+        items = self.tasks(tasks)
+        size = 2 * READ_THREADS
+        batches = [items[i:i + size] for i in range(0, len(items), size)]
+        return (r for done in pool.imap(examine_batch, batches) for r in done)
 
     def entries(self) -> Iterator[Any]:
         """One :class:`~weaklabel.images.walk.Entry` per object, in key order. A file

@@ -292,7 +292,7 @@ class Inventory:
             return
         results: list[dict[str, Any]] = []
         work = pool.imap(examine, tasks) if self._source is None else \
-            pool.imap(self._source.examine, self._source.tasks(tasks))
+            self._source.imap(pool, tasks)
         for res in work:
             results.append(res)
             bar.update(1)
