@@ -148,9 +148,6 @@ class ObjectCache:
 
     def total(self) -> int:
         """Bytes held now (every entry, trailers included)."""
-        return self._scan_total()
-
-    def _scan_total(self) -> int:
         with os.scandir(self.folder) as it:
             return sum(e.stat().st_size for e in it if not e.name.startswith("."))
 
