@@ -11,8 +11,8 @@ Three measurements, on moto's S3 server (``ThreadedMotoServer``) on 127.0.0.1 an
 - **engine**: purge (check + perceptual hash of every image, a fresh inventory) and
   tokenize (Okt over ``--posts`` captions, a fresh token cache) on the local process
   pool vs the Dask LocalCluster, same worker count; artifacts compared byte for byte;
-- **inplace**: the same objects synced and purged cold, ``storage.read: mirror``
-  (fetch into the workspace, then purge the folder) against ``in_place`` (list only;
+- **inplace**: the same objects synced, purged and deduplicated cold, ``storage.read: mirror``
+  (fetch into the workspace, then the folder) against ``in_place`` (list only;
   each worker reads its objects from the endpoint), on the local pool and on Dask;
 - **moves**: ``--moves`` objects moved into a quarantine prefix one at a time, then
   16 at a time (``storage_quarantine.move_many``);
@@ -144,13 +144,15 @@ def bench_engine(mirror: Path, posts: int, work: Path) -> dict[str, Any]:
 
 
 def bench_inplace(endpoint: str, n: int, work: Path) -> dict[str, Any]:
-    """The ``--images`` objects of the fetch part, purged cold in place (each worker
-    reads its objects from the endpoint: one GET each, body, SHA-1 and pHash together),
-    on the local pool and on the Dask LocalCluster; against mirror-then-purge."""
+    """The ``--images`` objects of the fetch part, purged and deduplicated cold in place
+    (each worker reads its objects from the endpoint: one GET each, the check, SHA-1 and
+    pHash from the same body), on the local pool and on the Dask LocalCluster; against
+    fetching into the mirror, then purge and dedup of the folder."""
     from distributed import LocalCluster
 
     from weaklabel.config import Config, ImagesConfig, StorageConfig
     from weaklabel.engine import use_engine
+    from weaklabel.images.dedup import run_dedup
     from weaklabel.images.purge import run_purge
     from weaklabel.storage import stage_inputs
     from weaklabel.workspace import Workspace
@@ -171,12 +173,14 @@ def bench_inplace(endpoint: str, n: int, work: Path) -> dict[str, Any]:
                     staged, _ = stage_inputs(cfg, posts=False)
                     t1 = time.perf_counter()
                     run_purge(Workspace(ws), staged, progress=False)
+                    run_dedup(Workspace(ws), staged, progress=False)
                     t2 = time.perf_counter()
                 out[f"{engine}_{read}_sync_s"] = t1 - t0
                 out[f"{engine}_{read}_purge_s"] = t2 - t1
                 out[f"{engine}_{read}_objects_per_s"] = n / (t2 - t0)
-        same = len({(work / f"inplace_{e}_{r}" / "purge.csv").read_bytes()
-                    for e in ("local", "dask") for r in ("mirror", "in_place")}) == 1
+        same = all(len({(work / f"inplace_{e}_{r}" / name).read_bytes()
+                        for e in ("local", "dask") for r in ("mirror", "in_place")}) == 1
+                   for name in ("purge.csv", "duplicates.csv"))
         out["purge_csv_identical"] = same
     finally:
         cluster.close()
@@ -327,14 +331,15 @@ def main() -> None:
                 result["fetch"] = bench_fetch(client, endpoint, args.images, work)
             result["inplace"] = ip = bench_inplace(endpoint, args.images, work)
             for engine in ("local", "dask"):
-                print(f"{engine:<6}  {args.images} objects synced + purged cold: mirror "
+                print(f"{engine:<6}  {args.images} objects purged + deduplicated cold: mirror "
                       f"{ip[f'{engine}_mirror_objects_per_s']:.0f} obj/s (sync "
-                      f"{ip[f'{engine}_mirror_sync_s']:.1f}s + purge "
+                      f"{ip[f'{engine}_mirror_sync_s']:.1f}s + purge, dedup "
                       f"{ip[f'{engine}_mirror_purge_s']:.1f}s), in place "
                       f"{ip[f'{engine}_in_place_objects_per_s']:.0f} obj/s (list "
-                      f"{ip[f'{engine}_in_place_sync_s']:.1f}s + read and purge "
+                      f"{ip[f'{engine}_in_place_sync_s']:.1f}s + read, purge, dedup "
                       f"{ip[f'{engine}_in_place_purge_s']:.1f}s)", flush=True)
-            print(f"        purge.csv identical: {ip['purge_csv_identical']}", flush=True)
+            print(f"        purge.csv, duplicates.csv identical: {ip['purge_csv_identical']}",
+                  flush=True)
         if "moves" in parts:
             result["moves"] = mv = bench_moves(client, endpoint, args.moves)
             print(f"moves   {mv['objects']} bucket moves (copy, verify, delete): one at a "
