@@ -11,6 +11,11 @@ Three measurements, on moto's S3 server (``ThreadedMotoServer``) on 127.0.0.1 an
 - **engine**: purge (check + perceptual hash of every image, a fresh inventory) and
   tokenize (Okt over ``--posts`` captions, a fresh token cache) on the local process
   pool vs the Dask LocalCluster, same worker count; artifacts compared byte for byte;
+- **inplace**: the same objects synced, purged and deduplicated cold, ``storage.read: mirror``
+  (fetch into the workspace, then the folder) against ``in_place`` (list only;
+  each worker reads its objects from the endpoint), on the local pool and on Dask;
+- **moves**: ``--moves`` objects moved into a quarantine prefix one at a time, then
+  16 at a time (``storage_quarantine.move_many``);
 - **memory**: a tenth, a half and all of ``--objects`` (default 100,000) tiny objects
   in 100 date folders, each count listed, inventoried (``storage/objects.sqlite``) and
   synced cold in a fresh process whose peak RSS is reported: listing pages stream into
@@ -34,6 +39,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +97,7 @@ def bench_engine(mirror: Path, posts: int, work: Path) -> dict[str, Any]:
 
     from weaklabel.config import Config, ImagesConfig, PostsConfig, TokenizeConfig
     from weaklabel.engine import use_engine
+    from weaklabel.images.dedup import run_dedup
     from weaklabel.images.purge import image_stage, run_purge
     from weaklabel.text.tokens import run_tokenize
     from weaklabel.workspace import Workspace
@@ -112,6 +119,11 @@ def bench_engine(mirror: Path, posts: int, work: Path) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 run_purge(*image_stage(mirror, ws, cfg), progress=False)
                 t1 = time.perf_counter()
+                # dedup after purge: every ok image hashed (pHash), then the groups.
+                run_dedup(Workspace(ws), replace(cfg, images=replace(
+                    cfg.images, root=str(mirror))), progress=False)
+                out[f"{engine}_dedup_s"] = time.perf_counter() - t1
+                out[f"{engine}_dedup_files_per_s"] = out["images"] / out[f"{engine}_dedup_s"]
                 # Two rounds: the first also starts each worker's JVM, the second is
                 # the steady state (a fresh token cache both times).
                 for rnd in (1, 2):
@@ -126,8 +138,83 @@ def bench_engine(mirror: Path, posts: int, work: Path) -> dict[str, Any]:
     finally:
         cluster.close()
     same = all((work / "engine_local" / n).read_bytes() == (work / "engine_dask" / n)
-               .read_bytes() for n in ("purge.csv", "tokens.parquet"))
+               .read_bytes() for n in ("purge.csv", "duplicates.csv", "tokens.parquet"))
     out["artifacts_identical"] = same
+    return out
+
+
+def bench_inplace(endpoint: str, n: int, work: Path) -> dict[str, Any]:
+    """The ``--images`` objects of the fetch part, purged and deduplicated cold in place
+    (each worker reads its objects from the endpoint: one GET each, the check, SHA-1 and
+    pHash from the same body), on the local pool and on the Dask LocalCluster; against
+    fetching into the mirror, then purge and dedup of the folder."""
+    from distributed import LocalCluster
+
+    from weaklabel.config import Config, ImagesConfig, StorageConfig
+    from weaklabel.engine import use_engine
+    from weaklabel.images.dedup import run_dedup
+    from weaklabel.images.purge import run_purge
+    from weaklabel.storage import stage_inputs
+    from weaklabel.workspace import Workspace
+
+    out: dict[str, Any] = {"objects": n}
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    try:
+        for engine in ("local", "dask"):
+            for read in ("mirror", "in_place"):
+                ws = work / f"inplace_{engine}_{read}"
+                cfg = Config(workspace=str(ws), images=ImagesConfig(
+                    root="s3://bench/img", workers=2), storage=StorageConfig(
+                    endpoint_url=endpoint, read=read, cache_dir=str(ws / "cache"),
+                    cache_bytes=1 << 30))
+                with use_engine(engine, scheduler=cluster.scheduler_address):
+                    t0 = time.perf_counter()
+                    staged, _ = stage_inputs(cfg, posts=False)
+                    t1 = time.perf_counter()
+                    run_purge(Workspace(ws), staged, progress=False)
+                    run_dedup(Workspace(ws), staged, progress=False)
+                    t2 = time.perf_counter()
+                out[f"{engine}_{read}_sync_s"] = t1 - t0
+                out[f"{engine}_{read}_purge_s"] = t2 - t1
+                out[f"{engine}_{read}_objects_per_s"] = n / (t2 - t0)
+        same = all(len({(work / f"inplace_{e}_{r}" / name).read_bytes()
+                        for e in ("local", "dask") for r in ("mirror", "in_place")}) == 1
+                   for name in ("purge.csv", "duplicates.csv"))
+        out["purge_csv_identical"] = same
+    finally:
+        cluster.close()
+    return out
+
+
+def bench_moves(client: Any, endpoint: str, n: int) -> dict[str, Any]:
+    """``n`` objects moved into a quarantine prefix (copy, verify, delete) one at a
+    time, then ``n`` others 16 at a time (:func:`storage_quarantine.move_many`)."""
+    from weaklabel.storage_quarantine import move, move_many
+
+    out: dict[str, Any] = {"objects": n}
+    for mode in ("sequential", "parallel"):
+        items = [(f"mv/{mode}/2019030{1 + i % 5}/o{i:05d}.bin", jpeg(i, 32))
+                 for i in range(n)]
+        put_many(client, "bench", items)
+        rems = []
+        for key, data in items:
+            etag = client.head_object(Bucket="bench", Key=key)["ETag"].strip('"')
+            rel = key.split("/", 2)[2]
+            rems.append({"url": f"s3://bench/mv/{mode}", "endpoint": endpoint, "src": rel,
+                         "dst": f".weaklabel-quarantine/run/{rel}", "size": len(data),
+                         "etag": etag})
+        t0 = time.perf_counter()
+        if mode == "sequential":
+            for rem in rems:
+                move(rem)
+            errors: list[Any] = []
+        else:
+            errors = [e for e in move_many(rems, workers=16) if e is not None]
+        dt = time.perf_counter() - t0
+        assert not errors, errors[:3]
+        out[f"{mode}_s"] = dt
+        out[f"{mode}_objects_per_s"] = n / dt
     return out
 
 
@@ -203,7 +290,9 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=600)
     ap.add_argument("--posts", type=int, default=1500)
     ap.add_argument("--objects", type=int, default=100_000)
-    ap.add_argument("--only", choices=("fetch", "engine", "memory"), action="append",
+    ap.add_argument("--moves", type=int, default=300)
+    ap.add_argument("--only", choices=("fetch", "engine", "inplace", "moves", "memory"),
+                    action="append",
                     help="Run only these parts (repeatable; default: all).")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -227,7 +316,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_storage_"))
     result: dict[str, Any] = {}
     try:
-        parts = args.only or ["fetch", "engine", "memory"]
+        parts = args.only or ["fetch", "engine", "inplace", "moves", "memory"]
         if "fetch" in parts or "engine" in parts:
             result["fetch"] = f = bench_fetch(client, endpoint, args.images, work)
             print(f"fetch   {f['objects']} objects in {f['prefixes']} date folders: cold "
@@ -237,6 +326,25 @@ def main() -> None:
         if "engine" in parts:
             result["engine"] = e = bench_engine(Path(f["mirror"]), args.posts, work)
             report_engine(e)
+        if "inplace" in parts:
+            if "fetch" not in result:
+                result["fetch"] = bench_fetch(client, endpoint, args.images, work)
+            result["inplace"] = ip = bench_inplace(endpoint, args.images, work)
+            for engine in ("local", "dask"):
+                print(f"{engine:<6}  {args.images} objects purged + deduplicated cold: mirror "
+                      f"{ip[f'{engine}_mirror_objects_per_s']:.0f} obj/s (sync "
+                      f"{ip[f'{engine}_mirror_sync_s']:.1f}s + purge, dedup "
+                      f"{ip[f'{engine}_mirror_purge_s']:.1f}s), in place "
+                      f"{ip[f'{engine}_in_place_objects_per_s']:.0f} obj/s (list "
+                      f"{ip[f'{engine}_in_place_sync_s']:.1f}s + read, purge, dedup "
+                      f"{ip[f'{engine}_in_place_purge_s']:.1f}s)", flush=True)
+            print(f"        purge.csv, duplicates.csv identical: {ip['purge_csv_identical']}",
+                  flush=True)
+        if "moves" in parts:
+            result["moves"] = mv = bench_moves(client, endpoint, args.moves)
+            print(f"moves   {mv['objects']} bucket moves (copy, verify, delete): one at a "
+                  f"time {mv['sequential_objects_per_s']:.0f} obj/s, 16 at a time "
+                  f"{mv['parallel_objects_per_s']:.0f} obj/s", flush=True)
         if "memory" in parts:
             result["memory"] = bench_memory(endpoint, args.objects, work)
     finally:
@@ -250,7 +358,8 @@ def main() -> None:
 
 def report_engine(e: dict[str, Any]) -> None:
     for engine in ("local", "dask"):
-        print(f"{engine:<6}  purge {e[f'{engine}_purge_files_per_s']:.0f} files/s; tokenize "
+        print(f"{engine:<6}  purge {e[f'{engine}_purge_files_per_s']:.0f} files/s; dedup "
+              f"{e[f'{engine}_dedup_files_per_s']:.0f} files/s; tokenize "
               f"{e[f'{engine}_tokenize_posts_per_s']:.0f} posts/s (first round "
               f"{e[f'{engine}_tokenize_round1_s']:.1f}s with JVM start)")
     print(f"        artifacts identical: {e['artifacts_identical']}", flush=True)

@@ -52,18 +52,72 @@ class _Requests(logging.Handler):
         self.lines.clear()
 
 
+class Served:
+    """The bytes of every response body the endpoint sent: ``(method, key, bytes)``."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str, int]] = []
+
+    def app(self, inner: Any) -> Any:
+        def counted(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+            path = environ.get("PATH_INFO", "")
+            key = path.split("/", 2)[2] if path.count("/") >= 2 else ""
+            body = inner(environ, start_response)
+            n = 0
+            try:
+                for chunk in body:
+                    n += len(chunk)
+                    yield chunk
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+                self.items.append((environ["REQUEST_METHOD"], key, n))
+        return counted
+
+    def gets(self, prefix: str) -> list[tuple[str, int]]:
+        """``(key, bytes)`` of every GET of an object (key without the bucket) under
+        ``prefix``, in key order."""
+        return sorted((k, n) for m, k, n in list(self.items) if m == "GET"
+                      and k.startswith(prefix))
+
+    def clear(self) -> None:
+        self.items.clear()
+
+
+def _counting_server(port: int, served: Served) -> Any:
+    """moto's ThreadedMotoServer, its WSGI app wrapped to count the bytes it sends."""
+    from moto.server import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        ThreadedMotoServer,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class Counting(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = served.app(DomainDispatcherApplication(create_backend_app))
+            self._server = make_server(self._ip_address, self._port, app, True,
+                                       request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return Counting(ip_address="127.0.0.1", port=port, verbose=False)
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A moto S3 server on a free port of 127.0.0.1, the bucket made, credentials set."""
+    """A moto S3 server on a free port of 127.0.0.1, the bucket made, credentials set;
+    ``requests`` holds the request lines, ``served`` the bytes of each response."""
     import os
 
     import boto3
-    from moto.server import ThreadedMotoServer
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    served = Served()
+    server = _counting_server(port, served)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
@@ -79,7 +133,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     wz.setLevel(logging.INFO)
     wz.addHandler(handler)
     try:
-        yield {"endpoint": endpoint, "client": client, "requests": handler}
+        yield {"endpoint": endpoint, "client": client, "requests": handler, "served": served}
     finally:
         wz.removeHandler(handler)
         wz.setLevel(level)
@@ -721,3 +775,234 @@ def test_an_inventory_only_sync_records_objects_and_a_later_sync_fetches_them(
     assert rows == [(f"{d}/a.jpg", len(photo(40 + i))) for i, d in enumerate(DAYS)]
     full = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
     assert full.fetched == 3 and sorted(reqs.gets("inv/")) == [f"inv/{d}/a.jpg" for d in DAYS]
+
+
+def big_jpeg(seed: int) -> bytes:
+    """A JPEG of noise larger than the first ranged read (HEAD_BYTES)."""
+    import numpy as np
+    from PIL import Image
+
+    from weaklabel.storage_inplace import HEAD_BYTES
+
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (320, 400, 3), dtype=np.uint8)).save(
+        buf, "JPEG", quality=95)
+    assert len(buf.getvalue()) > 2 * HEAD_BYTES
+    return buf.getvalue()
+
+
+def bomb_png(seed: int) -> bytes:
+    """A PNG whose header claims 20000 x 20000 pixels (over Pillow's limit), with more
+    data behind it than the first ranged read."""
+    import struct
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    from weaklabel.storage_inplace import HEAD_BYTES
+
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (240, 240, 3), dtype=np.uint8)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = bytes(data[12:16]) + struct.pack(">II", 20000, 20000) + bytes(data[24:29])
+    data[16:24] = ihdr[4:12]
+    data[29:33] = struct.pack(">I", zlib.crc32(ihdr) & 0xFFFFFFFF)
+    assert len(data) > 2 * HEAD_BYTES
+    return bytes(data)
+
+
+def _cache_total(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if not p.name.startswith("."))
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_in_place_on_dask_reads_each_object_once_and_equals_the_local_build(
+        tmp_path: Path, corpus: list[dict[str, Any]], keyword_labelmap: Path,
+        s3: dict[str, Any], dask_scheduler: str) -> None:
+    """Dask workers read the objects from the bucket themselves (no file of the image
+    root on the driver's disk but the sampled images export copies): every object's
+    bytes are sent once, a large one in two ranged reads, a header-decided one only its
+    head; a re-run and a fresh workspace on a warm cache fetch nothing; the artifacts
+    are the local build's bytes."""
+    import pandas as pd
+
+    from weaklabel.storage import mirror_dir
+    from weaklabel.storage_inplace import HEAD_BYTES
+
+    dump = make_dump(tmp_path / "dump", corpus)
+    images = dict(dump["images"])
+    big, bomb = f"{DAYS[0]}/big.jpg", f"{DAYS[1]}/bomb.png"
+    images[big], images[bomb] = big_jpeg(1), bomb_png(2)
+    client, served = s3["client"], s3["served"]
+    local_root = tmp_path / "local_images"
+    for key, data in images.items():
+        (local_root / key).parent.mkdir(parents=True, exist_ok=True)
+        (local_root / key).write_bytes(data)
+        client.put_object(Bucket=BUCKET, Key=f"inplace/{key}", Body=data)
+    posts = tmp_path / "posts.csv"
+    write_posts(posts, dump["rows"], DAYS)
+    client.put_object(Bucket=BUCKET, Key="tables/inplace.csv", Body=posts.read_bytes())
+
+    local = run_build(load_config(config(tmp_path, "local", posts=str(posts),
+                                         root=str(local_root), labelmap=keyword_labelmap)),
+                      progress=False)
+    assert local.stopped is None
+
+    cache = tmp_path / "cache"
+
+    def remote(name: str, cache_bytes: int = 1 << 30, cache: Path = cache) -> Path:
+        return config(tmp_path, name, posts=f"s3://{BUCKET}/tables/inplace.csv",
+                      root=f"s3://{BUCKET}/inplace", labelmap=keyword_labelmap,
+                      extra=f"storage:\n  endpoint_url: {s3['endpoint']}\n  read: in_place\n"
+                            f"  cache_dir: {cache}\n  cache_bytes: {cache_bytes}\n"
+                            f"engine:\n  name: dask\n  scheduler: {dask_scheduler}\n")
+
+    served.clear()
+    first = run_build(load_config(remote("remote")), progress=False)
+    assert first.stopped is None
+    got: dict[str, list[int]] = {}
+    for key, n in served.gets("inplace/"):
+        got.setdefault(key.split("/", 1)[1], []).append(n)
+    want = {k: [len(v)] for k, v in images.items()}
+    want[big] = sorted([HEAD_BYTES, len(images[big]) - HEAD_BYTES])  # head, then the rest
+    want[bomb] = [HEAD_BYTES]  # the header decided: the rest never read
+    assert {k: sorted(v) for k, v in got.items()} == want
+    for name in ARTIFACTS:
+        assert (tmp_path / "remote" / name).read_bytes() == \
+            (tmp_path / "local" / name).read_bytes(), name
+    assert tree(tmp_path / "remote" / "dataset") == tree(tmp_path / "local" / "dataset")
+    purge = pd.read_csv(tmp_path / "remote" / "purge.csv").set_index("path")
+    assert purge.loc[bomb, "status"] == "decompression_bomb"
+    assert purge.loc[big, "status"] == "ok"
+    # The driver holds only the sampled images, as files, not the image root.
+    sampled = set(pd.read_parquet(tmp_path / "remote" / "sample.parquet")["image"])
+    mirror = mirror_dir(tmp_path / "remote", f"s3://{BUCKET}/inplace")
+    on_disk = {p.relative_to(mirror).as_posix() for p in mirror.rglob("*") if p.is_file()}
+    assert on_disk == sampled and len(on_disk) < len(images)
+    held = _cache_total(cache)
+    assert held == sum(len(v) + 20 for k, v in images.items() if k != bomb)
+
+    # A re-run: the inventory knows every object, nothing is read.
+    served.clear()
+    again = run_build(load_config(remote("remote")), progress=False)
+    assert again.stopped is None
+    assert served.gets("inplace/") == []
+    # A fresh workspace on the warm cache: only the head the cache never holds.
+    served.clear()
+    fresh = run_build(load_config(remote("fresh")), progress=False)
+    assert fresh.stopped is None
+    assert served.gets("inplace/") == [(f"inplace/{bomb}", HEAD_BYTES)]
+    for name in ARTIFACTS:
+        assert (tmp_path / "fresh" / name).read_bytes() == \
+            (tmp_path / "local" / name).read_bytes(), name
+
+    # A bound smaller than the images: entries are evicted, the bound holds, and each
+    # object is still read once (purge alone, in a fresh workspace and cache).
+    from weaklabel.engine import use_engine
+    from weaklabel.images.purge import run_purge
+    from weaklabel.storage import stage_inputs
+    from weaklabel.workspace import Workspace
+
+    bound = 8 * len(images[f"{DAYS[0]}/{corpus[0]['post_id']}.jpg"]) + len(images[big])
+    cache = tmp_path / "small_cache"
+    cfg, _ = stage_inputs(load_config(remote("small", bound, cache)), posts=False)
+    served.clear()
+    with use_engine("dask", scheduler=dask_scheduler):
+        run_purge(Workspace(Path(cfg.workspace)), cfg, progress=False)
+    assert 0 < _cache_total(cache) <= bound
+    assert len(list(cache.iterdir())) < len(images)  # some were evicted
+    assert sorted(k for k, _ in served.gets("inplace/")) == sorted(
+        [f"inplace/{k}" for k in images] + [f"inplace/{big}"])
+    assert (tmp_path / "small" / "purge.csv").read_bytes() == \
+        (tmp_path / "local" / "purge.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_bucket_moves_in_parallel_are_journalled_first_and_all_verified(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from weaklabel.images.quarantine import Journal, read_journal
+    from weaklabel.storage_quarantine import move_many
+
+    client = s3["client"]
+    url = f"s3://{BUCKET}/par"
+    bodies = {f"{DAYS[i % 3]}/o{i:03d}.bin": f"body {i}".encode() * (1 + i % 5)
+              for i in range(60)}
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda kv: client.put_object(Bucket=BUCKET, Key=f"par/{kv[0]}",
+                                                 Body=kv[1]), bodies.items()))
+    taken = f"{DAYS[0]}/o000.bin"  # something already sits at this one's destination
+    client.put_object(Bucket=BUCKET, Key=f"par/{QPREFIX}/run/{taken}", Body=b"other")
+    rems = []
+    for key, data in sorted(bodies.items()):
+        etag = client.head_object(Bucket=BUCKET, Key=f"par/{key}")["ETag"].strip('"')
+        rems.append({"url": url, "endpoint": s3["endpoint"], "src": key,
+                     "dst": f"{QPREFIX}/run/{key}", "size": len(data), "etag": etag})
+    journal = Journal(tmp_path / "journal.jsonl")
+    open_now: set[int] = set()
+    most = 0
+
+    def before(i: int) -> None:
+        nonlocal most
+        journal.write({"op": "intent", "id": i})
+        open_now.add(i)
+        most = max(most, len(open_now))
+
+    def after(i: int, exc: BaseException | None) -> None:
+        journal.write({"op": "abort" if exc else "done", "id": i})
+        open_now.discard(i)
+
+    errors = move_many(rems, workers=8, before=before, after=after)
+    journal.close()
+    records = read_journal(tmp_path / "journal.jsonl")
+    first = {}
+    for n, r in enumerate(records):
+        first.setdefault((r["id"], r["op"]), n)
+    for i in range(len(rems)):  # each move's intent is on disk before its end
+        end = first.get((i, "done"), first.get((i, "abort")))
+        assert end is not None and first[(i, "intent")] < end
+    assert 1 < most <= 8  # moves overlapped, never more than the pool
+    failed = [rems[i]["src"] for i, e in enumerate(errors) if e is not None]
+    assert failed == [taken] and "already exists" in str(errors[0])
+    left = _keys(client, "par/")
+    assert left[taken] == bodies[taken] and left[f"{QPREFIX}/run/{taken}"] == b"other"
+    for key, data in bodies.items():
+        if key != taken:
+            assert key not in left and left[f"{QPREFIX}/run/{key}"] == data
+
+
+@pytest.mark.slow
+def test_purge_in_place_reports_from_the_bucket_and_apply_moves_nothing_it_cannot_check(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    """On the local pool too: purge reads the objects in place (one GET each, nothing
+    written under the mirror); --apply needs files on the driver, so every move is
+    reported as not made, and the bucket is left as it was."""
+    import pandas as pd
+
+    from weaklabel.storage import mirror_dir
+
+    client, served = s3["client"], s3["served"]
+    images = _small_dump(tmp_path / "dump")
+    _put_tree(client, "ip1", images)
+    url, ws = f"s3://{BUCKET}/ip1", tmp_path / "ws"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"storage:\n  endpoint_url: {s3['endpoint']}\n  read: in_place\n"
+                   f"  cache_dir: {tmp_path / 'cache'}\nimages:\n  workers: 2\n",
+                   encoding="utf-8")
+    served.clear()
+    r = _cli("purge", url, "-w", str(ws), "-c", str(cfg), "-q")
+    assert r.exit_code == 0, r.output
+    assert served.gets("ip1/") == sorted((f"ip1/{k}", len(v)) for k, v in images.items())
+    purge = pd.read_csv(ws / "purge.csv").set_index("path")
+    assert purge.loc[f"{DAYS[0]}/broken.jpg", "status"] == "truncated"
+    assert set(purge.index) == set(images)
+    assert not any(p.is_file() for p in mirror_dir(ws, url).rglob("*"))
+    r = _cli("purge", url, "-w", str(ws), "-c", str(cfg), "--apply", "-q")
+    assert r.exit_code == 0, r.output
+    assert "quarantined 0 file(s)" in r.output
+    assert _keys(client, "ip1/") == images

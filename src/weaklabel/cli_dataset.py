@@ -55,9 +55,11 @@ def _image_root(cfg: Config, given: str | None, *, quiet: bool = True) -> Config
     if not is_remote(root):
         return with_overrides(cfg, {"images.root": local_path(root)})
     from weaklabel.storage import stage_inputs
+    from weaklabel.storage_inplace import materialize_sample
 
     cfg, _ = stage_inputs(with_overrides(cfg, {"images.root": root}), posts=False,
                           progress=not quiet)
+    materialize_sample(cfg.workspace, cfg.images.root)  # read in place: the sample as files
     return cfg
 
 

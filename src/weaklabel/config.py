@@ -178,6 +178,12 @@ class StorageConfig:
     endpoint_url: str | None = None  # None: AWS_ENDPOINT_URL, else the AWS default
     since: str | None = None  # YYYYMMDD: list only date folders from that day on
     fetch_workers: int = 16  # parallel listings and fetches (network-bound threads)
+    # mirror: fetch every new object into the workspace, stages read that folder (one
+    # machine or a shared file system); in_place: list and inventory only, each worker
+    # reads its objects from the store itself (remote Dask workers, no shared disk).
+    read: str = "mirror"
+    cache_dir: str | None = None  # in_place: each worker's object cache; None: ~/.cache
+    cache_bytes: int = 1 << 30  # the cache's bound (LRU by bytes); 0: no cache
 
 
 @dataclass(frozen=True)
@@ -618,6 +624,9 @@ SETTINGS: dict[str, Check] = {
     "storage.endpoint_url": Check(str, check=_check_url, none=True),
     "storage.since": Check(str, check=_check_since, none=True),
     "storage.fetch_workers": Check(int, 1, 256),
+    "storage.read": Check(str, choices=("mirror", "in_place")),
+    "storage.cache_dir": Check(str, none=True),
+    "storage.cache_bytes": Check(int, 0, 1 << 50),
     "engine.name": Check(str, choices=("local", "dask")),
     "engine.scheduler": Check(str, check=_check_scheduler),
     "engine.workers": _WORKERS,

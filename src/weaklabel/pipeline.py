@@ -175,6 +175,10 @@ def _run_stages(cfg: Config, *, force: bool, progress: bool,
     from weaklabel.dataset.sample import run_sample
 
     step(run_sample)
+    if root is not None:  # an s3:// root read in place: the sampled images as files
+        from weaklabel.storage_inplace import materialize_sample
+
+        materialize_sample(ws.root, root)
     if cfg.output and root is not None:
         step(run_export)
     step(run_report)

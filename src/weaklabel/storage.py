@@ -14,9 +14,12 @@ Each prefix is read one listing page (1,000 keys) at a time and merged in key or
 the rows the workspace knows, read back in chunks: memory follows the pages in flight,
 never the number of objects.
 
-The stages then run on the mirror exactly as on a local tree (the containment checks
-included), and the manifest's ``source-ref`` points at the original objects
-(``export.source_prefix`` defaults to the image root's URL); :func:`put_file` uploads the
+With ``storage.read: in_place`` nothing is fetched here: the sync only lists and
+inventories, and the workers read each object from the store themselves
+(:mod:`weaklabel.storage_inplace`). Otherwise the stages run on the mirror exactly as
+on a local tree (the containment checks included). The manifest's ``source-ref``
+points at the original objects (``export.source_prefix`` defaults to the image root's
+URL); :func:`put_file` uploads the
 manifest to a bucket whole or not at all. ``--apply`` on a mirror moves the objects too
 (:mod:`weaklabel.storage_quarantine`).
 
@@ -528,7 +531,8 @@ def _sync_partition(state: ObjectState, url: str, prefix: str,
                     gone.append(o.key)
                 continue
             chain.append(o.key)
-            if was != (o.size, o.etag) or not (mirror / o.key).is_file():
+            # Inventory only (objects read in place): a mirror without the file is right.
+            if was != (o.size, o.etag) or (get is not None and not (mirror / o.key).is_file()):
                 todo.append(o)
         _apply_page(state, url, mirror, rep, ex, get, bar, todo, gone)
     rest = []
@@ -636,12 +640,28 @@ def put_file(local: Path, url: str, *, endpoint_url: str | None = None,
     return ObjectInfo(path, size, _etag(info))
 
 
-def local_images(url: str, ws_root: Path, storage: Any, *, progress: bool = False
-                 ) -> SyncReport:
+def local_images(url: str, ws_root: Path, storage: Any, *, progress: bool = False,
+                 hash_spec: tuple[str, int] | None = None) -> SyncReport:
     """Sync the image root ``url`` into the workspace mirror (see :func:`sync_tree`) with
-    the config's ``storage`` settings, logging the keys that were not fetched."""
+    the config's ``storage`` settings, logging the keys that were not fetched.
+
+    ``storage.read: in_place`` lists and inventories only: the mirror folder is marked
+    as read in place (:mod:`weaklabel.storage_inplace`), so the inventory's workers read
+    each object from the store (and ``hash_spec``, dedup's hash, from the same bytes).
+    """
+    from weaklabel import storage_inplace as sip
+
+    in_place = getattr(storage, "read", "mirror") == "in_place"
     rep = sync_tree(url, ws_root, endpoint_url=storage.endpoint_url, since=storage.since,
-                    workers=storage.fetch_workers, progress=progress)
+                    workers=storage.fetch_workers, progress=progress, fetch=not in_place)
+    tag = Path(rep.mirror).name
+    if in_place:
+        Path(rep.mirror).mkdir(parents=True, exist_ok=True)
+        sip.mark_in_place(ws_root, tag, sip.Source(
+            rep.url, storage.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"),
+            storage.cache_dir, storage.cache_bytes, hash_spec))
+    else:
+        sip.unmark_in_place(ws_root, tag)
     for key, why in rep.rejects[:20]:
         log.warning("%s/%s: not fetched (%s)", rep.url, key, why)
     return rep
@@ -688,7 +708,8 @@ def stage_inputs(cfg: Any, *, progress: bool = False, posts: bool = True,
     root_url = icfg.root or pcfg.image_root
     if images and is_remote(root_url):
         assert root_url is not None
-        rep = local_images(root_url, ws_root, st, progress=progress)
+        rep = local_images(root_url, ws_root, st, progress=progress,
+                           hash_spec=(icfg.hash_method, icfg.hash_size))
         icfg = replace(icfg, root=rep.mirror)
         pcfg = replace(pcfg, image_root=rep.mirror if pcfg.image_root else None)
         if export.source_prefix is None:

@@ -170,3 +170,40 @@ def record_state(ws_root: Path | str, rem: dict[str, Any], *, quarantined: bool)
                 state.put(rem["url"], [ObjectInfo(key, got[0], got[1])])
     finally:
         state.close()
+
+
+def move_many(rems: list[dict[str, Any]], *, workers: int,
+              before: Any = None, after: Any = None) -> list[BaseException | None]:
+    """Bucket moves (:func:`move`) ``workers`` at a time, each journalled before it starts.
+
+    A move is four requests (a HEAD of the destination, the server-side copy, a HEAD of
+    the copy, the delete), network-bound: a bounded pool of threads keeps that many in
+    flight. ``before(i)`` is called (under one lock, so a journal sees whole records)
+    before move ``i`` starts, ``after(i, exc)`` once it is verified done (``exc`` None)
+    or has failed; a crash leaves at most ``workers`` intents open, each settled from
+    what the bucket holds (:func:`settle`) by the next run, as a single one is.
+
+    Returns:
+        Per move, None or the exception it failed with (the original then stays).
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+    out: list[BaseException | None] = [None] * len(rems)
+
+    def one(i: int) -> None:
+        with lock:
+            if before is not None:
+                before(i)
+        try:
+            move(rems[i])
+        except Exception as exc:  # the store's own errors too: reported per move
+            out[i] = exc
+        with lock:
+            if after is not None:
+                after(i, out[i])
+
+    with ThreadPoolExecutor(max(1, workers)) as ex:
+        list(ex.map(one, range(len(rems))))
+    return out

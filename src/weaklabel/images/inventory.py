@@ -70,6 +70,7 @@ class Inventory:
         self.path = Path(path)
         self.formats = tuple(formats)
         self._changed = False
+        self._source: Any = None
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -190,7 +191,12 @@ class Inventory:
         Returns:
             Counts: ``seen`` paths, ``read`` files examined, ``removed`` stale rows.
         """
+        from weaklabel.storage_inplace import source_for
+
         key = None if hash_spec is None else hash_key(*hash_spec)
+        # A bucket's mirror read in place: entries from the object state, and each worker
+        # reads its objects from the store (weaklabel.storage_inplace).
+        self._source = source_for(root, self.path.parent)
         known = self._known(key)
         self._changed = False
         counts = {"seen": 0, "read": 0, "removed": 0}
@@ -198,7 +204,8 @@ class Inventory:
         pool = WorkerPool(workers)
         try:
             buf: list[Entry] = []
-            for entry in walk(root, skip=skip):
+            entries = walk(root, skip=skip) if self._source is None else self._source.entries()
+            for entry in entries:
                 buf.append(entry)
                 if len(buf) >= batch:
                     self._scan_batch(buf, known, check, hash_spec, key, max_pixels, pool,
@@ -282,7 +289,9 @@ class Inventory:
         if not tasks:
             return
         results: list[dict[str, Any]] = []
-        for res in pool.imap(examine, tasks):
+        work = pool.imap(examine, tasks) if self._source is None else \
+            self._source.imap(pool, tasks)
+        for res in work:
             results.append(res)
             bar.update(1)
             if len(results) >= 1000:
@@ -305,6 +314,13 @@ class Inventory:
                 [(os.fsencode(r["path"]), key, r["hash"], r["degenerate"], r.get("thumb"))
                  for r in results
                  if r["hash"] is not None or r["degenerate"] is not None])
+        # Read in place: the digests and dedup's hash came from the same body.
+        self.db.executemany("UPDATE files SET partial=?, sha1=? WHERE path=?",
+                            [(r["partial"], r["sha1"], os.fsencode(r["path"]))
+                             for r in results if r.get("partial")])
+        self.db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
+                            [(os.fsencode(r["path"]), *r["extra_hash"])
+                             for r in results if r.get("extra_hash")])
         self.db.execute("COMMIT")
 
     # -- the exact-duplicate funnel ----------------------------------------------------
