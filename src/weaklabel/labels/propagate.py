@@ -11,13 +11,15 @@
 3. **Choose by held-out seeds.** A stratified share (``holdout``) of the seeds is hidden
    from every source, with its label words masked so it looks like a post the keywords
    missed; the combiner and the number of self-training rounds that recover it best are
-   used, and the combined confidence is calibrated on it (Platt scaling). Only with
-   enough of them (``MIN_HELDOUT_PER_LABEL`` every label, ``MIN_HELDOUT`` in all):
-   fewer choose by noise, so the default stands (``combine: auto``: the seeds+KNN
-   blend, no classifier round; raw confidence). No gold label is involved anywhere.
-4. **Keep.** A post whose calibrated confidence reaches ``min_confidence`` — or the
-   threshold that ``target_precision`` picks — is labelled; the rest abstain. Seeds keep
-   their labels; their confidence is the estimated precision of their label's seeds.
+   used. Only with enough of them (``MIN_HELDOUT_PER_LABEL`` every label,
+   ``MIN_HELDOUT`` in all): fewer choose by noise, so the default stands (``combine:
+   auto``: the seeds+KNN blend, no classifier round). With ``MIN_HELDOUT`` in all the
+   confidence is calibrated (:mod:`weaklabel.labels.calibrate`): seed precision from the
+   held-out seeds, a Platt curve from whole keywords held out. No gold label anywhere.
+4. **Keep.** A post is labelled when the threshold ``target_precision`` picks keeps it
+   or, without a target, when a held-out seed of its combined confidence would be
+   recovered at least ``min_confidence`` of the time; the rest abstain. Seeds keep their
+   labels; their confidence is the estimated precision of their label's seeds.
 5. **Carry to images.** Every image of a post gets the post's label.
 
 Every label records its source (seed / knn / reviewed / none), confidence, evidence and
@@ -45,6 +47,12 @@ from weaklabel.contracts import (
     TOKENS,
 )
 from weaklabel.errors import WeaklabelError
+from weaklabel.labels.calibrate import (  # importable from here too
+    calibrate_confidence,
+    estimated_precision,
+    held_out_by_keyword,
+    seed_precision,
+)
 from weaklabel.labels.knn import CosineKNN  # lives in knn.py; importable from here too
 from weaklabel.labels.labelmap import (
     LabelMap,
@@ -356,34 +364,6 @@ def _run_sources(inp: SourceInput, *, sources: Sequence[str], combiners: Sequenc
     return votes, post, best
 
 
-def calibrate_confidence(raw: np.ndarray, correct: np.ndarray
-                         ) -> Callable[[np.ndarray], np.ndarray]:
-    """A monotone map from raw combined confidence to the probability of being right:
-    Platt scaling (a logistic curve over ``raw``) fitted on held-out
-    seeds; ``correct`` may be soft (the estimated probability that each label is
-    right). Two parameters: smooth, and never a certainty drawn from a few posts the way
-    isotonic steps at the ends are.
-    """
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-
-    def logit(x: np.ndarray) -> np.ndarray:  # the raw confidence itself: bounded at 1
-        return np.asarray(x, dtype=float)[:, None]
-
-    correct = np.asarray(correct, dtype=float)
-    if len(raw) < 10 or float(np.ptp(correct)) == 0.0:
-        return lambda x: np.asarray(x, dtype=float)
-    z = logit(raw)
-    model = LogisticRegression(C=100.0)
-    model.fit(np.vstack([z, z]), np.r_[np.ones(len(z)), np.zeros(len(z))],
-              sample_weight=np.r_[correct, 1 - correct])
-    if model.coef_[0, 0] <= 0:  # no signal in the raw confidence: its mean for every post
-        mean = float(correct.mean())
-        return lambda x: np.full(len(np.atleast_1d(x)), mean)
-    return lambda x: np.asarray(model.predict_proba(logit(np.atleast_1d(x)))[:, 1],
-                                dtype=float)
-
-
 @dataclass
 class _Posts:
     """Every post's label while propagate works: label, confidence, source, why."""
@@ -395,6 +375,7 @@ class _Posts:
     evidence: list[str]
     top_label: list[str]
     per_source: dict[str, list[str]]
+    keep_score: list[float] = field(default_factory=list)  # what min_confidence is held to
 
     def frame(self) -> pd.DataFrame:
         import pandas as pd
@@ -521,18 +502,20 @@ class _Choice:
     combine: str
     rounds: int
     calib: Callable[[np.ndarray], np.ndarray] | None = None
+    # how often a held-out seed with this combined confidence is recovered: the default
+    # threshold's scale (min_confidence), as before calibration meant probability
+    recovery: Callable[[np.ndarray], np.ndarray] | None = None
     seed_precision: dict[str, float] = field(default_factory=dict)
     agreement: float | None = None
     estimates: dict[str, Any] = field(default_factory=dict)
 
 
 def _choose(inp: SourceInput, held: np.ndarray, mvecs: np.ndarray, mhas: np.ndarray,
-            combiners: Sequence[str], cfg: PropagateConfig) -> _Choice:
+            combiners: Sequence[str], cfg: PropagateConfig
+            ) -> tuple[_Choice, dict[str, np.ndarray]]:
     """Hide ``held`` (masked) from every source; the combiner and round that recover it
-    best are chosen, and the combined confidence is calibrated on it."""
+    best are chosen. Returns the choice and the votes it saw."""
     import numpy as np
-
-    from weaklabel.labels.sources import fit_label_model
 
     fixed, vecs, has = inp.train, inp.vecs, inp.has
     inp.train = fixed & ~held
@@ -553,22 +536,51 @@ def _choose(inp: SourceInput, held: np.ndarray, mvecs: np.ndarray, mhas: np.ndar
     assert best.posterior is not None
     ph = best.posterior[held]
     ok = ph.sum(axis=1) > 0
-    # A seed label is itself noisy, so a label model over the seed and the other
-    # sources' (masked) votes there estimates how often each seed label is right.
-    lm_votes = {s: v[held] for s, v in best.votes.items() if s != "keyword"}
-    lm_votes["keyword"] = np.eye(ncls)[truth]
-    lm_h, _ = fit_label_model(lm_votes)
-    pred_h = ph.argmax(axis=1)
-    # Calibrated to agreement with the (noisy) seed label, not to the label model's
-    # belief: held-out seeds are easier than the posts the keywords missed, and the
-    # seed noise offsets part of that optimism.
-    calib = calibrate_confidence(ph[ok].max(axis=1), pred_h[ok] == truth[ok])
-    seed_precision = {c: round(float(lm_h[truth == ci, ci].mean()), 4)
-                      for ci, c in enumerate(inp.classes) if (truth == ci).any()}
-    cv = float(np.mean(np.where(ok, pred_h, -1) == truth))
-    return _Choice(best.combine, best.round, calib, seed_precision, cv,
+    cv = float(np.mean(np.where(ok, ph.argmax(axis=1), -1) == truth))
+    recovery = calibrate_confidence(ph[ok].max(axis=1), ph[ok].argmax(axis=1) == truth[ok])
+    return _Choice(best.combine, best.round, None, recovery, {}, cv,
                    {"trials": trials, "heldout_seeds": int(held.sum()),
-                    "heldout_agreement": round(cv, 4), "seed_precision": seed_precision})
+                    "heldout_agreement": round(cv, 4)}), best.votes
+
+
+def _held_out_run(inp: SourceInput, held: np.ndarray, mvecs: np.ndarray, mhas: np.ndarray,
+                  choice: _Choice, cfg: PropagateConfig
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The votes and the chosen combination with ``held`` hidden (masked) from every
+    source."""
+    import numpy as np
+
+    fixed, vecs, has = inp.train, inp.vecs, inp.has
+    inp.train = fixed & ~held
+    inp.vecs = np.where(held[:, None], mvecs, vecs)
+    inp.has = np.where(held, mhas, has)
+    try:
+        votes, post, _ = _run_sources(inp, sources=cfg.sources, combiners=[choice.combine],
+                                      rounds=choice.rounds, cfg=cfg)
+    finally:
+        inp.train, inp.vecs, inp.has = fixed, vecs, has
+        inp.current = inp.current_conf = None
+    return votes, post
+
+
+def _calibrate(inp: SourceInput, choice: _Choice, held: np.ndarray, grouped: np.ndarray,
+               mvecs: np.ndarray, mhas: np.ndarray, cfg: PropagateConfig,
+               votes: Mapping[str, np.ndarray] | None = None) -> None:
+    """Fill ``choice``'s calibration (see calibrate.py): each label's seed precision from
+    the sources' votes on the held-out seeds (``votes``, else a run of the chosen
+    setting), the confidence curve from a run with whole keywords held out."""
+    if votes is None:
+        votes, _ = _held_out_run(inp, held, mvecs, mhas, choice, cfg)
+    choice.seed_precision = seed_precision(
+        {s: v[held] for s, v in votes.items() if s != "keyword"}, inp.seed[held], inp.classes)
+    if grouped.sum() >= MIN_HELDOUT:
+        _, post = _held_out_run(inp, grouped, mvecs, mhas, choice, cfg)
+        ph = post[grouped]
+        ok = ph.sum(axis=1) > 0
+        choice.calib = calibrate_confidence(ph[ok].max(axis=1),
+                                            ph[ok].argmax(axis=1) == inp.seed[grouped][ok])
+    choice.estimates.update({"seed_precision": choice.seed_precision,
+                             "calibration_seeds": int(grouped.sum())})
 
 
 def _final_votes(inp: SourceInput, choice: _Choice, cfg: PropagateConfig
@@ -605,6 +617,8 @@ def _assign(st: _Posts, votes: Mapping[str, np.ndarray], post: np.ndarray,
     lm_post, accuracy = fit_label_model(votes)
     best_j, raw = post.argmax(axis=1), post.max(axis=1)
     cal = choice.calib(raw) if choice.calib is not None else raw
+    st.keep_score = [float(x) for x in (choice.recovery(raw) if choice.recovery is not None
+                                        else raw)]
     order = np.argsort(-post, axis=1)[:, :3]
     for i in range(len(st.ids)):
         if st.source[i] == "seed":
@@ -623,14 +637,22 @@ def _assign(st: _Posts, votes: Mapping[str, np.ndarray], post: np.ndarray,
 
 
 def _keep(st: _Posts, cfg: PropagateConfig) -> dict[str, Any]:
-    """Label the propagated posts whose confidence reaches ``min_confidence`` or the
-    threshold ``target_precision`` picks; the kept labels' mean confidence is their
-    estimated precision."""
+    """Label the propagated posts that ``target_precision``'s threshold keeps or, without
+    one, those a held-out seed of their combined confidence would be recovered at least
+    ``min_confidence`` of the time (the raw confidence when nothing calibrated); the kept
+    labels' mean confidence is their estimated precision. The threshold reported is the
+    lowest confidence kept, on the calibrated scale.
+
+    The default keeps what it kept before confidence meant probability: held to the
+    calibrated probability, 0.5 abstained on a third of the chatbot's posts (88.5 % →
+    67 % coverage) and macro-F1, which counts an abstention as a miss, fell 0.05;
+    ``--target-precision`` is the honest threshold."""
     import numpy as np
 
     n = len(st.ids)
     threshold = cfg.min_confidence
     prop_rows = [i for i in range(n) if st.source[i] == "none" and st.top_label[i] != ABSTAIN]
+    by_score = not cfg.target_precision > 0 and bool(st.keep_score)
     fixed_conf = [st.conf[i] for i in range(n) if st.source[i] in ("seed", "reviewed")
                   and st.label[i] != ABSTAIN]
     if cfg.target_precision > 0:
@@ -645,11 +667,15 @@ def _keep(st: _Posts, cfg: PropagateConfig) -> dict[str, Any]:
                         float(np.mean(fixed_conf)) if fixed_conf else 0.0,
                         float(np.mean(kept_c)))
     for i in prop_rows:
-        if st.conf[i] >= threshold - 1e-9:
+        if (st.keep_score[i] if by_score else st.conf[i]) >= threshold - 1e-9:
             st.label[i], st.source[i] = st.top_label[i], "knn"
+    if by_score:
+        threshold = min((st.conf[i] for i in prop_rows if st.source[i] == "knn"),
+                        default=threshold)
     kept = fixed_conf + [st.conf[i] for i in prop_rows if st.source[i] == "knn"]
     return {"threshold": round(float(threshold), 4),
-            "estimated_precision": round(float(np.mean(kept)), 4) if kept else None,
+            "estimated_precision": None if not kept else round(float(estimated_precision(kept)
+                                                                     or 0.0), 4),
             "coverage": round(sum(lab != ABSTAIN for lab in st.label) / n, 4) if n else 0.0}
 
 
@@ -688,19 +714,27 @@ def propagate_labels(
     held = _held_out(inp, cfg)
     choice = _Choice(combiners[0], cfg.rounds)
     short = heldout_shortfall(inp.seed[held], classes) if cfg.holdout > 0 else "no holdout"
+    held_votes = None
     if short is None:
-        choice = _choose(inp, held, mvecs, mhas, combiners, cfg)
+        choice, held_votes = _choose(inp, held, mvecs, mhas, combiners, cfg)
     else:
         if cfg.combine == "auto":  # nothing shows the second stage helps: seeds+KNN
             choice.rounds = 0
-        log.info("held-out seeds too few to choose by (%s): %s after %d round(s), "
-                 "confidence uncalibrated", short, choice.combine, choice.rounds)
+        log.info("held-out seeds too few to choose by (%s): %s after %d round(s)", short,
+                 choice.combine, choice.rounds)
         choice.estimates = {"heldout_seeds": int(held.sum()), "default_choice": short}
         # a diagnostic only: how well the KNN recovers seeds, k-fold
         rows = inp.is_seed & inp.has
         choice.agreement = cross_val_accuracy(
             inp.vecs[rows], [classes[j] for j in inp.seed[rows]], k=cfg.k,
             folds=cfg.cv_folds, seed=cfg.seed, balance=cfg.balance)
+    if cfg.holdout > 0 and held.sum() >= MIN_HELDOUT:  # enough to calibrate by, pooled
+        seed_words = [[w for w in dict.fromkeys(toks) if st.label[i] in words.get(w, {})]
+                      for i, toks in enumerate(token_lists)]
+        assert inp.is_seed is not None
+        grouped = held_out_by_keyword(seed_words, inp.seed, inp.is_seed,
+                                      share=cfg.holdout, seed_value=cfg.seed)
+        _calibrate(inp, choice, held, grouped, mvecs, mhas, cfg, held_votes)
     votes, post = _final_votes(inp, choice, cfg)
     estimates = {**choice.estimates, **_assign(st, votes, post, inp.seed, classes, choice)}
     estimates.update(_keep(st, cfg))

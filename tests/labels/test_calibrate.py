@@ -1,0 +1,95 @@
+"""Calibration without gold (labels/calibrate.py): seed precision, keyword-grouped
+held-out seeds, the confidence curve, and what a kept set is estimated to be worth."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from weaklabel.labels.calibrate import (
+    calibrate_confidence,
+    estimated_precision,
+    held_out_by_keyword,
+    informative_sources,
+    seed_precision,
+)
+
+
+def _onehot(idx: list[int], ncls: int) -> np.ndarray:
+    return np.eye(ncls)[idx]
+
+
+def test_a_source_no_better_than_the_commonest_label_is_not_informative() -> None:
+    truth = np.array([0] * 60 + [1] * 20 + [2] * 20)
+    rng = np.random.default_rng(0)
+    always_0 = _onehot([0] * 100, 3)  # right 60 % of the time, and says nothing
+    noisy = _onehot([t if rng.random() < 0.8 else (t + 1) % 3 for t in truth], 3)
+    abstains = np.zeros((100, 3))
+    got = informative_sources({"always": always_0, "noisy": noisy, "none": abstains}, truth)
+    assert got == ["noisy"]
+    assert informative_sources({"noisy": noisy}, truth[:0]) == []
+
+
+def test_seed_precision_follows_an_informative_source_that_disagrees() -> None:
+    # label a's seeds: a third of them read like b to a source that is otherwise right
+    truth = np.array([0] * 90 + [1] * 90 + [2] * 90)
+    rng = np.random.default_rng(1)
+    real = truth.copy()
+    real[rng.choice(90, 30, replace=False)] = 1  # a third of a's seeds are really b
+    votes = {s: _onehot([r if rng.random() < 0.9 else (r + 1) % 3 for r in real], 3)
+             for s in ("clf", "knn")}
+    sp = seed_precision(votes, truth, ["a", "b", "c"])
+    assert sp["a"] < 0.8 < min(sp["b"], sp["c"])
+    assert abs(sp["a"] - 2 / 3) < 0.1
+
+
+def test_split_or_flat_votes_are_no_evidence_against_the_seeds() -> None:
+    # masked generated captions say nearly nothing: the sources' votes are split
+    truth = np.array([0] * 50 + [1] * 50)
+    rng = np.random.default_rng(2)
+    split = rng.dirichlet([5, 5], size=100) * 0.99  # never more than half, mostly
+    split = np.where(split.max(axis=1, keepdims=True) > 0.5, 0.5, split)
+    sp = seed_precision({"clf": split}, truth, ["a", "b"])
+    assert min(sp.values()) > 0.95
+    # the same votes counted as if they had picked a label would doubt every seed
+    picked = _onehot(split.argmax(axis=1).tolist(), 2)
+    doubted = seed_precision({"clf": picked}, truth, ["a", "b"], min_vote=0.0)
+    assert doubted == seed_precision({"clf": picked}, truth, ["a", "b"])  # uninformative
+    assert seed_precision({}, truth, ["a", "b", "c"]) == {"a": 1.0, "b": 1.0}
+
+
+def test_keyword_groups_are_held_out_whole_and_never_a_whole_label() -> None:
+    # label 0: keyword x on 50 seeds, y on 20, z on 10, w on 10; label 1: one keyword only
+    words = [["x"]] * 50 + [["y"]] * 20 + [["z", "x"]] * 10 + [["w"]] * 10 + [["q"]] * 40
+    seed = np.array([0] * 90 + [1] * 40)
+    eligible = np.ones(130, dtype=bool)
+    held = held_out_by_keyword(words, seed, eligible, share=0.2, seed_value=0)
+    again = held_out_by_keyword(words, seed, eligible, share=0.2, seed_value=0)
+    assert (held == again).all()  # fixed by the seed
+    assert not held[seed == 1].any()  # one keyword: holding it out would hide the label
+    rows = np.nonzero(held)[0]
+    assert 10 <= len(rows) <= 27  # about 20 % of label 0's 90 seeds, whole groups
+    key = {i: ("x" if "x" in words[i] else words[i][0]) for i in range(90)}
+    for k in {key[i] for i in rows}:  # a group is held out whole or not at all
+        assert all(held[i] for i in range(90) if key[i] == k)
+    assert not held[:50].any()  # x, on 60 of 90 seeds, is too big to hold out
+    # a seed that is not eligible (a reviewed post) is never held out
+    none = held_out_by_keyword(words, seed, np.zeros(130, dtype=bool), share=0.2,
+                               seed_value=0)
+    assert not none.any()
+
+
+def test_confidence_curve_is_monotone_and_a_kept_set_is_worth_its_mean() -> None:
+    rng = np.random.default_rng(3)
+    raw = rng.uniform(0.3, 1.0, 2000)
+    right = rng.random(2000) < 0.2 + 0.7 * raw
+    f = calibrate_confidence(raw, right)
+    grid = f(np.linspace(0.3, 1.0, 50))
+    assert (np.diff(grid) >= 0).all()
+    for lo in (0.4, 0.6, 0.8):  # a set kept above any threshold: estimated ≈ measured
+        keep = raw >= lo
+        est = estimated_precision(f(raw[keep]).tolist())
+        assert est is not None and abs(est - right[keep].mean()) < 0.03
+    assert estimated_precision([]) is None
+    # a confidence that says nothing gives every post the base rate, not a slope
+    flat = calibrate_confidence(raw, rng.random(2000) < 0.6)
+    assert np.ptp(flat(np.array([0.3, 1.0]))) < 0.1
