@@ -18,8 +18,9 @@ itself as gold seeds that override every source and that its classifier learns f
 Gains are measured from propagate re-run with no reviews.
 
 Reported per N, weight and strategy: macro-F1 after, the gain, the gain from the
-corrections alone (no re-propagation) and the queue's gain ÷ random's. Also: precision per label estimated from the
-random slice among the queue's first 5 % against the true precision of the labels.
+corrections alone (no re-propagation) and the queue's gain ÷ random's. Also: precision per
+label estimated from the random slice among the queue's first 5 % against the true
+precision of the labels.
 
 Variants compared in one run, on the same random draws: ``--weights`` (the propagate
 setting ``reviewed_weight``: how much a reviewed post weighs against a keyword seed when
