@@ -1,14 +1,15 @@
 """Does reviewing the queue first beat reviewing at random? A simulated reviewer on real text.
 
-The real pipeline labels a real corpus (default: the chatbot topics of ../shared/data,
-built like bench/bench_chatbot.py). A simulated reviewer answers from the gold labels:
+The real pipeline labels a real corpus of ../shared/data (``--corpus``: the chatbot topics
+or the petition titles, as ``bench/bench_quality.py`` defines them; ``--rows N`` a
+fixed-seed sample). A simulated reviewer answers from the gold labels:
 the shown label when gold agrees, else the gold one. For N = 1 % and 5 % of the posts:
 
 * **queue**: the first N items of ``weaklabel review queue`` (likely-wrong first, its 5 %
   random slice mixed in, exactly as a person would get them);
-* **queue, suspicion only**: the same queue without its density and diversity (what they
-  add);
-* **random**: N posts drawn at random (the mean of three seeds).
+* **suspicion** (``--queues queue,suspicion``): the same queue without its density and
+  diversity (what they add);
+* **random**: N posts drawn at random (the mean of ``--draws`` seeds, 3).
 
 The answers go through the real path: a decisions CSV → ``review import`` →
 ``reviewed_labels.parquet`` in a review workspace (every built artifact linked, see
@@ -16,12 +17,19 @@ The answers go through the real path: a decisions CSV → ``review import`` →
 itself as gold seeds that override every source and that its classifier learns from.
 Gains are measured from propagate re-run with no reviews.
 
-Reported per N and strategy: macro-F1 before/after and the gain, plus the gain from the
-corrections alone (no re-propagation). Also: precision per label estimated from the
-random slice among the queue's first 5 % against the true precision of the labels.
+Reported per N, weight and strategy: macro-F1 after, the gain, the gain from the
+corrections alone (no re-propagation) and the queue's gain ÷ random's. Also: precision per
+label estimated from the random slice among the queue's first 5 % against the true
+precision of the labels.
 
-Usage: python bench/bench_review.py [--data PATH] [--out bench/out/review]
-Writes bench/out/review.json.
+Variants compared in one run, on the same random draws: ``--weights`` (the propagate
+setting ``reviewed_weight``: how much a reviewed post weighs against a keyword seed when
+the KNN and the classifier learn) and ``--queues`` (queue orderings, :data:`QUEUES`).
+
+Usage: python bench/bench_review.py [--corpus chatbot|petitions] [--rows N]
+       [--fractions 0.01,0.05] [--weights 1,5] [--queues queue,suspicion]
+       [--draws 3] [--out bench/out/review_<corpus>] [--tag T]
+Writes bench/out/review_<corpus>.json (``--tag`` adds a suffix).
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from bench_quality import CORPORA  # noqa: E402  (the corpora, their configs and keywords)
 
 
 def build(data: Path, out: Path, keywords: Path, config: Path) -> Any:
@@ -114,7 +124,7 @@ def review(items: list[tuple[str, str]], gold: dict[str, str], base_ws: Path, tm
     import csv
 
     from weaklabel.review.reviewed import read_reviewed_labels
-    from weaklabel.review.transfer import run_import
+    from weaklabel.review.transfer import import_decisions
     from weaklabel.workspace import Workspace
 
     ws = review_workspace(base_ws, tmp, name)
@@ -124,141 +134,181 @@ def review(items: list[tuple[str, str]], gold: dict[str, str], base_ws: Path, tm
         w.writerow(["post_id", "label", "reviewer"])
         for post_id, _shown in items:
             w.writerow([post_id, gold[post_id], "sim"])
-    run_import(Workspace(ws), path)
+    import_decisions(Workspace(ws), path)
     df = read_reviewed_labels(ws)
     assert df is not None
     return dict(zip(df["post_id"], df["label"], strict=True)), ws
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/chatbot_topics.csv")
-    ap.add_argument("--config", type=Path, default=HERE / "chatbot/config.yaml")
-    ap.add_argument("--keywords", type=Path, default=HERE / "chatbot/seed_keywords.yaml")
-    ap.add_argument("--out", type=Path, default=HERE / "out/review")
-    ap.add_argument("--fractions", default="0.01,0.05")
-    ap.add_argument("--tag", default="",
-                    help="suffix of the report and scratch names (runs side by side)")
-    ap.add_argument("--no-plain", dest="plain", action="store_false",
-                    help="skip the queue ranked by suspicion alone (two more propagates)")
-    ap.add_argument("--no-rounds", dest="rounds", action="store_false",
-                    help="skip the review-rebuild-review workflow (five more propagates)")
-    args = ap.parse_args(argv)
+QUEUES: dict[str, dict[str, Any]] = {
+    "queue": {},  # as `weaklabel review queue`
+    "suspicion": {"density": None},  # suspicion alone: no density, no diversity
+}
+"""Queue orderings: name → overrides of :func:`build_queue`'s inputs."""
+
+
+def corpus(name: str, out: Path, rows: int) -> tuple[Path, Path, Path]:
+    """The corpus's data, config and keywords (``bench_quality.CORPORA``); ``rows`` > 0
+    takes a fixed-seed sample of that many posts (seed 7, as bench_quality does)."""
     import pandas as pd
 
+    spec = CORPORA[name]
+    data = Path(spec["data"])
+    if not data.exists():
+        raise SystemExit(f"no data at {data}")
+    if rows:
+        df = pd.read_csv(data, dtype=str, keep_default_na=False)
+        if rows < len(df):
+            out.mkdir(parents=True, exist_ok=True)
+            data = out / f"{name}_sample.csv"
+            df.sample(rows, random_state=7).sort_index().to_csv(data, index=False)
+    return data, Path(spec["config"]), Path(spec["keywords"])
+
+
+class Sim:
+    """The built corpus, its gold labels, and what a set of reviews gains."""
+
+    def __init__(self, data: Path, cfg: Any, tmp: Path) -> None:
+        import pandas as pd
+
+        self.cfg, self.ws, self.tmp = cfg, Path(cfg.workspace), tmp
+        df = pd.read_csv(data, dtype=str, keep_default_na=False)
+        self.gold = dict(zip(df["id"], df["label"].map(safe_id), strict=True))
+        self.base = pd.read_parquet(self.ws / "post_labels.parquet")
+        self.shown = dict(zip(self.base["post_id"], self.base["label"], strict=True))
+        self.f1_base = macro_f1(self.base, self.gold)
+        self._repro: float | None = None
+
+    def repro(self) -> float:
+        """macro-F1 of propagate re-run with no reviews, every gain's baseline (with no
+        review the weight has nothing to weigh: one run serves every weight)."""
+        if self._repro is None:
+            ws = review_workspace(self.ws, self.tmp, "none")
+            self._repro = macro_f1(repropagate(ws, self.cfg), self.gold)
+        return self._repro
+
+    def gain(self, items: list[tuple[str, str]], name: str, weight: float
+             ) -> tuple[float, float, float]:
+        """(gain re-propagated, gain of the corrections alone, share shown wrong)."""
+        from weaklabel.config import with_overrides
+
+        reviewed, rws = review(items, self.gold, self.ws, self.tmp, name)
+        wrong = sum(self.shown.get(p, "") != self.gold[p] for p, _ in items) / len(items)
+        corrected = self.base.assign(label=[reviewed.get(p, lab) for p, lab in zip(
+            self.base["post_id"], self.base["label"], strict=True)])
+        direct = macro_f1(corrected, self.gold) - self.f1_base
+        cfg = with_overrides(self.cfg, {"propagate.reviewed_weight": weight})
+        after = macro_f1(repropagate(rws, cfg), self.gold)
+        return after - self.repro(), direct, wrong
+
+
+def compare(sim: Sim, orders: dict[str, list[tuple[str, str]]], *, fractions: list[float],
+            weights: list[float], draws: int) -> list[dict[str, Any]]:
+    """Every queue ordering and ``draws`` random draws, at every fraction and weight."""
+    n_posts = len(sim.base)
+    ids = sorted(sim.gold)
+    rows: list[dict[str, Any]] = []
+    for frac in fractions:
+        n = round(frac * n_posts)
+        runs = {name: [order[:n]] for name, order in orders.items()}
+        if draws:
+            runs["random"] = [[(p, sim.shown.get(p, ""))
+                               for p in random.Random(seed).sample(ids, n)]
+                              for seed in range(draws)]
+        for w in weights:
+            for strategy, picks in runs.items():
+                res = [sim.gain(items, f"{strategy}-{n}-w{w:g}-{k}", w)
+                       for k, items in enumerate(picks)]
+                gain = sum(r[0] for r in res) / len(res)
+                rows.append({"fraction": frac, "reviews": n, "strategy": strategy,
+                             "reviewed_weight": w,
+                             "shown_wrong": round(sum(r[2] for r in res) / len(res), 4),
+                             "gain_corrections_only": round(sum(r[1] for r in res) / len(res),
+                                                            4),
+                             "gain": round(gain, 4), "gains": [round(r[0], 4) for r in res],
+                             "macro_f1_after": round(sim.repro() + gain, 4)})
+                print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
+    for r in rows:
+        rnd = next((x for x in rows if x["strategy"] == "random" and
+                    x["reviews"] == r["reviews"] and
+                    x["reviewed_weight"] == r["reviewed_weight"]), None)
+        if rnd is not None and r is not rnd:
+            r["vs_random"] = round(r["gain"] / rnd["gain"], 3) if rnd["gain"] > 0 else None
+    return rows
+
+
+def slice_precision(sim: Sim, queue: Any) -> dict[str, Any]:
+    """Precision per label from the random slice of the queue's first 5 % vs the truth."""
     from weaklabel.review.store import Decision
     from weaklabel.review.summary import summarize
+
+    n5 = round(0.05 * len(sim.base))
+    order = list(zip(queue["post_id"], queue["label"], strict=True))[:n5]
+    rnd = queue["random"].tolist()
+    g = sim.gold
+    ds = [Decision(f"d{i}", "sim", p, "", lab, "accept" if g[p] == lab else "relabel", g[p],
+                   slice=rnd[i], seq=i + 1) for i, (p, lab) in enumerate(order)]
+    est = summarize(ds, posts=len(sim.base))["labels"]
+    base = sim.base.assign(gold=sim.base["post_id"].map(g))
+    true = {lab: round(float((x["label"] == x["gold"]).mean()), 4)
+            for lab, x in base.groupby("label") if lab}
+    return {lab: {"true": true.get(lab), "slice_estimate": v["precision"],
+                  "interval": v["interval"], "slice_reviewed": v["slice_reviewed"]}
+            for lab, v in est.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", choices=("chatbot", "petitions"), default="chatbot")
+    ap.add_argument("--rows", type=int, default=0,
+                    help="a fixed-seed sample of this many posts (0: all)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="scratch folder (default bench/out/review_<corpus>)")
+    ap.add_argument("--fractions", default="0.01,0.05")
+    ap.add_argument("--weights", default="",
+                    help="reviewed_weight values to compare (default: the config's)")
+    ap.add_argument("--queues", default="queue", help=f"orderings of {', '.join(QUEUES)}")
+    ap.add_argument("--draws", type=int, default=3,
+                    help="random draws per fraction (0: queues only, to add to a run)")
+    ap.add_argument("--tag", default="",
+                    help="suffix of the report and scratch names (runs side by side)")
+    args = ap.parse_args(argv)
     from weaklabel.review.triage import build_queue, load_queue_inputs
     from weaklabel.workspace import Workspace
 
-    if not args.data.exists():
-        print(f"no data at {args.data}", file=sys.stderr)
-        return 1
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out or HERE / f"out/review_{args.corpus}"
     t0 = time.perf_counter()
-    cfg = build(args.data, args.out, args.keywords, args.config)
-    ws = Path(cfg.workspace)
-    df = pd.read_csv(args.data, dtype=str, keep_default_na=False)
-    gold = dict(zip(df["id"], df["label"].map(safe_id), strict=True))
-    base = pd.read_parquet(ws / "post_labels.parquet")
-    f1_base = macro_f1(base, gold)
-    tmp = args.out / ("tmp" + (f"-{args.tag}" if args.tag else ""))
-    inputs = load_queue_inputs(Workspace(ws))
-    queue = build_queue(**inputs)  # as `weaklabel review queue`
-    order = list(zip(queue["post_id"], queue["label"], strict=True))
-    # the same queue ranked by suspicion alone (no density, no diversity): what it adds
-    plain = build_queue(**{k: v for k, v in inputs.items() if k != "density"})
-    plain_order = list(zip(plain["post_id"], plain["label"], strict=True))
-    # propagate re-run with no reviews: the baseline every gain is measured from
-    f1_repro = macro_f1(repropagate(review_workspace(ws, tmp, "none"), cfg), gold)
-    print(f"macro-F1 {f1_base:.4f} built, {f1_repro:.4f} re-propagated without reviews",
-          flush=True)
-    shown = dict(zip(base["post_id"], base["label"], strict=True))
-    n_posts = len(base)
-    rows: list[dict[str, Any]] = []
-    for frac in (float(x) for x in args.fractions.split(",")):
-        n = round(frac * n_posts)
-        runs = {"queue": [order[:n]]}
-        if args.plain:
-            runs["queue, suspicion only"] = [plain_order[:n]]
-        ids = sorted(gold)
-        runs["random"] = [[(p, shown.get(p, "")) for p in random.Random(seed).sample(ids, n)]
-                          for seed in (0, 1, 2)]
-        for strategy, picks in runs.items():
-            gains, direct, wrong = [], [], []
-            for k, items in enumerate(picks):
-                reviewed, rws = review(items, gold, ws, tmp, f"{strategy}-{n}-{k}")
-                wrong.append(sum(shown.get(p, "") != gold[p] for p, _ in items) / n)
-                corrected = base.assign(label=[reviewed.get(p, lab) for p, lab in
-                                               zip(base["post_id"], base["label"],
-                                                   strict=True)])
-                direct.append(macro_f1(corrected, gold) - f1_base)
-                gains.append(macro_f1(repropagate(rws, cfg), gold) - f1_repro)
-            rows.append({"fraction": frac, "reviews": n, "strategy": strategy,
-                         "shown_wrong": round(sum(wrong) / len(wrong), 4),
-                         "gain_corrections_only": round(sum(direct) / len(direct), 4),
-                         "gain": round(sum(gains) / len(gains), 4),
-                         "macro_f1_after": round(f1_repro + sum(gains) / len(gains), 4)})
-            print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
-    # the workflow the product invites: review 1 %, rebuild, review the new queue's top
-    n1 = round(0.01 * n_posts)
-    rounds = max(1, round(max(float(x) for x in args.fractions.split(",")) / 0.01)) \
-        if args.rounds else 0
-    reviewed: dict[str, str] = {}
-    labels, items_all, rws = base, [], ws
-    for r in range(rounds):
-        q = build_queue(**load_queue_inputs(Workspace(rws)),
-                        exclude={(p, "") for p in reviewed})
-        items = list(zip(q["post_id"], q["label"], strict=True))[:n1]
-        items_all += items
-        reviewed, rws = review(items_all, gold, ws, tmp, f"rounds-{r}")
-        labels = repropagate(rws, cfg)
-    if rounds:
-        n = len(items_all)
-        corrected = base.assign(label=[reviewed.get(p, lab) for p, lab in
-                                       zip(base["post_id"], base["label"], strict=True)])
-        gain = macro_f1(labels, gold) - f1_repro
-        rows.append({"fraction": round(n / n_posts, 4), "reviews": n,
-                     "strategy": f"queue, {rounds} rounds of 1 % with a rebuild between",
-                     "shown_wrong": round(sum(shown.get(p, "") != gold[p]
-                                              for p in reviewed) / n, 4),
-                     "gain_corrections_only": round(macro_f1(corrected, gold) - f1_base, 4),
-                     "gain": round(gain, 4), "macro_f1_after": round(f1_repro + gain, 4)})
-    # precision from the random slice of the first 5 % of the queue vs the truth
-    n5 = round(0.05 * n_posts)
-    rnd = queue["random"].tolist()
-    ds = [Decision(f"d{i}", "sim", p, "", lab, "accept" if gold[p] == lab else "relabel",
-                   gold[p], slice=rnd[i], seq=i + 1) for i, (p, lab) in enumerate(order[:n5])]
-    est = summarize(ds, posts=n_posts)["labels"]
-    true = {lab: round(float((g["label"] == g["gold"]).mean()), 4) for lab, g in
-            base.assign(gold=base["post_id"].map(gold)).groupby("label") if lab}
-    precision = {lab: {"true": true.get(lab), "slice_estimate": v["precision"],
-                       "interval": v["interval"], "slice_reviewed": v["slice_reviewed"]}
-                 for lab, v in est.items()}
-    report = {"data": args.data.name, "posts": n_posts, "macro_f1_base": round(f1_base, 4),
-              "macro_f1_repropagated_without_reviews": round(f1_repro, 4), "runs": rows,
-              "precision_from_random_slice": precision,
+    data, config, keywords = corpus(args.corpus, out, args.rows)
+    cfg = build(data, out, keywords, config)
+    sim = Sim(data, cfg, out / ("tmp" + (f"-{args.tag}" if args.tag else "")))
+    inputs = load_queue_inputs(Workspace(sim.ws))
+    queues = {q: build_queue(**{**inputs, **QUEUES[q]}) for q in args.queues.split(",")}
+    orders = {q: list(zip(v["post_id"], v["label"], strict=True)) for q, v in queues.items()}
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else \
+        [cfg.propagate.reviewed_weight]
+    print(f"macro-F1 {sim.f1_base:.4f} built, {sim.repro():.4f} re-propagated without "
+          "reviews", flush=True)
+    rows = compare(sim, orders, fractions=[float(x) for x in args.fractions.split(",")],
+                   weights=weights, draws=args.draws)
+    report = {"data": data.name, "posts": len(sim.base), "rows_sampled": args.rows,
+              "macro_f1_base": round(sim.f1_base, 4),
+              "macro_f1_repropagated_without_reviews": round(sim.repro(), 4), "runs": rows,
+              "precision_from_random_slice": slice_precision(sim, next(iter(queues.values()))),
               "seconds": round(time.perf_counter() - t0, 1)}
-    out = args.out.parent / f"{args.out.name}{'-' + args.tag if args.tag else ''}.json"
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    print(f"{args.data.name}: {n_posts} posts, macro-F1 {f1_base:.3f} before review")
-    print(f"{'reviews':>8} {'strategy':<22} {'wrong shown':>11} {'gain (fix only)':>16} "
-          f"{'gain (re-propagated)':>21} {'macro-F1':>9}")
+    path = out.parent / f"{out.name}{'-' + args.tag if args.tag else ''}.json"
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    print(f"{data.name}: {len(sim.base)} posts, macro-F1 {sim.f1_base:.3f} before review")
+    print(f"{'reviews':>8} {'weight':>6} {'strategy':<12} {'wrong shown':>11} "
+          f"{'gain (fix only)':>16} {'gain (re-propagated)':>21} {'÷ random':>9}")
     for r in rows:
-        print(f"{r['reviews']:>8} {r['strategy'][:22]:<22} {r['shown_wrong']:>11.1%} "
-              f"{r['gain_corrections_only']:>+16.4f} {r['gain']:>+21.4f} "
-              f"{r['macro_f1_after']:>9.3f}")
-    for q in rows:
-        rnd = next((r for r in rows if abs(r["reviews"] - q["reviews"]) <= q["reviews"] / 100
-                    and r["strategy"] == "random"), None)
-        if rnd is None or q is rnd:
-            continue
-        ratio = q["gain"] / rnd["gain"] if rnd["gain"] > 0 else float("inf")
-        print(f"{q['reviews']} reviews, {q['strategy']}: gain / random gain = {ratio:.2f}")
-    for lab, v in precision.items():
+        ratio = f"{r['vs_random']:.2f}x" if r.get("vs_random") is not None else ""
+        print(f"{r['reviews']:>8} {r['reviewed_weight']:>6g} {r['strategy'][:12]:<12} "
+              f"{r['shown_wrong']:>11.1%} {r['gain_corrections_only']:>+16.4f} "
+              f"{r['gain']:>+21.4f} {ratio:>9}")
+    for lab, v in report["precision_from_random_slice"].items():
         print(f"precision {lab}: true {v['true']}, random-slice estimate {v['slice_estimate']} "
               f"{v['interval']} from {v['slice_reviewed']} items")
-    print(f"{report['seconds']}s → {out}")
+    print(f"{report['seconds']}s → {path}")
     return 0
 
 

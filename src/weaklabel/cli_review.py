@@ -35,7 +35,15 @@ review_app = typer.Typer(
 )
 
 
-def _resolve(config: Path | None, workspace: Path | None) -> tuple[Config, Workspace]:
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", dir_okay=False,
+                                          help="CSV to write (atomically).")]
+"""``-o FILE`` of queue and export: the same option, one definition."""
+
+
+def _resolve(config: Path | None, workspace: Path | None, quiet: bool = True
+             ) -> tuple[Config, Workspace]:
+    """Every review command's start: logging, the config, its workspace."""
+    setup_logging(quiet)
     cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None})
     return cfg, workspace_of(cfg)
 
@@ -43,8 +51,7 @@ def _resolve(config: Path | None, workspace: Path | None) -> tuple[Config, Works
 @review_app.command("queue")
 @stage_command
 def queue(
-    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False,
-                                         help="CSV to write: post_id,image,label,confidence,why.")],
+    output: OutputOpt,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     limit: Annotated[int | None, typer.Option(
@@ -57,22 +64,22 @@ def queue(
 ) -> None:
     """Write the review queue, likely-wrong labels first, with a 5 % random slice.
 
+    Columns: post_id, image, label, confidence, why.
+
     Example: weaklabel review queue -w build --limit 500 -o queue.csv
     """
-    setup_logging(quiet)
-    from weaklabel.review.triage import run_queue
+    from weaklabel.review.triage import write_queue
 
-    _, ws = _resolve(config, workspace)
-    q = run_queue(ws, limit=limit, output=output, random_rate=random_rate,
+    _, ws = _resolve(config, workspace, quiet)
+    q = write_queue(ws, limit=limit, output=output, random_rate=random_rate,
                   include_decided=include_decided)
     typer.echo(f"{len(q)} items ({int(q['random'].sum())} in the random slice) → {output}")
 
 
 @review_app.command("export")
 @stage_command
-def export_decisions(
-    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False,
-                                         help="CSV to write.")],
+def export_cmd(
+    output: OutputOpt,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     journal: Annotated[bool, typer.Option(
@@ -83,19 +90,19 @@ def export_decisions(
     Example: weaklabel review export -w build -o decisions.csv
     """
     from weaklabel.review.store import DECISIONS_DB
-    from weaklabel.review.transfer import run_export_decisions
+    from weaklabel.review.transfer import export_decisions
 
     _, ws = _resolve(config, workspace)
     if not ws.path(DECISIONS_DB).exists():
         raise UsageError(f"{ws.path(DECISIONS_DB)} does not exist; review something first "
                          "(weaklabel review serve) or import decisions")
-    n = run_export_decisions(ws, output, journal=journal)
+    n = export_decisions(ws, output, journal=journal)
     typer.echo(f"{n} decisions → {output}")
 
 
 @review_app.command("import")
 @stage_command
-def import_decisions(
+def import_cmd(
     file: Annotated[Path, typer.Argument(
         exists=True, dir_okay=False,
         help="Decisions CSV (post_id or image, label, reviewer) or a Ground Truth "
@@ -113,12 +120,11 @@ def import_decisions(
 
     Example: weaklabel review import decisions.csv -w build
     """
-    setup_logging(quiet)
-    from weaklabel.review.transfer import run_import
+    from weaklabel.review.transfer import import_decisions
 
-    cfg, ws = _resolve(config, workspace)
+    cfg, ws = _resolve(config, workspace, quiet)
     ws.require("post_labels.parquet")
-    s = run_import(ws, file, labelmap=labelmap or cfg.labelmap)
+    s = import_decisions(ws, file, labelmap=labelmap or cfg.labelmap)
     extra = f", {s['skipped']} machine-labelled lines skipped" if s["skipped"] else ""
     typer.echo(f"{s['read']} decisions read: {s['added']} new, {s['already']} already "
                f"imported{extra}; reviewed {s['reviewed_posts']} posts, "
@@ -127,7 +133,7 @@ def import_decisions(
 
 @review_app.command("serve")
 @stage_command
-def serve(
+def serve_cmd(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     reviewers: Annotated[str, typer.Option(
@@ -152,16 +158,15 @@ def serve(
 
     Example: weaklabel review serve -w build --reviewers ana,ben
     """
-    setup_logging(quiet)
-    from weaklabel.review.server import run_serve
+    from weaklabel.review.server import serve
 
-    cfg, ws = _resolve(config, workspace)
+    cfg, ws = _resolve(config, workspace, quiet)
     names = [n.strip() for n in reviewers.split(",") if n.strip()]
     bad = [n for n in names if not n.replace("-", "").replace("_", "").isalnum()]
     if not names or bad:
         raise UsageError(f"--reviewers {reviewers!r}: give names of letters, digits, - or _, "
                          "separated by commas")
-    run_serve(ws, reviewers=names, host=host, port=port, page_size=page_size,
+    serve(ws, reviewers=names, host=host, port=port, page_size=page_size,
               labelmap=cfg.labelmap, per_item=per_item, echo=typer.echo)
 
 

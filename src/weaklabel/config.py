@@ -113,6 +113,10 @@ class PropagateConfig:
     classifier_max_posts: int = 30_000
     holdout: float = 0.2
     target_precision: float = 0.0
+    # A reviewed correction (a person changed the label shown) is learnt from with this
+    # weight (its vote as a KNN neighbour, the classifier's sample weight): it sits where
+    # the pipeline was wrong. Keyword seeds and confirmed labels weigh 1.
+    reviewed_weight: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -598,6 +602,7 @@ SETTINGS: dict[str, Check] = {
     "propagate.holdout": Check(float, 0.01, 0.9),
     # 0 keeps the default threshold (min_confidence); else the precision to aim for.
     "propagate.target_precision": _SHARE,
+    "propagate.reviewed_weight": Check(float, 1.0, 1_000.0),
     "images.root": _PATH,
     "images.workers": _WORKERS,
     "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),

@@ -47,7 +47,7 @@ def test_build_materialises_decisions(tmp_path: Path, corpus: list[dict[str, Any
     assert not stages["reviewed"].up_to_date and stages["reviewed"].summary.posts == 1
     assert list(stages)[list(stages).index("reviewed") + 1] == "propagate"
     assert pd.read_parquet(ws / "reviewed_labels.parquet").to_dict(orient="records") == [
-        {"post_id": corpus[1]["post_id"], "label": "hair"}]
+        {"post_id": corpus[1]["post_id"], "label": "hair", "shown": "lips"}]
     assert not stages["sample"].up_to_date  # a rejected image: the sample is redone
     assert f"d/{pid}.jpg" not in set(pd.read_parquet(ws / "sample.parquet")["image"])
     third = run_build(cfg, progress=False)

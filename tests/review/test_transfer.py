@@ -27,7 +27,8 @@ def test_reviewed_frames_combine_votes() -> None:
     ]
     labels, images = reviewed_frames(ds)
     assert labels.to_dict(orient="records") == [
-        {"post_id": "p2", "label": "nails"}, {"post_id": "t1", "label": ""}]
+        {"post_id": "p2", "label": "nails", "shown": "lips"},
+        {"post_id": "t1", "label": "", "shown": "nails"}]
     got = {(r.image, r.label): r.verdict for r in images.itertuples()}
     assert got == {("p1.jpg", "lips"): "reject", ("p2.jpg", "lips"): "reject",
                    ("p2.jpg", "nails"): "accept"}

@@ -11,7 +11,7 @@ from weaklabel.review.triage import (
     in_random_slice,
     keyword_hits,
     knn_votes,
-    run_queue,
+    write_queue,
 )
 from weaklabel.workspace import Workspace
 
@@ -24,7 +24,7 @@ def test_evidence_parsers() -> None:
 
 
 def test_queue_puts_disagreement_and_low_confidence_first(rfx) -> None:  # type: ignore[no-untyped-def]
-    q = run_queue(Workspace(rfx.ws), random_rate=0.0)
+    q = write_queue(Workspace(rfx.ws), random_rate=0.0)
     assert list(q.columns[:5]) == ["post_id", "image", "label", "confidence", "why"]
     # labels take turns, each in suspicion order: lips (k1: keywords disagree), then nails
     # (t2: abstained, no label yet, so any answer adds one)
@@ -69,14 +69,14 @@ def test_decided_items_leave_the_queue(rfx, tmp_path) -> None:  # type: ignore[n
     with DecisionStore.open(rfx.ws) as s:
         s.record(Decision("d1", "ana", "k1", "d/k1.jpg", "lips", "accept", "lips"))
     out = tmp_path / "queue.csv"
-    q = run_queue(ws, limit=10, output=out)
+    q = write_queue(ws, limit=10, output=out)
     assert "k1" not in set(q["post_id"]) and len(q) == 10
     text = out.read_text(encoding="utf-8")
     assert text.splitlines()[0] == "post_id,image,label,confidence,why"
     assert len(text.splitlines()) == 11
-    run_queue(ws, limit=10, output=tmp_path / "again.csv")
+    write_queue(ws, limit=10, output=tmp_path / "again.csv")
     assert (tmp_path / "again.csv").read_bytes() == out.read_bytes()
-    assert len(run_queue(ws, include_decided=True)) == 63
+    assert len(write_queue(ws, include_decided=True)) == 63
 
 
 def test_weak_keyword_hits_vote_for_or_against_the_label() -> None:
@@ -158,7 +158,7 @@ def test_workspace_density_from_real_vectors(rfx) -> None:  # type: ignore[no-un
     assert dens["t2"] == ("cluster 1", 0.0)
     assert max(d for _, d in dens.values()) == 1.0 and dens["p00"][0] == "cluster 0"
     assert dens["p00"][1] > 0.9
-    q = run_queue(ws, random_rate=0.0)
+    q = write_queue(ws, random_rate=0.0)
     # t2 (abstained, isolated) no longer leads nails' turn; the dense posts do
     assert q.loc[1, "post_id"] != "t2" and "density" in q.loc[1, "why"]
     assert len(q) == 63

@@ -103,10 +103,13 @@ class CosineKNN:
             setattr(self, k, v)
         return self
 
-    def fit(self, x: np.ndarray, y: Sequence[str]) -> CosineKNN:
+    def fit(self, x: np.ndarray, y: Sequence[str], *, weight: np.ndarray | None = None
+            ) -> CosineKNN:
+        """``weight``: each training post's vote multiplier (default 1)."""
         import numpy as np
 
         self.classes_, self._y = np.unique(np.asarray(y, dtype=object), return_inverse=True)
+        self._w = None if weight is None else np.asarray(weight, dtype=np.float64)
         self._x = np.ascontiguousarray(x, dtype=np.float32)
         # the transposed training matrix padded to whole column groups; the padding's
         # similarities are set to -inf, so it is never chosen
@@ -159,6 +162,9 @@ class CosineKNN:
         idx, sim = self.neighbours(x, self_index=self_index)
         top = sim.astype(np.float64)
         w = np.where(top > -1.5, 1.0 / (1.0 - top + self.eps), 0.0)  # EXCLUDED: no vote
+        weight = self._w
+        if weight is not None:
+            w = w * weight[idx]
         cls = self._y[idx]
         # one weighted count per (query, class), summed in neighbour order
         flat = (np.arange(n)[:, None] * ncls + cls).ravel()

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -684,14 +684,18 @@ def propagate_labels(
     words: Mapping[str, Mapping[str, float]], *, cfg: PropagateConfig,
     keywords: Mapping[str, Sequence[str]] | None = None,
     texts: Sequence[str] | None = None, reviewed: Mapping[str, str] | None = None,
-    background: str | None = None,
+    background: str | None = None, corrected: Collection[str] = (),
 ) -> Propagation:
     """Seed, embed, let every labelling source vote, combine; see the module docstring.
 
     ``texts`` are the captions the classifier reads (default: the tokens joined);
     ``reviewed`` maps post id → a person's label (:data:`ABSTAIN`: none of the labels,
-    which becomes ``background`` when the map has one).
+    which becomes ``background`` when the map has one); a reviewed post in
+    ``corrected`` (a person changed its label) weighs ``cfg.reviewed_weight`` when the
+    sources learn.
     """
+    import numpy as np
+
     from weaklabel.labels.sources import COMBINERS, get_combiner, get_source
 
     for s in cfg.sources:
@@ -711,6 +715,9 @@ def propagate_labels(
         return Propagation(st.frame(), None, seed_counts, {}, classes)
     inp, mvecs, mhas = _source_input(st, token_lists, kv, words, classes, cfg=cfg,
                                      keywords=keywords or {}, texts=texts)
+    fixes = set(corrected)
+    inp.weight = np.array([cfg.reviewed_weight if src == "reviewed" and pid in fixes else 1.0
+                           for pid, src in zip(st.ids, st.source, strict=True)])
     held = _held_out(inp, cfg)
     choice = _Choice(combiners[0], cfg.rounds)
     short = heldout_shortfall(inp.seed[held], classes) if cfg.holdout > 0 else "no holdout"
@@ -846,6 +853,7 @@ def label_posts(
     ``word_clusters.parquet`` when given."""
 
     from weaklabel.contracts import WORD_CLUSTERS
+    from weaklabel.review.reviewed import corrected_posts
     from weaklabel.text.embed import load_vectors
 
     word_clusters = None
@@ -879,7 +887,8 @@ def label_posts(
                             cfg=cfg.propagate,
                             keywords={lab.id: lab.keywords for lab in labelmap.labels},
                             texts=texts, reviewed=read_reviewed(ws, labelmap),
-                            background=labelmap.background)
+                            background=labelmap.background,
+                            corrected=corrected_posts(ws.root))
     warn_unseeded(labelmap, prop.seed_counts)
     keyword = keyword_baseline(tokens["post_id"].tolist(), token_lists, labelmap,
                                margin=cfg.propagate.seed_margin)

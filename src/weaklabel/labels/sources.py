@@ -57,6 +57,7 @@ class SourceInput:
     is_seed: np.ndarray | None = None  # bool: a keyword seed (not a reviewed post)
     seed_texts: Mapping[int, str] | None = None  # seed row → its caption unmasked
     features: Any = None  # the classifier's TF-IDF matrix of ``texts``, made once
+    weight: np.ndarray | None = None  # float: how much each post weighs when learnt from
 
 
 class LabellingSource(Protocol):
@@ -102,8 +103,8 @@ class KNNSource:
         tr = np.nonzero(inp.train & inp.has)[0]
         if len(set(inp.seed[tr].tolist())) < 2:
             return out
-        knn = CosineKNN(inp.cfg.k, balance=inp.cfg.balance).fit(inp.vecs[tr],
-                                                                 inp.seed[tr].tolist())
+        knn = CosineKNN(inp.cfg.k, balance=inp.cfg.balance).fit(
+            inp.vecs[tr], inp.seed[tr].tolist(), weight=reviewed_weights(inp)[tr])
         query = np.nonzero(inp.has)[0]
         pos = np.full(len(inp.seed), -1)
         pos[tr] = np.arange(len(tr))
@@ -191,13 +192,23 @@ class ClassifierSource:
             twins = fit_rows[(dup[fit_rows] >= 0) & inp.train[fit_rows]]
             model = LogisticRegression(C=inp.cfg.classifier_c, max_iter=300,
                                        class_weight="balanced")
-            model.fit(x[np.r_[fit_rows, dup[twins]]], np.r_[y[fit_rows], y[twins]])
+            sw = reviewed_weights(inp)
+            model.fit(x[np.r_[fit_rows, dup[twins]]], np.r_[y[fit_rows], y[twins]],
+                      sample_weight=np.r_[sw[fit_rows], sw[twins]])
             cols = np.asarray(model.classes_, dtype=int)
             if len(held):
                 out[np.ix_(held, cols)] = model.predict_proba(x[held])
             if len(rest):
                 out[np.ix_(rest, cols)] += model.predict_proba(x[rest]) / 2
         return out
+
+
+def reviewed_weights(inp: SourceInput) -> np.ndarray:
+    """Each post's weight when a source learns from it: ``inp.weight`` (a reviewed
+    correction weighs ``cfg.reviewed_weight``), else 1."""
+    import numpy as np
+
+    return inp.weight if inp.weight is not None else np.ones(len(inp.seed))
 
 
 SOURCES: dict[str, Callable[[], LabellingSource]] = {

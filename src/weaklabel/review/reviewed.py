@@ -1,8 +1,10 @@
 """Turn the decisions journal into the artifacts the next build reads.
 
 - ``WORKSPACE/reviewed_labels.parquet`` (:data:`REVIEWED_LABELS`): one row per reviewed
-  post, its label (:data:`~weaklabel.contracts.ABSTAIN` = "none of the labels").
-  ``propagate`` takes these as gold seeds that override every other source.
+  post, its label (:data:`~weaklabel.contracts.ABSTAIN` = "none of the labels") and the
+  label the reviewer was shown (``shown``, of the latest vote). ``propagate`` takes these
+  as gold seeds that override every other source; a correction (label ≠ shown) weighs
+  ``propagate.reviewed_weight`` when its sources learn (:func:`corrected_posts`).
 - ``WORKSPACE/reviewed_images.parquet`` (:data:`REVIEWED_IMAGES`): per reviewed image
   and label the verdict ``accept`` or ``reject``. ``sample`` drops a rejected
   (image, label); ``export`` marks an accepted one ``human-annotated: "yes"``.
@@ -37,8 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REVIEWED_LABELS = Schema(
-    "reviewed_labels", (("post_id", "str"), ("label", "str")), key=("post_id",),
-    sort=("post_id",),
+    "reviewed_labels", (("post_id", "str"), ("label", "str"), ("shown", "str")),
+    key=("post_id",), sort=("post_id",),
 )
 REVIEWED_IMAGES = Schema(
     "reviewed_images",
@@ -54,9 +56,12 @@ def reviewed_frames(decisions: Iterable[Decision]) -> tuple[pd.DataFrame, pd.Dat
 
     standing = sorted(effective(decisions).values(), key=lambda d: d.seq or 0)
     post_votes: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    shown: dict[str, str] = {}  # post → the label shown at its latest vote
     image_votes: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
     for d in standing:
         seq = d.seq or 0
+        if d.action in ("accept", "relabel") and d.post_id:
+            shown[d.post_id] = d.shown or ""
         if d.action == "accept":
             if d.post_id:
                 post_votes[d.post_id].append((d.shown, seq))
@@ -77,7 +82,7 @@ def reviewed_frames(decisions: Iterable[Decision]) -> tuple[pd.DataFrame, pd.Dat
         count = Counter(lab for lab, _ in votes)
         last = {lab: seq for lab, seq in votes}
         best = max(count, key=lambda lab: (count[lab], last[lab]))
-        labels.append({"post_id": post_id, "label": best})
+        labels.append({"post_id": post_id, "label": best, "shown": shown.get(post_id, "")})
     images = [{"image": i, "post_id": p, "label": lab,
                "verdict": "accept" if c["accept"] > c["reject"] else "reject"}
               for (i, p, lab), c in image_votes.items()]
@@ -140,6 +145,22 @@ def read_reviewed_images(ws_root: Path | str) -> pd.DataFrame | None:
 
     p = Path(ws_root) / "reviewed_images.parquet"
     return read_parquet(p, REVIEWED_IMAGES) if p.exists() else None
+
+
+def corrected_posts(ws_root: Path | str) -> set[str]:
+    """Reviewed posts whose label is not the one the reviewer was shown: corrections,
+    which sit where the pipeline was wrong. Empty for a file without ``shown`` (written
+    before it was recorded): then every reviewed post weighs like a seed."""
+    import pandas as pd
+
+    p = Path(ws_root) / "reviewed_labels.parquet"
+    if not p.exists():
+        return set()
+    df = pd.read_parquet(p)
+    if "shown" not in df.columns:
+        return set()
+    return {str(x) for x, lab, sh in zip(df["post_id"], df["label"], df["shown"],
+                                        strict=True) if lab != sh}
 
 
 def read_reviewed_labels(ws_root: Path | str) -> pd.DataFrame | None:

@@ -15,6 +15,7 @@ not doubled). A reviewer sees and undoes only their own decisions.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -143,183 +144,201 @@ class Assigner:
             return out
 
 
+HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+           "Referrer-Policy": "no-referrer",
+           "Content-Security-Policy": "default-src 'none'; img-src 'self'; "
+           "style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'"}
+"""Sent with every response: nothing cached or sniffed, no script from elsewhere."""
+
+
+class Review:
+    """One workspace's review state behind the app: the store, the queue's items by id
+    and by label (in queue order), the label names and order, and who gets which page."""
+
+    def __init__(self, ws_root: Path, *, page_size: int, labelmap: str | None,
+                 per_item: int) -> None:
+        self.store = DecisionStore.open(ws_root)
+        self.images = ImageSource(ws_root)
+        self.page_size = page_size
+        self.counts = self.store.label_counts()
+        self.names: dict[str, str] = {}
+        self.order = sorted(self.counts)
+        if labelmap and Path(labelmap).is_file():
+            from weaklabel.labels.labelmap import load_labelmap
+
+            lm = load_labelmap(labelmap)
+            self.names = {lab.id: lab.name for lab in lm.labels}
+            self.order = lm.ids + [lab for lab in self.order if lab not in lm.ids]
+        self.by_id = {it["id"]: it for it in self.store.items()}
+        self.by_label: dict[str, list[dict[str, Any]]] = {}
+        for it in sorted(self.by_id.values(), key=lambda r: r["rank"]):
+            self.by_label.setdefault(it["label"], []).append(it)
+        self.assigner = Assigner(self.by_label, per_item=per_item, page_size=page_size)
+
+    def reviewer(self, token: str) -> str | None:
+        return self.store.reviewer_of(token)
+
+    def votes(self) -> dict[tuple[str, str], dict[str, Decision]]:
+        """Standing decisions per item, by reviewer."""
+        out: dict[tuple[str, str], dict[str, Decision]] = {}
+        for (r, p, i), d in effective(self.store.decisions()).items():
+            out.setdefault((p, i), {})[r] = d
+        return out
+
+    def progress(self, reviewer: str, v: Mapping[tuple[str, str], Mapping[str, Decision]]
+                 ) -> list[dict[str, Any]]:
+        return [{"id": lab, "name": self.names.get(lab, lab),
+                 "total": len(self.by_label.get(lab, [])),
+                 "done": self.assigner.done(lab, v, reviewer)}
+                for lab in self.order if lab in self.by_label]
+
+    def state(self, reviewer: str) -> dict[str, Any]:
+        return {"reviewer": reviewer, "labels": self.progress(reviewer, self.votes()),
+                "choices": [{"id": lab, "name": self.names.get(lab, lab)}
+                            for lab in self.order],
+                "page_size": self.page_size}
+
+    def page(self, reviewer: str, label: str) -> dict[str, Any]:
+        """The reviewer's current page of ``label``, with their decisions on it."""
+        v = self.votes()
+        decided = {k: mine[reviewer] for k, mine in v.items() if reviewer in mine}
+        out = []
+        for it in self.assigner.page(reviewer, label, v):
+            d = decided.get((it["post_id"], it["image"]))
+            out.append({"id": it["id"], "post_id": it["post_id"], "label": it["label"],
+                        "confidence": it["confidence"], "why": it["why"],
+                        "caption": it["caption"][:300], "evidence": it["evidence"][:200],
+                        "has_image": bool(it["image"]) and self.images.available(it["image"]),
+                        "image": it["image"],
+                        "decision": None if d is None else
+                        {"id": d.id, "action": d.action, "label": d.label}})
+        return {"label": label, "items": out, "labels": self.progress(reviewer, v)}
+
+    def decide(self, reviewer: str, rows: list[Any]) -> tuple[dict[str, Any], int]:
+        """Record each decision in its own transaction; the body and status to send."""
+        acked, errors = [], []
+        for r in rows:
+            try:
+                stored, new = self.store.record(self.to_decision(reviewer, r))
+                acked.append({"id": stored.id, "new": new, "seq": stored.seq})
+            except (WeaklabelError, KeyError, TypeError, ValueError) as exc:
+                rid = r.get("id") if isinstance(r, dict) else None
+                errors.append({"id": rid, "error": str(exc).strip("'")})
+        return {"acked": acked, "errors": errors}, 422 if errors else 200
+
+    def to_decision(self, reviewer: str, r: dict[str, Any]) -> Decision:
+        """A posted row as a decision of ``reviewer`` (an undo names what it undoes)."""
+        action, did = str(r["action"]), str(r["id"])
+        if action == "undo":
+            return Decision(did, reviewer, "", action="undo",
+                            undoes=str(r.get("undoes") or self._last(reviewer, did)))
+        it = self.by_id.get(int(r["item"]))
+        if it is None:
+            raise WeaklabelError(f"no item {r['item']!r}")
+        label = str(r.get("label", "")) if action == "relabel" else \
+            (it["label"] if action == "accept" else "")
+        if action == "relabel" and label and label not in self.counts and \
+                label not in self.names:
+            raise WeaklabelError(f"unknown label {label!r}")
+        return Decision(did, reviewer, it["post_id"], it["image"], it["label"], action, label,
+                        slice=it["why"] == RANDOM_WHY)
+
+    def _last(self, reviewer: str, did: str) -> str:
+        """What "undo my last" undoes: the latest standing decision (a retried undo: the
+        one it undid the first time)."""
+        mine = self.store.decisions(reviewer)
+        retry = next((x for x in mine if x.id == did), None)
+        if retry is not None:
+            return str(retry.undoes)
+        live = sorted(effective(mine).values(), key=lambda x: x.seq or 0)
+        if not live:
+            raise WeaklabelError("nothing to undo")
+        return live[-1].id
+
+    def thumbnail(self, item: int) -> bytes | None:
+        it = self.by_id.get(item)
+        return self.images.thumbnail(it["image"]) if it else None
+
+
 def create_app(ws_root: Path, *, page_size: int = 48, labelmap: str | None = None,
                per_item: int = 1) -> Any:
-    """The Starlette application of one workspace's review."""
+    """The Starlette application of one workspace's review (see :class:`Review`)."""
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
     from weaklabel.review.page import PAGE_HTML
 
-    store = DecisionStore.open(ws_root)
-    images = ImageSource(ws_root)
-    counts = store.label_counts()
-    names: dict[str, str] = {}
-    order = sorted(counts)
-    if labelmap and Path(labelmap).is_file():
-        from weaklabel.labels.labelmap import load_labelmap
+    rv = Review(ws_root, page_size=page_size, labelmap=labelmap, per_item=per_item)
 
-        lm = load_labelmap(labelmap)
-        names = {lab.id: lab.name for lab in lm.labels}
-        order = lm.ids + [lab for lab in order if lab not in lm.ids]
-    by_id = {it["id"]: it for it in store.items()}
-    by_label: dict[str, list[dict[str, Any]]] = {}
-    for it in sorted(by_id.values(), key=lambda r: r["rank"]):
-        by_label.setdefault(it["label"], []).append(it)
-    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-               "Referrer-Policy": "no-referrer",
-               "Content-Security-Policy": "default-src 'none'; img-src 'self'; "
-               "style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'"}
+    def guarded(handler: Callable[[Request, str], Any]) -> Callable[[Request], Any]:
+        """403 for an unknown token, else ``handler(request, reviewer)``; a plain
+        function stays one, so Starlette runs it in its thread pool, off the loop."""
+        def forbidden(request: Request) -> tuple[str | None, Response | None]:
+            reviewer = rv.reviewer(str(request.path_params.get("token", "")))
+            return reviewer, None if reviewer is not None else Response(
+                "unknown or revoked invite link\n", status_code=403,
+                media_type="text/plain", headers=HEADERS)
 
-    def who(request: Request) -> str | None:
-        return store.reviewer_of(str(request.path_params.get("token", "")))
+        if inspect.iscoroutinefunction(handler):
+            async def endpoint_async(request: Request) -> Response:
+                reviewer, denied = forbidden(request)
+                return denied or await handler(request, reviewer or "")
+            return endpoint_async
 
-    def forbidden() -> Response:
-        return Response("unknown or revoked invite link\n", status_code=403,
-                        media_type="text/plain", headers=headers)
+        def endpoint(request: Request) -> Response:
+            reviewer, denied = forbidden(request)
+            return denied or handler(request, reviewer or "")
+        return endpoint
 
-    assigner = Assigner(by_label, per_item=per_item, page_size=page_size)
-
-    def votes() -> dict[tuple[str, str], dict[str, Decision]]:
-        out: dict[tuple[str, str], dict[str, Decision]] = {}
-        for (r, p, i), d in effective(store.decisions()).items():
-            out.setdefault((p, i), {})[r] = d
-        return out
-
-    def progress(reviewer: str, v: Mapping[tuple[str, str], Mapping[str, Decision]]
-                 ) -> list[dict[str, Any]]:
-        return [{"id": lab, "name": names.get(lab, lab), "total": len(by_label.get(lab, [])),
-                 "done": assigner.done(lab, v, reviewer)}
-                for lab in order if lab in by_label]
-
-    def page(request: Request) -> Response:
-        if who(request) is None:
-            return forbidden()
-        return HTMLResponse(PAGE_HTML, headers=headers)
-
-    def state(request: Request) -> Response:
-        reviewer = who(request)
-        if reviewer is None:
-            return forbidden()
-        return JSONResponse({"reviewer": reviewer, "labels": progress(reviewer, votes()),
-                             "choices": [{"id": lab, "name": names.get(lab, lab)}
-                                         for lab in order],
-                             "page_size": page_size}, headers=headers)
-
-    def get_page(request: Request) -> Response:
-        reviewer = who(request)
-        if reviewer is None:
-            return forbidden()
-        label = request.query_params.get("label", "")
-        v = votes()
-        decided = {k: mine[reviewer] for k, mine in v.items() if reviewer in mine}
-        chunk = assigner.page(reviewer, label, v)
-        out = []
-        for it in chunk:
-            d = decided.get((it["post_id"], it["image"]))
-            out.append({"id": it["id"], "post_id": it["post_id"], "label": it["label"],
-                        "confidence": it["confidence"], "why": it["why"],
-                        "caption": it["caption"][:300], "evidence": it["evidence"][:200],
-                        "has_image": bool(it["image"]) and images.available(it["image"]),
-                        "image": it["image"],
-                        "decision": None if d is None else
-                        {"id": d.id, "action": d.action, "label": d.label}})
-        return JSONResponse({"label": label, "items": out, "labels": progress(reviewer, v)},
-                            headers=headers)
-
-    async def decide(request: Request) -> Response:
-        reviewer = who(request)
-        if reviewer is None:
-            return forbidden()
+    async def decide(request: Request, reviewer: str) -> Response:
         try:
-            body = await request.json()
-            rows = body["decisions"]
+            rows = (await request.json())["decisions"]
             assert isinstance(rows, list) and len(rows) <= MAX_BATCH
         except Exception:
             return JSONResponse({"error": f"send {{\"decisions\": [...]}} with at most "
-                                          f"{MAX_BATCH} decisions"}, 400, headers=headers)
-        from starlette.concurrency import run_in_threadpool
+                                          f"{MAX_BATCH} decisions"}, 400, headers=HEADERS)
+        body, status = await run_in_threadpool(rv.decide, reviewer, rows)
+        return JSONResponse(body, status, headers=HEADERS)
 
-        return await run_in_threadpool(_decide_rows, reviewer, rows)
-
-    def _decide_rows(reviewer: str, rows: list[Any]) -> Response:
-        acked, errors = [], []
-        for r in rows:
-            try:
-                d = _to_decision(reviewer, r)
-                stored, new = store.record(d)
-                acked.append({"id": stored.id, "new": new, "seq": stored.seq})
-            except (WeaklabelError, KeyError, TypeError, ValueError) as exc:
-                rid = r.get("id") if isinstance(r, dict) else None
-                errors.append({"id": rid, "error": str(exc).strip("'")})
-        return JSONResponse({"acked": acked, "errors": errors}, 422 if errors else 200,
-                            headers=headers)
-
-    def _to_decision(reviewer: str, r: dict[str, Any]) -> Decision:
-        action = str(r["action"])
-        did = str(r["id"])
-        if action == "undo":
-            undoes = r.get("undoes")
-            if not undoes:  # "undo my last": the latest standing decision
-                mine = store.decisions(reviewer)
-                retry = next((x for x in mine if x.id == did), None)
-                live = sorted(effective(mine).values(), key=lambda x: x.seq or 0)
-                if retry is not None:
-                    undoes = retry.undoes
-                elif not live:
-                    raise WeaklabelError("nothing to undo")
-                else:
-                    undoes = live[-1].id
-            return Decision(did, reviewer, "", action="undo", undoes=str(undoes))
-        it = by_id.get(int(r["item"]))
-        if it is None:
-            raise WeaklabelError(f"no item {r['item']!r}")
-        label = str(r.get("label", "")) if action == "relabel" else \
-            (it["label"] if action == "accept" else "")
-        if action == "relabel" and label and label not in counts and label not in names:
-            raise WeaklabelError(f"unknown label {label!r}")
-        return Decision(did, reviewer, it["post_id"], it["image"], it["label"], action, label,
-                        slice=it["why"] == RANDOM_WHY)
-
-    def image(request: Request) -> Response:
-        if who(request) is None:
-            return forbidden()
-        it = by_id.get(int(request.path_params["item"]))
-        data = images.thumbnail(it["image"]) if it else None
+    def image(request: Request, reviewer: str) -> Response:
+        data = rv.thumbnail(int(request.path_params["item"]))
         if data is None:
             return Response("no such image\n", 404, media_type="text/plain")
         return Response(data, media_type="image/jpeg",
-                        headers={**headers, "Cache-Control": "private, max-age=3600"})
+                        headers={**HEADERS, "Cache-Control": "private, max-age=3600"})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return Response("not found\n", 404, media_type="text/plain")
 
     routes = [
-        Route("/r/{token}/", page),
-        Route("/r/{token}/api/state", state),
-        Route("/r/{token}/api/page", get_page),
-        Route("/r/{token}/api/decide", decide, methods=["POST"]),
-        Route("/r/{token}/img/{item:int}", image),
+        Route("/r/{token}/", guarded(lambda r, who: HTMLResponse(PAGE_HTML, headers=HEADERS))),
+        Route("/r/{token}/api/state",
+              guarded(lambda r, who: JSONResponse(rv.state(who), headers=HEADERS))),
+        Route("/r/{token}/api/page", guarded(lambda r, who: JSONResponse(
+            rv.page(who, r.query_params.get("label", "")), headers=HEADERS))),
+        Route("/r/{token}/api/decide", guarded(decide), methods=["POST"]),
+        Route("/r/{token}/img/{item:int}", guarded(image)),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found})
-    app.state.store = store
+    app.state.store = rv.store
     return app
 
 
 def prepare(ws_root: Path, reviewers: list[str]) -> dict[str, str]:
     """Refresh the queue in the store and make (or reuse) each reviewer's token."""
-    from weaklabel.review.triage import run_queue
+    from weaklabel.review.triage import write_queue
     from weaklabel.workspace import Workspace
 
-    q = run_queue(Workspace(ws_root), include_decided=True)
+    q = write_queue(Workspace(ws_root), include_decided=True)
     with DecisionStore.open(ws_root) as store:
         store.set_items(q.to_dict(orient="records"))
         return {name: store.reviewer_token(name) for name in reviewers}
 
 
-def run_serve(ws: Any, *, reviewers: list[str], host: str = "127.0.0.1", port: int = 8765,
+def serve(ws: Any, *, reviewers: list[str], host: str = "127.0.0.1", port: int = 8765,
               page_size: int = 48, labelmap: str | None = None, per_item: int = 1,
               echo: Callable[[str], None] = print) -> None:
     """Serve until interrupted; then write the reviewed artifacts for the next build."""

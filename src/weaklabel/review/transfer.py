@@ -195,7 +195,7 @@ def _match_image(ref: str, images: list[str]) -> str | None:
     return None
 
 
-def run_import(ws: Workspace, path: Path, *, labelmap: Path | str | None = None
+def import_decisions(ws: Workspace, path: Path, *, labelmap: Path | str | None = None
                ) -> dict[str, Any]:
     """Import a decisions CSV or a Ground Truth manifest (``.manifest``/``.jsonl``/JSON
     lines) into the workspace's store, then refresh the reviewed artifacts.
@@ -220,7 +220,7 @@ def run_import(ws: Workspace, path: Path, *, labelmap: Path | str | None = None
             "reviewed_posts": res.posts, "reviewed_images": res.images}
 
 
-def run_export_decisions(ws: Workspace, output: Path, *, journal: bool = False) -> int:
+def export_decisions(ws: Workspace, output: Path, *, journal: bool = False) -> int:
     """Write the standing decisions (or with ``journal`` every row) as CSV; rows written."""
     from weaklabel.workspace import atomic_path
 

@@ -203,24 +203,22 @@ def build_queue(
     kw = dict(zip(keyword_labels["post_id"], keyword_labels["label"], strict=True)) \
         if keyword_labels is not None else {}
     conflict_images = set(conflicts["image"]) if conflicts is not None else set()
-    captions = captions or {}
-    exclude = exclude or set()
     by_post = {r["post_id"]: r for r in post_labels.to_dict(orient="records")}
-    pairs: list[tuple[str, str]] = []
-    if image_labels is not None and len(image_labels):
-        pairs = [(str(p), str(i)) for p, i in zip(image_labels["post_id"],
-                                                  image_labels["image"], strict=True)
-                 if p in by_post]
-    with_images = {p for p, _ in pairs}
-    pairs += [(p, "") for p in by_post if p not in with_images]
     scored, randoms = [], []
-    for post_id, image in dict.fromkeys(pairs):
-        if (post_id, image) in exclude:
+    for post_id, image in _items(by_post, image_labels):
+        if (post_id, image) in (exclude or set()):
             continue
         row = by_post[post_id]
         label = row["label"] or row.get("top_label") or ABSTAIN
         if not label:
             continue  # nothing to confirm: no source had a guess
+        item = {"post_id": post_id, "image": image, "label": label,
+                "confidence": float(row.get("confidence") or 0.0),
+                "caption": str((captions or {}).get(post_id, "")),
+                "evidence": str(row["evidence"]), "_k": _stable(post_id, image)}
+        if row["label"] and in_random_slice(post_id, image, rate=random_rate, seed=seed):
+            randoms.append({**item, "why": RANDOM_WHY, "random": True})
+            continue
         s, why = suspicion(row, keyword_label=kw.get(post_id) or None,
                            conflict=image in conflict_images)
         group, dens = f"post {post_id}", 1.0
@@ -228,19 +226,34 @@ def build_queue(
             group, dens = density.get(post_id, (f"post {post_id}", 0.0))
             why.append(f"density {dens:.2f}" + (f" ({group})" if group.startswith("cluster")
                                                 else ""))
-        item = {"post_id": post_id, "image": image, "label": label,
-                "confidence": float(row.get("confidence") or 0.0),
-                "caption": str(captions.get(post_id, "")), "evidence": str(row["evidence"])}
-        if row["label"] and in_random_slice(post_id, image, rate=random_rate, seed=seed):
-            randoms.append({**item, "why": RANDOM_WHY, "random": True,
-                            "_k": _stable(post_id, image)})
-        else:
-            scored.append({**item, "why": "; ".join(why) or "check", "random": False,
-                           "_s": -round(s * dens, 6), "_t": -round(s, 6), "_g": group,
-                           "_k": _stable(post_id, image)})
+        scored.append({**item, "why": "; ".join(why) or "check", "random": False,
+                       "_s": -round(s * dens, 6), "_t": -round(s, 6), "_g": group})
     scored.sort(key=lambda r: (r["_s"], r["_t"], r["_k"]))
-    scored = _round_robin(scored, diverse=density is not None)
     randoms.sort(key=lambda r: r["_k"])
+    out = _with_slice(_round_robin(scored, diverse=density is not None), randoms,
+                      random_rate=random_rate)
+    cols = [*QUEUE.names, "caption", "evidence", "random"]
+    return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
+
+
+def _items(by_post: Mapping[str, Any], image_labels: pd.DataFrame | None
+           ) -> list[tuple[str, str]]:
+    """(post_id, image) of every labelled image of a known post, then ``(post_id, "")``
+    of every post without one, each once."""
+    pairs: list[tuple[str, str]] = []
+    if image_labels is not None and len(image_labels):
+        pairs = [(str(p), str(i)) for p, i in zip(image_labels["post_id"],
+                                                  image_labels["image"], strict=True)
+                 if p in by_post]
+    with_images = {p for p, _ in pairs}
+    pairs += [(p, "") for p in by_post if p not in with_images]
+    return list(dict.fromkeys(pairs))
+
+
+def _with_slice(scored: list[dict[str, Any]], randoms: list[dict[str, Any]], *,
+                random_rate: float) -> list[dict[str, Any]]:
+    """One random-slice item after every ``1 / random_rate - 1`` scored ones, the rest
+    of the slice at the end: wherever a reviewer stops, a random 5 % is reviewed."""
     every = max(1, round(1 / random_rate) - 1) if random_rate > 0 else len(scored) + 1
     out: list[dict[str, Any]] = []
     ri = 0
@@ -250,8 +263,7 @@ def build_queue(
             ri += 1
         out.append(r)
     out.extend(randoms[ri:])
-    cols = [*QUEUE.names, "caption", "evidence", "random"]
-    return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
+    return out
 
 
 def _diverse(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -413,7 +425,7 @@ def decided_items(ws_root: Path) -> set[tuple[str, str]]:
         return {(p, i) for (_, p, i) in effective(store.decisions())}
 
 
-def run_queue(ws: Workspace, *, limit: int | None = None, output: Path | None = None,
+def write_queue(ws: Workspace, *, limit: int | None = None, output: Path | None = None,
               random_rate: float = RANDOM_RATE, include_decided: bool = False) -> pd.DataFrame:
     """Build the queue of a workspace; write the first ``limit`` items to ``output``.
 
