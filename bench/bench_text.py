@@ -10,7 +10,8 @@ token cache; and KNN prediction against a plain matrix multiply of the same vect
 
 ``--only propagate-100k`` times the text pipeline (tokenize, embed, cluster, propagate) on
 the same generated posts with the discriminative second stage on (the defaults) and off
-(seeds+KNN: sources keyword, knn, prototype; no held-out choice), each propagate a fresh
+(seeds+KNN: sources keyword, knn, prototype, combined by the blend and calibrated on
+held-out seeds as the full pipeline is), each propagate a fresh
 ``--force`` run, and reports what the second stage adds to the whole text pipeline.
 
 Usage: python bench/bench_text.py [--posts 100000] [--workers-subset N]
@@ -110,8 +111,8 @@ def second_stage_cost(ws: Path, posts: str, n: int) -> dict[str, Any]:
         print(f"{stage:<28}{times[stage]:8.1f}s", flush=True)
     labelmap = str(ws / "labelmap.draft.yaml")
     off = ws.parent / "seeds_knn.yaml"
-    off.write_text("propagate:\n  sources: [keyword, knn, prototype]\n  combine: blend\n"
-                   "  holdout: 0.0\n", "utf-8")
+    off.write_text("propagate:\n  sources: [keyword, knn, prototype]\n  combine: blend\n",
+                   "utf-8")
     for name, cfg in (("propagate seeds+KNN", ["-c", str(off)]), ("propagate full", [])):
         _, peak = run(["propagate", "-w", str(ws), "-q", "--force", "--labelmap", labelmap,
                        *cfg])

@@ -109,7 +109,7 @@ class PropagateConfig:
     combine: str = "auto"
     rounds: int = 3
     self_train_confidence: float = 0.7
-    self_train_share: float = 0.5  # each label's most confident half; 0: the cut above
+    self_train_share: float = 0.0  # > 0: each label's most confident share instead
     classifier_c: float = 1.0
     classifier_max_posts: int = 30_000
     holdout: float = 0.2

@@ -138,12 +138,14 @@ def self_train_rows(free: np.ndarray, current: np.ndarray, conf: np.ndarray, ncl
                     share: float, confidence: float) -> np.ndarray:
     """Which unlabelled posts (``free``) the classifier learns its current label from.
 
+    With ``share`` 0 (the default): every post whose confidence reaches ``confidence``.
     With ``share`` > 0: of every label's posts, the most confident ``share`` (ties at the
     cut all go in). One global threshold lets the labels whose votes run sharpest fill
     the training set: on 5,000 petition titles (16 labels) the 0.7 cut learnt mostly a
-    few well-seeded labels and macro-F1 fell round after round (0.236 → 0.206), while the
-    top half of each label held 0.25 over three rounds. With ``share`` 0: every post
-    whose confidence reaches ``confidence``.
+    few well-seeded labels and macro-F1 at full coverage fell round after round (0.236 →
+    0.206), while the top half of each label held 0.25 over three rounds. Not the
+    default: on the chatbot the held-out seeds then chose one round instead of two and the
+    pipeline fell from 0.641 to 0.621 (bench_quality), so it helps one real corpus only.
 
     Example:
         >>> import numpy as np
@@ -168,10 +170,10 @@ def self_train_rows(free: np.ndarray, current: np.ndarray, conf: np.ndarray, ncl
 class ClassifierSource:
     """TF-IDF char_wb 2–4-gram logistic regression on the current labels, cross-fitted.
 
-    Learns from the training seeds and from the most confident share
-    (``cfg.self_train_share``) of each label's other posts (see :func:`self_train_rows`),
-    at most ``cfg.classifier_max_posts`` of them (a fixed-seed sample; the cost stays
-    bounded as the corpus grows). Characters reach
+    Learns from the training seeds and from the posts whose current label reaches
+    ``cfg.self_train_confidence`` (or each label's most confident ``cfg.self_train_share``;
+    see :func:`self_train_rows`), at most ``cfg.classifier_max_posts`` of them (a
+    fixed-seed sample; the cost stays bounded as the corpus grows). Characters reach
     inside Korean compounds and brand or model codes that the tokenizer splits or drops.
 
     A training seed is learnt twice: with its label words masked (``texts``), so the
