@@ -132,12 +132,15 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
     known = set(ws.read("word_clusters.parquet", WORD_CLUSTERS)["cluster"].astype(int))
     labelmap = load_labelmap(lm_path, known_clusters=known)
     rows: dict[str, Any] = {}
+    extra_tables: dict[str, Any] = {}
     keyword = None
     for vname, overrides in VARIANTS.items():
         vcfg = with_overrides(cfg, overrides)
         t1 = time.perf_counter()
         prop, keyword = label_posts(ws, labelmap, vcfg)
         m = evaluate(prop.labels, gold, names=labelmap.id_of())
+        if vname == "weaklabel":
+            extra_tables = offline_tables(prop, gold, labelmap.id_of(), vcfg)
         rows[vname] = {**{k: m[k] for k in ("macro_f1", "accuracy", "coverage")},
                        "ece": m["calibration"]["ece"],
                        "estimated_precision": prop.estimates.get("estimated_precision"),
@@ -155,7 +158,40 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
     rows["supervised ceiling"] = {x: c[x] for x in ("macro_f1", "accuracy", "coverage")}
     rows["supervised ceiling"]["ece"] = None
     return {"posts": len(gold), "labels": len(labelmap.labels), "text_seconds": round(text_s, 1),
-            "rows": rows}
+            "rows": rows, **extra_tables}
+
+
+def offline_tables(prop: Any, gold: Any, names: dict[str, str], cfg: Any) -> dict[str, Any]:
+    """From the default run's votes, without re-running anything: every combiner over the
+    same final votes (each non-seed post its top label, nothing abstains), and the default
+    labels kept at lower confidence thresholds (its ``top_label`` where the confidence
+    reaches the threshold)."""
+    import numpy as np
+
+    from weaklabel.labels.evaluate import evaluate
+    from weaklabel.labels.sources import COMBINERS
+
+    fixed = prop.labels["source"].isin(["seed", "reviewed"]).to_numpy()
+    combiners: dict[str, float] = {}
+    for cname, combine in COMBINERS.items():
+        if not prop.votes:
+            break
+        post = combine(prop.votes, cfg.propagate)
+        top = np.where(post.sum(axis=1) > 0, post.argmax(axis=1), -1)
+        lab = np.array([prop.classes[j] if j >= 0 else "" for j in top], dtype=object)
+        df = prop.labels.copy()
+        df["label"] = np.where(fixed, df["label"].to_numpy(), lab)
+        combiners[cname] = evaluate(df, gold, names=names)["macro_f1"]
+    sweep: dict[str, Any] = {}
+    conf = prop.labels["confidence"].to_numpy()
+    for t in (0.0, 0.3, 0.4, 0.5):
+        df = prop.labels.copy()
+        keep = fixed | ((df["top_label"] != "").to_numpy() & (conf >= t - 1e-9))
+        df["label"] = np.where(fixed, df["label"], np.where(keep, df["top_label"], ""))
+        m = evaluate(df, gold, names=names)
+        sweep[f"{t:.1f}"] = {k: m[k] for k in ("macro_f1", "accuracy", "coverage",
+                                              "abstained_guess_accuracy")}
+    return {"combiners_full_coverage": combiners, "threshold_sweep": sweep}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,6 +224,15 @@ def main(argv: list[str] | None = None) -> int:
             head = f"{name} ({r['posts']})" if i == 0 else ""
             print(f"{head:<18}{row:<21}{v['macro_f1']:>9.3f}{v['accuracy']:>9.3f}"
                   f"{v['coverage']:>9.1%}{ece:>7}{est:>9}")
+    for name, r in report.items():
+        combos = ", ".join(f"{k} {v:.3f}" for k, v in r.get("combiners_full_coverage",
+                                                             {}).items())
+        print(f"{name}: combiners over the final votes, nothing abstaining: {combos}")
+        for t, v in r.get("threshold_sweep", {}).items():
+            ab = v["abstained_guess_accuracy"]
+            print(f"{name}: kept at confidence >= {t}: macro-F1 {v['macro_f1']:.3f}, "
+                  f"accuracy {v['accuracy']:.3f}, coverage {v['coverage']:.1%}, abstained "
+                  f"best guesses {'n/a' if ab is None else f'{ab:.3f}'} right")
     print(f"→ {args.out / 'quality.json'}")
     return 0
 

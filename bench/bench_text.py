@@ -8,8 +8,16 @@ Okt on the same captions (one worker each, and each tokenizer's rate on one core
 tokenize on the unchanged table (up-to-date check) and a forced re-run served from the
 token cache; and KNN prediction against a plain matrix multiply of the same vectors.
 
-Usage: python bench/bench_text.py [--posts 100000] [--workers-subset N] [--only knn|tokenizers]
-Writes bench/out/text.json (text_knn.json, text_tokenizers.json with --only).
+``--only propagate-100k`` times the text pipeline (tokenize, embed, cluster, propagate) on
+the same generated posts with the discriminative second stage on (the defaults) and off
+(seeds+KNN: sources keyword, knn, prototype, combined by the blend and calibrated on
+held-out seeds as the full pipeline is), each propagate a fresh
+``--force`` run, and reports what the second stage adds to the whole text pipeline.
+
+Usage: python bench/bench_text.py [--posts 100000] [--workers-subset N]
+       [--only knn|tokenizers|propagate-100k]
+Writes bench/out/text.json (text_knn.json, text_tokenizers.json, text_propagate.json with
+--only).
 """
 
 from __future__ import annotations
@@ -86,6 +94,41 @@ def knn_compare(ws: Path) -> dict[str, float]:
             "train": len(train), "query": len(query)}
 
 
+def second_stage_cost(ws: Path, posts: str, n: int) -> dict[str, Any]:
+    """Tokenize (2 workers), embed and cluster once (an up-to-date workspace is reused),
+    then propagate twice with ``--force``: seeds+KNN only, and the full pipeline. Every
+    stage's time is the one its meta records (the work, not the process start). The share
+    is the full pipeline's extra propagate time over the seeds+KNN text pipeline."""
+    seed_kw = str(ROOT / "examples/seed_keywords.yaml")
+    times: dict[str, float] = {}
+    for stage, extra in (("tokenize", [posts, "-j", "2"]), ("embed", []),
+                         ("cluster", ["--seed-keywords", seed_kw])):
+        meta = ws / {"tokenize": "tokens.parquet", "embed": "vectors.kv",
+                     "cluster": "word_clusters.parquet"}[stage]
+        dt, _ = run([stage, *extra, "-w", str(ws), "-q"])
+        got = json.loads(Path(f"{meta}.meta.json").read_text()).get("elapsed_s")
+        times[stage] = round(float(got) if got else dt, 1)
+        print(f"{stage:<28}{times[stage]:8.1f}s", flush=True)
+    labelmap = str(ws / "labelmap.draft.yaml")
+    off = ws.parent / "seeds_knn.yaml"
+    off.write_text("propagate:\n  sources: [keyword, knn, prototype]\n  combine: blend\n",
+                   "utf-8")
+    for name, cfg in (("propagate seeds+KNN", ["-c", str(off)]), ("propagate full", [])):
+        _, peak = run(["propagate", "-w", str(ws), "-q", "--force", "--labelmap", labelmap,
+                       *cfg])
+        meta = json.loads((ws / "post_labels.parquet.meta.json").read_text())
+        times[name] = round(float(meta["elapsed_s"]), 1)
+        print(f"{name:<28}{times[name]:8.1f}s {peak:8.0f} MiB", flush=True)
+    base = times["tokenize"] + times["embed"] + times["cluster"] + times["propagate seeds+KNN"]
+    extra = times["propagate full"] - times["propagate seeds+KNN"]
+    share = extra / base
+    print(f"text pipeline seeds+KNN {base:.1f}s; the second stage adds {extra:.1f}s "
+          f"({share:.0%}) for {n} posts", flush=True)
+    return {"stages_s": times, "pipeline_seeds_knn_s": round(base, 1),
+            "second_stage_extra_s": round(extra, 1), "second_stage_share": round(share, 3),
+            "posts": n}
+
+
 def per_core_rates(posts_csv: Path, n: int) -> dict[str, float]:
     """Captions per second of each tokenizer in this process on the first ``n`` captions
     (the same ones), after a warm-up batch: the tokenizers' own speed on one core."""
@@ -113,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers-subset", type=int, default=0,
                     help="posts for the 1-vs-2-worker comparison (0: all)")
     ap.add_argument("--out", type=Path, default=HERE / "out/text")
-    ap.add_argument("--only", choices=("knn", "tokenizers"), default=None,
+    ap.add_argument("--only", choices=("knn", "tokenizers", "propagate-100k"), default=None,
                     help="knn: only the KNN comparison, on vectors of --knn-tokenizer tokens; "
-                         "tokenizers: only Kiwi beside Okt in this process")
+                         "tokenizers: only Kiwi beside Okt in this process; propagate-100k: "
+                         "the text pipeline with the second stage on and off")
     ap.add_argument("--knn-tokenizer", default="regex",
                     help="tokenizer of the vectors for --only knn (the shape is what counts)")
     args = ap.parse_args(argv)
@@ -136,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             run([*cmd, "-w", str(ws), "-q"])
         res["knn"] = knn_compare(ws)
         return _write(res, "text_knn.json")
+    if args.only == "propagate-100k":
+        res.update(second_stage_cost(out / "ws_propagate", posts, args.posts))
+        return _write(res, "text_propagate.json")
     if args.only == "tokenizers":
         res["tokenizer_per_core"] = per_core_rates(Path(posts), args.workers_subset or 20_000)
         print(res["tokenizer_per_core"], flush=True)

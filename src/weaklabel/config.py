@@ -109,6 +109,7 @@ class PropagateConfig:
     combine: str = "auto"
     rounds: int = 3
     self_train_confidence: float = 0.7
+    self_train_share: float = 0.0  # > 0: each label's most confident share instead
     classifier_c: float = 1.0
     classifier_max_posts: int = 30_000
     holdout: float = 0.2
@@ -596,6 +597,7 @@ SETTINGS: dict[str, Check] = {
                                                           "COMBINERS")),
     "propagate.rounds": Check(int, 0, 20),
     "propagate.self_train_confidence": _SHARE,
+    "propagate.self_train_share": _SHARE,
     "propagate.classifier_c": Check(float, 1e-6, 1e6),
     "propagate.classifier_max_posts": Check(int, 100, 100_000_000),
     # At least one seed is learnt from and at least one held out: 0 < holdout < 1.

@@ -6,7 +6,9 @@ category as given (petition_keywords.yaml), the label map the keyword-seeded dra
 stands. Here every label has only a handful of held-out seeds. Before the guard the
 held-out choice picked the label model with no classifier round and a calibration that
 abstained on nearly every non-seed post (on a 5,000-title sample:
-macro-F1 0.138 at 22 % coverage, against 0.198 at 69 % for seeds+KNN).
+macro-F1 0.138 at 22 % coverage, against 0.198 at 69 % for seeds+KNN). Now the fixed
+fallback keeps seeds+KNN's coverage and confidence and lets one classifier round name the
+labels (on 5,000 titles 0.203 → 0.230, measured offline).
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ import pytest
 
 from weaklabel.config import load_config, with_overrides
 from weaklabel.contracts import ABSTAIN
-from weaklabel.labels.propagate import MIN_HELDOUT, MIN_HELDOUT_PER_LABEL, heldout_shortfall
+from weaklabel.labels.propagate import (
+    FALLBACK_ROUNDS,
+    MIN_HELDOUT,
+    MIN_HELDOUT_PER_LABEL,
+    heldout_shortfall,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests/data"  # a bundled sample: CI has no ../shared
@@ -75,13 +82,20 @@ def test_few_heldout_seeds_keep_the_default_and_its_coverage(tmp_path: Path) -> 
 
     est = full.estimates
     assert "fewer than" in est["default_choice"]  # the held-out seeds are too few here
-    assert est["combine"] == "blend" and est["rounds"] == 0  # the seeds+KNN stage
+    # the fixed fallback: one classifier round names the labels ...
+    assert est["combine"] == "classifier" and est["rounds"] == FALLBACK_ROUNDS == 1
     assert "trials" not in est  # nothing was chosen by them
-    cov_full = float((full.labels["label"] != ABSTAIN).mean())
-    cov_knn = float((knn.labels["label"] != ABSTAIN).mean())
-    assert cov_knn > 0.15  # 2,000 titles, 16 labels: seeds+KNN itself keeps only ~21 %
-    # no abstention beyond the default threshold: coverage stays near seeds+KNN's
-    assert cov_full > 0.85 * cov_knn
+    # ... and the seeds+KNN blend decides which posts are labelled, with its confidence
+    kept_full = (full.labels["label"] != ABSTAIN).to_numpy()
+    kept_knn = (knn.labels["label"] != ABSTAIN).to_numpy()
+    assert kept_knn.mean() > 0.15  # 2,000 titles, 16 labels: seeds+KNN keeps only ~21 %
+    assert (kept_full == kept_knn).all()
+    prop = full.labels["source"] == "knn"
+    # (a seed's confidence is its label model's belief, which hears the classifier too)
+    assert np.allclose(full.labels.loc[prop, "confidence"], knn.labels.loc[prop, "confidence"])
+    changed = (full.labels["label"] != knn.labels["label"])[prop]
+    assert changed.any()  # the classifier did name other labels
+    assert (full.labels.loc[prop, "label"] == full.labels.loc[prop, "label_classifier"]).all()
     f1_full = evaluate(full.labels, gold, names=labelmap.id_of())["macro_f1"]
     f1_knn = evaluate(knn.labels, gold, names=labelmap.id_of())["macro_f1"]
     assert f1_full > f1_knn - 0.03
