@@ -986,7 +986,6 @@ def test_purge_in_place_reports_from_the_bucket_and_apply_moves_the_corrupt_obje
     import pandas as pd
 
     from weaklabel.images.quarantine import JOURNAL, read_journal
-
     from weaklabel.storage import mirror_dir
 
     client, served = s3["client"], s3["served"]
