@@ -17,8 +17,9 @@ all three. Whole bodies go into a bounded :class:`ObjectCache` on the worker, so
 workspace (or a re-run after the inventory was lost) reads them from local disk.
 
 The driver still needs a few files as files: the sampled images that ``export`` links or
-copies. :func:`materialize` writes just those into the mirror folder, from the cache
-when it has them.
+copies, and the files ``--apply`` moves (with a duplicate group's kept copy), which are
+checked, journalled and restored as on a mirrored root. :func:`materialize` writes just
+those into the mirror folder, from the cache when it has them.
 """
 
 from __future__ import annotations
