@@ -16,6 +16,9 @@ Three measurements, on moto's S3 server (``ThreadedMotoServer``) on 127.0.0.1 an
   each worker reads its objects from the endpoint), on the local pool and on Dask;
 - **moves**: ``--moves`` objects moved into a quarantine prefix one at a time, then
   16 at a time (``storage_quarantine.move_many``);
+- **apply**: ``purge --apply`` of ``--moves`` corrupt objects on a bucket, each read
+  mode, ``storage.fetch_workers`` 1 and 16 (the whole run: listing, checks, journal,
+  bucket moves, mirrored files);
 - **memory**: a tenth, a half and all of ``--objects`` (default 100,000) tiny objects
   in 100 date folders, each count listed, inventoried (``storage/objects.sqlite``) and
   synced cold in a fresh process whose peak RSS is reported: listing pages stream into
@@ -218,6 +221,42 @@ def bench_moves(client: Any, endpoint: str, n: int) -> dict[str, Any]:
     return out
 
 
+def bench_apply(client: Any, endpoint: str, n: int, work: Path) -> dict[str, Any]:
+    """``purge --apply`` on a bucket: ``n`` corrupt objects (truncated JPEGs), synced and
+    checked once, then each read mode's ``--apply`` run timed (listing, the checks before
+    each move, the bucket moves with their journal and the mirrored files), with
+    ``storage.fetch_workers`` 1 (one move at a time, as before) and 16. Every object
+    must end in the quarantine prefix."""
+    from weaklabel.config import Config, ImagesConfig, StorageConfig
+    from weaklabel.images.purge import run_purge
+    from weaklabel.storage import stage_inputs
+    from weaklabel.workspace import Workspace
+
+    out: dict[str, Any] = {"objects": n}
+    for read in ("mirror", "in_place"):
+        for workers in (1, 16):
+            prefix = f"ap_{read}_{workers}"
+            put_many(client, "bench", [(f"{prefix}/2019030{1 + i % 5}/b{i:05d}.jpg",
+                                        jpeg(i, 48)[:300]) for i in range(n)])
+            ws = work / prefix
+            cfg = Config(workspace=str(ws), images=ImagesConfig(
+                root=f"s3://bench/{prefix}", workers=2), storage=StorageConfig(
+                endpoint_url=endpoint, read=read, cache_dir=str(ws / "cache"),
+                fetch_workers=workers))
+            staged, _ = stage_inputs(cfg, posts=False)
+            run_purge(Workspace(ws), staged, progress=False)
+            t0 = time.perf_counter()
+            staged, _ = stage_inputs(cfg, posts=False)
+            rep = run_purge(Workspace(ws), staged, progress=False, apply=True)
+            dt = time.perf_counter() - t0
+            moved = rep.summary.applied.moved if rep.summary.applied else ()
+            left = client.list_objects_v2(Bucket="bench", Prefix=f"{prefix}/2019")
+            assert len(moved) == n and left.get("KeyCount", 0) == 0, (len(moved), left)
+            out[f"{read}_{workers}_s"] = dt
+            out[f"{read}_{workers}_objects_per_s"] = n / dt
+    return out
+
+
 def _peak_rss_mib() -> float:
     """This process's own peak RSS. Not ``ru_maxrss``: Linux carries that over from the
     forked copy of the parent (holding the whole moto bucket) across ``exec``."""
@@ -291,7 +330,8 @@ def main() -> None:
     ap.add_argument("--posts", type=int, default=1500)
     ap.add_argument("--objects", type=int, default=100_000)
     ap.add_argument("--moves", type=int, default=300)
-    ap.add_argument("--only", choices=("fetch", "engine", "inplace", "moves", "memory"),
+    ap.add_argument("--only", choices=("fetch", "engine", "inplace", "moves", "apply",
+                                       "memory"),
                     action="append",
                     help="Run only these parts (repeatable; default: all).")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -316,7 +356,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_storage_"))
     result: dict[str, Any] = {}
     try:
-        parts = args.only or ["fetch", "engine", "inplace", "moves", "memory"]
+        parts = args.only or ["fetch", "engine", "inplace", "moves", "apply", "memory"]
         if "fetch" in parts or "engine" in parts:
             result["fetch"] = f = bench_fetch(client, endpoint, args.images, work)
             print(f"fetch   {f['objects']} objects in {f['prefixes']} date folders: cold "
@@ -345,6 +385,12 @@ def main() -> None:
             print(f"moves   {mv['objects']} bucket moves (copy, verify, delete): one at a "
                   f"time {mv['sequential_objects_per_s']:.0f} obj/s, 16 at a time "
                   f"{mv['parallel_objects_per_s']:.0f} obj/s", flush=True)
+        if "apply" in parts:
+            result["apply"] = a = bench_apply(client, endpoint, args.moves, work)
+            for read in ("mirror", "in_place"):
+                print(f"apply   purge --apply, {a['objects']} corrupt objects, read: {read}: "
+                      f"one move at a time {a[f'{read}_1_objects_per_s']:.0f} obj/s, 16 at a "
+                      f"time {a[f'{read}_16_objects_per_s']:.0f} obj/s", flush=True)
         if "memory" in parts:
             result["memory"] = bench_memory(endpoint, args.objects, work)
     finally:

@@ -661,7 +661,8 @@ def test_an_interrupted_bucket_move_is_settled_by_the_next_run(
     url, ws = f"s3://{BUCKET}/q2", tmp_path / "ws"
     jpath = ws / "quarantine" / JOURNAL
 
-    # kill -9 while the first move waits between its journal intent and the move.
+    # kill -9 while both moves (on the pool, in parallel) wait between their journal
+    # intents and the moves: two intents open at once, both settled by the next run.
     code = ("import sys\nfrom weaklabel.cli import main\n"
             f"sys.argv = ['weaklabel', 'purge', {url!r}, '-w', {str(ws)!r}, '--apply', '-q']\n"
             "main()\n")
@@ -670,7 +671,7 @@ def test_an_interrupted_bucket_move_is_settled_by_the_next_run(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not (jpath.exists() and '"intent"' in jpath.read_text()):
+        while not (jpath.exists() and jpath.read_text().count('"intent"') == 2):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
     finally:
@@ -977,13 +978,14 @@ def test_bucket_moves_in_parallel_are_journalled_first_and_all_verified(
 
 
 @pytest.mark.slow
-def test_purge_in_place_reports_from_the_bucket_and_apply_moves_nothing_it_cannot_check(
+def test_purge_in_place_reports_from_the_bucket_and_apply_moves_the_corrupt_object(
         tmp_path: Path, s3: dict[str, Any]) -> None:
     """On the local pool too: purge reads the objects in place (one GET each, nothing
-    written under the mirror); --apply needs files on the driver, so every move is
-    reported as not made, and the bucket is left as it was."""
+    written under the mirror); --apply writes only the planned file into the mirror,
+    checks it, moves the object to the quarantine prefix, and restore brings it back."""
     import pandas as pd
 
+    from weaklabel.images.quarantine import JOURNAL, read_journal
     from weaklabel.storage import mirror_dir
 
     client, served = s3["client"], s3["served"]
@@ -1002,7 +1004,36 @@ def test_purge_in_place_reports_from_the_bucket_and_apply_moves_nothing_it_canno
     assert purge.loc[f"{DAYS[0]}/broken.jpg", "status"] == "truncated"
     assert set(purge.index) == set(images)
     assert not any(p.is_file() for p in mirror_dir(ws, url).rglob("*"))
+    served.clear()
+    r = _cli("purge", url, "-w", str(ws), "-c", str(cfg), "-q")
+    assert r.exit_code == 0, r.output
+    assert served.gets("ip1/") == []  # a re-run reads nothing again
+    served.clear()
     r = _cli("purge", url, "-w", str(ws), "-c", str(cfg), "--apply", "-q")
     assert r.exit_code == 0, r.output
-    assert "quarantined 0 file(s)" in r.output
-    assert _keys(client, "ip1/") == images
+    assert "quarantined 1 file(s)" in r.output
+    broken = f"{DAYS[0]}/broken.jpg"
+    # Only the planned object was read again, if the cache did not hold it: the other
+    # objects' checks came from the inventory.
+    assert [k for k, _ in served.gets("ip1/")] in ([], [f"ip1/{broken}"])
+    run = read_journal(ws / "quarantine" / JOURNAL)[0]["run"]
+    bucket = _keys(client, "ip1/")
+    assert broken not in bucket
+    assert bucket[f"{QPREFIX}/{run}/{broken}"] == images[broken]
+    assert {k: v for k, v in bucket.items() if not k.startswith(QPREFIX)} == \
+        {k: v for k, v in images.items() if k != broken}
+    assert not any(p.is_file() for p in mirror_dir(ws, url).rglob("*"))
+    assert (ws / "quarantine" / run / broken).read_bytes() == images[broken]
+
+    r = _cli("purge", url, "-w", str(ws), "-c", str(cfg), "-q")
+    assert r.exit_code == 0, r.output
+    assert broken not in set(pd.read_csv(ws / "purge.csv")["path"])
+
+    r = _cli("restore", "-w", str(ws), "-q")
+    assert r.exit_code == 0, r.output
+    assert "restored 1 file(s)" in r.output
+    assert _keys(client, "ip1/") == images  # back at its key, the quarantine prefix empty
+    r = _cli("purge", url, "-w", str(ws), "-c", str(cfg), "-q")
+    assert r.exit_code == 0, r.output
+    purge = pd.read_csv(ws / "purge.csv").set_index("path")
+    assert purge.loc[broken, "status"] == "truncated"

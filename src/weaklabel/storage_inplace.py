@@ -17,8 +17,9 @@ all three. Whole bodies go into a bounded :class:`ObjectCache` on the worker, so
 workspace (or a re-run after the inventory was lost) reads them from local disk.
 
 The driver still needs a few files as files: the sampled images that ``export`` links or
-copies. :func:`materialize` writes just those into the mirror folder, from the cache
-when it has them.
+copies, and the files ``--apply`` moves (with a duplicate group's kept copy), which are
+checked, journalled and restored as on a mirrored root. :func:`materialize` writes just
+those into the mirror folder, from the cache when it has them.
 """
 
 from __future__ import annotations
@@ -508,11 +509,15 @@ def source_for(root: Path | str, ws_root: Path | str) -> InPlace | None:
 
 
 def materialize(ws_root: Path | str, root: Path | str, images: list[str], *,
-                workers: int = 16) -> int:
+                workers: int = 16, any_status: bool = False) -> int:
     """Write the objects ``images`` (keys under an in-place root) into the mirror folder
     as files, for export to link or copy; each gets the modification time the inventory
     recorded, and the inventory row takes the file's inode. Files already there (same
     size and time) are kept. A no-op for a root that is not read in place.
+
+    Only images the inventory found ok are written, unless ``any_status`` (the
+    quarantine's moves: a corrupt object too is checked and moved as a file, and
+    ``restore`` puts that file back beside the object).
 
     Returns:
         How many of the files are in the mirror now.
@@ -526,6 +531,7 @@ def materialize(ws_root: Path | str, root: Path | str, images: list[str], *,
     if not os.path.exists(inv_path):
         return 0
     want: list[tuple[str, int, int]] = []
+    ok = "" if any_status else "status='ok' AND"
     db = sqlite3.connect(inv_path)
     try:
         for i in range(0, len(images), 500):
@@ -533,7 +539,7 @@ def materialize(ws_root: Path | str, root: Path | str, images: list[str], *,
             marks = ",".join("?" * len(part))
             for p, size, mtime in db.execute(
                     f"SELECT path, size, mtime_ns FROM files WHERE kind='file' AND "  # noqa: S608
-                    f"status='ok' AND path IN ({marks})", [os.fsencode(x) for x in part]):
+                    f"{ok} path IN ({marks})", [os.fsencode(x) for x in part]):
                 want.append((os.fsdecode(p), int(size), int(mtime)))
     finally:
         db.close()

@@ -29,6 +29,10 @@ from weaklabel.storage import QUARANTINE_PREFIX, STATE, ObjectInfo, ObjectState,
 
 log = logging.getLogger(__name__)
 
+MOVE_WORKERS = 16
+"""Bucket moves in flight at once by default (``storage.fetch_workers`` in the stages):
+each is four requests that mostly wait on the network."""
+
 
 @dataclass
 class RemoteRoot:
@@ -173,7 +177,8 @@ def record_state(ws_root: Path | str, rem: dict[str, Any], *, quarantined: bool)
 
 
 def move_many(rems: list[dict[str, Any]], *, workers: int,
-              before: Any = None, after: Any = None) -> list[BaseException | None]:
+              before: Any = None, after: Any = None,
+              pause: float = 0.0) -> list[BaseException | None]:
     """Bucket moves (:func:`move`) ``workers`` at a time, each journalled before it starts.
 
     A move is four requests (a HEAD of the destination, the server-side copy, a HEAD of
@@ -182,11 +187,14 @@ def move_many(rems: list[dict[str, Any]], *, workers: int,
     before move ``i`` starts, ``after(i, exc)`` once it is verified done (``exc`` None)
     or has failed; a crash leaves at most ``workers`` intents open, each settled from
     what the bucket holds (:func:`settle`) by the next run, as a single one is.
+    ``pause`` seconds pass between a move's ``before`` and its start, outside the lock
+    (tests use it to ``kill -9`` a run with several intents open).
 
     Returns:
         Per move, None or the exception it failed with (the original then stays).
     """
     import threading
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
     lock = threading.Lock()
@@ -196,6 +204,8 @@ def move_many(rems: list[dict[str, Any]], *, workers: int,
         with lock:
             if before is not None:
                 before(i)
+        if pause:
+            time.sleep(pause)
         try:
             move(rems[i])
         except Exception as exc:  # the store's own errors too: reported per move

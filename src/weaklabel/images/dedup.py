@@ -814,7 +814,7 @@ def _write_groups(ws: Workspace, rows: list[DuplicateRow], excluded: dict[str, s
 
 
 def _quarantine(root: Path, ws: Workspace, files: Sequence[FileRow], rows: list[DuplicateRow],
-                quiet: bool) -> ApplyReport:
+                quiet: bool, workers: int | None = None) -> ApplyReport:
     from weaklabel.images.quarantine import Move, apply_moves, plan_moves
 
     sha = {r["path"]: r["sha1"] for r in files}
@@ -829,7 +829,7 @@ def _quarantine(root: Path, ws: Workspace, files: Sequence[FileRow], rows: list[
              kept_size=info[k][0], kept_mtime_ns=info[k][1], kept_sha1=digest(k))
         for g, kind, k, d, _dist, why in rows
     )
-    return apply_moves(root, ws, plan, stage="dedup", quiet=quiet)
+    return apply_moves(root, ws, plan, stage="dedup", quiet=quiet, workers=workers)
 
 
 def run_dedup(
@@ -900,7 +900,8 @@ def run_dedup(
         n_exact = sum(1 for r in out_rows if r[1] == "exact")
         applied = None
         if apply:
-            applied = Applied.of(_quarantine(root, ws, files, out_rows, not progress))
+            applied = Applied.of(_quarantine(root, ws, files, out_rows, not progress,
+                                             cfg.storage.fetch_workers))
         st.done(DedupSummary(len({r[0] for r in out_rows}), n_exact, len(out_rows) - n_exact,
                              len(excluded), scan, applied),
                 rows={"duplicates.csv": len(out_rows), "dedup_excluded.csv": len(excluded)})

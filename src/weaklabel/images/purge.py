@@ -200,7 +200,8 @@ def run_purge(
                                            corrupt["reason"], strict=False)
             )
             applied = Applied.of(apply_moves(root, ws, plan, stage="purge",
-                                             quiet=not progress))
+                                             quiet=not progress,
+                                             workers=cfg.storage.fetch_workers))
         st.done(PurgeSummary(len(files), len(corrupt), counts, scan, applied),
                 rows={"purge.csv": len(files)})
     return st.report

@@ -400,13 +400,18 @@ def new_run_id(ws: Workspace, stage: str) -> str:
 
 
 def apply_moves(
-    root: Path, ws: Workspace, plan: list[Move], *, stage: str, quiet: bool = True
+    root: Path, ws: Workspace, plan: list[Move], *, stage: str, quiet: bool = True,
+    workers: int | None = None,
 ) -> ApplyReport:
     """Carry out a plan (the caller holds the workspace lock). Never deletes a file.
 
     Each move is checked first (the source, and a duplicate's kept copy, are still what
     the plan saw), then journalled as an intent *before* the file moves and marked done
     after (:func:`_move_journaled`), so a crash at any point is recovered by the next run.
+    On a bucket's mirror the checked moves then go ``workers`` at a time
+    (:func:`_move_bucket`, default :data:`~weaklabel.storage_quarantine.MOVE_WORKERS`);
+    a root read in place first gets the planned files (and kept copies) written into its
+    mirror folder, so they are checked, moved and restored as on a mirrored root.
     """
     from tqdm import tqdm
 
@@ -420,45 +425,143 @@ def apply_moves(
     from weaklabel import storage_quarantine as sq
 
     remote = sq.remote_for(root, ws.root)  # a mirror of a bucket: the objects move too
+    if remote is not None:
+        from weaklabel.storage_inplace import materialize
+
+        wanted = {m.src for m in plan} | {m.kept for m in plan if m.kept is not None}
+        materialize(ws.root, root, sorted(wanted), any_status=True)
     journal = Journal(quarantine_dir(ws) / JOURNAL)
     cancelled_groups: dict[int, str] = {}
     checked_kept: set[str] = set()
+    outcome: list[str | None] = [None] * len(plan)  # None: moved, else why not
+    failed: set[int] = set()
+    bucket: list[_Planned] = []
     try:
         for n, m in enumerate(tqdm(plan, desc="quarantine", unit="file",
                                    disable=True if quiet else None,
                                    file=__import__("sys").stderr)):
             if m.group is not None and m.group in cancelled_groups:
-                report.cancelled.append((m.src, cancelled_groups[m.group]))
+                outcome[n] = cancelled_groups[m.group]
                 continue
             src = stays_inside(root_s, m.src)
             if src is None:
-                report.cancelled.append((m.src, f"not moved: {OUTSIDE}"))
+                outcome[n] = f"not moved: {OUTSIDE}"
                 continue
             msg = _kept_problem(m, root_s, checked_kept)
             if msg is not None:
                 if m.group is not None:
                     cancelled_groups[m.group] = msg
-                report.cancelled.append((m.src, msg))
+                outcome[n] = msg
                 continue
             sha1, why = _source_problem(m, src)
             if sha1 is None:
-                report.cancelled.append((m.src, why))
+                outcome[n] = why
                 continue
             rem = None if remote is None else remote.record(m.src, run)
             if isinstance(rem, str):
-                report.cancelled.append((m.src, f"not moved: {rem}"))
+                outcome[n] = f"not moved: {rem}"
                 continue
-            failed = _move_journaled(journal, ws, m, mid=f"{run}:{n}", run=run, stage=stage,
-                                     src=src, dst=os.path.join(os.fspath(qdir), m.src),
-                                     root_s=root_s, sha1=sha1, rem=rem)
-            if failed is not None:
-                report.cancelled.append((m.src, failed))
-                report.failed.append((m.src, failed))
+            dst = os.path.join(os.fspath(qdir), m.src)
+            if rem is not None:
+                bucket.append(_Planned(n, m, src, dst, sha1, rem))
                 continue
-            report.moved.append(m.src)
+            outcome[n] = _move_journaled(journal, ws, m, mid=f"{run}:{n}", run=run,
+                                         stage=stage, src=src, dst=dst, root_s=root_s,
+                                         sha1=sha1, rem=None)
+            if outcome[n] is not None:
+                failed.add(n)
+        if bucket:
+            _move_bucket(journal, ws, bucket, run=run, stage=stage, root_s=root_s,
+                         outcome=outcome, failed=failed,
+                         workers=workers or sq.MOVE_WORKERS)
     finally:
         journal.close()
+    for n, m in enumerate(plan):  # in plan order, whichever move finished first
+        res = outcome[n]
+        if res is None:
+            report.moved.append(m.src)
+            continue
+        report.cancelled.append((m.src, res))
+        if n in failed:
+            report.failed.append((m.src, res))
     return report
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A checked move of a bucket's object and its mirrored file, waiting for the pool."""
+
+    n: int
+    m: Move
+    src: str
+    dst: str
+    sha1: str
+    rem: dict[str, Any]
+
+
+def _intent(m: Move, *, mid: str, run: str, stage: str, src: str, dst: str, root_s: str,
+            sha1: str, rem: dict[str, Any] | None) -> dict[str, Any]:
+    return {"op": "intent", "id": mid, "action": "quarantine", "run": run,
+            "stage": stage, "src": src, "dst": dst, "rel": m.src, "root": root_s,
+            "size": m.size, "mtime_ns": m.mtime_ns, "sha1": sha1,
+            "reason": m.reason, **({"remote": rem} if rem else {})}
+
+
+def _why(exc: OSError, src: str) -> str:
+    why = f"not moved: {exc.strerror or exc}"
+    if exc.filename and exc.filename != src:
+        why += f" ({exc.filename})"
+    return why
+
+
+def _move_bucket(journal: Journal, ws: Workspace, todo: list[_Planned], *, run: str,
+                 stage: str, root_s: str, outcome: list[str | None], failed: set[int],
+                 workers: int) -> None:
+    """The checked bucket moves on a pool of threads
+    (:func:`weaklabel.storage_quarantine.move_many`), with the order of
+    :func:`_move_journaled` kept per move: the intent is on disk before the object's
+    copy starts; after the copy verified and the original is deleted, the mirrored file
+    follows (the object goes back when the file cannot), the object state drops the key
+    and only then is the move done. A crash leaves at most ``workers`` intents open,
+    each settled by :func:`recover` from what the bucket holds."""
+    from weaklabel import storage_quarantine as sq
+
+    def before(i: int) -> None:
+        p = todo[i]
+        journal.write(_intent(p.m, mid=f"{run}:{p.n}", run=run, stage=stage, src=p.src,
+                              dst=p.dst, root_s=root_s, sha1=p.sha1, rem=p.rem))
+
+    def after(i: int, exc: BaseException | None) -> None:
+        p = todo[i]
+        mid = f"{run}:{p.n}"
+        if exc is None:
+            try:
+                _move_file(p.src, p.dst, p.sha1)
+            except OSError as err:
+                try:
+                    sq.move(sq.reverse(p.rem))
+                except Exception as back:  # noqa: BLE001 - settled by the next run
+                    # The object stays in quarantine, its file in the mirror: the intent
+                    # stays open, and the next run's recover() brings the file after it.
+                    log.warning("%s: %s, and the object could not go back (%s); the "
+                                "next run settles it", mid, err, back)
+                    outcome[p.n] = _why(err, p.src)
+                    failed.add(p.n)
+                    return
+                exc = err
+        if exc is not None:
+            if not isinstance(exc, OSError):  # the store's own errors (credentials, network)
+                exc = OSError(errno.EIO, f"{p.rem['url']}/{p.rem['src']}: {exc}")
+            journal.write({"op": "abort", "id": mid, "why": str(exc)})
+            outcome[p.n] = _why(exc, p.src)
+            failed.add(p.n)
+            return
+        sq.record_state(ws.root, p.rem, quarantined=True)
+        journal.write({"op": "done", "id": mid})
+
+    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+    sq.move_many([p.rem for p in todo], workers=workers, before=before, after=after,
+                 pause=delay)
 
 
 def _kept_problem(m: Move, root_s: str, checked_kept: set[str]) -> str | None:
@@ -497,11 +600,8 @@ def _move_journaled(journal: Journal, ws: Workspace, m: Move, *, mid: str, run: 
 
     The intent is written and flushed *before* the move: the crash-safety of the
     quarantine rests on this order (see :func:`recover`)."""
-    journal.write({"op": "intent", "id": mid, "action": "quarantine", "run": run,
-                   "stage": stage, "src": src, "dst": dst, "rel": m.src,
-                   "root": root_s,
-                   "size": m.size, "mtime_ns": m.mtime_ns, "sha1": sha1,
-                   "reason": m.reason, **({"remote": rem} if rem else {})})
+    journal.write(_intent(m, mid=mid, run=run, stage=stage, src=src, dst=dst,
+                          root_s=root_s, sha1=sha1, rem=rem))
     delay = float(os.environ.get(DELAY_ENV, "0") or 0)
     if delay:
         time.sleep(delay)
@@ -509,10 +609,7 @@ def _move_journaled(journal: Journal, ws: Workspace, m: Move, *, mid: str, run: 
         _move_both(src, dst, sha1, rem)
     except OSError as exc:
         journal.write({"op": "abort", "id": mid, "why": str(exc)})
-        why = f"not moved: {exc.strerror or exc}"
-        if exc.filename and exc.filename != src:
-            why += f" ({exc.filename})"
-        return why
+        return _why(exc, src)
     if rem:
         from weaklabel import storage_quarantine as sq
 
