@@ -16,7 +16,13 @@ Cli = Callable[..., Any]
 CheckError = Callable[..., str]
 
 TEXT_COMMANDS = ("tokenize", "embed", "cluster", "propagate", "eval")
-HEAVY = ("konlpy", "jpype", "gensim", "sklearn", "PIL")
+HEAVY = ("konlpy", "jpype", "gensim", "sklearn", "PIL", "imagehash", "numpy", "pandas",
+         "pyarrow", "yaml", "kiwipiepy", "tqdm", "isal", "fsspec", "dask", "starlette",
+         "uvicorn",
+         # typer draws help and usage errors with rich only when asked to (we do not), and
+         # typer >= 0.29 builds a pydantic validator for every parameter of every run.
+         "rich", "pydantic")
+"""Libraries a start-up must not load: each costs tens of ms to seconds of CPU."""
 EMBED_FLAGS = ("--vector-size", "24", "--min-count", "2", "--epochs", "10", "--seed", "1", "-q")
 SEED_KEYWORDS = "lips: [립스틱, 틴트]\nhair: [염색, 미용실]\nnails: [젤네일, 매니큐어]\n"
 
@@ -28,21 +34,59 @@ def _tok(cli: Cli, posts: Path, ws: Path, userdict: Path, *extra: object) -> Any
 # --- help, version -----------------------------------------------------------------------
 
 
-def test_help_imports_no_heavy_library() -> None:
+def _loaded_after(*runs: list[str], watch: tuple[str, ...] = HEAVY) -> Any:
+    """Run the app on each argument list in a fresh interpreter; the exit codes, the
+    output and which of ``watch`` ended up in ``sys.modules``."""
     code = (
-        "import sys\n"
+        "import json, sys\n"
         "from weaklabel.cli import app\n"
-        f"for args in (['--help'], *[[c, '--help'] for c in {TEXT_COMMANDS!r}]):\n"
+        "codes = []\n"
+        f"for args in {list(runs)!r}:\n"
         "    try:\n"
         "        app(args, prog_name='weaklabel')\n"
         "    except SystemExit as exc:\n"
-        "        assert exc.code == 0, (args, exc.code)\n"
-        f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
+        "        codes.append(exc.code)\n"
+        f"print(json.dumps([codes, [m for m in {watch!r} if m in sys.modules]]))\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
+                         timeout=120, check=True)
+    codes, loaded = json.loads(res.stdout.strip().splitlines()[-1])
+    return codes, loaded, res
+
+
+def test_help_imports_no_heavy_library() -> None:
+    commands = ("dedup", "purge", "restore", "sample", "export", "report", "build",
+                *TEXT_COMMANDS)
+    codes, loaded, res = _loaded_after(["--help"], *[[c, "--help"] for c in commands],
+                                       ["review", "serve", "--help"])
+    assert codes == [0] * (len(commands) + 2)
     assert "Usage: weaklabel" in res.stdout
-    assert res.stdout.strip().splitlines()[-1] == "[]"
+    assert "Example: weaklabel dedup" in res.stdout
+    assert loaded == []
+
+
+def test_exact_dedup_start_up_imports_no_heavy_library(tmp_path: Path) -> None:
+    """``dedup --exact-only`` reads bytes only: no image, table, storage or rich library."""
+    (tmp_path / "tree" / "d").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / "tree" / "d" / name).write_bytes(b"same bytes")
+    ws = tmp_path / "ws"
+    codes, loaded, res = _loaded_after(
+        ["dedup", "--exact-only", str(tmp_path / "tree"), "-w", str(ws), "-q", "-j", "1"],
+        watch=(*HEAVY, "weaklabel.storage"))
+    assert codes == [0], res.stderr
+    assert "1 exact" in res.stdout
+    assert (ws / "duplicates.csv").is_file()
+    assert loaded == []
+
+
+def test_usage_error_loads_no_rich_and_ends_in_one_error_line(tmp_path: Path) -> None:
+    codes, loaded, res = _loaded_after(["dedup", "--threshold", "x", str(tmp_path)])
+    assert codes == [2]
+    assert loaded == []
+    errors = [line for line in res.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1
+    assert errors[0].startswith("Error: Invalid value for '--threshold': 'x' ")
 
 
 def test_version(cli: Cli) -> None:

@@ -18,6 +18,7 @@ from weaklabel.cli_common import (
     WorkersOpt,
     WorkspaceOpt,
     echo_report,
+    is_url,
     resolve_config,
     setup_logging,
     stage_command,
@@ -44,10 +45,9 @@ def _local_root(cfg: Config, root: str, quiet: bool) -> Config:
     """The config with a local image root: an ``s3://`` root is first synced into the
     workspace's mirror (only new or changed objects are fetched)."""
     from weaklabel.config import with_overrides
-    from weaklabel.storage import is_remote, local_path
 
-    if not is_remote(root):
-        return with_overrides(cfg, {"images.root": local_path(root)})
+    if not is_url(root):  # storage and its thread pools load only for a remote root
+        return with_overrides(cfg, {"images.root": root.removeprefix("file://")})
     from weaklabel.storage import stage_inputs
 
     cfg, _ = stage_inputs(cfg, posts=False, progress=not quiet)
