@@ -49,7 +49,7 @@ def scenario(name: str, out: Path, n_posts: int, n_new: int, k: int) -> dict[str
     import pandas as pd
 
     from weaklabel.errors import ReviewNeeded
-    from weaklabel.pipeline import run_build
+    from weaklabel.pipeline import build_all
 
     root = out / name
     shutil.rmtree(root, ignore_errors=True)
@@ -60,7 +60,7 @@ def scenario(name: str, out: Path, n_posts: int, n_new: int, k: int) -> dict[str
     cfg = growth_config(root / "ws", posts, userdict, ROOT / "examples/labelmap.yaml",
                         k=k, workers=2)
     t0 = time.perf_counter()
-    first = run_build(cfg, progress=False)
+    first = build_all(cfg, progress=False)
     res: dict[str, Any] = {"posts": n_posts, "first_build_s": round(time.perf_counter() - t0, 1),
                            "first_stopped": first.stopped}
     if first.stopped:
@@ -73,7 +73,7 @@ def scenario(name: str, out: Path, n_posts: int, n_new: int, k: int) -> dict[str
         res["userdict_added"], res["userdict_removed"] = list(ADDED), list(REMOVED)
     t0 = time.perf_counter()
     try:
-        grown = run_build(cfg, progress=False)
+        grown = build_all(cfg, progress=False)
     except ReviewNeeded as exc:
         res.update(outcome="exit 3", message=str(exc))
         return res

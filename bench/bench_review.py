@@ -52,13 +52,13 @@ from bench_quality import CORPORA  # noqa: E402  (the corpora, their configs and
 def build(data: Path, out: Path, keywords: Path, config: Path) -> Any:
     """Run the real pipeline up to propagate (the keyword-seeded label map as drafted)."""
     from weaklabel.config import load_config, with_overrides
-    from weaklabel.pipeline import run_build
+    from weaklabel.pipeline import build_all
 
     labelmap = out / "labelmap.yaml"
     cfg = with_overrides(load_config(config), {
         "workspace": str(out / "ws"), "posts.path": str(data), "labelmap": str(labelmap),
         "seed_keywords": str(keywords)})
-    res = run_build(cfg, progress=False)
+    res = build_all(cfg, progress=False)
     if res.stopped:  # first run: accept the keyword-seeded draft as it stands
         import re
 
@@ -67,7 +67,7 @@ def build(data: Path, out: Path, keywords: Path, config: Path) -> Any:
         draft = re.sub(r"(?m)^(\s+)(\S[^:\n]*/[^:\n]*):(\s*)$",
                        lambda m: f"{m[1]}{safe_id(m[2])}:{m[3]}", draft)
         labelmap.write_text(draft, encoding="utf-8")
-        run_build(cfg, progress=False)
+        build_all(cfg, progress=False)
     return cfg
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from weaklabel.config import load_config, with_overrides
-from weaklabel.pipeline import run_build
+from weaklabel.pipeline import build_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,10 +37,10 @@ def test_propagation_beats_keywords_on_real_korean_text(tmp_path: Path) -> None:
         "labelmap": str(labelmap), "gold": str(gold),
         "seed_keywords": str(ROOT / "bench/chatbot/seed_keywords.yaml"),
         "tokenize.userdict": str(ROOT / "userdict"), "tokenize.workers": 1})
-    first = run_build(cfg, progress=False)
+    first = build_all(cfg, progress=False)
     assert first.stopped and "review" in first.stopped  # no label map yet
     labelmap.write_text((tmp_path / "ws/labelmap.draft.yaml").read_text("utf-8"), "utf-8")
-    res = run_build(cfg, progress=False)
+    res = build_all(cfg, progress=False)
     assert res.stopped is None
     m = next(r.summary.metrics for r in res.stages if r.stage == "eval")
     floor = m["subsets"]["keyword_baseline"]

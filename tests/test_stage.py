@@ -196,3 +196,34 @@ def test_every_stage_has_the_one_signature() -> None:
         assert str(sig.return_annotation).startswith("StageReport["), s.run
         checked.append(s.stage)
     assert {"tokenize", "sample", "export", "report", "eval"} <= set(checked)
+
+
+def test_every_run_function_has_the_stage_signature() -> None:
+    """``run_`` names a stage and nothing else: every public ``run_*`` function in the
+    package has the one stage signature (the build, the review server and the decision
+    transfers are verbs of their own), listed in contracts.STAGES or not (restore)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import weaklabel
+
+    found = []
+    for info in pkgutil.walk_packages(weaklabel.__path__, "weaklabel."):
+        module = importlib.import_module(info.name)
+        for name, fn in vars(module).items():
+            if not (name.startswith("run_") and inspect.isfunction(fn)
+                    and fn.__module__ == info.name):
+                continue
+            sig = inspect.signature(fn)
+            params = list(sig.parameters.values())
+            assert [(p.name, p.kind) for p in params[:4]] == [
+                ("ws", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                ("cfg", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                ("force", inspect.Parameter.KEYWORD_ONLY),
+                ("progress", inspect.Parameter.KEYWORD_ONLY)], f"{info.name}.{name}"
+            assert all(p.kind == p.KEYWORD_ONLY and p.default is not p.empty
+                       for p in params[4:]), f"{info.name}.{name}"
+            assert str(sig.return_annotation).startswith("StageReport["), name
+            found.append(name)
+    assert {"run_tokenize", "run_restore", "run_export", "run_eval"} <= set(found)

@@ -20,7 +20,7 @@ import pytest
 
 from weaklabel.config import load_config
 from weaklabel.errors import WeaklabelError
-from weaklabel.pipeline import run_build
+from weaklabel.pipeline import build_all
 
 BUCKET = "photos"
 DAYS = ("20190303", "20190304", "20190305")
@@ -260,7 +260,7 @@ def test_s3_on_dask_equals_local_and_a_new_day_fetches_only_itself(
     for key in old:
         (local_root / key).parent.mkdir(parents=True, exist_ok=True)
         (local_root / key).write_bytes(dump["images"][key])
-    local = run_build(load_config(config(tmp_path, "local", posts=str(posts2),
+    local = build_all(load_config(config(tmp_path, "local", posts=str(posts2),
                                          root=str(local_root), labelmap=keyword_labelmap)),
                       progress=False)
     assert local.stopped is None
@@ -272,7 +272,7 @@ def test_s3_on_dask_equals_local_and_a_new_day_fetches_only_itself(
         extra=f"storage:\n  endpoint_url: {s3['endpoint']}\n"
               f"engine:\n  name: dask\n  scheduler: {dask_scheduler}\n")
     reqs.clear()
-    remote = run_build(load_config(remote_cfg), progress=False)
+    remote = build_all(load_config(remote_cfg), progress=False)
     assert remote.stopped is None
     stages = {r.stage: r.summary for r in remote.stages}
     assert stages["fetch"].listed == len(old) and stages["fetch"].fetched == len(old)
@@ -295,7 +295,7 @@ def test_s3_on_dask_equals_local_and_a_new_day_fetches_only_itself(
     write_posts(posts3, dump["rows"], DAYS)
     client.put_object(Bucket=BUCKET, Key="tables/posts.csv", Body=posts3.read_bytes())
     reqs.clear()
-    again = run_build(load_config(remote_cfg), progress=False)
+    again = build_all(load_config(remote_cfg), progress=False)
     assert again.stopped is None
     fetched = sorted(reqs.gets("review/"))
     assert fetched == [f"review/{k}" for k in new]
@@ -848,7 +848,7 @@ def test_in_place_on_dask_reads_each_object_once_and_equals_the_local_build(
     write_posts(posts, dump["rows"], DAYS)
     client.put_object(Bucket=BUCKET, Key="tables/inplace.csv", Body=posts.read_bytes())
 
-    local = run_build(load_config(config(tmp_path, "local", posts=str(posts),
+    local = build_all(load_config(config(tmp_path, "local", posts=str(posts),
                                          root=str(local_root), labelmap=keyword_labelmap)),
                       progress=False)
     assert local.stopped is None
@@ -863,7 +863,7 @@ def test_in_place_on_dask_reads_each_object_once_and_equals_the_local_build(
                             f"engine:\n  name: dask\n  scheduler: {dask_scheduler}\n")
 
     served.clear()
-    first = run_build(load_config(remote("remote")), progress=False)
+    first = build_all(load_config(remote("remote")), progress=False)
     assert first.stopped is None
     got: dict[str, list[int]] = {}
     for key, n in served.gets("inplace/"):
@@ -889,12 +889,12 @@ def test_in_place_on_dask_reads_each_object_once_and_equals_the_local_build(
 
     # A re-run: the inventory knows every object, nothing is read.
     served.clear()
-    again = run_build(load_config(remote("remote")), progress=False)
+    again = build_all(load_config(remote("remote")), progress=False)
     assert again.stopped is None
     assert served.gets("inplace/") == []
     # A fresh workspace on the warm cache: only the head the cache never holds.
     served.clear()
-    fresh = run_build(load_config(remote("fresh")), progress=False)
+    fresh = build_all(load_config(remote("fresh")), progress=False)
     assert fresh.stopped is None
     assert served.gets("inplace/") == [(f"inplace/{bomb}", HEAD_BYTES)]
     for name in ARTIFACTS:

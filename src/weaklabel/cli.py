@@ -290,13 +290,13 @@ def build(
         "tokenize.workers": workers, "images.workers": workers,
         "storage.since": since, "engine.name": engine, "engine.scheduler": scheduler,
         "engine.workers": workers, "tokenize.tokenizer": tokenizer})
-    from weaklabel.pipeline import run_build
+    from weaklabel.pipeline import build_all
     from weaklabel.stage import StageReport, format_report
 
     def show(r: StageReport[Any]) -> None:
         typer.echo(format_report(r, table=True), err=quiet)
 
-    res = run_build(cfg, force=force, progress=not quiet, on_stage=show)
+    res = build_all(cfg, force=force, progress=not quiet, on_stage=show)
     if res.stopped:
         typer.echo(f"build stopped: {res.stopped}", err=True)
         raise typer.Exit(3)

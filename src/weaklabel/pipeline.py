@@ -92,7 +92,7 @@ class BuildResult:
         return next((r for r in self.stages if r.stage == stage), None)
 
 
-def run_build(
+def build_all(
     cfg: Config, *, force: bool = False, progress: bool = True,
     on_stage: Callable[[StageReport[Any]], None] | None = None,
 ) -> BuildResult:

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from weaklabel.errors import ReviewNeeded
-from weaklabel.pipeline import BuildResult, run_build
+from weaklabel.pipeline import BuildResult, build_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,11 +45,11 @@ def _reviewed_build(tmp_path: Path) -> tuple[Any, Path, pd.DataFrame]:
     shutil.copytree(ROOT / "userdict", userdict)
     cfg = scenarios.growth_config(tmp_path / "ws", posts, userdict, tmp_path / "labelmap.yaml",
                                   k=12, workers=1)
-    first = run_build(cfg, progress=False)
+    first = build_all(cfg, progress=False)
     assert first.stopped  # no label map yet: the person reviews the draft
     (tmp_path / "labelmap.yaml").write_text(
         (tmp_path / "ws/labelmap.draft.yaml").read_text("utf-8"), "utf-8")
-    assert run_build(cfg, progress=False).stopped is None
+    assert build_all(cfg, progress=False).stopped is None
     assert (tmp_path / "ws/labelmap.pin.json").is_file()  # the reviewed clusters, pinned
     return cfg, posts, pd.read_parquet(tmp_path / "ws/post_labels.parquet")
 
@@ -62,7 +62,7 @@ def _kept(before: pd.DataFrame, ws: Path) -> float:
 
 def _rebuild(cfg: Any) -> BuildResult | ReviewNeeded:
     try:
-        return run_build(cfg, progress=False)
+        return build_all(cfg, progress=False)
     except ReviewNeeded as exc:
         return exc
 

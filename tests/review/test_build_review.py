@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from weaklabel.config import load_config
-from weaklabel.pipeline import run_build
+from weaklabel.pipeline import build_all
 from weaklabel.review.store import Decision, DecisionStore
 
 
@@ -32,7 +32,7 @@ def test_build_materialises_decisions(tmp_path: Path, corpus: list[dict[str, Any
         "embed:\n  vector_size: 24\n  epochs: 5\n  min_count: 2\ncluster:\n  k: 6\n",
         encoding="utf-8")
     cfg = load_config(cfg_path)
-    first = run_build(cfg, progress=False)
+    first = build_all(cfg, progress=False)
     assert first.stopped is None
     assert "reviewed" not in [r.stage for r in first.stages]  # nobody reviewed: no step
     ws = tmp_path / "ws"
@@ -42,7 +42,7 @@ def test_build_materialises_decisions(tmp_path: Path, corpus: list[dict[str, Any
     with DecisionStore.open(ws) as s:
         s.record(Decision("d1", "ana", pid, f"d/{pid}.jpg", "lips", "reject"))
         s.record(Decision("d2", "ana", corpus[1]["post_id"], "", "lips", "relabel", "hair"))
-    second = run_build(cfg, progress=False)
+    second = build_all(cfg, progress=False)
     stages = {r.stage: r for r in second.stages}
     assert not stages["reviewed"].up_to_date and stages["reviewed"].summary.posts == 1
     assert list(stages)[list(stages).index("reviewed") + 1] == "propagate"
@@ -50,6 +50,6 @@ def test_build_materialises_decisions(tmp_path: Path, corpus: list[dict[str, Any
         {"post_id": corpus[1]["post_id"], "label": "hair", "shown": "lips"}]
     assert not stages["sample"].up_to_date  # a rejected image: the sample is redone
     assert f"d/{pid}.jpg" not in set(pd.read_parquet(ws / "sample.parquet")["image"])
-    third = run_build(cfg, progress=False)
+    third = build_all(cfg, progress=False)
     again = {r.stage: r for r in third.stages}
     assert all(again[s].up_to_date for s in ("reviewed", "sample", "propagate"))
