@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 ABSTAIN = ""
 """The label of a post or image that has none (abstained, no tokens, no seed)."""
 
+STORAGE_STATE = "storage/objects.sqlite"
+"""A bucket's object state in the workspace (listing, ETags, what is read in place)."""
+STORAGE_MIRROR = "storage/mirror"
+"""Where a bucket's images are mirrored as files, one folder per image root."""
+
 SOURCES = ("seed", "knn", "reviewed", "none")
 """Where a post label came from: a keyword seed, propagation (``knn``: the combined vote of
 the labelling sources; the name is kept from when KNN was the only one), a person's

@@ -47,12 +47,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from weaklabel.contracts import STORAGE_MIRROR, STORAGE_STATE
 from weaklabel.errors import WeaklabelError
 
 log = logging.getLogger(__name__)
 
-STATE = "storage/objects.sqlite"
-MIRROR = "storage/mirror"
+STATE = STORAGE_STATE
+MIRROR = STORAGE_MIRROR
 DATE_PREFIX = re.compile(r"^\d{8}$")
 READ_BLOCK = 1 << 20
 MAX_REJECTS = 1000

@@ -259,40 +259,18 @@ class ObjectTask:
 
 
 def _partial(body: bytes, size: int) -> tuple[str, str]:
-    """``(partial, full)`` SHA-1 digests of a whole body, as
-    :func:`weaklabel.images.digests.partial_digest` computes them from a file."""
-    from weaklabel.images.digests import PARTIAL_BLOCK
+    """``(partial, full)`` digests of a whole body: the partial one exactly as
+    :func:`weaklabel.images.digests.partial_digest` computes it from a file, the SHA-1."""
+    from weaklabel.images.digests import partial_of_body
 
-    h = hashlib.sha1(str(size).encode())
-    if size <= 2 * PARTIAL_BLOCK:
-        h.update(body)
-    else:
-        h.update(body[:PARTIAL_BLOCK])
-        h.update(body[-PARTIAL_BLOCK:])
-    return h.hexdigest(), hashlib.sha1(body).hexdigest()
+    return partial_of_body(body), hashlib.sha1(body).hexdigest()
 
 
 def _examine_file(f: Any, task: Any) -> dict[str, Any]:
     """:func:`weaklabel.images.checks.examine` on an open file object."""
-    from weaklabel.images.checks import decode, sniff
+    from weaklabel.images.checks import examine_open
 
-    out: dict[str, Any] = {"path": task.rel, "status": None, "reason": "", "format": None,
-                           "width": None, "height": None, "hash": None, "degenerate": None,
-                           "thumb": None}
-    try:
-        head = f.read(64)
-    except OSError as exc:
-        out.update(status="unreadable", reason=f"cannot read: {exc.strerror or exc}",
-                   degenerate="unreadable")
-        return out
-    if not head:
-        out.update(status="empty", reason="zero bytes", degenerate="empty file")
-        return out
-    fmt, what = sniff(head)
-    out["format"] = fmt
-    f.seek(0)
-    decode(f, fmt, what, task, out)
-    return out
+    return examine_open(f, task)
 
 
 def _open_body(ot: ObjectTask) -> tuple[bytes | None, RangedBody | None, OSError | None]:

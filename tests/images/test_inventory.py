@@ -157,3 +157,22 @@ def test_hash_registry_lists_valid_names() -> None:
     with pytest.raises(WeaklabelError, match="hash_size"):
         hashes.hash_key("phash", 16)
     assert hashes.draft_side(("phash", 8)) == 64 and hashes.draft_side(("whash", 8)) == 0
+
+
+def test_a_body_in_memory_gets_the_files_partial_digest(tmp_path: Path) -> None:
+    """An object read in place is digested from its body in memory, a file from two
+    ``pread``s: the same bytes must give the same partial digest, or same-size copies
+    split between a bucket and a folder would never reach the SHA-1 that decides."""
+    import random
+
+    from weaklabel.images.digests import PARTIAL_BLOCK, partial_digest, partial_of_body
+
+    rng = random.Random(5)
+    seen = set()
+    for size in (0, 1, 100, 2 * PARTIAL_BLOCK, 2 * PARTIAL_BLOCK + 1, 5 * PARTIAL_BLOCK + 7):
+        body = bytes(rng.randrange(256) for _ in range(size))
+        path = tmp_path / f"f{size}.bin"
+        path.write_bytes(body)
+        assert partial_of_body(body) == partial_digest(str(path), size)[0], size
+        seen.add(partial_of_body(body))
+    assert len(seen) == 6  # the digests tell these bodies apart

@@ -169,30 +169,40 @@ def examine(task: Task) -> dict[str, Any]:
     ``height`` and, when a hash was asked for, ``hash`` (hex), ``thumb`` and
     ``degenerate`` (None or why the hash is meaningless). Never raises for a bad file.
     """
-    out: dict[str, Any] = {"path": task.rel, "status": None, "reason": "", "format": None,
-                           "width": None, "height": None, "hash": None, "degenerate": None,
-                           "thumb": None}
     try:
         f = open_regular(task.abspath, task.rel)
     except OSError as exc:
+        out = _blank(task)
         out.update(status="unreadable", reason=f"cannot open: {exc.strerror or exc}")
         out["degenerate"] = "unreadable"
         return out
     with f:
-        try:
-            head = f.read(64)
-        except OSError as exc:
-            out.update(status="unreadable", reason=f"cannot read: {exc.strerror or exc}")
-            out["degenerate"] = "unreadable"
-            return out
-        if not head:
-            out.update(status="empty", reason="zero bytes", degenerate="empty file")
-            return out
-        fmt, what = sniff(head)
-        out["format"] = fmt
-        f.seek(0)
-        # Pillow has the last word: the sniff only names what Pillow cannot open.
-        decode(f, fmt, what, task, out)
+        return examine_open(f, task)
+
+
+def _blank(task: Task) -> dict[str, Any]:
+    return {"path": task.rel, "status": None, "reason": "", "format": None, "width": None,
+            "height": None, "hash": None, "degenerate": None, "thumb": None}
+
+
+def examine_open(f: Any, task: Task) -> dict[str, Any]:
+    """:func:`examine` on a file already open for reading (a local file, or an object's
+    body read in place): the same result for the same bytes."""
+    out = _blank(task)
+    try:
+        head = f.read(64)
+    except OSError as exc:
+        out.update(status="unreadable", reason=f"cannot read: {exc.strerror or exc}")
+        out["degenerate"] = "unreadable"
+        return out
+    if not head:
+        out.update(status="empty", reason="zero bytes", degenerate="empty file")
+        return out
+    fmt, what = sniff(head)
+    out["format"] = fmt
+    f.seek(0)
+    # Pillow has the last word: the sniff only names what Pillow cannot open.
+    decode(f, fmt, what, task, out)
     return out
 
 

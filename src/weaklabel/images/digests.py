@@ -46,6 +46,16 @@ def partial_digest(path: str, size: int, rel: str | None = None) -> tuple[str, s
     return f"{crc:08x}", None
 
 
+def partial_of_body(body: bytes) -> str:
+    """:func:`partial_digest` of a whole body already in memory (an object read in place),
+    so a file and an object of the same bytes get the same partial digest."""
+    if len(body) <= 2 * PARTIAL_BLOCK:
+        crc = zlib.crc32(body)
+    else:
+        crc = zlib.crc32(body[-PARTIAL_BLOCK:], zlib.crc32(body[:PARTIAL_BLOCK]))
+    return f"{crc:08x}"
+
+
 def _read_all(fd: int, size: int) -> bytes:
     """The whole (small) file, also when it grew since the walk saw ``size``."""
     parts = []

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from weaklabel.contracts import STORAGE_STATE
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.checks import Task, check_formats, examine
 from weaklabel.images.digests import CHUNK, DigestJob, bytes_to_read, digest_batch, digest_job
@@ -191,12 +192,15 @@ class Inventory:
         Returns:
             Counts: ``seen`` paths, ``read`` files examined, ``removed`` stale rows.
         """
-        from weaklabel.storage_inplace import source_for
-
         key = None if hash_spec is None else hash_key(*hash_spec)
         # A bucket's mirror read in place: entries from the object state, and each worker
-        # reads its objects from the store (weaklabel.storage_inplace).
-        self._source = source_for(root, self.path.parent)
+        # reads its objects from the store (weaklabel.storage_inplace). A workspace that
+        # never synced a bucket has no object state, and a local run imports no storage.
+        self._source = None
+        if os.path.exists(os.path.join(self.path.parent, STORAGE_STATE)):
+            from weaklabel.storage_inplace import source_for
+
+            self._source = source_for(root, self.path.parent)
         known = self._known(key)
         self._changed = False
         counts = {"seen": 0, "read": 0, "removed": 0}
