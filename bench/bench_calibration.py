@@ -28,7 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_quality import CORPORA, ROOT  # noqa: E402
+from bench_quality import CORPORA, prepare_corpus  # noqa: E402
 
 TARGETS = (0.8, 0.9, 0.95)
 
@@ -63,45 +63,10 @@ def kept_rows(labels: Any, gold: Any, target: float, *, default: float) -> dict[
 
 
 def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int) -> dict:
-    import pandas as pd
-
-    from weaklabel.config import load_config, with_overrides
-    from weaklabel.contracts import WORD_CLUSTERS
-    from weaklabel.labels.cluster import run_cluster
-    from weaklabel.labels.labelmap import load_labelmap
     from weaklabel.labels.propagate import label_posts
-    from weaklabel.text.embed import run_embed
-    from weaklabel.text.tokens import run_tokenize
-    from weaklabel.workspace import Workspace
 
-    d = out / name
-    d.mkdir(parents=True, exist_ok=True)
-    data = Path(spec["data"])
-    if name == "example" and not data.exists():
-        import subprocess
-
-        subprocess.run([sys.executable, str(ROOT / "examples/generate.py"), str(data.parent),
-                        "--posts", "5000", "--workers", "2"], check=True)
-    if "gold" in spec:
-        gold = pd.read_csv(spec["gold"], dtype=str)
-    else:
-        df = pd.read_csv(data, dtype=str)
-        if name == "petitions" and petition_rows and petition_rows < len(df):
-            df = df.sample(petition_rows, random_state=7).sort_index()
-            data = d / "petitions_sample.csv"
-            df.to_csv(data, index=False)
-        gold = df.rename(columns={"id": "post_id"})[["post_id", "label"]]
-    cfg = with_overrides(load_config(spec["config"]), {
-        "workspace": str(d / "ws"), "posts.path": str(data),
-        "seed_keywords": str(spec["keywords"]),
-        "tokenize.userdict": str(ROOT / "userdict"), "tokenize.workers": 2})
-    ws = Workspace(Path(cfg.workspace)).ensure()
-    run_tokenize(ws, cfg, progress=False)
-    run_embed(ws, cfg)
-    run_cluster(ws, cfg)
-    lm_path = Path(spec.get("labelmap") or ws.path("labelmap.draft.yaml"))
-    known = set(ws.read("word_clusters.parquet", WORD_CLUSTERS)["cluster"].astype(int))
-    labelmap = load_labelmap(lm_path, known_clusters=known)
+    prep = prepare_corpus(name, spec, out, petition_rows=petition_rows)
+    ws, cfg, labelmap, gold = prep["ws"], prep["cfg"], prep["labelmap"], prep["gold"]
     t0 = time.perf_counter()
     prop, _ = label_posts(ws, labelmap, cfg)
     seconds = round(time.perf_counter() - t0, 1)

@@ -84,14 +84,21 @@ def ceiling(texts: list[str], gold: list[str], cache: Path) -> dict[str, Any]:
     return score
 
 
-def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int) -> dict:
+def prepare_corpus(name: str, spec: dict[str, Any], out: Path, *,
+                   petition_rows: int) -> dict[str, Any]:
+    """One corpus up to its label map, as a new user would start: the data (the example
+    generated when missing; petitions sampled with seed 7 when ``petition_rows``), gold,
+    tokenize, embed and cluster on a workspace under ``out/name``, the label map loaded.
+
+    Returns ``ws``, ``cfg``, ``labelmap``, ``gold``, ``texts_df`` and ``text_s`` (seconds
+    of the text stages). Shared by every label benchmark so they score the same posts.
+    """
     import pandas as pd
 
     from weaklabel.config import load_config, with_overrides
+    from weaklabel.contracts import WORD_CLUSTERS
     from weaklabel.labels.cluster import run_cluster
-    from weaklabel.labels.evaluate import evaluate
     from weaklabel.labels.labelmap import load_labelmap
-    from weaklabel.labels.propagate import label_posts
     from weaklabel.text.embed import run_embed
     from weaklabel.text.tokens import run_tokenize
     from weaklabel.workspace import Workspace
@@ -127,10 +134,21 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
     run_cluster(ws, cfg)
     text_s = time.perf_counter() - t0
     lm_path = Path(spec.get("labelmap") or ws.path("labelmap.draft.yaml"))
-    from weaklabel.contracts import WORD_CLUSTERS
-
     known = set(ws.read("word_clusters.parquet", WORD_CLUSTERS)["cluster"].astype(int))
     labelmap = load_labelmap(lm_path, known_clusters=known)
+    return {"ws": ws, "cfg": cfg, "labelmap": labelmap, "gold": gold,
+            "texts_df": texts_df, "text_s": text_s}
+
+
+def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int) -> dict:
+    from weaklabel.config import with_overrides
+    from weaklabel.labels.evaluate import evaluate
+    from weaklabel.labels.propagate import label_posts
+
+    d = out / name
+    prep = prepare_corpus(name, spec, out, petition_rows=petition_rows)
+    ws, cfg, labelmap = prep["ws"], prep["cfg"], prep["labelmap"]
+    gold, texts_df, text_s = prep["gold"], prep["texts_df"], prep["text_s"]
     rows: dict[str, Any] = {}
     extra_tables: dict[str, Any] = {}
     keyword = None
