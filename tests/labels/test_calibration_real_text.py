@@ -13,12 +13,12 @@ across machines, not for an estimator that is off.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from weaklabel.config import load_config, with_overrides
 from weaklabel.contracts import ABSTAIN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,27 +33,14 @@ def _kept(labels: pd.DataFrame, threshold: float) -> pd.Series:
 
 @pytest.mark.jvm
 @pytest.mark.slow
-def test_estimated_precision_is_near_the_measured_one_on_real_text(tmp_path: Path) -> None:
-    from weaklabel.contracts import WORD_CLUSTERS
-    from weaklabel.labels.cluster import run_cluster
-    from weaklabel.labels.labelmap import load_labelmap
+def test_estimated_precision_is_near_the_measured_one_on_real_text(
+        draft_workspace: Any) -> None:
     from weaklabel.labels.propagate import label_posts, pick_threshold
-    from weaklabel.text.embed import run_embed
-    from weaklabel.text.tokens import run_tokenize
-    from weaklabel.workspace import Workspace
 
     data = DATA / "chatbot_sample.csv"
     gold = pd.read_csv(data, dtype=str).rename(columns={"id": "post_id", "label": "gold"})
-    cfg = with_overrides(load_config(ROOT / "bench/chatbot/config.yaml"), {
-        "workspace": str(tmp_path / "ws"), "posts.path": str(data),
-        "seed_keywords": str(ROOT / "bench/chatbot/seed_keywords.yaml"),
-        "tokenize.userdict": str(ROOT / "userdict"), "tokenize.workers": 1})
-    ws = Workspace(Path(cfg.workspace)).ensure()
-    run_tokenize(ws, cfg, progress=False)
-    run_embed(ws, cfg)
-    run_cluster(ws, cfg)
-    known = set(ws.read("word_clusters.parquet", WORD_CLUSTERS)["cluster"].astype(int))
-    labelmap = load_labelmap(ws.path("labelmap.draft.yaml"), known_clusters=known)
+    ws, cfg, labelmap = draft_workspace(data, ROOT / "bench/chatbot/config.yaml",
+                                        ROOT / "bench/chatbot/seed_keywords.yaml")
     prop, _ = label_posts(ws, labelmap, cfg)
     est = prop.estimates
     assert est["calibration_seeds"] >= 100 and est["seed_precision"]  # it calibrated

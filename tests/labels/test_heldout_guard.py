@@ -14,12 +14,13 @@ labels (on 5,000 titles 0.203 → 0.230, measured offline).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from weaklabel.config import load_config, with_overrides
+from weaklabel.config import with_overrides
 from weaklabel.contracts import ABSTAIN
 from weaklabel.labels.propagate import (
     FALLBACK_ROUNDS,
@@ -48,32 +49,18 @@ def test_heldout_shortfall_needs_enough_per_label_and_in_all() -> None:
 
 @pytest.mark.jvm
 @pytest.mark.slow
-def test_few_heldout_seeds_keep_the_default_and_its_coverage(tmp_path: Path) -> None:
-    from weaklabel.labels.cluster import run_cluster
+def test_few_heldout_seeds_keep_the_default_and_its_coverage(
+        tmp_path: Path, draft_workspace: Any) -> None:
     from weaklabel.labels.evaluate import evaluate
-    from weaklabel.labels.labelmap import load_labelmap
     from weaklabel.labels.propagate import label_posts
-    from weaklabel.text.embed import run_embed
-    from weaklabel.text.tokens import run_tokenize
-    from weaklabel.workspace import Workspace
 
     # the 2,000 titles of ``petition_titles.csv.sample(2000, random_state=3)``, in file order
     df = pd.read_csv(DATA / "petition_sample.csv", dtype=str)
     data = tmp_path / "petitions.csv"
     df.to_csv(data, index=False)
     gold = df.rename(columns={"id": "post_id"})[["post_id", "label"]]
-    cfg = with_overrides(load_config(ROOT / "bench/petitions/config.yaml"), {
-        "workspace": str(tmp_path / "ws"), "posts.path": str(data),
-        "tokenize.userdict": str(ROOT / "userdict"), "tokenize.workers": 1,
-        "seed_keywords": str(DATA / "petition_keywords.yaml")})
-    ws = Workspace(Path(cfg.workspace)).ensure()
-    run_tokenize(ws, cfg, progress=False)
-    run_embed(ws, cfg)
-    run_cluster(ws, cfg)
-    from weaklabel.contracts import WORD_CLUSTERS
-
-    known = set(ws.read("word_clusters.parquet", WORD_CLUSTERS)["cluster"].astype(int))
-    labelmap = load_labelmap(ws.path("labelmap.draft.yaml"), known_clusters=known)
+    ws, cfg, labelmap = draft_workspace(data, ROOT / "bench/petitions/config.yaml",
+                                        DATA / "petition_keywords.yaml")
 
     full, _ = label_posts(ws, labelmap, cfg)
     knn, _ = label_posts(ws, labelmap, with_overrides(cfg, {
