@@ -18,8 +18,6 @@ Writes OUT/calibration.json; reuses OUT/CORPUS/ws (tokens, vectors, clusters) wh
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_quality import CORPORA, prepare_corpus  # noqa: E402
+from bench_quality import prepare_corpus, run_corpora  # noqa: E402
 
 TARGETS = (0.8, 0.9, 0.95)
 
@@ -80,25 +78,11 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", nargs="+", choices=sorted(CORPORA), default=list(CORPORA))
-    ap.add_argument("--petition-rows", type=int, default=20_000,
-                    help="a fixed-seed sample of the petitions (0: all 60,000)")
-    ap.add_argument("--out", type=Path, default=HERE / "out/calibration")
-    args = ap.parse_args(argv)
-    import logging
-
-    logging.basicConfig(level=logging.ERROR)
-    report = {}
-    for name in args.corpus:
-        spec = CORPORA[name]
-        if not Path(spec["data"]).exists() and name != "example":
-            print(f"no data at {spec['data']}", file=sys.stderr)
-            return 1
-        report[name] = run_corpus(name, spec, args.out, petition_rows=args.petition_rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "calibration.json").write_text(
-        json.dumps(report, indent=2, ensure_ascii=False), "utf-8")
+    done = run_corpora(argv, run_corpus, description=__doc__.splitlines()[0], rows=20_000,
+                       out=HERE / "out/calibration", filename="calibration.json")
+    if done is None:
+        return 1
+    report, path = done
     print("| corpus | kept by | estimated | measured | coverage | ECE | abstained: measured |")
     print("|---|---|---|---|---|---|---|")
     for name, r in report.items():
@@ -110,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             head = f"{name} ({r['posts']})" if i == 0 else ""
             print(f"| {head} | {by} | {v['estimated']:.3f} | {v['measured']:.3f} | "
                   f"{v['coverage']:.1%} | {v['ece']:.3f} | {ab} |")
-    print(f"→ {args.out / 'calibration.json'}")
+    print(f"→ {path}")
     return 0
 
 

@@ -212,12 +212,16 @@ def offline_tables(prop: Any, gold: Any, names: dict[str, str], cfg: Any) -> dic
     return {"combiners_full_coverage": combiners, "threshold_sweep": sweep}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_corpora(argv: list[str] | None, run: Any, *, description: str, rows: int,
+                out: Path, filename: str) -> tuple[dict[str, Any], Path] | None:
+    """Every label benchmark's command line: ``--corpus``, ``--petition-rows`` (default
+    ``rows``), ``--out``; ``run(name, spec, out, petition_rows=)`` per corpus, the report
+    written as JSON to ``out/filename``. None (after saying so) when a corpus has no data."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--corpus", nargs="+", choices=sorted(CORPORA), default=list(CORPORA))
-    ap.add_argument("--petition-rows", type=int, default=0,
+    ap.add_argument("--petition-rows", type=int, default=rows,
                     help="a fixed-seed sample of the petitions (0: all 60,000)")
-    ap.add_argument("--out", type=Path, default=HERE / "out/quality")
+    ap.add_argument("--out", type=Path, default=out)
     args = ap.parse_args(argv)
     import logging
 
@@ -227,11 +231,20 @@ def main(argv: list[str] | None = None) -> int:
         spec = CORPORA[name]
         if not Path(spec["data"]).exists() and name != "example":
             print(f"no data at {spec['data']}", file=sys.stderr)
-            return 1
-        report[name] = run_corpus(name, spec, args.out, petition_rows=args.petition_rows)
+            return None
+        report[name] = run(name, spec, args.out, petition_rows=args.petition_rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality.json").write_text(json.dumps(report, indent=2, ensure_ascii=False),
-                                           "utf-8")
+    path = args.out / filename
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False), "utf-8")
+    return report, path
+
+
+def main(argv: list[str] | None = None) -> int:
+    done = run_corpora(argv, run_corpus, description=__doc__.splitlines()[0], rows=0,
+                       out=HERE / "out/quality", filename="quality.json")
+    if done is None:
+        return 1
+    report, path = done
     print(f"{'corpus (posts)':<18}{'labels':<21}{'macro-F1':>9}{'accuracy':>9}{'coverage':>9}"
           f"{'ECE':>7}{'est.prec':>9}")
     for name, r in report.items():
@@ -251,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: kept at confidence >= {t}: macro-F1 {v['macro_f1']:.3f}, "
                   f"accuracy {v['accuracy']:.3f}, coverage {v['coverage']:.1%}, abstained "
                   f"best guesses {'n/a' if ab is None else f'{ab:.3f}'} right")
-    print(f"→ {args.out / 'quality.json'}")
+    print(f"→ {path}")
     return 0
 
 
