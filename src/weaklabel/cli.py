@@ -200,11 +200,12 @@ def propagate(
         "--labelmap", "-l", dir_okay=False, help="The reviewed label map (YAML).")] = None,
     k: Annotated[int | None, typer.Option("--k", min=1, help="Neighbours in the KNN vote.")] = None,
     min_confidence: Annotated[float | None, typer.Option(
-        min=0.0, max=1.0, help="Abstain where held-out seeds of a post's combined "
-        "confidence are recovered less often than this.")] = None,
+        min=0.0, max=1.0, help="Keep a propagated label only when its confidence (its "
+        "estimated probability of being right) reaches this; default: each label's "
+        "expected-F1 threshold.")] = None,
     target_precision: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="Keep only the labels estimated (from held-out seeds, not "
-        "gold) to be this precise; 0 uses --min-confidence.")] = None,
+        "gold) to be this precise; 0: off.")] = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:

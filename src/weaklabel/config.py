@@ -88,7 +88,7 @@ class PropagateConfig:
     """Keyword seeding and KNN propagation."""
 
     k: int = 15
-    min_confidence: float = 0.5
+    min_confidence: float | None = None  # None: each label's expected-F1 threshold
     seed_margin: float = 1.0
     cluster_word_weight: float = 0.5
     cluster_word_similarity: float = 0.5  # a cluster word must be this close to a keyword
@@ -103,7 +103,7 @@ class PropagateConfig:
     # their votes combine (auto: by held-out seeds), at most how many self-training
     # rounds (the held-out seeds pick how many), the confidence a label needs to be
     # learnt from, the classifier's regularisation and sample cap, the share of seeds
-    # held out to choose by, and a target precision (0: keep min_confidence).
+    # held out to choose by, and a target precision (0: off, see min_confidence).
     compounds: bool = True  # a token containing a keyword counts for it (미니스커트: 스커트)
     sources: tuple[str, ...] = ("keyword", "knn", "prototype", "classifier")
     combine: str = "auto"
@@ -113,6 +113,8 @@ class PropagateConfig:
     classifier_c: float = 1.0
     classifier_max_posts: int = 30_000
     holdout: float = 0.2
+    # the calibration's keyword-held-out run sees at most this many posts (a sample)
+    calibration_max_posts: int = 40_000
     target_precision: float = 0.0
     # A reviewed correction (a person changed the label shown) is learnt from with this
     # weight (its vote as a KNN neighbour, the classifier's sample weight): it sits where
@@ -580,7 +582,7 @@ SETTINGS: dict[str, Check] = {
     "cluster.seed": _SEED,
     "cluster.n_init": Check(int, 1, 1_000),
     "propagate.k": Check(int, 1, 10_000),
-    "propagate.min_confidence": _SHARE,
+    "propagate.min_confidence": Check(float, 0.0, 1.0, none=True),
     "propagate.seed_margin": Check(float, 0.0, 1_000.0),
     "propagate.cluster_word_weight": Check(float, 0.0, 100.0),
     "propagate.cluster_word_similarity": Check(float, -1.0, 1.0),
@@ -602,7 +604,9 @@ SETTINGS: dict[str, Check] = {
     "propagate.classifier_max_posts": Check(int, 100, 100_000_000),
     # At least one seed is learnt from and at least one held out: 0 < holdout < 1.
     "propagate.holdout": Check(float, 0.01, 0.9),
-    # 0 keeps the default threshold (min_confidence); else the precision to aim for.
+    "propagate.calibration_max_posts": Check(int, 1_000, 100_000_000),
+    # 0: off (min_confidence, else each label's expected-F1 threshold); else the precision
+    # to aim for.
     "propagate.target_precision": _SHARE,
     "propagate.reviewed_weight": Check(float, 1.0, 1_000.0),
     "images.root": _PATH,

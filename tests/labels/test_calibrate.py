@@ -7,7 +7,9 @@ import numpy as np
 
 from weaklabel.labels.calibrate import (
     calibrate_confidence,
+    class_mass,
     estimated_precision,
+    f1_thresholds,
     held_out_by_keyword,
     informative_sources,
     seed_precision,
@@ -93,3 +95,63 @@ def test_confidence_curve_is_monotone_and_a_kept_set_is_worth_its_mean() -> None
     # a confidence that says nothing gives every post the base rate, not a slope
     flat = calibrate_confidence(raw, rng.random(2000) < 0.6)
     assert np.ptp(flat(np.array([0.3, 1.0]))) < 0.1
+
+
+def test_noisy_seeds_are_corrected_for_and_plain_agreement_falls_short() -> None:
+    # held-out seeds whose own label is right only p of the time: agreement with them
+    # understates how often the propagated label is right
+    rng = np.random.default_rng(4)
+    n, k = 3000, 3
+    raw = rng.uniform(0.34, 1.0, n)
+    right = rng.random(n) < 1 / (1 + np.exp(2.5 - 5 * raw))  # the truth to find
+    true = rng.integers(0, k, n)
+    pred = np.where(right, true, (true + rng.integers(1, k, n)) % k)
+    seed_ok = rng.random(n) < 0.8  # the held-out seeds' own labels are 0.8 right
+    seed = np.where(seed_ok, true, (true + rng.integers(1, k, n)) % k)
+    agree = pred == seed
+    plain = calibrate_confidence(raw, agree)
+    noisy = calibrate_confidence(raw, agree, seed_right=np.full(n, 0.8), ncls=k)
+    for lo in (0.35, 0.6, 0.8):
+        keep = raw >= lo
+        truth = right[keep].mean()
+        assert abs(noisy(raw[keep]).mean() - truth) < 0.03, lo
+        assert plain(raw[keep]).mean() < truth - 0.05, lo  # what the correction is for
+    grid = noisy(np.linspace(0.34, 1.0, 30))
+    assert (np.diff(grid) >= 0).all() and grid.max() <= 1.0
+    # seeds that are always right: the correction changes nothing
+    exact = calibrate_confidence(raw, right, seed_right=np.ones(n), ncls=k)
+    assert np.allclose(exact(raw), calibrate_confidence(raw, right)(raw), atol=0.01)
+
+
+def test_the_f1_threshold_sits_at_half_the_f1_it_achieves() -> None:
+    # Lipton, Elkan & Naryanaswamy (2014): a label kept at probability c raises its F1
+    # exactly when c > F/2, so the best cut keeps every c above F*/2 and none below
+    rng = np.random.default_rng(5)
+    n, k = 2000, 4
+    post = rng.dirichlet(np.ones(k) * 0.7, n)
+    top = post.argmax(axis=1)
+    conf = post.max(axis=1)
+    fixed = rng.random(n) < 0.2
+    conf[fixed] = 0.95
+    mass = class_mass(top, conf, post)
+    assert np.allclose(mass.sum(axis=1), 1.0) and (mass >= 0).all()
+    best = f1_thresholds(top, conf, fixed, mass)
+    for c in range(k):
+        t, f1 = best[c]
+        cand = conf[~fixed & (top == c)]
+        assert t >= f1 / 2 - 1e-9  # every kept label is right at least F*/2 of the time
+        below = cand[cand < t - 1e-12]
+        assert not len(below) or below.max() <= f1 / 2 + 1e-9  # none left out that is
+        # and no other cut does better in expectation
+        pos = mass[:, c].sum()
+        tp0, kept0 = conf[fixed & (top == c)].sum(), (fixed & (top == c)).sum()
+        for other in np.quantile(cand, [0.1, 0.5, 0.9]):
+            keep = cand >= other
+            other_f1 = 2 * (tp0 + cand[keep].sum()) / (kept0 + keep.sum() + pos)
+            assert other_f1 <= f1 + 1e-9
+    # a label whose candidates are all hopeless keeps none of them
+    top2 = np.array([0, 0, 1, 1, 1])
+    conf2 = np.array([1.0, 0.01, 1.0, 0.9, 0.8])
+    fixed2 = np.array([True, False, True, False, False])
+    got = f1_thresholds(top2, conf2, fixed2, class_mass(top2, conf2, np.eye(2)[top2]))
+    assert got[0][0] == 1.0 and got[1][0] == 0.8

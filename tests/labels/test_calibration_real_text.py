@@ -1,13 +1,17 @@
 """Confidence that means probability, on real Korean text (issue 12).
 
 4,000 real chatbot questions (tests/data/chatbot_sample.csv) with three gold topics, the
-five keywords a topic of bench/chatbot/seed_keywords.yaml and the keyword-seeded draft
-as the label map. Gold is only scored: the precision propagate estimates for the labels
-it keeps (no gold involved) must be near the measured one, at the default threshold and
-at every target precision, and what it keeps must be more often right than what it
-abstains on. On these 4,000 posts the default keeps nearly every post, so kept against
-abstained is checked at the target precisions. The bounds leave room for numeric noise
-across machines, not for an estimator that is off.
+five keywords a topic of bench/chatbot/seed_keywords.yaml, and 2,000 petition titles
+(tests/data/petition_sample.csv) with 16 author-chosen categories and their keywords as
+given; the label map is the keyword-seeded draft. Gold is only scored.
+
+One number decides: the confidence written is the one the keep rule compares, so at the
+default (each label's expected-F1 threshold) a propagated label is kept exactly when its
+confidence reaches its label's threshold, and ``--min-confidence`` / a target precision
+keep exactly the labels at or above their cut. On the chatbot questions the precision
+propagate estimates for what it keeps (no gold involved) must be near the measured one,
+and what a cut keeps must be markedly more often right than what it abstains on. The
+bounds leave room for numeric noise across machines, not for an estimator that is off.
 """
 
 from __future__ import annotations
@@ -25,10 +29,35 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests/data"  # a bundled sample: CI has no ../shared
 
 
-def _kept(labels: pd.DataFrame, threshold: float) -> pd.Series:
-    fixed = labels["source"].isin(["seed", "reviewed"]) & (labels["label"] != ABSTAIN)
-    cand = ~labels["source"].isin(["seed", "reviewed"]) & (labels["top_label"] != ABSTAIN)
-    return fixed | (cand & (labels["confidence"] >= threshold - 1e-9))
+def _scored(prop: Any, gold: pd.DataFrame) -> dict[str, np.ndarray]:
+    df = prop.labels.merge(gold, on="post_id")
+    fixed = (df["source"].isin(["seed", "reviewed"]) & (df["label"] != ABSTAIN)).to_numpy()
+    pred = np.where(df["label"] != ABSTAIN, df["label"], df["top_label"])
+    return {"conf": df["confidence"].to_numpy(dtype=float), "fixed": fixed,
+            "cand": ~fixed & (df["top_label"] != ABSTAIN).to_numpy(),
+            "kept": (df["label"] != ABSTAIN).to_numpy(),
+            "top": df["top_label"].to_numpy(), "right": pred == df["gold"].to_numpy()}
+
+
+def _one_number_decides(prop: Any, s: dict[str, np.ndarray]) -> None:
+    """The default keeps a propagated label exactly when its written confidence reaches
+    its label's threshold, and reports the lowest of those thresholds."""
+    est = prop.estimates
+    assert est["rule"] == "expected_f1"
+    thr = est["thresholds"]
+    assert set(thr) == set(prop.classes)
+    assert est["threshold"] == pytest.approx(min(thr.values()))
+    cut = np.array([thr.get(t, 2.0) for t in s["top"]])
+    cand = s["cand"]
+    assert (s["kept"][cand] == (s["conf"][cand] >= cut[cand] - 1e-9)).all()
+    assert (s["conf"][cand & s["kept"]] >= est["threshold"] - 1e-9).all()
+    assert est["estimated_precision"] == pytest.approx(s["conf"][s["kept"]].mean(), abs=1e-3)
+    for c, f1 in est["expected_f1"].items():  # Lipton et al.: the cut sits at F*/2 or above
+        assert thr[c] >= f1 / 2 - 1e-3 or thr[c] == 1.0, c
+
+
+def _kept_at(s: dict[str, np.ndarray], cut: float) -> np.ndarray:
+    return s["fixed"] | (s["cand"] & (s["conf"] >= cut - 1e-9))
 
 
 @pytest.mark.jvm
@@ -44,35 +73,59 @@ def test_estimated_precision_is_near_the_measured_one_on_real_text(
     prop, _ = label_posts(ws, labelmap, cfg)
     est = prop.estimates
     assert est["calibration_seeds"] >= 100 and est["seed_precision"]  # it calibrated
-    df = prop.labels.merge(gold[["post_id", "gold"]], on="post_id")
-    conf = df["confidence"].to_numpy(dtype=float)
-    pred = np.where(df["label"] != ABSTAIN, df["label"], df["top_label"])
-    right = pred == df["gold"].to_numpy()
-
-    # the default threshold: what propagate wrote, and what it estimated for it
-    kept = (df["label"] != ABSTAIN).to_numpy()
-    assert kept.tolist() == _kept(df, est["threshold"]).tolist()
-    assert est["estimated_precision"] == pytest.approx(conf[kept].mean(), abs=1e-3)
-    assert abs(conf[kept].mean() - right[kept].mean()) < 0.06
-    abstained = ~kept & (df["top_label"] != ABSTAIN).to_numpy()
-    if abstained.sum() >= 50:  # on 4,000 posts the default keeps nearly every one
-        assert right[kept].mean() > right[abstained].mean() + 0.1
-
+    s = _scored(prop, gold[["post_id", "gold"]])
+    conf, right, kept, cand = s["conf"], s["right"], s["kept"], s["cand"]
+    _one_number_decides(prop, s)
+    # the default: what propagate wrote, estimated without gold
+    assert abs(conf[kept].mean() - right[kept].mean()) < 0.05, \
+        (conf[kept].mean(), right[kept].mean())
+    # a fixed cut (--min-confidence 0.5 keeps these: the same confidences) abstains on
+    # labels markedly less often right than those it keeps
+    half = _kept_at(s, 0.5)
+    left = cand & ~half
+    assert left.sum() >= 100 and right[half].mean() > right[left].mean() + 0.1
+    assert abs(conf[half].mean() - right[half].mean()) < 0.05
     # precision mode: the threshold each target picks, as propagate picks it
-    fixed = df["source"].isin(["seed", "reviewed"]).to_numpy() & kept
-    cand = ~df["source"].isin(["seed", "reviewed"]).to_numpy() & \
-        (df["top_label"] != ABSTAIN).to_numpy()
     coverage, measured = [], []
     for target in (0.8, 0.9):
-        thr = pick_threshold(conf[fixed].tolist(), conf[cand].tolist(), target=target)
-        k = _kept(df, thr).to_numpy()
-        assert abs(conf[k].mean() - right[k].mean()) < 0.06, target
-        left = cand & ~k  # what the target abstains on is markedly less often right
+        thr = pick_threshold(conf[s["fixed"]].tolist(), conf[cand].tolist(), target=target)
+        k = _kept_at(s, thr)
+        assert abs(conf[k].mean() - right[k].mean()) < 0.05, (target, conf[k].mean(),
+                                                              right[k].mean())
+        left = cand & ~k
         assert left.sum() >= 50 and right[k].mean() > right[left].mean() + 0.1, target
         coverage.append(k.mean())
         measured.append(right[k].mean())
     assert coverage[0] >= coverage[1] and measured[0] <= measured[1] + 0.01
     # the more confident propagated labels are the more often right
-    hi = cand & kept & (conf >= np.median(conf[cand & kept]))
-    lo = cand & kept & ~hi
+    hi = cand & (conf >= np.median(conf[cand]))
+    lo = cand & ~hi
     assert right[hi].mean() > right[lo].mean() + 0.05
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_one_number_decides_on_noisy_petition_titles(tmp_path: Path,
+                                                     draft_workspace: Any) -> None:
+    """16 noisy categories, few held-out seeds a label: the same rule, the same number.
+    (The estimate is not held to the authors' categories here: their keywords and their
+    choice disagree on nearly half the seeds; README, "Calibration".)"""
+    from weaklabel.labels.propagate import label_posts
+
+    df = pd.read_csv(DATA / "petition_sample.csv", dtype=str)
+    data = tmp_path / "petitions.csv"
+    df.to_csv(data, index=False)
+    gold = df.rename(columns={"id": "post_id", "label": "gold"})[["post_id", "gold"]]
+    ws, cfg, labelmap = draft_workspace(data, ROOT / "bench/petitions/config.yaml",
+                                        DATA / "petition_keywords.yaml")
+    ids = labelmap.id_of()
+    gold["gold"] = gold["gold"].map(lambda g: ids.get(g, g))
+    prop, _ = label_posts(ws, labelmap, cfg)
+    s = _scored(prop, gold)
+    _one_number_decides(prop, s)
+    conf, right, kept, cand = s["conf"], s["right"], s["kept"], s["cand"]
+    assert 0.0 <= conf.min() and conf.max() <= 1.0
+    # over 16 labels a cut abstains, and what it keeps is the more often right
+    for k in (kept, _kept_at(s, 0.5)):
+        left = cand & ~k
+        assert left.sum() >= 50 and right[k].mean() > right[left].mean() + 0.1
