@@ -8,8 +8,9 @@ hidden from every source, their label words masked):
 
 * **a propagated label** gets ``P(right | combined confidence)``: a logistic (Platt) curve
   over the combined confidence, fitted to whether each held-out seed's combined label
-  agrees with its seed label (:func:`calibrate_confidence`). Any combiner's confidence
-  will do; the curve only needs it to rank.
+  agrees with its seed label, corrected for the seeds' own errors
+  (:func:`calibrate_confidence`). Any combiner's confidence will do; the curve only
+  needs it to rank.
 * **a seed** gets its label's estimated seed precision (:func:`seed_precision`): a one-coin
   label model over the seed label and the other sources' votes on the masked held-out
   seeds. Two rules keep it honest when the masked caption says little (generated captions
@@ -21,8 +22,9 @@ hidden from every source, their label words masked):
   against the seed.
 
 The estimated precision of a kept set is the mean of its confidences
-(:func:`estimated_precision`). Pure functions on arrays: propagate calls them, gold never
-enters. The figures are in the README, "Label quality".
+(:func:`estimated_precision`), and the default keeps, per label, what maximises its
+expected F1 (:func:`f1_thresholds` over :func:`class_mass`). Pure functions on arrays:
+propagate calls them, gold never enters. The figures are in the README, "Calibration".
 """
 
 from __future__ import annotations

@@ -379,6 +379,7 @@ class _Posts:
     evidence: list[str]
     top_label: list[str]
     per_source: dict[str, list[str]]
+    agree: dict[int, float] = field(default_factory=dict)  # uncorrected curve, propagated
 
     def frame(self) -> pd.DataFrame:
         import pandas as pd
@@ -514,6 +515,7 @@ class _Choice:
     combine: str
     rounds: int
     calib: Callable[[np.ndarray], np.ndarray] | None = None
+    agree: Callable[[np.ndarray], np.ndarray] | None = None  # agreement with the seeds
     seed_precision: dict[str, float] = field(default_factory=dict)
     agreement: float | None = None
     estimates: dict[str, Any] = field(default_factory=dict)
@@ -547,7 +549,7 @@ def _choose(inp: SourceInput, held: np.ndarray, mvecs: np.ndarray, mhas: np.ndar
     ph = best.posterior[held]
     ok = ph.sum(axis=1) > 0
     cv = float(np.mean(np.where(ok, ph.argmax(axis=1), -1) == truth))
-    return _Choice(best.combine, best.round, None, {}, cv,
+    return _Choice(best.combine, best.round, None, None, {}, cv,
                    {"trials": trials, "heldout_seeds": int(held.sum()),
                     "heldout_agreement": round(cv, 4)}), best.votes
 
@@ -592,6 +594,8 @@ def _calibrate(inp: SourceInput, choice: _Choice, held: np.ndarray, grouped: np.
         ph, truth = post[grouped[rows]], sub.seed[grouped[rows]]
         ok = ph.sum(axis=1) > 0
         right = [choice.seed_precision.get(inp.classes[j], 1.0) for j in truth[ok]]
+        choice.agree = calibrate_confidence(ph[ok].max(axis=1),
+                                            ph[ok].argmax(axis=1) == truth[ok])
         choice.calib = calibrate_confidence(ph[ok].max(axis=1), ph[ok].argmax(axis=1) ==
                                             truth[ok], seed_right=np.array(right),
                                             ncls=len(inp.classes))
@@ -672,6 +676,7 @@ def _assign(st: _Posts, votes: Mapping[str, np.ndarray], post: np.ndarray,
     lm_post, accuracy = fit_label_model(votes)
     best_j, raw = post.argmax(axis=1), post.max(axis=1) if raw_conf is None else raw_conf
     cal = choice.calib(raw) if choice.calib is not None else raw
+    agree = choice.agree(raw) if choice.agree is not None else None
     order = np.argsort(-post, axis=1)[:, :3]
     for i in range(len(st.ids)):
         if st.source[i] == "seed":
@@ -682,6 +687,8 @@ def _assign(st: _Posts, votes: Mapping[str, np.ndarray], post: np.ndarray,
             continue
         st.top_label[i] = classes[best_j[i]]
         st.conf[i] = round(float(cal[i]), 4)
+        if agree is not None:
+            st.agree[i] = float(agree[i])
         votes_txt = " ".join(f"{classes[j]}:{post[i, j]:.2f}" for j in order[i]
                              if post[i, j] > 0)
         st.evidence[i] = f"{choice.combine} {votes_txt}" + \
@@ -743,6 +750,9 @@ def _keep(st: _Posts, cfg: PropagateConfig, post: np.ndarray,
         if st.conf[i] >= cut[cidx[st.top_label[i]]] - 1e-9:
             st.label[i], st.source[i] = st.top_label[i], "knn"
     kept = fixed_conf + [st.conf[i] for i in prop_rows if st.source[i] == "knn"]
+    if st.agree:  # the same kept labels, held to agreement with the seeds, uncorrected
+        agreed = fixed_conf + [st.agree[i] for i in prop_rows if st.source[i] == "knn"]
+        out["estimated_agreement"] = round(float(estimated_precision(agreed) or 0.0), 4)
     return {"rule": rule, "threshold": round(float(cut.min()), 4) if len(cut) else None,
             **out,
             "estimated_precision": None if not kept else round(float(estimated_precision(kept)
