@@ -8,7 +8,8 @@ stands. Measured when this test was written: macro-F1 0.485 at 93 % coverage, ag
 0.38. With the discriminative stage and calibrated confidence (issue 12): 0.483 at 100 %
 (on 4,000 posts few seeds are held out to calibrate by, and every label is estimated
 better than even), the more confident half of the labels markedly more often right, ECE
-0.19. The bounds leave room for numeric noise across machines, not for a regression.
+0.19. With the expected-F1 default (this round): 0.535 at 98.2 %. The bounds leave
+room for numeric noise across machines, not for a regression.
 """
 
 from __future__ import annotations
@@ -48,14 +49,21 @@ def test_propagation_beats_keywords_on_real_korean_text(tmp_path: Path) -> None:
     assert m["coverage"] > 0.85
     assert m["macro_f1"] > 0.44
     assert m["macro_f1"] > floor["macro_f1"] + 0.15
-    # honest confidence: what is kept is markedly more often right than what abstained,
-    # and among the kept labels the more confident are the more often right
-    if m["abstained_guess_accuracy"] is not None and m["abstained_with_guess"] >= 50:
-        assert m["accuracy"] > m["abstained_guess_accuracy"] + 0.08
-    labels = pd.read_parquet(tmp_path / "ws/post_labels.parquet")
-    kept = labels[labels["label"] != ""].merge(df.rename(columns={"id": "post_id",
-                                                                  "label": "gold"}).astype(
-        {"post_id": str}), on="post_id")
+    # honest confidence: what a cut at 0.5 keeps (--min-confidence 0.5 keeps exactly
+    # these: the confidence written is the one compared) is markedly more often right
+    # than what it abstains on, and among the kept labels the more confident are the
+    # more often right. (The default's per-label expected-F1 cuts abstain on under 2 % of
+    # these posts, and those are as often right as the kept: README, "Calibration".)
+    labels = pd.read_parquet(tmp_path / "ws/post_labels.parquet").merge(
+        df.rename(columns={"id": "post_id", "label": "gold"}).astype({"post_id": str}),
+        on="post_id")
+    cand = ~labels["source"].isin(["seed", "reviewed"]) & (labels["top_label"] != "")
+    fixed = labels["source"].isin(["seed", "reviewed"]) & (labels["label"] != "")
+    cut = fixed | (cand & (labels["confidence"] >= 0.5))
+    guess = labels["label"].where(labels["label"] != "", labels["top_label"])
+    hit = guess == labels["gold"]
+    assert (cand & ~cut).sum() >= 50 and hit[cut].mean() > hit[cand & ~cut].mean() + 0.08
+    kept = labels[labels["label"] != ""]
     hi = kept["confidence"] >= kept["confidence"].median()
     right = kept["label"] == kept["gold"]
     assert right[hi].mean() > right[~hi].mean() + 0.08
