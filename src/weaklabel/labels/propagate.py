@@ -6,8 +6,9 @@
    nothing). The best label is a seed when it leads the runner-up by ``seed_margin``;
    ties abstain. Reviewed labels (``reviewed_labels.parquet``) override seeds.
 2. **Vote.** Every labelling source of ``cfg.sources`` (:mod:`weaklabel.labels.sources`:
-   keyword, KNN over post vectors, keyword prototypes, a self-trained char n-gram
-   classifier) gives each post a probability row.
+   keyword, KNN over post vectors, keyword prototypes, a char n-gram classifier: Naive
+   Bayes fitted by EM over every post, or self-trained logistic regression) gives each
+   post a probability row.
 3. **Choose by held-out seeds.** A stratified share (``holdout``) of the seeds is hidden
    from every source, with its label words masked so it looks like a post the keywords
    missed; the combiner and the number of self-training rounds that recover it best are
