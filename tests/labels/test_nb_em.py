@@ -3,8 +3,9 @@
 The EM step is what makes it semi-supervised: n-grams that only unlabelled posts carry
 learn their label from the n-grams they co-occur with (Nigam et al. 2000). On real text
 (4,000 chatbot questions, the keyword-seeded draft as it stands) its vote labels the
-posts the keywords missed better than the self-trained logistic regression it replaced
-as the default.
+posts the keywords missed well above the KNN and at least as well as the self-trained
+logistic regression it replaced as the default (on all 11,823 questions the pipeline's
+macro-F1 rose from 0.641 to 0.691, README "Label quality").
 """
 
 from __future__ import annotations
