@@ -110,6 +110,11 @@ class PropagateConfig:
     rounds: int = 3
     self_train_confidence: float = 0.7
     self_train_share: float = 0.0  # > 0: each label's most confident share instead
+    # The second stage's model (labels/sources.py, ClassifierSource): "nb_em", a
+    # multinomial Naive Bayes fitted by EM over every post (Nigam et al. 2000: a few
+    # labels, many unlabelled texts), or "logistic", a logistic regression self-trained
+    # round by round on the pipeline's confident labels (classifier_c, _max_posts).
+    classifier_model: str = "nb_em"
     classifier_c: float = 1.0
     classifier_max_posts: int = 30_000
     holdout: float = 0.2
@@ -600,6 +605,7 @@ SETTINGS: dict[str, Check] = {
     "propagate.rounds": Check(int, 0, 20),
     "propagate.self_train_confidence": _SHARE,
     "propagate.self_train_share": _SHARE,
+    "propagate.classifier_model": Check(str, choices=("nb_em", "logistic")),
     "propagate.classifier_c": Check(float, 1e-6, 1e6),
     "propagate.classifier_max_posts": Check(int, 100, 100_000_000),
     # At least one seed is learnt from and at least one held out: 0 < holdout < 1.

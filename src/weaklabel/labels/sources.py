@@ -7,9 +7,11 @@ per post (an all-zero row: the source abstains on that post). Four sources exist
 * ``knn``: a cosine KNN over post vectors trained on the seeds (a seed does not vote
   for itself);
 * ``prototype``: a softmax of each post's similarity to every label's keyword centroid;
-* ``classifier``: a TF-IDF character n-gram logistic regression self-trained on the
-  pipeline's own confident labels (cross-fitted: a post it learns from is predicted by
-  the half that did not see it).
+* ``classifier``: a model over TF-IDF character n-grams of the captions: by default a
+  multinomial Naive Bayes fitted by EM over every post, the seeds as labelled and the
+  rest as unlabelled (:func:`nb_em_proba`); or (``classifier_model: logistic``) a
+  logistic regression self-trained on the pipeline's own confident labels
+  (cross-fitted: a post it learns from is predicted by the half that did not see it).
 
 Combiners turn the sources' rows into one posterior per post: ``blend`` (the KNN and
 prototype blend of earlier versions, averaged with the classifier when present),
@@ -26,7 +28,7 @@ Both are registries: a wrong name lists the valid ones.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from weaklabel.errors import WeaklabelError
@@ -58,6 +60,8 @@ class SourceInput:
     seed_texts: Mapping[int, str] | None = None  # seed row → its caption unmasked
     features: Any = None  # the classifier's TF-IDF matrix of ``texts``, made once
     weight: np.ndarray | None = None  # float: how much each post weighs when learnt from
+    # votes a source may reuse while its training posts stay the same (nb_em: every round)
+    cache: dict[Any, Any] = field(default_factory=dict)
 
 
 class LabellingSource(Protocol):
@@ -168,28 +172,128 @@ def self_train_rows(free: np.ndarray, current: np.ndarray, conf: np.ndarray, ncl
     return out
 
 
+def nb_em_proba(x: Any, labelled: np.ndarray, y: np.ndarray, ncls: int, *,
+                free: np.ndarray, weight: np.ndarray | None = None, alpha: float = 0.1,
+                max_iter: int = 30, tol: float = 1e-3) -> tuple[np.ndarray, int]:
+    """Semi-supervised multinomial Naive Bayes by EM (Nigam, McCallum, Thrun and
+    Mitchell 2000): fitted on the ``labelled`` rows of ``x`` (labels ``y``, weights
+    ``weight``), then, until fewer than ``tol`` of the ``free`` rows change their top
+    label (at most ``max_iter`` times), the free rows' class probabilities (E) and a
+    refit on the labelled rows plus the free rows weighted by those probabilities (M).
+    Uniform class prior, as the KNN's ``balance`` and the logistic model's balanced
+    weights: the seeds' label mix is not the corpus's. ``alpha``: additive smoothing.
+
+    The classic method for few labels and many unlabelled texts: the unlabelled posts
+    teach it which n-grams go with the ones the seeds carry. On the chatbot questions it
+    labelled the non-seed posts better than three rounds of self-trained logistic
+    regression (macro-F1 at full coverage 0.697 against 0.655) at a hundredth of the cost.
+
+    Returns ``(probabilities [rows of x, ncls], iterations)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from scipy.sparse import csr_matrix
+        >>> x = csr_matrix(np.array([[2, 0, 1], [0, 2, 1], [1, 0, 1], [0, 1, 1]], float))
+        >>> p, _ = nb_em_proba(x, np.array([0, 1]), np.array([0, 1]), 2,
+        ...                    free=np.array([2, 3]))
+        >>> p.argmax(axis=1).tolist()
+        [0, 1, 0, 1]
+    """
+    import numpy as np
+
+    w = np.ones(len(labelled)) if weight is None else np.asarray(weight, dtype=np.float64)
+    resp = np.zeros((len(labelled), ncls))
+    resp[np.arange(len(labelled)), y] = w
+    xl, xf = x[labelled], x[free]
+    base = np.asarray(xl.T @ resp)  # features × classes: the labelled rows' counts
+    counts = base
+    prev = np.full(len(free), -1)
+    it = 0
+    while True:
+        smoothed = counts + alpha
+        log_theta = np.log(smoothed) - np.log(smoothed.sum(axis=0, keepdims=True))
+        if it == max_iter:
+            break
+        p = _softmax(np.asarray(xf @ log_theta))
+        top = p.argmax(axis=1)
+        changed = float((top != prev).mean()) if len(free) else 0.0
+        prev = top
+        if changed < tol:
+            break
+        counts = base + np.asarray(xf.T @ p)
+        it += 1
+    return _softmax(np.asarray(x @ log_theta)), it
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
 class ClassifierSource:
-    """TF-IDF char_wb 2–4-gram logistic regression on the current labels, cross-fitted.
+    """A model over TF-IDF char_wb 2–4-grams of the captions (``cfg.classifier_model``).
 
-    Learns from the training seeds and from the posts whose current label reaches
-    ``cfg.self_train_confidence`` (or each label's most confident ``cfg.self_train_share``;
-    see :func:`self_train_rows`), at most ``cfg.classifier_max_posts`` of them (a
-    fixed-seed sample; the cost stays bounded as the corpus grows). Characters reach
-    inside Korean compounds and brand or model codes that the tokenizer splits or drops.
+    Characters reach inside Korean compounds and brand or model codes that the tokenizer
+    splits or drops. A training seed is learnt twice: with its label words masked
+    (``texts``), so the model learns what else carries the topic, and as written
+    (``seed_texts``), so a post holding label words of two labels, or too few to be a
+    seed, is read with them (learning masked seeds only, it never saw a label word: on
+    the bundled example it labelled the non-seed posts 0.63 right against the KNN's
+    0.81). Held-out seeds are never learnt as written.
 
-    A training seed is learnt twice: with its label words masked (``texts``), so the
-    model learns what else carries the topic, and as written (``seed_texts``), so a post
-    holding label words of two labels, or too few to be a seed, is read with them
-    (learning masked seeds only, it never saw a label word: on the bundled example it
-    labelled the non-seed posts 0.63 right against the KNN's 0.81). Both copies sit in
-    the same cross-fitting half, and held-out seeds are never learnt as written.
+    ``nb_em`` (the default, :func:`nb_em_proba`): learns from the training seeds and
+    every other post as unlabelled; it reads nothing of the other sources, so every
+    self-training round would give the same vote and it is fitted once per set of
+    training seeds.
+
+    ``logistic``: a logistic regression learning from the training seeds and from the
+    posts whose current label reaches ``cfg.self_train_confidence`` (or each label's most
+    confident ``cfg.self_train_share``; see :func:`self_train_rows`), at most
+    ``cfg.classifier_max_posts`` of them (a fixed-seed sample; the cost stays bounded as
+    the corpus grows), cross-fitted in two halves; both copies of a seed sit in the same
+    half.
     """
 
     name = "classifier"
 
     def votes(self, inp: SourceInput) -> np.ndarray:
+        x = classifier_features(inp)
+        if inp.cfg.classifier_model == "nb_em":
+            return self._nb_em(inp, x)
+        return self._logistic(inp, x)
+
+    def _nb_em(self, inp: SourceInput, x: Any) -> np.ndarray:
+        import hashlib
+
         import numpy as np
-        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        n, ncls = len(inp.seed), len(inp.classes)
+        sw = reviewed_weights(inp)
+        key = ("nb_em", hashlib.sha1(inp.train.tobytes() + inp.seed.tobytes()
+                                     + np.asarray(sw).tobytes()).hexdigest())
+        if key in inp.cache:
+            return np.array(inp.cache[key])
+        out = np.zeros((n, ncls))
+        train = np.nonzero(inp.train)[0]
+        if len(set(inp.seed[train].tolist())) < 2:
+            return out
+        dup = _twin_rows(inp)
+        twins = train[dup[train] >= 0]
+        rows = np.r_[train, dup[twins]]
+        free = np.nonzero(~inp.train)[0]
+        proba, _ = nb_em_proba(x, rows, np.r_[inp.seed[train], inp.seed[twins]], ncls,
+                               free=free, weight=np.r_[sw[train], sw[twins]])
+        # a post without one known n-gram gets the prior, a uniform row: no vote
+        out[:] = np.where(np.diff(x[:n].indptr)[:, None] > 0, proba[:n], 0.0)
+        inp.cache[key] = out
+        return np.array(out)
+
+    def _logistic(self, inp: SourceInput, x: Any) -> np.ndarray:
+        import numpy as np
         from sklearn.linear_model import LogisticRegression
 
         n, ncls = len(inp.seed), len(inp.classes)
@@ -206,16 +310,7 @@ class ClassifierSource:
             learn = np.sort(rng.choice(learn, inp.cfg.classifier_max_posts, replace=False))
         if len(set(y[learn].tolist())) < 2:
             return out
-        extra_rows = sorted((inp.seed_texts or {}).items())
-        if inp.features is None:  # the texts never change between rounds and runs
-            inp.features = TfidfVectorizer(
-                analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True,
-                max_features=200_000, dtype=np.float32,
-            ).fit_transform(list(inp.texts) + [t for _, t in extra_rows])
-        x = inp.features
-        dup = np.full(n, -1)  # row of a seed's unmasked copy in x
-        if extra_rows:
-            dup[[i for i, _ in extra_rows]] = n + np.arange(len(extra_rows))
+        dup = _twin_rows(inp)
         fold = rng.integers(0, 2, size=len(learn))
         seen = np.zeros(n, dtype=bool)
         seen[learn] = True
@@ -236,6 +331,35 @@ class ClassifierSource:
             if len(rest):
                 out[np.ix_(rest, cols)] += model.predict_proba(x[rest]) / 2
         return out
+
+
+def classifier_features(inp: SourceInput) -> Any:
+    """The classifier's TF-IDF char_wb 2–4-gram matrix: one row per post (``texts``, the
+    seeds' label words masked), then one per seed as written (``seed_texts``, in post
+    order). Fitted once and kept in ``inp.features``: the texts never change between
+    rounds and passes (choosing, calibrating, the final vote), so every fit reuses it."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if inp.features is None:
+        extra_rows = sorted((inp.seed_texts or {}).items())
+        inp.features = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True,
+            max_features=200_000, dtype=np.float32,
+        ).fit_transform(list(inp.texts) + [t for _, t in extra_rows])
+    return inp.features
+
+
+def _twin_rows(inp: SourceInput) -> np.ndarray:
+    """Each post's row of its unmasked copy in :func:`classifier_features` (-1: none)."""
+    import numpy as np
+
+    n = len(inp.seed)
+    dup = np.full(n, -1)
+    extra = sorted((inp.seed_texts or {}).items())
+    if extra:
+        dup[[i for i, _ in extra]] = n + np.arange(len(extra))
+    return dup
 
 
 def reviewed_weights(inp: SourceInput) -> np.ndarray:
