@@ -1,7 +1,8 @@
 """CLI commands for the data set: ``sample``, ``export``, ``report``.
 
-``cli.py`` calls :func:`register`. Only typer and the standard library are imported at
-module level; pandas and PIL load inside the library calls.
+``cli.py`` lists them in its command table and builds one when it is invoked. Only typer
+and the standard library are imported at module level; pandas and PIL load inside the
+library calls.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from weaklabel.cli_common import (
     echo_report,
     resolve_config,
     setup_logging,
-    stage_command,
     workspace_of,
 )
 from weaklabel.errors import UsageError, WeaklabelError
@@ -252,9 +252,3 @@ def report(
         typer.echo(f"not run yet: {', '.join(s.not_run)}")
     typer.echo(f"wrote {s.path} ({s.bytes // 1024} KiB)")
 
-
-def register(app: typer.Typer) -> None:
-    """Add ``sample``, ``export`` and ``report`` to ``app``."""
-    app.command("sample")(stage_command(sample))
-    app.command("export")(stage_command(export))
-    app.command("report")(stage_command(report))

@@ -1,7 +1,8 @@
 """CLI commands for image hygiene: ``purge``, ``dedup``, ``restore``.
 
-The lead's ``cli.py`` calls :func:`register`. Only typer and the standard library are
-imported at module level; PIL, imagehash, numpy and pandas load inside the commands.
+``cli.py`` lists them in its command table and builds one when it is invoked. Only typer
+and the standard library are imported at module level; PIL, imagehash, numpy and pandas
+load inside the commands.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from weaklabel.cli_common import (
     is_url,
     resolve_config,
     setup_logging,
-    stage_command,
     workspace_of,
 )
 
@@ -175,9 +175,3 @@ def restore(
     if res.conflicts:
         raise typer.Exit(1)
 
-
-def register(app: typer.Typer) -> None:
-    """Add ``purge``, ``dedup`` and ``restore`` to ``app``."""
-    app.command("purge")(stage_command(purge))
-    app.command("dedup")(stage_command(dedup))
-    app.command("restore")(stage_command(restore))
