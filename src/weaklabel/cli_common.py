@@ -138,6 +138,32 @@ def workspace_of(cfg: Config) -> Workspace:
     return Workspace(Path(cfg.workspace))
 
 
+def local_image_root(cfg: Config, given: str | None, *, quiet: bool = True,
+                     sample_files: bool = False) -> Config:
+    """The config with the local image root in ``images.root``: ``given``, else the
+    config's (``images.root``, else ``posts.image_root``). An ``s3://`` root is synced
+    into the workspace's mirror first (only new or changed objects are fetched); with
+    ``sample_files`` (export, report), a root read in place gets the sample's images as
+    files, and the manifest's source-ref then names its objects. A local root imports
+    no storage module."""
+    from weaklabel.config import image_root_of, with_overrides
+
+    root = given or (str(image_root_of(cfg)) if image_root_of(cfg) else None)
+    if root is None:
+        return cfg
+    if not is_url(root):
+        return with_overrides(cfg, {"images.root": root.removeprefix("file://")})
+    from weaklabel.storage import stage_inputs
+
+    cfg, _ = stage_inputs(with_overrides(cfg, {"images.root": root}), posts=False,
+                          progress=not quiet)
+    if sample_files:
+        from weaklabel.storage_inplace import materialize_sample
+
+        materialize_sample(cfg.workspace, cfg.images.root)
+    return cfg
+
+
 def echo_report(report: StageReport[Any], *, err: bool = False) -> None:
     """Print a stage's report with the house's one printer (:func:`format_report`)."""
     from weaklabel.stage import format_report
