@@ -76,6 +76,11 @@ class Inventory:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            # A cold run inserts, then updates by path, a row per file: with SQLite's
+            # 2 MiB page cache a 100,000-file table no longer fits and every update
+            # misses; the collision queries' GROUP BYs sort in memory, not a temp file.
+            self.db.execute("PRAGMA cache_size=-65536")
+            self.db.execute("PRAGMA temp_store=MEMORY")
             self.db.executescript(_DDL)
         except sqlite3.DatabaseError as exc:
             raise WeaklabelError(
