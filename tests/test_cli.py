@@ -73,11 +73,83 @@ def test_exact_dedup_start_up_imports_no_heavy_library(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     codes, loaded, res = _loaded_after(
         ["dedup", "--exact-only", str(tmp_path / "tree"), "-w", str(ws), "-q", "-j", "1"],
-        watch=(*HEAVY, "weaklabel.storage"))
+        watch=(*HEAVY, "weaklabel.storage", *OTHER_COMMANDS["dedup"],
+               # registries the config check needs only for a setting off its default
+               "weaklabel.dataset.export", "weaklabel.text.tokenizer",
+               "weaklabel.labels.sources"))
     assert codes == [0], res.stderr
     assert "1 exact" in res.stdout
     assert (ws / "duplicates.csv").is_file()
     assert loaded == []
+
+
+CLI_MODULES = ("weaklabel.cli_images", "weaklabel.cli_dataset", "weaklabel.cli_review")
+OTHER_COMMANDS = {
+    "dedup": ("weaklabel.cli_dataset", "weaklabel.cli_review"),
+    "sample": ("weaklabel.cli_images", "weaklabel.cli_review"),
+    "review": ("weaklabel.cli_images", "weaklabel.cli_dataset"),
+    "tokenize": CLI_MODULES,
+}
+"""Per command, the command modules its run must not import (built lazily)."""
+
+
+@pytest.mark.parametrize("command", list(OTHER_COMMANDS))
+def test_an_invoked_command_imports_only_its_own_module(command: str) -> None:
+    args = [command, "queue", "--help"] if command == "review" else [command, "--help"]
+    codes, loaded, res = _loaded_after(args, watch=CLI_MODULES)
+    assert codes == [0]
+    assert f"Usage: weaklabel {' '.join(args[:-1])}" in res.stdout
+    assert sorted(loaded) == sorted(set(CLI_MODULES) - set(OTHER_COMMANDS[command]))
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_lazy_help_lists_every_command_as_built_commands_would(width: int) -> None:
+    """``--help`` lists every command from its docstring without building it; the same
+    words, cut at the same place, as click's listing of the built commands."""
+    import typer.main
+    from typer._click import Context
+
+    from weaklabel.cli import COMMANDS, app
+
+    group = typer.main.get_command(app)
+    ctx = Context(group, info_name="weaklabel", terminal_width=width, max_content_width=width)
+    lazy = group.get_help(ctx)
+    assert group.commands.built == {}  # type: ignore[attr-defined]
+    built = {name: group.commands[name] for name in COMMANDS}  # type: ignore[attr-defined]
+    assert group.commands.built == built  # type: ignore[attr-defined]
+    assert group.get_help(ctx) == lazy
+    listed = lazy.split("Commands:\n")[1].splitlines()
+    assert [line.split()[0] for line in listed] == list(COMMANDS)
+    assert "  dedup      Find exact (SHA-1) and near" in lazy
+
+
+def test_a_mistyped_command_is_a_usage_error_with_a_suggestion() -> None:
+    codes, loaded, res = _loaded_after(["dedpu"], watch=CLI_MODULES)
+    assert codes == [2] and loaded == []
+    assert "Error: No such command 'dedpu'. Did you mean 'dedup'?" in res.stderr
+
+
+def test_every_default_passes_its_own_check() -> None:
+    """The config check skips a default's registry check (a registry import costs a
+    start-up): so every default must pass it, with the real registries."""
+    from weaklabel.config import SETTINGS, Config, _get, validate_config, with_overrides
+
+    checked = set()
+    for key, rule in SETTINGS.items():
+        present, value = _get(Config(), key)
+        assert present, key
+        if rule.check is not None and value is not None:
+            rule.check(value)
+            checked.add(key)
+    assert {"tokenize.tokenizer", "propagate.sources", "propagate.combine", "export.formats",
+            "export.link", "images.formats"} <= checked
+    # an explicit, non-default value still meets the registry
+    from weaklabel.errors import WeaklabelError
+
+    with pytest.raises(WeaklabelError, match="tokenize.tokenizer must be one of"):
+        validate_config(with_overrides(Config(), {"tokenize.tokenizer": "okt2"}))
+    with pytest.raises(WeaklabelError, match="export.link"):
+        validate_config(with_overrides(Config(), {"export.link": "move"}))
 
 
 def test_usage_error_loads_no_rich_and_ends_in_one_error_line(tmp_path: Path) -> None:

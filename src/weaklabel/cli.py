@@ -12,10 +12,12 @@ from typing import Annotated, Any
 
 import typer
 
-from weaklabel import __version__, cli_dataset, cli_images, cli_review
+from weaklabel import __version__
 from weaklabel.cli_common import (
+    CommandSpec,
     ConfigOpt,
     ForceOpt,
+    LazyGroup,
     PathOrURL,
     QuietOpt,
     WorkersOpt,
@@ -24,12 +26,37 @@ from weaklabel.cli_common import (
     fail,
     resolve_config,
     setup_logging,
-    stage_command,
     workspace_of,
 )
 from weaklabel.errors import UsageError, WeaklabelError
 
+COMMANDS: dict[str, CommandSpec] = {
+    # in the order ``weaklabel --help`` lists them
+    "tokenize": ("weaklabel.cli", "tokenize"),
+    "embed": ("weaklabel.cli", "embed"),
+    "cluster": ("weaklabel.cli", "cluster"),
+    "propagate": ("weaklabel.cli", "propagate"),
+    "eval": ("weaklabel.cli", "eval_"),
+    "build": ("weaklabel.cli", "build"),
+    "purge": ("weaklabel.cli_images", "purge"),
+    "dedup": ("weaklabel.cli_images", "dedup"),
+    "restore": ("weaklabel.cli_images", "restore"),
+    "sample": ("weaklabel.cli_dataset", "sample"),
+    "export": ("weaklabel.cli_dataset", "export"),
+    "report": ("weaklabel.cli_dataset", "report"),
+    "review": ("weaklabel.cli_review", "review_app"),
+}
+"""Every command: name → where its function (or command group) lives. A run builds
+only the command it invokes, and imports only that command's module (``--help`` reads
+the docstrings of all)."""
+
+
+class _Commands(LazyGroup):
+    table = COMMANDS
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="weaklabel",
     help="Build labeled image data sets by weak supervision from Korean post captions.",
     no_args_is_help=True,
@@ -39,9 +66,6 @@ app = typer.Typer(
     # pygments, 0.2 CPU s before the first line, for the same words in boxes.
     rich_markup_mode=None,
 )
-# The review group is its own Typer; its help is drawn by the same plain formatter.
-cli_review.review_app.rich_markup_mode = None
-
 
 def _version(value: bool) -> None:
     if value:
@@ -80,8 +104,6 @@ def _cols(cols: list[str] | None) -> dict[str, str]:
     return out
 
 
-@app.command()
-@stage_command
 def tokenize(
     posts: Annotated[str | None, typer.Argument(
         callback=PathOrURL(dir_okay=False),
@@ -126,8 +148,6 @@ def tokenize(
     echo_report(run_tokenize(workspace_of(cfg), cfg, force=force, progress=not quiet))
 
 
-@app.command()
-@stage_command
 def embed(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
@@ -157,8 +177,6 @@ def embed(
     echo_report(run_embed(workspace_of(cfg), cfg, force=force, progress=not quiet))
 
 
-@app.command()
-@stage_command
 def cluster(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
@@ -191,8 +209,6 @@ def cluster(
     echo_report(r)
 
 
-@app.command()
-@stage_command
 def propagate(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
@@ -224,8 +240,6 @@ def propagate(
     echo_report(run_propagate(workspace_of(cfg), cfg, force=force, progress=not quiet))
 
 
-@app.command("eval")
-@stage_command
 def eval_(
     labels: Annotated[Path | None, typer.Argument(
         exists=True, dir_okay=False, help="post_labels.parquet (or a CSV post_id,label) "
@@ -257,8 +271,6 @@ def eval_(
     typer.echo(json.dumps(m, ensure_ascii=False) if as_json else format_report(dict(m)))
 
 
-@app.command()
-@stage_command
 def build(
     config: Annotated[Path, typer.Option(
         "--config", "-c", exists=True, dir_okay=False, help="The data set's YAML config.")],
@@ -316,13 +328,6 @@ def build(
         elif isinstance(s, EvalSummary):
             typer.echo(f"eval:      macro-F1 {s.macro_f1:.3f}, accuracy {s.accuracy:.3f} on "
                        f"{s.coverage:.1%} of posts labelled (gold: {cfg.gold})")
-
-
-# The image and data-set commands live beside their stages; both modules import only
-# typer at the top, like this one.
-cli_images.register(app)
-cli_dataset.register(app)
-cli_review.register(app)
 
 
 def main() -> None:

@@ -7,13 +7,16 @@ at once, without starting a JVM or importing gensim, sklearn or PIL.
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from weaklabel.errors import ReviewNeeded, UsageError, WeaklabelError
 
@@ -135,8 +138,143 @@ def workspace_of(cfg: Config) -> Workspace:
     return Workspace(Path(cfg.workspace))
 
 
+def local_image_root(cfg: Config, given: str | None, *, quiet: bool = True,
+                     sample_files: bool = False) -> Config:
+    """The config with the local image root in ``images.root``: ``given``, else the
+    config's (``images.root``, else ``posts.image_root``). An ``s3://`` root is synced
+    into the workspace's mirror first (only new or changed objects are fetched); with
+    ``sample_files`` (export, report), a root read in place gets the sample's images as
+    files, and the manifest's source-ref then names its objects. A local root imports
+    no storage module."""
+    from weaklabel.config import image_root_of, with_overrides
+
+    root = given or (str(image_root_of(cfg)) if image_root_of(cfg) else None)
+    if root is None:
+        return cfg
+    if not is_url(root):
+        return with_overrides(cfg, {"images.root": root.removeprefix("file://")})
+    from weaklabel.storage import stage_inputs
+
+    cfg, _ = stage_inputs(with_overrides(cfg, {"images.root": root}), posts=False,
+                          progress=not quiet)
+    if sample_files:
+        from weaklabel.storage_inplace import materialize_sample
+
+        materialize_sample(cfg.workspace, cfg.images.root)
+    return cfg
+
+
 def echo_report(report: StageReport[Any], *, err: bool = False) -> None:
     """Print a stage's report with the house's one printer (:func:`format_report`)."""
     from weaklabel.stage import format_report
 
     typer.echo(format_report(report), err=err)
+
+
+# --- lazy commands -------------------------------------------------------------------------
+
+CommandSpec = tuple[str, str]
+"""``(module, attribute)`` of a command: a function (wrapped in :func:`stage_command`
+when built) or a :class:`typer.Typer` command group."""
+
+
+def _target(spec: CommandSpec) -> Any:
+    module, attr = spec
+    return getattr(importlib.import_module(module), attr)
+
+
+def build_command(name: str, spec: CommandSpec) -> Any:
+    """The click command typer makes of one table entry, as ``app.command(name)`` or
+    ``app.add_typer(group, name=name)`` would (plain help: no rich)."""
+    import typer.main
+    from typer.models import CommandInfo
+
+    target = _target(spec)
+    if isinstance(target, typer.Typer):
+        target.rich_markup_mode = None
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    return typer.main.get_command_from_info(
+        CommandInfo(name=name, callback=stage_command(target)),
+        pretty_exceptions_short=True, rich_markup_mode=None)
+
+
+def short_help_of(spec: CommandSpec) -> str:
+    """The help text typer gives a command, read from its docstring (or a group's
+    ``help``) without building the command from its signature."""
+    import typer
+
+    target = _target(spec)
+    if isinstance(target, typer.Typer):
+        return inspect.cleandoc(target.info.help or "")
+    return inspect.getdoc(target) or ""
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """A group's commands by name, each built on first access: a run that invokes one
+    command pays for that command's signature alone (typer reads every parameter's
+    annotations and makes its click parameter: ~2 ms a command, 16 of them)."""
+
+    def __init__(self, table: Mapping[str, CommandSpec]) -> None:
+        self.table = dict(table)
+        self.built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.built:
+            if name not in self.table:
+                raise KeyError(name)
+            self.built[name] = build_command(name, self.table[name])
+        return self.built[name]
+
+    def __setitem__(self, name: str, cmd: Any) -> None:
+        self.built[name] = cmd
+        self.table.setdefault(name, ("", ""))
+
+    def __delitem__(self, name: str) -> None:
+        del self.table[name]
+        self.built.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.table
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+class LazyGroup(TyperGroup):
+    """A typer group whose commands come from :attr:`table` and are built only when
+    invoked (or asked for by name); ``--help`` lists them all from their docstrings,
+    in table order, with the words click's own listing would print."""
+
+    table: Mapping[str, CommandSpec] = {}
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = LazyCommands(self.table)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        from typer._click.utils import make_default_short_help
+
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        # as click's listing: the same limit, the same shortening of the first paragraph
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        cmds = self.commands
+        assert isinstance(cmds, LazyCommands)
+        rows = []
+        for n in names:
+            if n in cmds.built:
+                rows.append((n, cmds.built[n].get_short_help_str(limit)))
+            else:
+                rows.append((n, make_default_short_help(short_help_of(cmds.table[n]),
+                                                        limit).strip()))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)

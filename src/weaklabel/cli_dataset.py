@@ -1,13 +1,14 @@
 """CLI commands for the data set: ``sample``, ``export``, ``report``.
 
-``cli.py`` calls :func:`register`. Only typer and the standard library are imported at
-module level; pandas and PIL load inside the library calls.
+``cli.py`` lists them in its command table and builds one when it is invoked. Only typer
+and the standard library are imported at module level; pandas and PIL load inside the
+library calls.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -18,15 +19,12 @@ from weaklabel.cli_common import (
     QuietOpt,
     WorkspaceOpt,
     echo_report,
+    local_image_root,
     resolve_config,
     setup_logging,
-    stage_command,
     workspace_of,
 )
 from weaklabel.errors import UsageError, WeaklabelError
-
-if TYPE_CHECKING:
-    from weaklabel.config import Config
 
 LabelmapOpt = Annotated[
     Path | None,
@@ -39,28 +37,6 @@ ImageRootOpt = Annotated[
                  help="Where image paths point, a folder or s3://bucket/prefix (default: "
                       "images.root or posts.image_root)."),
 ]
-
-
-def _image_root(cfg: Config, given: str | None, *, quiet: bool = True) -> Config:
-    """The config with the local image root in ``images.root``: an ``s3://`` root is
-    synced into the workspace's mirror first, and the manifest's source-ref then names
-    its objects."""
-    from weaklabel.config import image_root_of, with_overrides
-
-    root = given or (str(image_root_of(cfg)) if image_root_of(cfg) else None)
-    if root is None:
-        return cfg
-    from weaklabel.storage import is_remote, local_path
-
-    if not is_remote(root):
-        return with_overrides(cfg, {"images.root": local_path(root)})
-    from weaklabel.storage import stage_inputs
-    from weaklabel.storage_inplace import materialize_sample
-
-    cfg, _ = stage_inputs(with_overrides(cfg, {"images.root": root}), posts=False,
-                          progress=not quiet)
-    materialize_sample(cfg.workspace, cfg.images.root)  # read in place: the sample as files
-    return cfg
 
 
 def _usage(parse: Any, value: Any) -> Any:
@@ -199,7 +175,7 @@ def export(
         raise UsageError("no export folder given; pass OUT or set output in the config")
     if cfg.export.manifest_url and "manifest" not in cfg.export.formats:
         raise UsageError("--manifest-url needs the manifest format; add manifest to --format")
-    cfg = _image_root(cfg, image_root, quiet=quiet)
+    cfg = local_image_root(cfg, image_root, quiet=quiet, sample_files=True)
     r = run_export(workspace_of(cfg), cfg, force=force, progress=not quiet)
     s = r.summary
     typer.echo(format_counts(s.counts))
@@ -244,7 +220,7 @@ def report(
         "labelmap": str(labelmap) if labelmap else None,
         "gold": str(gold) if gold else None,
         "report.output": str(output) if output else None, "report.thumb_size": thumb_size})
-    cfg = _image_root(cfg, image_root, quiet=quiet)
+    cfg = local_image_root(cfg, image_root, quiet=quiet, sample_files=True)
     r = run_report(workspace_of(cfg), cfg, progress=not quiet)
     s = r.summary
     typer.echo(f"thumbnails: {s.made} made, {s.cached} cached, {s.failed} unreadable")
@@ -252,9 +228,3 @@ def report(
         typer.echo(f"not run yet: {', '.join(s.not_run)}")
     typer.echo(f"wrote {s.path} ({s.bytes // 1024} KiB)")
 
-
-def register(app: typer.Typer) -> None:
-    """Add ``sample``, ``export`` and ``report`` to ``app``."""
-    app.command("sample")(stage_command(sample))
-    app.command("export")(stage_command(export))
-    app.command("report")(stage_command(report))

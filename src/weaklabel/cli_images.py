@@ -1,7 +1,8 @@
 """CLI commands for image hygiene: ``purge``, ``dedup``, ``restore``.
 
-The lead's ``cli.py`` calls :func:`register`. Only typer and the standard library are
-imported at module level; PIL, imagehash, numpy and pandas load inside the commands.
+``cli.py`` lists them in its command table and builds one when it is invoked. Only typer
+and the standard library are imported at module level; PIL, imagehash, numpy and pandas
+load inside the commands.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ from weaklabel.cli_common import (
     WorkersOpt,
     WorkspaceOpt,
     echo_report,
-    is_url,
+    local_image_root,
     resolve_config,
     setup_logging,
-    stage_command,
     workspace_of,
 )
 
 if TYPE_CHECKING:
-    from weaklabel.config import Config
     from weaklabel.images.purge import Applied
 
 RootArg = Annotated[
@@ -39,19 +38,6 @@ ApplyOpt = Annotated[
     bool,
     typer.Option("--apply", help="Move files into WORKSPACE/quarantine (default: only report)."),
 ]
-
-
-def _local_root(cfg: Config, root: str, quiet: bool) -> Config:
-    """The config with a local image root: an ``s3://`` root is first synced into the
-    workspace's mirror (only new or changed objects are fetched)."""
-    from weaklabel.config import with_overrides
-
-    if not is_url(root):  # storage and its thread pools load only for a remote root
-        return with_overrides(cfg, {"images.root": root.removeprefix("file://")})
-    from weaklabel.storage import stage_inputs
-
-    cfg, _ = stage_inputs(cfg, posts=False, progress=not quiet)
-    return cfg
 
 
 def _print_applied(applied: Applied | None) -> None:
@@ -90,7 +76,7 @@ def purge(
 
     cfg = resolve_config(config, {"workspace": str(workspace) if workspace else None,
                                   "images.workers": workers, "images.root": root})
-    cfg = _local_root(cfg, root, quiet)
+    cfg = local_image_root(cfg, root, quiet=quiet)
     res = run_purge(workspace_of(cfg), cfg, progress=not quiet, apply=apply)
     for status, n in res.summary.counts.items():
         typer.echo(f"{status}\t{n}")
@@ -137,7 +123,7 @@ def dedup(
                                   "images.workers": workers, "images.hash_method": method,
                                   "images.near_threshold": threshold,
                                   "images.root": root})
-    cfg = _local_root(cfg, root, quiet)
+    cfg = local_image_root(cfg, root, quiet=quiet)
     table = None
     if posts is not None:
         from weaklabel.storage import local_input
@@ -175,9 +161,3 @@ def restore(
     if res.conflicts:
         raise typer.Exit(1)
 
-
-def register(app: typer.Typer) -> None:
-    """Add ``purge``, ``dedup`` and ``restore`` to ``app``."""
-    app.command("purge")(stage_command(purge))
-    app.command("dedup")(stage_command(dedup))
-    app.command("restore")(stage_command(restore))

@@ -12,11 +12,6 @@ from weaklabel.images.walk import open_fd, open_regular
 PARTIAL_BLOCK = 4096  # as jdupes: a page at each end tells most same-size files apart
 CHUNK = 1 << 20
 
-DigestJob = tuple[str, str, int, str]
-"""``(rel, abspath, size, kind)``; ``kind`` is ``partial`` or ``full``."""
-DigestResult = tuple[str, str | None, str | None, str]
-"""``(rel, partial, full, error)``: digests as hex (None: not computed), or why not."""
-
 
 def partial_digest(path: str, size: int, rel: str | None = None) -> tuple[str, str | None]:
     """CRC-32 of the first and last 4 KiB, or of the whole file when those cover it.
@@ -73,24 +68,62 @@ def full_digest(path: str, rel: str | None = None) -> str:
     return h.hexdigest()
 
 
-def digest_job(job: DigestJob) -> DigestResult:
-    """One :data:`DigestJob`; a file that cannot be read gives the error, never raises."""
-    rel, abspath, size, kind = job
-    try:
-        if kind == "partial":
-            part, full = partial_digest(abspath, size, rel)
-            return rel, part, full, ""
-        return rel, None, full_digest(abspath, rel), ""
-    except OSError as exc:
-        return rel, None, None, f"cannot read: {exc.strerror or exc}"
+KeyedResult = tuple[str | None, str | None, bytes]
+"""``(digest, error, key)``: the digest as hex, or None and why not, and the inventory's
+path key (the order of an ``UPDATE … WHERE path=?``)."""
 
 
-def digest_batch(jobs: list[DigestJob]) -> list[DigestResult]:
-    """:func:`digest_job` over a batch (one thread-pool task)."""
-    return [digest_job(j) for j in jobs]
+def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[KeyedResult]:
+    """The ``kind`` digest (``partial`` or ``full``) of each ``(path key, size)`` under
+    ``root``: :func:`partial_digest` or :func:`full_digest` of each, read the same way,
+    without a Python object per file beyond its result.
 
+    Paths stay the raw bytes they are in the inventory (no decode, join, encode per
+    file); the check that no folder on the way became a symlink compares the open
+    descriptor's path with the root's real path + the key, and only a mismatch (or a
+    system without ``/proc``) takes :func:`~weaklabel.containment.opened_inside`'s
+    verdict. A file that cannot be read gives its error, never raises.
+    """
+    from weaklabel.containment import opened_inside
 
-def bytes_to_read(jobs: list[DigestJob]) -> int:
-    """How many bytes the jobs read at most."""
-    return sum(min(size, 2 * PARTIAL_BLOCK) if kind == "partial" else size
-               for _, _, size, kind in jobs)
+    base = os.fsencode(root).rstrip(b"/") + b"/"
+    real = os.fsencode(os.path.realpath(root)).rstrip(b"/") + b"/"
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    partial = kind == "partial"
+    block, crc32, pread, read, close = PARTIAL_BLOCK, zlib.crc32, os.pread, os.read, os.close
+    out: list[KeyedResult] = []
+    for key, size in rows:
+        path = base + key
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            out.append((None, f"cannot read: {exc.strerror or exc}", key))
+            continue
+        try:
+            try:
+                inside = os.readlink(b"/proc/self/fd/%d" % fd) == real + key
+            except OSError:
+                inside = False
+            if not inside and not opened_inside(fd, os.fsdecode(path), os.fsdecode(key)):
+                out.append((None, "cannot read: a folder on the way became a symbolic link",
+                            key))
+                continue
+            if not partial:
+                h = hashlib.sha1()
+                while chunk := read(fd, CHUNK):
+                    h.update(chunk)
+                out.append((h.hexdigest(), None, key))
+            elif size <= 2 * block:
+                # a short read of a regular file is its end; more than asked: it grew
+                body = read(fd, max(size, block) + 1)
+                crc = crc32(body) if len(body) <= max(size, block) else crc32(
+                    _read_all(fd, size), crc32(body))
+                out.append((f"{crc:08x}", None, key))
+            else:
+                crc = crc32(pread(fd, block, size - block), crc32(pread(fd, block, 0)))
+                out.append((f"{crc:08x}", None, key))
+        except OSError as exc:
+            out.append((None, f"cannot read: {exc.strerror or exc}", key))
+        finally:
+            close(fd)
+    return out

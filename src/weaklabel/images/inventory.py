@@ -26,10 +26,10 @@ from typing import Any
 from weaklabel.contracts import STORAGE_STATE
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.checks import Task, check_formats, examine
-from weaklabel.images.digests import CHUNK, DigestJob, bytes_to_read, digest_batch, digest_job
+from weaklabel.images.digests import CHUNK, PARTIAL_BLOCK, KeyedResult, digest_keys
 from weaklabel.images.hashes import hash_key
 from weaklabel.images.pool import WorkerPool
-from weaklabel.images.walk import Entry, display_path, path_key, walk
+from weaklabel.images.walk import Entry, display_path, walk
 
 __all__ = ["INVENTORY", "SCHEMA_VERSION", "Inventory", "open_inventory",
            # where other modules have always found them
@@ -76,6 +76,11 @@ class Inventory:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            # A cold run inserts, then updates by path, a row per file: with SQLite's
+            # 2 MiB page cache a 100,000-file table no longer fits and every update
+            # misses; the collision queries' GROUP BYs sort in memory, not a temp file.
+            self.db.execute("PRAGMA cache_size=-65536")
+            self.db.execute("PRAGMA temp_store=MEMORY")
             self.db.executescript(_DDL)
         except sqlite3.DatabaseError as exc:
             raise WeaklabelError(
@@ -355,45 +360,43 @@ class Inventory:
                        "(SELECT size, partial FROM (SELECT DISTINCT size, partial, dev, ino "
                        "FROM files WHERE kind='file' AND partial IS NOT NULL) "
                        "GROUP BY size, partial HAVING COUNT(*) > 1)")
-            base = os.fspath(root)
-            jobs = [(os.fsdecode(p), os.path.join(base, os.fsdecode(p)), size, stage)
-                    for p, size in self.db.execute(sql)]
-            counts[stage] = len(jobs)
-            self._run_digests(jobs, workers, quiet, stage)
+            rows = self.db.execute(sql).fetchall()
+            counts[stage] = len(rows)
+            self._run_digests(os.fspath(root), rows, workers, quiet, stage)
         self._set_meta("funnel", "done")
         return counts
 
-    def _run_digests(self, jobs: list[DigestJob], workers: int, quiet: bool,
-                     stage: str) -> None:
-        if not jobs:
+    def _run_digests(self, root: str, rows: list[tuple[bytes, int]], workers: int,
+                     quiet: bool, stage: str) -> None:
+        if not rows:
             return
         # Threads pay off only when there is real reading to share out.
-        to_read = bytes_to_read(jobs)
-        if workers > 1 and len(jobs) > 1 and to_read > 16 * CHUNK:
+        to_read = sum(min(size, 2 * PARTIAL_BLOCK) if stage == "partial" else size
+                      for _, size in rows)
+        if workers > 1 and len(rows) > 1 and to_read > 16 * CHUNK:
             from concurrent.futures import ThreadPoolExecutor
 
             # A thread pool's map takes no chunks: one future per file cost more than
             # reading a 4 KiB block, so each future digests a batch of files.
-            size = max(1, min(256, len(jobs) // (workers * 4)))
-            batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-            results = []
+            size = max(1, min(256, len(rows) // (workers * 4)))
+            batches = [rows[i:i + size] for i in range(0, len(rows), size)]
+            results: list[KeyedResult] = []
             with ThreadPoolExecutor(workers) as ex, \
-                    _progress(quiet, total=len(jobs), desc=f"sha1 ({stage})", unit="file") as bar:
-                for done in ex.map(digest_batch, batches):
+                    _progress(quiet, total=len(rows), desc=f"sha1 ({stage})", unit="file") as bar:
+                for done in ex.map(digest_keys, [root] * len(batches), batches,
+                                   [stage] * len(batches)):
                     results.extend(done)
                     bar.update(len(done))
         else:
-            results = [digest_job(j) for j in jobs]
+            results = digest_keys(root, rows, stage)
         self.db.execute("BEGIN")
         self.db.executemany("UPDATE files SET status='unreadable', reason=? WHERE path=?",
-                            [(err, path_key(rel)) for rel, _, _, err in results if err])
-        # One statement per file (a small file's partial digest comes with its full one).
-        self.db.executemany("UPDATE files SET partial=coalesce(?, partial), "
-                            "sha1=coalesce(?, sha1) WHERE path=?",
-                            [(part, full, path_key(rel)) for rel, part, full, err in results
-                             if not err])
+                            [(err, key) for digest, err, key in results if err])
+        # One statement per file: only the digest this stage computed.
+        column = "partial" if stage == "partial" else "sha1"
+        self.db.executemany(f"UPDATE files SET {column}=? WHERE path=?",
+                            [r[::2] for r in results if r[1] is None])
         self.db.execute("COMMIT")
-
 
 
 class _NoBar:

@@ -1,0 +1,87 @@
+"""The exact funnel's batch digests: the same digests as one file at a time, from raw
+path keys, and never read through a folder swapped for a symlink after the walk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from pathlib import Path
+
+from weaklabel.images.digests import (
+    PARTIAL_BLOCK,
+    digest_keys,
+    full_digest,
+    partial_digest,
+    partial_of_body,
+)
+
+
+def _tree(root: Path) -> dict[bytes, bytes]:
+    rng = random.Random(3)
+    bodies = {}
+    sizes = (1, 100, PARTIAL_BLOCK, 2 * PARTIAL_BLOCK, 2 * PARTIAL_BLOCK + 1,
+             5 * PARTIAL_BLOCK + 7, (1 << 20) + 3)
+    for k, size in enumerate(sizes):
+        rel = f"2019010{k % 3 + 1}/f{k}.jpg"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        body = rng.randbytes(size)
+        (root / rel).write_bytes(body)
+        bodies[rel.encode()] = body
+    # a name that is not UTF-8: the key is its raw bytes
+    odd = b"20190101/caf\xe9.jpg"
+    with open(os.path.join(os.fsencode(root), odd), "wb") as f:
+        f.write(b"odd name")
+    bodies[odd] = b"odd name"
+    return bodies
+
+
+def test_batch_digests_equal_one_file_at_a_time(tmp_path: Path) -> None:
+    root = tmp_path / "img"
+    bodies = _tree(root)
+    rows = [(key, len(body)) for key, body in bodies.items()]
+    partial = digest_keys(str(root), rows, "partial")
+    full = digest_keys(str(root), rows, "full")
+    assert [k for _, _, k in partial] == [k for k, _ in rows] == [k for _, _, k in full]
+    for (key, size), (p, perr, _), (f, ferr, _) in zip(rows, partial, full, strict=True):
+        assert perr is None and ferr is None
+        path = os.fsdecode(os.path.join(os.fsencode(root), key))
+        assert p == partial_digest(path, size, os.fsdecode(key))[0] == \
+            partial_of_body(bodies[key])
+        assert f == full_digest(path, os.fsdecode(key)) == hashlib.sha1(bodies[key]).hexdigest()
+    assert len({p for p, _, _ in partial}) == len(rows)
+
+
+def test_a_file_grown_since_the_walk_is_read_whole(tmp_path: Path) -> None:
+    """The walk's size is a hint: a small file that grew is still digested whole."""
+    (tmp_path / "a.jpg").write_bytes(b"x" * 5000)
+    [(p, err, _)] = digest_keys(str(tmp_path), [(b"a.jpg", 10)], "partial")
+    assert err is None
+    assert p == partial_of_body(b"x" * 5000) == partial_digest(str(tmp_path / "a.jpg"), 10)[0]
+
+
+def test_a_missing_file_and_a_swapped_folder_give_errors(tmp_path: Path) -> None:
+    root, outside = tmp_path / "img", tmp_path / "outside"
+    (root / "d").mkdir(parents=True)
+    (outside / "d").mkdir(parents=True)
+    (root / "d" / "a.jpg").write_bytes(b"inside")
+    (outside / "d" / "a.jpg").write_bytes(b"secret")
+    rows = [(b"d/a.jpg", 6), (b"d/gone.jpg", 3)]
+    (ok, err, _), (none, why, _) = digest_keys(str(root), rows, "partial")
+    assert err is None and ok == partial_of_body(b"inside")
+    assert none is None and why is not None and why.startswith("cannot read: ")
+    os.rename(root / "d", tmp_path / "d.away")  # the walk saw a folder; now it is a link
+    os.symlink(outside / "d", root / "d")
+    for kind in ("partial", "full"):
+        [(digest, why, key)] = digest_keys(str(root), rows[:1], kind)
+        assert digest is None and key == b"d/a.jpg"
+        assert why == "cannot read: a folder on the way became a symbolic link"
+
+
+def test_a_root_given_through_a_symlink_is_read(tmp_path: Path) -> None:
+    """The root itself may be a symlink (its real path is what the check compares)."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.jpg").write_bytes(b"abc")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    [(p, err, _)] = digest_keys(str(tmp_path / "link") + "/", [(b"a.jpg", 3)], "full")
+    assert err is None and p == hashlib.sha1(b"abc").hexdigest()
