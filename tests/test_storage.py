@@ -1037,3 +1037,20 @@ def test_purge_in_place_reports_from_the_bucket_and_apply_moves_the_corrupt_obje
     assert r.exit_code == 0, r.output
     purge = pd.read_csv(ws / "purge.csv").set_index("path")
     assert purge.loc[broken, "status"] == "truncated"
+
+
+def test_an_s3_image_root_from_the_config_is_synced_not_taken_for_a_path(
+        tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """export and report take the image root from the config when no --image-root is
+    given; an s3:// root there is the bucket's, mirrored into the workspace."""
+    from weaklabel.cli_common import local_image_root
+    from weaklabel.config import Config, with_overrides
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint"])
+    images = {"20190301/a.jpg": photo(1), "20190302/b.jpg": photo(2)}
+    _put_tree(s3["client"], "cfgroot", images)
+    cfg = with_overrides(Config(), {"workspace": str(tmp_path / "ws"),
+                                    "images.root": f"s3://{BUCKET}/cfgroot"})
+    local = local_image_root(cfg, None)
+    assert local.images.root and not local.images.root.startswith("s3:")
+    assert tree(Path(local.images.root)) == images

@@ -146,9 +146,10 @@ def local_image_root(cfg: Config, given: str | None, *, quiet: bool = True,
     ``sample_files`` (export, report), a root read in place gets the sample's images as
     files, and the manifest's source-ref then names its objects. A local root imports
     no storage module."""
-    from weaklabel.config import image_root_of, with_overrides
+    from weaklabel.config import with_overrides
 
-    root = given or (str(image_root_of(cfg)) if image_root_of(cfg) else None)
+    # The setting as written: a Path would fold s3://bucket into s3:/bucket, a local path.
+    root = given or cfg.images.root or cfg.posts.image_root
     if root is None:
         return cfg
     if not is_url(root):
