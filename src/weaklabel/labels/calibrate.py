@@ -19,7 +19,10 @@ hidden from every source, their label words masked):
   common label would (:func:`informative_sources`) says nothing about the seeds and is
   left out, and a vote counts only where it gives one label more than half of its
   probability (``min_vote``); a split vote has not picked a label, so it is no evidence
-  against the seed.
+  against the seed. And the model needs **two** informative sources beside the seed: with
+  one, a disagreement is as much that source's error as the seed's (a one-coin model over
+  two voters is not identifiable, it splits the blame by its starting point), so the seeds
+  are taken as right, as with none.
 
 The estimated precision of a kept set is the mean of its confidences
 (:func:`estimated_precision`), and the default keeps, per label, what maximises its
@@ -142,15 +145,19 @@ def seed_precision(votes: Mapping[str, np.ndarray], truth: np.ndarray,
     and the informative sources' votes on them (``votes``: source → [held-out, classes],
     computed on the masked captions). See the module docstring for the two rules.
 
-    A label with no held-out seed is left out; with no informative source every seed
-    label is taken as right (nothing contradicts it).
+    A label with no held-out seed is left out; with fewer than two informative sources
+    every seed label is taken as right (nothing contradicts it, or nothing can tell the
+    seed's error from the one source's).
 
     Example:
         >>> import numpy as np
         >>> truth = np.array([0] * 8 + [1] * 8)
         >>> clf = np.eye(2)[[0] * 7 + [1] + [1] * 8]  # one seed of label a looks like b
-        >>> seed_precision({"clf": clf}, truth, ["a", "b"])["b"] > 0.9
+        >>> knn = np.eye(2)[[0] * 8 + [1] * 8]
+        >>> seed_precision({"clf": clf, "knn": knn}, truth, ["a", "b"])["b"] > 0.9
         True
+        >>> seed_precision({"clf": clf}, truth, ["a", "b"])["a"]  # one voter: no verdict
+        1.0
     """
     import numpy as np
 
@@ -164,7 +171,7 @@ def seed_precision(votes: Mapping[str, np.ndarray], truth: np.ndarray,
         if (top >= 0).any():  # a source with no vote left has nothing to say
             lm_votes[s] = np.eye(ncls)[np.maximum(top, 0)] * (top >= 0)[:, None]
     lm_votes["keyword"] = np.eye(ncls)[truth]
-    if len(lm_votes) > 1:
+    if len(lm_votes) > 2:
         post, _ = fit_label_model(lm_votes)
     else:
         post = np.eye(ncls)[truth]
