@@ -570,6 +570,72 @@ def near_edits_bench(out: Path, originals: int, size: int, threshold: int | None
     return res
 
 
+def crop_look_bench(out: Path, originals: int, size: int, side: int = 64) -> dict[str, Any]:
+    """A second look for crops, measured before building it: every pair within 12 pHash
+    bits that is a 5 or 10 % crop and its original, or two files of different scenes,
+    scored by the best normalised cross-correlation of detail (the grey picture less a
+    9 px box blur) of one picture against a window of the other, over scales 0.84-1.0
+    and every whole-pixel offset, at ``side`` px. Prints each kind's score range."""
+    import imagehash
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+    from PIL import Image, ImageOps
+    from scipy.ndimage import uniform_filter
+
+    tree, rows = near_edits_tree(out, originals, size)
+    fam = {r["path"]: r["family"] for r in rows}
+    kind = {r["path"]: r["kind"] for r in rows}
+    grey, phash = {}, {}
+    for r in rows:
+        if r["kind"] == "uniform":
+            continue
+        with Image.open(tree / r["path"]) as im:
+            im.draft("L", (side * 3, side * 3))
+            g = ImageOps.exif_transpose(im).convert("L")
+        grey[r["path"]], phash[r["path"]] = g, int(str(imagehash.phash(g)), 16)
+
+    def detail(a: Any, axes: tuple[int, ...]) -> Any:
+        d = a - uniform_filter(a, axes, mode="reflect")
+        d = d.reshape(len(d), -1) if d.ndim == 3 else d.reshape(1, -1)
+        d = d - d.mean(axis=1, keepdims=True)
+        n = np.linalg.norm(d, axis=1, keepdims=True)
+        return d / np.where(n < 1e-6, 1.0, n)
+
+    def best(a: Any, b: Any) -> float:
+        """``b`` as a crop of ``a``: its best correlation with a window of ``a``."""
+        t = detail(np.asarray(b.resize((side, side), Image.Resampling.BOX), float), (9, 9))[0]
+        top = -1.0
+        for s in np.linspace(0.84, 1.0, 9):
+            big = round(side / s)
+            w = sliding_window_view(np.asarray(a.resize((big, big), Image.Resampling.BILINEAR),
+                                               float), (side, side)).reshape(-1, side, side)
+            top = max(top, float((detail(w, (1, 9, 9)) @ t).max()))
+        return top
+
+    scores: dict[str, list[float]] = {}
+    t0 = _cpu()
+    pairs = 0
+    for a, b in combinations(sorted(grey), 2):
+        if (phash[a] ^ phash[b]).bit_count() > 12:
+            continue
+        ks = {kind[a], kind[b]}
+        if fam[a] == fam[b] and "original" in ks and ks & {"crop_5", "crop_10"}:
+            label = (ks - {"original"}).pop()
+        elif fam[a] != fam[b] and (phash[a] ^ phash[b]).bit_count() > 6:
+            label = "different scenes beyond 6 bits"
+        else:
+            continue
+        scores.setdefault(label, []).append(max(best(grey[a], grey[b]), best(grey[b], grey[a])))
+        pairs += 1
+    cpu = _cpu() - t0
+    print(f"crop second look at {side} px, {pairs} pairs within 12 bits, "
+          f"{cpu / max(pairs, 1) * 1e3:.0f} CPU ms a pair\n")
+    print("| pairs | n | lowest | median | highest |\n|---|---|---|---|---|")
+    for label, v in sorted(scores.items()):
+        print(f"| {label} | {len(v)} | {min(v):.3f} | {float(np.median(v)):.3f} | {max(v):.3f} |")
+    return {k: sorted(v) for k, v in scores.items()}
+
+
 # --- corrupt files: purge beside the seed loop, and its JPEG verdict on damaged files -------
 
 
@@ -713,10 +779,13 @@ def main() -> None:
     ap.add_argument("--exact-tree", type=Path, default=None,
                     help="only the exact-duplicate table, on this tree")
     ap.add_argument("--reps", type=int, default=3, help="runs per contender (--exact-tree)")
-    ap.add_argument("--only", choices=("near-edits", "purge", "jpeg-damage"), default=None,
+    ap.add_argument("--only", choices=("near-edits", "purge", "jpeg-damage", "crop-look"),
+                    default=None,
                     help="near-edits: only the per-edit near-duplicate table; purge: only "
                          "the corrupt-file rows; jpeg-damage: purge's JPEG verdict against "
-                         "Pillow's on the damaged corpus of tests/images/jpeg_damage.py")
+                         "Pillow's on the damaged corpus of tests/images/jpeg_damage.py; "
+                         "crop-look: a second look for cropped copies, scored on the "
+                         "near-edits tree")
     ap.add_argument("--damage-scale", type=int, default=1,
                     help="jpeg-damage: 1 for the whole corpus, n to sample about 1/n")
     ap.add_argument("--originals", type=int, default=40,
@@ -730,6 +799,9 @@ def main() -> None:
         out = Path("bench/out/images_edits.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2))
+        return
+    if args.only == "crop-look":
+        crop_look_bench(args.dir.parent / f"edits{args.originals}", args.originals, args.size)
         return
     if args.only == "jpeg-damage":
         jpeg_damage_bench(args.damage_scale)
