@@ -36,7 +36,7 @@ def test_purge_gives_pillows_verdict_on_a_damaged_corpus(tmp_path: Path) -> None
         checked += 1
     assert checked > 2000
     assert loads[False] > checked // 3 and loads[True] > checked // 4  # both verdicts tested
-    assert sure[True] > loads[True] // 2  # most loadable files are judged without decoding
+    assert sure[True] > loads[True] // 3  # many loadable files are judged without decoding
 
 
 @pytest.mark.parametrize("base", sorted(jd.BASES))
