@@ -570,6 +570,197 @@ def near_edits_bench(out: Path, originals: int, size: int, threshold: int | None
     return res
 
 
+def crop_look_bench(out: Path, originals: int, size: int, side: int = 64) -> dict[str, Any]:
+    """A second look for crops, measured before building it: every pair within 12 pHash
+    bits that is a 5 or 10 % crop and its original, or two files of different scenes,
+    scored by the best normalised cross-correlation of detail (the grey picture less a
+    9 px box blur) of one picture against a window of the other, over scales 0.84-1.0
+    and every whole-pixel offset, at ``side`` px. Prints each kind's score range."""
+    import imagehash
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+    from PIL import Image, ImageOps
+    from scipy.ndimage import uniform_filter
+
+    tree, rows = near_edits_tree(out, originals, size)
+    fam = {r["path"]: r["family"] for r in rows}
+    kind = {r["path"]: r["kind"] for r in rows}
+    grey, phash = {}, {}
+    for r in rows:
+        if r["kind"] == "uniform":
+            continue
+        with Image.open(tree / r["path"]) as im:
+            im.draft("L", (side * 3, side * 3))
+            g = ImageOps.exif_transpose(im).convert("L")
+        grey[r["path"]], phash[r["path"]] = g, int(str(imagehash.phash(g)), 16)
+
+    def detail(a: Any, axes: tuple[int, ...]) -> Any:
+        d = a - uniform_filter(a, axes, mode="reflect")
+        d = d.reshape(len(d), -1) if d.ndim == 3 else d.reshape(1, -1)
+        d = d - d.mean(axis=1, keepdims=True)
+        n = np.linalg.norm(d, axis=1, keepdims=True)
+        return d / np.where(n < 1e-6, 1.0, n)
+
+    def best(a: Any, b: Any) -> float:
+        """``b`` as a crop of ``a``: its best correlation with a window of ``a``."""
+        t = detail(np.asarray(b.resize((side, side), Image.Resampling.BOX), float), (9, 9))[0]
+        top = -1.0
+        for s in np.linspace(0.84, 1.0, 9):
+            big = round(side / s)
+            w = sliding_window_view(np.asarray(a.resize((big, big), Image.Resampling.BILINEAR),
+                                               float), (side, side)).reshape(-1, side, side)
+            top = max(top, float((detail(w, (1, 9, 9)) @ t).max()))
+        return top
+
+    scores: dict[str, list[float]] = {}
+    t0 = _cpu()
+    pairs = 0
+    for a, b in combinations(sorted(grey), 2):
+        if (phash[a] ^ phash[b]).bit_count() > 12:
+            continue
+        ks = {kind[a], kind[b]}
+        if fam[a] == fam[b] and "original" in ks and ks & {"crop_5", "crop_10"}:
+            label = (ks - {"original"}).pop()
+        elif fam[a] != fam[b] and (phash[a] ^ phash[b]).bit_count() > 6:
+            label = "different scenes beyond 6 bits"
+        else:
+            continue
+        scores.setdefault(label, []).append(max(best(grey[a], grey[b]), best(grey[b], grey[a])))
+        pairs += 1
+    cpu = _cpu() - t0
+    print(f"crop second look at {side} px, {pairs} pairs within 12 bits, "
+          f"{cpu / max(pairs, 1) * 1e3:.0f} CPU ms a pair\n")
+    print("| pairs | n | lowest | median | highest |\n|---|---|---|---|---|")
+    for label, v in sorted(scores.items()):
+        print(f"| {label} | {len(v)} | {min(v):.3f} | {float(np.median(v)):.3f} | {max(v):.3f} |")
+    return {k: sorted(v) for k, v in scores.items()}
+
+
+# --- corrupt files: purge beside the seed loop, and its JPEG verdict on damaged files -------
+
+
+def purge_bench(root: Path, files: list[str], truth: Truth, workers: int, reps: int) -> None:
+    """``run_purge`` cold (a fresh inventory) with ``workers`` and with one worker, beside
+    the seed's ``Image.open().load()`` loop: median of ``reps``, wall and CPU seconds."""
+    from weaklabel.config import Config, ImagesConfig
+    from weaklabel.images.purge import image_stage, run_purge
+
+    tmp = Path(tempfile.mkdtemp(prefix="wl-purge-"))
+    rows = []
+    try:
+        def purge(w: int) -> set[str]:
+            ws = tmp / f"ws{w}"
+            shutil.rmtree(ws, ignore_errors=True)
+            p = run_purge(*image_stage(root, ws, Config(images=ImagesConfig(workers=w))),
+                          progress=False)
+            with open(p.outputs[0], newline="", encoding="utf-8") as fh:
+                return {r["path"] for r in csv.DictReader(fh) if r["status"] != "ok"}
+
+        for name, fn in ((f"weaklabel purge, {workers} workers", lambda: purge(workers)),
+                         ("weaklabel purge, 1 worker", lambda: purge(1)),
+                         ("Image.open().load() loop", lambda: seed_load_loop(root, files))):
+            wall, cpu, bad = _median_run(fn, reps)
+            rows.append((name, wall, cpu, len(truth.corrupt & bad), len(bad - truth.corrupt)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"corrupt files, {len(files):,} files under {root}, median of {reps}\n")
+    print(f"| {'tool':34} | {'seconds':>8} | {'CPU s':>8} | found | valid flagged |")
+    print(f"|{'-' * 36}|{'-' * 10}|{'-' * 10}|-------|---------------|")
+    for name, wall, cpu, hit, false in rows:
+        print(f"| {name:34} | {wall:8.2f} | {cpu:8.2f} | {hit}/{len(truth.corrupt)} | {false} |")
+    seed = rows[-1]
+    for name, wall, cpu, *_ in rows[:-1]:
+        print(f"{name}: {seed[2] / cpu:.2f}x the seed loop in CPU, {seed[1] / wall:.2f}x by "
+              "the clock")
+
+
+_SEGMENT = {0xC0: "SOF0", 0xC2: "SOF2", 0xC4: "DHT", 0xD8: "SOI", 0xD9: "EOI", 0xDA: "SOS",
+            0xDB: "DQT", 0xDD: "DRI", 0xE0: "APP0", 0xE1: "APP1", 0xEE: "APP14", 0xFE: "COM"}
+_DATA = ("byte flipped", "byte set to 0xFF", "byte set to 0x00", "run overwritten")
+
+
+def _damage_kind(what: str, base: str, jd: Any) -> str:
+    """A row of the damage table for one variant name of ``jpeg_damage.damaged``."""
+    def seg(code: str) -> str:
+        c = int(code, 16)
+        return "RST" if 0xD0 <= c <= 0xD7 else _SEGMENT.get(c, code)
+
+    head, _, at = what.partition("@")
+    if head == "cut":
+        size = tuple(int(x) for x in base.rsplit("-", 1)[1].split("x"))
+        data = jd.base_file(base.rsplit("-", 1)[0], size, seed=list(jd.BASES).index(
+            base.rsplit("-", 1)[0]) + 1)
+        return "cut in the headers" if int(at) < jd.header_end(data) + 8 else \
+            "cut in the entropy data"
+    if head.startswith("cut-"):
+        return "cut in the last 8 bytes"
+    if head.startswith("head^"):
+        return "header byte flipped"
+    if head.startswith("data"):
+        return "entropy data: " + _DATA[int(head[4:])]
+    if head.startswith("marker"):
+        return f"{seg(head[6:8])} marker code replaced"
+    if head.startswith(("drop", "twice")):
+        return f"{seg(head[-2:])} segment " + ("removed" if head[0] == "d" else "repeated")
+    if head.startswith("insert"):
+        return "marker inserted in the entropy data"
+    return head
+
+
+def jpeg_damage_bench(scale: int) -> None:
+    """Per kind of damage: how many files Pillow loads, how many of those the marker walk
+    judges without decoding, and whether purge's status ever differs from Pillow's."""
+    import importlib.util
+    import warnings
+
+    spec = importlib.util.spec_from_file_location(
+        "jpeg_damage", ROOT / "tests" / "images" / "jpeg_damage.py")
+    assert spec is not None and spec.loader is not None
+    jd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(jd)
+    from weaklabel.images.checks import Task, examine
+    from weaklabel.images.jpeg_stream import jpeg_well_formed
+
+    warnings.simplefilter("ignore")
+    tmp = Path(tempfile.mkdtemp(prefix="wl-jpeg-"))
+    p = tmp / "x.jpg"
+    kinds: dict[str, list[int]] = {}  # kind -> variants, Pillow loads, walk sure, false sure,
+    cpu = {"pillow": 0.0, "walk": 0.0, "examine": 0.0}  # purge differs
+    try:
+        for name, data in jd.corpus(scale):
+            kind = _damage_kind(name.split(":", 1)[1], name.split(":", 1)[0], jd)
+            c = _cpu()
+            loads = jd.pillow_loads(data)
+            cpu["pillow"] += _cpu() - c
+            c = _cpu()
+            sure = jpeg_well_formed(data)
+            cpu["walk"] += _cpu() - c
+            p.write_bytes(data)
+            c = _cpu()
+            status = examine(Task(str(p), "x.jpg", len(data), True, None, 89_478_485))["status"]
+            cpu["examine"] += _cpu() - c
+            k = kinds.setdefault(kind, [0, 0, 0, 0, 0])
+            k[0] += 1
+            k[1] += loads
+            k[2] += sure
+            k[3] += sure and not loads
+            k[4] += (status == "ok") != loads
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    total = sum(k[0] for k in kinds.values())
+    print(f"purge's JPEG verdict beside Image.open().load() on {total:,} damaged JPEGs "
+          f"({len(jd.BASES)} kinds of valid file)\n")
+    print("| damage | files | Pillow loads | judged without decoding | sure but Pillow rejects "
+          "| purge differs from Pillow |")
+    print("|---|---|---|---|---|---|")
+    for kind, (n, loads, sure, false, differ) in sorted(kinds.items()):
+        print(f"| {kind} | {n} | {loads} | {sure} | {false} | {differ} |")
+    tot = [sum(k[i] for k in kinds.values()) for i in range(5)]
+    print(f"| **all** | {tot[0]} | {tot[1]} | {tot[2]} | {tot[3]} | {tot[4]} |")
+    print(f"\nCPU s: Image.open().load() {cpu['pillow']:.2f}, marker walk {cpu['walk']:.2f}, "
+          f"purge's examine {cpu['examine']:.2f}")
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -588,8 +779,15 @@ def main() -> None:
     ap.add_argument("--exact-tree", type=Path, default=None,
                     help="only the exact-duplicate table, on this tree")
     ap.add_argument("--reps", type=int, default=3, help="runs per contender (--exact-tree)")
-    ap.add_argument("--only", choices=("near-edits",), default=None,
-                    help="near-edits: only the per-edit near-duplicate table")
+    ap.add_argument("--only", choices=("near-edits", "purge", "jpeg-damage", "crop-look"),
+                    default=None,
+                    help="near-edits: only the per-edit near-duplicate table; purge: only "
+                         "the corrupt-file rows; jpeg-damage: purge's JPEG verdict against "
+                         "Pillow's on the damaged corpus of tests/images/jpeg_damage.py; "
+                         "crop-look: a second look for cropped copies, scored on the "
+                         "near-edits tree")
+    ap.add_argument("--damage-scale", type=int, default=1,
+                    help="jpeg-damage: 1 for the whole corpus, n to sample about 1/n")
     ap.add_argument("--originals", type=int, default=40,
                     help="scenes in the near-edits tree, each with every edit (0: skip)")
     args = ap.parse_args()
@@ -601,6 +799,20 @@ def main() -> None:
         out = Path("bench/out/images_edits.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2))
+        return
+    if args.only == "crop-look":
+        crop_look_bench(args.dir.parent / f"edits{args.originals}", args.originals, args.size)
+        return
+    if args.only == "jpeg-damage":
+        jpeg_damage_bench(args.damage_scale)
+        return
+    if args.only == "purge":
+        from weaklabel.config import resolve_workers as _rw
+
+        w = _rw(args.workers)
+        root = generate(args.dir, args.posts, args.size, w).resolve()
+        purge_bench(root, rel_files(root), Truth(args.dir / "image_faults.csv",
+                                                 rel_files(root)), w, args.reps)
         return
     if args.exact_tree is not None:
         from weaklabel.config import resolve_workers as _rw

@@ -232,6 +232,10 @@ def _decode_checked(f: Any, fmt: str | None, what: str, task: Task,
     with im:
         if not _header_ok(im, fmt, task, out):
             return
+        if im.format == "JPEG" and task.hash_spec is None and \
+                im.size[0] * im.size[1] <= _SURE_PIXELS and _jpeg_sure(f):
+            out["status"] = "ok"  # its markers leave no doubt: Pillow loads it
+            return
         if im.format == "PNG" and task.hash_spec is None:
             verdict = check_png_stream(f)
             if verdict is not None:
@@ -240,6 +244,22 @@ def _decode_checked(f: Any, fmt: str | None, what: str, task: Task,
                     out["degenerate"] = "not decodable"
                 return
         _load_frames(im, task, out)
+
+
+_SURE_PIXELS = 1 << 28
+"""Above this many pixels a JPEG is decoded even when its markers are sound: whether
+Pillow can allocate the picture is then a question of memory, not of the file."""
+
+
+def _jpeg_sure(f: Any) -> bool:
+    """Whether the JPEG's markers alone show that Pillow loads it
+    (:func:`~weaklabel.images.jpeg_stream.jpeg_well_formed`)."""
+    from weaklabel.images.jpeg_stream import jpeg_well_formed
+
+    f.seek(0)
+    data = f.read()
+    f.seek(0)
+    return jpeg_well_formed(data)
 
 
 def _open_image(f: Any, fmt: str | None, what: str, task: Task, out: dict[str, Any]) -> Any:

@@ -21,9 +21,13 @@ Each file gets one status (see :data:`weaklabel.images.contracts.PURGE_STATUSES`
 Only the first five are corrupt and are quarantined by ``--apply``; the others are
 reported and left alone, since the file itself may be fine.
 
-JPEGs are decoded at 1/8 scale (``draft``): libjpeg still parses every entropy-coded
-byte, so it catches what a full decode catches at a fraction of the pixels (the tests
-prove it on truncated and damaged files). Other formats are fully decoded.
+A JPEG is not decoded when its markers leave no doubt (libjpeg only warns about damaged
+entropy-coded data, so Pillow loads such a file; what it rejects is a damaged frame
+around the data: :mod:`weaklabel.images.jpeg_stream`); any other JPEG is decoded at 1/8
+scale (``draft``), where libjpeg still parses every entropy-coded byte. A PNG is checked
+by its chunk stream, inflated as far as Pillow's decoder reads. The tests hold both
+against ``Image.open().load()`` on generated damaged files. Other formats are fully
+decoded.
 """
 
 from __future__ import annotations
