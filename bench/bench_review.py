@@ -234,8 +234,8 @@ def spread(xs: list[float]) -> dict[str, float]:
 
 
 def compare(sim: Sim, orders: dict[str, list[tuple[str, str]]], *, fractions: list[float],
-            variants: list[str], draws: int) -> list[dict[str, Any]]:
-    """Every queue ordering and ``draws`` random draws (the same draws for every
+            variants: list[str], seeds: list[int]) -> list[dict[str, Any]]:
+    """Every queue ordering and a random draw per seed (the same draws for every
     variant), at every fraction and propagate variant."""
     n_posts = len(sim.base)
     ids = sorted(sim.gold)
@@ -243,14 +243,16 @@ def compare(sim: Sim, orders: dict[str, list[tuple[str, str]]], *, fractions: li
     for frac in fractions:
         n = round(frac * n_posts)
         runs = {name: [order[:n]] for name, order in orders.items()}
-        if draws:
+        if seeds:
             runs["random"] = [[(p, sim.shown.get(p, ""))
                                for p in random.Random(seed).sample(ids, n)]
-                              for seed in range(draws)]
+                              for seed in seeds]
         for v in variants:
             for strategy, picks in runs.items():
-                res = [sim.gain(items, f"{strategy}-{n}-{v}-{k}", v)
-                       for k, items in enumerate(picks)]
+                res = []
+                for k, items in enumerate(picks):
+                    res.append(sim.gain(items, f"{strategy}-{n}-{v}-{k}", v))
+                    print(f"{strategy} {n} {v} draw {k}: gain {res[-1][0]:+.4f}", flush=True)
                 gains = [r[0] for r in res]
                 rows.append({"fraction": frac, "reviews": n, "strategy": strategy,
                              "variant": v,
@@ -271,6 +273,53 @@ def compare(sim: Sim, orders: dict[str, list[tuple[str, str]]], *, fractions: li
             r["vs_random_range"] = [round(r["gain"] / hi, 3),
                                     round(r["gain"] / lo, 3) if lo > 0 else None]
     return rows
+
+
+def merge_reports(paths: list[Path], target: Path) -> int:
+    """Join the reports of runs split by ``--seeds``/``--queues``: the random rows' gains
+    are pooled per (reviews, variant), every ratio is recomputed."""
+    reports = [json.loads(p.read_text("utf-8")) for p in paths]
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for rep in reports:
+        for r in rep["runs"]:
+            key = (r["fraction"], r["reviews"], r["strategy"], r["variant"])
+            if key in rows and r["strategy"] == "random":
+                old, k = rows[key], len(rows[key]["gains"])
+                m = len(r["gains"])
+                for f in ("shown_wrong", "gain_corrections_only"):
+                    old[f] = round((old[f] * k + r[f] * m) / (k + m), 4)
+                old["gains"] = old["gains"] + r["gains"]
+            elif key not in rows:
+                rows[key] = {k: v for k, v in r.items() if not k.startswith("vs_random")}
+    base = reports[0]["macro_f1_repropagated_without_reviews"]
+    out = []
+    for r in rows.values():
+        sp = spread(r["gains"])
+        out.append({**r, "gain": sp["mean"], "spread": sp,
+                    "macro_f1_after": round(base + sp["mean"], 4)})
+    for r in out:
+        rnd = next((x for x in out if x["strategy"] == "random" and
+                    x["reviews"] == r["reviews"] and x["variant"] == r["variant"]), None)
+        if rnd is not None and r is not rnd and rnd["gain"] > 0:
+            hi, lo = rnd["gain"] + rnd["spread"]["se"], rnd["gain"] - rnd["spread"]["se"]
+            r["vs_random"] = round(r["gain"] / rnd["gain"], 3)
+            r["vs_random_range"] = [round(r["gain"] / hi, 3),
+                                    round(r["gain"] / lo, 3) if lo > 0 else None]
+    slices = next((rep["precision_from_random_slice"] for rep in reports
+                   if rep["precision_from_random_slice"]), {})
+    merged = {**reports[0], "runs": sorted(out, key=lambda r: (r["fraction"], r["variant"],
+                                                               r["strategy"])),
+              "precision_from_random_slice": slices, "merged_from": [p.name for p in paths],
+              "seconds": round(sum(rep["seconds"] for rep in reports), 1)}
+    target.write_text(json.dumps(merged, indent=2, ensure_ascii=False), encoding="utf-8")
+    for r in merged["runs"]:
+        ratio = f"{r['vs_random']:.2f}x {r['vs_random_range']}" if "vs_random" in r else ""
+        print(f"{r['reviews']:>6} {r['variant']:<14} {r['strategy']:<14} "
+              f"{r['shown_wrong']:>7.1%} {r['gain_corrections_only']:>+8.4f} "
+              f"{r['gain']:>+8.4f} sd {r['spread']['sd']:.4f} "
+              f"[{r['spread']['min']:+.4f}, {r['spread']['max']:+.4f}] {ratio}")
+    print(f"→ {target}")
+    return 0
 
 
 def slice_precision(sim: Sim, queue: Any) -> dict[str, Any]:
@@ -306,9 +355,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queues", default="queue", help=f"orderings of {', '.join(QUEUES)}")
     ap.add_argument("--draws", type=int, default=5,
                     help="random draws per fraction (0: queues only, to add to a run)")
+    ap.add_argument("--seeds", default="",
+                    help="random draws' seeds, e.g. 3,4 (default: 0 … draws-1), to split "
+                         "a run over processes; --merge joins their reports")
+    ap.add_argument("--merge", default="",
+                    help="comma-separated reports of split runs to join (nothing is run)")
     ap.add_argument("--tag", default="",
                     help="suffix of the report and scratch names (runs side by side)")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge_reports([Path(p) for p in args.merge.split(",")],
+                             HERE / f"out/review_{args.corpus}{'-' + args.tag if args.tag else ''}"
+                             ".json")
     from weaklabel.review.triage import build_queue, load_queue_inputs
     from weaklabel.workspace import Workspace
 
@@ -318,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = build(data, out, keywords, config)
     sim = Sim(data, cfg, out / ("tmp" + (f"-{args.tag}" if args.tag else "")))
     inputs = load_queue_inputs(Workspace(sim.ws))
-    queues = {q: build_queue(**{**inputs, **QUEUES[q]}) for q in args.queues.split(",")}
+    queues = {q: build_queue(**{**inputs, **QUEUES[q]}) for q in args.queues.split(",") if q}
     orders = {q: list(zip(v["post_id"], v["label"], strict=True)) for q, v in queues.items()}
     variants = args.variants.split(",")
     for v in variants:
@@ -327,11 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"macro-F1 {sim.f1_base:.4f} built, {sim.repro():.4f} re-propagated without "
           "reviews", flush=True)
     rows = compare(sim, orders, fractions=[float(x) for x in args.fractions.split(",")],
-                   variants=variants, draws=args.draws)
+                   variants=variants,
+                   seeds=[int(x) for x in args.seeds.split(",")] if args.seeds else
+                   list(range(args.draws)))
     report = {"data": data.name, "posts": len(sim.base), "rows_sampled": args.rows,
               "macro_f1_base": round(sim.f1_base, 4),
               "macro_f1_repropagated_without_reviews": round(sim.repro(), 4), "runs": rows,
-              "precision_from_random_slice": slice_precision(sim, next(iter(queues.values()))),
+              "precision_from_random_slice": slice_precision(sim, queues["queue"])
+              if "queue" in queues else {},
               "seconds": round(time.perf_counter() - t0, 1)}
     path = out.parent / f"{out.name}{'-' + args.tag if args.tag else ''}.json"
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
