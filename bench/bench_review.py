@@ -9,7 +9,8 @@ the shown label when gold agrees, else the gold one. For N = 1 % and 5 % of the 
   random slice mixed in, exactly as a person would get them);
 * **suspicion** (``--queues queue,suspicion``): the same queue without its density and
   diversity (what they add);
-* **random**: N posts drawn at random (the mean of ``--draws`` seeds, 3).
+* **random**: N posts drawn at random (``--draws`` seeds, 5; the same draws for every
+  variant), reported as mean, standard deviation and range.
 
 The answers go through the real path: a decisions CSV → ``review import`` →
 ``reviewed_labels.parquet`` in a review workspace (every built artifact linked, see
@@ -17,18 +18,18 @@ The answers go through the real path: a decisions CSV → ``review import`` →
 itself as gold seeds that override every source and that its classifier learns from.
 Gains are measured from propagate re-run with no reviews.
 
-Reported per N, weight and strategy: macro-F1 after, the gain, the gain from the
-corrections alone (no re-propagation) and the queue's gain ÷ random's. Also: precision per
-label estimated from the random slice among the queue's first 5 % against the true
-precision of the labels.
+Reported per N, variant and strategy: macro-F1 after, the gain (with its spread over the
+draws), the gain from the corrections alone (no re-propagation) and the queue's gain ÷
+random's mean (and ÷ random's mean ± one standard error). Also: precision per label
+estimated from the random slice among the queue's first 5 % against the true precision
+of the labels.
 
-Variants compared in one run, on the same random draws: ``--weights`` (the propagate
-setting ``reviewed_weight``: how much a reviewed post weighs against a keyword seed when
-the KNN and the classifier learn) and ``--queues`` (queue orderings, :data:`QUEUES`).
+Variants compared in one run, on the same random draws: ``--variants`` (propagate
+settings, :data:`VARIANTS`) and ``--queues`` (queue orderings, :data:`QUEUES`).
 
 Usage: python bench/bench_review.py [--corpus chatbot|petitions] [--rows N]
-       [--fractions 0.01,0.05] [--weights 1,5] [--queues queue,suspicion]
-       [--draws 3] [--out bench/out/review_<corpus>] [--tag T]
+       [--fractions 0.01,0.05] [--variants default,reviews-choose] [--queues queue,suspicion]
+       [--draws 5] [--out bench/out/review_<corpus>] [--tag T]
 Writes bench/out/review_<corpus>.json (``--tag`` adds a suffix).
 """
 
@@ -143,6 +144,8 @@ def review(items: list[tuple[str, str]], gold: dict[str, str], base_ws: Path, tm
 QUEUES: dict[str, dict[str, Any]] = {
     "queue": {},  # as `weaklabel review queue`
     "suspicion": {"density": None},  # suspicion alone: no density, no diversity
+    "labelled-first": {"abstained": 0.0},  # abstained posts only as suspicious as others
+    "error-turns": {"turns": "error"},  # labels take turns by their estimated error
 }
 """Queue orderings: name → overrides of :func:`build_queue`'s inputs."""
 
@@ -165,6 +168,14 @@ def corpus(name: str, out: Path, rows: int) -> tuple[Path, Path, Path]:
     return data, Path(spec["config"]), Path(spec["keywords"])
 
 
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},  # the config as it stands
+    "reviews-choose": {"propagate.reviews_choose": True},  # reviews move the held-out choice
+    "weight1": {"propagate.reviewed_weight": 1.0},  # a correction weighs like a seed
+}
+"""Propagate variants compared on the same reviews: name → config overrides."""
+
+
 class Sim:
     """The built corpus, its gold labels, and what a set of reviews gains."""
 
@@ -177,64 +188,138 @@ class Sim:
         self.base = pd.read_parquet(self.ws / "post_labels.parquet")
         self.shown = dict(zip(self.base["post_id"], self.base["label"], strict=True))
         self.f1_base = macro_f1(self.base, self.gold)
-        self._repro: float | None = None
+        self._repro: dict[str, float] = {}
 
-    def repro(self) -> float:
-        """macro-F1 of propagate re-run with no reviews, every gain's baseline (with no
-        review the weight has nothing to weigh: one run serves every weight)."""
-        if self._repro is None:
-            ws = review_workspace(self.ws, self.tmp, "none")
-            self._repro = macro_f1(repropagate(ws, self.cfg), self.gold)
-        return self._repro
-
-    def gain(self, items: list[tuple[str, str]], name: str, weight: float
-             ) -> tuple[float, float, float]:
-        """(gain re-propagated, gain of the corrections alone, share shown wrong)."""
+    def variant_cfg(self, variant: str) -> Any:
         from weaklabel.config import with_overrides
 
+        return with_overrides(self.cfg, VARIANTS[variant]) if VARIANTS[variant] else self.cfg
+
+    def repro(self, variant: str = "default") -> float:
+        """macro-F1 of propagate re-run with no reviews, every gain's baseline (one run a
+        variant; variants that only change what reviews do share the default's)."""
+        key = variant if any(k not in REVIEW_ONLY for k in VARIANTS[variant]) else "default"
+        if key == "default":  # the build ran this very propagate without reviews
+            return self.f1_base
+        if key not in self._repro:
+            ws = review_workspace(self.ws, self.tmp, f"none-{key}")
+            self._repro[key] = macro_f1(repropagate(ws, self.variant_cfg(key)), self.gold)
+        return self._repro[key]
+
+    def gain(self, items: list[tuple[str, str]], name: str, variant: str
+             ) -> tuple[float, float, float]:
+        """(gain re-propagated, gain of the corrections alone, share shown wrong)."""
         reviewed, rws = review(items, self.gold, self.ws, self.tmp, name)
         wrong = sum(self.shown.get(p, "") != self.gold[p] for p, _ in items) / len(items)
         corrected = self.base.assign(label=[reviewed.get(p, lab) for p, lab in zip(
             self.base["post_id"], self.base["label"], strict=True)])
         direct = macro_f1(corrected, self.gold) - self.f1_base
-        cfg = with_overrides(self.cfg, {"propagate.reviewed_weight": weight})
-        after = macro_f1(repropagate(rws, cfg), self.gold)
-        return after - self.repro(), direct, wrong
+        after = macro_f1(repropagate(rws, self.variant_cfg(variant)), self.gold)
+        shutil.rmtree(rws, ignore_errors=True)
+        return after - self.repro(variant), direct, wrong
+
+
+REVIEW_ONLY = ("propagate.reviews_choose", "propagate.reviewed_weight")
+"""Settings that change nothing when nothing is reviewed."""
+
+
+def spread(xs: list[float]) -> dict[str, float]:
+    """Mean, sample standard deviation, standard error, min and max."""
+    import statistics
+
+    m = statistics.fmean(xs)
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return {"mean": round(m, 4), "sd": round(sd, 4), "se": round(sd / len(xs) ** 0.5, 4),
+            "min": round(min(xs), 4), "max": round(max(xs), 4)}
 
 
 def compare(sim: Sim, orders: dict[str, list[tuple[str, str]]], *, fractions: list[float],
-            weights: list[float], draws: int) -> list[dict[str, Any]]:
-    """Every queue ordering and ``draws`` random draws, at every fraction and weight."""
+            variants: list[str], seeds: list[int]) -> list[dict[str, Any]]:
+    """Every queue ordering and a random draw per seed (the same draws for every
+    variant), at every fraction and propagate variant."""
     n_posts = len(sim.base)
     ids = sorted(sim.gold)
     rows: list[dict[str, Any]] = []
     for frac in fractions:
         n = round(frac * n_posts)
         runs = {name: [order[:n]] for name, order in orders.items()}
-        if draws:
+        if seeds:
             runs["random"] = [[(p, sim.shown.get(p, ""))
                                for p in random.Random(seed).sample(ids, n)]
-                              for seed in range(draws)]
-        for w in weights:
+                              for seed in seeds]
+        for v in variants:
             for strategy, picks in runs.items():
-                res = [sim.gain(items, f"{strategy}-{n}-w{w:g}-{k}", w)
-                       for k, items in enumerate(picks)]
-                gain = sum(r[0] for r in res) / len(res)
+                res = []
+                for k, items in enumerate(picks):
+                    res.append(sim.gain(items, f"{strategy}-{n}-{v}-{k}", v))
+                    print(f"{strategy} {n} {v} draw {k}: gain {res[-1][0]:+.4f}", flush=True)
+                gains = [r[0] for r in res]
                 rows.append({"fraction": frac, "reviews": n, "strategy": strategy,
-                             "reviewed_weight": w,
+                             "variant": v,
                              "shown_wrong": round(sum(r[2] for r in res) / len(res), 4),
                              "gain_corrections_only": round(sum(r[1] for r in res) / len(res),
                                                             4),
-                             "gain": round(gain, 4), "gains": [round(r[0], 4) for r in res],
-                             "macro_f1_after": round(sim.repro() + gain, 4)})
+                             "gain": spread(gains)["mean"], "spread": spread(gains),
+                             "gains": [round(g, 4) for g in gains],
+                             "macro_f1_after": round(sim.repro(v) + spread(gains)["mean"], 4)})
                 print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     for r in rows:
         rnd = next((x for x in rows if x["strategy"] == "random" and
-                    x["reviews"] == r["reviews"] and
-                    x["reviewed_weight"] == r["reviewed_weight"]), None)
-        if rnd is not None and r is not rnd:
-            r["vs_random"] = round(r["gain"] / rnd["gain"], 3) if rnd["gain"] > 0 else None
+                    x["reviews"] == r["reviews"] and x["variant"] == r["variant"]), None)
+        if rnd is not None and r is not rnd and rnd["gain"] > 0:
+            # the ratio over random's mean, and over its mean ± one standard error
+            hi, lo = rnd["gain"] + rnd["spread"]["se"], rnd["gain"] - rnd["spread"]["se"]
+            r["vs_random"] = round(r["gain"] / rnd["gain"], 3)
+            r["vs_random_range"] = [round(r["gain"] / hi, 3),
+                                    round(r["gain"] / lo, 3) if lo > 0 else None]
     return rows
+
+
+def merge_reports(paths: list[Path], target: Path) -> int:
+    """Join the reports of runs split by ``--seeds``/``--queues``: the random rows' gains
+    are pooled per (reviews, variant), every ratio is recomputed."""
+    reports = [json.loads(p.read_text("utf-8")) for p in paths]
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for rep in reports:
+        for r in rep["runs"]:
+            key = (r["fraction"], r["reviews"], r["strategy"], r["variant"])
+            if key in rows and r["strategy"] == "random":
+                old, k = rows[key], len(rows[key]["gains"])
+                m = len(r["gains"])
+                for f in ("shown_wrong", "gain_corrections_only"):
+                    old[f] = round((old[f] * k + r[f] * m) / (k + m), 4)
+                old["gains"] = old["gains"] + r["gains"]
+            elif key not in rows:
+                rows[key] = {k: v for k, v in r.items() if not k.startswith("vs_random")}
+    base = reports[0]["macro_f1_repropagated_without_reviews"]
+    out = []
+    for r in rows.values():
+        sp = spread(r["gains"])
+        out.append({**r, "gain": sp["mean"], "spread": sp,
+                    "macro_f1_after": round(base + sp["mean"], 4)})
+    for r in out:
+        rnd = next((x for x in out if x["strategy"] == "random" and
+                    x["reviews"] == r["reviews"] and x["variant"] == r["variant"]), None)
+        if rnd is not None and r is not rnd and rnd["gain"] > 0:
+            hi, lo = rnd["gain"] + rnd["spread"]["se"], rnd["gain"] - rnd["spread"]["se"]
+            r["vs_random"] = round(r["gain"] / rnd["gain"], 3)
+            r["vs_random_range"] = [round(r["gain"] / hi, 3),
+                                    round(r["gain"] / lo, 3) if lo > 0 else None]
+    slices = next((rep["precision_from_random_slice"] for rep in reports
+                   if rep["precision_from_random_slice"]), {})
+    merged = {**reports[0], "runs": sorted(out, key=lambda r: (r["fraction"], r["variant"],
+                                                               r["strategy"])),
+              "precision_from_random_slice": slices, "merged_from": [p.name for p in paths],
+              "seconds": round(sum(rep["seconds"] for rep in reports), 1)}
+    target.write_text(json.dumps(merged, indent=2, ensure_ascii=False), encoding="utf-8")
+    for r in merged["runs"]:
+        ratio = f"{r['vs_random']:.2f}x {r['vs_random_range']}" if "vs_random" in r else ""
+        print(f"{r['reviews']:>6} {r['variant']:<14} {r['strategy']:<14} "
+              f"{r['shown_wrong']:>7.1%} {r['gain_corrections_only']:>+8.4f} "
+              f"{r['gain']:>+8.4f} sd {r['spread']['sd']:.4f} "
+              f"[{r['spread']['min']:+.4f}, {r['spread']['max']:+.4f}] {ratio}")
+    print(f"→ {target}")
+    return 0
 
 
 def slice_precision(sim: Sim, queue: Any) -> dict[str, Any]:
@@ -265,14 +350,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None,
                     help="scratch folder (default bench/out/review_<corpus>)")
     ap.add_argument("--fractions", default="0.01,0.05")
-    ap.add_argument("--weights", default="",
-                    help="reviewed_weight values to compare (default: the config's)")
+    ap.add_argument("--variants", default="default",
+                    help=f"propagate variants to compare: {', '.join(VARIANTS)}")
     ap.add_argument("--queues", default="queue", help=f"orderings of {', '.join(QUEUES)}")
-    ap.add_argument("--draws", type=int, default=3,
+    ap.add_argument("--draws", type=int, default=5,
                     help="random draws per fraction (0: queues only, to add to a run)")
+    ap.add_argument("--seeds", default="",
+                    help="random draws' seeds, e.g. 3,4 (default: 0 … draws-1), to split "
+                         "a run over processes; --merge joins their reports")
+    ap.add_argument("--merge", default="",
+                    help="comma-separated reports of split runs to join (nothing is run)")
     ap.add_argument("--tag", default="",
                     help="suffix of the report and scratch names (runs side by side)")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge_reports([Path(p) for p in args.merge.split(",")],
+                             HERE / f"out/review_{args.corpus}{'-' + args.tag if args.tag else ''}"
+                             ".json")
     from weaklabel.review.triage import build_queue, load_queue_inputs
     from weaklabel.workspace import Workspace
 
@@ -282,29 +376,34 @@ def main(argv: list[str] | None = None) -> int:
     cfg = build(data, out, keywords, config)
     sim = Sim(data, cfg, out / ("tmp" + (f"-{args.tag}" if args.tag else "")))
     inputs = load_queue_inputs(Workspace(sim.ws))
-    queues = {q: build_queue(**{**inputs, **QUEUES[q]}) for q in args.queues.split(",")}
+    queues = {q: build_queue(**{**inputs, **QUEUES[q]}) for q in args.queues.split(",") if q}
     orders = {q: list(zip(v["post_id"], v["label"], strict=True)) for q, v in queues.items()}
-    weights = [float(w) for w in args.weights.split(",")] if args.weights else \
-        [cfg.propagate.reviewed_weight]
+    variants = args.variants.split(",")
+    for v in variants:
+        if v not in VARIANTS:
+            raise SystemExit(f"unknown variant {v}: {', '.join(VARIANTS)}")
     print(f"macro-F1 {sim.f1_base:.4f} built, {sim.repro():.4f} re-propagated without "
           "reviews", flush=True)
     rows = compare(sim, orders, fractions=[float(x) for x in args.fractions.split(",")],
-                   weights=weights, draws=args.draws)
+                   variants=variants,
+                   seeds=[int(x) for x in args.seeds.split(",")] if args.seeds else
+                   list(range(args.draws)))
     report = {"data": data.name, "posts": len(sim.base), "rows_sampled": args.rows,
               "macro_f1_base": round(sim.f1_base, 4),
               "macro_f1_repropagated_without_reviews": round(sim.repro(), 4), "runs": rows,
-              "precision_from_random_slice": slice_precision(sim, next(iter(queues.values()))),
+              "precision_from_random_slice": slice_precision(sim, queues["queue"])
+              if "queue" in queues else {},
               "seconds": round(time.perf_counter() - t0, 1)}
     path = out.parent / f"{out.name}{'-' + args.tag if args.tag else ''}.json"
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"{data.name}: {len(sim.base)} posts, macro-F1 {sim.f1_base:.3f} before review")
-    print(f"{'reviews':>8} {'weight':>6} {'strategy':<12} {'wrong shown':>11} "
-          f"{'gain (fix only)':>16} {'gain (re-propagated)':>21} {'÷ random':>9}")
+    print(f"{'reviews':>8} {'variant':<14} {'strategy':<12} {'wrong shown':>11} "
+          f"{'gain (fix only)':>16} {'gain re-propagated (sd)':>24} {'÷ random':>9}")
     for r in rows:
         ratio = f"{r['vs_random']:.2f}x" if r.get("vs_random") is not None else ""
-        print(f"{r['reviews']:>8} {r['reviewed_weight']:>6g} {r['strategy'][:12]:<12} "
+        print(f"{r['reviews']:>8} {r['variant'][:14]:<14} {r['strategy'][:12]:<12} "
               f"{r['shown_wrong']:>11.1%} {r['gain_corrections_only']:>+16.4f} "
-              f"{r['gain']:>+21.4f} {ratio:>9}")
+              f"{r['gain']:>+15.4f} ({r['spread']['sd']:.4f}) {ratio:>9}")
     for lab, v in report["precision_from_random_slice"].items():
         print(f"precision {lab}: true {v['true']}, random-slice estimate {v['slice_estimate']} "
               f"{v['interval']} from {v['slice_reviewed']} items")

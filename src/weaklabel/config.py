@@ -126,6 +126,10 @@ class PropagateConfig:
     # weight (its vote as a KNN neighbour, the classifier's sample weight): it sits where
     # the pipeline was wrong. Keyword seeds and confirmed labels weigh 1.
     reviewed_weight: float = 5.0
+    # Reviewed posts take part in what the held-out seeds choose (combiner, rounds,
+    # calibration). Off: that choice is made on keyword seeds only, as with no reviews,
+    # so a review moves the labels near it, not the whole build's rounds and coverage.
+    reviews_choose: bool = False
 
 
 @dataclass(frozen=True)
@@ -616,6 +620,7 @@ SETTINGS: dict[str, Check] = {
     # to aim for.
     "propagate.target_precision": _SHARE,
     "propagate.reviewed_weight": Check(float, 1.0, 1_000.0),
+    "propagate.reviews_choose": _BOOL,
     "images.root": _PATH,
     "images.workers": _WORKERS,
     "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),

@@ -125,3 +125,45 @@ def test_reviewed_weight_below_one_is_refused_naming_the_key(tmp_path: Path) -> 
     with pytest.raises(WeaklabelError, match=r"c.yaml:2: propagate.reviewed_weight must be"):
         load_config(bad)
     assert load_config(None).propagate.reviewed_weight >= 1.0
+
+
+# Keywords frequent enough in the 4,000 questions that half the seeds held out choose
+# (at least 20 a label, 100 in all): the held-out choice runs, not its default.
+CHOOSE_KEYWORDS = {"사랑(긍정)": ["좋아하는", "썸", "좋아", "연애", "선물"],
+                   "이별(부정)": ["이별", "헤어진지", "헤어진", "힘드네"],
+                   "일상다반사": ["오늘", "먹고", "방법", "혼자"]}
+
+
+def test_reviews_leave_the_held_out_choice_as_it_was_unless_told(corpus) -> None:  # type: ignore[no-untyped-def]
+    words = {w: {lab: 1.0} for lab, ws in CHOOSE_KEYWORDS.items() for w in ws}
+    gold = dict(zip(corpus["ids"], corpus["gold"], strict=True))
+
+    def run(reviewed: dict[str, str], *, choose: bool) -> dict:  # type: ignore[type-arg]
+        cfg = PropagateConfig(sources=("keyword", "knn", "prototype"), holdout=0.5,
+                              reviews_choose=choose)
+        out = propagate_labels(corpus["ids"], corpus["toks"], corpus["kv"], words, cfg=cfg,
+                               keywords=CHOOSE_KEYWORDS, reviewed=reviewed,
+                               corrected=set(reviewed))
+        got = dict(zip(out.labels["post_id"], out.labels["label"], strict=True))
+        assert all(got[p] == lab for p, lab in reviewed.items())  # reviews override all
+        return {**out.estimates, "labels": out.labels}
+
+    base = run({}, choose=False)
+    assert base.get("default_choice") is None and base["heldout_seeds"] >= 100
+    assert run({}, choose=True)["trials"] == base["trials"]  # no review: no difference
+    lab = base["labels"]
+    seeds = lab.loc[lab["source"] == "seed", "post_id"].tolist()
+    others = {p: gold[p] for p in lab.loc[lab["source"] != "seed", "post_id"].tolist()[::20]}
+    assert len(others) >= 100
+    # reviews of posts the keywords missed: the held-out seeds choose exactly as before
+    kept = run(others, choose=False)
+    assert kept["trials"] == base["trials"] and kept["heldout_seeds"] == base["heldout_seeds"]
+    assert (kept["combine"], kept["rounds"]) == (base["combine"], base["rounds"])
+    # ... while learnt from during the choice they change what it sees
+    assert run(others, choose=True)["trials"] != base["trials"]
+    # a reviewed keyword seed only leaves the held-out seeds: none is drawn anew
+    some = {**others, **{p: gold[p] for p in seeds[::10]}}
+    mixed = run(some, choose=False)
+    assert base["heldout_seeds"] - len(seeds[::10]) <= mixed["heldout_seeds"] < \
+        base["heldout_seeds"]
+    assert load_config(None).propagate.reviews_choose is False

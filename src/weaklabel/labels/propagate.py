@@ -390,6 +390,7 @@ class _Posts:
     top_label: list[str]
     per_source: dict[str, list[str]]
     agree: dict[int, float] = field(default_factory=dict)  # uncorrected curve, propagated
+    keyword_seed: list[str] = field(default_factory=list)  # the seed label before reviews
 
     def frame(self) -> pd.DataFrame:
         import pandas as pd
@@ -417,7 +418,7 @@ def _seeded(post_ids: Sequence[str], token_lists: Sequence[Sequence[str]],
             st.label[i] = reviewed[pid] or (background or ABSTAIN)
             st.conf[i], st.source[i] = 1.0, "reviewed"
             st.evidence[i] = "reviewed" + (f" | {st.evidence[i]}" if st.evidence[i] else "")
-    st.top_label = list(st.label)
+    st.top_label, st.keyword_seed = list(st.label), list(seeds.labels)
     st.per_source["keyword"] = [lab if src == "seed" else ABSTAIN
                                 for lab, src in zip(seeds.labels, st.source, strict=True)]
     return st
@@ -456,18 +457,20 @@ def _source_input(st: _Posts, token_lists: Sequence[Sequence[str]], kv: Any,
     return inp, mvecs, mhas
 
 
-def _held_out(inp: SourceInput, cfg: PropagateConfig) -> np.ndarray:
+def _held_out(inp: SourceInput, cfg: PropagateConfig, seeds: np.ndarray | None = None
+              ) -> np.ndarray:
     """A stratified share (``cfg.holdout``) of each label's keyword seeds, fixed by
-    ``cfg.seed``; reviewed posts are never held out."""
+    ``cfg.seed``; reviewed posts are never held out. ``seeds`` (class index of each
+    post's keyword seed before reviews) draws them as if nothing were reviewed."""
     import numpy as np
 
     rng = np.random.default_rng(cfg.seed)
     held = np.zeros(len(inp.seed), dtype=bool)
     for ci in range(len(inp.classes)):
-        rows = np.nonzero(inp.is_seed & (inp.seed == ci))[0]
+        rows = np.nonzero(inp.is_seed & (inp.seed == ci) if seeds is None else seeds == ci)[0]
         if len(rows) >= 5:
             held[rng.choice(rows, int(round(len(rows) * cfg.holdout)), replace=False)] = True
-    return held
+    return held & np.asarray(inp.is_seed)
 
 
 # The held-out seeds may pick the combiner and the rounds, and calibrate the confidence,
@@ -809,7 +812,15 @@ def propagate_labels(
     fixes = set(corrected)
     inp.weight = np.array([cfg.reviewed_weight if src == "reviewed" and pid in fixes else 1.0
                            for pid, src in zip(st.ids, st.source, strict=True)])
-    held = _held_out(inp, cfg)
+    # review weight: with reviews_choose off, reviews never move what the held-out seeds
+    # choose (combiner, rounds, calibration, so the kept share): the same held-out seeds
+    # as without reviews, and no reviewed post learnt from while they choose
+    cidx = {c: j for j, c in enumerate(classes)}
+    kw_seed = np.array([cidx.get(lab, -1) for lab in st.keyword_seed], dtype=int)
+    held = _held_out(inp, cfg, None if cfg.reviews_choose else kw_seed)
+    full_train = inp.train
+    if not cfg.reviews_choose:
+        inp.train = inp.train & np.asarray(inp.is_seed)
     choice = _Choice(combiners[0], cfg.rounds)
     short = heldout_shortfall(inp.seed[held], classes) if cfg.holdout > 0 else "no holdout"
     grouped = None
@@ -838,6 +849,7 @@ def propagate_labels(
             folds=cfg.cv_folds, seed=cfg.seed, balance=cfg.balance)
     if grouped is not None:
         _calibrate(inp, choice, held, grouped, mvecs, mhas, cfg, held_votes)
+    inp.train = full_train
     votes, post = _final_votes(inp, choice, cfg)
     raw_conf = None
     # the curve was fitted on the chosen combination's own confidence: apply it to that

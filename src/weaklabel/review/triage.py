@@ -113,8 +113,9 @@ def keyword_hits(evidence: str) -> list[str]:
 
 
 def suspicion(row: Mapping[str, Any], *, keyword_label: str | None,
-              conflict: bool) -> tuple[float, list[str]]:
-    """Score one post label (higher = more likely wrong) and say why."""
+              conflict: bool, abstained: float = 1.0) -> tuple[float, list[str]]:
+    """Score one post label (higher = more likely wrong) and say why; an abstained post
+    adds ``abstained``."""
     label = row["label"] or row.get("top_label") or ABSTAIN
     why: list[str] = []
     score = 0.0
@@ -163,7 +164,7 @@ def suspicion(row: Mapping[str, Any], *, keyword_label: str | None,
     if not row["label"]:
         # No source was sure enough: whatever the answer, the item has no label yet, so
         # a review of it always adds one (a kept label is right about half the time).
-        score += 1.0
+        score += abstained
         why.append("abstained, best guess shown")
     if conflict:
         score += 1.0
@@ -176,7 +177,8 @@ def build_queue(
     keyword_labels: pd.DataFrame | None = None, conflicts: pd.DataFrame | None = None,
     captions: Mapping[str, str] | None = None, random_rate: float = RANDOM_RATE,
     seed: int = QUEUE_SEED, exclude: set[tuple[str, str]] | None = None,
-    density: Mapping[str, tuple[str, float]] | None = None,
+    density: Mapping[str, tuple[str, float]] | None = None, abstained: float = 1.0,
+    turns: str = "equal",
 ) -> pd.DataFrame:
     """Order every reviewable item, likely-wrong first, with the random slice mixed in.
 
@@ -193,6 +195,10 @@ def build_queue(
         density: post_id → (group, density in [0, 1]) from :func:`post_density`; when
             given, an item's priority is its suspicion times its density, and within a
             label the n-th item taken from one group counts 1/n (diversity).
+        abstained: what an abstained post adds to its suspicion.
+        turns: ``equal`` (every label the same share of the first reviews) or ``error``
+            (a label's share in proportion to its estimated error, one minus the mean
+            confidence of its labelled posts).
 
     Returns:
         A frame with the :data:`QUEUE` columns plus ``caption``, ``evidence`` and
@@ -220,7 +226,7 @@ def build_queue(
             randoms.append({**item, "why": RANDOM_WHY, "random": True})
             continue
         s, why = suspicion(row, keyword_label=kw.get(post_id) or None,
-                           conflict=image in conflict_images)
+                           conflict=image in conflict_images, abstained=abstained)
         group, dens = f"post {post_id}", 1.0
         if density is not None:
             group, dens = density.get(post_id, (f"post {post_id}", 0.0))
@@ -230,8 +236,11 @@ def build_queue(
                        "_s": -round(s * dens, 6), "_t": -round(s, 6), "_g": group})
     scored.sort(key=lambda r: (r["_s"], r["_t"], r["_k"]))
     randoms.sort(key=lambda r: r["_k"])
-    out = _with_slice(_round_robin(scored, diverse=density is not None), randoms,
-                      random_rate=random_rate)
+    if turns not in ("equal", "error"):
+        raise WeaklabelError(f"queue turns {turns!r}: use equal or error")
+    share = _label_error(post_labels) if turns == "error" else None
+    out = _with_slice(_round_robin(scored, diverse=density is not None, share=share),
+                      randoms, random_rate=random_rate)
     cols = [*QUEUE.names, "caption", "evidence", "random"]
     return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
 
@@ -290,8 +299,16 @@ def _diverse(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False
-                 ) -> list[dict[str, Any]]:
+def _label_error(post_labels: pd.DataFrame) -> dict[str, float]:
+    """Each label's estimated error: one minus the mean confidence of its labelled posts
+    (calibrated confidence: the share of them expected wrong), at least 0.01."""
+    lab = post_labels[post_labels["label"] != ABSTAIN]
+    conf = lab.groupby("label")["confidence"].mean()
+    return {str(k): max(0.01, 1.0 - float(v)) for k, v in conf.items()}
+
+
+def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False,
+                 share: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
     """Interleave the labels (in id order), each in its own priority order.
 
     Every label gets the same share of the first reviews however many posts it has:
@@ -304,9 +321,22 @@ def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False
         by_label.setdefault(r["label"], []).append(r)
     lists = [_diverse(by_label[k]) if diverse else by_label[k] for k in sorted(by_label)]
     out: list[dict[str, Any]] = []
-    for i in range(max((len(x) for x in lists), default=0)):
-        out.extend(x[i] for x in lists if i < len(x))
-    return out
+    if share is None:
+        for i in range(max((len(x) for x in lists), default=0)):
+            out.extend(x[i] for x in lists if i < len(x))
+        return out
+    # stride scheduling: a label's next item comes due 1/share after its last one
+    weights = [share.get(k, max(share.values(), default=1.0)) for k in sorted(by_label)]
+    due = [0.5 / w for w in weights]
+    pos = [0] * len(lists)
+    while True:
+        open_ = [j for j in range(len(lists)) if pos[j] < len(lists[j])]
+        if not open_:
+            return out
+        j = min(open_, key=lambda j: (due[j], j))
+        out.append(lists[j][pos[j]])
+        pos[j] += 1
+        due[j] += 1.0 / weights[j]
 
 
 def post_density(post_ids: list[str], token_lists: list[list[str]],
