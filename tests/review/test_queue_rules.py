@@ -29,7 +29,9 @@ def labelled() -> pd.DataFrame:
     toks = make_tokenizer("regex", UserDict((), frozenset())).tokenize(rows["text"].tolist())
     kv = train_word2vec(toks, cfg=EmbedConfig(vector_size=32, min_count=2, epochs=5, seed=1))
     words = {w: {lab: 1.0} for lab, ws in KEYWORDS.items() for w in ws}
-    cfg = PropagateConfig(sources=("keyword", "knn", "prototype"), combine="blend")
+    # a fixed cut, so enough posts abstain for the abstained rule to show
+    cfg = PropagateConfig(sources=("keyword", "knn", "prototype"), combine="blend",
+                          min_confidence=0.5)
     return propagate_labels(rows["id"].tolist(), toks, kv, words, cfg=cfg,
                             keywords=KEYWORDS).labels
 
