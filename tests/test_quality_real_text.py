@@ -49,7 +49,7 @@ def test_propagation_beats_keywords_on_real_korean_text(tmp_path: Path) -> None:
     assert m["coverage"] > 0.85
     assert m["macro_f1"] > 0.44
     assert m["macro_f1"] > floor["macro_f1"] + 0.15
-    # honest confidence: what a cut at 0.5 keeps (--min-confidence 0.5 keeps exactly
+    # honest confidence: what a fixed cut keeps (--min-confidence X keeps exactly
     # these: the confidence written is the one compared) is markedly more often right
     # than what it abstains on, and among the kept labels the more confident are the
     # more often right. (The default's per-label expected-F1 cuts abstain on under 2 % of
@@ -59,7 +59,10 @@ def test_propagation_beats_keywords_on_real_korean_text(tmp_path: Path) -> None:
         on="post_id")
     cand = ~labels["source"].isin(["seed", "reviewed"]) & (labels["top_label"] != "")
     fixed = labels["source"].isin(["seed", "reviewed"]) & (labels["label"] != "")
-    cut = fixed | (cand & (labels["confidence"] >= 0.5))
+    # the cut at the propagated labels' lower quartile: on these 4,000 questions every
+    # one of them is at 0.5 or more since the Naive Bayes second stage
+    low = labels.loc[cand, "confidence"].quantile(0.25)
+    cut = fixed | (cand & (labels["confidence"] >= low))
     guess = labels["label"].where(labels["label"] != "", labels["top_label"])
     hit = guess == labels["gold"]
     assert (cand & ~cut).sum() >= 50 and hit[cut].mean() > hit[cand & ~cut].mean() + 0.08
