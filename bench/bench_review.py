@@ -263,16 +263,21 @@ def compare(sim: Sim, orders: dict[str, list[tuple[str, str]]], *, fractions: li
                              "gains": [round(g, 4) for g in gains],
                              "macro_f1_after": round(sim.repro(v) + spread(gains)["mean"], 4)})
                 print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
+    add_ratios(rows)
+    return rows
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Each row's gain over the random rows' mean gain of the same reviews and variant
+    (``vs_random``), and over that mean ± one standard error (``vs_random_range``)."""
     for r in rows:
         rnd = next((x for x in rows if x["strategy"] == "random" and
                     x["reviews"] == r["reviews"] and x["variant"] == r["variant"]), None)
         if rnd is not None and r is not rnd and rnd["gain"] > 0:
-            # the ratio over random's mean, and over its mean ± one standard error
             hi, lo = rnd["gain"] + rnd["spread"]["se"], rnd["gain"] - rnd["spread"]["se"]
             r["vs_random"] = round(r["gain"] / rnd["gain"], 3)
             r["vs_random_range"] = [round(r["gain"] / hi, 3),
                                     round(r["gain"] / lo, 3) if lo > 0 else None]
-    return rows
 
 
 def merge_reports(paths: list[Path], target: Path) -> int:
@@ -297,14 +302,7 @@ def merge_reports(paths: list[Path], target: Path) -> int:
         sp = spread(r["gains"])
         out.append({**r, "gain": sp["mean"], "spread": sp,
                     "macro_f1_after": round(base + sp["mean"], 4)})
-    for r in out:
-        rnd = next((x for x in out if x["strategy"] == "random" and
-                    x["reviews"] == r["reviews"] and x["variant"] == r["variant"]), None)
-        if rnd is not None and r is not rnd and rnd["gain"] > 0:
-            hi, lo = rnd["gain"] + rnd["spread"]["se"], rnd["gain"] - rnd["spread"]["se"]
-            r["vs_random"] = round(r["gain"] / rnd["gain"], 3)
-            r["vs_random_range"] = [round(r["gain"] / hi, 3),
-                                    round(r["gain"] / lo, 3) if lo > 0 else None]
+    add_ratios(out)
     slices = next((rep["precision_from_random_slice"] for rep in reports
                    if rep["precision_from_random_slice"]), {})
     merged = {**reports[0], "runs": sorted(out, key=lambda r: (r["fraction"], r["variant"],
