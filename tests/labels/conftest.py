@@ -39,3 +39,18 @@ def draft_workspace(tmp_path: Path) -> Callable[..., tuple[Any, Any, Any]]:
         return ws, cfg, load_labelmap(ws.path("labelmap.draft.yaml"), known_clusters=known)
 
     return make
+
+
+@pytest.fixture
+def chatbot_draft(draft_workspace: Callable[..., tuple[Any, Any, Any]]
+                  ) -> tuple[Any, Any, Any, Any]:
+    """``(ws, cfg, labelmap, gold)``: :func:`draft_workspace` over the bundled 4,000
+    chatbot questions with the chatbot bench's config and seed keywords; ``gold`` has
+    ``post_id`` and ``gold`` columns."""
+    import pandas as pd
+
+    data = ROOT / "tests/data/chatbot_sample.csv"  # bundled: CI has no ../shared
+    gold = pd.read_csv(data, dtype=str).rename(columns={"id": "post_id", "label": "gold"})
+    ws, cfg, labelmap = draft_workspace(data, ROOT / "bench/chatbot/config.yaml",
+                                        ROOT / "bench/chatbot/seed_keywords.yaml")
+    return ws, cfg, labelmap, gold

@@ -63,13 +63,10 @@ def _kept_at(s: dict[str, np.ndarray], cut: float) -> np.ndarray:
 @pytest.mark.jvm
 @pytest.mark.slow
 def test_estimated_precision_is_near_the_measured_one_on_real_text(
-        draft_workspace: Any) -> None:
+        chatbot_draft: Any) -> None:
     from weaklabel.labels.propagate import label_posts, pick_threshold
 
-    data = DATA / "chatbot_sample.csv"
-    gold = pd.read_csv(data, dtype=str).rename(columns={"id": "post_id", "label": "gold"})
-    ws, cfg, labelmap = draft_workspace(data, ROOT / "bench/chatbot/config.yaml",
-                                        ROOT / "bench/chatbot/seed_keywords.yaml")
+    ws, cfg, labelmap, gold = chatbot_draft
     prop, _ = label_posts(ws, labelmap, cfg)
     est = prop.estimates
     assert est["calibration_seeds"] >= 100 and est["seed_precision"]  # it calibrated

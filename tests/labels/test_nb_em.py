@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.sparse import csr_matrix
 
@@ -22,9 +21,6 @@ from weaklabel.config import PropagateConfig, with_overrides
 from weaklabel.contracts import ABSTAIN
 from weaklabel.errors import WeaklabelError
 from weaklabel.labels.sources import ClassifierSource, SourceInput, nb_em_proba
-
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests/data"  # a bundled sample: CI has no ../shared
 
 
 def _counts(rows: list[dict[int, float]], width: int) -> csr_matrix:
@@ -110,13 +106,10 @@ def test_classifier_model_is_checked(tmp_path: Path) -> None:
 @pytest.mark.jvm
 @pytest.mark.slow
 def test_nb_em_labels_what_the_keywords_missed_better_on_real_text(
-        draft_workspace: Any) -> None:
+        chatbot_draft: Any) -> None:
     from weaklabel.labels.propagate import label_posts
 
-    data = DATA / "chatbot_sample.csv"
-    gold = pd.read_csv(data, dtype=str).rename(columns={"id": "post_id", "label": "gold"})
-    ws, cfg, labelmap = draft_workspace(data, ROOT / "bench/chatbot/config.yaml",
-                                        ROOT / "bench/chatbot/seed_keywords.yaml")
+    ws, cfg, labelmap, gold = chatbot_draft
     right = {}
     for model in ("nb_em", "logistic"):
         prop, _ = label_posts(ws, labelmap, with_overrides(cfg, {
