@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from weaklabel import __version__
+from weaklabel import __version__, wsbase
 from weaklabel.contracts import Schema, conform
 from weaklabel.errors import MissingArtifactError, WeaklabelError
 
@@ -76,24 +76,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
     On any exception the temporary file is removed and ``target`` is left untouched.
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    if os.path.lexists(tmp) and not tmp.is_dir():
-        # Never write through a link planted at our temporary name: it may lead anywhere.
-        tmp.unlink()
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            if tmp.is_dir():
-                import shutil
-
-                shutil.rmtree(tmp)
-            else:
-                tmp.unlink()
-        raise
+    with wsbase.atomic_target(os.fspath(target)) as tmp:
+        yield Path(tmp)
 
 
 def atomic_write_text(target: Path, text: str) -> None:
@@ -131,18 +115,6 @@ def read_parquet(path: Path, schema: Schema, *, made_by: str | None = None) -> p
     return df
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 class Workspace:
     """A folder of artifacts with sidecar meta.
 
@@ -159,10 +131,7 @@ class Workspace:
         return self.root / name
 
     def ensure(self) -> Workspace:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise WeaklabelError(f"cannot create workspace {self.root}: {exc.strerror}") from exc
+        wsbase.ensure_dir(os.fspath(self.root))
         return self
 
     def require(self, name: str) -> Path:
@@ -201,21 +170,9 @@ class Workspace:
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         """Write ``NAME.meta.json``: what made the artifact and from what."""
-        meta: dict[str, Any] = {
-            "tool": "weaklabel",
-            "version": __version__,
-            "stage": stage,
-            "params": dict(params),
-            "inputs": dict(inputs),
-            "rows": rows,
-            "elapsed_s": None if elapsed is None else round(elapsed, 3),
-            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        if extra:
-            meta.update(extra)
-        atomic_write_text(
-            self.meta_path(name), json.dumps(meta, indent=2, ensure_ascii=False, default=str)
-        )
+        atomic_write_text(self.meta_path(name), wsbase.meta_text(
+            stage=stage, params=params, inputs=inputs, rows=rows, elapsed=elapsed,
+            extra=extra))
 
     def read_meta(self, name: str | Path) -> dict[str, Any] | None:
         p = self.meta_path(name)
@@ -246,37 +203,12 @@ class Workspace:
         Only files of processes that no longer exist are touched, so a live writer's
         temporary file is safe even outside the lock.
         """
-        import re
-
-        removed = []
-        for p in self.root.glob(".*.tmp"):
-            m = re.match(r"^\..+\.(\d+)\.tmp$", p.name)
-            if not m or _pid_alive(int(m.group(1))):
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                if p.is_dir():
-                    import shutil
-
-                    shutil.rmtree(p)
-                else:
-                    p.unlink()
-                removed.append(p)
-                log.info("removed %s, left by an interrupted run", p)
-        return removed
+        return [Path(p) for p in wsbase.remove_stale_tmp(os.fspath(self.root))]
 
     def check_writable(self) -> None:
         """Fail before any work when no new file can be made in the workspace (a
         read-only or full file system), rather than after the work is done."""
-        import tempfile
-
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".probe.", dir=self.root)
-        except OSError as exc:
-            raise WeaklabelError(
-                f"cannot write to the workspace {self.root} ({exc.strerror}); make it "
-                "writable or pass another --workspace") from exc
-        os.close(fd)
-        os.unlink(tmp)
+        wsbase.check_writable(os.fspath(self.root))
 
     def input_digest(self, name: str) -> str:
         """Content hash of an artifact used as an input (recorded in the next meta)."""
@@ -285,33 +217,8 @@ class Workspace:
     @contextlib.contextmanager
     def lock(self, what: str = "workspace") -> Iterator[None]:
         """Refuse a second concurrent run on the same workspace (advisory file lock)."""
-        import fcntl
-
-        self.ensure()
-        try:
-            fd = os.open(self.path(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        except OSError as exc:
-            raise WeaklabelError(
-                f"cannot write to the workspace {self.root} ({exc.strerror}); make it "
-                "writable or pass another --workspace") from exc
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-                raise WeaklabelError(
-                    f"{self.root} is in use by another weaklabel run "
-                    f"({holder or 'unknown command'}); wait for it to finish before "
-                    f"`weaklabel {what}`"
-                ) from exc
-            # Say who holds the lock, for the run that finds it taken.
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"`weaklabel {what}`, pid {os.getpid()}".encode(), 0)
-            self.check_writable()
-            self.remove_stale_tmp()
+        with wsbase.workspace_lock(os.fspath(self.root), what):
             yield
-        finally:
-            os.close(fd)
 
     # --- the stage contract -----------------------------------------------------------
 

@@ -76,12 +76,12 @@ def test_unreadable_folder_and_file_are_reported(
         real_scandir, real_open = os.scandir, inventory.os.open
 
         def scandir(path):  # type: ignore[no-untyped-def]
-            if str(path).endswith("locked"):
+            if os.fsdecode(path).endswith("locked"):
                 raise PermissionError(13, "Permission denied")
             return real_scandir(path)
 
         def fake_open(path, flags, *a):  # type: ignore[no-untyped-def]
-            if str(path).endswith("secret.jpg"):
+            if os.fsdecode(path).endswith("secret.jpg"):
                 raise PermissionError(13, "Permission denied")
             return real_open(path, flags, *a)
 

@@ -3,7 +3,6 @@ files whose size collides, a full SHA-1 only where the partial one collides too.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zlib
 
@@ -61,6 +60,8 @@ def _read_all(fd: int, size: int) -> bytes:
 
 def full_digest(path: str, rel: str | None = None) -> str:
     """SHA-1 of the whole file, read in 1 MiB chunks."""
+    import hashlib
+
     h = hashlib.sha1()
     with open_regular(path, rel) as f:
         while block := f.read(CHUNK):
@@ -109,6 +110,8 @@ def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[Key
                             key))
                 continue
             if not partial:
+                import hashlib
+
                 h = hashlib.sha1()
                 while chunk := read(fd, CHUNK):
                     h.update(chunk)
@@ -127,3 +130,33 @@ def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[Key
         finally:
             close(fd)
     return out
+
+
+def read_digests(root: str, rows: list[tuple[bytes, int]], kind: str, *, workers: int,
+                 quiet: bool = True) -> list[KeyedResult]:
+    """:func:`digest_keys` of ``rows``, shared out over ``workers`` threads when there is
+    enough to read (reading and SHA-1 release the GIL: no process to start), with a
+    progress bar on stderr unless ``quiet``."""
+    if not rows:
+        return []
+    # Threads pay off only when there is real reading to share out.
+    to_read = sum(min(size, 2 * PARTIAL_BLOCK) if kind == "partial" else size
+                  for _, size in rows)
+    if workers <= 1 or len(rows) <= 1 or to_read <= 16 * CHUNK:
+        return digest_keys(root, rows, kind)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from weaklabel.images.inventory_db import progress_bar
+
+    # A thread pool's map takes no chunks: one future per file cost more than
+    # reading a 4 KiB block, so each future digests a batch of files.
+    size = max(1, min(256, len(rows) // (workers * 4)))
+    batches = [rows[i:i + size] for i in range(0, len(rows), size)]
+    results: list[KeyedResult] = []
+    with ThreadPoolExecutor(workers) as ex, \
+            progress_bar(quiet, total=len(rows), desc=f"sha1 ({kind})", unit="file") as bar:
+        for done in ex.map(digest_keys, [root] * len(batches), batches,
+                           [kind] * len(batches)):
+            results.extend(done)
+            bar.update(len(done))
+    return results

@@ -14,53 +14,35 @@ The work it caches lives beside it: :mod:`~weaklabel.images.walk` (the tree walk
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import sqlite3
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from weaklabel.contracts import STORAGE_STATE
-from weaklabel.errors import WeaklabelError
-from weaklabel.images.checks import Task, check_formats, examine
-from weaklabel.images.digests import CHUNK, PARTIAL_BLOCK, KeyedResult, digest_keys
-from weaklabel.images.hashes import hash_key
-from weaklabel.images.pool import WorkerPool
+from weaklabel.images import inventory_db
+from weaklabel.images.digests import read_digests
+from weaklabel.images.inventory_db import INVENTORY, SCHEMA_VERSION
 from weaklabel.images.walk import Entry, display_path, walk
+
+if TYPE_CHECKING:
+    from weaklabel.images.pool import WorkerPool
 
 __all__ = ["INVENTORY", "SCHEMA_VERSION", "Inventory", "open_inventory",
            # where other modules have always found them
-           "check_formats", "display_path"]
+           "display_path"]  # check_formats too, through __getattr__
 
-log = logging.getLogger(__name__)
 
-INVENTORY = "inventory.sqlite"
-SCHEMA_VERSION = 7  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial;
-#                    6: a thumbnail beside each hash (near-pair verification); 7: CRC-32 partial
+def __getattr__(name: str) -> Any:
+    # ``check_formats`` has always been importable from here; it lives in checks, which
+    # imports what deciding a file needs, so it loads only when asked for.
+    if name == "check_formats":
+        from weaklabel.images.checks import check_formats
+
+        return check_formats
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # --- the SQLite inventory ----------------------------------------------------------------
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS files (
-    path BLOB PRIMARY KEY,      -- os.fsencode(relative POSIX path)
-    kind TEXT NOT NULL,         -- file | problem
-    size INTEGER, mtime_ns INTEGER, ino INTEGER, dev INTEGER,
-    sha1 TEXT, partial TEXT,
-    width INTEGER, height INTEGER, format TEXT,
-    status TEXT, reason TEXT
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS files_size ON files(size);
-CREATE TABLE IF NOT EXISTS hashes (
-    path BLOB NOT NULL, method TEXT NOT NULL,
-    hash TEXT, degenerate TEXT,
-    thumb BLOB,                 -- THUMB_SIDE^2 grey bytes, beside a hash
-    PRIMARY KEY (path, method)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-"""
 
 
 class Inventory:
@@ -72,20 +54,7 @@ class Inventory:
         self.formats = tuple(formats)
         self._changed = False
         self._source: Any = None
-        try:
-            self.db = sqlite3.connect(self.path, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            # A cold run inserts, then updates by path, a row per file: with SQLite's
-            # 2 MiB page cache a 100,000-file table no longer fits and every update
-            # misses; the collision queries' GROUP BYs sort in memory, not a temp file.
-            self.db.execute("PRAGMA cache_size=-65536")
-            self.db.execute("PRAGMA temp_store=MEMORY")
-            self.db.executescript(_DDL)
-        except sqlite3.DatabaseError as exc:
-            raise WeaklabelError(
-                f"{self.path}: not a usable inventory ({exc}); delete it to rebuild"
-            ) from exc
+        self.db = inventory_db.connect(os.fspath(self.path))
         self._bind(os.path.realpath(root), max_pixels)
 
     def close(self) -> None:
@@ -98,36 +67,14 @@ class Inventory:
         self.close()
 
     def _meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else row[0]
+        return inventory_db.get_meta(self.db, key)
 
     def _set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        inventory_db.set_meta(self.db, key, value)
 
     def _bind(self, root_real: str, max_pixels: int) -> None:
         """Reset what no longer holds: another root, schema or decode limit."""
-        version = self._meta("schema")
-        if version is not None and version != str(SCHEMA_VERSION):
-            # Columns may differ between versions; the rows are reset below anyway.
-            self.db.execute("DROP TABLE IF EXISTS hashes")
-            self.db.executescript(_DDL)
-        self.db.execute("BEGIN")
-        old_root = self._meta("root")
-        if version != str(SCHEMA_VERSION) or old_root != json.dumps(root_real):
-            if old_root is not None:
-                log.warning("inventory was built for %s; starting a new one for %s",
-                            json.loads(old_root), root_real)
-            self.db.execute("DELETE FROM files")
-            self.db.execute("DELETE FROM hashes")
-        wanted = json.dumps(sorted(self.formats))
-        if self._meta("max_pixels") != str(max_pixels) or self._meta("formats") != wanted:
-            self.db.execute("UPDATE files SET status=NULL, reason=NULL WHERE kind='file'")
-            self.db.execute("DELETE FROM hashes")
-        self._set_meta("formats", wanted)
-        self._set_meta("schema", str(SCHEMA_VERSION))
-        self._set_meta("root", json.dumps(root_real))
-        self._set_meta("max_pixels", str(max_pixels))
-        self.db.execute("COMMIT")
+        inventory_db.bind(self.db, root_real, max_pixels, self.formats)
 
     # -- reads ------------------------------------------------------------------------
 
@@ -197,6 +144,10 @@ class Inventory:
         Returns:
             Counts: ``seen`` paths, ``read`` files examined, ``removed`` stale rows.
         """
+        from weaklabel.contracts import STORAGE_STATE
+        from weaklabel.images.hashes import hash_key
+        from weaklabel.images.pool import WorkerPool
+
         key = None if hash_spec is None else hash_key(*hash_spec)
         # A bucket's mirror read in place: entries from the object state, and each worker
         # reads its objects from the store (weaklabel.storage_inplace). A workspace that
@@ -209,7 +160,7 @@ class Inventory:
         known = self._known(key)
         self._changed = False
         counts = {"seen": 0, "read": 0, "removed": 0}
-        bar = _progress(quiet, desc="inventory", unit="file", dynamic_ncols=True)
+        bar = inventory_db.progress_bar(quiet, desc="inventory", unit="file", dynamic_ncols=True)
         pool = WorkerPool(workers)
         try:
             buf: list[Entry] = []
@@ -255,6 +206,8 @@ class Inventory:
     def _scan_batch(self, entries: list[Entry], known: dict[bytes, tuple[Any, ...]],
                     check: bool, hash_spec: tuple[str, int] | None, key: str | None,
                     max_pixels: int, pool: WorkerPool, counts: dict[str, int], bar: Any) -> None:
+        from weaklabel.images.checks import Task, examine
+
         tasks: list[Task] = []
         problems, new, moved, fresh = [], [], [], []
         for e in entries:
@@ -370,25 +323,7 @@ class Inventory:
                      quiet: bool, stage: str) -> None:
         if not rows:
             return
-        # Threads pay off only when there is real reading to share out.
-        to_read = sum(min(size, 2 * PARTIAL_BLOCK) if stage == "partial" else size
-                      for _, size in rows)
-        if workers > 1 and len(rows) > 1 and to_read > 16 * CHUNK:
-            from concurrent.futures import ThreadPoolExecutor
-
-            # A thread pool's map takes no chunks: one future per file cost more than
-            # reading a 4 KiB block, so each future digests a batch of files.
-            size = max(1, min(256, len(rows) // (workers * 4)))
-            batches = [rows[i:i + size] for i in range(0, len(rows), size)]
-            results: list[KeyedResult] = []
-            with ThreadPoolExecutor(workers) as ex, \
-                    _progress(quiet, total=len(rows), desc=f"sha1 ({stage})", unit="file") as bar:
-                for done in ex.map(digest_keys, [root] * len(batches), batches,
-                                   [stage] * len(batches)):
-                    results.extend(done)
-                    bar.update(len(done))
-        else:
-            results = digest_keys(root, rows, stage)
+        results = read_digests(root, rows, stage, workers=workers, quiet=quiet)
         self.db.execute("BEGIN")
         self.db.executemany("UPDATE files SET status='unreadable', reason=? WHERE path=?",
                             [(err, key) for digest, err, key in results if err])
@@ -397,31 +332,6 @@ class Inventory:
         self.db.executemany(f"UPDATE files SET {column}=? WHERE path=?",
                             [r[::2] for r in results if r[1] is None])
         self.db.execute("COMMIT")
-
-
-class _NoBar:
-    """What a quiet run counts progress with: nothing (and no tqdm to import)."""
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
-def _progress(quiet: bool, **kw: Any) -> Any:
-    """A tqdm bar on stderr, or :class:`_NoBar` when ``quiet``."""
-    if quiet:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(file=sys.stderr, disable=None, **kw)
 
 
 def open_inventory(ws_root: Path, *, root: Path, max_pixels: int,

@@ -9,58 +9,54 @@ files they go through :func:`display_path`.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import stat
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from weaklabel.containment import display_path, is_inside  # noqa: F401  display_path: re-export
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~10 ms of start-up that `dedup --exact-only` cannot spare
+    from collections.abc import Iterable, Iterator
+    from pathlib import Path
+    from typing import Any
+
+Entry = namedtuple("Entry", "rel abspath kind size mtime_ns ino dev status reason",
+                   defaults=(0, 0, 0, 0, "", ""))
+Entry.__doc__ = """One path found by :func:`walk`: ``rel``, ``abspath``, ``kind``, ``size``,
+``mtime_ns``, ``ino``, ``dev``, ``status``, ``reason``.
+
+``kind`` is ``file`` (a regular file to examine) or ``problem`` (reported and
+skipped: symlink, unreadable folder, FIFO…) with ``status`` and ``reason`` set.
+A named tuple, not a dataclass: a walk makes one per file, a million a day.
+"""
+
+FileKey = tuple[bytes, int, int, int, int]
+"""A regular file found by :func:`walk_keys`: ``(key, size, mtime_ns, ino, dev)``, the key
+being the path under the root as raw bytes (the inventory's key, :func:`path_key`)."""
+
+ProblemKey = tuple[bytes, str, str]
+"""Anything else :func:`walk_keys` found: ``(key, status, reason)``."""
 
 
-class Entry(NamedTuple):
-    """One path found by :func:`walk`.
-
-    ``kind`` is ``file`` (a regular file to examine) or ``problem`` (reported and
-    skipped: symlink, unreadable folder, FIFO…) with ``status`` and ``reason`` set.
-    A named tuple, not a dataclass: a walk makes one per file, a million a day.
-    """
-
-    rel: str
-    abspath: str
-    kind: str
-    size: int = 0
-    mtime_ns: int = 0
-    ino: int = 0
-    dev: int = 0
-    status: str = ""
-    reason: str = ""
-
-
-def _symlink_problem(rel: str, abspath: str, root_real: str) -> Entry:
+def _symlink_problem(abspath: bytes, root_real: bytes) -> tuple[str, str]:
     try:
         os.stat(abspath)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return Entry(rel, abspath, "problem", status="skipped", reason="symlink loop")
-        return Entry(rel, abspath, "problem", status="skipped",
-                     reason=f"dangling symlink ({exc.strerror})")
+            return "skipped", "symlink loop"
+        return "skipped", f"dangling symlink ({exc.strerror})"
     real = os.path.realpath(abspath)
-    if not is_inside(real, root_real):
-        return Entry(rel, abspath, "problem", status="skipped",
-                     reason="symlink leaves the image root (not followed)")
-    return Entry(rel, abspath, "problem", status="skipped",
-                 reason="symlink (not followed; its target is listed under its own path)")
+    if not is_inside(os.fsdecode(real), os.fsdecode(root_real)):
+        return "skipped", "symlink leaves the image root (not followed)"
+    return "skipped", "symlink (not followed; its target is listed under its own path)"
 
 
 _SPECIAL = ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
             (stat.S_ISBLK, "block device"))
 
 
-def _skip_ids(skip: Iterable[Path]) -> set[tuple[int, int]]:
+def _skip_ids(skip: Iterable[Path | str]) -> set[tuple[int, int]]:
     ids = set()
     for p in skip:
         try:
@@ -71,50 +67,83 @@ def _skip_ids(skip: Iterable[Path]) -> set[tuple[int, int]]:
     return ids
 
 
-def walk(root: Path, *, skip: Iterable[Path] = ()) -> Iterator[Entry]:
-    """Every path under ``root``, depth first in name order, without following symlinks.
+def _name(e: os.DirEntry[bytes]) -> bytes:
+    return e.name
 
-    Folders in ``skip`` (the workspace and its quarantine) are left out; everything
-    else that is not a regular file is yielded as a ``problem`` entry, never dropped.
+
+def walk_keys(root: Path | str, *, skip: Iterable[Path | str] = ()
+              ) -> Iterator[tuple[list[FileKey], list[ProblemKey]]]:
+    """Every path under ``root``, one folder at a time, depth first in (byte) name
+    order, without following symlinks: per folder, its regular files and its problems.
+
+    The walk behind :func:`walk`, on raw bytes: one ``scandir`` per folder, one
+    ``lstat`` per entry, and a plain tuple per file, no path object or string. Folders
+    in ``skip`` (the workspace and its quarantine) are left out; everything else that is
+    not a regular file is a problem, never dropped.
     """
-    root_s = os.fspath(root)
-    root_real = os.path.realpath(root_s)
+    base = os.fsencode(root)
+    top = base if base.endswith(b"/") else base + b"/"
+    root_real = os.path.realpath(base)
     skip_ids = _skip_ids(skip)
-    stack: list[tuple[str, str]] = [("", root_s)]
+    is_lnk, is_dir, is_reg = stat.S_ISLNK, stat.S_ISDIR, stat.S_ISREG
+    stack: list[bytes] = [b""]
     while stack:
-        rel_dir, abs_dir = stack.pop()
+        rel_dir = stack.pop()
+        abs_dir = top + rel_dir if rel_dir else base
+        files: list[FileKey] = []
+        problems: list[ProblemKey] = []
         try:
             with os.scandir(abs_dir) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_name)
         except OSError as exc:
-            yield Entry(rel_dir or ".", abs_dir, "problem", status="unreadable",
-                        reason=f"cannot list folder: {exc.strerror or exc}")
+            problems.append((rel_dir or b".", "unreadable",
+                             f"cannot list folder: {exc.strerror or exc}"))
+            yield files, problems
             continue
+        prefix = rel_dir + b"/" if rel_dir else b""
         subdirs = []
         for e in entries:
-            rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
+            rel = prefix + e.name
             try:
                 st = e.stat(follow_symlinks=False)
             except OSError as exc:
-                yield Entry(rel, e.path, "problem", status="unreadable",
-                            reason=f"cannot stat: {exc.strerror or exc}")
+                problems.append((rel, "unreadable", f"cannot stat: {exc.strerror or exc}"))
                 continue
             mode = st.st_mode
-            if stat.S_ISLNK(mode):
-                yield _symlink_problem(rel, e.path, root_real)
-            elif stat.S_ISDIR(mode):
+            if is_reg(mode):
+                files.append((rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
+            elif is_dir(mode):
                 if (st.st_dev, st.st_ino) in skip_ids:
-                    log.info("skipping %s: it is the workspace", e.path)
+                    import logging
+
+                    logging.getLogger(__name__).info("skipping %s: it is the workspace",
+                                                     os.fsdecode(e.path))
                     continue
-                subdirs.append((rel, e.path))
-            elif stat.S_ISREG(mode):
-                yield Entry(rel, e.path, "file", st.st_size, st.st_mtime_ns, st.st_ino,
-                            st.st_dev)
+                subdirs.append(rel)
+            elif is_lnk(mode):
+                problems.append((rel, *_symlink_problem(e.path, root_real)))
             else:
                 what = next((n for test, n in _SPECIAL if test(mode)), "special file")
-                yield Entry(rel, e.path, "problem", status="unreadable",
-                            reason=f"not a regular file ({what})")
+                problems.append((rel, "unreadable", f"not a regular file ({what})"))
+        yield files, problems
         stack.extend(reversed(subdirs))
+
+
+def walk(root: Path | str, *, skip: Iterable[Path | str] = ()) -> Iterator[Entry]:
+    """Every path under ``root`` as an :class:`Entry`, depth first in name order,
+    without following symlinks (:func:`walk_keys`): a folder's files, then its
+    problems. Folders in ``skip`` (the workspace and its quarantine) are left out."""
+    root_s = os.fspath(root)
+    base = os.fsencode(root_s)
+    top = base if base.endswith(b"/") else base + b"/"
+    fsdecode = os.fsdecode
+    for files, problems in walk_keys(root_s, skip=skip):
+        for key, size, mtime_ns, ino, dev in files:
+            yield Entry(fsdecode(key), fsdecode(top + key), "file", size, mtime_ns,
+                        ino, dev)
+        for key, status, reason in problems:
+            yield Entry(fsdecode(key), root_s if key == b"." else fsdecode(top + key),
+                        "problem", status=status, reason=reason)
 
 
 def open_fd(path: str, rel: str | None = None) -> int:

@@ -1,0 +1,144 @@
+"""The image inventory's SQLite file: its schema, connection and binding to a root.
+
+Standard library only (no pathlib, dataclasses or typing at import): both
+:class:`~weaklabel.images.inventory.Inventory` and the lean exact-duplicate path
+(:mod:`weaklabel.images.exact`) open the database through :func:`connect` and
+:func:`bind`, so they agree on every row and reset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+
+from weaklabel.errors import WeaklabelError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+INVENTORY = "inventory.sqlite"
+SCHEMA_VERSION = 7  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial;
+#                    6: a thumbnail beside each hash (near-pair verification); 7: CRC-32 partial
+
+DDL = """
+CREATE TABLE IF NOT EXISTS files (
+    path BLOB PRIMARY KEY,      -- os.fsencode(relative POSIX path)
+    kind TEXT NOT NULL,         -- file | problem
+    size INTEGER, mtime_ns INTEGER, ino INTEGER, dev INTEGER,
+    sha1 TEXT, partial TEXT,
+    width INTEGER, height INTEGER, format TEXT,
+    status TEXT, reason TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_size ON files(size);
+CREATE TABLE IF NOT EXISTS hashes (
+    path BLOB NOT NULL, method TEXT NOT NULL,
+    hash TEXT, degenerate TEXT,
+    thumb BLOB,                 -- THUMB_SIDE^2 grey bytes, beside a hash
+    PRIMARY KEY (path, method)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open (create) the inventory database at ``path`` (WAL, autocommit: every writer
+    opens its own transaction).
+
+    Raises:
+        WeaklabelError: the file is not an SQLite database.
+    """
+    try:
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        # A cold run inserts, then updates by path, a row per file: with SQLite's
+        # 2 MiB page cache a 100,000-file table no longer fits and every update
+        # misses; the collision queries' GROUP BYs sort in memory, not a temp file.
+        db.execute("PRAGMA cache_size=-65536")
+        db.execute("PRAGMA temp_store=MEMORY")
+        db.executescript(DDL)
+    except sqlite3.DatabaseError as exc:
+        raise WeaklabelError(f"{path}: not a usable inventory ({exc}); delete it to rebuild"
+                             ) from exc
+    return db
+
+
+def get_meta(db: sqlite3.Connection, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
+    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def bind(db: sqlite3.Connection, root_real: str, max_pixels: int | None,
+         formats: tuple[str, ...] | None) -> None:
+    """Reset what no longer holds: another root or schema (every row goes), another
+    decode limit or wanted formats (every decode status and hash goes).
+
+    ``max_pixels`` and ``formats`` None: the caller judges no file (``dedup
+    --exact-only`` reads bytes only), so the statuses stay as the settings they were
+    judged under (recorded here) left them; the next run that judges files resets them
+    if its settings differ.
+    """
+    version = get_meta(db, "schema")
+    if version is not None and version != str(SCHEMA_VERSION):
+        # Columns may differ between versions; the rows are reset below anyway.
+        db.execute("DROP TABLE IF EXISTS hashes")
+        db.executescript(DDL)
+    db.execute("BEGIN")
+    old_root = get_meta(db, "root")
+    if version != str(SCHEMA_VERSION) or old_root != json.dumps(root_real):
+        if old_root is not None:
+            import logging
+
+            logging.getLogger("weaklabel.images.inventory").warning(
+                "inventory was built for %s; starting a new one for %s",
+                json.loads(old_root), root_real)
+        db.execute("DELETE FROM files")
+        db.execute("DELETE FROM hashes")
+    if max_pixels is not None and formats is not None:
+        wanted = json.dumps(sorted(formats))
+        if get_meta(db, "max_pixels") != str(max_pixels) or get_meta(db, "formats") != wanted:
+            db.execute("UPDATE files SET status=NULL, reason=NULL WHERE kind='file'")
+            db.execute("DELETE FROM hashes")
+        set_meta(db, "formats", wanted)
+        set_meta(db, "max_pixels", str(max_pixels))
+    set_meta(db, "schema", str(SCHEMA_VERSION))
+    set_meta(db, "root", json.dumps(root_real))
+    db.execute("COMMIT")
+
+
+class NoBar:
+    """What a quiet run counts progress with: nothing (and no tqdm to import)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def progress_bar(quiet: bool, **kw: Any) -> Any:
+    """A tqdm bar on stderr, or :class:`NoBar` when ``quiet``."""
+    if quiet:
+        return NoBar()
+    from tqdm import tqdm
+
+    return tqdm(file=sys.stderr, disable=None, **kw)
+
+
+def inventory_path(ws_root: str) -> str:
+    """``WORKSPACE/inventory.sqlite``, the workspace folder created if need be."""
+    os.makedirs(ws_root, exist_ok=True)
+    return os.path.join(ws_root, INVENTORY)

@@ -1,0 +1,229 @@
+"""The workspace's file primitives on plain strings, with the standard library only.
+
+:class:`~weaklabel.workspace.Workspace` is built on these: the lock, the writable check,
+the clean-up of an interrupted run's temporary files, atomic writes and the sidecar
+meta. They live apart so that ``weaklabel dedup --exact-only`` (:mod:`weaklabel.
+images.exact`), whose whole budget is a few tens of milliseconds before the first file,
+takes the same lock and writes the same metas without importing pathlib, dataclasses
+or typing (together ~40 ms of start-up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+from weaklabel import __version__
+from weaklabel.errors import WeaklabelError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import Any
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def tmp_name(target: str) -> str:
+    """The temporary file beside ``target`` that an atomic write goes through."""
+    head, name = os.path.split(target)
+    return os.path.join(head, f".{name}.{os.getpid()}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_target(target: str) -> Iterator[str]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
+
+    On any exception the temporary file is removed and ``target`` is left untouched.
+    """
+    head = os.path.dirname(target)
+    if head:
+        os.makedirs(head, exist_ok=True)
+    tmp = tmp_name(target)
+    if os.path.lexists(tmp) and not os.path.isdir(tmp):
+        # Never write through a link planted at our temporary name: it may lead anywhere.
+        os.unlink(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.isdir(tmp) and not os.path.islink(tmp):
+                import shutil
+
+                shutil.rmtree(tmp)
+            else:
+                os.unlink(tmp)
+        raise
+
+
+def remove_stale_tmp(root: str) -> list[str]:
+    """Remove ``.NAME.PID.tmp`` files of runs that died (kill -9, power loss) from the
+    folder ``root``; only files of processes that no longer exist are touched, so a live
+    writer's temporary file is safe even outside the lock. Returns the removed paths."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return removed
+    for name in sorted(names):
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        stem, _, pid = name[:-4].rpartition(".")
+        if len(stem) < 2 or not (pid.isascii() and pid.isdigit()) or _pid_alive(int(pid)):
+            continue
+        p = os.path.join(root, name)
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.isdir(p) and not os.path.islink(p):
+                import shutil
+
+                shutil.rmtree(p)
+            else:
+                os.unlink(p)
+            removed.append(p)
+            import logging
+
+            logging.getLogger("weaklabel.workspace").info(
+                "removed %s, left by an interrupted run", p)
+    return removed
+
+
+def _unwritable(root: str, exc: OSError) -> WeaklabelError:
+    return WeaklabelError(
+        f"cannot write to the workspace {root} ({exc.strerror}); make it "
+        "writable or pass another --workspace")
+
+
+def check_writable(root: str) -> None:
+    """Fail before any work when no new file can be made in the workspace (a read-only
+    or full file system), rather than after the work is done."""
+    probe = os.path.join(root, f".probe.{os.getpid()}.{time.monotonic_ns()}")
+    try:
+        fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise _unwritable(root, exc) from exc
+    os.close(fd)
+    os.unlink(probe)
+
+
+def ensure_dir(root: str) -> None:
+    """Create the workspace folder (and its parents)."""
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as exc:
+        raise WeaklabelError(f"cannot create workspace {root}: {exc.strerror}") from exc
+
+
+@contextlib.contextmanager
+def workspace_lock(root: str, what: str = "workspace") -> Iterator[None]:
+    """Refuse a second concurrent run on the workspace folder ``root`` (an advisory
+    file lock on ``root/.lock``). Inside: the workspace is writable and an interrupted
+    run's temporary files are gone.
+    """
+    import fcntl
+
+    ensure_dir(root)
+    try:
+        fd = os.open(os.path.join(root, ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise _unwritable(root, exc) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            raise WeaklabelError(
+                f"{root} is in use by another weaklabel run "
+                f"({holder or 'unknown command'}); wait for it to finish before "
+                f"`weaklabel {what}`"
+            ) from exc
+        # Say who holds the lock, for the run that finds it taken.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"`weaklabel {what}`, pid {os.getpid()}".encode(), 0)
+        check_writable(root)
+        remove_stale_tmp(root)
+        yield
+    finally:
+        os.close(fd)
+
+
+def meta_text(*, stage: str, params: Mapping[str, Any], inputs: Mapping[str, str],
+              rows: int | None = None, elapsed: float | None = None,
+              extra: Mapping[str, Any] | None = None) -> str:
+    """The text of ``NAME.meta.json``: what made the artifact and from what."""
+    import json
+
+    meta: dict[str, Any] = {
+        "tool": "weaklabel",
+        "version": __version__,
+        "stage": stage,
+        "params": dict(params),
+        "inputs": dict(inputs),
+        "rows": rows,
+        "elapsed_s": None if elapsed is None else round(elapsed, 3),
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if extra:
+        meta.update(extra)
+    return json.dumps(meta, indent=2, ensure_ascii=False, default=str)
+
+
+def write_text(target: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``target`` atomically."""
+    with atomic_target(target) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+# --- the command line's one-line errors --------------------------------------------------
+
+
+def one_line(message: str) -> str:
+    """``Error: …`` on one line, whatever a file name or a cell in the message holds."""
+    return "Error: " + message.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def error_exit(exc: BaseException) -> tuple[str, int] | None:
+    """The message and exit code a command gives for ``exc``: 2 for a usage error, 3 for
+    a review needed, 1 for another :class:`WeaklabelError` or an OS error on a path, 130
+    for Ctrl-C; None for anything else (a bug: it keeps its traceback)."""
+    from weaklabel.errors import ReviewNeeded, UsageError
+
+    if isinstance(exc, UsageError):
+        return str(exc), 2
+    if isinstance(exc, ReviewNeeded):
+        return str(exc), 3
+    if isinstance(exc, WeaklabelError):
+        return str(exc), 1
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted; re-run the same command to finish", 130
+    if isinstance(exc, OSError):  # permissions, a full disk, a path that cannot exist
+        where = exc.filename if exc.filename is not None else "a file"
+        return (f"cannot read or write {where}: {exc.strerror or exc}; check the "
+                "path, its permissions and free space"), 1
+    return None
+
+
+def setup_logging(quiet: bool) -> None:
+    """Logs go to stderr; stdout carries results only."""
+    import logging
+    import sys
+
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # gensim logs every epoch at INFO: useful to its authors, noise to ours.
+    logging.getLogger("gensim").setLevel(logging.WARNING)
