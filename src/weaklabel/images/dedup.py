@@ -45,7 +45,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import re
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -55,16 +55,27 @@ from typing import TYPE_CHECKING, Any
 from weaklabel.config import Config, resolve_workers, validate_config
 from weaklabel.errors import WeaklabelError
 from weaklabel.images.checks import check_formats
-from weaklabel.images.contracts import (
-    CORRUPT_STATUSES,
-    DEDUP_EXCLUDED,
-    DUPLICATES,
+from weaklabel.images.contracts import DUPLICATES
+from weaklabel.images.exact import (  # noqa: F401  the exact half's names, re-exported
+    OUTPUTS,
+    STORAGE_STATE,
+    as_rows,
+    choose_keepers,
+    date_folder,
+    exact_params,
+    find_exact_duplicates,
+    keep_rank,
+    merge_groups,
+    one_per_inode,
+    run_exact,
+    split_exact,
+    summary_text,
+    write_groups,
 )
 from weaklabel.images.hashes import THUMB_SIDE, hash_key
 from weaklabel.images.inventory import open_inventory
 from weaklabel.images.purge import Applied, skip_dirs, tree_root
-from weaklabel.images.tables import read_rows_csv, write_rows_csv
-from weaklabel.images.walk import display_path
+from weaklabel.images.tables import read_rows_csv
 from weaklabel.stage import StageReport, Summary
 from weaklabel.workspace import Workspace
 
@@ -72,11 +83,10 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from weaklabel.images.exact import DuplicateRow, FileRow
     from weaklabel.images.quarantine import ApplyReport
 
 log = logging.getLogger(__name__)
-
-_DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
 
 # --- near-duplicate search: multi-index hashing -----------------------------------------
 
@@ -419,177 +429,6 @@ def aligned_agreement(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *,
     return out
 
 
-# --- exact duplicates ---------------------------------------------------------------------
-
-
-FileRow = Mapping[str, Any]
-"""One inventory row (:meth:`Inventory.rows`): ``path``, ``size``, ``sha1``, ``status``…"""
-
-
-def as_rows(files: pd.DataFrame | Iterable[FileRow]) -> list[FileRow]:
-    """Inventory rows as a list of mappings, from a DataFrame (:meth:`Inventory.frame`)
-    or any iterable of rows (:meth:`Inventory.rows`)."""
-    if hasattr(files, "to_dict"):
-        return list(files.to_dict("records"))
-    return list(files)
-
-
-def find_exact_duplicates(files: pd.DataFrame | Iterable[FileRow]) -> list[list[str]]:
-    """Groups of byte-identical files.
-
-    Args:
-        files: one row per inode (hard links already merged): ``path``, ``size``,
-            ``sha1`` (None where the funnel proved it unnecessary); a DataFrame or rows.
-
-    Returns:
-        Groups (≥ 2 paths, each sorted), sorted by first path. Zero-byte files never
-        group.
-    """
-    groups: dict[tuple[int, str], list[str]] = {}
-    for r in as_rows(files):
-        s, h = r["size"], r["sha1"]
-        if isinstance(h, str) and s is not None and s > 0:
-            groups.setdefault((int(s), h), []).append(r["path"])
-    return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
-
-
-# --- keep policy -------------------------------------------------------------------------
-
-
-def date_folder(path: str) -> int | None:
-    """The first path component that is a date ``YYYYMMDD``, as an int."""
-    for part in path.split("/")[:-1]:
-        if len(part) == 8 and _DATE.fullmatch(part):
-            return int(part)
-    return None
-
-
-def keep_rank(engagement: dict[str, float] | None = None) -> Callable[[str], tuple[Any, ...]]:
-    """Sort key of the keep policy: the smallest key is the file to keep."""
-    eng = engagement or {}
-
-    def rank(path: str) -> tuple[Any, ...]:
-        e = eng.get(display_path(path))  # posts name non-UTF-8 bytes as \xNN
-        d = date_folder(path)
-        return ((0, -e) if e is not None else (1, 0.0),
-                (0, d) if d is not None else (1, 0),
-                len(path), path)
-
-    return rank
-
-
-def choose_keepers(
-    groups: Sequence[Sequence[str]],
-    rank: Callable[[str], Any],
-    *,
-    distance: Callable[[str, str], int] | None = None,
-    threshold: int | None = None,
-    linked: Callable[[str, str], bool] | None = None,
-) -> list[tuple[str, list[tuple[str, int]]]]:
-    """Pick the file to keep in each group; split near groups into stars.
-
-    Args:
-        groups: lists of paths (exact groups, or near components).
-        rank: keep-policy key (:func:`keep_rank`); the smallest is kept.
-        distance, threshold: for near components: every duplicate must be within
-            ``threshold`` of its kept file (chaining guard); members too far start new
-            groups, kept by the same policy. Omit both for exact groups.
-        linked: for near components verified beyond ``threshold``: whether a member
-            counts as a copy of the kept file (overrides ``distance <= threshold``).
-
-    Returns:
-        ``(kept, [(duplicate, distance), ...])`` per group with ≥ 1 duplicate, sorted by
-        kept path; duplicates sorted by path.
-    """
-    out = []
-    for g in groups:
-        rest = sorted(set(g), key=rank)
-        while len(rest) > 1:
-            kept, others = rest[0], rest[1:]
-            if distance is None:
-                dups = [(p, 0) for p in others]
-                rest = []
-            else:
-                dd = [(p, d, linked(kept, p) if linked is not None
-                       else threshold is not None and d <= threshold)
-                      for p, d in ((p, distance(kept, p)) for p in others)]
-                dups = [(p, d) for p, d, ok in dd if ok]
-                rest = [p for p, _, ok in dd if not ok]
-            if dups:
-                out.append((kept, sorted(dups)))
-    return sorted(out, key=lambda t: t[0])
-
-
-# --- merging exact and near groups ---------------------------------------------------------
-
-DuplicateRow = tuple[int, str, str, str, int, str]
-"""``(group, kind, kept, duplicate, distance, reason)``: one row of ``duplicates.csv``."""
-
-
-def merge_groups(
-    exact: Sequence[tuple[str, Sequence[tuple[str, int]]]],
-    near: Sequence[tuple[str, Sequence[tuple[str, int]]]],
-    aliases: dict[str, list[str]],
-    *,
-    method: str = "phash",
-    verified: Mapping[str, float | tuple[float, bool]] | None = None,
-) -> list[DuplicateRow]:
-    """One group per finally kept file, each pair named for what it is.
-
-    An exact group whose kept copy is a near duplicate of another file follows it into
-    that file's group; its members stay ``exact`` (byte-identical to a member, which
-    the reason names), so a user can drop every ``exact`` row without looking and
-    review only the ``near`` ones.
-
-    Args:
-        exact: ``(kept, [(duplicate, 0), ...])`` per exact group (:func:`choose_keepers`).
-        near: ``(kept, [(duplicate, distance), ...])`` per near group, over files that are
-            no exact group's duplicate.
-        aliases: path → its other hard-linked paths (one inode); every alias of a listed
-            file is listed as ``exact`` too.
-        method: the perceptual hash's name, for the reasons.
-        verified: near duplicate → its thumbnail agreement, or ``(agreement, aligned)``
-            (aligned: only once cropped, :func:`aligned_agreement`), for pairs beyond the
-            hash threshold that the thumbnails confirmed (named in the reason).
-
-    Returns:
-        Rows sorted by group then duplicate; groups numbered from 1 in kept-path order.
-
-    Example:
-        >>> rows = merge_groups([("a", [("a2", 0)])], [("k", [("a", 3)])], {})
-        >>> [(kind, kept, dup) for _, kind, kept, dup, _, _ in rows]
-        [('near', 'k', 'a'), ('exact', 'k', 'a2')]
-    """
-    final: dict[str, list[tuple[str, str, int, str]]] = {}
-    exact_of = {k: [d for d, _ in ds] for k, ds in exact}
-    for k, ds in exact:
-        final.setdefault(k, []).extend((d, "exact", 0, "same bytes as the kept file")
-                                       for d, _ in ds)
-    for k, ds in near:
-        rows = final.setdefault(k, [])
-        for d, dist in ds:
-            why = f"{method} distance {dist}"
-            if verified and d in verified:
-                v = verified[d]
-                score, crop = v if isinstance(v, tuple) else (v, False)
-                why += (f", thumbnails agree once aligned for a crop ({score:.2f})" if crop
-                        else f", thumbnails agree ({score:.2f})")
-            rows.append((d, "near", int(dist), why))
-            for e in exact_of.pop(d, []):
-                rows.append((e, "exact", 0, f"same bytes as {display_path(d)} "
-                             "(a near copy of the kept file)"))
-            final.pop(d, None)
-    for rows in final.values():
-        for d, *_ in list(rows):
-            for a in aliases.get(d, []):
-                rows.append((a, "exact", 0, f"hard link of {display_path(d)}"))
-    out: list[DuplicateRow] = []
-    for gid, k in enumerate(sorted(final), 1):
-        for d, kind, dist, why in sorted(final[k], key=lambda r: r[0]):
-            out.append((gid, kind, k, d, dist, why))
-    return out
-
-
 # --- the stage -----------------------------------------------------------------------------
 
 
@@ -606,11 +445,8 @@ class DedupSummary(Summary):
     applied: Applied | None = None
 
     def text(self) -> str:
-        out = (f"dedup: {self.groups} groups, {self.exact} exact and {self.near} near "
-               f"duplicates, {self.excluded} excluded")
-        if self.applied is not None:
-            out += f", {len(self.applied.moved)} quarantined"
-        return out
+        return summary_text(self.groups, self.exact, self.near, self.excluded,
+                            None if self.applied is None else len(self.applied.moved))
 
 
 def read_duplicates(path: Path) -> pd.DataFrame:
@@ -632,31 +468,6 @@ def engagement_from_posts(posts: pd.DataFrame, post_images: pd.DataFrame,
 
 def _hash_to_int(h: str) -> int:
     return int(h, 16)
-
-
-def one_per_inode(files: Sequence[FileRow], rank: Callable[[str], Any]
-                  ) -> tuple[list[FileRow], dict[str, list[str]]]:
-    """Hard links: one row per inode, represented by its best-ranked path.
-
-    Args:
-        files: inventory rows of kind ``file`` (``path``, ``dev``, ``ino``…).
-        rank: the keep policy (:func:`keep_rank`).
-
-    Returns:
-        The representatives' rows (in the given order) and ``representative → its
-        other paths``.
-    """
-    inode_paths: dict[tuple[int, int], list[str]] = {}
-    for r in files:
-        inode_paths.setdefault((int(r["dev"]), int(r["ino"])), []).append(r["path"])
-    aliases: dict[str, list[str]] = {}
-    reps = set()
-    for paths in inode_paths.values():
-        paths.sort(key=rank)
-        reps.add(paths[0])
-        if len(paths) > 1:
-            aliases[paths[0]] = paths[1:]
-    return [r for r in files if r["path"] in reps], aliases
 
 
 @dataclass(frozen=True)
@@ -744,15 +555,7 @@ def find_groups(files: pd.DataFrame | Iterable[FileRow], rank: Callable[[str], A
     Returns:
         ``(rows, excluded)``: :data:`DuplicateRow` rows, and path → why it was left out.
     """
-    items, aliases = one_per_inode(as_rows(files), rank)
-    excluded: dict[str, str] = {}
-    cand = []
-    for r in items:
-        if r["status"] in CORRUPT_STATUSES or r["status"] == "unreadable":
-            excluded[r["path"]] = f"{r['status']} (see purge)"
-        else:
-            cand.append(r)
-    exact_kept = choose_keepers(find_exact_duplicates(cand), rank)
+    exact_kept, aliases, cand, excluded = split_exact(files, rank)
     if near is None:
         return merge_groups(exact_kept, [], aliases), excluded
     exact_dups = {d for _, ds in exact_kept for d, _ in ds}
@@ -804,13 +607,8 @@ def _near_settings(cfg: Config) -> NearSearch:
 
 
 def _write_groups(ws: Workspace, rows: list[DuplicateRow], excluded: dict[str, str]) -> Path:
-    target = ws.path("duplicates.csv")
-    write_rows_csv(target, DUPLICATES.names,
-                   [[g, kd, display_path(k), display_path(d), dist, why]
-                    for g, kd, k, d, dist, why in rows])
-    write_rows_csv(ws.path("dedup_excluded.csv"), DEDUP_EXCLUDED.names,
-                   [[display_path(p), excluded[p]] for p in sorted(excluded)])
-    return target
+    write_groups(str(ws.root), rows, excluded)
+    return ws.path("duplicates.csv")
 
 
 def _quarantine(root: Path, ws: Workspace, files: Sequence[FileRow], rows: list[DuplicateRow],
@@ -875,13 +673,27 @@ def run_dedup(
     ws.ensure()
     workers = resolve_workers(icfg.workers)
     formats = check_formats(icfg.formats)
-    rank = keep_rank(_engagement(ws, cfg, posts))
-    params = {"hash_method": icfg.hash_method, "hash_size": icfg.hash_size,
-              "formats": list(formats),
-              "near_threshold": near.threshold, "max_pixels": icfg.max_pixels,
-              "comment_weight": cfg.sample.comment_weight,
-              "posts": str(posts) if posts else None, "apply": apply,
-              "exact_only": exact_only}
+    engagement = _engagement(ws, cfg, posts)
+    rank = keep_rank(engagement)
+    if exact_only:
+        params = exact_params(str(posts) if posts else None, apply,
+                              cfg.sample.comment_weight if engagement else None)
+    else:
+        params = {"hash_method": icfg.hash_method, "hash_size": icfg.hash_size,
+                  "formats": list(formats),
+                  "near_threshold": near.threshold, "max_pixels": icfg.max_pixels,
+                  "comment_weight": cfg.sample.comment_weight,
+                  "posts": str(posts) if posts else None, "apply": apply,
+                  "exact_only": exact_only}
+    if exact_only and not apply and not os.path.exists(ws.path(STORAGE_STATE)):
+        # The lean path (weaklabel.images.exact), the command's too: bytes only, the
+        # inventory read and written once. A bucket read in place and --apply (which
+        # needs every listed file's row) take the general path below.
+        summary, n_rows, elapsed = run_exact(os.fspath(ws.root), os.fspath(root), rank=rank,
+                                             workers=workers, progress=progress,
+                                             params=params)
+        return StageReport("dedup", tuple(ws.path(o) for o in OUTPUTS), n_rows,
+                           DedupSummary(**summary), elapsed=elapsed)
     with ws.stage("dedup", outputs=("duplicates.csv", "dedup_excluded.csv"), params=params,
                   inputs={"root": str(root.resolve())}, summary=DedupSummary,
                   force=True) as st, \
