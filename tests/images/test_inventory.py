@@ -80,10 +80,10 @@ def test_unreadable_folder_and_file_are_reported(
                 raise PermissionError(13, "Permission denied")
             return real_scandir(path)
 
-        def fake_open(path, flags, *a):  # type: ignore[no-untyped-def]
+        def fake_open(path, flags, *a, **kw):  # type: ignore[no-untyped-def]
             if os.fsdecode(path).endswith("secret.jpg"):
                 raise PermissionError(13, "Permission denied")
-            return real_open(path, flags, *a)
+            return real_open(path, flags, *a, **kw)
 
         monkeypatch.setattr(inventory.os, "scandir", scandir)
         monkeypatch.setattr(inventory.os, "open", fake_open)

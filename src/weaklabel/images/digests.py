@@ -74,61 +74,99 @@ KeyedResult = tuple[str | None, str | None, bytes]
 path key (the order of an ``UPDATE … WHERE path=?``)."""
 
 
+def _open_folder(base: bytes, real: bytes, folder: bytes, flags: int) -> int:
+    """A descriptor of the folder ``folder`` under the root, or -1 when it cannot be
+    opened or is not where the root's real path says (a folder on the way became a
+    symbolic link, or no ``/proc``): then each file is opened and checked on its own."""
+    try:
+        dfd = os.open(base + folder if folder else base, flags)
+    except OSError:
+        return -1
+    want = real + folder if folder else (real.rstrip(b"/") or b"/")
+    try:
+        inside = os.readlink(b"/proc/self/fd/%d" % dfd) == want
+    except OSError:
+        inside = False
+    if not inside:
+        os.close(dfd)
+        return -1
+    return dfd
+
+
 def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[KeyedResult]:
     """The ``kind`` digest (``partial`` or ``full``) of each ``(path key, size)`` under
     ``root``: :func:`partial_digest` or :func:`full_digest` of each, read the same way,
     without a Python object per file beyond its result.
 
     Paths stay the raw bytes they are in the inventory (no decode, join, encode per
-    file); the check that no folder on the way became a symlink compares the open
-    descriptor's path with the root's real path + the key, and only a mismatch (or a
-    system without ``/proc``) takes :func:`~weaklabel.containment.opened_inside`'s
-    verdict. A file that cannot be read gives its error, never raises.
+    file). No folder on the way may have become a symlink since the walk: each folder
+    (rows come in path order, so a folder's files in a row) is opened once and its
+    descriptor's path compared with the root's real path + the folder, and its files
+    are opened relative to it without following a symlink, so one check covers them
+    all. Where that check fails (or there is no ``/proc``), each file is opened by its
+    path and takes :func:`~weaklabel.containment.opened_inside`'s verdict. A file that
+    cannot be read gives its error, never raises.
     """
     from weaklabel.containment import opened_inside
 
     base = os.fsencode(root).rstrip(b"/") + b"/"
     real = os.fsencode(os.path.realpath(root)).rstrip(b"/") + b"/"
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDONLY | nofollow | getattr(os, "O_NONBLOCK", 0)
+    dir_flags = os.O_RDONLY | nofollow | getattr(os, "O_DIRECTORY", 0)
     partial = kind == "partial"
     block, crc32, pread, read, close = PARTIAL_BLOCK, zlib.crc32, os.pread, os.read, os.close
+    open_ = os.open
     out: list[KeyedResult] = []
-    for key, size in rows:
-        path = base + key
-        try:
-            fd = os.open(path, flags)
-        except OSError as exc:
-            out.append((None, f"cannot read: {exc.strerror or exc}", key))
-            continue
-        try:
+    folder: bytes | None = None
+    dfd = -1
+    try:
+        for key, size in rows:
+            here, _, name = key.rpartition(b"/")
+            if here != folder:
+                if dfd >= 0:
+                    close(dfd)
+                folder, dfd = here, _open_folder(base, real, here, dir_flags)
             try:
-                inside = os.readlink(b"/proc/self/fd/%d" % fd) == real + key
-            except OSError:
-                inside = False
-            if not inside and not opened_inside(fd, os.fsdecode(path), os.fsdecode(key)):
-                out.append((None, "cannot read: a folder on the way became a symbolic link",
-                            key))
+                fd = open_(name, flags, dir_fd=dfd) if dfd >= 0 else open_(base + key, flags)
+            except OSError as exc:
+                out.append((None, f"cannot read: {exc.strerror or exc}", key))
                 continue
-            if not partial:
-                import hashlib
+            try:
+                if dfd < 0:
+                    try:
+                        inside = os.readlink(b"/proc/self/fd/%d" % fd) == real + key
+                    except OSError:
+                        inside = False
+                    if not inside and not opened_inside(fd, os.fsdecode(base + key),
+                                                        os.fsdecode(key)):
+                        out.append((None, "cannot read: a folder on the way became a "
+                                    "symbolic link", key))
+                        continue
+                if not partial:
+                    import hashlib
 
-                h = hashlib.sha1()
-                while chunk := read(fd, CHUNK):
-                    h.update(chunk)
-                out.append((h.hexdigest(), None, key))
-            elif size <= 2 * block:
-                # a short read of a regular file is its end; more than asked: it grew
-                body = read(fd, max(size, block) + 1)
-                crc = crc32(body) if len(body) <= max(size, block) else crc32(
-                    _read_all(fd, size), crc32(body))
-                out.append((f"{crc:08x}", None, key))
-            else:
-                crc = crc32(pread(fd, block, size - block), crc32(pread(fd, block, 0)))
-                out.append((f"{crc:08x}", None, key))
-        except OSError as exc:
-            out.append((None, f"cannot read: {exc.strerror or exc}", key))
-        finally:
-            close(fd)
+                    h = hashlib.sha1()
+                    while chunk := read(fd, CHUNK):
+                        h.update(chunk)
+                    out.append((h.hexdigest(), None, key))
+                elif size <= 2 * block:
+                    # a short read of a regular file is its end; more than asked: it grew
+                    want = size if size > block else block
+                    body = read(fd, want + 1)
+                    crc = crc32(body) if len(body) <= want else crc32(
+                        _read_all(fd, size), crc32(body))
+                    out.append((f"{crc:08x}", None, key))
+                else:
+                    crc = crc32(pread(fd, block, size - block), crc32(pread(fd, block, 0)))
+                    out.append((f"{crc:08x}", None, key))
+            except OSError as exc:
+                out.append((None, f"cannot read: {exc.strerror or exc}", key))
+            finally:
+                close(fd)
+    finally:
+        if dfd >= 0:
+            close(dfd)
     return out
 
 
@@ -139,10 +177,13 @@ def read_digests(root: str, rows: list[tuple[bytes, int]], kind: str, *, workers
     progress bar on stderr unless ``quiet``."""
     if not rows:
         return []
+    rows = sorted(rows)  # a folder's files in a row: one folder check for them all
+    if workers <= 1 or len(rows) <= 1:
+        return digest_keys(root, rows, kind)
     # Threads pay off only when there is real reading to share out.
     to_read = sum(min(size, 2 * PARTIAL_BLOCK) if kind == "partial" else size
                   for _, size in rows)
-    if workers <= 1 or len(rows) <= 1 or to_read <= 16 * CHUNK:
+    if to_read <= 16 * CHUNK:
         return digest_keys(root, rows, kind)
     from concurrent.futures import ThreadPoolExecutor
 

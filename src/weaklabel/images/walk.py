@@ -12,6 +12,7 @@ import errno
 import os
 import stat
 from collections import namedtuple
+from operator import attrgetter
 
 from weaklabel.containment import display_path, is_inside  # noqa: F401  display_path: re-export
 
@@ -30,6 +31,8 @@ Entry.__doc__ = """One path found by :func:`walk`: ``rel``, ``abspath``, ``kind`
 skipped: symlink, unreadable folder, FIFO…) with ``status`` and ``reason`` set.
 A named tuple, not a dataclass: a walk makes one per file, a million a day.
 """
+
+_by_name = attrgetter("name")
 
 FileKey = tuple[bytes, int, int, int, int]
 """A regular file found by :func:`walk_keys`: ``(key, size, mtime_ns, ino, dev)``, the key
@@ -67,10 +70,6 @@ def _skip_ids(skip: Iterable[Path | str]) -> set[tuple[int, int]]:
     return ids
 
 
-def _name(e: os.DirEntry[bytes]) -> bytes:
-    return e.name
-
-
 def walk_keys(root: Path | str, *, skip: Iterable[Path | str] = ()
               ) -> Iterator[tuple[list[FileKey], list[ProblemKey]]]:
     """Every path under ``root``, one folder at a time, depth first in (byte) name
@@ -94,7 +93,7 @@ def walk_keys(root: Path | str, *, skip: Iterable[Path | str] = ()
         problems: list[ProblemKey] = []
         try:
             with os.scandir(abs_dir) as it:
-                entries = sorted(it, key=_name)
+                entries = sorted(it, key=_by_name)
         except OSError as exc:
             problems.append((rel_dir or b".", "unreadable",
                              f"cannot list folder: {exc.strerror or exc}"))

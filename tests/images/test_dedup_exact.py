@@ -1,0 +1,176 @@
+"""The lean exact-only path (images/exact.py) and the inventory the other stages read:
+the rows it leaves are the rows a full scan would trust, whichever runs first, and an
+interrupted run leaves nothing half-written."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import jpeg_bytes, photo, write
+
+from weaklabel.config import Config, ImagesConfig
+from weaklabel.images import exact
+from weaklabel.images.dedup import run_dedup
+from weaklabel.images.purge import image_stage, run_purge
+
+ONE = Config(images=ImagesConfig(workers=1))
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def exact_rows(path: Path) -> list[tuple[str, str, str]]:
+    return [(r["kept"], r["duplicate"], r["reason"]) for r in read_csv(path)
+            if r["kind"] == "exact"]
+
+
+def inventory(ws: Path) -> list[tuple[object, ...]]:
+    db = sqlite3.connect(ws / "inventory.sqlite")
+    try:
+        return db.execute("SELECT path, kind, size, mtime_ns, ino, dev, sha1, partial, width, "
+                          "height, format, status, reason FROM files ORDER BY path").fetchall()
+    finally:
+        db.close()
+
+
+def test_a_full_dedup_after_exact_only_finds_what_it_finds_alone(tree: Path,
+                                                                 tmp_path: Path) -> None:
+    lean = run_dedup(*image_stage(tree, tmp_path / "ws", ONE), exact_only=True)
+    assert lean.summary.scan["read"] == 0 and lean.summary.exact > 0
+    after = run_dedup(*image_stage(tree, tmp_path / "ws", ONE))
+    alone = run_dedup(*image_stage(tree, tmp_path / "alone", ONE))
+    assert after.outputs[0].read_bytes() == alone.outputs[0].read_bytes()
+    assert after.outputs[1].read_bytes() == alone.outputs[1].read_bytes()
+    assert inventory(tmp_path / "ws") == inventory(tmp_path / "alone")
+
+
+def test_purge_after_exact_only_judges_every_file(tree: Path, tmp_path: Path) -> None:
+    run_dedup(*image_stage(tree, tmp_path / "ws", ONE), exact_only=True)
+    after = run_purge(*image_stage(tree, tmp_path / "ws", ONE))
+    alone = run_purge(*image_stage(tree, tmp_path / "alone", ONE))
+    assert after.outputs[0].read_bytes() == alone.outputs[0].read_bytes()
+    assert after.summary.counts == alone.summary.counts
+    assert after.summary.corrupt > 0
+
+
+def test_exact_only_after_purge_keeps_its_statuses_and_excludes_the_corrupt(
+        tree: Path, tmp_path: Path) -> None:
+    run_purge(*image_stage(tree, tmp_path / "ws", ONE))
+    judged = inventory(tmp_path / "ws")
+    lean = run_dedup(*image_stage(tree, tmp_path / "ws", ONE), exact_only=True)
+    fresh = run_dedup(*image_stage(tree, tmp_path / "fresh", ONE), exact_only=True)
+    assert exact_rows(lean.outputs[0]) == exact_rows(fresh.outputs[0])
+    excluded = {r["path"]: r["reason"] for r in read_csv(lean.outputs[1])}
+    assert excluded["bad/trunc.jpg"] == "truncated (see purge)"
+    assert read_csv(fresh.outputs[1]) == []  # nothing judged yet: nothing to exclude
+    # the statuses and decode facts purge found stay; only digests were added
+    after = {r[0]: r for r in inventory(tmp_path / "ws")}
+    for row in judged:
+        assert after[row[0]][8:] == row[8:] and after[row[0]][:6] == row[:6]
+
+
+def test_a_changed_file_a_new_twin_and_a_removed_one(tmp_path: Path) -> None:
+    root = tmp_path / "img"
+    for k in range(4):
+        write(root / f"2019030{k + 1}" / f"{k}.jpg", jpeg_bytes(photo(k)))
+    write(root / "x" / "twin.jpg", (root / "20190301" / "0.jpg").read_bytes())
+    ws = tmp_path / "ws"
+    first = run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    assert [r[:2] for r in exact_rows(first.outputs[0])] == [("20190301/0.jpg", "x/twin.jpg")]
+    # same size, other bytes, a new mtime: the cached digests must not answer for it
+    body = bytearray((root / "x" / "twin.jpg").read_bytes())
+    body[len(body) // 2] ^= 0xFF
+    (root / "x" / "twin.jpg").write_bytes(bytes(body))
+    os.utime(root / "x" / "twin.jpg", ns=(1, 1))
+    write(root / "y" / "twin2.jpg", (root / "20190302" / "1.jpg").read_bytes())
+    second = run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    assert [r[:2] for r in exact_rows(second.outputs[0])] == [("20190302/1.jpg", "y/twin2.jpg")]
+    (root / "y" / "twin2.jpg").unlink()
+    third = run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    assert exact_rows(third.outputs[0]) == [] and third.summary.scan["removed"] == 1
+    assert [r[0] for r in inventory(ws)] == [os.fsencode(p) for p in (
+        "20190301/0.jpg", "20190302/1.jpg", "20190303/2.jpg", "20190304/3.jpg", "x/twin.jpg")]
+    # unchanged since: nothing is read again
+    again = run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    assert again.summary.scan == {"seen": 5, "read": 0, "removed": 0, "partial": 0, "full": 0}
+
+
+def test_an_interrupted_run_writes_nothing_and_its_rerun_finishes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "img"
+    for k in range(3):
+        write(root / "d" / f"{k}.jpg", jpeg_bytes(photo(k)))
+    shutil.copy(root / "d" / "1.jpg", root / "d" / "1_copy.jpg")
+    ws = tmp_path / "ws"
+    run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    before = inventory(ws)
+    shutil.copy(root / "d" / "2.jpg", root / "d" / "2_copy.jpg")
+    from weaklabel.images import digests
+
+    real = digests.read_digests
+
+    def interrupted(root_: str, rows: list[tuple[bytes, int]], kind: str,
+                    **kw: object) -> object:
+        if kind == "full":  # Ctrl-C once the partial digests are read
+            raise KeyboardInterrupt
+        return real(root_, rows, kind, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(digests, "read_digests", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    assert inventory(ws) == before
+    assert not (ws / "duplicates.csv.meta.json").exists()
+    monkeypatch.undo()
+    rerun = run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    fresh = run_dedup(*image_stage(root, tmp_path / "fresh", ONE), exact_only=True)
+    assert rerun.outputs[0].read_bytes() == fresh.outputs[0].read_bytes()
+    assert [r[:2] for r in exact_rows(rerun.outputs[0])] == [
+        ("d/1.jpg", "d/1_copy.jpg"), ("d/2.jpg", "d/2_copy.jpg")]
+    assert [r[6] for r in inventory(ws)] == [r[6] for r in inventory(tmp_path / "fresh")]
+
+
+def test_every_reported_copy_has_its_full_sha1(tmp_path: Path) -> None:
+    """Same size and the same first and last 4 KiB, different in the middle: only the
+    full SHA-1 tells them apart, so every member of a group is hashed in full."""
+    root = tmp_path / "img"
+    head, tail = os.urandom(4096), os.urandom(4096)
+    write(root / "a.jpg", head + b"a" * 5000 + tail)
+    write(root / "b.jpg", head + b"b" * 5000 + tail)
+    write(root / "c.jpg", head + b"a" * 5000 + tail)
+    res = run_dedup(*image_stage(root, tmp_path / "ws", ONE), exact_only=True)
+    assert [r[:2] for r in exact_rows(res.outputs[0])] == [("a.jpg", "c.jpg")]
+    assert res.summary.scan["partial"] == 3 and res.summary.scan["full"] == 3
+    import hashlib
+
+    sha = {r[0]: r[6] for r in inventory(tmp_path / "ws")}
+    assert sha == {os.fsencode(n): hashlib.sha1((root / n).read_bytes()).hexdigest()
+                   for n in ("a.jpg", "b.jpg", "c.jpg")}
+
+
+def test_a_unique_size_is_never_read(tmp_path: Path) -> None:
+    root = tmp_path / "img"
+    for k in range(5):
+        write(root / f"{k}.jpg", b"x" * (100 + k))
+    res = run_dedup(*image_stage(root, tmp_path / "ws", ONE), exact_only=True)
+    assert res.summary.scan["partial"] == 0 and res.summary.scan["full"] == 0
+    assert {r[7] for r in inventory(tmp_path / "ws")} == {None}
+    assert len(inventory(tmp_path / "ws")) == 5  # still a cached row each
+
+
+def test_the_library_and_the_lean_stage_write_the_same_metas(tree: Path,
+                                                             tmp_path: Path) -> None:
+    import json
+
+    res = run_dedup(*image_stage(tree, tmp_path / "ws", ONE), exact_only=True)
+    meta = json.loads((tmp_path / "ws" / "duplicates.csv.meta.json").read_text())
+    assert meta["stage"] == "dedup" and meta["rows"] == res.rows["duplicates.csv"]
+    assert meta["params"] == exact.exact_params(None, False, None)
+    assert meta["summary"]["exact"] == res.summary.exact
+    assert meta["inputs"] == {"root": os.path.realpath(tree)}
