@@ -272,10 +272,14 @@ def many_files(out: Path, n: int) -> Path:
 # --- exact duplicates only, beside jdupes and rmlint -------------------------------------------
 
 
-def _median_run(fn: Callable[[], Any], reps: int) -> tuple[float, float, Any]:
-    """Median wall and CPU seconds of ``reps`` calls (the machine is shared)."""
+def _median_run(fn: Callable[[], Any], reps: int, before: Callable[[], Any] | None = None
+                ) -> tuple[float, float, Any]:
+    """Median wall and CPU seconds of ``reps`` calls (the machine is shared); ``before``
+    runs untimed ahead of each (removing the last run's workspace, for a cold run)."""
     runs = []
     for _ in range(reps):
+        if before is not None:
+            before()
         wall, out = timed(fn)
         runs.append((wall, LAST_CPU[0], out))
     runs.sort(key=lambda r: r[0])
@@ -300,30 +304,30 @@ def exact_bench(tree: Path, workers: int, reps: int) -> None:
     n_files = sum(len(f) for _, _, f in os.walk(tree))
     rows: list[tuple[str, float, float, int | None]] = []
     try:
-        def lib(cold: bool) -> list[list[str]]:
+        def lib() -> list[list[str]]:
             ws = tmp / "lib"
-            if cold:
-                shutil.rmtree(ws, ignore_errors=True)
             return weaklabel_groups(run_dedup(*image_stage(tree, ws, cfg), progress=False,
                                               exact_only=True).outputs[0], ("exact",))
 
-        def cli(cold: bool) -> list[list[str]]:
+        def cli() -> list[list[str]]:
             ws = tmp / "cli"
-            if cold:
-                shutil.rmtree(ws, ignore_errors=True)
             subprocess.run([wl, "dedup", str(tree), "-w", str(ws), "-q", "--exact-only",
                             "-j", str(workers)], check=True, capture_output=True)
             return weaklabel_groups(ws / "duplicates.csv", ("exact",))
 
-        for name, fn in (("weaklabel run_dedup(exact_only) cold", lambda: lib(True)),
-                         ("weaklabel run_dedup(exact_only) warm", lambda: lib(False)),
-                         ("weaklabel dedup --exact-only cold", lambda: cli(True)),
-                         ("weaklabel dedup --exact-only warm", lambda: cli(False)),
-                         ("jdupes -r", lambda: jdupes_groups(tree)),
-                         ("rmlint -T df", lambda: rmlint_groups(tree, tmp))):
+        def cold(ws: str) -> Callable[[], None]:
+            return lambda: shutil.rmtree(tmp / ws, ignore_errors=True)  # a new inventory
+
+        for name, fn, before in (
+                ("weaklabel run_dedup(exact_only) cold", lib, cold("lib")),
+                ("weaklabel run_dedup(exact_only) warm", lib, None),
+                ("weaklabel dedup --exact-only cold", cli, cold("cli")),
+                ("weaklabel dedup --exact-only warm", cli, None),
+                ("jdupes -r", lambda: jdupes_groups(tree), None),
+                ("rmlint -T df", lambda: rmlint_groups(tree, tmp), None)):
             if name.endswith("warm"):
                 fn()  # make sure the inventory is there
-            wall, cpu, groups = _median_run(fn, reps)
+            wall, cpu, groups = _median_run(fn, reps, before)
             rows.append((name, wall, cpu, _dup_files(groups)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

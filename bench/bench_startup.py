@@ -64,8 +64,11 @@ def main() -> None:
         (one / "a.jpg").write_bytes(b"one file")
 
         def wl(py: str, *argv: str) -> list[str]:
-            # what the console script does, with the interpreter chosen
-            return [py, "-c", "import sys; from weaklabel.cli import main; "
+            # what the console script does (weaklabel.cli_fast:main, which hands all but
+            # `dedup --exact-only` to weaklabel.cli:main), with the interpreter chosen;
+            # an install older than cli_fast runs weaklabel.cli:main
+            return [py, "-c", "import sys\ntry:\n    from weaklabel.cli_fast import main\n"
+                    "except ImportError:\n    from weaklabel.cli import main\n"
                     "sys.argv[0] = 'weaklabel'; sys.exit(main())", *argv]
 
         def dedup(py: str, root: Path) -> list[str]:

@@ -7,7 +7,7 @@ dedup modules ~0.05 s). So :func:`main` first tries :func:`parse_exact` on the
 arguments: a ``dedup --exact-only ROOT -w WS`` with only the options it knows
 (:data:`FAST_OPTIONS`, which a test holds equal to the typer command's), values it can
 check as typer would, a local root folder and a workspace with no posts or bucket
-mirror goes straight to :func:`weaklabel.images.exact.run_exact`, the same call
+mirror goes straight to :func:`weaklabel.images.exact.dedup_exact`, the same call
 ``run_dedup(exact_only=True)`` makes, and prints what the typer command prints.
 Anything else (``--help``, another option, a value typer might reject, a config file, a
 URL) falls through to :func:`weaklabel.cli.main` untouched, so help, usage errors and
@@ -106,7 +106,7 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def run_exact_command(opts: dict[str, object]) -> int:
+def exact_command(opts: dict[str, object]) -> int:
     """``weaklabel dedup --exact-only`` as the typer command runs it: the same library
     call, the same line on stdout, the same one-line errors and exit codes."""
     from weaklabel.wsbase import ensure_dir, error_exit, one_line, setup_logging
@@ -118,10 +118,10 @@ def run_exact_command(opts: dict[str, object]) -> int:
     # last-resort handler prints without importing or configuring logging.
     workers = int(opts["workers"])  # type: ignore[call-overload]
     try:
-        from weaklabel.images.exact import exact_params, keep_rank, run_exact, summary_text
+        from weaklabel.images.exact import dedup_exact, exact_params, keep_rank, summary_text
 
         ensure_dir(ws)
-        summary, _, elapsed = run_exact(ws, root, rank=keep_rank(),
+        summary, _, elapsed = dedup_exact(ws, root, rank=keep_rank(),
                                         workers=workers or cores(), progress=not quiet,
                                         params=exact_params(None, False, None))
     except BaseException as exc:
@@ -142,7 +142,7 @@ def main() -> None:
     """Console-script entry point."""
     opts = parse_exact(sys.argv[1:])
     if opts is not None:
-        raise SystemExit(run_exact_command(opts))
+        raise SystemExit(exact_command(opts))
     from weaklabel.cli import main as typer_main
 
     typer_main()

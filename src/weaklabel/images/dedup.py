@@ -62,12 +62,12 @@ from weaklabel.images.exact import (  # noqa: F401  the exact half's names, re-e
     as_rows,
     choose_keepers,
     date_folder,
+    dedup_exact,
     exact_params,
     find_exact_duplicates,
     keep_rank,
     merge_groups,
     one_per_inode,
-    run_exact,
     split_exact,
     summary_text,
     write_groups,
@@ -689,7 +689,7 @@ def run_dedup(
         # The lean path (weaklabel.images.exact), the command's too: bytes only, the
         # inventory read and written once. A bucket read in place and --apply (which
         # needs every listed file's row) take the general path below.
-        summary, n_rows, elapsed = run_exact(os.fspath(ws.root), os.fspath(root), rank=rank,
+        summary, n_rows, elapsed = dedup_exact(os.fspath(ws.root), os.fspath(root), rank=rank,
                                              workers=workers, progress=progress,
                                              params=params)
         return StageReport("dedup", tuple(ws.path(o) for o in OUTPUTS), n_rows,

@@ -448,12 +448,25 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
                            "VALUES (?, 'problem', ?, ?)", problems)
             db.executemany("DELETE FROM hashes WHERE path=?", [p[:1] for p in problems])
         if new:
-            no_status = (None, None)
+            # Each row binds only the columns it fills: a bound parameter costs about as
+            # much as a column's B-tree work (9 instead of 5 made the insert 1.8x).
+            plain, started, full = [], [], []
+            for t in new:
+                k = t[0]
+                if k in sha or k in status:
+                    full.append((*t, partial.get(k), sha.get(k), *status.get(k, (None, None))))
+                elif k in partial:
+                    started.append((*t, partial[k]))
+                else:
+                    plain.append(t)
+            db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
+                           "dev) VALUES (?, 'file', ?, ?, ?, ?)", plain)
+            db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
+                           "dev, partial) VALUES (?, 'file', ?, ?, ?, ?, ?)", started)
             db.executemany(
                 "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, dev, "
                 "partial, sha1, status, reason) VALUES (?, 'file', ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(*t, partial.get(t[0]), sha.get(t[0]), *status.get(t[0], no_status))
-                 for t in new])
+                full)
         db.executemany("DELETE FROM hashes WHERE path=?", fresh)
         db.executemany("UPDATE files SET ino=?, dev=? WHERE path=?", moved)
         if new is not files:  # digests new to rows already there (new rows have theirs)
@@ -486,7 +499,7 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     return counts, rows
 
 
-def run_exact(ws_root: str, root: str, *, rank: Callable[[str], Any], workers: int = 1,
+def dedup_exact(ws_root: str, root: str, *, rank: Callable[[str], Any], workers: int = 1,
               progress: bool = True, params: Mapping[str, Any]
               ) -> tuple[dict[str, Any], dict[str, int], float]:
     """dedup's exact-only stage: under the workspace lock, scan (:func:`scan_exact`),
