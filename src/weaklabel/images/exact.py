@@ -410,7 +410,10 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
                 by_size[t[1]] = [t]
             else:
                 g.append(t)
-    same_size = [g for g in by_size.values() if len(g) > 1 and _inodes(g) > 1]
+    # Hard links are rare: when no two paths share an inode, a group's size is its
+    # number of inodes, and no set of inodes is built per group.
+    linked = len({(t[4], t[3]) for t in files}) < len(files)
+    same_size = [g for g in by_size.values() if len(g) > 1 and (not linked or _inodes(g) > 1)]
     new_status: list[tuple[str, bytes]] = []
     got_partial: list[tuple[str, bytes]] = []
     need = [(t[0], t[1]) for g in same_size for t in g if t[0] not in partial] if funnel else []
@@ -428,7 +431,8 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
             start = partial.get(t[0])
             if start is not None:
                 by_partial.setdefault(start, []).append(t)
-        same_start += [h for h in by_partial.values() if len(h) > 1 and _inodes(h) > 1]
+        same_start += [h for h in by_partial.values()
+                       if len(h) > 1 and (not linked or _inodes(h) > 1)]
     need_full = [(t[0], t[1]) for h in same_start for t in h if t[0] not in sha] \
         if funnel else []
     got_sha: list[tuple[str, bytes]] = []
@@ -486,10 +490,11 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
         raise
     # The few rows grouping needs: byte copies, hard links, files of a bad status.
     wanted = {t[0] for h in same_start for t in h if t[0] in sha}
-    by_inode: dict[tuple[int, int], list[bytes]] = {}
-    for t in files:
-        by_inode.setdefault((t[4], t[3]), []).append(t[0])
-    wanted.update(k for ks in by_inode.values() if len(ks) > 1 for k in ks)
+    if linked:
+        by_inode: dict[tuple[int, int], list[bytes]] = {}
+        for t in files:
+            by_inode.setdefault((t[4], t[3]), []).append(t[0])
+        wanted.update(k for ks in by_inode.values() if len(ks) > 1 for k in ks)
     wanted.update(k for k, (s, _) in status.items() if s != "ok")
     rows = [{"path": os.fsdecode(t[0]), "size": t[1], "mtime_ns": t[2], "ino": t[3],
              "dev": t[4], "sha1": sha.get(t[0]), "status": status.get(t[0], (None,))[0]}
