@@ -9,8 +9,6 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import logging
-import sys
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -18,7 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from weaklabel.errors import ReviewNeeded, UsageError, WeaklabelError
+from weaklabel.errors import WeaklabelError
+from weaklabel.wsbase import error_exit, one_line
+from weaklabel.wsbase import setup_logging as setup_logging  # its home: the fast path's too
 
 if TYPE_CHECKING:
     from weaklabel.config import Config
@@ -77,22 +77,8 @@ WorkersOpt = Annotated[
 ]
 
 
-def setup_logging(quiet: bool) -> None:
-    """Logs go to stderr; stdout carries results only."""
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    # gensim logs every epoch at INFO: useful to its authors, noise to ours.
-    logging.getLogger("gensim").setLevel(logging.WARNING)
-
-
 def fail(message: str, code: int = 1) -> typer.Exit:
-    # One line, whatever a file name or a cell in the message holds.
-    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
-    typer.echo(f"Error: {one_line}", err=True)
+    typer.echo(one_line(message), err=True)
     return typer.Exit(code)
 
 
@@ -107,18 +93,10 @@ def stage_command(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except UsageError as exc:
-            raise fail(str(exc), 2) from None
-        except ReviewNeeded as exc:
-            raise fail(str(exc), 3) from None
-        except WeaklabelError as exc:
-            raise fail(str(exc)) from None
-        except KeyboardInterrupt:
-            raise fail("interrupted; re-run the same command to finish", 130) from None
-        except OSError as exc:  # permissions, a full disk, a path that cannot exist
-            where = exc.filename if exc.filename is not None else "a file"
-            raise fail(f"cannot read or write {where}: {exc.strerror or exc}; check the "
-                       "path, its permissions and free space") from None
+        except (WeaklabelError, KeyboardInterrupt, OSError) as exc:
+            # one mapping of errors to messages and codes, the fast dedup path's too
+            message, code = error_exit(exc) or (str(exc), 1)
+            raise fail(message, code) from None
 
     return wrapper  # type: ignore[return-value]
 

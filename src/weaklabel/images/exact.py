@@ -417,13 +417,21 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     new_status: list[tuple[str, bytes]] = []
     got_partial: list[tuple[str, bytes]] = []
     need = [(t[0], t[1]) for g in same_size for t in g if t[0] not in partial] if funnel else []
-    for digest, err, key in read_digests(root, need, "partial", workers=workers, quiet=quiet):
-        if err:
-            status[key] = ("unreadable", err)
-            new_status.append((err, key))
-        else:
-            partial[key] = digest  # type: ignore[assignment]
-            got_partial.append((digest, key))  # type: ignore[arg-type]
+
+    def take(results: list[tuple[str | None, str | None, bytes]], found: dict[bytes, str],
+             got: list[tuple[str, bytes]]) -> None:
+        """Digests into ``found`` and ``got``; a file that could not be read is
+        ``unreadable``, with why."""
+        for digest, err, key in results:
+            if digest is None:
+                status[key] = ("unreadable", err)
+                new_status.append((err or "", key))
+            else:
+                found[key] = digest
+                got.append((digest, key))
+
+    take(read_digests(root, need, "partial", workers=workers, quiet=quiet), partial,
+         got_partial)
     same_start = []
     for g in same_size:
         by_partial: dict[str, list[tuple[bytes, int, int, int, int]]] = {}
@@ -436,14 +444,7 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     need_full = [(t[0], t[1]) for h in same_start for t in h if t[0] not in sha] \
         if funnel else []
     got_sha: list[tuple[str, bytes]] = []
-    for digest, err, key in read_digests(root, need_full, "full", workers=workers,
-                                         quiet=quiet):
-        if err:
-            status[key] = ("unreadable", err)
-            new_status.append((err, key))
-        else:
-            sha[key] = digest  # type: ignore[assignment]
-            got_sha.append((digest, key))  # type: ignore[arg-type]
+    take(read_digests(root, need_full, "full", workers=workers, quiet=quiet), sha, got_sha)
 
     db.execute("BEGIN")
     try:
