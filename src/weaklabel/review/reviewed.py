@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -193,3 +193,28 @@ def human_annotated(images: Iterable[str], labels: Iterable[str], post_ids: Iter
     ok_post = {} if lf is None else dict(zip(lf["post_id"], lf["label"], strict=True))
     return [(i, lab) in ok_img or (ok_post.get(p, None) == lab and lab != ABSTAIN)
             for i, lab, p in zip(images, labels, post_ids, strict=True)]
+
+
+def same_text_groups(post_ids: Sequence[str], token_lists: Sequence[Sequence[str]]
+                     ) -> dict[str, str]:
+    """Posts that share their exact, non-empty token list with another post: post id →
+    its group's key (the group's smallest post id). Singletons are left out.
+
+    Such posts are the same text to every source (tokens, vectors, the classifier's
+    words), so one decision settles them all: a review spreads over the group
+    (:func:`spread_reviews`) and the queue shows one of them (``review/triage.py``).
+
+    Example:
+        >>> same_text_groups(["b", "a", "c", "d"], [["x", "y"], ["x", "y"], ["y", "x"], []])
+        {'b': 'a', 'a': 'a'}
+    """
+    members: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for pid, toks in zip(post_ids, token_lists, strict=True):
+        if len(toks):
+            members[tuple(toks)].append(str(pid))
+    out: dict[str, str] = {}
+    for group in members.values():
+        if len(group) > 1:
+            key = min(group)
+            out.update((p, key) for p in group)
+    return out
