@@ -1,5 +1,5 @@
-"""The queue shows one post of a group of the same text, weighed by how many posts its
-decision settles.
+"""A review spreads to the posts of the same text (``propagate.reviews_spread: tokens``),
+and the queue shows one post of such a group, weighed by how many posts it settles.
 
 Real text: half the bundled chatbot questions (``tests/data/chatbot_sample.csv``), a few of
 them posted again verbatim (as 14 % of the full chatbot corpus is), tokenised by the regex
@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from weaklabel.review.reviewed import same_text_groups
+from weaklabel.review.reviewed import same_text_groups, spread_reviews
 from weaklabel.review.triage import build_queue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +72,76 @@ def test_same_text_groups_hold_exactly_the_posts_of_one_token_list(built) -> Non
     assert not set(alone) & {toks[p] for p in groups}
     sizes = sorted((len(members[groups[p]]) for p in built["copied"]), reverse=True)
     assert sizes[0] >= 4 and sizes[1] >= 3 and sizes[2] >= 2
+
+
+def _repropagate(built: dict[str, Any], tmp: Path, reviewed: dict[str, str],
+                 spread: str) -> pd.DataFrame:
+    """propagate again in a copy of the workspace with these reviewed labels."""
+    import shutil
+
+    from weaklabel.config import with_overrides
+    from weaklabel.labels.propagate import run_propagate
+    from weaklabel.workspace import Workspace
+
+    ws = tmp / f"ws-{spread}"
+    shutil.copytree(built["ws"].root, ws)
+    shown = dict(zip(built["labels"]["post_id"], built["labels"]["label"], strict=True))
+    pd.DataFrame({"post_id": list(reviewed), "label": list(reviewed.values()),
+                  "shown": [shown[p] for p in reviewed]}).sort_values("post_id").to_parquet(
+        ws / "reviewed_labels.parquet", index=False)
+    cfg = with_overrides(built["cfg"], {"workspace": str(ws),
+                                        "labelmap": str(ws / "labelmap.draft.yaml"),
+                                        "propagate.reviews_spread": spread})
+    run_propagate(Workspace(ws), cfg, force=True, progress=False)
+    return pd.read_parquet(ws / "post_labels.parquet")
+
+
+def test_a_correction_reaches_the_same_text_and_no_other_post(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    groups, labels = built["groups"], built["labels"]
+    ids = sorted({lab for lab in labels["label"] if lab})
+    shown = dict(zip(labels["post_id"], labels["label"], strict=True))
+    members: dict[str, list[str]] = {}
+    for p, key in sorted(groups.items()):
+        members.setdefault(key, []).append(p)
+    big, mid, pair = (members[groups[p]] for p in built["copied"])
+
+    def other(p: str) -> str:  # a label the post was not given: a correction
+        return next(lab for lab in ids if lab != shown[p])
+
+    # big group: two reviews say one label, one another (majority spreads to the rest);
+    # mid group: one correction; the pair: two reviews disagree (a tie spreads nothing);
+    # a singleton: corrected on its own
+    lone = next(p for p in labels["post_id"] if p not in groups)
+    a = other(big[0])
+    b = next(lab for lab in ids if lab != a)
+    reviewed = {big[0]: a, big[1]: a, big[2]: b, mid[0]: other(mid[0]),
+                pair[0]: ids[0], pair[1]: ids[1], lone: other(lone)}
+    on = _repropagate(built, tmp_path, reviewed, "tokens")
+    off = _repropagate(built, tmp_path, reviewed, "none")
+    got = {name: dict(zip(df["post_id"], zip(df["label"], df["source"], df["evidence"],
+                                             strict=True), strict=True))
+           for name, df in (("on", on), ("off", off))}
+    # reviewed posts keep their own label, whatever their group says
+    for name in got:
+        assert all(got[name][p][:2] == (lab, "reviewed") for p, lab in reviewed.items())
+    spread_to = {p: a for p in big[3:]} | {p: reviewed[mid[0]] for p in mid[1:]}
+    assert len(spread_to) >= 3
+    for p, lab in spread_to.items():
+        assert got["on"][p][:2] == (lab, "reviewed")
+        assert got["on"][p][2].startswith(f"same text as reviewed {groups[p]}")
+        assert got["off"][p][1] != "reviewed"  # without spreading: a label like any other
+    # and nowhere else: every other post is labelled by the sources, with or without
+    others = set(on["post_id"]) - set(reviewed) - set(spread_to)
+    assert not any(got["on"][p][1] == "reviewed" for p in others)
+    conf = dict(zip(on["post_id"], on["confidence"], strict=True))
+    assert all(conf[p] == 1.0 for p in spread_to)  # as sure as the review itself
+
+
+def test_no_reviews_spread_nothing(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert spread_reviews({}, built["groups"]) == {}
+    lone = next(p for p in built["labels"]["post_id"] if p not in built["groups"])
+    # a post outside every group spreads to nobody
+    assert spread_reviews({lone: "x"}, built["groups"]) == {lone: "x"}
 
 
 def test_queue_puts_a_large_uncertain_group_before_a_singleton_and_shows_it_once(built) -> None:  # type: ignore[no-untyped-def]

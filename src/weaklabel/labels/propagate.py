@@ -971,7 +971,7 @@ def label_posts(
     ``word_clusters.parquet`` when given."""
 
     from weaklabel.contracts import WORD_CLUSTERS
-    from weaklabel.review.reviewed import corrected_posts
+    from weaklabel.review.reviewed import corrected_posts, same_text_groups, spread_reviews
     from weaklabel.text.embed import load_vectors
 
     word_clusters = None
@@ -1001,12 +1001,24 @@ def label_posts(
         posts = ws.read("posts.parquet", POSTS)[["post_id", "caption"]]
         cap = tokens[["post_id"]].merge(posts, on="post_id", how="left")["caption"]
         texts = [normalize_caption(c) if isinstance(c, str) else "" for c in cap]
+    reviewed = read_reviewed(ws, labelmap)
+    spread: dict[str, str] = {}
+    if cfg.propagate.reviews_spread == "tokens" and reviewed:
+        # review weight: a reviewed label holds for the posts of the same token list
+        groups = same_text_groups(tokens["post_id"].tolist(), token_lists)
+        full = spread_reviews(reviewed, groups)
+        spread, reviewed = {p: groups[p] for p in full if p not in reviewed}, full
     prop = propagate_labels(tokens["post_id"].tolist(), token_lists, kv, words,
                             cfg=cfg.propagate,
                             keywords={lab.id: lab.keywords for lab in labelmap.labels},
-                            texts=texts, reviewed=read_reviewed(ws, labelmap),
+                            texts=texts, reviewed=reviewed,
                             background=labelmap.background,
                             corrected=corrected_posts(ws.root))
+    if spread:
+        ev = prop.labels["evidence"].tolist()
+        prop.labels["evidence"] = [f"same text as reviewed {spread[p]}"
+                                   f"{e.removeprefix('reviewed')}" if p in spread else e
+                                   for p, e in zip(prop.labels["post_id"], ev, strict=True)]
     warn_unseeded(labelmap, prop.seed_counts)
     keyword = keyword_baseline(tokens["post_id"].tolist(), token_lists, labelmap,
                                margin=cfg.propagate.seed_margin)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -217,4 +217,30 @@ def same_text_groups(post_ids: Sequence[str], token_lists: Sequence[Sequence[str
         if len(group) > 1:
             key = min(group)
             out.update((p, key) for p in group)
+    return out
+
+
+def spread_reviews(reviewed: Mapping[str, str], groups: Mapping[str, str]
+                   ) -> dict[str, str]:
+    """The reviewed labels plus, for every unreviewed post of a same-text group
+    (:func:`same_text_groups`) with reviewed members, their majority label (a tie
+    spreads nothing). A reviewed post keeps its own label.
+
+    Example:
+        >>> spread_reviews({"a": "lips"}, {"a": "a", "b": "a", "c": "c", "d": "c"})
+        {'a': 'lips', 'b': 'lips'}
+    """
+    votes: dict[str, Counter[str]] = defaultdict(Counter)
+    for pid, lab in reviewed.items():
+        if pid in groups:
+            votes[groups[pid]][lab] += 1
+    label: dict[str, str] = {}
+    for key, count in votes.items():
+        top = count.most_common(2)
+        if len(top) == 1 or top[0][1] > top[1][1]:
+            label[key] = top[0][0]
+    out = dict(reviewed)
+    for pid, key in groups.items():
+        if pid not in out and key in label:
+            out[pid] = label[key]
     return out
