@@ -134,6 +134,9 @@ class PropagateConfig:
     # the same text to every source, review/reviewed.py:spread_reviews), or only for the
     # reviewed post ("none"). With no reviews nothing spreads.
     reviews_spread: str = "none"
+    # The Naive Bayes stage takes a correction's words this many times its weight off the
+    # label the reviewer was shown (0: off): the correction says they mislead towards it.
+    reviewed_against: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -626,6 +629,7 @@ SETTINGS: dict[str, Check] = {
     "propagate.reviewed_weight": Check(float, 1.0, 1_000.0),
     "propagate.reviews_choose": _BOOL,
     "propagate.reviews_spread": Check(str, choices=("none", "tokens")),
+    "propagate.reviewed_against": Check(float, 0.0, 1_000.0),
     "images.root": _PATH,
     "images.workers": _WORKERS,
     "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),

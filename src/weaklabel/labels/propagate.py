@@ -650,6 +650,7 @@ def _subset(inp: SourceInput, rows: np.ndarray) -> SourceInput:
         is_seed=None if inp.is_seed is None else inp.is_seed[rows],
         seed_texts={j: t for j, t, _ in keep}, features=features,
         weight=None if inp.weight is None else inp.weight[rows],
+        against=None if inp.against is None else inp.against[rows],
         current=None, current_conf=None)
 
 
@@ -816,6 +817,10 @@ def propagate_labels(
     # choose (combiner, rounds, calibration, so the kept share): the same held-out seeds
     # as without reviews, and no reviewed post learnt from while they choose
     cidx = {c: j for j, c in enumerate(classes)}
+    if cfg.reviewed_against > 0 and isinstance(corrected, Mapping):
+        # review weight: a correction is evidence against the label it was shown
+        inp.against = np.array([cidx.get(corrected.get(pid, ""), -1) if src == "reviewed"
+                                else -1 for pid, src in zip(st.ids, st.source, strict=True)])
     kw_seed = np.array([cidx.get(lab, -1) for lab in st.keyword_seed], dtype=int)
     held = _held_out(inp, cfg, None if cfg.reviews_choose else kw_seed)
     full_train = inp.train
@@ -1013,7 +1018,7 @@ def label_posts(
                             keywords={lab.id: lab.keywords for lab in labelmap.labels},
                             texts=texts, reviewed=reviewed,
                             background=labelmap.background,
-                            corrected=corrected_posts(ws.root))
+                            corrected=corrected_posts(ws.root, shown=True))
     if spread:
         ev = prop.labels["evidence"].tolist()
         prop.labels["evidence"] = [f"same text as reviewed {spread[p]}"

@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from weaklabel.contracts import ABSTAIN, Schema, conform
 from weaklabel.review.store import DECISIONS_DB, Decision, DecisionStore, effective
@@ -147,20 +147,27 @@ def read_reviewed_images(ws_root: Path | str) -> pd.DataFrame | None:
     return read_parquet(p, REVIEWED_IMAGES) if p.exists() else None
 
 
-def corrected_posts(ws_root: Path | str) -> set[str]:
+@overload
+def corrected_posts(ws_root: Path | str) -> set[str]: ...
+@overload
+def corrected_posts(ws_root: Path | str, *, shown: bool) -> dict[str, str]: ...
+def corrected_posts(ws_root: Path | str, *, shown: bool = False
+                    ) -> set[str] | dict[str, str]:
     """Reviewed posts whose label is not the one the reviewer was shown: corrections,
-    which sit where the pipeline was wrong. Empty for a file without ``shown`` (written
-    before it was recorded): then every reviewed post weighs like a seed."""
+    which sit where the pipeline was wrong (``shown``: post → the label it was shown).
+    Empty for a file without ``shown`` (written before it was recorded): then every
+    reviewed post weighs like a seed."""
     import pandas as pd
 
     p = Path(ws_root) / "reviewed_labels.parquet"
     if not p.exists():
-        return set()
+        return {} if shown else set()
     df = pd.read_parquet(p)
     if "shown" not in df.columns:
-        return set()
-    return {str(x) for x, lab, sh in zip(df["post_id"], df["label"], df["shown"],
-                                        strict=True) if lab != sh}
+        return {} if shown else set()
+    out = {str(x): str(sh) for x, lab, sh in zip(df["post_id"], df["label"], df["shown"],
+                                                 strict=True) if lab != sh}
+    return out if shown else set(out)
 
 
 def read_reviewed_labels(ws_root: Path | str) -> pd.DataFrame | None:
