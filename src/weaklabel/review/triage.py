@@ -26,6 +26,10 @@ taken from one word cluster counts 1/n of its priority, so a page is not spent o
 near-identical posts. Both are fixed defaults (Settles & Craven's weight 1, diminishing
 returns 1/n), not tuned on any corpus.
 
+**Same text** (when the workspace has tokens, ``groups``): posts with one token list are
+one text to every source, so a decision on one settles them all; the group's first post
+is queued with its priority times the group's size, the others at the very end.
+
 The labels take turns (one item of each, in label order), each in priority order, so
 every label gets the same share of the first reviews. Every item whose stable hash falls
 below ``random_rate`` (5 %) is in the *random slice*
