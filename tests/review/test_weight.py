@@ -216,6 +216,8 @@ def test_reviewed_against_is_off_by_default_and_refused_below_zero(tmp_path: Pat
     bad.write_text("propagate:\n  reviewed_against: -1\n", encoding="utf-8")
     with pytest.raises(WeaklabelError, match=r"c.yaml:2: propagate.reviewed_against must be"):
         load_config(bad)
+    assert load_config(None).propagate.reviewed_against == 0.0
+    assert load_config(None).propagate.reviews_spread == "none"
 
 
 def test_propagate_counts_corrections_against_their_shown_label_only_when_told(corpus) -> None:  # type: ignore[no-untyped-def]
