@@ -10,7 +10,11 @@ the shown label when gold agrees, else the gold one. For N = 1 % and 5 % of the 
 * **suspicion** (``--queues queue,suspicion``): the same queue without its density and
   diversity (what they add);
 * **random**: N posts drawn at random (``--draws`` seeds, 5; the same draws for every
-  variant), reported as mean, standard deviation and range.
+  variant), reported as mean, standard deviation and range;
+* **oracle-random** / **oracle-queue** (``--queues queue,oracle-random``): ceilings, not
+  queues, since gold picks them: N posts whose shown label is wrong, drawn at random or
+  in queue order. What N reviews gain when every one is a correction, which bounds what
+  any queue can gain over random with the same propagate.
 
 The answers go through the real path: a decisions CSV → ``review import`` →
 ``reviewed_labels.parquet`` in a review workspace (every built artifact linked, see
@@ -146,8 +150,47 @@ QUEUES: dict[str, dict[str, Any]] = {
     "suspicion": {"density": None},  # suspicion alone: no density, no diversity
     "labelled-first": {"abstained": 0.0},  # abstained posts only as suspicious as others
     "error-turns": {"turns": "error"},  # labels take turns by their estimated error
+    "no-groups": {"groups": None},  # every post of a same-text group queued on its own
+    "error": {"score": "error"},  # suspicion = 1 - calibrated confidence
+    "error-no-groups": {"score": "error", "groups": None},
+    "uncertain-density": {"density": "uncertain"},  # neighbours weighed by 1 - confidence
+    "error-uncertain-density": {"score": "error", "density": "uncertain"},
+    "seed2": {"seed_weight": 2.0},  # a keyword seed's priority doubled
+    "seed4": {"seed_weight": 4.0},
+    "error-seed2": {"score": "error", "seed_weight": 2.0},
 }
 """Queue orderings: name → overrides of :func:`build_queue`'s inputs."""
+
+ORACLES = ("oracle-queue", "oracle-random")
+"""Ceilings, not queues (they read gold): the queue's items whose shown label gold says
+is wrong, in queue order; and wrong-shown posts drawn at random (seed 0). What reviews
+gain when every one is a correction."""
+
+
+def queue_overrides(sim: Any, over: dict[str, Any]) -> dict[str, Any]:
+    """A queue's overrides, ``density: uncertain`` made: each post's neighbours weighed
+    by how uncertain their labels are (one minus the calibrated confidence)."""
+    if over.get("density") != "uncertain":
+        return over
+    from weaklabel.review.triage import workspace_density
+    from weaklabel.workspace import Workspace
+
+    unc = {p: 1.0 - float(c) for p, c in zip(sim.base["post_id"], sim.base["confidence"],
+                                               strict=True)}
+    return {**over, "density": workspace_density(Workspace(sim.ws), weight=unc)}
+
+
+def oracles(sim: Any, queue: Any, names: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """The :data:`ORACLES` asked for (gold picks them: ceilings, never a queue)."""
+    out = {}
+    if "oracle-queue" in names:
+        out["oracle-queue"] = [(p, lab) for p, lab in zip(queue["post_id"], queue["label"],
+                                                          strict=True) if sim.gold[p] != lab]
+    if "oracle-random" in names:
+        wrong = [p for p in sorted(sim.gold) if sim.shown.get(p, "") != sim.gold[p]]
+        out["oracle-random"] = [(p, sim.shown.get(p, "")) for p in
+                                random.Random(0).sample(wrong, len(wrong))]
+    return out
 
 
 def corpus(name: str, out: Path, rows: int) -> tuple[Path, Path, Path]:
@@ -172,6 +215,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},  # the config as it stands
     "reviews-choose": {"propagate.reviews_choose": True},  # reviews move the held-out choice
     "weight1": {"propagate.reviewed_weight": 1.0},  # a correction weighs like a seed
+    "weight20": {"propagate.reviewed_weight": 20.0},  # a correction weighs 20 seeds
+    "against": {"propagate.reviewed_against": 1.0},  # a correction counts against its shown
+    "spread": {"propagate.reviews_spread": "tokens"},  # a review holds for its same text
+    "no-spread": {"propagate.reviews_spread": "none"},  # a review holds for its post only
 }
 """Propagate variants compared on the same reviews: name → config overrides."""
 
@@ -219,7 +266,8 @@ class Sim:
         return after - self.repro(variant), direct, wrong
 
 
-REVIEW_ONLY = ("propagate.reviews_choose", "propagate.reviewed_weight")
+REVIEW_ONLY = ("propagate.reviews_choose", "propagate.reviewed_weight",
+               "propagate.reviews_spread", "propagate.reviewed_against")
 """Settings that change nothing when nothing is reviewed."""
 
 
@@ -350,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fractions", default="0.01,0.05")
     ap.add_argument("--variants", default="default",
                     help=f"propagate variants to compare: {', '.join(VARIANTS)}")
-    ap.add_argument("--queues", default="queue", help=f"orderings of {', '.join(QUEUES)}")
+    ap.add_argument("--queues", default="queue",
+                    help=f"orderings of {', '.join([*QUEUES, *ORACLES])}")
     ap.add_argument("--draws", type=int, default=5,
                     help="random draws per fraction (0: queues only, to add to a run)")
     ap.add_argument("--seeds", default="",
@@ -374,8 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = build(data, out, keywords, config)
     sim = Sim(data, cfg, out / ("tmp" + (f"-{args.tag}" if args.tag else "")))
     inputs = load_queue_inputs(Workspace(sim.ws))
-    queues = {q: build_queue(**{**inputs, **QUEUES[q]}) for q in args.queues.split(",") if q}
+    queues = {q: build_queue(**{**inputs, **queue_overrides(sim, QUEUES[q])})
+              for q in args.queues.split(",") if q and q not in ORACLES}
     orders = {q: list(zip(v["post_id"], v["label"], strict=True)) for q, v in queues.items()}
+    orders.update(oracles(sim, build_queue(**inputs),
+                          [q for q in args.queues.split(",") if q in ORACLES]))
     variants = args.variants.split(",")
     for v in variants:
         if v not in VARIANTS:

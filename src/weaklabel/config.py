@@ -130,6 +130,13 @@ class PropagateConfig:
     # calibration). Off: that choice is made on keyword seeds only, as with no reviews,
     # so a review moves the labels near it, not the whole build's rounds and coverage.
     reviews_choose: bool = False
+    # A reviewed label holds for the unreviewed posts with the same token list ("tokens";
+    # the same text to every source, review/reviewed.py:spread_reviews), or only for the
+    # reviewed post ("none"). With no reviews nothing spreads.
+    reviews_spread: str = "none"
+    # The Naive Bayes stage takes a correction's words this many times its weight off the
+    # label the reviewer was shown (0: off): the correction says they mislead towards it.
+    reviewed_against: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -621,6 +628,8 @@ SETTINGS: dict[str, Check] = {
     "propagate.target_precision": _SHARE,
     "propagate.reviewed_weight": Check(float, 1.0, 1_000.0),
     "propagate.reviews_choose": _BOOL,
+    "propagate.reviews_spread": Check(str, choices=("none", "tokens")),
+    "propagate.reviewed_against": Check(float, 0.0, 1_000.0),
     "images.root": _PATH,
     "images.workers": _WORKERS,
     "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),

@@ -65,3 +65,15 @@ def test_abstained_weight_decides_how_soon_abstained_posts_come(labelled) -> Non
         abstained).sum()
     assert n_later < n_first
     assert all("abstained" in w for w in first.loc[first["post_id"].isin(abstained), "why"])
+
+
+def test_error_score_orders_each_label_by_its_chance_of_being_wrong(labelled) -> None:  # type: ignore[no-untyped-def]
+    by_error = build_queue(labelled, random_rate=0.0, score="error")
+    by_suspicion = build_queue(labelled, random_rate=0.0)
+    for _lab, items in by_error.groupby("label", sort=False):
+        conf = items["confidence"].tolist()  # within a label: least confident first
+        assert conf == sorted(conf)
+    assert by_error["post_id"].tolist() != by_suspicion["post_id"].tolist()
+    assert set(by_error["post_id"]) == set(by_suspicion["post_id"])
+    with pytest.raises(WeaklabelError, match="queue score 'loud': use suspicion or error"):
+        build_queue(labelled, score="loud")

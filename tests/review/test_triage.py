@@ -162,3 +162,21 @@ def test_workspace_density_from_real_vectors(rfx) -> None:  # type: ignore[no-un
     # t2 (abstained, isolated) no longer leads nails' turn; the dense posts do
     assert q.loc[1, "post_id"] != "t2" and "density" in q.loc[1, "why"]
     assert len(q) == 63
+
+
+def test_weighted_density_counts_the_uncertain_neighbours() -> None:
+    """Three posts of one cluster: a and b alike, c apart. Weighing c alone as a
+    neighbour makes c's nearest (b, turned towards c) the densest; weight 1 everywhere is
+    the plain density."""
+    import numpy as np
+
+    from weaklabel.review.triage import post_density
+
+    v = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    args = (["a", "b", "c"], [["x"], ["x"], ["x"]], {"x": 0}, v, np.array([True] * 3))
+    plain = post_density(*args)
+    assert post_density(*args, weight=[1.0, 1.0, 1.0]) == plain
+    assert max(plain, key=lambda p: plain[p][1]) == "b"
+    only_c = post_density(*args, weight=[0.0, 0.0, 1.0])
+    assert only_c["b"][1] == 1.0 and only_c["a"][1] == 0.0
+    assert only_c["c"][1] == 0.0  # a post is never its own neighbour

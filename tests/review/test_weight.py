@@ -8,6 +8,7 @@ the regex baseline, real Word2Vec vectors (gensim), the real KNN and propagate.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -167,3 +168,83 @@ def test_reviews_leave_the_held_out_choice_as_it_was_unless_told(corpus) -> None
     assert base["heldout_seeds"] - len(seeds[::10]) <= mixed["heldout_seeds"] < \
         base["heldout_seeds"]
     assert load_config(None).propagate.reviews_choose is False
+
+
+def test_a_correction_takes_its_words_off_the_label_it_was_shown(corpus) -> None:  # type: ignore[no-untyped-def]
+    """``propagate.reviewed_against``: the Naive Bayes stage learns a correction for its
+    new label and, its words counted against the label the reviewer was shown, moves the
+    posts that share its character n-grams away from that label."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from weaklabel.labels.sources import nb_em_proba
+
+    rows = pd.read_csv(CHATBOT, dtype=str, keep_default_na=False)
+    x = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2,
+                        sublinear_tf=True).fit_transform(rows["text"])
+    classes = sorted(set(corpus["gold"]))
+    y_all = np.array([classes.index(g) for g in corpus["gold"]])
+    rng = np.random.default_rng(5)
+    labelled = np.sort(rng.choice(len(y_all), 300, replace=False))
+    free = np.setdiff1d(np.arange(len(y_all)), labelled)
+    # 30 labelled posts are corrections: each was shown the next label round
+    wrong = np.full(len(labelled), -1)
+    wrong[:30] = (y_all[labelled[:30]] + 1) % len(classes)
+    w = np.where(wrong >= 0, 5.0, 1.0)
+    y = y_all[labelled]
+
+    def fit(against: float, shown: np.ndarray = wrong) -> np.ndarray:
+        p, _ = nb_em_proba(x, labelled, y, len(classes), free=free, weight=w,
+                           against=shown, against_weight=against)
+        assert np.isfinite(p).all() and np.allclose(p.sum(axis=1), 1.0)
+        return p
+
+    plain, off = fit(0.0), fit(1.0)
+    # no correction known: the same fit, bit for bit
+    assert np.array_equal(fit(1.0, np.full(len(labelled), -1)), plain)
+    # the free posts most alike each correction lean less towards its shown label
+    sim = (x[free] @ x[labelled[:30]].T).toarray()
+    near = sim.argmax(axis=0)
+    lean = [(plain[free[j], wrong[k]], off[free[j], wrong[k]]) for k, j in enumerate(near)]
+    assert sum(after < before for before, after in lean) >= 25
+    # and the corrections' own posts too
+    own = [(plain[labelled[k], wrong[k]], off[labelled[k], wrong[k]]) for k in range(30)]
+    assert all(after < before for before, after in own)
+
+
+def test_reviewed_against_is_off_by_default_and_refused_below_zero(tmp_path: Path) -> None:
+    bad = tmp_path / "c.yaml"
+    bad.write_text("propagate:\n  reviewed_against: -1\n", encoding="utf-8")
+    with pytest.raises(WeaklabelError, match=r"c.yaml:2: propagate.reviewed_against must be"):
+        load_config(bad)
+    assert load_config(None).propagate.reviewed_against == 0.0
+    assert load_config(None).propagate.reviews_spread == "none"
+
+
+def test_propagate_counts_corrections_against_their_shown_label_only_when_told(corpus) -> None:  # type: ignore[no-untyped-def]
+    words = {w: {lab: 1.0} for lab, ws in KEYWORDS.items() for w in ws}
+    base = PropagateConfig(sources=("keyword", "knn", "classifier"), combine="classifier",
+                           rounds=1)
+    first = propagate_labels(corpus["ids"], corpus["toks"], corpus["kv"], words, cfg=base,
+                             keywords=KEYWORDS).labels
+    gold = dict(zip(corpus["ids"], corpus["gold"], strict=True))
+    shown = {p: lab for p, lab, src in zip(first["post_id"], first["label"], first["source"],
+                                           strict=True) if src == "knn" and lab != gold[p]}
+    shown = dict(list(shown.items())[:80])
+    assert len(shown) == 80
+    reviewed = {p: gold[p] for p in shown}
+
+    def run(against: float, corrected: Any) -> pd.DataFrame:
+        cfg = with_overrides(Config(propagate=base), {"propagate.reviewed_against": against})
+        out = propagate_labels(corpus["ids"], corpus["toks"], corpus["kv"], words,
+                               cfg=cfg.propagate, keywords=KEYWORDS, reviewed=reviewed,
+                               corrected=corrected).labels
+        got = dict(zip(out["post_id"], out["label"], strict=True))
+        assert all(got[p] == lab for p, lab in reviewed.items())  # reviews override all
+        return out
+
+    off, on = run(0.0, shown), run(1.0, shown)
+    # the classifier's votes move on posts nobody reviewed
+    rest = ~on["post_id"].isin(list(reviewed))
+    assert (on.loc[rest, "label_classifier"] != off.loc[rest, "label_classifier"]).sum() > 0
+    # without the shown labels (a set of post ids) nothing is counted against
+    assert run(1.0, set(shown)).equals(off)

@@ -650,6 +650,7 @@ def _subset(inp: SourceInput, rows: np.ndarray) -> SourceInput:
         is_seed=None if inp.is_seed is None else inp.is_seed[rows],
         seed_texts={j: t for j, t, _ in keep}, features=features,
         weight=None if inp.weight is None else inp.weight[rows],
+        against=None if inp.against is None else inp.against[rows],
         current=None, current_conf=None)
 
 
@@ -816,6 +817,10 @@ def propagate_labels(
     # choose (combiner, rounds, calibration, so the kept share): the same held-out seeds
     # as without reviews, and no reviewed post learnt from while they choose
     cidx = {c: j for j, c in enumerate(classes)}
+    if cfg.reviewed_against > 0 and isinstance(corrected, Mapping):
+        # review weight: a correction is evidence against the label it was shown
+        inp.against = np.array([cidx.get(corrected.get(pid, ""), -1) if src == "reviewed"
+                                else -1 for pid, src in zip(st.ids, st.source, strict=True)])
     kw_seed = np.array([cidx.get(lab, -1) for lab in st.keyword_seed], dtype=int)
     held = _held_out(inp, cfg, None if cfg.reviews_choose else kw_seed)
     full_train = inp.train
@@ -971,7 +976,7 @@ def label_posts(
     ``word_clusters.parquet`` when given."""
 
     from weaklabel.contracts import WORD_CLUSTERS
-    from weaklabel.review.reviewed import corrected_posts
+    from weaklabel.review.reviewed import corrected_posts, same_text_groups, spread_reviews
     from weaklabel.text.embed import load_vectors
 
     word_clusters = None
@@ -1001,12 +1006,24 @@ def label_posts(
         posts = ws.read("posts.parquet", POSTS)[["post_id", "caption"]]
         cap = tokens[["post_id"]].merge(posts, on="post_id", how="left")["caption"]
         texts = [normalize_caption(c) if isinstance(c, str) else "" for c in cap]
+    reviewed = read_reviewed(ws, labelmap)
+    spread: dict[str, str] = {}
+    if cfg.propagate.reviews_spread == "tokens" and reviewed:
+        # review weight: a reviewed label holds for the posts of the same token list
+        groups = same_text_groups(tokens["post_id"].tolist(), token_lists)
+        full = spread_reviews(reviewed, groups)
+        spread, reviewed = {p: groups[p] for p in full if p not in reviewed}, full
     prop = propagate_labels(tokens["post_id"].tolist(), token_lists, kv, words,
                             cfg=cfg.propagate,
                             keywords={lab.id: lab.keywords for lab in labelmap.labels},
-                            texts=texts, reviewed=read_reviewed(ws, labelmap),
+                            texts=texts, reviewed=reviewed,
                             background=labelmap.background,
-                            corrected=corrected_posts(ws.root))
+                            corrected=corrected_posts(ws.root, shown=True))
+    if spread:
+        ev = prop.labels["evidence"].tolist()
+        prop.labels["evidence"] = [f"same text as reviewed {spread[p]}"
+                                   f"{e.removeprefix('reviewed')}" if p in spread else e
+                                   for p, e in zip(prop.labels["post_id"], ev, strict=True)]
     warn_unseeded(labelmap, prop.seed_counts)
     keyword = keyword_baseline(tokens["post_id"].tolist(), token_lists, labelmap,
                                margin=cfg.propagate.seed_margin)

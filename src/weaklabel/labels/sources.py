@@ -60,6 +60,7 @@ class SourceInput:
     seed_texts: Mapping[int, str] | None = None  # seed row → its caption unmasked
     features: Any = None  # the classifier's TF-IDF matrix of ``texts``, made once
     weight: np.ndarray | None = None  # float: how much each post weighs when learnt from
+    against: np.ndarray | None = None  # int: a correction's shown (wrong) label, -1 none
     # votes a source may reuse while its training posts stay the same (nb_em: every round)
     cache: dict[Any, Any] = field(default_factory=dict)
 
@@ -174,7 +175,8 @@ def self_train_rows(free: np.ndarray, current: np.ndarray, conf: np.ndarray, ncl
 
 def nb_em_proba(x: Any, labelled: np.ndarray, y: np.ndarray, ncls: int, *,
                 free: np.ndarray, weight: np.ndarray | None = None, alpha: float = 0.1,
-                max_iter: int = 30, tol: float = 1e-3) -> tuple[np.ndarray, int]:
+                max_iter: int = 30, tol: float = 1e-3, against: np.ndarray | None = None,
+                against_weight: float = 0.0) -> tuple[np.ndarray, int]:
     """Semi-supervised multinomial Naive Bayes by EM (Nigam, McCallum, Thrun and
     Mitchell 2000): fitted on the ``labelled`` rows of ``x`` (labels ``y``, weights
     ``weight``), then, until fewer than ``tol`` of the ``free`` rows change their top
@@ -182,6 +184,9 @@ def nb_em_proba(x: Any, labelled: np.ndarray, y: np.ndarray, ncls: int, *,
     refit on the labelled rows plus the free rows weighted by those probabilities (M).
     Uniform class prior, as the KNN's ``balance`` and the logistic model's balanced
     weights: the seeds' label mix is not the corpus's. ``alpha``: additive smoothing.
+    ``against`` (per labelled row: a class it is known not to be, -1 none) takes the
+    row's counts, times its weight and ``against_weight``, off that class (a count
+    stays at least 0): a reviewer's correction says its words mislead towards it.
 
     The classic method for few labels and many unlabelled texts: the unlabelled posts
     teach it which n-grams go with the ones the seeds carry. On the chatbot questions it
@@ -204,13 +209,16 @@ def nb_em_proba(x: Any, labelled: np.ndarray, y: np.ndarray, ncls: int, *,
     w = np.ones(len(labelled)) if weight is None else np.asarray(weight, dtype=np.float64)
     resp = np.zeros((len(labelled), ncls))
     resp[np.arange(len(labelled)), y] = w
+    if against is not None and against_weight > 0:
+        bad = np.nonzero(np.asarray(against) >= 0)[0]
+        resp[bad, np.asarray(against)[bad]] -= w[bad] * against_weight
     xl, xf = x[labelled], x[free]
     base = np.asarray(xl.T @ resp)  # features × classes: the labelled rows' counts
     counts = base
     prev = np.full(len(free), -1)
     it = 0
     while True:
-        smoothed = counts + alpha
+        smoothed = np.maximum(counts, 0.0) + alpha
         log_theta = np.log(smoothed) - np.log(smoothed.sum(axis=0, keepdims=True))
         if it == max_iter:
             break
@@ -273,8 +281,10 @@ class ClassifierSource:
 
         n, ncls = len(inp.seed), len(inp.classes)
         sw = reviewed_weights(inp)
+        against = inp.against if inp.against is not None else np.full(n, -1)
         key = ("nb_em", hashlib.sha1(inp.train.tobytes() + inp.seed.tobytes()
-                                     + np.asarray(sw).tobytes()).hexdigest())
+                                     + np.asarray(sw).tobytes() + against.tobytes()
+                                     ).hexdigest())
         if key in inp.cache:
             return np.array(inp.cache[key])
         out = np.zeros((n, ncls))
@@ -286,7 +296,9 @@ class ClassifierSource:
         rows = np.r_[train, dup[twins]]
         free = np.nonzero(~inp.train)[0]
         proba, _ = nb_em_proba(x, rows, np.r_[inp.seed[train], inp.seed[twins]], ncls,
-                               free=free, weight=np.r_[sw[train], sw[twins]])
+                               free=free, weight=np.r_[sw[train], sw[twins]],
+                               against=np.r_[against[train], np.full(len(twins), -1)],
+                               against_weight=inp.cfg.reviewed_against)
         # a post without one known n-gram gets the prior, a uniform row: no vote
         out[:] = np.where(np.diff(x[:n].indptr)[:, None] > 0, proba[:n], 0.0)
         inp.cache[key] = out

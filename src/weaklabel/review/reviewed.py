@@ -25,10 +25,10 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from weaklabel.contracts import ABSTAIN, Schema, conform
 from weaklabel.review.store import DECISIONS_DB, Decision, DecisionStore, effective
@@ -147,20 +147,27 @@ def read_reviewed_images(ws_root: Path | str) -> pd.DataFrame | None:
     return read_parquet(p, REVIEWED_IMAGES) if p.exists() else None
 
 
-def corrected_posts(ws_root: Path | str) -> set[str]:
+@overload
+def corrected_posts(ws_root: Path | str) -> set[str]: ...
+@overload
+def corrected_posts(ws_root: Path | str, *, shown: bool) -> dict[str, str]: ...
+def corrected_posts(ws_root: Path | str, *, shown: bool = False
+                    ) -> set[str] | dict[str, str]:
     """Reviewed posts whose label is not the one the reviewer was shown: corrections,
-    which sit where the pipeline was wrong. Empty for a file without ``shown`` (written
-    before it was recorded): then every reviewed post weighs like a seed."""
+    which sit where the pipeline was wrong (``shown``: post → the label it was shown).
+    Empty for a file without ``shown`` (written before it was recorded): then every
+    reviewed post weighs like a seed."""
     import pandas as pd
 
     p = Path(ws_root) / "reviewed_labels.parquet"
     if not p.exists():
-        return set()
+        return {} if shown else set()
     df = pd.read_parquet(p)
     if "shown" not in df.columns:
-        return set()
-    return {str(x) for x, lab, sh in zip(df["post_id"], df["label"], df["shown"],
-                                        strict=True) if lab != sh}
+        return {} if shown else set()
+    out = {str(x): str(sh) for x, lab, sh in zip(df["post_id"], df["label"], df["shown"],
+                                                 strict=True) if lab != sh}
+    return out if shown else set(out)
 
 
 def read_reviewed_labels(ws_root: Path | str) -> pd.DataFrame | None:
@@ -193,3 +200,54 @@ def human_annotated(images: Iterable[str], labels: Iterable[str], post_ids: Iter
     ok_post = {} if lf is None else dict(zip(lf["post_id"], lf["label"], strict=True))
     return [(i, lab) in ok_img or (ok_post.get(p, None) == lab and lab != ABSTAIN)
             for i, lab, p in zip(images, labels, post_ids, strict=True)]
+
+
+def same_text_groups(post_ids: Sequence[str], token_lists: Sequence[Sequence[str]]
+                     ) -> dict[str, str]:
+    """Posts that share their exact, non-empty token list with another post: post id →
+    its group's key (the group's smallest post id). Singletons are left out.
+
+    Such posts are the same text to every source (tokens, vectors, the classifier's
+    words), so one decision settles them all: a review spreads over the group
+    (:func:`spread_reviews`) and the queue shows one of them (``review/triage.py``).
+
+    Example:
+        >>> same_text_groups(["b", "a", "c", "d"], [["x", "y"], ["x", "y"], ["y", "x"], []])
+        {'b': 'a', 'a': 'a'}
+    """
+    members: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for pid, toks in zip(post_ids, token_lists, strict=True):
+        if len(toks):
+            members[tuple(toks)].append(str(pid))
+    out: dict[str, str] = {}
+    for group in members.values():
+        if len(group) > 1:
+            key = min(group)
+            out.update((p, key) for p in group)
+    return out
+
+
+def spread_reviews(reviewed: Mapping[str, str], groups: Mapping[str, str]
+                   ) -> dict[str, str]:
+    """The reviewed labels plus, for every unreviewed post of a same-text group
+    (:func:`same_text_groups`) with reviewed members, their majority label (a tie
+    spreads nothing). A reviewed post keeps its own label.
+
+    Example:
+        >>> spread_reviews({"a": "lips"}, {"a": "a", "b": "a", "c": "c", "d": "c"})
+        {'a': 'lips', 'b': 'lips'}
+    """
+    votes: dict[str, Counter[str]] = defaultdict(Counter)
+    for pid, lab in reviewed.items():
+        if pid in groups:
+            votes[groups[pid]][lab] += 1
+    label: dict[str, str] = {}
+    for key, count in votes.items():
+        top = count.most_common(2)
+        if len(top) == 1 or top[0][1] > top[1][1]:
+            label[key] = top[0][0]
+    out = dict(reviewed)
+    for pid, key in groups.items():
+        if pid not in out and key in label:
+            out[pid] = label[key]
+    return out

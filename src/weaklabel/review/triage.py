@@ -26,6 +26,10 @@ taken from one word cluster counts 1/n of its priority, so a page is not spent o
 near-identical posts. Both are fixed defaults (Settles & Craven's weight 1, diminishing
 returns 1/n), not tuned on any corpus.
 
+**Same text** (when the workspace has tokens, ``groups``): posts with one token list are
+one text to every source, so a decision on one settles them all; the group's first post
+is queued with its priority times the group's size, the others at the very end.
+
 The labels take turns (one item of each, in label order), each in priority order, so
 every label gets the same share of the first reviews. Every item whose stable hash falls
 below ``random_rate`` (5 %) is in the *random slice*
@@ -178,7 +182,8 @@ def build_queue(
     captions: Mapping[str, str] | None = None, random_rate: float = RANDOM_RATE,
     seed: int = QUEUE_SEED, exclude: set[tuple[str, str]] | None = None,
     density: Mapping[str, tuple[str, float]] | None = None, abstained: float = 1.0,
-    turns: str = "equal",
+    turns: str = "equal", groups: Mapping[str, str] | None = None, score: str = "suspicion",
+    seed_weight: float = 1.0,
 ) -> pd.DataFrame:
     """Order every reviewable item, likely-wrong first, with the random slice mixed in.
 
@@ -199,6 +204,16 @@ def build_queue(
         turns: ``equal`` (every label the same share of the first reviews) or ``error``
             (a label's share in proportion to its estimated error, one minus the mean
             confidence of its labelled posts).
+        groups: post_id → its same-text group
+            (:func:`~weaklabel.review.reviewed.same_text_groups`); when given, an item's
+            priority is multiplied by its group's size (the posts its decision settles),
+            and only the group's first post is queued in order: the others, and every
+            post of a group with a decided member, come after all the rest.
+        score: ``suspicion`` (the sum above) or ``error`` (one minus the calibrated
+            confidence: the probability that the shown label is wrong).
+        seed_weight: what a keyword seed's priority is multiplied by: the sources learn
+            from seeds, so a wrong one misleads them on every post like it, and its
+            correction takes a wrong training post away as well as adding a right one.
 
     Returns:
         A frame with the :data:`QUEUE` columns plus ``caption``, ``evidence`` and
@@ -210,6 +225,10 @@ def build_queue(
         if keyword_labels is not None else {}
     conflict_images = set(conflicts["image"]) if conflicts is not None else set()
     by_post = {r["post_id"]: r for r in post_labels.to_dict(orient="records")}
+    size: dict[str, int] = {}
+    for key in (groups or {}).values():
+        size[key] = size.get(key, 0) + 1
+    settled = {(groups or {})[p] for p, _ in exclude or set() if p in (groups or {})}
     scored, randoms = [], []
     for post_id, image in _items(by_post, image_labels):
         if (post_id, image) in (exclude or set()):
@@ -227,20 +246,32 @@ def build_queue(
             continue
         s, why = suspicion(row, keyword_label=kw.get(post_id) or None,
                            conflict=image in conflict_images, abstained=abstained)
+        if score == "error":
+            s = 1.0 - float(row.get("confidence") or 0.0)
         group, dens = f"post {post_id}", 1.0
         if density is not None:
             group, dens = density.get(post_id, (f"post {post_id}", 0.0))
             why.append(f"density {dens:.2f}" + (f" ({group})" if group.startswith("cluster")
                                                 else ""))
+        n_same = size.get((groups or {}).get(post_id, ""), 1)
+        if n_same > 1:
+            why.append(f"settles {n_same} posts of the same text")
+        teach = seed_weight if row.get("source") == "seed" else 1.0
+        if teach != 1.0:
+            why.append("a keyword seed, learnt from")
         scored.append({**item, "why": "; ".join(why) or "check", "random": False,
-                       "_s": -round(s * dens, 6), "_t": -round(s, 6), "_g": group})
+                       "_s": -round(s * dens * n_same * teach, 6), "_t": -round(s, 6),
+                       "_g": group})
     scored.sort(key=lambda r: (r["_s"], r["_t"], r["_k"]))
+    scored, later = _one_per_group(scored, groups or {}, settled)
     randoms.sort(key=lambda r: r["_k"])
+    if score not in ("suspicion", "error"):
+        raise WeaklabelError(f"queue score {score!r}: use suspicion or error")
     if turns not in ("equal", "error"):
         raise WeaklabelError(f"queue turns {turns!r}: use equal or error")
     share = _label_error(post_labels) if turns == "error" else None
     out = _with_slice(_round_robin(scored, diverse=density is not None, share=share),
-                      randoms, random_rate=random_rate)
+                      randoms, random_rate=random_rate) + later
     cols = [*QUEUE.names, "caption", "evidence", "random"]
     return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
 
@@ -257,6 +288,24 @@ def _items(by_post: Mapping[str, Any], image_labels: pd.DataFrame | None
     with_images = {p for p, _ in pairs}
     pairs += [(p, "") for p in by_post if p not in with_images]
     return list(dict.fromkeys(pairs))
+
+
+def _one_per_group(scored: list[dict[str, Any]], groups: Mapping[str, str],
+                   settled: set[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split items in priority order into the queue proper (the first post of each
+    same-text group, every item of it) and those that come last (the group's other
+    posts, which its decision settles, and every post of a ``settled`` group)."""
+    first: dict[str, str] = {}
+    keep, later = [], []
+    for r in scored:
+        key = groups.get(r["post_id"])
+        if key is None or (key not in settled
+                           and first.setdefault(key, r["post_id"]) == r["post_id"]):
+            keep.append(r)
+        else:
+            rep = first.get(key, "a decided post")
+            later.append({**r, "why": f"{r['why']}; same text as {rep}"})
+    return keep, later
 
 
 def _with_slice(scored: list[dict[str, Any]], randoms: list[dict[str, Any]], *,
@@ -340,8 +389,8 @@ def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False,
 
 
 def post_density(post_ids: list[str], token_lists: list[list[str]],
-                 word_cluster: Mapping[str, int], vecs: Any, has: Any
-                 ) -> dict[str, tuple[str, float]]:
+                 word_cluster: Mapping[str, int], vecs: Any, has: Any,
+                 weight: Any = None) -> dict[str, tuple[str, float]]:
     """Each post's group (its dominant word cluster) and information density in [0, 1].
 
     Information density (Settles & Craven 2008, weight 1): a post's mean similarity to
@@ -356,6 +405,8 @@ def post_density(post_ids: list[str], token_lists: list[list[str]],
         word_cluster: word → its cluster (``word_clusters.parquet``).
         vecs: unit post vectors ``[n, d]`` (``post_vectors``); rows without ``has`` are 0.
         has: which posts have a vector.
+        weight: each post's weight as a neighbour (e.g. how uncertain its label is:
+            then density counts the uncertain posts a correction may move); default 1.
 
     Example:
         >>> import numpy as np
@@ -378,11 +429,13 @@ def post_density(post_ids: list[str], token_lists: list[list[str]],
         if counts:
             group[i] = min(counts, key=lambda c: (-counts[c], c))
     x = np.where(np.asarray(has)[:, None], np.asarray(vecs, dtype=np.float64), 0.0)
+    wt = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
     raw = np.zeros(n)
     for c in np.unique(group[group >= 0]):
         rows = np.nonzero(group == c)[0]
-        total = x[rows].sum(axis=0)
-        raw[rows] = x[rows] @ total - (x[rows] * x[rows]).sum(axis=1)  # without itself
+        total = (x[rows] * wt[rows, None]).sum(axis=0)
+        # without itself
+        raw[rows] = x[rows] @ total - wt[rows] * (x[rows] * x[rows]).sum(axis=1)
     raw = np.maximum(raw, 0.0) / max(n, 1)
     top = float(raw.max()) if n else 0.0
     dens = raw / top if top > 0 else raw
@@ -390,9 +443,11 @@ def post_density(post_ids: list[str], token_lists: list[list[str]],
                 round(float(dens[i]), 4)) for i, p in enumerate(post_ids)}
 
 
-def workspace_density(ws: Workspace) -> dict[str, tuple[str, float]] | None:
+def workspace_density(ws: Workspace, weight: Mapping[str, float] | None = None
+                      ) -> dict[str, tuple[str, float]] | None:
     """:func:`post_density` of a workspace's posts (None without tokens, vectors or word
-    clusters: the queue is then ordered by suspicion alone)."""
+    clusters: the queue is then ordered by suspicion alone); ``weight``: post → its
+    weight as a neighbour (default 1)."""
     from weaklabel.contracts import TOKENS, WORD_CLUSTERS
 
     names = ("tokens.parquet", "vectors.kv", "word_clusters.parquet")
@@ -406,9 +461,11 @@ def workspace_density(ws: Workspace) -> dict[str, tuple[str, float]] | None:
     token_lists = [list(t) for t in tokens["tokens"]]
     kv = load_vectors(ws.path("vectors.kv"))
     vecs, has = post_vectors(token_lists, kv, idf=idf_weights(token_lists))
-    return post_density(tokens["post_id"].tolist(), token_lists,
+    ids = tokens["post_id"].tolist()
+    return post_density(ids, token_lists,
                         dict(zip(wc["word"], wc["cluster"].astype(int), strict=True)),
-                        vecs, has)
+                        vecs, has,
+                        None if weight is None else [weight.get(p, 0.0) for p in ids])
 
 
 def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
@@ -442,6 +499,13 @@ def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
     dens = workspace_density(ws)
     if dens is not None:
         out["density"] = dens
+    if ws.path("tokens.parquet").exists():
+        from weaklabel.contracts import TOKENS
+        from weaklabel.review.reviewed import same_text_groups
+
+        tokens = ws.read("tokens.parquet", TOKENS)
+        out["groups"] = same_text_groups(tokens["post_id"].tolist(),
+                                         [list(t) for t in tokens["tokens"]])
     return out
 
 
