@@ -74,11 +74,15 @@ def test_token_view_sits_beside_the_char_ngrams_at_its_weight() -> None:
 def test_expansion_round_reuses_the_first_fit_and_is_its_own_vote() -> None:
     inp = _inp(PropagateConfig())
     src = ClassifierSource()
+    def fits() -> int:
+        return sum(isinstance(k, tuple) and k[0] == "nb_em" for k in inp.cache)
+
     first = src.votes(inp)
-    assert len(inp.cache) == 1
+    assert fits() == 1
     inp.round = 2
     second = src.votes(inp)
-    assert len(inp.cache) == 2  # the first fit came from the cache, the second is new
+    assert fits() == 2  # the first fit came from the cache, the second is new
+    assert inp.cache["expansion"]["weak_seeds"] >= 0
     assert second.shape == first.shape
     assert second[6].sum() == 0.0  # an empty caption still abstains
     off = _inp(PropagateConfig(classifier_expand=0))
@@ -105,6 +109,14 @@ def test_token_view_and_expansion_beat_char_ngrams_alone_on_real_text(
         full = df.assign(label=np.where(df["label"] != "", df["label"], df["top_label"]))
         score[name] = evaluate(full, g, names=labelmap.id_of())["macro_f1"]
         rounds[name] = prop.estimates["rounds"]
+        if rounds[name] == 2:  # the words the expansion learnt from are on record
+            exp = prop.estimates["expansion"]
+            assert exp["weak_seeds"] > 0
+            assert set(exp["words"]) == set(prop.classes)
+            assert all(0 < len(w) <= cfg.propagate.classifier_expand
+                       for w in exp["words"].values())
+        else:
+            assert "expansion" not in prop.estimates
         # seeds keep their keyword label whatever the classifier votes
         seeds = df["source"] == "seed"
         assert seeds.sum() > 500

@@ -859,7 +859,10 @@ def propagate_labels(
     if grouped is not None:
         _calibrate(inp, choice, held, grouped, mvecs, mhas, cfg, held_votes)
     inp.train = full_train
+    inp.cache.pop("expansion", None)
     votes, post = _final_votes(inp, choice, cfg)
+    if "expansion" in inp.cache and choice.rounds >= 2:  # the final vote learnt from them
+        choice.estimates["expansion"] = inp.cache["expansion"]
     raw_conf = None
     # the curve was fitted on the chosen combination's own confidence: apply it to that
     # (a curve of the classifier's confidence read off the blend's put the petitions'

@@ -306,12 +306,21 @@ class ClassifierSource:
             finally:
                 inp.round = 2
             is_seed = inp.is_seed if inp.is_seed is not None else inp.train
-            weak = expansion_seeds(x[:n, inp.token_cols:], first, free & ~is_seed,
-                                   top=inp.cfg.classifier_expand, min_posts=EXPAND_MIN_POSTS)
+            tok, cand = x[:n, inp.token_cols:], free & ~is_seed
+            weak = expansion_seeds(tok, first, cand, top=inp.cfg.classifier_expand,
+                                   min_posts=EXPAND_MIN_POSTS)
             wrows = np.nonzero(weak >= 0)[0]
             rows, y, w = np.r_[rows, wrows], np.r_[y, weak[wrows]], np.r_[w, np.ones(len(wrows))]
             free &= weak < 0
-            log.info("keyword expansion: %d posts learnt as weak seeds", len(wrows))
+            # what the expansion learnt from, for the run's estimates (explainable labels)
+            names = inp.cache.get("token_names", [])
+            words = {inp.classes[c]: [str(names[j]) for j in cols if j < len(names)]
+                     for c, cols in enumerate(expansion_words(
+                         tok, first, cand, top=inp.cfg.classifier_expand,
+                         min_posts=EXPAND_MIN_POSTS))}
+            inp.cache["expansion"] = {"weak_seeds": len(wrows), "words": words}
+            log.info("keyword expansion: %d posts learnt as weak seeds; words: %s",
+                     len(wrows), words)
         proba, _ = nb_em_proba(x, rows, y, ncls, free=np.nonzero(free)[0], weight=w)
         # a post without one known n-gram gets the prior, a uniform row: no vote
         out[:] = np.where(np.diff(x[:n].indptr)[:, None] > 0, proba[:n], 0.0)
@@ -390,8 +399,10 @@ def classifier_features(inp: SourceInput) -> Any:
             seed_tokens = inp.seed_tokens or {}
             docs = [list(t) for t in inp.tokens] + [
                 list(seed_tokens.get(i, inp.tokens[i])) for i, _ in extra_rows]
-            toks = TfidfVectorizer(analyzer=list, min_df=2, sublinear_tf=True,
-                                   dtype=np.float32).fit_transform(docs)
+            vec = TfidfVectorizer(analyzer=list, min_df=2, sublinear_tf=True,
+                                  dtype=np.float32)
+            toks = vec.fit_transform(docs)
+            inp.cache["token_names"] = vec.get_feature_names_out().tolist()
             inp.token_cols = chars.shape[1]
             chars = hstack([chars, toks * np.float32(wt)], format="csr")
         inp.features = chars
@@ -401,6 +412,25 @@ def classifier_features(inp: SourceInput) -> Any:
 # keyword expansion (nb_em's second round): at most ``classifier_expand`` words a label,
 # each held by this many posts at least (a word in a handful of posts is no keyword)
 EXPAND_MIN_POSTS = 10
+
+
+def expansion_words(tokens: Any, proba: np.ndarray, free: np.ndarray, *, top: int,
+                    min_posts: int) -> list[np.ndarray]:
+    """Each label's expansion words as columns of ``tokens``, purest first (see
+    :func:`expansion_seeds`)."""
+    import numpy as np
+
+    rows = np.nonzero(free)[0]
+    present = (tokens[rows] > 0).astype(np.float64)
+    mass = np.asarray(present.T @ proba[rows]) + 0.5  # tokens × labels, smoothed
+    share = mass / mass.sum(axis=1, keepdims=True)
+    support = np.asarray(present.sum(axis=0)).ravel()
+    best = share.argmax(axis=1)
+    out = []
+    for c in range(proba.shape[1]):
+        cand = np.nonzero((best == c) & (share[:, c] > 0.5) & (support >= min_posts))[0]
+        out.append(cand[np.argsort(-share[cand, c], kind="stable")][:top])
+    return out
 
 
 def expansion_seeds(tokens: Any, proba: np.ndarray, free: np.ndarray, *, top: int,
@@ -431,15 +461,10 @@ def expansion_seeds(tokens: Any, proba: np.ndarray, free: np.ndarray, *, top: in
 
     rows = np.nonzero(free)[0]
     present = (tokens[rows] > 0).astype(np.float64)
-    mass = np.asarray(present.T @ proba[rows]) + 0.5  # tokens × labels, smoothed
-    share = mass / mass.sum(axis=1, keepdims=True)
-    support = np.asarray(present.sum(axis=0)).ravel()
-    best = share.argmax(axis=1)
     ncls = proba.shape[1]
     hits = np.zeros((len(rows), ncls))
-    for c in range(ncls):
-        cand = np.nonzero((best == c) & (share[:, c] > 0.5) & (support >= min_posts))[0]
-        cand = cand[np.argsort(-share[cand, c], kind="stable")][:top]
+    for c, cand in enumerate(expansion_words(tokens, proba, free, top=top,
+                                             min_posts=min_posts)):
         if len(cand):
             hits[:, c] = np.asarray(present[:, cand].sum(axis=1)).ravel()
     out = np.full(len(free), -1)
