@@ -11,6 +11,8 @@ Per corpus, rows:
 * weaklabel: the full pipeline at its defaults;
 * weaklabel (logistic): the same with the self-trained logistic regression as the
   classifier (the default before ``nb_em``);
+* weaklabel (char only): ``nb_em`` over the char n-grams alone, no keyword expansion
+  (the default before the token view and the expansion round);
 * supervised ceiling: TF-IDF character 2–4-grams + logistic regression trained on all
   gold labels, 5-fold cross-validated predictions.
 
@@ -61,6 +63,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
                   "propagate.holdout": 0.0},
     "weaklabel": {},
     "weaklabel (logistic)": {"propagate.classifier_model": "logistic"},
+    "weaklabel (char only)": {"propagate.classifier_token_weight": 0.0,
+                              "propagate.classifier_expand": 0},
     "weaklabel p>=0.95": {"propagate.target_precision": 0.95},
 }
 

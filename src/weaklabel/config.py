@@ -116,6 +116,12 @@ class PropagateConfig:
     # labels, many unlabelled texts), or "logistic", a logistic regression self-trained
     # round by round on the pipeline's confident labels (classifier_c, _max_posts).
     classifier_model: str = "nb_em"
+    # nb_em's second view: the tokenizer's tokens beside the char n-grams, at this share
+    # of their weight (0: char n-grams only); and its keyword expansion, a second round
+    # the held-out seeds take or leave: each label's this many purest words of the first
+    # fit's vote become weak seeds (0: off). See labels/sources.py.
+    classifier_token_weight: float = 0.5
+    classifier_expand: int = 10
     classifier_c: float = 1.0
     classifier_max_posts: int = 30_000
     holdout: float = 0.2
@@ -619,6 +625,8 @@ SETTINGS: dict[str, Check] = {
     "propagate.self_train_share": _SHARE,
     "propagate.classifier_model": Check(str, choices=("nb_em", "logistic")),
     "propagate.classifier_c": Check(float, 1e-6, 1e6),
+    "propagate.classifier_token_weight": Check(float, 0.0, 10.0),
+    "propagate.classifier_expand": Check(int, 0, 1000),
     "propagate.classifier_max_posts": Check(int, 100, 100_000_000),
     # At least one seed is learnt from and at least one held out: 0 < holdout < 1.
     "propagate.holdout": Check(float, 0.01, 0.9),

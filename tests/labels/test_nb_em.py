@@ -122,7 +122,7 @@ def test_nb_em_labels_what_the_keywords_missed_better_on_real_text(
         right[model] = float((vote == truth).mean())
         right[f"knn {model}"] = float((df["label_knn"].to_numpy()[missed] == truth).mean())
         if model == "nb_em":
-            assert prop.estimates["rounds"] <= 1
+            assert prop.estimates["rounds"] <= 2  # round 2: the keyword expansion
     # measured when written: the classifier's vote on the posts the keywords missed 0.485
     # right (nb_em) against 0.478 (logistic); the KNN's 0.418
     assert right["nb_em"] > right["knn nb_em"] + 0.03
