@@ -5,7 +5,8 @@ of ../shared/data, the bundled example; as in ``bench_quality.py``) propagate ru
 its defaults. Its labels are then kept as ``--target-precision`` would keep them at 0.8,
 0.9 and 0.95 — the same :func:`~weaklabel.labels.propagate.pick_threshold` over the same
 confidences, so the kept set is the one propagate would write — and at the default
-threshold (each label's expected-F1 threshold) and at ``--min-confidence 0.5``. Per row:
+threshold (one expected-macro-F1 threshold for every label) and at
+``--min-confidence 0.5``. Per row:
 the precision propagate estimates for the kept labels (the mean of their confidences, no
 gold involved), the precision measured against gold, macro-F1, the coverage, the expected
 calibration error of the kept labels, the measured precision of the abstained posts' best
@@ -13,8 +14,8 @@ guesses, and the estimate seen through the seeds' gold agreement (:func:`through
 and propagate's CPU seconds. Gold labels are only scored here; nothing feeds back into a
 setting.
 
-Usage: python bench/bench_calibration.py [--corpus chatbot petitions example]
-       [--petition-rows 20000] [--out bench/out/calibration]
+Usage: python bench/bench_calibration.py [--corpus chatbot petitions example chatbot-sample
+       petition-sample] [--petition-rows 20000] [--out bench/out/calibration]
 Writes OUT/calibration.json; reuses OUT/CORPUS/ws (tokens, vectors, clusters) when current.
 """
 
@@ -28,7 +29,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_quality import prepare_corpus, run_corpora  # noqa: E402
+from bench_quality import CORPORA, prepare_corpus, run_corpora  # noqa: E402
+from calib_capture import SAMPLES  # noqa: E402
 
 TARGETS = (0.8, 0.9, 0.95)
 
@@ -114,6 +116,7 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
 
 
 def main(argv: list[str] | None = None) -> int:
+    CORPORA.update(SAMPLES)  # the tests' bundled samples too, on request
     done = run_corpora(argv, run_corpus, description=__doc__.splitlines()[0], rows=20_000,
                        out=HERE / "out/calibration", filename="calibration.json")
     if done is None:
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, v in enumerate(r["rows"]):
             by = f"`--target-precision {v['target']}`" if v["target"] else \
                 f"`--min-confidence {v['min_confidence']}`" if v["min_confidence"] else \
-                f"default (expected F1; lowest kept {v['threshold']:.2f})"
+                f"default (expected macro-F1, cut {v['threshold']:.2f})"
             ab = "" if v["abstained_measured"] is None else \
                 f"{v['abstained_measured']:.3f} ({v['abstained']} posts)"
             head = f"{name} ({r['posts']})" if i == 0 else ""
