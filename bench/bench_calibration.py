@@ -16,7 +16,10 @@ setting.
 
 Usage: python bench/bench_calibration.py [--corpus chatbot petitions example chatbot-sample
        petition-sample] [--petition-rows 20000] [--out bench/out/calibration]
+       python bench/bench_calibration.py --table OUT/calibration.json [...]
 Writes OUT/calibration.json; reuses OUT/CORPUS/ws (tokens, vectors, clusters) when current.
+``--table`` prints the README's table from saved reports (the default and every target
+row; targets that keep the same set share a row).
 """
 
 from __future__ import annotations
@@ -115,7 +118,37 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
             "cpu_seconds": cpu, "estimates": est, "rows": rows}
 
 
+def readme_table(paths: list[Path]) -> str:
+    """The README "Calibration" table from saved reports, one line a distinct kept set."""
+    import json
+
+    lines = ["| corpus | rows | `--target-precision` | estimated | measured | coverage | "
+             "macro-F1 | ECE | kept / abstained |", "|---|---|---|---|---|---|---|---|---|"]
+    for path in paths:
+        for name, r in json.loads(path.read_text("utf-8")).items():
+            groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+            for v in r["rows"]:
+                if not v["min_confidence"]:
+                    key = (v["estimated"], v["measured"], v["coverage"], v["target"] is None)
+                    groups.setdefault(key, []).append(v)
+            for i, rows in enumerate(groups.values()):
+                v = rows[0]
+                tg = ", ".join(str(x["target"]) for x in rows) if v["target"] else \
+                    "**default**"
+                ab = "(none)" if v["abstained_measured"] is None else \
+                    f"{v['abstained_measured']:.3f}"
+                head = f"| {name} | {r['posts']:,} |" if i == 0 else "| | |"
+                lines.append(f"{head} {tg} | {v['estimated']:.3f} | {v['measured']:.3f} | "
+                             f"{v['coverage'] * 100:.1f} % | {v['macro_f1']:.3f} | {v['ece']:.3f} | "
+                             f"{v['measured']:.3f} / {ab} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--table"]:
+        print(readme_table([Path(a) for a in argv[1:]]))
+        return 0
     CORPORA.update(SAMPLES)  # the tests' bundled samples too, on request
     done = run_corpora(argv, run_corpus, description=__doc__.splitlines()[0], rows=20_000,
                        out=HERE / "out/calibration", filename="calibration.json")
