@@ -139,8 +139,8 @@ def readme_table(paths: list[Path]) -> str:
                     f"{v['abstained_measured']:.3f}"
                 head = f"| {name} | {r['posts']:,} |" if i == 0 else "| | |"
                 lines.append(f"{head} {tg} | {v['estimated']:.3f} | {v['measured']:.3f} | "
-                             f"{v['coverage'] * 100:.1f} % | {v['macro_f1']:.3f} | {v['ece']:.3f} | "
-                             f"{v['measured']:.3f} / {ab} |")
+                             f"{v['coverage'] * 100:.1f} % | {v['macro_f1']:.3f} | "
+                             f"{v['ece']:.3f} | {v['measured']:.3f} / {ab} |")
     return "\n".join(lines)
 
 

@@ -3,6 +3,8 @@ held-out seeds, the confidence curve, and what a kept set is estimated to be wor
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -197,3 +199,15 @@ def test_one_threshold_for_all_labels_maximises_expected_macro_f1_and_ranks() ->
     tie_t, _ = global_f1_threshold(np.array([0, 0, 0]), np.array([0.5, 0.5, 0.5]),
                                    np.zeros(3, bool), np.eye(2)[[0, 0, 1]] * 1.0)
     assert tie_t == 0.5
+
+
+def test_the_keep_scope_is_checked_once_and_named(tmp_path: Path) -> None:
+    from weaklabel.config import load_config
+    from weaklabel.errors import WeaklabelError
+
+    assert load_config(None).propagate.threshold_scope == "global"  # the default
+    bad = tmp_path / "cfg.yaml"
+    bad.write_text("propagate:\n  threshold_scope: everywhere\n", encoding="utf-8")
+    with pytest.raises(WeaklabelError, match=r"cfg.yaml:2: propagate.threshold_scope must "
+                                             r"be one of global, per_label"):
+        load_config(bad)

@@ -145,3 +145,12 @@ def test_one_number_decides_on_noisy_petition_titles(tmp_path: Path,
     k = _kept_at(s, 0.5)
     left = cand & ~k
     assert left.sum() >= 50 and right[k].mean() > right[left].mean() + 0.1
+    # each label's own cut, on request: 16 cuts, each label kept exactly at its own
+    from weaklabel.config import with_overrides
+
+    per, _ = label_posts(ws, labelmap, with_overrides(cfg, {
+        "propagate.threshold_scope": "per_label"}))
+    pe, ps = per.estimates, _scored(per, gold)
+    assert pe["rule"] == "expected_f1" and len(set(pe["thresholds"].values())) > 1
+    cut = np.array([pe["thresholds"].get(t, 2.0) for t in ps["top"]])
+    assert (ps["kept"][ps["cand"]] == (ps["conf"] >= cut - 1e-9)[ps["cand"]]).all()
