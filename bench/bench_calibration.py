@@ -5,7 +5,8 @@ of ../shared/data, the bundled example; as in ``bench_quality.py``) propagate ru
 its defaults. Its labels are then kept as ``--target-precision`` would keep them at 0.8,
 0.9 and 0.95 — the same :func:`~weaklabel.labels.propagate.pick_threshold` over the same
 confidences, so the kept set is the one propagate would write — and at the default
-threshold (each label's expected-F1 threshold) and at ``--min-confidence 0.5``. Per row:
+threshold (one expected-macro-F1 threshold for every label) and at
+``--min-confidence 0.5``. Per row:
 the precision propagate estimates for the kept labels (the mean of their confidences, no
 gold involved), the precision measured against gold, macro-F1, the coverage, the expected
 calibration error of the kept labels, the measured precision of the abstained posts' best
@@ -13,9 +14,12 @@ guesses, and the estimate seen through the seeds' gold agreement (:func:`through
 and propagate's CPU seconds. Gold labels are only scored here; nothing feeds back into a
 setting.
 
-Usage: python bench/bench_calibration.py [--corpus chatbot petitions example]
-       [--petition-rows 20000] [--out bench/out/calibration]
+Usage: python bench/bench_calibration.py [--corpus chatbot petitions example chatbot-sample
+       petition-sample] [--petition-rows 20000] [--out bench/out/calibration]
+       python bench/bench_calibration.py --table OUT/calibration.json [...]
 Writes OUT/calibration.json; reuses OUT/CORPUS/ws (tokens, vectors, clusters) when current.
+``--table`` prints the README's table from saved reports (the default and every target
+row; targets that keep the same set share a row).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_quality import prepare_corpus, run_corpora  # noqa: E402
+from bench_quality import CORPORA, prepare_corpus, run_corpora  # noqa: E402
+from calib_capture import SAMPLES  # noqa: E402
 
 TARGETS = (0.8, 0.9, 0.95)
 
@@ -113,7 +118,38 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
             "cpu_seconds": cpu, "estimates": est, "rows": rows}
 
 
+def readme_table(paths: list[Path]) -> str:
+    """The README "Calibration" table from saved reports, one line a distinct kept set."""
+    import json
+
+    lines = ["| corpus | rows | `--target-precision` | estimated | measured | coverage | "
+             "macro-F1 | ECE | kept / abstained |", "|---|---|---|---|---|---|---|---|---|"]
+    for path in paths:
+        for name, r in json.loads(path.read_text("utf-8")).items():
+            groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+            for v in r["rows"]:
+                if not v["min_confidence"]:
+                    key = (v["estimated"], v["measured"], v["coverage"], v["target"] is None)
+                    groups.setdefault(key, []).append(v)
+            for i, rows in enumerate(groups.values()):
+                v = rows[0]
+                tg = ", ".join(str(x["target"]) for x in rows) if v["target"] else \
+                    "**default**"
+                ab = "(none)" if v["abstained_measured"] is None else \
+                    f"{v['abstained_measured']:.3f}"
+                head = f"| {name} | {r['posts']:,} |" if i == 0 else "| | |"
+                lines.append(f"{head} {tg} | {v['estimated']:.3f} | {v['measured']:.3f} | "
+                             f"{v['coverage'] * 100:.1f} % | {v['macro_f1']:.3f} | "
+                             f"{v['ece']:.3f} | {v['measured']:.3f} / {ab} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--table"]:
+        print(readme_table([Path(a) for a in argv[1:]]))
+        return 0
+    CORPORA.update(SAMPLES)  # the tests' bundled samples too, on request
     done = run_corpora(argv, run_corpus, description=__doc__.splitlines()[0], rows=20_000,
                        out=HERE / "out/calibration", filename="calibration.json")
     if done is None:
@@ -126,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, v in enumerate(r["rows"]):
             by = f"`--target-precision {v['target']}`" if v["target"] else \
                 f"`--min-confidence {v['min_confidence']}`" if v["min_confidence"] else \
-                f"default (expected F1; lowest kept {v['threshold']:.2f})"
+                f"default (expected macro-F1, cut {v['threshold']:.2f})"
             ab = "" if v["abstained_measured"] is None else \
                 f"{v['abstained_measured']:.3f} ({v['abstained']} posts)"
             head = f"{name} ({r['posts']})" if i == 0 else ""

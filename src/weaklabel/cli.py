@@ -217,8 +217,8 @@ def propagate(
     k: Annotated[int | None, typer.Option("--k", min=1, help="Neighbours in the KNN vote.")] = None,
     min_confidence: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="Keep a propagated label only when its confidence (its "
-        "estimated probability of being right) reaches this; default: each label's "
-        "expected-F1 threshold.")] = None,
+        "estimated probability of being right) reaches this; default: the one "
+        "threshold that maximises the expected macro-F1.")] = None,
     target_precision: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="Keep only the labels estimated (from held-out seeds, not "
         "gold) to be this precise; 0: off.")] = None,

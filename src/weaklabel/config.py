@@ -89,7 +89,11 @@ class PropagateConfig:
     """Keyword seeding and KNN propagation."""
 
     k: int = 15
-    min_confidence: float | None = None  # None: each label's expected-F1 threshold
+    min_confidence: float | None = None  # None: the expected-F1 threshold (threshold_scope)
+    # The default keep rule's scope: "global", one expected-macro-F1 threshold for every
+    # label (what is kept is more confident than what abstains), or "per_label", each
+    # label's own expected-F1 threshold (README, "Calibration").
+    threshold_scope: str = "global"
     seed_margin: float = 1.0
     cluster_word_weight: float = 0.5
     cluster_word_similarity: float = 0.5  # a cluster word must be this close to a keyword
@@ -606,6 +610,7 @@ SETTINGS: dict[str, Check] = {
     "cluster.n_init": Check(int, 1, 1_000),
     "propagate.k": Check(int, 1, 10_000),
     "propagate.min_confidence": Check(float, 0.0, 1.0, none=True),
+    "propagate.threshold_scope": Check(str, choices=("global", "per_label")),
     "propagate.seed_margin": Check(float, 0.0, 1_000.0),
     "propagate.cluster_word_weight": Check(float, 0.0, 100.0),
     "propagate.cluster_word_similarity": Check(float, -1.0, 1.0),

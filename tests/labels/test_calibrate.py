@@ -3,13 +3,17 @@ held-out seeds, the confidence curve, and what a kept set is estimated to be wor
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from weaklabel.labels.calibrate import (
     calibrate_confidence,
     class_mass,
     estimated_precision,
     f1_thresholds,
+    global_f1_threshold,
     held_out_by_keyword,
     informative_sources,
     seed_precision,
@@ -155,3 +159,55 @@ def test_the_f1_threshold_sits_at_half_the_f1_it_achieves() -> None:
     fixed2 = np.array([True, False, True, False, False])
     got = f1_thresholds(top2, conf2, fixed2, class_mass(top2, conf2, np.eye(2)[top2]))
     assert got[0][0] == 1.0 and got[1][0] == 0.8
+
+
+def test_one_threshold_for_all_labels_maximises_expected_macro_f1_and_ranks() -> None:
+    # an easy label whose candidates are mostly sure and a hard one whose best are 0.3:
+    # each label's own cut keeps the hard one's 0.3s and abstains on the easy one's 0.5s
+    rng = np.random.default_rng(6)
+    n, k = 3000, 3
+    top = rng.integers(0, k, n)
+    conf = np.where(top == 0, rng.uniform(0.45, 1.0, n), rng.uniform(0.2, 0.6, n))
+    fixed = rng.random(n) < 0.15
+    conf[fixed] = 0.9
+    post = np.full((n, k), 0.0)
+    post[np.arange(n), top] = conf
+    mass = class_mass(top, conf, post)
+    t, f1 = global_f1_threshold(top, conf, fixed, mass)
+    assert f1.shape == (k,) and 0.0 < t < 1.0
+    cand = ~fixed
+
+    def macro(cut: float) -> float:
+        out = []
+        for c in range(k):
+            keep = (fixed | (cand & (conf >= cut - 1e-12))) & (top == c)
+            out.append(2 * conf[keep].sum() / (keep.sum() + mass[:, c].sum()))
+        return float(np.mean(out))
+
+    assert macro(t) == pytest.approx(float(f1.mean()))
+    for other in np.quantile(conf[cand], [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0]):
+        assert macro(float(other)) <= f1.mean() + 1e-9  # no other single cut does better
+    kept = cand & (conf >= t - 1e-12)
+    assert conf[kept].min() >= conf[cand & ~kept].max()  # the kept outrank the abstained
+    per = f1_thresholds(top, conf, fixed, mass)
+    assert max(c for c, _ in per.values()) > t > min(c for c, _ in per.values())
+    # nothing worth keeping: the threshold is 1.0 and the fixed labels' F1 is reported
+    t0, f0 = global_f1_threshold(np.array([0, 1, 0]), np.array([1.0, 1.0, 0.01]),
+                                 np.array([True, True, False]), np.eye(2)[[0, 1, 1]] * 1.0)
+    assert t0 == 1.0 and f0.tolist() == pytest.approx([1.0, 2 / 3])
+    # a tie keeps all of its posts or none
+    tie_t, _ = global_f1_threshold(np.array([0, 0, 0]), np.array([0.5, 0.5, 0.5]),
+                                   np.zeros(3, bool), np.eye(2)[[0, 0, 1]] * 1.0)
+    assert tie_t == 0.5
+
+
+def test_the_keep_scope_is_checked_once_and_named(tmp_path: Path) -> None:
+    from weaklabel.config import load_config
+    from weaklabel.errors import WeaklabelError
+
+    assert load_config(None).propagate.threshold_scope == "global"  # the default
+    bad = tmp_path / "cfg.yaml"
+    bad.write_text("propagate:\n  threshold_scope: everywhere\n", encoding="utf-8")
+    with pytest.raises(WeaklabelError, match=r"cfg.yaml:2: propagate.threshold_scope must "
+                                             r"be one of global, per_label"):
+        load_config(bad)

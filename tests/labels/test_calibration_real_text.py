@@ -6,8 +6,8 @@ five keywords a topic of bench/chatbot/seed_keywords.yaml, and 2,000 petition ti
 given; the label map is the keyword-seeded draft. Gold is only scored.
 
 One number decides: the confidence written is the one the keep rule compares, so at the
-default (each label's expected-F1 threshold) a propagated label is kept exactly when its
-confidence reaches its label's threshold, and ``--min-confidence`` / a target precision
+default (one expected-macro-F1 threshold for every label) a propagated label is kept
+exactly when its confidence reaches it, and ``--min-confidence`` / a target precision
 keep exactly the labels at or above their cut. On the chatbot questions the precision
 propagate estimates for what it keeps (no gold involved) must be near the measured one,
 and what a cut keeps must be markedly more often right than what it abstains on. The
@@ -41,19 +41,18 @@ def _scored(prop: Any, gold: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def _one_number_decides(prop: Any, s: dict[str, np.ndarray]) -> None:
     """The default keeps a propagated label exactly when its written confidence reaches
-    its label's threshold, and reports the lowest of those thresholds."""
+    the one expected-macro-F1 threshold, the same for every label: every kept label is at
+    least as confident as every abstained one."""
     est = prop.estimates
-    assert est["rule"] == "expected_f1"
+    assert est["rule"] == "expected_macro_f1"
     thr = est["thresholds"]
-    assert set(thr) == set(prop.classes)
+    assert set(thr) == set(prop.classes) and len(set(thr.values())) == 1
     assert est["threshold"] == pytest.approx(min(thr.values()))
-    cut = np.array([thr.get(t, 2.0) for t in s["top"]])
-    cand = s["cand"]
-    assert (s["kept"][cand] == (s["conf"][cand] >= cut[cand] - 1e-9)).all()
-    assert (s["conf"][cand & s["kept"]] >= est["threshold"] - 1e-9).all()
-    assert est["estimated_precision"] == pytest.approx(s["conf"][s["kept"]].mean(), abs=1e-3)
-    for c, f1 in est["expected_f1"].items():  # Lipton et al.: the cut sits at F*/2 or above
-        assert thr[c] >= f1 / 2 - 1e-3 or thr[c] == 1.0, c
+    cand, kept, conf = s["cand"], s["kept"], s["conf"]
+    assert (kept[cand] == (conf[cand] >= est["threshold"] - 1e-9)).all()
+    if (cand & ~kept).any():
+        assert conf[cand & kept].min() >= conf[cand & ~kept].max()
+    assert est["estimated_precision"] == pytest.approx(conf[kept].mean(), abs=1e-3)
 
 
 def _kept_at(s: dict[str, np.ndarray], cut: float) -> np.ndarray:
@@ -111,9 +110,11 @@ def test_estimated_precision_is_near_the_measured_one_on_real_text(
 @pytest.mark.slow
 def test_one_number_decides_on_noisy_petition_titles(tmp_path: Path,
                                                      draft_workspace: Any) -> None:
-    """16 noisy categories, few held-out seeds a label: the same rule, the same number.
-    (The estimate is not held to the authors' categories here: their keywords and their
-    choice disagree on nearly half the seeds; README, "Calibration".)"""
+    """16 noisy categories, too few held-out seeds to calibrate (71 for 16 labels): the
+    fallback, the seeds+KNN blend's own confidence, under the same rule and the same
+    number, still ranks. (The estimate is not held to the authors' categories here:
+    their keywords and their choice disagree on nearly half the seeds; README,
+    "Calibration".)"""
     from weaklabel.labels.propagate import label_posts
 
     df = pd.read_csv(DATA / "petition_sample.csv", dtype=str)
@@ -125,14 +126,31 @@ def test_one_number_decides_on_noisy_petition_titles(tmp_path: Path,
     ids = labelmap.id_of()
     gold["gold"] = gold["gold"].map(lambda g: ids.get(g, g))
     prop, _ = label_posts(ws, labelmap, cfg)
+    assert "fewer than" in prop.estimates["default_choice"]  # the fallback, uncalibrated
+    assert "calibration_seeds" not in prop.estimates
     s = _scored(prop, gold)
     _one_number_decides(prop, s)
     conf, right, kept, cand = s["conf"], s["right"], s["kept"], s["cand"]
     assert conf.min() >= 0.0 and conf.max() <= 1.0
-    # over 16 labels a fixed cut abstains, and what it keeps is the more often right
-    # (the default's per-label cuts, low for the hard labels, keep and abstain alike on
-    # 2,000 titles: 0.285 / 0.285; on 20,000, 0.375 / 0.194)
+    # the default abstains, on titles less often right than those it keeps (one cut:
+    # 0.272 / 0.190 on these 2,000; each label's own cut kept 0.265 and abstained on
+    # 0.340: the 16 cuts, on an uncalibrated confidence, did not rank)
+    left = cand & ~kept
+    assert left.sum() >= 10 and right[kept].mean() > right[left].mean() + 0.03
+    # the fallback's confidence ranks: the more confident half of the propagated titles
+    # is the more often right (0.248 against 0.190)
+    hi = cand & (conf >= np.median(conf[cand]))
+    assert right[hi].mean() > right[cand & ~hi].mean() + 0.03
+    # a fixed cut over 16 labels abstains more, and what it keeps is the more often right
     k = _kept_at(s, 0.5)
     left = cand & ~k
     assert left.sum() >= 50 and right[k].mean() > right[left].mean() + 0.1
-    assert (~kept & cand).sum() >= 50  # the default abstains too
+    # each label's own cut, on request: 16 cuts, each label kept exactly at its own
+    from weaklabel.config import with_overrides
+
+    per, _ = label_posts(ws, labelmap, with_overrides(cfg, {
+        "propagate.threshold_scope": "per_label"}))
+    pe, ps = per.estimates, _scored(per, gold)
+    assert pe["rule"] == "expected_f1" and len(set(pe["thresholds"].values())) > 1
+    cut = np.array([pe["thresholds"].get(t, 2.0) for t in ps["top"]])
+    assert (ps["kept"][ps["cand"]] == (ps["conf"] >= cut - 1e-9)[ps["cand"]]).all()

@@ -297,6 +297,58 @@ def f1_thresholds(top: np.ndarray, conf: np.ndarray, fixed: np.ndarray,
     return out
 
 
+def global_f1_threshold(top: np.ndarray, conf: np.ndarray, fixed: np.ndarray,
+                        mass: np.ndarray) -> tuple[float, np.ndarray]:
+    """The one confidence threshold, the same for every label, that maximises the
+    expected macro-F1 (the mean over classes of :func:`f1_thresholds`' expected F1),
+    from calibrated probabilities alone (no gold). Same arguments as
+    :func:`f1_thresholds`.
+
+    One cut for all labels keeps what it keeps in the confidence's own order: every
+    kept label is at least as confident as every abstained one, so the kept are the
+    more often right wherever the confidence ranks. Per-label cuts may keep one label
+    at 0.2 while another abstains at 0.5.
+
+    Returns the threshold (1.0 when keeping no candidate is best) and each class's
+    expected F1 there (their mean is the expected macro-F1).
+
+    Example:
+        >>> import numpy as np
+        >>> top = np.array([0, 0, 0, 1, 1, 1])
+        >>> conf = np.array([1.0, 0.9, 0.2, 1.0, 0.6, 0.3])
+        >>> fixed = np.array([True, False, False, True, False, False])
+        >>> mass = np.eye(2)[[0, 0, 1, 1, 1, 0]] * 1.0
+        >>> t, f1 = global_f1_threshold(top, conf, fixed, mass)
+        >>> round(t, 2), round(float(f1.mean()), 3)
+        (0.6, 0.7)
+    """
+    import numpy as np
+
+    top = np.asarray(top, dtype=int)
+    conf = np.asarray(conf, dtype=float)
+    fixed = np.asarray(fixed, dtype=bool)
+    ncls = mass.shape[1]
+    positives = np.asarray(mass, dtype=float).sum(axis=0)
+    onehot = np.eye(ncls)[np.maximum(top, 0)] * (top >= 0)[:, None]
+    tp0 = (onehot * (conf * fixed)[:, None]).sum(axis=0)
+    kept0 = (onehot * fixed[:, None]).sum(axis=0)
+    base = 2 * tp0 / np.maximum(kept0 + positives, 1e-12)
+    cand = np.nonzero(~fixed & (top >= 0))[0]
+    if not len(cand):
+        return 1.0, base
+    order = cand[np.lexsort((cand, -conf[cand]))]
+    tp = tp0 + np.cumsum(onehot[order] * conf[order][:, None], axis=0)
+    kept = kept0 + np.cumsum(onehot[order], axis=0)
+    f1 = 2 * tp / np.maximum(kept + positives, 1e-12)
+    # a tie in confidence keeps all of its posts or none: score only each tie's last row
+    last = np.r_[conf[order][1:] != conf[order][:-1], True]
+    macro = np.where(last, f1.mean(axis=1), -np.inf)
+    j = int(np.argmax(macro))
+    if macro[j] <= base.mean() + 1e-12:
+        return 1.0, base
+    return float(conf[order][j]), f1[j]
+
+
 def class_mass(top: np.ndarray, conf: np.ndarray, posterior: np.ndarray) -> np.ndarray:
     """Each post's probability of truly being each class, for :func:`f1_thresholds`:
     ``conf`` on its top label ``top``, the rest ``1 − conf`` shared among the other
