@@ -240,8 +240,11 @@ def test_ctrl_c_leaves_no_half_files_and_a_rerun_finishes(
     ws = tmp_path / "ws"
     cmd = [sys.executable, "-m", "weaklabel.cli", "tokenize", str(posts), "-w", str(ws),
            "-j", str(workers), "--userdict", str(userdict_dir)]
+    # A terminal's Ctrl-C reaches a program whose SIGINT is at its default; a shell's
+    # background job starts with it ignored (and Python keeps an inherited SIG_IGN).
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True, cwd=tmp_path)
+                         start_new_session=True, cwd=tmp_path,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not (ws / "cache").exists() and time.time() < deadline:  # work has started
         time.sleep(0.1)
