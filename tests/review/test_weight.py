@@ -35,6 +35,20 @@ def corpus() -> dict:  # type: ignore[type-arg]
     return {"ids": rows["id"].tolist(), "gold": rows["label"].tolist(), "toks": toks, "kv": kv}
 
 
+def _reviewed_run(corpus: dict, words: dict, base: PropagateConfig,  # type: ignore[type-arg]
+                  reviewed: dict[str, str], corrected: Any,
+                  overrides: dict[str, float]) -> pd.DataFrame:
+    """Propagate with ``reviewed`` under ``base`` plus ``overrides``; every reviewed post
+    must keep its reviewed label (reviews override all)."""
+    cfg = with_overrides(Config(propagate=base), overrides)
+    out = propagate_labels(corpus["ids"], corpus["toks"], corpus["kv"], words,
+                           cfg=cfg.propagate, keywords=KEYWORDS, reviewed=reviewed,
+                           corrected=corrected).labels
+    got = dict(zip(out["post_id"], out["label"], strict=True))
+    assert all(got[p] == lab for p, lab in reviewed.items())
+    return out
+
+
 def test_a_weighted_neighbour_counts_its_weight_in_the_vote(corpus) -> None:  # type: ignore[no-untyped-def]
     x, has = post_vectors(corpus["toks"], corpus["kv"])
     rows = np.random.default_rng(3).permutation(np.nonzero(has)[0])  # the file is by label
@@ -78,13 +92,8 @@ def test_heavier_reviews_pull_their_neighbours_towards_the_reviewed_label(corpus
              for j in row[1:] if str(nbr_ids[j]) not in reviewed}
 
     def run(weight: float, corrected: set[str]) -> pd.DataFrame:
-        cfg = with_overrides(Config(propagate=base), {"propagate.reviewed_weight": weight})
-        out = propagate_labels(corpus["ids"], corpus["toks"], corpus["kv"], words,
-                               cfg=cfg.propagate, keywords=KEYWORDS, reviewed=reviewed,
-                               corrected=corrected).labels
-        got = dict(zip(out["post_id"], out["label"], strict=True))
-        assert all(got[p] == lab for p, lab in reviewed.items())  # reviews override all
-        return out
+        return _reviewed_run(corpus, words, base, reviewed, corrected,
+                             {"propagate.reviewed_weight": weight})
 
     def agree(out: pd.DataFrame) -> int:
         knn = dict(zip(out["post_id"], out["label_knn"], strict=True))
@@ -234,13 +243,8 @@ def test_propagate_counts_corrections_against_their_shown_label_only_when_told(c
     reviewed = {p: gold[p] for p in shown}
 
     def run(against: float, corrected: Any) -> pd.DataFrame:
-        cfg = with_overrides(Config(propagate=base), {"propagate.reviewed_against": against})
-        out = propagate_labels(corpus["ids"], corpus["toks"], corpus["kv"], words,
-                               cfg=cfg.propagate, keywords=KEYWORDS, reviewed=reviewed,
-                               corrected=corrected).labels
-        got = dict(zip(out["post_id"], out["label"], strict=True))
-        assert all(got[p] == lab for p, lab in reviewed.items())  # reviews override all
-        return out
+        return _reviewed_run(corpus, words, base, reviewed, corrected,
+                             {"propagate.reviewed_against": against})
 
     off, on = run(0.0, shown), run(1.0, shown)
     # the classifier's votes move on posts nobody reviewed
