@@ -770,12 +770,13 @@ def _keep(st: _Posts, cfg: PropagateConfig, post: np.ndarray,
             top[i] = cidx[st.top_label[i]]
         c0 = np.where(top >= 0, conf, 0.0)
         mass = class_mass(top, c0, post)
-        best = f1_thresholds(top, c0, fixed, mass)
-        cut = np.array([best[j][0] for j in range(len(classes))])
-        f1 = np.array([best[j][1] for j in range(len(classes))])
         if cfg.threshold_scope == "global":  # one cut: the kept outrank the abstained
             t, f1 = global_f1_threshold(top, c0, fixed, mass)
-            rule, cut[:] = "expected_macro_f1", t
+            rule, cut = "expected_macro_f1", np.full(len(classes), t)
+        else:
+            best = f1_thresholds(top, c0, fixed, mass)
+            cut = np.array([best[j][0] for j in range(len(classes))])
+            f1 = np.array([best[j][1] for j in range(len(classes))])
         out["thresholds"] = {c: round(float(cut[j]), 4) for j, c in enumerate(classes)}
         out["expected_f1"] = {c: round(float(f1[j]), 4) for j, c in enumerate(classes)}
     for i in prop_rows:
