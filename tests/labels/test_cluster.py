@@ -139,6 +139,10 @@ def test_run_cluster_writes_table_summary_and_draft(embedded_workspace: Path,
     assert set(clusters["label"].dropna()) == {"lips", "hair", "nails"}
     lm = load_labelmap(ws.path("labelmap.draft.yaml"), known_clusters=set(wc["cluster"]))
     assert lm.ids == ["lips", "hair", "nails"]
+    # the draft records every cluster's words as data, most frequent first, so a map
+    # saved from it knows what its ids meant (drift.first_pin)
+    ranked = wc.sort_values(["cluster", "count", "word"], ascending=[True, False, True])
+    assert lm.cluster_words == {int(c): tuple(g["word"]) for c, g in ranked.groupby("cluster")}
     again = run_cluster(ws, cfg)
     assert again.up_to_date and again.summary == r.summary  # scores rebuilt as KScore
 

@@ -3,6 +3,8 @@ meaning), and the run stops with exit 3 only when that meaning is gone."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 from weaklabel.config import Config, PropagateConfig
 from weaklabel.contracts import WORD_CLUSTERS
 from weaklabel.errors import ReviewNeeded
-from weaklabel.labels.drift import drift_lines, pinned_clusters
+from weaklabel.labels.drift import drift_lines, first_pin, pinned_clusters
 from weaklabel.labels.labelmap import load_labelmap
 from weaklabel.labels.propagate import run_propagate
 from weaklabel.workspace import Workspace, write_parquet
@@ -146,3 +148,92 @@ def test_a_vanished_cluster_exits_3_from_the_cli(cli: Any, embedded_workspace: P
                                  "reviewed ('lips' cluster 0: 4 of its 5 reviewed words")
     assert res.stderr.count("\n") == 1
     assert ws.path("post_labels.parquet").read_bytes() == labels  # nothing relabelled
+
+
+# the same map, as saved from a draft: it records what each cluster id meant
+RECORDED = MAP + "cluster_words:\n" + "".join(
+    f"  {c}: [{', '.join(ws_)}]\n" for c, ws_ in CLUSTERS.items()) + "  8: [주말, 여름]\n"
+# another clustering of the same words: ids reshuffled, lips' words split in two
+RESHUFFLED = {7: CLUSTERS[2], 3: ["립스틱", "틴트", "입술"], 4: ["립밤", "코랄", "여름"],
+              1: ["주말"], 5: CLUSTERS[1]}
+
+
+def test_a_map_reviewed_on_another_clustering_keeps_its_seeds(
+        embedded_workspace: Path, write_labelmap: Callable[..., Path]) -> None:
+    """First use in a workspace clustered otherwise: the map's recorded words are the
+    pin, so every seed keeps the label it had on the clustering the map was reviewed on."""
+    ws = Workspace(embedded_workspace)
+    lm = write_labelmap(RECORDED)
+    assert load_labelmap(lm).cluster_words[8] == ("주말", "여름")
+    cfg = _with_map(Config(propagate=PropagateConfig(k=5)), lm)
+    _write_clusters(ws, CLUSTERS)  # the clustering it was reviewed on: pinned as it is
+    first = run_propagate(ws, cfg)
+    assert first.summary.cluster_drift == ()
+    before = pd.read_parquet(ws.path("post_labels.parquet"))
+    # a teammate's fresh workspace, clustered at another K: no pin yet
+    ws.path("labelmap.pin.json").unlink()
+    _write_clusters(ws, RESHUFFLED)
+    second = run_propagate(ws, cfg)
+    assert second.summary.cluster_drift == (
+        "lips: reviewed on another clustering, its clusters found by their recorded words "
+        "(0 → 3)",
+        "hair: reviewed on another clustering, its clusters found by their recorded words "
+        "(1 → 5)",
+        "nails: reviewed on another clustering, its clusters found by their recorded words "
+        "(2 → 7)")
+    # the pin is the map's words; 여름 is recorded under unlabelled cluster 8, so it does
+    # not join lips although its new cluster is mostly lips words
+    pin = json.loads(ws.path("labelmap.pin.json").read_text("utf-8"))["clusters"]
+    assert pin == {str(c): sorted(w) for c, w in CLUSTERS.items()}
+    after = pd.read_parquet(ws.path("post_labels.parquet"))
+    seeded = before["source"] == "seed"
+    assert seeded.sum() > 0
+    assert (after.loc[seeded, "label"] == before.loc[seeded, "label"]).all()
+    assert (after["source"] == "seed").sum() == seeded.sum()
+
+
+def test_a_map_whose_recorded_words_are_gone_exits_3(
+        cli: Any, embedded_workspace: Path, write_labelmap: Callable[..., Path]) -> None:
+    ws = Workspace(embedded_workspace)
+    lm = write_labelmap(RECORDED)
+    # first use, on a vocabulary without most of lips' words (another user dictionary)
+    _write_clusters(ws, {0: ["립스틱추천", "코랄"], 1: CLUSTERS[1], 2: CLUSTERS[2]})
+    res = cli("propagate", "-w", embedded_workspace, "--labelmap", lm, "-q")
+    assert res.exit_code == 3
+    assert res.stderr.startswith(f"Error: {lm}: the clusters it names changed since it was "
+                                 "reviewed ('lips' cluster 0: 4 of its 5 reviewed words")
+    assert res.stderr.count("\n") == 1
+    assert not ws.path("post_labels.parquet").exists()
+    assert not ws.path("labelmap.pin.json").exists()
+
+
+def test_an_old_map_without_words_runs_and_warns(
+        embedded_workspace: Path, write_labelmap: Callable[..., Path],
+        caplog: pytest.LogCaptureFixture) -> None:
+    ws = Workspace(embedded_workspace)
+    lm = write_labelmap(MAP)
+    _write_clusters(ws, RESHUFFLED | {0: ["데일리"], 2: ["출근"]})
+    with caplog.at_level(logging.WARNING, logger="weaklabel.labels.drift"):
+        out = run_propagate(ws, _with_map(Config(propagate=PropagateConfig(k=5)), lm))
+    assert out.summary.cluster_drift == ()  # nothing to compare: pinned as it is
+    warned = [r.getMessage() for r in caplog.records if "cluster_words" in r.getMessage()]
+    assert warned == [f"{lm}: records no cluster_words, so it cannot be checked against "
+                      "this clustering (a cluster id means its cluster only in the run the "
+                      "map was reviewed on); copy that run's cluster_words from its "
+                      "labelmap.draft.yaml into the map"]
+    pin = json.loads(ws.path("labelmap.pin.json").read_text("utf-8"))["clusters"]
+    assert pin == {"0": ["데일리"], "1": ["주말"], "2": ["출근"]}
+
+
+def test_first_pin_keeps_a_map_on_its_own_clustering(write_labelmap: Any) -> None:
+    lm = load_labelmap(write_labelmap(RECORDED))
+    # the same ids, each still holding at least half its recorded words: pinned as now
+    same = {0: ["립스틱", "틴트", "입술", "글로스"], 1: ["염색", "미용실"],
+            2: ["젤네일", "매니큐어", "네일"], 3: ["립밤", "코랄", "헤어", "펌"]}
+    assert first_pin(lm, same) == (None, [])
+    # hair keeps only 1 of its 4 words under id 1: the map's words become the pin
+    moved = {**same, 1: ["염색"], 4: ["미용실", "헤어", "펌"], 3: ["립밤", "코랄"]}
+    pin, lines = first_pin(lm, moved)
+    assert pin == {c: list(ws_) for c, ws_ in CLUSTERS.items()}
+    assert lines == ["hair: reviewed on another clustering, its clusters found by their "
+                     "recorded words (1 → 4)"]

@@ -70,7 +70,22 @@ def test_good_map(write_labelmap: Write) -> None:
      ["background must be true or false"]),
     ("version: 2\nlabels:\n  lips:\n    keywords: [x]\n", 1, ["version must be 1"]),
     ("version: 1\nlabel:\n  lips:\n    keywords: [x]\n", 2,
-     ["unknown top-level key 'label'; expected version and labels"]),
+     ["unknown top-level key 'label'; did you mean 'labels'?"]),
+    ("version: 1\nlabels:\n  lips:\n    keywords: [x]\nsettings: 1\n", 5,
+     ["unknown top-level key 'settings'; expected version, labels and cluster_words"]),
+    # the recorded cluster words (cluster_words:) are validated like every other key
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_word:\n  3: [립스틱]\n", 4,
+     ["unknown top-level key 'cluster_word'; did you mean 'cluster_words'?"]),
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_words: [립스틱, 틴트]\n", 4,
+     ["cluster_words must map cluster ids to their words", "copy it from "
+      "labelmap.draft.yaml"]),
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [립스틱]\n  lips: [틴트]\n",
+     6, ["cluster_words key 'lips' is not a cluster id"]),
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [립스틱, 틴트]\n"
+     "  4: [틴트]\n", 6,
+     ["word '틴트' is recorded under cluster 3 and cluster 4", "keep it under one"]),
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [립스틱, no]\n", 5,
+     ["unquoted no/yes/on/off/null"]),
     ("version: 1\nlabels: []\n", 2, ["'labels' must map label ids to their settings"]),
     ("version: 1\nlabels:\n  a/b:\n    keywords: [x]\n", 3,
      ["label id 'a/b' holds '/', which a folder name cannot", "use an id like 'a_b'",

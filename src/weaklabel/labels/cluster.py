@@ -143,8 +143,11 @@ def _yaml_str(s: str) -> str:
 def draft_labelmap(
     summary: pd.DataFrame, seed_keywords: Mapping[str, Sequence[str]] | None = None,
     assigned: Mapping[int, str] | None = None, *, background: str | None = "other",
+    cluster_words: Mapping[int, Sequence[str]] | None = None,
 ) -> str:
-    """YAML text of the label-map draft: every cluster with its top words as comments.
+    """YAML text of the label-map draft: every cluster with its top words as comments,
+    and, given ``cluster_words``, every cluster's words as data (``cluster_words:``, so
+    a map saved from the draft knows what its cluster ids meant: drift.py).
 
     With seed keywords the draft is a valid label map as it stands; without, it lists
     the clusters under a single placeholder label for a person to split.
@@ -181,6 +184,12 @@ def draft_labelmap(
     lines.append("# unassigned clusters (add an id to a label's clusters to use it):")
     for c in rest:
         lines.append(f"#   {c}: {top[c]}")
+    if cluster_words:
+        lines += ["# every cluster's words in this clustering: keep them in your map, so a",
+                  "# run clustered differently still finds what each id meant",
+                  "cluster_words:"]
+        lines += [f"  {c}: [{', '.join(_yaml_str(w) for w in cluster_words[c])}]"
+                  for c in sorted(cluster_words)]
     return "\n".join(lines) + "\n"
 
 
@@ -241,8 +250,9 @@ def run_cluster(ws: Workspace, cfg: Config, *, force: bool = False,
     vec_path = ws.require("vectors.kv")
     counts = read_vocab_counts(ws.require("vocab.csv"))
     kw = load_seed_keywords(Path(cfg.seed_keywords)) if cfg.seed_keywords else None
-    # draft 2: label ids derived from unsafe names (the names kept in name:)
-    params = {"cluster": as_dict(cfg.cluster), "seed_keywords": kw, "draft": 2}
+    # draft 2: label ids derived from unsafe names (the names kept in name:); 3: the
+    # clusters' words recorded as cluster_words
+    params = {"cluster": as_dict(cfg.cluster), "seed_keywords": kw, "draft": 3}
     with ws.stage("cluster", outputs=CLUSTER_OUTPUTS, params=params,
                   inputs={"vectors.kv": vec_path}, summary=ClusterSummary,
                   force=force) as st:
@@ -275,8 +285,11 @@ def _cluster_words(ws: Workspace, ccfg: ClusterConfig, vec_path: Path,
     ws.write("word_clusters.parquet", cl.words, WORD_CLUSTERS)
     atomic_write_text(ws.path("clusters.csv"), table.to_csv(index=False))
     bg = "other" if kw and "other" in kw else None
+    ranked = cl.words.sort_values(["cluster", "count", "word"], ascending=[True, False, True])
+    members = {int(c): g["word"].tolist() for c, g in ranked.groupby("cluster")}
     atomic_write_text(ws.path("labelmap.draft.yaml"),
-                      draft_labelmap(table, kw, assigned, background=bg))
+                      draft_labelmap(table, kw, assigned, background=bg,
+                                     cluster_words=members))
     return ClusterSummary(k=cl.k, words=len(words),
                           scores=tuple(KScore(int(s["k"]), s["inertia"], s["silhouette"])
                                        for s in cl.scores),

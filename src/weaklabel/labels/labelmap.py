@@ -13,6 +13,14 @@
         name: 기타
         background: true         # absorbs non-target posts; optional in sampling
         clusters: [5, 9, 21]
+    cluster_words:               # written by `weaklabel cluster`: keep it as it is
+      3: [립스틱, 틴트, 입술]     # the words of every cluster when the map was reviewed
+      17: [립글로스, 촉촉]
+
+``cluster_words`` records what each cluster id meant when a person reviewed the map, so
+the first run in a workspace clustered differently (another K, seed or user dictionary)
+labels with those words, not with whatever KMeans put under the ids now (drift.py). A
+map without it is still valid; it just cannot be checked.
 
 Every validation error names the file, the line and the fix.
 """
@@ -33,6 +41,7 @@ from weaklabel.yamlio import LineDict, load_yaml
 log = logging.getLogger(__name__)
 
 LABEL_KEYS = ("name", "clusters", "keywords", "exclude", "background")
+TOP_KEYS = ("version", "labels", "cluster_words")
 _UNSAFE = re.compile(r'[/\\<>:"|?*\x00-\x1f\x7f]')
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
              *(f"lpt{i}" for i in range(1, 10))}
@@ -111,6 +120,9 @@ class LabelMap:
     labels: tuple[LabelSpec, ...]
     path: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # cluster id → its words when the map was reviewed (``cluster_words:``); {} for an
+    # old map that does not record them
+    cluster_words: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def ids(self) -> list[str]:
@@ -160,10 +172,12 @@ def parse_labelmap(data: Any, path: str, *, known_clusters: set[int] | None = No
     if not isinstance(data, LineDict):
         raise WeaklabelError(f"{path}: a label map is a mapping with 'version' and 'labels'")
     for key in data:
-        if key not in ("version", "labels"):
+        if key not in TOP_KEYS:
+            hint = _closest(str(key), TOP_KEYS)
             raise WeaklabelError(
-                f"{path}:{data.key_lines[key]}: unknown top-level key {key!r}; "
-                "expected version and labels"
+                f"{path}:{data.key_lines[key]}: unknown top-level key {key!r}"
+                + (f"; did you mean {hint!r}?" if hint
+                   else "; expected version, labels and cluster_words")
             )
     if data.get("version", 1) != 1:
         raise WeaklabelError(f"{path}:{data.key_lines.get('version', 1)}: version must be 1")
@@ -171,12 +185,40 @@ def parse_labelmap(data: Any, path: str, *, known_clusters: set[int] | None = No
     if not isinstance(labels, LineDict) or not labels:
         line = data.key_lines.get("labels", 1)
         raise WeaklabelError(f"{path}:{line}: 'labels' must map label ids to their settings")
+    recorded = _parse_cluster_words(data.get("cluster_words"),
+                                    data.key_lines.get("cluster_words", 1), path) \
+        if "cluster_words" in data else {}
+    if known_clusters:  # a recorded cluster is known: its words say what it is
+        known_clusters = set(known_clusters) | set(recorded)
     owner: dict[int, tuple[str, int]] = {}  # cluster id → (label, line) that claimed it
     specs = [_parse_label(str(lid), body, labels.key_lines[lid], path,
                           known_clusters=known_clusters, owner=owner)
              for lid, body in labels.items()]
     _check_labels(specs, path)
-    return LabelMap(labels=tuple(specs), path=path)
+    return LabelMap(labels=tuple(specs), path=path, cluster_words=recorded)
+
+
+def _parse_cluster_words(raw: Any, line: int, path: str) -> dict[int, tuple[str, ...]]:
+    """``cluster_words:``: whole-number cluster ids → their words, no word under two ids."""
+    if not isinstance(raw, LineDict):
+        raise WeaklabelError(
+            f"{path}:{line}: cluster_words must map cluster ids to their words, e.g. "
+            "cluster_words: {3: [립스틱, 틴트]}; copy it from labelmap.draft.yaml")
+    out: dict[int, tuple[str, ...]] = {}
+    where: dict[str, int] = {}
+    for c, words in raw.items():
+        at = f"{path}:{raw.key_lines[c]}"
+        if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+            raise WeaklabelError(
+                f"{at}: cluster_words key {c!r} is not a cluster id (a whole number "
+                "from clusters.csv)")
+        out[c] = _words(words, at)
+        for w in out[c]:
+            if where.setdefault(w, c) != c:
+                raise WeaklabelError(
+                    f"{at}: word {w!r} is recorded under cluster {where[w]} and cluster "
+                    f"{c}; a word belongs to one cluster: keep it under one")
+    return out
 
 
 def _parse_label(lid: str, body: Any, line: int, path: str, *,

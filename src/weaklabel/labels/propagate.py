@@ -1067,29 +1067,37 @@ def _propagate_inputs(ws: Workspace, labelmap_path: Any, cfg: Config) -> dict[st
 
 
 def _current_labelmap(ws: Workspace, labelmap_path: Any, digest: str
-                      ) -> tuple[LabelMap, dict[int, list[str]] | None, bool, list[str]]:
+                      ) -> tuple[LabelMap, dict[int, list[str]] | None,
+                                 dict[int, list[str]] | None, list[str]]:
     """The label map, validated, and the cluster words to label with: the reviewed
     (pinned) words of every cluster it names, carried over any re-cluster since (see
-    drift.py). Returns ``(labelmap, cluster words, pinned, drift lines)``."""
+    drift.py). Returns ``(labelmap, cluster words, pin to write or None, drift lines)``;
+    on a map's first use the pin is its recorded words when the clustering differs from
+    the one it was reviewed on (``first_pin``), else the current words."""
     from weaklabel.contracts import WORD_CLUSTERS
-    from weaklabel.labels.drift import drift_lines, pinned_clusters, read_pin
+    from weaklabel.labels.drift import drift_lines, first_pin, pinned_clusters, read_pin
 
     if not ws.path("word_clusters.parquet").exists():
-        return load_labelmap(labelmap_path, known_clusters=set()), None, False, []
+        return load_labelmap(labelmap_path, known_clusters=set()), None, None, []
     current: dict[int, list[str]] = {}
     for c, g in ws.read("word_clusters.parquet", WORD_CLUSTERS).groupby("cluster"):
         current[int(c)] = g["word"].tolist()
     # a reviewed map names clusters of the run it was reviewed against
     pinned = read_pin(ws.path("labelmap.pin.json"), digest)
     labelmap = load_labelmap(labelmap_path, known_clusters=set(current) | set(pinned or {}))
+    new_pin: dict[int, list[str]] | None = None
+    lines: list[str] = []
     if pinned is None:
-        return labelmap, current, False, []
+        pinned, lines = first_pin(labelmap, current)
+        if pinned is None:  # the clustering the map was reviewed on: pin it as it is
+            return labelmap, current, current, []
+        new_pin = pinned
     drift = pinned_clusters(labelmap, pinned, current)
-    lines = drift_lines(labelmap, drift)
+    lines += drift_lines(labelmap, drift)
     if lines:
         log.warning("%s: clusters re-made since review, labelling with the reviewed words: "
                     "%s", labelmap.path, "; ".join(lines))
-    return labelmap, drift.clusters, True, lines
+    return labelmap, drift.clusters, new_pin, lines
 
 
 @dataclass(frozen=True)
@@ -1178,8 +1186,8 @@ def run_propagate(ws: Workspace, cfg: Config, *, force: bool = False,
         )
     ws.require("vectors.kv")
     inputs = _propagate_inputs(ws, labelmap_path, cfg)
-    labelmap, current, pinned, moved = _current_labelmap(ws, labelmap_path,
-                                                         inputs["labelmap"])
+    labelmap, current, new_pin, moved = _current_labelmap(ws, labelmap_path,
+                                                          inputs["labelmap"])
     with ws.stage("propagate", outputs=PROPAGATE_OUTPUTS, params=as_dict(cfg.propagate),
                   inputs=inputs, summary=PropagateSummary, force=force) as st:
         if st.todo:
@@ -1194,7 +1202,7 @@ def run_propagate(ws: Workspace, cfg: Config, *, force: bool = False,
                     rows={"post_labels.parquet": len(written),
                           "keyword_labels.parquet": len(keyword),
                           "image_labels.parquet": len(imgs)})
-            if not pinned and current is not None:
+            if new_pin is not None:
                 atomic_write_text(ws.path("labelmap.pin.json"),
-                                  pin_text(labelmap, inputs["labelmap"], current))
+                                  pin_text(labelmap, inputs["labelmap"], new_pin))
     return st.report
