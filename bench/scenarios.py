@@ -3,7 +3,9 @@ bundled example's full size, ``tests/labels/test_growth.py`` at a small one.
 
 A scenario is a generated corpus (``examples/generate.py``) built with a reviewed label
 map, then changed: a new day of posts appended under new ids (:func:`append_day`), or
-user-dictionary words added and taken out (:func:`edit_userdict`), then built again.
+user-dictionary words added and taken out (:func:`edit_userdict`), then built again; or
+the reviewed map used for the first time in a fresh workspace clustered at another K and
+KMeans seed (:func:`other_clustering`: a teammate's clone, another ``--k``).
 Neither the bench nor the tests are a package: both load this file by path
 (:func:`load`).
 """
@@ -75,3 +77,10 @@ def growth_config(workspace: Path, posts: Path, userdict: Path, labelmap: Path, 
         "workspace": str(workspace), "posts.path": str(posts), "labelmap": str(labelmap),
         "cluster.k": k, "seed_keywords": str(ROOT / "examples/seed_keywords.yaml"),
         "tokenize.userdict": str(userdict), "tokenize.workers": workers})
+
+
+def other_clustering(cfg: Any, workspace: Path, *, k: int, seed: int) -> Any:
+    """``cfg`` (from :func:`growth_config`) in a fresh ``workspace`` whose KMeans runs at
+    ``k`` with ``seed``: the same words, clustered under other ids."""
+    return replace(cfg, workspace=str(workspace),
+                   cluster=replace(cfg.cluster, k=k, seed=seed))
