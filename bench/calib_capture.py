@@ -10,7 +10,10 @@ without re-running the sources. Gold is only saved for scoring.
 by side (each label's expected-F1 threshold, one expected-macro-F1 threshold for all,
 per-label cuts floored by the global one, 0.5), a one-coin Dawid–Skene estimate over the
 non-seed posts' sources (keyword absent), and how the seed-noise correction's assumption
-holds on the keyword-held-out seeds (scored by gold; a diagnostic only).
+holds on the keyword-held-out seeds (scored by gold; a diagnostic only), and whether those
+seeds are as hard as the posts the curve is applied to (:func:`shift_check`: known tokens,
+rightness per evidence bin, and what a covariate-shift weight or an evidence input would
+make of the estimate).
 
 Usage: python bench/calib_capture.py [--corpus chatbot petitions example chatbot-sample
        petition-sample] [--petition-rows 20000] [--out bench/out/calibration] [--analyse]
@@ -50,7 +53,7 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
     ws, cfg, labelmap, gold = prep["ws"], prep["cfg"], prep["labelmap"], prep["gold"]
     runs: list[dict[str, Any]] = []
     final: dict[str, Any] = {}
-    orig_run, orig_final, orig_input = P._held_out_run, P._final_votes, P._source_input
+    orig_run, orig_final, orig_calibrate = P._held_out_run, P._final_votes, P._calibrate
     orig_choose = P._choose
 
     def held_run(inp, held, *a, **k):  # type: ignore[no-untyped-def]
@@ -75,13 +78,21 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
                       **{f"v_{s}": v.copy() for s, v in votes.items()}})
         return votes, post
 
+    def calibrate(inp, choice, held, grouped, mvecs, mhas, cfg_, *a):  # type: ignore[no-untyped-def]
+        final["known"] = known_tokens(inp.tokens)
+        final["calibration_rows"] = P._calibration_rows(grouped, cfg_)
+        orig_calibrate(inp, choice, held, grouped, mvecs, mhas, cfg_, *a)
+        final["seed_right"] = np.array([choice.seed_precision.get(c, 1.0)
+                                        for c in inp.classes])
+
     P._held_out_run, P._final_votes, P._choose = held_run, final_votes, choose
+    P._calibrate = calibrate
     t0 = time.process_time()
     try:
         prop, _ = P.label_posts(ws, labelmap, cfg)
     finally:
         P._held_out_run, P._final_votes, P._choose = orig_run, orig_final, orig_choose
-        del orig_input
+        P._calibrate = orig_calibrate
     cpu = time.process_time() - t0
     ids = labelmap.id_of()
     g = dict(zip(gold["post_id"], gold["label"].map(lambda x: ids.get(x, x)), strict=True))
@@ -102,6 +113,17 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
     est = {k: v for k, v in prop.estimates.items() if k != "trials"}
     print(name, f"cpu {cpu:.1f} s", est, file=sys.stderr)
     return {"cpu_seconds": round(cpu, 1), "runs": len(runs), "estimates": est}
+
+
+def known_tokens(tokens: Any) -> Any:
+    """Per post, how many of the tokens the sources see (seeds' label words masked) are
+    in two posts or more: the token view's vocabulary (``min_df=2``), its evidence."""
+    from collections import Counter
+
+    import numpy as np
+
+    df = Counter(w for t in tokens for w in set(t))
+    return np.array([sum(df[w] >= 2 for w in t) for t in tokens], dtype=int)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -205,6 +227,79 @@ def correction_check(z: dict[str, Any]) -> dict[str, float]:
             "curve_gold": float(calibrate_confidence(raw, ~lw)(final).mean())}
 
 
+def _curve(x: Any, agree: Any, p: Any, k: int, w: Any) -> Any:
+    """calibrate_confidence's seed-noise-corrected Platt fit over the columns ``x``, each
+    held-out seed weighing ``w``: the levers of :func:`shift_check`."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    def platt(y: Any) -> Any:
+        m = LogisticRegression(C=100.0).fit(
+            np.vstack([x, x]), np.r_[np.ones(len(x)), np.zeros(len(x))],
+            sample_weight=np.r_[y * w, (1 - y) * w])
+        return lambda z: m.predict_proba(z)[:, 1]
+
+    f, p = platt(agree.astype(float)), np.clip(p, 1e-4, 1 - 1e-4)
+    for _ in range(30):
+        c = np.clip(f(x), 1e-4, 1 - 1e-4)
+        a = c * p + (1 - c) * (1 - p) / (k - 1)
+        f = platt(np.where(agree, c * p / a, c * (1 - p) / (1 - a)))
+    return f
+
+
+def shift_check(z: dict[str, Any], bins: tuple[int, ...] = (0, 1, 2, 3, 4)
+                ) -> dict[str, Any]:
+    """Are the keyword-held-out seeds as hard as the posts the curve is applied to? Per
+    known-token bin (:func:`known_tokens`, 4 = 4 or more): the held-out seeds' count,
+    agreement with their seeds and rightness by gold, the targets' (non-seed posts')
+    count and rightness by gold; then the kept propagated labels' estimate by the curve
+    as it is, (a) with the held-out seeds importance-weighted to the targets' bins,
+    (c) over [confidence, log(1 + known tokens)], and fitted on gold (the best any
+    reweighting of these seeds can do), beside the measured. Gold is scored only."""
+    import numpy as np
+
+    runs = sorted(int(k[3:].split("_")[0]) for k in z if k.startswith("run") and
+                  k.endswith("_held"))
+    held, post = z[f"run{runs[-1]}_held"], z[f"run{runs[-1]}_post"]
+    rows = z["calibration_rows"][held]
+    ph = post[held]
+    ok = ph.sum(axis=1) > 0
+    rows, ph = rows[ok], ph[ok]
+    raw, top, seed, gold = ph.max(axis=1), ph.argmax(axis=1), z["seed"][rows], z["gold"]
+    known, k = z["known"], len(z["cls"])
+    kept = z["source"] == "knn"
+    target = ~z["is_seed"] & (z["source"] != "reviewed") & (z["top"] >= 0)
+    bh = np.digitize(known[rows], bins[1:])
+    bt = np.digitize(known[target], bins[1:])
+    share_h = np.bincount(bh, minlength=len(bins)) / len(bh)
+    share_t = np.bincount(bt, minlength=len(bins)) / max(len(bt), 1)
+    table = {}
+    for j, b in enumerate(bins):
+        h, t = bh == j, bt == j
+        table[b] = {"held": int(h.sum()),
+                    "held_agree": round(float((top == seed)[h].mean()), 3) if h.any() else None,
+                    "held_right": round(float((top == gold[rows])[h].mean()), 3)
+                    if h.any() else None, "targets": int(t.sum()),
+                    "target_right": round(float((z["top"] == gold)[target][t].mean()), 3)
+                    if t.any() else None}
+    agree, p = top == seed, z["seed_right"][seed]
+    w = share_t[bh] / np.maximum(share_h[bh], 1e-9)
+    final = z["post"][kept]
+    x1, e1 = final.max(axis=1)[:, None], np.log1p(known[kept])[:, None]
+    est = {
+        "curve": _curve(raw[:, None], agree, p, k, np.ones(len(raw)))(x1),
+        "a_weighted": _curve(raw[:, None], agree, p, k, w / w.mean())(x1),
+        "c_evidence": _curve(np.c_[raw, np.log1p(known[rows])], agree, p, k,
+                             np.ones(len(raw)))(np.c_[x1, e1]),
+        "gold_fit": _curve(raw[:, None], top == gold[rows], np.ones(len(raw)), k,
+                           np.ones(len(raw)))(x1)}
+    return {"known_held": round(float(known[rows].mean()), 2),
+            "known_targets": round(float(known[target].mean()), 2), "bins": table,
+            "kept_propagated": {**{n: round(float(v.mean()), 3) for n, v in est.items()},
+                                "measured": round(float((z["top"] == gold)[kept].mean()),
+                                                  3)}}
+
+
 def analyse(argv: list[str]) -> int:
     import argparse
     import json
@@ -226,6 +321,8 @@ def analyse(argv: list[str]) -> int:
         if "run0_held" in z:  # a calibration run happened
             print("  correction:", json.dumps({k: round(v, 3) for k, v in
                                               correction_check(z).items()}))
+        if "known" in z:
+            print("  shift:", json.dumps(shift_check(z), ensure_ascii=False))
     return 0
 
 

@@ -206,8 +206,9 @@ def held_out_by_keyword(seed_words: Sequence[Sequence[str]], seed: np.ndarray,
     holds words nobody listed, and a seed whose keyword no source learnt from is the
     closest thing to it the seeds offer. On the chatbot questions a curve fitted on
     random held-out seeds put the kept labels' precision 0.09 above the measured one at
-    every threshold; fitted on keyword groups it is within 0.03 (README, "Label
-    quality").
+    every threshold; fitted on keyword groups it was within 0.03 with the char-only
+    classifier (with the token view it runs low on the chatbot's default and the
+    example: README, "Calibration").
 
     Example:
         >>> import numpy as np
