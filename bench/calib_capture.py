@@ -17,7 +17,9 @@ make of the estimate).
 
 Usage: python bench/calib_capture.py [--corpus chatbot petitions example chatbot-sample
        petition-sample] [--petition-rows 20000] [--out bench/out/calibration] [--analyse]
-Writes OUT/CORPUS/votes.npz.
+       [--unseen-keywords]
+Writes OUT/CORPUS/votes.npz. ``--analyse`` also prints issue 12's levers
+(:func:`lever_check`); ``--unseen-keywords`` runs lever (2b) instead (:func:`run_unseen`).
 """
 
 from __future__ import annotations
@@ -85,14 +87,22 @@ def run_corpus(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int
         final["seed_right"] = np.array([choice.seed_precision.get(c, 1.0)
                                         for c in inp.classes])
 
+    orig_grouped = P.held_out_by_keyword
+
+    def grouped_by(seed_words, seed, eligible, **k):  # type: ignore[no-untyped-def]
+        from weaklabel.labels.calibrate import keyword_groups
+
+        final["group"] = keyword_groups(seed_words, seed, eligible)
+        return orig_grouped(seed_words, seed, eligible, **k)
+
     P._held_out_run, P._final_votes, P._choose = held_run, final_votes, choose
-    P._calibrate = calibrate
+    P._calibrate, P.held_out_by_keyword = calibrate, grouped_by
     t0 = time.process_time()
     try:
         prop, _ = P.label_posts(ws, labelmap, cfg)
     finally:
         P._held_out_run, P._final_votes, P._choose = orig_run, orig_final, orig_choose
-        P._calibrate = orig_calibrate
+        P._calibrate, P.held_out_by_keyword = orig_calibrate, orig_grouped
     cpu = time.process_time() - t0
     ids = labelmap.id_of()
     g = dict(zip(gold["post_id"], gold["label"].map(lambda x: ids.get(x, x)), strict=True))
@@ -227,9 +237,10 @@ def correction_check(z: dict[str, Any]) -> dict[str, float]:
             "curve_gold": float(calibrate_confidence(raw, ~lw)(final).mean())}
 
 
-def _curve(x: Any, agree: Any, p: Any, k: int, w: Any) -> Any:
+def _curve(x: Any, agree: Any, p: Any, k: int, w: Any, *, q: float | None = None) -> Any:
     """calibrate_confidence's seed-noise-corrected Platt fit over the columns ``x``, each
-    held-out seed weighing ``w``: the levers of :func:`shift_check`."""
+    held-out seed weighing ``w``, a wrong label meeting a wrong seed with probability
+    ``q`` (chance by default): the levers of :func:`shift_check` and :func:`lever_check`."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -240,9 +251,10 @@ def _curve(x: Any, agree: Any, p: Any, k: int, w: Any) -> Any:
         return lambda z: m.predict_proba(z)[:, 1]
 
     f, p = platt(agree.astype(float)), np.clip(p, 1e-4, 1 - 1e-4)
+    q = 1.0 / (k - 1) if q is None else q
     for _ in range(30):
         c = np.clip(f(x), 1e-4, 1 - 1e-4)
-        a = c * p + (1 - c) * (1 - p) / (k - 1)
+        a = c * p + (1 - c) * (1 - p) * q
         f = platt(np.where(agree, c * p / a, c * (1 - p) / (1 - a)))
     return f
 
@@ -300,6 +312,112 @@ def shift_check(z: dict[str, Any], bins: tuple[int, ...] = (0, 1, 2, 3, 4)
                                                   3)}}
 
 
+def _rekept(z: dict[str, Any], f: Any) -> dict[str, float]:
+    """Every propagated label's confidence from the curve ``f`` (of the combined
+    confidence), kept again by the default rule (one expected-macro-F1 cut): the kept
+    set's estimated and measured precision, coverage and macro-F1."""
+    import numpy as np
+
+    from weaklabel.labels.calibrate import class_mass, global_f1_threshold
+    from weaklabel.labels.evaluate import score_labels
+
+    top, fixed = z["top"], z["fixed"]
+    cand = ~fixed & (top >= 0)
+    conf = z["conf"].copy()
+    conf[cand] = f(z["post"][cand].max(axis=1)[:, None])
+    c0 = np.where(top >= 0, conf, 0.0)
+    t, _ = global_f1_threshold(top, c0, fixed, class_mass(top, c0, z["post"]))
+    keep = fixed | (cand & (conf >= t - 1e-9))
+    names = np.array([*z["cls"], ""], dtype=object)
+    g = np.array([z["cls"][j] if j >= 0 else "?" for j in z["gold"]], dtype=object)
+    pred = np.where(keep, names[top], "")
+    return {"estimated": round(float(conf[keep].mean()), 3),
+            "measured": round(float((pred == g)[keep].mean()), 3),
+            "coverage": round(float(keep.mean()), 3),
+            "macro_f1": round(score_labels(pred.tolist(), g.tolist())["macro_f1"], 3)}
+
+
+def shift_features(votes: list[Any], post: Any, known: Any) -> Any:
+    """What a domain classifier (held-out seed or target?) reads for lever (2a): the
+    combined confidence and runner-up, log(1 + known tokens), each source's top share and
+    whether it voted, and the share of sources agreeing with the combined label."""
+    import numpy as np
+
+    cols = [post.max(axis=1), np.sort(post, axis=1)[:, -2], np.log1p(known)]
+    tops = []
+    for v in votes:
+        s = v.sum(axis=1, keepdims=True)
+        vn = np.where(s > 0, v / np.maximum(s, 1e-12), 0.0)
+        cols += [vn.max(axis=1), (s[:, 0] > 0).astype(float)]
+        tops.append(np.where(s[:, 0] > 0, vn.argmax(axis=1), -1))
+    cols.append(np.mean([t == post.argmax(axis=1) for t in tops], axis=0))
+    return np.column_stack(cols)
+
+
+def lever_check(z: dict[str, Any]) -> dict[str, Any]:
+    """Issue 12's levers on the keyword-held-out seeds, each curve's labels kept again by
+    the default rule (:func:`_rekept`): (1a) the wrong-agreement rate q estimated
+    (:func:`~weaklabel.labels.calibrate.wrong_agreement`) in place of chance, (1b) the
+    seed precision per keyword group (the label model's posterior belief in that
+    group's seeds) in place of per label, both, and both read off gold (the correction's
+    own ceiling); (2a) the held-out seeds weighted by a discriminative density ratio
+    (:func:`~weaklabel.labels.calibrate.domain_weights` over :func:`shift_features`,
+    held-out seeds against the same run's non-seed posts, clipped at the 99th
+    percentile; ESS reported); and the curve fitted on gold. Gold is scored only."""
+    import numpy as np
+
+    from weaklabel.labels.calibrate import (
+        MIN_VOTE,
+        _seed_posterior,
+        domain_weights,
+        wrong_agreement,
+    )
+
+    k = len(z["cls"])
+    r = sorted(int(x[3:].split("_")[0]) for x in z if x.startswith("run") and
+               x.endswith("_held"))[-1]
+    held, post = z[f"run{r}_held"], z[f"run{r}_post"]
+    rows = z["calibration_rows"]
+    ok = post[held].sum(axis=1) > 0
+    hr, ph = rows[held][ok], post[held][ok]
+    raw, lab, seed, gold = ph.max(axis=1), ph.argmax(axis=1), z["seed"][hr], z["gold"][hr]
+    srcs = [s for s in ("knn", "prototype", "classifier") if f"run{r}_v_{s}" in z]
+    votes = {s: z[f"run{r}_v_{s}"][held][ok] for s in srcs}
+    agree, p_label = lab == seed, z["seed_right"][seed]
+    chance = 1.0 / (k - 1)
+    q = wrong_agreement(votes, seed, lab, k)
+    lm = _seed_posterior(votes, seed, k, min_vote=MIN_VOTE)
+    belief = lm[np.arange(len(seed)), seed] if lm is not None else np.ones(len(seed))
+    grp = z["group"][hr]
+    p_group = np.array([belief[grp == g].mean() for g in grp])
+    right_seed = seed == gold
+    q_gold = float(agree[~right_seed & (lab != gold)].mean())
+    p_gold = np.array([right_seed[grp == g].mean() for g in grp])
+    target = ~z["is_seed"][rows] & (post.sum(axis=1) > 0)
+    w, ess = domain_weights(
+        shift_features(list(votes.values()), ph, z["known"][hr]),
+        shift_features([z[f"run{r}_v_{s}"][target] for s in srcs], post[target],
+                       z["known"][rows][target]))
+    x = raw[:, None]
+    one = np.ones(len(raw))
+    qe = chance if q is None else q
+    out: dict[str, Any] = {
+        "q": {"estimated": None if q is None else round(q, 3), "gold": round(q_gold, 3),
+              "chance": round(chance, 3)},
+        "p_group": {"estimated": round(float(p_group.mean()), 3),
+                    "gold": round(float(right_seed.mean()), 3),
+                    "per_label": round(float(p_label.mean()), 3)},
+        "ess": f"{ess:.0f}/{len(w)}"}
+    for name, pp, qq, ww in (("default", p_label, chance, one), ("1a_q", p_label, qe, one),
+                             ("1b_p_group", p_group, chance, one),
+                             ("1ab_both", p_group, qe, one),
+                             ("1ab_gold", p_gold, q_gold, one),
+                             ("2a_density_ratio", p_label, chance, w)):
+        out[name] = _rekept(z, _curve(x, agree, pp, k, ww, q=qq))
+    out["gold_curve"] = _rekept(z, _curve(x, lab == gold, one, k, one))
+    return out
+
+
 def analyse(argv: list[str]) -> int:
     import argparse
     import json
@@ -323,7 +441,60 @@ def analyse(argv: list[str]) -> int:
                                               correction_check(z).items()}))
         if "known" in z:
             print("  shift:", json.dumps(shift_check(z), ensure_ascii=False))
+        if "group" in z and "known" in z:
+            print("  levers:", json.dumps(lever_check(z), ensure_ascii=False))
     return 0
+
+
+def run_unseen(name: str, spec: dict[str, Any], out: Path, *, petition_rows: int) -> dict:
+    """Lever (2b): the calibration run's sources never see the held-out keywords — they
+    are taken out of the label prototypes too (the one source that reads the keywords
+    themselves; every seed's text is masked already) — and the default run's kept labels
+    are scored: estimated against measured. Gold is scored only."""
+    from collections import Counter
+
+    import numpy as np
+
+    from weaklabel.labels import propagate as P
+
+    prep = prepare_corpus(name, spec, out, petition_rows=petition_rows)
+    words: set[tuple[int, str]] = set()
+    orig_grouped, orig_calibrate = P.held_out_by_keyword, P._calibrate
+
+    def grouped_by(seed_words, seed, eligible, **k):  # type: ignore[no-untyped-def]
+        held = orig_grouped(seed_words, seed, eligible, **k)
+        for ci in set(seed[held].tolist()):
+            rows = [i for i in np.nonzero(eligible & (seed == ci))[0] if seed_words[i]]
+            freq = Counter(w for i in rows for w in seed_words[i])
+            words.update((ci, max(seed_words[i], key=lambda w: (freq[w], w)))
+                         for i in np.nonzero(held & (seed == ci))[0])
+        return held
+
+    def calibrate(inp, *a, **k):  # type: ignore[no-untyped-def]
+        kw, drop = inp.keywords, {(inp.classes[ci], w) for ci, w in words}
+        inp.keywords = {c: [w for w in ws if (c, w) not in drop] or list(ws)
+                        for c, ws in kw.items()}
+        try:
+            orig_calibrate(inp, *a, **k)
+        finally:
+            inp.keywords = kw
+
+    P.held_out_by_keyword, P._calibrate = grouped_by, calibrate
+    try:
+        prop, _ = P.label_posts(prep["ws"], prep["labelmap"], prep["cfg"])
+    finally:
+        P.held_out_by_keyword, P._calibrate = orig_grouped, orig_calibrate
+    ids = prep["labelmap"].id_of()
+    gold = prep["gold"].assign(label=prep["gold"]["label"].map(lambda g: ids.get(g, g)))
+    df = prop.labels.merge(gold.rename(columns={"label": "gold"}), on="post_id")
+    keep = (df["label"] != "").to_numpy()
+    right = (df["label"] == df["gold"]).to_numpy()
+    conf = df["confidence"].to_numpy(dtype=float)
+    row = {"held_out_keywords": len(words), "estimated": round(float(conf[keep].mean()), 3),
+           "measured": round(float(right[keep].mean()), 3),
+           "coverage": round(float(keep.mean()), 3)}
+    print(name, "keywords unseen by the calibration run:", row)
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,6 +502,11 @@ def main(argv: list[str] | None = None) -> int:
     if "--analyse" in argv:
         return analyse([a for a in argv if a != "--analyse"])
     CORPORA.update(SAMPLES)
+    if "--unseen-keywords" in argv:  # lever (2b), scored on its own
+        done = run_corpora([a for a in argv if a != "--unseen-keywords"], run_unseen,
+                           description=__doc__.splitlines()[0], rows=20_000,
+                           out=HERE / "out/calibration", filename="unseen.json")
+        return 0 if done else 1
     done = run_corpora(argv, run_corpus, description=__doc__.splitlines()[0], rows=20_000,
                        out=HERE / "out/calibration", filename="capture.json")
     return 0 if done else 1

@@ -11,12 +11,15 @@ import pytest
 from weaklabel.labels.calibrate import (
     calibrate_confidence,
     class_mass,
+    domain_weights,
     estimated_precision,
     f1_thresholds,
     global_f1_threshold,
     held_out_by_keyword,
     informative_sources,
+    keyword_groups,
     seed_precision,
+    wrong_agreement,
 )
 
 
@@ -125,6 +128,78 @@ def test_noisy_seeds_are_corrected_for_and_plain_agreement_falls_short() -> None
     # seeds that are always right: the correction changes nothing
     exact = calibrate_confidence(raw, right, seed_right=np.ones(n), ncls=k)
     assert np.allclose(exact(raw), calibrate_confidence(raw, right)(raw), atol=0.01)
+
+
+def _errs_as_the_seed(rng: np.random.Generator, n: int, k: int, q: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Held-out seeds 0.7 right whose label, where both are wrong, repeats the seed's
+    error with probability ``q`` (chance is 1/(k − 1)): raw confidence, label, seed, truth."""
+    raw = rng.uniform(0.34, 1.0, n)
+    right = rng.random(n) < 1 / (1 + np.exp(2.5 - 5 * raw))
+    true = rng.integers(0, k, n)
+    seed = np.where(rng.random(n) < 0.7, true, (true + rng.integers(1, k, n)) % k)
+    other = (true + rng.integers(1, k, n)) % k  # a wrong label at random
+    # a wrong label beside a wrong seed: the seed's error with probability q, else another
+    alt = np.array([next(j for j in range(k) if j not in (t, s))
+                    for t, s in zip(true, seed, strict=True)])
+    wrong = np.where(seed != true, np.where(rng.random(n) < q, seed, alt), other)
+    return raw, np.where(right, true, wrong), seed, true
+
+
+def test_labels_that_err_as_their_seeds_are_measured_and_corrected_for() -> None:
+    # the chance assumption (a wrong label meets a wrong seed 1/(K - 1) of the time) reads
+    # such agreement as rightness; the rate, known, puts the curve back on the truth
+    rng = np.random.default_rng(7)
+    n, k, q = 8000, 3, 0.85
+    raw, label, seed, true = _errs_as_the_seed(rng, n, k, q)
+    agree, right = label == seed, label == true
+    assert abs(float((label == seed)[(seed != true) & ~right].mean()) - q) < 0.05
+    chance = calibrate_confidence(raw, agree, seed_right=np.full(n, 0.7), ncls=k)
+    known = calibrate_confidence(raw, agree, seed_right=np.full(n, 0.7), ncls=k,
+                                 wrong_agree=q)
+    truth = right.mean()
+    assert chance(raw).mean() > truth + 0.03  # chance overstates here
+    # a noisy estimator (over seeds 7-11: within 0.025, chance 0.04-0.08 high)
+    assert abs(known(raw).mean() - truth) < 0.035
+    assert abs(known(raw).mean() - truth) < abs(chance(raw).mean() - truth)
+    # estimated without gold, from two sources that read the truth 0.9 of the time
+    votes = {s: np.eye(k)[np.where(rng.random(n) < 0.9, true, (true + 1) % k)]
+             for s in ("a", "b")}
+    est = wrong_agreement(votes, seed, label, k)
+    assert est is not None and 1 / (k - 1) < est <= 1.0 and abs(est - q) < 0.1
+    # at chance it reads chance, and one source is no verdict
+    raw, label, seed, true = _errs_as_the_seed(rng, n, k, 0.5)
+    votes = {s: np.eye(k)[np.where(rng.random(n) < 0.9, true, (true + 1) % k)]
+             for s in ("a", "b")}
+    assert abs(wrong_agreement(votes, seed, label, k) - 0.5) < 0.1  # type: ignore[operator]
+    assert wrong_agreement({"a": votes["a"]}, seed, label, k) is None
+
+
+def test_keyword_groups_are_the_groups_held_out_whole() -> None:
+    words = [["x"]] * 6 + [["y"]] * 3 + [["z", "x"]] * 2 + [["q"]] * 5 + [[]]
+    seed = np.array([0] * 11 + [1] * 5 + [-1])
+    groups = keyword_groups(words, seed, np.ones(17, dtype=bool))
+    assert groups[-1] == -1 and len(set(groups[:-1].tolist())) == 3  # x (with z), y, q
+    assert len(set(groups[:6].tolist() + groups[9:11].tolist())) == 1
+    held = held_out_by_keyword(words, seed, np.ones(17, dtype=bool), share=0.3,
+                               seed_value=1)
+    for g in set(groups[held].tolist()):
+        assert held[groups == g].all()  # what is held out is whole groups
+
+
+def test_domain_weights_undo_a_known_shift() -> None:
+    # seeds' feature ~ N(0, 1), targets' ~ N(0.5, 1): the true ratio is exp(0.5x - 0.125);
+    # a weighted mean over the seeds of anything then estimates its mean over the targets
+    rng = np.random.default_rng(8)
+    x = rng.normal(0.0, 1.0, (3000, 1))
+    t = rng.normal(0.5, 1.0, (3000, 1))
+    w, ess = domain_weights(x, t, clip=1.0)
+    y = (x[:, 0] > 0.5).astype(float)
+    assert abs(float((w * y).mean()) - float((t[:, 0] > 0.5).mean())) < 0.03
+    assert abs(y.mean() - float((t[:, 0] > 0.5).mean())) > 0.15  # unweighted: far off
+    assert 0.5 * 3000 < ess < 3000
+    same, ess_same = domain_weights(x, rng.normal(0.0, 1.0, (3000, 1)))
+    assert ess_same > 0.95 * 3000 and abs(float(same.mean()) - 1.0) < 1e-9
 
 
 def test_the_f1_threshold_sits_at_half_the_f1_it_achieves() -> None:

@@ -44,6 +44,7 @@ MIN_VOTE = 0.5
 
 def calibrate_confidence(raw: np.ndarray, correct: np.ndarray, *,
                          seed_right: np.ndarray | None = None, ncls: int = 0,
+                         wrong_agree: float | None = None,
                          iterations: int = 30) -> Callable[[np.ndarray], np.ndarray]:
     """A monotone map from raw combined confidence to the probability of being right:
     Platt scaling (a logistic curve over ``raw``) fitted on held-out seeds; ``correct``
@@ -55,12 +56,14 @@ def calibrate_confidence(raw: np.ndarray, correct: np.ndarray, *,
     With ``seed_right`` (per held-out seed, the probability that its seed label is
     itself right) ``correct`` is agreement with a noisy seed label, and the curve is
     that of being right: a label right with probability c agrees with a seed right
-    with probability p at ``a = c·p + (1 − c)(1 − p)/(K − 1)`` (``K = ncls``; a wrong
-    label meets a wrong seed by chance). EM: each held-out seed's chance that the label
-    is right given that it agrees (``c·p/a``) or not (``c(1 − p)/(1 − a)``) is the soft
-    target of the next fit. Without it a seed that the keywords got wrong counts
-    against the sources that got it right: on the chatbot questions (seeds 0.84 right)
-    the curve put the propagated labels at 0.56 where 0.62 were right.
+    with probability p at ``a = c·p + (1 − c)(1 − p)·q`` (``K = ncls``; a wrong label
+    meets a wrong seed with probability ``q = wrong_agree``, by default by chance,
+    ``1/(K − 1)``; :func:`wrong_agreement` estimates it). EM: each held-out seed's
+    chance that the label is right given that it agrees (``c·p/a``) or not
+    (``c(1 − p)/(1 − a)``) is the soft target of the next fit. Without it a seed that
+    the keywords got wrong counts against the sources that got it right: on the chatbot
+    questions (seeds 0.84 right) the curve put the propagated labels at 0.56 where 0.62
+    were right.
 
     Example:
         >>> import numpy as np
@@ -76,12 +79,48 @@ def calibrate_confidence(raw: np.ndarray, correct: np.ndarray, *,
     if seed_right is None or ncls < 2 or len(raw) < 10:
         return f
     p = np.clip(np.asarray(seed_right, dtype=float), 1e-4, 1 - 1e-4)
+    q = 1.0 / (ncls - 1) if wrong_agree is None else float(wrong_agree)
     for _ in range(iterations):
         c = np.clip(f(raw), 1e-4, 1 - 1e-4)
-        a = c * p + (1 - c) * (1 - p) / (ncls - 1)
+        a = c * p + (1 - c) * (1 - p) * q
         target = np.where(correct > 0.5, c * p / a, c * (1 - p) / (1 - a))
         f = _platt(raw, target)
     return f
+
+
+def domain_weights(held: np.ndarray, target: np.ndarray, *, clip: float = 0.99
+                   ) -> tuple[np.ndarray, float]:
+    """Covariate-shift weights for the held-out seeds: a discriminative density ratio.
+    A logistic domain classifier (features standardised on ``target``, the two sets
+    weighed equally) tells a held-out seed's feature row (``held``) from a target's;
+    each held-out seed weighs ``p(target | x) / p(seed | x)``, clipped at the ``clip``
+    quantile, scaled to mean 1. Returns the weights and their effective sample size
+    ``(Σw)² / Σw²`` (as many as there are seeds when nothing shifts).
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(0, 1, (400, 1))  # the seeds sit left of the targets
+        >>> w, ess = domain_weights(x, rng.normal(1, 1, (400, 1)))
+        >>> bool(w[x[:, 0] > 1].mean() > w[x[:, 0] < 0].mean()), bool(ess < 400)
+        (True, True)
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    held = np.asarray(held, dtype=float)
+    target = np.asarray(target, dtype=float)
+    mu, sd = target.mean(axis=0), target.std(axis=0) + 1e-9
+    x = np.vstack([held, target])
+    y = np.r_[np.zeros(len(held)), np.ones(len(target))]
+    model = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced")
+    model.fit((x - mu) / sd, y)
+    p = np.clip(model.predict_proba((held - mu) / sd)[:, 1], 1e-6, 1 - 1e-6)
+    w = p / (1 - p)
+    if clip < 1:
+        w = np.minimum(w, np.quantile(w, clip))
+    w = w / w.mean()
+    return w, float(w.sum() ** 2 / (w ** 2).sum())
 
 
 def _platt(raw: np.ndarray, correct: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -161,22 +200,70 @@ def seed_precision(votes: Mapping[str, np.ndarray], truth: np.ndarray,
     """
     import numpy as np
 
+    truth = np.asarray(truth, dtype=int)
+    post = _seed_posterior(votes, truth, len(classes), min_vote=min_vote)
+    if post is None:
+        post = np.eye(len(classes))[truth]
+    return {c: round(float(post[truth == ci, ci].mean()), 4)
+            for ci, c in enumerate(classes) if (truth == ci).any()}
+
+
+def _seed_posterior(votes: Mapping[str, np.ndarray], truth: np.ndarray, ncls: int, *,
+                    min_vote: float) -> np.ndarray | None:
+    """The one-coin label model's posterior [held-out, classes] over the seed label and
+    the informative sources' votes (:func:`seed_precision`), None with fewer than two
+    informative sources beside the seed."""
+    import numpy as np
+
     from weaklabel.labels.sources import fit_label_model
 
-    truth = np.asarray(truth, dtype=int)
-    ncls = len(classes)
     lm_votes = {}
     for s in informative_sources(votes, truth):
         top = _tops(votes[s], min_vote=min_vote)
         if (top >= 0).any():  # a source with no vote left has nothing to say
             lm_votes[s] = np.eye(ncls)[np.maximum(top, 0)] * (top >= 0)[:, None]
+    if len(lm_votes) < 2:
+        return None
     lm_votes["keyword"] = np.eye(ncls)[truth]
-    if len(lm_votes) > 2:
-        post, _ = fit_label_model(lm_votes)
-    else:
-        post = np.eye(ncls)[truth]
-    return {c: round(float(post[truth == ci, ci].mean()), 4)
-            for ci, c in enumerate(classes) if (truth == ci).any()}
+    return fit_label_model(lm_votes)[0]
+
+
+def wrong_agreement(votes: Mapping[str, np.ndarray], truth: np.ndarray, label: np.ndarray,
+                    ncls: int, *, min_vote: float = MIN_VOTE) -> float | None:
+    """How often a wrong label agrees with a wrong seed (the ``q`` of
+    :func:`calibrate_confidence`), estimated without gold from the held-out seeds: the
+    label model of :func:`seed_precision` gives each one's posterior r over its true
+    class; where the label (``label``, class indices) agrees with the seed (``truth``)
+    both are wrong with probability ``1 − r[seed]``, where they differ with ``1 − r[seed]
+    − r[label]``; q is the first mass over both. None when fewer than two sources are
+    informative. Chance is ``1/(K − 1)``; labels that err the way their seeds do (both
+    reading the same words) push it up: on the chatbot questions' keyword-held-out seeds
+    it reads 0.69 where gold says 0.70 (README, "Calibration").
+
+    Example:
+        >>> import numpy as np
+        >>> truth = np.array([0] * 40 + [1] * 40 + [2] * 40)  # seed labels
+        >>> real = truth.copy(); real[:10] = 1  # ten seeds of 0 are really 1
+        >>> label = truth.copy(); label[8:10] = 2  # 8 of those 10 labels err as the seed
+        >>> round(wrong_agreement({"a": np.eye(3)[real], "b": np.eye(3)[real]},
+        ...                       truth, label, 3), 2)
+        0.8
+    """
+    import numpy as np
+
+    truth = np.asarray(truth, dtype=int)
+    label = np.asarray(label, dtype=int)
+    post = _seed_posterior(votes, truth, ncls, min_vote=min_vote)
+    if post is None:
+        return None
+    rows = np.arange(len(truth))
+    both = np.where(label == truth, 1 - post[rows, truth],
+                    np.clip(1 - post[rows, truth] - post[rows, np.maximum(label, 0)], 0, 1))
+    both = np.where(label >= 0, both, 0.0)
+    total = float(both.sum())
+    if total < 1e-9:
+        return None
+    return float(both[label == truth].sum()) / total
 
 
 def estimated_precision(confidence: Sequence[float]) -> float | None:
@@ -218,21 +305,15 @@ def held_out_by_keyword(seed_words: Sequence[Sequence[str]], seed: np.ndarray,
         >>> int(held.sum()), len({words[i][0] for i in np.nonzero(held)[0]})
         (2, 1)
     """
-    from collections import Counter
-
     import numpy as np
 
     seed = np.asarray(seed, dtype=int)
     held = np.zeros(len(seed), dtype=bool)
     rng = np.random.default_rng(seed_value)
-    for ci in sorted(set(seed[eligible & (seed >= 0)].tolist())):
-        rows = [i for i in np.nonzero(eligible & (seed == ci))[0].tolist() if seed_words[i]]
+    for groups in _label_groups(seed_words, seed, eligible).values():
+        rows = [i for g in groups.values() for i in g]
         if len(rows) < 5:
             continue
-        freq = Counter(w for i in rows for w in seed_words[i])
-        groups: dict[str, list[int]] = {}
-        for i in rows:
-            groups.setdefault(max(seed_words[i], key=lambda w: (freq[w], w)), []).append(i)
         names = sorted(groups)
         target, got = share * len(rows), 0
         for j in rng.permutation(len(names)):
@@ -246,6 +327,47 @@ def held_out_by_keyword(seed_words: Sequence[Sequence[str]], seed: np.ndarray,
         if not got and len(smallest) <= len(rows) / 2:  # only big groups: the smallest
             held[smallest] = True
     return held
+
+
+def _label_groups(seed_words: Sequence[Sequence[str]], seed: np.ndarray,
+                  eligible: np.ndarray) -> dict[int, dict[str, list[int]]]:
+    """Per label, its eligible seeds grouped by their most common label word."""
+    from collections import Counter
+
+    import numpy as np
+
+    seed = np.asarray(seed, dtype=int)
+    out: dict[int, dict[str, list[int]]] = {}
+    for ci in sorted(set(seed[eligible & (seed >= 0)].tolist())):
+        rows = [i for i in np.nonzero(eligible & (seed == ci))[0].tolist() if seed_words[i]]
+        freq = Counter(w for i in rows for w in seed_words[i])
+        groups: dict[str, list[int]] = {}
+        for i in rows:
+            groups.setdefault(max(seed_words[i], key=lambda w: (freq[w], w)), []).append(i)
+        out[ci] = groups
+    return out
+
+
+def keyword_groups(seed_words: Sequence[Sequence[str]], seed: np.ndarray,
+                   eligible: np.ndarray) -> np.ndarray:
+    """The keyword group of every post, as :func:`held_out_by_keyword` groups them: an
+    integer id per (label, most common label word), -1 for a post in no group.
+
+    Example:
+        >>> import numpy as np
+        >>> keyword_groups([["a"], ["b"], ["a"], []], np.array([0, 0, 0, -1]),
+        ...                np.ones(4, bool)).tolist()
+        [0, 1, 0, -1]
+    """
+    import numpy as np
+
+    out = np.full(len(seed), -1, dtype=int)
+    gid = 0
+    for _, groups in sorted(_label_groups(seed_words, seed, eligible).items()):
+        for name in sorted(groups):
+            out[groups[name]] = gid
+            gid += 1
+    return out
 
 
 def f1_thresholds(top: np.ndarray, conf: np.ndarray, fixed: np.ndarray,

@@ -58,6 +58,7 @@ from weaklabel.labels.calibrate import (  # importable from here too
     global_f1_threshold,
     held_out_by_keyword,
     seed_precision,
+    wrong_agreement,
 )
 from weaklabel.labels.knn import CosineKNN  # lives in knn.py; importable from here too
 from weaklabel.labels.labelmap import (
@@ -611,9 +612,13 @@ def _calibrate(inp: SourceInput, choice: _Choice, held: np.ndarray, grouped: np.
     if grouped.sum() >= MIN_HELDOUT:
         rows = _calibration_rows(grouped, cfg)
         sub = _subset(inp, rows)
-        _, post = _held_out_run(sub, grouped[rows], mvecs[rows], mhas[rows], choice, cfg)
+        gv, post = _held_out_run(sub, grouped[rows], mvecs[rows], mhas[rows], choice, cfg)
         ph, truth = post[grouped[rows]], sub.seed[grouped[rows]]
         ok = ph.sum(axis=1) > 0
+        # a diagnostic: the curve assumes a wrong label meets a wrong seed by chance
+        q = wrong_agreement({s: v[grouped[rows]][ok] for s, v in gv.items() if s != "keyword"},
+                            truth[ok], ph[ok].argmax(axis=1), len(inp.classes))
+        choice.estimates["wrong_agreement"] = None if q is None else round(q, 4)
         right = [choice.seed_precision.get(inp.classes[j], 1.0) for j in truth[ok]]
         choice.agree = calibrate_confidence(ph[ok].max(axis=1),
                                             ph[ok].argmax(axis=1) == truth[ok])
