@@ -360,10 +360,12 @@ def lever_check(z: dict[str, Any]) -> dict[str, Any]:
     (:func:`~weaklabel.labels.calibrate.wrong_agreement`) in place of chance, (1b) the
     seed precision per keyword group (the label model's posterior belief in that
     group's seeds) in place of per label, both, and both read off gold (the correction's
-    own ceiling); (2a) the held-out seeds weighted by a discriminative density ratio
+    own ceiling); (1b') that belief read off the random held-out run instead; (2a) the
+    held-out seeds weighted by a discriminative density ratio
     (:func:`~weaklabel.labels.calibrate.domain_weights` over :func:`shift_features`,
     held-out seeds against the same run's non-seed posts, clipped at the 99th
-    percentile; ESS reported); and the curve fitted on gold. Gold is scored only."""
+    percentile; ESS reported); (1b') with (2a); and the curve fitted on gold. Gold is
+    scored only."""
     import numpy as np
 
     from weaklabel.labels.calibrate import (
@@ -393,6 +395,20 @@ def lever_check(z: dict[str, Any]) -> dict[str, Any]:
     right_seed = seed == gold
     q_gold = float(agree[~right_seed & (lab != gold)].mean())
     p_gold = np.array([right_seed[grp == g].mean() for g in grp])
+    # (1b') the same per group, but read off the random held-out run (other seeds of the
+    # keyword learnt from, so not the votes the calibration label is made of); a group
+    # with no seed held out there keeps its label's
+    if "choose_held" in z:
+        ch, cv = z["choose_held"], {s: z[f"cv_{s}"] for s in srcs}
+    else:  # no choosing pass: the calibration's own random held-out run, run0
+        ch, cv = z["run0_held"], {s: z[f"run0_v_{s}"] for s in srcs}
+    lm_r = _seed_posterior({s: v[ch] for s, v in cv.items()}, z["seed"][ch], k,
+                           min_vote=MIN_VOTE)
+    p_random = p_label.copy()
+    if lm_r is not None:
+        bel_r, g_r = lm_r[np.arange(int(ch.sum())), z["seed"][ch]], z["group"][ch]
+        p_random = np.array([bel_r[g_r == g].mean() if (g_r == g).any() else pl
+                             for g, pl in zip(grp, p_label, strict=True)])
     target = ~z["is_seed"][rows] & (post.sum(axis=1) > 0)
     w, ess = domain_weights(
         shift_features(list(votes.values()), ph, z["known"][hr]),
@@ -406,13 +422,16 @@ def lever_check(z: dict[str, Any]) -> dict[str, Any]:
               "chance": round(chance, 3)},
         "p_group": {"estimated": round(float(p_group.mean()), 3),
                     "gold": round(float(right_seed.mean()), 3),
-                    "per_label": round(float(p_label.mean()), 3)},
+                    "per_label": round(float(p_label.mean()), 3),
+                    "random_run": round(float(p_random.mean()), 3)},
         "ess": f"{ess:.0f}/{len(w)}"}
     for name, pp, qq, ww in (("default", p_label, chance, one), ("1a_q", p_label, qe, one),
                              ("1b_p_group", p_group, chance, one),
                              ("1ab_both", p_group, qe, one),
                              ("1ab_gold", p_gold, q_gold, one),
-                             ("2a_density_ratio", p_label, chance, w)):
+                             ("1b_p_group_random_run", p_random, chance, one),
+                             ("2a_density_ratio", p_label, chance, w),
+                             ("1b_random_run_2a", p_random, chance, w)):
         out[name] = _rekept(z, _curve(x, agree, pp, k, ww, q=qq))
     out["gold_curve"] = _rekept(z, _curve(x, lab == gold, one, k, one))
     return out
