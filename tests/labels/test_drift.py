@@ -237,3 +237,17 @@ def test_first_pin_keeps_a_map_on_its_own_clustering(write_labelmap: Any) -> Non
     assert pin == {c: list(ws_) for c, ws_ in CLUSTERS.items()}
     assert lines == ["hair: reviewed on another clustering, its clusters found by their "
                      "recorded words (1 → 4)"]
+
+
+def test_a_long_drift_names_two_labels_and_counts_the_rest() -> None:
+    from weaklabel.labels.propagate import PropagateSummary
+
+    lines = tuple(f"label{i}: reviewed on another clustering, its clusters found by their "
+                  f"recorded words ({i} → {i + 10})" for i in range(6))
+    base: dict[str, Any] = dict(posts=10, seed=5, knn=4, abstain=1, reviewed=0, coverage=0.9,
+                keyword_coverage=0.5, images=10, labelled_images=9, cv_accuracy=None)
+    text = PropagateSummary(**base, cluster_drift=lines).text()
+    assert lines[0] in text and lines[1] in text and lines[2] not in text
+    assert "… 4 more label(s), all in post_labels.parquet.meta.json" in text
+    short = PropagateSummary(**base, cluster_drift=lines[:3]).text()
+    assert all(line in short for line in lines[:3]) and "more label(s)" not in short

@@ -1141,7 +1141,14 @@ class PropagateSummary(Summary):
                     f"precision {self.estimated_precision:.3f}")
         labels = ", ".join(f"{k or '(none)'} {v}" for k, v in self.labels.items())
         if self.cluster_drift:
-            out += "; drift since the map was reviewed: " + "; ".join(self.cluster_drift)
+            # a map reviewed on another clustering can move every label: name two, count
+            # the rest (all of them are in post_labels.parquet.meta.json)
+            shown = self.cluster_drift[:2] if len(self.cluster_drift) > 3 \
+                else self.cluster_drift
+            more = len(self.cluster_drift) - len(shown)
+            out += ("; drift since the map was reviewed: " + "; ".join(shown)
+                    + (f"; … {more} more label(s), all in post_labels.parquet.meta.json"
+                       if more else ""))
         return f"{out}; labels: {labels}; {self.labelled_images}/{self.images} images labelled"
 
 
