@@ -159,7 +159,8 @@ RESHUFFLED = {7: CLUSTERS[2], 3: ["립스틱", "틴트", "입술"], 4: ["립밤"
 
 
 def test_a_map_reviewed_on_another_clustering_keeps_its_seeds(
-        embedded_workspace: Path, write_labelmap: Callable[..., Path]) -> None:
+        embedded_workspace: Path, write_labelmap: Callable[..., Path],
+        caplog: pytest.LogCaptureFixture) -> None:
     """First use in a workspace clustered otherwise: the map's recorded words are the
     pin, so every seed keeps the label it had on the clustering the map was reviewed on."""
     ws = Workspace(embedded_workspace)
@@ -173,7 +174,11 @@ def test_a_map_reviewed_on_another_clustering_keeps_its_seeds(
     # a teammate's fresh workspace, clustered at another K: no pin yet
     ws.path("labelmap.pin.json").unlink()
     _write_clusters(ws, RESHUFFLED)
-    second = run_propagate(ws, cfg)
+    with caplog.at_level(logging.WARNING):
+        second = run_propagate(ws, cfg)
+    # a person who edited the ids against this clustering learns how to say so
+    assert any("copy cluster_words from" in r.getMessage()
+               and "labelmap.draft.yaml" in r.getMessage() for r in caplog.records)
     assert second.summary.cluster_drift == (
         "lips: reviewed on another clustering, its clusters found by their recorded words "
         "(0 → 3)",

@@ -1095,8 +1095,14 @@ def _current_labelmap(ws: Workspace, labelmap_path: Any, digest: str
     drift = pinned_clusters(labelmap, pinned, current)
     lines += drift_lines(labelmap, drift)
     if lines:
+        shown = "; ".join(lines[:4]) + (f"; … {len(lines) - 4} more" if len(lines) > 4 else "")
+        # a map whose ids were edited against this run's clusters while its cluster_words
+        # stayed those of an older draft reads, here, like a map reviewed elsewhere
+        stale = (f"; if its cluster ids were edited against this run's clusters, copy "
+                 f"cluster_words from {ws.path('labelmap.draft.yaml')} into it"
+                 if new_pin is not None else "")
         log.warning("%s: clusters re-made since review, labelling with the reviewed words: "
-                    "%s", labelmap.path, "; ".join(lines))
+                    "%s%s", labelmap.path, shown, stale)
     return labelmap, drift.clusters, new_pin, lines
 
 
