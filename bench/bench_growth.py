@@ -5,14 +5,17 @@ with the reviewed ``examples/labelmap.yaml`` (its first use pins the clusters it
 ``labelmap.pin.json``); then a new day of 1,000 posts (another seed, new post ids) is
 appended and ``build`` runs again: tokenize, Word2Vec and KMeans re-run on the grown
 corpus. Scenario ``userdict``: the same first build, then user-dictionary words are added
-and removed and ``build`` runs again.
+and removed and ``build`` runs again. Scenario ``otherk``: the same first build, then the
+same posts and map in a fresh workspace clustered at another K with another seed (a
+teammate's clone, a ``--k-range`` that picks another K): the map's first use there, found
+by its recorded ``cluster_words``.
 
 Reported per scenario: whether the rebuild went on or stopped with exit 3 (and its
 message), the share of the earlier seed posts that keep the same label, the share of
 earlier seeds still seeds, and seed coverage before and after. Without images: only the
 text stages matter here.
 
-Usage: python bench/bench_growth.py [--posts 5000] [--new 1000] [--scenario growth userdict]
+Usage: python bench/bench_growth.py [--posts 5000] [--new 1000] [--scenario growth userdict otherk]
 Writes bench/out/growth.json.
 """
 
@@ -27,7 +30,16 @@ from typing import Any
 
 # The scenarios' set-up is shared with tests/labels/test_growth.py; a script's own folder
 # is on sys.path, so the sibling module imports as it is.
-from scenarios import ADDED, REMOVED, ROOT, append_day, edit_userdict, generate, growth_config
+from scenarios import (
+    ADDED,
+    REMOVED,
+    ROOT,
+    append_day,
+    edit_userdict,
+    generate,
+    growth_config,
+    other_clustering,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -66,7 +78,12 @@ def scenario(name: str, out: Path, n_posts: int, n_new: int, k: int) -> dict[str
     if first.stopped:
         return res
     before = pd.read_parquet(root / "ws/post_labels.parquet")
-    if name == "growth":
+    ws = root / "ws"
+    if name == "otherk":
+        ws = root / "ws_otherk"
+        cfg = other_clustering(cfg, ws, k=k - 5, seed=cfg.cluster.seed + 1)
+        res["other_k"] = k - 5
+    elif name == "growth":
         res["appended"] = append_day(posts, generate(root / "day2", posts=n_new, seed=11))
     else:
         edit_userdict(userdict)
@@ -81,10 +98,10 @@ def scenario(name: str, out: Path, n_posts: int, n_new: int, k: int) -> dict[str
     if grown.stopped:
         res.update(outcome="stopped", message=grown.stopped)
         return res
-    after = pd.read_parquet(root / "ws/post_labels.parquet")
+    after = pd.read_parquet(ws / "post_labels.parquet")
     from weaklabel.workspace import Workspace
 
-    meta = Workspace(root / "ws").read_meta("post_labels.parquet") or {}
+    meta = Workspace(ws).read_meta("post_labels.parquet") or {}
     res.update(outcome="continued", **seed_figures(before, after),
                seed_share_after=round(float((after["source"] == "seed").mean()), 4),
                cluster_drift=(meta.get("summary") or {}).get("cluster_drift"))
@@ -96,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--posts", type=int, default=5000)
     ap.add_argument("--new", type=int, default=1000)
     ap.add_argument("--k", type=int, default=40, help="clusters (the example config's 40)")
-    ap.add_argument("--scenario", nargs="+", choices=("growth", "userdict"),
-                    default=["growth", "userdict"])
+    ap.add_argument("--scenario", nargs="+", choices=("growth", "userdict", "otherk"),
+                    default=["growth", "userdict", "otherk"])
     ap.add_argument("--out", type=Path, default=HERE / "out/growth")
     args = ap.parse_args(argv)
     results = {}

@@ -159,7 +159,8 @@ RESHUFFLED = {7: CLUSTERS[2], 3: ["립스틱", "틴트", "입술"], 4: ["립밤"
 
 
 def test_a_map_reviewed_on_another_clustering_keeps_its_seeds(
-        embedded_workspace: Path, write_labelmap: Callable[..., Path]) -> None:
+        embedded_workspace: Path, write_labelmap: Callable[..., Path],
+        caplog: pytest.LogCaptureFixture) -> None:
     """First use in a workspace clustered otherwise: the map's recorded words are the
     pin, so every seed keeps the label it had on the clustering the map was reviewed on."""
     ws = Workspace(embedded_workspace)
@@ -173,7 +174,11 @@ def test_a_map_reviewed_on_another_clustering_keeps_its_seeds(
     # a teammate's fresh workspace, clustered at another K: no pin yet
     ws.path("labelmap.pin.json").unlink()
     _write_clusters(ws, RESHUFFLED)
-    second = run_propagate(ws, cfg)
+    with caplog.at_level(logging.WARNING):
+        second = run_propagate(ws, cfg)
+    # a person who edited the ids against this clustering learns how to say so
+    assert any("copy cluster_words from" in r.getMessage()
+               and "labelmap.draft.yaml" in r.getMessage() for r in caplog.records)
     assert second.summary.cluster_drift == (
         "lips: reviewed on another clustering, its clusters found by their recorded words "
         "(0 → 3)",
@@ -237,3 +242,17 @@ def test_first_pin_keeps_a_map_on_its_own_clustering(write_labelmap: Any) -> Non
     assert pin == {c: list(ws_) for c, ws_ in CLUSTERS.items()}
     assert lines == ["hair: reviewed on another clustering, its clusters found by their "
                      "recorded words (1 → 4)"]
+
+
+def test_a_long_drift_names_two_labels_and_counts_the_rest() -> None:
+    from weaklabel.labels.propagate import PropagateSummary
+
+    lines = tuple(f"label{i}: reviewed on another clustering, its clusters found by their "
+                  f"recorded words ({i} → {i + 10})" for i in range(6))
+    base: dict[str, Any] = dict(posts=10, seed=5, knn=4, abstain=1, reviewed=0, coverage=0.9,
+                keyword_coverage=0.5, images=10, labelled_images=9, cv_accuracy=None)
+    text = PropagateSummary(**base, cluster_drift=lines).text()
+    assert lines[0] in text and lines[1] in text and lines[2] not in text
+    assert "… 4 more label(s), all in post_labels.parquet.meta.json" in text
+    short = PropagateSummary(**base, cluster_drift=lines[:3]).text()
+    assert all(line in short for line in lines[:3]) and "more label(s)" not in short

@@ -1100,8 +1100,14 @@ def _current_labelmap(ws: Workspace, labelmap_path: Any, digest: str
     drift = pinned_clusters(labelmap, pinned, current)
     lines += drift_lines(labelmap, drift)
     if lines:
+        shown = "; ".join(lines[:4]) + (f"; … {len(lines) - 4} more" if len(lines) > 4 else "")
+        # a map whose ids were edited against this run's clusters while its cluster_words
+        # stayed those of an older draft reads, here, like a map reviewed elsewhere
+        stale = (f"; if its cluster ids were edited against this run's clusters, copy "
+                 f"cluster_words from {ws.path('labelmap.draft.yaml')} into it"
+                 if new_pin is not None else "")
         log.warning("%s: clusters re-made since review, labelling with the reviewed words: "
-                    "%s", labelmap.path, "; ".join(lines))
+                    "%s%s", labelmap.path, shown, stale)
     return labelmap, drift.clusters, new_pin, lines
 
 
@@ -1146,7 +1152,14 @@ class PropagateSummary(Summary):
                     f"precision {self.estimated_precision:.3f}")
         labels = ", ".join(f"{k or '(none)'} {v}" for k, v in self.labels.items())
         if self.cluster_drift:
-            out += "; drift since the map was reviewed: " + "; ".join(self.cluster_drift)
+            # a map reviewed on another clustering can move every label: name two, count
+            # the rest (all of them are in post_labels.parquet.meta.json)
+            shown = self.cluster_drift[:2] if len(self.cluster_drift) > 3 \
+                else self.cluster_drift
+            more = len(self.cluster_drift) - len(shown)
+            out += ("; drift since the map was reviewed: " + "; ".join(shown)
+                    + (f"; … {more} more label(s), all in post_labels.parquet.meta.json"
+                       if more else ""))
         return f"{out}; labels: {labels}; {self.labelled_images}/{self.images} images labelled"
 
 
