@@ -15,7 +15,9 @@ Three steps, each reusable on its own (compute, group, decide):
    32 × 32 grey thumbnails agree (:func:`thumb_agreement`: the correlation of their
    detail at two scales, brightness, contrast and the broad light gradient taken out,
    at least :data:`MIN_AGREEMENT`), or agree once one is cropped to match the other
-   (:func:`aligned_agreement`, at least :data:`MIN_ALIGNED`). A brightened copy whose
+   (:func:`aligned_agreement`, at least :data:`MIN_ALIGNED`, or the lower
+   :data:`MIN_ALIGNED_CLOSE` for a pair within :func:`close_radius` bits, where the hash
+   and the aligned detail are two measures that must both agree). A brightened copy whose
    highlights clip moves pHash by 8–10 bits, a 5–10 % crop by up to 20, as far as some
    unrelated photos of similar light; their detail does not agree. Then connected
    components.
@@ -337,6 +339,21 @@ best one is taken, so look-alikes score higher by chance (unrelated pictures wit
 bits at most 0.91 among the bundled example's 160 px drawings; 2–10 % crops of ~900 px
 scenes 0.88–0.98, most above 0.92)."""
 
+MIN_ALIGNED_CLOSE = 0.90
+"""Least :func:`aligned_agreement` for a pair within :func:`close_radius` bits: two
+independent measures must both say "near" (the hash's signs of the broad light, and the
+aligned detail), so the bar on the second can be lower than :data:`MIN_ALIGNED`, which
+stands alone out to the candidate radius. Unrelated pictures within 10 bits reach at most
+0.884 (bundled example), 0.836 (900 px dump); 10 % crops of ~900 px scenes there score
+0.82–0.96."""
+
+
+def close_radius(threshold: int, bits: int = 64) -> int:
+    """Hamming radius within which a pair counts on :data:`MIN_ALIGNED_CLOSE`: 4 bits past
+    the threshold (10 for 6), where plain pHash still places most 10 % crops (23 of 40
+    ~900 px scenes) and no unrelated picture of the benchmarks scores high once aligned."""
+    return min(candidate_radius(threshold, bits), threshold + 4)
+
 
 @functools.lru_cache(maxsize=4)
 def _window_matrices(side: int) -> np.ndarray:
@@ -479,6 +496,14 @@ class NearSearch:
     threshold: int = 6
 
 
+def _aligned_bar(d: np.ndarray, close: int) -> np.ndarray:
+    """Least aligned agreement for pairs ``d`` bits apart: :data:`MIN_ALIGNED_CLOSE`
+    within ``close`` bits, :data:`MIN_ALIGNED` beyond."""
+    import numpy as np
+
+    return np.where(d <= close, MIN_ALIGNED_CLOSE, MIN_ALIGNED)
+
+
 def _near_groups(cand: Sequence[FileRow], rank: Callable[[str], Any], near: NearSearch
                  ) -> tuple[list[tuple[str, list[tuple[str, int]]]],
                             dict[str, tuple[float, bool]]]:
@@ -504,7 +529,8 @@ def _near_groups(cand: Sequence[FileRow], rank: Callable[[str], Any], near: Near
     unsure = far & (agree < MIN_AGREEMENT)
     aligned = np.full(len(ci), -1.0)
     aligned[unsure] = aligned_agreement(thumbs, ci[unsure], cj[unsure])
-    ok = ~far | (agree >= MIN_AGREEMENT) | (aligned >= MIN_ALIGNED)
+    close = close_radius(threshold, near.bits)
+    ok = ~far | (agree >= MIN_AGREEMENT) | (aligned >= _aligned_bar(cd, close))
     # far pair -> (score, whether it needed aligning), or None: not a copy
     checked: dict[tuple[int, int], tuple[float, bool] | None] = {
         (a, b): None if not good else (r, False) if r >= MIN_AGREEMENT else (al, True)
@@ -524,8 +550,9 @@ def _near_groups(cand: Sequence[FileRow], rank: Callable[[str], Any], near: Near
             ia, ib = np.array([key[0]]), np.array([key[1]])
             r = float(thumb_agreement(detail, ia, ib)[0])
             al = -1.0 if r >= MIN_AGREEMENT else float(aligned_agreement(thumbs, ia, ib)[0])
+            bar = float(_aligned_bar(np.array([dist(a, b)]), close)[0])
             checked[key] = (r, False) if r >= MIN_AGREEMENT else (
-                (al, True) if al >= MIN_ALIGNED else None)
+                (al, True) if al >= bar else None)
         return checked[key]
 
     def linked(a: str, b: str) -> bool:
