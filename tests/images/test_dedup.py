@@ -596,6 +596,18 @@ def test_a_ten_percent_crop_joins_when_hash_and_aligned_detail_both_agree(
         assert r["kind"] == "near" and "aligned for a crop" in r["reason"]
 
 
+def test_close_radius_is_ten_bits_of_64_within_the_candidate_search() -> None:
+    """The band where two measures decide: up to 10 bits of 64 at the default threshold,
+    never past the candidate search (2 × threshold), no band once the threshold reaches
+    it, and scaled for a shorter hash."""
+    from weaklabel.images.dedup import candidate_radius, close_radius
+
+    assert close_radius(6) == 10
+    assert close_radius(4) == candidate_radius(4) == 8
+    assert close_radius(12) == 12  # the threshold itself: nothing between
+    assert close_radius(3, bits=32) == 5 and close_radius(2, bits=32) == 4
+
+
 def test_different_drawings_close_in_phash_stay_apart_when_aligned_detail_differs(
         tmp_path: Path) -> None:
     """Two pairs of different drawings of one topic (the bundled example's, 160 px) that

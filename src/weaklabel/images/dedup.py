@@ -349,10 +349,12 @@ stands alone out to the candidate radius. Unrelated pictures within 10 bits reac
 
 
 def close_radius(threshold: int, bits: int = 64) -> int:
-    """Hamming radius within which a pair counts on :data:`MIN_ALIGNED_CLOSE`: 4 bits past
-    the threshold (10 for 6), where plain pHash still places most 10 % crops (23 of 40
-    ~900 px scenes) and no unrelated picture of the benchmarks scores high once aligned."""
-    return min(candidate_radius(threshold, bits), threshold + 4)
+    """Hamming radius within which a pair counts on :data:`MIN_ALIGNED_CLOSE`: 10 bits of
+    64 (scaled for shorter hashes), where plain pHash still places most 10 % crops (23 of
+    40 ~900 px scenes) and no unrelated picture of the benchmarks scores high once
+    aligned; never beyond the candidate search, and no band at all when the threshold
+    already reaches it (a pair within the threshold needs no second look)."""
+    return min(candidate_radius(threshold, bits), max(threshold, round(bits * 10 / 64)))
 
 
 @functools.lru_cache(maxsize=4)
