@@ -330,22 +330,28 @@ def thumb_agreement(detail: np.ndarray | Sequence[np.ndarray], i: np.ndarray,
 
 CROP_FRACTIONS = (0.0, 0.03, 0.06, 0.1)
 """Share of a side a copy may have lost to a crop, for :func:`aligned_agreement`: each
-side is tried whole or cut by these shares, the cut at the start, the middle or the end."""
+side is tried whole or cut by these shares, split between its two ends as
+:data:`CROP_OFFSETS` says."""
 
-MIN_ALIGNED = 0.93
+CROP_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""Where a cut of :data:`CROP_FRACTIONS` falls: the share of it taken from the start of
+the side (0: all from the start, 1: all from the end)."""
+
+MIN_ALIGNED = 0.94
 """Least :func:`aligned_agreement` for a pair beyond the hash threshold whose thumbnails
-do not agree as they are. Higher than :data:`MIN_AGREEMENT`: of ~200 crop windows the
-best one is taken, so look-alikes score higher by chance (unrelated pictures within 12
-bits at most 0.91 among the bundled example's 160 px drawings; 2–10 % crops of ~900 px
-scenes 0.88–0.98, most above 0.92)."""
+do not agree as they are. Higher than :data:`MIN_AGREEMENT`: of ~500 crop windows the
+best one is taken, so look-alikes score higher by chance (unrelated pictures 11–12 bits
+apart reach 0.924 among the bundled example's 160 px drawings and 0.932 on the 900 px
+dump)."""
 
 MIN_ALIGNED_CLOSE = 0.90
 """Least :func:`aligned_agreement` for a pair within :func:`close_radius` bits: two
 independent measures must both say "near" (the hash's signs of the broad light, and the
 aligned detail), so the bar on the second can be lower than :data:`MIN_ALIGNED`, which
 stands alone out to the candidate radius. Unrelated pictures within 10 bits reach at most
-0.884 (bundled example), 0.836 (900 px dump); 10 % crops of ~900 px scenes there score
-0.82–0.96."""
+0.891 (bundled example) and 0.836 (900 px dump), drawings recoloured in another palette
+0.883; 10 % crops of ~900 px scenes that close to their original score 0.914–0.967
+(``bench/bench_images.py --only near-measures``)."""
 
 
 def close_radius(threshold: int, bits: int = 64) -> int:
@@ -367,7 +373,7 @@ def _window_matrices(side: int) -> np.ndarray:
     mats = []
     rows = np.arange(side)
     for f in CROP_FRACTIONS:
-        for o in (0.0,) if f == 0 else (0.0, 0.5, 1.0):
+        for o in (0.0,) if f == 0 else CROP_OFFSETS:
             pos = o * f * side + (rows + 0.5) * (1 - f) - 0.5
             base = np.floor(pos)
             m = np.zeros((side, side))
@@ -390,10 +396,11 @@ def _quadratic(q: np.ndarray, u: np.ndarray) -> np.ndarray:
 def aligned_agreement(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *,
                       chunk: int = 64) -> np.ndarray:
     """:func:`thumb_agreement` of pairs ``(i[k], j[k])`` once one picture is cropped to
-    match the other: the best over every window of :data:`CROP_FRACTIONS` per axis
-    (resampled to the full thumbnail, bilinear), either picture being the cropped copy's
-    source, the whole picture excluded. A crop of 5–10 % moves pHash by up to 20 bits
-    and scatters the plain detail correlation; aligned, the copy's detail agrees again.
+    match the other: the best over every window of :data:`CROP_FRACTIONS` at each of
+    :data:`CROP_OFFSETS` per axis (resampled to the full thumbnail, bilinear), either
+    picture being the cropped copy's source, the whole picture excluded. A crop of
+    5–10 % moves pHash by up to 20 bits and scatters the plain detail correlation;
+    aligned, the copy's detail agrees again.
 
     Every window's correlation comes from small matrix products, no window is built:
     the fixed picture's detail has zero mean in each block and unit length, so the
