@@ -324,8 +324,8 @@ def thumb_agreement(detail: np.ndarray | Sequence[np.ndarray], i: np.ndarray,
     import numpy as np
 
     if isinstance(detail, np.ndarray):
-        return (detail[i] * detail[j]).sum(axis=1)
-    return np.min([(d[i] * d[j]).sum(axis=1) for d in detail], axis=0)
+        return np.einsum("ij,ij->i", detail[i], detail[j])
+    return np.min([np.einsum("ij,ij->i", d[i], d[j]) for d in detail], axis=0)
 
 
 CROP_FRACTIONS = (0.0, 0.03, 0.06, 0.1)
@@ -532,8 +532,10 @@ def _near_groups(cand: Sequence[FileRow], rank: Callable[[str], Any], near: Near
     index_of = {p: k for k, p in enumerate(paths)}
     threshold = near.threshold
     ci, cj, cd = find_near_pairs(hashes, candidate_radius(threshold, near.bits), bits=near.bits)
-    agree = thumb_agreement(detail, ci, cj)
     far = cd > threshold
+    # Within the threshold a pair is a copy outright: only the far ones are verified.
+    agree = np.ones(len(ci))
+    agree[far] = thumb_agreement(detail, ci[far], cj[far])
     # Beyond the threshold and unlike as they are: maybe a crop; align the thumbnails.
     unsure = far & (agree < MIN_AGREEMENT)
     aligned = np.full(len(ci), -1.0)
