@@ -538,16 +538,33 @@ def _near_groups(cand: Sequence[FileRow], rank: Callable[[str], Any], near: Near
     agree[far] = thumb_agreement(detail, ci[far], cj[far])
     # Beyond the threshold and unlike as they are: maybe a crop; align the thumbnails.
     unsure = far & (agree < MIN_AGREEMENT)
+    sure = ~far | (agree >= MIN_AGREEMENT)
+    # Aligning costs ~1 ms a pair: only where it can matter. An unsure pair inside a
+    # component the sure pairs already make cannot change the components; of those,
+    # only the ones with the component's first kept file are asked for by the stars
+    # (verify() aligns any other it is asked for, one by one).
+    label = np.arange(len(paths))
+    for c in _components(len(paths), zip(ci[sure].tolist(), cj[sure].tolist(), strict=True)):
+        label[c] = c[0]
     aligned = np.full(len(ci), -1.0)
-    aligned[unsure] = aligned_agreement(thumbs, ci[unsure], cj[unsure])
+    bridge = unsure & (label[ci] != label[cj])
+    aligned[bridge] = aligned_agreement(thumbs, ci[bridge], cj[bridge])
     close = close_radius(threshold, near.bits)
-    ok = ~far | (agree >= MIN_AGREEMENT) | (aligned >= _aligned_bar(cd, close))
+    ok = sure | (aligned >= _aligned_bar(cd, close))
+    comps = _components(len(paths), zip(ci[ok].tolist(), cj[ok].tolist(), strict=False))
+    first = np.full(len(paths), -1)
+    for c in comps:
+        first[c] = min(c, key=lambda x: rank(paths[x]))
+    asked = unsure & ~bridge & ((first[ci] == cj) | (first[cj] == ci))
+    aligned[asked] = aligned_agreement(thumbs, ci[asked], cj[asked])
+    ok |= asked & (aligned >= _aligned_bar(cd, close))
     # far pair -> (score, whether it needed aligning), or None: not a copy
+    decided = far & (sure | bridge | asked)
     checked: dict[tuple[int, int], tuple[float, bool] | None] = {
         (a, b): None if not good else (r, False) if r >= MIN_AGREEMENT else (al, True)
-        for a, b, r, al, good in zip(ci[far].tolist(), cj[far].tolist(), agree[far].tolist(),
-                                     aligned[far].tolist(), ok[far].tolist(), strict=True)}
-    comps = _components(len(paths), zip(ci[ok].tolist(), cj[ok].tolist(), strict=False))
+        for a, b, r, al, good in zip(ci[decided].tolist(), cj[decided].tolist(),
+                                     agree[decided].tolist(), aligned[decided].tolist(),
+                                     ok[decided].tolist(), strict=True)}
 
     def dist(a: str, b: str) -> int:
         return int((hash_of[a] ^ hash_of[b]).bit_count())
