@@ -596,6 +596,41 @@ def test_a_ten_percent_crop_joins_when_hash_and_aligned_detail_both_agree(
         assert r["kind"] == "near" and "aligned for a crop" in r["reason"]
 
 
+def test_a_crop_joins_through_a_member_only_if_it_agrees_with_the_kept_file(
+        tmp_path: Path) -> None:
+    """Stars, not components: c is within the threshold of b, b of the kept a, and c is
+    9 bits from a. With c's thumbnail a 10 % crop of a's picture, c joins a's group on
+    its own check against a (aligned within close_radius), whatever joins it to b; with
+    c's thumbnail an unrelated picture, the chain through b does not carry it in."""
+    from weaklabel.images.checks import Task, examine
+
+    pic, other = _drawing(15, 600), _drawing(16, 600)
+    w, h = pic.size
+    files = {"orig": pic, "crop": pic.crop((w * 4 // 100, h * 6 // 100, w * 94 // 100,
+                                             h * 96 // 100)), "other": other}
+    thumb = {}
+    for name, im in files.items():
+        p = write(tmp_path / f"{name}.jpg", jpeg_bytes(im, quality=85))
+        thumb[name] = examine(Task(str(p), p.name, p.stat().st_size, True, ("phash", 8),
+                                   10**9))["thumb"]
+    base = 0x0F0F_0F0F_3333_5555
+    hashes = {"a.jpg": base, "b.jpg": base ^ 0x7, "c.jpg": base ^ 0x7 ^ (0x3F << 8)}
+
+    def rows(c_thumb: bytes) -> list[dict[str, Any]]:
+        thumbs = {"a.jpg": thumb["orig"], "b.jpg": thumb["orig"], "c.jpg": c_thumb}
+        return [{"path": p, "size": 1000 + k, "dev": 1, "ino": k, "sha1": None,
+                 "status": "ok", "hash": f"{hv:016x}", "degenerate": None,
+                 "thumb": thumbs[p]} for k, (p, hv) in enumerate(hashes.items())]
+
+    near = NearSearch("phash", 64, 6)
+    crop, _ = find_groups(rows(thumb["crop"]), keep_rank(), near=near)
+    assert {(r[2], r[3]) for r in crop} == {("a.jpg", "b.jpg"), ("a.jpg", "c.jpg")}
+    c_row = next(r for r in crop if r[3] == "c.jpg")
+    assert c_row[4] == 9 and "aligned for a crop" in c_row[5]
+    apart, _ = find_groups(rows(thumb["other"]), keep_rank(), near=near)
+    assert {(r[2], r[3]) for r in apart} == {("a.jpg", "b.jpg")}
+
+
 def test_close_radius_is_ten_bits_of_64_within_the_candidate_search() -> None:
     """The band where two measures decide: up to 10 bits of 64 at the default threshold,
     never past the candidate search (2 × threshold), no band once the threshold reaches
