@@ -242,6 +242,31 @@ def imagededup_groups(root: Path, threshold: int, workers: int) -> list[list[str
     return [g for g in comp.values() if len(g) > 1]
 
 
+def near_dump_rows(root: Path, truth: Truth, cfg: Any, threshold: int, workers: int, tmp: Path,
+                   res: dict[str, Any], row: Callable[..., None]) -> None:
+    """The near-copy rows of the dump: weaklabel dedup cold and warm, imagededup PHash at
+    the same threshold, each scored on the planted near copies."""
+    from weaklabel.images.dedup import run_dedup
+    from weaklabel.images.purge import image_stage
+
+    t, d = timed(lambda: run_dedup(*image_stage(root, tmp / "dedup", cfg), progress=False))
+    f, n, false = truth.score_groups(weaklabel_groups(d.outputs[0]), truth.near)
+    row("near copies", "weaklabel dedup", f"{f}/{n}", t, f"{false} false merges")
+    res.update(wl_dedup_s=t, wl_dedup_cpu=LAST_CPU[0], wl_near_found=f, wl_near_false=false)
+    t2, _ = timed(lambda: run_dedup(*image_stage(root, tmp / "dedup", cfg), progress=False))
+    row("near copies", "weaklabel dedup (warm)", f"{f}/{n}", t2)
+    res["wl_dedup_warm_s"] = t2
+    t, g = timed(imagededup_groups, root, threshold, workers)
+    if g is None:
+        row("near copies", "imagededup PHash", "-", None, "not installed")
+        return
+    f, n, false = truth.score_groups(g, truth.near)
+    row("near copies", f"imagededup PHash (<= {threshold} bits)", f"{f}/{n}", t,
+        f"{false} false merges")
+    res.update(imagededup_s=t, imagededup_cpu=LAST_CPU[0], imagededup_near_found=f,
+               imagededup_near_false=false)
+
+
 def weaklabel_groups(csv_path: Path, kinds: tuple[str, ...] = ("exact", "near")
                      ) -> list[list[str]]:
     by: dict[str, list[str]] = {}
@@ -640,6 +665,142 @@ def crop_look_bench(out: Path, originals: int, size: int, side: int = 64) -> dic
     return {k: sorted(v) for k, v in scores.items()}
 
 
+def _thumb_hashes(thumb: bytes) -> tuple[int, int]:
+    """dHash and wHash (8 × 8) of a stored 32 × 32 thumbnail: measures a second check
+    could use without reading the file again."""
+    import imagehash
+    from PIL import Image
+
+    im = Image.frombytes("L", (32, 32), thumb)
+    return int(str(imagehash.dhash(im)), 16), int(str(imagehash.whash(im)), 16)
+
+
+def near_measures(tree: Path, family: dict[str, str], label: Callable[[str, str], str | None],
+                  workers: int) -> dict[str, list[dict[str, float]]]:
+    """Every pair within the candidate radius that ``label`` names, with each measure a
+    rule could use: pHash bits as dedup stores it and as imagededup computes it
+    (``imagehash.phash`` of the whole decoded picture), the plain and the aligned
+    thumbnail agreement, and dHash / wHash bits of the thumbnails."""
+    import imagehash
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from weaklabel.images import dedup as D
+    from weaklabel.images.checks import Task, examine
+
+    rels = sorted(family)
+    seen = {}
+    for rel in rels:
+        p = tree / rel
+        r = examine(Task(str(p), rel, p.stat().st_size, True, ("phash", 8), 10**9))
+        if r["hash"] is not None:
+            seen[rel] = r
+    paths = sorted(seen)
+    hashes = np.array([int(seen[p]["hash"], 16) for p in paths], dtype=np.uint64)
+    thumbs = np.array([np.frombuffer(seen[p]["thumb"], np.uint8) for p in paths])
+    detail = [D.thumb_detail(thumbs, b) for b in D.DETAIL_BLOCKS]
+    ci, cj, cd = D.find_near_pairs(hashes, D.candidate_radius(6))
+    keep = [k for k, (a, b) in enumerate(zip(ci.tolist(), cj.tolist(), strict=True))
+            if label(paths[a], paths[b]) is not None]
+    ci, cj, cd = ci[keep], cj[keep], cd[keep]
+    agree = D.thumb_agreement(detail, ci, cj)
+    aligned = D.aligned_agreement(thumbs, ci, cj)
+    plain: dict[int, int] = {}
+    thash: dict[int, tuple[int, int]] = {}
+    for k in {*ci.tolist(), *cj.tolist()}:
+        with Image.open(tree / paths[k]) as im:
+            plain[k] = int(str(imagehash.phash(ImageOps.exif_transpose(im).convert("L"))), 16)
+        thash[k] = _thumb_hashes(seen[paths[k]]["thumb"])
+    out: dict[str, list[dict[str, float]]] = {}
+    for a, b, d, ag, al in zip(ci.tolist(), cj.tolist(), cd.tolist(), agree.tolist(),
+                               aligned.tolist(), strict=True):
+        name = label(paths[a], paths[b])
+        assert name is not None
+        out.setdefault(name, []).append({
+            "phash": d, "plain phash": (plain[a] ^ plain[b]).bit_count(), "agreement": ag,
+            "aligned": al, "thumb dhash": (thash[a][0] ^ thash[b][0]).bit_count(),
+            "thumb whash": (thash[a][1] ^ thash[b][1]).bit_count(),
+            "pair": f"{paths[a]} {paths[b]}"})
+    return out
+
+
+MEASURES = ("phash", "plain phash", "agreement", "aligned", "thumb dhash", "thumb whash")
+
+
+def near_measures_bench(edits_dir: Path, originals: int, size: int, dump: Path,
+                        example: Path, workers: int) -> dict[str, Any]:
+    """Distributions of every measure (:func:`near_measures`) for the pairs the near rule
+    must join (5 and 10 % crops and their originals) and the pairs it must not (different
+    scenes; the same drawing in other colours; the 900 px dump's and the bundled example's
+    unrelated pictures), and how many of each the rule of :mod:`weaklabel.images.dedup`
+    (within ``close_radius`` bits and aligned at ``MIN_ALIGNED_CLOSE``, or aligned at
+    ``MIN_ALIGNED``, or plain agreement) accepts beyond the threshold."""
+    import numpy as np
+
+    from weaklabel.images import dedup as D
+
+    tree, rows = near_edits_tree(edits_dir, originals, size)
+    fam = {r["path"]: r["family"] for r in rows if r["kind"] != "uniform"}
+    kind = {r["path"]: r["kind"] for r in rows}
+
+    def edits_label(a: str, b: str) -> str | None:
+        ks = {kind[a], kind[b]}
+        if fam[a] == fam[b]:
+            if "original" in ks and ks & {"crop_5", "crop_10"}:
+                return f"near-edits: {(ks - {'original'}).pop()} / its original"
+            return None
+        if "recoloured" in ks and fam[a].split("-")[0] == fam[b].split("-")[0]:
+            return "near-edits: recoloured drawing / a file of its scene"
+        return "near-edits: files of different scenes"
+
+    sets = [(tree, fam, edits_label)]
+    for root, title in ((dump, "900 px dump"), (example, "bundled example")):
+        faults = root.parent / "image_faults.csv"
+        if not faults.exists():
+            print(f"({title}: {root} not generated, skipped)", file=sys.stderr)
+            continue
+        truth = Truth(faults, rel_files(root))
+        sets.append((root, truth.family,
+                     lambda a, b, t=truth, n=title: (f"{n}: unrelated" if t.family[a]
+                                                     != t.family[b] else None)))
+    res: dict[str, Any] = {}
+    for root, family, label in sets:
+        res.update(near_measures(root, family, label, workers))
+    thr = 6
+    close = D.close_radius(thr)
+
+    def joined(x: dict[str, float], close_bar: float) -> bool:
+        return x["agreement"] >= D.MIN_AGREEMENT or x["aligned"] >= (
+            close_bar if x["phash"] <= close else D.MIN_ALIGNED)
+
+    print(f"pairs {thr + 1}-{D.candidate_radius(thr)} pHash bits apart (beyond the threshold "
+          f"{thr}, within the candidate search); joined: plain agreement >= "
+          f"{D.MIN_AGREEMENT}, or aligned >= {D.MIN_ALIGNED}; now also, within {close} bits, "
+          f"aligned >= {D.MIN_ALIGNED_CLOSE}\n")
+    print("| pairs | n | " + " | ".join(MEASURES) + f" | within {close} bits: n, aligned "
+          "| joined before → now |")
+    print("|---" * (len(MEASURES) + 4) + "|")
+    for name, every in sorted(res.items()):
+        items = [x for x in every if x["phash"] > thr]
+        if not items:
+            continue
+        cells = []
+        for m in MEASURES:
+            v = np.array([x[m] for x in items], float)
+            fmt = "{:.0f}" if m.endswith("hash") else "{:.3f}"
+            cells.append(f"{fmt.format(v.min())}–{fmt.format(np.median(v))}–"
+                         f"{fmt.format(v.max())}")
+        near = np.array([x["aligned"] for x in items if x["phash"] <= close])
+        within = (f"{len(near)}, {near.min():.3f}–{np.median(near):.3f}–{near.max():.3f}"
+                  if len(near) else "0")
+        before = sum(joined(x, D.MIN_ALIGNED) for x in items)
+        now = sum(joined(x, D.MIN_ALIGNED_CLOSE) for x in items)
+        print(f"| {name} | {len(items)} | " + " | ".join(cells)
+              + f" | {within} | {before} → {now} |")
+    print("\n(min–median–max; bits for the hashes)")
+    return res
+
+
 # --- corrupt files: purge beside the seed loop, and its JPEG verdict on damaged files -------
 
 
@@ -783,9 +944,12 @@ def main() -> None:
     ap.add_argument("--exact-tree", type=Path, default=None,
                     help="only the exact-duplicate table, on this tree")
     ap.add_argument("--reps", type=int, default=3, help="runs per contender (--exact-tree)")
-    ap.add_argument("--only", choices=("near-edits", "purge", "jpeg-damage", "crop-look"),
+    ap.add_argument("--only", choices=("near-edits", "near-dump", "near-measures", "purge",
+                                       "jpeg-damage", "crop-look"),
                     default=None,
-                    help="near-edits: only the per-edit near-duplicate table; purge: only "
+                    help="near-edits: only the per-edit near-duplicate table; near-dump: "
+                         "only the near-copy rows of the dump; near-measures: every measure of "
+                         "the crop and unrelated pairs a near rule could use; purge: only "
                          "the corrupt-file rows; jpeg-damage: purge's JPEG verdict against "
                          "Pillow's on the damaged corpus of tests/images/jpeg_damage.py; "
                          "crop-look: a second look for cropped copies, scored on the "
@@ -803,6 +967,15 @@ def main() -> None:
         out = Path("bench/out/images_edits.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2))
+        return
+    if args.only == "near-measures":
+        from weaklabel.config import resolve_workers as _rw
+
+        generate(args.dir, args.posts, args.size, _rw(args.workers))
+        res = near_measures_bench(args.dir.parent / f"edits{args.originals}", args.originals,
+                                  args.size, args.dir / "images", ROOT / "examples" / "data"
+                                  / "images", _rw(args.workers))
+        Path("bench/out/images_measures.json").write_text(json.dumps(res, indent=1))
         return
     if args.only == "crop-look":
         crop_look_bench(args.dir.parent / f"edits{args.originals}", args.originals, args.size)
@@ -848,22 +1021,16 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="wl-bench-"))
     try:
-        # near duplicates
-        t, d = timed(lambda: run_dedup(*image_stage(root, tmp / "dedup", cfg), progress=False))
-        f, n, false = truth.score_groups(weaklabel_groups(d.outputs[0]), truth.near)
-        row("near copies", "weaklabel dedup", f"{f}/{n}", t, f"{false} false merges")
-        res.update(wl_dedup_s=t, wl_near_found=f, wl_near_false=false)
-        t2, _ = timed(lambda: run_dedup(*image_stage(root, tmp / "dedup", cfg), progress=False))
-        row("near copies", "weaklabel dedup (warm)", f"{f}/{n}", t2)
-        res["wl_dedup_warm_s"] = t2
-        t, g = timed(imagededup_groups, root, threshold, workers)
-        if g is None:
-            row("near copies", "imagededup PHash", "-", None, "not installed")
-        else:
-            f, n, false = truth.score_groups(g, truth.near)
-            row("near copies", f"imagededup PHash (<= {threshold} bits)", f"{f}/{n}", t,
-                f"{false} false merges")
-            res.update(imagededup_s=t, imagededup_near_found=f, imagededup_near_false=false)
+        near_dump_rows(root, truth, cfg, threshold, workers, tmp, res, row)
+        if args.only == "near-dump":
+            for check, tool, recall, secs, cpu, note in table:
+                print(f"| {check} | {tool} | {recall} | {secs or 0:.2f} | {cpu or 0:.2f} "
+                      f"| {note} |")
+            if "imagededup_cpu" in res:
+                cpu_ratio = res["imagededup_cpu"] / res["wl_dedup_cpu"]
+                print(f"near: imagededup / weaklabel, CPU {cpu_ratio:.2f}, wall "
+                      f"{res['imagededup_s'] / res['wl_dedup_s']:.2f} (target >= 3)")
+            return
 
         # exact duplicates
         def exact(ws: Path) -> list[list[str]]:

@@ -537,6 +537,144 @@ def test_a_cropped_copy_beyond_the_threshold_verifies_once_aligned(tmp_path: Pat
     assert len(rows) == 2  # the two pictures stay apart
 
 
+def _pair_scores(root: Path, a: str, b: str) -> tuple[int, float, float]:
+    """What dedup sees of two files: pHash distance, plain and aligned thumbnail
+    agreement."""
+    from weaklabel.images.checks import Task, examine
+    from weaklabel.images.dedup import (
+        DETAIL_BLOCKS,
+        aligned_agreement,
+        thumb_agreement,
+        thumb_detail,
+    )
+
+    seen = [examine(Task(str(root / r), r, (root / r).stat().st_size, True, ("phash", 8),
+                         10**9)) for r in (a, b)]
+    thumbs = np.array([np.frombuffer(x["thumb"], np.uint8) for x in seen])
+    i, j = np.array([0]), np.array([1])
+    plain = thumb_agreement([thumb_detail(thumbs, k) for k in DETAIL_BLOCKS], i, j)
+    return ((int(seen[0]["hash"], 16) ^ int(seen[1]["hash"], 16)).bit_count(),
+            float(plain[0]), float(aligned_agreement(thumbs, i, j)[0]))
+
+
+def test_a_ten_percent_crop_joins_when_hash_and_aligned_detail_both_agree(
+        tmp_path: Path) -> None:
+    """A copy with 10 % cut from its sides sits 8–10 pHash bits from its original (beyond
+    the threshold) and its aligned thumbnails agree at 0.90–0.94, under the bar a pair
+    must pass on that one score (MIN_ALIGNED): within close_radius bits the two measures
+    together decide, and it joins its original."""
+    from weaklabel.images.dedup import (
+        MIN_AGREEMENT,
+        MIN_ALIGNED,
+        MIN_ALIGNED_CLOSE,
+        close_radius,
+    )
+
+    root = tmp_path / "img"
+    posts = (15, 32)
+    for post in posts:
+        a = _drawing(post, 600)
+        w, h = a.size
+        write(root / f"{post}" / "orig.jpg", jpeg_bytes(a, quality=85))
+        write(root / f"{post}" / "crop.jpg",
+              jpeg_bytes(a.crop((w * 4 // 100, h * 6 // 100, w * 94 // 100, h * 96 // 100)),
+                         quality=85))
+    threshold = ImagesConfig().near_threshold
+    for post in posts:
+        d, plain, aligned = _pair_scores(root, f"{post}/orig.jpg", f"{post}/crop.jpg")
+        # only the two-measure rule can join them: not the hash alone, not the plain
+        # thumbnails, not the aligned score on its own bar
+        assert threshold < d <= close_radius(threshold), (post, d)
+        assert plain < MIN_AGREEMENT and MIN_ALIGNED_CLOSE <= aligned < MIN_ALIGNED, (
+            post, plain, aligned)
+    one = Config(images=ImagesConfig(workers=1))
+    rows = read_csv(run_dedup(*image_stage(root, tmp_path / "ws", one)).outputs[0])
+    assert len(rows) == 2  # one pair per picture, the pictures apart
+    for post in posts:
+        r = next(r for r in rows if {r["kept"], r["duplicate"]}
+                 == {f"{post}/orig.jpg", f"{post}/crop.jpg"})
+        assert r["kind"] == "near" and "aligned for a crop" in r["reason"]
+
+
+def test_a_crop_joins_through_a_member_only_if_it_agrees_with_the_kept_file(
+        tmp_path: Path) -> None:
+    """Stars, not components: c is within the threshold of b, b of the kept a, and c is
+    9 bits from a. With c's thumbnail a 10 % crop of a's picture, c joins a's group on
+    its own check against a (aligned within close_radius), whatever joins it to b; with
+    c's thumbnail an unrelated picture, the chain through b does not carry it in."""
+    from weaklabel.images.checks import Task, examine
+
+    pic, other = _drawing(15, 600), _drawing(16, 600)
+    w, h = pic.size
+    files = {"orig": pic, "crop": pic.crop((w * 4 // 100, h * 6 // 100, w * 94 // 100,
+                                             h * 96 // 100)), "other": other}
+    thumb = {}
+    for name, im in files.items():
+        p = write(tmp_path / f"{name}.jpg", jpeg_bytes(im, quality=85))
+        thumb[name] = examine(Task(str(p), p.name, p.stat().st_size, True, ("phash", 8),
+                                   10**9))["thumb"]
+    base = 0x0F0F_0F0F_3333_5555
+    hashes = {"a.jpg": base, "b.jpg": base ^ 0x7, "c.jpg": base ^ 0x7 ^ (0x3F << 8)}
+
+    def rows(c_thumb: bytes) -> list[dict[str, Any]]:
+        thumbs = {"a.jpg": thumb["orig"], "b.jpg": thumb["orig"], "c.jpg": c_thumb}
+        return [{"path": p, "size": 1000 + k, "dev": 1, "ino": k, "sha1": None,
+                 "status": "ok", "hash": f"{hv:016x}", "degenerate": None,
+                 "thumb": thumbs[p]} for k, (p, hv) in enumerate(hashes.items())]
+
+    near = NearSearch("phash", 64, 6)
+    crop, _ = find_groups(rows(thumb["crop"]), keep_rank(), near=near)
+    assert {(r[2], r[3]) for r in crop} == {("a.jpg", "b.jpg"), ("a.jpg", "c.jpg")}
+    c_row = next(r for r in crop if r[3] == "c.jpg")
+    assert c_row[4] == 9 and "aligned for a crop" in c_row[5]
+    apart, _ = find_groups(rows(thumb["other"]), keep_rank(), near=near)
+    assert {(r[2], r[3]) for r in apart} == {("a.jpg", "b.jpg")}
+
+
+def test_close_radius_is_ten_bits_of_64_within_the_candidate_search() -> None:
+    """The band where two measures decide: up to 10 bits of 64 at the default threshold,
+    never past the candidate search (2 × threshold), no band once the threshold reaches
+    it, and scaled for a shorter hash."""
+    from weaklabel.images.dedup import candidate_radius, close_radius
+
+    assert close_radius(6) == 10
+    assert close_radius(4) == candidate_radius(4) == 8
+    assert close_radius(12) == 12  # the threshold itself: nothing between
+    assert close_radius(3, bits=32) == 5 and close_radius(2, bits=32) == 4
+
+
+def test_different_drawings_close_in_phash_stay_apart_when_aligned_detail_differs(
+        tmp_path: Path) -> None:
+    """Two pairs of different drawings of one topic (the bundled example's, 160 px) that
+    pHash places 8 and 10 bits apart, within close_radius: their aligned thumbnails
+    agree at 0.87–0.89, below MIN_ALIGNED_CLOSE, so the second measure keeps them
+    apart though the first says "near"."""
+    from weaklabel.images.dedup import MIN_AGREEMENT, MIN_ALIGNED_CLOSE, close_radius
+
+    repo = str(Path(__file__).resolve().parents[2])
+    import sys
+
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    from examples.generate import JPEG_QUALITY, draw_image
+
+    root = tmp_path / "img"
+    pairs = (((392, 1), (1429, 2)), ((359, 2), (1423, 1)))  # (post, image k), topic 8
+    for n, pair in enumerate(pairs):
+        for post, k in pair:
+            write(root / f"{n}" / f"p{post}_{k}.jpg",
+                  jpeg_bytes(draw_image(7, post, k, 8, 160), quality=JPEG_QUALITY))
+    threshold = ImagesConfig().near_threshold
+    names = [tuple(f"{n}/p{post}_{k}.jpg" for post, k in pair) for n, pair in enumerate(pairs)]
+    for a, b in names:
+        d, plain, aligned = _pair_scores(root, a, b)
+        assert threshold < d <= close_radius(threshold), (a, b, d)
+        assert plain < MIN_AGREEMENT and 0.85 < aligned < MIN_ALIGNED_CLOSE, (a, b, aligned)
+    one = Config(images=ImagesConfig(workers=1))
+    rows = read_csv(run_dedup(*image_stage(root, tmp_path / "ws", one)).outputs[0])
+    assert rows == []
+
+
 def test_a_chain_beyond_the_candidate_radius_is_verified_against_the_kept_file() -> None:
     """A~B~C~D, each 6 bits from the next, D 18 bits from A (beyond the candidate
     search's reach): with the same picture in every thumbnail D still joins A's group,

@@ -15,7 +15,9 @@ Three steps, each reusable on its own (compute, group, decide):
    32 × 32 grey thumbnails agree (:func:`thumb_agreement`: the correlation of their
    detail at two scales, brightness, contrast and the broad light gradient taken out,
    at least :data:`MIN_AGREEMENT`), or agree once one is cropped to match the other
-   (:func:`aligned_agreement`, at least :data:`MIN_ALIGNED`). A brightened copy whose
+   (:func:`aligned_agreement`, at least :data:`MIN_ALIGNED`, or the lower
+   :data:`MIN_ALIGNED_CLOSE` for a pair within :func:`close_radius` bits, where the hash
+   and the aligned detail are two measures that must both agree). A brightened copy whose
    highlights clip moves pHash by 8–10 bits, a 5–10 % crop by up to 20, as far as some
    unrelated photos of similar light; their detail does not agree. Then connected
    components.
@@ -322,20 +324,43 @@ def thumb_agreement(detail: np.ndarray | Sequence[np.ndarray], i: np.ndarray,
     import numpy as np
 
     if isinstance(detail, np.ndarray):
-        return (detail[i] * detail[j]).sum(axis=1)
-    return np.min([(d[i] * d[j]).sum(axis=1) for d in detail], axis=0)
+        return np.einsum("ij,ij->i", detail[i], detail[j])
+    return np.min([np.einsum("ij,ij->i", d[i], d[j]) for d in detail], axis=0)
 
 
 CROP_FRACTIONS = (0.0, 0.03, 0.06, 0.1)
 """Share of a side a copy may have lost to a crop, for :func:`aligned_agreement`: each
-side is tried whole or cut by these shares, the cut at the start, the middle or the end."""
+side is tried whole or cut by these shares, split between its two ends as
+:data:`CROP_OFFSETS` says."""
 
-MIN_ALIGNED = 0.93
+CROP_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""Where a cut of :data:`CROP_FRACTIONS` falls: the share of it taken from the start of
+the side (0: all from the start, 1: all from the end)."""
+
+MIN_ALIGNED = 0.94
 """Least :func:`aligned_agreement` for a pair beyond the hash threshold whose thumbnails
-do not agree as they are. Higher than :data:`MIN_AGREEMENT`: of ~200 crop windows the
-best one is taken, so look-alikes score higher by chance (unrelated pictures within 12
-bits at most 0.91 among the bundled example's 160 px drawings; 2–10 % crops of ~900 px
-scenes 0.88–0.98, most above 0.92)."""
+do not agree as they are. Higher than :data:`MIN_AGREEMENT`: of ~500 crop windows the
+best one is taken, so look-alikes score higher by chance (unrelated pictures 11–12 bits
+apart reach 0.924 among the bundled example's 160 px drawings and 0.932 on the 900 px
+dump)."""
+
+MIN_ALIGNED_CLOSE = 0.90
+"""Least :func:`aligned_agreement` for a pair within :func:`close_radius` bits: two
+independent measures must both say "near" (the hash's signs of the broad light, and the
+aligned detail), so the bar on the second can be lower than :data:`MIN_ALIGNED`, which
+stands alone out to the candidate radius. Unrelated pictures within 10 bits reach at most
+0.891 (bundled example) and 0.836 (900 px dump), drawings recoloured in another palette
+0.883; 10 % crops of ~900 px scenes that close to their original score 0.914–0.967
+(``bench/bench_images.py --only near-measures``)."""
+
+
+def close_radius(threshold: int, bits: int = 64) -> int:
+    """Hamming radius within which a pair counts on :data:`MIN_ALIGNED_CLOSE`: 10 bits of
+    64 (scaled for shorter hashes), where plain pHash still places most 10 % crops (23 of
+    40 ~900 px scenes) and no unrelated picture of the benchmarks scores high once
+    aligned; never beyond the candidate search, and no band at all when the threshold
+    already reaches it (a pair within the threshold needs no second look)."""
+    return min(candidate_radius(threshold, bits), max(threshold, round(bits * 10 / 64)))
 
 
 @functools.lru_cache(maxsize=4)
@@ -348,7 +373,7 @@ def _window_matrices(side: int) -> np.ndarray:
     mats = []
     rows = np.arange(side)
     for f in CROP_FRACTIONS:
-        for o in (0.0,) if f == 0 else (0.0, 0.5, 1.0):
+        for o in (0.0,) if f == 0 else CROP_OFFSETS:
             pos = o * f * side + (rows + 0.5) * (1 - f) - 0.5
             base = np.floor(pos)
             m = np.zeros((side, side))
@@ -371,10 +396,11 @@ def _quadratic(q: np.ndarray, u: np.ndarray) -> np.ndarray:
 def aligned_agreement(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *,
                       chunk: int = 64) -> np.ndarray:
     """:func:`thumb_agreement` of pairs ``(i[k], j[k])`` once one picture is cropped to
-    match the other: the best over every window of :data:`CROP_FRACTIONS` per axis
-    (resampled to the full thumbnail, bilinear), either picture being the cropped copy's
-    source, the whole picture excluded. A crop of 5–10 % moves pHash by up to 20 bits
-    and scatters the plain detail correlation; aligned, the copy's detail agrees again.
+    match the other: the best over every window of :data:`CROP_FRACTIONS` at each of
+    :data:`CROP_OFFSETS` per axis (resampled to the full thumbnail, bilinear), either
+    picture being the cropped copy's source, the whole picture excluded. A crop of
+    5–10 % moves pHash by up to 20 bits and scatters the plain detail correlation;
+    aligned, the copy's detail agrees again.
 
     Every window's correlation comes from small matrix products, no window is built:
     the fixed picture's detail has zero mean in each block and unit length, so the
@@ -479,6 +505,14 @@ class NearSearch:
     threshold: int = 6
 
 
+def _aligned_bar(d: np.ndarray, close: int) -> np.ndarray:
+    """Least aligned agreement for pairs ``d`` bits apart: :data:`MIN_ALIGNED_CLOSE`
+    within ``close`` bits, :data:`MIN_ALIGNED` beyond."""
+    import numpy as np
+
+    return np.where(d <= close, MIN_ALIGNED_CLOSE, MIN_ALIGNED)
+
+
 def _near_groups(cand: Sequence[FileRow], rank: Callable[[str], Any], near: NearSearch
                  ) -> tuple[list[tuple[str, list[tuple[str, int]]]],
                             dict[str, tuple[float, bool]]]:
@@ -498,19 +532,39 @@ def _near_groups(cand: Sequence[FileRow], rank: Callable[[str], Any], near: Near
     index_of = {p: k for k, p in enumerate(paths)}
     threshold = near.threshold
     ci, cj, cd = find_near_pairs(hashes, candidate_radius(threshold, near.bits), bits=near.bits)
-    agree = thumb_agreement(detail, ci, cj)
     far = cd > threshold
+    # Within the threshold a pair is a copy outright: only the far ones are verified.
+    agree = np.ones(len(ci))
+    agree[far] = thumb_agreement(detail, ci[far], cj[far])
     # Beyond the threshold and unlike as they are: maybe a crop; align the thumbnails.
     unsure = far & (agree < MIN_AGREEMENT)
+    sure = ~far | (agree >= MIN_AGREEMENT)
+    # Aligning costs ~1 ms a pair: only where it can matter. An unsure pair inside a
+    # component the sure pairs already make cannot change the components; of those,
+    # only the ones with the component's first kept file are asked for by the stars
+    # (verify() aligns any other it is asked for, one by one).
+    label = np.arange(len(paths))
+    for c in _components(len(paths), zip(ci[sure].tolist(), cj[sure].tolist(), strict=True)):
+        label[c] = c[0]
     aligned = np.full(len(ci), -1.0)
-    aligned[unsure] = aligned_agreement(thumbs, ci[unsure], cj[unsure])
-    ok = ~far | (agree >= MIN_AGREEMENT) | (aligned >= MIN_ALIGNED)
+    bridge = unsure & (label[ci] != label[cj])
+    aligned[bridge] = aligned_agreement(thumbs, ci[bridge], cj[bridge])
+    close = close_radius(threshold, near.bits)
+    ok = sure | (aligned >= _aligned_bar(cd, close))
+    comps = _components(len(paths), zip(ci[ok].tolist(), cj[ok].tolist(), strict=False))
+    first = np.full(len(paths), -1)
+    for c in comps:
+        first[c] = min(c, key=lambda x: rank(paths[x]))
+    asked = unsure & ~bridge & ((first[ci] == cj) | (first[cj] == ci))
+    aligned[asked] = aligned_agreement(thumbs, ci[asked], cj[asked])
+    ok |= asked & (aligned >= _aligned_bar(cd, close))
     # far pair -> (score, whether it needed aligning), or None: not a copy
+    decided = far & (sure | bridge | asked)
     checked: dict[tuple[int, int], tuple[float, bool] | None] = {
         (a, b): None if not good else (r, False) if r >= MIN_AGREEMENT else (al, True)
-        for a, b, r, al, good in zip(ci[far].tolist(), cj[far].tolist(), agree[far].tolist(),
-                                     aligned[far].tolist(), ok[far].tolist(), strict=True)}
-    comps = _components(len(paths), zip(ci[ok].tolist(), cj[ok].tolist(), strict=False))
+        for a, b, r, al, good in zip(ci[decided].tolist(), cj[decided].tolist(),
+                                     agree[decided].tolist(), aligned[decided].tolist(),
+                                     ok[decided].tolist(), strict=True)}
 
     def dist(a: str, b: str) -> int:
         return int((hash_of[a] ^ hash_of[b]).bit_count())
@@ -524,8 +578,9 @@ def _near_groups(cand: Sequence[FileRow], rank: Callable[[str], Any], near: Near
             ia, ib = np.array([key[0]]), np.array([key[1]])
             r = float(thumb_agreement(detail, ia, ib)[0])
             al = -1.0 if r >= MIN_AGREEMENT else float(aligned_agreement(thumbs, ia, ib)[0])
+            bar = float(_aligned_bar(np.array([dist(a, b)]), close)[0])
             checked[key] = (r, False) if r >= MIN_AGREEMENT else (
-                (al, True) if al >= MIN_ALIGNED else None)
+                (al, True) if al >= bar else None)
         return checked[key]
 
     def linked(a: str, b: str) -> bool:

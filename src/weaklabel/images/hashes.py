@@ -8,6 +8,7 @@ Beside each hash a 32 × 32 grey thumbnail is kept for verifying candidate pairs
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,12 +35,49 @@ class HashMethod:
     name: str
     function: str
     input_side: Callable[[int], int] | None
+    own: Callable[[Any, int], Any] | None = None
+    """The same hash computed here, bit for bit (a test compares), so that a worker
+    never imports what imagehash's own needs (scipy's FFT: 0.38 CPU s a process)."""
 
     def compute(self, grey: Any, hash_size: int) -> Any:
         """The ``imagehash.ImageHash`` of a grey PIL image."""
+        if self.own is not None:
+            return self.own(grey, hash_size)
         import imagehash
 
         return getattr(imagehash, self.function)(grey, hash_size=hash_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _dct_rows(size: int, side: int) -> Any:
+    """The first ``size`` rows of the unnormalised DCT-II matrix of length ``side``
+    (``scipy.fftpack.dct``'s type 2: ``2 cos(pi k (2n + 1) / 2N)``)."""
+    import numpy as np
+
+    n = np.arange(side)
+    return 2 * np.cos(np.pi * np.arange(size)[:, None] * (2 * n[None, :] + 1) / (2 * side))
+
+
+def phash_of(grey: Any, hash_size: int = 8) -> Any:
+    """``imagehash.phash`` of a PIL image, bit for bit, by two small matrix products (only
+    the 8 × 8 low corner of the DCT is needed) instead of scipy's DCT: as fast a call,
+    without importing ``scipy.fftpack`` (0.38 CPU s) in every worker process.
+
+    The low-frequency coefficients are rounded to 1e-6 before the median is taken:
+    where symmetry makes a coefficient exactly 0 (a gradient, a centred box), scipy's
+    DCT returns 0 and a matrix product returns rounding noise, which would decide that
+    bit by chance.
+    """
+    import imagehash
+    import numpy as np
+    from PIL import Image
+
+    side = 4 * hash_size
+    pixels = np.asarray(grey.convert("L").resize((side, side), Image.Resampling.LANCZOS),
+                        dtype=np.float64)
+    c = _dct_rows(hash_size, side)
+    low = np.round(c @ pixels @ c.T, 6)
+    return imagehash.ImageHash(low > np.median(low))
 
 
 def _phash_side(size: int) -> int:
@@ -57,7 +95,7 @@ def _ahash_side(size: int) -> int:
 HASH_METHODS: dict[str, HashMethod] = {
     "ahash": HashMethod("ahash", "average_hash", _ahash_side),
     "dhash": HashMethod("dhash", "dhash", _dhash_side),
-    "phash": HashMethod("phash", "phash", _phash_side),
+    "phash": HashMethod("phash", "phash", _phash_side, phash_of),
     "whash": HashMethod("whash", "whash", None),
 }
 """Registered perceptual hash methods by name."""
