@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import os
 import zlib
+from itertools import repeat
+from operator import itemgetter
 
 from weaklabel.images.walk import open_fd, open_regular
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 PARTIAL_BLOCK = 4096  # as jdupes: a page at each end tells most same-size files apart
 CHUNK = 1 << 20
@@ -93,20 +100,31 @@ def _open_folder(base: bytes, real: bytes, folder: bytes, flags: int) -> int:
     return dfd
 
 
-def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[KeyedResult]:
-    """The ``kind`` digest (``partial`` or ``full``) of each ``(path key, size)`` under
+def digest_keys(root: str, rows: Sequence[Sequence[Any]], kind: str,
+                errors: dict[bytes, str] | None = None) -> list[Any]:
+    """The ``kind`` digest (``partial`` or ``full``) of each ``(path key, size, …)`` under
     ``root``: :func:`partial_digest` or :func:`full_digest` of each, read the same way,
     without a Python object per file beyond its result.
 
     Paths stay the raw bytes they are in the inventory (no decode, join, encode per
     file). No folder on the way may have become a symlink since the walk: each folder
-    (rows come in path order, so a folder's files in a row) is opened once and its
-    descriptor's path compared with the root's real path + the folder, and its files
-    are opened relative to it without following a symlink, so one check covers them
-    all. Where that check fails (or there is no ``/proc``), each file is opened by its
-    path and takes :func:`~weaklabel.containment.opened_inside`'s verdict. A file that
-    cannot be read gives its error, never raises.
+    (rows come a folder's files in a row, as the walk or a sort by path gives them) is
+    opened once and its descriptor's path compared with the root's real path + the
+    folder, and its files are opened relative to it without following a symlink, so one
+    check covers them all. Where that check fails (or there is no ``/proc``), each file
+    is opened by its path and takes :func:`~weaklabel.containment.opened_inside`'s
+    verdict. A file that cannot be read gives its error, never raises.
+
+    Returns:
+        Without ``errors``: a :data:`KeyedResult` per row. With ``errors`` (the lean
+        form :func:`weaklabel.images.exact.scan_exact` takes): the digests alone, in
+        the order of ``rows``, None where a file could not be read, and
+        ``errors[key]`` says why.
     """
+    if errors is None:
+        why: dict[bytes, str] = {}
+        digests = digest_keys(root, rows, kind, why)
+        return [(d, why.get(r[0]), r[0]) for d, r in zip(digests, rows, strict=True)]
     from weaklabel.containment import opened_inside
 
     base = os.fsencode(root).rstrip(b"/") + b"/"
@@ -116,12 +134,15 @@ def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[Key
     dir_flags = os.O_RDONLY | nofollow | getattr(os, "O_DIRECTORY", 0)
     partial = kind == "partial"
     block, crc32, pread, read, close = PARTIAL_BLOCK, zlib.crc32, os.pread, os.read, os.close
+    small = 2 * block
     open_ = os.open
-    out: list[KeyedResult] = []
+    out: list[str | None] = []
+    add = out.append
     folder: bytes | None = None
     dfd = -1
     try:
-        for key, size in rows:
+        for row in rows:
+            key = row[0]
             here, _, name = key.rpartition(b"/")
             if here != folder:
                 if dfd >= 0:
@@ -130,7 +151,8 @@ def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[Key
             try:
                 fd = open_(name, flags, dir_fd=dfd) if dfd >= 0 else open_(base + key, flags)
             except OSError as exc:
-                out.append((None, f"cannot read: {exc.strerror or exc}", key))
+                add(None)
+                errors[key] = f"cannot read: {exc.strerror or exc}"
                 continue
             try:
                 if dfd < 0:
@@ -140,28 +162,30 @@ def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[Key
                         inside = False
                     if not inside and not opened_inside(fd, os.fsdecode(base + key),
                                                         os.fsdecode(key)):
-                        out.append((None, "cannot read: a folder on the way became a "
-                                    "symbolic link", key))
+                        add(None)
+                        errors[key] = ("cannot read: a folder on the way became a "
+                                       "symbolic link")
                         continue
+                size = row[1]
                 if not partial:
                     import hashlib
 
                     h = hashlib.sha1()
                     while chunk := read(fd, CHUNK):
                         h.update(chunk)
-                    out.append((h.hexdigest(), None, key))
-                elif size <= 2 * block:
-                    # a short read of a regular file is its end; more than asked: it grew
+                    add(h.hexdigest())
+                elif size <= small:
+                    # One read: a short read of a regular file is its end; more than
+                    # asked, it grew since the walk and is read to its end.
                     want = size if size > block else block
                     body = read(fd, want + 1)
-                    crc = crc32(body) if len(body) <= want else crc32(
-                        _read_all(fd, size), crc32(body))
-                    out.append((f"{crc:08x}", None, key))
+                    add(f"{crc32(body):08x}" if len(body) <= want else
+                        f"{crc32(_read_all(fd, size), crc32(body)):08x}")
                 else:
-                    crc = crc32(pread(fd, block, size - block), crc32(pread(fd, block, 0)))
-                    out.append((f"{crc:08x}", None, key))
+                    add(f"{crc32(pread(fd, block, size - block), crc32(pread(fd, block, 0))):08x}")
             except OSError as exc:
-                out.append((None, f"cannot read: {exc.strerror or exc}", key))
+                add(None)
+                errors[key] = f"cannot read: {exc.strerror or exc}"
             finally:
                 close(fd)
     finally:
@@ -170,21 +194,33 @@ def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[Key
     return out
 
 
-def read_digests(root: str, rows: list[tuple[bytes, int]], kind: str, *, workers: int,
-                 quiet: bool = True) -> list[KeyedResult]:
+def read_digests(root: str, rows: Sequence[Sequence[Any]], kind: str, *, workers: int,
+                 quiet: bool = True, errors: dict[bytes, str] | None = None,
+                 ordered: bool = False) -> list[Any]:
     """:func:`digest_keys` of ``rows``, shared out over ``workers`` threads when there is
     enough to read (reading and SHA-1 release the GIL: no process to start), with a
-    progress bar on stderr unless ``quiet``."""
+    progress bar on stderr unless ``quiet``.
+
+    Rows are sorted by path first (a folder's files in a row: one folder check for
+    them all) unless ``ordered`` says they already come a folder at a time (the walk's
+    order), and the results are in the order of the rows read. ``errors``: as
+    :func:`digest_keys` takes it.
+    """
     if not rows:
         return []
-    rows = sorted(rows)  # a folder's files in a row: one folder check for them all
+    if not ordered:
+        rows = sorted(rows)  # type: ignore[type-var]  # tuples of bytes and ints
     if workers <= 1 or len(rows) <= 1:
-        return digest_keys(root, rows, kind)
+        return digest_keys(root, rows, kind, errors)
     # Threads pay off only when there is real reading to share out.
-    to_read = sum(min(size, 2 * PARTIAL_BLOCK) if kind == "partial" else size
-                  for _, size in rows)
-    if to_read <= 16 * CHUNK:
-        return digest_keys(root, rows, kind)
+    limit = 16 * CHUNK
+    if kind == "partial":
+        small = len(rows) * 2 * PARTIAL_BLOCK <= limit or sum(
+            map(min, map(itemgetter(1), rows), repeat(2 * PARTIAL_BLOCK))) <= limit
+    else:
+        small = sum(map(itemgetter(1), rows)) <= limit
+    if small:
+        return digest_keys(root, rows, kind, errors)
     from concurrent.futures import ThreadPoolExecutor
 
     from weaklabel.images.inventory_db import progress_bar
@@ -193,11 +229,11 @@ def read_digests(root: str, rows: list[tuple[bytes, int]], kind: str, *, workers
     # reading a 4 KiB block, so each future digests a batch of files.
     size = max(1, min(256, len(rows) // (workers * 4)))
     batches = [rows[i:i + size] for i in range(0, len(rows), size)]
-    results: list[KeyedResult] = []
+    results: list[Any] = []
     with ThreadPoolExecutor(workers) as ex, \
             progress_bar(quiet, total=len(rows), desc=f"sha1 ({kind})", unit="file") as bar:
         for done in ex.map(digest_keys, [root] * len(batches), batches,
-                           [kind] * len(batches)):
+                           [kind] * len(batches), [errors] * len(batches)):
             results.extend(done)
             bar.update(len(done))
     return results

@@ -26,6 +26,8 @@ import contextlib
 import os
 import re
 import time
+from collections import Counter
+from operator import itemgetter
 
 from weaklabel.containment import display_path
 from weaklabel.images.inventory_db import (
@@ -327,8 +329,14 @@ def summary_text(groups: int, exact: int, near: int, excluded: int,
 # --- the lean scan -----------------------------------------------------------------------
 
 
-def _inodes(group: list[tuple[bytes, int, int, int, int]]) -> int:
-    return len({(t[4], t[3]) for t in group})
+def _collisions(values: Sequence[Any], inodes: Sequence[tuple[int, int]] | None
+                ) -> set[Any]:
+    """The values held by two or more inodes: ``values`` one per path, ``inodes`` each
+    path's ``(dev, ino)``, or None when no two paths share one (then a path is an
+    inode, and values are counted as they come, in C)."""
+    counts = Counter(values) if inodes is None else Counter(
+        v for v, _ in set(zip(values, inodes, strict=True)))
+    return {v for v, n in counts.items() if n > 1}
 
 
 def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
@@ -337,15 +345,21 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     """Bring the inventory's sizes and digests up to date with the tree under ``root``
     and return the rows exact grouping needs.
 
-    One walk; the inventory read once (``path → row``); sizes grouped in memory; a
+    One walk; the inventory read once (``path → row``); sizes counted in memory; a
     partial digest for each file of a size held by two or more inodes that has none
     yet; a full SHA-1 for each of a (size, partial digest) held by two or more inodes
-    that has none yet; then one transaction writes the new and changed rows with
-    their digests (``executemany`` of plain tuples), the digests new to unchanged
-    rows, the problems (symlinks, unreadable folders…) and removes rows of paths gone.
-    A file that cannot be read is ``unreadable`` with the reason. The rows a later
-    stage needs keep their meaning: a new or changed file has no decode status or hash
-    (purge or a full dedup gives it one), an unchanged one keeps its own.
+    that has none yet; then one transaction writes the new and changed rows
+    (``executemany`` of plain tuples, a new file's partial digest in its row), the
+    digests new to rows already there, the full digests and the unreadable files by
+    path, the problems (symlinks, unreadable folders…), and removes rows of paths
+    gone. A file that cannot be read is ``unreadable`` with the reason. The rows a
+    later stage needs keep their meaning: a new or changed file has no decode status
+    or hash (purge or a full dedup gives it one), an unchanged one keeps its own.
+
+    Files stay in the walk's order throughout (a folder's files in a row), so the
+    digests need no sort and a new inventory's rows go in in key order; per file, the
+    work in Python is a tuple from the walk and a digest string, the counting and
+    pairing is done in C (``Counter``, ``map``, ``zip``).
 
     Returns:
         Counts (``seen`` paths, ``read`` files decoded: always 0, ``removed`` stale rows,
@@ -367,11 +381,12 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     sha: dict[bytes, str] = {}
     status: dict[bytes, tuple[str, str | None]] = {}
     n_problems = 0
-    if not known:  # a new inventory: every file and problem is new
+    cold = not known  # a new inventory: every file and problem is new
+    new = files
+    if cold:
         for fs, ps in walk_keys(root, skip=skip):
             files += fs
             problems += ps
-        new = files
         n_problems = len(problems)
     else:
         new = []
@@ -402,49 +417,38 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     changed = bool(new or problems or moved or stale)
     # Nothing came, went or changed since a complete funnel: the digests are all there.
     funnel = changed or get_meta(db, "funnel") != "done"
-    by_size: dict[int, list[tuple[bytes, int, int, int, int]]] = {}
-    for t in files:
-        if t[1] > 0:  # zero-byte files are never duplicates
-            g = by_size.get(t[1])
-            if g is None:
-                by_size[t[1]] = [t]
-            else:
-                g.append(t)
-    # Hard links are rare: when no two paths share an inode, a group's size is its
-    # number of inodes, and no set of inodes is built per group.
-    linked = len({(t[4], t[3]) for t in files}) < len(files)
-    same_size = [g for g in by_size.values() if len(g) > 1 and (not linked or _inodes(g) > 1)]
-    new_status: list[tuple[str, bytes]] = []
-    got_partial: list[tuple[str, bytes]] = []
-    need = [(t[0], t[1]) for g in same_size for t in g if t[0] not in partial] if funnel else []
-
-    def take(results: list[tuple[str | None, str | None, bytes]], found: dict[bytes, str],
-             got: list[tuple[str, bytes]]) -> None:
-        """Digests into ``found`` and ``got``; a file that could not be read is
-        ``unreadable``, with why."""
-        for digest, err, key in results:
-            if digest is None:
-                status[key] = ("unreadable", err)
-                new_status.append((err or "", key))
-            else:
-                found[key] = digest
-                got.append((digest, key))
-
-    take(read_digests(root, need, "partial", workers=workers, quiet=quiet), partial,
-         got_partial)
-    same_start = []
-    for g in same_size:
-        by_partial: dict[str, list[tuple[bytes, int, int, int, int]]] = {}
-        for t in g:
-            start = partial.get(t[0])
-            if start is not None:
-                by_partial.setdefault(start, []).append(t)
-        same_start += [h for h in by_partial.values()
-                       if len(h) > 1 and (not linked or _inodes(h) > 1)]
-    need_full = [(t[0], t[1]) for h in same_start for t in h if t[0] not in sha] \
-        if funnel else []
-    got_sha: list[tuple[str, bytes]] = []
-    take(read_digests(root, need_full, "full", workers=workers, quiet=quiet), sha, got_sha)
+    key_of, size_of = itemgetter(0), itemgetter(1)
+    # Hard links are rare: when no two paths share an inode number, a path is an inode.
+    inodes: list[tuple[int, int]] | None = None
+    if len(set(map(itemgetter(3), files))) < len(files):
+        inodes = list(zip(map(itemgetter(4), files), map(itemgetter(3), files),
+                          strict=True))
+        if len(set(inodes)) == len(files):
+            inodes = None
+    linked = inodes is not None
+    same_size = _collisions(list(map(size_of, files)), inodes)
+    same_size.discard(0)  # zero-byte files are never duplicates
+    cand = [t for t in files if t[1] in same_size]
+    errors: dict[bytes, str] = {}
+    need = (cand if cold else [t for t in cand if t[0] not in partial]) if funnel else []
+    got = read_digests(root, need, "partial", workers=workers, quiet=quiet, errors=errors,
+                       ordered=True)
+    if cold:
+        parts: list[str | None] = got
+    else:
+        partial.update((k, d) for k, d in zip(map(key_of, need), got, strict=True) if d is not None)
+        parts = [partial.get(t[0]) for t in cand]
+    pairs = list(zip(map(size_of, cand), parts, strict=True))
+    same_start = {p for p in _collisions(
+        pairs, [(t[4], t[3]) for t in cand] if linked else None) if p[1] is not None}
+    same = [t for t, p in zip(cand, pairs, strict=True) if p in same_start]
+    need_full = [t for t in same if t[0] not in sha] if funnel else []
+    got_sha = read_digests(root, need_full, "full", workers=workers, quiet=quiet,
+                           errors=errors, ordered=True)
+    sha.update((t[0], d) for t, d in zip(need_full, got_sha, strict=True)
+               if d is not None)
+    for k, why in errors.items():
+        status[k] = ("unreadable", why)
 
     db.execute("BEGIN")
     try:
@@ -452,36 +456,36 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
             db.executemany("INSERT OR REPLACE INTO files (path, kind, status, reason) "
                            "VALUES (?, 'problem', ?, ?)", problems)
             db.executemany("DELETE FROM hashes WHERE path=?", [p[:1] for p in problems])
-        if new:
-            # Each row binds only the columns it fills: a bound parameter costs about as
-            # much as a column's B-tree work (9 instead of 5 made the insert 1.8x).
-            plain, started, full = [], [], []
+        # Each row binds only the columns it fills: a bound parameter costs about as
+        # much as a column's B-tree work (9 instead of 5 made the insert 1.8x).
+        if cold:
+            plain = [t for t in files if t[1] not in same_size]
+            started = list(map(tuple.__add__, cand, zip(parts)))
+        else:
+            plain, started = [], []
             for t in new:
-                k = t[0]
-                if k in sha or k in status:
-                    full.append((*t, partial.get(k), sha.get(k), *status.get(k, (None, None))))
-                elif k in partial:
-                    started.append((*t, partial[k]))
-                else:
+                d = partial.get(t[0])
+                if d is None:
                     plain.append(t)
-            db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
-                           "dev) VALUES (?, 'file', ?, ?, ?, ?)", plain)
-            db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
-                           "dev, partial) VALUES (?, 'file', ?, ?, ?, ?, ?)", started)
-            db.executemany(
-                "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, dev, "
-                "partial, sha1, status, reason) VALUES (?, 'file', ?, ?, ?, ?, ?, ?, ?, ?)",
-                full)
+                else:
+                    started.append((*t, d))
+        db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
+                       "dev) VALUES (?, 'file', ?, ?, ?, ?)", plain)
+        db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
+                       "dev, partial) VALUES (?, 'file', ?, ?, ?, ?, ?)", started)
         db.executemany("DELETE FROM hashes WHERE path=?", fresh)
         db.executemany("UPDATE files SET ino=?, dev=? WHERE path=?", moved)
-        if new is not files:  # digests new to rows already there (new rows have theirs)
+        if not cold:  # partial digests new to rows already there
             new_keys = {t[0] for t in new}
             db.executemany("UPDATE files SET partial=? WHERE path=?",
-                           [r for r in got_partial if r[1] not in new_keys])
-            db.executemany("UPDATE files SET sha1=? WHERE path=?",
-                           [r for r in got_sha if r[1] not in new_keys])
-            db.executemany("UPDATE files SET status='unreadable', reason=? WHERE path=?",
-                           [r for r in new_status if r[1] not in new_keys])
+                           [(d, t[0]) for t, d in zip(need, got, strict=True)
+                            if d is not None and t[0] not in new_keys])
+        # Few rows (copies and their look-alikes, unreadable files): by path.
+        db.executemany("UPDATE files SET sha1=? WHERE path=?",
+                       [(d, t[0]) for t, d in zip(need_full, got_sha, strict=True)
+                        if d is not None])
+        db.executemany("UPDATE files SET status='unreadable', reason=? WHERE path=?",
+                       [(why, k) for k, why in errors.items()])
         db.executemany("DELETE FROM files WHERE path=?", stale)
         db.executemany("DELETE FROM hashes WHERE path=?", stale)
         set_meta(db, "funnel", "done")
@@ -490,7 +494,7 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
         db.execute("ROLLBACK")
         raise
     # The few rows grouping needs: byte copies, hard links, files of a bad status.
-    wanted = {t[0] for h in same_start for t in h if t[0] in sha}
+    wanted = {t[0] for t in same if t[0] in sha}
     if linked:
         by_inode: dict[tuple[int, int], list[bytes]] = {}
         for t in files:
