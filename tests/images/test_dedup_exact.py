@@ -5,17 +5,22 @@ interrupted run leaves nothing half-written."""
 from __future__ import annotations
 
 import csv
+import io
 import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 from conftest import jpeg_bytes, photo, write
+from hypothesis import given
+from hypothesis import strategies as st
 
 from weaklabel.config import Config, ImagesConfig
 from weaklabel.images import exact
 from weaklabel.images.dedup import run_dedup
+from weaklabel.images.exact import csv_field, is_date
 from weaklabel.images.purge import image_stage, run_purge
 
 ONE = Config(images=ImagesConfig(workers=1))
@@ -174,3 +179,23 @@ def test_the_library_and_the_lean_stage_write_the_same_metas(tree: Path,
     assert meta["params"] == exact.exact_params(None, False, None)
     assert meta["summary"]["exact"] == res.summary.exact
     assert meta["inputs"] == {"root": os.path.realpath(tree)}
+
+
+CELLS = st.text(st.sampled_from(list('ab ,"\n\r\t;é\\x')), max_size=8) | st.integers()
+
+
+@given(st.lists(st.lists(CELLS, min_size=2, max_size=6), max_size=5))
+def test_the_csv_cells_are_what_the_csv_module_writes(rows: list[list[str | int]]) -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    assert "".join(",".join(map(csv_field, r)) + "\n" for r in rows) == buf.getvalue()
+
+
+DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
+
+
+@given(st.text(st.sampled_from(list("0123456789a٣٩")), min_size=6, max_size=9)
+       | st.builds(lambda y, m, d: f"{y}{m:02d}{d:02d}", st.integers(1850, 2150),
+                   st.integers(0, 13), st.integers(0, 40)))
+def test_a_date_folder_is_what_the_pattern_matches(part: str) -> None:
+    assert is_date(part) == bool(DATE.fullmatch(part))

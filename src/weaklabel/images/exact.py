@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections import Counter
 from operator import itemgetter
@@ -69,7 +68,6 @@ STORAGE_STATE = "storage/objects.sqlite"
 files are read in place from the store, which only the full inventory scan does."""
 OUTPUTS = ("duplicates.csv", "dedup_excluded.csv")
 
-_DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
 
 
 
@@ -106,10 +104,23 @@ def find_exact_duplicates(files: pd.DataFrame | Iterable[FileRow]) -> list[list[
 # --- keep policy -------------------------------------------------------------------------
 
 
+def is_date(part: str) -> bool:
+    """Whether a path component is a date ``YYYYMMDD`` from 1900 to 2099: what the
+    pattern ``(?:19|20)\\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\\d|3[01])`` matches in full
+    (a test holds the two equal; ``\\d`` is any decimal digit, as ``isdecimal``
+    says), without importing ``re``."""
+    if len(part) != 8 or part[:2] not in ("19", "20") or not part[2:4].isdecimal():
+        return False
+    m0, m1, d0, d1 = part[4], part[5], part[6], part[7]
+    return ((m0 == "0" and "1" <= m1 <= "9") or (m0 == "1" and m1 in "012")) and (
+        (d0 == "0" and "1" <= d1 <= "9") or (d0 in "12" and d1.isdecimal())
+        or (d0 == "3" and d1 in "01"))
+
+
 def date_folder(path: str) -> int | None:
     """The first path component that is a date ``YYYYMMDD``, as an int."""
     for part in path.split("/")[:-1]:
-        if len(part) == 8 and _DATE.fullmatch(part):
+        if is_date(part):
             return int(part)
     return None
 
@@ -286,23 +297,30 @@ def split_exact(files: pd.DataFrame | Iterable[FileRow], rank: Callable[[str], A
     return choose_keepers(find_exact_duplicates(cand), rank), aliases, cand, excluded
 
 
+def csv_field(value: str | int) -> str:
+    """One CSV cell as ``csv.writer(lineterminator="\\n")`` writes a string or an int
+    (a test holds the two equal): quoted, with its quotes doubled, when it holds a
+    comma, a quote or a line feed. No ``csv`` module (it imports ``re``)."""
+    text = value if type(value) is str else str(value)
+    if "," in text or '"' in text or "\n" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def write_groups(ws_root: str, rows: Sequence[DuplicateRow], excluded: Mapping[str, str]
                  ) -> None:
     """``duplicates.csv`` and ``dedup_excluded.csv``, each written atomically (UTF-8,
-    ``\\n`` line ends, quoted as needed; paths through :func:`display_path`)."""
-    import csv
-
+    ``\\n`` line ends, quoted as needed: :func:`csv_field`; paths through
+    :func:`display_path`)."""
     for name, header, body in (
             (OUTPUTS[0], DUPLICATES_COLUMNS,
-             [[g, kd, display_path(k), display_path(d), dist, why]
+             [(g, kd, display_path(k), display_path(d), dist, why)
               for g, kd, k, d, dist, why in rows]),
             (OUTPUTS[1], EXCLUDED_COLUMNS,
-             [[display_path(p), excluded[p]] for p in sorted(excluded)])):
+             [(display_path(p), excluded[p]) for p in sorted(excluded)])):
         with atomic_target(os.path.join(ws_root, name)) as tmp, \
                 open(tmp, "w", encoding="utf-8", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(header)
-            w.writerows(body)
+            f.write("".join(",".join(map(csv_field, r)) + "\n" for r in (header, *body)))
 
 
 def exact_params(posts: str | None, apply: bool, comment_weight: float | None

@@ -8,12 +8,12 @@ Standard library only (no pathlib, dataclasses or typing at import): both
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import sys
 
 from weaklabel.errors import WeaklabelError
+from weaklabel.wsbase import json_string
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,8 +94,10 @@ def bind(db: sqlite3.Connection, root_real: str, max_pixels: int | None,
         db.executescript(DDL)
     db.execute("BEGIN")
     old_root = get_meta(db, "root")
-    if version != str(SCHEMA_VERSION) or old_root != json.dumps(root_real):
+    root_json = json_string(root_real, ascii_only=True)  # json.dumps(root_real)
+    if version != str(SCHEMA_VERSION) or old_root != root_json:
         if old_root is not None:
+            import json
             import logging
 
             logging.getLogger("weaklabel.images.inventory").warning(
@@ -104,6 +106,8 @@ def bind(db: sqlite3.Connection, root_real: str, max_pixels: int | None,
         db.execute("DELETE FROM files")
         db.execute("DELETE FROM hashes")
     if max_pixels is not None and formats is not None:
+        import json
+
         wanted = json.dumps(sorted(formats))
         if get_meta(db, "max_pixels") != str(max_pixels) or get_meta(db, "formats") != wanted:
             db.execute("UPDATE files SET status=NULL, reason=NULL WHERE kind='file'")
@@ -111,7 +115,7 @@ def bind(db: sqlite3.Connection, root_real: str, max_pixels: int | None,
         set_meta(db, "formats", wanted)
         set_meta(db, "max_pixels", str(max_pixels))
     set_meta(db, "schema", str(SCHEMA_VERSION))
-    set_meta(db, "root", json.dumps(root_real))
+    set_meta(db, "root", root_json)
     db.execute("COMMIT")
 
 
