@@ -138,3 +138,19 @@ def test_a_file_not_in_the_page_cache_is_left_for_a_blocking_read(tmp_path: Path
         assert threaded == digest_keys(base, r, "partial", one)
         assert one == two == {}
         assert None not in threaded
+
+
+def test_both_sha1_makers_give_hashlibs_digest(tmp_path: Path) -> None:
+    """A few small copies are hashed by the interpreter's own SHA-1 (no libcrypto to
+    load), a larger total by OpenSSL's: the digest is the same."""
+    body = random.Random(5).randbytes(3 * PARTIAL_BLOCK + 11)
+    for k in range(3):
+        (tmp_path / f"{k}.jpg").write_bytes(body)
+    want = hashlib.sha1(body).hexdigest()
+    assert digests.sha1_for(100) is not hashlib.sha1
+    assert digests.sha1_for(digests.SMALL_SHA1 + 1) is hashlib.sha1
+    assert digests.sha1_for(100)(body).hexdigest() == want
+    small = [(f"{k}.jpg".encode(), len(body)) for k in range(3)]
+    large = [(key, digests.SMALL_SHA1) for key, _ in small]  # sizes as the walk saw them
+    for rows in (small, large):
+        assert [d for d, _, _ in digest_keys(str(tmp_path), rows, "full")] == [want] * 3
