@@ -199,3 +199,34 @@ DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
                    st.integers(0, 13), st.integers(0, 40)))
 def test_a_date_folder_is_what_the_pattern_matches(part: str) -> None:
     assert is_date(part) == bool(DATE.fullmatch(part))
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "pages zeroed near the end"])
+def test_a_torn_inventory_is_set_aside_and_rebuilt(tmp_path: Path, damage: str,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A cache damaged by a torn write (found on opening it or only on reading a row's
+    page) is never trusted, nor a traceback: it is moved aside and rebuilt, and the
+    run gives what a fresh one gives."""
+    root = tmp_path / "img"
+    for k in range(1500):
+        write(root / f"d{k % 5}" / f"{k}.jpg", bytes([k % 251]) * (k % 300 + 1))
+    ws = tmp_path / "ws"
+    run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    path = ws / "inventory.sqlite"
+    body = bytearray(path.read_bytes())
+    assert len(body) > 100_000
+    if damage == "cut in half":
+        del body[len(body) // 2:]
+    else:
+        body[-60_000:-50_000] = bytes(10_000)
+    path.write_bytes(body)
+    again = run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    fresh = run_dedup(*image_stage(root, tmp_path / "fresh", ONE), exact_only=True)
+    assert again.outputs[0].read_bytes() == fresh.outputs[0].read_bytes()
+    assert again.summary.scan == fresh.summary.scan  # every digest read again
+    assert (ws / "inventory.sqlite.damaged").is_file()  # kept for a person to look at
+    def rows(w: Path) -> list[tuple[object, ...]]:  # without the times and inodes
+        return [r[:3] + r[6:] for r in inventory(w)]
+
+    assert rows(ws) == rows(tmp_path / "fresh")
+    assert any("damaged" in r.getMessage() for r in caplog.records)

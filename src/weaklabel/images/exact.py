@@ -32,7 +32,9 @@ from weaklabel.containment import display_path
 from weaklabel.images.inventory_db import (
     bind,
     connect,
+    damaged,
     inventory_path,
+    set_aside,
     set_meta,
 )
 from weaklabel.images.walk import walk_keys
@@ -527,6 +529,16 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     return counts, rows
 
 
+def _scan_inventory(path: str, root_real: str, root: str, ws_root: str, workers: int,
+                    progress: bool) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    db = connect(path)
+    try:
+        bind(db, root_real, None, None)
+        return scan_exact(db, root, skip=(ws_root,), workers=workers, quiet=not progress)
+    finally:
+        db.close()
+
+
 def dedup_exact(ws_root: str, root: str, *, rank: Callable[[str], Any], workers: int = 1,
               progress: bool = True, params: Mapping[str, Any]
               ) -> tuple[dict[str, Any], dict[str, int], float]:
@@ -545,13 +557,18 @@ def dedup_exact(ws_root: str, root: str, *, rank: Callable[[str], Any], workers:
         for name in OUTPUTS:  # a run stopped half-way is never taken for done
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(ws_root, f"{name}.meta.json"))
-        db = connect(inventory_path(ws_root))
+        path = inventory_path(ws_root)
         try:
-            bind(db, root_real, None, None)
-            counts, rows = scan_exact(db, root, skip=(ws_root,), workers=workers,
-                                      quiet=not progress)
-        finally:
-            db.close()
+            counts, rows = _scan_inventory(path, root_real, root, ws_root, workers,
+                                           progress)
+        except Exception as exc:
+            if not damaged(exc):
+                raise
+            # A torn cache (found on opening it or on reading a page) is never
+            # trusted: set aside, and every size and digest read again.
+            set_aside(path)
+            counts, rows = _scan_inventory(path, root_real, root, ws_root, workers,
+                                           progress)
         exact, aliases, _, excluded = split_exact(rows, rank)
         out_rows = merge_groups(exact, [], aliases)
         write_groups(ws_root, out_rows, excluded)

@@ -68,6 +68,37 @@ def connect(path: str) -> sqlite3.Connection:
     return db
 
 
+def damaged(exc: BaseException | None) -> bool:
+    """Whether an error says the inventory file is not (or no longer) a whole SQLite
+    database (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``): a torn or overwritten cache, to
+    be set aside and rebuilt (:func:`set_aside`), never trusted. A locked or
+    read-only database is not damaged."""
+    if isinstance(exc, WeaklabelError):
+        exc = exc.__cause__
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in (
+        11, 26)
+
+
+def set_aside(path: str) -> str:
+    """Move a damaged inventory and its WAL files to ``PATH.damaged`` (replacing an
+    older one; never deleted: a person may want to look), so that the next
+    :func:`connect` starts a new one. Returns the new name."""
+    import logging
+
+    aside = path + ".damaged"
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.replace(path + suffix, aside + suffix)
+        except FileNotFoundError:
+            if os.path.exists(aside + suffix):  # an older damaged copy's own WAL
+                os.unlink(aside + suffix)
+    logging.getLogger("weaklabel.images.inventory").warning(
+        "%s is damaged (a torn write?); moved to %s and rebuilt from the images", path,
+        aside)
+    return aside
+
+
 def get_meta(db: sqlite3.Connection, key: str) -> str | None:
     row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
     return None if row is None else row[0]
