@@ -318,11 +318,17 @@ def exact_bench(tree: Path, workers: int, reps: int) -> None:
         def cold(ws: str) -> Callable[[], None]:
             return lambda: shutil.rmtree(tmp / ws, ignore_errors=True)  # a new inventory
 
+        def floor() -> None:
+            # interpreter + walk + a 4 KiB read of each same-size file (exact_floor.py)
+            subprocess.run([sys.executable, str(ROOT / "bench" / "exact_floor.py"),
+                            str(tree)], check=True, capture_output=True)
+
         for name, fn, before in (
                 ("weaklabel run_dedup(exact_only) cold", lib, cold("lib")),
                 ("weaklabel run_dedup(exact_only) warm", lib, None),
                 ("weaklabel dedup --exact-only cold", cli, cold("cli")),
                 ("weaklabel dedup --exact-only warm", cli, None),
+                ("pure-Python floor (exact_floor.py)", floor, None),
                 ("jdupes -r", lambda: jdupes_groups(tree), None),
                 ("rmlint -T df", lambda: rmlint_groups(tree, tmp), None)):
             if name.endswith("warm"):

@@ -81,6 +81,8 @@ def main() -> None:
             ("weaklabel dedup --exact-only, 1 file, cold", lambda py: dedup(py, one.parent)),
             (f"weaklabel dedup --exact-only, {args.files:,} files, cold",
              lambda py: dedup(py, tree))]
+        cases.append(("pure-Python floor (bench/exact_floor.py, same tree)",
+                      lambda py: [py, str(ROOT / "bench" / "exact_floor.py"), str(tree)]))
         if shutil.which("jdupes"):
             cases.append(("jdupes -r (same tree)", lambda py: ["jdupes", "-r", "-q", str(tree)]))
         print(f"median CPU s (user + sys) of {args.reps} runs\n")
