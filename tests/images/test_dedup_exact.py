@@ -230,3 +230,18 @@ def test_a_torn_inventory_is_set_aside_and_rebuilt(tmp_path: Path, damage: str,
 
     assert rows(ws) == rows(tmp_path / "fresh")
     assert any("damaged" in r.getMessage() for r in caplog.records)
+
+
+def test_the_scan_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    import gc
+
+    root = tmp_path / "img"
+    write(root / "a.jpg", b"a")
+    write(root / "b.jpg", b"a")
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            run_dedup(*image_stage(root, tmp_path / f"ws{enabled}", ONE), exact_only=True)
+            assert gc.isenabled() == enabled
+        finally:
+            gc.enable()

@@ -23,6 +23,7 @@ command's fixed cost before the first file is a few tens of milliseconds
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import time
 from collections import Counter
@@ -531,12 +532,19 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
 
 def _scan_inventory(path: str, root_real: str, root: str, ws_root: str, workers: int,
                     progress: bool) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    # The scan makes a few tuples a file and no reference cycle: the cyclic garbage
+    # collector would only walk them, again and again as they age (5-8 % of a cold
+    # run's CPU on 100,000 files; more in a process holding many objects).
+    collecting = gc.isenabled()
+    gc.disable()
     db = connect(path)
     try:
         bind(db, root_real, None, None)
         return scan_exact(db, root, skip=(ws_root,), workers=workers, quiet=not progress)
     finally:
         db.close()
+        if collecting:
+            gc.enable()
 
 
 def dedup_exact(ws_root: str, root: str, *, rank: Callable[[str], Any], workers: int = 1,
