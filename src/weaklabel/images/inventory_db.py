@@ -45,6 +45,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
+SETTINGS = """
+PRAGMA synchronous=NORMAL;
+PRAGMA journal_mode=WAL;
+PRAGMA cache_size=-65536;
+PRAGMA temp_store=MEMORY;
+"""
+
+
 def connect(path: str) -> sqlite3.Connection:
     """Open (create) the inventory database at ``path`` (WAL, autocommit: every writer
     opens its own transaction).
@@ -54,14 +62,12 @@ def connect(path: str) -> sqlite3.Connection:
     """
     try:
         db = sqlite3.connect(path, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        # One script: the settings, then the schema. synchronous first, so that a new
+        # file's switch to WAL is not synced as a FULL database would be (4 fsyncs).
         # A cold run inserts, then updates by path, a row per file: with SQLite's
         # 2 MiB page cache a 100,000-file table no longer fits and every update
         # misses; the collision queries' GROUP BYs sort in memory, not a temp file.
-        db.execute("PRAGMA cache_size=-65536")
-        db.execute("PRAGMA temp_store=MEMORY")
-        db.executescript(DDL)
+        db.executescript(SETTINGS + DDL)
     except sqlite3.DatabaseError as exc:
         raise WeaklabelError(f"{path}: not a usable inventory ({exc}); delete it to rebuild"
                              ) from exc
