@@ -334,30 +334,52 @@ def exact_bench(tree: Path, workers: int, reps: int) -> None:
             return weaklabel_groups(run_dedup(*image_stage(tree, ws, cfg), progress=False,
                                               exact_only=True).outputs[0], ("exact",))
 
+        # An installed package has its .pyc files: without them (a machine that sets
+        # PYTHONDONTWRITEBYTECODE, an edited source) every run would compile weaklabel
+        # again, ~0.08 CPU s. So the command runs without that setting, and once untimed.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
         def cli() -> list[list[str]]:
             ws = tmp / "cli"
             subprocess.run([wl, "dedup", str(tree), "-w", str(ws), "-q", "--exact-only",
-                            "-j", str(workers)], check=True, capture_output=True)
+                            "-j", str(workers)], check=True, capture_output=True, env=env)
             return weaklabel_groups(ws / "duplicates.csv", ("exact",))
+
+        cli()
 
         def cold(ws: str) -> Callable[[], None]:
             return lambda: shutil.rmtree(tmp / ws, ignore_errors=True)  # a new inventory
 
-        for name, fn, before in (
-                ("weaklabel run_dedup(exact_only) cold", lib, cold("lib")),
-                ("weaklabel run_dedup(exact_only) warm", lib, None),
-                ("weaklabel dedup --exact-only cold", cli, cold("cli")),
-                ("weaklabel dedup --exact-only warm", cli, None),
-                ("jdupes -r", lambda: jdupes_groups(tree), None),
-                ("rmlint -T df", lambda: rmlint_groups(tree, tmp), None)):
-            if name.endswith("warm"):
-                fn()  # make sure the inventory is there
-            wall, cpu, groups = _median_run(fn, reps, before)
-            rows.append((name, wall, cpu, _dup_files(groups)))
+        def floor() -> None:
+            # interpreter + walk + a 4 KiB read of each same-size file (exact_floor.py)
+            subprocess.run([sys.executable, str(ROOT / "bench" / "exact_floor.py"),
+                            str(tree)], check=True, capture_output=True)
+
+        contenders: list[tuple[str, Callable[[], Any], Callable[[], Any] | None]] = [
+            ("weaklabel run_dedup(exact_only) cold", lib, cold("lib")),
+            ("weaklabel run_dedup(exact_only) warm", lib, None),  # on the cold run's
+            ("weaklabel dedup --exact-only cold", cli, cold("cli")),
+            ("weaklabel dedup --exact-only warm", cli, None),
+            ("pure-Python floor (exact_floor.py)", floor, None),
+            ("jdupes -r", lambda: jdupes_groups(tree), None),
+            ("rmlint -T df", lambda: rmlint_groups(tree, tmp), None)]
+        # Interleaved, one run of each contender a round: the load of a shared machine
+        # drifts over minutes, and would otherwise favour whichever ran in a calm one.
+        runs: dict[str, list[tuple[float, float, Any]]] = {n: [] for n, _, _ in contenders}
+        for _ in range(reps):
+            for name, fn, before in contenders:
+                if before is not None:
+                    before()
+                wall, out = timed(fn)
+                runs[name].append((wall, LAST_CPU[0], out))
+        for name, done in runs.items():
+            walls, cpus = sorted(r[0] for r in done), sorted(r[1] for r in done)
+            rows.append((name, walls[reps // 2], cpus[reps // 2], _dup_files(done[0][2])))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"exact duplicates, {n_files:,} files under {tree}, {workers} worker(s), "
-          f"median of {reps}\n")
+          f"median of {reps} interleaved runs, load average {os.getloadavg()[0]:.1f} at "
+          f"the end\n")
     print(f"| {'tool':40} | {'seconds':>8} | {'CPU s':>8} | {'copies found':>12} |")
     print(f"|{'-' * 42}|{'-' * 10}|{'-' * 10}|{'-' * 14}|")
     for name, wall, cpu, dups in rows:

@@ -5,7 +5,9 @@ Usage: python bench/bench_startup.py [--files 7797] [--reps 5] [--python PY ...]
 Runs a bare ``python -c pass`` (the interpreter's own floor), ``weaklabel --help``, and
 ``weaklabel dedup --exact-only ROOT -w WS`` cold (a new workspace each run) on a one-file
 root (the start-up alone) and on a tree of small files made by
-``bench_images.many_files``, beside ``jdupes -r`` on that tree; median of ``--reps`` runs.
+``bench_images.many_files``, beside the pure-Python floor (``bench/exact_floor.py``:
+interpreter, walk, a 4 KiB read of each same-size file) and ``jdupes -r`` on that tree;
+median of ``--reps`` runs.
 CPU seconds, not wall time: the machine is shared. Each ``--python`` (an interpreter
 that imports some install of weaklabel, e.g. an older commit's) gets its own column,
 interleaved run by run so load swings hit every column alike. One untimed run first, with
@@ -81,6 +83,8 @@ def main() -> None:
             ("weaklabel dedup --exact-only, 1 file, cold", lambda py: dedup(py, one.parent)),
             (f"weaklabel dedup --exact-only, {args.files:,} files, cold",
              lambda py: dedup(py, tree))]
+        cases.append(("pure-Python floor (bench/exact_floor.py, same tree)",
+                      lambda py: [py, str(ROOT / "bench" / "exact_floor.py"), str(tree)]))
         if shutil.which("jdupes"):
             cases.append(("jdupes -r (same tree)", lambda py: ["jdupes", "-r", "-q", str(tree)]))
         print(f"median CPU s (user + sys) of {args.reps} runs\n")

@@ -130,11 +130,14 @@ def exact_command(opts: dict[str, object]) -> int:
             raise
         sys.stderr.write(one_line(res[0]) + "\n")
         return res[1]
+    from weaklabel.containment import display_path
+
     where = ", ".join(n if ws == "." else f"{ws.rstrip('/')}/{n}"
                       for n in ("duplicates.csv", "dedup_excluded.csv"))
     text = summary_text(summary["groups"], summary["exact"], summary["near"],
                         summary["excluded"])
-    sys.stdout.write(f"{text} in {elapsed:.2f}s → {where}\n")
+    # a workspace name that is not UTF-8 prints as \xNN, as the typer command prints it
+    sys.stdout.write(display_path(f"{text} in {elapsed:.2f}s → {where}") + "\n")
     return 0
 
 

@@ -132,7 +132,12 @@ def dedup(
                      or posts)
     res = run_dedup(workspace_of(cfg), cfg, progress=not quiet, posts=table, apply=apply,
                     exact_only=exact_only)
-    echo_report(res)
+    from weaklabel.containment import display_path
+    from weaklabel.stage import format_report
+
+    # A workspace name that is not UTF-8 prints as \xNN (display_path), never as raw
+    # bytes a terminal cannot show; the fast path (cli_fast) prints the same line.
+    typer.echo(display_path(format_report(res)))
     _print_applied(res.summary.applied)
 
 

@@ -18,9 +18,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import stat
 from collections.abc import Iterator
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) \
     | getattr(os, "O_CLOEXEC", 0)
@@ -28,8 +31,14 @@ _FILE_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLO
     | getattr(os, "O_CLOEXEC", 0)
 
 
-_BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """``\\xNN`` of a byte that is not UTF-8 on its own, and a lone surrogate:
+    compiled on first use, so that ``dedup --exact-only`` (whose paths go through
+    :func:`display_path` only) starts without ``re`` and ``enum``."""
+    import re
+
+    return re.compile(r"\\x([89a-fA-F][0-9a-fA-F])"), re.compile("[\ud800-\udfff]")
 
 
 def _byte_or_replacement(m: re.Match[str]) -> str:
@@ -50,11 +59,14 @@ def text_form(path: str) -> str:
         >>> text_form(os.fsdecode(b"a/caf\\xe9.jpg"))
         'a/caf\\\\xe9.jpg'
     """
-    if not _SURROGATE.search(path):
+    if path.isascii():
+        return path
+    surrogate = _patterns()[1]
+    if not surrogate.search(path):
         return path
     # os.fsdecode escapes each undecodable byte as U+DC80..U+DCFF; any other lone
     # surrogate (a JSON "\\ud800") is no byte of a name and becomes U+FFFD.
-    return _SURROGATE.sub(_byte_or_replacement, path)
+    return surrogate.sub(_byte_or_replacement, path)
 
 
 def fs_form(path: str) -> str:
@@ -66,7 +78,7 @@ def fs_form(path: str) -> str:
     """
     if "\\x" not in path:
         return path
-    return _BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), path)
+    return _patterns()[0].sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), path)
 
 
 class Escape(Exception):  # noqa: N818 - reads as "raise Escape(why)"

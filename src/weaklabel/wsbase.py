@@ -158,12 +158,79 @@ def workspace_lock(root: str, what: str = "workspace") -> Iterator[None]:
         os.close(fd)
 
 
+_ESCAPES = {**{i: f"\\u{i:04x}" for i in range(0x20)}, ord("\\"): "\\\\", ord('"'): '\\"',
+            ord("\b"): "\\b", ord("\f"): "\\f", ord("\n"): "\\n", ord("\r"): "\\r",
+            ord("\t"): "\\t"}
+"""What ``json`` escapes in a string with ``ensure_ascii=False`` (its ``ESCAPE_DCT``)."""
+
+
+class _NotPlain(Exception):  # noqa: N818 - control flow: hand the value to json
+    """A value :func:`json_text` leaves to ``json``."""
+
+
+def json_string(text: str, *, ascii_only: bool) -> str:
+    """``json.dumps(text, ensure_ascii=ascii_only)``, without importing ``json`` (which
+    imports ``re`` and ``enum``: milliseconds ``dedup --exact-only`` cannot spare)."""
+    if not ascii_only or (text.isascii() and "\x7f" not in text):
+        return '"' + text.translate(_ESCAPES) + '"'
+    out = []
+    for c in text:  # json's py_encode_basestring_ascii: all but ' '..'~' as \uXXXX
+        n = ord(c)
+        if 0x20 <= n < 0x7F:
+            out.append(_ESCAPES.get(n, c))
+        elif n < 0x10000:
+            out.append(_ESCAPES.get(n, f"\\u{n:04x}"))
+        else:
+            n -= 0x10000
+            out.append(f"\\u{0xD800 | (n >> 10):04x}\\u{0xDC00 | (n & 0x3FF):04x}")
+    return '"' + "".join(out) + '"'
+
+
+def _plain_json(value: Any, indent: str) -> str:
+    t = type(value)
+    if t is str:
+        return json_string(value, ascii_only=False)
+    if value is None:
+        return "null"
+    if t is bool:
+        return "true" if value else "false"
+    if t is int:
+        return int.__repr__(value)
+    if t is float and value - value == 0:  # finite: json writes NaN and Infinity itself
+        return float.__repr__(value)
+    inner = indent + "  "
+    if t is dict:
+        if not value:
+            return "{}"
+        if any(type(k) is not str for k in value):
+            raise _NotPlain
+        return "{\n" + ",\n".join(
+            f"{inner}{json_string(k, ascii_only=False)}: {_plain_json(v, inner)}"
+            for k, v in value.items()) + "\n" + indent + "}"
+    if t is list or t is tuple:
+        if not value:
+            return "[]"
+        return "[\n" + ",\n".join(inner + _plain_json(v, inner) for v in value) + \
+            "\n" + indent + "]"
+    raise _NotPlain
+
+
+def json_text(value: Any) -> str:
+    """``json.dumps(value, indent=2, ensure_ascii=False, default=str)``, byte for byte
+    (a test holds the two equal): plain dicts, lists, strings, numbers, booleans and
+    None written here, anything else by ``json`` itself."""
+    try:
+        return _plain_json(value, "")
+    except _NotPlain:
+        import json
+
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
 def meta_text(*, stage: str, params: Mapping[str, Any], inputs: Mapping[str, str],
               rows: int | None = None, elapsed: float | None = None,
               extra: Mapping[str, Any] | None = None) -> str:
     """The text of ``NAME.meta.json``: what made the artifact and from what."""
-    import json
-
     meta: dict[str, Any] = {
         "tool": "weaklabel",
         "version": __version__,
@@ -176,7 +243,7 @@ def meta_text(*, stage: str, params: Mapping[str, Any], inputs: Mapping[str, str
     }
     if extra:
         meta.update(extra)
-    return json.dumps(meta, indent=2, ensure_ascii=False, default=str)
+    return json_text(meta)
 
 
 def write_text(target: str, text: str) -> None:

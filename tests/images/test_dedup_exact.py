@@ -5,17 +5,22 @@ interrupted run leaves nothing half-written."""
 from __future__ import annotations
 
 import csv
+import io
 import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 from conftest import jpeg_bytes, photo, write
+from hypothesis import given
+from hypothesis import strategies as st
 
 from weaklabel.config import Config, ImagesConfig
 from weaklabel.images import exact
 from weaklabel.images.dedup import run_dedup
+from weaklabel.images.exact import csv_field, is_date
 from weaklabel.images.purge import image_stage, run_purge
 
 ONE = Config(images=ImagesConfig(workers=1))
@@ -174,3 +179,69 @@ def test_the_library_and_the_lean_stage_write_the_same_metas(tree: Path,
     assert meta["params"] == exact.exact_params(None, False, None)
     assert meta["summary"]["exact"] == res.summary.exact
     assert meta["inputs"] == {"root": os.path.realpath(tree)}
+
+
+CELLS = st.text(st.sampled_from(list('ab ,"\n\r\t;é\\x')), max_size=8) | st.integers()
+
+
+@given(st.lists(st.lists(CELLS, min_size=2, max_size=6), max_size=5))
+def test_the_csv_cells_are_what_the_csv_module_writes(rows: list[list[str | int]]) -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    assert "".join(",".join(map(csv_field, r)) + "\n" for r in rows) == buf.getvalue()
+
+
+DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
+
+
+@given(st.text(st.sampled_from(list("0123456789a٣٩")), min_size=6, max_size=9)
+       | st.builds(lambda y, m, d: f"{y}{m:02d}{d:02d}", st.integers(1850, 2150),
+                   st.integers(0, 13), st.integers(0, 40)))
+def test_a_date_folder_is_what_the_pattern_matches(part: str) -> None:
+    assert is_date(part) == bool(DATE.fullmatch(part))
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "pages zeroed near the end"])
+def test_a_torn_inventory_is_set_aside_and_rebuilt(tmp_path: Path, damage: str,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A cache damaged by a torn write (found on opening it or only on reading a row's
+    page) is never trusted, nor a traceback: it is moved aside and rebuilt, and the
+    run gives what a fresh one gives."""
+    root = tmp_path / "img"
+    for k in range(1500):
+        write(root / f"d{k % 5}" / f"{k}.jpg", bytes([k % 251]) * (k % 300 + 1))
+    ws = tmp_path / "ws"
+    run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    path = ws / "inventory.sqlite"
+    body = bytearray(path.read_bytes())
+    assert len(body) > 100_000
+    if damage == "cut in half":
+        del body[len(body) // 2:]
+    else:
+        body[-60_000:-50_000] = bytes(10_000)
+    path.write_bytes(body)
+    again = run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    fresh = run_dedup(*image_stage(root, tmp_path / "fresh", ONE), exact_only=True)
+    assert again.outputs[0].read_bytes() == fresh.outputs[0].read_bytes()
+    assert again.summary.scan == fresh.summary.scan  # every digest read again
+    assert (ws / "inventory.sqlite.damaged").is_file()  # kept for a person to look at
+    def rows(w: Path) -> list[tuple[object, ...]]:  # without the times and inodes
+        return [r[:3] + r[6:] for r in inventory(w)]
+
+    assert rows(ws) == rows(tmp_path / "fresh")
+    assert any("damaged" in r.getMessage() for r in caplog.records)
+
+
+def test_the_scan_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    import gc
+
+    root = tmp_path / "img"
+    write(root / "a.jpg", b"a")
+    write(root / "b.jpg", b"a")
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            run_dedup(*image_stage(root, tmp_path / f"ws{enabled}", ONE), exact_only=True)
+            assert gc.isenabled() == enabled
+        finally:
+            gc.enable()

@@ -8,12 +8,14 @@ import os
 import random
 from pathlib import Path
 
+from weaklabel.images import digests
 from weaklabel.images.digests import (
     PARTIAL_BLOCK,
     digest_keys,
     full_digest,
     partial_digest,
     partial_of_body,
+    read_digests,
 )
 
 
@@ -85,3 +87,70 @@ def test_a_root_given_through_a_symlink_is_read(tmp_path: Path) -> None:
     os.symlink(tmp_path / "real", tmp_path / "link")
     [(p, err, _)] = digest_keys(str(tmp_path / "link") + "/", [(b"a.jpg", 3)], "full")
     assert err is None and p == hashlib.sha1(b"abc").hexdigest()
+
+
+def _evict(path: Path) -> None:
+    """Drop a file's pages from the page cache (written back first: only clean pages go)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_a_file_not_in_the_page_cache_is_left_for_a_blocking_read(tmp_path: Path) -> None:
+    """The cached-first pass reads only what the page cache holds; a file that would
+    wait for the disk, or is no longer the size the walk saw, is left for later, and
+    :func:`read_digests` with threads gives every digest as one thread reading all."""
+    root = tmp_path / "img"
+    bodies = _tree(root)
+    rows = sorted((key, len(body)) for key, body in bodies.items())
+    changed = rows[4][0]
+    rows.append((changed, rows[4][1] + 1))  # its size changed since the walk
+    cold = [k for k, _ in rows[:3]]
+    for key in cold:
+        _evict(root / os.fsdecode(key))
+    later: list[int] = []
+    errors: dict[bytes, str] = {}
+    got = digest_keys(str(root), rows, "partial", errors, later)
+    assert not errors
+    assert {rows[i][0] for i in later} == {*cold, changed}
+    assert all((d is None) == (i in later) for i, d in enumerate(got))
+    assert len(later) == 4
+    for (key, _), d in zip(rows, got, strict=True):
+        assert d is None or d == partial_of_body(bodies[key])
+    for key in cold:
+        _evict(root / os.fsdecode(key))
+    # enough files for the threads to take some (HAND_OVER), read cold
+    many = tmp_path / "many"
+    many.mkdir()
+    for k in range(3 * digests.HAND_OVER):
+        (many / f"{k:04d}.jpg").write_bytes(bytes([k % 256]) * (100 + k))
+    for k in range(0, 3 * digests.HAND_OVER, 2):
+        _evict(many / f"{k:04d}.jpg")
+    many_rows = [(f"{k:04d}.jpg".encode(), 100 + k) for k in range(3 * digests.HAND_OVER)]
+    for r, w in ((rows, 2), (many_rows, 3)):
+        one: dict[bytes, str] = {}
+        two: dict[bytes, str] = {}
+        base = str(root if r is rows else many)
+        threaded = read_digests(base, r, "partial", workers=w, errors=two, ordered=True)
+        assert threaded == digest_keys(base, r, "partial", one)
+        assert one == two == {}
+        assert None not in threaded
+
+
+def test_both_sha1_makers_give_hashlibs_digest(tmp_path: Path) -> None:
+    """A few small copies are hashed by the interpreter's own SHA-1 (no libcrypto to
+    load), a larger total by OpenSSL's: the digest is the same."""
+    body = random.Random(5).randbytes(3 * PARTIAL_BLOCK + 11)
+    for k in range(3):
+        (tmp_path / f"{k}.jpg").write_bytes(body)
+    want = hashlib.sha1(body).hexdigest()
+    assert digests.sha1_for(100) is not hashlib.sha1
+    assert digests.sha1_for(digests.SMALL_SHA1 + 1) is hashlib.sha1
+    assert digests.sha1_for(100)(body).hexdigest() == want
+    small = [(f"{k}.jpg".encode(), len(body)) for k in range(3)]
+    large = [(key, digests.SMALL_SHA1) for key, _ in small]  # sizes as the walk saw them
+    for rows in (small, large):
+        assert [d for d, _, _ in digest_keys(str(tmp_path), rows, "full")] == [want] * 3

@@ -176,3 +176,29 @@ def test_a_body_in_memory_gets_the_files_partial_digest(tmp_path: Path) -> None:
         assert partial_of_body(body) == partial_digest(str(path), size)[0], size
         seen.add(partial_of_body(body))
     assert len(seen) == 6  # the digests tell these bodies apart
+
+
+def test_a_torn_inventory_is_set_aside_before_purge_trusts_it(tmp_path: Path) -> None:
+    """purge (and a full dedup) open the inventory through :class:`Inventory`, which
+    checks it whole: a page a torn write zeroed is found on opening, the file is set
+    aside and every file judged again, as on a fresh workspace."""
+    from weaklabel.config import Config, ImagesConfig
+    from weaklabel.images.purge import image_stage, run_purge
+
+    one = Config(images=ImagesConfig(workers=1))
+    root = tmp_path / "img"
+    for k in range(1500):
+        write(root / f"d{k % 5}" / f"{k}.jpg", bytes([k % 251]) * (k % 300 + 1))
+    write(root / "ok" / "a.jpg", jpeg_bytes(photo(1)))
+    ws = tmp_path / "ws"
+    run_purge(*image_stage(root, ws, one))
+    path = ws / "inventory.sqlite"
+    body = bytearray(path.read_bytes())
+    assert len(body) > 100_000
+    body[-60_000:-50_000] = bytes(10_000)
+    path.write_bytes(body)
+    again = run_purge(*image_stage(root, ws, one))
+    fresh = run_purge(*image_stage(root, tmp_path / "fresh", one))
+    assert again.outputs[0].read_bytes() == fresh.outputs[0].read_bytes()
+    assert (ws / "inventory.sqlite.damaged").is_file()
+    assert again.summary.counts == fresh.summary.counts

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import os
 import zlib
+from itertools import repeat
+from operator import itemgetter
 
 from weaklabel.images.walk import open_fd, open_regular
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 PARTIAL_BLOCK = 4096  # as jdupes: a page at each end tells most same-size files apart
 CHUNK = 1 << 20
@@ -58,6 +65,27 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
+SMALL_SHA1 = 1 << 19
+"""Bytes to hash below which the interpreter's own SHA-1 is used, not OpenSSL's."""
+
+
+def sha1_for(total: int) -> Callable[[], Any]:
+    """A SHA-1 constructor for hashing ``total`` bytes: the interpreter's built-in one
+    (``_sha1``, nothing to load) for up to :data:`SMALL_SHA1`, else OpenSSL's through
+    ``hashlib``, whose first import loads libcrypto (~5 ms, the whole SHA-1 of a few
+    hundred copies of thumbnails) but hashes ~10x faster. The same digest either way."""
+    if total <= SMALL_SHA1:
+        try:
+            from _sha1 import sha1
+
+            return sha1
+        except ImportError:  # an interpreter built without its own hashes
+            pass
+    import hashlib
+
+    return hashlib.sha1
+
+
 def full_digest(path: str, rel: str | None = None) -> str:
     """SHA-1 of the whole file, read in 1 MiB chunks."""
     import hashlib
@@ -93,20 +121,38 @@ def _open_folder(base: bytes, real: bytes, folder: bytes, flags: int) -> int:
     return dfd
 
 
-def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[KeyedResult]:
-    """The ``kind`` digest (``partial`` or ``full``) of each ``(path key, size)`` under
+def digest_keys(root: str, rows: Sequence[Sequence[Any]], kind: str,
+                errors: dict[bytes, str] | None = None, later: list[int] | None = None
+                ) -> list[Any]:
+    """The ``kind`` digest (``partial`` or ``full``) of each ``(path key, size, …)`` under
     ``root``: :func:`partial_digest` or :func:`full_digest` of each, read the same way,
     without a Python object per file beyond its result.
 
     Paths stay the raw bytes they are in the inventory (no decode, join, encode per
     file). No folder on the way may have become a symlink since the walk: each folder
-    (rows come in path order, so a folder's files in a row) is opened once and its
-    descriptor's path compared with the root's real path + the folder, and its files
-    are opened relative to it without following a symlink, so one check covers them
-    all. Where that check fails (or there is no ``/proc``), each file is opened by its
-    path and takes :func:`~weaklabel.containment.opened_inside`'s verdict. A file that
-    cannot be read gives its error, never raises.
+    (rows come a folder's files in a row, as the walk or a sort by path gives them) is
+    opened once and its descriptor's path compared with the root's real path + the
+    folder, and its files are opened relative to it without following a symlink, so one
+    check covers them all. Where that check fails (or there is no ``/proc``), each file
+    is opened by its path and takes :func:`~weaklabel.containment.opened_inside`'s
+    verdict. A file that cannot be read gives its error, never raises.
+
+    Returns:
+        Without ``errors``: a :data:`KeyedResult` per row. With ``errors`` (the lean
+        form :func:`weaklabel.images.exact.scan_exact` takes): the digests alone, in
+        the order of ``rows``, None where a file could not be read, and
+        ``errors[key]`` says why.
+
+    ``later`` (a list, partial digests with ``errors`` only): read only what the page
+    cache holds (``RWF_NOWAIT``); a file any of whose bytes would come from the disk,
+    or whose size is no longer the walk's, is not read but left for a blocking read:
+    its digest is None and its index into ``rows`` goes into ``later``
+    (:func:`read_digests` hands those to its threads).
     """
+    if errors is None:
+        why: dict[bytes, str] = {}
+        digests = digest_keys(root, rows, kind, why)
+        return [(d, why.get(r[0]), r[0]) for d, r in zip(digests, rows, strict=True)]
     from weaklabel.containment import opened_inside
 
     base = os.fsencode(root).rstrip(b"/") + b"/"
@@ -116,12 +162,22 @@ def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[Key
     dir_flags = os.O_RDONLY | nofollow | getattr(os, "O_DIRECTORY", 0)
     partial = kind == "partial"
     block, crc32, pread, read, close = PARTIAL_BLOCK, zlib.crc32, os.pread, os.read, os.close
+    small = 2 * block
     open_ = os.open
-    out: list[KeyedResult] = []
+    if not partial:
+        sha1 = sha1_for(sum(r[1] for r in rows))
+    if later is not None:
+        preadv, nowait = os.preadv, os.RWF_NOWAIT
+        view = memoryview(bytearray(small + 1))
+        whole, head = [view], view[:block]  # made once: no object per read
+        heads = [head]
+    out: list[str | None] = []
+    add = out.append
     folder: bytes | None = None
     dfd = -1
     try:
-        for key, size in rows:
+        for row in rows:
+            key = row[0]
             here, _, name = key.rpartition(b"/")
             if here != folder:
                 if dfd >= 0:
@@ -130,7 +186,8 @@ def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[Key
             try:
                 fd = open_(name, flags, dir_fd=dfd) if dfd >= 0 else open_(base + key, flags)
             except OSError as exc:
-                out.append((None, f"cannot read: {exc.strerror or exc}", key))
+                add(None)
+                errors[key] = f"cannot read: {exc.strerror or exc}"
                 continue
             try:
                 if dfd < 0:
@@ -140,28 +197,45 @@ def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[Key
                         inside = False
                     if not inside and not opened_inside(fd, os.fsdecode(base + key),
                                                         os.fsdecode(key)):
-                        out.append((None, "cannot read: a folder on the way became a "
-                                    "symbolic link", key))
+                        add(None)
+                        errors[key] = ("cannot read: a folder on the way became a "
+                                       "symbolic link")
                         continue
+                size = row[1]
                 if not partial:
-                    import hashlib
-
-                    h = hashlib.sha1()
+                    h = sha1()
                     while chunk := read(fd, CHUNK):
                         h.update(chunk)
-                    out.append((h.hexdigest(), None, key))
-                elif size <= 2 * block:
-                    # a short read of a regular file is its end; more than asked: it grew
+                    add(h.hexdigest())
+                elif later is not None:
+                    try:
+                        if size <= small:  # one read: more than it holds, if it grew
+                            ok = preadv(fd, whole, 0, nowait) == size
+                            crc = crc32(view[:size])
+                        else:
+                            ok = preadv(fd, heads, 0, nowait) == block
+                            crc = crc32(head)
+                            ok = ok and preadv(fd, heads, size - block, nowait) == block
+                            crc = crc32(head, crc)
+                    except OSError:  # EAGAIN: not in the page cache; or no RWF_NOWAIT here
+                        ok = False
+                    if ok:
+                        add(f"{crc:08x}")
+                    else:
+                        later.append(len(out))
+                        add(None)
+                elif size <= small:
+                    # One read: a short read of a regular file is its end; more than
+                    # asked, it grew since the walk and is read to its end.
                     want = size if size > block else block
                     body = read(fd, want + 1)
-                    crc = crc32(body) if len(body) <= want else crc32(
-                        _read_all(fd, size), crc32(body))
-                    out.append((f"{crc:08x}", None, key))
+                    add(f"{crc32(body):08x}" if len(body) <= want else
+                        f"{crc32(_read_all(fd, size), crc32(body)):08x}")
                 else:
-                    crc = crc32(pread(fd, block, size - block), crc32(pread(fd, block, 0)))
-                    out.append((f"{crc:08x}", None, key))
+                    add(f"{crc32(pread(fd, block, size - block), crc32(pread(fd, block, 0))):08x}")
             except OSError as exc:
-                out.append((None, f"cannot read: {exc.strerror or exc}", key))
+                add(None)
+                errors[key] = f"cannot read: {exc.strerror or exc}"
             finally:
                 close(fd)
     finally:
@@ -170,21 +244,42 @@ def digest_keys(root: str, rows: list[tuple[bytes, int]], kind: str) -> list[Key
     return out
 
 
-def read_digests(root: str, rows: list[tuple[bytes, int]], kind: str, *, workers: int,
-                 quiet: bool = True) -> list[KeyedResult]:
-    """:func:`digest_keys` of ``rows``, shared out over ``workers`` threads when there is
-    enough to read (reading and SHA-1 release the GIL: no process to start), with a
-    progress bar on stderr unless ``quiet``."""
+def read_digests(root: str, rows: Sequence[Sequence[Any]], kind: str, *, workers: int,
+                 quiet: bool = True, errors: dict[bytes, str] | None = None,
+                 ordered: bool = False) -> list[Any]:
+    """:func:`digest_keys` of ``rows``, with ``workers`` threads for what must wait for
+    the disk (reading and SHA-1 release the GIL: no process to start), and a progress
+    bar on stderr unless ``quiet``.
+
+    Rows are sorted by path first (a folder's files in a row: one folder check for
+    them all) unless ``ordered`` says they already come a folder at a time (the walk's
+    order); the results are in the order of the rows read. ``errors``: as
+    :func:`digest_keys` takes it.
+
+    Partial digests with ``errors`` and more than one worker: this thread reads what
+    the page cache holds, without waiting, and hands the files that would wait for the
+    disk to the threads as it finds them, so a cold tree's reads overlap and a warm
+    one pays nothing for threads (two threads taking turns at the GIL cost ~30 % more
+    CPU than one for 100,000 cached 4 KiB reads). Full digests (few files, all of
+    each) go to the threads when there is more than 16 MiB to read.
+    """
     if not rows:
         return []
-    rows = sorted(rows)  # a folder's files in a row: one folder check for them all
+    if not ordered:
+        rows = sorted(rows)  # type: ignore[type-var]  # tuples of bytes and ints
     if workers <= 1 or len(rows) <= 1:
-        return digest_keys(root, rows, kind)
+        return digest_keys(root, rows, kind, errors)
+    if kind == "partial" and errors is not None and hasattr(os, "RWF_NOWAIT"):
+        return _cached_first(root, rows, workers, quiet, errors)
     # Threads pay off only when there is real reading to share out.
-    to_read = sum(min(size, 2 * PARTIAL_BLOCK) if kind == "partial" else size
-                  for _, size in rows)
-    if to_read <= 16 * CHUNK:
-        return digest_keys(root, rows, kind)
+    limit = 16 * CHUNK
+    if kind == "partial":
+        small = len(rows) * 2 * PARTIAL_BLOCK <= limit or sum(
+            map(min, map(itemgetter(1), rows), repeat(2 * PARTIAL_BLOCK))) <= limit
+    else:
+        small = sum(map(itemgetter(1), rows)) <= limit
+    if small:
+        return digest_keys(root, rows, kind, errors)
     from concurrent.futures import ThreadPoolExecutor
 
     from weaklabel.images.inventory_db import progress_bar
@@ -193,11 +288,68 @@ def read_digests(root: str, rows: list[tuple[bytes, int]], kind: str, *, workers
     # reading a 4 KiB block, so each future digests a batch of files.
     size = max(1, min(256, len(rows) // (workers * 4)))
     batches = [rows[i:i + size] for i in range(0, len(rows), size)]
-    results: list[KeyedResult] = []
+    results: list[Any] = []
     with ThreadPoolExecutor(workers) as ex, \
             progress_bar(quiet, total=len(rows), desc=f"sha1 ({kind})", unit="file") as bar:
         for done in ex.map(digest_keys, [root] * len(batches), batches,
-                           [kind] * len(batches)):
+                           [kind] * len(batches), [errors] * len(batches)):
             results.extend(done)
             bar.update(len(done))
+    return results
+
+
+STEP = 512
+"""Files this thread reads from the page cache between hand-overs to the threads."""
+HAND_OVER = 64
+"""Files that wait for the disk gathered before a thread takes them (fewer, at the
+end, are read here when no thread was needed)."""
+
+
+def _cached_first(root: str, rows: Sequence[Sequence[Any]], workers: int, quiet: bool,
+                  errors: dict[bytes, str]) -> list[str | None]:
+    """Partial digests: the page cache's files here, the others by ``workers`` threads
+    (:func:`read_digests`)."""
+    from weaklabel.images.inventory_db import progress_bar
+
+    results: list[str | None] = []
+    handed: list[tuple[list[int], Any]] = []
+    pending: list[int] = []
+    ex = None
+    bar = progress_bar(quiet, total=len(rows), desc="sha1 (partial)", unit="file")
+
+    def hand_over(idx: list[int]) -> None:
+        nonlocal ex
+        if ex is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            ex = ThreadPoolExecutor(workers)
+        fut = ex.submit(digest_keys, root, [rows[i] for i in idx], "partial", errors)
+        n = len(idx)
+        fut.add_done_callback(lambda _: bar.update(n))
+        handed.append((idx, fut))
+
+    try:
+        for start in range(0, len(rows), STEP):
+            chunk = rows[start:start + STEP]
+            later: list[int] = []
+            results += digest_keys(root, chunk, "partial", errors, later)
+            bar.update(len(chunk) - len(later))
+            pending += [start + i for i in later]
+            if len(pending) >= HAND_OVER:
+                hand_over(pending)
+                pending = []
+        if pending and ex is not None:
+            hand_over(pending)
+        elif pending:
+            for i, d in zip(pending, digest_keys(root, [rows[i] for i in pending],
+                                                 "partial", errors), strict=True):
+                results[i] = d
+            bar.update(len(pending))
+        for idx, fut in handed:
+            for i, d in zip(idx, fut.result(), strict=True):
+                results[i] = d
+    finally:
+        if ex is not None:
+            ex.shutdown(wait=True, cancel_futures=True)
+        bar.close()
     return results

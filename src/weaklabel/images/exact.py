@@ -23,15 +23,19 @@ command's fixed cost before the first file is a few tens of milliseconds
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
-import re
 import time
+from collections import Counter
+from operator import itemgetter
 
 from weaklabel.containment import display_path
 from weaklabel.images.inventory_db import (
     bind,
     connect,
+    damaged,
     inventory_path,
+    set_aside,
     set_meta,
 )
 from weaklabel.images.walk import walk_keys
@@ -67,7 +71,6 @@ STORAGE_STATE = "storage/objects.sqlite"
 files are read in place from the store, which only the full inventory scan does."""
 OUTPUTS = ("duplicates.csv", "dedup_excluded.csv")
 
-_DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
 
 
 
@@ -104,10 +107,23 @@ def find_exact_duplicates(files: pd.DataFrame | Iterable[FileRow]) -> list[list[
 # --- keep policy -------------------------------------------------------------------------
 
 
+def is_date(part: str) -> bool:
+    """Whether a path component is a date ``YYYYMMDD`` from 1900 to 2099: what the
+    pattern ``(?:19|20)\\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\\d|3[01])`` matches in full
+    (a test holds the two equal; ``\\d`` is any decimal digit, as ``isdecimal``
+    says), without importing ``re``."""
+    if len(part) != 8 or part[:2] not in ("19", "20") or not part[2:4].isdecimal():
+        return False
+    m0, m1, d0, d1 = part[4], part[5], part[6], part[7]
+    return ((m0 == "0" and "1" <= m1 <= "9") or (m0 == "1" and m1 in "012")) and (
+        (d0 == "0" and "1" <= d1 <= "9") or (d0 in "12" and d1.isdecimal())
+        or (d0 == "3" and d1 in "01"))
+
+
 def date_folder(path: str) -> int | None:
     """The first path component that is a date ``YYYYMMDD``, as an int."""
     for part in path.split("/")[:-1]:
-        if len(part) == 8 and _DATE.fullmatch(part):
+        if is_date(part):
             return int(part)
     return None
 
@@ -284,23 +300,30 @@ def split_exact(files: pd.DataFrame | Iterable[FileRow], rank: Callable[[str], A
     return choose_keepers(find_exact_duplicates(cand), rank), aliases, cand, excluded
 
 
+def csv_field(value: str | int) -> str:
+    """One CSV cell as ``csv.writer(lineterminator="\\n")`` writes a string or an int
+    (a test holds the two equal): quoted, with its quotes doubled, when it holds a
+    comma, a quote or a line feed. No ``csv`` module (it imports ``re``)."""
+    text = value if type(value) is str else str(value)
+    if "," in text or '"' in text or "\n" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def write_groups(ws_root: str, rows: Sequence[DuplicateRow], excluded: Mapping[str, str]
                  ) -> None:
     """``duplicates.csv`` and ``dedup_excluded.csv``, each written atomically (UTF-8,
-    ``\\n`` line ends, quoted as needed; paths through :func:`display_path`)."""
-    import csv
-
+    ``\\n`` line ends, quoted as needed: :func:`csv_field`; paths through
+    :func:`display_path`)."""
     for name, header, body in (
             (OUTPUTS[0], DUPLICATES_COLUMNS,
-             [[g, kd, display_path(k), display_path(d), dist, why]
+             [(g, kd, display_path(k), display_path(d), dist, why)
               for g, kd, k, d, dist, why in rows]),
             (OUTPUTS[1], EXCLUDED_COLUMNS,
-             [[display_path(p), excluded[p]] for p in sorted(excluded)])):
+             [(display_path(p), excluded[p]) for p in sorted(excluded)])):
         with atomic_target(os.path.join(ws_root, name)) as tmp, \
                 open(tmp, "w", encoding="utf-8", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(header)
-            w.writerows(body)
+            f.write("".join(",".join(map(csv_field, r)) + "\n" for r in (header, *body)))
 
 
 def exact_params(posts: str | None, apply: bool, comment_weight: float | None
@@ -327,8 +350,14 @@ def summary_text(groups: int, exact: int, near: int, excluded: int,
 # --- the lean scan -----------------------------------------------------------------------
 
 
-def _inodes(group: list[tuple[bytes, int, int, int, int]]) -> int:
-    return len({(t[4], t[3]) for t in group})
+def _collisions(values: Sequence[Any], inodes: Sequence[tuple[int, int]] | None
+                ) -> set[Any]:
+    """The values held by two or more inodes: ``values`` one per path, ``inodes`` each
+    path's ``(dev, ino)``, or None when no two paths share one (then a path is an
+    inode, and values are counted as they come, in C)."""
+    counts = Counter(values) if inodes is None else Counter(
+        v for v, _ in set(zip(values, inodes, strict=True)))
+    return {v for v, n in counts.items() if n > 1}
 
 
 def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
@@ -337,15 +366,21 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     """Bring the inventory's sizes and digests up to date with the tree under ``root``
     and return the rows exact grouping needs.
 
-    One walk; the inventory read once (``path → row``); sizes grouped in memory; a
+    One walk; the inventory read once (``path → row``); sizes counted in memory; a
     partial digest for each file of a size held by two or more inodes that has none
     yet; a full SHA-1 for each of a (size, partial digest) held by two or more inodes
-    that has none yet; then one transaction writes the new and changed rows with
-    their digests (``executemany`` of plain tuples), the digests new to unchanged
-    rows, the problems (symlinks, unreadable folders…) and removes rows of paths gone.
-    A file that cannot be read is ``unreadable`` with the reason. The rows a later
-    stage needs keep their meaning: a new or changed file has no decode status or hash
-    (purge or a full dedup gives it one), an unchanged one keeps its own.
+    that has none yet; then one transaction writes the new and changed rows
+    (``executemany`` of plain tuples, a new file's partial digest in its row), the
+    digests new to rows already there, the full digests and the unreadable files by
+    path, the problems (symlinks, unreadable folders…), and removes rows of paths
+    gone. A file that cannot be read is ``unreadable`` with the reason. The rows a
+    later stage needs keep their meaning: a new or changed file has no decode status
+    or hash (purge or a full dedup gives it one), an unchanged one keeps its own.
+
+    Files stay in the walk's order throughout (a folder's files in a row), so the
+    digests need no sort and a new inventory's rows go in in key order; per file, the
+    work in Python is a tuple from the walk and a digest string, the counting and
+    pairing is done in C (``Counter``, ``map``, ``zip``).
 
     Returns:
         Counts (``seen`` paths, ``read`` files decoded: always 0, ``removed`` stale rows,
@@ -367,11 +402,12 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     sha: dict[bytes, str] = {}
     status: dict[bytes, tuple[str, str | None]] = {}
     n_problems = 0
-    if not known:  # a new inventory: every file and problem is new
+    cold = not known  # a new inventory: every file and problem is new
+    new = files
+    if cold:
         for fs, ps in walk_keys(root, skip=skip):
             files += fs
             problems += ps
-        new = files
         n_problems = len(problems)
     else:
         new = []
@@ -402,49 +438,38 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     changed = bool(new or problems or moved or stale)
     # Nothing came, went or changed since a complete funnel: the digests are all there.
     funnel = changed or get_meta(db, "funnel") != "done"
-    by_size: dict[int, list[tuple[bytes, int, int, int, int]]] = {}
-    for t in files:
-        if t[1] > 0:  # zero-byte files are never duplicates
-            g = by_size.get(t[1])
-            if g is None:
-                by_size[t[1]] = [t]
-            else:
-                g.append(t)
-    # Hard links are rare: when no two paths share an inode, a group's size is its
-    # number of inodes, and no set of inodes is built per group.
-    linked = len({(t[4], t[3]) for t in files}) < len(files)
-    same_size = [g for g in by_size.values() if len(g) > 1 and (not linked or _inodes(g) > 1)]
-    new_status: list[tuple[str, bytes]] = []
-    got_partial: list[tuple[str, bytes]] = []
-    need = [(t[0], t[1]) for g in same_size for t in g if t[0] not in partial] if funnel else []
-
-    def take(results: list[tuple[str | None, str | None, bytes]], found: dict[bytes, str],
-             got: list[tuple[str, bytes]]) -> None:
-        """Digests into ``found`` and ``got``; a file that could not be read is
-        ``unreadable``, with why."""
-        for digest, err, key in results:
-            if digest is None:
-                status[key] = ("unreadable", err)
-                new_status.append((err or "", key))
-            else:
-                found[key] = digest
-                got.append((digest, key))
-
-    take(read_digests(root, need, "partial", workers=workers, quiet=quiet), partial,
-         got_partial)
-    same_start = []
-    for g in same_size:
-        by_partial: dict[str, list[tuple[bytes, int, int, int, int]]] = {}
-        for t in g:
-            start = partial.get(t[0])
-            if start is not None:
-                by_partial.setdefault(start, []).append(t)
-        same_start += [h for h in by_partial.values()
-                       if len(h) > 1 and (not linked or _inodes(h) > 1)]
-    need_full = [(t[0], t[1]) for h in same_start for t in h if t[0] not in sha] \
-        if funnel else []
-    got_sha: list[tuple[str, bytes]] = []
-    take(read_digests(root, need_full, "full", workers=workers, quiet=quiet), sha, got_sha)
+    key_of, size_of = itemgetter(0), itemgetter(1)
+    # Hard links are rare: when no two paths share an inode number, a path is an inode.
+    inodes: list[tuple[int, int]] | None = None
+    if len(set(map(itemgetter(3), files))) < len(files):
+        inodes = list(zip(map(itemgetter(4), files), map(itemgetter(3), files),
+                          strict=True))
+        if len(set(inodes)) == len(files):
+            inodes = None
+    linked = inodes is not None
+    same_size = _collisions(list(map(size_of, files)), inodes)
+    same_size.discard(0)  # zero-byte files are never duplicates
+    cand = [t for t in files if t[1] in same_size]
+    errors: dict[bytes, str] = {}
+    need = (cand if cold else [t for t in cand if t[0] not in partial]) if funnel else []
+    got = read_digests(root, need, "partial", workers=workers, quiet=quiet, errors=errors,
+                       ordered=True)
+    if cold:
+        parts: list[str | None] = got
+    else:
+        partial.update((k, d) for k, d in zip(map(key_of, need), got, strict=True) if d is not None)
+        parts = [partial.get(t[0]) for t in cand]
+    pairs = list(zip(map(size_of, cand), parts, strict=True))
+    same_start = {p for p in _collisions(
+        pairs, [(t[4], t[3]) for t in cand] if linked else None) if p[1] is not None}
+    same = [t for t, p in zip(cand, pairs, strict=True) if p in same_start]
+    need_full = [t for t in same if t[0] not in sha] if funnel else []
+    got_sha = read_digests(root, need_full, "full", workers=workers, quiet=quiet,
+                           errors=errors, ordered=True)
+    sha.update((t[0], d) for t, d in zip(need_full, got_sha, strict=True)
+               if d is not None)
+    for k, why in errors.items():
+        status[k] = ("unreadable", why)
 
     db.execute("BEGIN")
     try:
@@ -452,36 +477,36 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
             db.executemany("INSERT OR REPLACE INTO files (path, kind, status, reason) "
                            "VALUES (?, 'problem', ?, ?)", problems)
             db.executemany("DELETE FROM hashes WHERE path=?", [p[:1] for p in problems])
-        if new:
-            # Each row binds only the columns it fills: a bound parameter costs about as
-            # much as a column's B-tree work (9 instead of 5 made the insert 1.8x).
-            plain, started, full = [], [], []
+        # Each row binds only the columns it fills: a bound parameter costs about as
+        # much as a column's B-tree work (9 instead of 5 made the insert 1.8x).
+        if cold:
+            plain = [t for t in files if t[1] not in same_size]
+            started = list(map(tuple.__add__, cand, zip(parts)))
+        else:
+            plain, started = [], []
             for t in new:
-                k = t[0]
-                if k in sha or k in status:
-                    full.append((*t, partial.get(k), sha.get(k), *status.get(k, (None, None))))
-                elif k in partial:
-                    started.append((*t, partial[k]))
-                else:
+                d = partial.get(t[0])
+                if d is None:
                     plain.append(t)
-            db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
-                           "dev) VALUES (?, 'file', ?, ?, ?, ?)", plain)
-            db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
-                           "dev, partial) VALUES (?, 'file', ?, ?, ?, ?, ?)", started)
-            db.executemany(
-                "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, dev, "
-                "partial, sha1, status, reason) VALUES (?, 'file', ?, ?, ?, ?, ?, ?, ?, ?)",
-                full)
+                else:
+                    started.append((*t, d))
+        db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
+                       "dev) VALUES (?, 'file', ?, ?, ?, ?)", plain)
+        db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
+                       "dev, partial) VALUES (?, 'file', ?, ?, ?, ?, ?)", started)
         db.executemany("DELETE FROM hashes WHERE path=?", fresh)
         db.executemany("UPDATE files SET ino=?, dev=? WHERE path=?", moved)
-        if new is not files:  # digests new to rows already there (new rows have theirs)
+        if not cold:  # partial digests new to rows already there
             new_keys = {t[0] for t in new}
             db.executemany("UPDATE files SET partial=? WHERE path=?",
-                           [r for r in got_partial if r[1] not in new_keys])
-            db.executemany("UPDATE files SET sha1=? WHERE path=?",
-                           [r for r in got_sha if r[1] not in new_keys])
-            db.executemany("UPDATE files SET status='unreadable', reason=? WHERE path=?",
-                           [r for r in new_status if r[1] not in new_keys])
+                           [(d, t[0]) for t, d in zip(need, got, strict=True)
+                            if d is not None and t[0] not in new_keys])
+        # Few rows (copies and their look-alikes, unreadable files): by path.
+        db.executemany("UPDATE files SET sha1=? WHERE path=?",
+                       [(d, t[0]) for t, d in zip(need_full, got_sha, strict=True)
+                        if d is not None])
+        db.executemany("UPDATE files SET status='unreadable', reason=? WHERE path=?",
+                       [(why, k) for k, why in errors.items()])
         db.executemany("DELETE FROM files WHERE path=?", stale)
         db.executemany("DELETE FROM hashes WHERE path=?", stale)
         set_meta(db, "funnel", "done")
@@ -490,7 +515,7 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
         db.execute("ROLLBACK")
         raise
     # The few rows grouping needs: byte copies, hard links, files of a bad status.
-    wanted = {t[0] for h in same_start for t in h if t[0] in sha}
+    wanted = {t[0] for t in same if t[0] in sha}
     if linked:
         by_inode: dict[tuple[int, int], list[bytes]] = {}
         for t in files:
@@ -503,6 +528,23 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     counts = {"seen": len(files) + n_problems, "read": 0, "removed": len(stale),
               "partial": len(need), "full": len(need_full)}
     return counts, rows
+
+
+def _scan_inventory(path: str, root_real: str, root: str, ws_root: str, workers: int,
+                    progress: bool) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    # The scan makes a few tuples a file and no reference cycle: the cyclic garbage
+    # collector would only walk them, again and again as they age (5-8 % of a cold
+    # run's CPU on 100,000 files; more in a process holding many objects).
+    collecting = gc.isenabled()
+    gc.disable()
+    db = connect(path)
+    try:
+        bind(db, root_real, None, None)
+        return scan_exact(db, root, skip=(ws_root,), workers=workers, quiet=not progress)
+    finally:
+        db.close()
+        if collecting:
+            gc.enable()
 
 
 def dedup_exact(ws_root: str, root: str, *, rank: Callable[[str], Any], workers: int = 1,
@@ -523,13 +565,18 @@ def dedup_exact(ws_root: str, root: str, *, rank: Callable[[str], Any], workers:
         for name in OUTPUTS:  # a run stopped half-way is never taken for done
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(ws_root, f"{name}.meta.json"))
-        db = connect(inventory_path(ws_root))
+        path = inventory_path(ws_root)
         try:
-            bind(db, root_real, None, None)
-            counts, rows = scan_exact(db, root, skip=(ws_root,), workers=workers,
-                                      quiet=not progress)
-        finally:
-            db.close()
+            counts, rows = _scan_inventory(path, root_real, root, ws_root, workers,
+                                           progress)
+        except Exception as exc:
+            if not damaged(exc):
+                raise
+            # A torn cache (found on opening it or on reading a page) is never
+            # trusted: set aside, and every size and digest read again.
+            set_aside(path)
+            counts, rows = _scan_inventory(path, root_real, root, ws_root, workers,
+                                           progress)
         exact, aliases, _, excluded = split_exact(rows, rank)
         out_rows = merge_groups(exact, [], aliases)
         write_groups(ws_root, out_rows, excluded)

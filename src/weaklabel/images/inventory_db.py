@@ -8,12 +8,12 @@ Standard library only (no pathlib, dataclasses or typing at import): both
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import sys
 
 from weaklabel.errors import WeaklabelError
+from weaklabel.wsbase import json_string
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,6 +45,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
+SETTINGS = """
+PRAGMA synchronous=NORMAL;
+PRAGMA journal_mode=WAL;
+PRAGMA cache_size=-65536;
+PRAGMA temp_store=MEMORY;
+"""
+
+
 def connect(path: str) -> sqlite3.Connection:
     """Open (create) the inventory database at ``path`` (WAL, autocommit: every writer
     opens its own transaction).
@@ -54,18 +62,47 @@ def connect(path: str) -> sqlite3.Connection:
     """
     try:
         db = sqlite3.connect(path, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        # One script: the settings, then the schema. synchronous first, so that a new
+        # file's switch to WAL is not synced as a FULL database would be (4 fsyncs).
         # A cold run inserts, then updates by path, a row per file: with SQLite's
         # 2 MiB page cache a 100,000-file table no longer fits and every update
         # misses; the collision queries' GROUP BYs sort in memory, not a temp file.
-        db.execute("PRAGMA cache_size=-65536")
-        db.execute("PRAGMA temp_store=MEMORY")
-        db.executescript(DDL)
+        db.executescript(SETTINGS + DDL)
     except sqlite3.DatabaseError as exc:
         raise WeaklabelError(f"{path}: not a usable inventory ({exc}); delete it to rebuild"
                              ) from exc
     return db
+
+
+def damaged(exc: BaseException | None) -> bool:
+    """Whether an error says the inventory file is not (or no longer) a whole SQLite
+    database (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``): a torn or overwritten cache, to
+    be set aside and rebuilt (:func:`set_aside`), never trusted. A locked or
+    read-only database is not damaged."""
+    if isinstance(exc, WeaklabelError):
+        exc = exc.__cause__
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in (
+        11, 26)
+
+
+def set_aside(path: str) -> str:
+    """Move a damaged inventory and its WAL files to ``PATH.damaged`` (replacing an
+    older one; never deleted: a person may want to look), so that the next
+    :func:`connect` starts a new one. Returns the new name."""
+    import logging
+
+    aside = path + ".damaged"
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.replace(path + suffix, aside + suffix)
+        except FileNotFoundError:
+            if os.path.exists(aside + suffix):  # an older damaged copy's own WAL
+                os.unlink(aside + suffix)
+    logging.getLogger("weaklabel.images.inventory").warning(
+        "%s is damaged (a torn write?); moved to %s and rebuilt from the images", path,
+        aside)
+    return aside
 
 
 def get_meta(db: sqlite3.Connection, key: str) -> str | None:
@@ -94,8 +131,10 @@ def bind(db: sqlite3.Connection, root_real: str, max_pixels: int | None,
         db.executescript(DDL)
     db.execute("BEGIN")
     old_root = get_meta(db, "root")
-    if version != str(SCHEMA_VERSION) or old_root != json.dumps(root_real):
+    root_json = json_string(root_real, ascii_only=True)  # json.dumps(root_real)
+    if version != str(SCHEMA_VERSION) or old_root != root_json:
         if old_root is not None:
+            import json
             import logging
 
             logging.getLogger("weaklabel.images.inventory").warning(
@@ -104,6 +143,8 @@ def bind(db: sqlite3.Connection, root_real: str, max_pixels: int | None,
         db.execute("DELETE FROM files")
         db.execute("DELETE FROM hashes")
     if max_pixels is not None and formats is not None:
+        import json
+
         wanted = json.dumps(sorted(formats))
         if get_meta(db, "max_pixels") != str(max_pixels) or get_meta(db, "formats") != wanted:
             db.execute("UPDATE files SET status=NULL, reason=NULL WHERE kind='file'")
@@ -111,7 +152,7 @@ def bind(db: sqlite3.Connection, root_real: str, max_pixels: int | None,
         set_meta(db, "formats", wanted)
         set_meta(db, "max_pixels", str(max_pixels))
     set_meta(db, "schema", str(SCHEMA_VERSION))
-    set_meta(db, "root", json.dumps(root_real))
+    set_meta(db, "root", root_json)
     db.execute("COMMIT")
 
 
