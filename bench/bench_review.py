@@ -158,6 +158,9 @@ QUEUES: dict[str, dict[str, Any]] = {
     "seed2": {"seed_weight": 2.0},  # a keyword seed's priority doubled
     "seed4": {"seed_weight": 4.0},
     "error-seed2": {"score": "error", "seed_weight": 2.0},
+    "audit": {"audit": True},  # one seed per (label, seeding word) interleaved at the top
+    "cosine": {"vectors": "workspace"},  # each label diverse by caption cosine
+    "audit-cosine": {"audit": True, "vectors": "workspace"},
 }
 """Queue orderings: name → overrides of :func:`build_queue`'s inputs."""
 
@@ -170,10 +173,13 @@ gain when every one is a correction."""
 def queue_overrides(sim: Any, over: dict[str, Any]) -> dict[str, Any]:
     """A queue's overrides, ``density: uncertain`` made: each post's neighbours weighed
     by how uncertain their labels are (one minus the calibrated confidence)."""
+    from weaklabel.review.triage import workspace_density, workspace_vectors
+    from weaklabel.workspace import Workspace
+
+    if over.get("vectors") == "workspace":
+        over = {**over, "vectors": workspace_vectors(Workspace(sim.ws))}
     if over.get("density") != "uncertain":
         return over
-    from weaklabel.review.triage import workspace_density
-    from weaklabel.workspace import Workspace
 
     unc = {p: 1.0 - float(c) for p, c in zip(sim.base["post_id"], sim.base["confidence"],
                                                strict=True)}
@@ -219,6 +225,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "against": {"propagate.reviewed_against": 1.0},  # a correction counts against its shown
     "spread": {"propagate.reviews_spread": "tokens"},  # a review holds for its same text
     "no-spread": {"propagate.reviews_spread": "none"},  # a review holds for its post only
+    "keywords": {"propagate.reviewed_keywords": 0.5},  # corrected seeds indict their words
 }
 """Propagate variants compared on the same reviews: name → config overrides."""
 
@@ -267,7 +274,8 @@ class Sim:
 
 
 REVIEW_ONLY = ("propagate.reviews_choose", "propagate.reviewed_weight",
-               "propagate.reviews_spread", "propagate.reviewed_against")
+               "propagate.reviews_spread", "propagate.reviewed_against",
+               "propagate.reviewed_keywords")
 """Settings that change nothing when nothing is reviewed."""
 
 

@@ -183,7 +183,7 @@ def build_queue(
     seed: int = QUEUE_SEED, exclude: set[tuple[str, str]] | None = None,
     density: Mapping[str, tuple[str, float]] | None = None, abstained: float = 1.0,
     turns: str = "equal", groups: Mapping[str, str] | None = None, score: str = "suspicion",
-    seed_weight: float = 1.0,
+    seed_weight: float = 1.0, audit: bool = False, vectors: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Order every reviewable item, likely-wrong first, with the random slice mixed in.
 
@@ -214,6 +214,13 @@ def build_queue(
         seed_weight: what a keyword seed's priority is multiplied by: the sources learn
             from seeds, so a wrong one misleads them on every post like it, and its
             correction takes a wrong training post away as well as adding a right one.
+        audit: put one keyword seed per (label, seeding word) near the top
+            (:func:`_audit_first`), so a few reviews test the words that seed many posts
+            and that the other sources dispute (``propagate.reviewed_keywords`` then
+            stops a word whose seeds were corrected).
+        vectors: post_id → unit caption vector (:func:`workspace_vectors`); when given,
+            each label's order is diverse by cosine (:func:`_cosine_diverse`) instead of
+            by word cluster.
 
     Returns:
         A frame with the :data:`QUEUE` columns plus ``caption``, ``evidence`` and
@@ -261,7 +268,9 @@ def build_queue(
             why.append("a keyword seed, learnt from")
         scored.append({**item, "why": "; ".join(why) or "check", "random": False,
                        "_s": -round(s * dens * n_same * teach, 6), "_t": -round(s, 6),
-                       "_g": group})
+                       "_g": group, "_seed": row.get("source") == "seed",
+                       "_dis": any(isinstance(row.get(c), str) and row.get(c) not in
+                                   (ABSTAIN, label) for c in VOTE_COLUMNS)})
     scored.sort(key=lambda r: (r["_s"], r["_t"], r["_k"]))
     scored, later = _one_per_group(scored, groups or {}, settled)
     randoms.sort(key=lambda r: r["_k"])
@@ -270,8 +279,11 @@ def build_queue(
     if turns not in ("equal", "error"):
         raise WeaklabelError(f"queue turns {turns!r}: use equal or error")
     share = _label_error(post_labels) if turns == "error" else None
-    out = _with_slice(_round_robin(scored, diverse=density is not None, share=share),
-                      randoms, random_rate=random_rate) + later
+    order = _round_robin(scored, diverse=density is not None, share=share,
+                         vectors=vectors)
+    if audit:
+        order = _audit_first(order)
+    out = _with_slice(order, randoms, random_rate=random_rate) + later
     cols = [*QUEUE.names, "caption", "evidence", "random"]
     return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
 
@@ -288,6 +300,64 @@ def _items(by_post: Mapping[str, Any], image_labels: pd.DataFrame | None
     with_images = {p for p, _ in pairs}
     pairs += [(p, "") for p in by_post if p not in with_images]
     return list(dict.fromkeys(pairs))
+
+
+AUDIT_MIN_SEEDS = 3
+"""A word is audited when it seeds at least this many queued posts of one label: then a
+correction of one of them can move the others."""
+
+
+def seed_words(evidence: str, label: str) -> list[str]:
+    """The words that matched ``label`` in a keyword seed's evidence (``a: w1,w2; b: w3``).
+
+    Example:
+        >>> seed_words("lips: 립스틱,틴트; nails: 네일", "lips")
+        ['립스틱', '틴트']
+    """
+    text = (evidence or "").removeprefix("reviewed | ").removeprefix("tie: ")
+    for part in text.split("; "):
+        lab, sep, ws = part.partition(": ")
+        if sep and lab == label:
+            return [w for w in ws.split(",") if w]
+    return []
+
+
+def _audit_first(order: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Interleave one representative seed per (label, seeding word) with ``order``: an
+    audit item, then a queue item, while audit items last.
+
+    Words qualify when they seed :data:`AUDIT_MIN_SEEDS` queued posts of the label and
+    the other sources dispute at least one; words come by the disputed seeds they hold
+    (the posts a correction may free), most first. A word's representative is its seed
+    that comes first in ``order`` (the most suspicious), one item per word.
+    """
+    pairs: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(order):
+        if r.get("_seed"):
+            for w in seed_words(r["evidence"], r["label"]):
+                pairs.setdefault((r["label"], w), []).append(i)
+    ranked = sorted(((sum(order[i]["_dis"] for i in rows), len(rows), key)
+                     for key, rows in pairs.items() if len(rows) >= AUDIT_MIN_SEEDS),
+                    key=lambda t: (-t[0], -t[1], t[2]))
+    reps: list[int] = []
+    taken: set[int] = set()
+    for dis, n, (label, w) in ranked:
+        if dis == 0:
+            break
+        rep = next((i for i in pairs[(label, w)] if i not in taken), None)
+        if rep is not None:
+            taken.add(rep)
+            order[rep] = {**order[rep], "why": f"audits keyword {w} of {label} ({n} seeds, "
+                                               f"{dis} disputed); {order[rep]['why']}"}
+            reps.append(rep)
+    rest = [r for i, r in enumerate(order) if i not in taken]
+    out: list[dict[str, Any]] = []
+    for k in range(max(len(reps), len(rest))):
+        if k < len(reps):
+            out.append(order[reps[k]])
+        if k < len(rest):
+            out.append(rest[k])
+    return out
 
 
 def _one_per_group(scored: list[dict[str, Any]], groups: Mapping[str, str],
@@ -356,8 +426,64 @@ def _label_error(post_labels: pd.DataFrame) -> dict[str, float]:
     return {str(k): max(0.01, 1.0 - float(v)) for k, v in conf.items()}
 
 
+def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any]
+                    ) -> list[dict[str, Any]]:
+    """Re-order one label's items (in priority order) greedily: next comes the item whose
+    priority times (1 − its highest cosine to an item already taken) is highest, so the
+    first reviews of a label spread over different captions (uncertainty × diversity,
+    batch active learning); an item without a vector is far from every other.
+
+    Lazy greedy: a value only falls as items are taken, so an item popped with its value
+    still up to date is the best one.
+    """
+    import heapq
+
+    import numpy as np
+
+    heap = [(r["_s"], r["_t"], r["_k"], i) for i, r in enumerate(rows)]
+    heapq.heapify(heap)
+    dim = next((len(v) for v in vectors.values()), 0)
+    taken = np.zeros((len(rows), dim), dtype=np.float32)
+    n_taken = 0
+    out: list[dict[str, Any]] = []
+    while heap:
+        s, t, k, i = heapq.heappop(heap)
+        r = rows[i]
+        v = vectors.get(r["post_id"])
+        near = float((taken[:n_taken] @ v).max()) if v is not None and n_taken else 0.0
+        fresh = r["_s"] * (1.0 - max(0.0, near))
+        if heap and fresh > heap[0][0] + 1e-12:  # stale: worth less than the next one
+            heapq.heappush(heap, (fresh, t, k, i))
+            continue
+        if near > 0.5:
+            r = {**r, "why": f"{r['why']}; cosine {near:.2f} to an earlier item"}
+        out.append(r)
+        if v is not None:
+            taken[n_taken] = v
+            n_taken += 1
+    return out
+
+
+def workspace_vectors(ws: Workspace) -> dict[str, Any] | None:
+    """Each post's unit caption vector (``post_vectors``, IDF-weighted, centred) by post
+    id, posts without a known word left out; None without tokens or vectors."""
+    from weaklabel.contracts import TOKENS
+
+    if not (ws.path("tokens.parquet").exists() and ws.path("vectors.kv").exists()):
+        return None
+    from weaklabel.labels.propagate import idf_weights, post_vectors
+    from weaklabel.text.embed import load_vectors
+
+    tokens = ws.read("tokens.parquet", TOKENS)
+    token_lists = [list(t) for t in tokens["tokens"]]
+    vecs, has = post_vectors(token_lists, load_vectors(ws.path("vectors.kv")),
+                             idf=idf_weights(token_lists))
+    return {p: vecs[i] for i, p in enumerate(tokens["post_id"]) if has[i]}
+
+
 def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False,
-                 share: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+                 share: Mapping[str, float] | None = None,
+                 vectors: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Interleave the labels (in id order), each in its own priority order.
 
     Every label gets the same share of the first reviews however many posts it has:
@@ -368,7 +494,8 @@ def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False,
     by_label: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_label.setdefault(r["label"], []).append(r)
-    lists = [_diverse(by_label[k]) if diverse else by_label[k] for k in sorted(by_label)]
+    lists = [_cosine_diverse(by_label[k], vectors) if vectors is not None
+             else _diverse(by_label[k]) if diverse else by_label[k] for k in sorted(by_label)]
     out: list[dict[str, Any]] = []
     if share is None:
         for i in range(max((len(x) for x in lists), default=0)):
