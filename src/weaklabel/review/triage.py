@@ -203,7 +203,9 @@ def build_queue(
         abstained: what an abstained post adds to its suspicion.
         turns: ``equal`` (every label the same share of the first reviews) or ``error``
             (a label's share in proportion to its estimated error, one minus the mean
-            confidence of its labelled posts).
+            confidence of its labelled posts), or ``f1`` (in proportion to that error
+            over the label's share of the labelled posts: macro-F1 weighs every label
+            alike, so a correction in a small label moves it more).
         groups: post_id → its same-text group
             (:func:`~weaklabel.review.reviewed.same_text_groups`); when given, an item's
             priority is multiplied by its group's size (the posts its decision settles),
@@ -276,9 +278,10 @@ def build_queue(
     randoms.sort(key=lambda r: r["_k"])
     if score not in ("suspicion", "error"):
         raise WeaklabelError(f"queue score {score!r}: use suspicion or error")
-    if turns not in ("equal", "error"):
-        raise WeaklabelError(f"queue turns {turns!r}: use equal or error")
-    share = _label_error(post_labels) if turns == "error" else None
+    if turns not in ("equal", "error", "f1"):
+        raise WeaklabelError(f"queue turns {turns!r}: use equal, error or f1")
+    share = _label_error(post_labels, per_post=turns == "f1") \
+        if turns in ("error", "f1") else None
     order = _round_robin(scored, diverse=density is not None, share=share,
                          vectors=vectors)
     if audit:
@@ -418,12 +421,17 @@ def _diverse(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _label_error(post_labels: pd.DataFrame) -> dict[str, float]:
+def _label_error(post_labels: pd.DataFrame, *, per_post: bool = False) -> dict[str, float]:
     """Each label's estimated error: one minus the mean confidence of its labelled posts
-    (calibrated confidence: the share of them expected wrong), at least 0.01."""
+    (calibrated confidence: the share of them expected wrong), at least 0.01; with
+    ``per_post`` divided by the label's share of the labelled posts."""
     lab = post_labels[post_labels["label"] != ABSTAIN]
     conf = lab.groupby("label")["confidence"].mean()
-    return {str(k): max(0.01, 1.0 - float(v)) for k, v in conf.items()}
+    err = {str(k): max(0.01, 1.0 - float(v)) for k, v in conf.items()}
+    if per_post:
+        share = lab["label"].value_counts(normalize=True)
+        err = {k: v / float(share[k]) for k, v in err.items()}
+    return err
 
 
 def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any]
