@@ -149,7 +149,7 @@ def review(items: list[tuple[str, str]], gold: dict[str, str], base_ws: Path, tm
 
 QUEUES: dict[str, dict[str, Any]] = {
     "queue": {},  # as `weaklabel review queue`
-    "suspicion": {"density": None},  # suspicion alone: no density, no diversity
+    "suspicion": {"density": None, "vectors": None},  # suspicion alone: no density, no diversity
     "labelled-first": {"abstained": 0.0},  # abstained posts only as suspicious as others
     "error-turns": {"turns": "error"},  # labels take turns by their estimated error
     "no-groups": {"groups": None},  # every post of a same-text group queued on its own
@@ -161,12 +161,13 @@ QUEUES: dict[str, dict[str, Any]] = {
     "seed4": {"seed_weight": 4.0},
     "error-seed2": {"score": "error", "seed_weight": 2.0},
     "audit": {"audit": True},  # one seed per (label, seeding word) interleaved at the top
-    "cosine": {"vectors": "workspace"},  # each label diverse by caption cosine
-    "audit-cosine": {"audit": True, "vectors": "workspace"},
-    "f1-turns": {"turns": "f1"},  # labels take turns by estimated error ÷ label share
-    "f1-cosine": {"turns": "f1", "vectors": "workspace"},
+    "equal-cluster": {"turns": "equal", "vectors": None},  # the queue before f1 + cosine
+    "cosine": {"turns": "equal"},  # cosine diversity, equal turns
+    "f1-turns": {"vectors": None},  # f1 turns, word-cluster diversity
+    "audit-cosine": {"audit": True, "turns": "equal"},
 }
-"""Queue orderings: name → overrides of :func:`build_queue`'s inputs."""
+"""Queue orderings: name → overrides of the inputs :func:`build_queue` gets from
+:func:`load_queue_inputs` (the queue as built: f1 turns, cosine diversity)."""
 
 ORACLES = ("oracle-queue", "oracle-random")
 """Ceilings, not queues (they read gold): the queue's items whose shown label gold says
@@ -177,11 +178,9 @@ gain when every one is a correction."""
 def queue_overrides(sim: Any, over: dict[str, Any]) -> dict[str, Any]:
     """A queue's overrides, ``density: uncertain`` made: each post's neighbours weighed
     by how uncertain their labels are (one minus the calibrated confidence)."""
-    from weaklabel.review.triage import workspace_density, workspace_vectors
+    from weaklabel.review.triage import workspace_density
     from weaklabel.workspace import Workspace
 
-    if over.get("vectors") == "workspace":
-        over = {**over, "vectors": workspace_vectors(Workspace(sim.ws))}
     if over.get("density") != "uncertain":
         return over
 

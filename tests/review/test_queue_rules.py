@@ -40,7 +40,7 @@ def test_error_turns_give_the_least_confident_label_the_most_reviews(labelled) -
     kept = labelled[labelled["label"] != ""]
     err = (1 - kept.groupby("label")["confidence"].mean()).sort_values()
     assert err.iloc[-1] > err.iloc[0] * 1.05  # labels that differ enough to tell apart
-    equal = build_queue(labelled, random_rate=0.0).head(300)
+    equal = build_queue(labelled, random_rate=0.0, turns="equal").head(300)
     by_error = build_queue(labelled, random_rate=0.0, turns="error").head(300)
     counts = by_error["label"].value_counts()
     # equal turns: every label the same share; by error: in the order of the estimates

@@ -21,17 +21,22 @@ Suspicion is the sum of:
 :func:`post_density`): information density, a post's mean similarity to the corpus
 counting only the posts of its own word cluster, scaled to [0, 1]. A correction of a
 post with many similar captions moves many neighbours' votes when propagate re-runs; an
-isolated one moves few, however suspicious. **Diversity**: within a label, the n-th item
-taken from one word cluster counts 1/n of its priority, so a page is not spent on
-near-identical posts. Both are fixed defaults (Settles & Craven's weight 1, diminishing
-returns 1/n), not tuned on any corpus.
+isolated one moves few, however suspicious. **Diversity** (when the workspace has tokens
+and vectors, ``vectors``): within a label, the next item is the one whose priority times
+(1 − its highest caption cosine to an item already taken) is highest, so a label's first
+reviews spread over different captions, as random ones do, instead of repeating one
+confusion (batch active learning: uncertainty × diversity); without vectors, the n-th
+item taken from one word cluster counts 1/n. Fixed rules (Settles & Craven's density
+weight 1, a product with 1 − cosine), not tuned on any corpus.
 
 **Same text** (when the workspace has tokens, ``groups``): posts with one token list are
 one text to every source, so a decision on one settles them all; the group's first post
 is queued with its priority times the group's size, the others at the very end.
 
-The labels take turns (one item of each, in label order), each in priority order, so
-every label gets the same share of the first reviews. Every item whose stable hash falls
+The labels take turns by their estimated errors per post (``turns="f1"``): a label's
+share of the first reviews is one minus the mean confidence of its labels over its share
+of the labelled posts, since macro-F1 weighs every label alike and a correction moves a
+small label's F1 more (``turns="equal"``: the same share each). Every item whose stable hash falls
 below ``random_rate`` (5 %) is in the *random slice*
 whatever its score: one slice item is placed after every ``1 / random_rate - 1`` scored
 items, so a reviewer who stops anywhere has reviewed a random 5 % whose accept rate is an
@@ -182,7 +187,7 @@ def build_queue(
     captions: Mapping[str, str] | None = None, random_rate: float = RANDOM_RATE,
     seed: int = QUEUE_SEED, exclude: set[tuple[str, str]] | None = None,
     density: Mapping[str, tuple[str, float]] | None = None, abstained: float = 1.0,
-    turns: str = "equal", groups: Mapping[str, str] | None = None, score: str = "suspicion",
+    turns: str = "f1", groups: Mapping[str, str] | None = None, score: str = "suspicion",
     seed_weight: float = 1.0, audit: bool = False, vectors: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Order every reviewable item, likely-wrong first, with the random slice mixed in.
@@ -634,6 +639,9 @@ def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
     dens = workspace_density(ws)
     if dens is not None:
         out["density"] = dens
+    vectors = workspace_vectors(ws)
+    if vectors is not None:
+        out["vectors"] = vectors
     if ws.path("tokens.parquet").exists():
         from weaklabel.contracts import TOKENS
         from weaklabel.review.reviewed import same_text_groups
