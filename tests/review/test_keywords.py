@@ -168,3 +168,23 @@ def test_cosine_diversity_spreads_each_labels_first_reviews(corpus) -> None:  # 
     for lab in sorted(set(labels["label"]) - {""}):
         assert diverse.loc[diverse["label"] == lab, "post_id"].iloc[0] == \
             plain.loc[plain["label"] == lab, "post_id"].iloc[0]
+
+
+def test_cosine_diversity_orders_only_a_labels_first_items() -> None:
+    import numpy as np
+
+    from weaklabel.review.triage import _cosine_diverse
+
+    rng = np.random.default_rng(4)
+    v = rng.normal(size=(300, 8))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    rows = [{"post_id": f"p{i}", "_s": -1.0 + i / 1000, "_t": 0.0, "_k": f"{i:04d}",
+             "why": "check"} for i in range(300)]
+    vectors = {f"p{i}": v[i] for i in range(300)}
+    full = _cosine_diverse(rows, vectors, first=300)
+    capped = _cosine_diverse(rows, vectors, first=50)
+    assert [r["post_id"] for r in capped[:50]] == [r["post_id"] for r in full[:50]]
+    assert sorted(r["post_id"] for r in capped) == sorted(r["post_id"] for r in rows)
+    rest = [int(r["post_id"][1:]) for r in capped[50:]]
+    assert rest == sorted(rest)  # after the cap: priority order
+    assert [r["post_id"] for r in full] != [r["post_id"] for r in rows]  # it does reorder

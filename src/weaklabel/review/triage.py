@@ -439,15 +439,21 @@ def _label_error(post_labels: pd.DataFrame, *, per_post: bool = False) -> dict[s
     return err
 
 
-def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any]
-                    ) -> list[dict[str, Any]]:
+DIVERSE_FIRST = 2_000
+"""How many of a label's items the cosine diversity orders (the reviews a team does
+first); the rest follow in priority order, so a label of a million posts costs no more
+than one of two thousand (each pick compares with every item already taken)."""
+
+
+def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any], *,
+                    first: int = DIVERSE_FIRST) -> list[dict[str, Any]]:
     """Re-order one label's items (in priority order) greedily: next comes the item whose
     priority times (1 − its highest cosine to an item already taken) is highest, so the
     first reviews of a label spread over different captions (uncertainty × diversity,
     batch active learning); an item without a vector is far from every other.
 
     Lazy greedy: a value only falls as items are taken, so an item popped with its value
-    still up to date is the best one.
+    still up to date is the best one. Only the first ``first`` picks are made this way.
     """
     import heapq
 
@@ -456,10 +462,10 @@ def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any]
     heap = [(r["_s"], r["_t"], r["_k"], i) for i, r in enumerate(rows)]
     heapq.heapify(heap)
     dim = next((len(v) for v in vectors.values()), 0)
-    taken = np.zeros((len(rows), dim), dtype=np.float32)
+    taken = np.zeros((min(len(rows), first), dim), dtype=np.float32)
     n_taken = 0
     out: list[dict[str, Any]] = []
-    while heap:
+    while heap and len(out) < first:
         s, t, k, i = heapq.heappop(heap)
         r = rows[i]
         v = vectors.get(r["post_id"])
@@ -474,7 +480,10 @@ def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any]
         if v is not None:
             taken[n_taken] = v
             n_taken += 1
-    return out
+    # the rest in priority order (re-pushed items carry a discounted value: re-sort)
+    rest = sorted((i for *_, i in heap),
+                  key=lambda i: (rows[i]["_s"], rows[i]["_t"], rows[i]["_k"]))
+    return out + [rows[i] for i in rest]
 
 
 def workspace_vectors(ws: Workspace) -> dict[str, Any] | None:
