@@ -486,21 +486,14 @@ def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any], *,
     return out + [rows[i] for i in rest]
 
 
-def workspace_vectors(ws: Workspace) -> dict[str, Any] | None:
+def workspace_vectors(ws: Workspace, *, post_vecs: Any = None) -> dict[str, Any] | None:
     """Each post's unit caption vector (``post_vectors``, IDF-weighted, centred) by post
     id, posts without a known word left out; None without tokens or vectors."""
-    from weaklabel.contracts import TOKENS
-
-    if not (ws.path("tokens.parquet").exists() and ws.path("vectors.kv").exists()):
+    pv = post_vecs if post_vecs is not None else _workspace_post_vectors(ws)
+    if pv is None:
         return None
-    from weaklabel.labels.propagate import idf_weights, post_vectors
-    from weaklabel.text.embed import load_vectors
-
-    tokens = ws.read("tokens.parquet", TOKENS)
-    token_lists = [list(t) for t in tokens["tokens"]]
-    vecs, has = post_vectors(token_lists, load_vectors(ws.path("vectors.kv")),
-                             idf=idf_weights(token_lists))
-    return {p: vecs[i] for i, p in enumerate(tokens["post_id"]) if has[i]}
+    ids, _, vecs, has = pv
+    return {p: vecs[i] for i, p in enumerate(ids) if has[i]}
 
 
 def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False,
@@ -592,25 +585,38 @@ def post_density(post_ids: list[str], token_lists: list[list[str]],
                 round(float(dens[i]), 4)) for i, p in enumerate(post_ids)}
 
 
-def workspace_density(ws: Workspace, weight: Mapping[str, float] | None = None
-                      ) -> dict[str, tuple[str, float]] | None:
-    """:func:`post_density` of a workspace's posts (None without tokens, vectors or word
-    clusters: the queue is then ordered by suspicion alone); ``weight``: post → its
-    weight as a neighbour (default 1)."""
-    from weaklabel.contracts import TOKENS, WORD_CLUSTERS
+def _workspace_post_vectors(ws: Workspace) -> tuple[list[str], list[list[str]], Any, Any] | None:
+    """``(post ids, token lists, unit post vectors, has a vector)`` of a workspace (IDF
+    weights, centred, as propagate's); None without tokens or vectors."""
+    from weaklabel.contracts import TOKENS
 
-    names = ("tokens.parquet", "vectors.kv", "word_clusters.parquet")
-    if not all(ws.path(n).exists() for n in names):
+    if not (ws.path("tokens.parquet").exists() and ws.path("vectors.kv").exists()):
         return None
     from weaklabel.labels.propagate import idf_weights, post_vectors
     from weaklabel.text.embed import load_vectors
 
     tokens = ws.read("tokens.parquet", TOKENS)
-    wc = ws.read("word_clusters.parquet", WORD_CLUSTERS)
     token_lists = [list(t) for t in tokens["tokens"]]
-    kv = load_vectors(ws.path("vectors.kv"))
-    vecs, has = post_vectors(token_lists, kv, idf=idf_weights(token_lists))
-    ids = tokens["post_id"].tolist()
+    vecs, has = post_vectors(token_lists, load_vectors(ws.path("vectors.kv")),
+                             idf=idf_weights(token_lists))
+    return tokens["post_id"].tolist(), token_lists, vecs, has
+
+
+def workspace_density(ws: Workspace, weight: Mapping[str, float] | None = None, *,
+                      post_vecs: Any = None) -> dict[str, tuple[str, float]] | None:
+    """:func:`post_density` of a workspace's posts (None without tokens, vectors or word
+    clusters: the queue is then ordered by suspicion alone); ``weight``: post → its
+    weight as a neighbour (default 1); ``post_vecs``: :func:`_workspace_post_vectors`
+    when already computed."""
+    from weaklabel.contracts import WORD_CLUSTERS
+
+    if not ws.path("word_clusters.parquet").exists():
+        return None
+    pv = post_vecs if post_vecs is not None else _workspace_post_vectors(ws)
+    if pv is None:
+        return None
+    ids, token_lists, vecs, has = pv
+    wc = ws.read("word_clusters.parquet", WORD_CLUSTERS)
     return post_density(ids, token_lists,
                         dict(zip(wc["word"], wc["cluster"].astype(int), strict=True)),
                         vecs, has,
@@ -645,10 +651,11 @@ def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
     if ws.path("posts.parquet").exists():
         posts = read_parquet(ws.path("posts.parquet"), POSTS)
         out["captions"] = dict(zip(posts["post_id"], posts["caption"], strict=True))
-    dens = workspace_density(ws)
+    pv = _workspace_post_vectors(ws)  # once, for density and diversity
+    dens = workspace_density(ws, post_vecs=pv)
     if dens is not None:
         out["density"] = dens
-    vectors = workspace_vectors(ws)
+    vectors = workspace_vectors(ws, post_vecs=pv)
     if vectors is not None:
         out["vectors"] = vectors
     if ws.path("tokens.parquet").exists():
