@@ -165,6 +165,7 @@ QUEUES: dict[str, dict[str, Any]] = {
     "cosine": {"turns": "equal"},  # cosine diversity, equal turns
     "f1-turns": {"vectors": None},  # f1 turns, word-cluster diversity
     "audit-cosine": {"audit": True, "turns": "equal"},
+    "coverage": {"coverage": True},  # keyword seeds count as taken: reviews go elsewhere
 }
 """Queue orderings: name → overrides of the inputs :func:`build_queue` gets from
 :func:`load_queue_inputs` (the queue as built: f1 turns, cosine diversity)."""

@@ -188,3 +188,28 @@ def test_cosine_diversity_orders_only_a_labels_first_items() -> None:
     rest = [int(r["post_id"][1:]) for r in capped[50:]]
     assert rest == sorted(rest)  # after the cap: priority order
     assert [r["post_id"] for r in full] != [r["post_id"] for r in rows]  # it does reorder
+
+
+def test_coverage_sends_the_first_reviews_away_from_the_seeds(corpus) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from weaklabel.labels.propagate import post_vectors
+
+    labels = run(corpus, {}, 0.0)
+    x, has = post_vectors(corpus["toks"], corpus["kv"])
+    vectors = {p: x[i] for i, p in enumerate(corpus["ids"]) if has[i]}
+    seeds = np.stack([vectors[p] for p, s in zip(labels["post_id"], labels["source"],
+                                                 strict=True) if s == "seed" and p in vectors])
+    diverse = build_queue(labels, random_rate=0.0, vectors=vectors)
+    covering = build_queue(labels, random_rate=0.0, vectors=vectors, coverage=True)
+    assert sorted(covering["post_id"]) == sorted(diverse["post_id"])
+    assert build_queue(labels, random_rate=0.0, coverage=True).equals(
+        build_queue(labels, random_rate=0.0))  # without vectors: nothing to cover by
+
+    def to_seeds(q: pd.DataFrame) -> float:
+        """Mean cosine of the first 60 non-seed items to their nearest keyword seed."""
+        src = dict(zip(labels["post_id"], labels["source"], strict=True))
+        ids = [p for p in q["post_id"] if p in vectors and src[p] != "seed"][:60]
+        return float((np.stack([vectors[p] for p in ids]) @ seeds.T).max(axis=1).mean())
+
+    assert to_seeds(covering) < to_seeds(diverse) - 0.02

@@ -189,6 +189,7 @@ def build_queue(
     density: Mapping[str, tuple[str, float]] | None = None, abstained: float = 1.0,
     turns: str = "f1", groups: Mapping[str, str] | None = None, score: str = "suspicion",
     seed_weight: float = 1.0, audit: bool = False, vectors: Mapping[str, Any] | None = None,
+    coverage: bool = False,
 ) -> pd.DataFrame:
     """Order every reviewable item, likely-wrong first, with the random slice mixed in.
 
@@ -228,6 +229,8 @@ def build_queue(
         vectors: post_id → unit caption vector (:func:`workspace_vectors`); when given,
             each label's order is diverse by cosine (:func:`_cosine_diverse`) instead of
             by word cluster.
+        coverage: with ``vectors``, the keyword seeds count as taken already, so the
+            first reviews go to captions unlike any seed (an experiment, off).
 
     Returns:
         A frame with the :data:`QUEUE` columns plus ``caption``, ``evidence`` and
@@ -287,8 +290,10 @@ def build_queue(
         raise WeaklabelError(f"queue turns {turns!r}: use equal, error or f1")
     share = _label_error(post_labels, per_post=turns == "f1") \
         if turns in ("error", "f1") else None
+    covered = _seed_cover(post_labels, vectors) if coverage and vectors is not None \
+        else None
     order = _round_robin(scored, diverse=density is not None, share=share,
-                         vectors=vectors)
+                         vectors=vectors, covered=covered)
     if audit:
         order = _audit_first(order)
     out = _with_slice(order, randoms, random_rate=random_rate) + later
@@ -446,7 +451,8 @@ than one of two thousand (each pick compares with every item already taken)."""
 
 
 def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any], *,
-                    first: int = DIVERSE_FIRST) -> list[dict[str, Any]]:
+                    first: int = DIVERSE_FIRST, covered: Mapping[str, float] | None = None
+                    ) -> list[dict[str, Any]]:
     """Re-order one label's items (in priority order) greedily: next comes the item whose
     priority times (1 − its highest cosine to an item already taken) is highest, so the
     first reviews of a label spread over different captions (uncertainty × diversity,
@@ -454,6 +460,8 @@ def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any], *,
 
     Lazy greedy: a value only falls as items are taken, so an item popped with its value
     still up to date is the best one. Only the first ``first`` picks are made this way.
+    ``covered``: post → its highest cosine to a keyword seed, counted as if the seeds
+    were taken already (coverage: reviews go where the sources have no training post).
     """
     import heapq
 
@@ -470,6 +478,7 @@ def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any], *,
         r = rows[i]
         v = vectors.get(r["post_id"])
         near = float((taken[:n_taken] @ v).max()) if v is not None and n_taken else 0.0
+        near = max(near, (covered or {}).get(r["post_id"], 0.0))
         fresh = r["_s"] * (1.0 - max(0.0, near))
         if heap and fresh > heap[0][0] + 1e-12:  # stale: worth less than the next one
             heapq.heappush(heap, (fresh, t, k, i))
@@ -486,6 +495,28 @@ def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any], *,
     return out + [rows[i] for i in rest]
 
 
+def _seed_cover(post_labels: pd.DataFrame, vectors: Mapping[str, Any]) -> dict[str, float]:
+    """Each post's highest cosine to a keyword seed other than itself (chunked)."""
+    import numpy as np
+
+    seeds = [p for p, src in zip(post_labels["post_id"], post_labels["source"], strict=True)
+             if src == "seed" and p in vectors]
+    ids = [p for p in post_labels["post_id"] if p in vectors]
+    if not seeds or not ids:
+        return {}
+    s = np.stack([vectors[p] for p in seeds]).astype(np.float32)
+    pos = {p: j for j, p in enumerate(seeds)}
+    out: dict[str, float] = {}
+    for a in range(0, len(ids), 4096):
+        chunk = ids[a:a + 4096]
+        sim = np.stack([vectors[p] for p in chunk]).astype(np.float32) @ s.T
+        for r, p in enumerate(chunk):
+            if p in pos:
+                sim[r, pos[p]] = -1.0
+        out.update(zip(chunk, (float(x) for x in sim.max(axis=1)), strict=True))
+    return out
+
+
 def workspace_vectors(ws: Workspace, *, post_vecs: Any = None) -> dict[str, Any] | None:
     """Each post's unit caption vector (``post_vectors``, IDF-weighted, centred) by post
     id, posts without a known word left out; None without tokens or vectors."""
@@ -498,7 +529,8 @@ def workspace_vectors(ws: Workspace, *, post_vecs: Any = None) -> dict[str, Any]
 
 def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False,
                  share: Mapping[str, float] | None = None,
-                 vectors: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                 vectors: Mapping[str, Any] | None = None,
+                 covered: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
     """Interleave the labels (in id order), each in its own priority order.
 
     Every label gets the same share of the first reviews however many posts it has:
@@ -509,7 +541,7 @@ def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False,
     by_label: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_label.setdefault(r["label"], []).append(r)
-    lists = [_cosine_diverse(by_label[k], vectors) if vectors is not None
+    lists = [_cosine_diverse(by_label[k], vectors, covered=covered) if vectors is not None
              else _diverse(by_label[k]) if diverse else by_label[k] for k in sorted(by_label)]
     out: list[dict[str, Any]] = []
     if share is None:
