@@ -6,7 +6,9 @@ fixed-seed sample). A simulated reviewer answers from the gold labels:
 the shown label when gold agrees, else the gold one. For N = 1 % and 5 % of the posts:
 
 * **queue**: the first N items of ``weaklabel review queue`` (likely-wrong first, its 5 %
-  random slice mixed in, exactly as a person would get them);
+  random slice mixed in, exactly as a person would get them; ``--queue-draws K``: K
+  queues by the same rules, their random slices seeded 9, 10, …, for the queue's own
+  spread: which 5 % is the slice decides which items are scored and in what order);
 * **suspicion** (``--queues queue,suspicion``): the same queue without its density and
   diversity (what they add);
 * **random**: N posts drawn at random (``--draws`` seeds, 5; the same draws for every
@@ -33,7 +35,7 @@ settings, :data:`VARIANTS`) and ``--queues`` (queue orderings, :data:`QUEUES`).
 
 Usage: python bench/bench_review.py [--corpus chatbot|petitions] [--rows N]
        [--fractions 0.01,0.05] [--variants default,reviews-choose] [--queues queue,suspicion]
-       [--draws 5] [--out bench/out/review_<corpus>] [--tag T]
+       [--draws 5] [--queue-draws 1] [--out bench/out/review_<corpus>] [--tag T]
 Writes bench/out/review_<corpus>.json (``--tag`` adds a suffix).
 """
 
@@ -147,7 +149,7 @@ def review(items: list[tuple[str, str]], gold: dict[str, str], base_ws: Path, tm
 
 QUEUES: dict[str, dict[str, Any]] = {
     "queue": {},  # as `weaklabel review queue`
-    "suspicion": {"density": None},  # suspicion alone: no density, no diversity
+    "suspicion": {"density": None, "vectors": None},  # suspicion alone: no density, no diversity
     "labelled-first": {"abstained": 0.0},  # abstained posts only as suspicious as others
     "error-turns": {"turns": "error"},  # labels take turns by their estimated error
     "no-groups": {"groups": None},  # every post of a same-text group queued on its own
@@ -158,8 +160,15 @@ QUEUES: dict[str, dict[str, Any]] = {
     "seed2": {"seed_weight": 2.0},  # a keyword seed's priority doubled
     "seed4": {"seed_weight": 4.0},
     "error-seed2": {"score": "error", "seed_weight": 2.0},
+    "audit": {"audit": True},  # one seed per (label, seeding word) interleaved at the top
+    "equal-cluster": {"turns": "equal", "vectors": None},  # the queue before f1 + cosine
+    "cosine": {"turns": "equal"},  # cosine diversity, equal turns
+    "f1-turns": {"vectors": None},  # f1 turns, word-cluster diversity
+    "audit-cosine": {"audit": True, "turns": "equal"},
+    "coverage": {"coverage": True},  # keyword seeds count as taken: reviews go elsewhere
 }
-"""Queue orderings: name → overrides of :func:`build_queue`'s inputs."""
+"""Queue orderings: name → overrides of the inputs :func:`build_queue` gets from
+:func:`load_queue_inputs` (the queue as built: f1 turns, cosine diversity)."""
 
 ORACLES = ("oracle-queue", "oracle-random")
 """Ceilings, not queues (they read gold): the queue's items whose shown label gold says
@@ -170,10 +179,11 @@ gain when every one is a correction."""
 def queue_overrides(sim: Any, over: dict[str, Any]) -> dict[str, Any]:
     """A queue's overrides, ``density: uncertain`` made: each post's neighbours weighed
     by how uncertain their labels are (one minus the calibrated confidence)."""
-    if over.get("density") != "uncertain":
-        return over
     from weaklabel.review.triage import workspace_density
     from weaklabel.workspace import Workspace
+
+    if over.get("density") != "uncertain":
+        return over
 
     unc = {p: 1.0 - float(c) for p, c in zip(sim.base["post_id"], sim.base["confidence"],
                                                strict=True)}
@@ -219,6 +229,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "against": {"propagate.reviewed_against": 1.0},  # a correction counts against its shown
     "spread": {"propagate.reviews_spread": "tokens"},  # a review holds for its same text
     "no-spread": {"propagate.reviews_spread": "none"},  # a review holds for its post only
+    "keywords": {"propagate.reviewed_keywords": 0.5},  # corrected seeds indict their words
 }
 """Propagate variants compared on the same reviews: name → config overrides."""
 
@@ -267,7 +278,8 @@ class Sim:
 
 
 REVIEW_ONLY = ("propagate.reviews_choose", "propagate.reviewed_weight",
-               "propagate.reviews_spread", "propagate.reviewed_against")
+               "propagate.reviews_spread", "propagate.reviewed_against",
+               "propagate.reviewed_keywords")
 """Settings that change nothing when nothing is reviewed."""
 
 
@@ -281,16 +293,18 @@ def spread(xs: list[float]) -> dict[str, float]:
             "min": round(min(xs), 4), "max": round(max(xs), 4)}
 
 
-def compare(sim: Sim, orders: dict[str, list[tuple[str, str]]], *, fractions: list[float],
+def compare(sim: Sim, orders: dict[str, list[list[tuple[str, str]]]], *,
+            fractions: list[float],
             variants: list[str], seeds: list[int]) -> list[dict[str, Any]]:
-    """Every queue ordering and a random draw per seed (the same draws for every
-    variant), at every fraction and propagate variant."""
+    """Every queue ordering (each of its draws: the queue with another random-slice
+    seed) and a random draw per seed (the same draws for every variant), at every
+    fraction and propagate variant."""
     n_posts = len(sim.base)
     ids = sorted(sim.gold)
     rows: list[dict[str, Any]] = []
     for frac in fractions:
         n = round(frac * n_posts)
-        runs = {name: [order[:n]] for name, order in orders.items()}
+        runs = {name: [order[:n] for order in draws] for name, draws in orders.items()}
         if seeds:
             runs["random"] = [[(p, sim.shown.get(p, ""))
                                for p in random.Random(seed).sample(ids, n)]
@@ -402,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"orderings of {', '.join([*QUEUES, *ORACLES])}")
     ap.add_argument("--draws", type=int, default=5,
                     help="random draws per fraction (0: queues only, to add to a run)")
+    ap.add_argument("--queue-draws", type=int, default=1,
+                    help="draws of each queue: its random slice seeded 9, 10, … (1: the "
+                         "queue as `weaklabel review queue` builds it)")
     ap.add_argument("--seeds", default="",
                     help="random draws' seeds, e.g. 3,4 (default: 0 … draws-1), to split "
                          "a run over processes; --merge joins their reports")
@@ -423,11 +440,21 @@ def main(argv: list[str] | None = None) -> int:
     cfg = build(data, out, keywords, config)
     sim = Sim(data, cfg, out / ("tmp" + (f"-{args.tag}" if args.tag else "")))
     inputs = load_queue_inputs(Workspace(sim.ws))
-    queues = {q: build_queue(**{**inputs, **queue_overrides(sim, QUEUES[q])})
-              for q in args.queues.split(",") if q and q not in ORACLES}
-    orders = {q: list(zip(v["post_id"], v["label"], strict=True)) for q, v in queues.items()}
-    orders.update(oracles(sim, build_queue(**inputs),
-                          [q for q in args.queues.split(",") if q in ORACLES]))
+    from weaklabel.review.triage import QUEUE_SEED
+
+    # draw j of a queue: the same rules with random-slice seed QUEUE_SEED + j, so the
+    # queue's own spread shows beside random's (the slice decides which items are scored)
+    names = [q for q in args.queues.split(",") if q and q not in ORACLES]
+    over = {q: queue_overrides(sim, QUEUES[q]) for q in names}
+    queues = {q: build_queue(**{**inputs, **over[q]}) for q in names}
+    orders = {q: [list(zip(v["post_id"], v["label"], strict=True))] for q, v in queues.items()}
+    for q in names:
+        for j in range(1, args.queue_draws):
+            v = build_queue(**{**inputs, **over[q], "seed": QUEUE_SEED + j})
+            orders[q].append(list(zip(v["post_id"], v["label"], strict=True)))
+    orders.update({k: [v] for k, v in oracles(
+        sim, build_queue(**inputs), [q for q in args.queues.split(",") if q in ORACLES]
+    ).items()})
     variants = args.variants.split(",")
     for v in variants:
         if v not in VARIANTS:

@@ -147,6 +147,10 @@ class PropagateConfig:
     # The Naive Bayes stage takes a correction's words this many times its weight off the
     # label the reviewer was shown (0: off): the correction says they mislead towards it.
     reviewed_against: float = 0.0
+    # A label word stops seeding a label when its reviewed seeds put its precision (Beta
+    # prior 2:1, review/reviewed.py:audit_keywords) below this (0: off): a correction
+    # indicts the keyword that seeded it, and its other seeds go to the other sources.
+    reviewed_keywords: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -643,6 +647,7 @@ SETTINGS: dict[str, Check] = {
     "propagate.reviews_choose": _BOOL,
     "propagate.reviews_spread": Check(str, choices=("none", "tokens")),
     "propagate.reviewed_against": Check(float, 0.0, 1_000.0),
+    "propagate.reviewed_keywords": _SHARE,
     "images.root": _PATH,
     "images.workers": _WORKERS,
     "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),

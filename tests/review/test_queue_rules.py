@@ -40,7 +40,7 @@ def test_error_turns_give_the_least_confident_label_the_most_reviews(labelled) -
     kept = labelled[labelled["label"] != ""]
     err = (1 - kept.groupby("label")["confidence"].mean()).sort_values()
     assert err.iloc[-1] > err.iloc[0] * 1.05  # labels that differ enough to tell apart
-    equal = build_queue(labelled, random_rate=0.0).head(300)
+    equal = build_queue(labelled, random_rate=0.0, turns="equal").head(300)
     by_error = build_queue(labelled, random_rate=0.0, turns="error").head(300)
     counts = by_error["label"].value_counts()
     # equal turns: every label the same share; by error: in the order of the estimates
@@ -52,8 +52,22 @@ def test_error_turns_give_the_least_confident_label_the_most_reviews(labelled) -
     # the same items, another order
     assert set(build_queue(labelled, turns="error")["post_id"]) == \
         set(build_queue(labelled)["post_id"])
-    with pytest.raises(WeaklabelError, match="queue turns 'most': use equal or error"):
+    with pytest.raises(WeaklabelError, match="queue turns 'most': use equal, error or f1"):
         build_queue(labelled, turns="most")
+
+
+def test_f1_turns_give_a_label_turns_by_its_error_over_its_size(labelled) -> None:  # type: ignore[no-untyped-def]
+    kept = labelled[labelled["label"] != ""]
+    err = 1 - kept.groupby("label")["confidence"].mean()
+    size = kept["label"].value_counts(normalize=True)
+    weight = (err / size[err.index]).sort_values()
+    assert weight.iloc[-1] > weight.iloc[0] * 1.2  # labels that differ enough to tell apart
+    counts = build_queue(labelled, random_rate=0.0, turns="f1").head(300)["label"]\
+        .value_counts()
+    shares = counts / counts.sum()
+    expect = weight / weight.sum()
+    assert (shares - expect[shares.index]).abs().max() < 0.02
+    assert counts[weight.index[-1]] > counts[weight.index[0]]
 
 
 def test_abstained_weight_decides_how_soon_abstained_posts_come(labelled) -> None:  # type: ignore[no-untyped-def]

@@ -26,11 +26,13 @@ def test_evidence_parsers() -> None:
 def test_queue_puts_disagreement_and_low_confidence_first(rfx) -> None:  # type: ignore[no-untyped-def]
     q = write_queue(Workspace(rfx.ws), random_rate=0.0)
     assert list(q.columns[:5]) == ["post_id", "image", "label", "confidence", "why"]
-    # labels take turns, each in suspicion order: lips (k1: keywords disagree), then nails
+    # labels take turns, each in suspicion order: lips (k1: keywords disagree), nails
     # (t2: abstained, no label yet, so any answer adds one)
-    assert q.loc[0, "post_id"] == "k1" and "keywords say nails" in q.loc[0, "why"]
-    assert q.loc[1, "post_id"] == "t2"
-    assert q["label"].head(20).tolist() == ["lips", "nails"] * 10
+    first = {lab: g.iloc[0] for lab, g in q.groupby("label")}
+    assert first["lips"]["post_id"] == "k1" and "keywords say nails" in first["lips"]["why"]
+    assert first["nails"]["post_id"] == "t2"
+    assert set(q["label"].head(2)) == {"lips", "nails"}
+    assert 8 <= (q["label"].head(20) == "lips").sum() <= 12  # two labels alike in size
     assert not q["random"].any()
     # t2 abstained: queued with its best guess; t1 has no image: a text item
     t2 = q[q["post_id"] == "t2"].iloc[0]

@@ -411,11 +411,20 @@ class _Posts:
 
 def _seeded(post_ids: Sequence[str], token_lists: Sequence[Sequence[str]],
             words: Mapping[str, Mapping[str, float]], *, margin: float,
-            reviewed: Mapping[str, str], background: str | None) -> _Posts:
+            reviewed: Mapping[str, str], background: str | None,
+            audit: float = 0.0) -> _Posts:
     """Keyword seeds, then reviewed labels over them (``""``: none of the labels, which
     is the background label when the map has one)."""
 
     seeds = seed_labels(token_lists, words, margin=margin)
+    before = list(seeds.labels)
+    if audit > 0 and reviewed:
+        # review weight: a word whose reviewed seeds were mostly corrected stops seeding
+        from weaklabel.review.reviewed import audit_keywords
+
+        kept, _ = audit_keywords(post_ids, token_lists, before, words, reviewed,
+                                 bar=audit, background=background)
+        seeds = seed_labels(token_lists, kept, margin=margin)
     n = len(post_ids)
     st = _Posts(list(post_ids), list(seeds.labels), [float(c) for c in seeds.confidence],
                 ["seed" if lab != ABSTAIN else "none" for lab in seeds.labels],
@@ -425,7 +434,7 @@ def _seeded(post_ids: Sequence[str], token_lists: Sequence[Sequence[str]],
             st.label[i] = reviewed[pid] or (background or ABSTAIN)
             st.conf[i], st.source[i] = 1.0, "reviewed"
             st.evidence[i] = "reviewed" + (f" | {st.evidence[i]}" if st.evidence[i] else "")
-    st.top_label, st.keyword_seed = list(st.label), list(seeds.labels)
+    st.top_label, st.keyword_seed = list(st.label), before
     st.per_source["keyword"] = [lab if src == "seed" else ABSTAIN
                                 for lab, src in zip(seeds.labels, st.source, strict=True)]
     return st
@@ -823,7 +832,8 @@ def propagate_labels(
     for c in combiners:
         get_combiner(c)
     st = _seeded(post_ids, token_lists, words, margin=cfg.seed_margin,
-                 reviewed=dict(reviewed or {}), background=background)
+                 reviewed=dict(reviewed or {}), background=background,
+                 audit=cfg.reviewed_keywords)
     seed_counts = dict(Counter(lab for lab, src in zip(st.label, st.source, strict=True)
                                if lab != ABSTAIN and src == "seed"))
     classes = sorted({lab for lab in st.label if lab != ABSTAIN})

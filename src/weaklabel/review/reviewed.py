@@ -251,3 +251,63 @@ def spread_reviews(reviewed: Mapping[str, str], groups: Mapping[str, str]
         if pid not in out and key in label:
             out[pid] = label[key]
     return out
+
+
+KEYWORD_PRIOR = (2.0, 1.0)
+"""Beta prior of a label word's precision as a seed (mean 2/3: the keywords a person
+wrote seed mostly right posts), so one correction alone never indicts a word."""
+
+
+def audit_keywords(
+    post_ids: Sequence[str], token_lists: Sequence[Sequence[str]], seeds: Sequence[str],
+    words: Mapping[str, Mapping[str, float]], reviewed: Mapping[str, str], *,
+    bar: float, background: str | None = None,
+    prior: tuple[float, float] = KEYWORD_PRIOR,
+) -> tuple[dict[str, dict[str, float]], dict[tuple[str, str], tuple[int, int]]]:
+    """The label words that still seed after the reviews, and the evidence on each.
+
+    A reviewed post that a word seeded for label A is evidence on the word's precision
+    for A: confirmed when the reviewer kept A, corrected otherwise (every word that
+    seeded it for A shares the blame). A word's posterior precision for A is the Beta
+    ``prior`` updated by those counts; below ``bar`` it stops seeding A, so the other
+    posts it seeded are labelled by the other sources instead of being held at A.
+
+    Args:
+        post_ids: the posts, in the rows' order.
+        token_lists: their tokens.
+        seeds: each post's keyword seed label before reviews (ABSTAIN: none).
+        words: word → {label: weight}, the seeding words.
+        reviewed: post id → reviewed label (ABSTAIN: none of the labels, which is
+            ``background`` when the map has one).
+        bar: the posterior precision a word must keep to go on seeding a label.
+        prior: (α, β) of the Beta prior.
+
+    Returns:
+        ``(words kept, {(word, label): (confirmed, corrected)})`` for every word and
+        label a review touched.
+
+    Example:
+        >>> kept, ev = audit_keywords(["a", "b", "c"], [["술"], ["술"], ["술"]],
+        ...                           ["daily", "daily", "daily"], {"술": {"daily": 1.0}},
+        ...                           {"a": "love", "b": "love"}, bar=0.5)
+        >>> kept, ev
+        ({}, {('술', 'daily'): (0, 2)})
+    """
+    counts: dict[tuple[str, str], list[int]] = {}
+    for pid, toks, lab in zip(post_ids, token_lists, seeds, strict=True):
+        if lab == ABSTAIN or pid not in reviewed:
+            continue
+        ok = (reviewed[pid] or background or ABSTAIN) == lab
+        for w in dict.fromkeys(toks):
+            if lab in words.get(w, {}):
+                counts.setdefault((w, lab), [0, 0])[0 if ok else 1] += 1
+    a, b = prior
+    drop = {k for k, (c, x) in counts.items() if (a + c) / (a + b + c + x) < bar}
+    if drop:
+        log.info("reviews indict %d label word(s): %s", len(drop), ", ".join(
+            f"{w} ({lab}: {counts[(w, lab)][0]} kept, {counts[(w, lab)][1]} corrected)"
+            for w, lab in sorted(drop)))
+    kept = {w: {lab: wt for lab, wt in labs.items() if (w, lab) not in drop}
+            for w, labs in words.items()}
+    return ({w: labs for w, labs in kept.items() if labs},
+            {k: (v[0], v[1]) for k, v in sorted(counts.items())})

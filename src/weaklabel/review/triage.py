@@ -21,17 +21,22 @@ Suspicion is the sum of:
 :func:`post_density`): information density, a post's mean similarity to the corpus
 counting only the posts of its own word cluster, scaled to [0, 1]. A correction of a
 post with many similar captions moves many neighbours' votes when propagate re-runs; an
-isolated one moves few, however suspicious. **Diversity**: within a label, the n-th item
-taken from one word cluster counts 1/n of its priority, so a page is not spent on
-near-identical posts. Both are fixed defaults (Settles & Craven's weight 1, diminishing
-returns 1/n), not tuned on any corpus.
+isolated one moves few, however suspicious. **Diversity** (when the workspace has tokens
+and vectors, ``vectors``): within a label, the next item is the one whose priority times
+(1 − its highest caption cosine to an item already taken) is highest, so a label's first
+reviews spread over different captions, as random ones do, instead of repeating one
+confusion (batch active learning: uncertainty × diversity); without vectors, the n-th
+item taken from one word cluster counts 1/n. Fixed rules (Settles & Craven's density
+weight 1, a product with 1 − cosine), not tuned on any corpus.
 
 **Same text** (when the workspace has tokens, ``groups``): posts with one token list are
 one text to every source, so a decision on one settles them all; the group's first post
 is queued with its priority times the group's size, the others at the very end.
 
-The labels take turns (one item of each, in label order), each in priority order, so
-every label gets the same share of the first reviews. Every item whose stable hash falls
+The labels take turns by their estimated errors per post (``turns="f1"``): a label's
+share of the first reviews is one minus the mean confidence of its labels over its share
+of the labelled posts, since macro-F1 weighs every label alike and a correction moves a
+small label's F1 more (``turns="equal"``: the same share each). Every item whose stable hash falls
 below ``random_rate`` (5 %) is in the *random slice*
 whatever its score: one slice item is placed after every ``1 / random_rate - 1`` scored
 items, so a reviewer who stops anywhere has reviewed a random 5 % whose accept rate is an
@@ -182,8 +187,9 @@ def build_queue(
     captions: Mapping[str, str] | None = None, random_rate: float = RANDOM_RATE,
     seed: int = QUEUE_SEED, exclude: set[tuple[str, str]] | None = None,
     density: Mapping[str, tuple[str, float]] | None = None, abstained: float = 1.0,
-    turns: str = "equal", groups: Mapping[str, str] | None = None, score: str = "suspicion",
-    seed_weight: float = 1.0,
+    turns: str = "f1", groups: Mapping[str, str] | None = None, score: str = "suspicion",
+    seed_weight: float = 1.0, audit: bool = False, vectors: Mapping[str, Any] | None = None,
+    coverage: bool = False,
 ) -> pd.DataFrame:
     """Order every reviewable item, likely-wrong first, with the random slice mixed in.
 
@@ -203,7 +209,9 @@ def build_queue(
         abstained: what an abstained post adds to its suspicion.
         turns: ``equal`` (every label the same share of the first reviews) or ``error``
             (a label's share in proportion to its estimated error, one minus the mean
-            confidence of its labelled posts).
+            confidence of its labelled posts), or ``f1`` (in proportion to that error
+            over the label's share of the labelled posts: macro-F1 weighs every label
+            alike, so a correction in a small label moves it more).
         groups: post_id → its same-text group
             (:func:`~weaklabel.review.reviewed.same_text_groups`); when given, an item's
             priority is multiplied by its group's size (the posts its decision settles),
@@ -214,6 +222,15 @@ def build_queue(
         seed_weight: what a keyword seed's priority is multiplied by: the sources learn
             from seeds, so a wrong one misleads them on every post like it, and its
             correction takes a wrong training post away as well as adding a right one.
+        audit: put one keyword seed per (label, seeding word) near the top
+            (:func:`_audit_first`), so a few reviews test the words that seed many posts
+            and that the other sources dispute (``propagate.reviewed_keywords`` then
+            stops a word whose seeds were corrected).
+        vectors: post_id → unit caption vector (:func:`workspace_vectors`); when given,
+            each label's order is diverse by cosine (:func:`_cosine_diverse`) instead of
+            by word cluster.
+        coverage: with ``vectors``, the keyword seeds count as taken already, so the
+            first reviews go to captions unlike any seed (an experiment, off).
 
     Returns:
         A frame with the :data:`QUEUE` columns plus ``caption``, ``evidence`` and
@@ -261,17 +278,25 @@ def build_queue(
             why.append("a keyword seed, learnt from")
         scored.append({**item, "why": "; ".join(why) or "check", "random": False,
                        "_s": -round(s * dens * n_same * teach, 6), "_t": -round(s, 6),
-                       "_g": group})
+                       "_g": group, "_seed": row.get("source") == "seed",
+                       "_dis": any(isinstance(row.get(c), str) and row.get(c) not in
+                                   (ABSTAIN, label) for c in VOTE_COLUMNS)})
     scored.sort(key=lambda r: (r["_s"], r["_t"], r["_k"]))
     scored, later = _one_per_group(scored, groups or {}, settled)
     randoms.sort(key=lambda r: r["_k"])
     if score not in ("suspicion", "error"):
         raise WeaklabelError(f"queue score {score!r}: use suspicion or error")
-    if turns not in ("equal", "error"):
-        raise WeaklabelError(f"queue turns {turns!r}: use equal or error")
-    share = _label_error(post_labels) if turns == "error" else None
-    out = _with_slice(_round_robin(scored, diverse=density is not None, share=share),
-                      randoms, random_rate=random_rate) + later
+    if turns not in ("equal", "error", "f1"):
+        raise WeaklabelError(f"queue turns {turns!r}: use equal, error or f1")
+    share = _label_error(post_labels, per_post=turns == "f1") \
+        if turns in ("error", "f1") else None
+    covered = _seed_cover(post_labels, vectors) if coverage and vectors is not None \
+        else None
+    order = _round_robin(scored, diverse=density is not None, share=share,
+                         vectors=vectors, covered=covered)
+    if audit:
+        order = _audit_first(order)
+    out = _with_slice(order, randoms, random_rate=random_rate) + later
     cols = [*QUEUE.names, "caption", "evidence", "random"]
     return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
 
@@ -288,6 +313,64 @@ def _items(by_post: Mapping[str, Any], image_labels: pd.DataFrame | None
     with_images = {p for p, _ in pairs}
     pairs += [(p, "") for p in by_post if p not in with_images]
     return list(dict.fromkeys(pairs))
+
+
+AUDIT_MIN_SEEDS = 3
+"""A word is audited when it seeds at least this many queued posts of one label: then a
+correction of one of them can move the others."""
+
+
+def seed_words(evidence: str, label: str) -> list[str]:
+    """The words that matched ``label`` in a keyword seed's evidence (``a: w1,w2; b: w3``).
+
+    Example:
+        >>> seed_words("lips: 립스틱,틴트; nails: 네일", "lips")
+        ['립스틱', '틴트']
+    """
+    text = (evidence or "").removeprefix("reviewed | ").removeprefix("tie: ")
+    for part in text.split("; "):
+        lab, sep, ws = part.partition(": ")
+        if sep and lab == label:
+            return [w for w in ws.split(",") if w]
+    return []
+
+
+def _audit_first(order: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Interleave one representative seed per (label, seeding word) with ``order``: an
+    audit item, then a queue item, while audit items last.
+
+    Words qualify when they seed :data:`AUDIT_MIN_SEEDS` queued posts of the label and
+    the other sources dispute at least one; words come by the disputed seeds they hold
+    (the posts a correction may free), most first. A word's representative is its seed
+    that comes first in ``order`` (the most suspicious), one item per word.
+    """
+    pairs: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(order):
+        if r.get("_seed"):
+            for w in seed_words(r["evidence"], r["label"]):
+                pairs.setdefault((r["label"], w), []).append(i)
+    ranked = sorted(((sum(order[i]["_dis"] for i in rows), len(rows), key)
+                     for key, rows in pairs.items() if len(rows) >= AUDIT_MIN_SEEDS),
+                    key=lambda t: (-t[0], -t[1], t[2]))
+    reps: list[int] = []
+    taken: set[int] = set()
+    for dis, n, (label, w) in ranked:
+        if dis == 0:
+            break
+        rep = next((i for i in pairs[(label, w)] if i not in taken), None)
+        if rep is not None:
+            taken.add(rep)
+            order[rep] = {**order[rep], "why": f"audits keyword {w} of {label} ({n} seeds, "
+                                               f"{dis} disputed); {order[rep]['why']}"}
+            reps.append(rep)
+    rest = [r for i, r in enumerate(order) if i not in taken]
+    out: list[dict[str, Any]] = []
+    for k in range(max(len(reps), len(rest))):
+        if k < len(reps):
+            out.append(order[reps[k]])
+        if k < len(rest):
+            out.append(rest[k])
+    return out
 
 
 def _one_per_group(scored: list[dict[str, Any]], groups: Mapping[str, str],
@@ -348,16 +431,106 @@ def _diverse(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _label_error(post_labels: pd.DataFrame) -> dict[str, float]:
+def _label_error(post_labels: pd.DataFrame, *, per_post: bool = False) -> dict[str, float]:
     """Each label's estimated error: one minus the mean confidence of its labelled posts
-    (calibrated confidence: the share of them expected wrong), at least 0.01."""
+    (calibrated confidence: the share of them expected wrong), at least 0.01; with
+    ``per_post`` divided by the label's share of the labelled posts."""
     lab = post_labels[post_labels["label"] != ABSTAIN]
     conf = lab.groupby("label")["confidence"].mean()
-    return {str(k): max(0.01, 1.0 - float(v)) for k, v in conf.items()}
+    err = {str(k): max(0.01, 1.0 - float(v)) for k, v in conf.items()}
+    if per_post:
+        share = lab["label"].value_counts(normalize=True)
+        err = {k: v / float(share[k]) for k, v in err.items()}
+    return err
+
+
+DIVERSE_FIRST = 2_000
+"""How many of a label's items the cosine diversity orders (the reviews a team does
+first); the rest follow in priority order, so a label of a million posts costs no more
+than one of two thousand (each pick compares with every item already taken)."""
+
+
+def _cosine_diverse(rows: list[dict[str, Any]], vectors: Mapping[str, Any], *,
+                    first: int = DIVERSE_FIRST, covered: Mapping[str, float] | None = None
+                    ) -> list[dict[str, Any]]:
+    """Re-order one label's items (in priority order) greedily: next comes the item whose
+    priority times (1 − its highest cosine to an item already taken) is highest, so the
+    first reviews of a label spread over different captions (uncertainty × diversity,
+    batch active learning); an item without a vector is far from every other.
+
+    Lazy greedy: a value only falls as items are taken, so an item popped with its value
+    still up to date is the best one. Only the first ``first`` picks are made this way.
+    ``covered``: post → its highest cosine to a keyword seed, counted as if the seeds
+    were taken already (coverage: reviews go where the sources have no training post).
+    """
+    import heapq
+
+    import numpy as np
+
+    heap = [(r["_s"], r["_t"], r["_k"], i) for i, r in enumerate(rows)]
+    heapq.heapify(heap)
+    dim = next((len(v) for v in vectors.values()), 0)
+    taken = np.zeros((min(len(rows), first), dim), dtype=np.float32)
+    n_taken = 0
+    out: list[dict[str, Any]] = []
+    while heap and len(out) < first:
+        s, t, k, i = heapq.heappop(heap)
+        r = rows[i]
+        v = vectors.get(r["post_id"])
+        near = float((taken[:n_taken] @ v).max()) if v is not None and n_taken else 0.0
+        near = max(near, (covered or {}).get(r["post_id"], 0.0))
+        fresh = r["_s"] * (1.0 - max(0.0, near))
+        if heap and fresh > heap[0][0] + 1e-12:  # stale: worth less than the next one
+            heapq.heappush(heap, (fresh, t, k, i))
+            continue
+        if near > 0.5:
+            r = {**r, "why": f"{r['why']}; cosine {near:.2f} to an earlier item"}
+        out.append(r)
+        if v is not None:
+            taken[n_taken] = v
+            n_taken += 1
+    # the rest in priority order (re-pushed items carry a discounted value: re-sort)
+    rest = sorted((i for *_, i in heap),
+                  key=lambda i: (rows[i]["_s"], rows[i]["_t"], rows[i]["_k"]))
+    return out + [rows[i] for i in rest]
+
+
+def _seed_cover(post_labels: pd.DataFrame, vectors: Mapping[str, Any]) -> dict[str, float]:
+    """Each post's highest cosine to a keyword seed other than itself (chunked)."""
+    import numpy as np
+
+    seeds = [p for p, src in zip(post_labels["post_id"], post_labels["source"], strict=True)
+             if src == "seed" and p in vectors]
+    ids = [p for p in post_labels["post_id"] if p in vectors]
+    if not seeds or not ids:
+        return {}
+    s = np.stack([vectors[p] for p in seeds]).astype(np.float32)
+    pos = {p: j for j, p in enumerate(seeds)}
+    out: dict[str, float] = {}
+    for a in range(0, len(ids), 4096):
+        chunk = ids[a:a + 4096]
+        sim = np.stack([vectors[p] for p in chunk]).astype(np.float32) @ s.T
+        for r, p in enumerate(chunk):
+            if p in pos:
+                sim[r, pos[p]] = -1.0
+        out.update(zip(chunk, (float(x) for x in sim.max(axis=1)), strict=True))
+    return out
+
+
+def workspace_vectors(ws: Workspace, *, post_vecs: Any = None) -> dict[str, Any] | None:
+    """Each post's unit caption vector (``post_vectors``, IDF-weighted, centred) by post
+    id, posts without a known word left out; None without tokens or vectors."""
+    pv = post_vecs if post_vecs is not None else _workspace_post_vectors(ws)
+    if pv is None:
+        return None
+    ids, _, vecs, has = pv
+    return {p: vecs[i] for i, p in enumerate(ids) if has[i]}
 
 
 def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False,
-                 share: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+                 share: Mapping[str, float] | None = None,
+                 vectors: Mapping[str, Any] | None = None,
+                 covered: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
     """Interleave the labels (in id order), each in its own priority order.
 
     Every label gets the same share of the first reviews however many posts it has:
@@ -368,7 +541,8 @@ def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False,
     by_label: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_label.setdefault(r["label"], []).append(r)
-    lists = [_diverse(by_label[k]) if diverse else by_label[k] for k in sorted(by_label)]
+    lists = [_cosine_diverse(by_label[k], vectors, covered=covered) if vectors is not None
+             else _diverse(by_label[k]) if diverse else by_label[k] for k in sorted(by_label)]
     out: list[dict[str, Any]] = []
     if share is None:
         for i in range(max((len(x) for x in lists), default=0)):
@@ -443,25 +617,38 @@ def post_density(post_ids: list[str], token_lists: list[list[str]],
                 round(float(dens[i]), 4)) for i, p in enumerate(post_ids)}
 
 
-def workspace_density(ws: Workspace, weight: Mapping[str, float] | None = None
-                      ) -> dict[str, tuple[str, float]] | None:
-    """:func:`post_density` of a workspace's posts (None without tokens, vectors or word
-    clusters: the queue is then ordered by suspicion alone); ``weight``: post → its
-    weight as a neighbour (default 1)."""
-    from weaklabel.contracts import TOKENS, WORD_CLUSTERS
+def _workspace_post_vectors(ws: Workspace) -> tuple[list[str], list[list[str]], Any, Any] | None:
+    """``(post ids, token lists, unit post vectors, has a vector)`` of a workspace (IDF
+    weights, centred, as propagate's); None without tokens or vectors."""
+    from weaklabel.contracts import TOKENS
 
-    names = ("tokens.parquet", "vectors.kv", "word_clusters.parquet")
-    if not all(ws.path(n).exists() for n in names):
+    if not (ws.path("tokens.parquet").exists() and ws.path("vectors.kv").exists()):
         return None
     from weaklabel.labels.propagate import idf_weights, post_vectors
     from weaklabel.text.embed import load_vectors
 
     tokens = ws.read("tokens.parquet", TOKENS)
-    wc = ws.read("word_clusters.parquet", WORD_CLUSTERS)
     token_lists = [list(t) for t in tokens["tokens"]]
-    kv = load_vectors(ws.path("vectors.kv"))
-    vecs, has = post_vectors(token_lists, kv, idf=idf_weights(token_lists))
-    ids = tokens["post_id"].tolist()
+    vecs, has = post_vectors(token_lists, load_vectors(ws.path("vectors.kv")),
+                             idf=idf_weights(token_lists))
+    return tokens["post_id"].tolist(), token_lists, vecs, has
+
+
+def workspace_density(ws: Workspace, weight: Mapping[str, float] | None = None, *,
+                      post_vecs: Any = None) -> dict[str, tuple[str, float]] | None:
+    """:func:`post_density` of a workspace's posts (None without tokens, vectors or word
+    clusters: the queue is then ordered by suspicion alone); ``weight``: post → its
+    weight as a neighbour (default 1); ``post_vecs``: :func:`_workspace_post_vectors`
+    when already computed."""
+    from weaklabel.contracts import WORD_CLUSTERS
+
+    if not ws.path("word_clusters.parquet").exists():
+        return None
+    pv = post_vecs if post_vecs is not None else _workspace_post_vectors(ws)
+    if pv is None:
+        return None
+    ids, token_lists, vecs, has = pv
+    wc = ws.read("word_clusters.parquet", WORD_CLUSTERS)
     return post_density(ids, token_lists,
                         dict(zip(wc["word"], wc["cluster"].astype(int), strict=True)),
                         vecs, has,
@@ -496,9 +683,13 @@ def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
     if ws.path("posts.parquet").exists():
         posts = read_parquet(ws.path("posts.parquet"), POSTS)
         out["captions"] = dict(zip(posts["post_id"], posts["caption"], strict=True))
-    dens = workspace_density(ws)
+    pv = _workspace_post_vectors(ws)  # once, for density and diversity
+    dens = workspace_density(ws, post_vecs=pv)
     if dens is not None:
         out["density"] = dens
+    vectors = workspace_vectors(ws, post_vecs=pv)
+    if vectors is not None:
+        out["vectors"] = vectors
     if ws.path("tokens.parquet").exists():
         from weaklabel.contracts import TOKENS
         from weaklabel.review.reviewed import same_text_groups
