@@ -33,6 +33,14 @@ def _pictures() -> dict[str, Image.Image]:
     pics["centred box"] = Image.fromarray(np.pad(np.full((40, 40), 255), 44).astype(np.uint8))
     pics["checkerboard"] = Image.fromarray(
         ((np.indices((128, 128)).sum(0) // 16 % 2) * 255).astype(np.uint8))
+    rng = np.random.default_rng(5)
+    for w in (56, 17, 90):  # 2 px tall: the DCT's other rows are noise around the median
+        pics[f"{w}x2"] = Image.fromarray(rng.integers(0, 256, (2, w)).astype(np.uint8))
+    for k in range(8):  # equal coefficient pairs: ties at the median
+        a = rng.integers(0, 256, (32, 32)).astype(float)
+        pics[f"diagonal symmetric {k}"] = Image.fromarray(((a + a.T) / 2).astype(np.uint8))
+    u = rng.integers(0, 256, 32).astype(float)
+    pics["outer product"] = Image.fromarray((np.outer(u, u) / 255).astype(np.uint8))
     return pics
 
 

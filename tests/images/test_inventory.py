@@ -151,7 +151,7 @@ def test_hash_registry_lists_valid_names() -> None:
     from weaklabel.errors import WeaklabelError
 
     with pytest.raises(WeaklabelError, match="valid: ahash, dhash, phash, whash"):
-        hashes.get_hash_method("md5")
+        hashes.hash_method("md5")
     with pytest.raises(WeaklabelError, match="valid: ahash, dhash, phash, whash"):
         hashes.draft_side(("phahs", 8))
     with pytest.raises(WeaklabelError, match="hash_size"):

@@ -63,21 +63,25 @@ def phash_of(grey: Any, hash_size: int = 8) -> Any:
     the 8 × 8 low corner of the DCT is needed) instead of scipy's DCT: as fast a call,
     without importing ``scipy.fftpack`` (0.38 CPU s) in every worker process.
 
-    The low-frequency coefficients are rounded to 1e-6 before the median is taken:
-    where symmetry makes a coefficient exactly 0 (a gradient, a centred box), scipy's
-    DCT returns 0 and a matrix product returns rounding noise, which would decide that
-    bit by chance.
+    Where a coefficient ties with the median (symmetry makes coefficients equal or 0:
+    a picture 2 px tall, one symmetric about its diagonal), the bit is decided by
+    floating-point noise, and the matrix products' noise is not scipy's: such a picture
+    (compared after rounding to 1e-6) is hashed by ``imagehash.phash`` itself, so the
+    hash is imagehash's on every input.
     """
     import imagehash
     import numpy as np
     from PIL import Image
 
     side = 4 * hash_size
-    pixels = np.asarray(grey.convert("L").resize((side, side), Image.Resampling.LANCZOS),
-                        dtype=np.float64)
+    small = grey.convert("L").resize((side, side), Image.Resampling.LANCZOS)
+    pixels = np.asarray(small, dtype=np.float64)
     c = _dct_rows(hash_size, side)
     low = np.round(c @ pixels @ c.T, 6)
-    return imagehash.ImageHash(low > np.median(low))
+    median = np.median(low)
+    if np.any(low == median):  # a tie: noise decides it, so let scipy's noise decide
+        return imagehash.phash(grey, hash_size=hash_size)
+    return imagehash.ImageHash(low > median)
 
 
 def _phash_side(size: int) -> int:
@@ -113,14 +117,6 @@ def hash_method(name: str) -> HashMethod:
         raise WeaklabelError(
             f"unknown hash method {name!r}; valid: {', '.join(HASH_METHODS)}"
         ) from None
-
-
-def get_hash_method(name: str) -> Callable[..., Any]:
-    """The imagehash function of method ``name``; a wrong name lists the valid ones."""
-    method = hash_method(name)
-    import imagehash
-
-    return getattr(imagehash, method.function)
 
 
 def draft_side(spec: tuple[str, int] | None) -> int | None:

@@ -178,6 +178,21 @@ def drift_lines(labelmap: LabelMap, drift: Drift) -> list[str]:
     return out
 
 
+def drift_digest(lines: tuple[str, ...] | list[str], where: str = "") -> str:
+    """Drift lines for one line of output: all of up to three, else two and a count of
+    the rest (a map reviewed on another clustering can move every label), and
+    ``where`` the rest can be read.
+
+    Example:
+        >>> drift_digest(["a: 1", "b: 2", "c: 3", "d: 4"], "meta.json")
+        'a: 1; b: 2; … 2 more label(s), all in meta.json'
+    """
+    if len(lines) <= 3:
+        return "; ".join(lines)
+    return ("; ".join(lines[:2]) + f"; … {len(lines) - 2} more label(s)"
+            + (f", all in {where}" if where else ""))
+
+
 def _few(words: list[str], n: int = 5) -> str:
     return ", ".join(words[:n]) + (" …" if len(words) > n else "")
 

@@ -58,7 +58,6 @@ from weaklabel.labels.calibrate import (  # importable from here too
     global_f1_threshold,
     held_out_by_keyword,
     seed_precision,
-    wrong_agreement,
 )
 from weaklabel.labels.knn import CosineKNN  # lives in knn.py; importable from here too
 from weaklabel.labels.labelmap import (
@@ -621,13 +620,9 @@ def _calibrate(inp: SourceInput, choice: _Choice, held: np.ndarray, grouped: np.
     if grouped.sum() >= MIN_HELDOUT:
         rows = _calibration_rows(grouped, cfg)
         sub = _subset(inp, rows)
-        gv, post = _held_out_run(sub, grouped[rows], mvecs[rows], mhas[rows], choice, cfg)
+        _, post = _held_out_run(sub, grouped[rows], mvecs[rows], mhas[rows], choice, cfg)
         ph, truth = post[grouped[rows]], sub.seed[grouped[rows]]
         ok = ph.sum(axis=1) > 0
-        # a diagnostic: the curve assumes a wrong label meets a wrong seed by chance
-        q = wrong_agreement({s: v[grouped[rows]][ok] for s, v in gv.items() if s != "keyword"},
-                            truth[ok], ph[ok].argmax(axis=1), len(inp.classes))
-        choice.estimates["wrong_agreement"] = None if q is None else round(q, 4)
         right = [choice.seed_precision.get(inp.classes[j], 1.0) for j in truth[ok]]
         choice.agree = calibrate_confidence(ph[ok].max(axis=1),
                                             ph[ok].argmax(axis=1) == truth[ok])
@@ -1090,7 +1085,13 @@ def _current_labelmap(ws: Workspace, labelmap_path: Any, digest: str
     on a map's first use the pin is its recorded words when the clustering differs from
     the one it was reviewed on (``first_pin``), else the current words."""
     from weaklabel.contracts import WORD_CLUSTERS
-    from weaklabel.labels.drift import drift_lines, first_pin, pinned_clusters, read_pin
+    from weaklabel.labels.drift import (
+        drift_digest,
+        drift_lines,
+        first_pin,
+        pinned_clusters,
+        read_pin,
+    )
 
     if not ws.path("word_clusters.parquet").exists():
         return load_labelmap(labelmap_path, known_clusters=set()), None, None, []
@@ -1110,7 +1111,7 @@ def _current_labelmap(ws: Workspace, labelmap_path: Any, digest: str
     drift = pinned_clusters(labelmap, pinned, current)
     lines += drift_lines(labelmap, drift)
     if lines:
-        shown = "; ".join(lines[:4]) + (f"; … {len(lines) - 4} more" if len(lines) > 4 else "")
+        shown = drift_digest(lines, "the propagate summary")
         # a map whose ids were edited against this run's clusters while its cluster_words
         # stayed those of an older draft reads, here, like a map reviewed elsewhere
         stale = (f"; if its cluster ids were edited against this run's clusters, copy "
@@ -1162,14 +1163,10 @@ class PropagateSummary(Summary):
                     f"precision {self.estimated_precision:.3f}")
         labels = ", ".join(f"{k or '(none)'} {v}" for k, v in self.labels.items())
         if self.cluster_drift:
-            # a map reviewed on another clustering can move every label: name two, count
-            # the rest (all of them are in post_labels.parquet.meta.json)
-            shown = self.cluster_drift[:2] if len(self.cluster_drift) > 3 \
-                else self.cluster_drift
-            more = len(self.cluster_drift) - len(shown)
-            out += ("; drift since the map was reviewed: " + "; ".join(shown)
-                    + (f"; … {more} more label(s), all in post_labels.parquet.meta.json"
-                       if more else ""))
+            from weaklabel.labels.drift import drift_digest
+
+            out += ("; drift since the map was reviewed: "
+                    + drift_digest(self.cluster_drift, "post_labels.parquet.meta.json"))
         return f"{out}; labels: {labels}; {self.labelled_images}/{self.images} images labelled"
 
 
