@@ -148,10 +148,13 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def dask_scheduler() -> Iterator[str]:
     """A LocalCluster of two worker processes; the build joins it by its tcp:// address."""
+    import dask
     from distributed import LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+    # as weaklabel's own LocalCluster: no worker profiler (engine.py says why)
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
     try:
         yield cluster.scheduler_address
     finally:
@@ -1054,3 +1057,16 @@ def test_an_s3_image_root_from_the_config_is_synced_not_taken_for_a_path(
     local = local_image_root(cfg, None)
     assert local.images.root and not local.images.root.startswith("s3:")
     assert tree(Path(local.images.root)) == images
+
+
+def test_the_local_cluster_runs_its_workers_without_the_profiler() -> None:
+    """The profiler's sys._current_frames() can deadlock with thread starts (engine.py):
+    weaklabel's own LocalCluster turns it off in every worker process."""
+    import dask
+
+    from weaklabel.engine import use_engine
+
+    with use_engine("dask", scheduler="local", workers=1) as eng:
+        assert eng is not None
+        seen = eng.client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
+    assert seen and set(seen.values()) == {False}

@@ -44,8 +44,15 @@ class DaskEngine:
         if scheduler == "local":
             # Worker processes, one thread each: Okt's JVM and Pillow want a process
             # apiece, like the local pool.
-            self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
-                                        processes=True, dashboard_address=None)
+            # No statistical profiler in the workers: it calls sys._current_frames()
+            # every 10 ms, and on CPython 3.11 that can deadlock with a thread being
+            # started (the in-place reader starts its fetch threads per batch): a
+            # purge on the cluster hung for good, every thread idle.
+            import dask
+
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+                                            processes=True, dashboard_address=None)
             address = self.cluster.scheduler_address
         elif scheduler.startswith("tcp://") or scheduler.startswith("tls://"):
             address = scheduler
