@@ -233,6 +233,20 @@ def test_negative_count_from_json(tmp_path: Path) -> None:
         read_posts(p)
 
 
+@pytest.mark.parametrize("name, text", [
+    ("posts.csv", 'post_id,caption,likes\na,x,1\nb,y,99999999999999999999999\n'),
+    ("posts.jsonl", '{"post_id": "a", "caption": "x", "likes": 1}\n'
+                    '{"post_id": "b", "caption": "y", "likes": 99999999999999999999999}\n'),
+])
+def test_count_too_large_for_int64_names_the_row(tmp_path: Path, name: str, text: str) -> None:
+    # pandas overflowed with a traceback on a count past int64.
+    with pytest.raises(WeaklabelError, match=r"row 2: likes is 99999999999999999999999, more "
+                                              r"than a count can be"):
+        read_posts(_csv(tmp_path, text, name=name))
+    ok, _ = read_posts(_csv(tmp_path, 'post_id,caption,likes\na,x,9223372036854775807\n'))
+    assert int(ok["likes"].iloc[0]) == 2**63 - 1
+
+
 @pytest.mark.parametrize("raw, match", [
     ("../x.jpg", "escapes the image root"),
     ("a/../../x.jpg", "escapes the image root"),

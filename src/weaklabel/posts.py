@@ -34,6 +34,7 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 LOGICAL = ("post_id", "caption", "images", "likes", "comments", "created_at")
 REQUIRED = ("post_id", "caption")
+_MAX_COUNT = 2**63 - 1
 _INT_RE = re.compile(r"^\s*\+?(\d{1,3}(,\d{3})+|\d+)(\.0*)?\s*$")
 
 
@@ -228,6 +229,11 @@ def _parse_count(value: Any, col: str, row: int, where: Path) -> int | None:
         n = int(text.split(".")[0].replace(",", "").replace("+", ""))
     if n < 0:
         raise WeaklabelError(f"{where}: row {row}: {col} is negative ({n}); counts are ≥ 0")
+    if n > _MAX_COUNT:
+        # The column is stored as int64: a larger number would overflow in pandas.
+        raise WeaklabelError(
+            f"{where}: row {row}: {col} is {n}, more than a count can be "
+            f"({_MAX_COUNT:,}); fix the cell or leave it empty")
     return n
 
 
