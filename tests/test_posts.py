@@ -338,3 +338,48 @@ def test_header_only_table_is_checked_then_reported_empty(tmp_path: Path) -> Non
     chunks = iter_posts(_csv(tmp_path, "post_id,caption\n", name="h.csv"), PostsConfig())
     with pytest.raises(WeaklabelError, match="has no rows"):
         next(chunks)  # no empty chunk comes out first
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_a_csv_separated_otherwise_is_read_by_its_header(tmp_path: Path, sep: str) -> None:
+    # Excel in many locales saves ';'; a .csv of tabs was "malformed CSV … line 21".
+    p = _csv(tmp_path, f'post_id{sep}caption{sep}likes\n1{sep}"립스틱, 틴트"{sep}3\n2{sep}x{sep}\n')
+    posts, _ = read_posts(p)
+    assert posts["caption"].tolist() == ["립스틱, 틴트", "x"]
+    assert posts["likes"].iloc[0] == 3
+
+
+def test_a_comma_header_keeps_commas_whatever_the_captions_hold(tmp_path: Path) -> None:
+    posts, _ = read_posts(_csv(tmp_path, 'post_id,caption\n1,"a;b\tc|d"\n'))
+    assert posts["caption"].tolist() == ["a;b\tc|d"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_utf16_with_a_byte_order_mark_is_detected(tmp_path: Path, encoding: str) -> None:
+    # Excel's "Unicode text" and Notepad's "Unicode": the BOM says what it is.
+    text = "post_id\tcaption\n1\t데일리룩 립스틱\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    p = tmp_path / "posts.csv"
+    p.write_bytes(data)
+    posts, _ = read_posts(p)
+    assert posts["post_id"].tolist() == ["1"]
+    assert posts["caption"].tolist() == ["데일리룩 립스틱"]
+
+
+def test_a_workbook_or_parquet_renamed_csv_is_named_as_such(tmp_path: Path) -> None:
+    import zipfile
+
+    xlsx = tmp_path / "posts.csv"
+    with zipfile.ZipFile(xlsx, "w") as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    with pytest.raises(WeaklabelError, match=r"posts.csv: this is a zip archive \(an Excel "
+                                              r"\.xlsx workbook\?\).*Save As → 'CSV UTF-8'"):
+        read_posts(xlsx)
+    pq_as_csv = tmp_path / "dump.csv"
+    pd.DataFrame({"post_id": ["1"], "caption": ["x"]}).to_parquet(pq_as_csv)
+    with pytest.raises(WeaklabelError, match="this is a Parquet file.*--format parquet"):
+        read_posts(pq_as_csv)
+    posts, _ = read_posts(pq_as_csv, PostsConfig(format="parquet"))
+    assert posts["caption"].tolist() == ["x"]

@@ -63,8 +63,15 @@ def detect_encoding(path: Path, *, block: int = 1 << 20) -> str:
         WeaklabelError: naming the byte offset and line when neither decodes.
     """
     with open(path, "rb") as f:
-        head = f.read(3)
-    enc = "utf-8-sig" if head == codecs.BOM_UTF8 else "utf-8"
+        head = f.read(16)
+    bad = _not_text(path, head)
+    if bad is not None:
+        raise bad
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # "Unicode text" from Excel or Notepad: the BOM says which, the codec strips it.
+        log.info("%s: read as UTF-16 (it starts with a UTF-16 byte-order mark)", path)
+        return "utf-16"
+    enc = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
     err = _first_decode_error(path, enc, block)
     if err is None:
         return enc
@@ -76,6 +83,42 @@ def detect_encoding(path: Path, *, block: int = 1 << 20) -> str:
         f"{path}: line {line} (byte {offset}) is neither UTF-8 nor CP949; "
         "pass --encoding NAME (e.g. euc-kr, utf-16) or re-save the file as UTF-8"
     )
+
+
+# Magic numbers of files a person may have renamed or exported by mistake as .csv.
+_NOT_TEXT = ((b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook?)",
+              "in Excel use Save As → 'CSV UTF-8'"),
+             (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook",
+              "in Excel use Save As → 'CSV UTF-8'"),
+             (b"PAR1", "a Parquet file", "name it .parquet or pass --format parquet"),
+             (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
+             (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"))
+
+
+def _not_text(path: Path, head: bytes) -> WeaklabelError | None:
+    for magic, what, fix in _NOT_TEXT:
+        if head.startswith(magic):
+            return WeaklabelError(f"{path}: this is {what}, not a text table; {fix}")
+    return None
+
+
+def _header_separator(path: Path, enc: str, sep: str) -> str:
+    """The separator of a CSV's header line: ``sep`` when the header holds it, else a
+    tab, ``;`` or ``|`` when the header holds that one instead (Excel in many locales
+    saves ``;``). A header without ``sep`` cannot be valid as it is: the table needs at
+    least a post_id and a caption column."""
+    try:
+        with open(path, encoding=enc, newline="") as f:
+            header = f.readline(1 << 16)
+    except (UnicodeDecodeError, LookupError):
+        return sep  # the reader names the decoding problem
+    if sep in header:
+        return sep
+    for other in ("\t", ";", "|"):
+        if other != sep and other in header:
+            log.info("%s: the header holds no %r; read as %r-separated", path, sep, other)
+            return other
+    return sep
 
 
 def _first_decode_error(path: Path, enc: str, block: int) -> tuple[int, int] | None:
@@ -121,6 +164,7 @@ class _Reader:
         import pandas as pd
 
         enc = self.cfg.encoding or detect_encoding(self.path)
+        sep = _header_separator(self.path, enc, sep)
         try:
             reader = pd.read_csv(
                 self.path, sep=sep, encoding=enc, dtype=str, keep_default_na=False,
