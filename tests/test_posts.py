@@ -253,6 +253,9 @@ def test_count_too_large_for_int64_names_the_row(tmp_path: Path, name: str, text
     ("..", "escapes the image root"),
     ("/etc/passwd", "is absolute"),
     ("C:\\pics\\x.jpg", "is absolute"),
+    # a URL was folded into the relative path 'https:/cdn.example.com/a.jpg'
+    ("https://cdn.example.com/a.jpg", "is a URL; download the images"),
+    ("s3://bucket/a.jpg", "is a URL"),
 ])
 def test_image_path_outside_the_root_is_rejected(raw: str, match: str) -> None:
     with pytest.raises(WeaklabelError, match=rf"row 4: image path .* {match}"):

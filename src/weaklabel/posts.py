@@ -35,6 +35,7 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
 LOGICAL = ("post_id", "caption", "images", "likes", "comments", "created_at")
 REQUIRED = ("post_id", "caption")
 _MAX_COUNT = 2**63 - 1
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _INT_RE = re.compile(r"^\s*\+?(\d{1,3}(,\d{3})+|\d+)(\.0*)?\s*$")
 
 
@@ -295,6 +296,12 @@ def normalize_image_path(raw: str | bytes, *, row: int, where: Path) -> str:
         raw = os.fsdecode(raw)
     raw = text_form(raw)
     p = re.sub(r"\\(?!x[89a-fA-F][0-9a-fA-F])", "/", raw.strip())
+    if _URL_RE.match(p):
+        # normpath would fold "https://cdn/a.jpg" into the relative "https:/cdn/a.jpg".
+        raise WeaklabelError(
+            f"{where}: row {row}: image path {raw!r} is a URL; download the images under "
+            "one root (or set images.root to its s3:// prefix) and give paths relative "
+            "to it")
     if p.startswith("/") or re.match(r"^[A-Za-z]:/", p):
         raise WeaklabelError(
             f"{where}: row {row}: image path {raw!r} is absolute; "
