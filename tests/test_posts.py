@@ -386,3 +386,11 @@ def test_a_workbook_or_parquet_renamed_csv_is_named_as_such(tmp_path: Path) -> N
         read_posts(pq_as_csv)
     posts, _ = read_posts(pq_as_csv, PostsConfig(format="parquet"))
     assert posts["caption"].tolist() == ["x"]
+
+
+def test_a_column_named_twice_in_the_header_is_an_error(tmp_path: Path) -> None:
+    # pandas read the first 'caption' and renamed the second 'caption.1' without a word.
+    p = _csv(tmp_path, "post_id,caption,likes,caption\n1,a,2,b\n")
+    with pytest.raises(WeaklabelError, match=r"posts.csv: column 'caption' appears twice in "
+                                              r"the header; rename or drop one"):
+        read_posts(p)

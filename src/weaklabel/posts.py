@@ -113,12 +113,20 @@ def _header_separator(path: Path, enc: str, sep: str) -> str:
             header = f.readline(1 << 16)
     except (UnicodeDecodeError, LookupError):
         return sep  # the reader names the decoding problem
-    if sep in header:
-        return sep
-    for other in ("\t", ";", "|"):
-        if other != sep and other in header:
-            log.info("%s: the header holds no %r; read as %r-separated", path, sep, other)
-            return other
+    if sep not in header:
+        for other in ("\t", ";", "|"):
+            if other != sep and other in header:
+                log.info("%s: the header holds no %r; read as %r-separated", path, sep, other)
+                sep = other
+                break
+    import csv
+
+    names = [n.strip() for n in next(csv.reader([header.lstrip("\ufeff")], delimiter=sep), [])]
+    dup = next((n for i, n in enumerate(names) if n and n in names[:i]), None)
+    if dup is not None:
+        # pandas would silently rename the second one 'NAME.1' and read only the first.
+        raise WeaklabelError(
+            f"{path}: column {dup!r} appears twice in the header; rename or drop one")
     return sep
 
 
