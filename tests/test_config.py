@@ -67,8 +67,10 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text, match", [
-    ("embedd: {}\n", "unknown setting 'embedd'; valid: cluster, embed, engine, eval, export"),
-    ("embed:\n  sed: 1\n", "unknown setting 'sed'; valid: epochs, min_count"),
+    ("embedd: {}\n", "unknown setting 'embedd'; did you mean 'embed'? valid: cluster, embed, "
+     "engine, eval, export"),
+    ("colour: red\n", "unknown setting 'colour'; valid: cluster"),
+    ("embed:\n  sed: 1\n", "unknown setting 'sed'; did you mean 'seed'? valid: epochs, min_count"),
     ("embed:\n  seed: x\n", "embed.seed must be a whole number, got 'x'"),
     ("embed:\n  seed: true\n", "embed.seed must be a whole number, got True"),
     ("embed:\n  seed: 1.5\n", "embed.seed must be a whole number, got 1.5"),
@@ -122,7 +124,7 @@ def test_resolve_workers() -> None:
 def test_config_errors_name_the_line(tmp_path: Path) -> None:
     p = _cfg(tmp_path, "workspace: build\nembed:\n  seed: 3\n  epoch: 5\n")
     with pytest.raises(WeaklabelError, match=r"cfg.yaml:4: embed: unknown setting 'epoch'; "
-                                             r"valid: epochs"):
+                                             r"did you mean 'epochs'\? valid: epochs"):
         load_config(p)
     p = _cfg(tmp_path, "embed:\n  seed: 3\n  epochs: many\n")
     with pytest.raises(WeaklabelError, match=r"cfg.yaml:3: embed.epochs must be a whole "

@@ -233,12 +233,29 @@ def test_negative_count_from_json(tmp_path: Path) -> None:
         read_posts(p)
 
 
+@pytest.mark.parametrize("name, text", [
+    ("posts.csv", 'post_id,caption,likes\na,x,1\nb,y,99999999999999999999999\n'),
+    ("posts.jsonl", '{"post_id": "a", "caption": "x", "likes": 1}\n'
+                    '{"post_id": "b", "caption": "y", "likes": 99999999999999999999999}\n'),
+])
+def test_count_too_large_for_int64_names_the_row(tmp_path: Path, name: str, text: str) -> None:
+    # pandas overflowed with a traceback on a count past int64.
+    with pytest.raises(WeaklabelError, match=r"row 2: likes is 99999999999999999999999, more "
+                                              r"than a count can be"):
+        read_posts(_csv(tmp_path, text, name=name))
+    ok, _ = read_posts(_csv(tmp_path, 'post_id,caption,likes\na,x,9223372036854775807\n'))
+    assert int(ok["likes"].iloc[0]) == 2**63 - 1
+
+
 @pytest.mark.parametrize("raw, match", [
     ("../x.jpg", "escapes the image root"),
     ("a/../../x.jpg", "escapes the image root"),
     ("..", "escapes the image root"),
     ("/etc/passwd", "is absolute"),
     ("C:\\pics\\x.jpg", "is absolute"),
+    # a URL was folded into the relative path 'https:/cdn.example.com/a.jpg'
+    ("https://cdn.example.com/a.jpg", "is a URL; download the images"),
+    ("s3://bucket/a.jpg", "is a URL"),
 ])
 def test_image_path_outside_the_root_is_rejected(raw: str, match: str) -> None:
     with pytest.raises(WeaklabelError, match=rf"row 4: image path .* {match}"):
@@ -324,3 +341,56 @@ def test_header_only_table_is_checked_then_reported_empty(tmp_path: Path) -> Non
     chunks = iter_posts(_csv(tmp_path, "post_id,caption\n", name="h.csv"), PostsConfig())
     with pytest.raises(WeaklabelError, match="has no rows"):
         next(chunks)  # no empty chunk comes out first
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_a_csv_separated_otherwise_is_read_by_its_header(tmp_path: Path, sep: str) -> None:
+    # Excel in many locales saves ';'; a .csv of tabs was "malformed CSV … line 21".
+    p = _csv(tmp_path, f'post_id{sep}caption{sep}likes\n1{sep}"립스틱, 틴트"{sep}3\n2{sep}x{sep}\n')
+    posts, _ = read_posts(p)
+    assert posts["caption"].tolist() == ["립스틱, 틴트", "x"]
+    assert posts["likes"].iloc[0] == 3
+
+
+def test_a_comma_header_keeps_commas_whatever_the_captions_hold(tmp_path: Path) -> None:
+    posts, _ = read_posts(_csv(tmp_path, 'post_id,caption\n1,"a;b\tc|d"\n'))
+    assert posts["caption"].tolist() == ["a;b\tc|d"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_utf16_with_a_byte_order_mark_is_detected(tmp_path: Path, encoding: str) -> None:
+    # Excel's "Unicode text" and Notepad's "Unicode": the BOM says what it is.
+    text = "post_id\tcaption\n1\t데일리룩 립스틱\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    p = tmp_path / "posts.csv"
+    p.write_bytes(data)
+    posts, _ = read_posts(p)
+    assert posts["post_id"].tolist() == ["1"]
+    assert posts["caption"].tolist() == ["데일리룩 립스틱"]
+
+
+def test_a_workbook_or_parquet_renamed_csv_is_named_as_such(tmp_path: Path) -> None:
+    import zipfile
+
+    xlsx = tmp_path / "posts.csv"
+    with zipfile.ZipFile(xlsx, "w") as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    with pytest.raises(WeaklabelError, match=r"posts.csv: this is a zip archive \(an Excel "
+                                              r"\.xlsx workbook\?\).*Save As → 'CSV UTF-8'"):
+        read_posts(xlsx)
+    pq_as_csv = tmp_path / "dump.csv"
+    pd.DataFrame({"post_id": ["1"], "caption": ["x"]}).to_parquet(pq_as_csv)
+    with pytest.raises(WeaklabelError, match="this is a Parquet file.*--format parquet"):
+        read_posts(pq_as_csv)
+    posts, _ = read_posts(pq_as_csv, PostsConfig(format="parquet"))
+    assert posts["caption"].tolist() == ["x"]
+
+
+def test_a_column_named_twice_in_the_header_is_an_error(tmp_path: Path) -> None:
+    # pandas read the first 'caption' and renamed the second 'caption.1' without a word.
+    p = _csv(tmp_path, "post_id,caption,likes,caption\n1,a,2,b\n")
+    with pytest.raises(WeaklabelError, match=r"posts.csv: column 'caption' appears twice in "
+                                              r"the header; rename or drop one"):
+        read_posts(p)

@@ -57,6 +57,14 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
         load_yaml(p)
 
 
+def test_a_tab_in_the_indentation_says_to_use_spaces(tmp_path: Path) -> None:
+    p = tmp_path / "lm.yaml"
+    p.write_text("labels:\n  lips:\n\tkeywords: [x]\n", encoding="utf-8")
+    with pytest.raises(WeaklabelError, match=r"lm.yaml:3: invalid YAML: .*'\\t'.*; YAML "
+                                              r"indents with spaces, never tabs"):
+        load_yaml(p)
+
+
 def test_bom_is_accepted(tmp_path: Path) -> None:
     assert load_yaml(_write(tmp_path, "\ufeffa: 입술\n".encode())) == {"a": "입술"}
 

@@ -34,6 +34,8 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 LOGICAL = ("post_id", "caption", "images", "likes", "comments", "created_at")
 REQUIRED = ("post_id", "caption")
+_MAX_COUNT = 2**63 - 1
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _INT_RE = re.compile(r"^\s*\+?(\d{1,3}(,\d{3})+|\d+)(\.0*)?\s*$")
 
 
@@ -62,8 +64,15 @@ def detect_encoding(path: Path, *, block: int = 1 << 20) -> str:
         WeaklabelError: naming the byte offset and line when neither decodes.
     """
     with open(path, "rb") as f:
-        head = f.read(3)
-    enc = "utf-8-sig" if head == codecs.BOM_UTF8 else "utf-8"
+        head = f.read(16)
+    bad = _not_text(path, head)
+    if bad is not None:
+        raise bad
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # "Unicode text" from Excel or Notepad: the BOM says which, the codec strips it.
+        log.info("%s: read as UTF-16 (it starts with a UTF-16 byte-order mark)", path)
+        return "utf-16"
+    enc = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
     err = _first_decode_error(path, enc, block)
     if err is None:
         return enc
@@ -75,6 +84,50 @@ def detect_encoding(path: Path, *, block: int = 1 << 20) -> str:
         f"{path}: line {line} (byte {offset}) is neither UTF-8 nor CP949; "
         "pass --encoding NAME (e.g. euc-kr, utf-16) or re-save the file as UTF-8"
     )
+
+
+# Magic numbers of files a person may have renamed or exported by mistake as .csv.
+_NOT_TEXT = ((b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook?)",
+              "in Excel use Save As → 'CSV UTF-8'"),
+             (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook",
+              "in Excel use Save As → 'CSV UTF-8'"),
+             (b"PAR1", "a Parquet file", "name it .parquet or pass --format parquet"),
+             (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
+             (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"))
+
+
+def _not_text(path: Path, head: bytes) -> WeaklabelError | None:
+    for magic, what, fix in _NOT_TEXT:
+        if head.startswith(magic):
+            return WeaklabelError(f"{path}: this is {what}, not a text table; {fix}")
+    return None
+
+
+def _header_separator(path: Path, enc: str, sep: str) -> str:
+    """The separator of a CSV's header line: ``sep`` when the header holds it, else a
+    tab, ``;`` or ``|`` when the header holds that one instead (Excel in many locales
+    saves ``;``). A header without ``sep`` cannot be valid as it is: the table needs at
+    least a post_id and a caption column."""
+    try:
+        with open(path, encoding=enc, newline="") as f:
+            header = f.readline(1 << 16)
+    except (UnicodeDecodeError, LookupError):
+        return sep  # the reader names the decoding problem
+    if sep not in header:
+        for other in ("\t", ";", "|"):
+            if other != sep and other in header:
+                log.info("%s: the header holds no %r; read as %r-separated", path, sep, other)
+                sep = other
+                break
+    import csv
+
+    names = [n.strip() for n in next(csv.reader([header.lstrip("\ufeff")], delimiter=sep), [])]
+    dup = next((n for i, n in enumerate(names) if n and n in names[:i]), None)
+    if dup is not None:
+        # pandas would silently rename the second one 'NAME.1' and read only the first.
+        raise WeaklabelError(
+            f"{path}: column {dup!r} appears twice in the header; rename or drop one")
+    return sep
 
 
 def _first_decode_error(path: Path, enc: str, block: int) -> tuple[int, int] | None:
@@ -120,6 +173,7 @@ class _Reader:
         import pandas as pd
 
         enc = self.cfg.encoding or detect_encoding(self.path)
+        sep = _header_separator(self.path, enc, sep)
         try:
             reader = pd.read_csv(
                 self.path, sep=sep, encoding=enc, dtype=str, keep_default_na=False,
@@ -228,6 +282,11 @@ def _parse_count(value: Any, col: str, row: int, where: Path) -> int | None:
         n = int(text.split(".")[0].replace(",", "").replace("+", ""))
     if n < 0:
         raise WeaklabelError(f"{where}: row {row}: {col} is negative ({n}); counts are ≥ 0")
+    if n > _MAX_COUNT:
+        # The column is stored as int64: a larger number would overflow in pandas.
+        raise WeaklabelError(
+            f"{where}: row {row}: {col} is {n}, more than a count can be "
+            f"({_MAX_COUNT:,}); fix the cell or leave it empty")
     return n
 
 
@@ -245,6 +304,12 @@ def normalize_image_path(raw: str | bytes, *, row: int, where: Path) -> str:
         raw = os.fsdecode(raw)
     raw = text_form(raw)
     p = re.sub(r"\\(?!x[89a-fA-F][0-9a-fA-F])", "/", raw.strip())
+    if _URL_RE.match(p):
+        # normpath would fold "https://cdn/a.jpg" into the relative "https:/cdn/a.jpg".
+        raise WeaklabelError(
+            f"{where}: row {row}: image path {raw!r} is a URL; download the images under "
+            "one root (or set images.root to its s3:// prefix) and give paths relative "
+            "to it")
     if p.startswith("/") or re.match(r"^[A-Za-z]:/", p):
         raise WeaklabelError(
             f"{where}: row {row}: image path {raw!r} is absolute; "

@@ -82,9 +82,9 @@ def load_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else "?"
-        raise WeaklabelError(
-            f"{path}:{line}: invalid YAML: {exc.problem}; check indentation and quoting"
-        ) from exc
+        fix = ("YAML indents with spaces, never tabs: replace the tab by spaces"
+               if "'\\t'" in str(exc.problem) else "check indentation and quoting")
+        raise WeaklabelError(f"{path}:{line}: invalid YAML: {exc.problem}; {fix}") from exc
     except yaml.YAMLError as exc:
         raise WeaklabelError(f"{path}: invalid YAML: {exc}") from exc
     finally:

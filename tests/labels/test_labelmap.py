@@ -97,6 +97,13 @@ def test_good_map(write_labelmap: Write) -> None:
     ("labels:\n  'x.':\n    keywords: [x]\n", 2, ["starts or ends with a space or a dot"]),
     ("version: 1\nlabels:\n  lips: [립스틱]\n", 3, ["label 'lips' must be a mapping"]),
     ("version: 1\nlabels:\n  lips:\n    keywords: {a: 1}\n", 4, ["expected a list of words"]),
+    # a nested list or mapping was read as the word "['립스틱']", which never matches
+    ("version: 1\nlabels:\n  lips:\n    keywords: [[립스틱], 틴트]\n", 4,
+     ["expected a word, got a list (['립스틱'])", "one flat list"]),
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [틴트, {a: 1}]\n", 5,
+     ["expected a word, got a mapping"]),
+    ("version: 1\nlabels:\n  lips:\n    name: [입술]\n    keywords: [x]\n", 4,
+     ["name of 'lips' must be text"]),
 ])
 def test_errors_name_file_line_and_fix(write_labelmap: Write, text: str, line: int,
                                        fragments: list[str]) -> None:

@@ -156,6 +156,11 @@ def _words(value: Any, where: str) -> tuple[str, ...]:
                 f"{where}: YAML reads an unquoted no/yes/on/off/null as {w!r}, not a word; "
                 "quote it, e.g. 'no'"
             )
+        if isinstance(w, (list, dict)):
+            # str() would turn [립스틱] into the word "['립스틱']", which never matches.
+            raise WeaklabelError(
+                f"{where}: expected a word, got a {'list' if isinstance(w, list) else 'mapping'}"
+                f" ({w!r}); write the words as one flat list, e.g. [립스틱, 틴트]")
         text = unicodedata.normalize("NFC", str(w)).strip()
         if text:
             out.append(text.lower() if text.isascii() else text)
@@ -250,6 +255,10 @@ def _parse_label(lid: str, body: Any, line: int, path: str, *,
             f"{path}:{body.key_lines['background']}: background must be true or false"
         )
     name = body.get("name", lid)
+    if isinstance(name, (list, dict)):
+        raise WeaklabelError(
+            f"{path}:{body.key_lines['name']}: name of {lid!r} must be text, got {name!r}; "
+            f"e.g. name: 입술 화장")
     return LabelSpec(
         id=lid, name=str(name if name is not None else lid),
         clusters=tuple(dict.fromkeys(clusters)),
