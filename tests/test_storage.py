@@ -1070,3 +1070,13 @@ def test_the_local_cluster_runs_its_workers_without_the_profiler() -> None:
         assert eng is not None
         seen = eng.client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
     assert seen and set(seen.values()) == {False}
+
+
+def test_a_mistyped_storage_scheme_names_the_one_it_likely_means() -> None:
+    from weaklabel.storage import open_fs
+
+    with pytest.raises(WeaklabelError, match=r"s4:// is not a storage scheme fsspec knows "
+                                             r".*; did you mean s3://\?"):
+        open_fs("s4://bucket/x")
+    with pytest.raises(WeaklabelError, match=r"qq:// .*; use s3://BUCKET/PREFIX"):
+        open_fs("qq://bucket/x")

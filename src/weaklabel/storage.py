@@ -180,7 +180,14 @@ def open_fs(url: str, *, endpoint_url: str | None = None) -> tuple[Any, str]:
         raise WeaklabelError(f"{url}: no driver for {protocol}:// ({exc}); for s3:// install: "
                              "pip install 'weaklabel[s3]'") from None
     except ValueError as exc:
-        raise WeaklabelError(f"{url}: not a storage URL fsspec knows ({exc})") from None
+        import difflib
+
+        # "s4://", "s3:/…" typed for "s3://": name the scheme it most likely means
+        near = difflib.get_close_matches(protocol, ["s3", "gs", "gcs", "az", "abfs",
+                                                    "file"], n=1, cutoff=0.5)
+        hint = f"did you mean {near[0]}://?" if near else "use s3://BUCKET/PREFIX"
+        raise WeaklabelError(f"{url}: {protocol}:// is not a storage scheme fsspec knows "
+                             f"({exc}); {hint}") from None
     return fs, path.rstrip("/")
 
 

@@ -150,3 +150,18 @@ def test_run_cluster_writes_table_summary_and_draft(embedded_workspace: Path,
 def test_run_cluster_needs_vectors(token_workspace: Path) -> None:
     with pytest.raises(WeaklabelError, match="run `weaklabel embed` first"):
         run_cluster(Workspace(token_workspace), Config())
+
+
+def test_a_k_range_past_the_vocabulary_says_it_was_cut(caplog: pytest.LogCaptureFixture
+                                                       ) -> None:
+    import logging
+
+    x = np.random.default_rng(0).normal(size=(6, 4))
+    with caplog.at_level(logging.WARNING):
+        cl = fit_clusters(list("abcdef"), x, [1] * 6, k_range=(2, 9), seed=1, n_init=1)
+    assert [s["k"] for s in cl.scores] == [2, 3, 4, 5]
+    assert "--k-range 2:9: only 6 words to cluster, so K is tried up to 5" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        fit_clusters(list("abcdef"), x, [1] * 6, k_range=(2, 3), seed=1, n_init=1)
+    assert "--k-range" not in caplog.text

@@ -70,6 +70,9 @@ def fit_clusters(
         raise WeaklabelError(
             f"cannot make {min(candidates)} clusters from {n} words; lower --k or give more posts"
         )
+    if max(candidates) >= n:
+        log.warning("--k-range %d:%d: only %d words to cluster, so K is tried up to %d",
+                    candidates[0], candidates[-1], n, n - 1)
     candidates = [c for c in candidates if c < n]
     best: tuple[float, Any, int] | None = None
     scores = []
