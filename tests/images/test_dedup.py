@@ -375,6 +375,20 @@ def _drawing(post: int, side: int, topic: int | None = None) -> Any:
     return draw_image(7, post, 0, post % 13 if topic is None else topic, side)
 
 
+
+def _write_crops(root: Path, posts: tuple[int, ...], box: tuple[int, int, int, int]) -> None:
+    """For each post, a 600 px drawing and a copy cut to ``box`` (left, top, right,
+    bottom, in per cent of its sides), both JPEG q 85."""
+    for post in posts:
+        a = _drawing(post, 600)
+        w, h = a.size
+        write(root / f"{post}" / "orig.jpg", jpeg_bytes(a, quality=85))
+        left, top, right, bottom = box
+        write(root / f"{post}" / "crop.jpg",
+              jpeg_bytes(a.crop((w * left // 100, h * top // 100, w * right // 100,
+                                 h * bottom // 100)), quality=85))
+
+
 def _lookalike(a: Any, c: Any, radius: float) -> Any:
     """``a``'s broad light and layout with ``c``'s detail: an unrelated photo that pHash
     places near ``a``."""
@@ -504,13 +518,7 @@ def test_a_cropped_copy_beyond_the_threshold_verifies_once_aligned(tmp_path: Pat
     from weaklabel.images.dedup import MIN_AGREEMENT
 
     root = tmp_path / "img"
-    for post in (21, 30):
-        a = _drawing(post, 600)
-        w, h = a.size
-        write(root / f"{post}" / "orig.jpg", jpeg_bytes(a, quality=85))
-        write(root / f"{post}" / "crop.jpg",
-              jpeg_bytes(a.crop((w * 3 // 100, h * 2 // 100, w * 97 // 100, h * 95 // 100)),
-                         quality=85))
+    _write_crops(root, (21, 30), (3, 2, 97, 95))
 
     def seen(rel: str) -> dict[str, Any]:
         p = root / rel
@@ -572,13 +580,7 @@ def test_a_ten_percent_crop_joins_when_hash_and_aligned_detail_both_agree(
 
     root = tmp_path / "img"
     posts = (15, 32)
-    for post in posts:
-        a = _drawing(post, 600)
-        w, h = a.size
-        write(root / f"{post}" / "orig.jpg", jpeg_bytes(a, quality=85))
-        write(root / f"{post}" / "crop.jpg",
-              jpeg_bytes(a.crop((w * 4 // 100, h * 6 // 100, w * 94 // 100, h * 96 // 100)),
-                         quality=85))
+    _write_crops(root, posts, (4, 6, 94, 96))
     threshold = ImagesConfig().near_threshold
     for post in posts:
         d, plain, aligned = _pair_scores(root, f"{post}/orig.jpg", f"{post}/crop.jpg")
