@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from errno import EAGAIN
 from itertools import repeat
 from operator import itemgetter
 
@@ -166,6 +167,7 @@ def digest_keys(root: str, rows: Sequence[Sequence[Any]], kind: str,
     open_ = os.open
     if not partial:
         sha1 = sha1_for(sum(r[1] for r in rows))
+    nowait_ok = True
     if later is not None:
         preadv, nowait = os.preadv, os.RWF_NOWAIT
         view = memoryview(bytearray(small + 1))
@@ -207,7 +209,7 @@ def digest_keys(root: str, rows: Sequence[Sequence[Any]], kind: str,
                     while chunk := read(fd, CHUNK):
                         h.update(chunk)
                     add(h.hexdigest())
-                elif later is not None:
+                elif later is not None and nowait_ok:
                     try:
                         if size <= small:  # one read: more than it holds, if it grew
                             ok = preadv(fd, whole, 0, nowait) == size
@@ -217,8 +219,12 @@ def digest_keys(root: str, rows: Sequence[Sequence[Any]], kind: str,
                             crc = crc32(head)
                             ok = ok and preadv(fd, heads, size - block, nowait) == block
                             crc = crc32(head, crc)
-                    except OSError:  # EAGAIN: not in the page cache; or no RWF_NOWAIT here
+                    except OSError as exc:
                         ok = False
+                        # Not a cache miss: no no-wait reads on this filesystem
+                        # (EOPNOTSUPP on NFS, CIFS, older FUSE). Stop asking: the rest
+                        # is read here, blocking, as without threads.
+                        nowait_ok = exc.errno == EAGAIN
                     if ok:
                         add(f"{crc:08x}")
                     else:

@@ -303,9 +303,11 @@ def split_exact(files: pd.DataFrame | Iterable[FileRow], rank: Callable[[str], A
 def csv_field(value: str | int) -> str:
     """One CSV cell as ``csv.writer(lineterminator="\\n")`` writes a string or an int
     (a test holds the two equal): quoted, with its quotes doubled, when it holds a
-    comma, a quote or a line feed. No ``csv`` module (it imports ``re``)."""
+    comma, a quote, a line feed or a carriage return (``csv`` quotes a bare ``\r``
+    from Python 3.11.9 on; earlier ones wrote it bare, a row readers split). No ``csv``
+    module (it imports ``re``)."""
     text = value if type(value) is str else str(value)
-    if "," in text or '"' in text or "\n" in text:
+    if "," in text or '"' in text or "\n" in text or "\r" in text:
         return '"' + text.replace('"', '""') + '"'
     return text
 
@@ -537,12 +539,15 @@ def _scan_inventory(path: str, root_real: str, root: str, ws_root: str, workers:
     # run's CPU on 100,000 files; more in a process holding many objects).
     collecting = gc.isenabled()
     gc.disable()
-    db = connect(path)
     try:
-        bind(db, root_real, None, None)
-        return scan_exact(db, root, skip=(ws_root,), workers=workers, quiet=not progress)
+        db = connect(path)  # inside: a damaged inventory raises here, GC still restored
+        try:
+            bind(db, root_real, None, None)
+            return scan_exact(db, root, skip=(ws_root,), workers=workers,
+                              quiet=not progress)
+        finally:
+            db.close()
     finally:
-        db.close()
         if collecting:
             gc.enable()
 
