@@ -253,6 +253,8 @@ def test_count_too_large_for_int64_names_the_row(tmp_path: Path, name: str, text
     ("..", "escapes the image root"),
     ("/etc/passwd", "is absolute"),
     ("C:\\pics\\x.jpg", "is absolute"),
+    ("C:\\\\pics\\\\x.jpg", "is absolute"),  # doubled backslashes: not a URL
+    ("c://x.jpg", "is absolute"),
     # a URL was folded into the relative path 'https:/cdn.example.com/a.jpg'
     ("https://cdn.example.com/a.jpg", "is a URL; download the images"),
     ("s3://bucket/a.jpg", "is a URL"),
@@ -394,3 +396,17 @@ def test_a_column_named_twice_in_the_header_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(WeaklabelError, match=r"posts.csv: column 'caption' appears twice in "
                                               r"the header; rename or drop one"):
         read_posts(p)
+
+
+def test_a_semicolon_header_with_a_quoted_comma_is_read_by_its_columns(tmp_path: Path
+                                                                       ) -> None:
+    # 'which character does the header hold' kept ',' here: missing column 'post_id'
+    p = _csv(tmp_path, '\npost_id;"caption, text"\n1;립스틱\n',)
+    posts, _ = read_posts(p, PostsConfig(columns=ColumnsConfig(caption="caption, text")))
+    assert posts["caption"].tolist() == ["립스틱"]
+
+
+def test_a_column_weaklabel_does_not_read_may_be_named_twice(tmp_path: Path) -> None:
+    # a 'memo' exported twice loaded before the duplicate check; it still does
+    posts, _ = read_posts(_csv(tmp_path, "post_id,caption,memo,memo\n1,a,x,y\n"))
+    assert posts["caption"].tolist() == ["a"]

@@ -17,7 +17,7 @@ import math
 import os
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,32 +103,44 @@ def _not_text(path: Path, head: bytes) -> WeaklabelError | None:
     return None
 
 
-def _header_separator(path: Path, enc: str, sep: str) -> str:
-    """The separator of a CSV's header line: ``sep`` when the header holds it, else a
-    tab, ``;`` or ``|`` when the header holds that one instead (Excel in many locales
-    saves ``;``). A header without ``sep`` cannot be valid as it is: the table needs at
-    least a post_id and a caption column."""
-    try:
-        with open(path, encoding=enc, newline="") as f:
-            header = f.readline(1 << 16)
-    except (UnicodeDecodeError, LookupError):
-        return sep  # the reader names the decoding problem
-    if sep not in header:
-        for other in ("\t", ";", "|"):
-            if other != sep and other in header:
-                log.info("%s: the header holds no %r; read as %r-separated", path, sep, other)
-                sep = other
-                break
+def _header_separator(path: Path, enc: str, sep: str, wanted: Sequence[str],
+                      mapped: Sequence[str]) -> str:
+    """The separator of a CSV's header: ``sep`` unless the header read with ``sep``
+    lacks one of the ``wanted`` (required) columns and read with a tab, ``;`` or ``|``
+    has them all (Excel in many locales saves ``;``). Decided by parsing the header,
+    quotes and all, not by which character it holds.
+
+    Raises:
+        WeaklabelError: one of the ``mapped`` columns (those weaklabel reads) is named
+            twice in the header (pandas would read the first and rename the other).
+    """
     import csv
 
-    names = [n.strip() for n in next(csv.reader([header.lstrip("\ufeff")], delimiter=sep), [])]
-    dup = next((n for i, n in enumerate(names) if n and n in names[:i]), None)
+    try:
+        with open(path, encoding=enc, newline="") as f:
+            header = ""
+            while not header.strip():  # pandas skips blank lines before the header
+                header = f.readline(1 << 16)
+                if not header:
+                    break
+    except (UnicodeDecodeError, LookupError):
+        return sep  # the reader names the decoding problem
+
+    def names(by: str) -> list[str]:
+        return next(csv.reader([header.lstrip("\ufeff").rstrip("\r\n")], delimiter=by), [])
+
+    found = names(sep)
+    if not set(wanted) <= set(found):
+        for other in ("\t", ";", "|"):
+            if other != sep and set(wanted) <= set(names(other)):
+                log.info("%s: the header read as %r-separated holds the columns", path, other)
+                sep, found = other, names(other)
+                break
+    dup = next((n for k, n in enumerate(found) if n in mapped and n in found[:k]), None)
     if dup is not None:
-        # pandas would silently rename the second one 'NAME.1' and read only the first.
         raise WeaklabelError(
             f"{path}: column {dup!r} appears twice in the header; rename or drop one")
     return sep
-
 
 def _first_decode_error(path: Path, enc: str, block: int) -> tuple[int, int] | None:
     skip = 0
@@ -173,7 +185,10 @@ class _Reader:
         import pandas as pd
 
         enc = self.cfg.encoding or detect_encoding(self.path)
-        sep = _header_separator(self.path, enc, sep)
+        cols = self.cfg.columns
+        sep = _header_separator(self.path, enc, sep,
+                                [getattr(cols, c) for c in REQUIRED],
+                                [getattr(cols, c) for c in LOGICAL])
         try:
             reader = pd.read_csv(
                 self.path, sep=sep, encoding=enc, dtype=str, keep_default_na=False,
@@ -304,17 +319,18 @@ def normalize_image_path(raw: str | bytes, *, row: int, where: Path) -> str:
         raw = os.fsdecode(raw)
     raw = text_form(raw)
     p = re.sub(r"\\(?!x[89a-fA-F][0-9a-fA-F])", "/", raw.strip())
+    # a drive letter first: "C:\\photos\\a.jpg" and "c://x.jpg" are Windows paths, not URLs
+    if p.startswith("/") or re.match(r"^[A-Za-z]:/", p):
+        raise WeaklabelError(
+            f"{where}: row {row}: image path {raw!r} is absolute; "
+            "give paths relative to the image root"
+        )
     if _URL_RE.match(p):
         # normpath would fold "https://cdn/a.jpg" into the relative "https:/cdn/a.jpg".
         raise WeaklabelError(
             f"{where}: row {row}: image path {raw!r} is a URL; download the images under "
             "one root (or set images.root to its s3:// prefix) and give paths relative "
             "to it")
-    if p.startswith("/") or re.match(r"^[A-Za-z]:/", p):
-        raise WeaklabelError(
-            f"{where}: row {row}: image path {raw!r} is absolute; "
-            "give paths relative to the image root"
-        )
     norm = posixpath.normpath(p)
     if norm == ".." or norm.startswith("../"):
         raise WeaklabelError(
