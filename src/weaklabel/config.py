@@ -651,7 +651,8 @@ SETTINGS: dict[str, Check] = {
     "propagate.reviews_choose": _BOOL,
     "propagate.reviews_spread": Check(str, choices=("none", "tokens")),
     "propagate.reviewed_against": Check(float, 0.0, 1_000.0),
-    "propagate.reviewed_keywords": _SHARE,
+    # above 0.5 one correction alone (posterior 2/4) would indict a word: the prior's promise
+    "propagate.reviewed_keywords": Check(float, 0.0, 0.5),
     "images.root": _PATH,
     "images.workers": _WORKERS,
     "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),

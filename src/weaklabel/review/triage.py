@@ -533,10 +533,11 @@ def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False,
                  covered: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
     """Interleave the labels (in id order), each in its own priority order.
 
-    Every label gets the same share of the first reviews however many posts it has:
-    macro-averaged quality and a data set's smallest class depend on each label alike,
-    and the review page shows one label at a time anyway. With ``diverse`` each label's
-    order spreads over the groups first (:func:`_diverse`).
+    Without ``share`` every label gets the same share of the first reviews however
+    many posts it has (macro-averaged quality and a data set's smallest class depend on
+    each label alike, and the review page shows one label at a time); with it (the
+    default queue's F1 turns) each label's share of the first reviews is its ``share``.
+    With ``diverse`` each label's order spreads over the groups first (:func:`_diverse`).
     """
     by_label: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
