@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from weaklabel.errors import WeaklabelError
+from weaklabel.errors import WeaklabelError, closest
 
 
 @dataclass(frozen=True)
@@ -335,11 +335,9 @@ def _build(cls: Any, data: Any, where: _At) -> Any:
     for key, value in data.items():
         at = where.child(key, lines.get(key))
         if key not in names:
-            import difflib
-
             section = f"{where.dotted}: " if where.dotted else ""
-            close = difflib.get_close_matches(str(key), sorted(names), n=1, cutoff=0.7)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            close = closest(str(key), sorted(names), cutoff=0.7)
+            hint = f"did you mean {close!r}? " if close else ""
             raise WeaklabelError(
                 f"{at.place}: {section}unknown setting {key!r}; {hint}valid: "
                 f"{', '.join(sorted(names))}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class WeaklabelError(Exception):
     """A user's mistake or bad input: says what, where and how to fix it, in one line."""
@@ -23,3 +25,17 @@ class UsageError(WeaklabelError):
 class ReviewNeeded(WeaklabelError):
     """The data moved under a reviewed file (a label map's clusters): a person must look
     again. The CLI exits with code 3, as a build does while the label map is missing."""
+
+
+def closest(word: str, options: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """The option a mistyped ``word`` most likely means, for a "did you mean" (difflib's
+    ratio at least ``cutoff``), or None.
+
+    Example:
+        >>> closest("keywrods", ["name", "keywords", "clusters"])
+        'keywords'
+    """
+    import difflib
+
+    hits = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
+    return hits[0] if hits else None

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from weaklabel.contracts import STORAGE_MIRROR, STORAGE_STATE
-from weaklabel.errors import WeaklabelError
+from weaklabel.errors import WeaklabelError, closest
 
 log = logging.getLogger(__name__)
 
@@ -180,12 +180,9 @@ def open_fs(url: str, *, endpoint_url: str | None = None) -> tuple[Any, str]:
         raise WeaklabelError(f"{url}: no driver for {protocol}:// ({exc}); for s3:// install: "
                              "pip install 'weaklabel[s3]'") from None
     except ValueError as exc:
-        import difflib
-
-        # "s4://", "s3:/…" typed for "s3://": name the scheme it most likely means
-        near = difflib.get_close_matches(protocol, ["s3", "gs", "gcs", "az", "abfs",
-                                                    "file"], n=1, cutoff=0.5)
-        hint = f"did you mean {near[0]}://?" if near else "use s3://BUCKET/PREFIX"
+        # "s4://" typed for "s3://": name the scheme it most likely means
+        near = closest(protocol, ["s3", "gs", "gcs", "az", "abfs", "file"], cutoff=0.5)
+        hint = f"did you mean {near}://?" if near else "use s3://BUCKET/PREFIX"
         raise WeaklabelError(f"{url}: {protocol}:// is not a storage scheme fsspec knows "
                              f"({exc}); {hint}") from None
     return fs, path.rstrip("/")

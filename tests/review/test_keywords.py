@@ -110,17 +110,16 @@ def test_confirmed_keyword_seeds_keep_seeding(corpus) -> None:  # type: ignore[n
 
 def test_reviewed_keywords_is_off_by_default_and_checked(tmp_path: Path) -> None:
     assert load_config(None).propagate.reviewed_keywords == 0.0
-    bad = tmp_path / "c.yaml"
-    bad.write_text("propagate:\n  reviewed_keywords: 2\n", encoding="utf-8")
-    with pytest.raises(WeaklabelError, match=r"c.yaml:2: propagate.reviewed_keywords must be"):
-        load_config(bad)
-    # above 0.5 one correction alone would indict a word (posterior 2/4)
-    bad.write_text("propagate:\n  reviewed_keywords: 0.6\n", encoding="utf-8")
-    with pytest.raises(WeaklabelError, match=r"propagate.reviewed_keywords must be"):
-        load_config(bad)
-    ok = tmp_path / "ok.yaml"
-    ok.write_text("propagate:\n  reviewed_keywords: 0.5\n", encoding="utf-8")
-    assert load_config(ok).propagate.reviewed_keywords == 0.5
+    c = tmp_path / "c.yaml"
+    # 2 is no share; above 0.5 one correction alone would indict a word (posterior 2/4)
+    for value, error in (("2", True), ("0.6", True), ("0.5", False)):
+        c.write_text(f"propagate:\n  reviewed_keywords: {value}\n", encoding="utf-8")
+        if error:
+            with pytest.raises(WeaklabelError,
+                               match=r"c.yaml:2: propagate.reviewed_keywords must be"):
+                load_config(c)
+        else:
+            assert load_config(c).propagate.reviewed_keywords == 0.5
 
 
 def test_the_audit_puts_one_seed_per_disputed_keyword_at_the_top(corpus) -> None:  # type: ignore[no-untyped-def]

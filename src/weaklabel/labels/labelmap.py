@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from weaklabel.errors import WeaklabelError
+from weaklabel.errors import WeaklabelError, closest
 from weaklabel.yamlio import LineDict, load_yaml
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def parse_labelmap(data: Any, path: str, *, known_clusters: set[int] | None = No
         raise WeaklabelError(f"{path}: a label map is a mapping with 'version' and 'labels'")
     for key in data:
         if key not in TOP_KEYS:
-            hint = _closest(str(key), TOP_KEYS)
+            hint = closest(str(key), TOP_KEYS)
             raise WeaklabelError(
                 f"{path}:{data.key_lines[key]}: unknown top-level key {key!r}"
                 + (f"; did you mean {hint!r}?" if hint
@@ -241,7 +241,7 @@ def _parse_label(lid: str, body: Any, line: int, path: str, *,
         )
     for key in body:
         if key not in LABEL_KEYS:
-            hint = _closest(str(key), LABEL_KEYS)
+            hint = closest(str(key), LABEL_KEYS)
             raise WeaklabelError(
                 f"{path}:{body.key_lines[key]}: unknown key {key!r} in label {lid!r}"
                 + (f"; did you mean {hint!r}?" if hint else f"; valid: {', '.join(LABEL_KEYS)}")
@@ -372,13 +372,6 @@ def label_words(
                 if not out[w]:
                     del out[w]
     return out
-
-
-def _closest(word: str, options: tuple[str, ...]) -> str | None:
-    import difflib
-
-    hits = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return hits[0] if hits else None
 
 
 def warn_unseeded(labelmap: LabelMap, seed_counts: dict[str, int]) -> list[str]:
