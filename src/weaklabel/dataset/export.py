@@ -46,6 +46,7 @@ from weaklabel import __version__
 from weaklabel.containment import display_path
 from weaklabel.dataset.contracts import DATASET, EXPORT_REJECTS, LEDGER, SAMPLE, SPLITS
 from weaklabel.errors import WeaklabelError
+from weaklabel.images.exact import is_date
 from weaklabel.stage import StageReport, Summary
 from weaklabel.tables import format_table, write_rows_csv
 from weaklabel.workspace import Workspace
@@ -64,7 +65,6 @@ _FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno
 _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.I)
 _BAD_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
 
 
 # --- pure functions ------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def check_label_dirname(label: str) -> None:
 
 def _date_of(path: str) -> str | None:
     for part in path.split("/")[:-1]:
-        if _DATE.fullmatch(part):
+        if is_date(part):
             return part
     return None
 
