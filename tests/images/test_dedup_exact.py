@@ -258,3 +258,61 @@ def test_the_scan_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) ->
             assert gc.isenabled() == enabled
         finally:
             gc.enable()
+
+
+@pytest.mark.parametrize("first", ["exact-only", "purge"])
+def test_an_unreadable_file_is_looked_at_again_once_readable(tmp_path: Path,
+                                                             first: str) -> None:
+    """A file recorded ``unreadable`` (``chmod 000``) is not trusted to stay so: a
+    ``chmod`` changes neither its size nor its mtime, so every run looks again, and
+    once readable it is read (exact-only) or judged (purge) as any file."""
+    root = tmp_path / "img"
+    body = jpeg_bytes(photo(3))
+    write(root / "a" / "x.jpg", body)
+    write(root / "b" / "locked.jpg", body)
+    write(root / "c" / "alone.jpg", jpeg_bytes(photo(4)))  # a size no other file has
+    locked, alone = root / "b" / "locked.jpg", root / "c" / "alone.jpg"
+    ws = tmp_path / "ws"
+    stat_before = [os.stat(p) for p in (locked, alone)]
+    os.chmod(locked, 0)
+    os.chmod(alone, 0)
+    try:
+        if first == "purge":
+            run_purge(*image_stage(root, ws, ONE))
+        lean = run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+        excluded = {r["path"]: r["reason"] for r in read_csv(lean.outputs[1])}
+        if not os.access(locked, os.R_OK):  # as root, a mode of 000 still reads
+            assert excluded["b/locked.jpg"].startswith("unreadable")
+            assert exact_rows(lean.outputs[0]) == []
+            if first == "purge":  # a unique size that purge found unreadable stays so
+                assert excluded["c/alone.jpg"].startswith("unreadable")
+            # looked at again while still unreadable: still excluded, not forgotten
+            again = run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+            assert again.outputs[1].read_bytes() == lean.outputs[1].read_bytes()
+    finally:
+        os.chmod(locked, 0o644)
+        os.chmod(alone, 0o644)
+    assert [(s.st_size, s.st_mtime_ns) for s in map(os.stat, (locked, alone))] == [
+        (s.st_size, s.st_mtime_ns) for s in stat_before]  # the chmod changed neither
+    def plant_unreadable() -> None:
+        # as a run that met them unreadable left them (as root, the chmod above could
+        # not make them so): what follows holds for every user
+        db = sqlite3.connect(ws / "inventory.sqlite")
+        with db:
+            db.execute("UPDATE files SET status='unreadable', reason='cannot read: "
+                       "Permission denied' WHERE path IN (?, ?)",
+                       (b"b/locked.jpg", b"c/alone.jpg"))
+        db.close()
+
+    plant_unreadable()
+    fixed = run_dedup(*image_stage(root, ws, ONE), exact_only=True)
+    assert exact_rows(fixed.outputs[0]) == [("a/x.jpg", "b/locked.jpg", exact_rows(
+        fixed.outputs[0])[0][2])]
+    assert read_csv(fixed.outputs[1]) == []
+    plant_unreadable()
+    purged = run_purge(*image_stage(root, ws, ONE))
+    fresh = run_purge(*image_stage(root, tmp_path / "fresh", ONE))
+    assert purged.outputs[0].read_bytes() == fresh.outputs[0].read_bytes()
+    statuses = {r[0]: r[11] for r in inventory(ws)}
+    assert statuses[b"b/locked.jpg"] == statuses[b"c/alone.jpg"] == "ok"
+

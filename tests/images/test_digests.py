@@ -8,6 +8,8 @@ import os
 import random
 from pathlib import Path
 
+import pytest
+
 from weaklabel.images import digests
 from weaklabel.images.digests import (
     PARTIAL_BLOCK,
@@ -42,23 +44,24 @@ def test_batch_digests_equal_one_file_at_a_time(tmp_path: Path) -> None:
     root = tmp_path / "img"
     bodies = _tree(root)
     rows = [(key, len(body)) for key, body in bodies.items()]
-    partial = digest_keys(str(root), rows, "partial")
-    full = digest_keys(str(root), rows, "full")
-    assert [k for _, _, k in partial] == [k for k, _ in rows] == [k for _, _, k in full]
-    for (key, size), (p, perr, _), (f, ferr, _) in zip(rows, partial, full, strict=True):
-        assert perr is None and ferr is None
+    errors: dict[bytes, str] = {}
+    partial = digest_keys(str(root), rows, "partial", errors)
+    full = digest_keys(str(root), rows, "full", errors)
+    assert errors == {} and len(partial) == len(full) == len(rows)
+    for (key, size), p, f in zip(rows, partial, full, strict=True):
         path = os.fsdecode(os.path.join(os.fsencode(root), key))
         assert p == partial_digest(path, size, os.fsdecode(key))[0] == \
             partial_of_body(bodies[key])
         assert f == full_digest(path, os.fsdecode(key)) == hashlib.sha1(bodies[key]).hexdigest()
-    assert len({p for p, _, _ in partial}) == len(rows)
+    assert len(set(partial)) == len(rows)
 
 
 def test_a_file_grown_since_the_walk_is_read_whole(tmp_path: Path) -> None:
     """The walk's size is a hint: a small file that grew is still digested whole."""
     (tmp_path / "a.jpg").write_bytes(b"x" * 5000)
-    [(p, err, _)] = digest_keys(str(tmp_path), [(b"a.jpg", 10)], "partial")
-    assert err is None
+    errors: dict[bytes, str] = {}
+    [p] = digest_keys(str(tmp_path), [(b"a.jpg", 10)], "partial", errors)
+    assert errors == {}
     assert p == partial_of_body(b"x" * 5000) == partial_digest(str(tmp_path / "a.jpg"), 10)[0]
 
 
@@ -69,15 +72,17 @@ def test_a_missing_file_and_a_swapped_folder_give_errors(tmp_path: Path) -> None
     (root / "d" / "a.jpg").write_bytes(b"inside")
     (outside / "d" / "a.jpg").write_bytes(b"secret")
     rows = [(b"d/a.jpg", 6), (b"d/gone.jpg", 3)]
-    (ok, err, _), (none, why, _) = digest_keys(str(root), rows, "partial")
-    assert err is None and ok == partial_of_body(b"inside")
-    assert none is None and why is not None and why.startswith("cannot read: ")
+    errors: dict[bytes, str] = {}
+    ok, none = digest_keys(str(root), rows, "partial", errors)
+    assert b"d/a.jpg" not in errors and ok == partial_of_body(b"inside")
+    assert none is None and errors[b"d/gone.jpg"].startswith("cannot read: ")
     os.rename(root / "d", tmp_path / "d.away")  # the walk saw a folder; now it is a link
     os.symlink(outside / "d", root / "d")
     for kind in ("partial", "full"):
-        [(digest, why, key)] = digest_keys(str(root), rows[:1], kind)
-        assert digest is None and key == b"d/a.jpg"
-        assert why == "cannot read: a folder on the way became a symbolic link"
+        errors = {}
+        [digest] = digest_keys(str(root), rows[:1], kind, errors)
+        assert digest is None
+        assert errors == {b"d/a.jpg": "cannot read: a folder on the way became a symbolic link"}
 
 
 def test_a_root_given_through_a_symlink_is_read(tmp_path: Path) -> None:
@@ -85,8 +90,9 @@ def test_a_root_given_through_a_symlink_is_read(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "real" / "a.jpg").write_bytes(b"abc")
     os.symlink(tmp_path / "real", tmp_path / "link")
-    [(p, err, _)] = digest_keys(str(tmp_path / "link") + "/", [(b"a.jpg", 3)], "full")
-    assert err is None and p == hashlib.sha1(b"abc").hexdigest()
+    errors: dict[bytes, str] = {}
+    [p] = digest_keys(str(tmp_path / "link") + "/", [(b"a.jpg", 3)], "full", errors)
+    assert errors == {} and p == hashlib.sha1(b"abc").hexdigest()
 
 
 def _evict(path: Path) -> None:
@@ -153,4 +159,28 @@ def test_both_sha1_makers_give_hashlibs_digest(tmp_path: Path) -> None:
     small = [(f"{k}.jpg".encode(), len(body)) for k in range(3)]
     large = [(key, digests.SMALL_SHA1) for key, _ in small]  # sizes as the walk saw them
     for rows in (small, large):
-        assert [d for d, _, _ in digest_keys(str(tmp_path), rows, "full")] == [want] * 3
+        assert digest_keys(str(tmp_path), rows, "full", {}) == [want] * 3
+
+
+def test_the_sha1_maker_is_chosen_once_a_run(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full digests shared out to threads in batches take one SHA-1 maker, chosen for
+    every byte the run reads (OpenSSL's above :data:`SMALL_SHA1`), not one a batch."""
+    chosen: list[int] = []
+    real = digests.sha1_for
+
+    def counted(total: int) -> object:
+        chosen.append(total)
+        return real(total)
+
+    monkeypatch.setattr(digests, "sha1_for", counted)
+    body = random.Random(7).randbytes(1 << 20)
+    rows = []
+    for k in range(18):  # 18 MiB: past the 16 MiB from which threads share the work
+        (tmp_path / f"{k:02d}.jpg").write_bytes(body[k:] + body[:k])
+        rows.append((f"{k:02d}.jpg".encode(), len(body)))
+    errors: dict[bytes, str] = {}
+    got = read_digests(str(tmp_path), rows, "full", workers=2, errors=errors, ordered=True)
+    assert chosen == [18 << 20]
+    assert errors == {}
+    assert got == [hashlib.sha1(body[k:] + body[:k]).hexdigest() for k in range(18)]

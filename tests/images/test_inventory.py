@@ -202,3 +202,91 @@ def test_a_torn_inventory_is_set_aside_before_purge_trusts_it(tmp_path: Path) ->
     assert again.outputs[0].read_bytes() == fresh.outputs[0].read_bytes()
     assert (ws / "inventory.sqlite.damaged").is_file()
     assert again.summary.counts == fresh.summary.counts
+
+
+def _open_fds_to(path: Path) -> list[str]:
+    fds = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                fds.append(fd)
+        except OSError:
+            pass
+    return fds
+
+
+def test_a_file_that_is_no_inventory_is_closed_before_it_is_set_aside(tmp_path: Path) -> None:
+    """``connect`` on a file that is not an SQLite database closes its connection
+    itself: while the error is handled (and the file moved aside), nothing holds it."""
+    from weaklabel.errors import WeaklabelError
+    from weaklabel.images import inventory_db
+
+    path = tmp_path / "inventory.sqlite"
+    path.write_bytes(b"not a database, " * 512)
+    try:
+        inventory_db.connect(str(path))
+    except WeaklabelError as exc:
+        assert inventory_db.damaged(exc)
+        assert _open_fds_to(path) == []  # the traceback still holds connect's frame
+    else:
+        raise AssertionError("connect took a file that is no database")
+    aside = inventory_db.set_aside(str(path))
+    db = inventory_db.connect(str(path))
+    try:
+        assert inventory_db.is_whole(db)
+        assert db.execute("SELECT COUNT(*) FROM files").fetchone() == (0,)
+    finally:
+        db.close()
+    assert Path(aside).read_bytes().startswith(b"not a database")
+
+
+@pytest.mark.parametrize("crash_at", [1, 2])
+def test_set_aside_moves_the_wal_before_the_database(tmp_path: Path, crash_at: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash between two of its moves (the ``crash_at``-th rename fails) never leaves
+    at the inventory's name a WAL without its database, which a new database there
+    would replay, nor beside it an older copy's database with this one's WAL; a whole
+    move takes both, replacing an older damaged copy whole."""
+    from weaklabel.images import inventory_db
+
+    path = tmp_path / "inventory.sqlite"
+    aside = Path(f"{path}.damaged")
+    real_replace, calls = os.replace, []
+
+    def crashing_replace(src: str, dst: str) -> None:
+        if os.path.exists(src):
+            calls.append(src)
+            if len(calls) == crash_at:
+                raise OSError(5, "simulated crash")
+        real_replace(src, dst)
+
+    def setup() -> None:
+        path.write_bytes(b"database")
+        Path(f"{path}-wal").write_bytes(b"its wal")
+        aside.write_bytes(b"older database")
+        Path(f"{aside}-shm").write_bytes(b"older shm")
+
+    setup()
+    monkeypatch.setattr(os, "replace", crashing_replace)
+    with pytest.raises(OSError, match="simulated crash"):
+        inventory_db.set_aside(str(path))
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert path.exists() or not Path(f"{path}-wal").exists()
+    # beside: no WAL paired with another database than its own
+    if aside.exists() and Path(f"{aside}-wal").exists():
+        assert aside.read_bytes() == b"database"
+    # the re-run's move completes, whatever the crash left
+    if path.exists():
+        assert inventory_db.set_aside(str(path)) == str(aside)
+        assert aside.read_bytes() == b"database"
+    assert not path.exists() and not Path(f"{path}-wal").exists()
+    assert not Path(f"{aside}-shm").exists()  # the older copy's, gone with it
+    # uninterrupted: both files aside, together
+    for p in (aside, Path(f"{aside}-wal")):
+        p.unlink(missing_ok=True)
+    setup()
+    inventory_db.set_aside(str(path))
+    assert aside.read_bytes() == b"database"
+    assert Path(f"{aside}-wal").read_bytes() == b"its wal"
+    assert not Path(f"{aside}-shm").exists() and not path.exists()
+

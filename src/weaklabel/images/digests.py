@@ -98,11 +98,6 @@ def full_digest(path: str, rel: str | None = None) -> str:
     return h.hexdigest()
 
 
-KeyedResult = tuple[str | None, str | None, bytes]
-"""``(digest, error, key)``: the digest as hex, or None and why not, and the inventory's
-path key (the order of an ``UPDATE … WHERE path=?``)."""
-
-
 def _open_folder(base: bytes, real: bytes, folder: bytes, flags: int) -> int:
     """A descriptor of the folder ``folder`` under the root, or -1 when it cannot be
     opened or is not where the root's real path says (a folder on the way became a
@@ -123,8 +118,8 @@ def _open_folder(base: bytes, real: bytes, folder: bytes, flags: int) -> int:
 
 
 def digest_keys(root: str, rows: Sequence[Sequence[Any]], kind: str,
-                errors: dict[bytes, str] | None = None, later: list[int] | None = None
-                ) -> list[Any]:
+                errors: dict[bytes, str], later: list[int] | None = None,
+                sha1: Callable[[], Any] | None = None) -> list[str | None]:
     """The ``kind`` digest (``partial`` or ``full``) of each ``(path key, size, …)`` under
     ``root``: :func:`partial_digest` or :func:`full_digest` of each, read the same way,
     without a Python object per file beyond its result.
@@ -139,21 +134,19 @@ def digest_keys(root: str, rows: Sequence[Sequence[Any]], kind: str,
     verdict. A file that cannot be read gives its error, never raises.
 
     Returns:
-        Without ``errors``: a :data:`KeyedResult` per row. With ``errors`` (the lean
-        form :func:`weaklabel.images.exact.scan_exact` takes): the digests alone, in
-        the order of ``rows``, None where a file could not be read, and
-        ``errors[key]`` says why.
+        The digests as hex, in the order of ``rows``, None where a file could not be
+        read; ``errors[key]`` says why.
 
-    ``later`` (a list, partial digests with ``errors`` only): read only what the page
+    ``sha1``: the SHA-1 constructor for full digests (:func:`sha1_for` of what the
+    whole run reads, chosen once by :func:`read_digests`; by default chosen for
+    ``rows``).
+
+    ``later`` (a list, partial digests only): read only what the page
     cache holds (``RWF_NOWAIT``); a file any of whose bytes would come from the disk,
     or whose size is no longer the walk's, is not read but left for a blocking read:
     its digest is None and its index into ``rows`` goes into ``later``
     (:func:`read_digests` hands those to its threads).
     """
-    if errors is None:
-        why: dict[bytes, str] = {}
-        digests = digest_keys(root, rows, kind, why)
-        return [(d, why.get(r[0]), r[0]) for d, r in zip(digests, rows, strict=True)]
     from weaklabel.containment import opened_inside
 
     base = os.fsencode(root).rstrip(b"/") + b"/"
@@ -165,7 +158,7 @@ def digest_keys(root: str, rows: Sequence[Sequence[Any]], kind: str,
     block, crc32, pread, read, close = PARTIAL_BLOCK, zlib.crc32, os.pread, os.read, os.close
     small = 2 * block
     open_ = os.open
-    if not partial:
+    if not partial and sha1 is None:
         sha1 = sha1_for(sum(r[1] for r in rows))
     nowait_ok = True
     if later is not None:
@@ -204,7 +197,7 @@ def digest_keys(root: str, rows: Sequence[Sequence[Any]], kind: str,
                                        "symbolic link")
                         continue
                 size = row[1]
-                if not partial:
+                if sha1 is not None:
                     h = sha1()
                     while chunk := read(fd, CHUNK):
                         h.update(chunk)
@@ -251,18 +244,19 @@ def digest_keys(root: str, rows: Sequence[Sequence[Any]], kind: str,
 
 
 def read_digests(root: str, rows: Sequence[Sequence[Any]], kind: str, *, workers: int,
-                 quiet: bool = True, errors: dict[bytes, str] | None = None,
-                 ordered: bool = False) -> list[Any]:
+                 errors: dict[bytes, str], quiet: bool = True, ordered: bool = False
+                 ) -> list[str | None]:
     """:func:`digest_keys` of ``rows``, with ``workers`` threads for what must wait for
     the disk (reading and SHA-1 release the GIL: no process to start), and a progress
     bar on stderr unless ``quiet``.
 
     Rows are sorted by path first (a folder's files in a row: one folder check for
     them all) unless ``ordered`` says they already come a folder at a time (the walk's
-    order); the results are in the order of the rows read. ``errors``: as
-    :func:`digest_keys` takes it.
+    order); the results are in the order of the rows read, None where a file could not
+    be read (``errors[key]`` says why). Full digests take one SHA-1 constructor for the
+    whole run (:func:`sha1_for` of every byte to read), whatever the threads' batches.
 
-    Partial digests with ``errors`` and more than one worker: this thread reads what
+    Partial digests with more than one worker: this thread reads what
     the page cache holds, without waiting, and hands the files that would wait for the
     disk to the threads as it finds them, so a cold tree's reads overlap and a warm
     one pays nothing for threads (two threads taking turns at the GIL cost ~30 % more
@@ -273,9 +267,10 @@ def read_digests(root: str, rows: Sequence[Sequence[Any]], kind: str, *, workers
         return []
     if not ordered:
         rows = sorted(rows)  # type: ignore[type-var]  # tuples of bytes and ints
+    sha1 = None if kind == "partial" else sha1_for(sum(map(itemgetter(1), rows)))
     if workers <= 1 or len(rows) <= 1:
-        return digest_keys(root, rows, kind, errors)
-    if kind == "partial" and errors is not None and hasattr(os, "RWF_NOWAIT"):
+        return digest_keys(root, rows, kind, errors, sha1=sha1)
+    if kind == "partial" and hasattr(os, "RWF_NOWAIT"):
         return _cached_first(root, rows, workers, quiet, errors)
     # Threads pay off only when there is real reading to share out.
     limit = 16 * CHUNK
@@ -285,7 +280,7 @@ def read_digests(root: str, rows: Sequence[Sequence[Any]], kind: str, *, workers
     else:
         small = sum(map(itemgetter(1), rows)) <= limit
     if small:
-        return digest_keys(root, rows, kind, errors)
+        return digest_keys(root, rows, kind, errors, sha1=sha1)
     from concurrent.futures import ThreadPoolExecutor
 
     from weaklabel.images.inventory_db import progress_bar
@@ -294,11 +289,12 @@ def read_digests(root: str, rows: Sequence[Sequence[Any]], kind: str, *, workers
     # reading a 4 KiB block, so each future digests a batch of files.
     size = max(1, min(256, len(rows) // (workers * 4)))
     batches = [rows[i:i + size] for i in range(0, len(rows), size)]
-    results: list[Any] = []
+    results: list[str | None] = []
     with ThreadPoolExecutor(workers) as ex, \
             progress_bar(quiet, total=len(rows), desc=f"sha1 ({kind})", unit="file") as bar:
         for done in ex.map(digest_keys, [root] * len(batches), batches,
-                           [kind] * len(batches), [errors] * len(batches)):
+                           [kind] * len(batches), [errors] * len(batches),
+                           [None] * len(batches), [sha1] * len(batches)):
             results.extend(done)
             bar.update(len(done))
     return results

@@ -403,6 +403,7 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     partial: dict[bytes, str] = {}
     sha: dict[bytes, str] = {}
     status: dict[bytes, tuple[str, str | None]] = {}
+    retry: list[tuple[bytes, int, int, int, int]] = []
     n_problems = 0
     cold = not known  # a new inventory: every file and problem is new
     new = files
@@ -418,7 +419,10 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
             files += fs
             for t in fs:
                 old = pop(t[0], None)
-                if old is not None and old[0] == "file" and old[1] == t[1] and old[2] == t[2]:
+                # An unreadable file is looked at again, however unchanged: a chmod
+                # changes neither its size nor its mtime (and such files are few).
+                if (old is not None and old[0] == "file" and old[1] == t[1]
+                        and old[2] == t[2] and old[5] != "unreadable"):
                     if old[3] != t[3] or old[4] != t[4]:  # same content, new inode
                         moved.append((t[3], t[4], t[0]))
                     if old[7] is not None:
@@ -431,6 +435,8 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
                     new.append(t)
                     if old is not None:  # a changed file's old hashes go
                         fresh.append((t[0],))
+                        if old[5] == "unreadable":
+                            retry.append(t)
             n_problems += len(ps)
             for p in ps:
                 old = pop(p[0], None)
@@ -470,6 +476,10 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
                            errors=errors, ordered=True)
     sha.update((t[0], d) for t, d in zip(need_full, got_sha, strict=True)
                if d is not None)
+    # A file found unreadable before that no digest read now: still unreadable?
+    if retry:
+        _probe(root, [t[0] for t in retry if t[0] not in errors and t[0] not in sha
+                      and t[0] not in partial], errors)
     for k, why in errors.items():
         status[k] = ("unreadable", why)
 
@@ -530,6 +540,18 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     counts = {"seen": len(files) + n_problems, "read": 0, "removed": len(stale),
               "partial": len(need), "full": len(need_full)}
     return counts, rows
+
+
+def _probe(root: str, keys: Iterable[bytes], errors: dict[bytes, str]) -> None:
+    """Open each file (no read) and note in ``errors`` why one cannot be opened."""
+    from weaklabel.images.walk import open_fd
+
+    base = os.fsencode(root).rstrip(b"/") + b"/"
+    for key in keys:
+        try:
+            os.close(open_fd(os.fsdecode(base + key), os.fsdecode(key)))
+        except OSError as exc:
+            errors[key] = f"cannot read: {exc.strerror or exc}"
 
 
 def _scan_inventory(path: str, root_real: str, root: str, ws_root: str, workers: int,

@@ -15,7 +15,6 @@ The work it caches lives beside it: :mod:`~weaklabel.images.walk` (the tree walk
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,8 @@ from weaklabel.images.inventory_db import INVENTORY, SCHEMA_VERSION
 from weaklabel.images.walk import Entry, display_path, walk
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from weaklabel.images.pool import WorkerPool
 
 __all__ = ["INVENTORY", "SCHEMA_VERSION", "Inventory", "open_inventory",
@@ -55,32 +56,24 @@ class Inventory:
         self.formats = tuple(formats)
         self._changed = False
         self._source: Any = None
+        db: sqlite3.Connection | None = None
         try:
-            self.db = self._open_whole()
+            db = inventory_db.connect(os.fspath(self.path))
+            if not inventory_db.is_whole(db):
+                db.close()
+                db = None
         except Exception as exc:
+            if db is not None:
+                db.close()
             if not inventory_db.damaged(exc):
                 raise
+            db = None
+        if db is None:
             # A torn cache is never trusted: set aside, and every file judged again.
             inventory_db.set_aside(os.fspath(self.path))
-            self.db = inventory_db.connect(os.fspath(self.path))
+            db = inventory_db.connect(os.fspath(self.path))
+        self.db = db
         self._bind(os.path.realpath(root), max_pixels)
-
-    def _open_whole(self) -> sqlite3.Connection:
-        """The database, checked whole (``quick_check``: every page's structure, ~0.03
-        CPU s for 100,000 rows, against a scan that decodes images): a page a torn
-        write damaged is found here, not half-way through a scan."""
-        db = inventory_db.connect(os.fspath(self.path))
-        try:
-            verdict = db.execute("PRAGMA quick_check").fetchone()
-        except BaseException:
-            db.close()
-            raise
-        if verdict is None or verdict[0] != "ok":
-            db.close()
-            err = sqlite3.DatabaseError(f"quick_check: {verdict}")
-            err.sqlite_errorcode = 11  # SQLITE_CORRUPT, what inventory_db.damaged reads
-            raise err
-        return db
 
     def close(self) -> None:
         self.db.close()
@@ -243,8 +236,10 @@ class Inventory:
                 if old is None or old[0] != "problem" or old[5:8:2] != (e.status, e.reason):
                     problems.append((k, e.status, e.reason))
                 continue
+            # An unreadable file is judged again, however unchanged: a chmod changes
+            # neither its size nor its mtime (and such files are few).
             if (old is not None and old[0] == "file" and old[1] == e.size
-                    and old[2] == e.mtime_ns):
+                    and old[2] == e.mtime_ns and old[5] != "unreadable"):
                 status, has_hash = old[5], old[6]
                 if (old[3], old[4]) != (e.ino, e.dev):  # same content, new inode (copied back)
                     moved.append((e.ino, e.dev, k))
@@ -348,14 +343,18 @@ class Inventory:
                      quiet: bool, stage: str) -> None:
         if not rows:
             return
-        results = read_digests(root, rows, stage, workers=workers, quiet=quiet)
+        errors: dict[bytes, str] = {}
+        rows = sorted(rows)  # a folder's files in a row: one folder check for them all
+        digests = read_digests(root, rows, stage, workers=workers, quiet=quiet,
+                               errors=errors, ordered=True)
         self.db.execute("BEGIN")
         self.db.executemany("UPDATE files SET status='unreadable', reason=? WHERE path=?",
-                            [(err, key) for digest, err, key in results if err])
+                            [(why, key) for key, why in errors.items()])
         # One statement per file: only the digest this stage computed.
         column = "partial" if stage == "partial" else "sha1"
         self.db.executemany(f"UPDATE files SET {column}=? WHERE path=?",
-                            [r[::2] for r in results if r[1] is None])
+                            [(d, r[0]) for d, r in zip(digests, rows, strict=True)
+                             if d is not None])
         self.db.execute("COMMIT")
 
 

@@ -8,6 +8,7 @@ Standard library only (no pathlib, dataclasses or typing at import): both
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -60,6 +61,7 @@ def connect(path: str) -> sqlite3.Connection:
     Raises:
         WeaklabelError: the file is not an SQLite database.
     """
+    db = None
     try:
         db = sqlite3.connect(path, isolation_level=None)
         # One script: the settings, then the schema. synchronous first, so that a new
@@ -69,9 +71,22 @@ def connect(path: str) -> sqlite3.Connection:
         # misses; the collision queries' GROUP BYs sort in memory, not a temp file.
         db.executescript(SETTINGS + DDL)
     except sqlite3.DatabaseError as exc:
+        # Closed here, not when the traceback goes: the caller may move the file aside
+        # and open a new one at its name while this error is still being handled.
+        if db is not None:
+            db.close()
         raise WeaklabelError(f"{path}: not a usable inventory ({exc}); delete it to rebuild"
                              ) from exc
     return db
+
+
+def is_whole(db: sqlite3.Connection) -> bool:
+    """Whether every page of the open inventory is sound (``PRAGMA quick_check``: ~0.03
+    CPU s for 100,000 rows); a page a torn write damaged is found here, not half-way
+    through a scan. Damage that stops the check itself raises (:func:`damaged` says
+    so)."""
+    verdict = db.execute("PRAGMA quick_check").fetchone()
+    return verdict is not None and verdict[0] == "ok"
 
 
 def damaged(exc: BaseException | None) -> bool:
@@ -86,19 +101,30 @@ def damaged(exc: BaseException | None) -> bool:
         11, 26)
 
 
+ASIDE_ORDER = ("-wal", "-shm", "")
+"""The order :func:`set_aside` moves an inventory's files in: its WAL files before the
+database, so that a crash between two moves leaves at the live name either the database
+with its own WAL, or the database alone (a checkpointed state), never a WAL that a new
+database would replay."""
+
+
 def set_aside(path: str) -> str:
     """Move a damaged inventory and its WAL files to ``PATH.damaged`` (replacing an
     older one; never deleted: a person may want to look), so that the next
-    :func:`connect` starts a new one. Returns the new name."""
+    :func:`connect` starts a new one. Returns the new name.
+
+    The older copy goes first, whole, then :data:`ASIDE_ORDER`: at neither name can a
+    crash pair the database of one with the WAL of another.
+    """
     import logging
 
     aside = path + ".damaged"
-    for suffix in ("", "-wal", "-shm"):
-        try:
+    for suffix in ASIDE_ORDER:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(aside + suffix)
+    for suffix in ASIDE_ORDER:
+        with contextlib.suppress(FileNotFoundError):
             os.replace(path + suffix, aside + suffix)
-        except FileNotFoundError:
-            if os.path.exists(aside + suffix):  # an older damaged copy's own WAL
-                os.unlink(aside + suffix)
     logging.getLogger("weaklabel.images.inventory").warning(
         "%s is damaged (a torn write?); moved to %s and rebuilt from the images", path,
         aside)
