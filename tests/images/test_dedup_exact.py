@@ -316,3 +316,26 @@ def test_an_unreadable_file_is_looked_at_again_once_readable(tmp_path: Path,
     statuses = {r[0]: r[11] for r in inventory(ws)}
     assert statuses[b"b/locked.jpg"] == statuses[b"c/alone.jpg"] == "ok"
 
+
+def test_many_new_rows_go_in_whole(tmp_path: Path) -> None:
+    """A cold run's rows go in a hundred a statement: every file of a tree whose count
+    is no multiple of that has its row, the same as a run that adds them one by one."""
+    root = tmp_path / "img"
+    for k in range(257):
+        write(root / f"d{k % 3}" / f"{k}.jpg", bytes([k % 7]) * (k % 5 + 1))
+    cold = run_dedup(*image_stage(root, tmp_path / "ws", ONE), exact_only=True)
+    rows = inventory(tmp_path / "ws")
+    assert len(rows) == 257 and cold.summary.scan["seen"] == 257
+    # the same tree grown a file at a time: each run inserts one row
+    root2, ws2 = tmp_path / "img2", tmp_path / "ws2"
+    for k in range(257):
+        write(root2 / f"d{k % 3}" / f"{k}.jpg", (root / f"d{k % 3}" / f"{k}.jpg").read_bytes())
+        if k in (0, 99, 255):
+            run_dedup(*image_stage(root2, ws2, ONE), exact_only=True)
+    grown = run_dedup(*image_stage(root2, ws2, ONE), exact_only=True)
+    assert grown.outputs[0].read_bytes() == cold.outputs[0].read_bytes()
+
+    def facts(w: Path) -> list[tuple[object, ...]]:  # without the times and inodes
+        return [r[:3] + r[6:] for r in inventory(w)]
+
+    assert facts(ws2) == facts(tmp_path / "ws")

@@ -290,3 +290,24 @@ def test_set_aside_moves_the_wal_before_the_database(tmp_path: Path, crash_at: i
     assert Path(f"{aside}-wal").read_bytes() == b"its wal"
     assert not Path(f"{aside}-shm").exists() and not path.exists()
 
+
+def test_insert_rows_in_batches_equals_one_by_one(tmp_path: Path) -> None:
+    import sqlite3
+
+    from weaklabel.images import inventory_db
+
+    for n in (0, 1, inventory_db.INSERT_BATCH, 2 * inventory_db.INSERT_BATCH + 7):
+        rows = [(f"{k:05d}".encode(), k, k * 3, None if k % 2 else f"{k:08x}")
+                for k in range(n)]
+        dbs = []
+        for batched in (True, False):
+            db = sqlite3.connect(":memory:")
+            db.execute("CREATE TABLE t (p BLOB PRIMARY KEY, kind TEXT, a, b, c)")
+            if batched:
+                inventory_db.insert_rows(db, "INSERT INTO t (p, kind, a, b, c)",
+                                         "(?, 'file', ?, ?, ?)", rows)
+            else:
+                db.executemany("INSERT INTO t VALUES (?, 'file', ?, ?, ?)", rows)
+            dbs.append(db.execute("SELECT * FROM t ORDER BY p").fetchall())
+            db.close()
+        assert dbs[0] == dbs[1] and len(dbs[0]) == n

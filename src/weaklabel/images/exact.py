@@ -34,6 +34,7 @@ from weaklabel.images.inventory_db import (
     bind,
     connect,
     damaged,
+    insert_rows,
     inventory_path,
     set_aside,
     set_meta,
@@ -502,10 +503,10 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
                     plain.append(t)
                 else:
                     started.append((*t, d))
-        db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
-                       "dev) VALUES (?, 'file', ?, ?, ?, ?)", plain)
-        db.executemany("INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
-                       "dev, partial) VALUES (?, 'file', ?, ?, ?, ?, ?)", started)
+        insert_rows(db, "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
+                    "dev)", "(?, 'file', ?, ?, ?, ?)", plain)
+        insert_rows(db, "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, ino, "
+                    "dev, partial)", "(?, 'file', ?, ?, ?, ?, ?)", started)
         db.executemany("DELETE FROM hashes WHERE path=?", fresh)
         db.executemany("UPDATE files SET ino=?, dev=? WHERE path=?", moved)
         if not cold:  # partial digests new to rows already there

