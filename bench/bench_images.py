@@ -3,6 +3,7 @@
     PYTHONPATH=src python bench/bench_images.py                 # 1,500 posts, ~900 px
     PYTHONPATH=src python bench/bench_images.py --posts 300 --many 0
     PYTHONPATH=src python bench/bench_images.py --exact-tree examples/data/images
+    PYTHONPATH=src python bench/bench_images.py --exact-tree TREE --reps 5 --evict
     PYTHONPATH=src python bench/bench_images.py --only near-edits --originals 40
 
 The dump is the bundled example generator's (``examples/generate.py --image-size 900``):
@@ -28,7 +29,8 @@ those planted faults:
 ``--many N`` adds a tree of N small files (2 % byte copies) for the warm re-run of the
 exact funnel against jdupes. Peers are optional (``pip install -e '.[bench]'`` for
 imagededup; ``apt-get install jdupes rmlint``); a missing one is reported as such.
-"Cold" means a fresh inventory; the OS page cache is warm for every contender alike.
+"Cold" means a fresh inventory; the OS page cache is warm for every contender alike,
+unless ``--evict`` adds rows with the tree's pages evicted before each run.
 Writes a table on stdout and bench/out/images.json.
 """
 
@@ -316,9 +318,75 @@ def _dup_files(groups: list[list[str]] | None) -> int | None:
     return None if groups is None else sum(len(set(g)) - 1 for g in groups)
 
 
-def exact_bench(tree: Path, workers: int, reps: int) -> None:
+def tree_files(tree: Path) -> list[bytes]:
+    """Every regular file under ``tree`` (raw bytes paths, no symlink followed)."""
+    out, stack = [], [os.fsencode(tree)]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.is_file(follow_symlinks=False):
+                    out.append(e.path)
+    return out
+
+
+def evict(files: list[bytes]) -> None:
+    """Drop every file's pages from the page cache (``POSIX_FADV_DONTNEED``: clean pages
+    only, so the tree is synced once before the first round). Folders, inodes and
+    dentries stay cached: only a root's ``drop_caches`` empties those, for every user
+    of a shared machine."""
+    for p in files:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def resident_share(files: list[bytes]) -> float:
+    """The share of the files' pages in the page cache (``mincore`` of a mapping of
+    each, through libc), to check that :func:`evict` worked on this file system."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long)
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    page, held, total = mmap.PAGESIZE, 0, 0
+    for p in files:
+        size = os.path.getsize(p)
+        if size == 0:
+            continue
+        n = (size + page - 1) // page
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+            if addr in (None, ctypes.c_void_p(-1).value):
+                raise OSError(ctypes.get_errno(), f"mmap {os.fsdecode(p)}")
+            try:
+                vec = ctypes.create_string_buffer(n)
+                if libc.mincore(addr, size, vec) != 0:
+                    raise OSError(ctypes.get_errno(), f"mincore {os.fsdecode(p)}")
+                held += sum(b & 1 for b in vec.raw[:n])
+            finally:
+                libc.munmap(addr, size)
+        finally:
+            os.close(fd)
+        total += n
+    return held / total if total else 0.0
+
+
+def exact_bench(tree: Path, workers: int, reps: int, evicted: bool = False) -> None:
     """``dedup --exact-only`` on ``tree`` as a library call and as the command, cold (a
-    fresh inventory) and warm, beside jdupes and rmlint: median of ``reps`` runs."""
+    fresh inventory) and warm, beside jdupes and rmlint: median of ``reps`` runs.
+
+    ``evicted``: also the command cold, the floor, jdupes and rmlint each with the
+    tree's pages evicted from the page cache just before it runs (:func:`evict`; what
+    a first run over a freshly copied or mounted dump meets), in the same rounds."""
     from weaklabel.config import Config, ImagesConfig
     from weaklabel.images.dedup import run_dedup
     from weaklabel.images.purge import image_stage
@@ -355,21 +423,37 @@ def exact_bench(tree: Path, workers: int, reps: int) -> None:
             subprocess.run([sys.executable, str(ROOT / "bench" / "exact_floor.py"),
                             str(tree)], check=True, capture_output=True)
 
-        contenders: list[tuple[str, Callable[[], Any], Callable[[], Any] | None]] = [
-            ("weaklabel run_dedup(exact_only) cold", lib, cold("lib")),
-            ("weaklabel run_dedup(exact_only) warm", lib, None),  # on the cold run's
-            ("weaklabel dedup --exact-only cold", cli, cold("cli")),
-            ("weaklabel dedup --exact-only warm", cli, None),
-            ("pure-Python floor (exact_floor.py)", floor, None),
-            ("jdupes -r", lambda: jdupes_groups(tree), None),
-            ("rmlint -T df", lambda: rmlint_groups(tree, tmp), None)]
+        contenders: list[tuple[str, Callable[[], Any], Callable[[], Any] | None, bool]] = [
+            ("weaklabel run_dedup(exact_only) cold", lib, cold("lib"), False),
+            ("weaklabel run_dedup(exact_only) warm", lib, None, False),  # on the cold run's
+            ("weaklabel dedup --exact-only cold", cli, cold("cli"), False),
+            ("weaklabel dedup --exact-only warm", cli, None, False),
+            ("pure-Python floor (exact_floor.py)", floor, None, False),
+            ("jdupes -r", lambda: jdupes_groups(tree), None, False),
+            ("rmlint -T df", lambda: rmlint_groups(tree, tmp), None, False)]
+        files: list[bytes] = []
+        if evicted:
+            files = tree_files(tree)
+            os.sync()  # only clean pages can be evicted
+            contenders += [
+                ("weaklabel dedup --exact-only cold, evicted", cli, cold("cli"), True),
+                ("pure-Python floor, evicted", floor, None, True),
+                ("jdupes -r, evicted", lambda: jdupes_groups(tree), None, True),
+                ("rmlint -T df, evicted", lambda: rmlint_groups(tree, tmp), None, True)]
         # Interleaved, one run of each contender a round: the load of a shared machine
         # drifts over minutes, and would otherwise favour whichever ran in a calm one.
-        runs: dict[str, list[tuple[float, float, Any]]] = {n: [] for n, _, _ in contenders}
+        runs: dict[str, list[tuple[float, float, Any]]] = {n: [] for n, *_ in contenders}
+        resident: list[float] = []
         for _ in range(reps):
-            for name, fn, before in contenders:
+            for name, fn, before, ev in contenders:
                 if before is not None:
                     before()
+                if ev:
+                    evict(files)
+                    if not resident:  # once: does eviction work on this file system?
+                        resident.append(resident_share(files))
+                        print(f"after eviction {resident[0]:.1%} of the tree's pages are "
+                              "in the page cache", file=sys.stderr)
                 wall, out = timed(fn)
                 runs[name].append((wall, LAST_CPU[0], out))
         for name, done in runs.items():
@@ -379,7 +463,8 @@ def exact_bench(tree: Path, workers: int, reps: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"exact duplicates, {n_files:,} files under {tree}, {workers} worker(s), "
           f"median of {reps} interleaved runs, load average {os.getloadavg()[0]:.1f} at "
-          f"the end\n")
+          f"the end" + (f"; evicted: {resident[0]:.1%} of the pages still cached after "
+                        "eviction" if resident else "") + "\n")
     print(f"| {'tool':40} | {'seconds':>8} | {'CPU s':>8} | {'copies found':>12} |")
     print(f"|{'-' * 42}|{'-' * 10}|{'-' * 10}|{'-' * 14}|")
     for name, wall, cpu, dups in rows:
@@ -966,6 +1051,10 @@ def main() -> None:
     ap.add_argument("--exact-tree", type=Path, default=None,
                     help="only the exact-duplicate table, on this tree")
     ap.add_argument("--reps", type=int, default=3, help="runs per contender (--exact-tree)")
+    ap.add_argument("--evict", action="store_true",
+                    help="--exact-tree: also the command cold, the floor, jdupes and rmlint "
+                         "each with the tree evicted from the page cache (POSIX_FADV_DONTNEED)"
+                         " just before it runs, in the same interleaved rounds")
     ap.add_argument("--only", choices=("near-edits", "near-dump", "near-measures", "purge",
                                        "jpeg-damage", "crop-look"),
                     default=None,
@@ -1016,7 +1105,7 @@ def main() -> None:
     if args.exact_tree is not None:
         from weaklabel.config import resolve_workers as _rw
 
-        exact_bench(args.exact_tree.resolve(), _rw(args.workers), args.reps)
+        exact_bench(args.exact_tree.resolve(), _rw(args.workers), args.reps, args.evict)
         return
 
     import numpy as np
