@@ -8,7 +8,9 @@ every member of a reported group has a full SHA-1. The inventory is read once an
 written once, in one transaction of plain tuples (:func:`scan_exact`); an interrupted
 run writes nothing, and its re-run does the work again. Rows a later stage relies on
 keep their meaning: a new or changed file gets a row without a decode status (purge or
-a full dedup judges it then), an unchanged file keeps its status and hashes.
+a full dedup judges it then), an unchanged file keeps its status and hashes, and one
+found unreadable is looked at again on every run (a ``chmod`` changes neither its size
+nor its mtime).
 
 Also the exact half of grouping and the keep policy (compute, group, decide), used by
 :mod:`weaklabel.images.dedup` for every run: :func:`one_per_inode`,
@@ -373,7 +375,8 @@ def scan_exact(db: sqlite3.Connection, root: str, *, skip: Iterable[str] = (),
     partial digest for each file of a size held by two or more inodes that has none
     yet; a full SHA-1 for each of a (size, partial digest) held by two or more inodes
     that has none yet; then one transaction writes the new and changed rows
-    (``executemany`` of plain tuples, a new file's partial digest in its row), the
+    (plain tuples, a hundred to an ``INSERT``: :func:`~weaklabel.images.inventory_db.
+    insert_rows`; a new file's partial digest in its row), the
     digests new to rows already there, the full digests and the unreadable files by
     path, the problems (symlinks, unreadable folders…), and removes rows of paths
     gone. A file that cannot be read is ``unreadable`` with the reason. The rows a
