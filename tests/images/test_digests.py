@@ -184,3 +184,45 @@ def test_the_sha1_maker_is_chosen_once_a_run(tmp_path: Path,
     assert chosen == [18 << 20]
     assert errors == {}
     assert got == [hashlib.sha1(body[k:] + body[:k]).hexdigest() for k in range(18)]
+
+
+def test_threads_for_a_cold_cache_load_no_concurrent_futures(tmp_path: Path) -> None:
+    """Files the page cache does not hold go to threads without importing
+    ``concurrent.futures`` (~15 CPU ms: it loads ``logging`` and ``re``), and give the
+    digests one thread gives."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "img"
+    root.mkdir()
+    for k in range(300):
+        (root / f"{k:03d}.jpg").write_bytes(bytes([k % 13]) * (3000 + k % 3))
+        _evict(root / f"{k:03d}.jpg")
+    code = ("import sys\n"
+            "from weaklabel.images.digests import digest_keys, read_digests\n"
+            f"root = {str(root)!r}\n"
+            "rows = sorted((f'{k:03d}.jpg'.encode(), 3000 + k % 3) for k in range(300))\n"
+            "errors = {}\n"
+            "got = read_digests(root, rows, 'partial', workers=2, errors=errors,"
+            " ordered=True)\n"
+            "assert errors == {} and got == digest_keys(root, rows, 'partial', {})\n"
+            "import threading\n"
+            "print(threading.active_count(), 'concurrent.futures' in sys.modules,"
+            " 'logging' in sys.modules)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["1", "False", "False"]  # threads joined, no import
+
+
+def test_a_thread_jobs_error_reaches_the_caller() -> None:
+    pool = digests.Threads(2)
+    try:
+        ok = pool.submit(sum, [1, 2])
+        bad = pool.submit(int, "x")
+        assert ok.result() == 3
+        with pytest.raises(ValueError):
+            bad.result()
+    finally:
+        pool.shutdown()
+    assert all(not t.is_alive() for t in pool._threads)
