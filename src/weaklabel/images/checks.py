@@ -8,6 +8,7 @@ open, decode as far as the check needs, hash when asked.
 
 from __future__ import annotations
 
+import re
 import struct
 import warnings
 import zlib
@@ -488,6 +489,35 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
             f.read(4)  # its CRC, which Pillow never checks
         elif ctype == b"acTL":
             return None  # an animation: every frame is decoded in full instead
+        elif idat.seen and ctype in (b"DDAT", b"fdAT"):
+            return None  # more image data to Pillow, in a chunk this check does not read
         elif idat.seen or ctype == b"IEND":
             break  # the image data ended before the pixels did
-    return idat.finish()
+    verdict = idat.finish()
+    return _after_pixels(f, end) if verdict[0] == "ok" else verdict
+
+
+_CHUNK_TYPE = re.compile(rb"\w\w\w\w")  # Pillow's is_cid: other bytes end its walk
+
+
+def _after_pixels(f: Any, end: int) -> tuple[str, str] | None:
+    """The chunks after the pixels, walked as Pillow's ``load_end`` walks them up to
+    IEND: a chunk the file cuts short fails the load (``Truncated File Read``), and so
+    may a text, EXIF or colour chunk Pillow parses there, so a file with one of those
+    after its image data is decoded in full instead (None). ``f`` sits just past the
+    CRC of the IDAT chunk where the pixels were complete."""
+    from PIL.PngImagePlugin import PngStream
+
+    while True:
+        head = f.read(8)
+        if len(head) < 8:
+            return ("ok", "")  # Pillow's walk stops at a short chunk header
+        (length,) = struct.unpack(">I", head[:4])
+        ctype = head[4:]
+        if ctype == b"IEND" or not _CHUNK_TYPE.fullmatch(ctype):
+            return ("ok", "")
+        if ctype != b"IDAT" and hasattr(PngStream, f"chunk_{ctype.decode('ascii')}"):
+            return None
+        if f.tell() + length > end:
+            return ("truncated", f"PNG: file ends inside chunk {ctype!r}, after the pixels")
+        f.seek(length + 4, 1)  # the data and its CRC, which Pillow never checks here
