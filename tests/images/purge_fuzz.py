@@ -221,7 +221,7 @@ def units(data: bytes) -> list[tuple[int, int, bytes]]:
 
 MUTATIONS = ("cut", "cut after header", "cut inside a unit", "cut in last bytes",
              "byte flipped: header", "byte flipped: middle", "byte flipped: tail",
-             "512 bytes zeroed",
+             "512 bytes zeroed", "bytes removed", "bytes inserted",
              "unit repeated", "unit removed", "trailing garbage", "second half replaced")
 """Row names of the fuzz table. A *unit* is a chunk (PNG, WebP), a marker segment
 (JPEG) or, in other formats, a run of 1–64 bytes."""
@@ -249,6 +249,11 @@ def mutate(data: bytes, other: bytes, what: str, rng: np.random.Generator) -> by
     if what == "512 bytes zeroed":
         at = int(rng.integers(0, max(1, n - 512)))
         return data[:at] + bytes(min(512, n - at)) + data[at + 512:]
+    if what in ("bytes removed", "bytes inserted"):  # a transfer that lost or gained bytes
+        at, run = int(rng.integers(n // 8, n - 1)), int(rng.integers(1, 4097))
+        if what == "bytes removed":
+            return data[:at] + data[at + run:]
+        return data[:at] + rng.integers(0, 256, run, dtype=np.uint8).tobytes() + data[at:]
     if what in ("unit repeated", "unit removed"):
         unit = _unit(data, rng)
         if unit:

@@ -164,7 +164,7 @@ def test_png_stream_check_agrees_with_the_full_decode_on_damaged_files(tmp_path:
     from weaklabel.images.checks import check_png_stream
 
     rng = np.random.default_rng(11)
-    checked = caught = 0
+    checked = caught = unsure = 0
     for data in _png_variants(tmp_path):
         variants = [data[:cut] for cut in range(40, len(data), max(1, len(data) // 25))]
         for _ in range(25):
@@ -177,15 +177,18 @@ def test_png_stream_check_agrees_with_the_full_decode_on_damaged_files(tmp_path:
             import io
 
             verdict = check_png_stream(io.BytesIO(v))
-            assert verdict is not None
             checked += 1
+            unsure += verdict is None  # image data that does not inflate: decoded in full
             if full_decode_fails(v):
                 caught += 1
-                assert verdict[0] in ("truncated", "decode_error"), (len(v), verdict)
+                assert verdict is None or verdict[0] in ("truncated", "decode_error"), (
+                    len(v), verdict)
                 assert status_of(v, tmp_path, "x.png")["status"] in ("truncated", "decode_error")
             else:  # what Pillow loads is ok: no stricter verdict of our own
-                assert verdict == ("ok", ""), (len(v), verdict)
+                assert verdict in (("ok", ""), None), (len(v), verdict)
+                assert status_of(v, tmp_path, "x.png")["status"] == "ok"
     assert caught > checked // 2
+    assert unsure < caught // 2  # most damage is still judged without building pixels
 
 
 def test_interlaced_png_falls_back_to_the_full_decode(tmp_path: Path) -> None:

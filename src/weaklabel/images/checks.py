@@ -429,19 +429,25 @@ class _ImageData:
         """Every byte the pixels need is here: Pillow stops reading at this point."""
         return self.seen and self.total >= self.expected
 
-    def feed(self, data: bytes) -> tuple[str, str] | None:
-        """One IDAT chunk; a verdict when it is bad."""
+    def feed(self, data: bytes) -> bool:
+        """One IDAT chunk; False when it does not inflate or a row's filter is bad.
+
+        False means "not sure", not "corrupt": where in the stream an inflater notices
+        damage is its own affair (ISA-L reads ahead of the output asked for, and on a
+        small PNG it met an invalid distance past the last byte Pillow's zlib
+        inflates, so files Pillow loads were called corrupt). The full decode decides.
+        """
         self.seen = True
         try:
             # No further than the pixels' last byte: Pillow's decoder stops there, so
             # surplus data and the zlib trailer's checksum never count.
             piece = self.inflater.decompress(data, self.expected - self.total)
-        except self.lib.error as exc:
-            return ("decode_error", f"PNG: image data does not inflate ({exc})")
+        except self.lib.error:
+            return False
         if not self._rows_ok(piece):
-            return ("decode_error", "PNG: invalid row filter type")
+            return False
         self.total += len(piece)
-        return None
+        return True
 
     def finish(self) -> tuple[str, str]:
         if not self.seen:
@@ -460,8 +466,9 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
     That is everything a full decode checks short of un-filtering the rows, at about a
     third of the time, and the same verdict: what Pillow loads is ``ok`` (a bad IDAT
     checksum, a damaged zlib trailer or surplus data included). Returns ``(status,
-    reason)``, or None for an interlaced or unusual file, which the caller decodes in
-    full instead.
+    reason)``, or None for an interlaced or unusual file, one whose image data does not
+    inflate, or one with chunks after the pixels that Pillow parses: the caller decodes
+    those in full instead.
     """
     end = f.seek(0, 2)
     f.seek(0)
@@ -481,9 +488,8 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
         elif ctype == b"IDAT":
             if not idat.stride:
                 return None
-            bad = idat.feed(data)
-            if bad is not None:
-                return bad
+            if not idat.feed(data):
+                return None  # damaged image data: the full decode has the last word
             if not idat.full and f.tell() >= end:
                 return ("truncated", "PNG: file ends inside chunk b'IDAT'")
             f.read(4)  # its CRC, which Pillow never checks
