@@ -16,7 +16,9 @@ those planted faults:
   reported pair of files that no chain of planted copies links;
 - exact copies: weaklabel (``dedup --exact-only``'s funnel: sizes, partial hashes,
   SHA-1 where needed) vs jdupes, rmlint and a whole-file SHA-1 loop;
-- corrupt files: weaklabel purge vs the ``Image.open().load()`` loop;
+- corrupt files: weaklabel purge vs the ``Image.open().load()`` loop (``--only
+  purge-fuzz``: purge's verdict against Pillow's on every format it writes here, each
+  file damaged by seeded mutations, disagreements both ways);
 - near copies by edit (``--only near-edits`` for this table alone): ``--originals``
   generated scenes, each with 18 planted edits (JPEG q 50/75/95, WebP, PNG, resized to
   0.5 and 0.25, a 160 px thumbnail, 2/5/10 % crops, EXIF orientation with rotated

@@ -124,6 +124,15 @@ MAKERS: dict[str, Callable[[int, tuple[int, int]], bytes]] = {
     "pbm": lambda s, z: _save(picture(s, z).convert("1"), "PPM"),
     "pcx": lambda s, z: _save(picture(s, z), "PCX"),
     "qoi": lambda s, z: _save(picture(s, z), "QOI"),
+    # fully decoded by purge, so only its sniff and error handling are on trial here
+    "tga_rle": lambda s, z: _save(picture(s, z), "TGA", compression="tga_rle"),
+    "sgi": lambda s, z: _save(picture(s, z), "SGI"),
+    "dds": lambda s, z: _save(picture(s, z).convert("RGBA"), "DDS"),
+    "icns": lambda s, z: _save(picture(s, (64, 64)).convert("RGBA"), "ICNS"),
+    "blp": lambda s, z: _save(picture(s, z).convert("P"), "BLP"),
+    "xbm": lambda s, z: _save(picture(s, z).convert("1"), "XBM"),
+    "msp": lambda s, z: _save(picture(s, z).convert("1"), "MSP"),
+    "pfm": lambda s, z: _save(picture(s, z).convert("F"), "PPM"),
 }
 if not features.check("webp"):  # pragma: no cover - every wheel has it
     for _k in ("webp", "webp_lossless", "webp_anim"):
@@ -233,12 +242,13 @@ def mutate(data: bytes, other: bytes, what: str, rng: np.random.Generator) -> by
     if what == "cut":
         return data[:int(rng.integers(1, n))]
     if what == "cut after header":
-        return data[:int(rng.integers(min(8, n - 1), min(n - 1, 96)))]
+        lo = min(8, n - 1)
+        return data[:int(rng.integers(lo, max(lo + 1, min(n, 96))))]
     if what == "cut inside a unit":
         start, end = _unit(data, rng) or (n // 2, n)
         return data[:int(rng.integers(start + 1, max(start + 2, end)))]
     if what == "cut in last bytes":
-        return data[:n - int(rng.integers(1, 9))]
+        return data[:n - int(rng.integers(1, min(9, n)))]
     if what.startswith("byte flipped"):
         lo, hi = {"header": (0, min(n, 64)), "middle": (n // 4, 3 * n // 4),
                   "tail": (max(0, n - 64), n)}[what.split(": ")[1]]
