@@ -17,7 +17,9 @@ those planted faults:
   reported pair of files that no chain of planted copies links;
 - exact copies: weaklabel (``dedup --exact-only``'s funnel: sizes, partial hashes,
   SHA-1 where needed) vs jdupes, rmlint and a whole-file SHA-1 loop;
-- corrupt files: weaklabel purge vs the ``Image.open().load()`` loop;
+- corrupt files: weaklabel purge vs the ``Image.open().load()`` loop (``--only
+  purge-fuzz``: purge's verdict against Pillow's on every format it writes here, each
+  file damaged by seeded mutations, disagreements both ways);
 - near copies by edit (``--only near-edits`` for this table alone): ``--originals``
   generated scenes, each with 18 planted edits (JPEG q 50/75/95, WebP, PNG, resized to
   0.5 and 0.25, a 160 px thumbnail, 2/5/10 % crops, EXIF orientation with rotated
@@ -1033,6 +1035,79 @@ def jpeg_damage_bench(scale: int) -> None:
           f"purge's examine {cpu['examine']:.2f}")
 
 
+def purge_fuzz_bench(sizes: tuple[tuple[int, int], ...], instances: int, seed: int) -> None:
+    """Differential fuzzing: every file of ``tests/images/purge_fuzz.py``'s corpus judged
+    by purge's ``examine`` and by the oracle (Pillow opens it and loads every frame under
+    purge's settings); one line per format x mutation, disagreements both ways."""
+    import importlib.util
+    import warnings
+
+    spec = importlib.util.spec_from_file_location(
+        "purge_fuzz", ROOT / "tests" / "images" / "purge_fuzz.py")
+    assert spec is not None and spec.loader is not None
+    pf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pf)
+    from weaklabel.images.checks import Task, examine
+
+    warnings.simplefilter("ignore")
+    tmp = Path(tempfile.mkdtemp(prefix="wl-fuzz-"))
+    cells: dict[tuple[str, str], list[int]] = {}  # files, Pillow loads, purge ok,
+    wrong: list[str] = []  # loadable called corrupt, rejected called ok
+    cpu = {"oracle": 0.0, "purge": 0.0}
+    try:
+        for kind, what, name, data in pf.corpus(seed=seed, sizes=sizes, instances=instances):
+            p = tmp / name
+            p.write_bytes(data)
+            c = _cpu()
+            loads, why = pf.oracle(p)
+            cpu["oracle"] += _cpu() - c
+            c = _cpu()
+            got = examine(Task(str(p), name, len(data), True, None, pf.MAX_PIXELS))
+            cpu["purge"] += _cpu() - c
+            p.unlink()
+            ok = got["status"] == "ok"
+            cell = cells.setdefault((kind, what), [0, 0, 0, 0, 0])
+            cell[0] += 1
+            cell[1] += loads
+            cell[2] += ok
+            cell[3] += loads and not ok
+            cell[4] += ok and not loads
+            if ok != loads:
+                wrong.append(f"{name}: purge {got['status']} ({got['reason']}); "
+                             f"Pillow {'loads' if loads else why}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    total = [sum(c[i] for c in cells.values()) for i in range(5)]
+    print(f"purge beside the oracle on {total[0]:,} files ({len({k for k, _ in cells})} kinds "
+          f"of valid file at {', '.join(f'{w}x{h}' for w, h in sizes)}, {instances} seeded "
+          f"instances of each mutation)\n")
+    print(f"| {'format':18} | {'mutation':22} | files | Pillow loads | purge ok "
+          "| loadable called corrupt | rejected called ok |")
+    print(f"|{'-' * 20}|{'-' * 24}|-------|--------------|----------|"
+          "-------------------------|--------------------|")
+    for (kind, what), (n, loads, ok, bad, lax) in cells.items():
+        print(f"| {kind:18} | {what:22} | {n:5} | {loads:12} | {ok:8} | {bad:23} | {lax:18} |")
+    by_what: dict[str, list[int]] = {}
+    for (_, what), c in cells.items():
+        row = by_what.setdefault(what, [0] * 5)
+        for i in range(5):
+            row[i] += c[i]
+    print("\n| mutation | files | Pillow loads | loadable called corrupt | rejected called ok |")
+    print("|---|---|---|---|---|")
+    for what, (n, loads, _, bad, lax) in by_what.items():
+        print(f"| {what} | {n} | {loads} | {bad} | {lax} |")
+    print(f"| **all** | {total[0]} | {total[1]} | {total[3]} | {total[4]} |")
+    print(f"\nCPU s: oracle {cpu['oracle']:.2f}, purge's examine {cpu['purge']:.2f}")
+    for line in wrong[:40]:
+        print("disagreement:", line)
+    out = Path("bench/out/purge_fuzz.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"files": total[0], "pillow_loads": total[1],
+                               "loadable_called_corrupt": total[3],
+                               "rejected_called_ok": total[4], "disagreements": wrong,
+                               "cpu": cpu}, indent=1))
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -1056,17 +1131,23 @@ def main() -> None:
                          "each with the tree evicted from the page cache (POSIX_FADV_DONTNEED)"
                          " just before it runs, in the same interleaved rounds")
     ap.add_argument("--only", choices=("near-edits", "near-dump", "near-measures", "purge",
-                                       "jpeg-damage", "crop-look"),
+                                       "purge-fuzz", "jpeg-damage", "crop-look"),
                     default=None,
                     help="near-edits: only the per-edit near-duplicate table; near-dump: "
                          "only the near-copy rows of the dump; near-measures: every measure of "
                          "the crop and unrelated pairs a near rule could use; purge: only "
-                         "the corrupt-file rows; jpeg-damage: purge's JPEG verdict against "
+                         "the corrupt-file rows; purge-fuzz: purge's verdict against "
+                         "Pillow's on every format, damaged by seeded mutations "
+                         "(tests/images/purge_fuzz.py); jpeg-damage: purge's JPEG verdict against "
                          "Pillow's on the damaged corpus of tests/images/jpeg_damage.py; "
                          "crop-look: a second look for cropped copies, scored on the "
                          "near-edits tree")
     ap.add_argument("--damage-scale", type=int, default=1,
                     help="jpeg-damage: 1 for the whole corpus, n to sample about 1/n")
+    ap.add_argument("--fuzz-instances", type=int, default=3,
+                    help="purge-fuzz: seeded instances of each mutation of each file")
+    ap.add_argument("--fuzz-sizes", default="61x47,901x677",
+                    help="purge-fuzz: sizes of the valid files, WxH,WxH")
     ap.add_argument("--originals", type=int, default=40,
                     help="scenes in the near-edits tree, each with every edit (0: skip)")
     args = ap.parse_args()
@@ -1093,6 +1174,10 @@ def main() -> None:
         return
     if args.only == "jpeg-damage":
         jpeg_damage_bench(args.damage_scale)
+        return
+    if args.only == "purge-fuzz":
+        purge_fuzz_bench(tuple(tuple(int(v) for v in z.split("x"))  # type: ignore[misc]
+                               for z in args.fuzz_sizes.split(",")), args.fuzz_instances, 9)
         return
     if args.only == "purge":
         from weaklabel.config import resolve_workers as _rw

@@ -8,6 +8,7 @@ open, decode as far as the check needs, hash when asked.
 
 from __future__ import annotations
 
+import re
 import struct
 import warnings
 import zlib
@@ -428,19 +429,25 @@ class _ImageData:
         """Every byte the pixels need is here: Pillow stops reading at this point."""
         return self.seen and self.total >= self.expected
 
-    def feed(self, data: bytes) -> tuple[str, str] | None:
-        """One IDAT chunk; a verdict when it is bad."""
+    def feed(self, data: bytes) -> bool:
+        """One IDAT chunk; False when it does not inflate or a row's filter is bad.
+
+        False means "not sure", not "corrupt": where in the stream an inflater notices
+        damage is its own affair (ISA-L reads ahead of the output asked for, and on a
+        small PNG it met an invalid distance past the last byte Pillow's zlib
+        inflates, so files Pillow loads were called corrupt). The full decode decides.
+        """
         self.seen = True
         try:
             # No further than the pixels' last byte: Pillow's decoder stops there, so
             # surplus data and the zlib trailer's checksum never count.
             piece = self.inflater.decompress(data, self.expected - self.total)
-        except self.lib.error as exc:
-            return ("decode_error", f"PNG: image data does not inflate ({exc})")
+        except self.lib.error:
+            return False
         if not self._rows_ok(piece):
-            return ("decode_error", "PNG: invalid row filter type")
+            return False
         self.total += len(piece)
-        return None
+        return True
 
     def finish(self) -> tuple[str, str]:
         if not self.seen:
@@ -459,8 +466,9 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
     That is everything a full decode checks short of un-filtering the rows, at about a
     third of the time, and the same verdict: what Pillow loads is ``ok`` (a bad IDAT
     checksum, a damaged zlib trailer or surplus data included). Returns ``(status,
-    reason)``, or None for an interlaced or unusual file, which the caller decodes in
-    full instead.
+    reason)``, or None for an interlaced or unusual file, one whose image data does not
+    inflate, or one with chunks after the pixels that Pillow parses: the caller decodes
+    those in full instead.
     """
     end = f.seek(0, 2)
     f.seek(0)
@@ -480,14 +488,42 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
         elif ctype == b"IDAT":
             if not idat.stride:
                 return None
-            bad = idat.feed(data)
-            if bad is not None:
-                return bad
+            if not idat.feed(data):
+                return None  # damaged image data: the full decode has the last word
             if not idat.full and f.tell() >= end:
                 return ("truncated", "PNG: file ends inside chunk b'IDAT'")
             f.read(4)  # its CRC, which Pillow never checks
         elif ctype == b"acTL":
             return None  # an animation: every frame is decoded in full instead
+        elif idat.seen and ctype in (b"DDAT", b"fdAT"):
+            return None  # more image data to Pillow, in a chunk this check does not read
         elif idat.seen or ctype == b"IEND":
             break  # the image data ended before the pixels did
-    return idat.finish()
+    verdict = idat.finish()
+    return _after_pixels(f, end) if verdict[0] == "ok" else verdict
+
+
+_CHUNK_TYPE = re.compile(rb"\w\w\w\w")  # Pillow's is_cid: other bytes end its walk
+
+
+def _after_pixels(f: Any, end: int) -> tuple[str, str] | None:
+    """The chunks after the pixels, walked as Pillow's ``load_end`` walks them up to
+    IEND: a chunk the file cuts short fails the load (``Truncated File Read``), and so
+    may a text, EXIF or colour chunk Pillow parses there, so a file with one of those
+    after its image data is decoded in full instead (None). ``f`` sits just past the
+    CRC of the IDAT chunk where the pixels were complete."""
+    from PIL.PngImagePlugin import PngStream
+
+    while True:
+        head = f.read(8)
+        if len(head) < 8:
+            return ("ok", "")  # Pillow's walk stops at a short chunk header
+        (length,) = struct.unpack(">I", head[:4])
+        ctype = head[4:]
+        if ctype == b"IEND" or not _CHUNK_TYPE.fullmatch(ctype):
+            return ("ok", "")
+        if ctype != b"IDAT" and hasattr(PngStream, f"chunk_{ctype.decode('ascii')}"):
+            return None
+        if f.tell() + length > end:
+            return ("truncated", f"PNG: file ends inside chunk {ctype!r}, after the pixels")
+        f.seek(length + 4, 1)  # the data and its CRC, which Pillow never checks here

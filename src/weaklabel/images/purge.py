@@ -25,9 +25,13 @@ A JPEG is not decoded when its markers leave no doubt (libjpeg only warns about 
 entropy-coded data, so Pillow loads such a file; what it rejects is a damaged frame
 around the data: :mod:`weaklabel.images.jpeg_stream`); any other JPEG is decoded at 1/8
 scale (``draft``), where libjpeg still parses every entropy-coded byte. A PNG is checked
-by its chunk stream, inflated as far as Pillow's decoder reads. The tests hold both
-against ``Image.open().load()`` on generated damaged files. Other formats are fully
-decoded.
+by its chunk stream, inflated as far as Pillow's decoder reads, then its chunks up to
+IEND walked as Pillow's ``load()`` walks them; image data that does not inflate, or a
+chunk after the pixels that Pillow parses (text, EXIF, colour), sends it to the full
+decode instead: a fast path only ever says what it is sure of. Other formats are fully
+decoded. The tests and ``bench/bench_images.py --only purge-fuzz`` hold all of it
+against ``Image.open()``, ``load()`` and ``seek`` of every frame on every format
+Pillow writes here, damaged by seeded mutations.
 """
 
 from __future__ import annotations
