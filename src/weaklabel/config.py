@@ -168,6 +168,16 @@ class PropagateConfig:
 
 
 @dataclass(frozen=True)
+class ReviewConfig:
+    """Human review (``weaklabel review``)."""
+
+    # The queue's order (review/triage.py, README "Review"): "default", likely-wrong
+    # first; "audit", one seed per disputed label word interleaved at the top;
+    # "coverage", the keyword seeds counted as already reviewed in the diversity.
+    queue: str = "default"
+
+
+@dataclass(frozen=True)
 class ImagesConfig:
     """Image hygiene: purge and dedup."""
 
@@ -267,6 +277,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -458,6 +469,15 @@ def _pillow_formats(value: tuple[str, ...]) -> None:
     except WeaklabelError as exc:
         raise WeaklabelError("must be Pillow format names; "
                              + str(exc).removeprefix("images.formats: ")) from None
+
+
+def _queue_order(value: str) -> None:
+    from weaklabel.review.triage import QUEUE_ORDERS
+
+    if value not in QUEUE_ORDERS:
+        close = closest(value, QUEUE_ORDERS)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        raise WeaklabelError(f"must be one of {', '.join(QUEUE_ORDERS)}{hint}")
 
 
 def _check_k_range(value: str) -> None:
@@ -671,6 +691,7 @@ SETTINGS: dict[str, Check] = {
     "propagate.correction_spread_similarity": Check(float, -1.0, 1.0),
     # a weak seed weighs less than a keyword seed; a vote cut is a share of the vote
     "propagate.correction_spread_weight": Check(float, 0.0, 1.0),
+    "review.queue": Check(str, check=_queue_order),
     "images.root": _PATH,
     "images.workers": _WORKERS,
     "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),

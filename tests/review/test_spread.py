@@ -212,3 +212,39 @@ def test_a_spread_correction_counts_once_in_the_keyword_audit(built, tmp_path: P
     assert all(got[p] == (reviewed[key], "reviewed") for p in members[key])  # spread
     assert all(got[p] == (label, "seed") for p in others)  # the word still seeds
 
+
+def _queue_cli(built: dict[str, Any], tmp: Path, order: str | None, args: list[str]
+               ) -> tuple[int, str, list[str]]:
+    from typer.testing import CliRunner
+
+    from weaklabel.cli import app
+
+    cfg = tmp / "review.yaml"
+    cfg.write_text(f"review:\n  queue: {order}\n" if order else "{}\n", encoding="utf-8")
+    out = tmp / "queue.csv"
+    r = CliRunner().invoke(app, ["review", "queue", "-w", str(built["ws"].root), "-c",
+                                 str(cfg), "-o", str(out), *args])
+    ids = pd.read_csv(out, dtype=str, keep_default_na=False)["post_id"].tolist() \
+        if r.exit_code == 0 else []
+    return r.exit_code, r.output + (r.stderr if r.stderr_bytes else ""), ids
+
+
+def test_the_config_and_the_option_choose_the_queue_order(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from weaklabel.review.triage import build_queue, load_queue_inputs
+
+    inputs = load_queue_inputs(built["ws"])
+    want = {name: build_queue(**inputs, **over)["post_id"].tolist() for name, over in
+            (("default", {}), ("audit", {"audit": True}), ("coverage", {"coverage": True}))}
+    assert want["audit"] != want["default"] != want["coverage"]
+    for order in ("audit", "coverage", None):
+        code, _, ids = _queue_cli(built, tmp_path, order, [])
+        assert code == 0 and ids == want[order or "default"]
+    # the option outranks the config
+    code, _, ids = _queue_cli(built, tmp_path, "audit", ["--order", "coverage"])
+    assert code == 0 and ids == want["coverage"]
+    # a typo names the closest order, in the option and in the config
+    code, text, _ = _queue_cli(built, tmp_path, None, ["--order", "audt"])
+    assert code == 1 and "did you mean 'audit'" in text and "Traceback" not in text
+    code, text, _ = _queue_cli(built, tmp_path, "coverag", [])
+    assert code == 1 and "review.yaml:2: review.queue" in text
+    assert "did you mean 'coverage'" in text
