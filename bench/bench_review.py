@@ -231,9 +231,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-spread": {"propagate.reviews_spread": "none"},  # a review holds for its post only
     "keywords": {"propagate.reviewed_keywords": 0.5},  # corrected seeds indict their words
     # lever 1, asymmetric weights: correction c, confirmation k (default c5-k1)
-    **{f"c{c}-k{k}": {"propagate.reviewed_weight": float(c),
+    **{f"c{c}-k{k:g}": {"propagate.reviewed_weight": float(c),
                       "propagate.reviewed_confirm_weight": float(k)}
-       for c in (10, 15) for k in (2, 5)},
+       for c, k in ((10, 2), (15, 2), (10, 5), (15, 5), (10, 1), (5, 0.5), (10, 0.5))},
     # lever 2, a correction reaches its 8 look-alikes (cosine >= 0.7) that top at the
     # rejected label: their vote for it halved, or they learn the reviewer's label as
     # weak seeds of weight 0.5
