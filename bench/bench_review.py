@@ -230,6 +230,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "spread": {"propagate.reviews_spread": "tokens"},  # a review holds for its same text
     "no-spread": {"propagate.reviews_spread": "none"},  # a review holds for its post only
     "keywords": {"propagate.reviewed_keywords": 0.5},  # corrected seeds indict their words
+    # lever 1, asymmetric weights: correction c, confirmation k (default c5-k1)
+    **{f"c{c}-k{k:g}": {"propagate.reviewed_weight": float(c),
+                      "propagate.reviewed_confirm_weight": float(k)}
+       for c, k in ((10, 2), (15, 2), (10, 5), (15, 5), (10, 1), (5, 0.5), (10, 0.5))},
+    # lever 2, a correction reaches its 8 look-alikes (cosine >= 0.7) that top at the
+    # rejected label: their vote for it halved, or they learn the reviewer's label as
+    # weak seeds of weight 0.5
+    "look-vote": {"propagate.correction_spread": "vote"},
+    "look-seed": {"propagate.correction_spread": "seed"},
 }
 """Propagate variants compared on the same reviews: name → config overrides."""
 
@@ -279,7 +288,9 @@ class Sim:
 
 REVIEW_ONLY = ("propagate.reviews_choose", "propagate.reviewed_weight",
                "propagate.reviews_spread", "propagate.reviewed_against",
-               "propagate.reviewed_keywords")
+               "propagate.reviewed_keywords", "propagate.reviewed_confirm_weight",
+               "propagate.correction_spread", "propagate.correction_spread_k",
+               "propagate.correction_spread_similarity", "propagate.correction_spread_weight")
 """Settings that change nothing when nothing is reviewed."""
 
 

@@ -60,6 +60,9 @@ def queue(
         min=0.0, max=0.5, help="Share of items in the random slice for precision.")] = 0.05,
     include_decided: Annotated[bool, typer.Option(
         help="Keep items that already have a decision.")] = False,
+    order: Annotated[str | None, typer.Option(
+        help="Queue order: default, audit or coverage (default: the config's "
+             "review.queue).")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Write the review queue, likely-wrong labels first, with a 5 % random slice.
@@ -70,9 +73,9 @@ def queue(
     """
     from weaklabel.review.triage import write_queue
 
-    _, ws = _resolve(config, workspace, quiet)
+    cfg, ws = _resolve(config, workspace, quiet)
     q = write_queue(ws, limit=limit, output=output, random_rate=random_rate,
-                  include_decided=include_decided)
+                    include_decided=include_decided, order=order or cfg.review.queue)
     typer.echo(f"{len(q)} items ({int(q['random'].sum())} in the random slice) → {output}")
 
 

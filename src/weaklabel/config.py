@@ -151,6 +151,30 @@ class PropagateConfig:
     # prior 2:1, review/reviewed.py:audit_keywords) below this (0: off): a correction
     # indicts the keyword that seeded it, and its other seeds go to the other sources.
     reviewed_keywords: float = 0.0
+    # A confirmed review (the reviewer kept the label shown) is learnt from with this
+    # weight, as reviewed_weight is a correction's: a confirmation is one more right seed
+    # where a correction marks where the sources were wrong, so it may weigh less.
+    reviewed_confirm_weight: float = 1.0
+    # A correction reaches its look-alikes (0 look-alikes: off): the k nearest non-seed,
+    # unreviewed posts of a corrected post (cosine of the post vectors, at least
+    # correction_spread_similarity) whose vote tops at the label the reviewer rejected.
+    # "vote": their vote for that label is cut by correction_spread_weight (a share);
+    # "seed": they are learnt from as weak seeds of the reviewer's label, weighing
+    # correction_spread_weight. A confirmation reaches no one. See labels/propagate.py.
+    correction_spread: str = "none"
+    correction_spread_k: int = 8
+    correction_spread_similarity: float = 0.7
+    correction_spread_weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    """Human review (``weaklabel review``)."""
+
+    # The queue's order (review/triage.py, README "Review"): "default", likely-wrong
+    # first; "audit", one seed per disputed label word interleaved at the top;
+    # "coverage", the keyword seeds counted as already reviewed in the diversity.
+    queue: str = "default"
 
 
 @dataclass(frozen=True)
@@ -253,6 +277,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -444,6 +469,15 @@ def _pillow_formats(value: tuple[str, ...]) -> None:
     except WeaklabelError as exc:
         raise WeaklabelError("must be Pillow format names; "
                              + str(exc).removeprefix("images.formats: ")) from None
+
+
+def _queue_order(value: str) -> None:
+    from weaklabel.review.triage import QUEUE_ORDERS
+
+    if value not in QUEUE_ORDERS:
+        close = closest(value, QUEUE_ORDERS)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        raise WeaklabelError(f"must be one of {', '.join(QUEUE_ORDERS)}{hint}")
 
 
 def _check_k_range(value: str) -> None:
@@ -651,6 +685,13 @@ SETTINGS: dict[str, Check] = {
     "propagate.reviewed_against": Check(float, 0.0, 1_000.0),
     # above 0.5 one correction alone (posterior 2/4) would indict a word: the prior's promise
     "propagate.reviewed_keywords": Check(float, 0.0, 0.5),
+    "propagate.reviewed_confirm_weight": Check(float, 0.1, 1_000.0),
+    "propagate.correction_spread": Check(str, choices=("none", "vote", "seed")),
+    "propagate.correction_spread_k": Check(int, 0, 1_000),
+    "propagate.correction_spread_similarity": Check(float, -1.0, 1.0),
+    # a weak seed weighs less than a keyword seed; a vote cut is a share of the vote
+    "propagate.correction_spread_weight": Check(float, 0.0, 1.0),
+    "review.queue": Check(str, check=_queue_order),
     "images.root": _PATH,
     "images.workers": _WORKERS,
     "images.hash_method": Check(str, choices=("ahash", "dhash", "phash", "whash")),

@@ -75,7 +75,7 @@ def test_same_text_groups_hold_exactly_the_posts_of_one_token_list(built) -> Non
 
 
 def _repropagate(built: dict[str, Any], tmp: Path, reviewed: dict[str, str],
-                 spread: str) -> pd.DataFrame:
+                 spread: str, over: dict[str, Any] | None = None) -> pd.DataFrame:
     """propagate again in a copy of the workspace with these reviewed labels."""
     import shutil
 
@@ -91,7 +91,7 @@ def _repropagate(built: dict[str, Any], tmp: Path, reviewed: dict[str, str],
         ws / "reviewed_labels.parquet", index=False)
     cfg = with_overrides(built["cfg"], {"workspace": str(ws),
                                         "labelmap": str(ws / "labelmap.draft.yaml"),
-                                        "propagate.reviews_spread": spread})
+                                        "propagate.reviews_spread": spread, **(over or {})})
     run_propagate(Workspace(ws), cfg, force=True, progress=False)
     return pd.read_parquet(ws / "post_labels.parquet")
 
@@ -186,3 +186,65 @@ def test_queue_defers_the_group_of_a_decided_post(built) -> None:  # type: ignor
     rest = q.loc[q["post_id"].isin(mid[1:])]
     assert len(rest) == len(mid) - 1
     assert all(later[rest.index]) and all("same text as a decided post" in w for w in rest["why"])
+
+
+def test_a_spread_correction_counts_once_in_the_keyword_audit(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # a same-text group of keyword seeds: one correction of its text, spread to the
+    # group, is one piece of evidence on the seeding word (Beta 2:1 → 2/4, at the bar 0.5:
+    # the word keeps seeding), not one per post it reached (2/5 would indict it)
+    labels, groups = built["labels"], built["groups"]
+    src = dict(zip(labels["post_id"], labels["source"], strict=True))
+    ev = dict(zip(labels["post_id"], labels["evidence"], strict=True))
+    members: dict[str, list[str]] = {}
+    for p, key in sorted(groups.items()):
+        members.setdefault(key, []).append(p)
+    key = next(k for k, m in members.items() if all(src[p] == "seed" for p in m))
+    why = ev[key]  # "label: word"
+    label = why.split(":")[0]
+    others = [p for p in labels["post_id"] if ev[p] == why and p not in members[key]]
+    assert others  # the word seeds posts outside the group too
+    ids = sorted({lab for lab in labels["label"] if lab})
+    reviewed = {key: next(lab for lab in ids if lab != label)}
+    out = _repropagate(built, tmp_path, reviewed, "tokens",
+                       {"propagate.reviewed_keywords": 0.5})
+    got = dict(zip(out["post_id"], zip(out["label"], out["source"], strict=True),
+                   strict=True))
+    assert all(got[p] == (reviewed[key], "reviewed") for p in members[key])  # spread
+    assert all(got[p] == (label, "seed") for p in others)  # the word still seeds
+
+
+def _queue_cli(built: dict[str, Any], tmp: Path, order: str | None, args: list[str]
+               ) -> tuple[int, str, list[str]]:
+    from typer.testing import CliRunner
+
+    from weaklabel.cli import app
+
+    cfg = tmp / "review.yaml"
+    cfg.write_text(f"review:\n  queue: {order}\n" if order else "{}\n", encoding="utf-8")
+    out = tmp / "queue.csv"
+    r = CliRunner().invoke(app, ["review", "queue", "-w", str(built["ws"].root), "-c",
+                                 str(cfg), "-o", str(out), *args])
+    ids = pd.read_csv(out, dtype=str, keep_default_na=False)["post_id"].tolist() \
+        if r.exit_code == 0 else []
+    return r.exit_code, r.output + (r.stderr if r.stderr_bytes else ""), ids
+
+
+def test_the_config_and_the_option_choose_the_queue_order(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from weaklabel.review.triage import build_queue, load_queue_inputs
+
+    inputs = load_queue_inputs(built["ws"])
+    want = {name: build_queue(**inputs, **over)["post_id"].tolist() for name, over in
+            (("default", {}), ("audit", {"audit": True}), ("coverage", {"coverage": True}))}
+    assert want["audit"] != want["default"] != want["coverage"]
+    for order in ("audit", "coverage", None):
+        code, _, ids = _queue_cli(built, tmp_path, order, [])
+        assert code == 0 and ids == want[order or "default"]
+    # the option outranks the config
+    code, _, ids = _queue_cli(built, tmp_path, "audit", ["--order", "coverage"])
+    assert code == 0 and ids == want["coverage"]
+    # a typo names the closest order, in the option and in the config
+    code, text, _ = _queue_cli(built, tmp_path, None, ["--order", "audt"])
+    assert code == 1 and "did you mean 'audit'" in text and "Traceback" not in text
+    code, text, _ = _queue_cli(built, tmp_path, "coverag", [])
+    assert code == 1 and "review.yaml:2: review.queue" in text
+    assert "did you mean 'coverage'" in text

@@ -411,9 +411,10 @@ class _Posts:
 def _seeded(post_ids: Sequence[str], token_lists: Sequence[Sequence[str]],
             words: Mapping[str, Mapping[str, float]], *, margin: float,
             reviewed: Mapping[str, str], background: str | None,
-            audit: float = 0.0) -> _Posts:
+            audit: float = 0.0, audit_reviews: Mapping[str, str] | None = None) -> _Posts:
     """Keyword seeds, then reviewed labels over them (``""``: none of the labels, which
-    is the background label when the map has one)."""
+    is the background label when the map has one). ``audit_reviews`` (default
+    ``reviewed``): the reviews as made, what the keyword audit counts."""
 
     seeds = seed_labels(token_lists, words, margin=margin)
     before = list(seeds.labels)
@@ -421,7 +422,9 @@ def _seeded(post_ids: Sequence[str], token_lists: Sequence[Sequence[str]],
         # review weight: a word whose reviewed seeds were mostly corrected stops seeding
         from weaklabel.review.reviewed import audit_keywords
 
-        kept, _ = audit_keywords(post_ids, token_lists, before, words, reviewed,
+        # one decision is one piece of evidence: not once per post it spread to
+        made = reviewed if audit_reviews is None else audit_reviews
+        kept, _ = audit_keywords(post_ids, token_lists, before, words, made,
                                  bar=audit, background=background)
         seeds = seed_labels(token_lists, kept, margin=margin)
     n = len(post_ids)
@@ -692,6 +695,104 @@ def _final_votes(inp: SourceInput, choice: _Choice, cfg: PropagateConfig
     return votes, post
 
 
+def correction_lookalikes(vecs: np.ndarray, fixes: Sequence[tuple[int, int]],
+                          candidates: np.ndarray, top: np.ndarray, *, k: int,
+                          similarity: float) -> dict[int, tuple[int, float]]:
+    """The look-alikes of corrected posts: for each ``(row, shown)`` of ``fixes`` (a
+    corrected post and the class index it was shown), its ``k`` nearest ``candidates``
+    (bool per row) by cosine of the unit ``vecs``, at least ``similarity``, whose
+    current top label ``top`` is that shown class. Returns look-alike row → (the
+    correction's index in ``fixes``, cosine), the most similar correction when several
+    reach one post.
+
+    Example:
+        >>> import numpy as np
+        >>> v = np.array([[1, 0], [0.99, 0.141], [0.98, 0.199], [0, 1]])
+        >>> hits = correction_lookalikes(v, [(0, 1)], np.array([0, 1, 1, 1], bool),
+        ...                              np.array([1, 1, 0, 1]), k=2, similarity=0.5)
+        >>> sorted(hits)
+        [1]
+    """
+    import numpy as np
+
+    out: dict[int, tuple[int, float]] = {}
+    cand = np.nonzero(candidates)[0]
+    if not len(cand) or not len(fixes) or k <= 0:
+        return out
+    cv = vecs[cand]
+    for start in range(0, len(fixes), 256):  # bounded memory: 256 corrections at a time
+        chunk = fixes[start:start + 256]
+        sims = vecs[[r for r, _ in chunk]] @ cv.T
+        for j, (_, shown) in enumerate(chunk):
+            row = sims[j]
+            near = np.argsort(-row, kind="stable")[:k]
+            for c in near.tolist():
+                i, cos = int(cand[c]), float(row[c])
+                if cos < similarity or top[i] != shown:
+                    continue
+                if i not in out or cos > out[i][1] + 1e-12:
+                    out[i] = (start + j, cos)
+    return out
+
+
+def _spread_corrections(st: _Posts, inp: SourceInput, choice: _Choice, cfg: PropagateConfig,
+                        votes: dict[str, np.ndarray], post: np.ndarray,
+                        corrected: Mapping[str, str], classes: list[str]
+                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A correction carries past its own post (``cfg.correction_spread``): its
+    look-alikes (:func:`correction_lookalikes`: unreviewed, non-seed posts near it whose
+    vote tops at the label the reviewer rejected) lose that label's support — ``vote``:
+    their vote for it cut by the share ``correction_spread_weight`` in the posterior and
+    every source's row (the rest of the row as it was, so the confidence falls);
+    ``seed``: they are learnt from as weak seeds of the reviewer's label (weight
+    ``correction_spread_weight``) and every source votes again. A confirmation changes
+    nothing here, and a reviewed post keeps its label: only unreviewed posts are
+    touched, and their labels stay propagated ones, kept or abstained by the same
+    threshold. Each touched post's evidence names the correction."""
+    import numpy as np
+
+    cidx = {c: j for j, c in enumerate(classes)}
+    fixes, why = [], []
+    for i, (pid, src) in enumerate(zip(st.ids, st.source, strict=True)):
+        if src == "reviewed" and pid in corrected and corrected[pid] in cidx and inp.has[i]:
+            fixes.append((i, cidx[corrected[pid]]))
+            why.append((pid, cidx.get(st.label[i], -1)))
+    assert inp.is_seed is not None
+    free = inp.has & ~inp.is_seed & np.array([s != "reviewed" for s in st.source])
+    top = np.where(post.sum(axis=1) > 0, post.argmax(axis=1), -1)
+    hits = correction_lookalikes(inp.vecs, fixes, free, top, k=cfg.correction_spread_k,
+                                 similarity=cfg.correction_spread_similarity)
+    w = cfg.correction_spread_weight
+    if cfg.correction_spread == "seed":
+        hits = {i: h for i, h in hits.items() if why[h[0]][1] >= 0}
+    if not hits:
+        return votes, post
+    rows = np.array(sorted(hits))
+    shown = np.array([fixes[hits[i][0]][1] for i in rows.tolist()])
+    if cfg.correction_spread == "vote":
+        def cut(m: np.ndarray) -> np.ndarray:
+            # not renormalised: a row all for the rejected label would get it back whole
+            m = np.array(m, dtype=float)
+            m[rows, shown] *= 1.0 - w
+            return m
+        votes, post = {s: cut(v) for s, v in votes.items()}, cut(post)
+    else:
+        assert inp.weight is not None
+        inp.seed = inp.seed.copy()
+        inp.train, inp.weight = inp.train.copy(), inp.weight.copy()
+        inp.seed[rows] = [why[hits[i][0]][1] for i in rows.tolist()]
+        inp.train[rows], inp.weight[rows] = True, w
+        inp.cache.pop("expansion", None)
+        votes, post = _final_votes(inp, choice, cfg)
+    for i in rows.tolist():
+        pid = why[hits[i][0]][0]
+        note = f"looks like corrected {pid} ({hits[i][1]:.2f})"
+        st.evidence[i] = note + (f" | {st.evidence[i]}" if st.evidence[i] else "")
+    log.info("%d correction(s) reached %d look-alike post(s) (%s)", len(fixes), len(rows),
+             cfg.correction_spread)
+    return votes, post
+
+
 def _assign(st: _Posts, votes: Mapping[str, np.ndarray], post: np.ndarray,
             seed: np.ndarray, classes: list[str], choice: _Choice,
             raw_conf: np.ndarray | None = None) -> dict[str, Any]:
@@ -808,6 +909,7 @@ def propagate_labels(
     keywords: Mapping[str, Sequence[str]] | None = None,
     texts: Sequence[str] | None = None, reviewed: Mapping[str, str] | None = None,
     background: str | None = None, corrected: Collection[str] = (),
+    reviews_made: Mapping[str, str] | None = None,
 ) -> Propagation:
     """Seed, embed, let every labelling source vote, combine; see the module docstring.
 
@@ -815,7 +917,8 @@ def propagate_labels(
     ``reviewed`` maps post id → a person's label (:data:`ABSTAIN`: none of the labels,
     which becomes ``background`` when the map has one); a reviewed post in
     ``corrected`` (a person changed its label) weighs ``cfg.reviewed_weight`` when the
-    sources learn.
+    sources learn. ``reviews_made`` (default ``reviewed``): the reviews as a person made
+    them, before any spread to same-text posts; the keyword audit counts these.
     """
     import numpy as np
 
@@ -828,7 +931,7 @@ def propagate_labels(
         get_combiner(c)
     st = _seeded(post_ids, token_lists, words, margin=cfg.seed_margin,
                  reviewed=dict(reviewed or {}), background=background,
-                 audit=cfg.reviewed_keywords)
+                 audit=cfg.reviewed_keywords, audit_reviews=reviews_made)
     seed_counts = dict(Counter(lab for lab, src in zip(st.label, st.source, strict=True)
                                if lab != ABSTAIN and src == "seed"))
     classes = sorted({lab for lab in st.label if lab != ABSTAIN})
@@ -840,7 +943,10 @@ def propagate_labels(
     inp, mvecs, mhas = _source_input(st, token_lists, kv, words, classes, cfg=cfg,
                                      keywords=keywords or {}, texts=texts)
     fixes = set(corrected)
-    inp.weight = np.array([cfg.reviewed_weight if src == "reviewed" and pid in fixes else 1.0
+    # review weight: a correction marks where the sources were wrong, a confirmation is
+    # one more right seed; each weighs its own
+    inp.weight = np.array([(cfg.reviewed_weight if pid in fixes else
+                            cfg.reviewed_confirm_weight) if src == "reviewed" else 1.0
                            for pid, src in zip(st.ids, st.source, strict=True)])
     # review weight: with reviews_choose off, reviews never move what the held-out seeds
     # choose (combiner, rounds, calibration, so the kept share): the same held-out seeds
@@ -886,6 +992,10 @@ def propagate_labels(
     inp.train = full_train
     inp.cache.pop("expansion", None)
     votes, post = _final_votes(inp, choice, cfg)
+    if cfg.correction_spread != "none" and cfg.correction_spread_k > 0 and fixes \
+            and isinstance(corrected, Mapping):
+        votes, post = _spread_corrections(st, inp, choice, cfg, votes, post, corrected,
+                                          classes)
     if "expansion" in inp.cache and choice.rounds >= 2:  # the final vote learnt from them
         choice.estimates["expansion"] = inp.cache["expansion"]
     raw_conf = None
@@ -1040,6 +1150,7 @@ def label_posts(
         texts = [normalize_caption(c) if isinstance(c, str) else "" for c in cap]
     reviewed = read_reviewed(ws, labelmap)
     spread: dict[str, str] = {}
+    made = reviewed
     if cfg.propagate.reviews_spread == "tokens" and reviewed:
         # review weight: a reviewed label holds for the posts of the same token list
         groups = same_text_groups(tokens["post_id"].tolist(), token_lists)
@@ -1050,7 +1161,8 @@ def label_posts(
                             keywords={lab.id: lab.keywords for lab in labelmap.labels},
                             texts=texts, reviewed=reviewed,
                             background=labelmap.background,
-                            corrected=corrected_posts(ws.root, shown=True))
+                            corrected=corrected_posts(ws.root, shown=True),
+                            reviews_made=made)
     if spread:
         ev = prop.labels["evidence"].tolist()
         prop.labels["evidence"] = [f"same text as reviewed {spread[p]}"

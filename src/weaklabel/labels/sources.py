@@ -100,7 +100,9 @@ class KeywordSource:
     def votes(self, inp: SourceInput) -> np.ndarray:
         import numpy as np
 
-        return _onehot(np.where(inp.train, inp.seed, -1), len(inp.classes))
+        out = _onehot(np.where(inp.train, inp.seed, -1), len(inp.classes))
+        # a weak seed (weight below 1: a corrected post's look-alike) votes weakly
+        return out * np.minimum(reviewed_weights(inp), 1.0)[:, None]
 
 
 class KNNSource:
@@ -500,7 +502,9 @@ def _twin_rows(inp: SourceInput) -> np.ndarray:
 
 def reviewed_weights(inp: SourceInput) -> np.ndarray:
     """Each post's weight when a source learns from it: ``inp.weight`` (a reviewed
-    correction weighs ``cfg.reviewed_weight``), else 1."""
+    correction weighs ``cfg.reviewed_weight``, a confirmation
+    ``cfg.reviewed_confirm_weight``, a corrected post's look-alike learnt as a weak seed
+    ``cfg.correction_spread_weight``), else 1."""
     import numpy as np
 
     return inp.weight if inp.weight is not None else np.ones(len(inp.seed))

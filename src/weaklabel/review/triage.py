@@ -73,6 +73,33 @@ VOTE_COLUMNS = tuple(f"label_{s}" for s in LABEL_SOURCES)
 (:data:`~weaklabel.contracts.ABSTAIN` = the source abstained)."""
 RANDOM_RATE = 0.05
 QUEUE_SEED = 9
+QUEUE_ORDERS: dict[str, dict[str, bool]] = {
+    "default": {},  # likely-wrong first: f1 turns, cosine diversity (the measured best)
+    "audit": {"audit": True},  # one seed per disputed label word interleaved at the top
+    "coverage": {"coverage": True},  # keyword seeds count as taken in the diversity
+}
+"""``review.queue`` / ``review queue --order``: name → :func:`build_queue` options (the
+orderings README "Review" measures)."""
+
+
+def queue_order(name: str) -> dict[str, bool]:
+    """The :func:`build_queue` options of a queue order (:data:`QUEUE_ORDERS`).
+
+    Raises:
+        WeaklabelError: an unknown name, with the closest valid one.
+
+    Example:
+        >>> queue_order("audit")
+        {'audit': True}
+    """
+    from weaklabel.errors import closest
+
+    if name not in QUEUE_ORDERS:
+        close = closest(name, QUEUE_ORDERS)
+        hint = f"did you mean {close!r}? " if close else ""
+        raise WeaklabelError(f"queue order {name!r} is unknown; {hint}use one of "
+                             f"{', '.join(QUEUE_ORDERS)} (review.queue or --order)")
+    return dict(QUEUE_ORDERS[name])
 
 
 def in_random_slice(post_id: str, image: str, *, rate: float = RANDOM_RATE,
@@ -712,16 +739,21 @@ def decided_items(ws_root: Path) -> set[tuple[str, str]]:
 
 
 def write_queue(ws: Workspace, *, limit: int | None = None, output: Path | None = None,
-              random_rate: float = RANDOM_RATE, include_decided: bool = False) -> pd.DataFrame:
-    """Build the queue of a workspace; write the first ``limit`` items to ``output``.
+                random_rate: float = RANDOM_RATE, include_decided: bool = False,
+                order: str = "default") -> pd.DataFrame:
+    """Build the queue of a workspace in ``order`` (:data:`QUEUE_ORDERS`); write the
+    first ``limit`` items to ``output``.
 
     Raises:
         MissingArtifactError: no ``post_labels.parquet`` (run ``weaklabel propagate``).
+        WeaklabelError: an unknown ``order`` or a random rate outside [0, 1).
     """
+    how = queue_order(order)
     if not 0.0 <= random_rate < 1.0:
         raise WeaklabelError(f"random rate {random_rate} must be in [0, 1)")
     q = build_queue(**load_queue_inputs(ws), random_rate=random_rate,
-                    exclude=None if include_decided else decided_items(ws.root))
+                    exclude=None if include_decided else decided_items(ws.root),
+                    audit=how.get("audit", False), coverage=how.get("coverage", False))
     if limit is not None:
         q = q.head(limit).reset_index(drop=True)
     if output is not None:
