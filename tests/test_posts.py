@@ -373,6 +373,42 @@ def test_utf16_with_a_byte_order_mark_is_detected(tmp_path: Path, encoding: str)
     assert posts["caption"].tolist() == ["데일리룩 립스틱"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32", "utf-32-be-bom"])
+def test_utf16_without_and_utf32_with_a_byte_order_mark_are_decoded(
+        tmp_path: Path, encoding: str) -> None:
+    # UTF-16 without a BOM was "neither UTF-8 nor CP949" (or, all ASCII, columns of
+    # NULs); UTF-32-LE's BOM starts like UTF-16-LE's and gave '\x00p\x00o…' columns.
+    text = "post_id,caption\n007,데일리룩 립스틱\n"
+    data = (b"\x00\x00\xfe\xff" + text.encode("utf-32-be") if encoding == "utf-32-be-bom"
+            else text.encode(encoding))
+    p = tmp_path / "posts.csv"
+    p.write_bytes(data)
+    posts, _ = read_posts(p)
+    assert posts["post_id"].tolist() == ["007"]
+    assert posts["caption"].tolist() == ["데일리룩 립스틱"]
+
+
+def test_a_bomless_utf16_header_is_told_by_its_columns_or_named(tmp_path: Path) -> None:
+    kr = tmp_path / "kr.csv"  # Hangul column names hold no NUL: the mapped columns prove it
+    kr.write_bytes("게시물,본문\n1,립스틱\n".encode("utf-16-le"))
+    cols = ColumnsConfig(post_id="게시물", caption="본문")
+    posts, _ = read_posts(kr, PostsConfig(columns=cols))
+    assert posts["caption"].tolist() == ["립스틱"]
+    jl = tmp_path / "posts.jsonl"
+    jl.write_bytes('{"post_id": "1", "caption": "립스틱"}\n'.encode("utf-16-be"))
+    assert read_posts(jl)[0]["caption"].tolist() == ["립스틱"]
+    nul = tmp_path / "nul.csv"  # NULs that no UTF-16/32 reading makes text of
+    nul.write_bytes(b"\x00" * 40 + b"\n")
+    with pytest.raises(WeaklabelError, match=r"nul.csv: the header is full of NUL bytes.*"
+                                              r"re-save the file as UTF-8"):
+        read_posts(nul)
+
+
+def test_a_nul_in_a_utf8_caption_keeps_the_file_utf8(tmp_path: Path) -> None:
+    p = _csv(tmp_path, "post_id,caption\n1,립스\x00틱\n")
+    assert detect_encoding(p) == "utf-8"
+
+
 def test_a_workbook_or_parquet_renamed_csv_is_named_as_such(tmp_path: Path) -> None:
     import zipfile
 

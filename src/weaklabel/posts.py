@@ -57,17 +57,30 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     )
 
 
-def detect_encoding(path: Path, *, block: int = 1 << 20) -> str:
-    """UTF-8 (with or without BOM) or CP949, decided by decoding the whole file.
+def detect_encoding(path: Path, *, block: int = 1 << 20,
+                    columns: Sequence[str] = ()) -> str:
+    """UTF-8 (with or without BOM) or CP949, decided by decoding the whole file;
+    UTF-16 or UTF-32 by their byte-order mark, or without one when the header decodes
+    to text with no NUL (to the ``columns`` when given: that is proof).
 
     Raises:
-        WeaklabelError: naming the byte offset and line when neither decodes.
+        WeaklabelError: naming the byte offset and line when neither decodes, or a file
+            of NULs that no UTF-16/32 reading makes text of.
     """
     with open(path, "rb") as f:
-        head = f.read(16)
+        head = f.read(4096)
     bad = _not_text(path, head)
     if bad is not None:
         raise bad
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        # before UTF-16: the UTF-32-LE mark starts with the UTF-16-LE one
+        log.info("%s: read as UTF-32 (it starts with a UTF-32 byte-order mark)", path)
+        return "utf-32"
+    wide = _bomless_wide(path, head, columns)
+    if wide is not None:
+        log.info("%s: read as %s (its header is %s text without a byte-order mark)",
+                 path, wide.upper(), wide.upper())
+        return wide
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         # "Unicode text" from Excel or Notepad: the BOM says which, the codec strips it.
         log.info("%s: read as UTF-16 (it starts with a UTF-16 byte-order mark)", path)
@@ -84,6 +97,44 @@ def detect_encoding(path: Path, *, block: int = 1 << 20) -> str:
         f"{path}: line {line} (byte {offset}) is neither UTF-8 nor CP949; "
         "pass --encoding NAME (e.g. euc-kr, utf-16) or re-save the file as UTF-8"
     )
+
+
+def _bomless_wide(path: Path, head: bytes, columns: Sequence[str]) -> str | None:
+    """UTF-16/32 (LE or BE) written without a byte-order mark: the one whose header
+    line holds the ``columns`` (proof), else the one a NUL-heavy header line reads as;
+    ``None`` for UTF-8 or CP949 text (a stray NUL in a caption is no reason).
+
+    Raises:
+        WeaklabelError: the header line is NUL-heavy but no such reading makes text of it.
+    """
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    end = head.find(b"\n")
+    first = head[:end] if end > 0 else head[:256]
+    # ASCII in UTF-16-LE puts its NULs at odd offsets, in BE at even ones; read the
+    # other way round it decodes to CJK characters with no NUL, so the parity decides.
+    odd, even = first[1::2].count(0), first[0::2].count(0)
+    order = ["utf-32-le", "utf-32-be"] + (["utf-16-le", "utf-16-be"] if odd >= even
+                                          else ["utf-16-be", "utf-16-le"])
+    texts: list[tuple[str, str]] = []
+    for enc in order:
+        try:
+            text = codecs.getincrementaldecoder(enc)().decode(head, final=False)
+        except UnicodeDecodeError:
+            continue
+        line = text.split("\n")[0]
+        if line.strip() and "\x00" not in line:
+            texts.append((enc, line))
+    for enc, line in texts:
+        if columns and all(c in line for c in columns):
+            return enc
+    if not first or first.count(0) * 4 < len(first):
+        return None
+    if texts:
+        return texts[0][0]
+    raise WeaklabelError(
+        f"{path}: the header is full of NUL bytes but reads as no UTF-16 or UTF-32 text; "
+        "re-save the file as UTF-8 (or pass --encoding NAME)")
 
 
 # Magic numbers of files a person may have renamed or exported by mistake as .csv.
@@ -184,8 +235,9 @@ class _Reader:
     def _csv(self, sep: str) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
-        enc = self.cfg.encoding or detect_encoding(self.path)
         cols = self.cfg.columns
+        enc = self.cfg.encoding or detect_encoding(
+            self.path, columns=[getattr(cols, c) for c in REQUIRED])
         sep = _header_separator(self.path, enc, sep,
                                 [getattr(cols, c) for c in REQUIRED],
                                 [getattr(cols, c) for c in LOGICAL])
