@@ -354,6 +354,16 @@ def test_a_csv_separated_otherwise_is_read_by_its_header(tmp_path: Path, sep: st
     assert posts["likes"].iloc[0] == 3
 
 
+@pytest.mark.parametrize("name, sep", [("posts.tsv", ","), ("posts.tsv", ";"),
+                                       ("posts.csv", "\t")])
+def test_a_table_separated_unlike_its_name_is_read_by_its_header(
+        tmp_path: Path, name: str, sep: str) -> None:
+    # a .tsv of commas was "missing column 'post_id' … the table has: post_id,caption"
+    p = _csv(tmp_path, f'post_id{sep}caption\n1{sep}"립스틱{sep} 틴트"\n', name=name)
+    posts, _ = read_posts(p)
+    assert posts["caption"].tolist() == [f"립스틱{sep} 틴트"]
+
+
 def test_a_comma_header_keeps_commas_whatever_the_captions_hold(tmp_path: Path) -> None:
     posts, _ = read_posts(_csv(tmp_path, 'post_id,caption\n1,"a;b\tc|d"\n'))
     assert posts["caption"].tolist() == ["a;b\tc|d"]

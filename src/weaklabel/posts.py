@@ -157,9 +157,9 @@ def _not_text(path: Path, head: bytes) -> WeaklabelError | None:
 def _header_separator(path: Path, enc: str, sep: str, wanted: Sequence[str],
                       mapped: Sequence[str]) -> str:
     """The separator of a CSV's header: ``sep`` unless the header read with ``sep``
-    lacks one of the ``wanted`` (required) columns and read with a tab, ``;`` or ``|``
-    has them all (Excel in many locales saves ``;``). Decided by parsing the header,
-    quotes and all, not by which character it holds.
+    lacks one of the ``wanted`` (required) columns and read with a comma, tab, ``;`` or
+    ``|`` has them all (Excel in many locales saves ``;``; a ``.tsv`` may hold commas).
+    Decided by parsing the header, quotes and all, not by which character it holds.
 
     Raises:
         WeaklabelError: one of the ``mapped`` columns (those weaklabel reads) is named
@@ -182,7 +182,7 @@ def _header_separator(path: Path, enc: str, sep: str, wanted: Sequence[str],
 
     found = names(sep)
     if not set(wanted) <= set(found):
-        for other in ("\t", ";", "|"):
+        for other in (",", "\t", ";", "|"):
             if other != sep and set(wanted) <= set(names(other)):
                 log.info("%s: the header read as %r-separated holds the columns", path, other)
                 sep, found = other, names(other)
