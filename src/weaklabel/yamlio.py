@@ -7,6 +7,7 @@ map either is a mistake a person cannot see, so this loader rejects both with th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +21,29 @@ class LineDict(dict[Any, Any]):
     key_lines: dict[Any, int]
 
 
-def _loader(path: Path) -> type:
+def _loader(path: Path, id_keys: Mapping[str, str]) -> type:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        parents: list[Any]
 
     def construct_mapping(loader: Any, node: Any, deep: bool = False) -> LineDict:
         loader.flatten_mapping(node)
         out = LineDict()
         out.line = node.start_mark.line + 1
         out.key_lines = {}
+        parents = loader.__dict__.setdefault("parents", [])
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 shown = key_node.value
+                if len(parents) == 1 and parents[0] in id_keys:
+                    # "quote it" would only lead to "'1.5' is not a cluster id"
+                    raise WeaklabelError(
+                        f"{path}:{line}: {parents[0]} key {shown!r} is read by YAML as "
+                        f"{key!r}; a whole-number {id_keys[parents[0]]} is expected "
+                        "there, e.g. 3:")
                 raise WeaklabelError(
                     f"{path}:{line}: key {shown!r} is read by YAML as {key!r}; "
                     f"quote it: '{shown}':"
@@ -45,7 +53,11 @@ def _loader(path: Path) -> type:
                     f"{path}:{line}: duplicate key {key!r} (first on line "
                     f"{out.key_lines[key]}); merge the two entries"
                 )
-            out[key] = loader.construct_object(value_node, deep=True)
+            parents.append(key)
+            try:
+                out[key] = loader.construct_object(value_node, deep=True)
+            finally:
+                parents.pop()
             out.key_lines[key] = line
         return out
 
@@ -53,8 +65,13 @@ def _loader(path: Path) -> type:
     return Loader
 
 
-def load_yaml(path: Path) -> Any:
-    """Parse a YAML file with line-aware mappings; errors name the file and line."""
+def load_yaml(path: Path, *, id_keys: Mapping[str, str] | None = None) -> Any:
+    """Parse a YAML file with line-aware mappings; errors name the file and line.
+
+    ``id_keys``: top-level keys whose mapping is keyed by whole-number ids → what the
+    ids are (a label map's ``{"cluster_words": "cluster id"}``), so a key YAML reads as
+    a float is named as such.
+    """
     import yaml
 
     path = Path(path)
@@ -70,7 +87,7 @@ def load_yaml(path: Path) -> Any:
         raise WeaklabelError(
             f"{path} is {len(text):,} characters; a hand-edited YAML file may have at most "
             f"{MAX_CHARS:,}; split it or check that it is the right file")
-    loader = _loader(path)(text)
+    loader = _loader(path, id_keys or {})(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -81,6 +81,14 @@ def test_good_map(write_labelmap: Write) -> None:
       "labelmap.draft.yaml"]),
     ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [립스틱]\n  lips: [틴트]\n",
      6, ["cluster_words key 'lips' is not a cluster id"]),
+    # '0.5' said "not a cluster id"; 1.5 said "quote it: '1.5':", which led to that
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [립스틱]\n  '0.5': [틴트]\n",
+     6, ["cluster_words key '0.5' is not a cluster id: a whole-number cluster id"]),
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [립스틱]\n  1.5: [틴트]\n",
+     6, ["cluster_words key '1.5' is read by YAML as 1.5; a whole-number cluster id is "
+         "expected there, e.g. 3:"]),
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  '4': [틴트]\n", 5,
+     ["cluster_words key '4' is not a cluster id", "write it unquoted: 4:"]),
     ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [립스틱, 틴트]\n"
      "  4: [틴트]\n", 6,
      ["word '틴트' is recorded under cluster 3 and cluster 4", "keep it under one"]),

@@ -214,9 +214,12 @@ def _parse_cluster_words(raw: Any, line: int, path: str) -> dict[int, tuple[str,
     for c, words in raw.items():
         at = f"{path}:{raw.key_lines[c]}"
         if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+            fix = (f"write it unquoted: {c.strip()}:" if isinstance(c, str)
+                   and c.strip().isascii() and c.strip().isdigit()
+                   else "copy the ids from labelmap.draft.yaml")
             raise WeaklabelError(
-                f"{at}: cluster_words key {c!r} is not a cluster id (a whole number "
-                "from clusters.csv)")
+                f"{at}: cluster_words key {c!r} is not a cluster id: a whole-number "
+                f"cluster id from clusters.csv is expected (e.g. 3:); {fix}")
         out[c] = _words(words, at)
         for w in out[c]:
             if where.setdefault(w, c) != c:
@@ -339,7 +342,8 @@ def _check_labels(specs: list[LabelSpec], path: str) -> None:
 def load_labelmap(path: Path | str, *, known_clusters: set[int] | None = None) -> LabelMap:
     """Read and validate a label map file."""
     path = Path(path)
-    return parse_labelmap(load_yaml(path), str(path), known_clusters=known_clusters)
+    return parse_labelmap(load_yaml(path, id_keys={"cluster_words": "cluster id"}), str(path),
+                          known_clusters=known_clusters)
 
 
 def label_words(
