@@ -721,7 +721,12 @@ def stage_inputs(cfg: Any, *, progress: bool = False, posts: bool = True,
             export = replace(export, source_prefix=rep.url)
         summary.update(prefixes=rep.prefixes, listed=rep.listed, fetched=rep.fetched,
                        bytes=rep.bytes_fetched, removed=rep.removed, rejected=rep.rejected)
-    elif root_url and root_url.startswith("file://"):
+    elif images and st.since and root_url:
+        # a local tree has no listing to limit: said, not silently a full run
+        log.warning("storage.since %s limits the listing of an s3:// image root only; the "
+                    "local root %s is checked whole (files unchanged since the last run are "
+                    "not read again)", st.since, root_url)
+    if root_url and root_url.startswith("file://") and not is_remote(root_url):
         icfg = replace(icfg, root=local_path(root_url))
         if pcfg.image_root:
             pcfg = replace(pcfg, image_root=local_path(pcfg.image_root))
