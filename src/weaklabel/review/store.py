@@ -191,12 +191,39 @@ class DecisionStore:
             return Decision(**{**d.__dict__, "seq": cur.lastrowid}), True
 
     def record_many(self, ds: Iterable[Decision]) -> tuple[int, int]:
-        """Record each decision in its own transaction; ``(added, already_there)``."""
+        """Record an import's decisions in one transaction: all or none, and one
+        synchronous commit, not one per row (20,000 rows took 78 s); ``(added,
+        already_there)``.
+
+        Raises:
+            WeaklabelError: as :meth:`record`; an undo, which needs its target's row,
+                is recorded with :meth:`record`.
+        """
         added = seen = 0
-        for d in ds:
-            _, new = self.record(d)
-            added += new
-            seen += not new
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for d in ds:
+                    check_decision(d)
+                    if d.action == "undo":
+                        raise WeaklabelError("an undo is not imported; record it alone")
+                    old = self._get(d.id)
+                    if old is not None:
+                        if old.key() != d.key():
+                            raise WeaklabelError(f"decision id {d.id!r} is already used for "
+                                                 "another decision; generate a new id")
+                        seen += 1
+                        continue
+                    self.db.execute(
+                        "INSERT INTO decisions (id, reviewer, post_id, image, shown, action, "
+                        "label, undoes, origin, slice, at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (d.id, d.reviewer, d.post_id, d.image, d.shown, d.action, d.label,
+                         d.undoes, d.origin, int(d.slice), time.time()))
+                    added += 1
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
         return added, seen
 
     def _get(self, did: str) -> Decision | None:
