@@ -364,6 +364,19 @@ def test_a_table_separated_unlike_its_name_is_read_by_its_header(
     assert posts["caption"].tolist() == [f"립스틱{sep} 틴트"]
 
 
+def test_a_column_off_by_spaces_or_case_is_read_unless_two_could_be_it(tmp_path: Path
+                                                                       ) -> None:
+    # 'post_id, caption, likes' typed by hand was "missing column 'caption'"
+    posts, _ = read_posts(_csv(tmp_path, "post_id, caption, likes\n1, 립스틱, 3\n"))
+    assert posts["caption"].str.strip().tolist() == ["립스틱"]
+    assert posts["likes"].tolist() == [3]
+    posts, _ = read_posts(_csv(tmp_path, "Post_ID,CAPTION\n007,틴트\n", name="b.csv"))
+    assert posts["post_id"].tolist() == ["007"] and posts["caption"].tolist() == ["틴트"]
+    with pytest.raises(WeaklabelError, match=r"missing column 'caption' \(caption\); the "
+                                              r"table has: post_id, Caption, 'caption '"):
+        read_posts(_csv(tmp_path, "post_id,Caption,caption \n1,a,b\n", name="c.csv"))
+
+
 def test_a_comma_header_keeps_commas_whatever_the_captions_hold(tmp_path: Path) -> None:
     posts, _ = read_posts(_csv(tmp_path, 'post_id,caption\n1,"a;b\tc|d"\n'))
     assert posts["caption"].tolist() == ["a;b\tc|d"]

@@ -422,6 +422,28 @@ def split_images(value: Any, sep: str, *, row: int, where: Path) -> list[str]:
             if (i.strip() if isinstance(i, (str, bytes)) else str(i).strip())]
 
 
+def _loose_columns(raw: pd.DataFrame, names: Sequence[str], where: Path, *, say: bool
+                   ) -> pd.DataFrame:
+    """``raw`` with each of ``names`` it lacks taken from the one column that differs
+    from it only by surrounding spaces or case (``post_id, caption`` typed by hand, an
+    export's ``Post_ID``); a name two columns could mean stays missing."""
+    have = [str(c) for c in raw.columns]
+    rename: dict[Any, str] = {}
+    for name in dict.fromkeys(names):
+        if name in have:
+            continue
+        loose = [c for c, h in zip(raw.columns, have, strict=True)
+                 if h.strip().casefold() == name.strip().casefold() and c not in rename]
+        if len(loose) == 1 and name not in rename.values():
+            rename[loose[0]] = name
+    if rename:
+        if say:
+            log.info("%s: read column %s as %s", where,
+                     ", ".join(repr(str(c)) for c in rename), ", ".join(rename.values()))
+        raw = raw.rename(columns=rename)
+    return raw
+
+
 def normalize_chunk(
     raw: pd.DataFrame, cfg: PostsConfig, *, first_row: int, where: Path, has_links: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -433,10 +455,11 @@ def normalize_chunk(
 
     cols = cfg.columns
     mapping = {logical: getattr(cols, logical) for logical in LOGICAL}
+    raw = _loose_columns(raw, list(mapping.values()), where, say=first_row == 1)
     for logical in REQUIRED:
         if mapping[logical] not in raw.columns:
-            avail = ", ".join(str(c) if str(c).isprintable() else repr(c)
-                              for c in raw.columns[:12])
+            avail = ", ".join(str(c) if str(c).isprintable() and str(c) == str(c).strip()
+                              else repr(c) for c in raw.columns[:12])
             raise WeaklabelError(
                 f"{where}: missing column {mapping[logical]!r} ({logical}); the table has: "
                 f"{avail}; map yours with --col {logical}=NAME"
