@@ -306,6 +306,17 @@ def test_link_table(tmp_path: Path) -> None:
         read_posts(posts_p, PostsConfig(links=str(bad)))
 
 
+@pytest.mark.parametrize("sep, encoding", [(";", "utf-8"), ("\t", "utf-16-le")])
+def test_a_link_table_is_read_by_its_header_like_the_posts(tmp_path: Path, sep: str,
+                                                           encoding: str) -> None:
+    # a ';' link table was "missing column 'post_id'; a link table is post_id,image"
+    posts_p = _csv(tmp_path, "post_id,caption\na,x\n")
+    links = _csv(tmp_path, f"post_id{sep}image\na{sep}사진/1.jpg\n", name="links.csv",
+                 encoding=encoding)
+    _, images = read_posts(posts_p, PostsConfig(links=str(links)))
+    assert images.to_dict("records") == [{"post_id": "a", "image": "사진/1.jpg"}]
+
+
 def test_missing_file_and_folder(tmp_path: Path) -> None:
     with pytest.raises(WeaklabelError, match="does not exist"):
         read_posts(tmp_path / "nope.csv")

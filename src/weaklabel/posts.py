@@ -585,9 +585,12 @@ def _empty_posts() -> pd.DataFrame:
 
 
 def read_table_csv(path: Path, *, what: str, encoding: str | None = None,
-                   dtype: Any = str) -> pd.DataFrame:
+                   dtype: Any = str, columns: Sequence[str] = ()) -> pd.DataFrame:
     """Read a small CSV a person gave (gold labels, a link table, a labels file) or an
     artifact; any decoding or parsing problem becomes one line naming the file.
+
+    ``columns``: the ones the caller needs; they pick the encoding and separator (``;``,
+    tab or ``|``) as for a posts table.
 
     Raises:
         WeaklabelError: missing, empty, undecodable or malformed file.
@@ -596,9 +599,10 @@ def read_table_csv(path: Path, *, what: str, encoding: str | None = None,
 
     path = Path(path)
     check_table_file(path, what)
-    enc = encoding or detect_encoding(path)
+    enc = encoding or detect_encoding(path, columns=columns)
+    sep = _header_separator(path, enc, ",", columns, columns) if columns else ","
     try:
-        return pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding=enc)
+        return pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding=enc, sep=sep)
     except pd.errors.EmptyDataError as exc:
         raise WeaklabelError(f"{path}: the {what} is empty (no header row)") from exc
     except pd.errors.ParserError as exc:
@@ -613,7 +617,7 @@ def read_links(path: Path, known: set[str]) -> pd.DataFrame:
     """Read a link table ``post_id,image``; every post_id must be a known post."""
     import pandas as pd
 
-    df = read_table_csv(path, what="link table")
+    df = read_table_csv(path, what="link table", columns=("post_id", "image"))
     for col in ("post_id", "image"):
         if col not in df.columns:
             raise WeaklabelError(f"{path}: missing column {col!r}; a link table is post_id,image")
