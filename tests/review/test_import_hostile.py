@@ -127,3 +127,31 @@ def test_a_groundtruth_class_index_is_read_through_its_class_map(
     imgs = pd.read_parquet(rfx.ws / "reviewed_images.parquet")
     assert imgs.to_dict(orient="records") == [
         {"image": "d/p03.jpg", "post_id": "p03", "label": "nails", "verdict": "accept"}]
+
+
+def test_a_file_imported_again_after_a_rebuild_adds_nothing(
+        rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # the rebuild took the reviewed label as a seed, so the row now reads as an accept
+    # where it was a relabel: "decision id … is already used for another decision"
+    from weaklabel.contracts import POST_LABELS
+    from weaklabel.workspace import Workspace
+
+    p = tmp_path / "d.csv"
+    p.write_text("post_id,label,reviewer\np00,nails,ana\n", encoding="utf-8")
+    assert _import(rfx, p)[0] == 0
+    ws = Workspace(rfx.ws)
+    pl = ws.read("post_labels.parquet", POST_LABELS)
+    pl.loc[pl["post_id"] == "p00", ["label", "top_label"]] = "nails"
+    ws.write("post_labels.parquet", pl, POST_LABELS)
+    code, out = _import(rfx, p)
+    assert code == 0 and "1 decisions read: 0 new, 1 already imported" in out, out
+    # another label from the same reviewer for the same post is still refused
+    p.write_text("post_id,label,reviewer,decision_id\np00,lips,ana,"
+                 f"{_stored_id(rfx)}\n", encoding="utf-8")
+    code, out = _import(rfx, p)
+    assert code == 1 and "is already used for another decision" in out, out
+
+
+def _stored_id(rfx) -> str:  # type: ignore[no-untyped-def]
+    with DecisionStore.open(rfx.ws) as s:
+        return s.decisions()[0].id

@@ -110,6 +110,16 @@ def check_decision(d: Decision) -> None:
         raise WeaklabelError("a decision needs a reviewer")
 
 
+def _same_verdict(old: Decision, new: Decision) -> bool:
+    """One reviewer's same label for the same item: accept or relabel says only whether
+    the workspace showed that label, which a rebuild since the first import may change
+    (re-importing a file must still add nothing)."""
+    verdicts = ("accept", "relabel")
+    return old.action in verdicts and new.action in verdicts and \
+        (old.reviewer, old.post_id, old.image, old.label) == \
+        (new.reviewer, new.post_id, new.image, new.label)
+
+
 class DecisionStore:
     """The SQLite journal of one workspace; safe to share between threads.
 
@@ -209,7 +219,7 @@ class DecisionStore:
                         raise WeaklabelError("an undo is not imported; record it alone")
                     old = self._get(d.id)
                     if old is not None:
-                        if old.key() != d.key():
+                        if old.key() != d.key() and not _same_verdict(old, d):
                             raise WeaklabelError(f"decision id {d.id!r} is already used for "
                                                  "another decision; generate a new id")
                         seen += 1
