@@ -155,3 +155,20 @@ def test_a_file_imported_again_after_a_rebuild_adds_nothing(
 def _stored_id(rfx) -> str:  # type: ignore[no-untyped-def]
     with DecisionStore.open(rfx.ws) as s:
         return s.decisions()[0].id
+
+
+def test_export_never_writes_over_a_file_the_workspace_keeps(
+        rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # `-o build/review/decisions.sqlite` replaced every decision with a CSV
+    p = tmp_path / "d.csv"
+    p.write_text("post_id,label,reviewer\np00,nails,ana\n", encoding="utf-8")
+    assert _import(rfx, p)[0] == 0
+    for target in (rfx.ws / "review" / "decisions.sqlite", rfx.ws / "post_labels.parquet"):
+        before = target.read_bytes()
+        r = runner.invoke(app, ["review", "export", "-w", str(rfx.ws), "-o", str(target)])
+        assert r.exit_code == 2, r.output
+        assert f"--output {target} is a file the workspace {rfx.ws} keeps" in r.output
+        assert target.read_bytes() == before
+    r = runner.invoke(app, ["review", "export", "-w", str(rfx.ws), "-o",
+                            str(rfx.ws / "decisions.csv")])  # a new CSV beside them is fine
+    assert r.exit_code == 0 and "1 decisions →" in r.output, r.output
