@@ -317,6 +317,29 @@ def test_a_link_table_is_read_by_its_header_like_the_posts(tmp_path: Path, sep: 
     assert images.to_dict("records") == [{"post_id": "a", "image": "사진/1.jpg"}]
 
 
+def test_a_json_array_is_read_and_other_json_shapes_are_named(tmp_path: Path) -> None:
+    # most tools save a .json as one array: it was "invalid JSON (Expecting value)"
+    arr = _csv(tmp_path, '[{"post_id": "007", "caption": "립스틱"},\n {"post_id": "2", '
+                         '"caption": "틴트"}]\n', name="posts.json", encoding="utf-8-sig")
+    posts, _ = read_posts(arr)
+    assert posts["post_id"].tolist() == ["007", "2"]
+    assert posts["caption"].tolist() == ["립스틱", "틴트"]
+    cases = {
+        '{"posts": [{"post_id": "1", "caption": "x"}]}\n':
+            r"one object holding the posts under 'posts'; give the list, one post per "
+            r"line: jq -c '.posts\[\]' FILE > posts.jsonl",
+        '{\n  "post_id": "1",\n  "caption": "x"\n}\n':
+            r":1: invalid JSON .*one object spans several lines \(pretty-printed JSON\)",
+        '[{"post_id": "1", "caption": "x"}, 5]':
+            r"item 2 of the array is a int, not an object",
+        '[{"post_id": "1", "caption": "x"},\n]':
+            r":2: invalid JSON .*a .json table is one array of objects or one object per",
+    }
+    for text, message in cases.items():
+        with pytest.raises(WeaklabelError, match=message):
+            read_posts(_csv(tmp_path, text, name="bad.json"))
+
+
 def test_missing_file_and_folder(tmp_path: Path) -> None:
     with pytest.raises(WeaklabelError, match="does not exist"):
         read_posts(tmp_path / "nope.csv")

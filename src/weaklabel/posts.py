@@ -269,16 +269,29 @@ class _Reader:
         rows: list[dict[str, Any]] = []
         try:
             with open(self.path, encoding=enc) as f:
+                if self._starts_with(f, "["):
+                    yield from self._json_array(f)
+                    return
                 for lineno, line in enumerate(f, 1):
                     if not line.strip():
                         continue
                     try:
                         obj = json.loads(line)
                     except json.JSONDecodeError as exc:
+                        spread = lineno == 1 and line.strip() == "{"
                         raise WeaklabelError(
                             f"{self.path}:{lineno}: invalid JSON ({exc.msg}); "
-                            "each line must be one JSON object"
+                            + ("one object spans several lines (pretty-printed JSON): write "
+                               "one object per line, e.g. jq -c . FILE > posts.jsonl"
+                               if spread else "each line must be one JSON object")
                         ) from exc
+                    if lineno == 1 and isinstance(obj, dict) and len(obj) == 1:
+                        (key, inner), = obj.items()
+                        if isinstance(inner, list) and inner and isinstance(inner[0], dict):
+                            raise WeaklabelError(
+                                f"{self.path}: one object holding the posts under {key!r}; "
+                                f"give the list, one post per line: jq -c '.{key}[]' FILE "
+                                "> posts.jsonl")
                     if not isinstance(obj, dict):
                         raise WeaklabelError(
                             f"{self.path}:{lineno}: expected a JSON object, got "
@@ -292,6 +305,32 @@ class _Reader:
             raise self._decoding_error(exc, enc) from exc
         if rows:
             yield pd.DataFrame(rows)
+
+    @staticmethod
+    def _starts_with(f: Any, char: str) -> bool:
+        """Whether the text file ``f`` starts with ``char`` (after spaces and a BOM);
+        ``f`` is left at its start."""
+        head = f.read(4096).lstrip("\ufeff \t\r\n")
+        f.seek(0)
+        return head.startswith(char)
+
+    def _json_array(self, f: Any) -> Iterator[pd.DataFrame]:
+        """A JSON array of post objects (what most tools save as ``.json``), read whole."""
+        import pandas as pd
+
+        try:
+            data = json.loads(f.read().lstrip("\ufeff"))
+        except json.JSONDecodeError as exc:
+            raise WeaklabelError(
+                f"{self.path}:{exc.lineno}: invalid JSON ({exc.msg}); a .json table is one "
+                "array of objects or one object per line") from exc
+        bad = next((i for i, o in enumerate(data) if not isinstance(o, dict)), None)
+        if bad is not None:
+            raise WeaklabelError(
+                f"{self.path}: item {bad + 1} of the array is a {type(data[bad]).__name__}, "
+                "not an object; every post is one object {\"post_id\": …, \"caption\": …}")
+        for start in range(0, len(data), self.chunk_size):
+            yield pd.DataFrame([_valid_text(o) for o in data[start:start + self.chunk_size]])
 
     def _parquet(self) -> Iterator[pd.DataFrame]:
         import pyarrow.parquet as pq
