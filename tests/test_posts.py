@@ -340,6 +340,28 @@ def test_a_json_array_is_read_and_other_json_shapes_are_named(tmp_path: Path) ->
             read_posts(_csv(tmp_path, text, name="bad.json"))
 
 
+def test_binary_and_list_cells_of_a_parquet_table_are_text(tmp_path: Path) -> None:
+    # a binary caption column was tokenized as its repr "b'\\xeb\\xa6…'", a list as
+    # "['a' 'b']"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "posts.parquet"
+    pq.write_table(pa.table({
+        "post_id": pa.array([b"007", b"8"], pa.binary()),
+        "caption": pa.array(["립스틱 좋아".encode(), "틴트".encode()], pa.binary()),
+        "tags": [["a"], ["b"]]}), p)
+    posts, _ = read_posts(p)
+    assert posts["post_id"].tolist() == ["007", "8"]
+    assert posts["caption"].tolist() == ["립스틱 좋아", "틴트"]
+    pq.write_table(pa.table({"post_id": ["1"], "caption": [["데일리룩", "립스틱"]]}), p)
+    assert read_posts(p)[0]["caption"].tolist() == ["데일리룩\n립스틱"]
+    pq.write_table(pa.table({"post_id": ["1"], "caption": pa.array([b"\xff\xfe"])}), p)
+    with pytest.raises(WeaklabelError, match=r"posts.parquet: row 1: caption is bytes that "
+                                              r"are not UTF-8 text"):
+        read_posts(p)
+
+
 def test_missing_file_and_folder(tmp_path: Path) -> None:
     with pytest.raises(WeaklabelError, match="does not exist"):
         read_posts(tmp_path / "nope.csv")

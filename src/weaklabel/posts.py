@@ -461,6 +461,31 @@ def split_images(value: Any, sep: str, *, row: int, where: Path) -> list[str]:
             if (i.strip() if isinstance(i, (str, bytes)) else str(i).strip())]
 
 
+def _text_cell(v: Any, col: str, row: int, where: Path) -> str:
+    """A cell as text: a Parquet binary cell decoded as UTF-8, not its
+    ``b'\\xeb…'`` repr; a list cell (JSON, Parquet) its items one per line, not
+    ``['a' 'b']``.
+
+    Raises:
+        WeaklabelError: bytes that are not UTF-8 (a short CP949 cell may pass for
+            UTF-8, so one cell cannot tell which it is).
+    """
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        data = bytes(v)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WeaklabelError(
+                f"{where}: row {row}: {col} is bytes that are not UTF-8 text "
+                f"({data[:12]!r}…); write the column as UTF-8 strings") from None
+    if isinstance(v, (list, tuple)) or (hasattr(v, "tolist") and not isinstance(v, str)):
+        items = v.tolist() if hasattr(v, "tolist") else v
+        if isinstance(items, list):
+            return "\n".join(_text_cell(x, col, row, where) for x in items
+                             if not _is_missing(x))
+    return str(v)
+
+
 def _loose_columns(raw: pd.DataFrame, names: Sequence[str], where: Path, *, say: bool
                    ) -> pd.DataFrame:
     """``raw`` with each of ``names`` it lacks taken from the one column that differs
@@ -508,15 +533,15 @@ def normalize_chunk(
     ids = raw[mapping["post_id"]].tolist()
     out_ids: list[str] = []
     for r, v in zip(rows, ids, strict=True):
-        s = "" if _is_missing(v) else str(v).strip()
+        s = "" if _is_missing(v) else _text_cell(v, "post_id", r, where).strip()
         if isinstance(v, float) and not math.isnan(v) and v.is_integer():
             s = str(int(v))
         if not s:
             raise WeaklabelError(f"{where}: row {r}: post_id is empty; every post needs an id")
         out_ids.append(s)
     caps = [
-        "" if _is_missing(c) else str(c)
-        for c in raw[mapping["caption"]].tolist()
+        "" if _is_missing(c) else _text_cell(c, "caption", r, where)
+        for r, c in zip(rows, raw[mapping["caption"]].tolist(), strict=True)
     ]
 
     def counts(logical: str) -> list[int | None]:
