@@ -134,7 +134,7 @@ def _bomless_wide(path: Path, head: bytes, columns: Sequence[str]) -> str | None
         return texts[0][0]
     raise WeaklabelError(
         f"{path}: the header is full of NUL bytes but reads as no UTF-16 or UTF-32 text; "
-        "re-save the file as UTF-8 (or pass --encoding NAME)")
+        "re-save the file as UTF-8")
 
 
 # Magic numbers of files a person may have renamed or exported by mistake as .csv.

@@ -172,3 +172,13 @@ def test_export_never_writes_over_a_file_the_workspace_keeps(
     r = runner.invoke(app, ["review", "export", "-w", str(rfx.ws), "-o",
                             str(rfx.ws / "decisions.csv")])  # a new CSV beside them is fine
     assert r.exit_code == 0 and "1 decisions →" in r.output, r.output
+
+
+def test_a_fifo_given_as_the_decisions_file_is_named_not_waited_on(
+        rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    fifo = tmp_path / "d.csv"
+    os.mkfifo(fifo)  # opening it for reading blocked the import until a writer came
+    code, out = _import(rfx, fifo)
+    assert code == 1 and f"decisions file {fifo} is a FIFO (named pipe), not a file" in out

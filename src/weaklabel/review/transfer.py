@@ -304,8 +304,10 @@ def import_decisions(ws: Workspace, path: Path, *, labelmap: Path | str | None =
     """Import a decisions CSV or a Ground Truth manifest (``.manifest``/``.jsonl``/JSON
     lines) into the workspace's store, then refresh the reviewed artifacts.
     """
+    from weaklabel.posts import check_table_file
     from weaklabel.review.reviewed import write_reviewed
 
+    check_table_file(Path(path), "decisions file")  # a FIFO would hang, /dev/zero never end
     cur = load_current(ws, labelmap=labelmap)
     with open(path, "rb") as f:
         head = f.read(1).lstrip()
