@@ -758,6 +758,14 @@ def validate_config(cfg: Config, *, source: str = "config",
     if cfg.images.hash_method == "whash" and cfg.images.hash_size & (cfg.images.hash_size - 1):
         raise fail("images.hash_size", "must be 2, 4 or 8 for whash",
                    cfg.images.hash_size)
+    cols = cfg.posts.columns
+    if cols.post_id == cols.caption:  # the caption would be read as every post's id
+        key = ("posts.columns.post_id" if cols.post_id != ColumnsConfig().post_id
+               else "posts.columns.caption")
+        raise fail(key, "must name another column than "
+                   + ("posts.columns.caption" if key.endswith("post_id")
+                      else "posts.columns.post_id")
+                   + " (map both: --col post_id=ID --col caption=TEXT)", cols.post_id)
     return cfg
 
 
