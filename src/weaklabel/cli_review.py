@@ -79,7 +79,8 @@ def queue(
 def _not_an_artifact(output: Path, ws: Workspace) -> None:
     """Refuse ``-o`` onto a file the workspace keeps: the decisions database itself
     (an export over it replaced every decision with a CSV), a stage's artifact (it has
-    a ``.meta.json``), anything in its ``review``/``storage``/``cache``/``quarantine``.
+    a ``.meta.json``), an existing file that is not a CSV, anything in its
+    ``review``/``storage``/``cache``/``quarantine``.
 
     Raises:
         UsageError: naming the file and the fix.
@@ -90,8 +91,9 @@ def _not_an_artifact(output: Path, ws: Workspace) -> None:
     if not out.startswith(root + os.sep):
         return
     rel = Path(os.path.relpath(out, root))
-    if rel.parts[0] in ("review", "storage", "cache", "quarantine") or rel.suffix != ".csv" \
-            or Path(out + ".meta.json").exists():
+    if rel.parts[0] in ("review", "storage", "cache", "quarantine") \
+            or Path(out + ".meta.json").exists() \
+            or (Path(out).exists() and rel.suffix.lower() != ".csv"):
         raise UsageError(f"--output {output} is a file the workspace {ws.root} keeps; write "
                          "the CSV elsewhere, e.g. -o decisions.csv")
 
