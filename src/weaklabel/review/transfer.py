@@ -141,7 +141,8 @@ def _known_label(label: str, cur: Current, where: str, column: str = "label") ->
     """``label`` as a label id of the workspace (a display name is its id)."""
     from weaklabel.errors import closest
 
-    label = cur.names.get(label, label)
+    if label not in cur.labels:  # an id first: it is never another label's name
+        label = cur.names.get(label, label)
     if not label or not cur.labels or label in cur.labels:
         return label
     folded = {lab.casefold(): lab for lab in cur.labels}
