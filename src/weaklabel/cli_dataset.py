@@ -50,10 +50,17 @@ def _usage(parse: Any, value: Any) -> Any:
 
 
 def parse_quotas(items: list[str] | None) -> dict[str, int]:
-    """``["lips=200", "nails=50"]`` → ``{"lips": 200, "nails": 50}``."""
+    """``["lips=200", "nails=50"]`` (or ``["lips=200,nails=50"]``) → ``{"lips": 200,
+    "nails": 50}``; a label given twice is an error, not the last one silently."""
     out: dict[str, int] = {}
+    flat = []
     for item in items or []:
-        label, sep, n = item.rpartition("=")
+        parts = item.split(",")
+        flat += parts if len(parts) > 1 and all("=" in p for p in parts) else [item]
+    for item in flat:
+        label, sep, n = item.strip().rpartition("=")
+        if label in out:
+            raise UsageError(f"--quota {label}= is given twice ({out[label]} and {n}); keep one")
         if not sep or not label:
             raise UsageError(f"--quota {item!r} must look like LABEL=N, e.g. lips=200")
         try:

@@ -75,6 +75,18 @@ def test_sample_export_report(fx, tmp_path: Path) -> None:  # type: ignore[no-un
     assert html.exists() and "wrote" in r.stdout
 
 
+def test_quotas_in_one_comma_list_or_given_twice(fx) -> None:  # type: ignore[no-untyped-def]
+    # "lips=3,nails=2" was "quota for unknown label 'lips=3,nails'"; a label given twice
+    # kept the last number without a word
+    from weaklabel.cli_dataset import parse_quotas
+
+    assert parse_quotas(["lips=3,nails=2", "other=1"]) == {"lips": 3, "nails": 2, "other": 1}
+    r = run("sample", "-c", str(fx.config), "--quota", "lips=3", "--quota", "lips=5")
+    assert r.exit_code == 2
+    assert "--quota lips= is given twice (3 and 5); keep one" in r.output
+    assert not (fx.ws / "sample.parquet").exists()
+
+
 def test_sample_unknown_quota_label(fx) -> None:  # type: ignore[no-untyped-def]
     r = run("sample", "-c", str(fx.config), "--quota", "lipz=3")
     assert r.exit_code == 1
