@@ -482,7 +482,8 @@ def _check_link(value: str) -> None:
 def _check_prefix(value: str) -> None:
     import re
 
-    if not re.match(r"^[a-z][a-z0-9+.-]*://[^\x00-\x1f\x7f]*$", value):
+    # "s3://" alone made every source-ref "s3:///20190301/a.jpg", which names no object
+    if not re.match(r"^[a-z][a-z0-9+.-]*://[^/\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", value):
         raise WeaklabelError("must be a URI such as s3://bucket/path, without newlines or "
                              "control characters")
 
