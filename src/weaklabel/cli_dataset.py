@@ -20,6 +20,7 @@ from weaklabel.cli_common import (
     WorkspaceOpt,
     echo_report,
     local_image_root,
+    not_an_artifact,
     resolve_config,
     setup_logging,
     workspace_of,
@@ -228,6 +229,9 @@ def report(
         "gold": str(gold) if gold else None,
         "report.output": str(output) if output else None, "report.thumb_size": thumb_size})
     cfg = local_image_root(cfg, image_root, quiet=quiet, sample_files=True)
+    if output is not None:
+        not_an_artifact(output, workspace_of(cfg), what="report", example="report.html",
+                        stage="report")
     r = run_report(workspace_of(cfg), cfg, progress=not quiet)
     s = r.summary
     typer.echo(f"thumbnails: {s.made} made, {s.cached} cached, {s.failed} unreadable")

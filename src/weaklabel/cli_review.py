@@ -15,6 +15,7 @@ from weaklabel.cli_common import (
     ConfigOpt,
     QuietOpt,
     WorkspaceOpt,
+    not_an_artifact,
     resolve_config,
     setup_logging,
     stage_command,
@@ -76,28 +77,6 @@ def queue(
     typer.echo(f"{len(q)} items ({int(q['random'].sum())} in the random slice) → {output}")
 
 
-def _not_an_artifact(output: Path, ws: Workspace) -> None:
-    """Refuse ``-o`` onto a file the workspace keeps: the decisions database itself
-    (an export over it replaced every decision with a CSV), a stage's artifact (it has
-    a ``.meta.json``), an existing file that is not a CSV, anything in its
-    ``review``/``storage``/``cache``/``quarantine``.
-
-    Raises:
-        UsageError: naming the file and the fix.
-    """
-    import os
-
-    out, root = os.path.realpath(output), os.path.realpath(ws.root)
-    if not out.startswith(root + os.sep):
-        return
-    rel = Path(os.path.relpath(out, root))
-    if rel.parts[0] in ("review", "storage", "cache", "quarantine") \
-            or Path(out + ".meta.json").exists() \
-            or (Path(out).exists() and rel.suffix.lower() != ".csv"):
-        raise UsageError(f"--output {output} is a file the workspace {ws.root} keeps; write "
-                         "the CSV elsewhere, e.g. -o decisions.csv")
-
-
 @review_app.command("export")
 @stage_command
 def export_cmd(
@@ -115,7 +94,7 @@ def export_cmd(
     from weaklabel.review.transfer import export_decisions
 
     _, ws = _resolve(config, workspace)
-    _not_an_artifact(output, ws)
+    not_an_artifact(output, ws, what="CSV", example="decisions.csv")
     if not ws.path(DECISIONS_DB).exists():
         raise UsageError(f"{ws.path(DECISIONS_DB)} does not exist; review something first "
                          "(weaklabel review serve) or import decisions")
