@@ -362,6 +362,14 @@ def test_binary_and_list_cells_of_a_parquet_table_are_text(tmp_path: Path) -> No
         read_posts(p)
 
 
+def test_a_header_repeated_inside_the_table_is_named(tmp_path: Path) -> None:
+    # `cat day1.csv day2.csv`: the second header was a post 'post_id' captioned 'caption'
+    p = _csv(tmp_path, "post_id,caption\n1,a\npost_id,caption\n2,b\n")
+    with pytest.raises(WeaklabelError, match=r"posts.csv: row 2 repeats the header "
+                                              r"\(post_id, caption, …\): tables concatenated"):
+        read_posts(p)
+
+
 def test_missing_file_and_folder(tmp_path: Path) -> None:
     with pytest.raises(WeaklabelError, match="does not exist"):
         read_posts(tmp_path / "nope.csv")

@@ -531,6 +531,14 @@ def normalize_chunk(
     n = len(raw)
     rows = range(first_row, first_row + n)
     ids = raw[mapping["post_id"]].tolist()
+    again = next((r for r, i, c in zip(rows, ids, raw[mapping["caption"]].tolist(),
+                                       strict=True)
+                  if i == mapping["post_id"] and c == mapping["caption"]), None)
+    if again is not None:  # `cat day1.csv day2.csv`: the second header became a post
+        raise WeaklabelError(
+            f"{where}: row {again} repeats the header ({mapping['post_id']}, "
+            f"{mapping['caption']}, …): tables concatenated with their headers? delete "
+            "that line")
     out_ids: list[str] = []
     for r, v in zip(rows, ids, strict=True):
         s = "" if _is_missing(v) else _text_cell(v, "post_id", r, where).strip()
