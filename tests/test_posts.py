@@ -441,6 +441,14 @@ def test_a_column_off_by_spaces_or_case_is_read_unless_two_could_be_it(tmp_path:
         read_posts(_csv(tmp_path, "post_id,Caption,caption \n1,a,b\n", name="c.csv"))
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_excels_sep_line_names_the_separator(tmp_path: Path, encoding: str) -> None:
+    # 'sep=;' (Excel's hint) was read as the header: "the table has: sep=, Unnamed: 1"
+    p = _csv(tmp_path, "sep=;\npost_id;caption;likes\n1;립스틱, 틴트;3\n", encoding=encoding)
+    posts, _ = read_posts(p)
+    assert posts["caption"].tolist() == ["립스틱, 틴트"] and posts["likes"].tolist() == [3]
+
+
 def test_a_comma_header_keeps_commas_whatever_the_captions_hold(tmp_path: Path) -> None:
     posts, _ = read_posts(_csv(tmp_path, 'post_id,caption\n1,"a;b\tc|d"\n'))
     assert posts["caption"].tolist() == ["a;b\tc|d"]

@@ -154,6 +154,20 @@ def _not_text(path: Path, head: bytes) -> WeaklabelError | None:
     return None
 
 
+_SEP_LINE = re.compile(r"^\ufeff?sep=(.)\r?\n?$")
+"""Excel's separator hint, a first line ``sep=;``."""
+
+
+def _sep_hint(path: Path, enc: str) -> str | None:
+    """The separator a first line ``sep=X`` (Excel's hint) names, else None."""
+    try:
+        with open(path, encoding=enc, newline="") as f:
+            m = _SEP_LINE.match(f.readline(64))
+    except (UnicodeDecodeError, LookupError):
+        return None
+    return m.group(1) if m else None
+
+
 def _header_separator(path: Path, enc: str, sep: str, wanted: Sequence[str],
                       mapped: Sequence[str]) -> str:
     """The separator of a CSV's header: ``sep`` unless the header read with ``sep``
@@ -170,7 +184,8 @@ def _header_separator(path: Path, enc: str, sep: str, wanted: Sequence[str],
     try:
         with open(path, encoding=enc, newline="") as f:
             header = ""
-            while not header.strip():  # pandas skips blank lines before the header
+            # pandas skips blank lines before the header; the reader skips a sep= line
+            while not header.strip() or _SEP_LINE.match(header):
                 header = f.readline(1 << 16)
                 if not header:
                     break
@@ -238,13 +253,15 @@ class _Reader:
         cols = self.cfg.columns
         enc = self.cfg.encoding or detect_encoding(
             self.path, columns=[getattr(cols, c) for c in REQUIRED])
-        sep = _header_separator(self.path, enc, sep,
+        hint = _sep_hint(self.path, enc)
+        sep = _header_separator(self.path, enc, hint or sep,
                                 [getattr(cols, c) for c in REQUIRED],
                                 [getattr(cols, c) for c in LOGICAL])
         try:
             reader = pd.read_csv(
                 self.path, sep=sep, encoding=enc, dtype=str, keep_default_na=False,
                 chunksize=self.chunk_size, on_bad_lines="error",
+                skiprows=1 if hint else None,
             )
             yield from reader
         except pd.errors.EmptyDataError as exc:
