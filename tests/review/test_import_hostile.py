@@ -182,3 +182,15 @@ def test_a_fifo_given_as_the_decisions_file_is_named_not_waited_on(
     os.mkfifo(fifo)  # opening it for reading blocked the import until a writer came
     code, out = _import(rfx, fifo)
     assert code == 1 and f"decisions file {fifo} is a FIFO (named pipe), not a file" in out
+
+
+def test_the_review_queue_itself_is_not_imported_as_decisions(
+        rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    q = tmp_path / "queue.csv"
+    r = runner.invoke(app, ["review", "queue", "-w", str(rfx.ws), "-o", str(q)])
+    assert r.exit_code == 0, r.output
+    code, out = _import(rfx, q)  # it accepted every queued label as a review
+    assert code == 1 and "this is a review queue (columns confidence, why), not " \
+                         "decisions" in out, out
+    with DecisionStore.open(rfx.ws) as s:
+        assert s.count() == 0

@@ -164,6 +164,12 @@ def read_decisions_csv(path: Path, cur: Current) -> list[Decision]:
     rows, header = _open_decisions(path)
     if "label" not in header or ("post_id" not in header and "image" not in header):
         raise _missing_columns(path, header)
+    if {"confidence", "why"} <= set(header) and "reviewer" not in header:
+        # `review queue -o`'s own file: every row would become an accept of its label
+        raise WeaklabelError(
+            f"{path}: this is a review queue (columns confidence, why), not decisions: "
+            "importing it would accept every row's label; keep the rows you reviewed, "
+            "with your label and a reviewer column, and import that")
     out = []
     said: dict[tuple[str, str, str], tuple[int, str, str | None]] = {}
     for n, r in enumerate(rows, start=2):
