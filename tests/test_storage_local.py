@@ -26,3 +26,18 @@ def test_since_on_a_local_root_says_the_root_is_checked_whole(
         f"storage.since 20190305 limits the listing of an s3:// image root only; the local "
         f"root file://{root} is checked whole (files unchanged since the last run are not "
         "read again)"]
+
+
+@pytest.mark.parametrize("url, what", [("s3://photos", "a bucket"),
+                                       ("s3://photos/tables/", "a folder")])
+def test_a_table_url_without_a_key_is_named_before_any_request(
+        tmp_path: Path, url: str, what: str) -> None:
+    # it asked for AWS credentials, which could not make a bucket a table
+    from weaklabel.errors import WeaklabelError
+
+    cfg_file = tmp_path / "build.yaml"
+    cfg_file.write_text(f"workspace: {tmp_path / 'ws'}\nposts:\n  path: {url}\n",
+                        encoding="utf-8")
+    with pytest.raises(WeaklabelError, match=f"posts.path {url} names {what}, not a table; "
+                                             "give the object's key, e.g. s3://photos/"):
+        stage_inputs(load_config(cfg_file), images=False)

@@ -679,6 +679,13 @@ def local_input(value: str | None, ws_root: Path, storage: Any, *,
     if value is None:
         return None
     if is_remote(value):
+        scheme, _, rest = value.partition("://")
+        bucket, _, key = rest.partition("/")
+        if bucket and (not key or key.endswith("/")):
+            # said before any request: credentials or a listing cannot make it a table
+            raise WeaklabelError(
+                f"{setting} {value} names a {'folder' if key else 'bucket'}, not a table; "
+                f"give the object's key, e.g. {scheme}://{bucket}/{key}posts.csv")
         return str(fetch_file(value, ws_root, endpoint_url=storage.endpoint_url,
                               setting=setting))
     return local_path(value)
