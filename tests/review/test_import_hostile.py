@@ -73,8 +73,8 @@ def test_a_bad_decisions_csv_is_one_line_and_imports_nothing(
 def test_the_same_decision_twice_and_a_journal_that_changed_its_mind_import(
         rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = tmp_path / "d.csv"
-    p.write_text("post_id,label,reviewer\np00,nails,ana\np00,nails,ana\np00,lips,ben\n",
-                 encoding="utf-8")
+    p.write_text("post_id,label,reviewer,action\np00,nails,ana,\np00,nails,ana,\n"
+                 "p00,lips,ben,Accept\n", encoding="utf-8")  # "Accept" was refused
     code, out = _import(rfx, p)
     assert code == 0 and "3 decisions read: 2 new, 1 already imported" in out, out
     # decision ids given: rows of an exported journal, the later one stands

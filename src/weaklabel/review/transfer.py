@@ -178,7 +178,7 @@ def read_decisions_csv(path: Path, cur: Current) -> list[Decision]:
         image = (r.get("image") or "").strip()
         label = (r.get("label") or "").strip()
         reviewer = (r.get("reviewer") or "").strip() or "import"
-        action = (r.get("action") or "").strip() or None
+        action = (r.get("action") or "").strip().lower() or None  # "Accept" from a sheet
         shown = r.get("shown")
         if action not in (None, "accept", "reject", "relabel"):
             raise WeaklabelError(f"{where}: action {action!r} must be accept, reject or "
