@@ -53,6 +53,7 @@ def test_a_decisions_csv_of_any_common_encoding_and_separator_is_read(
     ("post_id,label,reviewer\n7,lips,ana\n", "post_id '7' is not a post"),
     ("post_id,image,label,reviewer\np00,d/p01.jpg,lips,ana\n",
      "line 2: image 'd/p01.jpg' is not an image of post 'p00'"),
+    ("image,label,reviewer\n../d/p01.jpg,lips,ana\n", "escapes the image root"),
     # the later of two answers won without a word
     ("post_id,label,reviewer\np00,nails,ana\np01,lips,ana\np00,lips,ana\n",
      "line 4: ana decided 'p00' differently on line 2 (nails against lips); keep one"),
@@ -73,10 +74,11 @@ def test_a_bad_decisions_csv_is_one_line_and_imports_nothing(
 def test_the_same_decision_twice_and_a_journal_that_changed_its_mind_import(
         rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = tmp_path / "d.csv"
-    p.write_text("post_id,label,reviewer,action\np00,nails,ana,\np00,nails,ana,\n"
-                 "p00,lips,ben,Accept\n", encoding="utf-8")  # "Accept" was refused
+    p.write_text("post_id,image,label,reviewer,action\np00,,nails,ana,\np00,,nails,ana,\n"
+                 "p00,,lips,ben,Accept\n"  # "Accept" was refused
+                 ",d\\p02.jpg,lips,ana,\n", encoding="utf-8")  # so was a Windows path
     code, out = _import(rfx, p)
-    assert code == 0 and "3 decisions read: 2 new, 1 already imported" in out, out
+    assert code == 0 and "4 decisions read: 3 new, 1 already imported" in out, out
     # decision ids given: rows of an exported journal, the later one stands
     p.write_text("post_id,label,reviewer,decision_id\np01,lips,ana,d1\np01,nails,ana,d2\n",
                  encoding="utf-8")

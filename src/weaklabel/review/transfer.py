@@ -176,6 +176,10 @@ def read_decisions_csv(path: Path, cur: Current) -> list[Decision]:
         where = f"{path}, line {n}"
         post_id = (r.get("post_id") or "").strip()
         image = (r.get("image") or "").strip()
+        if image and image not in cur.image_posts:  # "d\\p01.jpg", "./d/p01.jpg"
+            from weaklabel.posts import normalize_image_path
+
+            image = normalize_image_path(image, row=n - 1, where=path)
         label = (r.get("label") or "").strip()
         reviewer = (r.get("reviewer") or "").strip() or "import"
         action = (r.get("action") or "").strip().lower() or None  # "Accept" from a sheet
