@@ -130,3 +130,16 @@ def test_config_errors_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(WeaklabelError, match=r"cfg.yaml:3: embed.epochs must be a whole "
                                              r"number, got 'many'"):
         load_config(p)
+
+
+def test_post_id_and_caption_on_one_column_is_named(tmp_path: Path) -> None:
+    # `--col post_id=caption` read every caption as its post's id, without a word
+    p = _cfg(tmp_path, "posts:\n  columns:\n    post_id: text\n    caption: text\n")
+    with pytest.raises(WeaklabelError, match=r"cfg.yaml:3: posts.columns.post_id must name "
+                                             r"another column than posts.columns.caption"):
+        load_config(p)
+    from weaklabel.config import validate_config
+
+    with pytest.raises(WeaklabelError, match=r"posts.columns.caption must name another "
+                                             r"column than posts.columns.post_id"):
+        validate_config(with_overrides(Config(), {"posts.columns.caption": "post_id"}))

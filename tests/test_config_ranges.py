@@ -38,6 +38,8 @@ def _cfg(tmp_path: Path, text: str) -> Path:
     ("export:\n  split: [0.5, 0.2]\n", r"export.split must be 1 to 3 fractions"),
     ("export:\n  link: teleport\n", r"export.link must be one of hardlink, copy, symlink"),
     ("export:\n  source_prefix: \"s3://b/\\nx\"\n", r"export.source_prefix must be a URI"),
+    # "s3://" alone made every manifest source-ref "s3:///…", an object of no bucket
+    ("export:\n  source_prefix: \"s3://\"\n", r"export.source_prefix must be a URI"),
     ("cluster:\n  k_range: '9:3'\n", r"cluster.k_range must be A:B with 2 <= A <= B"),
     ("cluster:\n  k_range: 9:3\n", r"cluster.k_range must look like A:B .*quote it"),
     ("tokenize:\n  tokenizer: mecab\n", r"tokenize.tokenizer must be one of kiwi, okt, regex"),

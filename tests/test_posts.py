@@ -306,6 +306,70 @@ def test_link_table(tmp_path: Path) -> None:
         read_posts(posts_p, PostsConfig(links=str(bad)))
 
 
+@pytest.mark.parametrize("sep, encoding", [(";", "utf-8"), ("\t", "utf-16-le")])
+def test_a_link_table_is_read_by_its_header_like_the_posts(tmp_path: Path, sep: str,
+                                                           encoding: str) -> None:
+    # a ';' link table was "missing column 'post_id'; a link table is post_id,image"
+    posts_p = _csv(tmp_path, "post_id,caption\na,x\n")
+    links = _csv(tmp_path, f"post_id{sep}image\na{sep}사진/1.jpg\n", name="links.csv",
+                 encoding=encoding)
+    _, images = read_posts(posts_p, PostsConfig(links=str(links)))
+    assert images.to_dict("records") == [{"post_id": "a", "image": "사진/1.jpg"}]
+
+
+def test_a_json_array_is_read_and_other_json_shapes_are_named(tmp_path: Path) -> None:
+    # most tools save a .json as one array: it was "invalid JSON (Expecting value)"
+    arr = _csv(tmp_path, '[{"post_id": "007", "caption": "립스틱"},\n {"post_id": "2", '
+                         '"caption": "틴트"}]\n', name="posts.json", encoding="utf-8-sig")
+    posts, _ = read_posts(arr)
+    assert posts["post_id"].tolist() == ["007", "2"]
+    assert posts["caption"].tolist() == ["립스틱", "틴트"]
+    cases = {
+        '{"posts": [{"post_id": "1", "caption": "x"}]}\n':
+            r"one object holding the posts under 'posts'; give the list, one post per "
+            r"line: jq -c '.posts\[\]' FILE > posts.jsonl",
+        '{\n  "post_id": "1",\n  "caption": "x"\n}\n':
+            r":1: invalid JSON .*one object spans several lines \(pretty-printed JSON\)",
+        '[{"post_id": "1", "caption": "x"}, 5]':
+            r"item 2 of the array is a int, not an object",
+        '[{"post_id": "1", "caption": "x"},\n]':
+            r":2: invalid JSON .*a .json table is one array of objects or one object per",
+    }
+    for text, message in cases.items():
+        with pytest.raises(WeaklabelError, match=message):
+            read_posts(_csv(tmp_path, text, name="bad.json"))
+
+
+def test_binary_and_list_cells_of_a_parquet_table_are_text(tmp_path: Path) -> None:
+    # a binary caption column was tokenized as its repr "b'\\xeb\\xa6…'", a list as
+    # "['a' 'b']"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "posts.parquet"
+    pq.write_table(pa.table({
+        "post_id": pa.array([b"007", b"8"], pa.binary()),
+        "caption": pa.array(["립스틱 좋아".encode(), "틴트".encode()], pa.binary()),
+        "tags": [["a"], ["b"]]}), p)
+    posts, _ = read_posts(p)
+    assert posts["post_id"].tolist() == ["007", "8"]
+    assert posts["caption"].tolist() == ["립스틱 좋아", "틴트"]
+    pq.write_table(pa.table({"post_id": ["1"], "caption": [["데일리룩", "립스틱"]]}), p)
+    assert read_posts(p)[0]["caption"].tolist() == ["데일리룩\n립스틱"]
+    pq.write_table(pa.table({"post_id": ["1"], "caption": pa.array([b"\xff\xfe"])}), p)
+    with pytest.raises(WeaklabelError, match=r"posts.parquet: row 1: caption is bytes that "
+                                              r"are not UTF-8 text"):
+        read_posts(p)
+
+
+def test_a_header_repeated_inside_the_table_is_named(tmp_path: Path) -> None:
+    # `cat day1.csv day2.csv`: the second header was a post 'post_id' captioned 'caption'
+    p = _csv(tmp_path, "post_id,caption\n1,a\npost_id,caption\n2,b\n")
+    with pytest.raises(WeaklabelError, match=r"posts.csv: row 2 repeats the header "
+                                              r"\(post_id, caption, …\): tables concatenated"):
+        read_posts(p)
+
+
 def test_missing_file_and_folder(tmp_path: Path) -> None:
     with pytest.raises(WeaklabelError, match="does not exist"):
         read_posts(tmp_path / "nope.csv")
@@ -354,6 +418,37 @@ def test_a_csv_separated_otherwise_is_read_by_its_header(tmp_path: Path, sep: st
     assert posts["likes"].iloc[0] == 3
 
 
+@pytest.mark.parametrize("name, sep", [("posts.tsv", ","), ("posts.tsv", ";"),
+                                       ("posts.csv", "\t")])
+def test_a_table_separated_unlike_its_name_is_read_by_its_header(
+        tmp_path: Path, name: str, sep: str) -> None:
+    # a .tsv of commas was "missing column 'post_id' … the table has: post_id,caption"
+    p = _csv(tmp_path, f'post_id{sep}caption\n1{sep}"립스틱{sep} 틴트"\n', name=name)
+    posts, _ = read_posts(p)
+    assert posts["caption"].tolist() == [f"립스틱{sep} 틴트"]
+
+
+def test_a_column_off_by_spaces_or_case_is_read_unless_two_could_be_it(tmp_path: Path
+                                                                       ) -> None:
+    # 'post_id, caption, likes' typed by hand was "missing column 'caption'"
+    posts, _ = read_posts(_csv(tmp_path, "post_id, caption, likes\n1, 립스틱, 3\n"))
+    assert posts["caption"].str.strip().tolist() == ["립스틱"]
+    assert posts["likes"].tolist() == [3]
+    posts, _ = read_posts(_csv(tmp_path, "Post_ID,CAPTION\n007,틴트\n", name="b.csv"))
+    assert posts["post_id"].tolist() == ["007"] and posts["caption"].tolist() == ["틴트"]
+    with pytest.raises(WeaklabelError, match=r"missing column 'caption' \(caption\); the "
+                                              r"table has: post_id, Caption, 'caption '"):
+        read_posts(_csv(tmp_path, "post_id,Caption,caption \n1,a,b\n", name="c.csv"))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_excels_sep_line_names_the_separator(tmp_path: Path, encoding: str) -> None:
+    # 'sep=;' (Excel's hint) was read as the header: "the table has: sep=, Unnamed: 1"
+    p = _csv(tmp_path, "sep=;\npost_id;caption;likes\n1;립스틱, 틴트;3\n", encoding=encoding)
+    posts, _ = read_posts(p)
+    assert posts["caption"].tolist() == ["립스틱, 틴트"] and posts["likes"].tolist() == [3]
+
+
 def test_a_comma_header_keeps_commas_whatever_the_captions_hold(tmp_path: Path) -> None:
     posts, _ = read_posts(_csv(tmp_path, 'post_id,caption\n1,"a;b\tc|d"\n'))
     assert posts["caption"].tolist() == ["a;b\tc|d"]
@@ -371,6 +466,42 @@ def test_utf16_with_a_byte_order_mark_is_detected(tmp_path: Path, encoding: str)
     posts, _ = read_posts(p)
     assert posts["post_id"].tolist() == ["1"]
     assert posts["caption"].tolist() == ["데일리룩 립스틱"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32", "utf-32-be-bom"])
+def test_utf16_without_and_utf32_with_a_byte_order_mark_are_decoded(
+        tmp_path: Path, encoding: str) -> None:
+    # UTF-16 without a BOM was "neither UTF-8 nor CP949" (or, all ASCII, columns of
+    # NULs); UTF-32-LE's BOM starts like UTF-16-LE's and gave '\x00p\x00o…' columns.
+    text = "post_id,caption\n007,데일리룩 립스틱\n"
+    data = (b"\x00\x00\xfe\xff" + text.encode("utf-32-be") if encoding == "utf-32-be-bom"
+            else text.encode(encoding))
+    p = tmp_path / "posts.csv"
+    p.write_bytes(data)
+    posts, _ = read_posts(p)
+    assert posts["post_id"].tolist() == ["007"]
+    assert posts["caption"].tolist() == ["데일리룩 립스틱"]
+
+
+def test_a_bomless_utf16_header_is_told_by_its_columns_or_named(tmp_path: Path) -> None:
+    kr = tmp_path / "kr.csv"  # Hangul column names hold no NUL: the mapped columns prove it
+    kr.write_bytes("게시물,본문\n1,립스틱\n".encode("utf-16-le"))
+    cols = ColumnsConfig(post_id="게시물", caption="본문")
+    posts, _ = read_posts(kr, PostsConfig(columns=cols))
+    assert posts["caption"].tolist() == ["립스틱"]
+    jl = tmp_path / "posts.jsonl"
+    jl.write_bytes('{"post_id": "1", "caption": "립스틱"}\n'.encode("utf-16-be"))
+    assert read_posts(jl)[0]["caption"].tolist() == ["립스틱"]
+    nul = tmp_path / "nul.csv"  # NULs that no UTF-16/32 reading makes text of
+    nul.write_bytes(b"\x00" * 40 + b"\n")
+    with pytest.raises(WeaklabelError, match=r"nul.csv: the header is full of NUL bytes.*"
+                                              r"re-save the file as UTF-8"):
+        read_posts(nul)
+
+
+def test_a_nul_in_a_utf8_caption_keeps_the_file_utf8(tmp_path: Path) -> None:
+    p = _csv(tmp_path, "post_id,caption\n1,립스\x00틱\n")
+    assert detect_encoding(p) == "utf-8"
 
 
 def test_a_workbook_or_parquet_renamed_csv_is_named_as_such(tmp_path: Path) -> None:

@@ -86,3 +86,25 @@ def test_unsafe_tags_are_refused(tmp_path: Path) -> None:
 
 def test_empty_file_is_none(tmp_path: Path) -> None:
     assert load_yaml(_write(tmp_path, "# nothing\n")) is None
+
+
+@pytest.mark.parametrize("value, message", [
+    ("010", "010 is read by YAML as the octal number 8; write 10 for the number 10, or "
+            "quote it ('010') for text"),
+    ("-010", "write -10 for the number -10"),
+])
+def test_octal_numbers_are_named(tmp_path: Path, value: str, message: str
+                                             ) -> None:
+    # `k: 010` was k 8, `clusters: [010]` claimed cluster 8
+    for text in (f"cluster:\n  k: {value}\n", f"labels:\n  lips:\n    clusters: [{value}]\n"):
+        p = _write(tmp_path, text)
+        with pytest.raises(WeaklabelError) as e:
+            load_yaml(p)
+        line = text.count("\n")
+        assert str(e.value).startswith(f"{p}:{line}: {value} is read") and message in str(
+            e.value)
+
+
+def test_numbers_that_read_the_same_either_way_stay_numbers(tmp_path: Path) -> None:
+    p = _write(tmp_path, "a: 007\nb: 10_000\nc: 0x1f\nd: '010'\ne: 0\n")
+    assert load_yaml(p) == {"a": 7, "b": 10000, "c": 31, "d": "010", "e": 0}

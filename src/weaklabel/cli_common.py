@@ -116,6 +116,41 @@ def workspace_of(cfg: Config) -> Workspace:
     return Workspace(Path(cfg.workspace))
 
 
+def not_an_artifact(output: Path, ws: Workspace, *, what: str, example: str,
+                    stage: str | None = None) -> None:
+    """Refuse ``-o`` onto a file the workspace keeps: the decisions database (an export
+    over it replaced every decision with a CSV), another stage's artifact (it has a
+    ``.meta.json``; ``stage``'s own output may be rewritten), an existing file of
+    another kind than ``output``'s, anything in ``review``/``storage``/``cache``/
+    ``quarantine``.
+
+    Raises:
+        UsageError: naming the file and the fix.
+    """
+    import json
+    import os
+
+    from weaklabel.errors import UsageError
+
+    out, root = os.path.realpath(output), os.path.realpath(ws.root)
+    if not out.startswith(root + os.sep):
+        return
+    rel = Path(os.path.relpath(out, root))
+    meta = Path(out + ".meta.json")
+    made_by = None
+    if meta.exists():
+        try:
+            made_by = json.loads(meta.read_text(encoding="utf-8")).get("stage", "?")
+        except (OSError, ValueError, AttributeError):
+            made_by = "?"
+    if rel.parts[0] in ("review", "storage", "cache", "quarantine") \
+            or (made_by is not None and made_by != stage) \
+            or (made_by is None and Path(out).exists()
+                and rel.suffix.lower() != Path(example).suffix):
+        raise UsageError(f"--output {output} is a file the workspace {ws.root} keeps; write "
+                         f"the {what} elsewhere, e.g. -o {example}")
+
+
 def local_image_root(cfg: Config, given: str | None, *, quiet: bool = True,
                      sample_files: bool = False) -> Config:
     """The config with the local image root in ``images.root``: ``given``, else the

@@ -20,6 +20,7 @@ from weaklabel.cli_common import (
     WorkspaceOpt,
     echo_report,
     local_image_root,
+    not_an_artifact,
     resolve_config,
     setup_logging,
     workspace_of,
@@ -50,10 +51,17 @@ def _usage(parse: Any, value: Any) -> Any:
 
 
 def parse_quotas(items: list[str] | None) -> dict[str, int]:
-    """``["lips=200", "nails=50"]`` → ``{"lips": 200, "nails": 50}``."""
+    """``["lips=200", "nails=50"]`` (or ``["lips=200,nails=50"]``) → ``{"lips": 200,
+    "nails": 50}``; a label given twice is an error, not the last one silently."""
     out: dict[str, int] = {}
+    flat = []
     for item in items or []:
-        label, sep, n = item.rpartition("=")
+        parts = item.split(",")
+        flat += parts if len(parts) > 1 and all("=" in p for p in parts) else [item]
+    for item in flat:
+        label, sep, n = item.strip().rpartition("=")
+        if label in out:
+            raise UsageError(f"--quota {label}= is given twice ({out[label]} and {n}); keep one")
         if not sep or not label:
             raise UsageError(f"--quota {item!r} must look like LABEL=N, e.g. lips=200")
         try:
@@ -221,6 +229,9 @@ def report(
         "gold": str(gold) if gold else None,
         "report.output": str(output) if output else None, "report.thumb_size": thumb_size})
     cfg = local_image_root(cfg, image_root, quiet=quiet, sample_files=True)
+    if output is not None:
+        not_an_artifact(output, workspace_of(cfg), what="report", example="report.html",
+                        stage="report")
     r = run_report(workspace_of(cfg), cfg, progress=not quiet)
     s = r.summary
     typer.echo(f"thumbnails: {s.made} made, {s.cached} cached, {s.failed} unreadable")

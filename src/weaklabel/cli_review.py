@@ -15,6 +15,7 @@ from weaklabel.cli_common import (
     ConfigOpt,
     QuietOpt,
     WorkspaceOpt,
+    not_an_artifact,
     resolve_config,
     setup_logging,
     stage_command,
@@ -96,6 +97,7 @@ def export_cmd(
     from weaklabel.review.transfer import export_decisions
 
     _, ws = _resolve(config, workspace)
+    not_an_artifact(output, ws, what="CSV", example="decisions.csv")
     if not ws.path(DECISIONS_DB).exists():
         raise UsageError(f"{ws.path(DECISIONS_DB)} does not exist; review something first "
                          "(weaklabel review serve) or import decisions")

@@ -516,7 +516,8 @@ def _check_link(value: str) -> None:
 def _check_prefix(value: str) -> None:
     import re
 
-    if not re.match(r"^[a-z][a-z0-9+.-]*://[^\x00-\x1f\x7f]*$", value):
+    # "s3://" alone made every source-ref "s3:///20190301/a.jpg", which names no object
+    if not re.match(r"^[a-z][a-z0-9+.-]*://[^/\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", value):
         raise WeaklabelError("must be a URI such as s3://bucket/path, without newlines or "
                              "control characters")
 
@@ -799,6 +800,14 @@ def validate_config(cfg: Config, *, source: str = "config",
     if cfg.images.hash_method == "whash" and cfg.images.hash_size & (cfg.images.hash_size - 1):
         raise fail("images.hash_size", "must be 2, 4 or 8 for whash",
                    cfg.images.hash_size)
+    cols = cfg.posts.columns
+    if cols.post_id == cols.caption:  # the caption would be read as every post's id
+        key = ("posts.columns.post_id" if cols.post_id != ColumnsConfig().post_id
+               else "posts.columns.caption")
+        raise fail(key, "must name another column than "
+                   + ("posts.columns.caption" if key.endswith("post_id")
+                      else "posts.columns.post_id")
+                   + " (map both: --col post_id=ID --col caption=TEXT)", cols.post_id)
     return cfg
 
 

@@ -57,17 +57,30 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     )
 
 
-def detect_encoding(path: Path, *, block: int = 1 << 20) -> str:
-    """UTF-8 (with or without BOM) or CP949, decided by decoding the whole file.
+def detect_encoding(path: Path, *, block: int = 1 << 20,
+                    columns: Sequence[str] = ()) -> str:
+    """UTF-8 (with or without BOM) or CP949, decided by decoding the whole file;
+    UTF-16 or UTF-32 by their byte-order mark, or without one when the header decodes
+    to text with no NUL (to the ``columns`` when given: that is proof).
 
     Raises:
-        WeaklabelError: naming the byte offset and line when neither decodes.
+        WeaklabelError: naming the byte offset and line when neither decodes, or a file
+            of NULs that no UTF-16/32 reading makes text of.
     """
     with open(path, "rb") as f:
-        head = f.read(16)
+        head = f.read(4096)
     bad = _not_text(path, head)
     if bad is not None:
         raise bad
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        # before UTF-16: the UTF-32-LE mark starts with the UTF-16-LE one
+        log.info("%s: read as UTF-32 (it starts with a UTF-32 byte-order mark)", path)
+        return "utf-32"
+    wide = _bomless_wide(path, head, columns)
+    if wide is not None:
+        log.info("%s: read as %s (its header is %s text without a byte-order mark)",
+                 path, wide.upper(), wide.upper())
+        return wide
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         # "Unicode text" from Excel or Notepad: the BOM says which, the codec strips it.
         log.info("%s: read as UTF-16 (it starts with a UTF-16 byte-order mark)", path)
@@ -84,6 +97,44 @@ def detect_encoding(path: Path, *, block: int = 1 << 20) -> str:
         f"{path}: line {line} (byte {offset}) is neither UTF-8 nor CP949; "
         "pass --encoding NAME (e.g. euc-kr, utf-16) or re-save the file as UTF-8"
     )
+
+
+def _bomless_wide(path: Path, head: bytes, columns: Sequence[str]) -> str | None:
+    """UTF-16/32 (LE or BE) written without a byte-order mark: the one whose header
+    line holds the ``columns`` (proof), else the one a NUL-heavy header line reads as;
+    ``None`` for UTF-8 or CP949 text (a stray NUL in a caption is no reason).
+
+    Raises:
+        WeaklabelError: the header line is NUL-heavy but no such reading makes text of it.
+    """
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    end = head.find(b"\n")
+    first = head[:end] if end > 0 else head[:256]
+    # ASCII in UTF-16-LE puts its NULs at odd offsets, in BE at even ones; read the
+    # other way round it decodes to CJK characters with no NUL, so the parity decides.
+    odd, even = first[1::2].count(0), first[0::2].count(0)
+    order = ["utf-32-le", "utf-32-be"] + (["utf-16-le", "utf-16-be"] if odd >= even
+                                          else ["utf-16-be", "utf-16-le"])
+    texts: list[tuple[str, str]] = []
+    for enc in order:
+        try:
+            text = codecs.getincrementaldecoder(enc)().decode(head, final=False)
+        except UnicodeDecodeError:
+            continue
+        line = text.split("\n")[0]
+        if line.strip() and "\x00" not in line:
+            texts.append((enc, line))
+    for enc, line in texts:
+        if columns and all(c in line for c in columns):
+            return enc
+    if not first or first.count(0) * 4 < len(first):
+        return None
+    if texts:
+        return texts[0][0]
+    raise WeaklabelError(
+        f"{path}: the header is full of NUL bytes but reads as no UTF-16 or UTF-32 text; "
+        "re-save the file as UTF-8")
 
 
 # Magic numbers of files a person may have renamed or exported by mistake as .csv.
@@ -103,12 +154,26 @@ def _not_text(path: Path, head: bytes) -> WeaklabelError | None:
     return None
 
 
+_SEP_LINE = re.compile(r"^\ufeff?sep=(.)\r?\n?$")
+"""Excel's separator hint, a first line ``sep=;``."""
+
+
+def _sep_hint(path: Path, enc: str) -> str | None:
+    """The separator a first line ``sep=X`` (Excel's hint) names, else None."""
+    try:
+        with open(path, encoding=enc, newline="") as f:
+            m = _SEP_LINE.match(f.readline(64))
+    except (UnicodeDecodeError, LookupError):
+        return None
+    return m.group(1) if m else None
+
+
 def _header_separator(path: Path, enc: str, sep: str, wanted: Sequence[str],
                       mapped: Sequence[str]) -> str:
     """The separator of a CSV's header: ``sep`` unless the header read with ``sep``
-    lacks one of the ``wanted`` (required) columns and read with a tab, ``;`` or ``|``
-    has them all (Excel in many locales saves ``;``). Decided by parsing the header,
-    quotes and all, not by which character it holds.
+    lacks one of the ``wanted`` (required) columns and read with a comma, tab, ``;`` or
+    ``|`` has them all (Excel in many locales saves ``;``; a ``.tsv`` may hold commas).
+    Decided by parsing the header, quotes and all, not by which character it holds.
 
     Raises:
         WeaklabelError: one of the ``mapped`` columns (those weaklabel reads) is named
@@ -119,7 +184,8 @@ def _header_separator(path: Path, enc: str, sep: str, wanted: Sequence[str],
     try:
         with open(path, encoding=enc, newline="") as f:
             header = ""
-            while not header.strip():  # pandas skips blank lines before the header
+            # pandas skips blank lines before the header; the reader skips a sep= line
+            while not header.strip() or _SEP_LINE.match(header):
                 header = f.readline(1 << 16)
                 if not header:
                     break
@@ -131,7 +197,7 @@ def _header_separator(path: Path, enc: str, sep: str, wanted: Sequence[str],
 
     found = names(sep)
     if not set(wanted) <= set(found):
-        for other in ("\t", ";", "|"):
+        for other in (",", "\t", ";", "|"):
             if other != sep and set(wanted) <= set(names(other)):
                 log.info("%s: the header read as %r-separated holds the columns", path, other)
                 sep, found = other, names(other)
@@ -184,15 +250,18 @@ class _Reader:
     def _csv(self, sep: str) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
-        enc = self.cfg.encoding or detect_encoding(self.path)
         cols = self.cfg.columns
-        sep = _header_separator(self.path, enc, sep,
+        enc = self.cfg.encoding or detect_encoding(
+            self.path, columns=[getattr(cols, c) for c in REQUIRED])
+        hint = _sep_hint(self.path, enc)
+        sep = _header_separator(self.path, enc, hint or sep,
                                 [getattr(cols, c) for c in REQUIRED],
                                 [getattr(cols, c) for c in LOGICAL])
         try:
             reader = pd.read_csv(
                 self.path, sep=sep, encoding=enc, dtype=str, keep_default_na=False,
                 chunksize=self.chunk_size, on_bad_lines="error",
+                skiprows=1 if hint else None,
             )
             yield from reader
         except pd.errors.EmptyDataError as exc:
@@ -217,16 +286,29 @@ class _Reader:
         rows: list[dict[str, Any]] = []
         try:
             with open(self.path, encoding=enc) as f:
+                if self._starts_with(f, "["):
+                    yield from self._json_array(f)
+                    return
                 for lineno, line in enumerate(f, 1):
                     if not line.strip():
                         continue
                     try:
                         obj = json.loads(line)
                     except json.JSONDecodeError as exc:
+                        spread = lineno == 1 and line.strip() == "{"
                         raise WeaklabelError(
                             f"{self.path}:{lineno}: invalid JSON ({exc.msg}); "
-                            "each line must be one JSON object"
+                            + ("one object spans several lines (pretty-printed JSON): write "
+                               "one object per line, e.g. jq -c . FILE > posts.jsonl"
+                               if spread else "each line must be one JSON object")
                         ) from exc
+                    if lineno == 1 and isinstance(obj, dict) and len(obj) == 1:
+                        (key, inner), = obj.items()
+                        if isinstance(inner, list) and inner and isinstance(inner[0], dict):
+                            raise WeaklabelError(
+                                f"{self.path}: one object holding the posts under {key!r}; "
+                                f"give the list, one post per line: jq -c '.{key}[]' FILE "
+                                "> posts.jsonl")
                     if not isinstance(obj, dict):
                         raise WeaklabelError(
                             f"{self.path}:{lineno}: expected a JSON object, got "
@@ -240,6 +322,32 @@ class _Reader:
             raise self._decoding_error(exc, enc) from exc
         if rows:
             yield pd.DataFrame(rows)
+
+    @staticmethod
+    def _starts_with(f: Any, char: str) -> bool:
+        """Whether the text file ``f`` starts with ``char`` (after spaces and a BOM);
+        ``f`` is left at its start."""
+        head = f.read(4096).lstrip("\ufeff \t\r\n")
+        f.seek(0)
+        return head.startswith(char)
+
+    def _json_array(self, f: Any) -> Iterator[pd.DataFrame]:
+        """A JSON array of post objects (what most tools save as ``.json``), read whole."""
+        import pandas as pd
+
+        try:
+            data = json.loads(f.read().lstrip("\ufeff"))
+        except json.JSONDecodeError as exc:
+            raise WeaklabelError(
+                f"{self.path}:{exc.lineno}: invalid JSON ({exc.msg}); a .json table is one "
+                "array of objects or one object per line") from exc
+        bad = next((i for i, o in enumerate(data) if not isinstance(o, dict)), None)
+        if bad is not None:
+            raise WeaklabelError(
+                f"{self.path}: item {bad + 1} of the array is a {type(data[bad]).__name__}, "
+                "not an object; every post is one object {\"post_id\": …, \"caption\": …}")
+        for start in range(0, len(data), self.chunk_size):
+            yield pd.DataFrame([_valid_text(o) for o in data[start:start + self.chunk_size]])
 
     def _parquet(self) -> Iterator[pd.DataFrame]:
         import pyarrow.parquet as pq
@@ -370,6 +478,53 @@ def split_images(value: Any, sep: str, *, row: int, where: Path) -> list[str]:
             if (i.strip() if isinstance(i, (str, bytes)) else str(i).strip())]
 
 
+def _text_cell(v: Any, col: str, row: int, where: Path) -> str:
+    """A cell as text: a Parquet binary cell decoded as UTF-8, not its
+    ``b'\\xeb…'`` repr; a list cell (JSON, Parquet) its items one per line, not
+    ``['a' 'b']``.
+
+    Raises:
+        WeaklabelError: bytes that are not UTF-8 (a short CP949 cell may pass for
+            UTF-8, so one cell cannot tell which it is).
+    """
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        data = bytes(v)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WeaklabelError(
+                f"{where}: row {row}: {col} is bytes that are not UTF-8 text "
+                f"({data[:12]!r}…); write the column as UTF-8 strings") from None
+    if isinstance(v, (list, tuple)) or (hasattr(v, "tolist") and not isinstance(v, str)):
+        items = v.tolist() if hasattr(v, "tolist") else v
+        if isinstance(items, list):
+            return "\n".join(_text_cell(x, col, row, where) for x in items
+                             if not _is_missing(x))
+    return str(v)
+
+
+def _loose_columns(raw: pd.DataFrame, names: Sequence[str], where: Path, *, say: bool
+                   ) -> pd.DataFrame:
+    """``raw`` with each of ``names`` it lacks taken from the one column that differs
+    from it only by surrounding spaces or case (``post_id, caption`` typed by hand, an
+    export's ``Post_ID``); a name two columns could mean stays missing."""
+    have = [str(c) for c in raw.columns]
+    rename: dict[Any, str] = {}
+    for name in dict.fromkeys(names):
+        if name in have:
+            continue
+        loose = [c for c, h in zip(raw.columns, have, strict=True)
+                 if h.strip().casefold() == name.strip().casefold() and c not in rename]
+        if len(loose) == 1 and name not in rename.values():
+            rename[loose[0]] = name
+    if rename:
+        if say:
+            log.info("%s: read column %s as %s", where,
+                     ", ".join(repr(str(c)) for c in rename), ", ".join(rename.values()))
+        raw = raw.rename(columns=rename)
+    return raw
+
+
 def normalize_chunk(
     raw: pd.DataFrame, cfg: PostsConfig, *, first_row: int, where: Path, has_links: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -381,10 +536,11 @@ def normalize_chunk(
 
     cols = cfg.columns
     mapping = {logical: getattr(cols, logical) for logical in LOGICAL}
+    raw = _loose_columns(raw, list(mapping.values()), where, say=first_row == 1)
     for logical in REQUIRED:
         if mapping[logical] not in raw.columns:
-            avail = ", ".join(str(c) if str(c).isprintable() else repr(c)
-                              for c in raw.columns[:12])
+            avail = ", ".join(str(c) if str(c).isprintable() and str(c) == str(c).strip()
+                              else repr(c) for c in raw.columns[:12])
             raise WeaklabelError(
                 f"{where}: missing column {mapping[logical]!r} ({logical}); the table has: "
                 f"{avail}; map yours with --col {logical}=NAME"
@@ -392,17 +548,25 @@ def normalize_chunk(
     n = len(raw)
     rows = range(first_row, first_row + n)
     ids = raw[mapping["post_id"]].tolist()
+    again = next((r for r, i, c in zip(rows, ids, raw[mapping["caption"]].tolist(),
+                                       strict=True)
+                  if i == mapping["post_id"] and c == mapping["caption"]), None)
+    if again is not None:  # `cat day1.csv day2.csv`: the second header became a post
+        raise WeaklabelError(
+            f"{where}: row {again} repeats the header ({mapping['post_id']}, "
+            f"{mapping['caption']}, …): tables concatenated with their headers? delete "
+            "that line")
     out_ids: list[str] = []
     for r, v in zip(rows, ids, strict=True):
-        s = "" if _is_missing(v) else str(v).strip()
+        s = "" if _is_missing(v) else _text_cell(v, "post_id", r, where).strip()
         if isinstance(v, float) and not math.isnan(v) and v.is_integer():
             s = str(int(v))
         if not s:
             raise WeaklabelError(f"{where}: row {r}: post_id is empty; every post needs an id")
         out_ids.append(s)
     caps = [
-        "" if _is_missing(c) else str(c)
-        for c in raw[mapping["caption"]].tolist()
+        "" if _is_missing(c) else _text_cell(c, "caption", r, where)
+        for r, c in zip(rows, raw[mapping["caption"]].tolist(), strict=True)
     ]
 
     def counts(logical: str) -> list[int | None]:
@@ -510,9 +674,12 @@ def _empty_posts() -> pd.DataFrame:
 
 
 def read_table_csv(path: Path, *, what: str, encoding: str | None = None,
-                   dtype: Any = str) -> pd.DataFrame:
+                   dtype: Any = str, columns: Sequence[str] = ()) -> pd.DataFrame:
     """Read a small CSV a person gave (gold labels, a link table, a labels file) or an
     artifact; any decoding or parsing problem becomes one line naming the file.
+
+    ``columns``: the ones the caller needs; they pick the encoding and separator (``;``,
+    tab or ``|``) as for a posts table.
 
     Raises:
         WeaklabelError: missing, empty, undecodable or malformed file.
@@ -521,9 +688,10 @@ def read_table_csv(path: Path, *, what: str, encoding: str | None = None,
 
     path = Path(path)
     check_table_file(path, what)
-    enc = encoding or detect_encoding(path)
+    enc = encoding or detect_encoding(path, columns=columns)
+    sep = _header_separator(path, enc, ",", columns, columns) if columns else ","
     try:
-        return pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding=enc)
+        return pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding=enc, sep=sep)
     except pd.errors.EmptyDataError as exc:
         raise WeaklabelError(f"{path}: the {what} is empty (no header row)") from exc
     except pd.errors.ParserError as exc:
@@ -538,7 +706,7 @@ def read_links(path: Path, known: set[str]) -> pd.DataFrame:
     """Read a link table ``post_id,image``; every post_id must be a known post."""
     import pandas as pd
 
-    df = read_table_csv(path, what="link table")
+    df = read_table_csv(path, what="link table", columns=("post_id", "image"))
     for col in ("post_id", "image"):
         if col not in df.columns:
             raise WeaklabelError(f"{path}: missing column {col!r}; a link table is post_id,image")

@@ -679,6 +679,13 @@ def local_input(value: str | None, ws_root: Path, storage: Any, *,
     if value is None:
         return None
     if is_remote(value):
+        scheme, _, rest = value.partition("://")
+        bucket, _, key = rest.partition("/")
+        if bucket and (not key or key.endswith("/")):
+            # said before any request: credentials or a listing cannot make it a table
+            raise WeaklabelError(
+                f"{setting} {value} names a {'folder' if key else 'bucket'}, not a table; "
+                f"give the object's key, e.g. {scheme}://{bucket}/{key}posts.csv")
         return str(fetch_file(value, ws_root, endpoint_url=storage.endpoint_url,
                               setting=setting))
     return local_path(value)
@@ -721,7 +728,12 @@ def stage_inputs(cfg: Any, *, progress: bool = False, posts: bool = True,
             export = replace(export, source_prefix=rep.url)
         summary.update(prefixes=rep.prefixes, listed=rep.listed, fetched=rep.fetched,
                        bytes=rep.bytes_fetched, removed=rep.removed, rejected=rep.rejected)
-    elif root_url and root_url.startswith("file://"):
+    elif images and st.since and root_url:
+        # a local tree has no listing to limit: said, not silently a full run
+        log.warning("storage.since %s limits the listing of an s3:// image root only; the "
+                    "local root %s is checked whole (files unchanged since the last run are "
+                    "not read again)", st.since, root_url)
+    if root_url and root_url.startswith("file://") and not is_remote(root_url):
         icfg = replace(icfg, root=local_path(root_url))
         if pcfg.image_root:
             pcfg = replace(pcfg, image_root=local_path(pcfg.image_root))

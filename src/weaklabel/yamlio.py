@@ -1,12 +1,14 @@
 """YAML for hand-edited files: line numbers on every mapping, no silent surprises.
 
-PyYAML's safe loader silently keeps the last of two duplicate keys and reads the keys
-``no``, ``yes``, ``on``, ``off`` and ``null`` as booleans or None (YAML 1.1). For a label
-map either is a mistake a person cannot see, so this loader rejects both with the line.
+PyYAML's safe loader silently keeps the last of two duplicate keys, reads the keys
+``no``, ``yes``, ``on``, ``off`` and ``null`` as booleans or None and the number ``010``
+as octal 8 (YAML 1.1). In a label map or a config each is a mistake a person cannot
+see, so this loader rejects them with the line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +22,29 @@ class LineDict(dict[Any, Any]):
     key_lines: dict[Any, int]
 
 
-def _loader(path: Path) -> type:
+def _loader(path: Path, id_keys: Mapping[str, str]) -> type:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        parents: list[Any]
 
     def construct_mapping(loader: Any, node: Any, deep: bool = False) -> LineDict:
         loader.flatten_mapping(node)
         out = LineDict()
         out.line = node.start_mark.line + 1
         out.key_lines = {}
+        parents = loader.__dict__.setdefault("parents", [])
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 shown = key_node.value
+                if len(parents) == 1 and parents[0] in id_keys:
+                    # "quote it" would only lead to "'1.5' is not a cluster id"
+                    raise WeaklabelError(
+                        f"{path}:{line}: {parents[0]} key {shown!r} is read by YAML as "
+                        f"{key!r}; a whole-number {id_keys[parents[0]]} is expected "
+                        "there, e.g. 3:")
                 raise WeaklabelError(
                     f"{path}:{line}: key {shown!r} is read by YAML as {key!r}; "
                     f"quote it: '{shown}':"
@@ -45,16 +54,41 @@ def _loader(path: Path) -> type:
                     f"{path}:{line}: duplicate key {key!r} (first on line "
                     f"{out.key_lines[key]}); merge the two entries"
                 )
-            out[key] = loader.construct_object(value_node, deep=True)
+            parents.append(key)
+            try:
+                out[key] = loader.construct_object(value_node, deep=True)
+            finally:
+                parents.pop()
             out.key_lines[key] = line
         return out
 
+    def construct_int(loader: Any, node: Any) -> int:
+        value = loader.construct_yaml_int(node)
+        sign = "-" if str(node.value).startswith("-") else ""
+        text = str(node.value).replace("_", "").lstrip("+-")
+        # YAML 1.1 reads 010 as octal 8, which nobody means (007 is 7 either way); its
+        # base-60 1:20 is left to the settings that take text such as k_range A:B
+        octal = len(text) > 1 and text[0] == "0" and text[1:].isdigit()
+        if octal and int(sign + text, 10) != value:
+            meant = sign + (text.lstrip("0") or "0")
+            raise WeaklabelError(
+                f"{path}:{node.start_mark.line + 1}: {node.value} is read by YAML as the "
+                f"octal number {value}; write {meant} for the number {meant}, or quote it "
+                f"('{node.value}') for text")
+        return int(value)
+
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    Loader.add_constructor("tag:yaml.org,2002:int", construct_int)
     return Loader
 
 
-def load_yaml(path: Path) -> Any:
-    """Parse a YAML file with line-aware mappings; errors name the file and line."""
+def load_yaml(path: Path, *, id_keys: Mapping[str, str] | None = None) -> Any:
+    """Parse a YAML file with line-aware mappings; errors name the file and line.
+
+    ``id_keys``: top-level keys whose mapping is keyed by whole-number ids → what the
+    ids are (a label map's ``{"cluster_words": "cluster id"}``), so a key YAML reads as
+    a float is named as such.
+    """
     import yaml
 
     path = Path(path)
@@ -70,7 +104,7 @@ def load_yaml(path: Path) -> Any:
         raise WeaklabelError(
             f"{path} is {len(text):,} characters; a hand-edited YAML file may have at most "
             f"{MAX_CHARS:,}; split it or check that it is the right file")
-    loader = _loader(path)(text)
+    loader = _loader(path, id_keys or {})(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -75,6 +75,33 @@ def test_sample_export_report(fx, tmp_path: Path) -> None:  # type: ignore[no-un
     assert html.exists() and "wrote" in r.stdout
 
 
+def test_report_never_writes_over_another_artifact(fx) -> None:  # type: ignore[no-untyped-def]
+    # `report -o build/post_labels.parquet` replaced the labels with HTML
+    target = fx.ws / "post_labels.parquet"
+    before = target.read_bytes()
+    r = run("report", "-c", str(fx.config), "-o", str(target), "-q")
+    assert r.exit_code == 2, r.output
+    assert f"--output {target} is a file the workspace {fx.ws} keeps; write the report " \
+           "elsewhere, e.g. -o report.html" in r.output
+    assert target.read_bytes() == before
+    own = fx.ws / "report.html"  # its own default output, named, is rewritten
+    for _ in range(2):
+        r = run("report", "-c", str(fx.config), "-o", str(own), "-q")
+        assert r.exit_code == 0, r.output
+
+
+def test_quotas_in_one_comma_list_or_given_twice(fx) -> None:  # type: ignore[no-untyped-def]
+    # "lips=3,nails=2" was "quota for unknown label 'lips=3,nails'"; a label given twice
+    # kept the last number without a word
+    from weaklabel.cli_dataset import parse_quotas
+
+    assert parse_quotas(["lips=3,nails=2", "other=1"]) == {"lips": 3, "nails": 2, "other": 1}
+    r = run("sample", "-c", str(fx.config), "--quota", "lips=3", "--quota", "lips=5")
+    assert r.exit_code == 2
+    assert "--quota lips= is given twice (3 and 5); keep one" in r.output
+    assert not (fx.ws / "sample.parquet").exists()
+
+
 def test_sample_unknown_quota_label(fx) -> None:  # type: ignore[no-untyped-def]
     r = run("sample", "-c", str(fx.config), "--quota", "lipz=3")
     assert r.exit_code == 1

@@ -180,6 +180,19 @@ def test_a_wrong_image_root_is_an_error_not_an_empty_data_set(  # type: ignore[n
     assert not out.exists()
 
 
+def test_an_empty_sample_is_named_not_a_traceback(  # type: ignore[no-untyped-def]
+        fx, tmp_path: Path) -> None:
+    # `sample --per-label 0` then `export` was KeyError: 'split'
+    cfg = with_overrides(Config(), {"workspace": str(fx.ws), "labelmap": str(fx.labelmap),
+                                    "sample.per_label": 0})
+    assert run_sample(Workspace(fx.ws), cfg).rows["sample.parquet"] == 0
+    out = tmp_path / "dataset"
+    with pytest.raises(WeaklabelError, match=r"sample.parquet holds no image, nothing to "
+                                             r"export; sample with --per-label 1 or more"):
+        export(fx, out, cfg, image_root=fx.root)
+    assert not out.exists() and not list(tmp_path.glob(".dataset.weaklabel-tmp-*"))
+
+
 def test_export_tree_manifest_csv(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = sampled(fx, split=(1.0,))
     out = tmp_path / "dataset"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,22 @@ def test_run_cluster_writes_table_summary_and_draft(embedded_workspace: Path,
     assert lm.cluster_words == {int(c): tuple(g["word"]) for c, g in ranked.groupby("cluster")}
     again = run_cluster(ws, cfg)
     assert again.up_to_date and again.summary == r.summary  # scores rebuilt as KScore
+
+
+def test_a_config_whose_label_map_is_the_draft_keeps_the_edits(
+        embedded_workspace: Path) -> None:
+    # `labelmap: build/labelmap.draft.yaml`: the next clustering rewrote the edited map
+    ws = Workspace(embedded_workspace)
+    cfg = Config(cluster=ClusterConfig(k=4, seed=1, n_init=2))
+    run_cluster(ws, cfg)
+    draft = ws.path("labelmap.draft.yaml")
+    draft.write_text("labels:\n  lips: {clusters: [0]}\n", encoding="utf-8")  # edited
+    mine = dataclasses.replace(cfg, labelmap=str(draft),
+                               cluster=ClusterConfig(k=3, seed=1, n_init=2))
+    with pytest.raises(WeaklabelError, match=r"is the draft `weaklabel cluster` rewrites; "
+                                             r"your edits would be lost: copy it"):
+        run_cluster(ws, mine)
+    assert draft.read_text(encoding="utf-8") == "labels:\n  lips: {clusters: [0]}\n"
 
 
 def test_run_cluster_needs_vectors(token_workspace: Path) -> None:

@@ -81,6 +81,14 @@ def test_good_map(write_labelmap: Write) -> None:
       "labelmap.draft.yaml"]),
     ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [립스틱]\n  lips: [틴트]\n",
      6, ["cluster_words key 'lips' is not a cluster id"]),
+    # '0.5' said "not a cluster id"; 1.5 said "quote it: '1.5':", which led to that
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [립스틱]\n  '0.5': [틴트]\n",
+     6, ["cluster_words key '0.5' is not a cluster id: a whole-number cluster id"]),
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [립스틱]\n  1.5: [틴트]\n",
+     6, ["cluster_words key '1.5' is read by YAML as 1.5; a whole-number cluster id is "
+         "expected there, e.g. 3:"]),
+    ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  '4': [틴트]\n", 5,
+     ["cluster_words key '4' is not a cluster id", "write it unquoted: 4:"]),
     ("labels:\n  lips:\n    clusters: [3]\ncluster_words:\n  3: [립스틱, 틴트]\n"
      "  4: [틴트]\n", 6,
      ["word '틴트' is recorded under cluster 3 and cluster 4", "keep it under one"]),
@@ -104,6 +112,14 @@ def test_good_map(write_labelmap: Write) -> None:
      ["expected a word, got a mapping"]),
     ("version: 1\nlabels:\n  lips:\n    name: [입술]\n    keywords: [x]\n", 4,
      ["name of 'lips' must be text"]),
+    # review files take a name for its label: two labels of one name, or a name that is
+    # another label's id, sent a decision to the wrong label
+    ("labels:\n  a: {name: 입술, keywords: [x]}\n  b: {name: 입술, keywords: [y]}\n", 3,
+     ["labels 'a' (line 2) and 'b' are both named '입술'; give each label its own name"]),
+    ("labels:\n  a: {name: b, keywords: [x]}\n  b: {keywords: [y]}\n", 2,
+     ["label 'a' is named 'b', the id of label 'b' (line 3)"]),
+    ("labels:\n  a: {keywords: [x, 틴트], exclude: [틴트]}\n", 2,
+     ["label 'a' has '틴트' both in keywords and in exclude; keep it in one"]),
 ])
 def test_errors_name_file_line_and_fix(write_labelmap: Write, text: str, line: int,
                                        fragments: list[str]) -> None:

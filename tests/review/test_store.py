@@ -27,6 +27,22 @@ def test_record_is_idempotent_on_the_client_id(tmp_path: Path) -> None:
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_an_import_is_checked_whole_then_recorded_in_batches(tmp_path: Path) -> None:
+    # one transaction per row made 20,000 imported rows take 78 s and a failing row
+    # leave the rows before it recorded
+    many = [Decision(f"i{n}", "ana", f"p{n}", "", "lips", "accept", "lips")
+            for n in range(2000)]
+    with DecisionStore.open(tmp_path) as s:
+        # a repeated row is already there, also across batches
+        assert s.record_many([*many, many[0]], batch=300) == (2000, 1)
+        assert s.record_many(many) == (0, 2000)
+        clash = Decision("new", "ana", "q1", "", "lips", "accept", "lips")
+        with pytest.raises(WeaklabelError, match="'i5' is already used for another"):
+            s.record_many([clash, Decision("i5", "ben", "p5", "", "lips", "reject")])
+        assert s.count() == 2000  # the good row before the clash was rolled back
+        assert [d.seq for d in s.decisions()] == list(range(1, 2001))
+
+
 def test_undo_is_a_new_row_and_only_the_reviewers_own(tmp_path: Path) -> None:
     with DecisionStore.open(tmp_path) as s:
         s.record(Decision("a1", "ana", "p1", "", "lips", "accept", "lips"))

@@ -56,6 +56,13 @@ def test_min_count_too_high_is_a_user_error() -> None:
         train_word2vec([["a", "b"], ["a"]], cfg=EmbedConfig(min_count=5, vector_size=4))
 
 
+def test_a_corpus_of_no_token_says_so_not_lower_min_count() -> None:
+    # every caption empty or emoji: "lower embed.min_count" could never help
+    with pytest.raises(WeaklabelError, match=r"no post has a token \(every caption is "
+                                              r"empty, emoji or stop words\?\)"):
+        train_word2vec([], cfg=EmbedConfig(min_count=1, vector_size=4))
+
+
 def test_save_and_load_round_trip(tmp_path: Path, kv: Any) -> None:
     p = tmp_path / "vectors.kv"
     save_vectors(kv, p)

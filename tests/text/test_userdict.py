@@ -55,6 +55,14 @@ def test_errors(tmp_path: Path) -> None:
     (tmp_path / "w.txt").write_text("좋은 말\n", encoding="utf-8")
     with pytest.raises(WeaklabelError, match=r"w.txt:1: '좋은 말' contains a space"):
         load_userdict(tmp_path)
-    (tmp_path / "w.txt").write_bytes("립스틱\n".encode("cp949"))
-    with pytest.raises(WeaklabelError, match="w.txt is not UTF-8"):
+    (tmp_path / "w.txt").write_bytes(b"\xff\xff\n")
+    with pytest.raises(WeaklabelError, match=r"w.txt is not UTF-8 \(nor CP949 or UTF-16\) "
+                                              r"text; save the dictionary as UTF-8"):
         load_userdict(tmp_path)
+
+
+@pytest.mark.parametrize("encoding", ["cp949", "utf-16", "utf-8-sig"])
+def test_a_dictionary_saved_by_notepad_is_read(tmp_path: Path, encoding: str) -> None:
+    # Notepad's "ANSI" on a Korean Windows (CP949) was "w.txt is not UTF-8"
+    (tmp_path / "w.txt").write_bytes("립스틱추천\n# 브랜드\n데일리룩\n".encode(encoding))
+    assert load_userdict(tmp_path).words == ("데일리룩", "립스틱추천")

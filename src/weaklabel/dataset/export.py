@@ -682,6 +682,11 @@ def _prepare(ws: Workspace, cfg: Config, root: Path | None, *, formats: tuple[st
 
     ecfg = cfg.export
     sample = ws.read("sample.parquet", SAMPLE)
+    if sample.empty:  # a data set of no image helps nobody: say why before any folder
+        raise WeaklabelError(
+            f"{ws.path('sample.parquet')} holds no image, nothing to export; sample with "
+            "--per-label 1 or more (sample.per_label), and see sample_funnel.csv for what "
+            "each filter left out")
     posts, dups = _load_optional(ws)
     names: dict[str, str] = {}
     if cfg.labelmap is not None:

@@ -260,9 +260,28 @@ def run_cluster(ws: Workspace, cfg: Config, *, force: bool = False,
                   inputs={"vectors.kv": vec_path}, summary=ClusterSummary,
                   force=force) as st:
         if st.todo:
+            _not_the_draft(ws, cfg)
             summary = _cluster_words(ws, cfg.cluster, vec_path, counts, kw)
             st.done(summary, rows=dict.fromkeys(CLUSTER_OUTPUTS, summary.k))
     return st.report
+
+
+def _not_the_draft(ws: Workspace, cfg: Config) -> None:
+    """Refuse to rewrite the draft when the config's label map is the draft itself: the
+    person's edits in it would be lost to the next clustering.
+
+    Raises:
+        WeaklabelError: naming the file and the fix.
+    """
+    import os
+
+    draft = ws.path("labelmap.draft.yaml")
+    if cfg.labelmap and draft.exists() and os.path.exists(cfg.labelmap) \
+            and os.path.samefile(cfg.labelmap, draft):
+        raise WeaklabelError(
+            f"the label map {cfg.labelmap} is the draft `weaklabel cluster` rewrites; "
+            f"your edits would be lost: copy it to labelmap.yaml beside the config and set "
+            "labelmap: to that file")
 
 
 def _cluster_words(ws: Workspace, ccfg: ClusterConfig, vec_path: Path,

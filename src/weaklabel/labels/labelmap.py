@@ -214,9 +214,12 @@ def _parse_cluster_words(raw: Any, line: int, path: str) -> dict[int, tuple[str,
     for c, words in raw.items():
         at = f"{path}:{raw.key_lines[c]}"
         if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+            fix = (f"write it unquoted: {c.strip()}:" if isinstance(c, str)
+                   and c.strip().isascii() and c.strip().isdigit()
+                   else "copy the ids from labelmap.draft.yaml")
             raise WeaklabelError(
-                f"{at}: cluster_words key {c!r} is not a cluster id (a whole number "
-                "from clusters.csv)")
+                f"{at}: cluster_words key {c!r} is not a cluster id: a whole-number "
+                f"cluster id from clusters.csv is expected (e.g. 3:); {fix}")
         out[c] = _words(words, at)
         for w in out[c]:
             if where.setdefault(w, c) != c:
@@ -304,8 +307,9 @@ def _parse_clusters(lid: str, clusters_raw: Any, cl_line: int, path: str, *,
 
 
 def _check_labels(specs: list[LabelSpec], path: str) -> None:
-    """What only the whole map shows: ids equal but for case, a keyword of two labels
-    (a warning), two background labels, a label with nothing to match."""
+    """What only the whole map shows: ids equal but for case, two labels of one name or
+    a name that is another label's id, a word both kept and excluded, a keyword of two
+    labels (a warning), two background labels, a label with nothing to match."""
     seen_ids: dict[str, LabelSpec] = {}
     for spec in specs:
         other = seen_ids.setdefault(spec.id.casefold(), spec)
@@ -314,6 +318,25 @@ def _check_labels(specs: list[LabelSpec], path: str) -> None:
                 f"{path}:{spec.line}: label {spec.id!r} differs from {other.id!r} (line "
                 f"{other.line}) only by case; their folders would merge on macOS and Windows"
             )
+    by_name: dict[str, LabelSpec] = {}
+    ids = {spec.id: spec for spec in specs}
+    for spec in specs:
+        # a name stands for its label in review files: one name, one label
+        other = by_name.setdefault(spec.name, spec)
+        if other is not spec:
+            raise WeaklabelError(
+                f"{path}:{spec.line}: labels {other.id!r} (line {other.line}) and {spec.id!r} "
+                f"are both named {spec.name!r}; give each label its own name")
+        if spec.name in ids and ids[spec.name] is not spec:
+            raise WeaklabelError(
+                f"{path}:{spec.line}: label {spec.id!r} is named {spec.name!r}, the id of "
+                f"label {spec.name!r} (line {ids[spec.name].line}); a name must not be "
+                "another label's id")
+        both = sorted(set(spec.keywords) & set(spec.exclude))
+        if both:
+            raise WeaklabelError(
+                f"{path}:{spec.line}: label {spec.id!r} has {both[0]!r} both in keywords and "
+                "in exclude; keep it in one of the two")
     keyword_of: dict[str, LabelSpec] = {}
     for spec in specs:
         for w in spec.keywords:
@@ -339,7 +362,8 @@ def _check_labels(specs: list[LabelSpec], path: str) -> None:
 def load_labelmap(path: Path | str, *, known_clusters: set[int] | None = None) -> LabelMap:
     """Read and validate a label map file."""
     path = Path(path)
-    return parse_labelmap(load_yaml(path), str(path), known_clusters=known_clusters)
+    return parse_labelmap(load_yaml(path, id_keys={"cluster_words": "cluster id"}), str(path),
+                          known_clusters=known_clusters)
 
 
 def label_words(

@@ -338,6 +338,33 @@ def prepare(ws_root: Path, reviewers: list[str]) -> dict[str, str]:
         return {name: store.reviewer_token(name) for name in reviewers}
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A bound socket, or one line saying whether ``--host`` or ``--port`` is to blame.
+
+    Raises:
+        WeaklabelError: a name that does not resolve or an address not of this machine
+            (fix --host), a port in use or below 1024 without root (fix --port).
+    """
+    import errno
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        return sock
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            fix = ("--host must be an address of this machine: 127.0.0.1 (this machine "
+                   "only) or 0.0.0.0 (every interface)")
+        elif exc.errno == errno.EACCES and 0 < port < 1024:
+            fix = "ports below 1024 need root: pick --port 1024 or above (0: any free one)"
+        else:
+            fix = "pick another --port (0: any free one)"
+        raise WeaklabelError(f"cannot listen on {host}:{port} ({why}); {fix}") from exc
+
+
 def serve(ws: Any, *, reviewers: list[str], host: str = "127.0.0.1", port: int = 8765,
               page_size: int = 48, labelmap: str | None = None, per_item: int = 1,
               echo: Callable[[str], None] = print) -> None:
@@ -349,15 +376,11 @@ def serve(ws: Any, *, reviewers: list[str], host: str = "127.0.0.1", port: int =
     ws.require("post_labels.parquet")
     tokens = prepare(ws.root, reviewers)
     app = create_app(ws.root, page_size=page_size, labelmap=labelmap, per_item=per_item)
-    try:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        raise WeaklabelError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another "
-                             "--port") from exc
+    host = host.strip("[]")  # "[::1]" as a URL writes it
+    sock = _listen(host, port)
     bound = sock.getsockname()[1]
-    shown = host if host not in ("0.0.0.0", "::") else socket.gethostname()
+    shown = (socket.gethostname() if host in ("0.0.0.0", "::")
+             else f"[{host}]" if ":" in host else host)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach this machine and holds a link "
                     "can review", host)

@@ -61,6 +61,10 @@ def train_word2vec(sentences: Iterable[list[str]], *, cfg: EmbedConfig) -> Keyed
         negative=cfg.negative, seed=cfg.seed, workers=cfg.workers,
     )
     model.build_vocab(sentences)
+    if model.corpus_count == 0:  # "lower min_count" cannot help a corpus of no word
+        raise WeaklabelError(
+            "no post has a token (every caption is empty, emoji or stop words?); check "
+            "that the caption column is mapped (--col caption=NAME) and holds text")
     if len(model.wv) == 0:
         raise WeaklabelError(
             f"no word occurs {cfg.min_count}+ times in the tokens; lower embed.min_count "

@@ -36,10 +36,15 @@ class UserDict:
 
 
 def _read_words(path: Path) -> list[str]:
+    from weaklabel.posts import detect_encoding
+
+    # Notepad's "ANSI" on a Korean Windows is CP949, its "Unicode" UTF-16: read as tables are
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise WeaklabelError(f"{path} is not UTF-8; save the dictionary as UTF-8") from exc
+        enc = detect_encoding(path)
+    except WeaklabelError:
+        raise WeaklabelError(f"{path} is not UTF-8 (nor CP949 or UTF-16) text; save the "
+                             "dictionary as UTF-8, one word a line") from None
+    text = path.read_text(encoding=enc).lstrip("\ufeff")
     words = []
     for lineno, line in enumerate(text.splitlines(), 1):
         word = line.split("#", 1)[0].strip()
