@@ -1080,3 +1080,30 @@ def test_a_mistyped_storage_scheme_names_the_one_it_likely_means() -> None:
         open_fs("s4://bucket/x")
     with pytest.raises(WeaklabelError, match=r"qq:// .*; use s3://BUCKET/PREFIX"):
         open_fs("qq://bucket/x")
+
+
+def test_settling_a_finished_move_leaves_an_object_uploaded_since_at_its_source(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    from weaklabel.storage_quarantine import settle
+
+    client = s3["client"]
+    key, dst = f"{DAYS[0]}/x.jpg", f"{QPREFIX}/run/{DAYS[0]}/x.jpg"
+    client.put_object(Bucket=BUCKET, Key=f"st/{key}", Body=b"the original")
+    etag = client.head_object(Bucket=BUCKET, Key=f"st/{key}")["ETag"].strip('"')
+    rem = {"url": f"s3://{BUCKET}/st", "endpoint": s3["endpoint"], "src": key, "dst": dst,
+           "size": len(b"the original"), "etag": etag}
+    # the move copied, verified and deleted, then died before journalling 'done';
+    # since then someone uploaded a new picture at the original key
+    client.copy_object(Bucket=BUCKET, Key=f"st/{dst}",
+                       CopySource={"Bucket": BUCKET, "Key": f"st/{key}"})
+    client.delete_object(Bucket=BUCKET, Key=f"st/{key}")
+    client.put_object(Bucket=BUCKET, Key=f"st/{key}", Body=b"a newer upload")
+    assert settle(rem) is True
+    assert client.get_object(Bucket=BUCKET, Key=f"st/{key}")["Body"].read() == \
+        b"a newer upload"
+    # an interrupted move of the same object (copy verified, original still there)
+    # is finished: the original goes
+    client.put_object(Bucket=BUCKET, Key=f"st/{key}", Body=b"the original")
+    assert settle(rem) is True
+    assert f"st/{key}" not in {o["Key"] for o in client.list_objects_v2(
+        Bucket=BUCKET, Prefix="st/").get("Contents", [])}
