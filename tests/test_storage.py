@@ -1107,3 +1107,36 @@ def test_settling_a_finished_move_leaves_an_object_uploaded_since_at_its_source(
     assert settle(rem) is True
     assert f"st/{key}" not in {o["Key"] for o in client.list_objects_v2(
         Bucket=BUCKET, Prefix="st/").get("Contents", [])}
+
+
+def test_an_object_rewritten_at_the_same_size_is_not_materialized_for_export(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    """Read in place, export fetches the sampled objects again; one replaced since the
+    inventory examined it (same size, other bytes) must not reach the data set."""
+    import os
+    import sqlite3
+
+    from weaklabel.storage import mirror_dir
+    from weaklabel.storage_inplace import materialize
+
+    client = s3["client"]
+    images = _small_dump(tmp_path / "dump")
+    _put_tree(client, "ip2", images)
+    url, ws = f"s3://{BUCKET}/ip2", tmp_path / "ws"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"storage:\n  endpoint_url: {s3['endpoint']}\n  read: in_place\n"
+                   "  cache_bytes: 0\n", encoding="utf-8")  # no cache: export fetches again
+    r = _cli("purge", url, "-w", str(ws), "-c", str(cfg), "-q")
+    assert r.exit_code == 0, r.output
+    root = mirror_dir(ws, url)
+    db = sqlite3.connect(ws / "inventory.sqlite")
+    ok = sorted(os.fsdecode(p) for (p,) in db.execute(
+        "SELECT path FROM files WHERE status='ok' AND sha1 IS NOT NULL"))
+    db.close()
+    assert len(ok) >= 2
+    changed, kept = ok[0], ok[1]
+    client.put_object(Bucket=BUCKET, Key=f"ip2/{changed}",
+                      Body=b"NOT AN IMAGE".ljust(len(images[changed]), b"x"))
+    assert materialize(ws, root, [changed, kept]) == 1
+    assert (root / kept).read_bytes() == images[kept]
+    assert not (root / changed).exists()
