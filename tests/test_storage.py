@@ -338,6 +338,18 @@ def test_since_lists_only_days_from_then_and_keeps_older_ones(
     assert (mirror / DAYS[2] / "a.jpg").read_bytes() == photo(7)
     assert not (mirror / DAYS[2] / "b.jpg").exists()
     assert (mirror / DAYS[0] / "a.jpg").is_file()  # an unlisted old day stays known
+    # A day folder deleted whole is gone from the mirror too (not one listed empty:
+    # the bucket lists no such prefix at all); an older day before ``since`` stays.
+    for key in (f"since/{DAYS[1]}/a.jpg",):
+        client.delete_object(Bucket=BUCKET, Key=key)
+    fourth = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"], since=DAYS[1])
+    assert fourth.removed == 1
+    assert not (mirror / DAYS[1] / "a.jpg").exists()
+    assert (mirror / DAYS[0] / "a.jpg").is_file()
+    fifth = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert (fifth.removed, fifth.fetched) == (0, 1)  # the late file of the first day
+    assert sorted(tree(mirror)) == [f"{DAYS[0]}/a.jpg", f"{DAYS[0]}/late.jpg",
+                                    f"{DAYS[2]}/a.jpg"]
 
 
 @pytest.mark.slow

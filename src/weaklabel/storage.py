@@ -400,6 +400,12 @@ class ObjectState:
                                   "key >= ? AND key < ?", (url, prefix + "/", prefix + "0"))
         return {k: (s, e) for k, s, e in cur}
 
+    def known_prefixes(self, url: str) -> list[str]:
+        """The top-level prefixes (first key segment) of ``url``'s known objects."""
+        cur = self.db.execute("SELECT DISTINCT substr(key, 1, instr(key, '/') - 1) FROM "
+                              "objects WHERE url=? AND instr(key, '/') > 0", (url,))
+        return sorted(str(p) for (p,) in cur)
+
     def get(self, url: str, key: str) -> tuple[int, str] | None:
         """``(size, etag)`` of one object, or None when it is not known."""
         row = self.db.execute("SELECT size, etag FROM objects WHERE url=? AND key=?",
@@ -462,7 +468,8 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
     Prefix by prefix (see :func:`iter_partitions`): only objects new or changed (size or
     ETag differ) since the last sync are fetched, ``workers`` at a time; objects gone
     from a listed prefix are removed from the mirror; prefixes not listed (before
-    ``since``) keep what the workspace holds. Keys that cannot be a path (``..``, empty
+    ``since``) keep what the workspace holds; a prefix deleted whole is removed like an
+    object gone. Keys that cannot be a path (``..``, empty
     segments) are not fetched and are reported in ``rejects``. ``fetch=False`` only
     inventories (key, size, ETag): a later sync still fetches what the mirror lacks.
 
@@ -489,9 +496,19 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
 
     try:
         with storage_errors(url, setting="images.root"), ThreadPoolExecutor(max(1, workers)) as ex:
+            listed: set[str] = set()
             for prefix, pages in iter_partitions(fs, root, since=since, workers=workers):
                 rep.prefixes += prefix != ""
+                listed.add(prefix)
                 _sync_partition(state, url, prefix, pages, mirror, rep, ex,
+                                get if fetch else None, bar)
+            # A folder deleted whole is not listed at all: its known objects are gone
+            # too (date folders before ``since`` were not asked for, and stay).
+            for prefix in state.known_prefixes(url):
+                if prefix in listed or prefix == QUARANTINE_PREFIX or (
+                        since and DATE_PREFIX.match(prefix) and prefix < since):
+                    continue
+                _sync_partition(state, url, prefix, iter(()), mirror, rep, ex,
                                 get if fetch else None, bar)
     finally:
         bar.close()
