@@ -366,6 +366,33 @@ def test_keys_that_cannot_be_paths_are_rejected_not_fetched(
 
 
 @pytest.mark.slow
+def test_a_key_no_file_system_takes_is_a_reject_and_the_rest_is_fetched(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    from weaklabel.storage import sync_tree
+
+    client = s3["client"]
+    url = f"s3://{BUCKET}/longkey"
+    long = "20190303/" + "a" * 300 + ".jpg"  # S3 takes 1,024 bytes a key
+    client.put_object(Bucket=BUCKET, Key=f"longkey/{long}", Body=b"x")
+    client.put_object(Bucket=BUCKET, Key="longkey/20190303/x/y.jpg", Body=photo(2))
+    client.put_object(Bucket=BUCKET, Key="longkey/20190303/ok.jpg", Body=photo(1))
+    rep = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert (rep.fetched, rep.rejected) == (2, 1)
+    assert rep.rejects[0][0] == long and "longer than" in rep.rejects[0][1]
+    # A later day adds an object named like a folder the mirror holds: the two cannot
+    # both be files, so one is a reject, as on a first sync, and the sync goes on.
+    client.put_object(Bucket=BUCKET, Key="longkey/20190303/x", Body=photo(3))
+    client.put_object(Bucket=BUCKET, Key="longkey/20190304/new.jpg", Body=photo(4))
+    again = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    fresh = sync_tree(url, tmp_path / "fresh", endpoint_url=s3["endpoint"])
+    mirror, other = Path(again.mirror), Path(fresh.mirror)
+    assert tree(mirror) == tree(other)
+    assert (mirror / "20190304" / "new.jpg").read_bytes() == photo(4)
+    assert sorted(k for k, _ in again.rejects) == sorted(k for k, _ in fresh.rejects)
+    assert sync_tree(url, tmp_path, endpoint_url=s3["endpoint"]).fetched == 0
+
+
+@pytest.mark.slow
 def test_a_missing_bucket_is_one_error(tmp_path: Path, s3: dict[str, Any]) -> None:
     from weaklabel.storage import sync_tree
 
