@@ -548,6 +548,23 @@ def _inventoried(ws: Workspace, root: Path, images: list[str]
             f"{ws.root}` first, so that export links only files it checked") from None
 
 
+def _images_identity(ws: Workspace, root: Path) -> str:
+    """A digest of what the inventory holds for the sampled images (size, time, inode,
+    or why not): a picture replaced under the same name since the last export changes
+    it, where the sample, purge.csv and duplicates.csv stay the same."""
+    import hashlib
+
+    images = sorted(set(ws.read("sample.parquet", SAMPLE)["image"].astype(str)))
+    try:
+        ok, why = _inventoried(ws, root, images)
+    except WeaklabelError:
+        return "no inventory"  # export itself says what to run
+    h = hashlib.sha1()
+    for img in images:
+        h.update(f"{img}\0{ok.get(img)}\0{why.get(img)}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
 def _load_optional(ws: Workspace) -> tuple[Any, Any]:
     from weaklabel.contracts import POSTS
     from weaklabel.dataset.sample import read_duplicates
@@ -597,6 +614,8 @@ def run_export(ws: Workspace, cfg: Config, *, force: bool = False,
     inputs.update({n: ws.path(n) for n in EXPORT_READS if ws.path(n).exists()})
     if cfg.labelmap is not None:
         inputs["labelmap"] = Path(cfg.labelmap)
+    if root is not None and ws.path("sample.parquet").exists():
+        inputs["images"] = _images_identity(ws, root)
     params = {"export": as_dict(cfg.export), "workspace": str(ws.root.absolute()),
               "image_root": str(root.absolute()) if root else None}
     ledger = read_ledger(out) if out.is_dir() and not out.is_symlink() else None
