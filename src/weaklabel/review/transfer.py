@@ -69,6 +69,20 @@ def load_current(ws: Workspace, *, labelmap: Path | str | None = None) -> Curren
     return Current(post_label, image_posts, labels, names)
 
 
+def _label_of(text: str, cur: Current) -> str:
+    """The label id ``text`` names: an id as it is (ids win), else the id of the label
+    whose display name it is."""
+    return text if text in cur.labels else cur.names.get(text, text)
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _auto_id(*parts: str) -> str:
     return "imp-" + hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:24]
 
@@ -107,6 +121,7 @@ def read_decisions_csv(path: Path, cur: Current) -> list[Decision]:
         raise WeaklabelError(f"{path}: needs columns post_id or image, label and reviewer; "
                              f"found {', '.join(k for k in header if k)}")
     out = []
+    source = _file_digest(path)  # the same file again adds nothing, another file does
     for n, r in enumerate(rows, start=2):
         where = f"{path}, line {n}"
         post_id = (r.get("post_id") or "").strip()
@@ -118,7 +133,7 @@ def read_decisions_csv(path: Path, cur: Current) -> list[Decision]:
         if action not in (None, "accept", "reject", "relabel"):
             raise WeaklabelError(f"{where}: action {action!r} must be accept, reject or "
                                  "relabel (or empty)")
-        label = cur.names.get(label, label)
+        label = _label_of(label, cur)
         if label and cur.labels and label not in cur.labels:
             raise WeaklabelError(f"{where}: label {label!r} is not a label of this workspace; "
                                  f"use one of {', '.join(sorted(cur.labels))} or leave it "
@@ -129,9 +144,12 @@ def read_decisions_csv(path: Path, cur: Current) -> list[Decision]:
         if not posts:
             raise WeaklabelError(f"{where}: image {image!r} belongs to no post of this "
                                  "workspace; give its post_id or fix the path")
+        if post_id and cur.post_label and post_id not in cur.post_label:
+            raise WeaklabelError(f"{where}: post_id {post_id!r} is no post of this workspace; "
+                                 "fix the id (leading zeros and spaces count)")
         for p in posts:
             did = (r.get("decision_id") or "").strip() or _auto_id(
-                reviewer, p, image, label, action or "")
+                source, str(n), reviewer, p, image, label, action or "")
             if len(posts) > 1:
                 did = _auto_id(did, p)
             out.append(_decide(did=did, reviewer=reviewer, post_id=p, image=image,
@@ -150,6 +168,7 @@ def read_groundtruth(path: Path, cur: Current) -> tuple[list[Decision], int]:
     out: list[Decision] = []
     skipped = 0
     images = sorted(cur.image_posts, key=len, reverse=True)
+    source = _file_digest(path)
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
@@ -174,13 +193,14 @@ def read_groundtruth(path: Path, cur: Current) -> tuple[list[Decision], int]:
                 raise WeaklabelError(f"{where}: source-ref {ref!r} matches no image of this "
                                      "workspace")
             name = str(meta["class-name"])
-            label = cur.names.get(name, name)
+            label = _label_of(name, cur)
             if cur.labels and label not in cur.labels:
                 raise WeaklabelError(f"{where}: class-name {name!r} is not a label of this "
                                      f"workspace; known: {', '.join(sorted(cur.labels))}")
             reviewer = "groundtruth:" + str(meta.get("job-name", meta_key[:-9])).split("/")[-1]
             for p in cur.image_posts[image]:
-                out.append(_decide(did=_auto_id(reviewer, p, image, label, ref),
+                out.append(_decide(did=_auto_id(source, str(n), reviewer, p, image, label,
+                                                ref),
                                    reviewer=reviewer, post_id=p, image=image, label=label,
                                    action=None, shown=None, origin="groundtruth", cur=cur))
     return out, skipped
