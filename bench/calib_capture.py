@@ -241,22 +241,9 @@ def _curve(x: Any, agree: Any, p: Any, k: int, w: Any, *, q: float | None = None
     """calibrate_confidence's seed-noise-corrected Platt fit over the columns ``x``, each
     held-out seed weighing ``w``, a wrong label meeting a wrong seed with probability
     ``q`` (chance by default): the levers of :func:`shift_check` and :func:`lever_check`."""
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
+    from weaklabel.labels.calibrate import calibrate_confidence
 
-    def platt(y: Any) -> Any:
-        m = LogisticRegression(C=100.0).fit(
-            np.vstack([x, x]), np.r_[np.ones(len(x)), np.zeros(len(x))],
-            sample_weight=np.r_[y * w, (1 - y) * w])
-        return lambda z: m.predict_proba(z)[:, 1]
-
-    f, p = platt(agree.astype(float)), np.clip(p, 1e-4, 1 - 1e-4)
-    q = 1.0 / (k - 1) if q is None else q
-    for _ in range(30):
-        c = np.clip(f(x), 1e-4, 1 - 1e-4)
-        a = c * p + (1 - c) * (1 - p) * q
-        f = platt(np.where(agree, c * p / a, c * (1 - p) / (1 - a)))
-    return f
+    return calibrate_confidence(x, agree, seed_right=p, ncls=k, wrong_agree=q, weight=w)
 
 
 def shift_check(z: dict[str, Any], bins: tuple[int, ...] = (0, 1, 2, 3, 4)

@@ -102,6 +102,17 @@ def test_a_missing_input_names_its_command_before_any_file_is_made(tmp_path: Pat
     assert not ws.root.exists()
 
 
+def test_a_missing_file_the_user_names_points_at_its_setting(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    nope = tmp_path / "nope.yaml"
+    with pytest.raises(WeaklabelError) as e, ws.stage(
+            "export", outputs=("x",), params={}, inputs={"labelmap": nope},
+            summary=CountSummary):
+        pass
+    assert str(e.value) == (f"{nope} does not exist; check the 'labelmap' setting (the "
+                            "config or its command-line option)")
+
+
 def test_the_stage_holds_the_workspace_lock(tmp_path: Path, src: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     with ws.stage("count", outputs=("a.txt",), params={}, inputs={"src": src},

@@ -338,6 +338,18 @@ def test_since_lists_only_days_from_then_and_keeps_older_ones(
     assert (mirror / DAYS[2] / "a.jpg").read_bytes() == photo(7)
     assert not (mirror / DAYS[2] / "b.jpg").exists()
     assert (mirror / DAYS[0] / "a.jpg").is_file()  # an unlisted old day stays known
+    # A day folder deleted whole is gone from the mirror too (not one listed empty:
+    # the bucket lists no such prefix at all); an older day before ``since`` stays.
+    for key in (f"since/{DAYS[1]}/a.jpg",):
+        client.delete_object(Bucket=BUCKET, Key=key)
+    fourth = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"], since=DAYS[1])
+    assert fourth.removed == 1
+    assert not (mirror / DAYS[1] / "a.jpg").exists()
+    assert (mirror / DAYS[0] / "a.jpg").is_file()
+    fifth = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert (fifth.removed, fifth.fetched) == (0, 1)  # the late file of the first day
+    assert sorted(tree(mirror)) == [f"{DAYS[0]}/a.jpg", f"{DAYS[0]}/late.jpg",
+                                    f"{DAYS[2]}/a.jpg"]
 
 
 @pytest.mark.slow
@@ -351,6 +363,33 @@ def test_keys_that_cannot_be_paths_are_rejected_not_fetched(
     rep = sync_tree(f"s3://{BUCKET}/hostile", tmp_path, endpoint_url=s3["endpoint"])
     assert rep.fetched == 1 and rep.rejected == 1
     assert not list(tmp_path.rglob("escape.jpg"))
+
+
+@pytest.mark.slow
+def test_a_key_no_file_system_takes_is_a_reject_and_the_rest_is_fetched(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    from weaklabel.storage import sync_tree
+
+    client = s3["client"]
+    url = f"s3://{BUCKET}/longkey"
+    long = "20190303/" + "a" * 300 + ".jpg"  # S3 takes 1,024 bytes a key
+    client.put_object(Bucket=BUCKET, Key=f"longkey/{long}", Body=b"x")
+    client.put_object(Bucket=BUCKET, Key="longkey/20190303/x/y.jpg", Body=photo(2))
+    client.put_object(Bucket=BUCKET, Key="longkey/20190303/ok.jpg", Body=photo(1))
+    rep = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    assert (rep.fetched, rep.rejected) == (2, 1)
+    assert rep.rejects[0][0] == long and "longer than" in rep.rejects[0][1]
+    # A later day adds an object named like a folder the mirror holds: the two cannot
+    # both be files, so one is a reject, as on a first sync, and the sync goes on.
+    client.put_object(Bucket=BUCKET, Key="longkey/20190303/x", Body=photo(3))
+    client.put_object(Bucket=BUCKET, Key="longkey/20190304/new.jpg", Body=photo(4))
+    again = sync_tree(url, tmp_path, endpoint_url=s3["endpoint"])
+    fresh = sync_tree(url, tmp_path / "fresh", endpoint_url=s3["endpoint"])
+    mirror, other = Path(again.mirror), Path(fresh.mirror)
+    assert tree(mirror) == tree(other)
+    assert (mirror / "20190304" / "new.jpg").read_bytes() == photo(4)
+    assert sorted(k for k, _ in again.rejects) == sorted(k for k, _ in fresh.rejects)
+    assert sync_tree(url, tmp_path, endpoint_url=s3["endpoint"]).fetched == 0
 
 
 @pytest.mark.slow
@@ -1080,3 +1119,63 @@ def test_a_mistyped_storage_scheme_names_the_one_it_likely_means() -> None:
         open_fs("s4://bucket/x")
     with pytest.raises(WeaklabelError, match=r"qq:// .*; use s3://BUCKET/PREFIX"):
         open_fs("qq://bucket/x")
+
+
+def test_settling_a_finished_move_leaves_an_object_uploaded_since_at_its_source(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    from weaklabel.storage_quarantine import settle
+
+    client = s3["client"]
+    key, dst = f"{DAYS[0]}/x.jpg", f"{QPREFIX}/run/{DAYS[0]}/x.jpg"
+    client.put_object(Bucket=BUCKET, Key=f"st/{key}", Body=b"the original")
+    etag = client.head_object(Bucket=BUCKET, Key=f"st/{key}")["ETag"].strip('"')
+    rem = {"url": f"s3://{BUCKET}/st", "endpoint": s3["endpoint"], "src": key, "dst": dst,
+           "size": len(b"the original"), "etag": etag}
+    # the move copied, verified and deleted, then died before journalling 'done';
+    # since then someone uploaded a new picture at the original key
+    client.copy_object(Bucket=BUCKET, Key=f"st/{dst}",
+                       CopySource={"Bucket": BUCKET, "Key": f"st/{key}"})
+    client.delete_object(Bucket=BUCKET, Key=f"st/{key}")
+    client.put_object(Bucket=BUCKET, Key=f"st/{key}", Body=b"a newer upload")
+    assert settle(rem) is True
+    assert client.get_object(Bucket=BUCKET, Key=f"st/{key}")["Body"].read() == \
+        b"a newer upload"
+    # an interrupted move of the same object (copy verified, original still there)
+    # is finished: the original goes
+    client.put_object(Bucket=BUCKET, Key=f"st/{key}", Body=b"the original")
+    assert settle(rem) is True
+    assert f"st/{key}" not in {o["Key"] for o in client.list_objects_v2(
+        Bucket=BUCKET, Prefix="st/").get("Contents", [])}
+
+
+def test_an_object_rewritten_at_the_same_size_is_not_materialized_for_export(
+        tmp_path: Path, s3: dict[str, Any]) -> None:
+    """Read in place, export fetches the sampled objects again; one replaced since the
+    inventory examined it (same size, other bytes) must not reach the data set."""
+    import os
+    import sqlite3
+
+    from weaklabel.storage import mirror_dir
+    from weaklabel.storage_inplace import materialize
+
+    client = s3["client"]
+    images = _small_dump(tmp_path / "dump")
+    _put_tree(client, "ip2", images)
+    url, ws = f"s3://{BUCKET}/ip2", tmp_path / "ws"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"storage:\n  endpoint_url: {s3['endpoint']}\n  read: in_place\n"
+                   "  cache_bytes: 0\n", encoding="utf-8")  # no cache: export fetches again
+    r = _cli("purge", url, "-w", str(ws), "-c", str(cfg), "-q")
+    assert r.exit_code == 0, r.output
+    root = mirror_dir(ws, url)
+    db = sqlite3.connect(ws / "inventory.sqlite")
+    ok = sorted(os.fsdecode(p) for (p,) in db.execute(
+        "SELECT path FROM files WHERE status='ok' AND sha1 IS NOT NULL"))
+    db.close()
+    assert len(ok) >= 2
+    changed, kept = ok[0], ok[1]
+    client.put_object(Bucket=BUCKET, Key=f"ip2/{changed}",
+                      Body=b"NOT AN IMAGE".ljust(len(images[changed]), b"x"))
+    assert materialize(ws, root, [changed, kept]) == 1
+    assert (root / kept).read_bytes() == images[kept]
+    assert not (root / changed).exists()

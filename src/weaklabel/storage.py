@@ -203,7 +203,14 @@ def _safe_key(key: str) -> str | None:
         return "empty, '.' or '..' path segment"
     if any("\\" in p for p in parts):
         return "backslash in the key"
+    if any(len(p.encode("utf-8", "surrogateescape")) > MAX_SEGMENT for p in parts):
+        return f"a path segment longer than {MAX_SEGMENT} bytes (no file system takes it)"
     return None
+
+
+MAX_SEGMENT = 245
+"""The longest key segment mirrored: file systems take 255 bytes a name, and the
+temporary ``.NAME.part`` beside it needs 6 more."""
 
 
 def list_top(fs: Any, root: str, *, since: str | None = None
@@ -400,6 +407,12 @@ class ObjectState:
                                   "key >= ? AND key < ?", (url, prefix + "/", prefix + "0"))
         return {k: (s, e) for k, s, e in cur}
 
+    def known_prefixes(self, url: str) -> list[str]:
+        """The top-level prefixes (first key segment) of ``url``'s known objects."""
+        cur = self.db.execute("SELECT DISTINCT substr(key, 1, instr(key, '/') - 1) FROM "
+                              "objects WHERE url=? AND instr(key, '/') > 0", (url,))
+        return sorted(str(p) for (p,) in cur)
+
     def get(self, url: str, key: str) -> tuple[int, str] | None:
         """``(size, etag)`` of one object, or None when it is not known."""
         row = self.db.execute("SELECT size, etag FROM objects WHERE url=? AND key=?",
@@ -462,7 +475,8 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
     Prefix by prefix (see :func:`iter_partitions`): only objects new or changed (size or
     ETag differ) since the last sync are fetched, ``workers`` at a time; objects gone
     from a listed prefix are removed from the mirror; prefixes not listed (before
-    ``since``) keep what the workspace holds. Keys that cannot be a path (``..``, empty
+    ``since``) keep what the workspace holds; a prefix deleted whole is removed like an
+    object gone. Keys that cannot be a path (``..``, empty
     segments) are not fetched and are reported in ``rejects``. ``fetch=False`` only
     inventories (key, size, ETag): a later sync still fetches what the mirror lacks.
 
@@ -482,16 +496,30 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
                disable=None if progress else True, leave=False)
 
     def get(o: ObjectInfo) -> int:
-        n = _fetch(fs, f"{root}/{o.key}", mirror / o.key)
+        try:
+            n = _fetch(fs, f"{root}/{o.key}", mirror / o.key)
+        except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+            # the key clashes with a folder the mirror holds: a reject, not a stop
+            raise _Unwritable(f"cannot be a file under the mirror: {exc.strerror}") from exc
         if on_fetch is not None:
             on_fetch(o.key)
         return n
 
     try:
         with storage_errors(url, setting="images.root"), ThreadPoolExecutor(max(1, workers)) as ex:
+            listed: set[str] = set()
             for prefix, pages in iter_partitions(fs, root, since=since, workers=workers):
                 rep.prefixes += prefix != ""
+                listed.add(prefix)
                 _sync_partition(state, url, prefix, pages, mirror, rep, ex,
+                                get if fetch else None, bar)
+            # A folder deleted whole is not listed at all: its known objects are gone
+            # too (date folders before ``since`` were not asked for, and stay).
+            for prefix in state.known_prefixes(url):
+                if prefix in listed or prefix == QUARANTINE_PREFIX or (
+                        since and DATE_PREFIX.match(prefix) and prefix < since):
+                    continue
+                _sync_partition(state, url, prefix, iter(()), mirror, rep, ex,
                                 get if fetch else None, bar)
     finally:
         bar.close()
@@ -550,11 +578,18 @@ def _sync_partition(state: ObjectState, url: str, prefix: str,
     _apply_page(state, url, mirror, rep, ex, get, bar, [], rest)
 
 
+class _Unwritable(Exception):
+    """An object whose key cannot be written under the mirror (the reason)."""
+
+
 def _apply_page(state: ObjectState, url: str, mirror: Path, rep: SyncReport,
                 ex: ThreadPoolExecutor, get: Callable[[ObjectInfo], int] | None, bar: Any,
                 todo: list[ObjectInfo], gone: list[str]) -> None:
     for key in gone:
         (mirror / key).unlink(missing_ok=True)
+        for parent in reversed(_parents(key)):  # folders the object alone kept
+            with contextlib.suppress(OSError):
+                (mirror / parent).rmdir()
     if gone:
         state.drop(url, gone)
     rep.removed += len(gone)
@@ -564,13 +599,24 @@ def _apply_page(state: ObjectState, url: str, mirror: Path, rep: SyncReport,
         state.put(url, todo)
         return
     bar.total = (bar.total or 0) + len(todo)
+    def attempt(o: ObjectInfo) -> int | str:
+        try:
+            return get(o)
+        except _Unwritable as exc:
+            return str(exc)
+
     done: list[ObjectInfo] = []
     try:
-        for o, n in zip(todo, ex.map(get, todo), strict=True):
+        for o, n in zip(todo, ex.map(attempt, todo), strict=True):
+            bar.update(1)
+            if isinstance(n, str):
+                rep.rejected += 1
+                if len(rep.rejects) < MAX_REJECTS:
+                    rep.rejects.append((o.key, n))
+                continue
             rep.fetched += 1
             rep.bytes_fetched += n
             done.append(o)
-            bar.update(1)
     finally:
         state.put(url, done)  # what was fetched before a failure stays known
 

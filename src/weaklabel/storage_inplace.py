@@ -508,23 +508,23 @@ def materialize(ws_root: Path | str, root: Path | str, images: list[str], *,
     inv_path = os.path.join(ws_root, "inventory.sqlite")
     if not os.path.exists(inv_path):
         return 0
-    want: list[tuple[str, int, int]] = []
+    want: list[tuple[str, int, int, str | None]] = []
     ok = "" if any_status else "status='ok' AND"
     db = sqlite3.connect(inv_path)
     try:
         for i in range(0, len(images), 500):
             part = images[i:i + 500]
             marks = ",".join("?" * len(part))
-            for p, size, mtime in db.execute(
-                    f"SELECT path, size, mtime_ns FROM files WHERE kind='file' AND "  # noqa: S608
+            for p, size, mtime, sha1 in db.execute(
+                    f"SELECT path, size, mtime_ns, sha1 FROM files WHERE kind='file' AND "  # noqa: S608
                     f"{ok} path IN ({marks})", [os.fsencode(x) for x in part]):
-                want.append((os.fsdecode(p), int(size), int(mtime)))
+                want.append((os.fsdecode(p), int(size), int(mtime), sha1))
     finally:
         db.close()
-    etags = {t.task.rel: t.etag for t in src.tasks([_Rel(k) for k, _, _ in want])}
+    etags = {t.task.rel: t.etag for t in src.tasks([_Rel(k) for k, _, _, _ in want])}
 
-    def one(item: tuple[str, int, int]) -> tuple[str, int, int] | None:
-        key, size, mtime = item
+    def one(item: tuple[str, int, int, str | None]) -> tuple[str, int, int] | None:
+        key, size, mtime, sha1 = item
         dest = src.mirror / key
         with contextlib.suppress(OSError):
             st = os.lstat(dest)
@@ -538,8 +538,10 @@ def materialize(ws_root: Path | str, root: Path | str, images: list[str], *,
             body = fs.cat_file(f"{base}/{key}")
             if cache is not None:
                 cache.put(ident, body)
-        if len(body) != size:
-            return None  # changed since it was listed: export reports it as not inventoried
+        if len(body) != size or (sha1 and hashlib.sha1(body).hexdigest() != sha1):
+            # changed since the inventory examined it (same size is no proof: the
+            # bytes are compared by their SHA-1): export reports it as not inventoried
+            return None
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")
         tmp.write_bytes(body)

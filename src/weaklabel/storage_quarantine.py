@@ -143,9 +143,10 @@ def settle(rem: dict[str, Any]) -> bool | None:
     """Finish an interrupted bucket move from what the bucket holds.
 
     Returns:
-        True when the object is (now) at ``dst`` only, False when it is still at
-        ``src`` only (the move never happened), None when neither holds or both hold
-        and the copy does not verify (both are left; nothing is deleted).
+        True when the object is (now) at ``dst`` (its original at ``src`` deleted, or
+        ``src`` holding another object uploaded since, which is left alone), False when
+        it is still at ``src`` only (the move never happened), None when neither holds
+        or both hold and the copy does not verify (both are left; nothing is deleted).
     """
     has_src = _info(rem["url"], rem["endpoint"], rem["src"])
     has_dst = _info(rem["url"], rem["endpoint"], rem["dst"])
@@ -154,8 +155,11 @@ def settle(rem: dict[str, Any]) -> bool | None:
     if has_src is not None and has_dst is None:
         return False
     if has_src is not None and _same(has_dst, rem["size"], rem["etag"]):
-        fs, root = _fs(rem["url"], rem["endpoint"])
-        fs.rm(f"{root}/{rem['src']}")  # a verified copy sits at dst: finish the move
+        if _same(has_src, rem["size"], rem["etag"]):
+            fs, root = _fs(rem["url"], rem["endpoint"])
+            fs.rm(f"{root}/{rem['src']}")  # a verified copy sits at dst: finish the move
+        # else the move finished and someone uploaded a new object at src since: the
+        # new object is not ours to delete
         return True
     return None
 

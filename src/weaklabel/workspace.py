@@ -253,9 +253,13 @@ class Workspace:
 
         t0 = time.perf_counter()
         targets = tuple(self.target(o) for o in outputs)
-        for p in inputs.values():
+        for key, p in inputs.items():
             if isinstance(p, Path) and not p.exists():
-                raise MissingArtifactError(p, MADE_BY.get(p.name, "the stage before"))
+                if p.name in MADE_BY or key in MADE_BY:
+                    raise MissingArtifactError(p, MADE_BY.get(p.name, MADE_BY.get(key, "")))
+                # a file the user names (the label map, a dictionary), which no stage makes
+                raise WeaklabelError(f"{p} does not exist; check the {key!r} setting (the "
+                                     "config or its command-line option)")
         # A stage that writes nothing (eval) only reads files written atomically: it
         # takes no lock, so it neither waits for a build nor creates the workspace.
         with self.lock(name) if outputs else contextlib.nullcontext():

@@ -195,3 +195,70 @@ def test_with_real_purge_and_dedup(fx_bare, tmp_path: Path) -> None:  # type: ig
     assert len({"20190304/p06.jpg", "20190305/p07.jpg"} & set(df["image"])) == 1
     r = run("export", str(tmp_path / "o"), "-c", str(fx_bare.config), "-q")
     assert r.exit_code == 0, r.output
+
+
+def test_a_picture_replaced_under_its_name_is_exported_again(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The sample, purge.csv and duplicates.csv stay the same when a sampled picture is
+    replaced by another under the same name; the export must not call itself up to date
+    and keep the old file."""
+    import io
+    import os
+
+    from PIL import Image
+
+    from weaklabel.images.purge import image_stage, run_purge
+
+    r = run("sample", "-c", str(fx.config), "--min-confidence", "0.5", "-q")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "dataset"
+    r = run("export", str(out), "-c", str(fx.config), "--link", "copy", "-q")
+    assert r.exit_code == 0, r.output
+    image = str(pd.read_parquet(fx.ws / "sample.parquet")["image"].iloc[0])
+    buf = io.BytesIO()
+    Image.new("RGB", (96, 72), (200, 30, 90)).save(buf, "JPEG", quality=90)
+    new = buf.getvalue()
+    tmp = fx.root / "new.part"
+    tmp.write_bytes(new)
+    os.replace(tmp, fx.root / image)
+    run_purge(*image_stage(fx.root, fx.ws))
+    r = run("export", str(out), "-c", str(fx.config), "--link", "copy", "-q")
+    assert r.exit_code == 0, r.output
+    assert "up to date" not in r.stdout
+    got = {p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix == ".jpg"}
+    assert new in got
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_empty_folders_in_out_take_the_export(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = run("sample", "-c", str(fx.config), "--min-confidence", "0.5", "-q")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "dataset"
+    (out / "train" / "lips" / "keep").mkdir(parents=True)  # a folder, no file: empty
+    r = run("export", str(out), "-c", str(fx.config), "--link", "copy", "-q")
+    assert r.exit_code == 0, r.output
+    assert (out / "manifest.jsonl").is_file() and list((out / "train" / "lips").glob("*.jpg"))
+
+
+def test_a_failed_replace_leaves_the_earlier_export_as_it_was(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = run("sample", "-c", str(fx.config), "--min-confidence", "0.5", "-q")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "dataset"
+    r = run("export", str(out), "-c", str(fx.config), "--link", "copy", "--format",
+            "imagefolder,manifest", "-q")
+    assert r.exit_code == 0, r.output
+    before = _snapshot(out)
+    (out / "dataset.csv").mkdir()  # where the new export's CSV goes: the move fails
+    r = run("export", str(out), "-c", str(fx.config), "--link", "copy", "-q")
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1].startswith("Error: ")
+    assert "dataset.csv" in r.output.strip().splitlines()[-1]
+    assert _snapshot(out) == before  # every earlier file back, nothing of the new one
+    assert not [p for p in tmp_path.iterdir() if "weaklabel-" in p.name]  # no leftovers
+    (out / "dataset.csv").rmdir()
+    r = run("export", str(out), "-c", str(fx.config), "--link", "copy", "-q")
+    assert r.exit_code == 0, r.output
+    assert (out / "dataset.csv").is_file()

@@ -175,6 +175,26 @@ def test_labels_that_err_as_their_seeds_are_measured_and_corrected_for() -> None
     assert wrong_agreement({"a": votes["a"]}, seed, label, k) is None
 
 
+def test_the_curve_takes_columns_and_weights_as_the_bench_levers_use_it() -> None:
+    rng = np.random.default_rng(4)
+    raw = rng.uniform(0, 1, 600)
+    right = rng.uniform(0, 1, 600) < raw
+    grid = np.linspace(0.05, 0.95, 7)
+    vector = calibrate_confidence(raw, right)(grid)
+    # one column is the vector
+    assert np.allclose(calibrate_confidence(raw[:, None], right)(grid[:, None]), vector)
+    # a seed of weight 0 is a seed left out
+    w = (np.arange(600) % 2).astype(float)
+    kept = w > 0
+    assert np.allclose(calibrate_confidence(raw, right, weight=w)(grid),
+                       calibrate_confidence(raw[kept], right[kept])(grid), atol=1e-3)
+    # a second column the rightness depends on moves the curve
+    extra = rng.uniform(0, 1, 600)
+    right2 = rng.uniform(0, 1, 600) < (raw + extra) / 2
+    f = calibrate_confidence(np.c_[raw, extra], right2)
+    assert f(np.array([[0.5, 0.9]]))[0] > f(np.array([[0.5, 0.1]]))[0] + 0.2
+
+
 def test_keyword_groups_are_the_groups_held_out_whole() -> None:
     words = [["x"]] * 6 + [["y"]] * 3 + [["z", "x"]] * 2 + [["q"]] * 5 + [[]]
     seed = np.array([0] * 11 + [1] * 5 + [-1])

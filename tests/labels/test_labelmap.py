@@ -207,6 +207,14 @@ def test_a_keyword_in_two_labels_is_warned_about(tmp_path, caplog):
     assert "keyword '네일' belongs to 'nails' and 'swatches'" in caplog.text
 
 
+def test_keywords_are_folded_as_tokens_are(tmp_path: Path) -> None:
+    """Tokens are lower-cased (tokenizer.fold): so is every keyword, not only ASCII ones."""
+    p = tmp_path / "map.yaml"
+    p.write_text("version: 1\nlabels:\n  cars:\n    keywords: [G70사진, iPhone15, 제네시스]\n",
+                 encoding="utf-8")
+    assert load_labelmap(p).labels[0].keywords == ("g70사진", "iphone15", "제네시스")
+
+
 def test_label_ids_from_names() -> None:
     from weaklabel.labels.labelmap import label_id_from_name, label_id_problem
 

@@ -157,3 +157,57 @@ def test_assigner_splits_the_queue_and_sends_disagreements_to_a_third() -> None:
     everyone = Assigner({"lips": items[:2]}, per_item=0, page_size=4)
     assert [it["id"] for it in everyone.page("dee", "lips", votes)] == [0, 1]
     assert everyone.done("lips", votes, "ana") == 2 and everyone.done("lips", votes, "dee") == 0
+
+
+def _post(url: str, data: bytes, headers: dict[str, str]) -> int:
+    req = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+def test_only_a_json_post_of_its_own_page_is_taken(served) -> None:  # type: ignore[no-untyped-def]
+    ana = served.links["ana"]
+    first = call(ana + "api/page?label=lips")[1]["items"][0]["id"]
+    body = json.dumps({"decisions": [{"id": "x-1", "item": first, "action": "reject"}]})
+    # a form or text/plain POST (what another site's page can send without asking)
+    assert _post(ana + "api/decide", body.encode(), {"Content-Type": "text/plain"}) == 415
+    host = ana.split("://", 1)[1].split("/", 1)[0]
+    assert _post(ana + "api/decide", body.encode(), {
+        "Content-Type": "application/json", "Origin": "http://evil.example:9999"}) == 403
+    huge = json.dumps({"decisions": [], "pad": "x" * (2 << 20)}).encode()
+    assert _post(ana + "api/decide", huge, {"Content-Type": "application/json"}) == 413
+    # not a whole number: one error line, not a server error
+    code, res = call(ana + "api/decide", {"decisions": [
+        {"id": "x-2", "item": 1e400, "action": "reject"}]})  # json.dumps writes Infinity
+    assert code == 422 and "not an item id" in res["errors"][0]["error"]
+    code, res = call(ana + "api/decide", {"decisions": [
+        {"id": "x-3", "item": first, "action": "relabel", "label": "zzz"}]})
+    assert code == 422 and res["errors"][0]["error"] == "unknown label 'zzz'"
+    assert _post(ana + "api/decide", body.encode(), {
+        "Content-Type": "application/json", "Origin": f"http://{host}"}) == 200
+    db = sqlite3.connect(f"file:{served.ws / DECISIONS_DB}?mode=ro", uri=True)
+    assert db.execute("SELECT id FROM decisions").fetchall() == [("x-1",)]
+    assert "frame-ancestors 'none'" in urllib.request.urlopen(ana).headers[
+        "Content-Security-Policy"]
+
+
+def test_an_item_keeps_its_id_across_queues_and_a_stale_page_is_refused(serve) -> None:  # type: ignore[no-untyped-def]
+    from weaklabel.review.store import item_id
+
+    s = serve()
+    ana = s.links["ana"]
+    items = call(ana + "api/page?label=lips")[1]["items"]
+    assert all(it["id"] == item_id(it["post_id"], it["image"]) for it in items)
+    a, b = items[0], items[1]
+    # a page that thinks item a is another post (an older queue): refused, not recorded
+    code, res = call(ana + "api/decide", {"decisions": [
+        {"id": "s-1", "item": a["id"], "post_id": b["post_id"], "image": b["image"],
+         "action": "reject"}]})
+    assert code == 422 and "reload the page" in res["errors"][0]["error"]
+    code, res = call(ana + "api/decide", {"decisions": [
+        {"id": "s-2", "item": a["id"], "post_id": a["post_id"], "image": a["image"],
+         "action": "reject"}]})
+    assert code == 200

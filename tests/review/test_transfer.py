@@ -83,6 +83,27 @@ def test_csv_import_export_round_trip(rfx, tmp_path: Path) -> None:  # type: ign
         (rfx.ws / "reviewed_labels.parquet").read_bytes()
 
 
+def test_an_earlier_answer_in_a_new_file_is_imported_again(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    def imp(name: str, body: str) -> str:
+        f = tmp_path / name
+        f.write_text("post_id,label,reviewer\n" + body, encoding="utf-8")
+        r = runner.invoke(app, ["review", "import", str(f), "-c", str(rfx.config)])
+        assert r.exit_code == 0, r.output
+        return str(r.output)
+
+    def standing() -> str:
+        labels = pd.read_parquet(rfx.ws / "reviewed_labels.parquet")
+        return str(dict(zip(labels["post_id"], labels["label"], strict=True))["p00"])
+
+    imp("d1.csv", "p00,lips,ana\n")
+    imp("d2.csv", "p00,nails,ana\n")
+    assert standing() == "nails"
+    # ana changes her mind back, in a new file holding also another answer
+    assert "2 new" in imp("d3.csv", "p00,lips,ana\np01,nails,ana\n")
+    assert standing() == "lips"
+    assert "0 new" in imp("d3.csv", "p00,lips,ana\np01,nails,ana\n")  # the same file
+
+
 def test_import_errors_name_the_line_and_the_fix(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.csv"
     bad.write_text("post_id,label,reviewer\np00,lips,ana\np01,eyes,ana\n", encoding="utf-8")
@@ -96,6 +117,10 @@ def test_import_errors_name_the_line_and_the_fix(rfx, tmp_path: Path) -> None:  
     bad.write_text("image,label,reviewer\nd/nowhere.jpg,lips,ana\n", encoding="utf-8")
     r = runner.invoke(app, ["review", "import", str(bad), "-c", str(rfx.config)])
     assert r.exit_code == 1 and "line 2: image 'd/nowhere.jpg' belongs to no post" in r.output
+    bad.write_text("post_id,label,reviewer\np00,lips,ana\nNO_SUCH_POST,lips,ana\n",
+                   encoding="utf-8")
+    r = runner.invoke(app, ["review", "import", str(bad), "-c", str(rfx.config)])
+    assert r.exit_code == 1 and "line 3: post_id 'NO_SUCH_POST' is not a post" in r.output
     with DecisionStore.open(rfx.ws) as s:
         assert s.count() == 0  # the first good row of a bad file was not half-imported
 

@@ -145,3 +145,40 @@ def test_the_tokenizer_and_its_version_are_in_the_settings(kiwi: KiwiTokenizer) 
     assert metadata.version("kiwipiepy") in s["version"]
     assert "kiwipiepy_model" in s["version"]  # the model decides the output too
     assert make_tokenizer("regex", USER_DICT).settings()["version"] == ""
+
+
+LATIN_DICT = UserDict(("3CE", "G70", "W컨셉", "iPhone15", "제네시스G70"), frozenset({"ootd"}))
+LATIN_CAPS = ["3CE 틴트 G70 시승 iPhone15 케이스 제네시스G70 W컨셉에서 G700 OOTD Ootd"]
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_okt_keeps_user_words_of_latin_letters_and_digits_whole() -> None:
+    """Okt's noun dictionary takes Hangul only: without help 3CE is 'ce', G70 'g'."""
+    tok = make_tokenizer("okt", LATIN_DICT)
+    out = tok.tokenize(LATIN_CAPS)[0]
+    for w in ("3ce", "g70", "iphone15", "제네시스g70", "w컨셉", "틴트", "케이스"):
+        assert w in out, (w, out)
+    assert "ce" not in out and "g" not in out[:3]
+    assert "g70" not in out[out.index("w컨셉"):]  # G700 is not G70
+    assert "ootd" not in out  # a stop word in any case
+    # hashtags stay Okt's: whole, not cut at a user word
+    assert "w컨셉추천" in tok.tokenize(["#W컨셉추천 하울"])[0]
+
+
+def test_kiwi_folds_case_and_strips_hashtag_punctuation() -> None:
+    tok = make_tokenizer("kiwi", LATIN_DICT)
+    out = tok.tokenize(LATIN_CAPS)[0]
+    for w in ("3ce", "g70", "iphone15", "w컨셉"):
+        assert w in out, (w, out)
+    assert not any(c.isupper() for w in out for c in w)
+    assert "ootd" not in out
+    tags = tok.tokenize(["#데일리룩~ #꾸안꾸!"])[0]
+    assert "데일리룩" in tags and "꾸안꾸" in tags
+    assert not any(t.endswith(("~", "!")) for t in tags)
+
+
+def test_the_token_rules_are_in_the_settings() -> None:
+    from weaklabel.text.tokenizer import TOKEN_RULES
+
+    assert make_tokenizer("regex", USER_DICT).settings()["rules"] == TOKEN_RULES

@@ -66,3 +66,16 @@ def test_a_dictionary_saved_by_notepad_is_read(tmp_path: Path, encoding: str) ->
     # Notepad's "ANSI" on a Korean Windows (CP949) was "w.txt is not UTF-8"
     (tmp_path / "w.txt").write_bytes("립스틱추천\n# 브랜드\n데일리룩\n".encode(encoding))
     assert load_userdict(tmp_path).words == ("데일리룩", "립스틱추천")
+
+
+def test_a_hash_inside_a_word_is_no_comment_and_a_pasted_hashtag_is_named(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "w.txt").write_text("C#\nF#마이너  # a note\n#데일리룩\n# a comment\n",
+                                    encoding="utf-8")
+    (tmp_path / "stopwords.txt").write_text("OOTD\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        ud = load_userdict(tmp_path)
+    assert ud.words == ("C#", "F#마이너")
+    assert ud.stopwords == frozenset({"ootd"})  # tokens are folded; so are stop words
+    assert "w.txt:3: '#데일리룩' is read as a comment" in caplog.text
+    assert caplog.text.count("is read as a comment") == 1  # not the "# a comment" line

@@ -458,13 +458,11 @@ def preflight_out(out: Path, *, force: bool) -> dict[str, Any] | None:
     return ledger
 
 
-def clear_ledger(out: Path, ledger: Mapping[str, Any]) -> int:
-    """Delete the files an earlier export listed in its ledger, inside ``out`` only.
-
-    Returns the number of files deleted. Folders are removed only when empty.
-    """
+def _ledger_files(out: Path, ledger: Mapping[str, Any]) -> list[str]:
+    """The files an earlier export listed in its ledger that sit inside ``out`` (never
+    through a folder replaced by a link out of OUT), its ledger last."""
     root = os.path.realpath(out)
-    removed = 0
+    found: list[str] = []
     for rel in [*ledger.get("files", []), LEDGER]:
         norm = _safe_rel(rel)
         if norm is None:
@@ -472,17 +470,78 @@ def clear_ledger(out: Path, ledger: Mapping[str, Any]) -> int:
         p = os.path.join(out, norm)
         parent = os.path.realpath(os.path.dirname(p))
         if parent != root and not parent.startswith(root + os.sep):
-            continue  # a folder on the way was replaced by a link out of OUT
+            continue
         if os.path.lexists(p) and (os.path.islink(p) or not os.path.isdir(p)):
-            os.unlink(p)
-            removed += 1
+            found.append(norm)
+    return found
+
+
+def _prune_dirs(out: Path, ledger: Mapping[str, Any]) -> None:
+    """Remove the folders an earlier export made that are empty now."""
     dirs = [d for d in (_safe_rel(r) for r in ledger.get("dirs", [])) if d]
     for d in sorted(dirs, key=lambda s: -s.count(os.sep)):
         with contextlib.suppress(OSError):
             p = os.path.join(out, d)
             if not os.path.islink(p):
                 os.rmdir(p)
-    return removed
+
+
+def _move_files(src: Path, dst: Path, rels: Sequence[str], done: list[str]) -> None:
+    """Rename each ``src/rel`` to ``dst/rel`` (folders made as needed), never over an
+    existing path; ``done`` collects what moved, for the caller to undo."""
+    for rel in rels:
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(target):
+            raise WeaklabelError(f"{target} appeared while the export was written; OUT is "
+                                 "left as it was, move it away and run export again")
+        os.rename(src / rel, target)
+        done.append(rel)
+
+
+def _swap_in(staging: Path, out: Path, old: Mapping[str, Any] | None) -> int:
+    """Replace the earlier export in ``out`` by the staged one, file by file.
+
+    The earlier export's files move aside first (beside ``out``), then the staged
+    files move in; if anything fails (a folder where a file goes, a full
+    disk, Ctrl-C) the new files move back out and the earlier ones back in, so OUT
+    is as it was. Only when every file is in are the earlier files removed.
+
+    Returns:
+        The number of earlier files replaced.
+    """
+    aside = out.absolute().parent / f".{out.name}.weaklabel-old-{os.getpid()}"
+    if aside.exists():
+        shutil.rmtree(aside)  # our own leftover from a crashed run with this pid
+    old_files = _ledger_files(out, old) if old is not None else []
+    new_files = sorted((os.path.relpath(os.path.join(d, f), staging)
+                        for d, _, fs in os.walk(staging) for f in fs),
+                       key=lambda r: (r != LEDGER, r))
+    moved_aside: list[str] = []
+    moved_in: list[str] = []
+    try:
+        # A kill -9 part-way must leave OUT a re-run can replace: a ledger listing every
+        # file there. So the old ledger goes aside last and the new one comes in first
+        # (until the stage records it done, a re-run exports again).
+        _move_files(out, aside, old_files, moved_aside)
+        out.mkdir(parents=True, exist_ok=True)
+        _move_files(staging, out, new_files, moved_in)
+    except BaseException:
+        for rel in reversed(moved_in):
+            with contextlib.suppress(OSError):
+                os.rename(out / rel, staging / rel)
+        for rel in reversed(moved_aside):
+            with contextlib.suppress(OSError):
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.rename(aside / rel, out / rel)
+        if not any(fs for _, _, fs in os.walk(aside)):  # every earlier file is back
+            shutil.rmtree(aside, ignore_errors=True)
+        raise
+    if old is not None:
+        _prune_dirs(out, old)
+    shutil.rmtree(aside, ignore_errors=True)  # the earlier export's own files
+    shutil.rmtree(staging, ignore_errors=True)  # only empty folders are left in it
+    return len(moved_aside)
 
 
 def _cell(v: Any) -> Any:
@@ -548,6 +607,23 @@ def _inventoried(ws: Workspace, root: Path, images: list[str]
             f"{ws.root}` first, so that export links only files it checked") from None
 
 
+def _images_identity(ws: Workspace, root: Path) -> str:
+    """A digest of what the inventory holds for the sampled images (size, time, inode,
+    or why not): a picture replaced under the same name since the last export changes
+    it, where the sample, purge.csv and duplicates.csv stay the same."""
+    import hashlib
+
+    images = sorted(set(ws.read("sample.parquet", SAMPLE)["image"].astype(str)))
+    try:
+        ok, why = _inventoried(ws, root, images)
+    except WeaklabelError:
+        return "no inventory"  # export itself says what to run
+    h = hashlib.sha1()
+    for img in images:
+        h.update(f"{img}\0{ok.get(img)}\0{why.get(img)}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
 def _load_optional(ws: Workspace) -> tuple[Any, Any]:
     from weaklabel.contracts import POSTS
     from weaklabel.dataset.sample import read_duplicates
@@ -597,6 +673,8 @@ def run_export(ws: Workspace, cfg: Config, *, force: bool = False,
     inputs.update({n: ws.path(n) for n in EXPORT_READS if ws.path(n).exists()})
     if cfg.labelmap is not None:
         inputs["labelmap"] = Path(cfg.labelmap)
+    if root is not None and ws.path("sample.parquet").exists():
+        inputs["images"] = _images_identity(ws, root)
     params = {"export": as_dict(cfg.export), "workspace": str(ws.root.absolute()),
               "image_root": str(root.absolute()) if root else None}
     ledger = read_ledger(out) if out.is_dir() and not out.is_symlink() else None
@@ -654,8 +732,7 @@ def export_sample(ws: Workspace, cfg: Config, out: Path, root: Path | None, *,
         }
         with open(staging / LEDGER, "w", encoding="utf-8") as f:
             json.dump(ledger, f, ensure_ascii=False, indent=2)
-        replaced = clear_ledger(out, old) if old is not None else 0
-        _move_in(staging, out)
+        replaced = _swap_in(staging, out, old)
     except BaseException:
         if staging.exists():
             shutil.rmtree(staging)
@@ -783,19 +860,6 @@ def _write_manifest(target: Path, p: _Plan, ecfg: ExportConfig) -> None:
                 source_ref=ref, job=job, index=int(r.label_index),
                 class_name=p.names.get(r.label, r.label), confidence=r.confidence,
                 creation_date=p.creation_date, split=r.split, human=bool(r.human)) + "\n")
-
-
-def _move_in(staging: Path, out: Path) -> None:
-    """Move the staged export into ``out`` (the earlier export's files are gone)."""
-    out.mkdir(parents=True, exist_ok=True)
-    # The ledger moves in last: an interrupted move leaves no ledger claiming files
-    # that are not there.
-    for entry in sorted(os.listdir(staging), key=lambda e: (e == LEDGER, e)):
-        target = out / entry
-        if target.exists() and not target.is_dir():
-            os.unlink(target)
-        os.rename(staging / entry, target)
-    staging.rmdir()
 
 
 def upload_manifest(manifest: Path, url: str, cfg: Config) -> None:

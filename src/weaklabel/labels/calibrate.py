@@ -44,7 +44,7 @@ MIN_VOTE = 0.5
 
 def calibrate_confidence(raw: np.ndarray, correct: np.ndarray, *,
                          seed_right: np.ndarray | None = None, ncls: int = 0,
-                         wrong_agree: float | None = None,
+                         wrong_agree: float | None = None, weight: np.ndarray | None = None,
                          iterations: int = 30) -> Callable[[np.ndarray], np.ndarray]:
     """A monotone map from raw combined confidence to the probability of being right:
     Platt scaling (a logistic curve over ``raw``) fitted on held-out seeds; ``correct``
@@ -65,6 +65,10 @@ def calibrate_confidence(raw: np.ndarray, correct: np.ndarray, *,
     questions (seeds 0.84 right) the curve put the propagated labels at 0.56 where 0.62
     were right.
 
+    ``raw`` may also be a matrix (one row per post, the curve logistic over its columns;
+    the returned map then takes rows of the same columns), and ``weight`` weighs each
+    held-out seed (the bench's measured levers use both; propagate uses neither).
+
     Example:
         >>> import numpy as np
         >>> f = calibrate_confidence(np.linspace(0, 1, 40), np.linspace(0, 1, 40) > 0.5)
@@ -75,7 +79,8 @@ def calibrate_confidence(raw: np.ndarray, correct: np.ndarray, *,
 
     raw = np.asarray(raw, dtype=float)
     correct = np.asarray(correct, dtype=float)
-    f = _platt(raw, correct)
+    w = np.ones(len(raw)) if weight is None else np.asarray(weight, dtype=float)
+    f = _platt(raw, correct, w)
     if seed_right is None or ncls < 2 or len(raw) < 10:
         return f
     p = np.clip(np.asarray(seed_right, dtype=float), 1e-4, 1 - 1e-4)
@@ -84,7 +89,7 @@ def calibrate_confidence(raw: np.ndarray, correct: np.ndarray, *,
         c = np.clip(f(raw), 1e-4, 1 - 1e-4)
         a = c * p + (1 - c) * (1 - p) * q
         target = np.where(correct > 0.5, c * p / a, c * (1 - p) / (1 - a))
-        f = _platt(raw, target)
+        f = _platt(raw, target, w)
     return f
 
 
@@ -123,23 +128,29 @@ def domain_weights(held: np.ndarray, target: np.ndarray, *, clip: float = 0.99
     return w, float(w.sum() ** 2 / (w ** 2).sum())
 
 
-def _platt(raw: np.ndarray, correct: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """One Platt fit of :func:`calibrate_confidence` (soft ``correct`` allowed)."""
+def _platt(raw: np.ndarray, correct: np.ndarray, weight: np.ndarray
+           ) -> Callable[[np.ndarray], np.ndarray]:
+    """One Platt fit of :func:`calibrate_confidence` (soft ``correct`` allowed; ``raw``
+    a vector, or a matrix of columns)."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     if len(raw) < 10 or float(np.ptp(correct)) == 0.0:
         return lambda x: np.asarray(x, dtype=float)
-    z = raw[:, None]
+    cols = raw.ndim == 2
+
+    def design(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        return x if cols else np.atleast_1d(x)[:, None]
+
+    z = design(raw)
     model = LogisticRegression(C=100.0)
     model.fit(np.vstack([z, z]), np.r_[np.ones(len(z)), np.zeros(len(z))],
-              sample_weight=np.r_[correct, 1 - correct])
+              sample_weight=np.r_[correct * weight, (1 - correct) * weight])
     if model.coef_[0, 0] <= 0:  # no signal in the raw confidence: its mean for every post
-        mean = float(correct.mean())
-        return lambda x: np.full(len(np.atleast_1d(x)), mean)
-    return lambda x: np.asarray(
-        model.predict_proba(np.asarray(np.atleast_1d(x), dtype=float)[:, None])[:, 1],
-        dtype=float)
+        mean = float(np.average(correct, weights=weight))
+        return lambda x: np.full(len(design(x)), mean)
+    return lambda x: np.asarray(model.predict_proba(design(x))[:, 1], dtype=float)
 
 
 def _tops(v: np.ndarray, *, min_vote: float) -> np.ndarray:

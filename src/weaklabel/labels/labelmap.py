@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from weaklabel.errors import WeaklabelError, closest
+from weaklabel.text.tokenizer import fold
 from weaklabel.yamlio import LineDict, load_yaml
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def _words(value: Any, where: str) -> tuple[str, ...]:
                 f" ({w!r}); write the words as one flat list, e.g. [립스틱, 틴트]")
         text = unicodedata.normalize("NFC", str(w)).strip()
         if text:
-            out.append(text.lower() if text.isascii() else text)
+            out.append(fold(text))  # tokens are folded alike: G70 and G70사진 match
     return tuple(dict.fromkeys(out))
 
 

@@ -135,6 +135,7 @@ function renderGrid() {
     c.onclick = () => { S.cur = indexOf(+c.dataset.item); toggle(S.cur); };
   }
 }
+function mine(it) { return {item: it.id, post_id: it.post_id, image: it.image}; }
 function indexOf(id) { return S.items.findIndex((x) => x.id === id); }
 async function refreshState() {
   try { const s = await api("state"); S.labels = s.labels; renderTabs(); } catch (e) {}
@@ -154,7 +155,7 @@ function toggle(i) {
     it.decision = it.prev || null; it.prev = null;
     submit([undo]);
   } else {
-    const d = {id: rid(), item: it.id, action: "reject"};
+    const d = {id: rid(), ...mine(it), action: "reject"};
     it.prev = it.decision; it.decision = {id: d.id, action: "reject", label: ""};
     submit([d]);
   }
@@ -163,7 +164,7 @@ function toggle(i) {
 function relabel(i, label) {
   const it = S.items[i]; if (!it) return;
   if (label === it.label) return;
-  const d = {id: rid(), item: it.id, action: "relabel", label: label};
+  const d = {id: rid(), ...mine(it), action: "relabel", label: label};
   it.prev = it.decision; it.decision = {id: d.id, action: "relabel", label: label};
   submit([d]); renderGrid();
 }
@@ -171,7 +172,7 @@ async function acceptRest() {
   const decs = [];
   for (const it of S.items) {
     if (!it.decision) {
-      const d = {id: rid(), item: it.id, action: "accept"};
+      const d = {id: rid(), ...mine(it), action: "accept"};
       it.decision = {id: d.id, action: "accept", label: it.label}; decs.push(d);
     }
   }

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
 """Most decisions one POST may carry (a page is at most 60 items)."""
+MAX_BODY = 1 << 20
+"""Most bytes one POST may carry (200 decisions take about 40 KB)."""
 
 
 class ImageSource:
@@ -147,8 +149,10 @@ class Assigner:
 HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
            "Referrer-Policy": "no-referrer",
            "Content-Security-Policy": "default-src 'none'; img-src 'self'; "
-           "style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'"}
-"""Sent with every response: nothing cached or sniffed, no script from elsewhere."""
+           "style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; "
+           "frame-ancestors 'none'"}
+"""Sent with every response: nothing cached or sniffed, no script from elsewhere, never
+inside another site's frame."""
 
 
 class Review:
@@ -221,9 +225,10 @@ class Review:
             try:
                 stored, new = self.store.record(self.to_decision(reviewer, r))
                 acked.append({"id": stored.id, "new": new, "seq": stored.seq})
-            except (WeaklabelError, KeyError, TypeError, ValueError) as exc:
+            except (WeaklabelError, KeyError, TypeError, ValueError, OverflowError) as exc:
                 rid = r.get("id") if isinstance(r, dict) else None
-                errors.append({"id": rid, "error": str(exc).strip("'")})
+                msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+                errors.append({"id": rid, "error": str(msg)})
         return {"acked": acked, "errors": errors}, 422 if errors else 200
 
     def to_decision(self, reviewer: str, r: dict[str, Any]) -> Decision:
@@ -232,9 +237,16 @@ class Review:
         if action == "undo":
             return Decision(did, reviewer, "", action="undo",
                             undoes=str(r.get("undoes") or self._last(reviewer, did)))
-        it = self.by_id.get(int(r["item"]))
+        item = r["item"]
+        if not isinstance(item, int) or isinstance(item, bool):
+            raise WeaklabelError(f"item {item!r} is not an item id (a whole number)")
+        it = self.by_id.get(item)
         if it is None:
-            raise WeaklabelError(f"no item {r['item']!r}")
+            raise WeaklabelError(f"no item {item!r}")
+        for key in ("post_id", "image"):  # a page of an older queue: the same item?
+            if key in r and str(r[key]) != it[key]:
+                raise WeaklabelError(f"item {item!r} is no longer {key} {r[key]!r}; reload "
+                                     "the page")
         label = str(r.get("label", "")) if action == "relabel" else \
             (it["label"] if action == "accept" else "")
         if action == "relabel" and label and label not in self.counts and \
@@ -294,8 +306,20 @@ def create_app(ws_root: Path, *, page_size: int = 48, labelmap: str | None = Non
         return endpoint
 
     async def decide(request: Request, reviewer: str) -> Response:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":  # a form or text/plain POST from another site
+            return JSONResponse({"error": "send application/json"}, 415, headers=HEADERS)
+        origin = request.headers.get("origin")
+        if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host"):
+            return JSONResponse({"error": "a page of another site"}, 403, headers=HEADERS)
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                return JSONResponse({"error": f"at most {MAX_BODY} bytes a request"}, 413,
+                                    headers=HEADERS)
         try:
-            rows = (await request.json())["decisions"]
+            rows = json.loads(raw)["decisions"]
             assert isinstance(rows, list) and len(rows) <= MAX_BATCH
         except Exception:
             return JSONResponse({"error": f"send {{\"decisions\": [...]}} with at most "
@@ -306,12 +330,12 @@ def create_app(ws_root: Path, *, page_size: int = 48, labelmap: str | None = Non
     def image(request: Request, reviewer: str) -> Response:
         data = rv.thumbnail(int(request.path_params["item"]))
         if data is None:
-            return Response("no such image\n", 404, media_type="text/plain")
+            return Response("no such image\n", 404, media_type="text/plain", headers=HEADERS)
         return Response(data, media_type="image/jpeg",
                         headers={**HEADERS, "Cache-Control": "private, max-age=3600"})
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return Response("not found\n", 404, media_type="text/plain")
+        return Response("not found\n", 404, media_type="text/plain", headers=HEADERS)
 
     routes = [
         Route("/r/{token}/", guarded(lambda r, who: HTMLResponse(PAGE_HTML, headers=HEADERS))),
@@ -385,7 +409,8 @@ def serve(ws: Any, *, reviewers: list[str], host: str = "127.0.0.1", port: int =
         log.warning("listening on %s: anyone who can reach this machine and holds a link "
                     "can review", host)
     for name in reviewers:
-        echo(f"{name}: http://{shown}:{bound}/r/{tokens[name]}/")
+        where = f"[{shown}]" if ":" in shown else shown  # an IPv6 address in a URL
+        echo(f"{name}: http://{where}:{bound}/r/{tokens[name]}/")
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     try:

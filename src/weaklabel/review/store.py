@@ -17,6 +17,7 @@ Every decision is its own transaction: an acknowledged decision survives a kill 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import sqlite3
@@ -118,6 +119,18 @@ def _same_verdict(old: Decision, new: Decision) -> bool:
     return old.action in verdicts and new.action in verdicts and \
         (old.reviewer, old.post_id, old.image, old.label) == \
         (new.reviewer, new.post_id, new.image, new.label)
+
+
+def item_id(post_id: str, image: str) -> int:
+    """A queue item's id: 48 bits of the SHA-1 of its post and image (exact in a
+    browser's numbers), so it names the same item in every queue.
+
+    Example:
+        >>> item_id("p1", "a.jpg") == item_id("p1", "a.jpg") != item_id("p1", "b.jpg")
+        True
+    """
+    return int(hashlib.sha1(f"{post_id}\x1f{image}".encode("utf-8", "surrogateescape"))
+               .hexdigest()[:12], 16)
 
 
 class DecisionStore:
@@ -286,17 +299,26 @@ class DecisionStore:
     # --- the queue the server shows ----------------------------------------------------
 
     def set_items(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Replace the queue (one transaction); item ids follow the rows' order."""
+        """Replace the queue (one transaction), in the rows' order. An item's id is
+        :func:`item_id` of its post and image, the same across queues and restarts: a
+        decision from a page opened on an earlier queue still names its post."""
+        seen: set[int] = set()
+        table: list[tuple[Any, ...]] = []
+        for r in rows:
+            iid = item_id(str(r["post_id"]), str(r["image"]))
+            if iid in seen:  # the same post and image twice: one item
+                continue
+            seen.add(iid)
+            table.append((iid, len(table) + 1, r["post_id"], r["image"], r["label"],
+                          float(r["confidence"]), r["why"], r.get("caption", ""),
+                          r.get("evidence", "")))
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self.db.execute("DELETE FROM items")
                 self.db.executemany(
                     "INSERT INTO items (id, rank, post_id, image, label, confidence, why, "
-                    "caption, evidence) VALUES (?,?,?,?,?,?,?,?,?)",
-                    [(i + 1, i + 1, r["post_id"], r["image"], r["label"],
-                      float(r["confidence"]), r["why"], r.get("caption", ""),
-                      r.get("evidence", "")) for i, r in enumerate(rows)])
+                    "caption, evidence) VALUES (?,?,?,?,?,?,?,?,?)", table)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")

@@ -24,6 +24,20 @@ from weaklabel.text.userdict import UserDict
 
 log = logging.getLogger(__name__)
 
+TOKEN_RULES = 2
+"""The version of the rules around the analysers (casing, hashtags, protected user
+words): part of the token cache key, so a change re-tokenises."""
+
+
+def fold(word: str) -> str:
+    """The one casing rule for tokens, keywords and stop words: lower case (``G70``,
+    ``g70`` and ``G70사진``/``g70사진`` are one word each; Hangul has no case)."""
+    return word.lower()
+
+
+_TRAILING = re.compile(r"[^\w]+$")
+_LATIN = re.compile(r"[A-Za-z0-9]")
+
 
 class Tokenizer(ABC):
     """Base class: one hook, :meth:`words`, from a normalised caption to kept words."""
@@ -49,6 +63,7 @@ class Tokenizer(ABC):
             words = self.words(normalize_caption(cap)) if cap else []
             kept: list[str] = []
             for w in words:
+                w = fold(w)
                 if w in stop or len(w) < self.min_length or (kept and kept[-1] == w):
                     continue
                 kept.append(w)
@@ -58,6 +73,7 @@ class Tokenizer(ABC):
     def settings(self) -> dict[str, Any]:
         """Everything that changes the output: part of the token cache key."""
         return {"tokenizer": self.name, "version": tokenizer_version(self.name),
+                "rules": TOKEN_RULES,
                 "keep_pos": list(self.keep_pos), "stem": self.stem,
                 "min_length": self.min_length, "userdict": self.userdict.digest}
 
@@ -90,7 +106,8 @@ def okt_with_userdict(userdict: UserDict) -> Any:
                     f"cannot start the Java VM for Okt ({exc}); install Java 11+ "
                     "(apt-get install default-jre-headless) or set JAVA_HOME"
                 ) from exc
-        new = [w for w in userdict.words if w not in _okt_state["words"]]
+        # words with a Latin letter or digit are kept whole by OktTokenizer itself
+        new = [w for w in userdict.words if w not in _okt_state["words"] and not _LATIN.search(w)]
         if new:
             import jpype
 
@@ -138,8 +155,30 @@ class OktTokenizer(Tokenizer):
         super().__init__(userdict, **kwargs)
         self._okt = okt_with_userdict(userdict)
         self._keep = frozenset(self.keep_pos)
+        self._protect = _protected(userdict.words)
 
     def words(self, text: str) -> list[str]:
+        """Okt's kept words. User words holding Latin letters or digits (``3CE``,
+        ``G70``, ``W컨셉``) are cut out of the text first and kept whole: Okt's noun
+        dictionary takes only Hangul, and splits ``G70`` into ``g`` and a dropped
+        number. Hashtags are left to Okt, which keeps them whole."""
+        if self._protect is None:
+            return self._pos_words(text)
+        out: list[str] = []
+        start = 0
+        for m in self._protect.finditer(text):
+            if m.group(1) is not None:
+                continue  # a hashtag
+            out += self._pos_words(text[start:m.start()])
+            if "Noun" in self._keep:
+                out.append(m.group(2))
+            start = m.end()
+        out += self._pos_words(text[start:])
+        return out
+
+    def _pos_words(self, text: str) -> list[str]:
+        if not text.strip():
+            return []
         out = []
         for word, tag in self._okt.pos(text, norm=True, stem=self.stem):
             if tag not in self._keep:
@@ -150,6 +189,17 @@ class OktTokenizer(Tokenizer):
                 word = word.lower()
             out.append(word)
         return out
+
+
+def _protected(words: Sequence[str]) -> re.Pattern[str] | None:
+    """A pattern finding hashtags (group 1) and the user words Okt cannot keep whole
+    (group 2: those with a Latin letter or a digit), not inside a longer Latin or digit
+    run; None when there are none."""
+    latin = sorted((w for w in words if _LATIN.search(w)), key=len, reverse=True)
+    if not latin:
+        return None
+    alt = "|".join(re.escape(w) for w in latin)
+    return re.compile(rf"(#[^\s#]+)|(?<![A-Za-z0-9])({alt})(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 _WORD = re.compile(r"[^\W\d_]{1,}", re.UNICODE)
@@ -229,10 +279,10 @@ class KiwiTokenizer(Tokenizer):
             tag = tok.tag
             if tag not in self._keep:
                 continue
-            if tag == "W_HASHTAG":
-                word = tok.form.lstrip("#").lower()
+            if tag == "W_HASHTAG":  # Kiwi keeps '#데일리룩~' whole: the punctuation goes
+                word = _TRAILING.sub("", tok.form.lstrip("#"))
             elif tag in ("SL", "SH"):
-                word = tok.form.lower()
+                word = tok.form
             elif self.stem and tag in ("VV", "VA"):
                 word = tok.lemma  # 샀 → 사다, as Okt's stem=True
             else:

@@ -8,11 +8,15 @@ that depends on it, so changing a word re-tokenises what it affects.
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from weaklabel.errors import WeaklabelError
+
+log = logging.getLogger(__name__)
 
 STOPWORDS_FILE = "stopwords.txt"
 
@@ -35,6 +39,10 @@ class UserDict:
         return h.hexdigest()
 
 
+_COMMENT = re.compile(r"(^|\s)#.*$")
+_HASHTAG = re.compile(r"#[^\W\d_][^\s#]*")  # a pasted hashtag, not a '# note'
+
+
 def _read_words(path: Path) -> list[str]:
     from weaklabel.posts import detect_encoding
 
@@ -47,8 +55,13 @@ def _read_words(path: Path) -> list[str]:
     text = path.read_text(encoding=enc).lstrip("\ufeff")
     words = []
     for lineno, line in enumerate(text.splitlines(), 1):
-        word = line.split("#", 1)[0].strip()
+        # '#' starts a comment at the start of a line or after a space: C# is a word
+        word = _COMMENT.sub("", line).strip()
         if not word:
+            tag = line.strip()
+            if _HASHTAG.fullmatch(tag):
+                log.warning("%s:%d: %r is read as a comment; write the word without '#' "
+                            "to add it", path, lineno, tag)
             continue
         if any(c.isspace() for c in word):
             raise WeaklabelError(
@@ -80,4 +93,5 @@ def load_userdict(folder: Path | str | None) -> UserDict:
     for path in sorted(folder.glob("*.txt")):
         target = stop if path.name == STOPWORDS_FILE else words
         target.update(_read_words(path))
-    return UserDict(tuple(sorted(words)), frozenset(stop))
+    # stop words compare with tokens, which are case-folded (tokenizer.fold)
+    return UserDict(tuple(sorted(words)), frozenset(w.lower() for w in stop))
