@@ -72,9 +72,11 @@ def queue(
 
     Example: weaklabel review queue -w build --limit 500 -o queue.csv
     """
+    from weaklabel.cli_common import not_an_artifact
     from weaklabel.review.triage import write_queue
 
     cfg, ws = _resolve(config, workspace, quiet)
+    not_an_artifact(output, ws, what="queue", example="queue.csv")
     q = write_queue(ws, limit=limit, output=output, random_rate=random_rate,
                     include_decided=include_decided, order=order or cfg.review.queue)
     typer.echo(f"{len(q)} items ({int(q['random'].sum())} in the random slice) → {output}")
@@ -172,7 +174,8 @@ def serve_cmd(
         raise UsageError(f"--reviewers {reviewers!r}: give names of letters, digits, - or _, "
                          "separated by commas")
     serve(ws, reviewers=names, host=host, port=port, page_size=page_size,
-              labelmap=cfg.labelmap, per_item=per_item, echo=typer.echo)
+              labelmap=cfg.labelmap, per_item=per_item, order=cfg.review.queue,
+              echo=typer.echo)
 
 
 def register(app: typer.Typer) -> None:

@@ -207,3 +207,13 @@ def test_stray_label_ids_are_named() -> None:
     assert m["gold_labels_never_predicted"] == ["eye_makeup"]
     text = format_report(m)
     assert "predicted labels absent from gold: eye_makup (a misspelt label id?)" in text
+
+
+def test_gold_and_labels_in_semicolon_or_tab_csv_are_read(tmp_path: Path) -> None:
+    for sep in (";", "\t"):
+        p = tmp_path / "gold.csv"
+        p.write_text(f"post_id{sep}label\n1{sep}a\n2{sep}b\n", encoding="utf-8")
+        assert read_gold(p)["label"].tolist() == ["a", "b"]
+        q = tmp_path / "labels.csv"
+        q.write_text(f"post_id{sep}label\n1{sep}a\n", encoding="utf-8")
+        assert read_labels(q)["label"].tolist() == ["a"]

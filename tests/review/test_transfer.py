@@ -168,3 +168,11 @@ def test_serve_and_export_errors_are_one_line(tmp_path: Path) -> None:
     r = runner.invoke(app, ["review", "export", "-w", str(tmp_path), "-o", str(tmp_path / "x")])
     assert r.exit_code == 2 and "review something first" in r.output
     assert "Traceback" not in r.output
+
+
+def test_queue_output_onto_a_workspace_artifact_is_refused(rfx) -> None:  # type: ignore[no-untyped-def]
+    target = rfx.ws / "post_labels.parquet"
+    before = target.read_bytes()
+    r = runner.invoke(app, ["review", "queue", "-c", str(rfx.config), "-o", str(target)])
+    assert r.exit_code != 0 and "post_labels.parquet" in r.output
+    assert target.read_bytes() == before

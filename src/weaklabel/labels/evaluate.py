@@ -85,7 +85,7 @@ def read_labels(path: Path) -> pd.DataFrame:
         return read_parquet(path, POST_LABELS, made_by="propagate")
     from weaklabel.posts import read_table_csv
 
-    df = read_table_csv(path, what="labels file")
+    df = read_table_csv(path, what="labels file", columns=("post_id", "label"))
     check_frame(df, LABELS_CSV, path)
     for col, default in (("source", "seed"), ("confidence", "1.0"), ("top_label", None)):
         if col not in df.columns:
@@ -106,7 +106,7 @@ def read_gold(path: Path) -> pd.DataFrame:
 
     from weaklabel.posts import read_table_csv
 
-    df = read_table_csv(Path(path), what="gold file")
+    df = read_table_csv(Path(path), what="gold file", columns=("post_id", "label"))
     check_frame(df, GOLD, path)
     empty = df.index[df["label"].str.strip() == ""].tolist()
     if empty:

@@ -351,12 +351,13 @@ def create_app(ws_root: Path, *, page_size: int = 48, labelmap: str | None = Non
     return app
 
 
-def prepare(ws_root: Path, reviewers: list[str]) -> dict[str, str]:
-    """Refresh the queue in the store and make (or reuse) each reviewer's token."""
+def prepare(ws_root: Path, reviewers: list[str], *, order: str = "default") -> dict[str, str]:
+    """Refresh the queue (in ``order``, ``review.queue``) in the store and make (or
+    reuse) each reviewer's token."""
     from weaklabel.review.triage import write_queue
     from weaklabel.workspace import Workspace
 
-    q = write_queue(Workspace(ws_root), include_decided=True)
+    q = write_queue(Workspace(ws_root), include_decided=True, order=order)
     with DecisionStore.open(ws_root) as store:
         store.set_items(q.to_dict(orient="records"))
         return {name: store.reviewer_token(name) for name in reviewers}
@@ -391,14 +392,14 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def serve(ws: Any, *, reviewers: list[str], host: str = "127.0.0.1", port: int = 8765,
               page_size: int = 48, labelmap: str | None = None, per_item: int = 1,
-              echo: Callable[[str], None] = print) -> None:
+              order: str = "default", echo: Callable[[str], None] = print) -> None:
     """Serve until interrupted; then write the reviewed artifacts for the next build."""
     import uvicorn
 
     from weaklabel.review.reviewed import write_reviewed
 
     ws.require("post_labels.parquet")
-    tokens = prepare(ws.root, reviewers)
+    tokens = prepare(ws.root, reviewers, order=order)
     app = create_app(ws.root, page_size=page_size, labelmap=labelmap, per_item=per_item)
     host = host.strip("[]")  # "[::1]" as a URL writes it
     sock = _listen(host, port)
