@@ -180,7 +180,9 @@ def read_decisions_csv(path: Path, cur: Current) -> list[Decision]:
             "with your label and a reviewer column, and import that")
     out = []
     said: dict[tuple[str, str, str], tuple[int, str, str | None]] = {}
-    source = _file_digest(path)  # the same file again adds nothing, another file does
+    # the same row again adds nothing (in this file or the file re-imported); the same
+    # answer in another file is a new decision: the reviewer may have changed her mind
+    source = _file_digest(path)
     for n, r in enumerate(rows, start=2):
         where = f"{path}, line {n}"
         post_id = (r.get("post_id") or "").strip()
@@ -220,8 +222,7 @@ def read_decisions_csv(path: Path, cur: Current) -> list[Decision]:
                     f"{where}: {reviewer} decided {p!r}{f' ({image})' if image else ''} "
                     f"differently on line {first[0]} ({first[1] or 'none'!s} against "
                     f"{label or 'none'}); keep one of the two lines")
-            did = given_id or _auto_id(source, str(n), reviewer, p, image, label,
-                                       action or "")
+            did = given_id or _auto_id(source, reviewer, p, image, label, action or "")
             if len(posts) > 1:
                 did = _auto_id(did, p)
             out.append(_decide(did=did, reviewer=reviewer, post_id=p, image=image,
