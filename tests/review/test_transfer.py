@@ -83,10 +83,10 @@ def test_csv_import_export_round_trip(rfx, tmp_path: Path) -> None:  # type: ign
         (rfx.ws / "reviewed_labels.parquet").read_bytes()
 
 
-def test_an_earlier_answer_in_a_new_file_is_imported_again(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    def imp(name: str, body: str) -> str:
+def test_a_row_imported_before_never_undoes_a_later_decision(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    def imp(name: str, body: str, head: str = "post_id,label,reviewer") -> str:
         f = tmp_path / name
-        f.write_text("post_id,label,reviewer\n" + body, encoding="utf-8")
+        f.write_text(head + "\n" + body, encoding="utf-8", newline="")
         r = runner.invoke(app, ["review", "import", str(f), "-c", str(rfx.config)])
         assert r.exit_code == 0, r.output
         return str(r.output)
@@ -96,12 +96,25 @@ def test_an_earlier_answer_in_a_new_file_is_imported_again(rfx, tmp_path: Path) 
         return str(dict(zip(labels["post_id"], labels["label"], strict=True))["p00"])
 
     imp("d1.csv", "p00,lips,ana\n")
-    imp("d2.csv", "p00,nails,ana\n")
+    imp("d2.csv", "p00,nails,ana\n")  # decided since (in the server, or a later file)
     assert standing() == "nails"
-    # ana changes her mind back, in a new file holding also another answer
-    assert "2 new" in imp("d3.csv", "p00,lips,ana\np01,nails,ana\n")
+    # the first file re-saved by a spreadsheet (CRLF) and grown by a row: its old row
+    # adds nothing and does not undo the later decision
+    assert "1 new, 1 already imported" in imp("d1.csv", "p00,lips,ana\r\np01,nails,ana\r\n")
+    assert standing() == "nails"
+    # a changed mind back is recorded with its own decision id
+    imp("d3.csv", "p00,lips,ana,again-1\n", head="post_id,label,reviewer,decision_id")
     assert standing() == "lips"
-    assert "0 new" in imp("d3.csv", "p00,lips,ana\np01,nails,ana\n")  # the same file
+
+
+def test_the_same_decision_id_for_two_decisions_in_one_file_is_refused(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "d.csv"
+    f.write_text("post_id,label,reviewer,decision_id\np00,lips,ana,x\np01,nails,ana,x\n",
+                 encoding="utf-8")
+    r = runner.invoke(app, ["review", "import", str(f), "-c", str(rfx.config)])
+    assert r.exit_code == 1 and "decision id 'x' is already used" in r.output
+    with DecisionStore.open(rfx.ws) as s:
+        assert s.count() == 0
 
 
 def test_import_errors_name_the_line_and_the_fix(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -176,3 +189,16 @@ def test_queue_output_onto_a_workspace_artifact_is_refused(rfx) -> None:  # type
     r = runner.invoke(app, ["review", "queue", "-c", str(rfx.config), "-o", str(target)])
     assert r.exit_code != 0 and "post_labels.parquet" in r.output
     assert target.read_bytes() == before
+
+
+def test_an_accept_of_what_was_shown_reimports_after_a_rebuild(rfx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "d.csv"
+    f.write_text("post_id,label,reviewer,action\np00,,ana,accept\n", encoding="utf-8")
+    r = runner.invoke(app, ["review", "import", str(f), "-c", str(rfx.config)])
+    assert r.exit_code == 0 and "1 new" in r.output, r.output
+    labels = rfx.ws / "post_labels.parquet"  # a rebuild shows p00 another label now
+    df = pd.read_parquet(labels)
+    df.loc[df["post_id"] == "p00", "label"] = "nails"
+    df.to_parquet(labels)
+    r = runner.invoke(app, ["review", "import", str(f), "-c", str(rfx.config)])
+    assert r.exit_code == 0 and "0 new, 1 already imported" in r.output, r.output

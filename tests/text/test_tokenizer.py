@@ -162,8 +162,9 @@ def test_okt_keeps_user_words_of_latin_letters_and_digits_whole() -> None:
     assert "ce" not in out and "g" not in out[:3]
     assert "g70" not in out[out.index("w컨셉"):]  # G700 is not G70
     assert "ootd" not in out  # a stop word in any case
-    # hashtags stay Okt's: whole, not cut at a user word
+    # hashtags stay Okt's: whole, not cut at a user word; so do e-mail addresses
     assert "w컨셉추천" in tok.tokenize(["#W컨셉추천 하울"])[0]
+    assert "3ce" not in tok.tokenize(["문의 3ce@shop.kr 로"])[0]
 
 
 def test_kiwi_folds_case_and_strips_hashtag_punctuation() -> None:
@@ -178,7 +179,12 @@ def test_kiwi_folds_case_and_strips_hashtag_punctuation() -> None:
     assert not any(t.endswith(("~", "!")) for t in tags)
 
 
-def test_the_token_rules_are_in_the_settings() -> None:
+def test_the_token_rules_are_in_the_stage_cache_key() -> None:
+    from weaklabel.config import Config
     from weaklabel.text.tokenizer import TOKEN_RULES
+    from weaklabel.text.tokens import tokenizer_settings
 
-    assert make_tokenizer("regex", USER_DICT).settings()["rules"] == TOKEN_RULES
+    key = tokenizer_settings(Config(), USER_DICT)
+    assert key["rules"] == TOKEN_RULES
+    assert {k: v for k, v in key.items() if k != "normalizer"} == \
+        make_tokenizer(key["tokenizer"], USER_DICT).settings()

@@ -1015,9 +1015,20 @@ def propagate_labels(
 
 
 def mask_words(text: str, words: Sequence[str]) -> str:
-    """``text`` with every occurrence of ``words`` (longest first) blanked out."""
+    """``text`` with every occurrence of ``words`` (longest first) blanked out, in any
+    case: words are folded to lower case (``tokenizer.fold``), captions are not.
+
+    Example:
+        >>> mask_words("3CE 립스틱 G70사진", ["3ce", "g70", "립스틱"])
+        '      사진'
+    """
+    import re
+
     for w in sorted(set(words), key=lambda w: (-len(w), w)):
-        text = text.replace(w, " ")
+        if w.lower() == w.upper():  # no letter with a case (Hangul): as it is
+            text = text.replace(w, " ")
+        else:
+            text = re.sub(re.escape(w), " ", text, flags=re.IGNORECASE)
     return text
 
 

@@ -410,8 +410,7 @@ def serve(ws: Any, *, reviewers: list[str], host: str = "127.0.0.1", port: int =
         log.warning("listening on %s: anyone who can reach this machine and holds a link "
                     "can review", host)
     for name in reviewers:
-        where = f"[{shown}]" if ":" in shown else shown  # an IPv6 address in a URL
-        echo(f"{name}: http://{where}:{bound}/r/{tokens[name]}/")
+        echo(f"{name}: http://{shown}:{bound}/r/{tokens[name]}/")
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     try:

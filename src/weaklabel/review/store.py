@@ -116,9 +116,12 @@ def _same_verdict(old: Decision, new: Decision) -> bool:
     the workspace showed that label, which a rebuild since the first import may change
     (re-importing a file must still add nothing)."""
     verdicts = ("accept", "relabel")
-    return old.action in verdicts and new.action in verdicts and \
-        (old.reviewer, old.post_id, old.image, old.label) == \
-        (new.reviewer, new.post_id, new.image, new.label)
+    same_item = (old.reviewer, old.post_id, old.image) == (new.reviewer, new.post_id,
+                                                          new.image)
+    if same_item and old.action == new.action == "accept":
+        return True  # an accept of whatever was shown: the label shown may have changed
+    return same_item and old.action in verdicts and new.action in verdicts and \
+        old.label == new.label
 
 
 def item_id(post_id: str, image: str) -> int:
@@ -225,12 +228,14 @@ class DecisionStore:
                 is recorded with :meth:`record`.
         """
         items = list(ds)
+        here: dict[str, Decision] = {}
         with self._lock:
             for d in items:
                 check_decision(d)
                 if d.action == "undo":
                     raise WeaklabelError("an undo is not imported; record it alone")
-                old = self._get(d.id)
+                old = self._get(d.id) or here.get(d.id)
+                here.setdefault(d.id, d)
                 if old is not None and old.key() != d.key() and not _same_verdict(old, d):
                     raise WeaklabelError(f"decision id {d.id!r} is already used for "
                                          "another decision; generate a new id")

@@ -69,14 +69,6 @@ def load_current(ws: Workspace, *, labelmap: Path | str | None = None) -> Curren
     return Current(post_label, image_posts, labels, names)
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _auto_id(*parts: str) -> str:
     return "imp-" + hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:24]
 
@@ -180,9 +172,6 @@ def read_decisions_csv(path: Path, cur: Current) -> list[Decision]:
             "with your label and a reviewer column, and import that")
     out = []
     said: dict[tuple[str, str, str], tuple[int, str, str | None]] = {}
-    # the same row again adds nothing (in this file or the file re-imported); the same
-    # answer in another file is a new decision: the reviewer may have changed her mind
-    source = _file_digest(path)
     for n, r in enumerate(rows, start=2):
         where = f"{path}, line {n}"
         post_id = (r.get("post_id") or "").strip()
@@ -222,7 +211,9 @@ def read_decisions_csv(path: Path, cur: Current) -> list[Decision]:
                     f"{where}: {reviewer} decided {p!r}{f' ({image})' if image else ''} "
                     f"differently on line {first[0]} ({first[1] or 'none'!s} against "
                     f"{label or 'none'}); keep one of the two lines")
-            did = given_id or _auto_id(source, reviewer, p, image, label, action or "")
+            # a row as imported before adds nothing, from any file: a re-saved or grown
+            # file never undoes what was decided since (a changed mind: give decision_id)
+            did = given_id or _auto_id(reviewer, p, image, label, action or "")
             if len(posts) > 1:
                 did = _auto_id(did, p)
             out.append(_decide(did=did, reviewer=reviewer, post_id=p, image=image,

@@ -71,11 +71,20 @@ class Tokenizer(ABC):
         return out
 
     def settings(self) -> dict[str, Any]:
-        """Everything that changes the output: part of the token cache key."""
-        return {"tokenizer": self.name, "version": tokenizer_version(self.name),
-                "rules": TOKEN_RULES,
-                "keep_pos": list(self.keep_pos), "stem": self.stem,
-                "min_length": self.min_length, "userdict": self.userdict.digest}
+        """Everything that changes the output: part of the token cache key (the one
+        rule, :func:`output_settings`, that the tokenize stage keys its cache by)."""
+        return output_settings(self.name, self.keep_pos, self.stem, self.min_length,
+                               self.userdict)
+
+
+def output_settings(name: str, keep_pos: Sequence[str], stem: bool, min_length: int,
+                    userdict: UserDict) -> dict[str, Any]:
+    """What decides a tokenizer's output: its name and library version, the rules
+    around it (:data:`TOKEN_RULES`), the kept parts of speech, stemming, the shortest
+    word and the user dictionary's digest."""
+    return {"tokenizer": name, "version": tokenizer_version(name), "rules": TOKEN_RULES,
+            "keep_pos": list(keep_pos), "stem": stem, "min_length": min_length,
+            "userdict": userdict.digest}
 
 
 _okt_lock = threading.Lock()
@@ -192,14 +201,17 @@ class OktTokenizer(Tokenizer):
 
 
 def _protected(words: Sequence[str]) -> re.Pattern[str] | None:
-    """A pattern finding hashtags (group 1) and the user words Okt cannot keep whole
-    (group 2: those with a Latin letter or a digit), not inside a longer Latin or digit
-    run; None when there are none."""
+    """A pattern finding hashtags and e-mail addresses (group 1) and the user words Okt
+    cannot keep whole (group 2: those with a Latin letter or a digit), not inside a
+    longer Latin or digit run; None when there are none."""
     latin = sorted((w for w in words if _LATIN.search(w)), key=len, reverse=True)
     if not latin:
         return None
     alt = "|".join(re.escape(w) for w in latin)
-    return re.compile(rf"(#[^\s#]+)|(?<![A-Za-z0-9])({alt})(?![A-Za-z0-9])", re.IGNORECASE)
+    # group 1, left to Okt: a hashtag (Okt keeps it whole) or an e-mail address (Okt
+    # drops it), each from a word's start
+    return re.compile(rf"(#[^\s#]+|(?<!\S)[^\s@]+@\S+)|(?<![A-Za-z0-9])({alt})(?![A-Za-z0-9])",
+                      re.IGNORECASE)
 
 
 _WORD = re.compile(r"[^\W\d_]{1,}", re.UNICODE)

@@ -26,7 +26,12 @@ from weaklabel.contracts import POST_IMAGES, POSTS, TOKENS, check_frame
 from weaklabel.errors import WeaklabelError
 from weaklabel.stage import StageReport, Summary
 from weaklabel.text.normalize import NORMALIZER_VERSION
-from weaklabel.text.tokenizer import Tokenizer, make_tokenizer, okt_can_load, tokenizer_version
+from weaklabel.text.tokenizer import (
+    Tokenizer,
+    make_tokenizer,
+    okt_can_load,
+    output_settings,
+)
 from weaklabel.text.userdict import UserDict, load_userdict
 from weaklabel.workspace import Workspace, atomic_path, digest_json
 
@@ -208,9 +213,7 @@ def resolve_userdict(folder: str | None) -> str | None:
 
 def tokenizer_settings(cfg: Config, userdict: UserDict) -> dict[str, Any]:
     t = cfg.tokenize
-    return {"tokenizer": t.tokenizer, "version": tokenizer_version(t.tokenizer),
-            "keep_pos": list(t.keep_pos), "stem": t.stem,
-            "min_length": t.min_length, "userdict": userdict.digest,
+    return {**output_settings(t.tokenizer, t.keep_pos, t.stem, t.min_length, userdict),
             "normalizer": NORMALIZER_VERSION}
 
 
