@@ -387,6 +387,7 @@ def test_a_key_no_file_system_takes_is_a_reject_and_the_rest_is_fetched(
     fresh = sync_tree(url, tmp_path / "fresh", endpoint_url=s3["endpoint"])
     mirror, other = Path(again.mirror), Path(fresh.mirror)
     assert tree(mirror) == tree(other)
+    assert not list(mirror.rglob("*.part"))  # no temporary left where a folder was
     assert (mirror / "20190304" / "new.jpg").read_bytes() == photo(4)
     assert sorted(k for k, _ in again.rejects) == sorted(k for k, _ in fresh.rejects)
     assert sync_tree(url, tmp_path, endpoint_url=s3["endpoint"]).fetched == 0

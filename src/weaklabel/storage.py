@@ -208,9 +208,9 @@ def _safe_key(key: str) -> str | None:
     return None
 
 
-MAX_SEGMENT = 245
+MAX_SEGMENT = 249
 """The longest key segment mirrored: file systems take 255 bytes a name, and the
-temporary ``.NAME.part`` beside it needs 6 more."""
+temporary ``.NAME.part`` beside a file needs 6 more."""
 
 
 def list_top(fs: Any, root: str, *, since: str | None = None
@@ -462,7 +462,11 @@ def _fetch(fs: Any, src: str, dest: Path, *, whole: bool = True) -> int:
                     break
                 w.write(block)
                 n += len(block)
-    os.replace(tmp, dest)
+    try:
+        os.replace(tmp, dest)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a folder in the way: no stray .part left behind
+        raise
     return n
 
 

@@ -226,3 +226,19 @@ def test_a_thread_jobs_error_reaches_the_caller() -> None:
     finally:
         pool.shutdown()
     assert all(not t.is_alive() for t in pool._threads)
+
+
+def test_a_failing_follow_up_is_the_jobs_error_and_the_thread_goes_on() -> None:
+    pool = digests.Threads(1)
+
+    def boom() -> None:
+        raise OSError("stderr is a closed pipe")
+
+    try:
+        first = pool.submit(sum, [1], then=boom)
+        second = pool.submit(sum, [2, 3])
+        with pytest.raises(OSError, match="closed pipe"):
+            first.result()
+        assert second.done.wait(10) and second.result() == 5
+    finally:
+        pool.shutdown()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import json
 import logging
@@ -487,11 +488,14 @@ def _prune_dirs(out: Path, ledger: Mapping[str, Any]) -> None:
 
 
 def _move_files(src: Path, dst: Path, rels: Sequence[str], done: list[str]) -> None:
-    """Rename each ``src/rel`` to ``dst/rel`` (folders made as needed), never over an
-    existing path; ``done`` collects what moved, for the caller to undo."""
+    """Rename each ``src/rel`` to ``dst/rel`` (folders made as needed, once each), never
+    over an existing path; ``done`` collects what moved, for the caller to undo."""
+    made: set[Path] = set()
     for rel in rels:
         target = dst / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
         if os.path.lexists(target):
             raise WeaklabelError(f"{target} appeared while the export was written; OUT is "
                                  "left as it was, move it away and run export again")
@@ -510,9 +514,12 @@ def _swap_in(staging: Path, out: Path, old: Mapping[str, Any] | None) -> int:
     Returns:
         The number of earlier files replaced.
     """
-    aside = out.absolute().parent / f".{out.name}.weaklabel-old-{os.getpid()}"
-    if aside.exists():
-        shutil.rmtree(aside)  # our own leftover from a crashed run with this pid
+    parent = out.absolute().parent
+    for stale in parent.glob(f".{glob.escape(out.name)}.weaklabel-old-*"):
+        # an earlier export moved aside by a run killed during its swap: OUT's ledger
+        # lists what that run moved in, so this copy is nobody's any more
+        shutil.rmtree(stale, ignore_errors=True)
+    aside = parent / f".{out.name}.weaklabel-old-{os.getpid()}"
     old_files = _ledger_files(out, old) if old is not None else []
     new_files = sorted((os.path.relpath(os.path.join(d, f), staging)
                         for d, _, fs in os.walk(staging) for f in fs),

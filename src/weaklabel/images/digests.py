@@ -347,12 +347,13 @@ class Threads:
                 if self._cancelled:
                     raise RuntimeError("cancelled: the run stopped")
                 job.value = job.fn(*job.args)
+                if job.then is not None:
+                    job.then()  # a failing follow-up (a progress bar on a closed pipe)
+                    # is the job's error, never the end of this thread
             except BaseException as exc:  # handed to the caller by Job.result
                 job.error = exc
             finally:
                 job.done.set()
-                if job.then is not None and job.error is None:
-                    job.then()
 
     def submit(self, fn: Callable[..., Any], *args: Any,
                then: Callable[[], None] | None = None) -> Job:
