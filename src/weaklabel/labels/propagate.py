@@ -1126,12 +1126,17 @@ def label_posts(
     """The labels of every post of the workspace (nothing written): the propagation and
     the keyword-only baseline (``keyword_labels.parquet``). ``clusters`` (cluster id →
     words, e.g. the reviewed words carried over a re-cluster) replaces the workspace's
-    ``word_clusters.parquet`` when given."""
+    ``word_clusters.parquet`` when given; when not, a map read from a file labels with
+    its reviewed words as ``propagate`` does (a map reviewed on another clustering
+    finds its clusters by their recorded ``cluster_words:``)."""
 
     from weaklabel.contracts import WORD_CLUSTERS
     from weaklabel.review.reviewed import corrected_posts, same_text_groups, spread_reviews
     from weaklabel.text.embed import load_vectors
 
+    if clusters is None and labelmap.path and Path(labelmap.path).is_file():
+        labelmap, clusters, _, _ = _current_labelmap(ws, labelmap.path,
+                                                     file_digest(Path(labelmap.path)))
     word_clusters = None
     if clusters is None and ws.path("word_clusters.parquet").exists():
         word_clusters = ws.read("word_clusters.parquet", WORD_CLUSTERS)
