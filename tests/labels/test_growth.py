@@ -126,6 +126,22 @@ def test_a_map_used_first_at_another_k_keeps_the_reviewed_seeds(tmp_path: Path) 
     assert _kept(before, tmp_path / "ws2") >= 0.9  # measured: 100 %
     assert (tmp_path / "ws2/labelmap.pin.json").read_bytes() == \
         (tmp_path / "ws/labelmap.pin.json").read_bytes()
+    # the library's label_posts (what the benches call) reads the map's words the same
+    # way, in a workspace clustered elsewhere that has no pin of its own yet
+    from weaklabel.labels.labelmap import load_labelmap
+    from weaklabel.labels.propagate import label_posts
+    from weaklabel.workspace import Workspace
+
+    import shutil
+
+    lib = tmp_path / "ws2lib"
+    shutil.copytree(tmp_path / "ws2", lib)
+    (lib / "labelmap.pin.json").unlink()
+    lm = load_labelmap(tmp_path / "labelmap.yaml", known_clusters=None)
+    prop, _ = label_posts(Workspace(lib), lm, cfg)
+    after = pd.read_parquet(tmp_path / "ws2/post_labels.parquet").set_index("post_id")
+    got = prop.labels.set_index("post_id")["label"]
+    assert (got.loc[after.index] == after["label"]).mean() == 1.0
     # the same map without its recorded words is pinned to the clusters its ids name now:
     # most seeds change label (measured: 21 % kept), which the words above prevent
     text = (tmp_path / "labelmap.yaml").read_text("utf-8")
