@@ -981,17 +981,23 @@ def _damage_kind(what: str, base: str, jd: Any) -> str:
     return head
 
 
+def _test_module(name: str) -> Any:
+    """A corpus module of ``tests/images`` (not a package), imported as pytest does:
+    its folder on ``sys.path``, so the corpora can import each other."""
+    import importlib
+
+    folder = str(ROOT / "tests" / "images")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
 def jpeg_damage_bench(scale: int) -> None:
     """Per kind of damage: how many files Pillow loads, how many of those the marker walk
     judges without decoding, and whether purge's status ever differs from Pillow's."""
-    import importlib.util
     import warnings
 
-    spec = importlib.util.spec_from_file_location(
-        "jpeg_damage", ROOT / "tests" / "images" / "jpeg_damage.py")
-    assert spec is not None and spec.loader is not None
-    jd = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(jd)
+    jd = _test_module("jpeg_damage")
     from weaklabel.images.checks import Task, examine
     from weaklabel.images.jpeg_stream import jpeg_well_formed
 
@@ -1039,14 +1045,9 @@ def purge_fuzz_bench(sizes: tuple[tuple[int, int], ...], instances: int, seed: i
     """Differential fuzzing: every file of ``tests/images/purge_fuzz.py``'s corpus judged
     by purge's ``examine`` and by the oracle (Pillow opens it and loads every frame under
     purge's settings); one line per format x mutation, disagreements both ways."""
-    import importlib.util
     import warnings
 
-    spec = importlib.util.spec_from_file_location(
-        "purge_fuzz", ROOT / "tests" / "images" / "purge_fuzz.py")
-    assert spec is not None and spec.loader is not None
-    pf = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pf)
+    pf = _test_module("purge_fuzz")
     from weaklabel.images.checks import Task, examine
 
     warnings.simplefilter("ignore")

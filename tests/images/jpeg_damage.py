@@ -35,13 +35,14 @@ _CODES = (0x00, 0x01, 0x13, 0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC8, 0xC9, 0xCC, 0xD0
 arithmetic and lossless SOFs, reserved and fill bytes."""
 
 
-def picture(seed: int, size: tuple[int, int]) -> Image.Image:
-    """Smooth colour with noise, so every block has AC coefficients."""
+def picture(seed: int, size: tuple[int, int], noise_max: int = 40) -> Image.Image:
+    """Smooth colour with noise, so every block has AC coefficients (and PNG rows
+    differ); the fuzz corpus (purge_fuzz.py) uses it with ``noise_max`` 32."""
     rng = np.random.default_rng(seed)
     w, h = size
     small = Image.fromarray((rng.random((5, 6, 3)) * 255).astype("uint8"))
     base = np.asarray(small.resize((w, h), Image.Resampling.BICUBIC), dtype=np.int16)
-    noise = rng.integers(0, 40, (h, w, 3))
+    noise = rng.integers(0, noise_max, (h, w, 3))
     return Image.fromarray(np.clip(base + noise, 0, 255).astype("uint8"))
 
 

@@ -52,12 +52,9 @@ def oracle(path: Path | str, max_pixels: int = MAX_PIXELS) -> tuple[bool, str]:
 
 def picture(seed: int, size: tuple[int, int]) -> Image.Image:
     """Smooth colour with noise: every JPEG block has AC data, PNG rows differ."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    small = Image.fromarray((rng.random((5, 6, 3)) * 255).astype("uint8"))
-    base = np.asarray(small.resize((w, h), Image.Resampling.BICUBIC), dtype=np.int16)
-    noise = rng.integers(0, 32, (h, w, 3))
-    return Image.fromarray(np.clip(base + noise, 0, 255).astype("uint8"))
+    from jpeg_damage import picture as noisy
+
+    return noisy(seed, size, noise_max=32)
 
 
 def _save(im: Image.Image, fmt: str, **kw: object) -> bytes:

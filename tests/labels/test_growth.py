@@ -128,11 +128,11 @@ def test_a_map_used_first_at_another_k_keeps_the_reviewed_seeds(tmp_path: Path) 
         (tmp_path / "ws/labelmap.pin.json").read_bytes()
     # the library's label_posts (what the benches call) reads the map's words the same
     # way, in a workspace clustered elsewhere that has no pin of its own yet
+    import shutil
+
     from weaklabel.labels.labelmap import load_labelmap
     from weaklabel.labels.propagate import label_posts
     from weaklabel.workspace import Workspace
-
-    import shutil
 
     lib = tmp_path / "ws2lib"
     shutil.copytree(tmp_path / "ws2", lib)
