@@ -208,7 +208,7 @@ def test_a_keyword_in_two_labels_is_warned_about(tmp_path, caplog):
 
 
 def test_keywords_are_folded_as_tokens_are(tmp_path: Path) -> None:
-    """Tokens are lower-cased (tokenizer.fold): so is every keyword, not only ASCII ones."""
+    """Tokens are lower-cased (normalize.fold): so is every keyword, not only ASCII ones."""
     p = tmp_path / "map.yaml"
     p.write_text("version: 1\nlabels:\n  cars:\n    keywords: [G70사진, iPhone15, 제네시스]\n",
                  encoding="utf-8")

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from weaklabel.errors import WeaklabelError, closest
-from weaklabel.text.tokenizer import fold
+from weaklabel.text.normalize import fold
 from weaklabel.yamlio import LineDict, load_yaml
 
 log = logging.getLogger(__name__)

@@ -1016,7 +1016,7 @@ def propagate_labels(
 
 def mask_words(text: str, words: Sequence[str]) -> str:
     """``text`` with every occurrence of ``words`` (longest first) blanked out, in any
-    case: words are folded to lower case (``tokenizer.fold``), captions are not.
+    case: words are folded to lower case (``normalize.fold``), captions are not.
 
     Example:
         >>> mask_words("3CE 립스틱 G70사진", ["3ce", "g70", "립스틱"])

@@ -19,6 +19,17 @@ NORMALIZER_VERSION = 3
 """Bump when the rules change: it is part of the token cache key."""
 
 
+def fold(word: str) -> str:
+    """The one casing rule for tokens, keywords and stop words: lower case (``G70``,
+    ``g70`` and ``G70사진``/``g70사진`` are one word each; Hangul has no case).
+
+    Example:
+        >>> fold("G70사진")
+        'g70사진'
+    """
+    return word.lower()
+
+
 def normalize_caption(text: str) -> str:
     """Normalise one caption for Okt.
 

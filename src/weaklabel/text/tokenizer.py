@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from weaklabel.errors import WeaklabelError
-from weaklabel.text.normalize import normalize_caption
+from weaklabel.text.normalize import fold, normalize_caption
 from weaklabel.text.userdict import UserDict
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,6 @@ log = logging.getLogger(__name__)
 TOKEN_RULES = 2
 """The version of the rules around the analysers (casing, hashtags, protected user
 words): part of the token cache key, so a change re-tokenises."""
-
-
-def fold(word: str) -> str:
-    """The one casing rule for tokens, keywords and stop words: lower case (``G70``,
-    ``g70`` and ``G70사진``/``g70사진`` are one word each; Hangul has no case)."""
-    return word.lower()
 
 
 _TRAILING = re.compile(r"[^\w]+$")
@@ -194,9 +188,7 @@ class OktTokenizer(Tokenizer):
                 continue
             if tag == "Hashtag":
                 word = word.lstrip("#")
-            if tag in ("Alpha", "Hashtag"):
-                word = word.lower()
-            out.append(word)
+            out.append(word)  # folded by tokenize, as every tokenizer's words
         return out
 
 
@@ -223,7 +215,7 @@ class RegexTokenizer(Tokenizer):
     name = "regex"
 
     def words(self, text: str) -> list[str]:
-        return [w.lower() for w in _WORD.findall(text)]
+        return _WORD.findall(text)
 
 
 # Okt's part-of-speech names (the config's ``tokenize.keep_pos``) as Kiwi's Sejong tags.

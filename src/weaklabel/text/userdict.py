@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from weaklabel.errors import WeaklabelError
+from weaklabel.text.normalize import fold
 
 log = logging.getLogger(__name__)
 
@@ -93,5 +94,5 @@ def load_userdict(folder: Path | str | None) -> UserDict:
     for path in sorted(folder.glob("*.txt")):
         target = stop if path.name == STOPWORDS_FILE else words
         target.update(_read_words(path))
-    # stop words compare with tokens, which are case-folded (tokenizer.fold)
-    return UserDict(tuple(sorted(words)), frozenset(w.lower() for w in stop))
+    # stop words compare with tokens, which are folded alike
+    return UserDict(tuple(sorted(words)), frozenset(fold(w) for w in stop))
