@@ -213,6 +213,14 @@ MAX_SEGMENT = 249
 temporary ``.NAME.part`` beside a file needs 6 more."""
 
 
+def _synced_prefix(prefix: str, since: str | None) -> bool:
+    """Whether a sync covers the top-level ``prefix``: not a date folder before ``since``
+    (not asked for), not the quarantine (its objects are not images of the root)."""
+    if since and DATE_PREFIX.match(prefix) and prefix < since:
+        return False
+    return prefix != QUARANTINE_PREFIX
+
+
 def list_top(fs: Any, root: str, *, since: str | None = None
              ) -> tuple[list[ObjectInfo], list[str]]:
     """One delimiter listing of ``root``: the objects right under it and its top-level
@@ -238,9 +246,7 @@ def list_top(fs: Any, root: str, *, since: str | None = None
         name = str(info["name"]).rstrip("/")
         rel = name[len(base):] if name.startswith(base) else name.rsplit("/", 1)[-1]
         if info.get("type") == "directory":
-            if since and DATE_PREFIX.match(rel) and rel < since:
-                continue
-            if rel == QUARANTINE_PREFIX:  # quarantined objects are not images of the root
+            if not _synced_prefix(rel, since):
                 continue
             prefixes.append(rel)
         elif rel:
@@ -499,12 +505,12 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
     bar = tqdm(desc="fetch", unit="obj", file=sys.stderr,
                disable=None if progress else True, leave=False)
 
-    def get(o: ObjectInfo) -> int:
+    def get(o: ObjectInfo) -> int | str:
+        """The bytes fetched, or why the key cannot be written (a reject, not a stop)."""
         try:
             n = _fetch(fs, f"{root}/{o.key}", mirror / o.key)
         except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
-            # the key clashes with a folder the mirror holds: a reject, not a stop
-            raise _Unwritable(f"cannot be a file under the mirror: {exc.strerror}") from exc
+            return f"cannot be a file under the mirror: {exc.strerror}"  # a folder there
         if on_fetch is not None:
             on_fetch(o.key)
         return n
@@ -520,8 +526,7 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
             # A folder deleted whole is not listed at all: its known objects are gone
             # too (date folders before ``since`` were not asked for, and stay).
             for prefix in state.known_prefixes(url):
-                if prefix in listed or prefix == QUARANTINE_PREFIX or (
-                        since and DATE_PREFIX.match(prefix) and prefix < since):
+                if prefix in listed or not _synced_prefix(prefix, since):
                     continue
                 _sync_partition(state, url, prefix, iter(()), mirror, rep, ex,
                                 get if fetch else None, bar)
@@ -534,7 +539,7 @@ def sync_tree(url: str, ws_root: Path, *, endpoint_url: str | None = None,
 
 def _sync_partition(state: ObjectState, url: str, prefix: str,
                     pages: Iterator[list[ObjectInfo]], mirror: Path, rep: SyncReport,
-                    ex: ThreadPoolExecutor, get: Callable[[ObjectInfo], int] | None, bar: Any
+                    ex: ThreadPoolExecutor, get: Callable[[ObjectInfo], int | str] | None, bar: Any
                     ) -> None:
     """One prefix: its listing pages merged, in key order, with the rows the workspace
     knows (read in chunks), so neither side is ever held whole. Per page: the objects
@@ -582,12 +587,8 @@ def _sync_partition(state: ObjectState, url: str, prefix: str,
     _apply_page(state, url, mirror, rep, ex, get, bar, [], rest)
 
 
-class _Unwritable(Exception):
-    """An object whose key cannot be written under the mirror (the reason)."""
-
-
 def _apply_page(state: ObjectState, url: str, mirror: Path, rep: SyncReport,
-                ex: ThreadPoolExecutor, get: Callable[[ObjectInfo], int] | None, bar: Any,
+                ex: ThreadPoolExecutor, get: Callable[[ObjectInfo], int | str] | None, bar: Any,
                 todo: list[ObjectInfo], gone: list[str]) -> None:
     for key in gone:
         (mirror / key).unlink(missing_ok=True)
@@ -603,15 +604,9 @@ def _apply_page(state: ObjectState, url: str, mirror: Path, rep: SyncReport,
         state.put(url, todo)
         return
     bar.total = (bar.total or 0) + len(todo)
-    def attempt(o: ObjectInfo) -> int | str:
-        try:
-            return get(o)
-        except _Unwritable as exc:
-            return str(exc)
-
     done: list[ObjectInfo] = []
     try:
-        for o, n in zip(todo, ex.map(attempt, todo), strict=True):
+        for o, n in zip(todo, ex.map(get, todo), strict=True):
             bar.update(1)
             if isinstance(n, str):
                 rep.rejected += 1

@@ -521,9 +521,7 @@ def _swap_in(staging: Path, out: Path, old: Mapping[str, Any] | None) -> int:
         shutil.rmtree(stale, ignore_errors=True)
     aside = parent / f".{out.name}.weaklabel-old-{os.getpid()}"
     old_files = _ledger_files(out, old) if old is not None else []
-    new_files = sorted((os.path.relpath(os.path.join(d, f), staging)
-                        for d, _, fs in os.walk(staging) for f in fs),
-                       key=lambda r: (r != LEDGER, r))
+    new_files = sorted(_files_in(staging), key=lambda r: (r != LEDGER, r))
     moved_aside: list[str] = []
     moved_in: list[str] = []
     try:
