@@ -188,3 +188,29 @@ def test_the_token_rules_are_in_the_stage_cache_key() -> None:
     assert key["rules"] == TOKEN_RULES
     assert {k: v for k, v in key.items() if k != "normalizer"} == \
         make_tokenizer(key["tokenizer"], USER_DICT).settings()
+
+
+CODES = "갤럭시 S24 256GB i7 DQ3955-100 5G폰 Y2K #k2024 kim7@mail.com"
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["okt", "kiwi", "regex"])
+def test_codes_of_letters_and_digits_stay_whole(name: str) -> None:
+    """Okt and Kiwi split S24 into a letter and a dropped number; every tokenizer keeps
+    the whole run instead, and never cuts one out of a hashtag or an e-mail address."""
+    tokens = make_tokenizer(name, USER_DICT).tokenize([CODES])[0]
+    for code in ("s24", "256gb", "i7", "dq3955", "5g", "y2k"):
+        assert code in tokens, (code, tokens)
+    assert "k2024" in tokens  # the hashtag, whole
+    if name != "regex":  # the baseline splits hashtags and addresses on non-letters
+        assert not {"s", "i", "g", "dq", "gb", "y", "k"} & set(tokens), tokens
+        assert "kim7" not in tokens and "폰" in tokens, tokens
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["okt", "kiwi"])
+def test_codes_are_latin_words_and_follow_keep_pos(name: str) -> None:
+    tokens = make_tokenizer(name, USER_DICT, keep_pos=("Noun",)).tokenize([CODES])[0]
+    assert "갤럭시" in tokens and not [t for t in tokens if t.isascii()], tokens

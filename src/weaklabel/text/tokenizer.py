@@ -24,13 +24,41 @@ from weaklabel.text.userdict import UserDict
 
 log = logging.getLogger(__name__)
 
-TOKEN_RULES = 2
+TOKEN_RULES = 3
 """The version of the rules around the analysers (casing, hashtags, protected user
-words): part of the token cache key, so a change re-tokenises."""
+words, codes kept whole): part of the token cache key, so a change re-tokenises."""
 
 
 _TRAILING = re.compile(r"[^\w]+$")
 _LATIN = re.compile(r"[A-Za-z0-9]")
+
+# Hashtags and e-mail addresses (group 1; a hashtag from anywhere, an address from a
+# word's start), which the analysers keep or drop whole, so nothing is cut inside them.
+_WHOLE = r"(#[^\s#]+|(?<!\S)[^\s@]+@\S+)"
+# A code (group 2): a whole run of Latin letters and digits holding both, such as S24,
+# 256GB, i7, 5G, Y2K or the DQ3955 of DQ3955-100. Okt and Kiwi split it into a letter
+# word and a dropped number (S24 -> s), so a model, a size or a name like 2NE1 would
+# leave only a stray letter.
+_CODE = re.compile(_WHOLE + r"|(?<![A-Za-z0-9])((?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])"
+                   r"[A-Za-z0-9]+)(?![A-Za-z0-9])")
+
+
+def cut_codes(text: str) -> list[tuple[str, bool]]:
+    """``text`` as pieces in order, each ``(piece, is_code)``: the codes of
+    :data:`_CODE` alone, the text between them as it is (hashtags and e-mail
+    addresses left inside it, whole). One rule for every tokenizer."""
+    out: list[tuple[str, bool]] = []
+    start = 0
+    for m in _CODE.finditer(text):
+        if m.group(2) is None:
+            continue  # a hashtag or an e-mail address
+        if m.start() > start:
+            out.append((text[start:m.start()], False))
+        out.append((m.group(2), True))
+        start = m.end()
+    if start < len(text) or not out:
+        out.append((text[start:], False))
+    return out
 
 
 class Tokenizer(ABC):
@@ -180,6 +208,18 @@ class OktTokenizer(Tokenizer):
         return out
 
     def _pos_words(self, text: str) -> list[str]:
+        """Okt's kept words of ``text``, its codes (:func:`cut_codes`) kept whole
+        where Latin words are kept."""
+        out: list[str] = []
+        for piece, is_code in cut_codes(text):
+            if is_code:
+                if "Alpha" in self._keep:
+                    out.append(piece)
+            else:
+                out += self._okt_words(piece)
+        return out
+
+    def _okt_words(self, text: str) -> list[str]:
         if not text.strip():
             return []
         out = []
@@ -215,7 +255,10 @@ class RegexTokenizer(Tokenizer):
     name = "regex"
 
     def words(self, text: str) -> list[str]:
-        return _WORD.findall(text)
+        out: list[str] = []
+        for piece, is_code in cut_codes(text):
+            out += [piece] if is_code else _WORD.findall(piece)
+        return out
 
 
 # Okt's part-of-speech names (the config's ``tokenize.keep_pos``) as Kiwi's Sejong tags.
@@ -278,6 +321,18 @@ class KiwiTokenizer(Tokenizer):
         self._kiwi = kiwi_with_userdict(userdict)
 
     def words(self, text: str) -> list[str]:
+        """Kiwi's kept words, its codes (:func:`cut_codes`) kept whole where Latin
+        words (``SL``) are kept, as :class:`OktTokenizer` keeps them."""
+        out: list[str] = []
+        for piece, is_code in cut_codes(text):
+            if is_code:
+                if "SL" in self._keep:
+                    out.append(piece)
+            elif piece.strip():
+                out += self._kiwi_words(piece)
+        return out
+
+    def _kiwi_words(self, text: str) -> list[str]:
         out = []
         for tok in self._kiwi.tokenize(text):
             tag = tok.tag
