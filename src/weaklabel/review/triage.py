@@ -17,6 +17,12 @@ Suspicion is the sum of:
 - **an abstained post** (shown with its best guess): 1, since it has no label yet and any
   answer adds one.
 
+With ``self_confidence`` (``review.queue: confident``), the suspicion is replaced by the
+mean of its normalized rank and the normalized rank of ``1 - p``, ``p`` the out-of-fold
+probability a discriminative model trained on the labels gives the shown label
+(confident learning, :mod:`weaklabel.review.confident`): a label the captions like it do
+not back comes up even when every source agrees on it.
+
 **Density** (when the workspace has tokens, vectors and word clusters,
 :func:`post_density`): information density, a post's mean similarity to the corpus
 counting only the posts of its own word cluster, scaled to [0, 1]. A correction of a
@@ -77,6 +83,8 @@ QUEUE_ORDERS: dict[str, dict[str, bool]] = {
     "default": {},  # likely-wrong first: f1 turns, cosine diversity (the measured best)
     "audit": {"audit": True},  # one seed per disputed label word interleaved at the top
     "coverage": {"coverage": True},  # keyword seeds count as taken in the diversity
+    # suspicion ranked together with how little out-of-fold probability the label gets
+    "confident": {"confident": True},
 }
 """``review.queue`` / ``review queue --order``: name → :func:`build_queue` options (the
 orderings README "Review" measures)."""
@@ -216,7 +224,7 @@ def build_queue(
     density: Mapping[str, tuple[str, float]] | None = None, abstained: float = 1.0,
     turns: str = "f1", groups: Mapping[str, str] | None = None, score: str = "suspicion",
     seed_weight: float = 1.0, audit: bool = False, vectors: Mapping[str, Any] | None = None,
-    coverage: bool = False,
+    coverage: bool = False, self_confidence: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Order every reviewable item, likely-wrong first, with the random slice mixed in.
 
@@ -258,6 +266,11 @@ def build_queue(
             by word cluster.
         coverage: with ``vectors``, the keyword seeds count as taken already, so the
             first reviews go to captions unlike any seed (an experiment, off).
+        self_confidence: post_id → the out-of-fold probability of its shown label
+            (:func:`~weaklabel.review.confident.label_self_confidence`, confident
+            learning); when given, an item's suspicion becomes the mean of its
+            suspicion's and its ``1 - probability``'s normalized ranks over the scored
+            posts (a post without a probability keeps its suspicion's rank).
 
     Returns:
         A frame with the :data:`QUEUE` columns plus ``caption``, ``evidence`` and
@@ -292,6 +305,8 @@ def build_queue(
                            conflict=image in conflict_images, abstained=abstained)
         if score == "error":
             s = 1.0 - float(row.get("confidence") or 0.0)
+        if self_confidence is not None and post_id in self_confidence:
+            why.insert(0, f"out-of-fold p(label) {self_confidence[post_id]:.2f}")
         group, dens = f"post {post_id}", 1.0
         if density is not None:
             group, dens = density.get(post_id, (f"post {post_id}", 0.0))
@@ -304,10 +319,15 @@ def build_queue(
         if teach != 1.0:
             why.append("a keyword seed, learnt from")
         scored.append({**item, "why": "; ".join(why) or "check", "random": False,
-                       "_s": -round(s * dens * n_same * teach, 6), "_t": -round(s, 6),
-                       "_g": group, "_seed": row.get("source") == "seed",
+                       "_raw": s, "_f": (dens, n_same, teach), "_g": group,
+                       "_seed": row.get("source") == "seed",
                        "_dis": any(isinstance(row.get(c), str) and row.get(c) not in
                                    (ABSTAIN, label) for c in VOTE_COLUMNS)})
+    if self_confidence is not None:
+        _rank_with_self_confidence(scored, self_confidence)
+    for r in scored:
+        dens, n_same, teach = r["_f"]
+        r["_s"], r["_t"] = -round(r["_raw"] * dens * n_same * teach, 6), -round(r["_raw"], 6)
     scored.sort(key=lambda r: (r["_s"], r["_t"], r["_k"]))
     scored, later = _one_per_group(scored, groups or {}, settled)
     randoms.sort(key=lambda r: r["_k"])
@@ -326,6 +346,27 @@ def build_queue(
     out = _with_slice(order, randoms, random_rate=random_rate) + later
     cols = [*QUEUE.names, "caption", "evidence", "random"]
     return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
+
+
+def _rank_with_self_confidence(scored: list[dict[str, Any]],
+                               self_confidence: Mapping[str, float]) -> None:
+    """Replace each item's suspicion (``_raw``) by the mean of the normalized ranks (rank
+    over posts, ties averaged) of its suspicion and of ``1 - self_confidence``, the rule
+    fixed before it was measured (``bench/bench_confident.py``). A post without a
+    probability counts its suspicion's rank twice."""
+    import pandas as pd
+
+    posts = pd.DataFrame({"post_id": [r["post_id"] for r in scored],
+                          "s": [r["_raw"] for r in scored]}).drop_duplicates("post_id")
+    posts["oof"] = [1.0 - self_confidence[p] if p in self_confidence else None
+                    for p in posts["post_id"]]
+    rs = posts["s"].rank(pct=True)
+    has = posts["oof"].notna()
+    ro = rs.copy()
+    ro[has] = posts.loc[has, "oof"].astype(float).rank(pct=True)
+    mean = dict(zip(posts["post_id"], (rs + ro) / 2, strict=True))
+    for r in scored:
+        r["_raw"] = float(mean[r["post_id"]])
 
 
 def _items(by_post: Mapping[str, Any], image_labels: pd.DataFrame | None
@@ -728,6 +769,21 @@ def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
     return out
 
 
+def workspace_self_confidence(ws: Workspace, inputs: Mapping[str, Any]) -> dict[str, float]:
+    """:func:`~weaklabel.review.confident.label_self_confidence` of a workspace's post
+    labels over its captions (``inputs`` from :func:`load_queue_inputs`).
+
+    Raises:
+        WeaklabelError: no captions (``posts.parquet``) to learn from.
+    """
+    from weaklabel.review.confident import label_self_confidence
+
+    if "captions" not in inputs:
+        raise WeaklabelError(f"{ws.path('posts.parquet')} is missing: queue order "
+                             "'confident' learns from the captions; run weaklabel tokenize")
+    return label_self_confidence(inputs["post_labels"], inputs["captions"])
+
+
 def decided_items(ws_root: Path) -> set[tuple[str, str]]:
     """(post_id, image) of every item with a standing decision in the workspace's store."""
     from weaklabel.review.store import DECISIONS_DB, DecisionStore, effective
@@ -751,7 +807,10 @@ def write_queue(ws: Workspace, *, limit: int | None = None, output: Path | None 
     how = queue_order(order)
     if not 0.0 <= random_rate < 1.0:
         raise WeaklabelError(f"random rate {random_rate} must be in [0, 1)")
-    q = build_queue(**load_queue_inputs(ws), random_rate=random_rate,
+    inputs = load_queue_inputs(ws)
+    if how.get("confident"):
+        inputs["self_confidence"] = workspace_self_confidence(ws, inputs)
+    q = build_queue(**inputs, random_rate=random_rate,
                     exclude=None if include_decided else decided_items(ws.root),
                     audit=how.get("audit", False), coverage=how.get("coverage", False))
     if limit is not None:
