@@ -168,6 +168,11 @@ QUEUES: dict[str, dict[str, Any]] = {
     "coverage": {"coverage": True},  # keyword seeds count as taken: reviews go elsewhere
     # confident learning: suspicion ranked with 1 - out-of-fold p(shown label)
     "confident": {"self_confidence": "compute"},
+    # confident learning alone: suspicion = 1 - out-of-fold p(shown label)
+    "cl": {"self_confidence": "compute", "self_confidence_rule": "alone"},
+    # the same without density in the priority (diversity, turns, groups as they are)
+    "cl-no-density": {"self_confidence": "compute", "self_confidence_rule": "alone",
+                      "density_weight": False},
 }
 """Queue orderings: name → overrides of the inputs :func:`build_queue` gets from
 :func:`load_queue_inputs` (the queue as built: f1 turns, cosine diversity)."""

@@ -62,7 +62,7 @@ def queue(
     include_decided: Annotated[bool, typer.Option(
         help="Keep items that already have a decision.")] = False,
     order: Annotated[str | None, typer.Option(
-        help="Queue order: default, audit, coverage or confident (default: the "
+        help="Queue order: default, audit, coverage, confident or cl (default: the "
              "config's review.queue).")] = None,
     quiet: QuietOpt = False,
 ) -> None:

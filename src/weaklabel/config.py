@@ -175,7 +175,7 @@ class ReviewConfig:
     # first; "audit", one seed per disputed label word interleaved at the top;
     # "coverage", the keyword seeds counted as already reviewed in the diversity;
     # "confident", suspicion ranked with how little out-of-fold probability (confident
-    # learning, review/confident.py) the shown label gets.
+    # learning, review/confident.py) the shown label gets; "cl", that probability alone.
     queue: str = "default"
 
 

@@ -1,5 +1,5 @@
-"""Confident learning in the queue (``review.queue: confident``): a label the rest of the
-corpus does not back gets a low out-of-fold probability and comes up early.
+"""Confident learning in the queue (``review.queue: confident`` and ``cl``): a label the
+rest of the corpus does not back gets a low out-of-fold probability and comes up early.
 
 Real text: every other bundled chatbot question (``tests/data/chatbot_sample.csv``), one
 of them posted three more times verbatim, tokenised by the regex baseline, embedded,
@@ -9,6 +9,7 @@ regression learn its labels.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,80 @@ def test_out_of_fold_probabilities_without_anything_to_learn() -> None:
     p, classes, known = out_of_fold_proba(texts, ["lips", "lips", "nails", "nails", ""])
     assert known.all() and p[4].argmax() == 0  # the unlabelled 립스틱 post: lips
     assert abs(p[4].sum() - 1.0) < 1e-6  # a probability (float32 features)
+
+
+def _scored_by_label(q: pd.DataFrame) -> dict[str, list[str]]:
+    """Each label's scored (not random-slice) post ids, in queue order."""
+    scored = q[~q["random"]]
+    return {lab: x["post_id"].tolist() for lab, x in scored.groupby("label", sort=True)}
+
+
+def test_the_cl_order_ranks_by_the_out_of_fold_probability_alone(built) -> None:  # type: ignore[no-untyped-def]
+    inputs = load_queue_inputs(built["ws"])
+    # three posts abstained, queued with their best guess (the label they had)
+    labels = inputs["post_labels"].copy()
+    abstained = labels["post_id"].iloc[[3, 30, 300]].tolist()
+    labels.loc[labels["post_id"].isin(abstained), ["label", "confidence"]] = ["", 0.3]
+    p = label_self_confidence(labels, inputs["captions"])
+    assert set(abstained) <= set(p)  # scored by the folds' models for their best guess
+    plain = {"post_labels": labels, "captions": inputs["captions"]}
+    cl = build_queue(**plain, self_confidence=p, self_confidence_rule="alone")
+    mean = build_queue(**plain, self_confidence=p)
+    assert sorted(cl["post_id"]) == sorted(mean["post_id"])  # another order only
+    # without density or groups a label's items come in rising p(label), the queue's own
+    # suspicion no part of it (the rank mean orders them otherwise)
+    for ids in _scored_by_label(cl).values():
+        assert [p[i] for i in ids] == sorted(p[i] for i in ids)
+    assert _scored_by_label(cl) != _scored_by_label(mean)
+    assert set(abstained) <= set(cl.loc[~cl["random"], "post_id"])
+    # with density, a label's first item is its most suspicious post times density;
+    # without density in the priority, its least backed label
+    dens = inputs["density"]
+    for weight in (True, False):
+        q = build_queue(**plain, density=dens, self_confidence=p,
+                        self_confidence_rule="alone", density_weight=weight)
+        for lab, ids in _scored_by_label(q).items():
+            def prio(i: str, weight: bool = weight) -> float:
+                return (1.0 - p[i]) * (dens[i][1] if weight else 1.0)
+            assert prio(ids[0]) == max(prio(i) for i in ids), (weight, lab)
+    # a post the model gave no probability keeps its place by its suspicion's rank
+    gone = cl[~cl["random"]]["post_id"].iloc[0]
+    fewer = build_queue(**plain, self_confidence={k: v for k, v in p.items() if k != gone},
+                        self_confidence_rule="alone")
+    row = fewer[fewer["post_id"] == gone].iloc[0]
+    assert not row["why"].startswith("out-of-fold")
+    with pytest.raises(WeaklabelError, match="rank-mean or alone"):
+        build_queue(**plain, self_confidence=p, self_confidence_rule="only")
+
+
+def test_the_cl_order_from_the_config_the_option_and_serve(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from weaklabel.cli import app
+    from weaklabel.review.server import prepare
+    from weaklabel.review.store import DecisionStore
+
+    ws = built["ws"]
+    inputs = load_queue_inputs(ws)
+    want = build_queue(**inputs, self_confidence=label_self_confidence(
+        inputs["post_labels"], inputs["captions"]), self_confidence_rule="alone")
+    assert write_queue(ws, order="cl").equals(want)
+    assert want["post_id"].tolist() != write_queue(ws, order="confident")["post_id"].tolist()
+    out = tmp_path / "queue.csv"
+    cfg = tmp_path / "review.yaml"
+    cfg.write_text("review:\n  queue: cl\n", encoding="utf-8")
+    r = CliRunner().invoke(app, ["review", "queue", "-w", str(ws.root), "-c", str(cfg),
+                                 "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert got["post_id"].tolist() == want["post_id"].tolist()
+    r = CliRunner().invoke(app, ["review", "queue", "-w", str(ws.root), "-o", str(out),
+                                 "--order", "cll"])
+    assert r.exit_code == 1 and "did you mean 'cl'" in r.output + r.stderr
+    # the review server's queue, in the SQLite store, is the same order
+    root = tmp_path / "served"
+    shutil.copytree(ws.root, root, symlinks=True)
+    prepare(root, ["ana"], order="cl")
+    with DecisionStore.open(root) as store:
+        served = [(i["post_id"], i["image"]) for i in store.items()]
+    assert served == list(zip(want["post_id"], want["image"], strict=True))

@@ -9,7 +9,8 @@ folds' models averaged. A label the rest of the corpus does not back (near-ident
 captions labelled otherwise) gets a low probability. It finds wrong labels with AUC 0.75
 on the chatbot topics and 0.65 on 10,000 petitions, against 0.62 and 0.63 for the queue's
 suspicion; the mean of the two ranks, which ``review.queue: confident`` orders by, 0.72
-and 0.67 (``bench/bench_confident.py``, README "Review").
+and 0.67 (``bench/bench_confident.py``, README "Review"). ``review.queue: cl`` orders by
+the probability alone.
 """
 
 from __future__ import annotations
