@@ -172,7 +172,7 @@ QUEUES: dict[str, dict[str, Any]] = {
     "cl": {"self_confidence": "compute", "self_confidence_rule": "alone"},
     # the same without density in the priority (diversity, turns, groups as they are)
     "cl-no-density": {"self_confidence": "compute", "self_confidence_rule": "alone",
-                      "density_weight": False},
+                      "density_weight": False},  # review.queue: cl-no-density
 }
 """Queue orderings: name → overrides of the inputs :func:`build_queue` gets from
 :func:`load_queue_inputs` (the queue as built: f1 turns, cosine diversity)."""

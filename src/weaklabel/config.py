@@ -175,7 +175,8 @@ class ReviewConfig:
     # first; "audit", one seed per disputed label word interleaved at the top;
     # "coverage", the keyword seeds counted as already reviewed in the diversity;
     # "confident", suspicion ranked with how little out-of-fold probability (confident
-    # learning, review/confident.py) the shown label gets; "cl", that probability alone.
+    # learning, review/confident.py) the shown label gets; "cl", that probability alone;
+    # "cl-no-density", that probability alone without density in the priority.
     queue: str = "default"
 
 

@@ -194,6 +194,11 @@ def test_the_cl_order_from_the_config_the_option_and_serve(built, tmp_path: Path
         inputs["post_labels"], inputs["captions"]), self_confidence_rule="alone")
     assert write_queue(ws, order="cl").equals(want)
     assert want["post_id"].tolist() != write_queue(ws, order="confident")["post_id"].tolist()
+    flat = write_queue(ws, order="cl-no-density")
+    assert flat.equals(build_queue(**inputs, self_confidence=label_self_confidence(
+        inputs["post_labels"], inputs["captions"]), self_confidence_rule="alone",
+        density_weight=False))
+    assert flat["post_id"].tolist() != want["post_id"].tolist()
     out = tmp_path / "queue.csv"
     cfg = tmp_path / "review.yaml"
     cfg.write_text("review:\n  queue: cl\n", encoding="utf-8")

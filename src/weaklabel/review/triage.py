@@ -23,7 +23,7 @@ probability a discriminative model trained on the labels gives the shown label
 (confident learning, :mod:`weaklabel.review.confident`): a label the captions like it do
 not back comes up even when every source agrees on it. ``review.queue: cl`` takes
 ``1 - p`` alone as the suspicion (cleanlab's self-confidence score), the rest of the
-queue as it is.
+queue as it is; ``cl-no-density`` leaves density out of the priority as well.
 
 **Density** (when the workspace has tokens, vectors and word clusters,
 :func:`post_density`): information density, a post's mean similarity to the corpus
@@ -89,6 +89,8 @@ QUEUE_ORDERS: dict[str, dict[str, Any]] = {
     "confident": {"self_confidence": "rank-mean"},
     # confident learning alone: suspicion = 1 - out-of-fold p(shown label)
     "cl": {"self_confidence": "alone"},
+    # the same with density out of the priority (pure uncertainty, diversity and turns kept)
+    "cl-no-density": {"self_confidence": "alone", "density_weight": False},
 }
 """``review.queue`` / ``review queue --order``: name → :func:`build_queue` options (the
 orderings README "Review" measures); ``self_confidence`` names the rule
