@@ -171,6 +171,8 @@ def test_the_cl_order_ranks_by_the_out_of_fold_probability_alone(built) -> None:
             def prio(i: str, weight: bool = weight) -> float:
                 return (1.0 - p[i]) * (dens[i][1] if weight else 1.0)
             assert prio(ids[0]) == max(prio(i) for i in ids), (weight, lab)
+        assert q["why"].str.contains("; density ").sum() == (len(q) - q["random"].sum()
+                                                              if weight else 0)
     # a post the model gave no probability keeps its place by its suspicion's rank
     gone = cl[~cl["random"]]["post_id"].iloc[0]
     fewer = build_queue(**plain, self_confidence={k: v for k, v in p.items() if k != gone},

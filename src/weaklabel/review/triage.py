@@ -325,8 +325,9 @@ def build_queue(
         group, dens = f"post {post_id}", 1.0
         if density is not None:
             group, dens = density.get(post_id, (f"post {post_id}", 0.0))
-            why.append(f"density {dens:.2f}" + (f" ({group})" if group.startswith("cluster")
-                                                else ""))
+            if density_weight:  # the why names what made the priority
+                why.append(f"density {dens:.2f}" + (f" ({group})"
+                                                    if group.startswith("cluster") else ""))
         n_same = size.get((groups or {}).get(post_id, ""), 1)
         if n_same > 1:
             why.append(f"settles {n_same} posts of the same text")
