@@ -166,6 +166,13 @@ QUEUES: dict[str, dict[str, Any]] = {
     "f1-turns": {"vectors": None},  # f1 turns, word-cluster diversity
     "audit-cosine": {"audit": True, "turns": "equal"},
     "coverage": {"coverage": True},  # keyword seeds count as taken: reviews go elsewhere
+    # confident learning: suspicion ranked with 1 - out-of-fold p(shown label)
+    "confident": {"self_confidence": "compute"},
+    # confident learning alone: suspicion = 1 - out-of-fold p(shown label)
+    "cl": {"self_confidence": "compute", "self_confidence_rule": "alone"},
+    # the same without density in the priority (diversity, turns, groups as they are)
+    "cl-no-density": {"self_confidence": "compute", "self_confidence_rule": "alone",
+                      "density_weight": False},  # review.queue: cl-no-density
 }
 """Queue orderings: name → overrides of the inputs :func:`build_queue` gets from
 :func:`load_queue_inputs` (the queue as built: f1 turns, cosine diversity)."""
@@ -177,11 +184,18 @@ gain when every one is a correction."""
 
 
 def queue_overrides(sim: Any, over: dict[str, Any]) -> dict[str, Any]:
-    """A queue's overrides, ``density: uncertain`` made: each post's neighbours weighed
-    by how uncertain their labels are (one minus the calibrated confidence)."""
+    """A queue's overrides, ``density: uncertain`` made (each post's neighbours weighed
+    by how uncertain their labels are, one minus the calibrated confidence) and
+    ``self_confidence: compute`` (the out-of-fold probabilities, as ``review.queue:
+    confident`` computes them)."""
     from weaklabel.review.triage import workspace_density
     from weaklabel.workspace import Workspace
 
+    if over.get("self_confidence") == "compute":
+        from weaklabel.review.triage import load_queue_inputs, workspace_self_confidence
+
+        ws = Workspace(sim.ws)
+        over = {**over, "self_confidence": workspace_self_confidence(ws, load_queue_inputs(ws))}
     if over.get("density") != "uncertain":
         return over
 

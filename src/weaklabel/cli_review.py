@@ -62,8 +62,8 @@ def queue(
     include_decided: Annotated[bool, typer.Option(
         help="Keep items that already have a decision.")] = False,
     order: Annotated[str | None, typer.Option(
-        help="Queue order: default, audit or coverage (default: the config's "
-             "review.queue).")] = None,
+        help="Queue order: default, audit, coverage, confident, cl or cl-no-density "
+             "(default: the config's review.queue).")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Write the review queue, likely-wrong labels first, with a 5 % random slice.

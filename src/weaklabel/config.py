@@ -173,7 +173,10 @@ class ReviewConfig:
 
     # The queue's order (review/triage.py, README "Review"): "default", likely-wrong
     # first; "audit", one seed per disputed label word interleaved at the top;
-    # "coverage", the keyword seeds counted as already reviewed in the diversity.
+    # "coverage", the keyword seeds counted as already reviewed in the diversity;
+    # "confident", suspicion ranked with how little out-of-fold probability (confident
+    # learning, review/confident.py) the shown label gets; "cl", that probability alone;
+    # "cl-no-density", that probability alone without density in the priority.
     queue: str = "default"
 
 

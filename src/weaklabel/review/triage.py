@@ -17,6 +17,14 @@ Suspicion is the sum of:
 - **an abstained post** (shown with its best guess): 1, since it has no label yet and any
   answer adds one.
 
+With ``self_confidence`` (``review.queue: confident``), the suspicion is replaced by the
+mean of its normalized rank and the normalized rank of ``1 - p``, ``p`` the out-of-fold
+probability a discriminative model trained on the labels gives the shown label
+(confident learning, :mod:`weaklabel.review.confident`): a label the captions like it do
+not back comes up even when every source agrees on it. ``review.queue: cl`` takes
+``1 - p`` alone as the suspicion (cleanlab's self-confidence score), the rest of the
+queue as it is; ``cl-no-density`` leaves density out of the priority as well.
+
 **Density** (when the workspace has tokens, vectors and word clusters,
 :func:`post_density`): information density, a post's mean similarity to the corpus
 counting only the posts of its own word cluster, scaled to [0, 1]. A correction of a
@@ -73,16 +81,24 @@ VOTE_COLUMNS = tuple(f"label_{s}" for s in LABEL_SOURCES)
 (:data:`~weaklabel.contracts.ABSTAIN` = the source abstained)."""
 RANDOM_RATE = 0.05
 QUEUE_SEED = 9
-QUEUE_ORDERS: dict[str, dict[str, bool]] = {
+QUEUE_ORDERS: dict[str, dict[str, Any]] = {
     "default": {},  # likely-wrong first: f1 turns, cosine diversity (the measured best)
     "audit": {"audit": True},  # one seed per disputed label word interleaved at the top
     "coverage": {"coverage": True},  # keyword seeds count as taken in the diversity
+    # suspicion ranked together with how little out-of-fold probability the label gets
+    "confident": {"self_confidence": "rank-mean"},
+    # confident learning alone: suspicion = 1 - out-of-fold p(shown label)
+    "cl": {"self_confidence": "alone"},
+    # the same with density out of the priority (pure uncertainty, diversity and turns kept)
+    "cl-no-density": {"self_confidence": "alone", "density_weight": False},
 }
 """``review.queue`` / ``review queue --order``: name → :func:`build_queue` options (the
-orderings README "Review" measures)."""
+orderings README "Review" measures); ``self_confidence`` names the rule
+(``self_confidence_rule``) by which :func:`write_queue` computes and uses the
+out-of-fold probabilities."""
 
 
-def queue_order(name: str) -> dict[str, bool]:
+def queue_order(name: str) -> dict[str, Any]:
     """The :func:`build_queue` options of a queue order (:data:`QUEUE_ORDERS`).
 
     Raises:
@@ -216,7 +232,8 @@ def build_queue(
     density: Mapping[str, tuple[str, float]] | None = None, abstained: float = 1.0,
     turns: str = "f1", groups: Mapping[str, str] | None = None, score: str = "suspicion",
     seed_weight: float = 1.0, audit: bool = False, vectors: Mapping[str, Any] | None = None,
-    coverage: bool = False,
+    coverage: bool = False, self_confidence: Mapping[str, float] | None = None,
+    self_confidence_rule: str = "rank-mean", density_weight: bool = True,
 ) -> pd.DataFrame:
     """Order every reviewable item, likely-wrong first, with the random slice mixed in.
 
@@ -258,6 +275,17 @@ def build_queue(
             by word cluster.
         coverage: with ``vectors``, the keyword seeds count as taken already, so the
             first reviews go to captions unlike any seed (an experiment, off).
+        self_confidence: post_id → the out-of-fold probability of its shown label
+            (:func:`~weaklabel.review.confident.label_self_confidence`, confident
+            learning); when given, an item's suspicion becomes the mean of its
+            suspicion's and its ``1 - probability``'s normalized ranks over the scored
+            posts (a post without a probability keeps its suspicion's rank).
+        self_confidence_rule: how ``self_confidence`` makes the suspicion: ``rank-mean``
+            (above, ``review.queue: confident``) or ``alone`` (``review.queue: cl``):
+            ``1 - probability`` itself, an abstained post's for its best guess; a post
+            without a probability gets its suspicion's normalized rank.
+        density_weight: False leaves density out of the priority (pure uncertainty);
+            its groups still order a label's items when there are no vectors.
 
     Returns:
         A frame with the :data:`QUEUE` columns plus ``caption``, ``evidence`` and
@@ -292,11 +320,14 @@ def build_queue(
                            conflict=image in conflict_images, abstained=abstained)
         if score == "error":
             s = 1.0 - float(row.get("confidence") or 0.0)
+        if self_confidence is not None and post_id in self_confidence:
+            why.insert(0, f"out-of-fold p(label) {self_confidence[post_id]:.2f}")
         group, dens = f"post {post_id}", 1.0
         if density is not None:
             group, dens = density.get(post_id, (f"post {post_id}", 0.0))
-            why.append(f"density {dens:.2f}" + (f" ({group})" if group.startswith("cluster")
-                                                else ""))
+            if density_weight:  # the why names what made the priority
+                why.append(f"density {dens:.2f}" + (f" ({group})"
+                                                    if group.startswith("cluster") else ""))
         n_same = size.get((groups or {}).get(post_id, ""), 1)
         if n_same > 1:
             why.append(f"settles {n_same} posts of the same text")
@@ -304,10 +335,20 @@ def build_queue(
         if teach != 1.0:
             why.append("a keyword seed, learnt from")
         scored.append({**item, "why": "; ".join(why) or "check", "random": False,
-                       "_s": -round(s * dens * n_same * teach, 6), "_t": -round(s, 6),
-                       "_g": group, "_seed": row.get("source") == "seed",
+                       "_raw": s, "_f": (dens if density_weight else 1.0, n_same, teach),
+                       "_g": group,
+                       "_seed": row.get("source") == "seed",
                        "_dis": any(isinstance(row.get(c), str) and row.get(c) not in
                                    (ABSTAIN, label) for c in VOTE_COLUMNS)})
+    if self_confidence_rule not in ("rank-mean", "alone"):
+        raise WeaklabelError(f"self-confidence rule {self_confidence_rule!r}: use "
+                             "rank-mean or alone")
+    if self_confidence is not None:
+        _rank_with_self_confidence(scored, self_confidence,
+                                   alone=self_confidence_rule == "alone")
+    for r in scored:
+        dens, n_same, teach = r["_f"]
+        r["_s"], r["_t"] = -round(r["_raw"] * dens * n_same * teach, 6), -round(r["_raw"], 6)
     scored.sort(key=lambda r: (r["_s"], r["_t"], r["_k"]))
     scored, later = _one_per_group(scored, groups or {}, settled)
     randoms.sort(key=lambda r: r["_k"])
@@ -326,6 +367,40 @@ def build_queue(
     out = _with_slice(order, randoms, random_rate=random_rate) + later
     cols = [*QUEUE.names, "caption", "evidence", "random"]
     return pd.DataFrame(out, columns=[*cols, "_s", "_k"])[cols].reset_index(drop=True)
+
+
+def _rank_with_self_confidence(scored: list[dict[str, Any]],
+                               self_confidence: Mapping[str, float], *,
+                               alone: bool = False) -> None:
+    """Replace each item's suspicion (``_raw``) by the mean of the normalized ranks (rank
+    over posts, ties averaged) of its suspicion and of ``1 - self_confidence``, the rule
+    fixed before it was measured (``bench/bench_confident.py``). A post without a
+    probability counts its suspicion's rank twice.
+
+    ``alone``: by ``1 - self_confidence`` itself (confident learning's own score, in
+    [0, 1]); a post without a probability by its suspicion's normalized rank."""
+    import pandas as pd
+
+    if alone:
+        s = pd.DataFrame({"post_id": [r["post_id"] for r in scored],
+                          "s": [r["_raw"] for r in scored]}).drop_duplicates("post_id")
+        rank = dict(zip(s["post_id"], s["s"].rank(pct=True), strict=True))
+        for r in scored:
+            p = self_confidence.get(r["post_id"])
+            r["_raw"] = 1.0 - float(p) if p is not None else float(rank[r["post_id"]])
+        return
+
+    posts = pd.DataFrame({"post_id": [r["post_id"] for r in scored],
+                          "s": [r["_raw"] for r in scored]}).drop_duplicates("post_id")
+    posts["oof"] = [1.0 - self_confidence[p] if p in self_confidence else None
+                    for p in posts["post_id"]]
+    rs = posts["s"].rank(pct=True)
+    has = posts["oof"].notna()
+    ro = rs.copy()
+    ro[has] = posts.loc[has, "oof"].astype(float).rank(pct=True)
+    mean = dict(zip(posts["post_id"], (rs + ro) / 2, strict=True))
+    for r in scored:
+        r["_raw"] = float(mean[r["post_id"]])
 
 
 def _items(by_post: Mapping[str, Any], image_labels: pd.DataFrame | None
@@ -728,6 +803,22 @@ def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
     return out
 
 
+def workspace_self_confidence(ws: Workspace, inputs: Mapping[str, Any], *,
+                              order: str = "confident") -> dict[str, float]:
+    """:func:`~weaklabel.review.confident.label_self_confidence` of a workspace's post
+    labels over its captions (``inputs`` from :func:`load_queue_inputs`).
+
+    Raises:
+        WeaklabelError: no captions (``posts.parquet``) to learn from.
+    """
+    from weaklabel.review.confident import label_self_confidence
+
+    if "captions" not in inputs:
+        raise WeaklabelError(f"{ws.path('posts.parquet')} is missing: queue order "
+                             f"{order!r} learns from the captions; run weaklabel tokenize")
+    return label_self_confidence(inputs["post_labels"], inputs["captions"])
+
+
 def decided_items(ws_root: Path) -> set[tuple[str, str]]:
     """(post_id, image) of every item with a standing decision in the workspace's store."""
     from weaklabel.review.store import DECISIONS_DB, DecisionStore, effective
@@ -751,9 +842,13 @@ def write_queue(ws: Workspace, *, limit: int | None = None, output: Path | None 
     how = queue_order(order)
     if not 0.0 <= random_rate < 1.0:
         raise WeaklabelError(f"random rate {random_rate} must be in [0, 1)")
-    q = build_queue(**load_queue_inputs(ws), random_rate=random_rate,
-                    exclude=None if include_decided else decided_items(ws.root),
-                    audit=how.get("audit", False), coverage=how.get("coverage", False))
+    inputs = load_queue_inputs(ws)
+    rule = how.pop("self_confidence", None)
+    if rule is not None:
+        inputs["self_confidence"] = workspace_self_confidence(ws, inputs, order=order)
+        how["self_confidence_rule"] = rule
+    q = build_queue(**inputs, random_rate=random_rate,
+                    exclude=None if include_decided else decided_items(ws.root), **how)
     if limit is not None:
         q = q.head(limit).reset_index(drop=True)
     if output is not None:
