@@ -62,6 +62,7 @@ bench-deps: $(STAMP)
 
 bench: $(STAMP) check-java
 	$(BIN)/python bench/bench_text.py
+	$(BIN)/python bench/bench_protect.py
 	$(BIN)/python bench/bench_images.py
 	$(BIN)/python bench/bench_storage.py
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from weaklabel.errors import WeaklabelError
 from weaklabel.text.tokenizer import (
@@ -193,6 +196,100 @@ def test_the_token_rules_are_in_the_stage_cache_key() -> None:
 CODES = "갤럭시 S24 256GB i7 DQ3955-100 5G폰 Y2K #k2024 kim7@mail.com"
 
 
+# The protection pattern (OktTokenizer's Latin/digit user words) is a character trie;
+# the rule before it, one longest-first alternation, is kept here as the reference.
+def _alternation(words: tuple[str, ...]) -> re.Pattern[str] | None:
+    latin = sorted((w for w in words if re.search(r"[A-Za-z0-9]", w)), key=len, reverse=True)
+    if not latin:
+        return None
+    alt = "|".join(re.escape(w) for w in latin)
+    return re.compile(rf"(#[^\s#]+|(?<!\S)[^\s@]+@\S+)|(?<![A-Za-z0-9])({alt})(?![A-Za-z0-9])",
+                      re.IGNORECASE)
+
+
+def _found(pattern: re.Pattern[str] | None, text: str) -> list[tuple[object, ...]]:
+    assert pattern is not None
+    return [(m.span(), m.group(1), m.group(2)) for m in pattern.finditer(text)]
+
+
+TRICKY_WORDS = ("G7", "G70", "G700", "제네시스G70", "3CE", "3ce립", "iPhone15", "IPHONE15PRO",
+                "W컨셉", "C++", "A.B", "K-9", "29CM", "MLBB립", "ſ1", "S1X", "İ3", "ı4", "ß5",
+                "ẞ6X", "Σ7", "ς7x", "µ8", "데일리룩")
+TRICKY_TEXTS = [
+    "G70 시승 G700 G7 G701 1G70 G70. G70G70 g70 xG70 G7-0",  # prefixes, adjacent digits
+    "3CE", "3ce립스틱 3CE립 3Ce 3CEx x3CE 3CE3",  # whole string, mixed case, inside runs
+    "iphone15pro IPHONE15 iPhone15Pro iPhone15 프로",
+    "#3CE추천 #G70 하울 3CE#G70 문의 3ce@shop.kr 로 a@G70 G70@x",  # hashtags and e-mail
+    "W컨셉에서 w컨셉 제네시스g70 제네시스G700 C++ c++ C+ A.B AxB K-9 k-9s 29cm",
+    "s1 S1 ſ1 s1x S1X i3 I3 İ3 ı3 ı4 I4 i4 ß5 SS5 ẞ6x ß6X σ7 Σ7 ς7X µ8 μ8 Μ8",
+    "", " ", "G70", "끝은 G70", "G70 시작",
+]
+
+
+def test_case_classes_are_those_of_ignorecase() -> None:
+    from weaklabel.text.tokenizer import _case_classes
+
+    chars = set("aAiIıİsSſkKKßẞσςΣµμΜ3가#.+")
+    rep = _case_classes(chars)
+    for a in chars:
+        for b in chars:
+            alike = re.fullmatch(re.escape(a), b, re.IGNORECASE) is not None
+            assert (rep[a] == rep[b]) == alike, (a, b)
+
+
+def test_trie_finds_what_the_alternation_found_on_tricky_cases() -> None:
+    from weaklabel.text.tokenizer import _protected, _trie_pattern
+
+    assert _trie_pattern(TRICKY_WORDS) is not None  # the trie, not the fallback
+    new, old = _protected(TRICKY_WORDS), _alternation(TRICKY_WORDS)
+    for text in TRICKY_TEXTS:
+        assert _found(new, text) == _found(old, text), text
+    # the cases that decide: longest word first, not inside a run, hashtag and e-mail
+    assert [m[2] for m in _found(new, TRICKY_TEXTS[0])] == \
+        ["G70", "G700", "G7", "G70", "g70", "G7"]
+    assert _found(new, "iPhone15Pros G70") == [((13, 16), None, "G70")]  # no word inside a run
+    assert [m[1] for m in _found(new, "#3CE추천 3ce@shop.kr")] == ["#3CE추천", "3ce@shop.kr"]
+
+
+def test_words_without_latin_letters_or_digits_need_no_pattern() -> None:
+    from weaklabel.text.tokenizer import _protected
+
+    assert _protected(("데일리룩", "꾸안꾸")) is None
+
+
+def test_a_long_chain_of_prefixes_falls_back_to_the_alternation() -> None:
+    from weaklabel.text.tokenizer import _MAX_NESTING, _protected, _trie_pattern
+
+    words = tuple("A1" + "b" * i for i in range(_MAX_NESTING + 50))
+    assert _trie_pattern(words) is None
+    text = " ".join(words[::7]) + " A1bbbbX " + words[-1] + "b"
+    assert _found(_protected(words), text) == _found(_alternation(words), text)
+
+
+_ALPHABET = "aAbB1290Gg가나컨셉iIıİsSſkKKßẞ-.+#@"
+_word = st.text(_ALPHABET, min_size=1, max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(base=st.lists(_word, min_size=1, max_size=12, unique=True), data=st.data())
+def test_trie_finds_what_the_alternation_found(base: list[str], data: st.DataObject) -> None:
+    from weaklabel.text.tokenizer import _protected
+
+    # words that extend others, in the same or the other case: where the order matters
+    longer = data.draw(st.lists(st.tuples(st.sampled_from(base), st.booleans(),
+                                          st.text(_ALPHABET, max_size=3)), max_size=12))
+    words = tuple(sorted(set(base) | {(w.swapcase() if flip else w) + tail
+                                      for w, flip, tail in longer}))
+    old = _alternation(words)
+    if old is None:
+        assert _protected(words) is None
+        return
+    pieces = st.one_of(st.sampled_from(words), st.sampled_from(words).map(str.swapcase),
+                       st.text(_ALPHABET + " ", max_size=4))
+    text = "".join(data.draw(st.lists(pieces, max_size=12)))
+    assert _found(_protected(words), text) == _found(old, text)
+
+
 @pytest.mark.jvm
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["okt", "kiwi", "regex"])
@@ -214,3 +311,17 @@ def test_codes_of_letters_and_digits_stay_whole(name: str) -> None:
 def test_codes_are_latin_words_and_follow_keep_pos(name: str) -> None:
     tokens = make_tokenizer(name, USER_DICT, keep_pos=("Noun",)).tokenize([CODES])[0]
     assert "갤럭시" in tokens and not [t for t in tokens if t.isascii()], tokens
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_okt_tokens_are_those_of_the_alternation() -> None:
+    """Byte-identical tokens through real Okt, so the token cache key may stay."""
+    words = LATIN_DICT.words + TRICKY_WORDS
+    tok = make_tokenizer("okt", UserDict(tuple(sorted(set(words))), LATIN_DICT.stopwords))
+    assert isinstance(tok, OktTokenizer)
+    caps = [*LATIN_CAPS, *TRICKY_TEXTS, "#W컨셉추천 하울", "문의 3ce@shop.kr 로"]
+    new = tok.tokenize(caps)
+    tok._protect = _alternation(tok.userdict.words)
+    assert tok.tokenize(caps) == new
+    assert "g70" in new[0] and "iphone15" in new[0]

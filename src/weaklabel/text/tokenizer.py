@@ -232,18 +232,90 @@ class OktTokenizer(Tokenizer):
         return out
 
 
+# group 1, left to Okt: a hashtag (Okt keeps it whole) or an e-mail address (Okt drops
+# it), each from a word's start; group 2: a user word, not inside a longer Latin or digit run
+_PROTECT = _WHOLE + r"|(?<![A-Za-z0-9])({words})(?![A-Za-z0-9])"  # as _CODE, words for codes
+_MAX_NESTING = 100  # re's parser recurses per nested group (Python 3.11: 400 ok, 600 fail)
+_Trie = dict[str, "_Trie"]  # a character to the rest; "" marks a word's end
+
+
 def _protected(words: Sequence[str]) -> re.Pattern[str] | None:
     """A pattern finding hashtags and e-mail addresses (group 1) and the user words Okt
     cannot keep whole (group 2: those with a Latin letter or a digit), not inside a
-    longer Latin or digit run; None when there are none."""
-    latin = sorted((w for w in words if _LATIN.search(w)), key=len, reverse=True)
+    longer Latin or digit run, in any case (``re.IGNORECASE``); None when there are none.
+
+    The words are one character trie written as nested groups (:func:`_trie_pattern`),
+    behind a look-ahead for the words' first characters: a plain alternation of
+    thousands of brand and model names tries every word at every position, the trie one
+    branch per distinct next character, and most positions fail the look-ahead at once.
+    Both find the longest word that ends before a non-Latin, non-digit character, so the
+    matches are the same (``bench/bench_protect.py`` times both).
+    """
+    latin = [w for w in words if _LATIN.search(w)]
     if not latin:
         return None
-    alt = "|".join(re.escape(w) for w in latin)
-    # group 1, left to Okt: a hashtag (Okt keeps it whole) or an e-mail address (Okt
-    # drops it), each from a word's start
-    return re.compile(rf"(#[^\s#]+|(?<!\S)[^\s@]+@\S+)|(?<![A-Za-z0-9])({alt})(?![A-Za-z0-9])",
-                      re.IGNORECASE)
+    trie = _trie_pattern(latin)
+    if trie is None:  # hundreds of words each a prefix of the next: the plain alternation
+        trie = "|".join(re.escape(w) for w in sorted(latin, key=len, reverse=True))
+    # a class takes at least what each of its characters does: only a pre-filter
+    first = re.escape("".join(sorted({w[0] for w in latin})))
+    return re.compile(_PROTECT.format(words=f"(?=[{first}]){trie}"), re.IGNORECASE)
+
+
+def _case_classes(chars: set[str]) -> dict[str, str]:
+    """Each character to one representative of the characters ``re.IGNORECASE`` takes
+    for it (``i``, ``I`` and the dotless ``ı`` are one; Hangul and digits only
+    themselves). Found by ``re`` itself, so the trie merges exactly what the alternation
+    treats alike. Two such sets are the same or disjoint (Python 3.11's re, checked over
+    every code point), so a text character follows at most one branch of a trie node."""
+    ordered = "".join(sorted(chars))
+    rep: dict[str, str] = {}
+    for c in ordered:
+        if c in rep:
+            continue
+        if c.lower() == c and c.upper() == c:
+            rep[c] = c  # uncased: re compares it as is
+            continue
+        for t in re.findall(re.escape(c), ordered, re.IGNORECASE):
+            rep[t] = c
+    return rep
+
+
+def _trie_pattern(words: Sequence[str]) -> str | None:
+    """``words`` as one regex, longest match first: a character trie (characters merged
+    as ``re.IGNORECASE`` compares them) written as nested non-capturing groups, each
+    word's longer continuations before its end (``(?:...)?`` is greedy). A chain of
+    single children is one literal run; None when the groups would nest more than
+    :data:`_MAX_NESTING` deep."""
+    rep = _case_classes({c for w in words for c in w})
+    root: _Trie = {}
+    for w in words:
+        node = root
+        for c in w:
+            node = node.setdefault(rep[c], {})
+        node[""] = {}  # a word ends here
+
+    def pattern(node: _Trie, depth: int) -> str | None:
+        if depth > _MAX_NESTING:
+            return None
+        branches = []
+        for c in sorted(k for k in node if k):
+            run, child = [c], node[c]
+            while len(child) == 1 and "" not in child:
+                ((nxt, child),) = child.items()
+                run.append(nxt)
+            rest = pattern(child, depth + 1)
+            if rest is None:
+                return None
+            branches.append(re.escape("".join(run)) + rest)
+        if not branches:
+            return ""
+        body = "|".join(branches)
+        if "" in node:  # this word's end, after every longer word through it
+            return f"(?:{body})?"
+        return body if len(branches) == 1 else f"(?:{body})"
+
+    return pattern(root, 0)
 
 
 _WORD = re.compile(r"[^\W\d_]{1,}", re.UNICODE)
