@@ -73,19 +73,19 @@ def test_unreadable_folder_and_file_are_reported(
     write(root / "secret.jpg", jpeg_bytes(photo(2)))
     if os.geteuid() == 0:
         # root ignores permissions: simulate EACCES at the two system calls instead
-        real_scandir, real_open = os.scandir, inventory.os.open
+        real_listdir, real_open = os.listdir, inventory.os.open
 
-        def scandir(path):  # type: ignore[no-untyped-def]
+        def listdir(path):  # type: ignore[no-untyped-def]
             if os.fsdecode(path).endswith("locked"):
                 raise PermissionError(13, "Permission denied")
-            return real_scandir(path)
+            return real_listdir(path)
 
         def fake_open(path, flags, *a, **kw):  # type: ignore[no-untyped-def]
             if os.fsdecode(path).endswith("secret.jpg"):
                 raise PermissionError(13, "Permission denied")
             return real_open(path, flags, *a, **kw)
 
-        monkeypatch.setattr(inventory.os, "scandir", scandir)
+        monkeypatch.setattr(inventory.os, "listdir", listdir)
         monkeypatch.setattr(inventory.os, "open", fake_open)
     else:
         (root / "locked").chmod(0)
