@@ -311,3 +311,34 @@ def test_insert_rows_in_batches_equals_one_by_one(tmp_path: Path) -> None:
             dbs.append(db.execute("SELECT * FROM t ORDER BY p").fetchall())
             db.close()
         assert dbs[0] == dbs[1] and len(dbs[0]) == n
+
+
+def test_a_folder_swapped_for_a_symlink_after_its_parent_was_listed_is_not_entered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk lists a folder, then stats each entry against the folder's descriptor,
+    opened without following a symlink: a folder replaced by a symlink to somewhere else
+    between its parent's listing and its own is reported, and nothing of where the link
+    leads is listed as under the root."""
+    from weaklabel.images.walk import walk_keys
+
+    root = tmp_path / "img"
+    write(root / "day" / "a.jpg", b"inside")
+    outside = tmp_path / "elsewhere"
+    write(outside / "secret.jpg", b"outside")
+    real_listdir = os.listdir
+
+    def listdir(path):  # type: ignore[no-untyped-def]
+        if os.fsdecode(path) == str(root / "day"):  # found a folder; swapped before it is read
+            (root / "day" / "a.jpg").unlink()
+            (root / "day").rmdir()
+            (root / "day").symlink_to(outside, target_is_directory=True)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    files, problems = [], []
+    for fs, ps in walk_keys(root):
+        files += fs
+        problems += ps
+    assert files == []
+    assert [(k, s) for k, s, _ in problems] == [(b"day", "unreadable")]
+    assert "cannot list folder" in problems[0][2]
