@@ -342,3 +342,19 @@ def test_a_folder_swapped_for_a_symlink_after_its_parent_was_listed_is_not_enter
     assert files == []
     assert [(k, s) for k, s, _ in problems] == [(b"day", "unreadable")]
     assert "cannot list folder" in problems[0][2]
+
+
+def test_a_root_that_is_a_symlink_is_walked(tmp_path: Path) -> None:
+    """The root a user names may itself be a symlink (a mounted dump's folder): it is
+    followed, with or without a trailing slash; symlinks below it are not."""
+    from weaklabel.images.walk import walk_keys
+
+    write(tmp_path / "real" / "day" / "a.jpg", b"abc")
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "real" / "day2").symlink_to(tmp_path / "real" / "day",
+                                            target_is_directory=True)
+    for root in (str(tmp_path / "link"), str(tmp_path / "link") + "/"):
+        files = [f[0] for fs, _ in walk_keys(root) for f in fs]
+        problems = [p[:2] for _, ps in walk_keys(root) for p in ps]
+        assert files == [b"day/a.jpg"], root
+        assert problems == [(b"day2", "skipped")], root

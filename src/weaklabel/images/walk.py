@@ -31,8 +31,8 @@ skipped: symlink, unreadable folder, FIFO…) with ``status`` and ``reason`` set
 A named tuple, not a dataclass: a walk makes one per file, a million a day.
 """
 
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) \
-    | getattr(os, "O_CLOEXEC", 0)
+_ROOT_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = _ROOT_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 
 FileKey = tuple[bytes, int, int, int, int]
 """A regular file found by :func:`walk_keys`: ``(key, size, mtime_ns, ino, dev)``, the key
@@ -98,7 +98,8 @@ def walk_keys(root: Path | str, *, skip: Iterable[Path | str] = ()
         add = files.append
         try:
             names = listdir(abs_dir)
-            dfd = open_(abs_dir, _DIR_FLAGS)
+            # The root may itself be a symlink (the user named it); below it, none is followed.
+            dfd = open_(abs_dir, _DIR_FLAGS if rel_dir else _ROOT_FLAGS)
         except OSError as exc:
             problems.append((rel_dir or b".", "unreadable",
                              f"cannot list folder: {exc.strerror or exc}"))
