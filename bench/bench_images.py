@@ -19,7 +19,8 @@ those planted faults:
   SHA-1 where needed) vs jdupes, rmlint and a whole-file SHA-1 loop;
 - corrupt files: weaklabel purge vs the ``Image.open().load()`` loop (``--only
   purge-fuzz``: purge's verdict against Pillow's on every format it writes here, each
-  file damaged by seeded mutations, disagreements both ways);
+  file damaged by seeded mutations, disagreements both ways; ``--only pillow-tests
+  --pillow-tests DIR``: the same on Pillow's own ``Tests/images``);
 - near copies by edit (``--only near-edits`` for this table alone): ``--originals``
   generated scenes, each with 18 planted edits (JPEG q 50/75/95, WebP, PNG, resized to
   0.5 and 0.25, a 160 px thumbnail, 2/5/10 % crops, EXIF orientation with rotated
@@ -1041,6 +1042,79 @@ def jpeg_damage_bench(scale: int) -> None:
           f"purge's examine {cpu['examine']:.2f}")
 
 
+def pillow_tests_bench(root: Path, workers: int) -> None:
+    """Pillow's own test images (``Tests/images`` of its source distribution: ``pip
+    download --no-deps --no-binary :all: pillow==VERSION``, unpacked) judged by ``weaklabel
+    purge`` and by the oracle of ``tests/images/purge_fuzz.py`` (Pillow opens the file and
+    loads every frame under purge's settings, 20 s a file at most): how many Pillow loads,
+    the statuses purge gives, disagreements both ways."""
+    import ast
+    import signal
+    import warnings
+
+    pf = _test_module("purge_fuzz")
+    warnings.simplefilter("ignore")
+
+    def too_slow(*_: object) -> None:
+        raise TimeoutError("the oracle took over 20 s")
+
+    signal.signal(signal.SIGALRM, too_slow)
+    loads: dict[str, tuple[bool | None, str]] = {}
+    for rel in rel_files(root):
+        if (root / rel).is_symlink():
+            continue
+        signal.alarm(20)
+        try:
+            loads[rel] = pf.oracle(root / rel)
+        except TimeoutError as exc:
+            loads[rel] = (None, str(exc))
+        finally:
+            signal.alarm(0)
+    ws = Path(tempfile.mkdtemp(prefix="wl-pillow-tests-"))
+    try:
+        c = _cpu()
+        t = time.perf_counter()
+        subprocess.run([str(ROOT / ".venv" / "bin" / "weaklabel"), "purge", str(root), "-w",
+                        str(ws), "-q", "-j", str(workers)], check=True, capture_output=True)
+        secs, cpu = time.perf_counter() - t, _cpu() - c
+        with open(ws / "purge.csv", newline="", encoding="utf-8") as f:
+            got = {r["path"]: r["status"] for r in csv.DictReader(f)}
+    finally:
+        shutil.rmtree(ws, ignore_errors=True)
+    # Image.open(path) tries the plugin of the file's extension first and registers it
+    # there and then, so in one process the verdict can depend on the files opened before
+    # (after a .tga, TGA's lenient check claims pillow.ico): a disagreement is judged
+    # again in a fresh process, as a user's Image.open(path).load() would be.
+    fresh = 0
+    for rel, (ok, _) in loads.items():
+        if ok is not None and ok != (got.get(rel) == "ok"):
+            code = ("import sys; sys.path.insert(0, sys.argv[1]); import purge_fuzz as pf; "
+                    "print(repr(pf.oracle(sys.argv[2])))")
+            out = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests" / "images"),
+                                  str(root / rel)], capture_output=True, text=True, timeout=60)
+            again = ast.literal_eval(out.stdout.strip())
+            if again != loads[rel]:
+                loads[rel] = again
+                fresh += 1
+    table: dict[tuple[str, str], int] = {}
+    wrong = []
+    for rel, (ok, why) in sorted(loads.items()):
+        status = got.get(rel, "missing")
+        verdict = "loads" if ok else ("rejects" if ok is False else "too slow")
+        table[(verdict, status)] = table.get((verdict, status), 0) + 1
+        if ok is not None and ok != (status == "ok"):
+            wrong.append(f"{rel}: purge {status}; Pillow {'loads it' if ok else why}")
+    print(f"Pillow's own test images under {root}: {len(loads):,} files, purge in {secs:.1f} s "
+          f"({cpu:.1f} CPU s, {workers} workers)\n")
+    print("| Pillow | purge's status | files |\n|---|---|---|")
+    for (verdict, status), n in sorted(table.items()):
+        print(f"| {verdict} | {status} | {n} |")
+    print(f"\ndisagreements: {len(wrong)} ({fresh} verdicts of the oracle that changed in a "
+          "fresh process)")
+    for line in wrong:
+        print("disagreement:", line)
+
+
 def purge_fuzz_bench(sizes: tuple[tuple[int, int], ...], instances: int, seed: int) -> None:
     """Differential fuzzing: every file of ``tests/images/purge_fuzz.py``'s corpus judged
     by purge's ``examine`` and by the oracle (Pillow opens it and loads every frame under
@@ -1132,7 +1206,8 @@ def main() -> None:
                          "each with the tree evicted from the page cache (POSIX_FADV_DONTNEED)"
                          " just before it runs, in the same interleaved rounds")
     ap.add_argument("--only", choices=("near-edits", "near-dump", "near-measures", "purge",
-                                       "purge-fuzz", "jpeg-damage", "crop-look"),
+                                       "purge-fuzz", "jpeg-damage", "crop-look",
+                                       "pillow-tests"),
                     default=None,
                     help="near-edits: only the per-edit near-duplicate table; near-dump: "
                          "only the near-copy rows of the dump; near-measures: every measure of "
@@ -1142,7 +1217,10 @@ def main() -> None:
                          "(tests/images/purge_fuzz.py); jpeg-damage: purge's JPEG verdict against "
                          "Pillow's on the damaged corpus of tests/images/jpeg_damage.py; "
                          "crop-look: a second look for cropped copies, scored on the "
-                         "near-edits tree")
+                         "near-edits tree; pillow-tests: purge against Pillow on Pillow's "
+                         "own test images (--pillow-tests)")
+    ap.add_argument("--pillow-tests", type=Path, default=None,
+                    help="pillow-tests: the Tests/images folder of Pillow's unpacked sdist")
     ap.add_argument("--damage-scale", type=int, default=1,
                     help="jpeg-damage: 1 for the whole corpus, n to sample about 1/n")
     ap.add_argument("--fuzz-instances", type=int, default=3,
@@ -1175,6 +1253,13 @@ def main() -> None:
         return
     if args.only == "jpeg-damage":
         jpeg_damage_bench(args.damage_scale)
+        return
+    if args.only == "pillow-tests":
+        from weaklabel.config import resolve_workers as _rw
+
+        if args.pillow_tests is None:
+            ap.error("--only pillow-tests needs --pillow-tests DIR (Pillow's Tests/images)")
+        pillow_tests_bench(args.pillow_tests.resolve(), _rw(args.workers))
         return
     if args.only == "purge-fuzz":
         purge_fuzz_bench(tuple(tuple(int(v) for v in z.split("x"))  # type: ignore[misc]

@@ -137,6 +137,15 @@ if not features.check("webp"):  # pragma: no cover - every wheel has it
 if features.check("jpg_2000"):
     MAKERS["jp2"] = lambda s, z: _save(picture(s, z), "JPEG2000")
     MAKERS["j2k"] = lambda s, z: _save(picture(s, z), "JPEG2000", no_jp2=True)
+# Last, so that every other kind keeps its seeds: chunks after the pixels that Pillow's
+# load() reads whole and only stores (tEXt, eXIf) or skips (tIME, a private chunk), which
+# purge judges without decoding (checks._READ_AFTER_PIXELS).
+MAKERS["png_stored_after"] = lambda s, z: _text_after(
+    _save(picture(s, z), "PNG"),
+    _chunk(b"tEXt", b"Comment\x00made by a camera")
+    + _chunk(b"tIME", b"\x07\xea\x0c\x02\x03\x0f\x00")
+    + _chunk(b"eXIf", _exif()[len(b"Exif\x00\x00"):])
+    + _chunk(b"vpAg", b"\x00\x00\x00\x3d\x00\x00\x00\x2f\x00"))
 
 
 def _interlaced(im: Image.Image) -> bytes:
@@ -167,11 +176,16 @@ def _chunk(t: bytes, d: bytes) -> bytes:
     return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
 
 
-def _text_after(png: bytes) -> bytes:
+def _text_after(png: bytes, after: bytes | None = None) -> bytes:
     """The PNG's image data in 1 KiB IDAT chunks, then text and time chunks before IEND,
-    as cameras and editors write them (Pillow's own writer puts text first)."""
+    as cameras and editors write them (Pillow's own writer puts text first); ``after``:
+    other chunks there instead."""
     import zlib
 
+    if after is None:
+        after = (_chunk(b"tEXt", b"Comment\x00made by a camera")
+                 + _chunk(b"zTXt", b"Description\x00\x00" + zlib.compress(b"a long caption " * 20))
+                 + _chunk(b"tIME", b"\x07\xea\x0c\x02\x03\x0f\x00"))
     pos, idat, before = 8, b"", b""
     while pos < len(png):
         (n,) = struct.unpack(">I", png[pos:pos + 4])
@@ -183,9 +197,7 @@ def _text_after(png: bytes) -> bytes:
         pos += 12 + n
     return (png[:8] + before + b"".join(_chunk(b"IDAT", idat[k:k + 1024])
                                         for k in range(0, len(idat), 1024))
-            + _chunk(b"tEXt", b"Comment\x00made by a camera")
-            + _chunk(b"zTXt", b"Description\x00\x00" + zlib.compress(b"a long caption " * 20))
-            + _chunk(b"tIME", b"\x07\xea\x0c\x02\x03\x0f\x00") + _chunk(b"IEND", b""))
+            + after + _chunk(b"IEND", b""))
 
 
 # --- structure: chunks and segments to repeat or remove ---------------------------------------

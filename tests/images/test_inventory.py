@@ -73,19 +73,19 @@ def test_unreadable_folder_and_file_are_reported(
     write(root / "secret.jpg", jpeg_bytes(photo(2)))
     if os.geteuid() == 0:
         # root ignores permissions: simulate EACCES at the two system calls instead
-        real_scandir, real_open = os.scandir, inventory.os.open
+        real_listdir, real_open = os.listdir, inventory.os.open
 
-        def scandir(path):  # type: ignore[no-untyped-def]
+        def listdir(path):  # type: ignore[no-untyped-def]
             if os.fsdecode(path).endswith("locked"):
                 raise PermissionError(13, "Permission denied")
-            return real_scandir(path)
+            return real_listdir(path)
 
         def fake_open(path, flags, *a, **kw):  # type: ignore[no-untyped-def]
             if os.fsdecode(path).endswith("secret.jpg"):
                 raise PermissionError(13, "Permission denied")
             return real_open(path, flags, *a, **kw)
 
-        monkeypatch.setattr(inventory.os, "scandir", scandir)
+        monkeypatch.setattr(inventory.os, "listdir", listdir)
         monkeypatch.setattr(inventory.os, "open", fake_open)
     else:
         (root / "locked").chmod(0)
@@ -311,3 +311,50 @@ def test_insert_rows_in_batches_equals_one_by_one(tmp_path: Path) -> None:
             dbs.append(db.execute("SELECT * FROM t ORDER BY p").fetchall())
             db.close()
         assert dbs[0] == dbs[1] and len(dbs[0]) == n
+
+
+def test_a_folder_swapped_for_a_symlink_after_its_parent_was_listed_is_not_entered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk lists a folder, then stats each entry against the folder's descriptor,
+    opened without following a symlink: a folder replaced by a symlink to somewhere else
+    between its parent's listing and its own is reported, and nothing of where the link
+    leads is listed as under the root."""
+    from weaklabel.images.walk import walk_keys
+
+    root = tmp_path / "img"
+    write(root / "day" / "a.jpg", b"inside")
+    outside = tmp_path / "elsewhere"
+    write(outside / "secret.jpg", b"outside")
+    real_listdir = os.listdir
+
+    def listdir(path):  # type: ignore[no-untyped-def]
+        if os.fsdecode(path) == str(root / "day"):  # found a folder; swapped before it is read
+            (root / "day" / "a.jpg").unlink()
+            (root / "day").rmdir()
+            (root / "day").symlink_to(outside, target_is_directory=True)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    files, problems = [], []
+    for fs, ps in walk_keys(root):
+        files += fs
+        problems += ps
+    assert files == []
+    assert [(k, s) for k, s, _ in problems] == [(b"day", "unreadable")]
+    assert "cannot list folder" in problems[0][2]
+
+
+def test_a_root_that_is_a_symlink_is_walked(tmp_path: Path) -> None:
+    """The root a user names may itself be a symlink (a mounted dump's folder): it is
+    followed, with or without a trailing slash; symlinks below it are not."""
+    from weaklabel.images.walk import walk_keys
+
+    write(tmp_path / "real" / "day" / "a.jpg", b"abc")
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "real" / "day2").symlink_to(tmp_path / "real" / "day",
+                                            target_is_directory=True)
+    for root in (str(tmp_path / "link"), str(tmp_path / "link") + "/"):
+        files = [f[0] for fs, _ in walk_keys(root) for f in fs]
+        problems = [p[:2] for _, ps in walk_keys(root) for p in ps]
+        assert files == [b"day/a.jpg"], root
+        assert problems == [(b"day2", "skipped")], root

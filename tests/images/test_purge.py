@@ -237,3 +237,54 @@ def test_chunks_after_the_pixels_are_read_as_pillow_reads_them(
     v = body + after
     assert ("ok" if not full_decode_fails(v) else "bad") == ("ok" if verdict == "ok" else "bad")
     assert status_of(v, tmp_path, "x.png")["status"] == verdict
+
+
+def _fast_verdict(data: bytes) -> tuple[str, str] | None:
+    """What the PNG check says without decoding, None where it leaves the file to the
+    full decode."""
+    from weaklabel.images.checks import check_png_stream
+
+    return check_png_stream(io.BytesIO(data))
+
+
+@pytest.mark.parametrize(("after", "fast"), [
+    (_chunk(b"tEXt", b"Comment\x00made by a camera"), "ok"),
+    (_chunk(b"tIME", b"\x07\xea\x0c\x02\x03\x0f\x00"), "ok"),
+    (_chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08\x00\x00"), "ok"),
+    (_chunk(b"tEXt", b"no separator, \xff latin-1 bytes"), "ok"),
+    (_chunk(b"zTXt", b"Comment\x00\x00" + b"x\x9c\x03\x00\x00\x00\x00\x01"), None),
+    (_chunk(b"iTXt", b"Comment\x00\x00\x00\x00\x00text"), None),
+    (_chunk(b"gAMA", b"\x00\x00"), None),  # Pillow: "Truncated gAMA chunk"
+    (_chunk(b"pHYs", b"\x00" * 9), None),
+], ids=["tEXt", "tIME", "eXIf", "tEXt-odd", "zTXt", "iTXt", "gAMA-short", "pHYs"])
+def test_chunks_pillow_only_stores_after_the_pixels_need_no_decode(
+        after: bytes, fast: str | None, tmp_path: Path) -> None:
+    """Text, time and EXIF chunks after the image data (as cameras write them) are
+    judged by the chunk walk, at a third of a full decode's cost; chunks whose Pillow
+    handler inflates or checks what it reads are still decoded in full."""
+    data = png_bytes(photo(12, (61, 47)))
+    v = data[:-12] + after + data[-12:]
+    verdict = _fast_verdict(v)
+    assert (verdict[0] if verdict else None) == fast
+    assert fast is None or not full_decode_fails(v)  # Pillow loads what is judged ok
+    cut = data[:-12] + after[:-6]  # the chunk cut short, no IEND
+    assert full_decode_fails(cut)
+    verdict = _fast_verdict(cut)
+    assert verdict is None if fast is None else verdict[0] == "truncated"
+    for d in (v, cut):  # and purge, fast or not, says what Pillow says
+        assert (status_of(d, tmp_path, "x.png")["status"] == "ok") == (not full_decode_fails(d))
+
+
+def test_text_beyond_pillows_memory_bound_is_decoded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow fails a PNG whose text adds up past ``MAX_TEXT_MEMORY`` (64 MiB): a file
+    that large with text after its pixels goes to the full decode, which says so."""
+    from PIL import PngImagePlugin
+
+    data = png_bytes(photo(12, (61, 47)))
+    v = data[:-12] + _chunk(b"tEXt", b"Comment\x00" + b"x" * 100) * 3 + data[-12:]
+    assert _fast_verdict(v) == ("ok", "")
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_MEMORY", 250)  # smaller than the file
+    assert _fast_verdict(v) is None
+    assert full_decode_fails(v)
+    assert status_of(v, tmp_path, "x.png")["status"] == "decode_error"

@@ -506,13 +506,25 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
 _CHUNK_TYPE = re.compile(rb"\w\w\w\w")  # Pillow's is_cid: other bytes end its walk
 
 
+_READ_AFTER_PIXELS = frozenset((b"tEXt", b"eXIf"))
+"""Chunks whose Pillow handler, after the pixels, only reads the chunk whole and stores
+it uncompressed (``PngStream.chunk_tEXt``: split at the first NUL, Latin-1, which
+decodes any byte; ``chunk_eXIf``: the bytes as they are), so the file's length alone
+decides, as for a chunk without a handler (``tIME``, private chunks). tEXt also counts
+towards Pillow's ``MAX_TEXT_MEMORY``, which no file smaller than it can exceed.
+Compressed text (zTXt, iTXt: inflated, bounded), colour and other chunks whose handler
+checks what it reads (iCCP, PLTE, tRNS, gAMA, cHRM, sRGB, pHYs…) send the file to the
+full decode."""
+
+
 def _after_pixels(f: Any, end: int) -> tuple[str, str] | None:
     """The chunks after the pixels, walked as Pillow's ``load_end`` walks them up to
     IEND: a chunk the file cuts short fails the load (``Truncated File Read``), and so
-    may a text, EXIF or colour chunk Pillow parses there, so a file with one of those
-    after its image data is decoded in full instead (None). ``f`` sits just past the
+    may a chunk whose handler checks or inflates what it reads, so a file with one of
+    those after its image data is decoded in full instead (None); chunks Pillow skips or
+    only stores (:data:`_READ_AFTER_PIXELS`) are walked here. ``f`` sits just past the
     CRC of the IDAT chunk where the pixels were complete."""
-    from PIL.PngImagePlugin import PngStream
+    from PIL.PngImagePlugin import MAX_TEXT_MEMORY, PngStream
 
     while True:
         head = f.read(8)
@@ -522,7 +534,10 @@ def _after_pixels(f: Any, end: int) -> tuple[str, str] | None:
         ctype = head[4:]
         if ctype == b"IEND" or not _CHUNK_TYPE.fullmatch(ctype):
             return ("ok", "")
-        if ctype != b"IDAT" and hasattr(PngStream, f"chunk_{ctype.decode('ascii')}"):
+        if ctype in _READ_AFTER_PIXELS:
+            if ctype == b"tEXt" and end > MAX_TEXT_MEMORY:
+                return None  # the text could add up past Pillow's bound
+        elif ctype != b"IDAT" and hasattr(PngStream, f"chunk_{ctype.decode('ascii')}"):
             return None
         if f.tell() + length > end:
             return ("truncated", f"PNG: file ends inside chunk {ctype!r}, after the pixels")

@@ -82,9 +82,14 @@ def sha1_for(total: int) -> Callable[[], Any]:
             return sha1
         except ImportError:  # an interpreter built without its own hashes
             pass
-    import hashlib
+    try:  # what hashlib.sha1 is, without hashlib's own import (its other constructors)
+        from _hashlib import openssl_sha1
 
-    return hashlib.sha1
+        return openssl_sha1
+    except ImportError:  # pragma: no cover - no OpenSSL: hashlib has its fallback
+        import hashlib
+
+        return hashlib.sha1
 
 
 def full_digest(path: str, rel: str | None = None) -> str:

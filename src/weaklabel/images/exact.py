@@ -1,7 +1,7 @@
 """Exact duplicates (``dedup --exact-only``), lean from the walk to the CSV.
 
-What jdupes does, with the inventory kept as a cache: one ``scandir`` walk reusing its
-``lstat`` results (:func:`~weaklabel.images.walk.walk_keys`), files grouped by size in
+What jdupes does, with the inventory kept as a cache: one walk, an ``lstat`` per entry
+(:func:`~weaklabel.images.walk.walk_keys`), files grouped by size in
 memory, a partial digest (CRC-32 of the first and last 4 KiB) only where sizes collide
 (hard links to one inode count once), a full SHA-1 only where partial digests collide;
 every member of a reported group has a full SHA-1. The inventory is read once and

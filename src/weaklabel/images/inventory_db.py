@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import sys
 from itertools import chain
+from operator import itemgetter
 
 from weaklabel.errors import WeaklabelError
 from weaklabel.wsbase import json_string
 
+try:
+    # The C module ``sqlite3`` is built on: the package adds the DB-API aliases and the
+    # date adapters, whose ``datetime`` import was ~1.5 CPU ms of every ``dedup
+    # --exact-only`` run. The classes and exceptions are the very same objects.
+    import _sqlite3
+except ImportError:  # pragma: no cover - an interpreter whose sqlite3 has no _sqlite3
+    import sqlite3 as _sqlite3  # type: ignore[no-redef]
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Sequence
     from typing import Any
 
@@ -65,14 +74,14 @@ def connect(path: str) -> sqlite3.Connection:
     """
     db = None
     try:
-        db = sqlite3.connect(path, isolation_level=None)
+        db = _sqlite3.connect(path, isolation_level=None)
         # One script: the settings, then the schema. synchronous first, so that a new
         # file's switch to WAL is not synced as a FULL database would be (4 fsyncs).
         # A cold run inserts, then updates by path, a row per file: with SQLite's
         # 2 MiB page cache a 100,000-file table no longer fits and every update
         # misses; the collision queries' GROUP BYs sort in memory, not a temp file.
         db.executescript(SETTINGS + DDL)
-    except sqlite3.DatabaseError as exc:
+    except _sqlite3.DatabaseError as exc:
         # Closed here, not when the traceback goes: the caller may move the file aside
         # and open a new one at its name while this error is still being handled.
         if db is not None:
@@ -99,7 +108,7 @@ def damaged(exc: BaseException | None) -> bool:
     if isinstance(exc, WeaklabelError):
         exc = exc.__cause__
     code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in (
+    return isinstance(exc, _sqlite3.DatabaseError) and code is not None and code & 0xFF in (
         11, 26)
 
 
@@ -140,22 +149,34 @@ stay under the 999 bound parameters an SQLite before 3.32 allows."""
 
 def insert_rows(db: sqlite3.Connection, head: str, values: str,
                 rows: Sequence[tuple[Any, ...]]) -> None:
-    """``INSERT`` ``rows`` (plain tuples, each filling ``values``' placeholders) with
-    :data:`INSERT_BATCH` rows a statement: ``head`` is the statement up to ``VALUES``,
-    ``values`` one row's ``(?, …)``.
+    """``INSERT`` ``rows`` (plain tuples of one width, each filling ``values``'
+    placeholders, a ``bytes`` path key first) with :data:`INSERT_BATCH` rows a
+    statement: ``head`` is the statement up to ``VALUES``, ``values`` one row's
+    ``(?, …)``.
 
     One ``executemany`` step per row costs the sqlite3 module's bookkeeping (reset,
     clear, bind, step) every row; a statement of many rows pays it once per batch:
-    7,797 new inventory rows in 23 ms instead of 33 (median of 21, interleaved).
+    7,797 new inventory rows in 23 ms instead of 33 (median of 21, interleaved). The
+    keys go in as ``bytearray``: the module binds a ``bytes`` value only after looking
+    for an adapter of its type (a tuple, a dict and two attribute look-ups, ~0.3 µs),
+    a ``bytearray`` (like an int or a str) straight away, as the same BLOB (7,797 rows
+    in 6.8 ms instead of 7.6, the conversion included).
     """
+    if not rows:
+        return
+    width = len(rows[0])
+    flat = list(chain.from_iterable(zip(
+        map(bytearray, map(itemgetter(0), rows)),
+        *(map(itemgetter(k), rows) for k in range(1, width)), strict=True)))
     n = INSERT_BATCH
-    full = len(rows) - len(rows) % n
+    full = (len(rows) - len(rows) % n) * width
     if full:
-        flat = chain.from_iterable
+        step = n * width
         db.executemany(f"{head} VALUES {','.join([values] * n)}",
-                       [tuple(flat(rows[i:i + n])) for i in range(0, full, n)])
-    if full < len(rows):
-        db.executemany(f"{head} VALUES {values}", rows[full:])
+                       [flat[i:i + step] for i in range(0, full, step)])
+    if full < len(flat):
+        db.executemany(f"{head} VALUES {values}",
+                       [flat[i:i + width] for i in range(full, len(flat), width)])
 
 
 def get_meta(db: sqlite3.Connection, key: str) -> str | None:

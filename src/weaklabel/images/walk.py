@@ -12,7 +12,6 @@ import errno
 import os
 import stat
 from collections import namedtuple
-from operator import attrgetter
 
 from weaklabel.containment import display_path, is_inside  # noqa: F401  display_path: re-export
 
@@ -32,7 +31,8 @@ skipped: symlink, unreadable folder, FIFO…) with ``status`` and ``reason`` set
 A named tuple, not a dataclass: a walk makes one per file, a million a day.
 """
 
-_by_name = attrgetter("name")
+_ROOT_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = _ROOT_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 
 FileKey = tuple[bytes, int, int, int, int]
 """A regular file found by :func:`walk_keys`: ``(key, size, mtime_ns, ino, dev)``, the key
@@ -75,55 +75,67 @@ def walk_keys(root: Path | str, *, skip: Iterable[Path | str] = ()
     """Every path under ``root``, one folder at a time, depth first in (byte) name
     order, without following symlinks: per folder, its regular files and its problems.
 
-    The walk behind :func:`walk`, on raw bytes: one ``scandir`` per folder, one
-    ``lstat`` per entry, and a plain tuple per file, no path object or string. Folders
-    in ``skip`` (the workspace and its quarantine) are left out; everything else that is
-    not a regular file is a problem, never dropped.
+    The walk behind :func:`walk`, on raw bytes: per folder one ``listdir`` and one
+    descriptor, one ``lstat`` per entry relative to it (the kernel resolves one name,
+    not the whole path: 9 % of the walk on the bundled example's 7,797 files against
+    ``scandir`` and its ``DirEntry.stat``), and a plain tuple per file, no path object or
+    string. A folder that became a symlink since its parent was listed is not entered
+    (``O_NOFOLLOW``). Folders in ``skip`` (the workspace and its quarantine) are left
+    out; everything else that is not a regular file is a problem, never dropped.
     """
     base = os.fsencode(root)
     top = base if base.endswith(b"/") else base + b"/"
     root_real = os.path.realpath(base)
     skip_ids = _skip_ids(skip)
     is_lnk, is_dir, is_reg = stat.S_ISLNK, stat.S_ISDIR, stat.S_ISREG
+    lstat, listdir, open_, close = os.lstat, os.listdir, os.open, os.close
     stack: list[bytes] = [b""]
     while stack:
         rel_dir = stack.pop()
         abs_dir = top + rel_dir if rel_dir else base
         files: list[FileKey] = []
         problems: list[ProblemKey] = []
+        add = files.append
         try:
-            with os.scandir(abs_dir) as it:
-                entries = sorted(it, key=_by_name)
+            names = listdir(abs_dir)
+            # The root may itself be a symlink (the user named it); below it, none is followed.
+            dfd = open_(abs_dir, _DIR_FLAGS if rel_dir else _ROOT_FLAGS)
         except OSError as exc:
             problems.append((rel_dir or b".", "unreadable",
                              f"cannot list folder: {exc.strerror or exc}"))
             yield files, problems
             continue
+        names.sort()
         prefix = rel_dir + b"/" if rel_dir else b""
         subdirs = []
-        for e in entries:
-            rel = prefix + e.name
-            try:
-                st = e.stat(follow_symlinks=False)
-            except OSError as exc:
-                problems.append((rel, "unreadable", f"cannot stat: {exc.strerror or exc}"))
-                continue
-            mode = st.st_mode
-            if is_reg(mode):
-                files.append((rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
-            elif is_dir(mode):
-                if (st.st_dev, st.st_ino) in skip_ids:
-                    import logging
-
-                    logging.getLogger(__name__).info("skipping %s: it is the workspace",
-                                                     os.fsdecode(e.path))
+        try:
+            for name in names:
+                try:
+                    st = lstat(name, dir_fd=dfd)
+                except OSError as exc:
+                    problems.append((prefix + name, "unreadable",
+                                     f"cannot stat: {exc.strerror or exc}"))
                     continue
-                subdirs.append(rel)
-            elif is_lnk(mode):
-                problems.append((rel, *_symlink_problem(e.path, root_real)))
-            else:
-                what = next((n for test, n in _SPECIAL if test(mode)), "special file")
-                problems.append((rel, "unreadable", f"not a regular file ({what})"))
+                mode = st.st_mode
+                if is_reg(mode):
+                    add((prefix + name, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
+                elif is_dir(mode):
+                    if (st.st_dev, st.st_ino) in skip_ids:
+                        import logging
+
+                        logging.getLogger(__name__).info(
+                            "skipping %s: it is the workspace", os.fsdecode(top + prefix + name))
+                        continue
+                    subdirs.append(prefix + name)
+                elif is_lnk(mode):
+                    problems.append((prefix + name,
+                                     *_symlink_problem(top + prefix + name, root_real)))
+                else:
+                    what = next((n for test, n in _SPECIAL if test(mode)), "special file")
+                    problems.append((prefix + name, "unreadable",
+                                     f"not a regular file ({what})"))
+        finally:
+            close(dfd)
         yield files, problems
         stack.extend(reversed(subdirs))
 
