@@ -387,3 +387,33 @@ def test_export_never_splits_a_duplicate_group(fx, tmp_path: Path) -> None:  # t
         rows = {r["source"]: r["split"] for r in csv.DictReader(f)}
     twins = {rows[i] for i in ("20190304/p06.jpg", "20190305/p07.jpg", "20190305/p08.jpg")}
     assert len(twins) == 1
+
+
+def test_a_killed_exports_staging_folder_is_removed_by_the_next_run(  # type: ignore[no-untyped-def]
+        fx, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    cfg = sampled(fx)
+    out = tmp_path / "killed"
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    # a real export, killed -9 once its staging folder holds the whole data set
+    code = (f"import os, signal, sys; sys.path.insert(0, {src!r})\n"
+            "from weaklabel.config import Config, with_overrides\n"
+            "from weaklabel.dataset import export as ex\n"
+            "from weaklabel.workspace import Workspace\n"
+            "ex._swap_in = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+            f"cfg = with_overrides(Config(), {{'workspace': {str(fx.ws)!r}, "
+            f"'labelmap': {str(fx.labelmap)!r}, 'output': {str(out)!r}, "
+            f"'images.root': {str(fx.root)!r}}})\n"
+            f"ex.run_export(Workspace({str(fx.ws)!r}), cfg)\n")
+    proc = subprocess.run([sys.executable, "-c", code], timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    left = list(tmp_path.glob(".killed.weaklabel-tmp-*"))
+    assert len(left) == 1 and any(p.is_file() for p in left[0].rglob("*.jpg"))
+    live = tmp_path / f".killed.weaklabel-tmp-{os.getppid()}"  # a run still going
+    live.mkdir()
+    res = export(fx, out, cfg, image_root=fx.root)
+    assert res.summary.images > 0 and (out / LEDGER).is_file()
+    assert sorted(tmp_path.glob(".killed.weaklabel-tmp-*")) == [live]
