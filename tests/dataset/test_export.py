@@ -95,6 +95,20 @@ def test_file_names_date_prefix_and_collisions() -> None:
     assert len({n.casefold() for n in names.values()}) == 4
 
 
+def test_a_name_whose_extension_alone_is_too_long_is_cut_not_looped_on() -> None:
+    import subprocess
+    import sys
+
+    # run apart: before the fix this never returned
+    code = ("from weaklabel.dataset.export import base_name\n"
+            "print(base_name('20190303/a.' + 'x' * 240))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60).stdout.strip()
+    assert out.startswith("20190303_a.xxx") and len(out.encode()) == 200
+    name = base_name("20190303/" + "가" * 80 + ".jpeg")  # a real extension is kept
+    assert name.endswith("가.jpeg") and len(name.encode()) <= 200
+
+
 def test_escape_cell() -> None:
     for v in ("=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx"):
         assert escape_cell(v) == "'" + v

@@ -214,6 +214,8 @@ def base_name(image: str) -> str:
     if _WINDOWS_RESERVED.match(name):
         name = "_" + name
     stem, ext = os.path.splitext(name)
+    if len(ext.encode()) > 32:  # no extension a viewer knows: cut it as part of the name
+        stem, ext = name, ""
     while len(name.encode()) > 200:
         stem = stem[:-1]
         name = stem + ext
