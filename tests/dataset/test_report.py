@@ -160,3 +160,34 @@ def test_report_renders_in_headless_chromium(fx, tmp_path: Path) -> None:  # typ
     assert "data-js-errors" not in tag, tag
     console = [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln]
     assert console == [], console  # no console errors or CSP violations
+
+
+def test_a_thumbnail_write_killed_leaves_no_temporary_file_after_the_next_report(  # type: ignore[no-untyped-def]
+        fx, tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    out = tmp_path / "report.html"
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    # a real report, killed -9 as its first thumbnail is about to be renamed into place
+    code = (f"import os, signal, sys; sys.path.insert(0, {src!r})\n"
+            "from weaklabel.config import Config, with_overrides\n"
+            "from weaklabel.dataset.report import run_report\n"
+            "from weaklabel.workspace import Workspace\n"
+            "real = os.replace\n"
+            "def replace(a, b, **kw):\n"
+            "    if os.sep + 'thumbs' + os.sep in os.fspath(b):\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    real(a, b, **kw)\n"
+            "os.replace = replace\n"
+            f"cfg = with_overrides(Config(), {{'workspace': {str(fx.ws)!r}, "
+            f"'labelmap': {str(fx.labelmap)!r}, 'report.output': {str(out)!r}, "
+            f"'images.root': {str(fx.root)!r}}})\n"
+            f"run_report(Workspace({str(fx.ws)!r}), cfg)\n")
+    proc = subprocess.run([sys.executable, "-c", code], timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    thumbs = fx.ws / "thumbs"
+    assert len(list(thumbs.rglob("*.tmp"))) == 1  # the one being written
+    _, summary = report(fx, tmp_path, image_root=fx.root)
+    assert summary.made > 0
+    assert not list(thumbs.rglob("*.tmp")) and len(list(thumbs.rglob("*.jpg"))) == summary.made
