@@ -284,8 +284,9 @@ def test_a_labelled_image_purge_never_saw_is_named_not_lost_among_the_corrupt(  
 
     with caplog.at_level(logging.WARNING, logger="weaklabel.dataset.sample"):
         res = run_sample(Workspace(fx.ws), cfg_for(fx))
-    note = ("1 labelled image(s) are not in purge.csv (no such file under the image root), "
-            "e.g. '20190303/p04.jpg'; check posts.image_root")
+    note = ("1 labelled image(s) are not in purge.csv (no such file under the image root, "
+            "or one reached through a symlink), e.g. '20190303/p04.jpg'; check "
+            "posts.image_root")
     assert any(n.startswith(note) for n in res.summary.notes)
     assert note in caplog.text  # a warning: -q hides info, not this
     # a path spelt in another case than the file's is named as such

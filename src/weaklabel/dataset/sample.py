@@ -116,8 +116,8 @@ def unseen_images_note(df: pd.DataFrame, purge: pd.DataFrame) -> list[str]:
         return []
     first = display_path(unseen[0])
     note = (f"{len(unseen)} labelled image(s) are not in purge.csv (no such file under "
-            f"the image root), e.g. {first!r}; check posts.image_root and the posts' image "
-            "paths")
+            f"the image root, or one reached through a symlink), e.g. {first!r}; check "
+            "posts.image_root and the posts' image paths")
     by_case = {p.casefold(): p for p in sorted(seen)}
     other = next((by_case[d.casefold()] for d in map(display_path, unseen)
                   if d.casefold() in by_case), None)
