@@ -191,3 +191,26 @@ def test_a_thumbnail_write_killed_leaves_no_temporary_file_after_the_next_report
     _, summary = report(fx, tmp_path, image_root=fx.root)
     assert summary.made > 0
     assert not list(thumbs.rglob("*.tmp")) and len(list(thumbs.rglob("*.jpg"))) == summary.made
+
+
+def test_a_thumbnail_of_a_photo_with_corrupt_exif_prints_no_python_warning(
+        tmp_path: Path) -> None:
+    import io
+    import warnings
+
+    im = Image.new("RGB", (64, 48), (10, 120, 200))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    exif[0x010F] = "camera"
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", exif=exif.tobytes())
+    data = bytearray(buf.getvalue())
+    at = data.find(b"Exif\x00\x00") + 6
+    data[at:at + 8] = b"MM\x00\x2a\xff\xff\xff\xff"  # the first IFD lies past the end
+    src = tmp_path / "bad_exif.jpg"
+    src.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        thumb = make_thumbnail(src, 32)
+    assert thumb[:2] == b"\xff\xd8"
+    assert [str(w.message) for w in seen] == []

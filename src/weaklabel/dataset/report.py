@@ -67,6 +67,7 @@ def make_thumbnail(src: Path, size: int = 128) -> bytes:
     from PIL import Image, ImageOps
 
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": purge's business
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(src) as f:
             f.draft("RGB", (size, size))  # JPEG: decode at 1/2…1/8 scale
