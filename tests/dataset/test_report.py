@@ -214,3 +214,16 @@ def test_a_thumbnail_of_a_photo_with_corrupt_exif_prints_no_python_warning(
         thumb = make_thumbnail(src, 32)
     assert thumb[:2] == b"\xff\xd8"
     assert [str(w.message) for w in seen] == []
+
+
+def test_a_thumbnail_of_a_16_bit_grey_photo_is_not_white(tmp_path: Path) -> None:
+    import io
+
+    import numpy as np
+
+    a = (np.random.default_rng(5).random((12, 16)) * 65535).astype("uint16")
+    src = tmp_path / "scan.png"
+    Image.fromarray(a).resize((160, 120), Image.Resampling.BILINEAR).save(src)
+    with Image.open(io.BytesIO(make_thumbnail(src, 64))) as im:
+        px = np.asarray(im.convert("L"), dtype=float)
+    assert 60 < px.mean() < 200 and px.std() > 20  # the scan's own range, not all 255

@@ -66,12 +66,14 @@ def make_thumbnail(src: Path, size: int = 128) -> bytes:
 
     from PIL import Image, ImageOps
 
+    from weaklabel.images.hashes import eight_bit
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": purge's business
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(src) as f:
             f.draft("RGB", (size, size))  # JPEG: decode at 1/2…1/8 scale
-            im = ImageOps.exif_transpose(f)
+            im = eight_bit(ImageOps.exif_transpose(f))  # a 16-bit grey photo is not white
             im.thumbnail((size, size))
             if im.mode != "RGB":
                 # through RGBA, so a transparent background turns black, not noise

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 INVENTORY = "inventory.sqlite"
-SCHEMA_VERSION = 7  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial;
-#                    6: a thumbnail beside each hash (near-pair verification); 7: CRC-32 partial
+SCHEMA_VERSION = 8  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial;
+#                    6: a thumbnail beside each hash (near-pair verification); 7: CRC-32 partial;
+#                    8: 16-bit samples scaled to 8 bits before the hash (they were clipped)
 
 # No index on size: keeping one up to date cost a cold run 15 % of its row inserts, and
 # sizes are grouped in memory (exact.scan_exact) or by one GROUP BY over the table.
