@@ -191,9 +191,14 @@ def bind(db: sqlite3.Connection, root_real: str, max_pixels: int | None,
             import json
             import logging
 
-            logging.getLogger("weaklabel.images.inventory").warning(
-                "inventory was built for %s; starting a new one for %s",
-                json.loads(old_root), root_real)
+            if old_root != root_json:
+                logging.getLogger("weaklabel.images.inventory").warning(
+                    "inventory was built for %s; starting a new one for %s",
+                    json.loads(old_root), root_real)
+            else:  # same root: the rows were made by another version's rules
+                logging.getLogger("weaklabel.images.inventory").warning(
+                    "inventory of %s was built by another weaklabel (schema %s, now %s); "
+                    "every file is read again", root_real, version, SCHEMA_VERSION)
         db.execute("DELETE FROM files")
         db.execute("DELETE FROM hashes")
     if max_pixels is not None and formats is not None:
