@@ -161,7 +161,8 @@ def test_missing_column_names_it_and_lists_the_table(tmp_path: Path) -> None:
     msg = str(e.value)
     assert "missing column 'post_id'" in msg
     assert "the table has: id, text, likes" in msg
-    assert "--col post_id=NAME" in msg
+    assert "--col post_id=NAME on weaklabel tokenize" in msg
+    assert "posts.columns.post_id: NAME in the config" in msg  # build and dedup have no --col
 
 
 def test_column_mapping(tmp_path: Path) -> None:

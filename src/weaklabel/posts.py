@@ -525,6 +525,13 @@ def _loose_columns(raw: pd.DataFrame, names: Sequence[str], where: Path, *, say:
     return raw
 
 
+def column_fix(logical: str) -> str:
+    """How to map a posts column: in the config for every command that reads the table
+    (``build``, ``dedup --posts`` …), with ``--col`` only on ``tokenize``, which has it."""
+    return (f"map yours with posts.columns.{logical}: NAME in the config "
+            f"(or --col {logical}=NAME on weaklabel tokenize)")
+
+
 def normalize_chunk(
     raw: pd.DataFrame, cfg: PostsConfig, *, first_row: int, where: Path, has_links: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -543,7 +550,7 @@ def normalize_chunk(
                               else repr(c) for c in raw.columns[:12])
             raise WeaklabelError(
                 f"{where}: missing column {mapping[logical]!r} ({logical}); the table has: "
-                f"{avail}; map yours with --col {logical}=NAME"
+                f"{avail}; {column_fix(logical)}"
             )
     n = len(raw)
     rows = range(first_row, first_row + n)

@@ -243,7 +243,24 @@ def meta_text(*, stage: str, params: Mapping[str, Any], inputs: Mapping[str, str
     }
     if extra:
         meta.update(extra)
-    return json_text(meta)
+    text = json_text(meta)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a file name's undecodable bytes, in a summary
+        text = json_text(_displayable(meta))
+    return text
+
+
+def _displayable(value: Any) -> Any:
+    """``value`` with each string's undecodable bytes (lone surrogates) written ``\\xNN``,
+    as every artifact writes a file name (``containment.display_path``)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {_displayable(k): _displayable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_displayable(v) for v in value]
+    return value
 
 
 def write_text(target: str, text: str) -> None:

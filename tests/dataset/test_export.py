@@ -95,6 +95,20 @@ def test_file_names_date_prefix_and_collisions() -> None:
     assert len({n.casefold() for n in names.values()}) == 4
 
 
+def test_a_name_whose_extension_alone_is_too_long_is_cut_not_looped_on() -> None:
+    import subprocess
+    import sys
+
+    # run apart: before the fix this never returned
+    code = ("from weaklabel.dataset.export import base_name\n"
+            "print(base_name('20190303/a.' + 'x' * 240))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60).stdout.strip()
+    assert out.startswith("20190303_a.xxx") and len(out.encode()) == 200
+    name = base_name("20190303/" + "가" * 80 + ".jpeg")  # a real extension is kept
+    assert name.endswith("가.jpeg") and len(name.encode()) <= 200
+
+
 def test_escape_cell() -> None:
     for v in ("=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx"):
         assert escape_cell(v) == "'" + v
@@ -387,3 +401,33 @@ def test_export_never_splits_a_duplicate_group(fx, tmp_path: Path) -> None:  # t
         rows = {r["source"]: r["split"] for r in csv.DictReader(f)}
     twins = {rows[i] for i in ("20190304/p06.jpg", "20190305/p07.jpg", "20190305/p08.jpg")}
     assert len(twins) == 1
+
+
+def test_a_killed_exports_staging_folder_is_removed_by_the_next_run(  # type: ignore[no-untyped-def]
+        fx, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    cfg = sampled(fx)
+    out = tmp_path / "killed"
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    # a real export, killed -9 once its staging folder holds the whole data set
+    code = (f"import os, signal, sys; sys.path.insert(0, {src!r})\n"
+            "from weaklabel.config import Config, with_overrides\n"
+            "from weaklabel.dataset import export as ex\n"
+            "from weaklabel.workspace import Workspace\n"
+            "ex._swap_in = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+            f"cfg = with_overrides(Config(), {{'workspace': {str(fx.ws)!r}, "
+            f"'labelmap': {str(fx.labelmap)!r}, 'output': {str(out)!r}, "
+            f"'images.root': {str(fx.root)!r}}})\n"
+            f"ex.run_export(Workspace({str(fx.ws)!r}), cfg)\n")
+    proc = subprocess.run([sys.executable, "-c", code], timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    left = list(tmp_path.glob(".killed.weaklabel-tmp-*"))
+    assert len(left) == 1 and any(p.is_file() for p in left[0].rglob("*.jpg"))
+    live = tmp_path / f".killed.weaklabel-tmp-{os.getppid()}"  # a run still going
+    live.mkdir()
+    res = export(fx, out, cfg, image_root=fx.root)
+    assert res.summary.images > 0 and (out / LEDGER).is_file()
+    assert sorted(tmp_path.glob(".killed.weaklabel-tmp-*")) == [live]

@@ -160,3 +160,70 @@ def test_report_renders_in_headless_chromium(fx, tmp_path: Path) -> None:  # typ
     assert "data-js-errors" not in tag, tag
     console = [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln]
     assert console == [], console  # no console errors or CSP violations
+
+
+def test_a_thumbnail_write_killed_leaves_no_temporary_file_after_the_next_report(  # type: ignore[no-untyped-def]
+        fx, tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    out = tmp_path / "report.html"
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    # a real report, killed -9 as its first thumbnail is about to be renamed into place
+    code = (f"import os, signal, sys; sys.path.insert(0, {src!r})\n"
+            "from weaklabel.config import Config, with_overrides\n"
+            "from weaklabel.dataset.report import run_report\n"
+            "from weaklabel.workspace import Workspace\n"
+            "real = os.replace\n"
+            "def replace(a, b, **kw):\n"
+            "    if os.sep + 'thumbs' + os.sep in os.fspath(b):\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    real(a, b, **kw)\n"
+            "os.replace = replace\n"
+            f"cfg = with_overrides(Config(), {{'workspace': {str(fx.ws)!r}, "
+            f"'labelmap': {str(fx.labelmap)!r}, 'report.output': {str(out)!r}, "
+            f"'images.root': {str(fx.root)!r}}})\n"
+            f"run_report(Workspace({str(fx.ws)!r}), cfg)\n")
+    proc = subprocess.run([sys.executable, "-c", code], timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    thumbs = fx.ws / "thumbs"
+    assert len(list(thumbs.rglob("*.tmp"))) == 1  # the one being written
+    _, summary = report(fx, tmp_path, image_root=fx.root)
+    assert summary.made > 0
+    assert not list(thumbs.rglob("*.tmp")) and len(list(thumbs.rglob("*.jpg"))) == summary.made
+
+
+def test_a_thumbnail_of_a_photo_with_corrupt_exif_prints_no_python_warning(
+        tmp_path: Path) -> None:
+    import io
+    import warnings
+
+    im = Image.new("RGB", (64, 48), (10, 120, 200))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    exif[0x010F] = "camera"
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", exif=exif.tobytes())
+    data = bytearray(buf.getvalue())
+    at = data.find(b"Exif\x00\x00") + 6
+    data[at:at + 8] = b"MM\x00\x2a\xff\xff\xff\xff"  # the first IFD lies past the end
+    src = tmp_path / "bad_exif.jpg"
+    src.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        thumb = make_thumbnail(src, 32)
+    assert thumb[:2] == b"\xff\xd8"
+    assert [str(w.message) for w in seen] == []
+
+
+def test_a_thumbnail_of_a_16_bit_grey_photo_is_not_white(tmp_path: Path) -> None:
+    import io
+
+    import numpy as np
+
+    a = (np.random.default_rng(5).random((12, 16)) * 65535).astype("uint16")
+    src = tmp_path / "scan.png"
+    Image.fromarray(a).resize((160, 120), Image.Resampling.BILINEAR).save(src)
+    with Image.open(io.BytesIO(make_thumbnail(src, 64))) as im:
+        px = np.asarray(im.convert("L"), dtype=float)
+    assert 60 < px.mean() < 200 and px.std() > 20  # the scan's own range, not all 255

@@ -21,6 +21,7 @@ from weaklabel.dataset.sample import (
     label_caps,
     resolve_images,
     run_sample,
+    sample_images,
     select_top,
 )
 from weaklabel.errors import MissingArtifactError, WeaklabelError
@@ -275,3 +276,23 @@ def test_run_sample_rejects_broken_purge_csv(fx) -> None:  # type: ignore[no-unt
     (fx.ws / "purge.csv").write_text("path,state\na.jpg,ok\n", encoding="utf-8")
     with pytest.raises(WeaklabelError, match="purge.csv: purge lacks column"):
         run_sample(Workspace(fx.ws), cfg_for(fx))
+
+
+def test_a_labelled_image_purge_never_saw_is_named_not_lost_among_the_corrupt(  # type: ignore[no-untyped-def]
+        fx, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="weaklabel.dataset.sample"):
+        res = run_sample(Workspace(fx.ws), cfg_for(fx))
+    note = ("1 labelled image(s) are not in purge.csv (no such file under the image root, "
+            "or one reached through a symlink), e.g. '20190303/p04.jpg'; check "
+            "posts.image_root")
+    assert any(n.startswith(note) for n in res.summary.notes)
+    assert note in caplog.text  # a warning: -q hides info, not this
+    # a path spelt in another case than the file's is named as such
+    labels = pd.read_parquet(fx.ws / "image_labels.parquet")
+    labels.loc[labels["image"] == "20190302/p02.jpg", "image"] = "20190302/P02.JPG"
+    purge = pd.read_csv(fx.ws / "purge.csv", keep_default_na=False, dtype=str)
+    out = sample_images(labels, purge=purge)
+    assert any("e.g. '20190302/P02.JPG'" in n and "the root has '20190302/p02.jpg': paths "
+               "differ only in case" in n for n in out.warnings)

@@ -96,6 +96,26 @@ def test_keep_policy_order() -> None:
                                        "20190302/a.jpg", "20190302/ab.jpg", "x/a.jpg"]
 
 
+def test_a_16_bit_grey_photo_is_hashed_as_seen_not_clipped_white(tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = tmp_path / "img"
+    root.mkdir()
+    rng = np.random.default_rng(5)
+    for k in range(2):  # two different 16-bit scans (Pillow's L conversion clips them)
+        a = (rng.random((12, 16)) * 65535).astype("uint16")
+        Image.fromarray(a).resize((160, 120), Image.Resampling.BILINEAR).save(
+            root / f"scan{k}.png")
+    with Image.open(root / "scan0.png") as im:
+        eight = (np.asarray(im).astype(float) / 257).astype("uint8")
+    Image.fromarray(eight).save(root / "scan0_8bit.jpg", quality=92)
+    res = run_dedup(*image_stage(root, tmp_path / "ws"))
+    rows = read_csv(res.outputs[0])
+    assert [(r["kept"], r["duplicate"], r["kind"]) for r in rows] == [
+        ("scan0.png", "scan0_8bit.jpg", "near")]
+    assert read_csv(tmp_path / "ws" / "dedup_excluded.csv") == []  # none looks uniform
+
+
 def test_dedup_tree(tree: Path, tmp_path: Path) -> None:
     res = run_dedup(*image_stage(tree, tmp_path / "ws"))
     rows = read_csv(res.outputs[0])

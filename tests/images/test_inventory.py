@@ -142,6 +142,28 @@ def test_another_root_resets_the_inventory(tree: Path, tmp_path: Path) -> None:
     assert [r["path"] for r in inv.rows()] == ["x.jpg"] and counts["read"] == 1
 
 
+def test_an_inventory_of_another_schema_says_so_not_another_root(
+        tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import sqlite3
+
+    from weaklabel.images.inventory_db import SCHEMA_VERSION
+
+    inv, first = scan(tree, tmp_path / "ws")
+    inv.close()
+    db = sqlite3.connect(tmp_path / "ws" / "inventory.sqlite")
+    with db:
+        db.execute("UPDATE meta SET value='7' WHERE key='schema'")
+    db.close()
+    with caplog.at_level(logging.WARNING):
+        inv, counts = scan(tree, tmp_path / "ws")
+    inv.close()
+    assert counts["read"] == first["read"] > 0  # every file read again
+    assert (f"was built by another weaklabel (schema 7, now {SCHEMA_VERSION}); every file "
+            "is read again") in caplog.text
+    assert "starting a new one" not in caplog.text
+
+
 def test_display_path_escapes_undecodable_bytes() -> None:
     assert display_path(os.fsdecode(b"a/caf\xe9.jpg")) == "a/caf\\xe9.jpg"
     assert display_path("a/카페.jpg") == "a/카페.jpg"

@@ -59,6 +59,27 @@ def test_bomb_is_caught_from_the_header_with_the_config_limit(tmp_path: Path) ->
     assert "10000000 pixels" in str(out["reason"])
 
 
+def test_a_bomb_reason_names_the_claimed_pixels_and_the_configured_limit(
+        tmp_path: Path) -> None:
+    # past twice the limit Pillow raises, naming its own doubled limit
+    data = bomb_png()
+    p = write(tmp_path / "b.png", data)
+    out = examine(Task(str(p), "b.png", len(data), True, None, 89_478_485))
+    assert out["status"] == "decompression_bomb"
+    assert out["reason"] == ("header claims 10000000000 pixels > limit 89478485 pixels "
+                             "(images.max_pixels)")
+
+
+def test_an_unidentified_header_reason_names_no_file_object(tmp_path: Path) -> None:
+    data = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + b"\x00" * 200
+    p = write(tmp_path / "x.avif", data)
+    out = examine(Task(str(p), "x.avif", len(data), True, None, 89_478_485))
+    if out["status"] == "unsupported":
+        pytest.skip("this Pillow has no AVIF decoder")
+    assert out["status"] == "decode_error"
+    assert out["reason"] == "AVIF header: cannot identify image file"
+
+
 @pytest.mark.parametrize("progressive", [False, True])
 def test_reduced_jpeg_decode_catches_every_truncation_the_full_decode_catches(
     tmp_path: Path, progressive: bool

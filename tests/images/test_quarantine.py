@@ -52,6 +52,30 @@ def test_purge_apply_moves_corrupt_files_and_restore_puts_them_back(
     assert run_restore(Workspace(ws)).summary.restored == ()  # idempotent
 
 
+def test_apply_on_names_that_are_not_utf8_writes_its_meta_and_restores(tmp_path: Path) -> None:
+    root = tmp_path / "img"
+    pic = jpeg_bytes(photo(1))
+    write(root / "d" / "kept.jpg", pic)
+    bad = os.fsencode(root / "d") + b"/copy\xff\xfe.jpg"
+    with open(bad, "wb") as f:
+        f.write(pic)  # an exact duplicate under a name that is not UTF-8
+    with open(os.fsencode(root / "d") + b"/cut\xfe\nx.jpg", "wb") as f:
+        f.write(pic[:300])  # truncated, and a newline too
+    before = files_under(root)
+    ws = tmp_path / "ws"
+    res = run_purge(*image_stage(root, ws), apply=True)
+    assert res.summary.applied is not None and len(res.summary.applied.moved) == 1
+    meta = json.loads((ws / "purge.csv.meta.json").read_text(encoding="utf-8"))
+    assert meta["summary"]["applied"]["moved"] == ["d/cut\\xfe\nx.jpg"]
+    res = run_dedup(*image_stage(root, ws), apply=True)
+    assert res.summary.applied is not None and len(res.summary.applied.moved) == 1
+    meta = json.loads((ws / "duplicates.csv.meta.json").read_text(encoding="utf-8"))
+    assert meta["summary"]["applied"]["moved"] == ["d/copy\\xff\\xfe.jpg"]
+    assert files_under(root) == {"d/kept.jpg"}
+    assert len(run_restore(Workspace(ws)).summary.restored) == 2
+    assert files_under(root) == before
+
+
 def test_restore_refuses_to_overwrite_a_file_that_came_back(tmp_path: Path) -> None:
     root = tmp_path / "img"
     write(root / "bad.jpg", b"<html>")

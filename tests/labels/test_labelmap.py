@@ -228,6 +228,21 @@ def test_label_ids_from_names() -> None:
     assert label_id_problem("이별(부정)") is None  # parentheses are folder-safe
 
 
+def test_our_own_row_names_are_no_label_ids(write_labelmap: Callable[..., Path]) -> None:
+    from weaklabel.labels.labelmap import label_id_from_name
+
+    # a label "(total)" made a second total row in sample_funnel.csv, and a reviewer's
+    # pick of a label "(none)" was read as "none of the labels"
+    for lid in ("(total)", "(None)"):
+        lm = write_labelmap(f"labels:\n  {lid!r}:\n    keywords: [립스틱]\n"
+                            "  nails:\n    keywords: [네일]\n")
+        with pytest.raises(WeaklabelError) as e:
+            load_labelmap(lm)
+        assert f":2: label id {lid!r} names weaklabel's own row" in str(e.value)
+    assert label_id_from_name("(none)") == "none"
+    assert label_id_from_name("(total)") == "total"
+
+
 def test_a_name_with_a_slash_lives_in_name(write_labelmap: Callable[..., Path]) -> None:
     lm = load_labelmap(write_labelmap("labels:\n  IT_과학:\n    name: IT/과학\n"
                                       "    keywords: [인공지능]\n"))

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from weaklabel.config import Config, PropagateConfig
+from weaklabel.config import Config, PropagateConfig, with_overrides
 from weaklabel.contracts import ABSTAIN, IMAGE_LABELS, POST_LABELS, SOURCES
 from weaklabel.errors import WeaklabelError
 from weaklabel.labels.propagate import (
@@ -24,6 +24,7 @@ from weaklabel.labels.propagate import (
     propagate_labels,
     run_propagate,
     seed_labels,
+    unknown_keyword_fix,
 )
 from weaklabel.labels.sources import COMBINERS
 from weaklabel.workspace import Workspace
@@ -261,6 +262,26 @@ def test_run_propagate_warns_about_keywords_that_never_occur(
     assert "keyword '립스틱추천' of 'lips' never occurs as a token" in caplog.text
     assert "label 'eyes' has no seed posts" in caplog.text
     assert "eyes" not in s.summary.labels
+
+
+def test_a_keyword_no_user_dictionary_can_save_gets_the_right_fix(
+        embedded_workspace: Path, write_labelmap: Callable[..., Path], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    userdict = tmp_path / "dict"
+    userdict.mkdir()
+    (userdict / "stopwords.txt").write_text("것\n", encoding="utf-8")
+    lm = write_labelmap("labels:\n  lips:\n    keywords: [립스틱, 것, '#틴트', 립 글로스]\n"
+                        "  hair:\n    keywords: [염색]\n")
+    cfg = with_overrides(_with_map(Config(), lm), {"tokenize.userdict": str(userdict)})
+    with caplog.at_level(logging.WARNING):
+        run_propagate(Workspace(embedded_workspace), cfg)
+    lines = {line.split("keyword ", 1)[1] for line in caplog.text.splitlines()
+             if "never occurs as a token" in line}
+    assert any(t.startswith("'것' of 'lips'") and "it is a stop word" in t for t in lines)
+    assert any(t.startswith("'#틴트' of 'lips'") and "write the keyword without it, '틴트'"
+               in t for t in lines)
+    assert any(t.startswith("'립 글로스' of 'lips'") and "holds no space" in t for t in lines)
+    assert "min_length (3)" in unknown_keyword_fix("립", min_length=3)
 
 
 def test_near_keywords_filters_cluster_words(kv: Any, write_labelmap: Callable[..., Path]) -> None:

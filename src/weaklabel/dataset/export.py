@@ -214,6 +214,8 @@ def base_name(image: str) -> str:
     if _WINDOWS_RESERVED.match(name):
         name = "_" + name
     stem, ext = os.path.splitext(name)
+    if len(ext.encode()) > 32:  # no extension a viewer knows: cut it as part of the name
+        stem, ext = name, ""
     while len(name.encode()) > 200:
         stem = stem[:-1]
         name = stem + ext
@@ -503,6 +505,21 @@ def _move_files(src: Path, dst: Path, rels: Sequence[str], done: list[str]) -> N
         done.append(rel)
 
 
+def _remove_dead_staging(parent: Path, name: str) -> None:
+    """Remove the hidden staging folders beside OUT of export runs that died (kill -9,
+    power loss) before their swap: a whole data set of links or copies each, which no
+    later run would otherwise clean. A live run's folder (another workspace exporting
+    to the same OUT) is left alone."""
+    from weaklabel.wsbase import _pid_alive
+
+    for p in parent.glob(f".{glob.escape(name)}.weaklabel-tmp-*"):
+        pid = p.name.rpartition("-")[2]
+        if (pid.isascii() and pid.isdigit() and not _pid_alive(int(pid))
+                and p.is_dir() and not p.is_symlink()):
+            shutil.rmtree(p, ignore_errors=True)
+            log.info("removed %s, left by an interrupted export", p)
+
+
 def _swap_in(staging: Path, out: Path, old: Mapping[str, Any] | None) -> int:
     """Replace the earlier export in ``out`` by the staged one, file by file.
 
@@ -715,6 +732,7 @@ def export_sample(ws: Workspace, cfg: Config, out: Path, root: Path | None, *,
     p = _prepare(ws, cfg, root, formats=formats, fractions=fractions)
     out_parent = out.absolute().parent
     out_parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_staging(out_parent, out.name)
     staging = out_parent / f".{out.name}.weaklabel-tmp-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)  # our own leftover from a crashed run with this pid

@@ -66,11 +66,14 @@ def make_thumbnail(src: Path, size: int = 128) -> bytes:
 
     from PIL import Image, ImageOps
 
+    from weaklabel.images.hashes import eight_bit
+
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": purge's business
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(src) as f:
             f.draft("RGB", (size, size))  # JPEG: decode at 1/2…1/8 scale
-            im = ImageOps.exif_transpose(f)
+            im = eight_bit(ImageOps.exif_transpose(f))  # a 16-bit grey photo is not white
             im.thumbnail((size, size))
             if im.mode != "RGB":
                 # through RGBA, so a transparent background turns black, not noise
@@ -90,6 +93,7 @@ class ThumbCache:
         self.made = 0
         self.cached = 0
         self.failed: dict[str, str] = {}
+        self._swept = False
 
     def get(self, path: Path) -> bytes | None:
         key = thumb_key(path, self.size)
@@ -105,12 +109,29 @@ class ThumbCache:
         except Exception as exc:  # any decoder failure: one placeholder, not a crash
             self.failed[str(path)] = type(exc).__name__
             return None
-        from weaklabel.workspace import atomic_path
-
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(data)
+        self._store(target, data)
         self.made += 1
         return data
+
+    def _store(self, target: Path, data: bytes) -> None:
+        """Write ``target`` through a temporary file in the cache's own folder, where the
+        first write of a run removes those of runs that died (a kill -9 mid-write), so
+        none is left in the shard folders, which no run lists."""
+        from weaklabel import wsbase
+
+        if not self._swept:
+            wsbase.remove_stale_tmp(os.fspath(self.folder))
+            self._swept = True
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{target.name}.{os.getpid()}.tmp"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)  # never write through a link planted at our temporary name
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def data_uri(jpeg: bytes) -> str:

@@ -103,6 +103,29 @@ def drop_corrupt(df: pd.DataFrame, purge: pd.DataFrame | None) -> pd.DataFrame:
     return df[keep.astype(bool)]
 
 
+def unseen_images_note(df: pd.DataFrame, purge: pd.DataFrame) -> list[str]:
+    """A note when labelled images are missing from ``purge.csv`` altogether (no such
+    file under the image root: a wrong root, a path the posts spell in another case),
+    so that they are not lost among the corrupt ones in the funnel's purge column."""
+    from weaklabel.containment import display_path
+
+    seen = set(purge["path"])
+    unseen = sorted({str(i) for i in df["image"]
+                     if i not in seen and display_path(str(i)) not in seen})
+    if not unseen:
+        return []
+    first = display_path(unseen[0])
+    note = (f"{len(unseen)} labelled image(s) are not in purge.csv (no such file under "
+            f"the image root, or one reached through a symlink), e.g. {first!r}; check "
+            "posts.image_root and the posts' image paths")
+    by_case = {p.casefold(): p for p in sorted(seen)}
+    other = next((by_case[d.casefold()] for d in map(display_path, unseen)
+                  if d.casefold() in by_case), None)
+    if other is not None:
+        note += f" (the root has {other!r}: paths differ only in case)"
+    return [note]
+
+
 def drop_duplicates(df: pd.DataFrame, duplicates: pd.DataFrame | None
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per duplicate group, chosen knowing the labels; and the label conflicts.
@@ -245,6 +268,8 @@ class SampleResult:
     notes: list[str] = field(default_factory=list)
     conflicts: pd.DataFrame | None = None
     """Duplicate groups whose images carry different labels (``LABEL_CONFLICTS``)."""
+    warnings: list[str] = field(default_factory=list)
+    """Notes that say images were lost unseen (also in ``notes``): logged as warnings."""
 
 
 def sample_images(
@@ -285,6 +310,8 @@ def sample_images(
     steps: dict[str, pd.DataFrame] = {}
     steps["labelled"] = keep(resolve_images(labels, comment_weight=comment_weight))
     steps["after_purge"] = drop_corrupt(steps["labelled"], purge)
+    warn = unseen_images_note(steps["labelled"], purge) if purge is not None else []
+    notes.extend(warn)
     steps["after_dedup"], conflicts = drop_duplicates(steps["after_purge"], duplicates)
     d = steps["after_dedup"]
     steps["after_confidence"] = d[d["confidence"] >= min_confidence]
@@ -317,7 +344,7 @@ def sample_images(
     for r in rows:
         if r["sampled"] < r["quota"]:
             notes.append(f"{r['label']}: {r['sampled']} of {r['quota']} wanted")
-    return SampleResult(top[SAMPLE.names], funnel, notes, conflicts)
+    return SampleResult(top[SAMPLE.names], funnel, notes, conflicts, warn)
 
 
 def format_funnel(funnel: pd.DataFrame) -> str:
@@ -474,7 +501,7 @@ def run_sample(ws: Workspace, cfg: Config, *, force: bool = False,
             n_conflicts = int(conflicts["group"].nunique())
             notes = got.notes + res.notes
             for n in notes:
-                log.info("%s", n)
+                log.log(logging.WARNING if n in res.warnings else logging.INFO, "%s", n)
             st.done(SampleSummary(sampled=len(written), label_conflicts=n_conflicts,
                                   funnel=tuple(FunnelRow(**r) for r in funnel),
                                   notes=tuple(notes)),

@@ -263,6 +263,15 @@ def _jpeg_sure(f: Any) -> bool:
     return jpeg_well_formed(data)
 
 
+def bomb_reason(exc: BaseException, limit: int) -> str:
+    """The reason of a ``decompression_bomb`` Pillow raised: the pixels the header claims
+    against ``images.max_pixels`` (Pillow's own message names twice that limit, where it
+    raises instead of warning)."""
+    m = re.search(r"\((\d+) pixels\)", str(exc))
+    claimed = f"{int(m.group(1))} pixels >" if m else "more pixels than the"
+    return f"header claims {claimed} limit {limit} pixels (images.max_pixels)"
+
+
 def _open_image(f: Any, fmt: str | None, what: str, task: Task, out: dict[str, Any]) -> Any:
     """``Image.open(f)``, or None with the verdict in ``out``."""
     from PIL import Image
@@ -270,8 +279,7 @@ def _open_image(f: Any, fmt: str | None, what: str, task: Task, out: dict[str, A
     try:
         return Image.open(f)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        out.update(status="decompression_bomb",
-                   reason=f"header claims more than {task.max_pixels} pixels ({exc})"[:200],
+        out.update(status="decompression_bomb", reason=bomb_reason(exc, task.max_pixels),
                    degenerate="decompression bomb")
     except Image.UnidentifiedImageError as exc:
         if fmt is None:
@@ -281,7 +289,9 @@ def _open_image(f: Any, fmt: str | None, what: str, task: Task, out: dict[str, A
             out.update(status="unsupported",
                        reason=f"{fmt}: no decoder for this format installed here")
         else:
-            out.update(status="decode_error", reason=f"{fmt} header: {exc}"[:200])
+            # Pillow names the file object it was given (<_io.BufferedReader name=7>)
+            why = re.sub(r" <[^<>]*>$", "", str(exc))
+            out.update(status="decode_error", reason=f"{fmt} header: {why}"[:200])
         out["degenerate"] = "not decodable"
     except DECODE_ERRORS as exc:
         out.update(zip(("status", "reason"), classify_error(exc), strict=False))
@@ -337,7 +347,7 @@ def _load_frames(im: Any, task: Task, out: dict[str, Any]) -> None:
             im.seek(k)
             im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        out.update(status="decompression_bomb", reason=str(exc)[:200],
+        out.update(status="decompression_bomb", reason=bomb_reason(exc, task.max_pixels),
                    degenerate="decompression bomb", hash=None, thumb=None)
         return
     except DECODE_ERRORS as exc:

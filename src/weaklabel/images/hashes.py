@@ -152,6 +152,23 @@ _ORIENT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRAN
 """EXIF orientation → the ``Image.Transpose`` that shows the picture upright."""
 
 
+def eight_bit(img: Any) -> Any:
+    """``img`` with 16-bit or float samples brought to 0–255, for a conversion to L or
+    RGB, which clips (a 16-bit grey photo turns white, and every such picture looks
+    uniform). 16-bit values (a maximum past 255) are divided by 257, floats of at most
+    1.0 multiplied by 255; any other image is returned as it is."""
+    if img.mode.startswith("I;16"):
+        img = img.convert("I")
+    if img.mode not in ("I", "F"):
+        return img
+    low, high = img.getextrema()
+    if img.mode == "I" and high > 255:
+        return img.point(lambda v: v * (1 / 257))
+    if img.mode == "F" and high <= 1.0:
+        return img.point(lambda v: v * 255)
+    return img
+
+
 def upright_grey(im: Any, spec: tuple[str, int]) -> Any:
     """The picture the hash sees: reduced (never below :func:`draft_side`), upright,
     grey."""
@@ -161,7 +178,7 @@ def upright_grey(im: Any, spec: tuple[str, int]) -> Any:
         orientation = int(im.getexif().get(0x0112, 1))
     except Exception:  # a damaged EXIF block says nothing about the picture
         orientation = 1
-    img = im
+    img = eight_bit(im)
     if img.mode not in ("L", "RGB"):
         img = img.convert("RGBA").convert("RGB") if "A" in img.mode or img.mode == "P" \
             else img.convert("RGB")

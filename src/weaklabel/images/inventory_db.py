@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 INVENTORY = "inventory.sqlite"
-SCHEMA_VERSION = 7  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial;
-#                    6: a thumbnail beside each hash (near-pair verification); 7: CRC-32 partial
+SCHEMA_VERSION = 8  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen`; 5: 4 KiB partial;
+#                    6: a thumbnail beside each hash (near-pair verification); 7: CRC-32 partial;
+#                    8: 16-bit samples scaled to 8 bits before the hash (they were clipped)
 
 # No index on size: keeping one up to date cost a cold run 15 % of its row inserts, and
 # sizes are grouped in memory (exact.scan_exact) or by one GROUP BY over the table.
@@ -211,9 +212,14 @@ def bind(db: sqlite3.Connection, root_real: str, max_pixels: int | None,
             import json
             import logging
 
-            logging.getLogger("weaklabel.images.inventory").warning(
-                "inventory was built for %s; starting a new one for %s",
-                json.loads(old_root), root_real)
+            if old_root != root_json:
+                logging.getLogger("weaklabel.images.inventory").warning(
+                    "inventory was built for %s; starting a new one for %s",
+                    json.loads(old_root), root_real)
+            else:  # same root: the rows were made by another version's rules
+                logging.getLogger("weaklabel.images.inventory").warning(
+                    "inventory of %s was built by another weaklabel (schema %s, now %s); "
+                    "every file is read again", root_real, version, SCHEMA_VERSION)
         db.execute("DELETE FROM files")
         db.execute("DELETE FROM hashes")
     if max_pixels is not None and formats is not None:

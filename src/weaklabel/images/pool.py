@@ -12,6 +12,34 @@ def map_part(items: list[Any], fn: Callable[[Any], Any]) -> list[Any]:
     return [fn(x) for x in items]
 
 
+def _unblock_sigint() -> None:
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _start_pool(workers: int) -> Any:
+    """A process pool whose start cannot swallow a Ctrl-C.
+
+    A SIGINT that lands while the main thread forks is raised inside CPython's at-fork
+    callbacks, which only print it ("Exception ignored in _releaseLock"): the run goes
+    on to the end as if no key was pressed. So SIGINT is blocked while the workers are
+    forked, and a Ctrl-C pressed meanwhile is raised here once they are; each worker
+    unblocks it first, and behaves as before.
+    """
+    import multiprocessing
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
+    try:
+        return multiprocessing.get_context().Pool(workers, initializer=_unblock_sigint)
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class WorkerPool:
     """``workers`` processes, or plain in-process calls for one worker; started on first
     use, so a run with nothing to read starts no process."""
@@ -32,9 +60,7 @@ class WorkerPool:
         if self.workers == 1 or len(items) < 8:
             return map(fn, items)
         if self._pool is None:
-            import multiprocessing
-
-            self._pool = multiprocessing.get_context().Pool(self.workers)
+            self._pool = _start_pool(self.workers)
         chunk = max(1, min(64, len(items) // (self.workers * 8)))
         return self._pool.imap(fn, items, chunksize=chunk)
 

@@ -46,6 +46,9 @@ TOP_KEYS = ("version", "labels", "cluster_words")
 _UNSAFE = re.compile(r'[/\\<>:"|?*\x00-\x1f\x7f]')
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
              *(f"lpt{i}" for i in range(1, 10))}
+_OURS = ("(none)", "(total)")
+"""Row names of our own tables: abstained posts (the review's "none of the labels",
+eval's confusion matrix) and the funnel's and data set's total row."""
 
 
 def label_id_problem(lid: str) -> str | None:
@@ -54,8 +57,9 @@ def label_id_problem(lid: str) -> str | None:
     A label id names a folder of the exported data set on every system, so it may not
     be empty, ``.`` or ``..``, hold ``/ \\ < > : " | ? *`` or control characters, start
     or end with a space or a dot, or be a reserved Windows device name (``con``, ``nul``,
-    ``com1`` …). Hangul, letters, digits and ``_ - ( ) &`` are all fine. This is the one
-    rule for ids, wherever they come from.
+    ``com1`` …), or ``(none)``/``(total)``, the rows of our own tables. Hangul, letters,
+    digits and ``_ - ( ) &`` are all fine. This is the one rule for ids, wherever they
+    come from.
     """
     if not lid or lid in (".", ".."):
         return "is empty" if not lid else "is a path component"
@@ -67,6 +71,8 @@ def label_id_problem(lid: str) -> str | None:
         return "starts or ends with a space or a dot"
     if lid.split(".")[0].casefold() in _RESERVED:
         return "is a reserved device name on Windows"
+    if lid.casefold() in _OURS:
+        return "names weaklabel's own row of abstained posts or totals"
     return None
 
 
@@ -94,6 +100,8 @@ def label_id_from_name(name: str, taken: set[str] | None = None) -> str:
     base = base.strip("_. ") or "label"
     if base.split(".")[0].casefold() in _RESERVED:
         base = f"{base}_"
+    if base.casefold() in _OURS:
+        base = base.strip("()")
     taken_cf = {t.casefold() for t in (taken or set())}
     out, i = base, 2
     while out.casefold() in taken_cf:

@@ -1101,6 +1101,37 @@ def unknown_keywords(labelmap: LabelMap, vocab: set[str]) -> list[tuple[str, str
     return [(lab.id, w) for lab in labelmap.labels for w in lab.keywords if w not in vocab]
 
 
+def unknown_keyword_fix(word: str, stopwords: frozenset[str] = frozenset(), *,
+                        min_length: int = 1) -> str:
+    """What to do about a keyword that is no token (:func:`unknown_keywords`): a stop word
+    is dropped from every caption and a token holds no space or '#', so the user
+    dictionary helps only a word the tokenizer split."""
+    if word in stopwords:
+        return ("it is a stop word (stopwords.txt of the user dictionary), dropped from "
+                "every caption; remove it from the keywords or from the stop words")
+    if any(c.isspace() for c in word):
+        return ("a token is one word and holds no space; write it as one word (and add "
+                "that to the user dictionary) or as separate keywords")
+    if word.startswith("#"):
+        return f"tokens hold no '#'; write the keyword without it, {word.lstrip('#')!r}"
+    if len(word) < min_length:
+        return (f"it is shorter than tokenize.min_length ({min_length}), so no token is; "
+                "lower the setting or use a longer keyword")
+    return "if the tokenizer splits it, add it to the user dictionary"
+
+
+def _stopwords(cfg: Config) -> frozenset[str]:
+    """The stop words of the user dictionary this config tokenizes with (none when it
+    cannot be read: they only refine a warning)."""
+    from weaklabel.text.userdict import load_userdict
+
+    folder = cfg.tokenize.userdict or ("userdict" if Path("userdict").is_dir() else None)
+    try:
+        return load_userdict(folder).stopwords
+    except (WeaklabelError, OSError):
+        return frozenset()
+
+
 def read_reviewed(ws: Workspace, labelmap: LabelMap) -> dict[str, str]:
     """``reviewed_labels.parquet`` as post id → label ({} when absent). A label the map
     does not have is an error naming the file and the row."""
@@ -1154,9 +1185,11 @@ def label_posts(
     vocab = {w for t in token_lists for w in t}
     if cfg.propagate.compounds:
         words = compound_words(words, sorted(vocab), labelmap=labelmap, keep=keep)
-    for lab, w in unknown_keywords(labelmap, vocab):
-        log.warning("%s: keyword %r of %r never occurs as a token; if the tokenizer splits "
-                    "it, add it to the user dictionary", labelmap.path, w, lab)
+    unknown = unknown_keywords(labelmap, vocab)
+    stop = _stopwords(cfg) if unknown else frozenset()
+    for lab, w in unknown:
+        log.warning("%s: keyword %r of %r never occurs as a token; %s", labelmap.path, w, lab,
+                    unknown_keyword_fix(w, stop, min_length=cfg.tokenize.min_length))
     texts = None
     if "classifier" in cfg.propagate.sources:
         from weaklabel.text.normalize import normalize_caption
