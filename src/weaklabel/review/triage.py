@@ -806,7 +806,9 @@ def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
 def workspace_self_confidence(ws: Workspace, inputs: Mapping[str, Any], *,
                               order: str = "confident") -> dict[str, float]:
     """:func:`~weaklabel.review.confident.label_self_confidence` of a workspace's post
-    labels over its captions (``inputs`` from :func:`load_queue_inputs`).
+    labels over its captions (``inputs`` from :func:`load_queue_inputs`), each post's
+    fold decided by its token list (``tokens.parquet``; its caption where it has none),
+    so posts of one text share a fold.
 
     Raises:
         WeaklabelError: no captions (``posts.parquet``) to learn from.
@@ -816,7 +818,14 @@ def workspace_self_confidence(ws: Workspace, inputs: Mapping[str, Any], *,
     if "captions" not in inputs:
         raise WeaklabelError(f"{ws.path('posts.parquet')} is missing: queue order "
                              f"{order!r} learns from the captions; run weaklabel tokenize")
-    return label_self_confidence(inputs["post_labels"], inputs["captions"])
+    keys: dict[str, str] = {}
+    if ws.path("tokens.parquet").exists():
+        from weaklabel.contracts import TOKENS
+
+        tokens = ws.read("tokens.parquet", TOKENS)
+        keys = {str(p): "\x1f".join(t) for p, t in zip(tokens["post_id"], tokens["tokens"],
+                                                       strict=True) if len(t)}
+    return label_self_confidence(inputs["post_labels"], inputs["captions"], keys=keys)
 
 
 def decided_items(ws_root: Path) -> set[tuple[str, str]]:
