@@ -178,12 +178,15 @@ def test_the_cl_order_ranks_by_the_out_of_fold_probability_alone(built) -> None:
             assert prio(ids[0]) == max(prio(i) for i in ids), (weight, lab)
         assert q["why"].str.contains("; density ").sum() == (len(q) - q["random"].sum()
                                                               if weight else 0)
-    # a post the model gave no probability keeps its place by its suspicion's rank
+    # a post the model gave no probability (its label unseen by its fold) has no p on
+    # the 1 - p scale: it comes after every post of its label that has one
     gone = cl[~cl["random"]]["post_id"].iloc[0]
     fewer = build_queue(**plain, self_confidence={k: v for k, v in p.items() if k != gone},
                         self_confidence_rule="alone")
+    ids = _scored_by_label(fewer)[fewer.loc[fewer["post_id"] == gone, "label"].iloc[0]]
+    assert len(ids) > 2 and ids[-1] == gone
     row = fewer[fewer["post_id"] == gone].iloc[0]
-    assert not row["why"].startswith("out-of-fold")
+    assert row["why"].startswith("no out-of-fold p(label): after the items with one")
     with pytest.raises(WeaklabelError, match="rank-mean or alone"):
         build_queue(**plain, self_confidence=p, self_confidence_rule="only")
 
@@ -286,3 +289,42 @@ def test_a_label_its_folds_never_saw_gets_no_probability(built) -> None:  # type
     p = label_self_confidence(labels, inputs["captions"])
     assert {ids[5], ids[6]} <= set(before)
     assert set(p) == set(before) - {ids[5], ids[6]}  # no probability, not 0.00
+    q = build_queue(labels, self_confidence=p, self_confidence_rule="alone",
+                    random_rate=0.0)
+    solo = q[q["label"] == "solo"].iloc[0]
+    assert solo["why"].startswith("no out-of-fold p(label)")
+
+
+def test_an_images_own_suspicion_counts_in_the_rank_mean(built) -> None:  # type: ignore[no-untyped-def]
+    from weaklabel.review.triage import _stable
+
+    inputs = load_queue_inputs(built["ws"])
+    labels = inputs["post_labels"]
+    p = label_self_confidence(labels, inputs["captions"])
+    post = labels.loc[labels["label"].ne(""), "post_id"].iloc[len(labels) // 2]
+    # two images of one post, the second (by the items' tie-break too) in a duplicate
+    # group whose other members have other labels
+    first, second = sorted(["a.jpg", "b.jpg"], key=lambda im: _stable(post, im))
+    lab = labels.loc[labels["post_id"] == post, "label"].iloc[0]
+    images = pd.DataFrame({"image": [first, second], "post_id": [post, post],
+                           "label": [lab, lab], "confidence": [0.9, 0.9],
+                           "likes": pd.array([0, 0], dtype="Int64"),
+                           "comments": pd.array([0, 0], dtype="Int64")})
+    q = build_queue(labels, image_labels=images, conflicts=pd.DataFrame({"image": [second]}),
+                    self_confidence=p, random_rate=0.0)
+    mine = q[q["post_id"] == post]
+    assert mine["image"].tolist() == [second, first]
+    assert "duplicate group has other labels" in mine["why"].iloc[0]
+
+
+def test_under_cl_the_why_names_the_suspicion_after_also(built) -> None:  # type: ignore[no-untyped-def]
+    inputs = load_queue_inputs(built["ws"])
+    p = label_self_confidence(inputs["post_labels"], inputs["captions"])
+    q = build_queue(**inputs, self_confidence=p, self_confidence_rule="alone")
+    scored = q[~q["random"]]
+    reasons = ("sources disagree", "margin ", "low confidence", "abstained", "keywords")
+    lead = scored["why"].str.split("also: ").str[0]
+    assert not any(r in w for w in lead for r in reasons)
+    assert scored["why"].str.contains("; also: ").sum() > len(scored) // 10
+    mean = build_queue(**inputs, self_confidence=p)  # the rank mean is made of them
+    assert not mean["why"].str.contains("also: ").any()
