@@ -328,3 +328,27 @@ def test_under_cl_the_why_names_the_suspicion_after_also(built) -> None:  # type
     assert scored["why"].str.contains("; also: ").sum() > len(scored) // 10
     mean = build_queue(**inputs, self_confidence=p)  # the rank mean is made of them
     assert not mean["why"].str.contains("also: ").any()
+
+
+def test_a_queue_order_in_any_case(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from weaklabel.cli import app
+    from weaklabel.review.triage import queue_order
+
+    assert queue_order("CL") == queue_order("cl")
+    with pytest.raises(WeaklabelError, match="did you mean 'confident'"):
+        queue_order("Confidnet")
+    ws = built["ws"]
+    cfg = tmp_path / "review.yaml"
+    cfg.write_text("review:\n  queue: Cl-No-Density\n", encoding="utf-8")
+    out = tmp_path / "queue.csv"
+    r = CliRunner().invoke(app, ["review", "queue", "-w", str(ws.root), "-c", str(cfg),
+                                 "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert got["post_id"].tolist() == write_queue(ws, order="cl-no-density")["post_id"].tolist()
+    cfg.write_text("review:\n  queue: CLL\n", encoding="utf-8")
+    r = CliRunner().invoke(app, ["review", "queue", "-w", str(ws.root), "-c", str(cfg),
+                                 "-o", str(out)])
+    assert r.exit_code == 1 and "did you mean 'cl'" in r.output + r.stderr

@@ -110,6 +110,7 @@ def queue_order(name: str) -> dict[str, Any]:
     """
     from weaklabel.errors import closest
 
+    name = name.lower()
     if name not in QUEUE_ORDERS:
         close = closest(name, QUEUE_ORDERS)
         hint = f"did you mean {close!r}? " if close else ""
