@@ -12,10 +12,11 @@ wrong" (gold used only to measure):
   trained on the pipeline's own labels (``post_labels.parquet``; abstained posts are not
   learnt from, each fold's model scores them and the folds' probabilities are averaged),
   exactly as ``review.queue: confident`` computes it
-  (:func:`weaklabel.review.confident.label_self_confidence`). The model is propagate's
+  (:func:`weaklabel.review.triage.workspace_self_confidence`). The model is propagate's
   logistic kind: TF-IDF char_wb 2–4-grams of the captions (min_df 2, sublinear tf) and a
-  balanced logistic regression (C 1, 300 iterations), ``--folds`` (5) stratified folds,
-  seed 0;
+  balanced logistic regression (C 1, 300 iterations), 5 folds by same-text group (a
+  stable hash of the token list), one BLAS thread; a post without a probability (its
+  label unseen by its training folds) scores 0 here and is counted;
 * **rank-mean**: the mean of the two scores' normalized ranks (the one combination,
   fixed before any AUC was seen).
 
@@ -23,7 +24,7 @@ AUC is reported over every scored post and over the labelled posts alone, with t
 shown wrong among each score's top 1 % and 5 % of the posts; the CPU seconds
 of the out-of-fold fit (``resource.getrusage``, this process and its threads) beside it.
 
-Usage: python bench/bench_confident.py [--corpus chatbot|petitions] [--rows N] [--folds 5]
+Usage: python bench/bench_confident.py [--corpus chatbot|petitions] [--rows N]
 Writes bench/out/confident_<corpus>.json.
 """
 
@@ -54,13 +55,12 @@ def auc(wrong: list[bool], score: list[float]) -> float:
     return round(float(roc_auc_score(wrong, score)), 4)
 
 
-def analyse(name: str, rows: int, folds: int) -> dict[str, Any]:
+def analyse(name: str, rows: int) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
     from scipy.stats import rankdata
 
-    from weaklabel.review.confident import label_self_confidence
-    from weaklabel.review.triage import load_queue_inputs, suspicion
+    from weaklabel.review.triage import load_queue_inputs, suspicion, workspace_self_confidence
     from weaklabel.workspace import Workspace
 
     out = HERE / f"out/review_{name}"
@@ -74,7 +74,6 @@ def analyse(name: str, rows: int, folds: int) -> dict[str, Any]:
     kw = dict(zip(inp["keyword_labels"]["post_id"], inp["keyword_labels"]["label"],
                   strict=True)) if "keyword_labels" in inp else {}
     conflict_images = set(inp["conflicts"]["image"]) if "conflicts" in inp else set()
-    captions = inp.get("captions", {})
     posts_images: dict[str, set[str]] = {}
     if "image_labels" in inp:
         for p, im in zip(inp["image_labels"]["post_id"], inp["image_labels"]["image"],
@@ -89,15 +88,17 @@ def analyse(name: str, rows: int, folds: int) -> dict[str, Any]:
                                     & conflict_images))[0] for i in keep]
 
     c0, t0 = cpu_seconds(), time.perf_counter()
-    p_label = label_self_confidence(pl, captions, folds=folds)  # what the queue computes
+    p_label = workspace_self_confidence(Workspace(ws), inp)  # what the queue computes
     cpu, wall = cpu_seconds() - c0, time.perf_counter() - t0
-    oof = [1.0 - p_label.get(recs[i]["post_id"], 0.0) for i in keep]
+    oof = [1.0 - p_label.get(recs[i]["post_id"], 1.0) for i in keep]
     mean_rank = list((rankdata(susp) / len(susp) + rankdata(oof) / len(oof)) / 2)
 
     wrong = [gold[recs[i]["post_id"]] != shown[i] for i in keep]
     labelled = np.array([bool(recs[i]["label"]) for i in keep])
     res: dict[str, Any] = {"posts": len(recs), "scored": len(keep),
                            "labelled": int(labelled.sum()),
+                           "no_probability": sum(recs[i]["post_id"] not in p_label
+                                                  for i in keep),
                            "shown_wrong": round(float(np.mean(wrong)), 4),
                            "shown_wrong_labelled": round(float(np.mean(
                                np.array(wrong)[labelled])), 4),
@@ -122,14 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", choices=("chatbot", "petitions"), default="chatbot")
     ap.add_argument("--rows", type=int, default=0,
                     help="a fixed-seed sample of this many posts (0: all), as bench_review")
-    ap.add_argument("--folds", type=int, default=5)
     args = ap.parse_args(argv)
-    res = analyse(args.corpus, args.rows, args.folds)
+    res = analyse(args.corpus, args.rows)
     path = HERE / f"out/confident_{args.corpus}.json"
     path.write_text(json.dumps(res, indent=2), encoding="utf-8")
     print(f"{args.corpus}: {res['scored']} posts scored ({res['labelled']} labelled), "
           f"{res['shown_wrong']:.1%} shown wrong ({res['shown_wrong_labelled']:.1%} of "
-          f"the labelled)")
+          f"the labelled), {res['no_probability']} without an out-of-fold probability")
     for key in res["auc"]:
         top = ", ".join(f"{v:.1%} in the top {k}" for k, v in res["wrong_in_top"][key].items())
         print(f"  AUC {key:<10} all {res['auc'][key]:.4f}   labelled "

@@ -477,8 +477,8 @@ def _pillow_formats(value: tuple[str, ...]) -> None:
 def _queue_order(value: str) -> None:
     from weaklabel.review.triage import QUEUE_ORDERS
 
-    if value not in QUEUE_ORDERS:
-        close = closest(value, QUEUE_ORDERS)
+    if value.lower() not in QUEUE_ORDERS:
+        close = closest(value.lower(), QUEUE_ORDERS)
         hint = f" (did you mean {close!r}?)" if close else ""
         raise WeaklabelError(f"must be one of {', '.join(QUEUE_ORDERS)}{hint}")
 

@@ -19,7 +19,12 @@ import pytest
 from weaklabel.contracts import LABEL_SOURCES
 from weaklabel.errors import WeaklabelError
 from weaklabel.review.confident import label_self_confidence, out_of_fold_proba
-from weaklabel.review.triage import build_queue, load_queue_inputs, write_queue
+from weaklabel.review.triage import (
+    build_queue,
+    load_queue_inputs,
+    workspace_self_confidence,
+    write_queue,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHATBOT = ROOT / "tests/data/chatbot_sample.csv"
@@ -97,8 +102,7 @@ def test_the_confident_order_from_the_config_and_the_option(built, tmp_path: Pat
 
     ws = built["ws"]
     inputs = load_queue_inputs(ws)
-    want = build_queue(**inputs, self_confidence=label_self_confidence(
-        inputs["post_labels"], inputs["captions"]))
+    want = build_queue(**inputs, self_confidence=workspace_self_confidence(ws, inputs))
     assert write_queue(ws, order="confident").equals(want)
     assert want["post_id"].tolist() != build_queue(**inputs)["post_id"].tolist()
     scored = want[~want["random"]]
@@ -133,7 +137,8 @@ def test_out_of_fold_probabilities_without_anything_to_learn() -> None:
     p, classes, known = out_of_fold_proba(["가", "나", "다", "라"], ["a", "b", "a", "b"])
     assert not known.any()  # no n-gram in two captions
     p, classes, known = out_of_fold_proba(texts, ["lips", "lips", "nails", "nails", ""])
-    assert known.all() and p[4].argmax() == 0  # the unlabelled 립스틱 post: lips
+    # the unlabelled 립스틱 post, scored by the folds' models averaged: lips
+    assert known[4] and p[4].argmax() == 0
     assert abs(p[4].sum() - 1.0) < 1e-6  # a probability (float32 features)
 
 
@@ -173,12 +178,15 @@ def test_the_cl_order_ranks_by_the_out_of_fold_probability_alone(built) -> None:
             assert prio(ids[0]) == max(prio(i) for i in ids), (weight, lab)
         assert q["why"].str.contains("; density ").sum() == (len(q) - q["random"].sum()
                                                               if weight else 0)
-    # a post the model gave no probability keeps its place by its suspicion's rank
+    # a post the model gave no probability (its label unseen by its fold) has no p on
+    # the 1 - p scale: it comes after every post of its label that has one
     gone = cl[~cl["random"]]["post_id"].iloc[0]
     fewer = build_queue(**plain, self_confidence={k: v for k, v in p.items() if k != gone},
                         self_confidence_rule="alone")
+    ids = _scored_by_label(fewer)[fewer.loc[fewer["post_id"] == gone, "label"].iloc[0]]
+    assert len(ids) > 2 and ids[-1] == gone
     row = fewer[fewer["post_id"] == gone].iloc[0]
-    assert not row["why"].startswith("out-of-fold")
+    assert row["why"].startswith("no out-of-fold p(label): after the items with one")
     with pytest.raises(WeaklabelError, match="rank-mean or alone"):
         build_queue(**plain, self_confidence=p, self_confidence_rule="only")
 
@@ -192,14 +200,13 @@ def test_the_cl_order_from_the_config_the_option_and_serve(built, tmp_path: Path
 
     ws = built["ws"]
     inputs = load_queue_inputs(ws)
-    want = build_queue(**inputs, self_confidence=label_self_confidence(
-        inputs["post_labels"], inputs["captions"]), self_confidence_rule="alone")
+    sc = workspace_self_confidence(ws, inputs)
+    want = build_queue(**inputs, self_confidence=sc, self_confidence_rule="alone")
     assert write_queue(ws, order="cl").equals(want)
     assert want["post_id"].tolist() != write_queue(ws, order="confident")["post_id"].tolist()
     flat = write_queue(ws, order="cl-no-density")
-    assert flat.equals(build_queue(**inputs, self_confidence=label_self_confidence(
-        inputs["post_labels"], inputs["captions"]), self_confidence_rule="alone",
-        density_weight=False))
+    assert flat.equals(build_queue(**inputs, self_confidence=sc, self_confidence_rule="alone",
+                                   density_weight=False))
     assert flat["post_id"].tolist() != want["post_id"].tolist()
     out = tmp_path / "queue.csv"
     cfg = tmp_path / "review.yaml"
@@ -219,3 +226,129 @@ def test_the_cl_order_from_the_config_the_option_and_serve(built, tmp_path: Path
     with DecisionStore.open(root) as store:
         served = [(i["post_id"], i["image"]) for i in store.items()]
     assert served == list(zip(want["post_id"], want["image"], strict=True))
+
+
+def test_identical_copies_share_a_fold_so_none_is_scored_in_sample(built) -> None:  # type: ignore[no-untyped-def]
+    from weaklabel.review.confident import text_fold
+
+    inputs = load_queue_inputs(built["ws"])
+    labels, twins = built["labels"].copy(), built["twins"]
+    right = labels.loc[labels["post_id"] == twins[0], "label"].iloc[0]
+    wrong = next(lab for lab in sorted(set(labels["label"])) if lab and lab != right)
+    # two of the four copies relabelled: were a wrong copy learnt by the model scoring
+    # the other, that one's p(wrong) would be partly its own label coming back
+    labels.loc[labels["post_id"].isin(twins[2:]), "label"] = wrong
+    p = label_self_confidence(labels, inputs["captions"])
+    assert p[twins[2]] == p[twins[3]] < 0.5  # one model, one text: one probability
+    assert p[twins[0]] == p[twins[1]] > 0.5
+    # a post's fold is its text's alone: dropping other posts moves no one
+    keys = [str(c) for c in inputs["captions"].values()]
+    assert [text_fold(k) for k in keys[::3]] == [text_fold(k) for k in keys][::3]
+    assert {text_fold(k) for k in keys} == set(range(5))
+
+
+def test_the_fits_say_so_on_the_log(built, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    inputs = load_queue_inputs(built["ws"])
+    with caplog.at_level(logging.INFO, logger="weaklabel.review.confident"):
+        label_self_confidence(inputs["post_labels"], inputs["captions"])
+    n = int(inputs["post_labels"]["label"].ne("").sum())
+    assert [r.getMessage() for r in caplog.records] == [
+        f"fitting 5 folds on {n} posts for the confident-learning queue order"]
+
+
+def test_when_confident_learning_cannot_run_the_log_says_why(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    texts = ["빨간 립스틱", "립스틱 추천", "네일 아트", "네일 추천", "립스틱 색"]
+    cases = [(texts, ["lips", "lips", "", "", ""], None, "only one label (lips)"),
+             (["가", "나", "다", "라"], ["a", "b", "a", "b"], None,
+              "no character n-gram occurs in two captions"),
+             (texts, ["lips", "lips", "nails", "nails", ""], ["same"] * 5,
+              "the 4 labelled posts are all one fold's")]
+    for t, labs, keys, why in cases:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="weaklabel.review.confident"):
+            _, _, known = out_of_fold_proba(t, labs, keys=keys)
+        assert not known.any()
+        msgs = [r.getMessage() for r in caplog.records]
+        assert len(msgs) == 1 and msgs[0].startswith(f"confident learning cannot run: {why}")
+
+
+def test_a_label_its_folds_never_saw_gets_no_probability(built) -> None:  # type: ignore[no-untyped-def]
+    inputs = load_queue_inputs(built["ws"])
+    labels = inputs["post_labels"].copy()
+    ids = labels["post_id"].tolist()
+    # one post holds a label no other post has: the model scoring it never learnt it;
+    # an abstained post's best guess that no post holds: no model learnt it
+    labels.loc[labels["post_id"] == ids[5], "label"] = "solo"
+    labels.loc[labels["post_id"] == ids[6], ["label", "top_label"]] = ["", "ghost"]
+    before = label_self_confidence(inputs["post_labels"], inputs["captions"])
+    p = label_self_confidence(labels, inputs["captions"])
+    assert {ids[5], ids[6]} <= set(before)
+    assert set(p) == set(before) - {ids[5], ids[6]}  # no probability, not 0.00
+    q = build_queue(labels, self_confidence=p, self_confidence_rule="alone",
+                    random_rate=0.0)
+    solo = q[q["label"] == "solo"].iloc[0]
+    assert solo["why"].startswith("no out-of-fold p(label)")
+
+
+def test_an_images_own_suspicion_counts_in_the_rank_mean(built) -> None:  # type: ignore[no-untyped-def]
+    from weaklabel.review.triage import _stable
+
+    inputs = load_queue_inputs(built["ws"])
+    labels = inputs["post_labels"]
+    p = label_self_confidence(labels, inputs["captions"])
+    post = labels.loc[labels["label"].ne(""), "post_id"].iloc[len(labels) // 2]
+    # two images of one post, the second (by the items' tie-break too) in a duplicate
+    # group whose other members have other labels
+    first, second = sorted(["a.jpg", "b.jpg"], key=lambda im: _stable(post, im))
+    lab = labels.loc[labels["post_id"] == post, "label"].iloc[0]
+    images = pd.DataFrame({"image": [first, second], "post_id": [post, post],
+                           "label": [lab, lab], "confidence": [0.9, 0.9],
+                           "likes": pd.array([0, 0], dtype="Int64"),
+                           "comments": pd.array([0, 0], dtype="Int64")})
+    q = build_queue(labels, image_labels=images, conflicts=pd.DataFrame({"image": [second]}),
+                    self_confidence=p, random_rate=0.0)
+    mine = q[q["post_id"] == post]
+    assert mine["image"].tolist() == [second, first]
+    assert "duplicate group has other labels" in mine["why"].iloc[0]
+
+
+def test_under_cl_the_why_names_the_suspicion_after_also(built) -> None:  # type: ignore[no-untyped-def]
+    inputs = load_queue_inputs(built["ws"])
+    p = label_self_confidence(inputs["post_labels"], inputs["captions"])
+    q = build_queue(**inputs, self_confidence=p, self_confidence_rule="alone")
+    scored = q[~q["random"]]
+    reasons = ("sources disagree", "margin ", "low confidence", "abstained", "keywords")
+    lead = scored["why"].str.split("also: ").str[0]
+    assert not any(r in w for w in lead for r in reasons)
+    assert scored["why"].str.contains("; also: ").sum() > len(scored) // 10
+    mean = build_queue(**inputs, self_confidence=p)  # the rank mean is made of them
+    assert not mean["why"].str.contains("also: ").any()
+
+
+def test_a_queue_order_in_any_case(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from weaklabel.cli import app
+    from weaklabel.review.triage import queue_order
+
+    assert queue_order("CL") == queue_order("cl")
+    with pytest.raises(WeaklabelError, match="did you mean 'confident'"):
+        queue_order("Confidnet")
+    ws = built["ws"]
+    cfg = tmp_path / "review.yaml"
+    cfg.write_text("review:\n  queue: Cl-No-Density\n", encoding="utf-8")
+    out = tmp_path / "queue.csv"
+    r = CliRunner().invoke(app, ["review", "queue", "-w", str(ws.root), "-c", str(cfg),
+                                 "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert got["post_id"].tolist() == write_queue(ws, order="cl-no-density")["post_id"].tolist()
+    cfg.write_text("review:\n  queue: CLL\n", encoding="utf-8")
+    r = CliRunner().invoke(app, ["review", "queue", "-w", str(ws.root), "-c", str(cfg),
+                                 "-o", str(out)])
+    assert r.exit_code == 1 and "did you mean 'cl'" in r.output + r.stderr

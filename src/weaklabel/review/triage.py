@@ -110,6 +110,7 @@ def queue_order(name: str) -> dict[str, Any]:
     """
     from weaklabel.errors import closest
 
+    name = name.lower()
     if name not in QUEUE_ORDERS:
         close = closest(name, QUEUE_ORDERS)
         hint = f"did you mean {close!r}? " if close else ""
@@ -279,11 +280,12 @@ def build_queue(
             (:func:`~weaklabel.review.confident.label_self_confidence`, confident
             learning); when given, an item's suspicion becomes the mean of its
             suspicion's and its ``1 - probability``'s normalized ranks over the scored
-            posts (a post without a probability keeps its suspicion's rank).
+            items (a post without a probability counts its suspicion's rank twice).
         self_confidence_rule: how ``self_confidence`` makes the suspicion: ``rank-mean``
             (above, ``review.queue: confident``) or ``alone`` (``review.queue: cl``):
-            ``1 - probability`` itself, an abstained post's for its best guess; a post
-            without a probability gets its suspicion's normalized rank.
+            ``1 - probability`` itself, an abstained post's for its best guess, the
+            suspicion's reasons named after ``also:`` in ``why``; a post without a
+            probability comes after those with one in its label, by its suspicion.
         density_weight: False leaves density out of the priority (pure uncertainty);
             its groups still order a label's items when there are no vectors.
 
@@ -301,6 +303,10 @@ def build_queue(
     for key in (groups or {}).values():
         size[key] = size.get(key, 0) + 1
     settled = {(groups or {})[p] for p, _ in exclude or set() if p in (groups or {})}
+    if self_confidence_rule not in ("rank-mean", "alone"):
+        raise WeaklabelError(f"self-confidence rule {self_confidence_rule!r}: use "
+                             "rank-mean or alone")
+    alone = self_confidence is not None and self_confidence_rule == "alone"
     scored, randoms = [], []
     for post_id, image in _items(by_post, image_labels):
         if (post_id, image) in (exclude or set()):
@@ -320,8 +326,15 @@ def build_queue(
                            conflict=image in conflict_images, abstained=abstained)
         if score == "error":
             s = 1.0 - float(row.get("confidence") or 0.0)
-        if self_confidence is not None and post_id in self_confidence:
-            why.insert(0, f"out-of-fold p(label) {self_confidence[post_id]:.2f}")
+        # under "alone" 1 - p sets the priority: the suspicion's reasons come after
+        # "also:"; a post without p is ordered by its suspicion after the scored ones
+        p_label = (self_confidence or {}).get(post_id)
+        has_p = p_label is not None
+        also = why if alone and has_p else []
+        if p_label is not None:
+            why = [f"out-of-fold p(label) {p_label:.2f}"] + ([] if alone else why)
+        elif alone:
+            why = ["no out-of-fold p(label): after the items with one", *why]
         group, dens = f"post {post_id}", 1.0
         if density is not None:
             group, dens = density.get(post_id, (f"post {post_id}", 0.0))
@@ -334,18 +347,16 @@ def build_queue(
         teach = seed_weight if row.get("source") == "seed" else 1.0
         if teach != 1.0:
             why.append("a keyword seed, learnt from")
+        if also:
+            why.append("also: " + " and ".join(also))
         scored.append({**item, "why": "; ".join(why) or "check", "random": False,
                        "_raw": s, "_f": (dens if density_weight else 1.0, n_same, teach),
-                       "_g": group,
+                       "_g": group, "_after": alone and not has_p,
                        "_seed": row.get("source") == "seed",
                        "_dis": any(isinstance(row.get(c), str) and row.get(c) not in
                                    (ABSTAIN, label) for c in VOTE_COLUMNS)})
-    if self_confidence_rule not in ("rank-mean", "alone"):
-        raise WeaklabelError(f"self-confidence rule {self_confidence_rule!r}: use "
-                             "rank-mean or alone")
     if self_confidence is not None:
-        _rank_with_self_confidence(scored, self_confidence,
-                                   alone=self_confidence_rule == "alone")
+        _rank_with_self_confidence(scored, self_confidence, alone=alone)
     for r in scored:
         dens, n_same, teach = r["_f"]
         r["_s"], r["_t"] = -round(r["_raw"] * dens * n_same * teach, 6), -round(r["_raw"], 6)
@@ -373,34 +384,33 @@ def _rank_with_self_confidence(scored: list[dict[str, Any]],
                                self_confidence: Mapping[str, float], *,
                                alone: bool = False) -> None:
     """Replace each item's suspicion (``_raw``) by the mean of the normalized ranks (rank
-    over posts, ties averaged) of its suspicion and of ``1 - self_confidence``, the rule
-    fixed before it was measured (``bench/bench_confident.py``). A post without a
-    probability counts its suspicion's rank twice.
+    over queue items, ties averaged) of its suspicion and of ``1 - self_confidence``,
+    the rule fixed before it was measured (``bench/bench_confident.py``). Items, not
+    posts: each image keeps its own suspicion (a label conflict of its duplicate group).
+    A post without a probability counts its suspicion's rank twice (one scale).
 
     ``alone``: by ``1 - self_confidence`` itself (confident learning's own score, in
-    [0, 1]); a post without a probability by its suspicion's normalized rank."""
+    [0, 1]); a post without a probability keeps its suspicion, and ``_after`` puts it
+    after the items with one in its label (:func:`_round_robin`)."""
     import pandas as pd
 
     if alone:
-        s = pd.DataFrame({"post_id": [r["post_id"] for r in scored],
-                          "s": [r["_raw"] for r in scored]}).drop_duplicates("post_id")
-        rank = dict(zip(s["post_id"], s["s"].rank(pct=True), strict=True))
         for r in scored:
             p = self_confidence.get(r["post_id"])
-            r["_raw"] = 1.0 - float(p) if p is not None else float(rank[r["post_id"]])
+            if p is not None:
+                r["_raw"] = 1.0 - float(p)
         return
 
-    posts = pd.DataFrame({"post_id": [r["post_id"] for r in scored],
-                          "s": [r["_raw"] for r in scored]}).drop_duplicates("post_id")
-    posts["oof"] = [1.0 - self_confidence[p] if p in self_confidence else None
-                    for p in posts["post_id"]]
-    rs = posts["s"].rank(pct=True)
-    has = posts["oof"].notna()
+    items = pd.DataFrame({"s": [r["_raw"] for r in scored],
+                          "oof": [1.0 - self_confidence[r["post_id"]]
+                                  if r["post_id"] in self_confidence else None
+                                  for r in scored]})
+    rs = items["s"].rank(pct=True)
+    has = items["oof"].notna()
     ro = rs.copy()
-    ro[has] = posts.loc[has, "oof"].astype(float).rank(pct=True)
-    mean = dict(zip(posts["post_id"], (rs + ro) / 2, strict=True))
-    for r in scored:
-        r["_raw"] = float(mean[r["post_id"]])
+    ro[has] = items.loc[has, "oof"].astype(float).rank(pct=True)
+    for r, m in zip(scored, (rs + ro) / 2, strict=True):
+        r["_raw"] = float(m)
 
 
 def _items(by_post: Mapping[str, Any], image_labels: pd.DataFrame | None
@@ -640,12 +650,19 @@ def _round_robin(rows: list[dict[str, Any]], *, diverse: bool = False,
     each label alike, and the review page shows one label at a time); with it (the
     default queue's F1 turns) each label's share of the first reviews is its ``share``.
     With ``diverse`` each label's order spreads over the groups first (:func:`_diverse`).
+    Items marked ``_after`` (no out-of-fold probability under ``cl``) follow the rest of
+    their label, ordered among themselves the same way.
     """
     by_label: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_label.setdefault(r["label"], []).append(r)
-    lists = [_cosine_diverse(by_label[k], vectors, covered=covered) if vectors is not None
-             else _diverse(by_label[k]) if diverse else by_label[k] for k in sorted(by_label)]
+
+    def spread(xs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return (_cosine_diverse(xs, vectors, covered=covered) if vectors is not None
+                else _diverse(xs) if diverse else xs)
+
+    lists = [spread([r for r in by_label[k] if not r.get("_after")])
+             + spread([r for r in by_label[k] if r.get("_after")]) for k in sorted(by_label)]
     out: list[dict[str, Any]] = []
     if share is None:
         for i in range(max((len(x) for x in lists), default=0)):
@@ -806,7 +823,9 @@ def load_queue_inputs(ws: Workspace) -> dict[str, Any]:
 def workspace_self_confidence(ws: Workspace, inputs: Mapping[str, Any], *,
                               order: str = "confident") -> dict[str, float]:
     """:func:`~weaklabel.review.confident.label_self_confidence` of a workspace's post
-    labels over its captions (``inputs`` from :func:`load_queue_inputs`).
+    labels over its captions (``inputs`` from :func:`load_queue_inputs`), each post's
+    fold decided by its token list (``tokens.parquet``; its caption where it has none),
+    so posts of one text share a fold.
 
     Raises:
         WeaklabelError: no captions (``posts.parquet``) to learn from.
@@ -816,7 +835,14 @@ def workspace_self_confidence(ws: Workspace, inputs: Mapping[str, Any], *,
     if "captions" not in inputs:
         raise WeaklabelError(f"{ws.path('posts.parquet')} is missing: queue order "
                              f"{order!r} learns from the captions; run weaklabel tokenize")
-    return label_self_confidence(inputs["post_labels"], inputs["captions"])
+    keys: dict[str, str] = {}
+    if ws.path("tokens.parquet").exists():
+        from weaklabel.contracts import TOKENS
+
+        tokens = ws.read("tokens.parquet", TOKENS)
+        keys = {str(p): "\x1f".join(t) for p, t in zip(tokens["post_id"], tokens["tokens"],
+                                                       strict=True) if len(t)}
+    return label_self_confidence(inputs["post_labels"], inputs["captions"], keys=keys)
 
 
 def decided_items(ws_root: Path) -> set[tuple[str, str]]:
