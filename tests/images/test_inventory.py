@@ -72,20 +72,14 @@ def test_unreadable_folder_and_file_are_reported(
     write(root / "locked" / "a.jpg", jpeg_bytes(photo(1)))
     write(root / "secret.jpg", jpeg_bytes(photo(2)))
     if os.geteuid() == 0:
-        # root ignores permissions: simulate EACCES at the two system calls instead
-        real_listdir, real_open = os.listdir, inventory.os.open
-
-        def listdir(path):  # type: ignore[no-untyped-def]
-            if os.fsdecode(path).endswith("locked"):
-                raise PermissionError(13, "Permission denied")
-            return real_listdir(path)
+        # root ignores permissions: simulate EACCES where the folder and the file are opened
+        real_open = inventory.os.open
 
         def fake_open(path, flags, *a, **kw):  # type: ignore[no-untyped-def]
-            if os.fsdecode(path).endswith("secret.jpg"):
+            if os.fsdecode(path).endswith(("secret.jpg", "locked")):
                 raise PermissionError(13, "Permission denied")
             return real_open(path, flags, *a, **kw)
 
-        monkeypatch.setattr(inventory.os, "listdir", listdir)
         monkeypatch.setattr(inventory.os, "open", fake_open)
     else:
         (root / "locked").chmod(0)
@@ -313,35 +307,37 @@ def test_insert_rows_in_batches_equals_one_by_one(tmp_path: Path) -> None:
         assert dbs[0] == dbs[1] and len(dbs[0]) == n
 
 
+@pytest.mark.parametrize("swapped", ["day", "day/trip"],
+                         ids=["its-parent", "the-folder"])
 def test_a_folder_swapped_for_a_symlink_after_its_parent_was_listed_is_not_entered(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The walk lists a folder, then stats each entry against the folder's descriptor,
-    opened without following a symlink: a folder replaced by a symlink to somewhere else
-    between its parent's listing and its own is reported, and nothing of where the link
-    leads is listed as under the root."""
+        swapped: str, tmp_path: Path) -> None:
+    """Between a folder's listing and its subfolder's, the subfolder (or the folder
+    itself, an ancestor of the path still to read) is replaced by a symlink to
+    somewhere else: the walk reports the subfolder as changed (``skipped``) and lists
+    nothing of where the link leads as under the root."""
+    import shutil
+
     from weaklabel.images.walk import walk_keys
 
     root = tmp_path / "img"
-    write(root / "day" / "a.jpg", b"inside")
+    write(root / "day" / "trip" / "a.jpg", b"inside")
     outside = tmp_path / "elsewhere"
-    write(outside / "secret.jpg", b"outside")
-    real_listdir = os.listdir
-
-    def listdir(path):  # type: ignore[no-untyped-def]
-        if os.fsdecode(path) == str(root / "day"):  # found a folder; swapped before it is read
-            (root / "day" / "a.jpg").unlink()
-            (root / "day").rmdir()
-            (root / "day").symlink_to(outside, target_is_directory=True)
-        return real_listdir(path)
-
-    monkeypatch.setattr(os, "listdir", listdir)
+    write(outside / "trip" / "secret.jpg", b"outside")
+    # the walk is a generator: swap once "day" has been listed, before "day/trip" is read
     files, problems = [], []
-    for fs, ps in walk_keys(root):
+    for n, (fs, ps) in enumerate(walk_keys(root)):
         files += fs
         problems += ps
+        if n == 1:  # the root, then "day": "day/trip" is next
+            if swapped == "day":
+                shutil.move(root / "day", tmp_path / "day.old")
+                (root / "day").symlink_to(outside, target_is_directory=True)
+            else:
+                shutil.move(root / "day" / "trip", tmp_path / "trip.old")
+                (root / "day" / "trip").symlink_to(outside / "trip", target_is_directory=True)
     assert files == []
-    assert [(k, s) for k, s, _ in problems] == [(b"day", "unreadable")]
-    assert "cannot list folder" in problems[0][2]
+    assert problems == [(b"day/trip", "skipped",
+                         "folder changed during the walk (not followed)")]
 
 
 def test_a_root_that_is_a_symlink_is_walked(tmp_path: Path) -> None:
