@@ -340,6 +340,38 @@ def test_a_folder_swapped_for_a_symlink_after_its_parent_was_listed_is_not_enter
                          "folder changed during the walk (not followed)")]
 
 
+def test_a_path_past_path_max_is_reported_as_a_stat_by_path_reports_it(
+        tmp_path: Path) -> None:
+    """A name one lstat away from its folder's descriptor can still be past PATH_MAX
+    as a whole path, which purge and dedup cannot open: it is reported as it was when
+    the walk stat'ed full paths, and the stages agree on it."""
+    from weaklabel.images.walk import walk_keys
+
+    root = tmp_path / "img"
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY)
+    length = len(os.fsencode(root))
+    try:
+        while length < 3880:  # folders of up to 200-byte names, each opened from the last
+            name = "d" * min(200, max(3880 - length - 1, 5))
+            os.mkdir(name, dir_fd=fd)
+            sub = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd, length = sub, length + 1 + len(name)
+        for name in ("short.jpg", "L" * 251 + ".jpg"):
+            w = os.open(name, os.O_CREAT | os.O_WRONLY, dir_fd=fd)
+            os.write(w, b"same bytes")
+            os.close(w)
+    finally:
+        os.close(fd)
+    files = [f[0] for fs, _ in walk_keys(root) for f in fs]
+    problems = [p for _, ps in walk_keys(root) for p in ps]
+    assert [k.rsplit(b"/", 1)[1] for k in files] == [b"short.jpg"]
+    assert len(os.fsencode(root)) + 1 + len(files[0]) <= 4095
+    assert [(k.rsplit(b"/", 1)[1], s, r) for k, s, r in problems] == [
+        (b"L" * 251 + b".jpg", "unreadable", "cannot stat: File name too long")]
+
+
 def test_a_root_that_is_a_symlink_is_walked(tmp_path: Path) -> None:
     """The root a user names may itself be a symlink (a mounted dump's folder): it is
     followed, with or without a trailing slash; symlinks below it are not."""

@@ -80,6 +80,14 @@ class _Changed(Exception):
 _CHANGED = "folder changed during the walk (not followed)"
 
 
+def _path_max(path: bytes) -> int:
+    """The longest path, in bytes without the final NUL, the kernel resolves."""
+    try:
+        return os.pathconf(path, "PC_PATH_MAX") - 1
+    except (OSError, ValueError):
+        return 4095
+
+
 def walk_keys(root: Path | str, *, skip: Iterable[Path | str] = ()
               ) -> Iterator[tuple[list[FileKey], list[ProblemKey]]]:
     """Every path under ``root``, one folder at a time, depth first in (byte) name
@@ -91,14 +99,19 @@ def walk_keys(root: Path | str, *, skip: Iterable[Path | str] = ()
     ``scandir`` and its ``DirEntry.stat``), and a plain tuple per file, no path object or
     string. A folder that became a symlink since its parent was listed, or whose
     descriptor is not the folder the listing saw (a parent swapped for a symlink), is
-    not entered: a ``skipped`` problem. Folders in ``skip`` (the workspace and its
-    quarantine) are left out; everything else that is not a regular file is a problem,
-    never dropped.
+    not entered: a ``skipped`` problem. A path longer than ``PATH_MAX`` is reported as
+    a stat by its path would (``cannot stat: File name too long``), since no later
+    stage can open it. Folders in ``skip`` (the workspace and its quarantine) are left
+    out; everything else that is not a regular file is a problem, never dropped.
     """
     base = os.fsencode(root)
     top = base if base.endswith(b"/") else base + b"/"
     root_real = os.path.realpath(base)
     skip_ids = _skip_ids(skip)
+    # Beyond PATH_MAX a name is still one lstat away from its folder's descriptor, but
+    # no later stage can open it by its path: report it as a path-wise stat would.
+    path_max = _path_max(base)
+    too_long = f"cannot stat: {os.strerror(errno.ENAMETOOLONG)}"
     enc, errs = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
     is_lnk, is_dir, is_reg = stat.S_ISLNK, stat.S_ISDIR, stat.S_ISREG
     lstat, fstat, listdir, open_, close = os.lstat, os.fstat, os.listdir, os.open, os.close
@@ -134,9 +147,13 @@ def walk_keys(root: Path | str, *, skip: Iterable[Path | str] = ()
             continue
         names.sort()
         prefix = rel_dir + b"/" if rel_dir else b""
+        room = path_max - len(top) - len(prefix)  # the longest name a path can still hold
         subdirs = []
         try:
             for name in names:
+                if len(name) > room:
+                    problems.append((prefix + name, "unreadable", too_long))
+                    continue
                 try:
                     st = lstat(name, dir_fd=dfd)
                 except OSError as exc:
