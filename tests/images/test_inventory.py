@@ -333,6 +333,21 @@ def test_insert_rows_holds_one_batch_flattened_not_all_rows(tmp_path: Path) -> N
     assert extra < 500_000, extra  # all 20,000 rows flattened at once: ~3 MB
 
 
+def test_insert_rows_takes_only_bytes_keys() -> None:
+    """A key that is not ``bytes`` is a caller's bug (an int would bind as that many
+    zero bytes): refused before anything is written."""
+    import sqlite3
+
+    from weaklabel.images import inventory_db
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (p BLOB PRIMARY KEY, a)")
+    for key in (5, "a.jpg"):
+        with pytest.raises(AssertionError, match="bytes"):
+            inventory_db.insert_rows(db, "INSERT INTO t (p, a)", "(?, ?)", [(key, 1)])
+    assert db.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
 @pytest.mark.parametrize("swapped", ["day", "day/trip"],
                          ids=["its-parent", "the-folder"])
 def test_a_folder_swapped_for_a_symlink_after_its_parent_was_listed_is_not_entered(

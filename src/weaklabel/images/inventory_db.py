@@ -166,6 +166,7 @@ def insert_rows(db: sqlite3.Connection, head: str, values: str,
     if not rows:
         return
     width = len(rows[0])
+    assert type(rows[0][0]) is bytes, "the path key goes in as bytes (path_key)"
     n = INSERT_BATCH
     full = len(rows) - len(rows) % n
 
