@@ -125,6 +125,21 @@ def ensure_dir(root: str) -> None:
         raise WeaklabelError(f"cannot create workspace {root}: {exc.strerror}") from exc
 
 
+_HELD_LOCKS: set[int] = set()
+"""Descriptors of the workspace locks this process holds. A forked child (a worker of
+the image pool) would share each lock with its parent until it exits, so a run killed
+with ``kill -9`` stays locked while its orphaned workers wind down: the child closes
+its copies at once (:func:`_drop_locks_in_child`); the parent's lock is untouched."""
+_FORK_HOOK = False
+
+
+def _drop_locks_in_child() -> None:
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
 @contextlib.contextmanager
 def workspace_lock(root: str, what: str = "workspace") -> Iterator[None]:
     """Refuse a second concurrent run on the workspace folder ``root`` (an advisory
@@ -148,6 +163,11 @@ def workspace_lock(root: str, what: str = "workspace") -> Iterator[None]:
                 f"({holder or 'unknown command'}); wait for it to finish before "
                 f"`weaklabel {what}`"
             ) from exc
+        global _FORK_HOOK
+        if not _FORK_HOOK:  # one hook per process closes whatever is held at the fork
+            os.register_at_fork(after_in_child=_drop_locks_in_child)
+            _FORK_HOOK = True
+        _HELD_LOCKS.add(fd)
         # Say who holds the lock, for the run that finds it taken.
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"`weaklabel {what}`, pid {os.getpid()}".encode(), 0)
@@ -155,6 +175,7 @@ def workspace_lock(root: str, what: str = "workspace") -> Iterator[None]:
         remove_stale_tmp(root)
         yield
     finally:
+        _HELD_LOCKS.discard(fd)
         os.close(fd)
 
 

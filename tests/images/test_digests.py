@@ -242,3 +242,19 @@ def test_a_failing_follow_up_is_the_jobs_error_and_the_thread_goes_on() -> None:
         assert second.done.wait(10) and second.result() == 5
     finally:
         pool.shutdown()
+
+
+def test_an_openssl_that_refuses_sha1_falls_back_as_hashlib_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a policy that blocks SHA-1 (FIPS), ``_hashlib.openssl_sha1`` exists but
+    raises ValueError when called; hashlib probes it and uses its own SHA-1 instead,
+    and so must the large-total path. (The refusal cannot be had for real here.)"""
+    import _hashlib
+
+    def blocked(*args: object, **kwargs: object) -> None:
+        raise ValueError("[digital envelope routines] unsupported")
+
+    monkeypatch.setattr(_hashlib, "openssl_sha1", blocked)
+    sha1 = digests.sha1_for(digests.SMALL_SHA1 + 1)
+    assert sha1 is not blocked
+    assert sha1(b"abc").hexdigest() == "a9993e364706816aba3e25717850c26c9cd0d89d"

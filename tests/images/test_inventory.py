@@ -72,20 +72,14 @@ def test_unreadable_folder_and_file_are_reported(
     write(root / "locked" / "a.jpg", jpeg_bytes(photo(1)))
     write(root / "secret.jpg", jpeg_bytes(photo(2)))
     if os.geteuid() == 0:
-        # root ignores permissions: simulate EACCES at the two system calls instead
-        real_listdir, real_open = os.listdir, inventory.os.open
-
-        def listdir(path):  # type: ignore[no-untyped-def]
-            if os.fsdecode(path).endswith("locked"):
-                raise PermissionError(13, "Permission denied")
-            return real_listdir(path)
+        # root ignores permissions: simulate EACCES where the folder and the file are opened
+        real_open = inventory.os.open
 
         def fake_open(path, flags, *a, **kw):  # type: ignore[no-untyped-def]
-            if os.fsdecode(path).endswith("secret.jpg"):
+            if os.fsdecode(path).endswith(("secret.jpg", "locked")):
                 raise PermissionError(13, "Permission denied")
             return real_open(path, flags, *a, **kw)
 
-        monkeypatch.setattr(inventory.os, "listdir", listdir)
         monkeypatch.setattr(inventory.os, "open", fake_open)
     else:
         (root / "locked").chmod(0)
@@ -335,35 +329,110 @@ def test_insert_rows_in_batches_equals_one_by_one(tmp_path: Path) -> None:
         assert dbs[0] == dbs[1] and len(dbs[0]) == n
 
 
+def test_insert_rows_holds_one_batch_flattened_not_all_rows(tmp_path: Path) -> None:
+    """The rows are flattened for SQLite one batch at a time: what insert_rows
+    allocates beyond the rows it is given stays at a batch's worth, whatever their
+    number (a million rows' flat list was ~160 MB on top of the rows themselves)."""
+    import sqlite3
+    import tracemalloc
+
+    from weaklabel.images import inventory_db
+
+    rows = [(b"2019%02d/%06d.jpg" % (1 + k % 12, k), k, k * 3, k + 7)
+            for k in range(20_000)]
+    db = sqlite3.connect(tmp_path / "t.db")
+    db.execute("CREATE TABLE t (p BLOB PRIMARY KEY, kind TEXT, a, b, c)")
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        inventory_db.insert_rows(db, "INSERT INTO t (p, kind, a, b, c)",
+                                 "(?, 'file', ?, ?, ?)", rows)
+        extra = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert db.execute("SELECT count(*) FROM t").fetchone() == (20_000,)
+    db.close()
+    assert extra < 500_000, extra  # all 20,000 rows flattened at once: ~3 MB
+
+
+def test_insert_rows_takes_only_bytes_keys() -> None:
+    """A key that is not ``bytes`` is a caller's bug (an int would bind as that many
+    zero bytes): refused before anything is written."""
+    import sqlite3
+
+    from weaklabel.images import inventory_db
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (p BLOB PRIMARY KEY, a)")
+    for key in (5, "a.jpg"):
+        with pytest.raises(AssertionError, match="bytes"):
+            inventory_db.insert_rows(db, "INSERT INTO t (p, a)", "(?, ?)", [(key, 1)])
+    assert db.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("swapped", ["day", "day/trip"],
+                         ids=["its-parent", "the-folder"])
 def test_a_folder_swapped_for_a_symlink_after_its_parent_was_listed_is_not_entered(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The walk lists a folder, then stats each entry against the folder's descriptor,
-    opened without following a symlink: a folder replaced by a symlink to somewhere else
-    between its parent's listing and its own is reported, and nothing of where the link
-    leads is listed as under the root."""
+        swapped: str, tmp_path: Path) -> None:
+    """Between a folder's listing and its subfolder's, the subfolder (or the folder
+    itself, an ancestor of the path still to read) is replaced by a symlink to
+    somewhere else: the walk reports the subfolder as changed (``skipped``) and lists
+    nothing of where the link leads as under the root."""
+    import shutil
+
     from weaklabel.images.walk import walk_keys
 
     root = tmp_path / "img"
-    write(root / "day" / "a.jpg", b"inside")
+    write(root / "day" / "trip" / "a.jpg", b"inside")
     outside = tmp_path / "elsewhere"
-    write(outside / "secret.jpg", b"outside")
-    real_listdir = os.listdir
-
-    def listdir(path):  # type: ignore[no-untyped-def]
-        if os.fsdecode(path) == str(root / "day"):  # found a folder; swapped before it is read
-            (root / "day" / "a.jpg").unlink()
-            (root / "day").rmdir()
-            (root / "day").symlink_to(outside, target_is_directory=True)
-        return real_listdir(path)
-
-    monkeypatch.setattr(os, "listdir", listdir)
+    write(outside / "trip" / "secret.jpg", b"outside")
+    # the walk is a generator: swap once "day" has been listed, before "day/trip" is read
     files, problems = [], []
-    for fs, ps in walk_keys(root):
+    for n, (fs, ps) in enumerate(walk_keys(root)):
         files += fs
         problems += ps
+        if n == 1:  # the root, then "day": "day/trip" is next
+            if swapped == "day":
+                shutil.move(root / "day", tmp_path / "day.old")
+                (root / "day").symlink_to(outside, target_is_directory=True)
+            else:
+                shutil.move(root / "day" / "trip", tmp_path / "trip.old")
+                (root / "day" / "trip").symlink_to(outside / "trip", target_is_directory=True)
     assert files == []
-    assert [(k, s) for k, s, _ in problems] == [(b"day", "unreadable")]
-    assert "cannot list folder" in problems[0][2]
+    assert problems == [(b"day/trip", "skipped",
+                         "folder changed during the walk (not followed)")]
+
+
+def test_a_path_past_path_max_is_reported_as_a_stat_by_path_reports_it(
+        tmp_path: Path) -> None:
+    """A name one lstat away from its folder's descriptor can still be past PATH_MAX
+    as a whole path, which purge and dedup cannot open: it is reported as it was when
+    the walk stat'ed full paths, and the stages agree on it."""
+    from weaklabel.images.walk import walk_keys
+
+    root = tmp_path / "img"
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY)
+    length = len(os.fsencode(root))
+    try:
+        while length < 3880:  # folders of up to 200-byte names, each opened from the last
+            name = "d" * min(200, max(3880 - length - 1, 5))
+            os.mkdir(name, dir_fd=fd)
+            sub = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd, length = sub, length + 1 + len(name)
+        for name in ("short.jpg", "L" * 251 + ".jpg"):
+            w = os.open(name, os.O_CREAT | os.O_WRONLY, dir_fd=fd)
+            os.write(w, b"same bytes")
+            os.close(w)
+    finally:
+        os.close(fd)
+    files = [f[0] for fs, _ in walk_keys(root) for f in fs]
+    problems = [p for _, ps in walk_keys(root) for p in ps]
+    assert [k.rsplit(b"/", 1)[1] for k in files] == [b"short.jpg"]
+    assert len(os.fsencode(root)) + 1 + len(files[0]) <= 4095
+    assert [(k.rsplit(b"/", 1)[1], s, r) for k, s, r in problems] == [
+        (b"L" * 251 + b".jpg", "unreadable", "cannot stat: File name too long")]
 
 
 def test_a_root_that_is_a_symlink_is_walked(tmp_path: Path) -> None:

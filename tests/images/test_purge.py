@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -309,3 +310,29 @@ def test_text_beyond_pillows_memory_bound_is_decoded(
     assert _fast_verdict(v) is None
     assert full_decode_fails(v)
     assert status_of(v, tmp_path, "x.png")["status"] == "decode_error"
+
+
+@pytest.mark.parametrize("before", [
+    _chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"a" * 9_990)),
+    _chunk(b"iTXt", b"Comment\x00\x01\x00\x00\x00" + zlib.compress(b"a" * 9_990)),
+], ids=["zTXt", "iTXt"])
+def test_text_after_the_pixels_counts_on_top_of_compressed_text_before_them(
+        before: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow's open counts zTXt and iTXt before the image data at their inflated size,
+    so a file far smaller than ``MAX_TEXT_MEMORY`` can reach it there, and one tEXt
+    after the pixels then fails load() ("Too much memory used in text chunks"; with
+    the real 64 MiB bound a 67 KB file does it)."""
+    from PIL import PngImagePlugin
+
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_MEMORY", 10_000)
+    data = png_bytes(photo(12, (8, 6)))
+    at = 33  # just past IHDR
+    v = data[:at] + before + data[at:-12] + _chunk(b"tEXt", b"Note\x00" + b"x" * 20) \
+        + data[-12:]
+    assert len(v) < 10_000
+    assert full_decode_fails(v)
+    assert status_of(v, tmp_path, "x.png")["status"] == "decode_error"
+    # without the text after the pixels Pillow loads it, and so does purge's fast path
+    ok = data[:at] + before + data[at:]
+    assert not full_decode_fails(ok)
+    assert status_of(ok, tmp_path, "y.png")["status"] == "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -223,3 +224,47 @@ def test_kill_9_mid_apply_loses_nothing_and_rerun_finishes(tmp_path: Path) -> No
     rep = run_restore(Workspace(ws))
     assert len(rep.summary.restored) == len(names) and all((root / n).exists() for n in names)
     assert json.loads(journal.read_text().splitlines()[-1])["op"] == "done"
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` forked (Linux ``/proc``)."""
+    kids: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            kids += map(int, Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_a_purge_killed_with_9_leaves_the_lock_free_while_its_workers_wind_down(
+        tmp_path: Path) -> None:
+    """The image pool's workers are forked inside the workspace lock: without closing
+    their copies of its descriptor they held the lock after ``kill -9`` of the run (~1 s,
+    until they noticed), and an immediate re-run was refused naming the dead pid."""
+    root = tmp_path / "img"
+    for k in range(64):
+        write(root / f"{k:03d}.jpg", jpeg_bytes(photo(k, (48, 32))))
+    ws = tmp_path / "ws"
+    argv = ["weaklabel", "purge", str(root), "-w", str(ws), "-j", "2", "-q"]
+    code = f"import sys; from weaklabel.cli_fast import main; sys.argv = {argv!r}; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    workers: list[int] = []
+    try:
+        deadline = time.time() + 60
+        while len(workers) < 2 and proc.poll() is None and time.time() < deadline:
+            workers = _children(proc.pid)
+            time.sleep(0.005)
+        assert len(workers) == 2, "the run ended before its workers could be seen"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        still = [w for w in workers if Path(f"/proc/{w}").exists()]
+        with Workspace(ws).lock("purge"):  # at once: no "in use by another weaklabel run"
+            pass
+        assert still, "the workers were gone already: nothing was shown"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for w in workers:  # the orphans this test made, by their pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w, signal.SIGKILL)

@@ -238,7 +238,7 @@ def _decode_checked(f: Any, fmt: str | None, what: str, task: Task,
             out["status"] = "ok"  # its markers leave no doubt: Pillow loads it
             return
         if im.format == "PNG" and task.hash_spec is None:
-            verdict = check_png_stream(f)
+            verdict = check_png_stream(f, text_memory=im.png.text_memory)
             if verdict is not None:
                 out.update(status=verdict[0], reason=verdict[1])
                 if verdict[0] != "ok":
@@ -468,7 +468,7 @@ class _ImageData:
         return ("ok", "")
 
 
-def check_png_stream(f: Any) -> tuple[str, str] | None:
+def check_png_stream(f: Any, *, text_memory: int = 0) -> tuple[str, str] | None:
     """Check a PNG without building its pixels, as far as Pillow's own decoder reads:
     the zlib stream of the image data up to the last byte the pixels need, and every
     row's filter byte; the file may end, or its data be damaged, after that point.
@@ -478,7 +478,9 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
     checksum, a damaged zlib trailer or surplus data included). Returns ``(status,
     reason)``, or None for an interlaced or unusual file, one whose image data does not
     inflate, or one with chunks after the pixels that Pillow parses: the caller decodes
-    those in full instead.
+    those in full instead. ``text_memory`` is what Pillow's open already counted
+    towards ``MAX_TEXT_MEMORY`` (``im.png.text_memory``: text before the image data,
+    zTXt and iTXt at their inflated size), which text after the pixels adds to.
     """
     end = f.seek(0, 2)
     f.seek(0)
@@ -510,7 +512,7 @@ def check_png_stream(f: Any) -> tuple[str, str] | None:
         elif idat.seen or ctype == b"IEND":
             break  # the image data ended before the pixels did
     verdict = idat.finish()
-    return _after_pixels(f, end) if verdict[0] == "ok" else verdict
+    return _after_pixels(f, end, text_memory) if verdict[0] == "ok" else verdict
 
 
 _CHUNK_TYPE = re.compile(rb"\w\w\w\w")  # Pillow's is_cid: other bytes end its walk
@@ -521,19 +523,21 @@ _READ_AFTER_PIXELS = frozenset((b"tEXt", b"eXIf"))
 it uncompressed (``PngStream.chunk_tEXt``: split at the first NUL, Latin-1, which
 decodes any byte; ``chunk_eXIf``: the bytes as they are), so the file's length alone
 decides, as for a chunk without a handler (``tIME``, private chunks). tEXt also counts
-towards Pillow's ``MAX_TEXT_MEMORY``, which no file smaller than it can exceed.
+towards Pillow's ``MAX_TEXT_MEMORY``, on top of the text before the pixels (compressed
+text there counted inflated, so a small file can already be at the bound).
 Compressed text (zTXt, iTXt: inflated, bounded), colour and other chunks whose handler
 checks what it reads (iCCP, PLTE, tRNS, gAMA, cHRM, sRGB, pHYs…) send the file to the
 full decode."""
 
 
-def _after_pixels(f: Any, end: int) -> tuple[str, str] | None:
+def _after_pixels(f: Any, end: int, text_memory: int) -> tuple[str, str] | None:
     """The chunks after the pixels, walked as Pillow's ``load_end`` walks them up to
     IEND: a chunk the file cuts short fails the load (``Truncated File Read``), and so
     may a chunk whose handler checks or inflates what it reads, so a file with one of
     those after its image data is decoded in full instead (None); chunks Pillow skips or
     only stores (:data:`_READ_AFTER_PIXELS`) are walked here. ``f`` sits just past the
-    CRC of the IDAT chunk where the pixels were complete."""
+    CRC of the IDAT chunk where the pixels were complete; ``text_memory`` is Pillow's
+    count of the text before them."""
     from PIL.PngImagePlugin import MAX_TEXT_MEMORY, PngStream
 
     while True:
@@ -545,8 +549,8 @@ def _after_pixels(f: Any, end: int) -> tuple[str, str] | None:
         if ctype == b"IEND" or not _CHUNK_TYPE.fullmatch(ctype):
             return ("ok", "")
         if ctype in _READ_AFTER_PIXELS:
-            if ctype == b"tEXt" and end > MAX_TEXT_MEMORY:
-                return None  # the text could add up past Pillow's bound
+            if ctype == b"tEXt" and text_memory + (end - f.tell()) > MAX_TEXT_MEMORY:
+                return None  # the rest of the file, as text, could pass Pillow's bound
         elif ctype != b"IDAT" and hasattr(PngStream, f"chunk_{ctype.decode('ascii')}"):
             return None
         if f.tell() + length > end:

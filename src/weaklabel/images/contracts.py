@@ -23,7 +23,8 @@ PURGE_STATUSES = (
     "unreadable",
     "skipped",
 )
-"""Every status a file can get. ``skipped``: a symlink (not followed) or the workspace."""
+"""Every status a file can get. ``skipped``: a symlink (not followed), a folder changed
+during the walk (not followed) or the workspace."""
 
 CORRUPT_STATUSES = ("empty", "not_an_image", "truncated", "decode_error", "decompression_bomb")
 """Statuses that ``purge --apply`` quarantines. ``unsupported`` and ``unreadable`` are

@@ -85,8 +85,11 @@ def sha1_for(total: int) -> Callable[[], Any]:
     try:  # what hashlib.sha1 is, without hashlib's own import (its other constructors)
         from _hashlib import openssl_sha1
 
+        # hashlib's own probe: an OpenSSL whose policy (FIPS) blocks SHA-1 defines the
+        # constructor yet raises ValueError from it; hashlib then uses its built-in one.
+        openssl_sha1(usedforsecurity=False)
         return openssl_sha1
-    except ImportError:  # pragma: no cover - no OpenSSL: hashlib has its fallback
+    except (ImportError, ValueError):  # no OpenSSL, or SHA-1 blocked: hashlib's fallback
         import hashlib
 
         return hashlib.sha1

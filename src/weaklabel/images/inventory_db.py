@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - an interpreter whose sqlite3 has no _s
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from typing import Any
 
 INVENTORY = "inventory.sqlite"
@@ -161,23 +161,29 @@ def insert_rows(db: sqlite3.Connection, head: str, values: str,
     keys go in as ``bytearray``: the module binds a ``bytes`` value only after looking
     for an adapter of its type (a tuple, a dict and two attribute look-ups, ~0.3 µs),
     a ``bytearray`` (like an int or a str) straight away, as the same BLOB (7,797 rows
-    in 6.8 ms instead of 7.6, the conversion included).
+    in 6.8 ms instead of 7.6, the conversion included). Each batch is flattened as
+    SQLite takes it, so a million rows are not held a second time as one flat list.
     """
     if not rows:
         return
     width = len(rows[0])
-    flat = list(chain.from_iterable(zip(
-        map(bytearray, map(itemgetter(0), rows)),
-        *(map(itemgetter(k), rows) for k in range(1, width)), strict=True)))
+    assert type(rows[0][0]) is bytes, "the path key goes in as bytes (path_key)"
     n = INSERT_BATCH
-    full = (len(rows) - len(rows) % n) * width
+    full = len(rows) - len(rows) % n
+
+    def batches() -> Iterator[list[Any]]:
+        # One batch flattened at a time: a million rows never exist twice over.
+        for i in range(0, full, n):
+            part = rows[i:i + n]
+            yield list(chain.from_iterable(zip(
+                map(bytearray, map(itemgetter(0), part)),
+                *(map(itemgetter(k), part) for k in range(1, width)), strict=True)))
+
     if full:
-        step = n * width
-        db.executemany(f"{head} VALUES {','.join([values] * n)}",
-                       [flat[i:i + step] for i in range(0, full, step)])
-    if full < len(flat):
+        db.executemany(f"{head} VALUES {','.join([values] * n)}", batches())
+    if full < len(rows):
         db.executemany(f"{head} VALUES {values}",
-                       [flat[i:i + width] for i in range(full, len(flat), width)])
+                       [(bytearray(r[0]), *r[1:]) for r in rows[full:]])
 
 
 def get_meta(db: sqlite3.Connection, key: str) -> str | None:

@@ -16,7 +16,8 @@ Each file gets one status (see :data:`weaklabel.images.contracts.PURGE_STATUSES`
 - ``unsupported``: a real image in a format this machine has no decoder for, or one
   outside ``images.formats`` when the user restricts them.
 - ``unreadable``: permissions, or not a regular file (FIFO, socket, device).
-- ``skipped``: a symlink (never followed) or a folder that could not be listed.
+- ``skipped``: a symlink (never followed) or a folder that changed during the walk
+  (swapped for a symlink, or reached through one: not followed).
 
 Only the first five are corrupt and are quarantined by ``--apply``; the others are
 reported and left alone, since the file itself may be fine.

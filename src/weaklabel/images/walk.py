@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from collections import namedtuple
 
 from weaklabel.containment import display_path, is_inside  # noqa: F401  display_path: re-export
@@ -70,6 +71,23 @@ def _skip_ids(skip: Iterable[Path | str]) -> set[tuple[int, int]]:
     return ids
 
 
+class _Changed(Exception):
+    """A folder's descriptor is not the folder its parent's listing saw."""
+
+    strerror = None
+
+
+_CHANGED = "folder changed during the walk (not followed)"
+
+
+def _path_max(path: bytes) -> int:
+    """The longest path, in bytes without the final NUL, the kernel resolves."""
+    try:
+        return os.pathconf(path, "PC_PATH_MAX") - 1
+    except (OSError, ValueError):
+        return 4095
+
+
 def walk_keys(root: Path | str, *, skip: Iterable[Path | str] = ()
               ) -> Iterator[tuple[list[FileKey], list[ProblemKey]]]:
     """Every path under ``root``, one folder at a time, depth first in (byte) name
@@ -79,37 +97,63 @@ def walk_keys(root: Path | str, *, skip: Iterable[Path | str] = ()
     descriptor, one ``lstat`` per entry relative to it (the kernel resolves one name,
     not the whole path: 9 % of the walk on the bundled example's 7,797 files against
     ``scandir`` and its ``DirEntry.stat``), and a plain tuple per file, no path object or
-    string. A folder that became a symlink since its parent was listed is not entered
-    (``O_NOFOLLOW``). Folders in ``skip`` (the workspace and its quarantine) are left
+    string. A folder that became a symlink since its parent was listed, or whose
+    descriptor is not the folder the listing saw (a parent swapped for a symlink), is
+    not entered: a ``skipped`` problem. A path longer than ``PATH_MAX`` is reported as
+    a stat by its path would (``cannot stat: File name too long``), since no later
+    stage can open it. Folders in ``skip`` (the workspace and its quarantine) are left
     out; everything else that is not a regular file is a problem, never dropped.
     """
     base = os.fsencode(root)
     top = base if base.endswith(b"/") else base + b"/"
     root_real = os.path.realpath(base)
     skip_ids = _skip_ids(skip)
+    # Beyond PATH_MAX a name is still one lstat away from its folder's descriptor, but
+    # no later stage can open it by its path: report it as a path-wise stat would.
+    path_max = _path_max(base)
+    too_long = f"cannot stat: {os.strerror(errno.ENAMETOOLONG)}"
+    enc, errs = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
     is_lnk, is_dir, is_reg = stat.S_ISLNK, stat.S_ISDIR, stat.S_ISREG
-    lstat, listdir, open_, close = os.lstat, os.listdir, os.open, os.close
-    stack: list[bytes] = [b""]
+    lstat, fstat, listdir, open_, close = os.lstat, os.fstat, os.listdir, os.open, os.close
+    # (folder, (st_dev, st_ino) its parent's listing saw; None for the root)
+    stack: list[tuple[bytes, tuple[int, int] | None]] = [(b"", None)]
     while stack:
-        rel_dir = stack.pop()
+        rel_dir, seen = stack.pop()
         abs_dir = top + rel_dir if rel_dir else base
         files: list[FileKey] = []
         problems: list[ProblemKey] = []
         add = files.append
+        dfd = -1
         try:
-            names = listdir(abs_dir)
-            # The root may itself be a symlink (the user named it); below it, none is followed.
+            # The root may itself be a symlink (the user named it); below it, none is
+            # followed: not the folder itself (O_NOFOLLOW), and not a parent swapped
+            # for a symlink since it was listed (the descriptor is not the folder seen).
             dfd = open_(abs_dir, _DIR_FLAGS if rel_dir else _ROOT_FLAGS)
-        except OSError as exc:
-            problems.append((rel_dir or b".", "unreadable",
-                             f"cannot list folder: {exc.strerror or exc}"))
+            if seen is not None:
+                st = fstat(dfd)
+                if (st.st_dev, st.st_ino) != seen:
+                    raise _Changed
+            names = [n.encode(enc, errs) for n in listdir(dfd)]
+        except (OSError, _Changed) as exc:
+            if dfd >= 0:
+                close(dfd)
+            if seen is not None and (isinstance(exc, _Changed)
+                                     or exc.errno in (errno.ENOTDIR, errno.ELOOP)):
+                problems.append((rel_dir, "skipped", _CHANGED))
+            else:
+                problems.append((rel_dir or b".", "unreadable",
+                                 f"cannot list folder: {exc.strerror or exc}"))
             yield files, problems
             continue
         names.sort()
         prefix = rel_dir + b"/" if rel_dir else b""
+        room = path_max - len(top) - len(prefix)  # the longest name a path can still hold
         subdirs = []
         try:
             for name in names:
+                if len(name) > room:
+                    problems.append((prefix + name, "unreadable", too_long))
+                    continue
                 try:
                     st = lstat(name, dir_fd=dfd)
                 except OSError as exc:
@@ -126,7 +170,7 @@ def walk_keys(root: Path | str, *, skip: Iterable[Path | str] = ()
                         logging.getLogger(__name__).info(
                             "skipping %s: it is the workspace", os.fsdecode(top + prefix + name))
                         continue
-                    subdirs.append(prefix + name)
+                    subdirs.append((prefix + name, (st.st_dev, st.st_ino)))
                 elif is_lnk(mode):
                     problems.append((prefix + name,
                                      *_symlink_problem(top + prefix + name, root_real)))
