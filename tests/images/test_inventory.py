@@ -329,32 +329,6 @@ def test_insert_rows_in_batches_equals_one_by_one(tmp_path: Path) -> None:
         assert dbs[0] == dbs[1] and len(dbs[0]) == n
 
 
-def test_insert_rows_holds_one_batch_flattened_not_all_rows(tmp_path: Path) -> None:
-    """The rows are flattened for SQLite one batch at a time: what insert_rows
-    allocates beyond the rows it is given stays at a batch's worth, whatever their
-    number (a million rows' flat list was ~160 MB on top of the rows themselves)."""
-    import sqlite3
-    import tracemalloc
-
-    from weaklabel.images import inventory_db
-
-    rows = [(b"2019%02d/%06d.jpg" % (1 + k % 12, k), k, k * 3, k + 7)
-            for k in range(20_000)]
-    db = sqlite3.connect(tmp_path / "t.db")
-    db.execute("CREATE TABLE t (p BLOB PRIMARY KEY, kind TEXT, a, b, c)")
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        inventory_db.insert_rows(db, "INSERT INTO t (p, kind, a, b, c)",
-                                 "(?, 'file', ?, ?, ?)", rows)
-        extra = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-    assert db.execute("SELECT count(*) FROM t").fetchone() == (20_000,)
-    db.close()
-    assert extra < 500_000, extra  # all 20,000 rows flattened at once: ~3 MB
-
-
 def test_insert_rows_takes_only_bytes_keys() -> None:
     """A key that is not ``bytes`` is a caller's bug (an int would bind as that many
     zero bytes): refused before anything is written."""
