@@ -229,10 +229,14 @@ def inventory_root(ws_root: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def inventoried_ok(ws_root: str, image_root: str, images: list[str]
+def inventoried_ok(ws_root: str, image_root: str, images: list[str], *,
+                   formats: dict[str, str] | None = None,
                    ) -> tuple[dict[str, tuple[int, int, int, int]], dict[str, str]]:
     """For each image path (:func:`text_form`): its identity where the inventory saw it
     as a regular, decodable (``ok``) file under this very root, or why not.
+
+    ``formats``, when given, receives each ``ok`` image's Pillow format (``JPEG``…) as
+    the inventory found it from the file's bytes, whatever its extension.
 
     The inventory (``WORKSPACE/inventory.sqlite``, written by ``purge``/``dedup``) is
     opened read-only; its rows come from a walk that never follows a symlink, so a path
@@ -266,8 +270,8 @@ def inventoried_ok(ws_root: str, image_root: str, images: list[str]
             part = images[i:i + 500]
             marks = ",".join("?" * len(part))
             for r in db.execute(
-                "SELECT path, kind, size, mtime_ns, ino, dev, status, reason FROM files "  # noqa: S608
-                f"WHERE path IN ({marks})", [os.fsencode(fs_form(p)) for p in part]):
+                "SELECT path, kind, size, mtime_ns, ino, dev, status, reason, format "  # noqa: S608
+                f"FROM files WHERE path IN ({marks})", [os.fsencode(fs_form(p)) for p in part]):
                 found[text_form(os.fsdecode(r[0]))] = r[1:]
     except sqlite3.Error as exc:
         raise Escape(f"{db_path}: cannot read ({exc})") from None
@@ -282,6 +286,8 @@ def inventoried_ok(ws_root: str, image_root: str, images: list[str]
             why[img] = f"inventory status {r[5] or 'unchecked'}: {r[6] or ''}".rstrip(": ")
         else:
             ok[img] = (int(r[1]), int(r[2]), int(r[3]), int(r[4]))  # type: ignore[call-overload]
+            if formats is not None and r[7]:
+                formats[img] = str(r[7])
     return ok, why
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import json
+import logging
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -431,3 +434,78 @@ def test_a_killed_exports_staging_folder_is_removed_by_the_next_run(  # type: ig
     res = export(fx, out, cfg, image_root=fx.root)
     assert res.summary.images > 0 and (out / LEDGER).is_file()
     assert sorted(tmp_path.glob(".killed.weaklabel-tmp-*")) == [live]
+
+
+def test_file_names_append_the_real_formats_extension() -> None:
+    fmts = {"20190301/abc123": "JPEG", "20190301/x.png": "JPEG", "20190301/y.JPEG": "JPEG",
+            "20190301/z.jfif": "JPEG", "20190301/w.jpg": "WEBP", "20190301/m.jpg": "MPO",
+            "20190301/g.gif": "GIF"}
+    names = file_names(list(fmts), fmts)
+    assert names == {"20190301/abc123": "20190301_abc123.jpg",
+                     "20190301/x.png": "20190301_x.png.jpg",
+                     "20190301/y.JPEG": "20190301_y.JPEG",
+                     "20190301/z.jfif": "20190301_z.jfif",
+                     "20190301/w.jpg": "20190301_w.jpg.webp",
+                     "20190301/m.jpg": "20190301_m.jpg",
+                     "20190301/g.gif": "20190301_g.gif"}
+    # the collision rule sees the final name: `a` (a JPEG) and `a.jpg` meet as a.jpg
+    twins = file_names(["20190301/a", "20190301/a.jpg"],
+                       {"20190301/a": "JPEG", "20190301/a.jpg": "JPEG"})
+    assert twins["20190301/a"] == "20190301_a.jpg"
+    assert re.fullmatch(r"20190301_a_[0-9a-f]{8}\.jpg", twins["20190301/a.jpg"])
+    # an over-long name is cut in its stem, and keeps the extension it was given
+    long = file_names(["20190301/" + "n" * 300], {"20190301/" + "n" * 300: "PNG"})
+    assert next(iter(long.values())).endswith("n.png")
+
+
+def test_export_names_each_image_by_its_real_format_and_warns_of_gifs(  # type: ignore[no-untyped-def]
+        fx_bare, tmp_path: Path, caplog) -> None:
+    from PIL import Image
+
+    from weaklabel.contracts import IMAGE_LABELS
+    from weaklabel.images.purge import image_stage, run_purge
+
+    def encoded(colour: tuple[int, int, int], fmt: str) -> bytes:
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 48), colour).save(buf, fmt)
+        return buf.getvalue()
+
+    fx = fx_bare  # labels only; purge runs below, once the new files are in place
+    extra = {"20190310/abc123": encoded((200, 30, 30), "JPEG"),  # a dump's bare name
+             "20190310/x.png": encoded((30, 200, 30), "JPEG"),  # a JPEG under .png
+             "20190310/anim.gif": encoded((30, 30, 200), "GIF")}
+    for rel, data in extra.items():
+        (fx.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fx.root / rel).write_bytes(data)
+    ws = Workspace(fx.ws)
+    il = ws.read("image_labels.parquet", IMAGE_LABELS)
+    new = pd.DataFrame({"post_id": ["p13", "p14", "p15"], "image": list(extra),
+                        "label": ["lips", "lips", "nails"], "confidence": [0.9] * 3,
+                        "likes": pd.array([9] * 3, dtype="Int64"),
+                        "comments": pd.array([0] * 3, dtype="Int64")})
+    ws.write("image_labels.parquet", pd.concat([il, new], ignore_index=True), IMAGE_LABELS)
+    run_purge(*image_stage(fx.root, ws.root))  # the real stage writes each file's format
+    cfg = sampled(fx, split=(1.0,))
+    out = tmp_path / "dataset"
+    with caplog.at_level(logging.WARNING, logger="weaklabel.dataset.export"):
+        res = export(fx, out, cfg, image_root=fx.root)
+    files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert {"train/lips/20190310_abc123.jpg", "train/lips/20190310_x.png.jpg",
+            "train/nails/20190310_anim.gif", "train/lips/20190301_p01_a.jpg"} <= files
+    assert (out / "train/lips/20190310_abc123.jpg").read_bytes() == extra["20190310/abc123"]
+    with open(out / "dataset.csv", encoding="utf-8", newline="") as f:
+        paths = {r["source"]: r["path"] for r in csv.DictReader(f)}
+    assert paths["20190310/abc123"] == "train/lips/20190310_abc123.jpg"
+    assert paths["20190310/x.png"] == "train/lips/20190310_x.png.jpg"
+    refs = [json.loads(x)["source-ref"]
+            for x in (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert "train/lips/20190310_x.png.jpg" in refs
+    # the GIF is exported as it is, and said: once, with the count and the fix
+    assert res.summary.imagefolder_skips == {"GIF": 1}
+    assert json.loads((out / LEDGER).read_text(encoding="utf-8"))["imagefolder_skips"] == \
+        {"GIF": 1}
+    warned = [r.getMessage() for r in caplog.records if "ImageFolder" in r.getMessage()]
+    assert warned == ["1 exported image(s) in a format torchvision's ImageFolder skips by "
+                      "default (GIF 1): pass is_valid_file or an extensions list to "
+                      "ImageFolder, or convert them"]
+    assert "1 in a format ImageFolder skips" in res.summary.text()

@@ -66,6 +66,13 @@ _FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno
 _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.I)
 _BAD_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+IMAGEFOLDER_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff",
+                          ".webp")
+"""The extensions torchvision's ``ImageFolder`` takes by default (its ``IMG_EXTENSIONS``)."""
+_USUAL_EXTENSION = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "TIFF": ".tif",
+                    "PPM": ".ppm", "GIF": ".gif", "WEBP": ".webp", "BMP": ".bmp"}
+"""The extension given to an image whose name does not say its format; any other format
+gets the first of Pillow's extensions for it, in sorted order."""
 
 
 # --- pure functions ------------------------------------------------------------------------
@@ -200,12 +207,47 @@ def _date_of(path: str) -> str | None:
     return None
 
 
-def base_name(image: str) -> str:
+def format_extensions(fmt: str) -> tuple[str, ...]:
+    """Pillow's extensions for the format ``fmt`` (``JPEG`` → ``.jfif .jpe .jpeg .jpg``),
+    sorted; an MPO (a phone camera's multi-picture JPEG) also takes JPEG's."""
+    from PIL import Image
+
+    fmts = {fmt, "JPEG"} if fmt == "MPO" else {fmt}
+    return tuple(sorted(e for e, f in Image.registered_extensions().items() if f in fmts))
+
+
+def format_extension(name: str, fmt: str | None) -> str:
+    """The extension to append to ``name`` so that it says the image's real format
+    ``fmt``, or ``""`` when its own extension (case-insensitive) is one of the format's,
+    or the format is unknown.
+
+    Example:
+        >>> format_extension("abc123", "JPEG"), format_extension("x.png", "JPEG")
+        ('.jpg', '.jpg')
+        >>> format_extension("x.JPEG", "JPEG")
+        ''
+    """
+    if not fmt:
+        return ""
+    exts = format_extensions(fmt)
+    if not exts or os.path.splitext(name)[1].lower() in exts:
+        return ""
+    return _USUAL_EXTENSION.get(fmt, exts[0])
+
+
+def base_name(image: str, fmt: str | None = None) -> str:
     """``<date>_<basename>`` (or ``<folders>_<basename>``), made safe as a file name.
+
+    When ``fmt`` (the image's Pillow format, read from its bytes) is given and the
+    name's extension is not one of that format's, the format's usual extension is
+    appended, so that loaders that go by the extension (torchvision's ``ImageFolder``,
+    Keras) take the image and the original name stays visible.
 
     Example:
         >>> base_name("20190303/a.jpg")
         '20190303_a.jpg'
+        >>> base_name("20190303/a.png", "JPEG")
+        '20190303_a.png.jpg'
     """
     parts = display_path(image).split("/")
     prefix = _date_of(image) or "_".join(p for p in parts[:-1] if p not in ("", "."))
@@ -216,22 +258,29 @@ def base_name(image: str) -> str:
     stem, ext = os.path.splitext(name)
     if len(ext.encode()) > 32:  # no extension a viewer knows: cut it as part of the name
         stem, ext = name, ""
+    added = format_extension(name, fmt)
+    if added:
+        stem, ext = stem + ext, added
+        name = stem + ext
     while len(name.encode()) > 200:
         stem = stem[:-1]
         name = stem + ext
     return name
 
 
-def file_names(images: Sequence[str]) -> dict[str, str]:
+def file_names(images: Sequence[str], formats: Mapping[str, str] | None = None
+               ) -> dict[str, str]:
     """A unique file name per image of one folder (case-insensitive: safe on macOS).
 
-    Images are named in sorted order; a name taken already gets the first 8 hex digits
-    of the image path's SHA-1 before its extension.
+    Images are named in sorted order (see :func:`base_name`; ``formats`` maps an image
+    to its real format); a name taken already gets the first 8 hex digits of the image
+    path's SHA-1 before its extension.
     """
+    formats = formats or {}
     out: dict[str, str] = {}
     taken: set[str] = set()
     for img in sorted(images):
-        name = base_name(img)
+        name = base_name(img, formats.get(img))
         if name.casefold() in taken:
             stem, ext = os.path.splitext(name)
             h = hashlib.sha1(img.encode("utf-8", "surrogateescape")).hexdigest()
@@ -311,8 +360,12 @@ def plan_export(
     fractions: Sequence[float],
     seed: int,
     groups: Mapping[str, int] | None = None,
+    formats: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The sample with ``split``, ``label_index`` and ``path`` (relative to OUT), sorted.
+
+    ``formats`` (image → Pillow format, from the inventory) gives each file name an
+    extension that says its real format (see :func:`base_name`).
 
     Raises:
         WeaklabelError: a label that cannot be a folder name.
@@ -326,12 +379,39 @@ def plan_export(
                        label_index=sample["label"].map(index).astype("int64"))
     paths: dict[str, str] = {}
     for (split, lab), g in df.groupby(["split", "label"], sort=True):
-        for img, name in file_names(list(g["image"])).items():
+        for img, name in file_names(list(g["image"]), formats).items():
             paths[img] = f"{split}/{lab}/{name}"
     df = df.assign(path=df["image"].map(paths),
                    _s=df["split"].map({s: i for i, s in enumerate(SPLITS)}))
     df = df.sort_values(["_s", "label", "image"], kind="mergesort").drop(columns="_s")
     return df.reset_index(drop=True)
+
+
+def count_imagefolder_skips(images: Sequence[str], paths: Sequence[str],
+                            formats: Mapping[str, str]) -> dict[str, int]:
+    """How many exported images torchvision's ``ImageFolder`` skips by default (their
+    file name's extension is not in :data:`IMAGEFOLDER_EXTENSIONS`), per format; a
+    format ImageFolder takes under another of its names counts as ``"JPEG as .jfif"``.
+
+    Example:
+        >>> count_imagefolder_skips(["a.gif", "b"], ["train/x/a.gif", "train/x/b.jpg"],
+        ...                         {"a.gif": "GIF", "b": "JPEG"})
+        {'GIF': 1}
+    """
+    counts: dict[str, int] = {}
+    for img, path in zip(images, paths, strict=True):
+        ext = os.path.splitext(path)[1].lower()
+        if not path or ext in IMAGEFOLDER_EXTENSIONS:
+            continue
+        fmt = formats.get(img)
+        if fmt is None:
+            key = f"unknown format as {ext or 'no extension'}"
+        elif _USUAL_EXTENSION.get(fmt) in IMAGEFOLDER_EXTENSIONS:
+            key = f"{fmt} as {ext}"
+        else:
+            key = fmt
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -596,11 +676,16 @@ class ExportSummary(Summary):
     """The first :data:`REJECTS_KEPT` (image, reason) pairs left out."""
     creation_date: str = DEFAULT_CREATION_DATE
     replaced: int = 0
+    imagefolder_skips: Mapping[str, int] = field(default_factory=dict)
+    """Exported images per format that ImageFolder's default extensions leave out (see
+    :func:`count_imagefolder_skips`); they are exported as they are, not converted."""
 
     def text(self) -> str:
         links = ", ".join(f"{n} {k}" for k, n in sorted(self.links.items()))
+        skipped = sum(self.imagefolder_skips.values())
         return (f"exported {self.images} images ({', '.join(self.formats)}"
-                f"{'; ' + links if links else ''})")
+                f"{'; ' + links if links else ''})"
+                f"{f'; {skipped} in a format ImageFolder skips' if skipped else ''}")
 
 
 @dataclass
@@ -613,16 +698,19 @@ class _Plan:
     creation_date: str
     expect: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     missing: list[tuple[str, str]] = field(default_factory=list)
+    formats: dict[str, str] = field(default_factory=dict)
+    """Image → Pillow format, as the inventory found it."""
 
 
-def _inventoried(ws: Workspace, root: Path, images: list[str]
+def _inventoried(ws: Workspace, root: Path, images: list[str], *,
+                 formats: dict[str, str] | None = None,
                  ) -> tuple[dict[str, tuple[int, int, int, int]], dict[str, str]]:
     """What the inventory saw of each image (see :func:`inventoried_ok`), or an error
     that says which command makes the inventory."""
     from weaklabel.containment import Escape, inventoried_ok
 
     try:
-        return inventoried_ok(os.fspath(ws.root), os.fspath(root), images)
+        return inventoried_ok(os.fspath(ws.root), os.fspath(root), images, formats=formats)
     except Escape as exc:
         raise WeaklabelError(
             f"cannot verify the sampled images: {exc}; run `weaklabel purge {root} -w "
@@ -698,7 +786,8 @@ def run_export(ws: Workspace, cfg: Config, *, force: bool = False,
     if root is not None and ws.path("sample.parquet").exists():
         inputs["images"] = _images_identity(ws, root)
     params = {"export": as_dict(cfg.export), "workspace": str(ws.root.absolute()),
-              "image_root": str(root.absolute()) if root else None}
+              "image_root": str(root.absolute()) if root else None,
+              "names": "real-format-extension"}  # an export named the older way re-runs
     ledger = read_ledger(out) if out.is_dir() and not out.is_symlink() else None
     ours = ledger is not None and ledger.get("workspace") == params["workspace"]
     # The lock first: never while dedup --apply moves files, never into a workspace
@@ -739,6 +828,8 @@ def export_sample(ws: Workspace, cfg: Config, out: Path, root: Path | None, *,
     try:
         staging.mkdir()
         written, dirs, links = _write_files(staging, p, ecfg, root, formats)
+        skips = (count_imagefolder_skips(list(p.rows["image"]), list(p.rows["path"]),
+                                         p.formats) if "imagefolder" in formats else {})
         counts: dict[str, dict[str, int]] = {}
         for (split, lab), n in p.rows.groupby(["split", "label"], sort=True).size().items():
             counts.setdefault(str(split), {})[str(lab)] = int(n)
@@ -751,6 +842,7 @@ def export_sample(ws: Workspace, cfg: Config, out: Path, root: Path | None, *,
             "workspace": str(ws.root.absolute()),
             "image_root": str(Path(root).absolute()) if root else None,
             "counts": counts, "links": links, "missing": len(p.missing),
+            "imagefolder_skips": skips,
             "files": sorted(written), "dirs": sorted(dirs),
         }
         with open(staging / LEDGER, "w", encoding="utf-8") as f:
@@ -767,10 +859,16 @@ def export_sample(ws: Workspace, cfg: Config, out: Path, root: Path | None, *,
                    [[display_path(i), reason] for i, reason in missing])
     for i, reason in missing[:5]:
         log.warning("%s: %s", display_path(i), reason)
+    if skips:
+        log.warning("%d exported image(s) in a format torchvision's ImageFolder skips by "
+                    "default (%s): pass is_valid_file or an extensions list to ImageFolder, "
+                    "or convert them", sum(skips.values()),
+                    ", ".join(f"{k} {n}" for k, n in skips.items()))
     return ExportSummary(out=str(out), images=len(p.rows), formats=formats, counts=counts,
                          links=links, missing=len(missing),
                          rejects=tuple((i, r) for i, r in missing[:REJECTS_KEPT]),
-                         creation_date=p.creation_date, replaced=replaced)
+                         creation_date=p.creation_date, replaced=replaced,
+                         imagefolder_skips=skips)
 
 
 def _prepare(ws: Workspace, cfg: Config, root: Path | None, *, formats: tuple[str, ...],
@@ -793,13 +891,20 @@ def _prepare(ws: Workspace, cfg: Config, root: Path | None, *, formats: tuple[st
         from weaklabel.labels.labelmap import load_labelmap
 
         names = {lab.id: lab.name for lab in load_labelmap(cfg.labelmap).labels}
+    expect: dict[str, tuple[int, int, int, int]] = {}
+    unverified: dict[str, str] = {}
+    kinds: dict[str, str] = {}  # image → Pillow format; `formats` are the export's
+    if root is not None:  # first: each file's name says the format the inventory found
+        expect, unverified = _inventoried(ws, Path(root), list(sample["image"]),
+                                          formats=kinds)
     plan = plan_export(sample, fractions=fractions, seed=ecfg.seed,
-                       groups=group_map(dups) if dups is not None else None)
+                       groups=group_map(dups) if dups is not None else None,
+                       formats=kinds)
     cdate = (parse_creation_date(ecfg.creation_date) if ecfg.creation_date
              else creation_date_from(posts, list(plan["image"])))
-    p = _Plan(plan, sorted(set(sample["label"])), names, cdate)
+    p = _Plan(plan, sorted(set(sample["label"])), names, cdate, formats=kinds)
     if root is not None:
-        p.expect, unverified = _inventoried(ws, Path(root), list(plan["image"]))
+        p.expect = expect
         p.missing = sorted(unverified.items())
         if p.missing and len(p.missing) == len(plan):
             raise WeaklabelError(
