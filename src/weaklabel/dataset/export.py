@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import glob
 import hashlib
 import json
@@ -207,6 +208,7 @@ def _date_of(path: str) -> str | None:
     return None
 
 
+@functools.cache  # once per format, not once per image of a million
 def format_extensions(fmt: str) -> tuple[str, ...]:
     """Pillow's extensions for the format ``fmt`` (``JPEG`` → ``.jfif .jpe .jpeg .jpg``),
     sorted; an MPO (a phone camera's multi-picture JPEG) also takes JPEG's."""
