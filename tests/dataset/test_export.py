@@ -509,3 +509,14 @@ def test_export_names_each_image_by_its_real_format_and_warns_of_gifs(  # type: 
                       "default (GIF 1): pass is_valid_file or an extensions list to "
                       "ImageFolder, or convert them"]
     assert "1 in a format ImageFolder skips" in res.summary.text()
+    # and through the command a user runs: the warning is one line on stderr, not stdout
+    from typer.testing import CliRunner
+
+    from weaklabel.cli import app
+
+    r = CliRunner().invoke(app, ["export", str(tmp_path / "cli"), "-c", str(fx.config),
+                                 "--split", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    lines = [x for x in r.stderr.splitlines() if "ImageFolder" in x]
+    assert lines == warned and "is_valid_file" not in r.stdout  # stdout: the summary only
+    assert (tmp_path / "cli/train/lips/20190310_x.png.jpg").is_file()
