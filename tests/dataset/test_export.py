@@ -444,7 +444,7 @@ def test_file_names_append_the_real_formats_extension() -> None:
     assert names == {"20190301/abc123": "20190301_abc123.jpg",
                      "20190301/x.png": "20190301_x.png.jpg",
                      "20190301/y.JPEG": "20190301_y.JPEG",
-                     "20190301/z.jfif": "20190301_z.jfif",
+                     "20190301/z.jfif": "20190301_z.jfif.jpg",  # ImageFolder skips .jfif
                      "20190301/w.jpg": "20190301_w.jpg.webp",
                      "20190301/m.jpg": "20190301_m.jpg",
                      "20190301/g.gif": "20190301_g.gif"}

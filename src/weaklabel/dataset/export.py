@@ -221,20 +221,22 @@ def format_extensions(fmt: str) -> tuple[str, ...]:
 def format_extension(name: str, fmt: str | None) -> str:
     """The extension to append to ``name`` so that it says the image's real format
     ``fmt``, or ``""`` when its own extension (case-insensitive) is one of the format's,
-    or the format is unknown.
+    or the format is unknown. Of a format ImageFolder takes, only the extensions it
+    takes count (a JPEG's ``.jfif`` or ``.jpe`` would be skipped).
 
     Example:
         >>> format_extension("abc123", "JPEG"), format_extension("x.png", "JPEG")
         ('.jpg', '.jpg')
-        >>> format_extension("x.JPEG", "JPEG")
-        ''
+        >>> format_extension("x.JPEG", "JPEG"), format_extension("x.jfif", "JPEG")
+        ('', '.jpg')
     """
     if not fmt:
         return ""
     exts = format_extensions(fmt)
-    if not exts or os.path.splitext(name)[1].lower() in exts:
+    taken = tuple(e for e in exts if e in IMAGEFOLDER_EXTENSIONS) or exts
+    if not exts or os.path.splitext(name)[1].lower() in taken:
         return ""
-    return _USUAL_EXTENSION.get(fmt, exts[0])
+    return _USUAL_EXTENSION.get(fmt, taken[0])
 
 
 def base_name(image: str, fmt: str | None = None) -> str:
