@@ -325,3 +325,22 @@ def test_okt_tokens_are_those_of_the_alternation() -> None:
     tok._protect = _alternation(tok.userdict.words)
     assert tok.tokenize(caps) == new
     assert "g70" in new[0] and "iphone15" in new[0]
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["okt", "kiwi"])
+def test_codes_leave_particles_numbers_and_user_words_as_they_were(name: str) -> None:
+    words = UserDict(("제네시스G70", "3CE"), frozenset())
+    tok = make_tokenizer(name, words)
+    # the particle after a code stays a particle (Kiwi read pieces: 를 became 르)
+    assert tok.tokenize(["S24를 샀어요"])[0] == ["s24"]
+    # a user word holding a code stays whole; a dictionary code is a noun, kept
+    # without Alpha
+    assert "제네시스g70" in tok.tokenize(["제네시스G70 시승"])[0]
+    assert "3ce" in make_tokenizer(name, words, keep_pos=("Noun",)).tokenize(["3CE 틴트"])[0]
+    # not the tail of a decimal, a thousands group or a time; a counter's number
+    # belongs to the counter; digits are not shortened as repeated letters are
+    got = tok.tokenize(["3.5mm 1,600cc 10:30AM sbs8시뉴스 보조배터리 10000mAh"])[0]
+    assert not {"5mm", "600cc", "30am", "sbs8"} & set(got), got
+    assert "10000mah" in got and "sbs" in got, got

@@ -8,14 +8,14 @@ import unicodedata
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _MENTION = re.compile(r"(?<!\w)@[\w.@]+")  # "@a@b" goes whole: idempotent
 _JAMO_RUN = re.compile(r"([ㄱ-ㅎㅏ-ㅣ])\1{2,}")
-_CHAR_RUN = re.compile(r"(.)\1{3,}")
+_CHAR_RUN = re.compile(r"([^0-9])\1{3,}")  # not digits: 10000원, DQ30000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\ufeff]")
 # A hashtag already followed by its body (normalised before) is not expanded again, so
 # normalising twice changes nothing.
 _HASHTAG = re.compile(r"#([^\s#]+)(?![^\s#])(?!\s+\1(?![^\s#]))")
 _SPACE = re.compile(r"\s+")
 
-NORMALIZER_VERSION = 3
+NORMALIZER_VERSION = 4
 """Bump when the rules change: it is part of the token cache key."""
 
 

@@ -38,24 +38,61 @@ _WHOLE = r"(#[^\s#]+|(?<!\S)[^\s@]+@\S+)"
 # A code (group 2): a whole run of Latin letters and digits holding both, such as S24,
 # 256GB, i7, 5G, Y2K or the DQ3955 of DQ3955-100. Okt and Kiwi split it into a letter
 # word and a dropped number (S24 -> s), so a model, a size or a name like 2NE1 would
-# leave only a stray letter.
-_CODE = re.compile(_WHOLE + r"|(?<![A-Za-z0-9])((?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])"
-                   r"[A-Za-z0-9]+)(?![A-Za-z0-9])")
+# leave only a stray letter. Not the tail of a decimal, a thousands group or a time
+# (the 5mm of 3.5mm, the 600cc of 1,600cc, the 30AM of 10:30AM).
+_CODE = re.compile(_WHOLE + r"|(?<![A-Za-z0-9])(?<![0-9][.,:])"
+                   r"((?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]+)(?![A-Za-z0-9])")
+# Korean counters and units a number is written against: the 8 of sbs8시뉴스, the 48 of
+# MRI48만원 and the 1 of kbs1박2일 belong to the Hangul after them, not to the letters.
+_COUNTER = re.compile(r"[시분초원만천억박일개명번회년월층살차호위]")
+_TRAILING_DIGITS = re.compile(r"[0-9]+$")
+# Plain nouns Okt reads before a particle, in a code's place: one ending in a
+# consonant for the particles that follow one (S24을 is rare, G70을 is not), else a
+# vowel (S24를, 5G가, 3CE의).
+_HOLDERS = ("제품", "우유")
+_AFTER_CONSONANT = frozenset("을이은과")
 
 
-def cut_codes(text: str) -> list[tuple[str, bool]]:
-    """``text`` as pieces in order, each ``(piece, is_code)``: the codes of
-    :data:`_CODE` alone, the text between them as it is (hashtags and e-mail
-    addresses left inside it, whole). One rule for every tokenizer."""
-    out: list[tuple[str, bool]] = []
-    start = 0
+def code_spans(text: str, keep: re.Pattern[str] | None = None) -> list[tuple[int, int]]:
+    """Where ``text``'s codes (:data:`_CODE`) are, as ``(start, end)``, in order:
+    never inside a hashtag or an e-mail address, nor overlapping a match of ``keep``'s
+    group 2 (a user word the dictionary keeps whole, such as 제네시스G70). One rule for
+    every tokenizer.
+
+    Example:
+        >>> t = "갤럭시 S24 3.5mm sbs8시뉴스 5G폰"
+        >>> [t[a:b] for a, b in code_spans(t)]
+        ['S24', '5G']
+    """
+    kept = [m.span(2) for m in keep.finditer(text) if m.group(2)] if keep else []
+    out: list[tuple[int, int]] = []
     for m in _CODE.finditer(text):
         if m.group(2) is None:
             continue  # a hashtag or an e-mail address
-        if m.start() > start:
-            out.append((text[start:m.start()], False))
-        out.append((m.group(2), True))
-        start = m.end()
+        start, end = m.span(2)
+        code = m.group(2)
+        if code[-1].isdigit() and _COUNTER.match(text, end):
+            code = _TRAILING_DIGITS.sub("", code)
+            end = start + len(code)
+            if not any(c.isdigit() for c in code):
+                continue  # letters alone: the analyser's Latin word, as before
+        if any(a < end and start < b for a, b in kept):
+            continue
+        out.append((start, end))
+    return out
+
+
+def cut_codes(text: str, keep: re.Pattern[str] | None = None) -> list[tuple[str, bool]]:
+    """``text`` as pieces in order, each ``(piece, is_code)``: the codes of
+    :func:`code_spans` alone, the text between them as it is (hashtags and e-mail
+    addresses left inside it, whole)."""
+    out: list[tuple[str, bool]] = []
+    start = 0
+    for a, b in code_spans(text, keep):
+        if a > start:
+            out.append((text[start:a], False))
+        out.append((text[a:b], True))
+        start = b
     if start < len(text) or not out:
         out.append((text[start:], False))
     return out
@@ -211,12 +248,20 @@ class OktTokenizer(Tokenizer):
         """Okt's kept words of ``text``, its codes (:func:`cut_codes`) kept whole
         where Latin words are kept."""
         out: list[str] = []
+        after_code = False
         for piece, is_code in cut_codes(text):
             if is_code:
                 if "Alpha" in self._keep:
                     out.append(piece)
+            elif after_code and not piece[:1].isspace():
+                # Glued to the code (S24를): a plain noun holds the code's place, so
+                # that Okt reads the particle as one, not as a noun of its own.
+                holder = _HOLDERS[piece[0] not in _AFTER_CONSONANT]
+                words = self._okt_words(holder + piece)
+                out += words[1:] if words[:1] == [holder] else self._okt_words(piece)
             else:
                 out += self._okt_words(piece)
+            after_code = is_code
         return out
 
     def _okt_words(self, text: str) -> list[str]:
@@ -391,22 +436,16 @@ class KiwiTokenizer(Tokenizer):
                     f"knows; use {', '.join(KIWI_TAGS)} or a Kiwi tag such as NNG")
         self._keep = frozenset(keep)
         self._kiwi = kiwi_with_userdict(userdict)
+        self._protect = _protected(userdict.words)
 
     def words(self, text: str) -> list[str]:
-        """Kiwi's kept words, its codes (:func:`cut_codes`) kept whole where Latin
-        words (``SL``) are kept, as :class:`OktTokenizer` keeps them."""
-        out: list[str] = []
-        for piece, is_code in cut_codes(text):
-            if is_code:
-                if "SL" in self._keep:
-                    out.append(piece)
-            elif piece.strip():
-                out += self._kiwi_words(piece)
-        return out
-
-    def _kiwi_words(self, text: str) -> list[str]:
+        """Kiwi's kept words. Codes (:func:`code_spans`; not those inside a user word,
+        which Kiwi's dictionary keeps) go in as Latin words (``SL``) fixed in advance,
+        so Kiwi reads the whole caption and the particle after a code stays a particle
+        (``S24를``), and they are kept where Latin words are, as by Okt."""
+        pre = [(a, b, "SL") for a, b in code_spans(text, self._protect)]
         out = []
-        for tok in self._kiwi.tokenize(text):
+        for tok in self._kiwi.tokenize(text, pretokenized=pre or None):
             tag = tok.tag
             if tag not in self._keep:
                 continue
@@ -421,6 +460,7 @@ class KiwiTokenizer(Tokenizer):
             if word:
                 out.append(word)
         return out
+
 
 TOKENIZERS: dict[str, type[Tokenizer]] = {"okt": OktTokenizer, "kiwi": KiwiTokenizer,
                                           "regex": RegexTokenizer}
