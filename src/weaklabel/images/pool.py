@@ -12,32 +12,70 @@ def map_part(items: list[Any], fn: Callable[[Any], Any]) -> list[Any]:
     return [fn(x) for x in items]
 
 
-def _unblock_sigint() -> None:
+class _HeldCtrlC:
+    """A SIGINT handler that only notes the signal, to be handed on to ``previous``."""
+
+    def __init__(self, previous: Callable[..., Any]) -> None:
+        self.previous = previous
+        self.caught_in = 0  # the pid: a worker forked after the parent's Ctrl-C has a copy
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        import os
+
+        self.caught_in = os.getpid()
+
+    def caught(self) -> bool:
+        import os
+
+        return self.caught_in == os.getpid()
+
+
+def _worker_start() -> None:
+    """A forked worker's SIGINT handler is the parent's own again (a Ctrl-C it got
+    meanwhile is raised now); a spawned one never had another."""
     import signal
 
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    held = signal.getsignal(signal.SIGINT)
+    if isinstance(held, _HeldCtrlC):
+        signal.signal(signal.SIGINT, held.previous)
+        if held.caught():
+            held.previous(signal.SIGINT, None)
 
 
 def _start_pool(workers: int) -> Any:
     """A process pool whose start cannot swallow a Ctrl-C.
 
-    A SIGINT that lands while the main thread forks is raised inside CPython's at-fork
-    callbacks, which only print it ("Exception ignored in _releaseLock"): the run goes
-    on to the end as if no key was pressed. So SIGINT is blocked while the workers are
-    forked, and a Ctrl-C pressed meanwhile is raised here once they are; each worker
-    unblocks it first, and behaves as before.
+    Python raises a Ctrl-C in the main thread at its next bytecode, wherever the C
+    handler ran: during fork() that is inside CPython's at-fork callbacks, which only
+    print it ("Exception ignored in _releaseLock"), and the run went on to the end as if
+    no key was pressed. Blocking SIGINT in the forking thread does not help once the
+    process has other threads (Okt's JVM, the reader's fetch threads): the kernel hands
+    the signal to one of them. So while the workers are forked the Python handler only
+    notes a Ctrl-C, and the pool is terminated and the Ctrl-C raised here once they are.
     """
     import multiprocessing
     import signal
     import threading
 
-    main = threading.current_thread() is threading.main_thread()
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
+    previous = signal.getsignal(signal.SIGINT)
+    held = None  # only the main thread may set handlers; SIG_IGN/SIG_DFL raise nothing
+    if threading.current_thread() is threading.main_thread() and callable(previous):
+        held = _HeldCtrlC(previous)
+        signal.signal(signal.SIGINT, held)
+    pool = None
     try:
-        return multiprocessing.get_context().Pool(workers, initializer=_unblock_sigint)
+        pool = multiprocessing.get_context().Pool(workers, initializer=_worker_start)
+        return pool
     finally:
-        if old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if held is not None:
+            signal.signal(signal.SIGINT, held.previous)
+            if held.caught():
+                try:
+                    held.previous(signal.SIGINT, None)
+                except BaseException:
+                    if pool is not None:
+                        pool.terminate()
+                    raise
 
 
 class WorkerPool:
