@@ -166,3 +166,43 @@ def serve(rfx: ReviewFx):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def served(serve):  # type: ignore[no-untyped-def]
     return serve()
+
+
+CHATBOT = Path(__file__).resolve().parents[1] / "data" / "chatbot_sample.csv"
+
+
+def build_chatbot_workspace(tmp: Path, copies: list[tuple[int, int]]) -> dict:
+    """A propagated workspace of every other question of the bundled chatbot sample,
+    row ``r``'s question posted ``n`` more times verbatim for each ``(r, n)`` of
+    ``copies`` (ids ``<id>-copy<k>``): the regex tokenizer, real Word2Vec, KMeans and
+    propagate. Returns the workspace, its config, the rows and the copies."""
+    from weaklabel.config import load_config, with_overrides
+    from weaklabel.labels.cluster import run_cluster
+    from weaklabel.labels.propagate import run_propagate
+    from weaklabel.text.embed import run_embed
+    from weaklabel.text.tokens import run_tokenize
+
+    root = Path(__file__).resolve().parents[2]
+    rows = pd.read_csv(CHATBOT, dtype=str, keep_default_na=False).iloc[::2]
+    rows = rows.reset_index(drop=True)
+    extra = pd.DataFrame([{**rows.iloc[r].to_dict(), "id": f"{rows.iloc[r]['id']}-copy{k}"}
+                          for r, n in copies for k in range(n)])
+    posts = tmp / "posts.csv"
+    pd.concat([rows, extra], ignore_index=True).to_csv(posts, index=False)
+    cfg = with_overrides(load_config(root / "bench/chatbot/config.yaml"), {
+        "workspace": str(tmp / "ws"), "posts.path": str(posts),
+        "seed_keywords": str(root / "bench/chatbot/seed_keywords.yaml"),
+        "tokenize.tokenizer": "regex", "tokenize.workers": 1, "embed.epochs": 5,
+        "labelmap": str(tmp / "ws" / "labelmap.draft.yaml")})
+    ws = Workspace(Path(cfg.workspace)).ensure()
+    run_tokenize(ws, cfg, progress=False)
+    run_embed(ws, cfg)
+    run_cluster(ws, cfg)
+    run_propagate(ws, cfg, progress=False)
+    return {"ws": ws, "cfg": cfg, "rows": rows, "extra": extra}
+
+
+@pytest.fixture(scope="session")
+def chatbot_workspace():  # type: ignore[no-untyped-def]
+    """:func:`build_chatbot_workspace`, for module fixtures."""
+    return build_chatbot_workspace

@@ -26,36 +26,12 @@ from weaklabel.review.triage import (
     write_queue,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-CHATBOT = ROOT / "tests/data/chatbot_sample.csv"
-
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from weaklabel.config import load_config, with_overrides
-    from weaklabel.labels.cluster import run_cluster
-    from weaklabel.labels.propagate import run_propagate
-    from weaklabel.text.embed import run_embed
-    from weaklabel.text.tokens import run_tokenize
-    from weaklabel.workspace import Workspace
-
-    tmp = tmp_path_factory.mktemp("confident")
-    rows = pd.read_csv(CHATBOT, dtype=str, keep_default_na=False).iloc[::2]
-    rows = rows.reset_index(drop=True)
+def built(tmp_path_factory: pytest.TempPathFactory, chatbot_workspace) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    fx = chatbot_workspace(tmp_path_factory.mktemp("confident"), [(10, 3)])
+    ws, rows, extra = fx["ws"], fx["rows"], fx["extra"]
     twin = rows.iloc[10].to_dict()
-    extra = pd.DataFrame([{**twin, "id": f"{twin['id']}-copy{k}"} for k in range(3)])
-    posts = tmp / "posts.csv"
-    pd.concat([rows, extra], ignore_index=True).to_csv(posts, index=False)
-    cfg = with_overrides(load_config(ROOT / "bench/chatbot/config.yaml"), {
-        "workspace": str(tmp / "ws"), "posts.path": str(posts),
-        "seed_keywords": str(ROOT / "bench/chatbot/seed_keywords.yaml"),
-        "tokenize.tokenizer": "regex", "tokenize.workers": 1, "embed.epochs": 5,
-        "labelmap": str(tmp / "ws" / "labelmap.draft.yaml")})
-    ws = Workspace(Path(cfg.workspace)).ensure()
-    run_tokenize(ws, cfg, progress=False)
-    run_embed(ws, cfg)
-    run_cluster(ws, cfg)
-    run_propagate(ws, cfg, progress=False)
     return {"ws": ws, "twins": [twin["id"], *extra["id"]],
             "labels": pd.read_parquet(ws.path("post_labels.parquet"))}
 

@@ -17,39 +17,14 @@ import pytest
 from weaklabel.review.reviewed import same_text_groups, spread_reviews
 from weaklabel.review.triage import build_queue
 
-ROOT = Path(__file__).resolve().parents[2]
-CHATBOT = ROOT / "tests/data/chatbot_sample.csv"
-
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def built(tmp_path_factory: pytest.TempPathFactory, chatbot_workspace) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """A propagated workspace of every other question of the sample plus copies: 3 more
     of row 10's question, 2 more of row 1000's and 1 more of row 1500's."""
-    from weaklabel.config import load_config, with_overrides
-    from weaklabel.labels.cluster import run_cluster
-    from weaklabel.labels.propagate import run_propagate
-    from weaklabel.text.embed import run_embed
-    from weaklabel.text.tokens import run_tokenize
-    from weaklabel.workspace import Workspace
-
-    tmp = tmp_path_factory.mktemp("spread")
-    rows = pd.read_csv(CHATBOT, dtype=str, keep_default_na=False).iloc[::2]
-    rows = rows.reset_index(drop=True)
     copies = [(10, 3), (1000, 2), (1500, 1)]
-    extra = pd.DataFrame([{**rows.iloc[r].to_dict(), "id": f"{rows.iloc[r]['id']}-copy{k}"}
-                          for r, n in copies for k in range(n)])
-    posts = tmp / "posts.csv"
-    pd.concat([rows, extra], ignore_index=True).to_csv(posts, index=False)
-    cfg = with_overrides(load_config(ROOT / "bench/chatbot/config.yaml"), {
-        "workspace": str(tmp / "ws"), "posts.path": str(posts),
-        "seed_keywords": str(ROOT / "bench/chatbot/seed_keywords.yaml"),
-        "tokenize.tokenizer": "regex", "tokenize.workers": 1, "embed.epochs": 5,
-        "labelmap": str(tmp / "ws" / "labelmap.draft.yaml")})
-    ws = Workspace(Path(cfg.workspace)).ensure()
-    run_tokenize(ws, cfg, progress=False)
-    run_embed(ws, cfg)
-    run_cluster(ws, cfg)
-    run_propagate(ws, cfg, progress=False)
+    fx = chatbot_workspace(tmp_path_factory.mktemp("spread"), copies)
+    ws, cfg, rows = fx["ws"], fx["cfg"], fx["rows"]
     tokens = pd.read_parquet(ws.path("tokens.parquet"))
     groups = same_text_groups(tokens["post_id"].tolist(), [list(t) for t in tokens["tokens"]])
     return {"ws": ws, "cfg": cfg, "groups": groups, "rows": rows,
