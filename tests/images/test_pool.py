@@ -73,3 +73,38 @@ def test_the_workers_take_a_ctrl_c_as_before() -> None:
                          timeout=60)
     # blocked nowhere after, and Python's KeyboardInterrupt handler in every worker
     assert out.stdout.split() == ["False", "True", "False", "True"], out.stderr
+
+
+def test_a_ctrl_c_mid_run_ends_the_pool_instead_of_waiting_for_ever() -> None:
+    """A terminal's Ctrl-C reaches the workers too, and they die with their tasks: the
+    pool's end must not wait for their results (it did, for ever, the lock held)."""
+    import os
+    import signal
+    import time
+
+    code = (f"import signal, sys, time; sys.path.insert(0, {SRC!r})\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+            "from weaklabel.images.pool import WorkerPool\n"
+            "def slow(x):\n"
+            "    time.sleep(0.05)\n"
+            "    return x\n"
+            "try:\n"
+            "    with WorkerPool(2) as pool:\n"
+            "        it = pool.imap(slow, list(range(2000)))\n"
+            "        print('started', next(it), flush=True)\n"
+            "        sum(it)\n"
+            "except KeyboardInterrupt:\n"
+            "    print('interrupted', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("started")
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)  # the whole group, as a terminal sends it
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "interrupted" in out

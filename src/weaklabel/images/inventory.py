@@ -192,8 +192,11 @@ class Inventory:
             if buf:
                 self._scan_batch(buf, known, check, hash_spec, key, max_pixels, pool, counts,
                                  bar)
+        except BaseException:
+            pool.terminate()  # a Ctrl-C or an error: no result is coming, nothing to wait for
+            raise
         finally:
-            pool.close()
+            pool.close()  # the normal end (after terminate, nothing is left to close)
             bar.close()
         # ``_scan_batch`` pops every path it sees: what is left is gone from the tree.
         if known:

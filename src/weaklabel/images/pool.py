@@ -103,13 +103,26 @@ class WorkerPool:
         return self._pool.imap(fn, items, chunksize=chunk)
 
     def close(self) -> None:
+        """Wait for the workers to finish their tasks, then end them: the normal end."""
         if self._pool is not None:
             self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def terminate(self) -> None:
+        """End the workers now, their tasks unfinished: the end on an error or a Ctrl-C,
+        which the workers got too and died of, so waiting for their results
+        (:meth:`close`) would wait for ever, the workspace lock held."""
+        if self._pool is not None:
+            self._pool.terminate()
             self._pool.join()
             self._pool = None
 
     def __enter__(self) -> WorkerPool:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.terminate()
