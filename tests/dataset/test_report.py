@@ -58,6 +58,17 @@ def test_thumbnail_is_small_jpeg_and_cached(fx, tmp_path: Path) -> None:  # type
 
     os.utime(big, ns=(1, 1))
     assert thumb_key(big, 128) != k1  # mtime (and size) change the key
+    # so do the rules a thumbnail is made by: a white thumbnail of a 16-bit photo, made
+    # before they scaled it, is not served again
+    from weaklabel.dataset import report
+
+    k2 = thumb_key(big, 128)
+    monkey = report.THUMB_RULES
+    try:
+        report.THUMB_RULES = monkey - 1
+        assert thumb_key(big, 128) != k2
+    finally:
+        report.THUMB_RULES = monkey
 
 
 def test_report_sections_and_escaping(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -116,6 +116,25 @@ def test_a_16_bit_grey_photo_is_hashed_as_seen_not_clipped_white(tmp_path: Path)
     assert read_csv(tmp_path / "ws" / "dedup_excluded.csv") == []  # none looks uniform
 
 
+def test_a_10_bit_scan_stored_in_16_bits_is_hashed_with_its_8_bit_copy(tmp_path: Path) -> None:
+    """Scaled by the depth its values need: divided by 257 its values were 0-3, and it
+    was excluded as a uniform image."""
+    from PIL import Image
+
+    root = tmp_path / "img"
+    root.mkdir()
+    rng = np.random.default_rng(6)
+    a = (rng.random((12, 16)) * 1023).astype("uint16")
+    Image.fromarray(a).resize((160, 120), Image.Resampling.BILINEAR).save(root / "scan.png")
+    with Image.open(root / "scan.png") as im:
+        eight = (np.asarray(im).astype(float) * 255 / 1023).astype("uint8")
+    Image.fromarray(eight).save(root / "scan_8bit.jpg", quality=92)
+    res = run_dedup(*image_stage(root, tmp_path / "ws"))
+    assert [(r["kept"], r["duplicate"]) for r in read_csv(res.outputs[0])] == [
+        ("scan.png", "scan_8bit.jpg")]
+    assert read_csv(tmp_path / "ws" / "dedup_excluded.csv") == []
+
+
 def test_dedup_tree(tree: Path, tmp_path: Path) -> None:
     res = run_dedup(*image_stage(tree, tmp_path / "ws"))
     rows = read_csv(res.outputs[0])

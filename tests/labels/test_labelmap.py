@@ -239,6 +239,8 @@ def test_our_own_row_names_are_no_label_ids(write_labelmap: Callable[..., Path])
         with pytest.raises(WeaklabelError) as e:
             load_labelmap(lm)
         assert f":2: label id {lid!r} names weaklabel's own row" in str(e.value)
+        # and the fix it suggests is no such row name either
+        assert f"{{name: {lid.strip('()')!r}}}" in str(e.value), str(e.value)
     assert label_id_from_name("(none)") == "none"
     assert label_id_from_name("(total)") == "total"
 

@@ -49,14 +49,19 @@ NOT_RUN = "not run yet"
 
 # --- thumbnails ----------------------------------------------------------------------------
 
+THUMB_RULES = 2
+"""How a thumbnail is made (2: 16-bit and float pictures scaled to 8 bits, not clipped
+white): part of its cache key, so a change makes every thumbnail again."""
+
 
 def thumb_key(path: Path, size: int) -> str | None:
-    """Cache key of a thumbnail: absolute path, file size, mtime, thumbnail size."""
+    """Cache key of a thumbnail: absolute path, file size, mtime, thumbnail size and
+    :data:`THUMB_RULES`."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    raw = f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0{size}"
+    raw = f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0{size}\0{THUMB_RULES}"
     return hashlib.sha1(raw.encode("utf-8", "surrogateescape")).hexdigest()
 
 

@@ -155,15 +155,19 @@ _ORIENT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRAN
 def eight_bit(img: Any) -> Any:
     """``img`` with 16-bit or float samples brought to 0–255, for a conversion to L or
     RGB, which clips (a 16-bit grey photo turns white, and every such picture looks
-    uniform). 16-bit values (a maximum past 255) are divided by 257, floats of at most
-    1.0 multiplied by 255; any other image is returned as it is."""
+    uniform). Values past 255 are scaled by the bit depth their maximum needs (a 16-bit
+    picture by 255/65535, a 12-bit scan stored in 16 bits by 255/4095, not squeezed into
+    0–15), floats of at most 1.0 multiplied by 255; any other image is returned as it is.
+    (pHash compares frequencies with their median, so a scale changes nothing but the
+    rounding.)"""
     if img.mode.startswith("I;16"):
         img = img.convert("I")
     if img.mode not in ("I", "F"):
         return img
     low, high = img.getextrema()
-    if img.mode == "I" and high > 255:
-        return img.point(lambda v: v * (1 / 257))
+    if high > 255:
+        scale = 255 / (2 ** int(high).bit_length() - 1)
+        return img.point(lambda v: v * scale)
     if img.mode == "F" and high <= 1.0:
         return img.point(lambda v: v * 255)
     return img

@@ -83,8 +83,15 @@ def check_label_id(lid: str, where: str) -> str:
         raise WeaklabelError(
             f"{where}: label id {lid!r} {why}; use an id like {label_id_from_name(lid)!r} "
             f"and put the display name in name:, e.g. {label_id_from_name(lid)}: "
-            f"{{name: {lid.strip()!r}}}")
+            f"{{name: {_display_example(lid)!r}}}")
     return lid
+
+
+def _display_example(lid: str) -> str:
+    """A display name to suggest for ``lid``: as written, but not one of weaklabel's own
+    row names (``(none)``, ``(total)``), which would read as that row."""
+    name = lid.strip()
+    return name.strip("()") or name if name.startswith("(") and name.endswith(")") else name
 
 
 def label_id_from_name(name: str, taken: set[str] | None = None) -> str:
