@@ -436,6 +436,15 @@ def test_a_killed_exports_staging_folder_is_removed_by_the_next_run(  # type: ig
     assert sorted(tmp_path.glob(".killed.weaklabel-tmp-*")) == [live]
 
 
+def test_a_staging_name_with_no_real_pid_is_left_alone(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx)
+    out = tmp_path / "out"
+    odd = tmp_path / ".out.weaklabel-tmp-99999999999999999999"
+    odd.mkdir()
+    res = export(fx, out, cfg, image_root=fx.root)
+    assert res.summary.images > 0 and odd.is_dir()
+
+
 def test_file_names_append_the_real_formats_extension() -> None:
     fmts = {"20190301/abc123": "JPEG", "20190301/x.png": "JPEG", "20190301/y.JPEG": "JPEG",
             "20190301/z.jfif": "JPEG", "20190301/w.jpg": "WEBP", "20190301/m.jpg": "MPO",

@@ -594,11 +594,11 @@ def _remove_dead_staging(parent: Path, name: str) -> None:
     power loss) before their swap: a whole data set of links or copies each, which no
     later run would otherwise clean. A live run's folder (another workspace exporting
     to the same OUT) is left alone."""
-    from weaklabel.wsbase import _pid_alive
+    from weaklabel.wsbase import _pid_alive, parse_pid
 
     for p in parent.glob(f".{glob.escape(name)}.weaklabel-tmp-*"):
-        pid = p.name.rpartition("-")[2]
-        if (pid.isascii() and pid.isdigit() and not _pid_alive(int(pid))
+        pid = parse_pid(p.name.rpartition("-")[2])
+        if (pid is not None and not _pid_alive(pid)
                 and p.is_dir() and not p.is_symlink()):
             shutil.rmtree(p, ignore_errors=True)
             log.info("removed %s, left by an interrupted export", p)
