@@ -589,17 +589,48 @@ def _move_files(src: Path, dst: Path, rels: Sequence[str], done: list[str]) -> N
         done.append(rel)
 
 
+OWNER = ".weaklabel-owner"
+"""The marker inside a staging or aside folder beside OUT: ``{"host": …, "pid": …}`` of
+the run that made it. Never exported."""
+
+
+def _make_owned_dir(p: Path) -> None:
+    """Make the folder ``p`` (it must not exist) with its :data:`OWNER` marker."""
+    import socket
+
+    p.mkdir()
+    with open(p / OWNER, "x", encoding="utf-8") as f:
+        json.dump({"host": socket.gethostname(), "pid": os.getpid()}, f)
+
+
+def _dead_leftover(p: Path) -> bool:
+    """True when the folder ``p`` was made by an export run of this host that is gone:
+    its :data:`OWNER` marker names this host and a pid, the same as in its name, that no
+    longer runs. A folder with no such marker (a user's own, a live run's on another host
+    sharing OUT's parent over NFS) is never a leftover."""
+    import socket
+
+    from weaklabel.wsbase import _pid_alive, parse_pid
+
+    pid = parse_pid(p.name.rpartition("-")[2])
+    marker = p / OWNER
+    if pid is None or p.is_symlink() or not p.is_dir() or marker.is_symlink():
+        return False
+    try:
+        owner = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(owner, dict) and owner.get("host") == socket.gethostname()
+            and owner.get("pid") == pid and not _pid_alive(pid))
+
+
 def _remove_dead_staging(parent: Path, name: str) -> None:
     """Remove the hidden staging folders beside OUT of export runs that died (kill -9,
     power loss) before their swap: a whole data set of links or copies each, which no
-    later run would otherwise clean. A live run's folder (another workspace exporting
-    to the same OUT) is left alone."""
-    from weaklabel.wsbase import _pid_alive, parse_pid
-
+    later run would otherwise clean. Only folders :func:`_dead_leftover` owns are
+    touched: a live run's (another workspace exporting to the same OUT) is left alone."""
     for p in parent.glob(f".{glob.escape(name)}.weaklabel-tmp-*"):
-        pid = parse_pid(p.name.rpartition("-")[2])
-        if (pid is not None and not _pid_alive(pid)
-                and p.is_dir() and not p.is_symlink()):
+        if _dead_leftover(p):
             shutil.rmtree(p, ignore_errors=True)
             log.info("removed %s, left by an interrupted export", p)
 
@@ -619,10 +650,15 @@ def _swap_in(staging: Path, out: Path, old: Mapping[str, Any] | None) -> int:
     for stale in parent.glob(f".{glob.escape(out.name)}.weaklabel-old-*"):
         # an earlier export moved aside by a run killed during its swap: OUT's ledger
         # lists what that run moved in, so this copy is nobody's any more
-        shutil.rmtree(stale, ignore_errors=True)
+        if _dead_leftover(stale):
+            shutil.rmtree(stale, ignore_errors=True)
     aside = parent / f".{out.name}.weaklabel-old-{os.getpid()}"
+    if aside.exists():
+        shutil.rmtree(aside)  # our own leftover from a crashed run with this pid
+    _make_owned_dir(aside)
     old_files = _ledger_files(out, old) if old is not None else []
-    new_files = sorted(_files_in(staging), key=lambda r: (r != LEDGER, r))
+    new_files = sorted((r for r in _files_in(staging) if r != OWNER),
+                       key=lambda r: (r != LEDGER, r))
     moved_aside: list[str] = []
     moved_in: list[str] = []
     try:
@@ -640,7 +676,8 @@ def _swap_in(staging: Path, out: Path, old: Mapping[str, Any] | None) -> int:
             with contextlib.suppress(OSError):
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.rename(aside / rel, out / rel)
-        if not any(fs for _, _, fs in os.walk(aside)):  # every earlier file is back
+        if not any(f != OWNER for _, _, fs in os.walk(aside) for f in fs):
+            # every earlier file is back
             shutil.rmtree(aside, ignore_errors=True)
         raise
     if old is not None:
@@ -830,7 +867,7 @@ def export_sample(ws: Workspace, cfg: Config, out: Path, root: Path | None, *,
     if staging.exists():
         shutil.rmtree(staging)  # our own leftover from a crashed run with this pid
     try:
-        staging.mkdir()
+        _make_owned_dir(staging)
         written, dirs, links = _write_files(staging, p, ecfg, root, formats)
         skips = (count_imagefolder_skips(list(p.rows["image"]), list(p.rows["path"]),
                                          p.formats) if "imagefolder" in formats else {})
