@@ -472,11 +472,12 @@ def test_file_names_append_the_real_formats_extension() -> None:
                      "20190301/w.jpg": "20190301_w.jpg.webp",
                      "20190301/m.jpg": "20190301_m.jpg",
                      "20190301/g.gif": "20190301_g.gif"}
-    # the collision rule sees the final name: `a` (a JPEG) and `a.jpg` meet as a.jpg
+    # the collision rule sees the final name: `a` (a JPEG) and `a.jpg` meet as a.jpg;
+    # `a.jpg` keeps the name it had before extensions were added, `a` takes the suffix
     twins = file_names(["20190301/a", "20190301/a.jpg"],
                        {"20190301/a": "JPEG", "20190301/a.jpg": "JPEG"})
-    assert twins["20190301/a"] == "20190301_a.jpg"
-    assert re.fullmatch(r"20190301_a_[0-9a-f]{8}\.jpg", twins["20190301/a.jpg"])
+    assert twins["20190301/a.jpg"] == "20190301_a.jpg"
+    assert re.fullmatch(r"20190301_a_[0-9a-f]{8}\.jpg", twins["20190301/a"])
     # an over-long name is cut in its stem, and keeps the extension it was given
     long = file_names(["20190301/" + "n" * 300], {"20190301/" + "n" * 300: "PNG"})
     assert next(iter(long.values())).endswith("n.png")

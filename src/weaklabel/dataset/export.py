@@ -276,15 +276,18 @@ def file_names(images: Sequence[str], formats: Mapping[str, str] | None = None
                ) -> dict[str, str]:
     """A unique file name per image of one folder (case-insensitive: safe on macOS).
 
-    Images are named in sorted order (see :func:`base_name`; ``formats`` maps an image
-    to its real format); a name taken already gets the first 8 hex digits of the image
-    path's SHA-1 before its extension.
+    Images are named in two passes, each in sorted order (see :func:`base_name`;
+    ``formats`` maps an image to its real format): first those whose name keeps its
+    extension, then those that get one added, so that ``d/a.jpg`` keeps ``d_a.jpg``
+    and a JPEG ``d/a`` is the one renamed. A name taken already gets the first 8 hex
+    digits of the image path's SHA-1 before its extension.
     """
     formats = formats or {}
     out: dict[str, str] = {}
     taken: set[str] = set()
-    for img in sorted(images):
-        name = base_name(img, formats.get(img))
+    named = {img: base_name(img, formats.get(img)) for img in images}
+    for img in sorted(images, key=lambda i: (named[i] != base_name(i), i)):
+        name = named[img]
         if name.casefold() in taken:
             stem, ext = os.path.splitext(name)
             h = hashlib.sha1(img.encode("utf-8", "surrogateescape")).hexdigest()
