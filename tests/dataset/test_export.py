@@ -572,3 +572,17 @@ def test_only_a_dead_local_runs_aside_folder_is_removed(fx, tmp_path: Path) -> N
                                              "pid": os.getppid()}))
     export(fx, out, cfg, image_root=fx.root)
     assert sorted(tmp_path.glob(".out.weaklabel-old-*")) == sorted([*asides[1:], live])
+
+
+def test_no_image_in_a_format_imagefolder_takes_is_named_for_it_to_skip() -> None:
+    from PIL import Image
+
+    from weaklabel.dataset.export import IMAGEFOLDER_EXTENSIONS, count_imagefolder_skips
+
+    # every format ImageFolder takes, under each of Pillow's names for it and none
+    taken = sorted({f for e, f in Image.registered_extensions().items()
+                    if e in IMAGEFOLDER_EXTENSIONS} | {"MPO"})
+    fmts = {f"20190301/{f}{e}": f for f in taken
+            for e in ("", ".bin", *ex.format_extensions(f))}
+    names = file_names(list(fmts), fmts)
+    assert count_imagefolder_skips(list(names), list(names.values()), fmts) == {}

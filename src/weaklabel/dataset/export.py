@@ -397,8 +397,9 @@ def plan_export(
 def count_imagefolder_skips(images: Sequence[str], paths: Sequence[str],
                             formats: Mapping[str, str]) -> dict[str, int]:
     """How many exported images torchvision's ``ImageFolder`` skips by default (their
-    file name's extension is not in :data:`IMAGEFOLDER_EXTENSIONS`), per format; a
-    format ImageFolder takes under another of its names counts as ``"JPEG as .jfif"``.
+    file name's extension is not in :data:`IMAGEFOLDER_EXTENSIONS`), per format. An
+    image in a format ImageFolder takes is never among them: :func:`base_name` gives it
+    one of that format's extensions ImageFolder takes.
 
     Example:
         >>> count_imagefolder_skips(["a.gif", "b"], ["train/x/a.gif", "train/x/b.jpg"],
@@ -411,12 +412,7 @@ def count_imagefolder_skips(images: Sequence[str], paths: Sequence[str],
         if not path or ext in IMAGEFOLDER_EXTENSIONS:
             continue
         fmt = formats.get(img)
-        if fmt is None:
-            key = f"unknown format as {ext or 'no extension'}"
-        elif _USUAL_EXTENSION.get(fmt) in IMAGEFOLDER_EXTENSIONS:
-            key = f"{fmt} as {ext}"
-        else:
-            key = fmt
+        key = fmt if fmt is not None else f"unknown format as {ext or 'no extension'}"
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))
 
