@@ -23,6 +23,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+PID_MAX = 2**22
+"""The largest process id a system hands out (Linux's ``pid_max`` limit; macOS stays
+far below it)."""
+
+
+def parse_pid(text: str) -> int | None:
+    """The process id written in a temporary name, or None when ``text`` cannot be one
+    (not plain digits, 0, or beyond :data:`PID_MAX`): such a name is not ours."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 7:
+        return None
+    pid = int(text)
+    return pid if 0 < pid <= PID_MAX else None
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -80,8 +94,9 @@ def remove_stale_tmp(root: str) -> list[str]:
     for name in sorted(names):
         if not (name.startswith(".") and name.endswith(".tmp")):
             continue
-        stem, _, pid = name[:-4].rpartition(".")
-        if len(stem) < 2 or not (pid.isascii() and pid.isdigit()) or _pid_alive(int(pid)):
+        stem, _, digits = name[:-4].rpartition(".")
+        pid = parse_pid(digits)
+        if len(stem) < 2 or pid is None or _pid_alive(pid):
             continue
         p = os.path.join(root, name)
         with contextlib.suppress(FileNotFoundError):

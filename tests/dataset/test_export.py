@@ -429,11 +429,35 @@ def test_a_killed_exports_staging_folder_is_removed_by_the_next_run(  # type: ig
     assert proc.returncode == -signal.SIGKILL
     left = list(tmp_path.glob(".killed.weaklabel-tmp-*"))
     assert len(left) == 1 and any(p.is_file() for p in left[0].rglob("*.jpg"))
+    assert (left[0] / ex.OWNER).is_file()  # made by that run, on this host
     live = tmp_path / f".killed.weaklabel-tmp-{os.getppid()}"  # a run still going
     live.mkdir()
+    # a dead pid, but no marker (a user's own folder) or another host's marker (a run
+    # there, sharing this folder over NFS): neither is ever removed
+    dead = []
+    for _ in range(2):
+        child = subprocess.Popen([sys.executable, "-c", ""])
+        child.wait()  # reaped: its pid runs nothing now
+        dead.append(child.pid)
+    elsewhere = tmp_path / f".killed.weaklabel-tmp-{dead[0]}"
+    elsewhere.mkdir()
+    (elsewhere / ex.OWNER).write_text(json.dumps({"host": "not-this-host", "pid": dead[0]}))
+    users = tmp_path / f".killed.weaklabel-tmp-{dead[1]}"
+    users.mkdir()
+    (users / "mine.txt").write_text("keep")
     res = export(fx, out, cfg, image_root=fx.root)
     assert res.summary.images > 0 and (out / LEDGER).is_file()
-    assert sorted(tmp_path.glob(".killed.weaklabel-tmp-*")) == [live]
+    assert not (out / ex.OWNER).exists()
+    assert sorted(tmp_path.glob(".killed.weaklabel-tmp-*")) == sorted([live, elsewhere, users])
+
+
+def test_a_staging_name_with_no_real_pid_is_left_alone(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = sampled(fx)
+    out = tmp_path / "out"
+    odd = tmp_path / ".out.weaklabel-tmp-99999999999999999999"
+    odd.mkdir()
+    res = export(fx, out, cfg, image_root=fx.root)
+    assert res.summary.images > 0 and odd.is_dir()
 
 
 def test_file_names_append_the_real_formats_extension() -> None:
@@ -448,11 +472,12 @@ def test_file_names_append_the_real_formats_extension() -> None:
                      "20190301/w.jpg": "20190301_w.jpg.webp",
                      "20190301/m.jpg": "20190301_m.jpg",
                      "20190301/g.gif": "20190301_g.gif"}
-    # the collision rule sees the final name: `a` (a JPEG) and `a.jpg` meet as a.jpg
+    # the collision rule sees the final name: `a` (a JPEG) and `a.jpg` meet as a.jpg;
+    # `a.jpg` keeps the name it had before extensions were added, `a` takes the suffix
     twins = file_names(["20190301/a", "20190301/a.jpg"],
                        {"20190301/a": "JPEG", "20190301/a.jpg": "JPEG"})
-    assert twins["20190301/a"] == "20190301_a.jpg"
-    assert re.fullmatch(r"20190301_a_[0-9a-f]{8}\.jpg", twins["20190301/a.jpg"])
+    assert twins["20190301/a.jpg"] == "20190301_a.jpg"
+    assert re.fullmatch(r"20190301_a_[0-9a-f]{8}\.jpg", twins["20190301/a"])
     # an over-long name is cut in its stem, and keeps the extension it was given
     long = file_names(["20190301/" + "n" * 300], {"20190301/" + "n" * 300: "PNG"})
     assert next(iter(long.values())).endswith("n.png")
@@ -520,3 +545,44 @@ def test_export_names_each_image_by_its_real_format_and_warns_of_gifs(  # type: 
     lines = [x for x in r.stderr.splitlines() if "ImageFolder" in x]
     assert lines == warned and "is_valid_file" not in r.stdout  # stdout: the summary only
     assert (tmp_path / "cli/train/lips/20190310_x.png.jpg").is_file()
+
+
+def test_only_a_dead_local_runs_aside_folder_is_removed(fx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+    import subprocess
+    import sys
+
+    cfg = sampled(fx)
+    out = tmp_path / "out"
+    dead = []
+    for _ in range(3):
+        child = subprocess.Popen([sys.executable, "-c", ""])
+        child.wait()  # reaped: its pid runs nothing now
+        dead.append(child.pid)
+    asides = [tmp_path / f".out.weaklabel-old-{pid}" for pid in dead]
+    hosts = (socket.gethostname(), "not-this-host", None)  # None: no marker (a user's)
+    for d, pid, host in zip(asides, dead, hosts, strict=True):
+        d.mkdir()
+        (d / "classes.json").write_text("[]")
+        if host:
+            (d / ex.OWNER).write_text(json.dumps({"host": host, "pid": pid}))
+    live = tmp_path / f".out.weaklabel-old-{os.getppid()}"
+    live.mkdir()
+    (live / ex.OWNER).write_text(json.dumps({"host": socket.gethostname(),
+                                             "pid": os.getppid()}))
+    export(fx, out, cfg, image_root=fx.root)
+    assert sorted(tmp_path.glob(".out.weaklabel-old-*")) == sorted([*asides[1:], live])
+
+
+def test_no_image_in_a_format_imagefolder_takes_is_named_for_it_to_skip() -> None:
+    from PIL import Image
+
+    from weaklabel.dataset.export import IMAGEFOLDER_EXTENSIONS, count_imagefolder_skips
+
+    # every format ImageFolder takes, under each of Pillow's names for it and none
+    taken = sorted({f for e, f in Image.registered_extensions().items()
+                    if e in IMAGEFOLDER_EXTENSIONS} | {"MPO"})
+    fmts = {f"20190301/{f}{e}": f for f in taken
+            for e in ("", ".bin", *ex.format_extensions(f))}
+    names = file_names(list(fmts), fmts)
+    assert count_imagefolder_skips(list(names), list(names.values()), fmts) == {}

@@ -269,12 +269,13 @@ def test_lock_removes_temporary_files_of_dead_runs_only(tmp_path: Path) -> None:
     stale = ws.path(f".tokens.parquet.{dead}.tmp")
     live = ws.path(f".posts.parquet.{os.getppid()}.tmp")
     other = ws.path(".notes.tmp")
-    for f in (stale, live, other):
+    huge = ws.path(".notes.99999999999999999999.tmp")  # no pid: not ours, and no crash
+    for f in (stale, live, other, huge):
         f.write_bytes(b"x")
     with ws.lock("test"):
         pass
     assert not stale.exists()
-    assert live.exists() and other.exists()
+    assert live.exists() and other.exists() and huge.exists()
 
 
 def _dead_pid() -> int:

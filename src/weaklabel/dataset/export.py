@@ -276,15 +276,18 @@ def file_names(images: Sequence[str], formats: Mapping[str, str] | None = None
                ) -> dict[str, str]:
     """A unique file name per image of one folder (case-insensitive: safe on macOS).
 
-    Images are named in sorted order (see :func:`base_name`; ``formats`` maps an image
-    to its real format); a name taken already gets the first 8 hex digits of the image
-    path's SHA-1 before its extension.
+    Images are named in two passes, each in sorted order (see :func:`base_name`;
+    ``formats`` maps an image to its real format): first those whose name keeps its
+    extension, then those that get one added, so that ``d/a.jpg`` keeps ``d_a.jpg``
+    and a JPEG ``d/a`` is the one renamed. A name taken already gets the first 8 hex
+    digits of the image path's SHA-1 before its extension.
     """
     formats = formats or {}
     out: dict[str, str] = {}
     taken: set[str] = set()
-    for img in sorted(images):
-        name = base_name(img, formats.get(img))
+    named = {img: base_name(img, formats.get(img)) for img in images}
+    for img in sorted(images, key=lambda i: (named[i] != base_name(i), i)):
+        name = named[img]
         if name.casefold() in taken:
             stem, ext = os.path.splitext(name)
             h = hashlib.sha1(img.encode("utf-8", "surrogateescape")).hexdigest()
@@ -394,8 +397,9 @@ def plan_export(
 def count_imagefolder_skips(images: Sequence[str], paths: Sequence[str],
                             formats: Mapping[str, str]) -> dict[str, int]:
     """How many exported images torchvision's ``ImageFolder`` skips by default (their
-    file name's extension is not in :data:`IMAGEFOLDER_EXTENSIONS`), per format; a
-    format ImageFolder takes under another of its names counts as ``"JPEG as .jfif"``.
+    file name's extension is not in :data:`IMAGEFOLDER_EXTENSIONS`), per format. An
+    image in a format ImageFolder takes is never among them: :func:`base_name` gives it
+    one of that format's extensions ImageFolder takes.
 
     Example:
         >>> count_imagefolder_skips(["a.gif", "b"], ["train/x/a.gif", "train/x/b.jpg"],
@@ -408,12 +412,7 @@ def count_imagefolder_skips(images: Sequence[str], paths: Sequence[str],
         if not path or ext in IMAGEFOLDER_EXTENSIONS:
             continue
         fmt = formats.get(img)
-        if fmt is None:
-            key = f"unknown format as {ext or 'no extension'}"
-        elif _USUAL_EXTENSION.get(fmt) in IMAGEFOLDER_EXTENSIONS:
-            key = f"{fmt} as {ext}"
-        else:
-            key = fmt
+        key = fmt if fmt is not None else f"unknown format as {ext or 'no extension'}"
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))
 
@@ -589,17 +588,48 @@ def _move_files(src: Path, dst: Path, rels: Sequence[str], done: list[str]) -> N
         done.append(rel)
 
 
+OWNER = ".weaklabel-owner"
+"""The marker inside a staging or aside folder beside OUT: ``{"host": …, "pid": …}`` of
+the run that made it. Never exported."""
+
+
+def _make_owned_dir(p: Path) -> None:
+    """Make the folder ``p`` (it must not exist) with its :data:`OWNER` marker."""
+    import socket
+
+    p.mkdir()
+    with open(p / OWNER, "x", encoding="utf-8") as f:
+        json.dump({"host": socket.gethostname(), "pid": os.getpid()}, f)
+
+
+def _dead_leftover(p: Path) -> bool:
+    """True when the folder ``p`` was made by an export run of this host that is gone:
+    its :data:`OWNER` marker names this host and a pid, the same as in its name, that no
+    longer runs. A folder with no such marker (a user's own, a live run's on another host
+    sharing OUT's parent over NFS) is never a leftover."""
+    import socket
+
+    from weaklabel.wsbase import _pid_alive, parse_pid
+
+    pid = parse_pid(p.name.rpartition("-")[2])
+    marker = p / OWNER
+    if pid is None or p.is_symlink() or not p.is_dir() or marker.is_symlink():
+        return False
+    try:
+        owner = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(owner, dict) and owner.get("host") == socket.gethostname()
+            and owner.get("pid") == pid and not _pid_alive(pid))
+
+
 def _remove_dead_staging(parent: Path, name: str) -> None:
     """Remove the hidden staging folders beside OUT of export runs that died (kill -9,
     power loss) before their swap: a whole data set of links or copies each, which no
-    later run would otherwise clean. A live run's folder (another workspace exporting
-    to the same OUT) is left alone."""
-    from weaklabel.wsbase import _pid_alive
-
+    later run would otherwise clean. Only folders :func:`_dead_leftover` owns are
+    touched: a live run's (another workspace exporting to the same OUT) is left alone."""
     for p in parent.glob(f".{glob.escape(name)}.weaklabel-tmp-*"):
-        pid = p.name.rpartition("-")[2]
-        if (pid.isascii() and pid.isdigit() and not _pid_alive(int(pid))
-                and p.is_dir() and not p.is_symlink()):
+        if _dead_leftover(p):
             shutil.rmtree(p, ignore_errors=True)
             log.info("removed %s, left by an interrupted export", p)
 
@@ -619,10 +649,15 @@ def _swap_in(staging: Path, out: Path, old: Mapping[str, Any] | None) -> int:
     for stale in parent.glob(f".{glob.escape(out.name)}.weaklabel-old-*"):
         # an earlier export moved aside by a run killed during its swap: OUT's ledger
         # lists what that run moved in, so this copy is nobody's any more
-        shutil.rmtree(stale, ignore_errors=True)
+        if _dead_leftover(stale):
+            shutil.rmtree(stale, ignore_errors=True)
     aside = parent / f".{out.name}.weaklabel-old-{os.getpid()}"
+    if aside.exists():
+        shutil.rmtree(aside)  # our own leftover from a crashed run with this pid
+    _make_owned_dir(aside)
     old_files = _ledger_files(out, old) if old is not None else []
-    new_files = sorted(_files_in(staging), key=lambda r: (r != LEDGER, r))
+    new_files = sorted((r for r in _files_in(staging) if r != OWNER),
+                       key=lambda r: (r != LEDGER, r))
     moved_aside: list[str] = []
     moved_in: list[str] = []
     try:
@@ -640,7 +675,8 @@ def _swap_in(staging: Path, out: Path, old: Mapping[str, Any] | None) -> int:
             with contextlib.suppress(OSError):
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.rename(aside / rel, out / rel)
-        if not any(fs for _, _, fs in os.walk(aside)):  # every earlier file is back
+        if not any(f != OWNER for _, _, fs in os.walk(aside) for f in fs):
+            # every earlier file is back
             shutil.rmtree(aside, ignore_errors=True)
         raise
     if old is not None:
@@ -830,7 +866,7 @@ def export_sample(ws: Workspace, cfg: Config, out: Path, root: Path | None, *,
     if staging.exists():
         shutil.rmtree(staging)  # our own leftover from a crashed run with this pid
     try:
-        staging.mkdir()
+        _make_owned_dir(staging)
         written, dirs, links = _write_files(staging, p, ecfg, root, formats)
         skips = (count_imagefolder_skips(list(p.rows["image"]), list(p.rows["path"]),
                                          p.formats) if "imagefolder" in formats else {})
