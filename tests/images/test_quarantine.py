@@ -268,3 +268,18 @@ def test_a_purge_killed_with_9_leaves_the_lock_free_while_its_workers_wind_down(
         for w in workers:  # the orphans this test made, by their pid
             with contextlib.suppress(ProcessLookupError):
                 os.kill(w, signal.SIGKILL)
+
+
+def test_a_run_id_in_the_journal_is_not_given_again(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed between its intents and its first move leaves no folder; the run
+    that settles it, started within the same second, must not share its id (restore
+    then took one file back twice)."""
+    ws = Workspace(tmp_path / "ws").ensure()
+    monkeypatch.setattr(quarantine.time, "strftime", lambda fmt: "20200101T000000")
+    assert quarantine.new_run_id(ws, "purge") == "purge-20200101T000000"
+    j = quarantine.Journal(quarantine.quarantine_dir(ws) / quarantine.JOURNAL)
+    j.write({"op": "intent", "id": "purge-20200101T000000:0", "run": "purge-20200101T000000"})
+    j.close()
+    assert not (quarantine.quarantine_dir(ws) / "purge-20200101T000000").exists()
+    assert quarantine.new_run_id(ws, "purge") == "purge-20200101T000000-2"

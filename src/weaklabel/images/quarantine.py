@@ -391,9 +391,15 @@ def _restore_paths(r: dict[str, Any], qreal: str, image_root: str | None
 
 
 def new_run_id(ws: Workspace, stage: str) -> str:
+    """``<stage>-<time to the second>``, with ``-2``, ``-3`` … when a folder or a journal
+    record has that id already: a run killed before its first move made no folder, and
+    the run that settles its intents may start within the same second; sharing its id,
+    its moves and the killed run's were one run to ``restore``, which took one file back
+    twice."""
     base = f"{stage}-{time.strftime('%Y%m%dT%H%M%S')}"
+    used = {r.get("run") for r in read_journal(quarantine_dir(ws) / JOURNAL)}
     run, n = base, 1
-    while (quarantine_dir(ws) / run).exists():
+    while run in used or (quarantine_dir(ws) / run).exists():
         n += 1
         run = f"{base}-{n}"
     return run
