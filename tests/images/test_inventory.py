@@ -147,15 +147,42 @@ def test_an_inventory_of_another_schema_says_so_not_another_root(
     inv.close()
     db = sqlite3.connect(tmp_path / "ws" / "inventory.sqlite")
     with db:
-        db.execute("UPDATE meta SET value='7' WHERE key='schema'")
+        db.execute("UPDATE meta SET value='6' WHERE key='schema'")
     db.close()
     with caplog.at_level(logging.WARNING):
         inv, counts = scan(tree, tmp_path / "ws")
     inv.close()
     assert counts["read"] == first["read"] > 0  # every file read again
-    assert (f"was built by another weaklabel (schema 7, now {SCHEMA_VERSION}); every file "
+    assert (f"was built by another weaklabel (schema 6, now {SCHEMA_VERSION}); every file "
             "is read again") in caplog.text
     assert "starting a new one" not in caplog.text
+
+
+def test_schema_7_keeps_the_hashes_of_formats_read_as_8_bit_only(tmp_path: Path) -> None:
+    """7 -> 8 changed how 16-bit samples are hashed: a JPEG's hash (and every file's
+    row) is kept, a PNG's is made again, instead of every file read again."""
+    import io
+    import sqlite3
+
+    from PIL import Image
+
+    root = tmp_path / "img"
+    write(root / "a.jpg", jpeg_bytes(photo(1)))
+    write(root / "b.jpg", jpeg_bytes(photo(2)))
+    with Image.open(io.BytesIO(jpeg_bytes(photo(3)))) as im:
+        im.save(root / "c.png")
+    inv, first = scan(root, tmp_path / "ws", hash_spec=("phash", 8))
+    inv.close()
+    assert first["read"] == 3
+    db = sqlite3.connect(tmp_path / "ws" / "inventory.sqlite")
+    with db:
+        db.execute("UPDATE meta SET value='7' WHERE key='schema'")
+    db.close()
+    inv, counts = scan(root, tmp_path / "ws", hash_spec=("phash", 8))
+    rows = {r["path"]: r for r in inv.rows("phash-8")}
+    inv.close()
+    assert counts["read"] == 1  # c.png only
+    assert set(rows) == {"a.jpg", "b.jpg", "c.png"} and all(r["hash"] for r in rows.values())
 
 
 def test_display_path_escapes_undecodable_bytes() -> None:

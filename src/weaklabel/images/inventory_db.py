@@ -36,6 +36,16 @@ SCHEMA_VERSION = 8  # 2: JPEG drafts >= hash input; 3: reduce first; 4: no `seen
 #                    6: a thumbnail beside each hash (near-pair verification); 7: CRC-32 partial;
 #                    8: 16-bit samples scaled to 8 bits before the hash (they were clipped)
 
+MIGRATIONS = {
+    # 7 -> 8 changed only how 16-bit and float samples are hashed: Pillow reads JPEG, GIF,
+    # WebP and BMP as 8-bit pictures only, so their hashes (and every file's digests)
+    # hold; the other formats' hashes are made again.
+    ("7", "8"): "DELETE FROM hashes WHERE path IN (SELECT path FROM files WHERE format IS "
+                "NULL OR format NOT IN ('JPEG', 'MPO', 'GIF', 'WEBP', 'BMP'))",
+}
+"""From an older schema, the statement that keeps what its rules left valid (the same
+tables and columns); any other older schema starts the inventory again."""
+
 # No index on size: keeping one up to date cost a cold run 15 % of its row inserts, and
 # sizes are grouped in memory (exact.scan_exact) or by one GROUP BY over the table.
 DDL = """
@@ -206,14 +216,22 @@ def bind(db: sqlite3.Connection, root_real: str, max_pixels: int | None,
     if its settings differ.
     """
     version = get_meta(db, "schema")
-    if version is not None and version != str(SCHEMA_VERSION):
+    migrate = MIGRATIONS.get((version or "", str(SCHEMA_VERSION)))
+    if version is not None and version != str(SCHEMA_VERSION) and migrate is None:
         # Columns may differ between versions; the rows are reset below anyway.
         db.execute("DROP TABLE IF EXISTS hashes")
         db.executescript(DDL)
     db.execute("BEGIN")
     old_root = get_meta(db, "root")
     root_json = json_string(root_real, ascii_only=True)  # json.dumps(root_real)
-    if version != str(SCHEMA_VERSION) or old_root != root_json:
+    if old_root == root_json and migrate is not None:
+        import logging
+
+        logging.getLogger("weaklabel.images.inventory").info(
+            "inventory of %s: schema %s to %s, the hashes its rules changed are made "
+            "again", root_real, version, SCHEMA_VERSION)
+        db.execute(migrate)
+    elif version != str(SCHEMA_VERSION) or old_root != root_json:
         if old_root is not None:
             import json
             import logging
