@@ -64,7 +64,7 @@ def code_spans(text: str, keep: re.Pattern[str] | None = None) -> list[tuple[int
         >>> [t[a:b] for a, b in code_spans(t)]
         ['S24', '5G']
     """
-    kept = [m.span(2) for m in keep.finditer(text) if m.group(2)] if keep else []
+    kept: list[tuple[int, int]] | None = None  # the user words' spans, once a code needs them
     out: list[tuple[int, int]] = []
     for m in _CODE.finditer(text):
         if m.group(2) is None:
@@ -76,6 +76,8 @@ def code_spans(text: str, keep: re.Pattern[str] | None = None) -> list[tuple[int
             end = start + len(code)
             if not any(c.isdigit() for c in code):
                 continue  # letters alone: the analyser's Latin word, as before
+        if kept is None:
+            kept = [u.span(2) for u in keep.finditer(text) if u.group(2)] if keep else []
         if any(a < end and start < b for a, b in kept):
             continue
         out.append((start, end))
